@@ -1,0 +1,36 @@
+# FlowCP — the two commands: `make dev` (run locally) and `make test` (everything CI runs).
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+PORT ?= 8787
+
+.PHONY: dev test setup build lint unit e2e size clean
+
+## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
+dev: setup
+	PORT=$(PORT) sh scripts/dev.sh
+
+## make test: setup, fmt, clippy (host + wasm32), cargo test, release wasm build, e2e suite
+test: setup lint unit build size e2e
+
+setup:
+	sh scripts/setup.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+
+unit:
+	cargo test
+
+build:
+	sh scripts/build-worker.sh
+
+size:
+	@node scripts/size.mjs
+
+e2e:
+	FLOWCP_SKIP_BUILD=1 node --test --test-concurrency=1 --test-timeout=300000 tests/e2e/
+
+clean:
+	rm -rf build target dashboard/dist .wrangler

@@ -1,0 +1,97 @@
+//! Worker configuration: required secrets and plain vars.
+//!
+//! The Worker refuses to serve (503 `not_configured`) when a required secret is absent or
+//! malformed; the log line names the secret, never its value. Secrets come from Worker secrets
+//! in production and from `.dev.vars` locally (`make dev` creates it with fresh random values).
+
+use crate::crypto::Keyring;
+
+/// AES-256-GCM key ring: `kid:hex64[,kid:hex64...]`, first key seals (DESIGN §7).
+pub const ENCRYPTION_KEYS: &str = "FLOWCP_ENCRYPTION_KEYS";
+/// HMAC key for session cookies and other signed ids: at least 32 bytes of hex or text.
+pub const SESSION_SECRET: &str = "FLOWCP_SESSION_SECRET";
+
+pub const REQUIRED_SECRETS: [&str; 2] = [ENCRYPTION_KEYS, SESSION_SECRET];
+
+const MIN_SESSION_SECRET_LEN: usize = 32;
+
+/// The secrets, parsed. `Debug` never prints their values.
+pub struct Secrets {
+    pub keyring: Keyring,
+    pub session_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets").field("keyring", &self.keyring).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    Missing(&'static str),
+    Invalid { name: &'static str, reason: String },
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Missing(name) => write!(f, "required secret {name} is not set"),
+            ConfigError::Invalid { name, reason } => write!(f, "secret {name} is invalid: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads the required secrets through `get` (an empty value counts as absent).
+pub fn load_secrets(get: impl Fn(&str) -> Option<String>) -> Result<Secrets, ConfigError> {
+    let read = |name: &'static str| get(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name));
+    let keys = read(ENCRYPTION_KEYS)?;
+    let session = read(SESSION_SECRET)?;
+    let keyring =
+        Keyring::parse(&keys).map_err(|e| ConfigError::Invalid { name: ENCRYPTION_KEYS, reason: e.to_string() })?;
+    if session.trim().len() < MIN_SESSION_SECRET_LEN {
+        return Err(ConfigError::Invalid {
+            name: SESSION_SECRET,
+            reason: format!("must be at least {MIN_SESSION_SECRET_LEN} characters"),
+        });
+    }
+    Ok(Secrets { keyring, session_secret: session.trim().as_bytes().to_vec() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: &str = "k1:1111111111111111111111111111111111111111111111111111111111111111";
+    const SESSION: &str = "0123456789abcdef0123456789abcdef";
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn complete_configuration_loads() {
+        let s = load_secrets(env(&[(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, SESSION)])).unwrap();
+        assert_eq!(s.keyring.primary_id(), "k1");
+        assert!(!format!("{s:?}").contains(SESSION));
+    }
+
+    #[test]
+    fn each_missing_or_empty_secret_is_named() {
+        assert_eq!(load_secrets(env(&[(SESSION_SECRET, SESSION)])).unwrap_err(), ConfigError::Missing(ENCRYPTION_KEYS));
+        assert_eq!(
+            load_secrets(env(&[(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, "  ")])).unwrap_err(),
+            ConfigError::Missing(SESSION_SECRET)
+        );
+    }
+
+    #[test]
+    fn invalid_secrets_are_reported_without_their_values() {
+        let err = load_secrets(env(&[(ENCRYPTION_KEYS, "k1:abcd"), (SESSION_SECRET, SESSION)])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: ENCRYPTION_KEYS, .. }));
+        let err = load_secrets(env(&[(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, "short-secret")])).unwrap_err();
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+    }
+}

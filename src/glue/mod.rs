@@ -1,0 +1,129 @@
+//! The Workers runtime glue (wasm32 only, and thin): `#[event(fetch)]`, `#[event(scheduled)]`,
+//! routing, and the D1/KV adapters of the storage ports. Everything here only translates
+//! between the runtime and core code; no product logic lives in this module.
+
+mod adapters;
+
+use worker::{
+    console_error, console_log, event, Context, Date, Env, Method, Request, Response, ScheduleContext, ScheduledEvent,
+};
+
+use crate::api::{health, JsonResponse};
+use crate::config::{self, Secrets};
+use crate::error::{check_declared_len, limits, ApiError};
+use crate::jobs::retention::{self, RetentionPolicy};
+use crate::redact::Redactor;
+use adapters::{D1Db, KvStorePort};
+
+pub const D1_BINDING: &str = "DB";
+pub const KV_BINDING: &str = "KV";
+
+fn now_ms() -> i64 {
+    Date::now().as_millis() as i64
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    console_error_panic_hook::set_once();
+    let started = now_ms();
+    let method = req.method();
+    let path = req.path();
+    let (response, internal) = match handle(req, &env).await {
+        Ok(r) => (r, None),
+        Err(e) => (error_response(&e), e.internal.clone().or_else(|| (e.status >= 500).then(|| e.message.clone()))),
+    };
+    let status = response.status_code();
+    // Request log line: method, path (no query string: it may carry keys), status, latency.
+    let redactor = Redactor::default();
+    match internal {
+        Some(detail) => console_error!(
+            "{} {} -> {} in {} ms: {}",
+            method,
+            redactor.text(&path),
+            status,
+            now_ms() - started,
+            redactor.text(&detail)
+        ),
+        None => console_log!("{} {} -> {} in {} ms", method, redactor.text(&path), status, now_ms() - started),
+    }
+    Ok(response)
+}
+
+async fn handle(req: Request, env: &Env) -> Result<Response, ApiError> {
+    let _secrets = secrets(env)?;
+    // A global ceiling before any body is read; routes apply their own tighter limits.
+    let declared = req.headers().get("content-length").ok().flatten();
+    check_declared_len(declared.as_deref(), limits::DOCUMENT)?;
+
+    let path = req.path();
+    match (req.method(), path.as_str()) {
+        (Method::Get | Method::Head, "/healthz") => {
+            let db = D1Db::new(env, D1_BINDING)?;
+            let kv = KvStorePort::new(env, KV_BINDING)?;
+            let (resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
+            for p in problems {
+                console_error!("healthz: {}", Redactor::default().text(&p));
+            }
+            json_response(&resp)
+        }
+        (_, "/healthz") => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Loads the required secrets or refuses to serve (503) with a log line naming what is missing.
+fn secrets(env: &Env) -> Result<Secrets, ApiError> {
+    config::load_secrets(|name| env.secret(name).ok().map(|s| s.to_string())).map_err(|e| {
+        ApiError::unavailable(
+            "not_configured",
+            "FlowCP is not configured: a required secret is missing or invalid. The operator log names it.",
+        )
+        .with_internal(e.to_string())
+    })
+}
+
+fn json_response(resp: &JsonResponse) -> Result<Response, ApiError> {
+    let r = Response::from_json(&resp.body).map_err(|e| ApiError::internal(format!("serialise: {e}")))?;
+    Ok(with_common_headers(r.with_status(resp.status)))
+}
+
+fn error_response(e: &ApiError) -> Response {
+    match Response::from_json(&e.body()) {
+        Ok(r) => with_common_headers(r.with_status(e.status)),
+        Err(_) => Response::empty().map(|r| r.with_status(e.status)).unwrap_or_else(|_| unreachable_response()),
+    }
+}
+
+fn unreachable_response() -> Response {
+    // Response::empty only fails if the JS runtime is broken; there is nothing better to return.
+    Response::error("internal", 500).unwrap_or_else(|_| panic!("cannot build a response"))
+}
+
+fn with_common_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let _ = h.set("cache-control", "no-store");
+    let _ = h.set("x-content-type-options", "nosniff");
+    r
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    console_error_panic_hook::set_once();
+    let db = match D1Db::new(&env, D1_BINDING) {
+        Ok(db) => db,
+        Err(e) => {
+            console_error!("scheduled {}: no database binding: {}", event.cron(), e);
+            return;
+        }
+    };
+    match retention::run(&db, now_ms(), RetentionPolicy::default()).await {
+        Ok(r) => console_log!(
+            "retention: deleted {} audit events older than {} ms in {} batches (complete: {})",
+            r.deleted,
+            r.cutoff_ms,
+            r.batches,
+            r.complete
+        ),
+        Err(e) => console_error!("retention failed: {}", e),
+    }
+}

@@ -1,0 +1,3 @@
+//! Scheduled work: pure functions of (ports, now), run by the `scheduled` handler in `glue`.
+
+pub mod retention;

@@ -1,0 +1,131 @@
+//! Storage ports and the SQL they run.
+//!
+//! Core code talks to storage only through the two ports here: [`Db`] (D1 in production, a
+//! real SQLite in host tests) and [`Kv`] (Workers KV in production, [`MemoryKv`] in host tests).
+//! The SQL for each table lives in one submodule next to the functions that run it, so the
+//! schema (`migrations/`) and its queries are read together. The D1/KV adapters are in `glue`.
+//!
+//! The ports are `async fn` traits used through generics (`impl Db`), never `dyn`, and carry no
+//! `Send` bound: the Workers runtime is single-threaded.
+
+pub mod audit;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// A bound SQL parameter. D1 numbers are JS doubles: integers are exact up to 2^53, which
+/// covers millisecond timestamps and counters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_string())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+/// One result row: column name -> JSON value (as D1 returns it).
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The backend refused or failed the operation (message is for logs; it holds no values).
+    Backend(String),
+    /// A stored value is not what the code expects (hostile or corrupt storage).
+    Corrupt(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Backend(m) => write!(f, "storage backend: {m}"),
+            StoreError::Corrupt(m) => write!(f, "corrupt stored value: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The SQL database port (D1).
+#[allow(async_fn_in_trait)]
+pub trait Db {
+    /// Runs a statement; returns the number of rows it changed.
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError>;
+    /// Runs a query; returns its rows.
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError>;
+}
+
+/// The key-value port (Workers KV).
+#[allow(async_fn_in_trait)]
+pub trait Kv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// `ttl_seconds`: KV's minimum is 60; `None` keeps the value until deleted.
+    async fn put(&self, key: &str, value: &[u8], ttl_seconds: Option<u64>) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Reads an integer column; D1 returns numbers as JSON numbers (possibly floats).
+pub fn row_i64(row: &Row, col: &str) -> Result<i64, StoreError> {
+    match row.get(col) {
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+            .ok_or_else(|| StoreError::Corrupt(format!("column {col} is not an integer"))),
+        _ => Err(StoreError::Corrupt(format!("column {col} is missing or not a number"))),
+    }
+}
+
+/// A stored KV value and its TTL in seconds (recorded, not enforced, by [`MemoryKv`]).
+pub type KvEntry = (Vec<u8>, Option<u64>);
+
+/// An in-memory [`Kv`] for host tests of core logic.
+#[derive(Default)]
+pub struct MemoryKv {
+    pub entries: RefCell<BTreeMap<String, KvEntry>>,
+}
+
+impl Kv for MemoryKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.entries.borrow().get(key).map(|(v, _)| v.clone()))
+    }
+    async fn put(&self, key: &str, value: &[u8], ttl_seconds: Option<u64>) -> Result<(), StoreError> {
+        self.entries.borrow_mut().insert(key.to_string(), (value.to_vec(), ttl_seconds));
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
+/// Drives a future that never waits on I/O to completion (host tests and the CLI).
+/// Panics if the future is pending, which only happens with a real async backend.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}

@@ -1,0 +1,113 @@
+// E2E harness: runs the real Worker under `wrangler dev` (workerd + local D1 and KV) on a free
+// port with an isolated state directory, captures its output, and always stops it.
+// The Worker must already be built (make build); FLOWCP_SKIP_BUILD=1 keeps wrangler from
+// rebuilding it for every instance.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
+const BASE_ENV = { ...process.env, FLOWCP_SKIP_BUILD: "1", WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1" };
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** Fresh random secrets for one test run (so tests can search the logs for them). */
+export function testSecrets() {
+  return {
+    FLOWCP_ENCRYPTION_KEYS: "k1:" + randomBytes(32).toString("hex"),
+    FLOWCP_SESSION_SECRET: randomBytes(32).toString("hex"),
+  };
+}
+
+function wrangler(args, opts = {}) {
+  const r = spawnSync(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, encoding: "utf8", timeout: 120_000, ...opts });
+  if (r.status !== 0) {
+    throw new Error(`wrangler ${args.join(" ")} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** A state directory with the D1 migrations applied. */
+export function newState() {
+  const dir = mkdtempSync(join(tmpdir(), "flowcp-e2e-"));
+  wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", dir]);
+  return dir;
+}
+
+/** Runs SQL against the local D1 of a state directory (only while no worker uses it). */
+export function d1(stateDir, sql) {
+  const out = wrangler(["d1", "execute", "DB", "--local", "--persist-to", stateDir, "--json", "--command", sql]);
+  const parsed = JSON.parse(out.slice(out.indexOf("[")));
+  return parsed.flatMap((r) => r.results ?? []);
+}
+
+/**
+ * Starts `wrangler dev`. Options: vars (object of bindings, e.g. secrets), stateDir.
+ * Returns { url, logs(), waitForLog(re), stop(), stateDir }.
+ */
+export async function startWorker({ vars = testSecrets(), stateDir = newState() } = {}) {
+  const port = await freePort();
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
+    "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", "log"];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  let exited = false;
+  child.on("exit", () => (exited = true));
+
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (!exited) {
+      try { process.kill(-child.pid, "SIGTERM"); } catch { /* already gone */ }
+      const deadline = Date.now() + 10_000;
+      while (!exited && Date.now() < deadline) await sleep(100);
+      if (!exited) try { process.kill(-child.pid, "SIGKILL"); } catch { /* gone */ }
+    }
+  };
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (exited) throw new Error(`wrangler dev exited early:\n${output}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`wrangler dev did not answer within 90 s:\n${output}`);
+    }
+    try {
+      const r = await fetch(`${url}/healthz`);
+      await r.arrayBuffer();
+      break;
+    } catch {
+      await sleep(250);
+    }
+  }
+  const logs = () => output;
+  const waitForLog = async (re, ms = 15_000) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const m = output.match(re);
+      if (m) return m;
+      await sleep(100);
+    }
+    throw new Error(`log line ${re} not seen within ${ms} ms:\n${output}`);
+  };
+  return { url, logs, waitForLog, stop, stateDir, cleanup: () => rmSync(stateDir, { recursive: true, force: true }) };
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}

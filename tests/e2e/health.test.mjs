@@ -1,0 +1,68 @@
+// /healthz, the error model and the refusal to serve without secrets, against wrangler dev.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, testSecrets } from "./harness.mjs";
+
+const secrets = testSecrets();
+let w;
+before(async () => { w = await startWorker({ vars: secrets }); });
+after(async () => { await w?.stop(); w?.cleanup(); });
+
+test("healthz reports version and a real D1 and KV round trip", async () => {
+  const r = await fetch(`${w.url}/healthz`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /application\/json/);
+  const body = await r.json();
+  assert.equal(body.status, "ok");
+  assert.deepEqual(body.checks, { d1: "ok", kv: "ok" });
+  assert.match(body.version, /^\d+\.\d+\.\d+\+\w+$/);
+});
+
+test("unknown route answers 404 with the JSON error shape", async () => {
+  const r = await fetch(`${w.url}/api/v1/nope`);
+  assert.equal(r.status, 404);
+  assert.deepEqual(await r.json(), { error: { code: "not_found", message: "The requested resource does not exist." } });
+});
+
+test("wrong method on healthz is 405", async () => {
+  const r = await fetch(`${w.url}/healthz`, { method: "DELETE" });
+  assert.equal(r.status, 405);
+  assert.equal((await r.json()).error.code, "method_not_allowed");
+});
+
+test("a body over the global limit is refused with 413 before it is read", async () => {
+  const big = new Uint8Array(21 * 1024 * 1024);
+  const r = await fetch(`${w.url}/healthz`, { method: "POST", body: big });
+  assert.equal(r.status, 413);
+  assert.equal((await r.json()).error.code, "payload_too_large");
+});
+
+test("the dashboard is served as static assets", async () => {
+  const r = await fetch(`${w.url}/`);
+  assert.equal(r.status, 200);
+  assert.match(await r.text(), /<title>FlowCP<\/title>/);
+});
+
+test("no secret value appears in the worker output", async () => {
+  await fetch(`${w.url}/healthz`);
+  const logs = w.logs();
+  assert.match(logs, /GET \/healthz -> 200/);
+  for (const v of Object.values(secrets)) {
+    assert.ok(!logs.includes(v.replace(/^k1:/, "")), "a secret leaked into the log");
+  }
+});
+
+test("without a required secret the worker refuses to serve with 503 and a log line", async () => {
+  const vars = { ...testSecrets(), FLOWCP_SESSION_SECRET: "" };
+  const broken = await startWorker({ vars });
+  try {
+    const r = await fetch(`${broken.url}/healthz`);
+    assert.equal(r.status, 503);
+    const body = await r.json();
+    assert.equal(body.error.code, "not_configured");
+    await broken.waitForLog(/required secret FLOWCP_SESSION_SECRET is not set/);
+  } finally {
+    await broken.stop();
+    broken.cleanup();
+  }
+});

@@ -1,0 +1,7 @@
+//! All Rust integration tests in one binary (keeps link time down on 2 cores).
+
+mod crypto_envelopes;
+mod engine;
+mod health;
+mod retention;
+mod support;
