@@ -17,7 +17,7 @@ CREATE TABLE users (
 CREATE TABLE workspaces (
   id          TEXT PRIMARY KEY,
   name        TEXT NOT NULL,
-  created_by  TEXT NOT NULL REFERENCES users(id),
+  created_by  TEXT REFERENCES users(id) ON DELETE SET NULL,
   created_at  INTEGER NOT NULL
 );
 

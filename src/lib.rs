@@ -5,11 +5,15 @@
 //! wasm32 only, so core code cannot reach for JS-backed types by accident.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod error;
 pub mod invoke;
 pub mod jobs;
+pub mod manifest;
+pub mod net;
 pub mod openapi;
 pub mod redact;
 pub mod store;

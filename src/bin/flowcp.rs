@@ -1,1 +1,126 @@
-fn main() {}
+//! Host command-line front end of the OpenAPI engine (a thin shell over `flowcp::tools` and
+//! `flowcp::invoke`).
+//!
+//! ```text
+//! flowcp tools FILE                      tools as MCP shows them + warnings (JSON)
+//! flowcp report FILE                     the full import report (JSON)
+//! flowcp plan FILE TOOL 'ARGS_JSON' [BASE_URL]   the upstream request (JSON)
+//! flowcp bench-import FILE [RUNS]        time the import (parse + convert)
+//! ```
+//! FILE may be gzip-compressed (`.gz`). Errors: exit code 1 and one line on stderr.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use flowcp::invoke::{build_request, validate_arguments, Credential};
+use flowcp::openapi::MAX_DOCUMENT_BYTES;
+use flowcp::tools::{import, ImportReport};
+use serde_json::{json, Value};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("flowcp: {}", msg.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<String, String> {
+    let cmd = args.first().map(String::as_str).unwrap_or("");
+    let file = args.get(1).ok_or_else(usage);
+    match cmd {
+        "tools" => tools_cmd(&load(file?)?),
+        "report" => pretty(&serde_json::to_value(load(file?)?).map_err(|e| e.to_string())?),
+        "plan" => {
+            let report = load(file?)?;
+            let tool = args.get(2).ok_or_else(usage)?;
+            let raw = args.get(3).map(String::as_str).unwrap_or("{}");
+            plan_cmd(&report, tool, raw, args.get(4).map(String::as_str))
+        }
+        "bench-import" => {
+            let runs = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5usize);
+            bench(file?, runs)
+        }
+        _ => Err(usage()),
+    }
+}
+
+fn usage() -> String {
+    "usage: flowcp tools FILE | report FILE | plan FILE TOOL 'ARGS_JSON' [BASE_URL] | bench-import FILE [RUNS]".into()
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let limit = (MAX_DOCUMENT_BYTES + 1) as u64;
+    let mut bytes = Vec::new();
+    let result = if path.ends_with(".gz") {
+        flate2::read::GzDecoder::new(file).take(limit).read_to_end(&mut bytes)
+    } else {
+        file.take(limit).read_to_end(&mut bytes)
+    };
+    result.map_err(|e| format!("{path}: {e}"))?;
+    Ok(bytes)
+}
+
+fn load(path: &str) -> Result<ImportReport, String> {
+    let bytes = read_file(path)?;
+    import(&bytes).map_err(|e| format!("{path}: {e}"))
+}
+
+fn pretty(v: &Value) -> Result<String, String> {
+    serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+}
+
+fn tools_cmd(report: &ImportReport) -> Result<String, String> {
+    let tools: Vec<Value> = report.tools.iter().map(|t| t.to_mcp_json()).collect();
+    let warnings: Vec<Value> = report
+        .problems
+        .iter()
+        .map(|p| json!({"pointer": p.pointer, "severity": p.severity, "message": p.message}))
+        .collect();
+    pretty(&json!({"tools": tools, "warnings": warnings}))
+}
+
+fn plan_cmd(report: &ImportReport, name: &str, raw: &str, base: Option<&str>) -> Result<String, String> {
+    let tool = report.tools.iter().find(|t| t.name == name).ok_or_else(|| format!("no tool named {name:?}"))?;
+    let args: Value = serde_json::from_str(raw).map_err(|e| format!("ARGS_JSON: {e}"))?;
+    let problems = validate_arguments(&tool.input_schema, &args);
+    if !problems.is_empty() {
+        return Err(format!("invalid arguments: {}", problems.join("; ")));
+    }
+    let plan = build_request(tool, &args, &Credential::None, base).map_err(|e| e.to_string())?;
+    pretty(&plan.to_json())
+}
+
+fn bench(path: &str, runs: usize) -> Result<String, String> {
+    let bytes = read_file(path)?;
+    let mut times = Vec::new();
+    let mut tools = 0;
+    let mut manifest_bytes = 0;
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let report = import(&bytes).map_err(|e| e.to_string())?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        tools = report.tools.len();
+        manifest_bytes = serde_json::to_vec(&report.tools).map(|v| v.len()).unwrap_or(0);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    let min = times.first().copied().unwrap_or(0.0);
+    pretty(&json!({
+        "file": path,
+        "input_bytes": bytes.len(),
+        "tools": tools,
+        "tooldefs_json_bytes": manifest_bytes,
+        "runs": times.len(),
+        "min_ms": (min * 10.0).round() / 10.0,
+        "median_ms": (median * 10.0).round() / 10.0,
+    }))
+}

@@ -1,9 +1,12 @@
-//! D1 and KV behind the storage ports (`D1Db`, `KvStorePort`).
+//! D1, KV and fetch behind the ports (`D1Db`, `KvStorePort`, `FetchHttp`).
 
 use wasm_bindgen::JsValue;
-use worker::{D1Database, Env, KvStore};
+use worker::{
+    js_sys, AbortController, D1Database, Delay, Env, Fetch, Headers, KvStore, Method, RequestInit, RequestRedirect,
+};
 
 use crate::error::ApiError;
+use crate::net::{Http, HttpError, HttpRequest, HttpResponse};
 use crate::store::{Db, Kv, Row, SqlValue, StoreError};
 
 pub struct D1Db(D1Database);
@@ -75,5 +78,49 @@ impl Kv for KvStorePort {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await.map_err(backend)
+    }
+}
+
+/// Outbound HTTP through the Workers `fetch`: redirects are never followed (the caller decides),
+/// the call is aborted after the request's timeout, and at most `max_body` bytes are kept.
+pub struct FetchHttp;
+
+impl Http for FetchHttp {
+    async fn send(&self, req: &HttpRequest, max_body: usize) -> Result<HttpResponse, HttpError> {
+        let headers = Headers::new();
+        for (k, v) in &req.headers {
+            headers.append(k, v).map_err(|e| HttpError::Network(format!("header {k}: {e}")))?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::from(req.method.to_ascii_uppercase()))
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
+        if let Some(body) = &req.body {
+            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        }
+        let request = worker::Request::new_with_init(&req.url, &init).map_err(|e| HttpError::Network(e.to_string()))?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(request);
+        let call = async {
+            let mut resp = fetch.send_with_signal(&signal).await.map_err(|e| HttpError::Network(e.to_string()))?;
+            let status = resp.status_code();
+            let headers: Vec<(String, String)> = resp.headers().entries().collect();
+            let mut body = resp.bytes().await.map_err(|e| HttpError::Network(e.to_string()))?;
+            let truncated = body.len() > max_body;
+            // TODO-perf: stop reading at max_body instead of reading the whole body first.
+            body.truncate(max_body);
+            Ok(HttpResponse { status, headers, body, truncated })
+        };
+        let timeout = Delay::from(std::time::Duration::from_millis(u64::from(req.timeout_ms)));
+        futures_util::pin_mut!(call);
+        futures_util::pin_mut!(timeout);
+        match futures_util::future::select(call, timeout).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Right(((), _)) => {
+                controller.abort();
+                Err(HttpError::Timeout)
+            }
+        }
     }
 }

@@ -8,12 +8,13 @@ use worker::{
     console_error, console_log, event, Context, Date, Env, Method, Request, Response, ScheduleContext, ScheduledEvent,
 };
 
-use crate::api::{health, JsonResponse};
+use crate::api::{self, health, JsonResponse, Request as CoreRequest, Response as CoreResponse, Services};
 use crate::config::{self, Secrets};
-use crate::error::{check_declared_len, limits, ApiError};
+use crate::error::{check_body_len, check_declared_len, limits, ApiError};
 use crate::jobs::retention::{self, RetentionPolicy};
+use crate::net::FetchPolicy;
 use crate::redact::Redactor;
-use adapters::{D1Db, KvStorePort};
+use adapters::{D1Db, FetchHttp, KvStorePort};
 
 pub const D1_BINDING: &str = "DB";
 pub const KV_BINDING: &str = "KV";
@@ -49,26 +50,101 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     Ok(response)
 }
 
-async fn handle(req: Request, env: &Env) -> Result<Response, ApiError> {
-    let _secrets = secrets(env)?;
+async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+    let secrets = secrets(env)?;
     // A global ceiling before any body is read; routes apply their own tighter limits.
     let declared = req.headers().get("content-length").ok().flatten();
     check_declared_len(declared.as_deref(), limits::DOCUMENT)?;
 
     let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Get | Method::Head, "/healthz") => {
-            let db = D1Db::new(env, D1_BINDING)?;
-            let kv = KvStorePort::new(env, KV_BINDING)?;
-            let (resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
-            for p in problems {
-                console_error!("healthz: {}", Redactor::default().text(&p));
+    if path == "/healthz" {
+        return match req.method() {
+            Method::Get | Method::Head => {
+                let db = D1Db::new(env, D1_BINDING)?;
+                let kv = KvStorePort::new(env, KV_BINDING)?;
+                let (resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
+                for p in problems {
+                    console_error!("healthz: {}", Redactor::default().text(&p));
+                }
+                json_response(&resp)
             }
-            json_response(&resp)
-        }
-        (_, "/healthz") => Err(ApiError::method_not_allowed()),
-        _ => Err(ApiError::not_found()),
+            _ => Err(ApiError::method_not_allowed()),
+        };
     }
+    if path.starts_with("/demo/") {
+        let url =
+            req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+        let origin = url.origin().ascii_serialization();
+        let query: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let body = match req.method() {
+            Method::Get | Method::Head => Vec::new(),
+            _ => req.bytes().await.map_err(|e| {
+                ApiError::bad_request("The request body could not be read.").with_internal(e.to_string())
+            })?,
+        };
+        check_body_len(body.len(), limits::API_JSON)?;
+        let (status, value) = crate::demo::handle(req.method().as_ref(), url.path(), &query, &body, &origin);
+        return json_response(&JsonResponse { status, body: value });
+    }
+    if path.starts_with("/api/") {
+        let db = D1Db::new(env, D1_BINDING)?;
+        let kv = KvStorePort::new(env, KV_BINDING)?;
+        let url =
+            req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+        let origin = url.origin().ascii_serialization();
+        let core_req = to_core_request(&mut req, &url).await?;
+        let svc = Services {
+            db: &db,
+            kv: &kv,
+            http: &FetchHttp,
+            fetch_policy: FetchPolicy { allow_loopback: var_is_on(env, "FLOWCP_ALLOW_LOCAL_FETCH") },
+            secrets: &secrets,
+            now_ms: now_ms(),
+            origin,
+        };
+        let resp = api::handle(&svc, &core_req).await?;
+        return from_core_response(resp);
+    }
+    Err(ApiError::not_found())
+}
+
+fn var_is_on(env: &Env, name: &str) -> bool {
+    env.var(name).map(|v| matches!(v.to_string().as_str(), "1" | "true")).unwrap_or(false)
+}
+
+/// Reads a Worker request into a core request (body bounded by the global ceiling).
+async fn to_core_request(req: &mut Request, url: &worker::Url) -> Result<CoreRequest, ApiError> {
+    let headers: Vec<(String, String)> = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let body = match req.method() {
+        Method::Get | Method::Head => Vec::new(),
+        _ => req
+            .bytes()
+            .await
+            .map_err(|e| ApiError::bad_request("The request body could not be read.").with_internal(e.to_string()))?,
+    };
+    check_body_len(body.len(), limits::DOCUMENT)?;
+    let client_addr = headers.iter().find(|(k, _)| k == "cf-connecting-ip").map(|(_, v)| v.clone());
+    Ok(CoreRequest {
+        method: req.method().to_string(),
+        path: url.path().to_string(),
+        query: url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect(),
+        headers,
+        body,
+        client_addr,
+    })
+}
+
+fn from_core_response(resp: CoreResponse) -> Result<Response, ApiError> {
+    let mut out = match &resp.body {
+        Some(body) => Response::from_json(body).map_err(|e| ApiError::internal(format!("serialise: {e}")))?,
+        None => Response::empty().map_err(|e| ApiError::internal(format!("response: {e}")))?,
+    }
+    .with_status(resp.status);
+    let h = out.headers_mut();
+    for (k, v) in &resp.headers {
+        h.append(k, v).map_err(|e| ApiError::internal(format!("header: {e}")))?;
+    }
+    Ok(with_common_headers(out))
 }
 
 /// Loads the required secrets or refuses to serve (503) with a log line naming what is missing.

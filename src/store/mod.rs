@@ -8,7 +8,12 @@
 //! The ports are `async fn` traits used through generics (`impl Db`), never `dyn`, and carry no
 //! `Send` bound: the Workers runtime is single-threaded.
 
+pub mod apps;
 pub mod audit;
+pub mod servers;
+pub mod sessions;
+pub mod users;
+pub mod workspaces;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -30,6 +30,7 @@ export function testSecrets() {
   return {
     FLOWCP_ENCRYPTION_KEYS: "k1:" + randomBytes(32).toString("hex"),
     FLOWCP_SESSION_SECRET: randomBytes(32).toString("hex"),
+    FLOWCP_ALLOW_LOCAL_FETCH: "1",
   };
 }
 
@@ -110,4 +111,49 @@ export async function startWorker({ vars = testSecrets(), stateDir = newState() 
 
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A dashboard-API client with a cookie jar and the CSRF token. */
+export class Client {
+  constructor(base) {
+    this.base = base;
+    this.cookie = null;
+    this.csrf = null;
+  }
+
+  async call(method, path, { json, body, contentType, headers = {}, csrf = true } = {}) {
+    const h = { ...headers };
+    if (this.cookie) h.cookie = this.cookie;
+    if (csrf && this.csrf && !["GET", "HEAD"].includes(method)) h["x-csrf-token"] = this.csrf;
+    let payload = body;
+    if (json !== undefined) {
+      payload = JSON.stringify(json);
+      h["content-type"] = "application/json";
+    }
+    if (contentType) h["content-type"] = contentType;
+    const r = await fetch(this.base + path, { method, headers: h, body: payload, redirect: "manual" });
+    for (const c of r.headers.getSetCookie()) {
+      const first = c.split(";")[0];
+      this.cookie = first.endsWith("=") ? null : first;
+    }
+    const text = await r.text();
+    let parsed = null;
+    try { parsed = text ? JSON.parse(text) : null; } catch { parsed = text; }
+    if (parsed && typeof parsed === "object" && parsed.csrf_token) this.csrf = parsed.csrf_token;
+    return { status: r.status, body: parsed, headers: r.headers };
+  }
+
+  get(p, o) { return this.call("GET", p, o); }
+  post(p, json, o = {}) { return this.call("POST", p, { json, ...o }); }
+  patch(p, json, o = {}) { return this.call("PATCH", p, { json, ...o }); }
+  put(p, json, o = {}) { return this.call("PUT", p, { json, ...o }); }
+  del(p, json, o = {}) { return this.call("DELETE", p, { json, ...o }); }
+
+  async signup(email, password = "correct horse battery staple", workspace = "Acme") {
+    const r = await this.post("/api/v1/auth/signup", {
+      email, password, display_name: "Test User", workspace_name: workspace, accept_terms: true, accept_privacy: true,
+    });
+    if (r.status !== 201) throw new Error(`signup failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
 }

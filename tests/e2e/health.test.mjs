@@ -47,8 +47,8 @@ test("no secret value appears in the worker output", async () => {
   await fetch(`${w.url}/healthz`);
   const logs = w.logs();
   assert.match(logs, /GET \/healthz -> 200/);
-  for (const v of Object.values(secrets)) {
-    assert.ok(!logs.includes(v.replace(/^k1:/, "")), "a secret leaked into the log");
+  for (const name of ["FLOWCP_ENCRYPTION_KEYS", "FLOWCP_SESSION_SECRET"]) {
+    assert.ok(!logs.includes(secrets[name].replace(/^k1:/, "")), `${name} leaked into the log`);
   }
 });
 

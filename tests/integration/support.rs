@@ -12,6 +12,8 @@ impl SqliteDb {
     /// exactly as `wrangler d1 migrations apply` does.
     pub fn migrated() -> Self {
         let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
+        // D1 enforces foreign keys (and so ON DELETE CASCADE); make SQLite do the same.
+        conn.execute_batch("PRAGMA foreign_keys = ON;").expect("pragma");
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .expect("migrations dir")

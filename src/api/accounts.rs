@@ -1,0 +1,204 @@
+//! Accounts and sessions: sign up, log in, log out, me, change password.
+//!
+//! No user enumeration: a login with an unknown email runs the same password work as a wrong
+//! password and gets the same answer; a sign-up with a taken email gets a generic 409 that does
+//! not say whether the address exists beyond what the unique constraint implies (the design
+//! accepts this: sign-up must tell the person to log in instead).
+//! Every state-changing call with a session requires `X-CSRF-Token` (given by `GET /me`).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Request, Response, Services};
+use crate::auth::{password, session, throttle};
+use crate::crypto::{hmac_sha256_b64, random_id, sha256_hex};
+use crate::error::{limits, ApiError};
+use crate::net::Http;
+use crate::store::{sessions, users, workspaces, Db, Kv};
+
+/// The signed-in user behind a request.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub user_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub id_hash: String,
+}
+
+fn is_safe_method(m: &str) -> bool {
+    matches!(m, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// Finds the live session of the request's cookie and checks CSRF for state-changing methods.
+pub async fn require_session<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+) -> Result<SessionUser, ApiError> {
+    let unauthenticated = || ApiError::new(401, "unauthenticated", "Log in to continue.");
+    let cookie = req.header("cookie").ok_or_else(unauthenticated)?;
+    let id_hash =
+        session::session_id_hash_from_cookie_header(cookie, &svc.secrets.session_secret).ok_or_else(unauthenticated)?;
+    let (rec, user) = sessions::find_live(svc.db, &id_hash, svc.now_ms).await?.ok_or_else(unauthenticated)?;
+    if !is_safe_method(&req.method) && !session::csrf_ok(req.header("x-csrf-token"), &rec.csrf_hash) {
+        return Err(ApiError::new(
+            403,
+            "csrf_failed",
+            "The X-CSRF-Token header is missing or wrong; reload and try again.",
+        ));
+    }
+    sessions::touch(svc.db, &id_hash, svc.now_ms).await?;
+    Ok(SessionUser { user_id: user.id, email: user.email, display_name: user.display_name, id_hash })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignupBody {
+    email: String,
+    password: String,
+    display_name: String,
+    workspace_name: String,
+    accept_terms: bool,
+    accept_privacy: bool,
+}
+
+/// A plausible email: one '@', something on both sides, a dot in the domain, ≤ 254 chars.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.contains(char::is_whitespace)
+        && !domain.contains('@')
+}
+
+/// The CSRF token of a session: derived from the session (HMAC), so every tab of the dashboard
+/// gets the same token from `GET /me` and nothing extra is stored.
+fn csrf_token(secret: &[u8], id_hash: &str) -> String {
+    hmac_sha256_b64(secret, format!("csrf|{id_hash}").as_bytes())
+}
+
+async fn start_session<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    user_id: &str,
+) -> Result<(String, String), ApiError> {
+    let issued = session::issue(&svc.secrets.session_secret, svc.now_ms)?;
+    let csrf = csrf_token(&svc.secrets.session_secret, &issued.id_hash);
+    sessions::create(svc.db, &issued.id_hash, user_id, &sha256_hex(csrf.as_bytes()), svc.now_ms, issued.expires_at)
+        .await?;
+    let max_age = (issued.expires_at - svc.now_ms) / 1000;
+    Ok((session::set_cookie(&issued.cookie_value, max_age), csrf))
+}
+
+pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, ApiError> {
+    let body: SignupBody = req.json(limits::API_JSON)?;
+    let email = body.email.trim().to_string();
+    if !valid_email(&email) {
+        return Err(ApiError::new(422, "invalid_email", "Enter a valid email address."));
+    }
+    if !body.accept_terms || !body.accept_privacy {
+        return Err(ApiError::new(
+            422,
+            "consent_required",
+            "Accept the terms of service and the privacy policy to sign up.",
+        ));
+    }
+    password::check_password_policy(&body.password).map_err(|m| ApiError::new(422, "weak_password", m))?;
+    let display_name = super::workspaces::clean_name(&body.display_name, "display name")?;
+    let workspace_name = super::workspaces::clean_name(&body.workspace_name, "workspace name")?;
+    let hash = password::hash_password(&body.password)?;
+    if users::find_by_email(svc.db, &email).await?.is_some() {
+        return Err(ApiError::new(409, "email_taken", "An account with this email already exists; log in instead."));
+    }
+    let new_user = users::NewUser {
+        email: &email,
+        display_name: &display_name,
+        password_hash: &hash,
+        terms_accepted_at: svc.now_ms,
+        privacy_accepted_at: svc.now_ms,
+    };
+    let user_id = users::create(svc.db, &new_user, svc.now_ms)
+        .await?
+        .ok_or_else(|| ApiError::new(409, "email_taken", "An account with this email already exists; log in instead."))?
+        .id;
+    let ws_id = random_id("ws_")?;
+    workspaces::create(svc.db, &ws_id, &workspace_name, &user_id, svc.now_ms).await?;
+    let (cookie, csrf) = start_session(svc, &user_id).await?;
+    Ok(Response::created(json!({
+        "user": { "id": user_id, "email": email, "display_name": display_name },
+        "workspace": { "id": ws_id, "name": workspace_name, "role": "owner" },
+        "csrf_token": csrf,
+    }))
+    .with_header("set-cookie", cookie))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, ApiError> {
+    let body: LoginBody = req.json(limits::API_JSON)?;
+    let keys = throttle::LoginKeys::new(&body.email, req.client_addr.as_deref());
+    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    let user = users::find_by_email(svc.db, body.email.trim()).await?;
+    let ok = match &user {
+        Some(u) => password::verify_password(&body.password, &u.password_hash),
+        None => {
+            password::equalize_timing(&body.password);
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
+        return Err(ApiError::new(401, "invalid_credentials", "The email or password is wrong."));
+    };
+    throttle::note_success(svc.db, &keys).await?;
+    let (cookie, csrf) = start_session(svc, &user.id).await?;
+    Ok(Response::ok(json!({
+        "user": { "id": user.id, "email": user.email, "display_name": user.display_name },
+        "csrf_token": csrf,
+    }))
+    .with_header("set-cookie", cookie))
+}
+
+pub async fn logout<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
+    sessions::revoke(svc.db, &s.id_hash, svc.now_ms).await?;
+    Ok(Response::no_content().with_header("set-cookie", session::clear_cookie()))
+}
+
+pub async fn me<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
+    let csrf = csrf_token(&svc.secrets.session_secret, &s.id_hash);
+    let ws = workspaces::list_for_user(svc.db, &s.user_id).await?;
+    Ok(Response::ok(json!({
+        "user": { "id": s.user_id, "email": s.email, "display_name": s.display_name },
+        "workspaces": ws,
+        "csrf_token": csrf,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    let body: ChangePasswordBody = req.json(limits::API_JSON)?;
+    let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
+    if !password::verify_password(&body.current_password, &user.password_hash) {
+        return Err(ApiError::new(403, "invalid_credentials", "The current password is wrong."));
+    }
+    password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(422, "weak_password", m))?;
+    let hash = password::hash_password(&body.new_password)?;
+    users::update_password(svc.db, &s.user_id, &hash, Some(&s.id_hash), svc.now_ms).await?;
+    Ok(Response::no_content())
+}

@@ -1,0 +1,568 @@
+//! Apps, imports and tool curation.
+//!
+//! An import stores the raw document in KV (`doc:<import id>`), converts it with the OpenAPI
+//! engine, and merges the generated tools into the app's tools by operation key: the generated
+//! part is replaced, the owner's curation (name, description, enabled) is kept, tools the new
+//! document no longer has are marked removed (their curation survives if they come back).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::workspaces::{clean_name, Member};
+use super::{Request, Response, Services};
+use crate::crypto::{random_id, sha256_hex};
+use crate::error::{check_body_len, limits, ApiError};
+use crate::net::{fetch_guarded, FetchError, Http};
+use crate::openapi::Severity;
+use crate::store::apps::{self as store, App, ImportRecord, ToolFilter, ToolRow};
+use crate::store::servers as servers_store;
+use crate::store::{Db, Kv};
+use crate::tools::{import as import_document, ToolDef};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+/// D1 rows are limited to about 2 MB; a tool definition larger than this is skipped.
+const MAX_TOOL_DEF_BYTES: usize = 1_500_000;
+
+pub fn doc_key(import_id: &str) -> String {
+    format!("doc:{import_id}")
+}
+
+fn page_limit(req: &Request) -> Result<u32, ApiError> {
+    match req.query_param("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(ApiError::new(400, "invalid_limit", format!("limit must be an integer from 1 to {MAX_PAGE}."))),
+        },
+    }
+}
+
+fn encode_cursor(parts: &[&str]) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(parts).unwrap_or_default())
+}
+
+fn decode_cursor(req: &Request) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(c) = req.query_param("cursor") else { return Ok(None) };
+    let bad = || ApiError::new(400, "invalid_cursor", "The cursor is not one this API issued.");
+    let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    let parts: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if parts.len() != 2 {
+        return Err(bad());
+    }
+    Ok(Some(parts))
+}
+
+fn app_json(a: &App) -> Value {
+    json!(a)
+}
+
+async fn load_app<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    app_id: &str,
+) -> Result<App, ApiError> {
+    store::get_app(svc.db, &m.workspace_id, app_id).await?.ok_or_else(ApiError::not_found)
+}
+
+pub async fn list<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+) -> Result<Response, ApiError> {
+    let limit = page_limit(req)?;
+    let after = match decode_cursor(req)? {
+        Some(p) => {
+            Some((p[0].parse::<i64>().map_err(|_| ApiError::new(400, "invalid_cursor", "Bad cursor."))?, p[1].clone()))
+        }
+        None => None,
+    };
+    let mut items = store::list_apps(svc.db, &m.workspace_id, after, limit + 1).await?;
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|a| encode_cursor(&[&a.created_at.to_string(), &a.id]))
+    } else {
+        None
+    };
+    Ok(Response::ok(json!({ "items": items.iter().map(app_json).collect::<Vec<_>>(), "next_cursor": next })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAppBody {
+    name: String,
+}
+
+pub async fn create<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+) -> Result<Response, ApiError> {
+    let body: CreateAppBody = req.json(limits::API_JSON)?;
+    let app = App {
+        id: random_id("app_")?,
+        workspace_id: m.workspace_id.clone(),
+        name: clean_name(&body.name, "app name")?,
+        source_url: None,
+        current_import_id: None,
+        created_at: svc.now_ms,
+        updated_at: svc.now_ms,
+    };
+    store::create_app(svc.db, &app).await?;
+    Ok(Response::created(app_json(&app)))
+}
+
+pub async fn get<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    app_id: &str,
+) -> Result<Response, ApiError> {
+    Ok(Response::ok(app_json(&load_app(svc, m, app_id).await?)))
+}
+
+pub async fn update<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    app_id: &str,
+) -> Result<Response, ApiError> {
+    let body: CreateAppBody = req.json(limits::API_JSON)?;
+    let name = clean_name(&body.name, "app name")?;
+    load_app(svc, m, app_id).await?;
+    store::rename_app(svc.db, &m.workspace_id, app_id, &name, svc.now_ms).await?;
+    get(svc, m, app_id).await
+}
+
+pub async fn delete<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    app_id: &str,
+) -> Result<Response, ApiError> {
+    load_app(svc, m, app_id).await?;
+    let keys = store::document_keys(svc.db, &m.workspace_id, app_id).await?;
+    store::delete_app(svc.db, &m.workspace_id, app_id).await?;
+    for k in keys {
+        svc.kv.delete(&k).await?;
+    }
+    Ok(Response::no_content())
+}
+
+const DOCUMENT_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/x-yaml",
+    "text/yaml",
+    "text/x-yaml",
+    "text/plain",
+    "application/octet-stream",
+    "application/vnd.oai.openapi",
+    "application/vnd.oai.openapi+json",
+];
+
+/// `POST .../imports`: the body is the document (JSON or YAML).
+pub async fn import<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    app_id: &str,
+) -> Result<Response, ApiError> {
+    let app = load_app(svc, m, app_id).await?;
+    check_body_len(req.body.len(), limits::DOCUMENT)?;
+    match req.media_type() {
+        Some(t) if DOCUMENT_TYPES.contains(&t.as_str()) => {}
+        _ => {
+            return Err(ApiError::unsupported_media_type("application/json or application/yaml (an OpenAPI document)"))
+        }
+    }
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(400, "empty_document", "The request body is empty; send an OpenAPI document."));
+    }
+    if let Some(url) = url_import_request(req)? {
+        return import_url(svc, &app, &url, &m.user_id).await;
+    }
+    let record = import_bytes(svc, &app, &req.body, "upload", None, Some(&m.user_id)).await?;
+    Ok(Response::created(json!(record)))
+}
+
+/// A JSON body `{"url": "..."}` (no `openapi`/`swagger` key) asks FlowCP to fetch the document.
+fn url_import_request(req: &Request) -> Result<Option<String>, ApiError> {
+    if req.media_type().as_deref() != Some("application/json") || req.body.len() > limits::API_JSON {
+        return Ok(None);
+    }
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&req.body) else { return Ok(None) };
+    if map.contains_key("openapi") || map.contains_key("swagger") || !map.contains_key("url") {
+        return Ok(None);
+    }
+    match (map.len(), map.get("url")) {
+        (1, Some(Value::String(u))) => Ok(Some(u.clone())),
+        _ => Err(ApiError::new(422, "invalid_import", "Send {\"url\": \"https://...\"} or an OpenAPI document.")),
+    }
+}
+
+/// Time and size bounds of a document fetch.
+const FETCH_TIMEOUT_MS: u32 = 15_000;
+const FETCH_MAX_REDIRECTS: u8 = 5;
+
+async fn import_url<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    app: &App,
+    url: &str,
+    user_id: &str,
+) -> Result<Response, ApiError> {
+    let headers = [("accept".to_string(), "application/json, application/yaml;q=0.9, */*;q=0.5".to_string())];
+    let fetched = fetch_guarded(
+        svc.http,
+        url,
+        svc.fetch_policy,
+        &headers,
+        limits::DOCUMENT,
+        FETCH_TIMEOUT_MS,
+        FETCH_MAX_REDIRECTS,
+    )
+    .await;
+    let (final_url, resp) = match fetched {
+        Ok(ok) => ok,
+        Err(FetchError::Blocked(why)) => {
+            return Err(ApiError::new(422, "url_not_allowed", format!("The URL is not allowed: {why}.")))
+        }
+        Err(FetchError::TooLarge(n)) => {
+            return Err(ApiError::new(422, "document_too_large", format!("The document is larger than {n} bytes.")))
+        }
+        Err(e) => return Err(ApiError::new(502, "fetch_failed", format!("The document could not be fetched: {e}."))),
+    };
+    if !(200..300).contains(&resp.status) {
+        return Err(ApiError::new(502, "fetch_failed", format!("The URL answered HTTP {}.", resp.status)));
+    }
+    let record = import_bytes(svc, app, &resp.body, "url", Some(final_url.as_str()), Some(user_id)).await?;
+    store::set_source_url(svc.db, &app.workspace_id, &app.id, final_url.as_str()).await?;
+    Ok(Response::created(json!(record)))
+}
+
+/// Converts a document and merges its tools into the app. Shared by upload and URL import.
+pub async fn import_bytes<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    app: &App,
+    bytes: &[u8],
+    source_kind: &str,
+    source_url: Option<&str>,
+    _user_id: Option<&str>,
+) -> Result<ImportRecord, ApiError> {
+    let report = import_document(bytes)
+        .map_err(|e| ApiError::new(422, "unreadable_document", format!("The document cannot be imported: {e}")))?;
+    let import_id = random_id("imp_")?;
+    let mut problems: Vec<Value> = report.problems.iter().map(|p| json!(p)).collect();
+    let (added, removed, changed) = merge_tools(svc, app, &report.tools, &mut problems).await?;
+    let warning_count = report.problems.iter().filter(|p| p.severity == Severity::Warning).count();
+    let record = ImportRecord {
+        id: import_id.clone(),
+        app_id: app.id.clone(),
+        workspace_id: app.workspace_id.clone(),
+        source_kind: source_kind.to_string(),
+        source_url: source_url.map(str::to_string),
+        document_key: doc_key(&import_id),
+        document_sha256: sha256_hex(bytes),
+        document_bytes: bytes.len() as i64,
+        spec_version: Some(report.spec_version_string.clone()),
+        title: Some(report.title.clone()),
+        api_version: Some(report.version.clone()),
+        tool_count: report.tools.len() as i64,
+        warning_count: warning_count as i64,
+        added_count: added.len() as i64,
+        removed_count: removed.len() as i64,
+        changed_count: changed.len() as i64,
+        report: json!({
+            "title": report.title,
+            "version": report.version,
+            "spec_version": report.spec_version_string,
+            "servers": report.servers,
+            "security_schemes": report.security_schemes,
+            "operations_total": report.operations_total,
+            "problems": problems,
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+        }),
+        created_at: svc.now_ms,
+    };
+    // The raw document first: an import row never points at a document that is not stored.
+    svc.kv.put(&record.document_key, bytes, None).await?;
+    store::insert_import(svc.db, &record).await?;
+    servers_store::reset_for_app(svc.db, &app.workspace_id, &app.id, svc.now_ms).await?;
+    Ok(record)
+}
+
+/// Merges generated tools into the app's tools; returns (added, removed, changed) tool names.
+async fn merge_tools<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    app: &App,
+    generated: &[ToolDef],
+    problems: &mut Vec<Value>,
+) -> Result<(Vec<String>, Vec<String>, Vec<String>), ApiError> {
+    let existing = store::all_tools(svc.db, &app.workspace_id, &app.id).await?;
+    let by_key: BTreeMap<&str, &ToolRow> = existing.iter().map(|t| (t.operation_key.as_str(), t)).collect();
+    let mut taken: BTreeSet<String> =
+        existing.iter().filter(|t| t.removed_at.is_none()).map(|t| t.name.clone()).collect();
+    let mut seen = BTreeSet::new();
+    let (mut added, mut changed) = (Vec::new(), Vec::new());
+    for def in generated {
+        let def_json = serde_json::to_string(def).map_err(|e| ApiError::internal(format!("tool json: {e}")))?;
+        if def_json.len() > MAX_TOOL_DEF_BYTES {
+            problems.push(json!({
+                "pointer": format!("/paths/{}", def.request.path.replace('~', "~0").replace('/', "~1")),
+                "severity": "error",
+                "message": format!("the tool {} is larger than {} bytes once generated; skipped", def.name, MAX_TOOL_DEF_BYTES),
+            }));
+            continue;
+        }
+        seen.insert(def.operation_key.clone());
+        let row = ToolRow {
+            id: String::new(),
+            operation_key: def.operation_key.clone(),
+            generated_name: def.name.clone(),
+            name: def.name.clone(),
+            description: None,
+            enabled: true,
+            method: def.request.method.clone(),
+            path: def.request.path.clone(),
+            tags: def.tags.clone(),
+            removed_at: None,
+            updated_at: svc.now_ms,
+            def_json,
+        };
+        match by_key.get(def.operation_key.as_str()) {
+            Some(old) => {
+                if old.removed_at.is_some() {
+                    taken.insert(old.name.clone());
+                    added.push(old.name.clone());
+                } else if old.def_json != row.def_json {
+                    changed.push(old.name.clone());
+                }
+                if old.removed_at.is_some() || old.def_json != row.def_json {
+                    store::refresh_generated(svc.db, &old.id, &row, svc.now_ms).await?;
+                }
+            }
+            None => {
+                let mut row = row;
+                row.id = random_id("tool_")?;
+                row.name = unique_name(&row.generated_name, &taken);
+                taken.insert(row.name.clone());
+                added.push(row.name.clone());
+                store::insert_tool(svc.db, &app.workspace_id, &app.id, &row).await?;
+            }
+        }
+    }
+    let mut removed = Vec::new();
+    for old in existing.iter().filter(|t| t.removed_at.is_none() && !seen.contains(&t.operation_key)) {
+        store::mark_removed(svc.db, &old.id, svc.now_ms).await?;
+        removed.push(old.name.clone());
+    }
+    Ok((added, removed, changed))
+}
+
+/// `name`, or `name_2`, `name_3`… (within 64 characters) when a curated name already uses it.
+fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
+    if !taken.contains(name) {
+        return name.to_string();
+    }
+    (2..)
+        .map(|i| {
+            let suffix = format!("_{i}");
+            let keep = 64usize.saturating_sub(suffix.len()).min(name.len());
+            format!("{}{suffix}", &name[..keep])
+        })
+        .find(|n| !taken.contains(n))
+        .unwrap_or_else(|| name.to_string())
+}
+
+pub async fn imports<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    app_id: &str,
+) -> Result<Response, ApiError> {
+    load_app(svc, m, app_id).await?;
+    let items = store::list_imports(svc.db, &m.workspace_id, app_id).await?;
+    Ok(Response::ok(json!({ "items": items })))
+}
+
+/// The tool as the dashboard shows it: curation over the generated definition.
+pub fn tool_json(t: &ToolRow, with_schema: bool) -> Value {
+    let def: Option<ToolDef> = serde_json::from_str(&t.def_json).ok();
+    let generated_description = def.as_ref().map(|d| d.description.clone()).unwrap_or_default();
+    let mut v = json!({
+        "id": t.id,
+        "name": t.name,
+        "generated_name": t.generated_name,
+        "operation_key": t.operation_key,
+        "method": t.method,
+        "path": t.path,
+        "tags": t.tags,
+        "enabled": t.enabled,
+        "title": def.as_ref().and_then(|d| d.title.clone()),
+        "description": t.description.clone().unwrap_or(generated_description.clone()),
+        "generated_description": generated_description,
+        "description_curated": t.description.is_some(),
+        "annotations": def.as_ref().map(|d| json!(d.annotations)),
+        "deprecated": def.as_ref().is_some_and(|d| d.deprecated),
+        "updated_at": t.updated_at,
+    });
+    if with_schema {
+        if let (Some(d), Some(obj)) = (def.as_ref(), v.as_object_mut()) {
+            obj.insert("input_schema".into(), d.input_schema.clone());
+            obj.insert("output_schema".into(), d.output_schema.clone().unwrap_or(Value::Null));
+        }
+    }
+    v
+}
+
+pub async fn tools<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    app_id: &str,
+) -> Result<Response, ApiError> {
+    load_app(svc, m, app_id).await?;
+    let limit = page_limit(req)?;
+    let enabled = match req.query_param("enabled") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::new(400, "invalid_filter", "enabled must be true or false.")),
+    };
+    let filter = ToolFilter {
+        tag: req.query_param("tag").map(str::to_string),
+        text: req.query_param("q").filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_string()),
+        enabled,
+        after: decode_cursor(req)?.map(|p| (p[0].clone(), p[1].clone())),
+        limit: limit + 1,
+    };
+    let mut items = store::list_tools(svc.db, &m.workspace_id, app_id, &filter).await?;
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|t| encode_cursor(&[&t.name, &t.id]))
+    } else {
+        None
+    };
+    let with_schema = req.query_param("include") == Some("schema");
+    Ok(Response::ok(json!({
+        "items": items.iter().map(|t| tool_json(t, with_schema)).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// MCP tool names: `[A-Za-z0-9_-]`, 1..=64 characters.
+pub fn valid_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateToolBody {
+    name: Option<String>,
+    /// `null` restores the generated description.
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    enabled: Option<bool>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+const MAX_DESCRIPTION: usize = 4000;
+
+pub async fn update_tool<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    app_id: &str,
+    tool_id: &str,
+) -> Result<Response, ApiError> {
+    let body: UpdateToolBody = req.json(limits::API_JSON)?;
+    load_app(svc, m, app_id).await?;
+    let tool = store::get_tool(svc.db, &m.workspace_id, app_id, tool_id).await?.ok_or_else(ApiError::not_found)?;
+    if let Some(name) = &body.name {
+        if !valid_tool_name(name) {
+            return Err(ApiError::new(
+                422,
+                "invalid_tool_name",
+                "A tool name must be 1 to 64 characters of letters, digits, '_' or '-'.",
+            ));
+        }
+        if store::name_taken(svc.db, app_id, name, &tool.id).await? {
+            return Err(ApiError::new(409, "tool_name_taken", "Another tool of this app already has this name."));
+        }
+    }
+    if let Some(Some(d)) = &body.description {
+        if d.trim().is_empty() || d.chars().count() > MAX_DESCRIPTION {
+            return Err(ApiError::new(
+                422,
+                "invalid_description",
+                format!(
+                    "A description must be 1 to {MAX_DESCRIPTION} characters; send null to restore the generated one."
+                ),
+            ));
+        }
+    }
+    let description = body.description.as_ref().map(|d| d.as_deref());
+    store::curate(svc.db, &tool.id, body.name.as_deref(), description, body.enabled, svc.now_ms).await?;
+    servers_store::reset_for_app(svc.db, &m.workspace_id, app_id, svc.now_ms).await?;
+    let tool = store::get_tool(svc.db, &m.workspace_id, app_id, tool_id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Response::ok(tool_json(&tool, false)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    tool_ids: Vec<String>,
+    enabled: bool,
+}
+
+pub async fn bulk_tools<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    app_id: &str,
+) -> Result<Response, ApiError> {
+    let body: BulkBody = req.json(limits::API_JSON)?;
+    load_app(svc, m, app_id).await?;
+    if body.tool_ids.is_empty() || body.tool_ids.len() > 2000 {
+        return Err(ApiError::new(422, "invalid_tool_ids", "Send 1 to 2000 tool ids."));
+    }
+    // Validate every id first so a bad id changes nothing.
+    for id in &body.tool_ids {
+        store::get_tool(svc.db, &m.workspace_id, app_id, id).await?.ok_or_else(ApiError::not_found)?;
+    }
+    for id in &body.tool_ids {
+        store::curate(svc.db, id, None, None, Some(body.enabled), svc.now_ms).await?;
+    }
+    servers_store::reset_for_app(svc.db, &m.workspace_id, app_id, svc.now_ms).await?;
+    Ok(Response::ok(json!({ "updated": body.tool_ids.len(), "enabled": body.enabled })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_name_suffixes_within_64_chars() {
+        let taken: BTreeSet<String> = ["a".to_string(), "a_2".to_string(), "x".repeat(64)].into_iter().collect();
+        assert_eq!(unique_name("b", &taken), "b");
+        assert_eq!(unique_name("a", &taken), "a_3");
+        let long = unique_name(&"x".repeat(64), &taken);
+        assert_eq!(long.len(), 64);
+        assert!(long.ends_with("_2"));
+    }
+
+    #[test]
+    fn tool_names_follow_mcp_rules() {
+        assert!(valid_tool_name("list_pets-2"));
+        assert!(!valid_tool_name(""));
+        assert!(!valid_tool_name("has space"));
+        assert!(!valid_tool_name(&"a".repeat(65)));
+        assert!(!valid_tool_name("émoji"));
+    }
+}

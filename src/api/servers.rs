@@ -1,0 +1,637 @@
+//! Servers: configuration, write-only credentials, access keys, verification and publishing.
+//!
+//! Credentials are sealed (AES-256-GCM, AAD `credential|<server id>`) into KV; the API only ever
+//! says whether one is set. Any configuration change (or tool curation of the app) resets the
+//! verification state, and later edits stay draft until the next publish: the live manifest in
+//! KV changes only on publish / unpublish.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::apps::{tool_json, valid_tool_name};
+use super::workspaces::{clean_name, Member};
+use super::{Request, Response, Services};
+use crate::crypto::{aad_server_credential, random_id, sha256_hex};
+use crate::error::{limits, ApiError};
+use crate::invoke::{build_request, Credential};
+use crate::manifest::{self, Manifest, ManifestAuth, Placement};
+use crate::net::{check_url, Http, HttpRequest};
+use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
+use crate::store::servers::{self as store, AccessKey, Server};
+use crate::store::{Db, Kv};
+use crate::tools::ToolDef;
+
+const AUTH_MODES: &[&str] = &["none", "api_key", "bearer", "oauth"];
+const PROBE_TIMEOUT_MS: u32 = 10_000;
+const MAX_CREDENTIAL: usize = 8 * 1024;
+
+async fn load<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member, id: &str) -> Result<Server, ApiError> {
+    store::get(svc.db, &m.workspace_id, id).await?.ok_or_else(ApiError::not_found)
+}
+
+/// The server as the dashboard shows it, with its MCP URL and client configuration.
+fn server_json(origin: &str, s: &Server) -> Value {
+    let url = format!("{origin}/mcp/{}", s.id);
+    let key_note = if s.is_public || s.auth_mode == "oauth" { None } else { Some("<your server access key>") };
+    let headers = key_note.map(|k| json!({ "Authorization": format!("Bearer {k}") }));
+    let slug: String =
+        s.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let mut remote = json!({ "type": "http", "url": url });
+    if let (Some(h), Some(obj)) = (&headers, remote.as_object_mut()) {
+        obj.insert("headers".into(), h.clone());
+    }
+    let claude_code = match key_note {
+        Some(k) => format!("claude mcp add --transport http {slug} {url} --header \"Authorization: Bearer {k}\""),
+        None => format!("claude mcp add --transport http {slug} {url}"),
+    };
+    json!({
+        "id": s.id,
+        "app_id": s.app_id,
+        "name": s.name,
+        "auth_mode": s.auth_mode,
+        "auth_config": s.auth_config,
+        "credential_set": s.credential_key.is_some(),
+        "is_public": s.is_public,
+        "discovery_mode": s.discovery_mode,
+        "base_url": s.base_url_override,
+        "probe_tool": s.probe_tool,
+        "verification": { "state": s.verification_state, "checked_at": s.verified_at, "findings": s.verification },
+        "published": s.published_version.is_some(),
+        "published_version": s.published_version,
+        "published_at": s.published_at,
+        "has_draft_changes": s.published_version.is_some() && s.draft_changed_at > s.published_at,
+        "mcp_url": url,
+        "client_config": {
+            "claude_desktop": { "mcpServers": { slug.clone(): { "command": "npx", "args": ["-y", "mcp-remote", url] } } },
+            "claude_code": claude_code,
+            "cursor": { "mcpServers": { slug.clone(): remote.clone() } },
+            "vscode": { "servers": { slug: remote } },
+        },
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    })
+}
+
+pub async fn list<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
+    let items: Vec<Value> =
+        store::list(svc.db, &m.workspace_id).await?.iter().map(|s| server_json(&svc.origin, s)).collect();
+    Ok(Response::ok(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    app_id: String,
+    name: Option<String>,
+}
+
+pub async fn create<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+) -> Result<Response, ApiError> {
+    let body: CreateBody = req.json(limits::API_JSON)?;
+    let app = apps_store::get_app(svc.db, &m.workspace_id, &body.app_id)
+        .await?
+        .ok_or_else(|| ApiError::new(404, "app_not_found", "The app does not exist in this workspace."))?;
+    let name = clean_name(body.name.as_deref().unwrap_or(&app.name), "server name")?;
+    let id = random_id("srv_")?;
+    store::create(svc.db, &id, &m.workspace_id, &app.id, &name, svc.now_ms).await?;
+    let mut s = load(svc, m, &id).await?;
+    // Default credential placement from the document's first apiKey scheme, if any.
+    if let Some(p) = default_placement(svc, &app.workspace_id, &app.id).await? {
+        s.auth_config = json!({ "in": p.location, "name": p.name });
+        store::save_config(svc.db, &s, svc.now_ms).await?;
+    }
+    Ok(Response::created(server_json(&svc.origin, &s)))
+}
+
+async fn default_placement<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    ws: &str,
+    app_id: &str,
+) -> Result<Option<Placement>, ApiError> {
+    let imports = apps_store::list_imports(svc.db, ws, app_id).await?;
+    let Some(latest) = imports.first() else { return Ok(None) };
+    let schemes = latest.report.get("security_schemes").and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok(schemes.iter().find_map(|s| {
+        let location = s.get("in").and_then(Value::as_str)?;
+        let name =
+            s.get("paramName").or_else(|| s.get("param_name")).or_else(|| s.get("keyName")).and_then(Value::as_str)?;
+        matches!(location, "header" | "query" | "cookie")
+            .then(|| Placement { location: location.into(), name: name.into() })
+    }))
+}
+
+pub async fn get<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    Ok(Response::ok(server_json(&svc.origin, &load(svc, m, id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    name: Option<String>,
+    auth_mode: Option<String>,
+    auth_config: Option<Value>,
+    is_public: Option<bool>,
+    discovery_mode: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    base_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    probe_tool: Option<Option<String>>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+fn validate_auth_config(mode: &str, cfg: &Value) -> Result<(), ApiError> {
+    let bad = |m: &str| Err(ApiError::new(422, "invalid_auth_config", m.to_string()));
+    let obj = match cfg {
+        Value::Object(o) => o,
+        _ => return bad("auth_config must be an object."),
+    };
+    let str_field = |k: &str| obj.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    match mode {
+        "api_key" => {
+            if let Some(loc) = obj.get("in") {
+                if !matches!(loc.as_str(), Some("header" | "query" | "cookie")) {
+                    return bad("auth_config.in must be header, query or cookie.");
+                }
+            }
+            if let Some(name) = obj.get("name") {
+                let ok = name
+                    .as_str()
+                    .is_some_and(|n| (1..=128).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_graphic()));
+                if !ok {
+                    return bad("auth_config.name must be a header, query or cookie name.");
+                }
+            }
+        }
+        "oauth" => {
+            for k in ["authorize_url", "token_url"] {
+                if let Some(u) = str_field(k) {
+                    if url::Url::parse(u).is_err() {
+                        return bad("OAuth URLs must be absolute URLs.");
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if obj.keys().any(|k| k.contains("secret") || k == "value" || k == "token") {
+        return bad("Secrets go through PUT .../credential, never into auth_config.");
+    }
+    Ok(())
+}
+
+pub async fn update<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let body: UpdateBody = req.json(limits::API_JSON)?;
+    let mut s = load(svc, m, id).await?;
+    if let Some(n) = &body.name {
+        s.name = clean_name(n, "server name")?;
+    }
+    if let Some(mode) = &body.auth_mode {
+        if !AUTH_MODES.contains(&mode.as_str()) {
+            return Err(ApiError::new(422, "invalid_auth_mode", "auth_mode must be none, api_key, bearer or oauth."));
+        }
+        s.auth_mode = mode.clone();
+    }
+    if let Some(cfg) = body.auth_config {
+        s.auth_config = cfg;
+    }
+    validate_auth_config(&s.auth_mode, &s.auth_config)?;
+    if let Some(p) = body.is_public {
+        s.is_public = p;
+    }
+    if let Some(d) = body.discovery_mode {
+        s.discovery_mode = d;
+    }
+    if let Some(b) = body.base_url {
+        if let Some(u) = &b {
+            let parsed = url::Url::parse(u)
+                .map_err(|_| ApiError::new(422, "invalid_base_url", "base_url must be an absolute http(s) URL."))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ApiError::new(422, "invalid_base_url", "base_url must be an absolute http(s) URL."));
+            }
+        }
+        s.base_url_override = b;
+    }
+    if let Some(p) = body.probe_tool {
+        if let Some(name) = &p {
+            if !valid_tool_name(name) {
+                return Err(ApiError::new(422, "invalid_tool_name", "probe_tool must be a tool name."));
+            }
+        }
+        s.probe_tool = p;
+    }
+    store::save_config(svc.db, &s, svc.now_ms).await?;
+    get(svc, m, id).await
+}
+
+pub async fn delete<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    delete_server_kv(svc, &s).await?;
+    store::delete(svc.db, &m.workspace_id, id).await?;
+    Ok(Response::no_content())
+}
+
+/// Every KV key of a server: live pointer, manifests, credential, access keys.
+pub async fn delete_server_kv<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Server) -> Result<(), ApiError> {
+    svc.kv.delete(&manifest::live_key(&s.id)).await?;
+    for v in 1..=s.published_version.unwrap_or(0).max(latest_version(svc, &s.id).await?) {
+        svc.kv.delete(&manifest::manifest_key(&s.id, v)).await?;
+    }
+    svc.kv.delete(&manifest::credential_key(&s.id)).await?;
+    for k in store::list_keys(svc.db, &s.workspace_id, &s.id).await? {
+        svc.kv.delete(&manifest::access_key_key(&k.key_hash)).await?;
+    }
+    Ok(())
+}
+
+async fn latest_version<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, server_id: &str) -> Result<i64, ApiError> {
+    let key = format!("manifest:{server_id}:latest");
+    Ok(svc.kv.get(&key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialBody {
+    value: String,
+}
+
+pub async fn put_credential<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let body: CredentialBody = req.json(limits::API_JSON)?;
+    let mut s = load(svc, m, id).await?;
+    let value = body.value.trim();
+    if value.is_empty() || value.len() > MAX_CREDENTIAL || value.chars().any(|c| c.is_control()) {
+        return Err(ApiError::new(
+            422,
+            "invalid_credential",
+            format!("The credential must be 1 to {MAX_CREDENTIAL} characters without control characters."),
+        ));
+    }
+    let sealed = svc.secrets.keyring.seal(value.as_bytes(), &aad_server_credential(&s.id))?;
+    let key = manifest::credential_key(&s.id);
+    svc.kv.put(&key, sealed.as_bytes(), None).await?;
+    s.credential_key = Some(key);
+    store::save_config(svc.db, &s, svc.now_ms).await?;
+    Ok(Response::ok(json!({ "credential_set": true })))
+}
+
+pub async fn delete_credential<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let mut s = load(svc, m, id).await?;
+    // A published manifest may still reference it: keep the KV value until the next publish
+    // replaces the manifest, so the live server does not break mid-flight.
+    s.credential_key = None;
+    store::save_config(svc.db, &s, svc.now_ms).await?;
+    Ok(Response::ok(json!({ "credential_set": false })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateKeyBody {
+    name: Option<String>,
+}
+
+pub async fn create_key<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let body: CreateKeyBody = if req.body.is_empty() { CreateKeyBody::default() } else { req.json(limits::API_JSON)? };
+    let s = load(svc, m, id).await?;
+    let name = body.name.as_deref().map(|n| clean_name(n, "key name")).transpose()?;
+    let secret = random_id("fcp_sk_")?;
+    let key = AccessKey {
+        id: random_id("key_")?,
+        name,
+        prefix: secret.chars().take(12).collect(),
+        created_at: svc.now_ms,
+        last_used_at: None,
+        revoked_at: None,
+        key_hash: sha256_hex(secret.as_bytes()),
+    };
+    store::create_key(svc.db, &m.workspace_id, &s.id, &key).await?;
+    let mirror = json!({ "server_id": s.id, "key_id": key.id, "workspace_id": m.workspace_id });
+    svc.kv.put(&manifest::access_key_key(&key.key_hash), mirror.to_string().as_bytes(), None).await?;
+    let mut out = json!(key);
+    if let Some(o) = out.as_object_mut() {
+        o.insert("key".into(), json!(secret));
+        o.insert("note".into(), json!("Copy this key now: it is shown only once."));
+    }
+    Ok(Response::created(out))
+}
+
+pub async fn list_keys<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    Ok(Response::ok(json!({ "items": store::list_keys(svc.db, &m.workspace_id, &s.id).await? })))
+}
+
+pub async fn revoke_key<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+    key_id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    let hash =
+        store::revoke_key(svc.db, &m.workspace_id, &s.id, key_id, svc.now_ms).await?.ok_or_else(ApiError::not_found)?;
+    svc.kv.delete(&manifest::access_key_key(&hash)).await?;
+    Ok(Response::no_content())
+}
+
+/// Enabled tools of the server's app with curation applied, ordered by name.
+async fn curated_tools<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    s: &Server,
+) -> Result<(Vec<ToolRow>, Vec<ToolDef>), ApiError> {
+    let filter = ToolFilter { enabled: Some(true), limit: 100_000, ..Default::default() };
+    let rows = apps_store::list_tools(svc.db, &s.workspace_id, &s.app_id, &filter).await?;
+    let mut defs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut def: ToolDef = serde_json::from_str(&r.def_json)
+            .map_err(|_| ApiError::internal(format!("tool {} has a corrupt definition", r.id)))?;
+        def.name = r.name.clone();
+        if let Some(d) = &r.description {
+            def.description = d.clone();
+        }
+        defs.push(def);
+    }
+    Ok((rows, defs))
+}
+
+async fn open_credential<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    s: &Server,
+) -> Result<Option<String>, ApiError> {
+    let Some(key) = &s.credential_key else { return Ok(None) };
+    let Some(sealed) = svc.kv.get(key).await? else { return Ok(None) };
+    let sealed = String::from_utf8(sealed).map_err(|_| ApiError::internal("credential envelope is not text"))?;
+    let plain = svc.secrets.keyring.open(&sealed, &aad_server_credential(&s.id))?;
+    Ok(Some(String::from_utf8(plain).map_err(|_| ApiError::internal("credential is not text"))?))
+}
+
+/// Where the credential goes for this server, with its value (for probes and the runtime).
+pub fn credential_for(s_mode: &str, placement: Option<&Placement>, value: Option<String>) -> Option<Credential> {
+    match (s_mode, value) {
+        ("none", _) => Some(Credential::None),
+        ("bearer", Some(v)) => Some(Credential::Bearer(v)),
+        ("api_key", Some(v)) => {
+            let p = placement?;
+            Some(match p.location.as_str() {
+                "query" => Credential::Query { name: p.name.clone(), value: v },
+                "cookie" => Credential::Cookie { name: p.name.clone(), value: v },
+                _ => Credential::Header { name: p.name.clone(), value: v },
+            })
+        }
+        _ => None,
+    }
+}
+
+fn placement_of(s: &Server) -> Option<Placement> {
+    let loc = s.auth_config.get("in").and_then(Value::as_str)?;
+    let name = s.auth_config.get("name").and_then(Value::as_str)?;
+    Some(Placement { location: loc.to_string(), name: name.to_string() })
+}
+
+fn finding(check: &str, ok: bool, message: impl Into<String>) -> Value {
+    json!({ "check": check, "status": if ok { "pass" } else { "fail" }, "message": message.into() })
+}
+
+pub async fn verify<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    let (rows, defs) = curated_tools(svc, &s).await?;
+    let mut findings = Vec::new();
+
+    findings.push(finding("tools_enabled", !defs.is_empty(), format!("{} enabled tools", defs.len())));
+
+    let mut names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    let invalid: Vec<&str> = names.iter().copied().filter(|n| !valid_tool_name(n)).collect();
+    names.sort_unstable();
+    let dupes: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    findings.push(finding(
+        "tool_names",
+        invalid.is_empty() && dupes.is_empty(),
+        if invalid.is_empty() && dupes.is_empty() {
+            "names are valid and unique".to_string()
+        } else {
+            format!("invalid: {invalid:?}; duplicated: {dupes:?}")
+        },
+    ));
+
+    let bad_schemas: Vec<&str> = defs
+        .iter()
+        .filter(|d| {
+            d.input_schema.get("type").and_then(Value::as_str) != Some("object")
+                || !d.input_schema.get("properties").is_none_or(Value::is_object)
+        })
+        .map(|d| d.name.as_str())
+        .collect();
+    findings.push(finding(
+        "schemas",
+        bad_schemas.is_empty(),
+        if bad_schemas.is_empty() {
+            "input schemas are object schemas".into()
+        } else {
+            format!("not object schemas: {bad_schemas:?}")
+        },
+    ));
+
+    // Base URL: the override, else every tool's first server, must be allowed.
+    let bases: Vec<String> = match &s.base_url_override {
+        Some(b) => vec![b.clone()],
+        None => {
+            let mut v: Vec<String> = defs.iter().filter_map(|d| d.request.servers.first().cloned()).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+    };
+    let base_problems: Vec<String> = if bases.is_empty() {
+        vec!["the document names no absolute server URL; set base_url".into()]
+    } else {
+        bases.iter().filter_map(|b| check_url(b, svc.fetch_policy).err().map(|e| format!("{b}: {}", e.0))).collect()
+    };
+    findings.push(finding(
+        "base_url",
+        base_problems.is_empty(),
+        if base_problems.is_empty() { format!("{bases:?}") } else { base_problems.join("; ") },
+    ));
+
+    let credential = open_credential(svc, &s).await?;
+    let placement = placement_of(&s);
+    let auth_problem = match s.auth_mode.as_str() {
+        "none" => None,
+        "bearer" if credential.is_none() => Some("bearer mode needs a token (PUT .../credential)".to_string()),
+        "api_key" if credential.is_none() => Some("api_key mode needs a key (PUT .../credential)".to_string()),
+        "api_key" if placement.is_none() => Some("api_key mode needs auth_config {in, name}".to_string()),
+        "oauth" => {
+            let missing: Vec<&str> = ["authorize_url", "token_url", "client_id"]
+                .into_iter()
+                .filter(|k| s.auth_config.get(*k).and_then(Value::as_str).is_none())
+                .collect();
+            if !missing.is_empty() {
+                Some(format!("oauth mode needs auth_config fields {missing:?}"))
+            } else if credential.is_none() {
+                Some("oauth mode needs the client secret (PUT .../credential)".into())
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    findings.push(finding(
+        "auth",
+        auth_problem.is_none(),
+        auth_problem.unwrap_or_else(|| format!("{} configuration complete", s.auth_mode)),
+    ));
+
+    // Live probe of one safe GET tool without required arguments (or the owner's pick).
+    let probe = match &s.probe_tool {
+        Some(name) => defs.iter().find(|d| &d.name == name),
+        None => defs.iter().find(|d| {
+            d.request.method.eq_ignore_ascii_case("GET")
+                && d.input_schema.get("required").and_then(Value::as_array).is_none_or(|r| r.is_empty())
+        }),
+    };
+    match (probe, s.auth_mode.as_str()) {
+        (_, "oauth") => findings.push(json!({ "check": "probe", "status": "skipped", "message": "OAuth servers are probed by a signed-in user" })),
+        (None, _) => findings.push(json!({ "check": "probe", "status": "skipped", "message": "no GET tool without required arguments; pick one with probe_tool" })),
+        (Some(tool), mode) => {
+            let cred = credential_for(mode, placement.as_ref(), credential.clone()).unwrap_or(Credential::None);
+            let result = match build_request(tool, &json!({}), &cred, s.base_url_override.as_deref()) {
+                Err(e) => Err(format!("cannot build the request: {e}")),
+                Ok(plan) => match check_url(&plan.url, svc.fetch_policy) {
+                    Err(b) => Err(format!("the URL is not allowed: {}", b.0)),
+                    Ok(_) => {
+                        let req = HttpRequest { method: plan.method, url: plan.url, headers: plan.headers, body: plan.body, timeout_ms: PROBE_TIMEOUT_MS };
+                        match svc.http.send(&req, 64 * 1024).await {
+                            Ok(r) if (200..300).contains(&r.status) => Ok(r.status),
+                            Ok(r) => Err(format!("HTTP {}", r.status)),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                },
+            };
+            let message = match &result {
+                Ok(status) => format!("{} answered HTTP {status}", tool.name),
+                Err(e) => format!("{}: {e}", tool.name),
+            };
+            // Never echo the credential, even if an upstream reflected it into an error.
+            let message = match &credential {
+                Some(c) if c.len() >= 4 => message.replace(c.as_str(), "[REDACTED]"),
+                _ => message,
+            };
+            findings.push(json!({ "check": "probe", "status": if result.is_ok() { "pass" } else { "fail" }, "message": message, "tool": tool.name }));
+        }
+    }
+
+    let failed = findings.iter().any(|f| f["status"] == "fail");
+    let state = if failed { "failed" } else { "verified" };
+    let report = json!({ "findings": findings, "tool_count": rows.len() });
+    store::set_verification(svc.db, &m.workspace_id, &s.id, state, &report, svc.now_ms).await?;
+    Ok(Response::ok(json!({ "state": state, "findings": report["findings"], "checked_at": svc.now_ms })))
+}
+
+pub async fn publish<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    if s.verification_state != "verified" {
+        return Err(ApiError::new(
+            409,
+            "not_verified",
+            "Verify the server (POST .../verify) before publishing; changes since the last verification reset it.",
+        ));
+    }
+    let (_, tools) = curated_tools(svc, &s).await?;
+    let version = latest_version(svc, &s.id).await? + 1;
+    let manifest = Manifest {
+        format: manifest::FORMAT,
+        server_id: s.id.clone(),
+        workspace_id: s.workspace_id.clone(),
+        version,
+        published_at: svc.now_ms,
+        name: s.name.clone(),
+        auth: ManifestAuth {
+            mode: s.auth_mode.clone(),
+            public: s.is_public,
+            placement: placement_of(&s),
+            credential_ref: s.credential_key.clone(),
+            scopes: s
+                .auth_config
+                .get("scopes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+        },
+        discovery: s.discovery_mode,
+        base_url: s.base_url_override.clone(),
+        tools,
+    };
+    let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
+    svc.kv.put(&manifest::manifest_key(&s.id, version), &bytes, None).await?;
+    svc.kv.put(&format!("manifest:{}:latest", s.id), version.to_string().as_bytes(), None).await?;
+    svc.kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
+    store::set_published(svc.db, &m.workspace_id, &s.id, Some(version), svc.now_ms).await?;
+    let s = load(svc, m, id).await?;
+    Ok(Response::ok(
+        json!({ "server": server_json(&svc.origin, &s), "manifest": { "version": version, "tools": manifest.tools.len(), "bytes": bytes.len() } }),
+    ))
+}
+
+pub async fn unpublish<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    svc.kv.delete(&manifest::live_key(&s.id)).await?;
+    store::set_published(svc.db, &m.workspace_id, &s.id, None, svc.now_ms).await?;
+    get(svc, m, id).await
+}
+
+/// The manifest that is on the air (for the dashboard's "what clients see" view).
+pub async fn live_tools<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    let (rows, _) = curated_tools(svc, &s).await?;
+    Ok(Response::ok(json!({ "items": rows.iter().map(|r| tool_json(r, false)).collect::<Vec<_>>() })))
+}

@@ -1,0 +1,112 @@
+//! Workspaces and members. `require_member` is the isolation check every workspace-scoped route
+//! passes through: non-members get the same 404 as a workspace that does not exist.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::accounts::SessionUser;
+use super::{Request, Response, Services};
+use crate::crypto::random_id;
+use crate::error::{limits, ApiError};
+use crate::net::Http;
+use crate::store::{users, workspaces, Db, Kv};
+
+/// The caller's membership of the workspace a route names.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: String,
+    pub workspace_id: String,
+    pub role: String,
+}
+
+impl Member {
+    pub fn can_admin(&self) -> bool {
+        self.role == "owner" || self.role == "admin"
+    }
+}
+
+pub async fn require_member<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    s: &SessionUser,
+    ws: &str,
+) -> Result<Member, ApiError> {
+    match workspaces::get_for_user(svc.db, &s.user_id, ws).await? {
+        Some(w) => Ok(Member { user_id: s.user_id.clone(), workspace_id: w.id, role: w.role }),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// Names shown in the UI: trimmed, 1..=100 characters, no control characters.
+pub fn clean_name(raw: &str, what: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            422,
+            "invalid_name",
+            format!("The {what} must be 1 to 100 characters without control characters."),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+pub async fn list<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
+    let items = workspaces::list_for_user(svc.db, &s.user_id).await?;
+    Ok(Response::ok(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+}
+
+pub async fn create<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    let body: CreateBody = req.json(limits::API_JSON)?;
+    let name = clean_name(&body.name, "workspace name")?;
+    let id = random_id("ws_")?;
+    workspaces::create(svc.db, &id, &name, &s.user_id, svc.now_ms).await?;
+    Ok(Response::created(json!({ "id": id, "name": name, "role": "owner", "created_at": svc.now_ms })))
+}
+
+pub async fn get<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
+    let w = workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Response::ok(json!(w)))
+}
+
+pub async fn members<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
+    Ok(Response::ok(json!({ "items": workspaces::members(svc.db, &m.workspace_id).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMemberBody {
+    email: String,
+    role: String,
+}
+
+pub async fn add_member<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+) -> Result<Response, ApiError> {
+    let body: AddMemberBody = req.json(limits::API_JSON)?;
+    if !m.can_admin() {
+        return Err(ApiError::new(403, "forbidden", "Only owners and admins can add members."));
+    }
+    if !matches!(body.role.as_str(), "admin" | "member") || (body.role == "admin" && m.role != "owner") {
+        return Err(ApiError::new(422, "invalid_role", "The role must be \"admin\" (owners only) or \"member\"."));
+    }
+    // Adding requires an existing account; the answer for an unknown email is a plain 404 on the
+    // user, which a workspace admin may learn (they are inviting by email on purpose).
+    let user = users::find_by_email(svc.db, &body.email)
+        .await?
+        .ok_or_else(|| ApiError::new(404, "user_not_found", "No account uses this email address."))?;
+    if !workspaces::add_member(svc.db, &m.workspace_id, &user.id, &body.role, svc.now_ms).await? {
+        return Err(ApiError::new(409, "already_member", "This user is already a member."));
+    }
+    Ok(Response::created(json!({ "user_id": user.id, "role": body.role })))
+}

@@ -1,0 +1,110 @@
+//! Upstream response -> MCP `CallToolResult` JSON.
+//!
+//! `structuredContent` only when the tool has an output schema, the status is 2xx, the body is
+//! a JSON object and fits the budget. Non-2xx -> `isError: true` with the status and a bounded
+//! excerpt. Text is cut at a character boundary with a visible marker; non-UTF-8 bodies are
+//! described, never dumped.
+
+use serde_json::{json, Map, Value};
+
+use crate::tools::ToolDef;
+
+/// Size limits for what goes back to the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseBudget {
+    /// Bytes of body text in a successful result.
+    pub max_text_bytes: usize,
+    /// Bytes of body text quoted in an error result.
+    pub max_error_bytes: usize,
+}
+
+impl Default for ResponseBudget {
+    fn default() -> Self {
+        ResponseBudget { max_text_bytes: 64 * 1024, max_error_bytes: 2 * 1024 }
+    }
+}
+
+/// Map with the default budget.
+pub fn map_response(tool: &ToolDef, status: u16, content_type: Option<&str>, body: &[u8]) -> Value {
+    map_response_with(tool, status, content_type, body, &ResponseBudget::default())
+}
+
+/// Map a response to a tool result.
+pub fn map_response_with(
+    tool: &ToolDef,
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    budget: &ResponseBudget,
+) -> Value {
+    let ok = (200..300).contains(&status);
+    let ct = content_type.unwrap_or("");
+    let limit = if ok { budget.max_text_bytes } else { budget.max_error_bytes };
+    let body_text = describe_body(body, ct, limit);
+    let mut result = Map::new();
+    let text = if ok {
+        if body.is_empty() {
+            format!("HTTP {status} (no body)")
+        } else {
+            body_text
+        }
+    } else if body.is_empty() {
+        format!("HTTP {status} {}", reason(status))
+    } else {
+        format!("HTTP {status} {}\n{body_text}", reason(status))
+    };
+    result.insert("content".into(), json!([{"type": "text", "text": text}]));
+    if ok && tool.output_schema.is_some() && body.len() <= budget.max_text_bytes {
+        if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(body) {
+            result.insert("structuredContent".into(), v);
+        }
+    }
+    if !ok {
+        result.insert("isError".into(), Value::Bool(true));
+    }
+    Value::Object(result)
+}
+
+/// A tool result for arguments that failed validation (no upstream call was made).
+pub fn invalid_arguments_result(problems: &[String]) -> Value {
+    let text = format!("Invalid arguments:\n- {}", problems.join("\n- "));
+    json!({"content": [{"type": "text", "text": text}], "isError": true})
+}
+
+fn describe_body(body: &[u8], ct: &str, limit: usize) -> String {
+    let Ok(text) = std::str::from_utf8(body) else {
+        let ct = if ct.is_empty() { "unknown" } else { ct };
+        return format!("[binary response body: {} bytes, content-type {ct}; not shown]", body.len());
+    };
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut cut = limit;
+    while cut > 0 && !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}\n…[truncated: showing {cut} of {} bytes]", text.get(..cut).unwrap_or(""), text.len())
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        410 => "Gone",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ if status >= 500 => "server error",
+        _ if status >= 400 => "client error",
+        _ if status >= 300 => "redirect",
+        _ => "",
+    }
+}

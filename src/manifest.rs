@@ -1,0 +1,75 @@
+//! The published manifest of a server: everything the MCP runtime needs to answer
+//! `tools/list` and build upstream requests, compiled at publish time and stored in KV.
+//!
+//! Invariant: a manifest never holds a secret value — only the KV key of the encrypted
+//! credential (`credential_ref`) and where it goes. The MCP hot path reads the manifest from
+//! isolate memory or KV and never touches D1 or an OpenAPI document.
+
+use serde::{Deserialize, Serialize};
+
+use crate::tools::ToolDef;
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// `header`, `query` or `cookie`.
+    #[serde(rename = "in")]
+    pub location: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestAuth {
+    /// `none`, `api_key`, `bearer` or `oauth`.
+    pub mode: String,
+    /// Keyless: no server access key is required (an explicit owner choice).
+    pub public: bool,
+    /// Where an `api_key` credential goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// KV key of the encrypted credential (`cred:<server id>`), never the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_ref: Option<String>,
+    /// Scopes (OAuth mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub server_id: String,
+    pub workspace_id: String,
+    pub version: i64,
+    pub published_at: i64,
+    pub name: String,
+    pub auth: ManifestAuth,
+    /// Expose the discovery toolset (search / describe / call) instead of every tool.
+    pub discovery: bool,
+    /// The owner's base URL override; `None` uses each tool's servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Enabled tools with the owner's curation applied, in a stable order (by name).
+    pub tools: Vec<ToolDef>,
+}
+
+/// KV key of one manifest version.
+pub fn manifest_key(server_id: &str, version: i64) -> String {
+    format!("manifest:{server_id}:{version}")
+}
+
+/// KV key naming the version on the air (absent when the server is not published).
+pub fn live_key(server_id: &str) -> String {
+    format!("manifest:{server_id}:live")
+}
+
+/// KV key of a live server access key (value: `{"server_id","key_id"}`).
+pub fn access_key_key(key_hash: &str) -> String {
+    format!("akey:{key_hash}")
+}
+
+/// KV key of a server's encrypted upstream credential.
+pub fn credential_key(server_id: &str) -> String {
+    format!("cred:{server_id}")
+}

@@ -1,0 +1,263 @@
+//! Outbound HTTP: the `Http` port and the SSRF guard every owner-supplied URL goes through.
+//!
+//! The guard allows `https` URLs to public hosts only: no IP literals in private, loopback,
+//! link-local, CGNAT, multicast or unspecified ranges, no `localhost`/`*.localhost`/`*.internal`
+//! names, no credentials in the URL, default or explicit ports only. Redirects are never followed
+//! by the port; [`fetch_guarded`] follows them itself and re-checks every hop. A local
+//! development setting (`FLOWCP_ALLOW_LOCAL_FETCH=1`) additionally allows `http` to 127.0.0.1 /
+//! localhost so tests can use fake upstreams; it is off unless set.
+//!
+//! TODO-security: names are checked, not their DNS answers (Workers cannot resolve DNS); on
+//! Cloudflare the runtime itself refuses private destinations, which covers rebinding there.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use url::{Host, Url};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// True when the body was cut at the caller's byte limit.
+    pub truncated: bool,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    Timeout,
+    Network(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Timeout => f.write_str("the request timed out"),
+            HttpError::Network(m) => write!(f, "network error: {m}"),
+        }
+    }
+}
+
+/// The outbound HTTP port. Implementations never follow redirects and read at most `max_body`
+/// bytes of the body (marking the response `truncated` when there was more).
+#[allow(async_fn_in_trait)]
+pub trait Http {
+    async fn send(&self, req: &HttpRequest, max_body: usize) -> Result<HttpResponse, HttpError>;
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchPolicy {
+    /// Local development only: allow http(s) to 127.0.0.1 / ::1 / localhost.
+    pub allow_loopback: bool,
+}
+
+/// Why a URL is refused (safe to show to the owner who entered it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked(pub String);
+
+fn blocked_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => blocked_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return blocked_v4(v4);
+            }
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 can reach v4 private space
+                || (s[0] == 0x2002) // 6to4 embeds arbitrary v4
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+fn blocked_v4(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local() // includes 169.254.169.254 (cloud metadata)
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // CGNAT 100.64/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
+        || o[0] >= 240 // reserved
+}
+
+fn loopback_host(host: &Host<&str>) -> bool {
+    match host {
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => *ip == Ipv6Addr::LOCALHOST,
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Checks one URL against the SSRF policy.
+pub fn check_url(raw: &str, policy: FetchPolicy) -> Result<Url, Blocked> {
+    let url = Url::parse(raw.trim()).map_err(|e| Blocked(format!("not a valid absolute URL ({e})")))?;
+    let host = url.host().ok_or_else(|| Blocked("the URL has no host".into()))?;
+    if policy.allow_loopback && loopback_host(&host) && matches!(url.scheme(), "http" | "https") {
+        return Ok(url);
+    }
+    if url.scheme() != "https" {
+        return Err(Blocked("only https URLs are allowed".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Blocked("credentials in the URL are not allowed".into()));
+    }
+    match host {
+        Host::Ipv4(ip) if blocked_ip(IpAddr::V4(ip)) => {
+            Err(Blocked("private, loopback or reserved addresses are not allowed".into()))
+        }
+        Host::Ipv6(ip) if blocked_ip(IpAddr::V6(ip)) => {
+            Err(Blocked("private, loopback or reserved addresses are not allowed".into()))
+        }
+        Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            let internal = d == "localhost"
+                || d.ends_with(".localhost")
+                || d.ends_with(".internal")
+                || d.ends_with(".local")
+                || d == "metadata"
+                || !d.contains('.');
+            if internal {
+                Err(Blocked("internal host names are not allowed".into()))
+            } else {
+                Ok(url)
+            }
+        }
+        _ => Ok(url),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    Blocked(String),
+    TooManyRedirects,
+    TooLarge(usize),
+    Http(HttpError),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Blocked(why) => write!(f, "the URL is not allowed: {why}"),
+            FetchError::TooManyRedirects => f.write_str("too many redirects"),
+            FetchError::TooLarge(n) => write!(f, "the response is larger than {n} bytes"),
+            FetchError::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// GETs an owner-supplied URL under the SSRF policy, following at most `max_redirects`
+/// redirects and re-checking each target. A body over `max_bytes` is an error.
+pub async fn fetch_guarded(
+    http: &impl Http,
+    url: &str,
+    policy: FetchPolicy,
+    headers: &[(String, String)],
+    max_bytes: usize,
+    timeout_ms: u32,
+    max_redirects: u8,
+) -> Result<(Url, HttpResponse), FetchError> {
+    let mut current = check_url(url, policy).map_err(|b| FetchError::Blocked(b.0))?;
+    for _ in 0..=max_redirects {
+        let req = HttpRequest {
+            method: "GET".into(),
+            url: current.to_string(),
+            headers: headers.to_vec(),
+            body: None,
+            timeout_ms,
+        };
+        let resp = http.send(&req, max_bytes).await.map_err(FetchError::Http)?;
+        if (300..400).contains(&resp.status) && resp.status != 304 {
+            let location =
+                resp.header("location").ok_or(FetchError::Blocked("a redirect without a Location".into()))?;
+            let next =
+                current.join(location).map_err(|_| FetchError::Blocked("a redirect to an invalid URL".into()))?;
+            current = check_url(next.as_str(), policy)
+                .map_err(|b| FetchError::Blocked(format!("redirect refused: {}", b.0)))?;
+            continue;
+        }
+        if resp.truncated {
+            return Err(FetchError::TooLarge(max_bytes));
+        }
+        return Ok((current, resp));
+    }
+    Err(FetchError::TooManyRedirects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFF: FetchPolicy = FetchPolicy { allow_loopback: false };
+    const LOCAL: FetchPolicy = FetchPolicy { allow_loopback: true };
+
+    #[test]
+    fn public_https_urls_pass() {
+        for u in ["https://api.example.com/openapi.json", "https://93.184.216.34/x", "https://[2606:4700::1111]/"] {
+            assert!(check_url(u, OFF).is_ok(), "{u}");
+        }
+    }
+
+    #[test]
+    fn ssrf_targets_are_refused() {
+        for u in [
+            "http://api.example.com/x",
+            "https://127.0.0.1/",
+            "https://10.0.0.5/",
+            "https://172.16.3.4/",
+            "https://192.168.1.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://[::1]/",
+            "https://[fd00::1]/",
+            "https://[fe80::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://localhost/",
+            "https://foo.localhost/",
+            "https://metadata.google.internal/",
+            "https://intranet/",
+            "https://user:pw@api.example.com/",
+            "https://2130706433/",
+            "https://0x7f.0.0.1/",
+            "file:///etc/passwd",
+            "gopher://x.example.com/",
+            "not a url",
+        ] {
+            assert!(check_url(u, OFF).is_err(), "{u} must be refused");
+        }
+    }
+
+    #[test]
+    fn loopback_is_allowed_only_by_the_local_setting() {
+        assert!(check_url("http://127.0.0.1:8080/openapi.json", LOCAL).is_ok());
+        assert!(check_url("http://localhost:8080/x", LOCAL).is_ok());
+        assert!(check_url("http://127.0.0.1:8080/openapi.json", OFF).is_err());
+        assert!(check_url("http://10.0.0.1/", LOCAL).is_err(), "the setting is loopback only");
+    }
+}

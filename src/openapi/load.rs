@@ -1,0 +1,231 @@
+//! Reading bytes into a document `Value`: size cap, JSON or YAML detection, YAML budgets,
+//! version detection and the Swagger 2.0 upgrade.
+//!
+//! Invariants: input larger than [`MAX_DOCUMENT_BYTES`] is refused before parsing; JSON
+//! nesting is bounded by serde_json's recursion limit (128) and YAML by the saphyr budget
+//! (depth, nodes, aliases), so an alias bomb or a 10k-deep document is an error, not a
+//! stack overflow. Syntax errors carry line and column when the parser knows them.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use super::{swagger2, Problem};
+
+/// Largest document accepted (bytes, uncompressed).
+pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
+
+/// Deepest YAML nesting accepted (JSON is bounded at 128 by serde_json). The YAML
+/// deserialiser needs ~5 KB of stack per level in release builds (~25 KB in debug), and the
+/// Worker has a 1 MB stack, so this stays at saphyr's own default. Real documents are far
+/// shallower (GitHub: 22).
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// The version family of the document as uploaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SpecVersion {
+    #[serde(rename = "2.0")]
+    Swagger2,
+    #[serde(rename = "3.0")]
+    OpenApi30,
+    #[serde(rename = "3.1")]
+    OpenApi31,
+    #[serde(rename = "3.2")]
+    OpenApi32,
+}
+
+/// Why a document could not be read at all. Per-operation trouble is a [`Problem`] instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    Empty,
+    TooLarge { size: usize, limit: usize },
+    NotUtf8 { offset: usize },
+    Json { line: usize, column: usize, message: String },
+    Yaml { line: Option<u64>, column: Option<u64>, message: String },
+    NotAnObject { found: &'static str },
+    MissingVersion,
+    UnsupportedVersion { found: String },
+    WrongType { pointer: String, expected: &'static str, found: &'static str },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Empty => write!(f, "the document is empty"),
+            LoadError::TooLarge { size, limit } => {
+                write!(f, "the document is {size} bytes; the limit is {limit} bytes")
+            }
+            LoadError::NotUtf8 { offset } => {
+                write!(f, "the document is not UTF-8 text (invalid byte at offset {offset})")
+            }
+            LoadError::Json { line, column, message } => {
+                write!(f, "JSON syntax error at line {line}, column {column}: {message}")
+            }
+            LoadError::Yaml { line: Some(l), column: Some(c), message } => {
+                write!(f, "YAML error at line {l}, column {c}: {message}")
+            }
+            LoadError::Yaml { message, .. } => write!(f, "YAML error: {message}"),
+            LoadError::NotAnObject { found } => {
+                write!(f, "the document root must be an object, found {found}")
+            }
+            LoadError::MissingVersion => {
+                write!(f, "not an OpenAPI or Swagger document: no `openapi` or `swagger` version field")
+            }
+            LoadError::UnsupportedVersion { found } => {
+                write!(f, "unsupported version {found:?}: expected Swagger 2.0 or OpenAPI 3.0, 3.1 or 3.2")
+            }
+            LoadError::WrongType { pointer, expected, found } => {
+                write!(f, "`{pointer}` must be {expected}, found {found}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A document ready for tool generation: always in OpenAPI 3.x shape.
+#[derive(Debug, Clone)]
+pub struct LoadedDocument {
+    pub doc: Value,
+    pub spec_version: SpecVersion,
+    /// The version string as written (`"2.0"`, `"3.0.3"`, ...).
+    pub version_string: String,
+    /// Problems found while upgrading or checking the top level.
+    pub problems: Vec<Problem>,
+}
+
+/// Short JSON type name for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parse bytes (JSON or YAML) into a `Value` without interpreting it.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Value, LoadError> {
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(LoadError::TooLarge { size: bytes.len(), limit: MAX_DOCUMENT_BYTES });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 { offset: e.valid_up_to() })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(LoadError::Empty);
+    }
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return serde_json::from_str(text).map_err(|e| LoadError::Json {
+            line: e.line(),
+            column: e.column(),
+            message: strip_json_position(&e.to_string()),
+        });
+    }
+    parse_yaml(text)
+}
+
+fn strip_json_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg.get(..i).unwrap_or(msg).to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn parse_yaml(text: &str) -> Result<Value, LoadError> {
+    // Budgets: large enough for Stripe's 6 MB document (~1.5M events), small enough that an
+    // alias bomb or a deep nest is refused (replayed alias events are capped separately).
+    let budget = serde_saphyr::budget! {
+        max_events: 8_000_000,
+        max_nodes: 4_000_000,
+        max_depth: MAX_YAML_DEPTH,
+        max_documents: 1,
+        max_aliases: 10_000,
+        max_anchors: 10_000,
+        max_total_scalar_bytes: MAX_DOCUMENT_BYTES,
+    };
+    let alias_limits = serde_saphyr::alias_limits! {
+        max_total_replayed_events: 200_000,
+        max_replay_stack_depth: 16,
+    };
+    let options = serde_saphyr::options! {
+        budget: budget,
+        alias_limits: alias_limits,
+    };
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
+        let loc = e.location();
+        let message = e.to_string();
+        // The message may carry a multi-line snippet; keep the first line.
+        let first = message.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        LoadError::Yaml {
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            message: first,
+        }
+    })
+}
+
+/// Read a document: parse, check the root, detect the version, upgrade 2.0 to 3.0 shape.
+pub fn load_document(bytes: &[u8]) -> Result<LoadedDocument, LoadError> {
+    let doc = parse_bytes(bytes)?;
+    prepare(doc)
+}
+
+/// Version detection and top-level checks on an already parsed `Value`.
+pub fn prepare(doc: Value) -> Result<LoadedDocument, LoadError> {
+    let Value::Object(root) = &doc else {
+        return Err(LoadError::NotAnObject { found: type_name(&doc) });
+    };
+    let (spec_version, version_string) = detect_version(root)?;
+    check_top_level(root)?;
+    let mut problems = Vec::new();
+    let doc = if spec_version == SpecVersion::Swagger2 { swagger2::upgrade(&doc, &mut problems) } else { doc };
+    Ok(LoadedDocument { doc, spec_version, version_string, problems })
+}
+
+fn detect_version(root: &serde_json::Map<String, Value>) -> Result<(SpecVersion, String), LoadError> {
+    if let Some(v) = root.get("openapi") {
+        let s = version_text(v);
+        let family = if s.starts_with("3.0") {
+            SpecVersion::OpenApi30
+        } else if s.starts_with("3.1") {
+            SpecVersion::OpenApi31
+        } else if s.starts_with("3.2") {
+            SpecVersion::OpenApi32
+        } else {
+            return Err(LoadError::UnsupportedVersion { found: s });
+        };
+        return Ok((family, s));
+    }
+    if let Some(v) = root.get("swagger") {
+        let s = version_text(v);
+        if s == "2.0" || s == "2" {
+            return Ok((SpecVersion::Swagger2, s));
+        }
+        return Err(LoadError::UnsupportedVersion { found: s });
+    }
+    Err(LoadError::MissingVersion)
+}
+
+fn version_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.chars().take(40).collect(),
+        Value::Number(n) => n.to_string(),
+        other => type_name(other).to_string(),
+    }
+}
+
+fn check_top_level(root: &serde_json::Map<String, Value>) -> Result<(), LoadError> {
+    if let Some(paths) = root.get("paths") {
+        if !paths.is_object() && !paths.is_null() {
+            return Err(LoadError::WrongType {
+                pointer: "/paths".into(),
+                expected: "an object",
+                found: type_name(paths),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The `apps`, `imports` and `tools` tables.
+//!
+//! Tools carry the generated definition (`def_json`) and the owner's curation (name,
+//! description, enabled) side by side; a re-import replaces the generated part and keeps the
+//! curation, matched by `operation_key`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::workspaces::{opt_text, text};
+use super::{row_i64, Db, Row, SqlValue, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct App {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    pub source_url: Option<String>,
+    pub current_import_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn app(row: &Row) -> Result<App, StoreError> {
+    Ok(App {
+        id: text(row, "id")?,
+        workspace_id: text(row, "workspace_id")?,
+        name: text(row, "name")?,
+        source_url: opt_text(row, "source_url"),
+        current_import_id: opt_text(row, "current_import_id"),
+        created_at: row_i64(row, "created_at")?,
+        updated_at: row_i64(row, "updated_at")?,
+    })
+}
+
+const APP_COLS: &str = "id, workspace_id, name, source_url, current_import_id, created_at, updated_at";
+
+pub async fn create_app(db: &impl Db, a: &App) -> Result<(), StoreError> {
+    let sql = "INSERT INTO apps (id, workspace_id, name, source_url, current_import_id, created_at, updated_at) \
+               VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?5)";
+    db.execute(
+        sql,
+        &[
+            a.id.as_str().into(),
+            a.workspace_id.as_str().into(),
+            a.name.as_str().into(),
+            a.source_url.clone().into(),
+            a.created_at.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Apps of a workspace after the `(created_at, id)` cursor, at most `limit`.
+pub async fn list_apps(
+    db: &impl Db,
+    ws: &str,
+    after: Option<(i64, String)>,
+    limit: u32,
+) -> Result<Vec<App>, StoreError> {
+    let (ts, id) = after.unwrap_or((i64::MIN, String::new()));
+    let sql = format!(
+        "SELECT {APP_COLS} FROM apps WHERE workspace_id = ?1 AND (created_at > ?2 OR (created_at = ?2 AND id > ?3)) \
+         ORDER BY created_at, id LIMIT ?4"
+    );
+    db.query(&sql, &[ws.into(), ts.into(), id.into(), i64::from(limit).into()]).await?.iter().map(app).collect()
+}
+
+/// One app of the workspace (`None` also when it belongs to another workspace).
+pub async fn get_app(db: &impl Db, ws: &str, app_id: &str) -> Result<Option<App>, StoreError> {
+    let sql = format!("SELECT {APP_COLS} FROM apps WHERE workspace_id = ?1 AND id = ?2");
+    db.query(&sql, &[ws.into(), app_id.into()]).await?.first().map(app).transpose()
+}
+
+pub async fn rename_app(db: &impl Db, ws: &str, app_id: &str, name: &str, now: i64) -> Result<bool, StoreError> {
+    let sql = "UPDATE apps SET name = ?3, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
+    Ok(db.execute(sql, &[ws.into(), app_id.into(), name.into(), now.into()]).await? == 1)
+}
+
+pub async fn set_source_url(db: &impl Db, ws: &str, app_id: &str, url: &str) -> Result<(), StoreError> {
+    let sql = "UPDATE apps SET source_url = ?3 WHERE workspace_id = ?1 AND id = ?2";
+    db.execute(sql, &[ws.into(), app_id.into(), url.into()]).await.map(|_| ())
+}
+
+/// KV keys of the raw documents of an app's imports (to delete with the app).
+pub async fn document_keys(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<String>, StoreError> {
+    let sql = "SELECT document_key FROM imports WHERE workspace_id = ?1 AND app_id = ?2";
+    db.query(sql, &[ws.into(), app_id.into()]).await?.iter().map(|r| text(r, "document_key")).collect()
+}
+
+/// Deletes an app; imports and tools go with it (ON DELETE CASCADE).
+pub async fn delete_app(db: &impl Db, ws: &str, app_id: &str) -> Result<bool, StoreError> {
+    Ok(db.execute("DELETE FROM apps WHERE workspace_id = ?1 AND id = ?2", &[ws.into(), app_id.into()]).await? == 1)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportRecord {
+    pub id: String,
+    pub app_id: String,
+    pub source_kind: String,
+    pub source_url: Option<String>,
+    pub document_sha256: String,
+    pub document_bytes: i64,
+    pub spec_version: Option<String>,
+    pub title: Option<String>,
+    pub api_version: Option<String>,
+    pub tool_count: i64,
+    pub warning_count: i64,
+    pub added_count: i64,
+    pub removed_count: i64,
+    pub changed_count: i64,
+    pub report: Value,
+    pub created_at: i64,
+    #[serde(skip)]
+    pub document_key: String,
+    #[serde(skip)]
+    pub workspace_id: String,
+}
+
+pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreError> {
+    let sql = "INSERT INTO imports (id, app_id, workspace_id, source_kind, source_url, document_key, document_sha256, \
+               document_bytes, spec_version, title, api_version, tool_count, warning_count, added_count, removed_count, \
+               changed_count, report_json, created_at) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+    db.execute(
+        sql,
+        &[
+            i.id.as_str().into(),
+            i.app_id.as_str().into(),
+            i.workspace_id.as_str().into(),
+            i.source_kind.as_str().into(),
+            i.source_url.clone().into(),
+            i.document_key.as_str().into(),
+            i.document_sha256.as_str().into(),
+            i.document_bytes.into(),
+            i.spec_version.clone().into(),
+            i.title.clone().into(),
+            i.api_version.clone().into(),
+            i.tool_count.into(),
+            i.warning_count.into(),
+            i.added_count.into(),
+            i.removed_count.into(),
+            i.changed_count.into(),
+            i.report.to_string().into(),
+            i.created_at.into(),
+        ],
+    )
+    .await?;
+    let sql = "UPDATE apps SET current_import_id = ?3, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
+    db.execute(
+        sql,
+        &[i.workspace_id.as_str().into(), i.app_id.as_str().into(), i.id.as_str().into(), i.created_at.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn list_imports(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ImportRecord>, StoreError> {
+    let sql =
+        "SELECT * FROM imports WHERE workspace_id = ?1 AND app_id = ?2 ORDER BY created_at DESC, id DESC LIMIT 100";
+    db.query(sql, &[ws.into(), app_id.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ImportRecord {
+                id: text(r, "id")?,
+                app_id: text(r, "app_id")?,
+                workspace_id: text(r, "workspace_id")?,
+                source_kind: text(r, "source_kind")?,
+                source_url: opt_text(r, "source_url"),
+                document_key: text(r, "document_key")?,
+                document_sha256: text(r, "document_sha256")?,
+                document_bytes: row_i64(r, "document_bytes")?,
+                spec_version: opt_text(r, "spec_version"),
+                title: opt_text(r, "title"),
+                api_version: opt_text(r, "api_version"),
+                tool_count: row_i64(r, "tool_count")?,
+                warning_count: row_i64(r, "warning_count")?,
+                added_count: row_i64(r, "added_count")?,
+                removed_count: row_i64(r, "removed_count")?,
+                changed_count: row_i64(r, "changed_count")?,
+                report: serde_json::from_str(&text(r, "report_json")?)
+                    .map_err(|_| StoreError::Corrupt("imports.report_json".into()))?,
+                created_at: row_i64(r, "created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// A tool row: the generated definition and the owner's curation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolRow {
+    pub id: String,
+    pub operation_key: String,
+    pub generated_name: String,
+    pub name: String,
+    /// The curated description, `None` when the generated one is used.
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub method: String,
+    pub path: String,
+    pub tags: Vec<String>,
+    pub removed_at: Option<i64>,
+    pub updated_at: i64,
+    #[serde(skip)]
+    pub def_json: String,
+}
+
+fn tool_row(r: &Row) -> Result<ToolRow, StoreError> {
+    Ok(ToolRow {
+        id: text(r, "id")?,
+        operation_key: text(r, "operation_key")?,
+        generated_name: text(r, "generated_name")?,
+        name: text(r, "name")?,
+        description: opt_text(r, "description"),
+        enabled: row_i64(r, "enabled")? != 0,
+        method: text(r, "method")?,
+        path: text(r, "path")?,
+        tags: serde_json::from_str(&text(r, "tags_json")?)
+            .map_err(|_| StoreError::Corrupt("tools.tags_json".into()))?,
+        removed_at: r.get("removed_at").and_then(Value::as_i64),
+        updated_at: row_i64(r, "updated_at")?,
+        def_json: text(r, "def_json")?,
+    })
+}
+
+const TOOL_COLS: &str =
+    "id, operation_key, generated_name, name, description, enabled, method, path, tags_json, removed_at, updated_at, def_json";
+
+/// Every tool of an app, removed ones included (for re-import diffs).
+pub async fn all_tools(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ToolRow>, StoreError> {
+    let sql = format!("SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 ORDER BY name, id");
+    db.query(&sql, &[ws.into(), app_id.into()]).await?.iter().map(tool_row).collect()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ToolFilter {
+    pub tag: Option<String>,
+    pub text: Option<String>,
+    pub enabled: Option<bool>,
+    /// Cursor: the `(name, id)` of the last tool of the previous page.
+    pub after: Option<(String, String)>,
+    pub limit: u32,
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Live (not removed) tools of an app, filtered, ordered by (name, id).
+pub async fn list_tools(db: &impl Db, ws: &str, app_id: &str, f: &ToolFilter) -> Result<Vec<ToolRow>, StoreError> {
+    let (after_name, after_id) = f.after.clone().unwrap_or_default();
+    let sql = format!(
+        "SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL \
+         AND (name > ?3 OR (name = ?3 AND id > ?4)) \
+         AND (?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(tools.tags_json) WHERE json_each.value = ?5)) \
+         AND (?6 IS NULL OR name LIKE ?6 ESCAPE '\\' OR COALESCE(description, '') LIKE ?6 ESCAPE '\\' \
+              OR path LIKE ?6 ESCAPE '\\' OR def_json LIKE ?6 ESCAPE '\\') \
+         AND (?7 IS NULL OR enabled = ?7) \
+         ORDER BY name, id LIMIT ?8"
+    );
+    let params = [
+        ws.into(),
+        app_id.into(),
+        after_name.into(),
+        after_id.into(),
+        f.tag.clone().into(),
+        f.text.as_deref().map(like_pattern).into(),
+        f.enabled.map(i64::from).into(),
+        i64::from(f.limit).into(),
+    ];
+    db.query(&sql, &params).await?.iter().map(tool_row).collect()
+}
+
+pub async fn get_tool(db: &impl Db, ws: &str, app_id: &str, tool_id: &str) -> Result<Option<ToolRow>, StoreError> {
+    let sql = format!(
+        "SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 AND id = ?3 AND removed_at IS NULL"
+    );
+    db.query(&sql, &[ws.into(), app_id.into(), tool_id.into()]).await?.first().map(tool_row).transpose()
+}
+
+/// Is `name` used by another live tool of the app?
+pub async fn name_taken(db: &impl Db, app_id: &str, name: &str, except_tool: &str) -> Result<bool, StoreError> {
+    let sql = "SELECT COUNT(*) AS n FROM tools WHERE app_id = ?1 AND name = ?2 AND id != ?3 AND removed_at IS NULL";
+    let rows = db.query(sql, &[app_id.into(), name.into(), except_tool.into()]).await?;
+    Ok(rows.first().map(|r| row_i64(r, "n")).transpose()?.unwrap_or(0) > 0)
+}
+
+pub async fn insert_tool(db: &impl Db, ws: &str, app_id: &str, t: &ToolRow) -> Result<(), StoreError> {
+    let sql =
+        "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, enabled, \
+               method, path, tags_json, def_json, removed_at, updated_at) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13)";
+    let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
+    db.execute(
+        sql,
+        &[
+            t.id.as_str().into(),
+            app_id.into(),
+            ws.into(),
+            t.operation_key.as_str().into(),
+            t.generated_name.as_str().into(),
+            t.name.as_str().into(),
+            t.description.clone().into(),
+            i64::from(t.enabled).into(),
+            t.method.as_str().into(),
+            t.path.as_str().into(),
+            tags.into(),
+            t.def_json.as_str().into(),
+            t.updated_at.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Replaces the generated part of a tool (re-import), keeping the curation; un-removes it.
+pub async fn refresh_generated(db: &impl Db, tool_id: &str, t: &ToolRow, now: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE tools SET generated_name = ?2, method = ?3, path = ?4, tags_json = ?5, def_json = ?6, \
+               removed_at = NULL, updated_at = ?7 WHERE id = ?1";
+    let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
+    db.execute(
+        sql,
+        &[
+            tool_id.into(),
+            t.generated_name.as_str().into(),
+            t.method.as_str().into(),
+            t.path.as_str().into(),
+            tags.into(),
+            t.def_json.as_str().into(),
+            now.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn mark_removed(db: &impl Db, tool_id: &str, now: i64) -> Result<(), StoreError> {
+    db.execute("UPDATE tools SET removed_at = ?2, updated_at = ?2 WHERE id = ?1", &[tool_id.into(), now.into()])
+        .await
+        .map(|_| ())
+}
+
+/// Applies curation to one tool: `None` leaves a field as it is; `Some(None)` for the
+/// description restores the generated one.
+pub async fn curate(
+    db: &impl Db,
+    tool_id: &str,
+    name: Option<&str>,
+    description: Option<Option<&str>>,
+    enabled: Option<bool>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sql = "UPDATE tools SET name = COALESCE(?2, name), \
+               description = CASE WHEN ?3 = 1 THEN ?4 ELSE description END, \
+               enabled = COALESCE(?5, enabled), updated_at = ?6 WHERE id = ?1";
+    let (set_desc, desc) = match description {
+        Some(d) => (1i64, d.map(str::to_string)),
+        None => (0, None),
+    };
+    db.execute(
+        sql,
+        &[
+            tool_id.into(),
+            name.map(str::to_string).into(),
+            set_desc.into(),
+            desc.into(),
+            enabled.map(i64::from).into(),
+            SqlValue::Integer(now),
+        ],
+    )
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,205 @@
+//! The `servers` and `server_access_keys` tables.
+//!
+//! A server row holds only non-secret configuration: the auth mode, where the credential goes,
+//! and the KV key of the encrypted credential (never its value). Access keys are stored as
+//! SHA-256 hashes; KV mirrors live ones under `akey:<hash>` so the MCP hot path needs no D1 read.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::workspaces::{opt_text, text};
+use super::{row_i64, Db, Row, SqlValue, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Server {
+    pub id: String,
+    pub workspace_id: String,
+    pub app_id: String,
+    pub name: String,
+    pub auth_mode: String,
+    pub auth_config: Value,
+    #[serde(skip)]
+    pub credential_key: Option<String>,
+    pub is_public: bool,
+    pub discovery_mode: bool,
+    pub base_url_override: Option<String>,
+    pub probe_tool: Option<String>,
+    pub verification_state: String,
+    pub verification: Option<Value>,
+    pub verified_at: Option<i64>,
+    pub published_version: Option<i64>,
+    pub published_at: Option<i64>,
+    pub draft_changed_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn opt_i64(row: &Row, col: &str) -> Option<i64> {
+    row_i64(row, col).ok()
+}
+
+fn server(r: &Row) -> Result<Server, StoreError> {
+    let json = |col: &str| -> Result<Option<Value>, StoreError> {
+        opt_text(r, col)
+            .map(|t| serde_json::from_str(&t).map_err(|_| StoreError::Corrupt(format!("servers.{col}"))))
+            .transpose()
+    };
+    Ok(Server {
+        id: text(r, "id")?,
+        workspace_id: text(r, "workspace_id")?,
+        app_id: text(r, "app_id")?,
+        name: text(r, "name")?,
+        auth_mode: text(r, "auth_mode")?,
+        auth_config: json("auth_config_json")?.unwrap_or(Value::Object(Default::default())),
+        credential_key: opt_text(r, "credential_key"),
+        is_public: row_i64(r, "is_public")? != 0,
+        discovery_mode: row_i64(r, "discovery_mode")? != 0,
+        base_url_override: opt_text(r, "base_url_override"),
+        probe_tool: opt_text(r, "probe_tool"),
+        verification_state: text(r, "verification_state")?,
+        verification: json("verification_json")?,
+        verified_at: opt_i64(r, "verified_at"),
+        published_version: opt_i64(r, "published_version"),
+        published_at: opt_i64(r, "published_at"),
+        draft_changed_at: opt_i64(r, "draft_changed_at"),
+        created_at: row_i64(r, "created_at")?,
+        updated_at: row_i64(r, "updated_at")?,
+    })
+}
+
+pub async fn create(db: &impl Db, id: &str, ws: &str, app_id: &str, name: &str, now: i64) -> Result<(), StoreError> {
+    let sql = "INSERT INTO servers (id, workspace_id, app_id, name, created_at, updated_at, draft_changed_at) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)";
+    db.execute(sql, &[id.into(), ws.into(), app_id.into(), name.into(), now.into()]).await.map(|_| ())
+}
+
+pub async fn list(db: &impl Db, ws: &str) -> Result<Vec<Server>, StoreError> {
+    let sql = "SELECT * FROM servers WHERE workspace_id = ?1 ORDER BY created_at, id LIMIT 500";
+    db.query(sql, &[ws.into()]).await?.iter().map(server).collect()
+}
+
+pub async fn get(db: &impl Db, ws: &str, id: &str) -> Result<Option<Server>, StoreError> {
+    let sql = "SELECT * FROM servers WHERE workspace_id = ?1 AND id = ?2";
+    db.query(sql, &[ws.into(), id.into()]).await?.first().map(server).transpose()
+}
+
+/// Saves the editable configuration and resets verification (any change makes it a draft).
+pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), StoreError> {
+    let sql =
+        "UPDATE servers SET name = ?3, auth_mode = ?4, auth_config_json = ?5, credential_key = ?6, is_public = ?7, \
+               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, verification_state = 'unverified', \
+               verification_json = NULL, verified_at = NULL, draft_changed_at = ?11, updated_at = ?11 \
+               WHERE workspace_id = ?1 AND id = ?2";
+    db.execute(
+        sql,
+        &[
+            s.workspace_id.as_str().into(),
+            s.id.as_str().into(),
+            s.name.as_str().into(),
+            s.auth_mode.as_str().into(),
+            s.auth_config.to_string().into(),
+            s.credential_key.clone().into(),
+            i64::from(s.is_public).into(),
+            i64::from(s.discovery_mode).into(),
+            s.base_url_override.clone().into(),
+            s.probe_tool.clone().into(),
+            now.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Tool curation changed: every server of the app goes back to unverified draft.
+pub async fn reset_for_app(db: &impl Db, ws: &str, app_id: &str, now: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE servers SET verification_state = 'unverified', verification_json = NULL, verified_at = NULL, \
+               draft_changed_at = ?3 WHERE workspace_id = ?1 AND app_id = ?2";
+    db.execute(sql, &[ws.into(), app_id.into(), now.into()]).await.map(|_| ())
+}
+
+pub async fn set_verification(
+    db: &impl Db,
+    ws: &str,
+    id: &str,
+    state: &str,
+    findings: &Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sql = "UPDATE servers SET verification_state = ?3, verification_json = ?4, verified_at = ?5 \
+               WHERE workspace_id = ?1 AND id = ?2";
+    db.execute(sql, &[ws.into(), id.into(), state.into(), findings.to_string().into(), now.into()]).await.map(|_| ())
+}
+
+pub async fn set_published(db: &impl Db, ws: &str, id: &str, version: Option<i64>, now: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE servers SET published_version = ?3, published_at = ?4, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
+    db.execute(sql, &[ws.into(), id.into(), version.into(), SqlValue::Integer(now)]).await.map(|_| ())
+}
+
+pub async fn delete(db: &impl Db, ws: &str, id: &str) -> Result<bool, StoreError> {
+    Ok(db.execute("DELETE FROM servers WHERE workspace_id = ?1 AND id = ?2", &[ws.into(), id.into()]).await? == 1)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessKey {
+    pub id: String,
+    pub name: Option<String>,
+    pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    #[serde(skip)]
+    pub key_hash: String,
+}
+
+pub async fn create_key(db: &impl Db, ws: &str, server_id: &str, k: &AccessKey) -> Result<(), StoreError> {
+    let sql = "INSERT INTO server_access_keys (id, server_id, workspace_id, name, prefix, key_hash, created_at) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    db.execute(
+        sql,
+        &[
+            k.id.as_str().into(),
+            server_id.into(),
+            ws.into(),
+            k.name.clone().into(),
+            k.prefix.as_str().into(),
+            k.key_hash.as_str().into(),
+            k.created_at.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn list_keys(db: &impl Db, ws: &str, server_id: &str) -> Result<Vec<AccessKey>, StoreError> {
+    let sql = "SELECT * FROM server_access_keys WHERE workspace_id = ?1 AND server_id = ?2 ORDER BY created_at, id";
+    db.query(sql, &[ws.into(), server_id.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AccessKey {
+                id: text(r, "id")?,
+                name: opt_text(r, "name"),
+                prefix: text(r, "prefix")?,
+                created_at: row_i64(r, "created_at")?,
+                last_used_at: opt_i64(r, "last_used_at"),
+                revoked_at: opt_i64(r, "revoked_at"),
+                key_hash: text(r, "key_hash")?,
+            })
+        })
+        .collect()
+}
+
+/// Revokes a key; returns its hash when it was live.
+pub async fn revoke_key(
+    db: &impl Db,
+    ws: &str,
+    server_id: &str,
+    key_id: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let keys = list_keys(db, ws, server_id).await?;
+    let Some(k) = keys.into_iter().find(|k| k.id == key_id) else { return Ok(None) };
+    let sql = "UPDATE server_access_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1";
+    db.execute(sql, &[key_id.into(), now.into()]).await?;
+    Ok(Some(k.key_hash))
+}

@@ -1,0 +1,93 @@
+//! The `workspaces` and `memberships` tables. Every workspace-scoped query elsewhere starts from
+//! a membership found here.
+
+use serde::Serialize;
+
+use super::{row_i64, Db, Row, SqlValue, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub added_at: i64,
+}
+
+pub const INSERT: &str = "INSERT INTO workspaces (id, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)";
+pub const INSERT_MEMBERSHIP: &str =
+    "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
+pub const LIST_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
+    JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 ORDER BY w.created_at, w.id";
+pub const GET_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
+    JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 AND w.id = ?2";
+pub const LIST_MEMBERS: &str = "SELECT u.id AS user_id, u.email, u.display_name, m.role, m.created_at \
+    FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ?1 ORDER BY m.created_at, u.id";
+pub const DELETE: &str = "DELETE FROM workspaces WHERE id = ?1";
+
+pub(crate) fn text(row: &Row, col: &str) -> Result<String, StoreError> {
+    row.get(col)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::Corrupt(format!("column {col} is missing or not text")))
+}
+
+pub(crate) fn opt_text(row: &Row, col: &str) -> Option<String> {
+    row.get(col).and_then(|v| v.as_str()).map(str::to_string)
+}
+
+fn workspace(row: &Row) -> Result<Workspace, StoreError> {
+    Ok(Workspace {
+        id: text(row, "id")?,
+        name: text(row, "name")?,
+        role: text(row, "role")?,
+        created_at: row_i64(row, "created_at")?,
+    })
+}
+
+/// Creates a workspace with `user_id` as its owner.
+pub async fn create(db: &impl Db, id: &str, name: &str, user_id: &str, now: i64) -> Result<(), StoreError> {
+    db.execute(INSERT, &[id.into(), name.into(), user_id.into(), now.into()]).await?;
+    db.execute(INSERT_MEMBERSHIP, &[id.into(), user_id.into(), "owner".into(), now.into()]).await?;
+    Ok(())
+}
+
+pub async fn list_for_user(db: &impl Db, user_id: &str) -> Result<Vec<Workspace>, StoreError> {
+    db.query(LIST_FOR_USER, &[user_id.into()]).await?.iter().map(workspace).collect()
+}
+
+/// The workspace with the caller's role, or `None` when it does not exist *or* the user is not
+/// a member — callers answer 404 for both.
+pub async fn get_for_user(db: &impl Db, user_id: &str, ws: &str) -> Result<Option<Workspace>, StoreError> {
+    db.query(GET_FOR_USER, &[user_id.into(), ws.into()]).await?.first().map(workspace).transpose()
+}
+
+pub async fn members(db: &impl Db, ws: &str) -> Result<Vec<Member>, StoreError> {
+    db.query(LIST_MEMBERS, &[ws.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Member {
+                user_id: text(r, "user_id")?,
+                email: text(r, "email")?,
+                display_name: text(r, "display_name")?,
+                role: text(r, "role")?,
+                added_at: row_i64(r, "created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Adds a membership; returns false when the user is already a member.
+pub async fn add_member(db: &impl Db, ws: &str, user_id: &str, role: &str, now: i64) -> Result<bool, StoreError> {
+    let sql = "INSERT OR IGNORE INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
+    Ok(db.execute(sql, &[ws.into(), user_id.into(), role.into(), SqlValue::Integer(now)]).await? == 1)
+}

@@ -1,0 +1,63 @@
+//! Upstream responses -> MCP tool results.
+
+use flowcp::invoke::{invalid_arguments_result, map_response, map_response_with, ResponseBudget};
+use flowcp::tools::import_value;
+use flowcp::tools::ToolDef;
+use serde_json::json;
+
+fn tool(with_output: bool) -> ToolDef {
+    let schema = if with_output {
+        json!({"type": "object", "properties": {"id": {"type": "integer"}}})
+    } else {
+        json!({"type": "array"})
+    };
+    let doc = json!({"openapi": "3.0.0", "info": {"title": "t", "version": "1"}, "paths": {"/p": {"get": {
+        "operationId": "p", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}}}}}}});
+    import_value(doc).expect("import").tools.remove(0)
+}
+
+#[test]
+fn json_object_with_output_schema_is_structured() {
+    let r = map_response(&tool(true), 200, Some("application/json"), br#"{"id":1}"#);
+    assert_eq!(r, json!({"content": [{"type": "text", "text": "{\"id\":1}"}], "structuredContent": {"id": 1}}));
+}
+
+#[test]
+fn no_output_schema_means_text_only() {
+    let r = map_response(&tool(false), 200, Some("application/json"), b"[1]");
+    assert_eq!(r, json!({"content": [{"type": "text", "text": "[1]"}]}));
+}
+
+#[test]
+fn upstream_error_is_a_tool_error_with_bounded_excerpt() {
+    let body = "x".repeat(5000);
+    let r = map_response(&tool(true), 404, Some("text/plain"), body.as_bytes());
+    let text = r["content"][0]["text"].as_str().expect("text");
+    assert_eq!(r["isError"], json!(true));
+    assert!(text.starts_with("HTTP 404 Not Found\nxxx"));
+    assert!(text.ends_with("\n…[truncated: showing 2048 of 5000 bytes]"), "{text}");
+    assert!(r.get("structuredContent").is_none());
+}
+
+#[test]
+fn oversized_body_is_cut_on_a_char_boundary_with_marker() {
+    let body = "é".repeat(10);
+    let budget = ResponseBudget { max_text_bytes: 5, max_error_bytes: 5 };
+    let r = map_response_with(&tool(false), 200, None, body.as_bytes(), &budget);
+    assert_eq!(r["content"][0]["text"], json!("éé\n…[truncated: showing 4 of 20 bytes]"));
+}
+
+#[test]
+fn binary_body_is_described_not_dumped() {
+    let r = map_response(&tool(false), 200, Some("image/png"), &[0x89, 0xff, 0x00]);
+    assert_eq!(r["content"][0]["text"], json!("[binary response body: 3 bytes, content-type image/png; not shown]"));
+}
+
+#[test]
+fn invalid_arguments_become_a_tool_error() {
+    let r = invalid_arguments_result(&["`a`: expected string, got integer 1".into()]);
+    assert_eq!(
+        r,
+        json!({"content": [{"type": "text", "text": "Invalid arguments:\n- `a`: expected string, got integer 1"}], "isError": true})
+    );
+}
