@@ -232,7 +232,14 @@ async fn import_url<D: Db, K: Kv, H: Http>(
         Err(FetchError::TooLarge(n)) => {
             return Err(ApiError::new(422, "document_too_large", format!("The document is larger than {n} bytes.")))
         }
-        Err(e) => return Err(ApiError::new(502, "fetch_failed", format!("The document could not be fetched: {e}."))),
+        Err(e) => {
+            let why = e.to_string();
+            return Err(ApiError::new(
+                502,
+                "fetch_failed",
+                format!("The document could not be fetched: {}.", why.trim_end_matches('.')),
+            ));
+        }
     };
     if !(200..300).contains(&resp.status) {
         return Err(ApiError::new(502, "fetch_failed", format!("The URL answered HTTP {}.", resp.status)));

@@ -339,4 +339,26 @@ mod tests {
             assert!(r.pattern.starts_with("/api/v1/workspaces/{ws}"), "{}", r.pattern);
         }
     }
+
+    #[test]
+    fn openapi_document_lists_every_route_and_imports_into_flowcp() {
+        let doc = openapi_document("https://flowcp.example");
+        for r in ROUTES {
+            assert!(doc["paths"][r.pattern][r.method.to_ascii_lowercase()].is_object(), "{} {}", r.method, r.pattern);
+        }
+        let documented: usize =
+            doc["paths"].as_object().map_or(0, |p| p.values().filter_map(|i| i.as_object()).map(|i| i.len()).sum());
+        assert_eq!(documented, ROUTES.len(), "the document has operations that are not routes");
+        let report = crate::tools::import(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert_eq!(report.tools.len(), ROUTES.len());
+        assert!(report.problems.iter().all(|p| p.severity != crate::openapi::Severity::Error), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn route_patterns_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.method, r.pattern)), "duplicate route {} {}", r.method, r.pattern);
+        }
+    }
 }
