@@ -1,5 +1,6 @@
 #!/bin/sh
-# Applies local D1 migrations and runs the Worker under wrangler dev (workerd, local D1 + KV).
+# Applies local D1 migrations, runs the Worker under wrangler dev (workerd, local D1 + KV), and
+# seeds the demo (account, app, published server) when the local database is empty.
 set -eu
 cd "$(dirname "$0")/.."
 PORT="${PORT:-8787}"
@@ -7,4 +8,8 @@ export WRANGLER_SEND_METRICS=false
 sh scripts/build-worker.sh
 npx wrangler d1 migrations apply DB --local
 echo "FlowCP: http://127.0.0.1:$PORT  (health: http://127.0.0.1:$PORT/healthz)"
-exec npx wrangler dev --ip 127.0.0.1 --port "$PORT" --test-scheduled --show-interactive-dev-session=false
+npx wrangler dev --ip 127.0.0.1 --port "$PORT" --test-scheduled --show-interactive-dev-session=false &
+WRANGLER=$!
+trap 'kill $WRANGLER 2>/dev/null || true' INT TERM EXIT
+node scripts/seed-demo.mjs "http://127.0.0.1:$PORT" || echo "demo seeding failed (the server still runs)" >&2
+wait $WRANGLER
