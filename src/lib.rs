@@ -13,6 +13,7 @@ pub mod error;
 pub mod invoke;
 pub mod jobs;
 pub mod manifest;
+pub mod mcp;
 pub mod net;
 pub mod openapi;
 pub mod redact;

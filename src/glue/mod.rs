@@ -12,8 +12,10 @@ use crate::api::{self, health, JsonResponse, Request as CoreRequest, Response as
 use crate::config::{self, Secrets};
 use crate::error::{check_body_len, check_declared_len, limits, ApiError};
 use crate::jobs::retention::{self, RetentionPolicy};
+use crate::mcp::server as mcp_server;
 use crate::net::FetchPolicy;
 use crate::redact::Redactor;
+use crate::store::audit;
 use adapters::{D1Db, FetchHttp, KvStorePort};
 
 pub const D1_BINDING: &str = "DB";
@@ -24,12 +26,12 @@ fn now_ms() -> i64 {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
     let started = now_ms();
     let method = req.method();
     let path = req.path();
-    let (response, internal) = match handle(req, &env).await {
+    let (response, internal) = match handle(req, &env, &ctx).await {
         Ok(r) => (r, None),
         Err(e) => (error_response(&e), e.internal.clone().or_else(|| (e.status >= 500).then(|| e.message.clone()))),
     };
@@ -50,7 +52,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     Ok(response)
 }
 
-async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
     let secrets = secrets(env)?;
     // A global ceiling before any body is read; routes apply their own tighter limits.
     let declared = req.headers().get("content-length").ok().flatten();
@@ -70,6 +72,12 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             }
             _ => Err(ApiError::method_not_allowed()),
         };
+    }
+    if let Some(server_id) = path.strip_prefix("/mcp/") {
+        return mcp(&mut req, env, ctx, &secrets, server_id).await;
+    }
+    if let Some(server_id) = path.strip_prefix("/.well-known/oauth-protected-resource/mcp/") {
+        return protected_resource(&req, env, server_id).await;
     }
     if path.starts_with("/demo/") {
         let url =
@@ -106,6 +114,85 @@ async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         return from_core_response(resp);
     }
     Err(ApiError::not_found())
+}
+
+/// `POST /mcp/<server id>`: the MCP runtime. Audit events are written after the response.
+async fn mcp(
+    req: &mut Request,
+    env: &Env,
+    ctx: &Context,
+    secrets: &Secrets,
+    server_id: &str,
+) -> Result<Response, ApiError> {
+    let valid_id = !server_id.is_empty()
+        && server_id.len() <= 64
+        && server_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid_id {
+        return Err(ApiError::not_found());
+    }
+    let kv = KvStorePort::new(env, KV_BINDING)?;
+    let url =
+        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let method = req.method().to_string();
+    let body = if method == "POST" {
+        req.bytes()
+            .await
+            .map_err(|e| ApiError::bad_request("The request body could not be read.").with_internal(e.to_string()))?
+    } else {
+        Vec::new()
+    };
+    check_body_len(body.len(), limits::MCP_MESSAGE)?;
+    let clock = now_ms;
+    let rt = mcp_server::Runtime {
+        kv: &kv,
+        http: &FetchHttp,
+        keyring: &secrets.keyring,
+        fetch_policy: FetchPolicy { allow_loopback: var_is_on(env, "FLOWCP_ALLOW_LOCAL_FETCH") },
+        origin: url.origin().ascii_serialization(),
+        clock: &clock,
+        upstream_timeout_ms: env
+            .var("FLOWCP_UPSTREAM_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .filter(|ms| (100..=60_000).contains(ms))
+            .unwrap_or(mcp_server::UPSTREAM_TIMEOUT_MS),
+    };
+    let out =
+        mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
+            .await;
+    if !out.audit.is_empty() {
+        let events = out.audit.clone();
+        let env = env.clone();
+        ctx.wait_until(async move {
+            // One writer for all audit rows (DESIGN §2): a Queue can replace it locally.
+            match D1Db::new(&env, D1_BINDING) {
+                Ok(db) => {
+                    for e in &events {
+                        if let Err(err) = audit::insert(&db, e).await {
+                            console_error!("audit write failed: {}", err);
+                        }
+                    }
+                }
+                Err(e) => console_error!("audit write failed: {}", e),
+            }
+        });
+    }
+    from_core_response(CoreResponse { status: out.status, body: out.body, headers: out.headers })
+}
+
+/// RFC 9728 metadata for OAuth-mode servers; 404 for other or unpublished servers.
+async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result<Response, ApiError> {
+    let kv = KvStorePort::new(env, KV_BINDING)?;
+    let loaded =
+        mcp_server::load_manifest(&kv, server_id).await.map_err(ApiError::internal)?.ok_or_else(ApiError::not_found)?;
+    if loaded.manifest.auth.mode != "oauth" {
+        return Err(ApiError::not_found());
+    }
+    let url =
+        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    let body = mcp_server::protected_resource_metadata(&url.origin().ascii_serialization(), &loaded.manifest);
+    json_response(&JsonResponse { status: 200, body })
 }
 
 fn var_is_on(env: &Env, name: &str) -> bool {

@@ -53,13 +53,33 @@ pub fn map_response_with(
     } else {
         format!("HTTP {status} {}\n{body_text}", reason(status))
     };
-    result.insert("content".into(), json!([{"type": "text", "text": text}]));
-    if ok && tool.output_schema.is_some() && body.len() <= budget.max_text_bytes {
-        if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(body) {
-            result.insert("structuredContent".into(), v);
+    let mut is_error = !ok;
+    let mut text = text;
+    if ok && tool.output_schema.is_some() {
+        // MCP: a tool that declares an output schema must return structured content with every
+        // successful result. When the body cannot be that (too large for the budget, not a
+        // JSON object), the result is an error that says why and still shows the text.
+        let structured = match serde_json::from_slice::<Value>(body) {
+            Ok(v @ Value::Object(_)) if body.len() <= budget.max_text_bytes => Some(v),
+            _ => None,
+        };
+        match structured {
+            Some(v) => {
+                result.insert("structuredContent".into(), v);
+            }
+            None => {
+                is_error = true;
+                let why = if body.len() > budget.max_text_bytes {
+                    "the response is larger than the result budget"
+                } else {
+                    "the response is not the JSON object the API's document declares"
+                };
+                text = format!("HTTP {status}: {why}, so it is returned as text only.\n{text}");
+            }
         }
     }
-    if !ok {
+    result.insert("content".into(), json!([{"type": "text", "text": text}]));
+    if is_error {
         result.insert("isError".into(), Value::Bool(true));
     }
     Value::Object(result)

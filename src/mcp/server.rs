@@ -1,0 +1,739 @@
+//! The MCP dispatcher for one published server: access control, `initialize`, `ping`,
+//! `tools/list`, `tools/call` and the discovery toolset.
+//!
+//! Reads only KV (the live-version pointer, the immutable manifest — cached per isolate — the
+//! access-key mirror and the sealed credential); D1 is written only by the caller, after the
+//! response, with the audit events this returns.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use super::jsonrpc::{self, Message, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+use super::transport::{self, Body, Preflight, Rejection};
+use super::{LATEST_VERSION, SUPPORTED_VERSIONS};
+use crate::crypto::{aad_server_credential, sha256_hex, sha256_hex_truncated, Keyring};
+use crate::invoke::{build_request, invalid_arguments_result, map_response, validate_arguments, Credential};
+use crate::manifest::{self, Manifest};
+use crate::net::{check_url, FetchPolicy, Http, HttpRequest};
+use crate::store::audit::{AuditEvent, Outcome};
+use crate::store::Kv;
+use crate::tools::ToolDef;
+
+/// Tools per `tools/list` page.
+pub const PAGE_SIZE: usize = 100;
+/// Upstream call budget.
+pub const UPSTREAM_TIMEOUT_MS: u32 = 20_000;
+/// Bytes of an upstream body read at most (the result is cut further by the response budget).
+pub const UPSTREAM_MAX_BYTES: usize = 4 * 1024 * 1024;
+const MAX_REDIRECTS: u8 = 3;
+const MANIFEST_CACHE_ENTRIES: usize = 64;
+
+/// What the runtime needs: ports, keys, the clock, and where it is reachable.
+pub struct Runtime<'a, K: Kv, H: Http> {
+    pub kv: &'a K,
+    pub http: &'a H,
+    pub keyring: &'a Keyring,
+    pub fetch_policy: FetchPolicy,
+    /// `scheme://host[:port]` as clients reach this server.
+    pub origin: String,
+    /// Milliseconds since the epoch; used for audit timestamps and latency.
+    pub clock: &'a dyn Fn() -> i64,
+    /// Upstream call budget (`FLOWCP_UPSTREAM_TIMEOUT_MS`, default [`UPSTREAM_TIMEOUT_MS`]).
+    pub upstream_timeout_ms: u32,
+}
+
+/// The HTTP request as the runtime sees it (header names in any case).
+pub struct McpRequest<'a> {
+    pub method: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpResponse {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+    /// One event per `tools/call`, to be written after the response.
+    pub audit: Vec<AuditEvent>,
+}
+
+impl From<Rejection> for McpResponse {
+    fn from(r: Rejection) -> Self {
+        McpResponse { status: r.status, body: r.body, headers: r.headers, audit: Vec::new() }
+    }
+}
+
+fn reject(status: u16, message: &str) -> McpResponse {
+    McpResponse {
+        status,
+        body: Some(jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, message)),
+        headers: Vec::new(),
+        audit: Vec::new(),
+    }
+}
+
+/// A manifest with what the hot path derives from it once per isolate.
+pub struct Loaded {
+    pub manifest: Manifest,
+    /// Exposed tools as `tools/list` shows them (the discovery tools in discovery mode).
+    pub listed: Vec<Value>,
+    /// Tool name -> index in `manifest.tools`.
+    pub index: HashMap<String, usize>,
+}
+
+thread_local! {
+    static MANIFESTS: RefCell<HashMap<(String, i64), Rc<Loaded>>> = RefCell::new(HashMap::new());
+}
+
+fn prepare(manifest: Manifest) -> Loaded {
+    let index = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    let listed = if manifest.discovery {
+        discovery_tools(manifest.tools.len())
+    } else {
+        manifest.tools.iter().map(ToolDef::to_mcp_json).collect()
+    };
+    Loaded { manifest, listed, index }
+}
+
+/// The live manifest of a server: one KV read for the live version, then the isolate cache
+/// (manifests are immutable per version) or a second KV read.
+pub async fn load_manifest(kv: &impl Kv, server_id: &str) -> Result<Option<Rc<Loaded>>, String> {
+    let Some(v) = kv.get(&manifest::live_key(server_id)).await.map_err(|e| e.to_string())? else { return Ok(None) };
+    let version: i64 =
+        std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).ok_or("corrupt live pointer")?;
+    let key = (server_id.to_string(), version);
+    if let Some(hit) = MANIFESTS.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok(Some(hit));
+    }
+    let Some(bytes) = kv.get(&manifest::manifest_key(server_id, version)).await.map_err(|e| e.to_string())? else {
+        return Err(format!("manifest version {version} is missing"));
+    };
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt manifest: {e}"))?;
+    if m.server_id != server_id || m.format != manifest::FORMAT {
+        return Err("manifest does not belong to this server or has an unknown format".into());
+    }
+    let loaded = Rc::new(prepare(m));
+    MANIFESTS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= MANIFEST_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(key, loaded.clone());
+    });
+    Ok(Some(loaded))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// The URL of the protected-resource metadata of a server (RFC 9728).
+pub fn resource_metadata_url(origin: &str, server_id: &str) -> String {
+    format!("{origin}/.well-known/oauth-protected-resource/mcp/{server_id}")
+}
+
+/// RFC 9728 protected-resource metadata for an OAuth-mode server.
+pub fn protected_resource_metadata(origin: &str, m: &Manifest) -> Value {
+    json!({
+        "resource": format!("{origin}/mcp/{}", m.server_id),
+        "authorization_servers": [format!("{origin}/oauth/{}", m.server_id)],
+        "scopes_supported": m.auth.scopes,
+        "bearer_methods_supported": ["header"],
+        "resource_name": m.name,
+    })
+}
+
+/// Who is calling: `Some(hash)` for an access key (truncated SHA-256 of its id), `None` for a
+/// public server.
+async fn authorize<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    loaded: &Loaded,
+    req: &McpRequest<'_>,
+) -> Result<Option<String>, McpResponse> {
+    let m = &loaded.manifest;
+    if m.auth.mode == "oauth" {
+        // TODO-correctness: the OAuth flow itself is a later issue; until then every request
+        // is told where the metadata is and denied (fail closed).
+        let www = format!("Bearer resource_metadata=\"{}\"", resource_metadata_url(&rt.origin, &m.server_id));
+        let mut r = reject(
+            401,
+            "Unauthorized: this server uses OAuth; obtain an access token via the protected resource metadata.",
+        );
+        r.headers.push(("www-authenticate".into(), www));
+        return Err(r);
+    }
+    if m.auth.public {
+        return Ok(None);
+    }
+    let presented = header(req.headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| header(req.headers, "x-api-key"))
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let denied = |msg: &str| {
+        let mut r = reject(401, msg);
+        r.headers.push(("www-authenticate".into(), "Bearer realm=\"flowcp\"".into()));
+        r
+    };
+    let Some(key) = presented else {
+        return Err(denied(
+            "Unauthorized: send this server's access key as `Authorization: Bearer fcp_sk_...` or `X-API-Key`.",
+        ));
+    };
+    let mirror = rt
+        .kv
+        .get(&manifest::access_key_key(&sha256_hex(key.as_bytes())))
+        .await
+        .map_err(|_| reject(503, "The access-key store is unavailable; try again."))?;
+    let Some(mirror) = mirror.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+        return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
+    };
+    if mirror.get("server_id").and_then(Value::as_str) != Some(m.server_id.as_str()) {
+        return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
+    }
+    let key_id = mirror.get("key_id").and_then(Value::as_str).unwrap_or("");
+    Ok(Some(sha256_hex_truncated(key_id.as_bytes(), 16)))
+}
+
+/// Handles one POST to `/mcp/<server_id>`.
+pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req: &McpRequest<'_>) -> McpResponse {
+    let pre = match transport::preflight(req.method, req.headers, &rt.origin) {
+        Ok(p) => p,
+        Err(r) => return r.into(),
+    };
+    let loaded = match load_manifest(rt.kv, server_id).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return reject(404, "Not Found: no published MCP server at this URL."),
+        Err(_) => return reject(503, "This server's published configuration could not be read; try again."),
+    };
+    let connection = match authorize(rt, &loaded, req).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body = match transport::parse_body(req.body, &pre) {
+        Ok(b) => b,
+        Err(r) => return r.into(),
+    };
+    let ctx = CallCtx { rt, loaded: &loaded, connection: connection.as_deref(), pre: &pre };
+    let mut audit = Vec::new();
+    match body {
+        Body::Single(v) => match dispatch_single(&ctx, &v, req.headers, &mut audit).await {
+            Some((status, resp)) => McpResponse { status, body: Some(resp), headers: json_headers(&pre), audit },
+            None => McpResponse { status: 202, body: None, headers: Vec::new(), audit },
+        },
+        Body::Batch(items) => {
+            let mut out = Vec::new();
+            for v in &items {
+                if let Some(resp) = dispatch(&ctx, v, &mut audit).await {
+                    out.push(resp);
+                }
+            }
+            if out.is_empty() {
+                McpResponse { status: 202, body: None, headers: Vec::new(), audit }
+            } else {
+                McpResponse { status: 200, body: Some(Value::Array(out)), headers: json_headers(&pre), audit }
+            }
+        }
+    }
+}
+
+fn json_headers(_pre: &Preflight) -> Vec<(String, String)> {
+    Vec::new()
+}
+
+struct CallCtx<'c, 'a, K: Kv, H: Http> {
+    rt: &'c Runtime<'a, K, H>,
+    loaded: &'c Loaded,
+    connection: Option<&'c str>,
+    pre: &'c Preflight,
+}
+
+/// One message of the 2026-07-28 era or of the initialize-based versions, told apart by the
+/// request itself: `initialize` is legacy; a `_meta` protocol version is modern.
+async fn dispatch_single<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    v: &Value,
+    headers: &[(String, String)],
+    audit: &mut Vec<AuditEvent>,
+) -> Option<(u16, Value)> {
+    if let Ok(Message::Request { id, method, params }) = jsonrpc::classify(v) {
+        let meta_version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion").cloned();
+        if method != "initialize" {
+            if let Some(version) = meta_version {
+                return Some(modern::dispatch(ctx, id, &method, &params, &version, headers, audit).await);
+            }
+            if header(headers, "mcp-protocol-version").is_some_and(|h| modern::VERSIONS.contains(&h.trim())) {
+                return Some((
+                    400,
+                    jsonrpc::error(id, INVALID_PARAMS, "This protocol version needs the _meta envelope (io.modelcontextprotocol/protocolVersion) on every request."),
+                ));
+            }
+        }
+    }
+    let status = if v.get("method").is_none() && v.get("error").is_some() { 400 } else { 200 };
+    dispatch(ctx, v, audit).await.map(|r| {
+        // A message that is not JSON-RPC at all is a transport-level error (400).
+        let invalid =
+            r.pointer("/error/code") == Some(&json!(jsonrpc::INVALID_REQUEST)) && jsonrpc::classify(v).is_err();
+        (if invalid { 400 } else { status }, r)
+    })
+}
+
+async fn dispatch<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    v: &Value,
+    audit: &mut Vec<AuditEvent>,
+) -> Option<Value> {
+    let (id, method, params) = match jsonrpc::classify(v) {
+        Err(e) => return Some(e),
+        Ok(Message::Notification { .. } | Message::Response) => return None,
+        Ok(Message::Request { id, method, params }) => (id, method, params),
+    };
+    let result = match method.as_str() {
+        "initialize" => Ok(initialize(ctx, &params)),
+        "ping" => Ok(json!({})),
+        "tools/list" => tools_list(ctx.loaded, &params),
+        "tools/call" => tools_call(ctx, &params, audit).await,
+        "resources/list" | "prompts/list" | "resources/templates/list" => {
+            Err((METHOD_NOT_FOUND, format!("Method not found: {method} (this server offers tools only)")))
+        }
+        _ => Err((METHOD_NOT_FOUND, format!("Method not found: {method}"))),
+    };
+    Some(match result {
+        Ok(r) => jsonrpc::result(id, r),
+        Err((code, msg)) => jsonrpc::error(id, code, msg),
+    })
+}
+
+/// The 2026-07-28 era: no `initialize`, `server/discover`, a `_meta` envelope on every request,
+/// `Mcp-Method`/`Mcp-Name` headers, `resultType` on every result, cacheable lists.
+mod modern {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde_json::{json, Value};
+
+    use super::super::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
+    use super::super::SUPPORTED_VERSIONS;
+    use super::{header, tools_call, tools_list, AuditEvent, CallCtx, Http, Kv};
+
+    pub use super::super::transport::UNSUPPORTED_VERSION;
+    pub use super::super::MODERN_VERSIONS as VERSIONS;
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// How long clients may cache `tools/list` and `server/discover` (a publish changes them).
+    pub const TTL_MS: u64 = 60_000;
+
+    fn all_versions() -> Vec<&'static str> {
+        VERSIONS.iter().chain(SUPPORTED_VERSIONS.iter()).copied().collect()
+    }
+
+    /// `=?base64?…?=` sentinel values of `Mcp-Name` are decoded before comparing.
+    fn decode_name(raw: &str) -> Option<String> {
+        match raw.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+            Some(b64) => STANDARD.decode(b64).ok().and_then(|b| String::from_utf8(b).ok()),
+            None => Some(raw.to_string()),
+        }
+    }
+
+    fn mismatch(id: Value, what: &str) -> (u16, Value) {
+        (400, jsonrpc::error(id, HEADER_MISMATCH, format!("Header mismatch: {what}")))
+    }
+
+    pub async fn dispatch<K: Kv, H: Http>(
+        ctx: &CallCtx<'_, '_, K, H>,
+        id: Value,
+        method: &str,
+        params: &Value,
+        version: &Value,
+        headers: &[(String, String)],
+        audit: &mut Vec<AuditEvent>,
+    ) -> (u16, Value) {
+        let requested = version.as_str().unwrap_or("");
+        if !VERSIONS.contains(&requested) {
+            let data = json!({ "supported": all_versions(), "requested": version });
+            return (400, jsonrpc::error_with_data(id, UNSUPPORTED_VERSION, "Unsupported protocol version", data));
+        }
+        if header(headers, "mcp-protocol-version").map(str::trim) != Some(requested) {
+            return mismatch(id, "MCP-Protocol-Version must equal the _meta protocol version");
+        }
+        if header(headers, "mcp-method").map(str::trim) != Some(method) {
+            return mismatch(id, "Mcp-Method must name the request's method");
+        }
+        if method == "tools/call" {
+            let name = params.get("name").and_then(Value::as_str);
+            if header(headers, "mcp-name").and_then(|h| decode_name(h.trim())).as_deref() != name || name.is_none() {
+                return mismatch(id, "Mcp-Name must name the tool being called");
+            }
+        }
+        let m = &ctx.loaded.manifest;
+        let server_info =
+            json!({ "name": format!("flowcp-{}", m.server_id), "title": m.name, "version": m.version.to_string() });
+        let cache_scope = if m.auth.public { "public" } else { "private" };
+        let result = match method {
+            "server/discover" => Ok(json!({
+                "supportedVersions": all_versions(),
+                "capabilities": { "tools": { "listChanged": false } },
+                "serverInfo": server_info,
+                "instructions": super::instructions(m),
+                "ttlMs": TTL_MS,
+                "cacheScope": cache_scope,
+            })),
+            "tools/list" => tools_list(ctx.loaded, params).map(|mut r| {
+                r["ttlMs"] = json!(TTL_MS);
+                r["cacheScope"] = json!(cache_scope);
+                r
+            }),
+            "tools/call" => tools_call(ctx, params, audit).await,
+            _ => return (404, jsonrpc::error(id, METHOD_NOT_FOUND, format!("Method not found: {method}"))),
+        };
+        match result {
+            Ok(mut r) => {
+                r["resultType"] = json!("complete");
+                r["_meta"] = json!({ "io.modelcontextprotocol/serverInfo": server_info });
+                (200, jsonrpc::result(id, r))
+            }
+            Err((code, msg)) => (if code == INVALID_PARAMS { 200 } else { 400 }, jsonrpc::error(id, code, msg)),
+        }
+    }
+}
+
+fn initialize<K: Kv, H: Http>(ctx: &CallCtx<'_, '_, K, H>, params: &Value) -> Value {
+    let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or(ctx.pre.version.as_str());
+    let version = if SUPPORTED_VERSIONS.contains(&asked) { asked } else { LATEST_VERSION };
+    let m = &ctx.loaded.manifest;
+    let instructions = instructions(m);
+    json!({
+        "protocolVersion": version,
+        "capabilities": { "tools": { "listChanged": false } },
+        "serverInfo": { "name": format!("flowcp-{}", m.server_id), "title": m.name, "version": format!("{}", m.version) },
+        "instructions": instructions,
+    })
+}
+
+fn instructions(m: &Manifest) -> String {
+    if m.discovery {
+        format!(
+            "{} exposes {} API operations through three tools: search_tools to find one, describe_tool to read its input schema, call_tool to call it.",
+            m.name,
+            m.tools.len()
+        )
+    } else {
+        format!("Tools of {} generated from its OpenAPI document by FlowCP.", m.name)
+    }
+}
+
+type RpcResult = Result<Value, (i64, String)>;
+
+fn encode_cursor(offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
+}
+
+fn decode_cursor(c: &str, len: usize) -> Option<usize> {
+    let raw = URL_SAFE_NO_PAD.decode(c).ok()?;
+    let offset: usize = std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()?;
+    (offset <= len).then_some(offset)
+}
+
+fn tools_list(loaded: &Loaded, params: &Value) -> RpcResult {
+    let total = loaded.listed.len();
+    let start = match params.get("cursor") {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(c)) => {
+            decode_cursor(c, total).ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_string()))?
+        }
+        Some(_) => return Err((INVALID_PARAMS, "Invalid params: cursor must be a string".into())),
+    };
+    let end = (start + PAGE_SIZE).min(total);
+    let mut out = json!({ "tools": loaded.listed[start..end] });
+    if end < total {
+        out["nextCursor"] = json!(encode_cursor(end));
+    }
+    Ok(out)
+}
+
+const SEARCH: &str = "search_tools";
+const DESCRIBE: &str = "describe_tool";
+const CALL: &str = "call_tool";
+
+fn discovery_tools(count: usize) -> Vec<Value> {
+    vec![
+        json!({
+            "name": SEARCH,
+            "title": "Search the API's operations",
+            "description": format!("Finds operations of this API ({count} in all) by words in their name, title, description or path, and/or by tag. Returns names and one-line summaries; use describe_tool for the input schema."),
+            "inputSchema": { "type": "object", "properties": {
+                "query": { "type": "string", "description": "Words to look for" },
+                "tag": { "type": "string", "description": "Only operations with this tag" },
+                "limit": { "type": "integer", "minimum": 1, "maximum": 50, "default": 20 }
+            } },
+            "annotations": { "readOnlyHint": true, "openWorldHint": false }
+        }),
+        json!({
+            "name": DESCRIBE,
+            "title": "Describe one operation",
+            "description": "Returns one operation's full description, input schema and annotations, by name (from search_tools).",
+            "inputSchema": { "type": "object", "properties": { "name": { "type": "string" } }, "required": ["name"] },
+            "annotations": { "readOnlyHint": true, "openWorldHint": false }
+        }),
+        json!({
+            "name": CALL,
+            "title": "Call one operation",
+            "description": "Calls an operation by name with arguments matching its input schema (see describe_tool).",
+            "inputSchema": { "type": "object", "properties": {
+                "name": { "type": "string" },
+                "arguments": { "type": "object" }
+            }, "required": ["name"] },
+            "annotations": { "openWorldHint": true }
+        }),
+    ]
+}
+
+fn text_result(value: &Value) -> Value {
+    json!({ "content": [{ "type": "text", "text": value.to_string() }], "structuredContent": value })
+}
+
+fn error_result(message: &str) -> Value {
+    json!({ "content": [{ "type": "text", "text": message }], "isError": true })
+}
+
+fn search(loaded: &Loaded, args: &Value) -> Value {
+    let words: Vec<String> =
+        args.get("query").and_then(Value::as_str).unwrap_or("").split_whitespace().map(str::to_lowercase).collect();
+    let tag = args.get("tag").and_then(Value::as_str);
+    let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(20).clamp(1, 50) as usize;
+    let mut scored: Vec<(usize, &ToolDef)> = loaded
+        .manifest
+        .tools
+        .iter()
+        .filter(|t| tag.is_none_or(|g| t.tags.iter().any(|x| x.eq_ignore_ascii_case(g))))
+        .filter_map(|t| {
+            if words.is_empty() {
+                return Some((0, t));
+            }
+            let name = t.name.to_lowercase();
+            let hay = format!("{} {} {} {}", name, t.title.as_deref().unwrap_or(""), t.description, t.operation_key)
+                .to_lowercase();
+            let hits = words.iter().filter(|w| hay.contains(w.as_str())).count();
+            let bonus = words.iter().filter(|w| name.contains(w.as_str())).count();
+            (hits > 0).then_some((hits * 2 + bonus, t))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    let total = scored.len();
+    let items: Vec<Value> = scored
+        .into_iter()
+        .take(limit)
+        .map(|(_, t)| {
+            let summary: String = t.description.lines().next().unwrap_or("").chars().take(160).collect();
+            json!({ "name": t.name, "title": t.title, "summary": summary, "tags": t.tags, "operation": t.operation_key })
+        })
+        .collect();
+    json!({ "tools": items, "matched": total })
+}
+
+async fn tools_call<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    params: &Value,
+    audit: &mut Vec<AuditEvent>,
+) -> RpcResult {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or((INVALID_PARAMS, "Invalid params: name is required".to_string()))?;
+    let args = match params.get("arguments") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => return Err((INVALID_PARAMS, "Invalid params: arguments must be an object".into())),
+    };
+    let loaded = ctx.loaded;
+    if loaded.manifest.discovery {
+        return match name {
+            SEARCH => Ok(text_result(&search(loaded, &args))),
+            DESCRIBE => {
+                let target = args.get("name").and_then(Value::as_str).unwrap_or("");
+                Ok(match loaded.index.get(target) {
+                    Some(&i) => text_result(&loaded.manifest.tools[i].to_mcp_json()),
+                    None => error_result(&format!("No operation is named {target:?}; use search_tools to find one.")),
+                })
+            }
+            CALL => {
+                let target = args.get("name").and_then(Value::as_str).unwrap_or("");
+                let inner = args.get("arguments").cloned().unwrap_or(Value::Object(Map::new()));
+                match loaded.index.get(target) {
+                    Some(&i) if inner.is_object() => {
+                        Ok(call_upstream(ctx, &loaded.manifest.tools[i], &inner, audit).await)
+                    }
+                    Some(_) => Ok(error_result("arguments must be an object")),
+                    None => {
+                        Ok(error_result(&format!("No operation is named {target:?}; use search_tools to find one.")))
+                    }
+                }
+            }
+            _ => Err((INVALID_PARAMS, format!("Unknown tool: {name}"))),
+        };
+    }
+    let &i = loaded.index.get(name).ok_or((INVALID_PARAMS, format!("Unknown tool: {name}")))?;
+    Ok(call_upstream(ctx, &loaded.manifest.tools[i], &args, audit).await)
+}
+
+/// Opens the server's sealed credential and places it as the mode says. `Err` means the call
+/// must be denied (fail closed), with a message safe to show.
+async fn credential<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, m: &Manifest) -> Result<Credential, &'static str> {
+    const MISSING: &str = "The server's upstream credential is not available; the owner must set it and publish again.";
+    match m.auth.mode.as_str() {
+        "none" => return Ok(Credential::None),
+        "api_key" | "bearer" => {}
+        _ => return Err("This server's auth mode cannot call the API yet."),
+    }
+    let key = m.auth.credential_ref.as_deref().ok_or(MISSING)?;
+    let sealed = rt.kv.get(key).await.map_err(|_| MISSING)?.ok_or(MISSING)?;
+    let sealed = String::from_utf8(sealed).map_err(|_| MISSING)?;
+    let plain = rt.keyring.open(&sealed, &aad_server_credential(&m.server_id)).map_err(|_| MISSING)?;
+    let value = String::from_utf8(plain).map_err(|_| MISSING)?;
+    if m.auth.mode == "bearer" {
+        return Ok(Credential::Bearer(value));
+    }
+    let p = m.auth.placement.as_ref().ok_or(MISSING)?;
+    Ok(match p.location.as_str() {
+        "query" => Credential::Query { name: p.name.clone(), value },
+        "cookie" => Credential::Cookie { name: p.name.clone(), value },
+        _ => Credential::Header { name: p.name.clone(), value },
+    })
+}
+
+fn same_authority(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+async fn call_upstream<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    tool: &ToolDef,
+    args: &Value,
+    audit: &mut Vec<AuditEvent>,
+) -> Value {
+    let rt = ctx.rt;
+    let m = &ctx.loaded.manifest;
+    let started = (rt.clock)();
+    let mut event = AuditEvent {
+        ts_ms: started,
+        workspace_id: m.workspace_id.clone(),
+        server_id: m.server_id.clone(),
+        tool_name: tool.name.clone(),
+        outcome: Outcome::Ok,
+        upstream_status: None,
+        latency_ms: 0,
+        request_bytes: 0,
+        response_bytes: 0,
+        connection_hash: ctx.connection.map(str::to_string),
+    };
+    let result = call_upstream_inner(rt, m, tool, args, &mut event).await;
+    event.latency_ms = (rt.clock)() - started;
+    audit.push(event);
+    result
+}
+
+async fn call_upstream_inner<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    m: &Manifest,
+    tool: &ToolDef,
+    args: &Value,
+    event: &mut AuditEvent,
+) -> Value {
+    let problems = validate_arguments(&tool.input_schema, args);
+    if !problems.is_empty() {
+        event.outcome = Outcome::Invalid;
+        return invalid_arguments_result(&problems);
+    }
+    let cred = match credential(rt, m).await {
+        Ok(c) => c,
+        Err(msg) => {
+            event.outcome = Outcome::Denied;
+            return error_result(msg);
+        }
+    };
+    let plan = match build_request(tool, args, &cred, m.base_url.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            event.outcome = Outcome::Invalid;
+            return error_result(&format!("The request could not be built: {e}."));
+        }
+    };
+    let Ok(mut url) = check_url(&plan.url, rt.fetch_policy) else {
+        event.outcome = Outcome::Denied;
+        return error_result(
+            "The API's address is not allowed (private or non-https); the owner must fix the base URL.",
+        );
+    };
+    event.request_bytes = plan.body.as_ref().map_or(0, |b| b.len() as i64);
+    let mut req = HttpRequest {
+        method: plan.method.clone(),
+        url: url.to_string(),
+        headers: plan.headers.clone(),
+        body: plan.body.clone(),
+        timeout_ms: rt.upstream_timeout_ms,
+    };
+    let mut redirects = 0;
+    let resp = loop {
+        let resp = match rt.http.send(&req, UPSTREAM_MAX_BYTES).await {
+            Ok(r) => r,
+            Err(e) => {
+                event.outcome = Outcome::UpstreamError;
+                return error_result(&format!("The API could not be reached: {e}."));
+            }
+        };
+        let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308);
+        if !redirect || redirects >= MAX_REDIRECTS {
+            break resp;
+        }
+        let next = resp.header("location").and_then(|l| url.join(l).ok());
+        match next {
+            Some(n) if same_authority(&url, &n) => {
+                redirects += 1;
+                if resp.status == 303 {
+                    req.method = "GET".into();
+                    req.body = None;
+                }
+                req.url = n.to_string();
+                url = n;
+            }
+            _ => {
+                event.outcome = Outcome::UpstreamError;
+                event.upstream_status = Some(resp.status);
+                return error_result(&format!(
+                    "The API answered HTTP {} with a redirect to another host, which is not followed.",
+                    resp.status
+                ));
+            }
+        }
+    };
+    event.upstream_status = Some(resp.status);
+    event.response_bytes = resp.body.len() as i64;
+    let result = map_response(tool, resp.status, resp.header("content-type"), &resp.body);
+    if result.get("isError") == Some(&Value::Bool(true)) {
+        event.outcome = Outcome::UpstreamError;
+    }
+    // Never hand an upstream's echo of the credential back to the model.
+    match &cred {
+        Credential::Header { value, .. }
+        | Credential::Query { value, .. }
+        | Credential::Cookie { value, .. }
+        | Credential::Bearer(value)
+            if value.len() >= 4 && result.to_string().contains(value.as_str()) =>
+        {
+            let text = result.to_string().replace(value.as_str(), "[REDACTED]");
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| error_result("The API's answer contained the credential and was withheld."))
+        }
+        _ => result,
+    }
+}
+
+/// An internal failure as a JSON-RPC error (used by the glue when it cannot even start).
+pub fn internal_error(message: &str) -> Value {
+    jsonrpc::error(Value::Null, INTERNAL_ERROR, message)
+}

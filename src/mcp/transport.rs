@@ -1,0 +1,178 @@
+//! HTTP-level rules of Streamable HTTP for a stateless, JSON-only server.
+//!
+//! Checked in this order, before any JSON-RPC is read: Origin (a present, foreign Origin is
+//! refused with 403 — DNS-rebinding defence), method (POST only; GET and DELETE answer 405 since
+//! we offer no SSE stream and no sessions), Content-Type (`application/json`, else 415), Accept
+//! (must admit `application/json`, else 406; absent is tolerated), `MCP-Protocol-Version`
+//! (unsupported -> 400). Then the body: unparsable JSON -> -32700; a batch is accepted only for
+//! 2025-03-26, the last version that had batches.
+
+use serde_json::Value;
+
+use super::jsonrpc::{self, INVALID_REQUEST, PARSE_ERROR};
+use super::{DEFAULT_VERSION, MODERN_VERSIONS, SUPPORTED_VERSIONS};
+
+/// JSON-RPC code of an unsupported protocol version (2026-07-28 era; older clients read the 400).
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// An HTTP answer decided by the transport rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Rejection {
+    fn new(status: u16, message: &str) -> Self {
+        Rejection { status, body: Some(jsonrpc::error(Value::Null, INVALID_REQUEST, message)), headers: Vec::new() }
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// What the transport learned from the headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    /// The protocol version the request declares (or the spec's default when absent).
+    pub version: String,
+    pub version_header_present: bool,
+}
+
+/// `own_origin`: `scheme://host[:port]` of this server, the only Origin accepted besides none.
+pub fn preflight(method: &str, headers: &[(String, String)], own_origin: &str) -> Result<Preflight, Rejection> {
+    if let Some(origin) = header(headers, "origin") {
+        if !origin.eq_ignore_ascii_case(own_origin) {
+            return Err(Rejection::new(403, "Forbidden: requests from this Origin are not accepted."));
+        }
+    }
+    match method {
+        "POST" => {}
+        "GET" | "DELETE" | "PUT" | "PATCH" | "HEAD" | "OPTIONS" => {
+            let mut r =
+                Rejection::new(405, "Method not allowed: this MCP endpoint accepts POST (no SSE stream, no sessions).");
+            r.headers.push(("allow".into(), "POST".into()));
+            return Err(r);
+        }
+        _ => return Err(Rejection::new(405, "Method not allowed.")),
+    }
+    let content_type =
+        header(headers, "content-type").map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if content_type.as_deref() != Some("application/json") {
+        return Err(Rejection::new(415, "Unsupported Media Type: send the JSON-RPC message as application/json."));
+    }
+    if let Some(accept) = header(headers, "accept") {
+        let ok = accept.split(',').any(|part| {
+            let t = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            t == "application/json" || t == "*/*" || t == "application/*"
+        });
+        if !ok {
+            return Err(Rejection::new(406, "Not Acceptable: the Accept header must include application/json."));
+        }
+    }
+    let declared = header(headers, "mcp-protocol-version").map(str::trim);
+    if let Some(v) = declared {
+        if !SUPPORTED_VERSIONS.contains(&v) && !MODERN_VERSIONS.contains(&v) {
+            let supported: Vec<&str> = MODERN_VERSIONS.iter().chain(SUPPORTED_VERSIONS).copied().collect();
+            let mut r = Rejection::new(400, "");
+            r.body = Some(jsonrpc::error_with_data(
+                Value::Null,
+                UNSUPPORTED_VERSION,
+                format!("Unsupported protocol version {v:?}; supported: {}.", supported.join(", ")),
+                serde_json::json!({ "supported": supported, "requested": v }),
+            ));
+            return Err(r);
+        }
+    }
+    Ok(Preflight {
+        version: declared.unwrap_or(DEFAULT_VERSION).to_string(),
+        version_header_present: declared.is_some(),
+    })
+}
+
+/// The parsed body: one message or a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Single(Value),
+    Batch(Vec<Value>),
+}
+
+/// Parses the body: -32700 for bad JSON; batches only where the version allows them.
+pub fn parse_body(body: &[u8], pre: &Preflight) -> Result<Body, Rejection> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| Rejection {
+        status: 400,
+        body: Some(jsonrpc::error(Value::Null, PARSE_ERROR, format!("Parse error: {e}"))),
+        headers: Vec::new(),
+    })?;
+    match value {
+        Value::Array(items) => {
+            if pre.version != "2025-03-26" {
+                return Err(Rejection::new(
+                    400,
+                    "Batches are not supported in this protocol version; send one message per request.",
+                ));
+            }
+            if items.is_empty() {
+                return Err(Rejection::new(400, "An empty batch is not a valid request."));
+            }
+            Ok(Body::Batch(items))
+        }
+        v => Ok(Body::Single(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: &str = "https://flowcp.example";
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn ok_headers() -> Vec<(String, String)> {
+        h(&[("content-type", "application/json"), ("accept", "application/json, text/event-stream")])
+    }
+
+    #[test]
+    fn a_well_formed_post_passes_with_the_default_version() {
+        let p = preflight("POST", &ok_headers(), ORIGIN).unwrap();
+        assert_eq!(p.version, DEFAULT_VERSION);
+        assert!(!p.version_header_present);
+    }
+
+    #[test]
+    fn each_http_rule_has_its_status() {
+        assert_eq!(preflight("GET", &ok_headers(), ORIGIN).unwrap_err().status, 405);
+        assert_eq!(preflight("DELETE", &ok_headers(), ORIGIN).unwrap_err().status, 405);
+        let mut foreign = ok_headers();
+        foreign.push(("origin".into(), "https://evil.example".into()));
+        assert_eq!(preflight("POST", &foreign, ORIGIN).unwrap_err().status, 403);
+        let mut same = ok_headers();
+        same.push(("Origin".into(), ORIGIN.into()));
+        assert!(preflight("POST", &same, ORIGIN).is_ok());
+        assert_eq!(preflight("POST", &h(&[("content-type", "text/plain")]), ORIGIN).unwrap_err().status, 415);
+        assert_eq!(
+            preflight("POST", &h(&[("content-type", "application/json"), ("accept", "text/html")]), ORIGIN)
+                .unwrap_err()
+                .status,
+            406
+        );
+        let mut bad_version = ok_headers();
+        bad_version.push(("MCP-Protocol-Version".into(), "1999-01-01".into()));
+        assert_eq!(preflight("POST", &bad_version, ORIGIN).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn batches_only_in_2025_03_26() {
+        let old = Preflight { version: "2025-03-26".into(), version_header_present: true };
+        let new = Preflight { version: "2025-06-18".into(), version_header_present: true };
+        assert!(matches!(parse_body(b"[{}]", &old), Ok(Body::Batch(_))));
+        assert_eq!(parse_body(b"[{}]", &new).unwrap_err().status, 400);
+        let e = parse_body(b"{nope", &new).unwrap_err();
+        assert_eq!(e.body.unwrap()["error"]["code"], PARSE_ERROR);
+    }
+}
