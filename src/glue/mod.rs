@@ -13,6 +13,7 @@ use crate::config::{self, Secrets};
 use crate::error::{check_body_len, check_declared_len, limits, ApiError};
 use crate::jobs::retention::{self, RetentionPolicy};
 use crate::mcp::server as mcp_server;
+use crate::mcp::transport;
 use crate::net::FetchPolicy;
 use crate::redact::Redactor;
 use crate::store::audit;
@@ -134,6 +135,16 @@ async fn mcp(
     let url =
         req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
     let headers: Vec<(String, String)> = req.headers().entries().collect();
+    // DNS-rebinding defence: only the hosts this deployment answers for (FLOWCP_ALLOWED_HOSTS).
+    let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
+    if !transport::host_allowed(&host, &allowed_hosts(env)) {
+        let body = crate::mcp::jsonrpc::error(
+            serde_json::Value::Null,
+            crate::mcp::jsonrpc::INVALID_REQUEST,
+            "Forbidden: this host is not served here.",
+        );
+        return from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() });
+    }
     let method = req.method().to_string();
     let body = if method == "POST" {
         req.bytes()
@@ -193,6 +204,12 @@ async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result
         req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
     let body = mcp_server::protected_resource_metadata(&url.origin().ascii_serialization(), &loaded.manifest);
     json_response(&JsonResponse { status: 200, body })
+}
+
+fn allowed_hosts(env: &Env) -> Vec<String> {
+    env.var("FLOWCP_ALLOWED_HOSTS")
+        .map(|v| v.to_string().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 fn var_is_on(env: &Env, name: &str) -> bool {

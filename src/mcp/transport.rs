@@ -41,6 +41,23 @@ pub struct Preflight {
     pub version_header_present: bool,
 }
 
+/// Is `host` (the Host header, `name[:port]`) one of `allowed` (`name` matches any port,
+/// `name:port` only that port)? An empty list allows every host.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let host = host.trim().to_ascii_lowercase();
+    let name = match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => &host[..i],
+        _ => host.as_str(),
+    };
+    allowed.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        a == host || a == name
+    })
+}
+
 /// `own_origin`: `scheme://host[:port]` of this server, the only Origin accepted besides none.
 pub fn preflight(method: &str, headers: &[(String, String)], own_origin: &str) -> Result<Preflight, Rejection> {
     if let Some(origin) = header(headers, "origin") {
@@ -164,6 +181,18 @@ mod tests {
         let mut bad_version = ok_headers();
         bad_version.push(("MCP-Protocol-Version".into(), "1999-01-01".into()));
         assert_eq!(preflight("POST", &bad_version, ORIGIN).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn host_allow_list_defends_against_dns_rebinding() {
+        let local: Vec<String> = ["127.0.0.1", "localhost", "[::1]"].iter().map(|s| s.to_string()).collect();
+        assert!(host_allowed("127.0.0.1:8787", &local));
+        assert!(host_allowed("LOCALHOST:1", &local));
+        assert!(host_allowed("[::1]:8787", &local));
+        assert!(!host_allowed("evil.example.com", &local));
+        assert!(!host_allowed("evil.example.com:8787", &local));
+        assert!(host_allowed("anything", &[]));
+        assert!(!host_allowed("mcp.flowcp.dev:444", &["mcp.flowcp.dev:443".to_string()]));
     }
 
     #[test]
