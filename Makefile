@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit e2e size clean
+.PHONY: dev test setup build lint unit e2e size bench clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -31,6 +31,12 @@ size:
 
 e2e:
 	FLOWCP_SKIP_BUILD=1 node --test --test-concurrency=1 --test-timeout=300000 tests/e2e/
+
+## make bench: FlowCP vs the direct floor, the runtime floor and peers (not a test; ~10 min)
+bench: setup build
+	cargo build --release --bin flowcp
+	sh bench/peers/setup.sh
+	FLOWCP_SKIP_BUILD=1 node bench/run.mjs
 
 clean:
 	rm -rf build target dashboard/dist .wrangler

@@ -203,6 +203,7 @@ async fn authorize<K: Kv, H: Http>(
 
 /// Handles one POST to `/mcp/<server_id>`.
 pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req: &McpRequest<'_>) -> McpResponse {
+    let started = (rt.clock)();
     let pre = match transport::preflight(req.method, req.headers, &rt.origin) {
         Ok(p) => p,
         Err(r) => return r.into(),
@@ -212,19 +213,27 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
         Ok(None) => return reject(404, "Not Found: no published MCP server at this URL."),
         Err(_) => return reject(503, "This server's published configuration could not be read; try again."),
     };
+    let manifest_done = (rt.clock)();
     let connection = match authorize(rt, &loaded, req).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    let auth_done = (rt.clock)();
     let body = match transport::parse_body(req.body, &pre) {
         Ok(b) => b,
         Err(r) => return r.into(),
     };
-    let ctx = CallCtx { rt, loaded: &loaded, connection: connection.as_deref(), pre: &pre };
+    let ctx = CallCtx {
+        rt,
+        loaded: &loaded,
+        connection: connection.as_deref(),
+        pre: &pre,
+        timings: RefCell::new(Vec::new()),
+    };
     let mut audit = Vec::new();
-    match body {
+    let mut out = match body {
         Body::Single(v) => match dispatch_single(&ctx, &v, req.headers, &mut audit).await {
-            Some((status, resp)) => McpResponse { status, body: Some(resp), headers: json_headers(&pre), audit },
+            Some((status, resp)) => McpResponse { status, body: Some(resp), headers: Vec::new(), audit },
             None => McpResponse { status: 202, body: None, headers: Vec::new(), audit },
         },
         Body::Batch(items) => {
@@ -237,14 +246,18 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
             if out.is_empty() {
                 McpResponse { status: 202, body: None, headers: Vec::new(), audit }
             } else {
-                McpResponse { status: 200, body: Some(Value::Array(out)), headers: json_headers(&pre), audit }
+                McpResponse { status: 200, body: Some(Value::Array(out)), headers: Vec::new(), audit }
             }
         }
-    }
-}
-
-fn json_headers(_pre: &Preflight) -> Vec<(String, String)> {
-    Vec::new()
+    };
+    // Server-Timing: where the wall time of this request went (I/O waits dominate; on Workers
+    // the clock only advances across I/O, so pure CPU phases read as 0).
+    let mut phases = vec![("manifest", manifest_done - started), ("auth", auth_done - manifest_done)];
+    phases.extend(ctx.timings.borrow().iter().copied());
+    phases.push(("total", (rt.clock)() - started));
+    let header = phases.iter().map(|(n, d)| format!("{n};dur={d}")).collect::<Vec<_>>().join(", ");
+    out.headers.push(("server-timing".into(), header));
+    out
 }
 
 struct CallCtx<'c, 'a, K: Kv, H: Http> {
@@ -252,6 +265,8 @@ struct CallCtx<'c, 'a, K: Kv, H: Http> {
     loaded: &'c Loaded,
     connection: Option<&'c str>,
     pre: &'c Preflight,
+    /// Named I/O phases of this request (ms), reported in `Server-Timing`.
+    timings: RefCell<Vec<(&'static str, i64)>>,
 }
 
 /// One message of the 2026-07-28 era or of the initialize-based versions, told apart by the
@@ -631,14 +646,14 @@ async fn call_upstream<K: Kv, H: Http>(
         response_bytes: 0,
         connection_hash: ctx.connection.map(str::to_string),
     };
-    let result = call_upstream_inner(rt, m, tool, args, &mut event).await;
+    let result = call_upstream_inner(ctx, m, tool, args, &mut event).await;
     event.latency_ms = (rt.clock)() - started;
     audit.push(event);
     result
 }
 
 async fn call_upstream_inner<K: Kv, H: Http>(
-    rt: &Runtime<'_, K, H>,
+    ctx: &CallCtx<'_, '_, K, H>,
     m: &Manifest,
     tool: &ToolDef,
     args: &Value,
@@ -649,7 +664,11 @@ async fn call_upstream_inner<K: Kv, H: Http>(
         event.outcome = Outcome::Invalid;
         return invalid_arguments_result(&problems);
     }
-    let cred = match credential(rt, m).await {
+    let rt = ctx.rt;
+    let t0 = (rt.clock)();
+    let cred = credential(rt, m).await;
+    ctx.timings.borrow_mut().push(("credential", (rt.clock)() - t0));
+    let cred = match cred {
         Ok(c) => c,
         Err(msg) => {
             event.outcome = Outcome::Denied;
@@ -679,7 +698,10 @@ async fn call_upstream_inner<K: Kv, H: Http>(
     };
     let mut redirects = 0;
     let resp = loop {
-        let resp = match rt.http.send(&req, UPSTREAM_MAX_BYTES).await {
+        let t0 = (rt.clock)();
+        let sent = rt.http.send(&req, UPSTREAM_MAX_BYTES).await;
+        ctx.timings.borrow_mut().push(("upstream", (rt.clock)() - t0));
+        let resp = match sent {
             Ok(r) => r,
             Err(e) => {
                 event.outcome = Outcome::UpstreamError;

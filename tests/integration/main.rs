@@ -4,5 +4,6 @@ mod auth;
 mod crypto_envelopes;
 mod engine;
 mod health;
+mod mcp;
 mod retention;
 mod support;

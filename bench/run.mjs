@@ -1,0 +1,263 @@
+// `make bench`: one run, one table. FlowCP under wrangler dev against the direct floor (calling
+// the fake upstream straight), the runtime floor (a trivial Worker under the same wrangler dev),
+// and the peers a user would otherwise run (FastMCP's OpenAPI server, openapi-mcp-generator's
+// Node server) — same document, same upstream, same load generator, same machine, same run.
+// Also: imports of the GitHub and Stripe documents (native and inside the Worker), tools/list of
+// the GitHub server, bundle size, password-hash cost, cold start. Writes bench/results/*.json.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync, statSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Client, ROOT, freePort, sleep, startWorker, testSecrets } from "../tests/e2e/harness.mjs";
+import { runLoad } from "./load.mjs";
+
+const CORPUS = join(ROOT, "../shared/corpus/openapi");
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,8,32").split(",").map(Number);
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 4000);
+const results = { started_at: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30) }, load: [], lists: [], imports: [], costs: {} };
+const cleanups = [];
+const log = (...a) => console.error("[bench]", ...a);
+
+// The three operations every target calls, round robin: path, query and body parameters.
+const OPS = [
+  { op: "getPetById", args: { petId: 7 }, direct: (u) => fetch(`${u}/v2/pet/7`) },
+  { op: "findPetsByStatus", args: { status: ["available"] }, direct: (u) => fetch(`${u}/v2/pet/findByStatus?status=available`) },
+  { op: "addPet", args: { name: "rex", photoUrls: [] }, direct: (u) => fetch(`${u}/v2/pet`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "rex", photoUrls: [] }) }) },
+];
+
+function spawnLogged(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, ...opts });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const stop = () => { try { process.kill(-child.pid, "SIGTERM"); } catch { /* gone */ } };
+  cleanups.push(stop);
+  return { child, output: () => out, stop };
+}
+
+async function waitFor(fn, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try { if (await fn()) return; } catch { /* not yet */ }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+async function startUpstream() {
+  const port = await freePort();
+  const p = spawnLogged(process.execPath, [join(ROOT, "bench/upstream.mjs"), String(port)]);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${url}/v2/store/inventory`)).ok, 10_000, "upstream");
+  return url;
+}
+
+async function startFloor() {
+  const port = await freePort();
+  const p = spawnLogged(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", join(ROOT, "bench/floor/wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "warn"], { cwd: ROOT, env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" } });
+  const url = `http://127.0.0.1:${port}/`;
+  await waitFor(async () => (await fetch(url, { method: "POST", body: "{}" })).ok, 60_000, "floor worker");
+  return url;
+}
+
+function mcpTarget(name, url, headers, toolName, shared = false) {
+  return {
+    name,
+    shared,
+    async makeClient() {
+      const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+      const client = new McpClient({ name: "flowcp-bench", version: "1.0.0" });
+      await client.connect(transport);
+      return client;
+    },
+    async closeClient(c) { await c.close(); },
+    async call(c, k) {
+      const { op, args } = OPS[k % OPS.length];
+      const r = await c.callTool({ name: toolName(op), arguments: args });
+      if (r.isError) throw new Error(`${op}: ${JSON.stringify(r.content).slice(0, 200)}`);
+    },
+    async list(c) { await c.listTools(); },
+  };
+}
+
+async function measureLoad(target) {
+  for (const concurrency of CONCURRENCY) {
+    log(`${target.name}: ${concurrency} concurrent clients`);
+    const r = await runLoad({ ...target, concurrency, durationMs: DURATION_MS });
+    results.load.push({ target: target.name, ...r });
+  }
+  if (target.list) {
+    const r = await runLoad({ ...target, call: (c) => target.list(c), concurrency: 1, durationMs: 2000, warmupCalls: 5 });
+    results.lists.push({ target: target.name, ...r });
+  }
+}
+
+function petstoreFor(upstream) {
+  const doc = JSON.parse(readFileSync(join(CORPUS, "examples/3.0/petstore.json"), "utf8"));
+  doc.servers = [{ url: `${upstream}/v2` }];
+  const path = "/tmp/flowcp-bench-petstore.json";
+  writeFileSync(path, JSON.stringify(doc));
+  return { doc, path };
+}
+
+async function flowcpServer(w, upstream, docText, { name = "Petstore", discovery = false, contentType = "application/json" } = {}) {
+  const c = new Client(w.url);
+  await c.signup(`bench-${Math.random().toString(36).slice(2)}@example.com`);
+  const ws = (await c.get("/api/v1/me")).body.workspaces[0].id;
+  const P = (p) => `/api/v1/workspaces/${ws}${p}`;
+  const app = (await c.post(P("/apps"), { name })).body;
+  const t0 = performance.now();
+  const imp = await c.call("POST", P(`/apps/${app.id}/imports`), { body: docText, contentType });
+  const importMs = performance.now() - t0;
+  if (imp.status !== 201) throw new Error(`import failed: ${imp.status} ${JSON.stringify(imp.body).slice(0, 300)}`);
+  const srv = (await c.post(P("/servers"), { app_id: app.id, name })).body;
+  await c.patch(P(`/servers/${srv.id}`), { discovery_mode: discovery, probe_tool: name === "Petstore" ? "getInventory" : null, base_url: `${upstream}/${name === "Petstore" ? "v2" : "any"}` });
+  const v = await c.post(P(`/servers/${srv.id}/verify`));
+  if (v.body.state !== "verified") throw new Error(`verify: ${JSON.stringify(v.body)}`);
+  const key = (await c.post(P(`/servers/${srv.id}/keys`), {})).body.key;
+  return { c, P, srv, key, importMs, toolCount: imp.body.tool_count };
+}
+
+function workerdRss() {
+  // Peak resident memory of the workerd processes (the Worker's isolate lives there).
+  const r = spawnSync("sh", ["-c", "for p in $(pgrep -f 'workerd serve'); do grep VmHWM /proc/$p/status; done"], { encoding: "utf8" });
+  return Math.max(0, ...r.stdout.split("\n").map((l) => Number(l.replace(/\D+/g, "")) || 0)) / 1024;
+}
+
+function nativeImport(file) {
+  const exe = join(ROOT, "target/release/flowcp");
+  const r = spawnSync("/usr/bin/time", ["-f", "PEAK_KB=%M", exe, "bench-import", file, "3"], { encoding: "utf8" });
+  const peak = Number((r.stderr.match(/PEAK_KB=(\d+)/) ?? [])[1]) / 1024;
+  const out = `${r.stdout}\n${r.stderr}`;
+  const median = Number((out.match(/median[^0-9]*([\d.]+)\s*ms/i) ?? [])[1]);
+  return { median_ms: median || null, peak_rss_mb: Math.round(peak), raw: out.trim().split("\n").slice(-3).join(" | ") };
+}
+
+async function main() {
+  mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+  const upstream = await startUpstream();
+  const { doc, path: specPath } = petstoreFor(upstream);
+
+  // Direct floor.
+  await measureLoad({ name: "direct", makeClient: async () => null, call: async (_c, k) => { const r = await OPS[k % OPS.length].direct(upstream); await r.arrayBuffer(); if (!r.ok) throw new Error(r.status); } });
+
+  // Runtime floor.
+  const floor = await startFloor();
+  await measureLoad({ name: "runtime floor (trivial Worker)", makeClient: async () => null, call: async (_c, k) => { const r = await fetch(floor, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: k, method: "tools/call" }) }); await r.arrayBuffer(); } });
+
+  // FlowCP, with cold start measured on the way up.
+  const t0 = performance.now();
+  const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1" } });
+  cleanups.push(() => w.stop());
+  results.costs.cold_start_ms = Math.round(performance.now() - t0);
+  let t1 = performance.now();
+  await (await fetch(`${w.url}/healthz`)).arrayBuffer();
+  results.costs.warm_healthz_ms = Math.round((performance.now() - t1) * 100) / 100;
+  t1 = performance.now();
+  const pet = await flowcpServer(w, upstream, JSON.stringify(doc));
+  await pet.c.post(pet.P(`/servers/${pet.srv.id}/publish`));
+  const signup = new Client(w.url);
+  t1 = performance.now();
+  await signup.signup(`hash-${Date.now()}@example.com`);
+  results.costs.signup_request_ms = Math.round(performance.now() - t1);
+  await measureLoad(mcpTarget("FlowCP", pet.srv.mcp_url, { Authorization: `Bearer ${pet.key}` }, (op) => op));
+
+  // Peers.
+  let peers = null;
+  try {
+    peers = await import("./peers/start.mjs");
+  } catch (e) {
+    log("peers unavailable:", e.message);
+  }
+  for (const name of ["fastmcp", "openapi-mcp-generator"]) {
+    if (!peers) break;
+    try {
+      const port = await freePort();
+      const peer = await peers.startPeer(name, { specPath, baseUrl: `${upstream}/v2`, port });
+      cleanups.push(() => peer.stop());
+      await measureLoad(mcpTarget(name, peer.url, {}, (op) => peers.toolNameFor(name, op), name === "openapi-mcp-generator"));
+      await peer.stop();
+    } catch (e) {
+      log(`${name} failed:`, e.message);
+      results.load.push({ target: name, error: e.message });
+    }
+  }
+
+  // Imports: native and inside the Worker; tools/list of the GitHub server.
+  const github = gunzipSync(readFileSync(join(CORPUS, "real/github-api.json.gz"))).toString("utf8");
+  const stripe = gunzipSync(readFileSync(join(CORPUS, "real/stripe.yaml.gz"))).toString("utf8");
+  writeFileSync("/tmp/flowcp-bench-github.json", github);
+  writeFileSync("/tmp/flowcp-bench-stripe.yaml", stripe);
+  for (const [label, file] of [["GitHub (13 MB JSON)", "/tmp/flowcp-bench-github.json"], ["Stripe (6 MB YAML)", "/tmp/flowcp-bench-stripe.yaml"]]) {
+    results.imports.push({ document: label, where: "native (release CLI)", ...nativeImport(file) });
+  }
+  const before = workerdRss();
+  const gh = await flowcpServer(w, upstream, github, { name: "GitHub" });
+  results.imports.push({ document: "GitHub (13 MB JSON)", where: "inside the Worker (upload -> stored tools)", request_ms: Math.round(gh.importMs), tools: gh.toolCount, workerd_peak_rss_mb: Math.round(workerdRss()), workerd_rss_before_mb: Math.round(before) });
+  const st = await flowcpServer(w, upstream, stripe, { name: "Stripe", contentType: "application/yaml" }).catch((e) => ({ error: e.message }));
+  results.imports.push({ document: "Stripe (6 MB YAML)", where: "inside the Worker (upload -> stored tools)", request_ms: st.importMs ? Math.round(st.importMs) : null, tools: st.toolCount, error: st.error, workerd_peak_rss_mb: Math.round(workerdRss()) });
+  const pub = await gh.c.post(gh.P(`/servers/${gh.srv.id}/publish`));
+  if (pub.status === 200) {
+    const client = await mcpTarget("GitHub", gh.srv.mcp_url, { Authorization: `Bearer ${gh.key}` }, (o) => o).makeClient();
+    const tl = performance.now();
+    let cursor;
+    let pages = 0;
+    let tools = 0;
+    do {
+      const r = await client.listTools(cursor ? { cursor } : {});
+      pages++;
+      tools += r.tools.length;
+      cursor = r.nextCursor;
+    } while (cursor);
+    results.lists.push({ target: "FlowCP GitHub server, all pages", pages, tools, total_ms: Math.round(performance.now() - tl) });
+    await client.close();
+  } else {
+    results.lists.push({ target: "FlowCP GitHub server, all pages", error: `not published: ${JSON.stringify(pub.body).slice(0, 200)}` });
+  }
+
+  // Bundle size.
+  const size = spawnSync(process.execPath, [join(ROOT, "scripts/size.mjs")], { cwd: ROOT, encoding: "utf8" });
+  results.costs.bundle = size.stdout.trim();
+
+  await w.stop();
+  report();
+}
+
+function report() {
+  const direct = Object.fromEntries(results.load.filter((r) => r.target === "direct").map((r) => [r.concurrency, r]));
+  const flowcp = Object.fromEntries(results.load.filter((r) => r.target === "FlowCP").map((r) => [r.concurrency, r]));
+  const rows = [["target", "clients", "p50 ms", "p99 ms", "req/s", "p50 / direct", "req/s vs FlowCP", "errors"]];
+  for (const r of results.load) {
+    if (r.error) { rows.push([r.target, "-", "-", "-", "-", "-", "-", r.error.slice(0, 40)]); continue; }
+    const d = direct[r.concurrency];
+    const f = flowcp[r.concurrency];
+    rows.push([r.target, r.concurrency, r.p50_ms, r.p99_ms, r.rps, d ? (r.p50_ms / d.p50_ms).toFixed(1) + "x" : "-", f ? (r.rps / f.rps).toFixed(2) + "x" : "-", r.errors]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join("  ");
+  console.log("\ntools/call, Petstore (path, query and body operations round robin)");
+  console.log(rows.map(line).join("\n"));
+  console.log("\ntools/list");
+  for (const l of results.lists) console.log(`  ${l.target}: ${l.error ?? (l.p50_ms !== undefined ? `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, ${l.rps} req/s` : `${l.tools} tools in ${l.pages} pages, ${l.total_ms} ms`)}`);
+  console.log("\nimports");
+  for (const i of results.imports) console.log(`  ${i.document}, ${i.where}: ${JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => !["document", "where"].includes(k))))}`);
+  console.log("\ncosts");
+  for (const [k, v] of Object.entries(results.costs)) console.log(`  ${k}: ${v}`);
+  const file = join(ROOT, "bench/results", `bench-${results.started_at.replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2));
+  console.log(`\nwritten: ${file}`);
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(e);
+  process.exitCode = 1;
+} finally {
+  for (const c of cleanups.reverse()) { try { await c(); } catch { /* best effort */ } }
+  setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
+}

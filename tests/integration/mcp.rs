@@ -1,0 +1,289 @@
+//! The MCP dispatcher on the host: in-memory KV, a fake upstream, real manifests built from
+//! real ToolDefs. (The same paths run under wrangler dev with the SDK client in tests/e2e.)
+
+use std::cell::RefCell;
+
+use flowcp::crypto::{aad_server_credential, sha256_hex, Keyring};
+use flowcp::manifest::{self, Manifest, ManifestAuth, Placement};
+use flowcp::mcp::server::{handle, McpRequest, McpResponse, Runtime};
+use flowcp::net::{FetchPolicy, Http, HttpError, HttpRequest, HttpResponse};
+use flowcp::store::audit::Outcome;
+use flowcp::store::{block_on, Kv, MemoryKv};
+use serde_json::{json, Value};
+
+const KEY: &str = "k1:1111111111111111111111111111111111111111111111111111111111111111";
+const ORIGIN: &str = "https://flowcp.example";
+
+/// Records requests; answers 200 `{"ok":true,"echo":<the api key header>}` (to test redaction).
+#[derive(Default)]
+struct FakeUpstream {
+    seen: RefCell<Vec<HttpRequest>>,
+}
+
+impl Http for FakeUpstream {
+    async fn send(&self, req: &HttpRequest, _max: usize) -> Result<HttpResponse, HttpError> {
+        self.seen.borrow_mut().push(req.clone());
+        let echoed = req.headers.iter().find(|(k, _)| k == "X-Api-Key").map(|(_, v)| v.clone()).unwrap_or_default();
+        let body = json!({ "ok": true, "echo": echoed }).to_string().into_bytes();
+        Ok(HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+            truncated: false,
+        })
+    }
+}
+
+fn doc(n: usize) -> Vec<u8> {
+    let mut paths = serde_json::Map::new();
+    for i in 0..n {
+        paths.insert(
+            format!("/things/{i}"),
+            json!({ "get": { "operationId": format!("getThing{i:04}"), "summary": format!("Get thing number {i}"), "tags": [if i % 2 == 0 { "even" } else { "odd" }],
+                "parameters": [{ "name": "q", "in": "query", "required": i == 1, "schema": { "type": "string" } }],
+                "responses": { "200": { "description": "ok" } } } }),
+        );
+    }
+    serde_json::to_vec(&json!({ "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "servers": [{ "url": "https://api.example.com" }], "paths": paths })).unwrap()
+}
+
+struct Fixture {
+    kv: MemoryKv,
+    http: FakeUpstream,
+    keyring: Keyring,
+    server: String,
+}
+
+/// Manifests are cached per isolate (thread) by (server id, version): every fixture gets its own
+/// server id so tests sharing a thread never see each other's manifests.
+fn next_server_id() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!("srv_test{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+const ACCESS_KEY: &str = "fcp_sk_test_key_123";
+
+fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
+    let server = next_server_id();
+    let report = flowcp::tools::import(&doc(tools)).unwrap();
+    let keyring = Keyring::parse(KEY).unwrap();
+    let kv = MemoryKv::default();
+    let m = Manifest {
+        format: manifest::FORMAT,
+        server_id: server.clone(),
+        workspace_id: "ws_1".into(),
+        version: 1,
+        published_at: 0,
+        name: "Things".into(),
+        auth: ManifestAuth {
+            mode: mode.into(),
+            public,
+            placement: Some(Placement { location: "header".into(), name: "X-Api-Key".into() }),
+            credential_ref: Some(manifest::credential_key(&server)),
+            scopes: vec![],
+        },
+        discovery,
+        base_url: None,
+        tools: report.tools,
+    };
+    block_on(async {
+        kv.put(&manifest::manifest_key(&server, 1), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
+        kv.put(&manifest::live_key(&server), b"1", None).await.unwrap();
+        let mirror = json!({ "server_id": server, "key_id": "key_1" }).to_string();
+        kv.put(&manifest::access_key_key(&sha256_hex(ACCESS_KEY.as_bytes())), mirror.as_bytes(), None).await.unwrap();
+        let sealed = keyring.seal(b"upstream-secret-value", &aad_server_credential(&server)).unwrap();
+        kv.put(&manifest::credential_key(&server), sealed.as_bytes(), None).await.unwrap();
+    });
+    Fixture { kv, http: FakeUpstream::default(), keyring, server }
+}
+
+fn call(f: &Fixture, body: Value, extra: &[(&str, &str)]) -> McpResponse {
+    let mut headers: Vec<(String, String)> = vec![
+        ("content-type".into(), "application/json".into()),
+        ("accept".into(), "application/json, text/event-stream".into()),
+        ("authorization".into(), format!("Bearer {ACCESS_KEY}")),
+    ];
+    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let clock = || 1_000i64;
+    let rt = Runtime {
+        kv: &f.kv,
+        http: &f.http,
+        keyring: &f.keyring,
+        fetch_policy: FetchPolicy::default(),
+        origin: ORIGIN.into(),
+        clock: &clock,
+        upstream_timeout_ms: 1000,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap();
+    block_on(handle(&rt, &f.server, &McpRequest { method: "POST", headers: &headers, body: &bytes }))
+}
+
+fn rpc(method: &str, params: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })
+}
+
+#[test]
+fn tools_list_pages_through_every_tool_with_opaque_cursors() {
+    let f = fixture(250, "none", false, false);
+    let mut names = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let params = cursor.as_ref().map_or(json!({}), |c| json!({ "cursor": c }));
+        let r = call(&f, rpc("tools/list", params), &[]);
+        let result = &r.body.as_ref().unwrap()["result"];
+        names.extend(result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()));
+        pages += 1;
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names.len(), 250);
+    let mut sorted = names.clone();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 250, "no tool twice");
+    let bad = call(&f, rpc("tools/list", json!({ "cursor": "not-a-cursor" })), &[]);
+    assert_eq!(bad.body.unwrap()["error"]["code"], -32602);
+}
+
+#[test]
+fn wrong_or_missing_access_key_is_401_and_right_one_passes() {
+    let f = fixture(3, "none", false, false);
+    let ok = call(&f, rpc("ping", json!({})), &[]);
+    assert_eq!(ok.status, 200);
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    headers.push(("authorization".into(), "Bearer fcp_sk_wrong".into()));
+    let clock = || 0i64;
+    let rt = Runtime {
+        kv: &f.kv,
+        http: &f.http,
+        keyring: &f.keyring,
+        fetch_policy: FetchPolicy::default(),
+        origin: ORIGIN.into(),
+        clock: &clock,
+        upstream_timeout_ms: 1000,
+    };
+    let body = serde_json::to_vec(&rpc("ping", json!({}))).unwrap();
+    let r = block_on(handle(&rt, &f.server, &McpRequest { method: "POST", headers: &headers, body: &body }));
+    assert_eq!(r.status, 401);
+    headers.pop();
+    let r = block_on(handle(&rt, &f.server, &McpRequest { method: "POST", headers: &headers, body: &body }));
+    assert_eq!(r.status, 401);
+    assert!(r.body.unwrap()["error"]["message"].as_str().unwrap().contains("access key"));
+}
+
+#[test]
+fn api_key_is_placed_and_an_upstream_echo_of_it_is_redacted() {
+    let f = fixture(3, "api_key", false, false);
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000", "arguments": {} })), &[]);
+    let text = r.body.as_ref().unwrap().to_string();
+    assert!(!text.contains("upstream-secret-value"), "{text}");
+    assert!(text.contains("[REDACTED]"));
+    let seen = f.http.seen.borrow();
+    assert!(seen[0].headers.contains(&("X-Api-Key".to_string(), "upstream-secret-value".to_string())));
+    assert_eq!(seen[0].url, "https://api.example.com/things/0");
+    assert_eq!(r.audit.len(), 1);
+    assert_eq!(r.audit[0].outcome, Outcome::Ok);
+    assert_eq!(r.audit[0].connection_hash.as_deref().map(str::len), Some(16));
+}
+
+#[test]
+fn a_missing_credential_denies_the_call_without_an_upstream_request() {
+    let f = fixture(3, "api_key", false, false);
+    block_on(f.kv.delete(&manifest::credential_key(&f.server))).unwrap();
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000", "arguments": {} })), &[]);
+    assert_eq!(r.body.unwrap()["result"]["isError"], true);
+    assert!(f.http.seen.borrow().is_empty());
+    assert_eq!(r.audit[0].outcome, Outcome::Denied);
+}
+
+#[test]
+fn invalid_arguments_never_reach_the_upstream() {
+    let f = fixture(3, "none", false, false);
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0001", "arguments": { "q": 5 } })), &[]);
+    assert_eq!(r.body.unwrap()["result"]["isError"], true);
+    assert!(f.http.seen.borrow().is_empty());
+    assert_eq!(r.audit[0].outcome, Outcome::Invalid);
+    let unknown = call(&f, rpc("tools/call", json!({ "name": "nope" })), &[]);
+    assert_eq!(unknown.body.unwrap()["error"]["code"], -32602);
+}
+
+#[test]
+fn private_base_urls_are_refused_at_call_time() {
+    let f = fixture(1, "none", true, false);
+    // Re-publish with a base URL override pointing at the metadata service.
+    let mut m: Manifest =
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
+    m.version = 2;
+    m.base_url = Some("http://169.254.169.254/latest".into());
+    block_on(async {
+        f.kv.put(&manifest::manifest_key(&f.server, 2), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
+        f.kv.put(&manifest::live_key(&f.server), b"2", None).await.unwrap();
+    });
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000" })), &[]);
+    assert_eq!(r.body.unwrap()["result"]["isError"], true);
+    assert!(f.http.seen.borrow().is_empty());
+}
+
+#[test]
+fn discovery_search_ranks_name_matches_and_filters_by_tag() {
+    let f = fixture(40, "none", true, true);
+    let r = call(&f, rpc("tools/list", json!({})), &[]);
+    let names: Vec<String> = r.body.unwrap()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["search_tools", "describe_tool", "call_tool"]);
+    let r = call(
+        &f,
+        rpc(
+            "tools/call",
+            json!({ "name": "search_tools", "arguments": { "query": "number 7", "tag": "odd", "limit": 5 } }),
+        ),
+        &[],
+    );
+    let found = &r.body.unwrap()["result"]["structuredContent"];
+    assert_eq!(found["tools"][0]["name"], "getThing0007");
+    assert!(found["tools"].as_array().unwrap().iter().all(|t| t["tags"] == json!(["odd"])));
+    let r = call(
+        &f,
+        rpc(
+            "tools/call",
+            json!({ "name": "call_tool", "arguments": { "name": "getThing0003", "arguments": { "q": "x" } } }),
+        ),
+        &[],
+    );
+    let text = r.body.unwrap()["result"]["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(text.contains("\"ok\":true"), "{text}");
+    assert_eq!(f.http.seen.borrow()[0].url, "https://api.example.com/things/3?q=x");
+}
+
+#[test]
+fn modern_era_requests_need_matching_headers() {
+    let f = fixture(2, "none", false, false);
+    let meta = json!({ "_meta": { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} } });
+    let ok = call(
+        &f,
+        rpc("server/discover", meta.clone()),
+        &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "server/discover")],
+    );
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body.as_ref().unwrap()["result"]["resultType"], "complete");
+    let missing = call(&f, rpc("server/discover", meta.clone()), &[("mcp-protocol-version", "2026-07-28")]);
+    assert_eq!((missing.status, missing.body.unwrap()["error"]["code"].clone()), (400, json!(-32020)));
+    let no_envelope = call(&f, rpc("tools/list", json!({})), &[("mcp-protocol-version", "2026-07-28")]);
+    assert_eq!(no_envelope.status, 400);
+}
+
+#[test]
+fn server_timing_names_the_io_phases() {
+    let f = fixture(1, "api_key", false, false);
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000" })), &[]);
+    let timing = r.headers.iter().find(|(k, _)| k == "server-timing").map(|(_, v)| v.clone()).unwrap();
+    for phase in ["manifest;dur=", "auth;dur=", "credential;dur=", "upstream;dur=", "total;dur="] {
+        assert!(timing.contains(phase), "{timing}");
+    }
+}
