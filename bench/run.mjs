@@ -18,6 +18,7 @@ import { runLoad } from "./load.mjs";
 const CORPUS = join(ROOT, "../shared/corpus/openapi");
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,8,32").split(",").map(Number);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 4000);
+const PEERS = (process.env.BENCH_PEERS ?? "fastmcp,openapi-mcp-generator").split(",").filter(Boolean);
 const results = { started_at: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30) }, load: [], lists: [], imports: [], costs: {} };
 const cleanups = [];
 const log = (...a) => console.error("[bench]", ...a);
@@ -147,11 +148,11 @@ async function main() {
 
   // Runtime floor.
   const floor = await startFloor();
-  await measureLoad({ name: "runtime floor (trivial Worker)", makeClient: async () => null, call: async (_c, k) => { const r = await fetch(floor, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: k, method: "tools/call" }) }); await r.arrayBuffer(); } });
+  await measureLoad({ name: "runtime floor (trivial Worker, same assets front)", makeClient: async () => null, call: async (_c, k) => { const r = await fetch(floor, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: k, method: "tools/call" }) }); await r.arrayBuffer(); } });
 
   // FlowCP, with cold start measured on the way up.
   const t0 = performance.now();
-  const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1" } });
+  const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1" }, logLevel: "warn" });
   cleanups.push(() => w.stop());
   results.costs.cold_start_ms = Math.round(performance.now() - t0);
   let t1 = performance.now();
@@ -173,7 +174,7 @@ async function main() {
   } catch (e) {
     log("peers unavailable:", e.message);
   }
-  for (const name of ["fastmcp", "openapi-mcp-generator"]) {
+  for (const name of PEERS) {
     if (!peers) break;
     try {
       const port = await freePort();

@@ -82,6 +82,20 @@ export function specAsJson(specPath) {
   return out;
 }
 
+/**
+ * The tool arguments a peer expects for one call: `params` are the operation's path/query/header
+ * parameters by name, `body` the JSON request body (an object) or undefined. FlowCP and fastmcp
+ * take the body's properties flattened beside the parameters; openapi-mcp-generator takes the
+ * body whole under `requestBody`. (Name clashes between parameters and body properties are
+ * renamed by the peers and not reproduced here.)
+ */
+export function argsFor(peer, { params = {}, body } = {}) {
+  if (body === undefined) return { ...params };
+  if (peer === "openapi-mcp-generator") return { ...params, requestBody: body };
+  if (peer === "fastmcp" || peer === "flowcp") return { ...params, ...body };
+  throw new Error(`unknown peer ${peer}`);
+}
+
 /** Generates, installs and builds openapi-mcp-generator's project for a document (skipped when done). */
 export function prepareOmg(specPath, { log = (m) => console.error(m) } = {}) {
   if (!existsSync(OMG_CLI)) throw new Error(`openapi-mcp-generator is not installed: run sh bench/peers/setup.sh`);
@@ -179,6 +193,10 @@ export async function startPeer(name, { specPath, baseUrl, port, timeoutMs = 90_
   const child = spawn(cmd, args, { env, stdio: ["ignore", out, out] });
   let exited = null;
   const exitPromise = new Promise((r) => child.once("exit", (code, signal) => r((exited = { code, signal }))));
+  // Don't leave the peer behind if this process ends without calling stop().
+  const reap = () => !exited && child.kill("SIGKILL");
+  process.once("exit", reap);
+  exitPromise.then(() => process.off("exit", reap));
   const url = `http://127.0.0.1:${port}/mcp`;
   const stop = async () => {
     if (!exited) {

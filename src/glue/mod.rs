@@ -48,7 +48,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             now_ms() - started,
             redactor.text(&detail)
         ),
-        None => console_log!("{} {} -> {} in {} ms", method, redactor.text(&path), status, now_ms() - started),
+        // Successful requests are logged unless FLOWCP_LOG_REQUESTS=0 (errors always are).
+        None if !var_is_off(&env, "FLOWCP_LOG_REQUESTS") => {
+            console_log!("{} {} -> {} in {} ms", method, redactor.text(&path), status, now_ms() - started)
+        }
+        None => {}
     }
     Ok(response)
 }
@@ -210,6 +214,10 @@ fn allowed_hosts(env: &Env) -> Vec<String> {
     env.var("FLOWCP_ALLOWED_HOSTS")
         .map(|v| v.to_string().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
         .unwrap_or_default()
+}
+
+fn var_is_off(env: &Env, name: &str) -> bool {
+    env.var(name).map(|v| matches!(v.to_string().as_str(), "0" | "false")).unwrap_or(false)
 }
 
 fn var_is_on(env: &Env, name: &str) -> bool {

@@ -60,10 +60,10 @@ export function d1(stateDir, sql) {
  * Starts `wrangler dev`. Options: vars (object of bindings, e.g. secrets), stateDir.
  * Returns { url, logs(), waitForLog(re), stop(), stateDir }.
  */
-export async function startWorker({ vars = testSecrets(), stateDir = newState() } = {}) {
+export async function startWorker({ vars = testSecrets(), stateDir = newState(), logLevel = "log" } = {}) {
   const port = await freePort();
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
-    "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", "log"];
+    "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", logLevel];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
