@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { PEERS, SESSION_POLICY, argsFor, startPeer, toolNameFor } from "./start.mjs";
+import { PEERS, SESSION_POLICY, argsFor, callFailed, startPeer, toolNameFor } from "./start.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CORPUS = [resolve(HERE, "../../../shared/corpus/openapi"), resolve(HERE, "../../shared/corpus/openapi")].find((d) => existsSync(d));
@@ -143,10 +143,10 @@ async function smokePeer(name, doc, upstream, port) {
       try {
         const r = await a.client.callTool({ name: tool, arguments: args });
         const reached = upstream.received.slice(before);
-        console.log(`  ${tool}(${JSON.stringify(args)}) -> isError=${!!r.isError} upstream=[${reached.join("; ")}]`);
+        console.log(`  ${tool}(${JSON.stringify(args)}) -> failed=${callFailed(name, r)} upstream=[${reached.join("; ")}]`);
         console.log(`    result: ${short(text(r))}`);
         if (r.structuredContent) console.log(`    structuredContent: ${short(JSON.stringify(r.structuredContent))}`);
-        check(!r.isError && reached.length === 1 && !reached[0].includes("no route"), `${kind} call reaches the upstream route`);
+        check(!callFailed(name, r) && reached.length === 1 && !reached[0].includes("no route"), `${kind} call reaches the upstream route`);
         if (doc[kind].body) check(reached[0]?.includes(JSON.stringify(doc[kind].body.name)), `${kind} call sends the body`);
       } catch (e) {
         check(false, `${kind} call`, e.message);
@@ -157,7 +157,7 @@ async function smokePeer(name, doc, upstream, port) {
     const args = argsFor(name, doc.list);
     const t1 = Date.now();
     const results = await Promise.allSettled(Array.from({ length: 8 }, () => a.client.callTool({ name: toolNameFor(name, op), arguments: args })));
-    const okCount = results.filter((r) => r.status === "fulfilled" && !r.value.isError).length;
+    const okCount = results.filter((r) => r.status === "fulfilled" && !callFailed(name, r.value)).length;
     check(okCount === 8, `8 concurrent calls on one session`, `${okCount}/8 ok in ${Date.now() - t1} ms`);
 
     if (SESSION_POLICY[name] === "shared") {
@@ -165,12 +165,12 @@ async function smokePeer(name, doc, upstream, port) {
       const b = await connectClient(peer.url, a.transport.sessionId);
       clients.push(b);
       const r = await b.client.callTool({ name: toolNameFor(name, op), arguments: args }).catch((e) => ({ isError: true, content: [{ type: "text", text: e.message }] }));
-      check(!r.isError, "second client sharing the session id works");
+      check(!callFailed(name, r), "second client sharing the session id works");
       // A new session (second initialize) takes over: the older session stops answering.
       const c = await connectClient(peer.url);
       clients.push(c);
       const newer = await c.client.callTool({ name: toolNameFor(name, op), arguments: args }).catch((e) => ({ isError: true, content: [{ type: "text", text: e.message }] }));
-      check(!newer.isError, "newest session works");
+      check(!callFailed(name, newer), "newest session works");
       const older = await Promise.race([
         a.client.callTool({ name: toolNameFor(name, op), arguments: args }).then(
           () => "answered",
@@ -184,7 +184,7 @@ async function smokePeer(name, doc, upstream, port) {
       clients.push(c);
       const r1 = await c.client.callTool({ name: toolNameFor(name, op), arguments: args });
       const r2 = await a.client.callTool({ name: toolNameFor(name, op), arguments: args });
-      check(!r1.isError && !r2.isError, "two independent sessions both work");
+      check(!callFailed(name, r1) && !callFailed(name, r2), "two independent sessions both work");
     }
   } catch (e) {
     check(false, "session", e.stack || e.message);

@@ -1,8 +1,10 @@
 // Starts benchmark peers: other tools that turn an OpenAPI document into an MCP server, run on this
 // machine against the same upstream API as FlowCP. Install them first with `sh bench/peers/setup.sh`.
 //
-//   import { startPeer, toolNameFor } from "./peers/start.mjs";
+//   import { startPeer, toolNameFor, argsFor, callFailed } from "./peers/start.mjs";
 //   const peer = await startPeer("fastmcp", { specPath, baseUrl, port });   // peer.url, peer.stop()
+//   client.callTool({ name: toolNameFor(peer.name, "addPet"), arguments: argsFor(peer.name, { body }) })
+//   callFailed(peer.name, result)   // openapi-mcp-generator never sets isError
 //
 // CLI (manual checks; keeps the peer running until Ctrl-C):
 //   node bench/peers/start.mjs NAME SPEC.json BASE_URL PORT
@@ -94,6 +96,20 @@ export function argsFor(peer, { params = {}, body } = {}) {
   if (peer === "openapi-mcp-generator") return { ...params, requestBody: body };
   if (peer === "fastmcp" || peer === "flowcp") return { ...params, ...body };
   throw new Error(`unknown peer ${peer}`);
+}
+
+/**
+ * Whether a tools/call result is a failure. openapi-mcp-generator never sets isError: invalid
+ * arguments, network errors and upstream 4xx/5xx all come back as plain text; its successes read
+ * "API Response (Status: 2xx):". FlowCP and fastmcp set isError.
+ */
+export function callFailed(peer, result) {
+  if (result?.isError) return true;
+  if (peer === "openapi-mcp-generator") {
+    const text = (result?.content || []).map((c) => c.text || "").join("");
+    return !/^API Response \(Status: 2\d\d\)/.test(text);
+  }
+  return false;
 }
 
 /** Generates, installs and builds openapi-mcp-generator's project for a document (skipped when done). */

@@ -199,8 +199,10 @@ async fn mcp(
 /// RFC 9728 metadata for OAuth-mode servers; 404 for other or unpublished servers.
 async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result<Response, ApiError> {
     let kv = KvStorePort::new(env, KV_BINDING)?;
-    let loaded =
-        mcp_server::load_manifest(&kv, server_id).await.map_err(ApiError::internal)?.ok_or_else(ApiError::not_found)?;
+    let loaded = mcp_server::load_manifest(&kv, server_id, now_ms())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
     if loaded.manifest.auth.mode != "oauth" {
         return Err(ApiError::not_found());
     }

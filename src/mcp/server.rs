@@ -87,8 +87,47 @@ pub struct Loaded {
     pub index: HashMap<String, usize>,
 }
 
+/// How long an isolate trusts what it read of small mutable KV entries (the live-version
+/// pointer, access-key mirrors). KV itself propagates writes globally within ~60 s, so this adds
+/// no new staleness in production; it saves one or two KV reads per MCP request under load.
+pub const KV_TTL_MS: i64 = 1_000;
+const SMALL_CACHE_ENTRIES: usize = 4_096;
+
+/// A KV value (or its absence) and when it was read.
+type CachedValue = (Option<Vec<u8>>, i64);
+
 thread_local! {
     static MANIFESTS: RefCell<HashMap<(String, i64), Rc<Loaded>>> = RefCell::new(HashMap::new());
+    /// KV key -> (value, read at): short-lived cache of small KV entries (negative ones too).
+    static SMALL: RefCell<HashMap<String, CachedValue>> = RefCell::new(HashMap::new());
+}
+
+/// Reads a small KV entry through the isolate's short-lived cache.
+async fn cached_get(kv: &impl Kv, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
+    let hit = SMALL.with(|c| {
+        c.borrow().get(key).filter(|(_, at)| now_ms - at < KV_TTL_MS && now_ms >= *at).map(|(v, _)| v.clone())
+    });
+    if let Some(v) = hit {
+        return Ok(v);
+    }
+    let v = kv.get(key).await.map_err(|e| e.to_string())?;
+    SMALL.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= SMALL_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(key.to_string(), (v.clone(), now_ms));
+    });
+    Ok(v)
+}
+
+async fn live_version(kv: &impl Kv, server_id: &str, now_ms: i64) -> Result<Option<i64>, String> {
+    let Some(v) = cached_get(kv, &manifest::live_key(server_id), now_ms).await? else { return Ok(None) };
+    std::str::from_utf8(&v)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| "corrupt live pointer".to_string())
 }
 
 fn prepare(manifest: Manifest) -> Loaded {
@@ -103,10 +142,8 @@ fn prepare(manifest: Manifest) -> Loaded {
 
 /// The live manifest of a server: one KV read for the live version, then the isolate cache
 /// (manifests are immutable per version) or a second KV read.
-pub async fn load_manifest(kv: &impl Kv, server_id: &str) -> Result<Option<Rc<Loaded>>, String> {
-    let Some(v) = kv.get(&manifest::live_key(server_id)).await.map_err(|e| e.to_string())? else { return Ok(None) };
-    let version: i64 =
-        std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).ok_or("corrupt live pointer")?;
+pub async fn load_manifest(kv: &impl Kv, server_id: &str, now_ms: i64) -> Result<Option<Rc<Loaded>>, String> {
+    let Some(version) = live_version(kv, server_id, now_ms).await? else { return Ok(None) };
     let key = (server_id.to_string(), version);
     if let Some(hit) = MANIFESTS.with(|m| m.borrow().get(&key).cloned()) {
         return Ok(Some(hit));
@@ -186,9 +223,7 @@ async fn authorize<K: Kv, H: Http>(
             "Unauthorized: send this server's access key as `Authorization: Bearer fcp_sk_...` or `X-API-Key`.",
         ));
     };
-    let mirror = rt
-        .kv
-        .get(&manifest::access_key_key(&sha256_hex(key.as_bytes())))
+    let mirror = cached_get(rt.kv, &manifest::access_key_key(&sha256_hex(key.as_bytes())), (rt.clock)())
         .await
         .map_err(|_| reject(503, "The access-key store is unavailable; try again."))?;
     let Some(mirror) = mirror.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
@@ -208,7 +243,7 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
         Ok(p) => p,
         Err(r) => return r.into(),
     };
-    let loaded = match load_manifest(rt.kv, server_id).await {
+    let loaded = match load_manifest(rt.kv, server_id, started).await {
         Ok(Some(l)) => l,
         Ok(None) => return reject(404, "Not Found: no published MCP server at this URL."),
         Err(_) => return reject(503, "This server's published configuration could not be read; try again."),

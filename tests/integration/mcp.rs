@@ -97,13 +97,19 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
 }
 
 fn call(f: &Fixture, body: Value, extra: &[(&str, &str)]) -> McpResponse {
+    // Each call is "later" than the last, past the isolate's short KV cache.
+    static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_000_000);
+    call_at(f, body, extra, NOW.fetch_add(10_000, std::sync::atomic::Ordering::Relaxed))
+}
+
+fn call_at(f: &Fixture, body: Value, extra: &[(&str, &str)], now: i64) -> McpResponse {
     let mut headers: Vec<(String, String)> = vec![
         ("content-type".into(), "application/json".into()),
         ("accept".into(), "application/json, text/event-stream".into()),
         ("authorization".into(), format!("Bearer {ACCESS_KEY}")),
     ];
     headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let clock = || 1_000i64;
+    let clock = move || now;
     let rt = Runtime {
         kv: &f.kv,
         http: &f.http,
@@ -286,4 +292,16 @@ fn server_timing_names_the_io_phases() {
     for phase in ["manifest;dur=", "auth;dur=", "credential;dur=", "upstream;dur=", "total;dur="] {
         assert!(timing.contains(phase), "{timing}");
     }
+}
+
+#[test]
+fn a_revoked_key_or_unpublished_server_stops_answering_within_the_cache_ttl() {
+    let f = fixture(1, "none", false, false);
+    let t = 5_000_000_000;
+    assert_eq!(call_at(&f, rpc("ping", json!({})), &[], t).status, 200);
+    block_on(f.kv.delete(&manifest::access_key_key(&sha256_hex(ACCESS_KEY.as_bytes())))).unwrap();
+    assert_eq!(call_at(&f, rpc("ping", json!({})), &[], t + 500).status, 200, "inside the 1 s isolate cache");
+    assert_eq!(call_at(&f, rpc("ping", json!({})), &[], t + 1_500).status, 401, "revocation is seen after the TTL");
+    block_on(f.kv.delete(&manifest::live_key(&f.server))).unwrap();
+    assert_eq!(call_at(&f, rpc("ping", json!({})), &[], t + 3_000).status, 404);
 }
