@@ -14,6 +14,7 @@ import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { Client, ROOT, freePort, sleep, startWorker, testSecrets } from "../tests/e2e/harness.mjs";
 import { runLoad } from "./load.mjs";
+import * as peersLib from "./peers/start.mjs";
 
 const CORPUS = join(ROOT, "../shared/corpus/openapi");
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,8,32").split(",").map(Number);
@@ -24,10 +25,11 @@ const cleanups = [];
 const log = (...a) => console.error("[bench]", ...a);
 
 // The three operations every target calls, round robin: path, query and body parameters.
+// Arguments are given as {params, body}; each peer gets them in its own shape (argsFor).
 const OPS = [
-  { op: "getPetById", args: { petId: 7 }, direct: (u) => fetch(`${u}/v2/pet/7`) },
-  { op: "findPetsByStatus", args: { status: ["available"] }, direct: (u) => fetch(`${u}/v2/pet/findByStatus?status=available`) },
-  { op: "addPet", args: { name: "rex", photoUrls: [] }, direct: (u) => fetch(`${u}/v2/pet`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "rex", photoUrls: [] }) }) },
+  { op: "getPetById", args: { params: { petId: 7 } }, direct: (u) => fetch(`${u}/v2/pet/7`) },
+  { op: "findPetsByStatus", args: { params: { status: ["available"] } }, direct: (u) => fetch(`${u}/v2/pet/findByStatus?status=available`) },
+  { op: "addPet", args: { body: { name: "rex", photoUrls: [] } }, direct: (u) => fetch(`${u}/v2/pet`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "rex", photoUrls: [] }) }) },
 ];
 
 function spawnLogged(cmd, args, opts = {}) {
@@ -65,7 +67,7 @@ async function startFloor() {
   return url;
 }
 
-function mcpTarget(name, url, headers, toolName, shared = false) {
+function mcpTarget(name, url, headers, toolName, shared = false, peer = "flowcp") {
   return {
     name,
     shared,
@@ -78,8 +80,8 @@ function mcpTarget(name, url, headers, toolName, shared = false) {
     async closeClient(c) { await c.close(); },
     async call(c, k) {
       const { op, args } = OPS[k % OPS.length];
-      const r = await c.callTool({ name: toolName(op), arguments: args });
-      if (r.isError) throw new Error(`${op}: ${JSON.stringify(r.content).slice(0, 200)}`);
+      const r = await c.callTool({ name: toolName(op), arguments: peersLib.argsFor(peer, args) });
+      if (peersLib.callFailed(peer, r)) throw new Error(`${op}: ${JSON.stringify(r.content).slice(0, 200)}`);
     },
     async list(c) { await c.listTools(); },
   };
@@ -180,7 +182,7 @@ async function main() {
       const port = await freePort();
       const peer = await peers.startPeer(name, { specPath, baseUrl: `${upstream}/v2`, port });
       cleanups.push(() => peer.stop());
-      await measureLoad(mcpTarget(name, peer.url, {}, (op) => peers.toolNameFor(name, op), name === "openapi-mcp-generator"));
+      await measureLoad(mcpTarget(name, peer.url, {}, (op) => peers.toolNameFor(name, op), peers.SESSION_POLICY[name] === "shared", name));
       await peer.stop();
     } catch (e) {
       log(`${name} failed:`, e.message);
