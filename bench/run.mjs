@@ -62,7 +62,7 @@ async function startUpstream() {
 async function startFloor() {
   const port = await freePort();
   const p = spawnLogged(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", join(ROOT, "bench/floor/wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "warn"], { cwd: ROOT, env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" } });
-  const url = `http://127.0.0.1:${port}/`;
+  const url = `http://127.0.0.1:${port}/mcp/floor`; // not an asset path: reaches the Worker
   await waitFor(async () => (await fetch(url, { method: "POST", body: "{}" })).ok, 60_000, "floor worker");
   return url;
 }

@@ -107,8 +107,22 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     password::check_password_policy(&body.password).map_err(|m| ApiError::new(422, "weak_password", m))?;
     let display_name = super::workspaces::clean_name(&body.display_name, "display name")?;
     let workspace_name = super::workspaces::clean_name(&body.workspace_name, "workspace name")?;
+    // Sign-up cannot hide whether an address is registered without an email channel (the
+    // answer is either an account or "log in instead"); it is throttled per client address so
+    // addresses cannot be enumerated in bulk, and it hashes first so timing says nothing.
+    // TODO-security: verify email ownership before creating the account once FlowCP sends email.
+    let signup_keys = req
+        .client_addr
+        .as_deref()
+        .map(|a| throttle::LoginKeys { email: format!("signup:{}", throttle::address_key(a)), address: None });
+    if let Some(keys) = &signup_keys {
+        throttle::check(svc.db, keys, svc.now_ms).await?.into_result()?;
+    }
     let hash = password::hash_password(&body.password)?;
     if users::find_by_email(svc.db, &email).await?.is_some() {
+        if let Some(keys) = &signup_keys {
+            throttle::note_failure(svc.db, keys, svc.now_ms).await?;
+        }
         return Err(ApiError::new(409, "email_taken", "An account with this email already exists; log in instead."));
     }
     let new_user = users::NewUser {

@@ -5,7 +5,8 @@
 mod adapters;
 
 use worker::{
-    console_error, console_log, event, Context, Date, Env, Method, Request, Response, ScheduleContext, ScheduledEvent,
+    console_error, console_log, event, Context, Date, Delay, Env, Method, Request, Response, ScheduleContext,
+    ScheduledEvent,
 };
 
 use crate::api::{self, health, JsonResponse, Request as CoreRequest, Response as CoreResponse, Services};
@@ -177,23 +178,40 @@ async fn mcp(
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
     if !out.audit.is_empty() {
-        let events = out.audit.clone();
-        let env = env.clone();
-        ctx.wait_until(async move {
-            // One writer for all audit rows (DESIGN §2): a Queue can replace it locally.
-            match D1Db::new(&env, D1_BINDING) {
-                Ok(db) => {
-                    for e in &events {
-                        if let Err(err) = audit::insert(&db, e).await {
-                            console_error!("audit write failed: {}", err);
-                        }
-                    }
-                }
-                Err(e) => console_error!("audit write failed: {}", e),
-            }
-        });
+        queue_audit(env, ctx, out.audit.clone());
     }
     from_core_response(CoreResponse { status: out.status, body: out.body, headers: out.headers })
+}
+
+thread_local! {
+    static AUDIT_QUEUE: std::cell::RefCell<Vec<audit::AuditEvent>> = const { std::cell::RefCell::new(Vec::new()) };
+    static AUDIT_FLUSH_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// How long audit events of concurrent calls are gathered before one multi-row write.
+const AUDIT_COALESCE_MS: u64 = 25;
+
+/// The one audit writer (DESIGN §2): events are queued in the isolate and written after the
+/// response by a single pending `wait_until` task, which coalesces the calls of a short window
+/// into multi-row INSERTs. A Queue consumer can replace this function alone.
+fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>) {
+    AUDIT_QUEUE.with(|q| q.borrow_mut().extend(events));
+    if AUDIT_FLUSH_PENDING.with(|p| p.replace(true)) {
+        return; // a pending flush (kept alive by an earlier request's wait_until) takes these too
+    }
+    let env = env.clone();
+    ctx.wait_until(async move {
+        Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
+        AUDIT_FLUSH_PENDING.with(|p| p.set(false));
+        let batch = AUDIT_QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
+        let written = match D1Db::new(&env, D1_BINDING) {
+            Ok(db) => audit::insert_many(&db, &batch).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = written {
+            console_error!("audit write of {} events failed: {}", batch.len(), e);
+        }
+    });
 }
 
 /// RFC 9728 metadata for OAuth-mode servers; 404 for other or unpublished servers.

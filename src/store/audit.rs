@@ -73,6 +73,53 @@ pub async fn insert(db: &impl Db, e: &AuditEvent) -> Result<(), StoreError> {
     .map(|_| ())
 }
 
+/// D1 binds at most 100 parameters per statement: 9 rows of 10 columns per INSERT.
+pub const ROWS_PER_INSERT: usize = 9;
+
+/// Inserts many events with multi-row INSERTs (the coalesced audit writer's path).
+pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), StoreError> {
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, upstream_status, latency_ms, \
+             request_bytes, response_bytes, connection_hash) VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * 10);
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let b = i * 10;
+            sql.push_str(&format!(
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            ));
+            params.extend([
+                e.ts_ms.into(),
+                e.workspace_id.as_str().into(),
+                e.server_id.as_str().into(),
+                e.tool_name.as_str().into(),
+                e.outcome.as_str().into(),
+                e.upstream_status.map(i64::from).into(),
+                e.latency_ms.into(),
+                e.request_bytes.into(),
+                e.response_bytes.into(),
+                e.connection_hash.clone().into(),
+            ]);
+        }
+        db.execute(&sql, &params).await?;
+    }
+    Ok(())
+}
+
 pub async fn delete_older_than(db: &impl Db, cutoff_ms: i64, limit: u32) -> Result<u64, StoreError> {
     db.execute(DELETE_OLDER_THAN, &[SqlValue::Integer(cutoff_ms), SqlValue::Integer(i64::from(limit))]).await
 }

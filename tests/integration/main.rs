@@ -1,6 +1,8 @@
 //! All Rust integration tests in one binary (keeps link time down on 2 cores).
 
+mod api;
 mod auth;
+mod cli;
 mod crypto_envelopes;
 mod engine;
 mod health;

@@ -80,3 +80,16 @@ fn audit_outcome_outside_the_schema_is_refused_by_sqlite() {
     ));
     assert!(err.is_err());
 }
+
+#[test]
+fn insert_many_writes_every_event_in_multi_row_statements() {
+    let db = SqliteDb::migrated();
+    let events: Vec<AuditEvent> = (0..25).map(|i| event(NOW + i, &format!("t{i:02}"))).collect();
+    block_on(audit::insert_many(&db, &events)).unwrap();
+    assert_eq!(block_on(audit::count(&db)).unwrap(), 25);
+    let names = tool_names(&db);
+    assert_eq!(names.first().map(String::as_str), Some("t00"));
+    assert_eq!(names.last().map(String::as_str), Some("t24"));
+    block_on(audit::insert_many(&db, &[])).unwrap();
+    assert_eq!(block_on(audit::count(&db)).unwrap(), 25);
+}

@@ -1,0 +1,144 @@
+//! The owner API on the host (real SQLite with the migrations, in-memory KV, a fake upstream):
+//! what e2e cannot easily look at — the published manifest in KV never holds a secret value.
+
+use std::cell::RefCell;
+
+use flowcp::api::{handle, Request, Response, Services};
+use flowcp::config::Secrets;
+use flowcp::crypto::Keyring;
+use flowcp::net::{FetchPolicy, Http, HttpError, HttpRequest, HttpResponse};
+use flowcp::store::{block_on, MemoryKv};
+use serde_json::{json, Value};
+
+use crate::support::SqliteDb;
+
+const CREDENTIAL: &str = "sk_live_do_not_leak_42";
+
+#[derive(Default)]
+struct Upstream {
+    seen: RefCell<Vec<HttpRequest>>,
+}
+
+impl Http for Upstream {
+    async fn send(&self, req: &HttpRequest, _max: usize) -> Result<HttpResponse, HttpError> {
+        self.seen.borrow_mut().push(req.clone());
+        Ok(HttpResponse { status: 200, headers: vec![], body: b"{}".to_vec(), truncated: false })
+    }
+}
+
+struct Env {
+    db: SqliteDb,
+    kv: MemoryKv,
+    http: Upstream,
+    secrets: Secrets,
+    cookie: RefCell<Option<String>>,
+    csrf: RefCell<Option<String>>,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            db: SqliteDb::migrated(),
+            kv: MemoryKv::default(),
+            http: Upstream::default(),
+            secrets: Secrets {
+                keyring: Keyring::parse("k1:2222222222222222222222222222222222222222222222222222222222222222").unwrap(),
+                session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
+            },
+            cookie: RefCell::new(None),
+            csrf: RefCell::new(None),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(c) = self.cookie.borrow().as_ref() {
+            headers.push(("cookie".into(), c.clone()));
+        }
+        if let Some(t) = self.csrf.borrow().as_ref() {
+            headers.push(("x-csrf-token".into(), t.clone()));
+        }
+        let req = Request {
+            method: method.into(),
+            path: path.into(),
+            query: vec![],
+            headers,
+            body: body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
+            client_addr: None,
+        };
+        let svc = Services {
+            db: &self.db,
+            kv: &self.kv,
+            http: &self.http,
+            fetch_policy: FetchPolicy::default(),
+            secrets: &self.secrets,
+            now_ms: 1_790_000_000_000,
+            origin: "https://flowcp.example".into(),
+        };
+        let resp = block_on(handle(&svc, &req)).unwrap_or_else(|e| Response::from_error(&e));
+        for (k, v) in &resp.headers {
+            if k == "set-cookie" {
+                *self.cookie.borrow_mut() = Some(v.split(';').next().unwrap().to_string());
+            }
+        }
+        if let Some(t) = resp.body.as_ref().and_then(|b| b.get("csrf_token")).and_then(Value::as_str) {
+            *self.csrf.borrow_mut() = Some(t.to_string());
+        }
+        resp
+    }
+}
+
+fn document() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Keys", "version": "1" },
+        "servers": [{ "url": "https://api.example.com/v1" }],
+        "components": { "securitySchemes": { "k": { "type": "apiKey", "in": "query", "name": "api_key" } } },
+        "paths": { "/things": { "get": { "operationId": "listThings", "responses": { "200": { "description": "ok" } } } } }
+    })
+}
+
+#[test]
+fn the_published_manifest_references_the_credential_but_never_holds_it() {
+    let env = Env::new();
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/signup",
+        Some(json!({
+            "email": "o@example.com", "password": "a long enough password", "display_name": "O",
+            "workspace_name": "W", "accept_terms": true, "accept_privacy": true
+        })),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let ws = r.body.unwrap()["workspace"]["id"].as_str().unwrap().to_string();
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let imp = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
+    assert_eq!(imp.status, 201, "{:?}", imp.body);
+    let srv = env.call("POST", &p("/servers"), Some(json!({ "app_id": app })));
+    let srv_body = srv.body.unwrap();
+    assert_eq!(srv_body["auth_config"], json!({ "in": "query", "name": "api_key" }));
+    let srv = srv_body["id"].as_str().unwrap().to_string();
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
+    let put = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    assert_eq!(put.body.unwrap(), json!({ "credential_set": true }));
+    let verified = env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
+    assert_eq!(verified.body.as_ref().unwrap()["state"], "verified", "{:?}", verified.body);
+    assert_eq!(env.http.seen.borrow()[0].url, format!("https://api.example.com/v1/things?api_key={CREDENTIAL}"));
+    let published = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
+    assert_eq!(published.status, 200, "{:?}", published.body);
+
+    let entries = env.kv.entries.borrow();
+    let manifest = &entries.get(&format!("manifest:{srv}:1")).expect("manifest written").0;
+    let text = String::from_utf8(manifest.clone()).unwrap();
+    assert!(text.contains(&format!("\"credential_ref\":\"cred:{srv}\"")), "{text}");
+    assert!(!text.contains(CREDENTIAL), "the manifest holds the secret");
+    let sealed = String::from_utf8(entries.get(&format!("cred:{srv}")).unwrap().0.clone()).unwrap();
+    assert!(sealed.starts_with("fcp1.k1.") && !sealed.contains(CREDENTIAL));
+    for (key, (value, _)) in entries.iter() {
+        assert!(!String::from_utf8_lossy(value).contains(CREDENTIAL), "KV {key} holds the secret in clear");
+    }
+}
