@@ -152,8 +152,8 @@ pub async fn update_password(
 
 /// Deletes the account and its sessions (memberships go by ON DELETE CASCADE; workspaces the
 /// user created keep existing with `created_by` NULL). Returns whether it existed.
-// TODO-correctness: deleting the last owner of a workspace leaves it without an owner; account
-// deletion must first hand the workspace over or delete it.
+/// Callers decide about workspaces first: `api::data::delete_account` deletes every workspace
+/// the user is the only owner of before calling this.
 pub async fn delete(db: &impl Db, user_id: &str) -> Result<bool, StoreError> {
     // Explicit, not left to ON DELETE CASCADE, so it holds even where foreign keys are off.
     db.execute(sessions::DELETE_FOR_USER, &[user_id.into()]).await?;
