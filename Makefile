@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit e2e size bench clean
+.PHONY: dev test setup build lint unit e2e size bench profile clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -37,6 +37,10 @@ bench: setup build
 	cargo build --release --bin flowcp
 	sh bench/peers/setup.sh
 	FLOWCP_SKIP_BUILD=1 node bench/run.mjs
+
+## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
+profile: setup build
+	FLOWCP_SKIP_BUILD=1 node bench/profile.mjs
 
 clean:
 	rm -rf build target dashboard/dist .wrangler

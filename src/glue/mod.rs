@@ -50,7 +50,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
             redactor.text(&detail)
         ),
         // Successful requests are logged unless FLOWCP_LOG_REQUESTS=0 (errors always are).
-        None if !var_is_off(&env, "FLOWCP_LOG_REQUESTS") => {
+        None if SETTINGS.with(|c| c.borrow().as_ref().is_none_or(|s| s.log_requests)) => {
             console_log!("{} {} -> {} in {} ms", method, redactor.text(&path), status, now_ms() - started)
         }
         None => {}
@@ -59,7 +59,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
 }
 
 async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
-    let secrets = secrets(env)?;
+    let settings = settings(env)?;
+    let secrets = &settings.secrets;
     // A global ceiling before any body is read; routes apply their own tighter limits.
     let declared = req.headers().get("content-length").ok().flatten();
     check_declared_len(declared.as_deref(), limits::DOCUMENT)?;
@@ -80,7 +81,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         };
     }
     if let Some(server_id) = path.strip_prefix("/mcp/") {
-        return mcp(&mut req, env, ctx, &secrets, server_id).await;
+        return mcp(&mut req, env, ctx, &settings, server_id).await;
     }
     if let Some(server_id) = path.strip_prefix("/.well-known/oauth-protected-resource/mcp/") {
         return protected_resource(&req, env, server_id).await;
@@ -111,8 +112,8 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             db: &db,
             kv: &kv,
             http: &FetchHttp,
-            fetch_policy: FetchPolicy { allow_loopback: var_is_on(env, "FLOWCP_ALLOW_LOCAL_FETCH") },
-            secrets: &secrets,
+            fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
+            secrets,
             now_ms: now_ms(),
             origin,
         };
@@ -127,7 +128,7 @@ async fn mcp(
     req: &mut Request,
     env: &Env,
     ctx: &Context,
-    secrets: &Secrets,
+    settings: &Settings,
     server_id: &str,
 ) -> Result<Response, ApiError> {
     let valid_id = !server_id.is_empty()
@@ -142,7 +143,7 @@ async fn mcp(
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     // DNS-rebinding defence: only the hosts this deployment answers for (FLOWCP_ALLOWED_HOSTS).
     let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
-    if !transport::host_allowed(&host, &allowed_hosts(env)) {
+    if !transport::host_allowed(&host, &settings.allowed_hosts) {
         let body = crate::mcp::jsonrpc::error(
             serde_json::Value::Null,
             crate::mcp::jsonrpc::INVALID_REQUEST,
@@ -163,16 +164,11 @@ async fn mcp(
     let rt = mcp_server::Runtime {
         kv: &kv,
         http: &FetchHttp,
-        keyring: &secrets.keyring,
-        fetch_policy: FetchPolicy { allow_loopback: var_is_on(env, "FLOWCP_ALLOW_LOCAL_FETCH") },
+        keyring: &settings.secrets.keyring,
+        fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
         origin: url.origin().ascii_serialization(),
         clock: &clock,
-        upstream_timeout_ms: env
-            .var("FLOWCP_UPSTREAM_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.to_string().parse().ok())
-            .filter(|ms| (100..=60_000).contains(ms))
-            .unwrap_or(mcp_server::UPSTREAM_TIMEOUT_MS),
+        upstream_timeout_ms: settings.upstream_timeout_ms,
     };
     let out =
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
@@ -279,15 +275,46 @@ fn from_core_response(resp: CoreResponse) -> Result<Response, ApiError> {
     Ok(with_common_headers(out))
 }
 
-/// Loads the required secrets or refuses to serve (503) with a log line naming what is missing.
-fn secrets(env: &Env) -> Result<Secrets, ApiError> {
-    config::load_secrets(|name| env.secret(name).ok().map(|s| s.to_string())).map_err(|e| {
+/// Secrets and vars, read and parsed once per isolate (bindings do not change within one).
+struct Settings {
+    secrets: Secrets,
+    allow_local_fetch: bool,
+    allowed_hosts: Vec<String>,
+    upstream_timeout_ms: u32,
+    log_requests: bool,
+}
+
+thread_local! {
+    static SETTINGS: std::cell::RefCell<Option<std::rc::Rc<Settings>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The isolate's settings, or a refusal to serve (503) with a log line naming what is missing.
+/// Only a complete configuration is cached, so fixing a secret takes effect on the next request.
+fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
+    if let Some(s) = SETTINGS.with(|c| c.borrow().clone()) {
+        return Ok(s);
+    }
+    let secrets = config::load_secrets(|name| env.secret(name).ok().map(|s| s.to_string())).map_err(|e| {
         ApiError::unavailable(
             "not_configured",
             "FlowCP is not configured: a required secret is missing or invalid. The operator log names it.",
         )
         .with_internal(e.to_string())
-    })
+    })?;
+    let s = std::rc::Rc::new(Settings {
+        secrets,
+        allow_local_fetch: var_is_on(env, "FLOWCP_ALLOW_LOCAL_FETCH"),
+        allowed_hosts: allowed_hosts(env),
+        upstream_timeout_ms: env
+            .var("FLOWCP_UPSTREAM_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .filter(|ms| (100..=60_000).contains(ms))
+            .unwrap_or(mcp_server::UPSTREAM_TIMEOUT_MS),
+        log_requests: !var_is_off(env, "FLOWCP_LOG_REQUESTS"),
+    });
+    SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
+    Ok(s)
 }
 
 fn json_response(resp: &JsonResponse) -> Result<Response, ApiError> {

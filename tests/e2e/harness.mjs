@@ -60,11 +60,12 @@ export function d1(stateDir, sql) {
  * Starts `wrangler dev`. Options: vars (object of bindings, e.g. secrets), stateDir.
  * Returns { url, logs(), waitForLog(re), stop(), stateDir }.
  */
-export async function startWorker({ vars = testSecrets(), stateDir = newState(), logLevel = "log" } = {}) {
+export async function startWorker({ vars = testSecrets(), stateDir = newState(), logLevel = "log", extraArgs = [] } = {}) {
   const port = await freePort();
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
     "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", logLevel];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  args.push(...extraArgs);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (d) => (output += d));
