@@ -135,9 +135,9 @@ function nativeImport(file) {
   const exe = join(ROOT, "target/release/flowcp");
   const r = spawnSync("/usr/bin/time", ["-f", "PEAK_KB=%M", exe, "bench-import", file, "3"], { encoding: "utf8" });
   const peak = Number((r.stderr.match(/PEAK_KB=(\d+)/) ?? [])[1]) / 1024;
-  const out = `${r.stdout}\n${r.stderr}`;
-  const median = Number((out.match(/median[^0-9]*([\d.]+)\s*ms/i) ?? [])[1]);
-  return { median_ms: median || null, peak_rss_mb: Math.round(peak), raw: out.trim().split("\n").slice(-3).join(" | ") };
+  let report = {};
+  try { report = JSON.parse(r.stdout); } catch { /* reported below */ }
+  return { median_ms: report.median_ms ?? null, min_ms: report.min_ms ?? null, tooldefs_json_bytes: report.tooldefs_json_bytes ?? null, peak_rss_mb: Math.round(peak), ...(report.median_ms ? {} : { error: r.stderr.trim().slice(0, 200) }) };
 }
 
 async function main() {
@@ -216,8 +216,25 @@ async function main() {
       tools += r.tools.length;
       cursor = r.nextCursor;
     } while (cursor);
-    results.lists.push({ target: "FlowCP GitHub server, all pages", pages, tools, total_ms: Math.round(performance.now() - tl) });
+    results.lists.push({ target: "FlowCP GitHub server, all pages (SDK client)", pages, tools, total_ms: Math.round(performance.now() - tl) });
     await client.close();
+    // The same pages as raw JSON-RPC: what the server costs without the SDK's schema checks.
+    const headers = { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${gh.key}` };
+    const tr = performance.now();
+    let rawCursor;
+    let rawPages = 0;
+    let rawTools = 0;
+    let bytes = 0;
+    do {
+      const body = JSON.stringify({ jsonrpc: "2.0", id: rawPages, method: "tools/list", params: rawCursor ? { cursor: rawCursor } : {} });
+      const text = await (await fetch(gh.srv.mcp_url, { method: "POST", headers, body })).text();
+      bytes += text.length;
+      const page = JSON.parse(text).result;
+      rawPages++;
+      rawTools += page.tools.length;
+      rawCursor = page.nextCursor;
+    } while (rawCursor);
+    results.lists.push({ target: "FlowCP GitHub server, all pages (raw JSON-RPC)", pages: rawPages, tools: rawTools, total_ms: Math.round(performance.now() - tr), bytes });
   } else {
     results.lists.push({ target: "FlowCP GitHub server, all pages", error: `not published: ${JSON.stringify(pub.body).slice(0, 200)}` });
   }
