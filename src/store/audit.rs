@@ -6,10 +6,6 @@
 
 use super::{row_i64, Db, SqlValue, StoreError};
 
-pub const INSERT: &str = "INSERT INTO audit_events \
-    (ts, workspace_id, server_id, tool_name, outcome, upstream_status, latency_ms, request_bytes, response_bytes, connection_hash) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-
 /// Deletes at most `?2` rows older than `?1` (ms). Uses the `idx_audit_ts` index; bounded so
 /// one statement never holds the database for long.
 pub const DELETE_OLDER_THAN: &str = "DELETE FROM audit_events WHERE id IN \
@@ -54,23 +50,7 @@ pub struct AuditEvent {
 }
 
 pub async fn insert(db: &impl Db, e: &AuditEvent) -> Result<(), StoreError> {
-    db.execute(
-        INSERT,
-        &[
-            e.ts_ms.into(),
-            e.workspace_id.as_str().into(),
-            e.server_id.as_str().into(),
-            e.tool_name.as_str().into(),
-            e.outcome.as_str().into(),
-            e.upstream_status.map(i64::from).into(),
-            e.latency_ms.into(),
-            e.request_bytes.into(),
-            e.response_bytes.into(),
-            e.connection_hash.clone().into(),
-        ],
-    )
-    .await
-    .map(|_| ())
+    insert_many(db, std::slice::from_ref(e)).await
 }
 
 /// D1 binds at most 100 parameters per statement: 9 rows of 10 columns per INSERT.
