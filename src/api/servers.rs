@@ -255,6 +255,7 @@ pub async fn delete_server_kv<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>
     for v in 1..=s.published_version.unwrap_or(0).max(latest_version(svc, &s.id).await?) {
         svc.kv.delete(&manifest::manifest_key(&s.id, v)).await?;
     }
+    svc.kv.delete(&format!("manifest:{}:latest", s.id)).await?;
     svc.kv.delete(&manifest::credential_key(&s.id)).await?;
     for k in store::list_keys(svc.db, &s.workspace_id, &s.id).await? {
         svc.kv.delete(&manifest::access_key_key(&k.key_hash)).await?;

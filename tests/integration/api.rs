@@ -141,4 +141,28 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     for (key, (value, _)) in entries.iter() {
         assert!(!String::from_utf8_lossy(value).contains(CREDENTIAL), "KV {key} holds the secret in clear");
     }
+    drop(entries);
+
+    // Deleting the workspace removes every KV key it owned and every D1 row.
+    env.call("PUT", &p("/secrets/TOKEN"), Some(json!({ "value": "another-secret" })));
+    env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({})));
+    let deleted = env.call("DELETE", &p(""), None);
+    assert_eq!(deleted.status, 204, "{:?}", deleted.body);
+    let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
+    assert!(left.is_empty(), "KV keys left behind: {left:?}");
+    for table in [
+        "apps",
+        "imports",
+        "tools",
+        "servers",
+        "server_access_keys",
+        "workspace_secrets",
+        "memberships",
+        "workspaces",
+        "audit_events",
+    ] {
+        let rows =
+            block_on(flowcp::store::Db::query(&env.db, &format!("SELECT COUNT(*) AS n FROM {table}"), &[])).unwrap();
+        assert_eq!(rows[0]["n"], 0, "{table} still has rows");
+    }
 }
