@@ -358,3 +358,23 @@ test("2026-07-28 era: header mismatches, unsupported versions and unknown method
   assert.equal(r.status, 400);
   assert.equal(r.json.error.code, -32022);
 });
+
+test("hostile MCP bodies: oversized is 413, deeply nested is -32700, wrong shapes are -32600/-32602", async () => {
+  const h = { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${plain.key}` };
+  let r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping", params: { pad: "x".repeat(5 * 1024 * 1024) } }) });
+  assert.equal(r.status, 413);
+  r = await raw(plain.url, { headers: h, body: "[".repeat(10_000) + "]".repeat(10_000) });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.code, -32700);
+  r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: { a: 1 }, method: "ping" }) });
+  assert.equal(r.json.error.code, -32600);
+  r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: 5 } }) });
+  assert.equal(r.json.error.code, -32602);
+  r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "ping", arguments: [1, 2] } }) });
+  assert.equal(r.json.error.code, -32602);
+  const deep = JSON.parse("{\"a\":".repeat(100) + "1" + "}".repeat(100));
+  r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "postJson", arguments: { name: "n", extra: deep } } }) });
+  assert.equal(r.status, 200, "deep arguments are validated, not a crash");
+  r = await client.callTool({ name: "ping", arguments: {} });
+  assert.equal(r.isError, undefined, "the server still answers normally afterwards");
+});

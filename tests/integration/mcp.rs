@@ -305,3 +305,41 @@ fn a_revoked_key_or_unpublished_server_stops_answering_within_the_cache_ttl() {
     block_on(f.kv.delete(&manifest::live_key(&f.server))).unwrap();
     assert_eq!(call_at(&f, rpc("ping", json!({})), &[], t + 3_000).status, 404);
 }
+
+#[test]
+fn corrupt_or_foreign_stored_manifests_answer_503_not_a_panic() {
+    let f = fixture(1, "none", false, false);
+    let put = |k: String, v: &[u8]| block_on(f.kv.put(&k, v, None)).unwrap();
+    // A live pointer that is not a number.
+    put(manifest::live_key(&f.server), b"not-a-version");
+    assert_eq!(call(&f, rpc("ping", json!({})), &[]).status, 503);
+    // A pointer to a version that was never written.
+    put(manifest::live_key(&f.server), b"7");
+    assert_eq!(call(&f, rpc("ping", json!({})), &[]).status, 503);
+    // A manifest that is not JSON.
+    put(manifest::manifest_key(&f.server, 8), b"{\"format\":");
+    put(manifest::live_key(&f.server), b"8");
+    assert_eq!(call(&f, rpc("ping", json!({})), &[]).status, 503);
+    // Another server's manifest copied under this server's key.
+    let mut m: Manifest =
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
+    m.server_id = "srv_someone_else".into();
+    m.version = 9;
+    put(manifest::manifest_key(&f.server, 9), &serde_json::to_vec(&m).unwrap());
+    put(manifest::live_key(&f.server), b"9");
+    assert_eq!(call(&f, rpc("ping", json!({})), &[]).status, 503);
+}
+
+#[test]
+fn a_tampered_credential_envelope_denies_the_call() {
+    let f = fixture(1, "api_key", false, false);
+    let key = manifest::credential_key(&f.server);
+    let mut sealed = block_on(f.kv.get(&key)).unwrap().unwrap();
+    let last = sealed.len() - 1;
+    sealed[last] = if sealed[last] == b'A' { b'B' } else { b'A' };
+    block_on(f.kv.put(&key, &sealed, None)).unwrap();
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000" })), &[]);
+    assert_eq!(r.body.unwrap()["result"]["isError"], true);
+    assert!(f.http.seen.borrow().is_empty(), "no upstream call without a valid credential");
+    assert_eq!(r.audit[0].outcome, Outcome::Denied);
+}
