@@ -154,7 +154,8 @@ async function main() {
 
   // FlowCP, with cold start measured on the way up.
   const t0 = performance.now();
-  const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1" }, logLevel: "warn" });
+  // The product default: no per-request log line (errors are still logged).
+  const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0" }, logLevel: "warn" });
   cleanups.push(() => w.stop());
   results.costs.cold_start_ms = Math.round(performance.now() - t0);
   let t1 = performance.now();

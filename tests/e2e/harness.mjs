@@ -31,6 +31,8 @@ export function testSecrets() {
     FLOWCP_ENCRYPTION_KEYS: "k1:" + randomBytes(32).toString("hex"),
     FLOWCP_SESSION_SECRET: randomBytes(32).toString("hex"),
     FLOWCP_ALLOW_LOCAL_FETCH: "1",
+    // Tests log every request so the "no secret in the log" checks see the request lines too.
+    FLOWCP_LOG_REQUESTS: "1",
   };
 }
 
