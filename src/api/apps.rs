@@ -315,6 +315,7 @@ async fn merge_tools<D: Db, K: Kv, H: Http>(
         existing.iter().filter(|t| t.removed_at.is_none()).map(|t| t.name.clone()).collect();
     let mut seen = BTreeSet::new();
     let (mut added, mut changed) = (Vec::new(), Vec::new());
+    let mut new_rows = Vec::new();
     for def in generated {
         let def_json = serde_json::to_string(def).map_err(|e| ApiError::internal(format!("tool json: {e}")))?;
         if def_json.len() > MAX_TOOL_DEF_BYTES {
@@ -358,10 +359,11 @@ async fn merge_tools<D: Db, K: Kv, H: Http>(
                 row.name = unique_name(&row.generated_name, &taken);
                 taken.insert(row.name.clone());
                 added.push(row.name.clone());
-                store::insert_tool(svc.db, &app.workspace_id, &app.id, &row).await?;
+                new_rows.push(row);
             }
         }
     }
+    store::insert_tools(svc.db, &app.workspace_id, &app.id, &new_rows).await?;
     let mut removed = Vec::new();
     for old in existing.iter().filter(|t| t.removed_at.is_none() && !seen.contains(&t.operation_key)) {
         store::mark_removed(svc.db, &old.id, svc.now_ms).await?;

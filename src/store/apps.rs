@@ -288,32 +288,46 @@ pub async fn name_taken(db: &impl Db, app_id: &str, name: &str, except_tool: &st
     Ok(rows.first().map(|r| row_i64(r, "n")).transpose()?.unwrap_or(0) > 0)
 }
 
-pub async fn insert_tool(db: &impl Db, ws: &str, app_id: &str, t: &ToolRow) -> Result<(), StoreError> {
-    let sql =
-        "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, enabled, \
-               method, path, tags_json, def_json, removed_at, updated_at) \
-               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13)";
-    let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
-    db.execute(
-        sql,
-        &[
-            t.id.as_str().into(),
-            app_id.into(),
-            ws.into(),
-            t.operation_key.as_str().into(),
-            t.generated_name.as_str().into(),
-            t.name.as_str().into(),
-            t.description.clone().into(),
-            i64::from(t.enabled).into(),
-            t.method.as_str().into(),
-            t.path.as_str().into(),
-            tags.into(),
-            t.def_json.as_str().into(),
-            t.updated_at.into(),
-        ],
-    )
-    .await
-    .map(|_| ())
+/// Columns bound per tool row; D1 binds at most 100 parameters per statement.
+const TOOL_PARAMS: usize = 13;
+const TOOLS_PER_INSERT: usize = 100 / TOOL_PARAMS;
+
+/// Inserts new tools with multi-row INSERTs (an import of 1,000+ operations is ~150 statements).
+pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(TOOLS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, enabled, \
+             method, path, tags_json, def_json, updated_at) VALUES ",
+        );
+        let mut params = Vec::with_capacity(chunk.len() * TOOL_PARAMS);
+        for (i, t) in chunk.iter().enumerate() {
+            let placeholders: Vec<String> = (1..=TOOL_PARAMS).map(|k| format!("?{}", i * TOOL_PARAMS + k)).collect();
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(&placeholders.join(", "));
+            sql.push(')');
+            let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
+            params.extend([
+                t.id.as_str().into(),
+                app_id.into(),
+                ws.into(),
+                t.operation_key.as_str().into(),
+                t.generated_name.as_str().into(),
+                t.name.as_str().into(),
+                t.description.clone().into(),
+                i64::from(t.enabled).into(),
+                t.method.as_str().into(),
+                t.path.as_str().into(),
+                SqlValue::Text(tags),
+                t.def_json.as_str().into(),
+                t.updated_at.into(),
+            ]);
+        }
+        db.execute(&sql, &params).await?;
+    }
+    Ok(())
 }
 
 /// Replaces the generated part of a tool (re-import), keeping the curation; un-removes it.

@@ -166,3 +166,37 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
         assert_eq!(rows[0]["n"], 0, "{table} still has rows");
     }
 }
+
+#[test]
+fn an_import_of_many_operations_stores_every_tool_once() {
+    let env = Env::new();
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/signup",
+        Some(json!({
+            "email": "m@example.com", "password": "a long enough password", "display_name": "M",
+            "workspace_name": "W", "accept_terms": true, "accept_privacy": true
+        })),
+    );
+    let ws = r.body.unwrap()["workspace"]["id"].as_str().unwrap().to_string();
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Many" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut paths = serde_json::Map::new();
+    for i in 0..25 {
+        paths.insert(
+            format!("/items/{i}"),
+            json!({ "get": { "operationId": format!("item{i:02}"), "responses": { "200": { "description": "ok" } } } }),
+        );
+    }
+    let doc = json!({ "openapi": "3.1.0", "info": { "title": "Many", "version": "1" }, "paths": paths });
+    let imp = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc));
+    assert_eq!(imp.status, 201, "{:?}", imp.body);
+    assert_eq!(imp.body.unwrap()["report"]["added"].as_array().unwrap().len(), 25);
+    let rows = block_on(flowcp::store::Db::query(&env.db, "SELECT name FROM tools ORDER BY name", &[])).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 25);
+    assert_eq!((names[0], names[24]), ("item00", "item24"));
+}
