@@ -199,11 +199,13 @@ async function main() {
   for (const [label, file] of [["GitHub (13 MB JSON)", "/tmp/flowcp-bench-github.json"], ["Stripe (6 MB YAML)", "/tmp/flowcp-bench-stripe.yaml"]]) {
     results.imports.push({ document: label, where: "native (release CLI)", ...nativeImport(file) });
   }
+  const wasmMb = async () => Math.round((await (await fetch(`${w.url}/healthz`)).json()).memory.wasm_bytes / 2 ** 20);
   const before = workerdRss();
+  const wasmBefore = await wasmMb();
   const gh = await flowcpServer(w, upstream, github, { name: "GitHub" });
-  results.imports.push({ document: "GitHub (13 MB JSON)", where: "inside the Worker (upload -> stored tools)", request_ms: Math.round(gh.importMs), tools: gh.toolCount, workerd_peak_rss_mb: Math.round(workerdRss()), workerd_rss_before_mb: Math.round(before) });
+  results.imports.push({ document: "GitHub (13 MB JSON)", where: "inside the Worker (upload -> stored tools)", request_ms: Math.round(gh.importMs), tools: gh.toolCount, wasm_memory_mb_before: wasmBefore, wasm_memory_mb_peak: await wasmMb(), workerd_peak_rss_mb: Math.round(workerdRss()), workerd_rss_before_mb: Math.round(before) });
   const st = await flowcpServer(w, upstream, stripe, { name: "Stripe", contentType: "application/yaml" }).catch((e) => ({ error: e.message }));
-  results.imports.push({ document: "Stripe (6 MB YAML)", where: "inside the Worker (upload -> stored tools)", request_ms: st.importMs ? Math.round(st.importMs) : null, tools: st.toolCount, error: st.error, workerd_peak_rss_mb: Math.round(workerdRss()) });
+  results.imports.push({ document: "Stripe (6 MB YAML)", where: "inside the Worker (upload -> stored tools)", request_ms: st.importMs ? Math.round(st.importMs) : null, tools: st.toolCount, error: st.error, wasm_memory_mb_peak: await wasmMb(), workerd_peak_rss_mb: Math.round(workerdRss()) });
   const pub = await gh.c.post(gh.P(`/servers/${gh.srv.id}/publish`));
   if (pub.status === 200) {
     const client = await mcpTarget("GitHub", gh.srv.mcp_url, { Authorization: `Bearer ${gh.key}` }, (o) => o).makeClient();

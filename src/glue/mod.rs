@@ -72,10 +72,13 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             Method::Get | Method::Head => {
                 let db = D1Db::new(env, D1_BINDING)?;
                 let kv = KvStorePort::new(env, KV_BINDING)?;
-                let (resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
+                let (mut resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
                 for p in problems {
                     console_error!("healthz: {}", Redactor::default().text(&p));
                 }
+                // Linear memory only grows, so this is the isolate's wasm high-water mark (the
+                // Worker limit is 128 MB for wasm memory and JS heap together).
+                resp.body["memory"] = serde_json::json!({ "wasm_bytes": core::arch::wasm32::memory_size(0) * 65_536 });
                 json_response(&resp)
             }
             _ => Err(ApiError::method_not_allowed()),

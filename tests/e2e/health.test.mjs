@@ -16,6 +16,7 @@ test("healthz reports version and a real D1 and KV round trip", async () => {
   assert.equal(body.status, "ok");
   assert.deepEqual(body.checks, { d1: "ok", kv: "ok" });
   assert.match(body.version, /^\d+\.\d+\.\d+\+\w+$/);
+  assert.ok(body.memory.wasm_bytes >= 65_536 && body.memory.wasm_bytes % 65_536 === 0, "wasm memory in whole pages");
 });
 
 test("unknown route answers 404 with the JSON error shape", async () => {
