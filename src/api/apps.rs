@@ -142,6 +142,7 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
     m: &Member,
     app_id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     load_app(svc, m, app_id).await?;
     let keys = store::document_keys(svc.db, &m.workspace_id, app_id).await?;
     store::delete_app(svc.db, &m.workspace_id, app_id).await?;

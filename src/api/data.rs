@@ -50,6 +50,7 @@ pub async fn put_secret<D: Db, K: Kv, H: Http>(
     m: &Member,
     name: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let body: SecretBody = req.json(limits::API_JSON)?;
     if !valid_secret_name(name) {
         return Err(ApiError::new(422, "invalid_secret_name", "Secret names are 1 to 64 letters, digits, '_' or '-'."));
@@ -71,6 +72,7 @@ pub async fn delete_secret<D: Db, K: Kv, H: Http>(
     m: &Member,
     name: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let n = svc
         .db
         .execute(

@@ -195,6 +195,7 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let body: UpdateBody = req.json(limits::API_JSON)?;
     let mut s = load(svc, m, id).await?;
     if let Some(n) = &body.name {
@@ -243,6 +244,7 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let s = load(svc, m, id).await?;
     delete_server_kv(svc, &s).await?;
     store::delete(svc.db, &m.workspace_id, id).await?;
@@ -280,6 +282,7 @@ pub async fn put_credential<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let body: CredentialBody = req.json(limits::API_JSON)?;
     let mut s = load(svc, m, id).await?;
     let value = body.value.trim();
@@ -303,6 +306,7 @@ pub async fn delete_credential<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let mut s = load(svc, m, id).await?;
     // A published manifest may still reference it: keep the KV value until the next publish
     // replaces the manifest, so the live server does not break mid-flight.
@@ -323,6 +327,7 @@ pub async fn create_key<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let body: CreateKeyBody = if req.body.is_empty() { CreateKeyBody::default() } else { req.json(limits::API_JSON)? };
     let s = load(svc, m, id).await?;
     let name = body.name.as_deref().map(|n| clean_name(n, "key name")).transpose()?;
@@ -362,6 +367,7 @@ pub async fn revoke_key<D: Db, K: Kv, H: Http>(
     id: &str,
     key_id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let s = load(svc, m, id).await?;
     let hash =
         store::revoke_key(svc.db, &m.workspace_id, &s.id, key_id, svc.now_ms).await?.ok_or_else(ApiError::not_found)?;
@@ -571,6 +577,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let s = load(svc, m, id).await?;
     if s.verification_state != "verified" {
         return Err(ApiError::new(
@@ -620,6 +627,7 @@ pub async fn unpublish<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    m.require_admin()?;
     let s = load(svc, m, id).await?;
     svc.kv.delete(&manifest::live_key(&s.id)).await?;
     store::set_published(svc.db, &m.workspace_id, &s.id, None, svc.now_ms).await?;

@@ -23,6 +23,16 @@ impl Member {
     pub fn can_admin(&self) -> bool {
         self.role == "owner" || self.role == "admin"
     }
+
+    /// Owners and admins manage what touches credentials and what is on the air (server auth,
+    /// credentials, access keys, publishing, secrets, deletions); members import and curate.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.can_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::new(403, "forbidden", "Only workspace owners and admins can do this."))
+        }
+    }
 }
 
 pub async fn require_member<D: Db, K: Kv, H: Http>(

@@ -105,6 +105,30 @@ test("malformed, mistyped and oversized bodies get 400, 415, 413; nothing stored
   assert.equal(tools.body.items.length, 3, "failed imports left the tools as they were");
 });
 
+test("roles: a member can read and curate, but only owners and admins manage servers, secrets and deletions", async () => {
+  const r = await a.post(`/api/v1/workspaces/${ids.ws}/members`, { email: "bob@example.com", role: "member" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const P = (p) => `/api/v1/workspaces/${ids.ws}${p}`;
+  assert.equal((await b.get(P("/apps"))).status, 200);
+  assert.equal((await b.patch(P(`/apps/${ids.app}/tools/${ids.tool}`), { description: "Curated by a member." })).status, 200);
+  for (const [method, path, body] of [
+    ["PUT", `/servers/${ids.srv}/credential`, { value: "member-secret" }],
+    ["POST", `/servers/${ids.srv}/publish`, undefined],
+    ["POST", `/servers/${ids.srv}/keys`, {}],
+    ["PATCH", `/servers/${ids.srv}`, { is_public: true }],
+    ["PUT", "/secrets/OTHER", { value: "v" }],
+    ["DELETE", `/apps/${ids.app}`, undefined],
+    ["DELETE", "", undefined],
+    ["POST", "/members", { email: "alice@example.com", role: "admin" }],
+  ]) {
+    const res = await b.call(method, P(path), { json: body });
+    assert.equal(res.status, 403, `${method} ${path}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.error.code, "forbidden");
+  }
+  const srv = await a.get(P(`/servers/${ids.srv}`));
+  assert.equal(srv.body.is_public, false, "nothing the member tried took effect");
+});
+
 test("signup and login do not enumerate users", async () => {
   const anon = new Client(w.url);
   let r = await anon.post("/api/v1/auth/login", { email: "nobody@example.com", password: "whatever password" });
