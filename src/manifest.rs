@@ -34,6 +34,11 @@ pub struct ManifestAuth {
     /// Scopes (OAuth mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// The origin (`scheme://host[:port]`) the credential was entered for. The runtime attaches
+    /// the credential only to requests for this origin, so a re-imported document or a changed
+    /// base URL cannot send it elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -145,6 +145,11 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
     m.require_admin()?;
     load_app(svc, m, app_id).await?;
     let keys = store::document_keys(svc.db, &m.workspace_id, app_id).await?;
+    // The app's servers go with it (ON DELETE CASCADE): take them off the air first, or their
+    // KV manifests, credentials and access keys would keep answering with no row to revoke.
+    for srv in servers_store::list(svc.db, &m.workspace_id).await?.iter().filter(|s| s.app_id == app_id) {
+        super::servers::delete_server_kv(svc, srv).await?;
+    }
     store::delete_app(svc.db, &m.workspace_id, app_id).await?;
     for k in keys {
         svc.kv.delete(&k).await?;

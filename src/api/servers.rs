@@ -207,7 +207,13 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         }
         s.auth_mode = mode.clone();
     }
-    if let Some(cfg) = body.auth_config {
+    if let Some(mut cfg) = body.auth_config {
+        // The credential's origin is recorded by PUT .../credential only, never by a client.
+        if let (Value::Object(new), Some(origin)) = (&mut cfg, credential_origin_of(&s)) {
+            new.insert("credential_origin".into(), json!(origin));
+        } else if let Value::Object(new) = &mut cfg {
+            new.remove("credential_origin");
+        }
         s.auth_config = cfg;
     }
     validate_auth_config(&s.auth_mode, &s.auth_config)?;
@@ -293,12 +299,17 @@ pub async fn put_credential<D: Db, K: Kv, H: Http>(
             format!("The credential must be 1 to {MAX_CREDENTIAL} characters without control characters."),
         ));
     }
+    // Bind the credential to the API's origin as it is now: it is never sent anywhere else.
+    let origin = api_origin(svc, &s).await?;
     let sealed = svc.secrets.keyring.seal(value.as_bytes(), &aad_server_credential(&s.id))?;
     let key = manifest::credential_key(&s.id);
     svc.kv.put(&key, sealed.as_bytes(), None).await?;
     s.credential_key = Some(key);
+    if let Value::Object(cfg) = &mut s.auth_config {
+        cfg.insert("credential_origin".into(), json!(origin));
+    }
     store::save_config(svc.db, &s, svc.now_ms).await?;
-    Ok(Response::ok(json!({ "credential_set": true })))
+    Ok(Response::ok(json!({ "credential_set": true, "credential_origin": origin })))
 }
 
 pub async fn delete_credential<D: Db, K: Kv, H: Http>(
@@ -308,9 +319,16 @@ pub async fn delete_credential<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
     let mut s = load(svc, m, id).await?;
-    // A published manifest may still reference it: keep the KV value until the next publish
-    // replaces the manifest, so the live server does not break mid-flight.
+    // A published manifest may still reference it: then the KV value stays until the next
+    // publish (which deletes it) or unpublish, so the live server does not break mid-flight.
+    // Not on the air: it is deleted now.
+    if s.published_version.is_none() {
+        svc.kv.delete(&manifest::credential_key(&s.id)).await?;
+    }
     s.credential_key = None;
+    if let Value::Object(cfg) = &mut s.auth_config {
+        cfg.remove("credential_origin");
+    }
     store::save_config(svc.db, &s, svc.now_ms).await?;
     Ok(Response::ok(json!({ "credential_set": false })))
 }
@@ -423,6 +441,40 @@ pub fn credential_for(s_mode: &str, placement: Option<&Placement>, value: Option
     }
 }
 
+/// The origin the server's credential is bound to (recorded when it was set).
+fn credential_origin_of(s: &Server) -> Option<String> {
+    s.auth_config.get("credential_origin").and_then(Value::as_str).map(str::to_string)
+}
+
+/// `scheme://host[:port]` of a URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null")
+}
+
+/// Where requests of this server go: the base URL override, else the servers of its enabled
+/// tools, which must then all share one origin.
+async fn api_origin<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Server) -> Result<String, ApiError> {
+    if let Some(b) = &s.base_url_override {
+        return origin_of(b).ok_or_else(|| ApiError::new(422, "invalid_base_url", "base_url must be an absolute URL."));
+    }
+    let (_, defs) = curated_tools(svc, s).await?;
+    let mut origins: Vec<String> =
+        defs.iter().filter_map(|d| d.request.servers.first()).filter_map(|u| origin_of(u)).collect();
+    origins.sort();
+    origins.dedup();
+    match origins.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => {
+            Err(ApiError::new(422, "no_api_origin", "The document names no absolute server URL; set base_url first."))
+        }
+        _ => Err(ApiError::new(
+            422,
+            "several_api_origins",
+            "The tools call more than one host; set base_url so the credential is bound to one.",
+        )),
+    }
+}
+
 fn placement_of(s: &Server) -> Option<Placement> {
     let loc = s.auth_config.get("in").and_then(Value::as_str)?;
     let name = s.auth_config.get("name").and_then(Value::as_str)?;
@@ -438,6 +490,8 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
+    // Verification opens the credential and sends a live request: an admin's act.
+    m.require_admin()?;
     let s = load(svc, m, id).await?;
     let (rows, defs) = curated_tools(svc, &s).await?;
     let mut findings = Vec::new();
@@ -542,6 +596,11 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
                 Err(e) => Err(format!("cannot build the request: {e}")),
                 Ok(plan) => match check_url(&plan.url, svc.fetch_policy) {
                     Err(b) => Err(format!("the URL is not allowed: {}", b.0)),
+                    Ok(_) if cred != Credential::None && origin_of(&plan.url) != credential_origin_of(&s) => Err(format!(
+                        "the API address {} is not the one the credential was set for ({}); set the credential again",
+                        origin_of(&plan.url).unwrap_or_default(),
+                        credential_origin_of(&s).unwrap_or_else(|| "none".into())
+                    )),
                     Ok(_) => {
                         let req = HttpRequest { method: plan.method, url: plan.url, headers: plan.headers, body: plan.body, timeout_ms: PROBE_TIMEOUT_MS };
                         match svc.http.send(&req, 64 * 1024).await {
@@ -600,6 +659,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
             public: s.is_public,
             placement: placement_of(&s),
             credential_ref: s.credential_key.clone(),
+            credential_origin: credential_origin_of(&s),
             scopes: s
                 .auth_config
                 .get("scopes")
@@ -612,6 +672,10 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
+    if s.credential_key.is_none() {
+        // A credential the owner cleared while the previous version was live goes now.
+        svc.kv.delete(&manifest::credential_key(&s.id)).await?;
+    }
     svc.kv.put(&manifest::manifest_key(&s.id, version), &bytes, None).await?;
     svc.kv.put(&format!("manifest:{}:latest", s.id), version.to_string().as_bytes(), None).await?;
     svc.kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
@@ -630,6 +694,9 @@ pub async fn unpublish<D: Db, K: Kv, H: Http>(
     m.require_admin()?;
     let s = load(svc, m, id).await?;
     svc.kv.delete(&manifest::live_key(&s.id)).await?;
+    if s.credential_key.is_none() {
+        svc.kv.delete(&manifest::credential_key(&s.id)).await?;
+    }
     store::set_published(svc.db, &m.workspace_id, &s.id, None, svc.now_ms).await?;
     get(svc, m, id).await
 }

@@ -212,6 +212,13 @@ fn place_param(
     match p.location {
         ParamLocation::Path => {
             let text = path_value(p.style, p.explode, &p.wire, value, &enc);
+            // A path value that is a dot segment (`.`, `..`, or `%2e` spellings) would be
+            // resolved by URL parsing and move the request to another endpoint of the API.
+            if text.split('/').any(is_dot_segment) {
+                return Err(PlanError::BodyNotEncodable {
+                    reason: format!("path parameter `{}` may not be `.` or `..`", p.arg),
+                });
+            }
             *path = path.replace(&format!("{{{}}}", p.wire), &text);
         }
         ParamLocation::Query => {
@@ -227,6 +234,12 @@ fn place_param(
     Ok(())
 }
 
+/// Is this (already encoded) path segment one that URL parsing resolves (`.`/`..`)?
+fn is_dot_segment(seg: &str) -> bool {
+    let lower = seg.to_ascii_lowercase().replace("%2e", ".");
+    lower == "." || lower == ".."
+}
+
 /// Cookie `form` style: `n=a,b` (explode false) or `n=a; n=b` / `k=v; k2=v2` (explode).
 fn cookie_pairs(p: &ParamDef, value: &Value) -> Vec<String> {
     let n = &p.wire;
@@ -239,7 +252,7 @@ fn cookie_pairs(p: &ParamDef, value: &Value) -> Vec<String> {
         Value::Object(m) if p.explode => m
             .iter()
             .filter(|(_, v)| !v.is_null())
-            .map(|(k, x)| format!("{k}={}", cookie_enc(&scalar_text(x))))
+            .map(|(k, x)| format!("{}={}", cookie_enc(k).replace('=', "%3D"), cookie_enc(&scalar_text(x))))
             .collect(),
         Value::Object(m) => {
             let items: Vec<String> = m

@@ -656,6 +656,30 @@ async fn credential<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, m: &Manifest) -> Res
     })
 }
 
+/// Replaces the credential's value (raw and JSON-escaped) in text shown to the model.
+fn redact_credential(text: &str, cred: &Credential) -> String {
+    let value = match cred {
+        Credential::Header { value, .. }
+        | Credential::Query { value, .. }
+        | Credential::Cookie { value, .. }
+        | Credential::Bearer(value) => value,
+        Credential::None => return text.to_string(),
+    };
+    if value.len() < 4 {
+        return text.to_string();
+    }
+    let escaped = serde_json::to_string(value).unwrap_or_default();
+    let escaped = escaped.trim_matches('"');
+    let encoded = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let mut out = text.replace(value.as_str(), "[REDACTED]");
+    for variant in [escaped, encoded.as_str()] {
+        if variant.len() >= 4 && variant != value.as_str() {
+            out = out.replace(variant, "[REDACTED]");
+        }
+    }
+    out
+}
+
 fn same_authority(a: &url::Url, b: &url::Url) -> bool {
     a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
@@ -723,6 +747,13 @@ async fn call_upstream_inner<K: Kv, H: Http>(
             "The API's address is not allowed (private or non-https); the owner must fix the base URL.",
         );
     };
+    // The credential only goes to the origin it was entered for (fail closed otherwise).
+    if cred != Credential::None && Some(url.origin().ascii_serialization()) != m.auth.credential_origin {
+        event.outcome = Outcome::Denied;
+        return error_result(
+            "The API's address is not the one this server's credential was set for; the owner must set the credential again and publish.",
+        );
+    }
     event.request_bytes = plan.body.as_ref().map_or(0, |b| b.len() as i64);
     let mut req = HttpRequest {
         method: plan.method.clone(),
@@ -740,7 +771,7 @@ async fn call_upstream_inner<K: Kv, H: Http>(
             Ok(r) => r,
             Err(e) => {
                 event.outcome = Outcome::UpstreamError;
-                return error_result(&format!("The API could not be reached: {e}."));
+                return error_result(&redact_credential(&format!("The API could not be reached: {e}."), &cred));
             }
         };
         let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308);
@@ -774,20 +805,15 @@ async fn call_upstream_inner<K: Kv, H: Http>(
     if result.get("isError") == Some(&Value::Bool(true)) {
         event.outcome = Outcome::UpstreamError;
     }
-    // Never hand an upstream's echo of the credential back to the model.
-    match &cred {
-        Credential::Header { value, .. }
-        | Credential::Query { value, .. }
-        | Credential::Cookie { value, .. }
-        | Credential::Bearer(value)
-            if value.len() >= 4 && result.to_string().contains(value.as_str()) =>
-        {
-            let text = result.to_string().replace(value.as_str(), "[REDACTED]");
-            serde_json::from_str(&text)
-                .unwrap_or_else(|_| error_result("The API's answer contained the credential and was withheld."))
-        }
-        _ => result,
+    // Never hand an upstream's echo of the credential back to the model (raw, JSON-escaped or
+    // percent-encoded).
+    let text = result.to_string();
+    let redacted = redact_credential(&text, &cred);
+    if redacted == text {
+        return result;
     }
+    serde_json::from_str(&redacted)
+        .unwrap_or_else(|_| error_result("The API's answer contained the credential and was withheld."))
 }
 
 /// An internal failure as a JSON-RPC error (used by the glue when it cannot even start).

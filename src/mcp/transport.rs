@@ -109,6 +109,10 @@ pub fn preflight(method: &str, headers: &[(String, String)], own_origin: &str) -
     })
 }
 
+/// Messages per batch (2025-03-26 only): bounds the upstream calls and audit rows one request
+/// can cause.
+pub const MAX_BATCH: usize = 32;
+
 /// The parsed body: one message or a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
@@ -133,6 +137,9 @@ pub fn parse_body(body: &[u8], pre: &Preflight) -> Result<Body, Rejection> {
             }
             if items.is_empty() {
                 return Err(Rejection::new(400, "An empty batch is not a valid request."));
+            }
+            if items.len() > MAX_BATCH {
+                return Err(Rejection::new(400, &format!("A batch may hold at most {MAX_BATCH} messages.")));
             }
             Ok(Body::Batch(items))
         }
@@ -200,6 +207,8 @@ mod tests {
         let old = Preflight { version: "2025-03-26".into(), version_header_present: true };
         let new = Preflight { version: "2025-06-18".into(), version_header_present: true };
         assert!(matches!(parse_body(b"[{}]", &old), Ok(Body::Batch(_))));
+        let big = format!("[{}]", vec!["{}"; MAX_BATCH + 1].join(","));
+        assert_eq!(parse_body(big.as_bytes(), &old).unwrap_err().status, 400);
         assert_eq!(parse_body(b"[{}]", &new).unwrap_err().status, 400);
         let e = parse_body(b"{nope", &new).unwrap_err();
         assert_eq!(e.body.unwrap()["error"]["code"], PARSE_ERROR);

@@ -74,7 +74,7 @@ pub async fn create(db: &impl Db, id: &str, ws: &str, app_id: &str, name: &str, 
 }
 
 pub async fn list(db: &impl Db, ws: &str) -> Result<Vec<Server>, StoreError> {
-    let sql = "SELECT * FROM servers WHERE workspace_id = ?1 ORDER BY created_at, id LIMIT 500";
+    let sql = "SELECT * FROM servers WHERE workspace_id = ?1 ORDER BY created_at, id";
     db.query(sql, &[ws.into()]).await?.iter().map(server).collect()
 }
 

@@ -114,6 +114,7 @@ test("roles: a member can read and curate, but only owners and admins manage ser
   for (const [method, path, body] of [
     ["PUT", `/servers/${ids.srv}/credential`, { value: "member-secret" }],
     ["POST", `/servers/${ids.srv}/publish`, undefined],
+    ["POST", `/servers/${ids.srv}/verify`, undefined],
     ["POST", `/servers/${ids.srv}/keys`, {}],
     ["PATCH", `/servers/${ids.srv}`, { is_public: true }],
     ["PUT", "/secrets/OTHER", { value: "v" }],

@@ -100,7 +100,7 @@ test("server: configure api_key auth, credential write-only, verify with a live 
   assert.equal(r.status, 409);
   assert.equal(r.body.error.code, "not_verified");
   r = await c.put(P(`/servers/${srv.id}/credential`), { value: UPSTREAM_KEY });
-  assert.deepEqual(r.body, { credential_set: true });
+  assert.deepEqual(r.body, { credential_set: true, credential_origin: up.url }, "bound to the API's origin");
   const before = up.received.length;
   r = await c.post(P(`/servers/${srv.id}/verify`));
   assert.equal(r.body.state, "verified", JSON.stringify(r.body));

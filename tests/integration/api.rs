@@ -124,7 +124,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     let srv = srv_body["id"].as_str().unwrap().to_string();
     env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
     let put = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
-    assert_eq!(put.body.unwrap(), json!({ "credential_set": true }));
+    assert_eq!(put.body.unwrap(), json!({ "credential_set": true, "credential_origin": "https://api.example.com" }));
     let verified = env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
     assert_eq!(verified.body.as_ref().unwrap()["state"], "verified", "{:?}", verified.body);
     assert_eq!(env.http.seen.borrow()[0].url, format!("https://api.example.com/v1/things?api_key={CREDENTIAL}"));
@@ -199,4 +199,75 @@ fn an_import_of_many_operations_stores_every_tool_once() {
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 25);
     assert_eq!((names[0], names[24]), ("item00", "item24"));
+}
+
+fn signed_up(env: &Env, email: &str) -> String {
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/signup",
+        Some(json!({
+            "email": email, "password": "a long enough password", "display_name": "X",
+            "workspace_name": "W", "accept_terms": true, "accept_privacy": true
+        })),
+    );
+    r.body.unwrap()["workspace"]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_reimported_document_cannot_redirect_the_credential_to_another_host() {
+    let env = Env::new();
+    let ws = signed_up(&env, "h1@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
+    let srv = env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
+    let put = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    assert_eq!(put.body.unwrap()["credential_origin"], "https://api.example.com");
+    // A new version of the document points the same operation at another host.
+    let mut evil = document();
+    evil["servers"] = json!([{ "url": "https://attacker.example" }]);
+    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(evil));
+    let v = env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap();
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v.to_string().contains("not the one the credential was set for"), "{v}");
+    assert!(
+        env.http.seen.borrow().iter().all(|r| !r.url.contains("attacker.example")),
+        "the probe must not go to the new host with the credential"
+    );
+    // A client cannot move the binding through auth_config either.
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_config": { "in": "query", "name": "api_key", "credential_origin": "https://attacker.example" } })));
+    let s = env.call("GET", &p(&format!("/servers/{srv}")), None).body.unwrap();
+    assert_eq!(s["auth_config"]["credential_origin"], "https://api.example.com");
+}
+
+#[test]
+fn deleting_an_app_takes_its_published_servers_off_the_air() {
+    let env = Env::new();
+    let ws = signed_up(&env, "h2@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
+    let srv = env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
+    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({})));
+    assert!(env.kv.entries.borrow().keys().any(|k| k.starts_with("akey:")));
+    assert_eq!(env.call("DELETE", &p(&format!("/apps/{app}")), None).status, 204);
+    let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
+    assert!(left.is_empty(), "KV keys left behind: {left:?}");
 }

@@ -79,6 +79,7 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
             public,
             placement: Some(Placement { location: "header".into(), name: "X-Api-Key".into() }),
             credential_ref: Some(manifest::credential_key(&server)),
+            credential_origin: Some("https://api.example.com".into()),
             scopes: vec![],
         },
         discovery,
@@ -342,4 +343,30 @@ fn a_tampered_credential_envelope_denies_the_call() {
     assert_eq!(r.body.unwrap()["result"]["isError"], true);
     assert!(f.http.seen.borrow().is_empty(), "no upstream call without a valid credential");
     assert_eq!(r.audit[0].outcome, Outcome::Denied);
+}
+
+#[test]
+fn dot_segment_path_arguments_cannot_reach_other_endpoints() {
+    let doc = serde_json::to_vec(&json!({
+        "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "servers": [{ "url": "https://api.example.com/v1" }],
+        "paths": { "/accounts/{account}/users": { "get": { "operationId": "users",
+            "parameters": [{ "name": "account", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "responses": { "200": { "description": "ok" } } } } }
+    }))
+    .unwrap();
+    let tool = flowcp::tools::import(&doc).unwrap().tools.remove(0);
+    for bad in ["..", "."] {
+        let r =
+            flowcp::invoke::build_request(&tool, &json!({ "account": bad }), &flowcp::invoke::Credential::None, None);
+        assert!(r.is_err(), "{bad:?} must be refused, got {:?}", r.map(|p| p.url));
+    }
+    let ok =
+        flowcp::invoke::build_request(&tool, &json!({ "account": "a..b" }), &flowcp::invoke::Credential::None, None)
+            .unwrap();
+    assert_eq!(ok.url, "https://api.example.com/v1/accounts/a..b/users");
+    // A literal "%2e%2e" is escaped ("%252e"), so it stays one ordinary segment.
+    let lit =
+        flowcp::invoke::build_request(&tool, &json!({ "account": "%2e%2E" }), &flowcp::invoke::Credential::None, None)
+            .unwrap();
+    assert_eq!(lit.url, "https://api.example.com/v1/accounts/%252e%252E/users");
 }
