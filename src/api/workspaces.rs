@@ -120,3 +120,54 @@ pub async fn add_member<D: Db, K: Kv, H: Http>(
     }
     Ok(Response::created(json!({ "user_id": user.id, "role": body.role })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+/// Owners change roles; a workspace always keeps at least one owner.
+pub async fn update_member<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    user_id: &str,
+) -> Result<Response, ApiError> {
+    let body: RoleBody = req.json(limits::API_JSON)?;
+    if m.role != "owner" {
+        return Err(ApiError::new(403, "forbidden", "Only owners can change roles."));
+    }
+    if !matches!(body.role.as_str(), "owner" | "admin" | "member") {
+        return Err(ApiError::new(422, "invalid_role", "The role must be owner, admin or member."));
+    }
+    let members = workspaces::members(svc.db, &m.workspace_id).await?;
+    let target = members.iter().find(|x| x.user_id == user_id).ok_or_else(ApiError::not_found)?;
+    let owners = members.iter().filter(|x| x.role == "owner").count();
+    if target.role == "owner" && body.role != "owner" && owners == 1 {
+        return Err(ApiError::new(409, "last_owner", "A workspace needs an owner; make someone else owner first."));
+    }
+    workspaces::set_role(svc.db, &m.workspace_id, user_id, &body.role).await?;
+    Ok(Response::ok(json!({ "user_id": user_id, "role": body.role })))
+}
+
+/// Owners and admins remove members (admins cannot remove owners); anyone may leave, except
+/// the last owner.
+pub async fn remove_member<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    user_id: &str,
+) -> Result<Response, ApiError> {
+    let members = workspaces::members(svc.db, &m.workspace_id).await?;
+    let target = members.iter().find(|x| x.user_id == user_id).ok_or_else(ApiError::not_found)?;
+    let leaving = user_id == m.user_id;
+    let may_remove = leaving || m.role == "owner" || (m.role == "admin" && target.role != "owner");
+    if !may_remove {
+        return Err(ApiError::new(403, "forbidden", "Only owners (or admins, for non-owners) can remove members."));
+    }
+    if target.role == "owner" && members.iter().filter(|x| x.role == "owner").count() == 1 {
+        return Err(ApiError::new(409, "last_owner", "A workspace needs an owner; make someone else owner first."));
+    }
+    workspaces::remove_member(svc.db, &m.workspace_id, user_id).await?;
+    Ok(Response::no_content())
+}

@@ -91,3 +91,15 @@ pub async fn add_member(db: &impl Db, ws: &str, user_id: &str, role: &str, now: 
     let sql = "INSERT OR IGNORE INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
     Ok(db.execute(sql, &[ws.into(), user_id.into(), role.into(), SqlValue::Integer(now)]).await? == 1)
 }
+
+/// Changes a member's role; returns false when the user is not a member.
+pub async fn set_role(db: &impl Db, ws: &str, user_id: &str, role: &str) -> Result<bool, StoreError> {
+    let sql = "UPDATE memberships SET role = ?3 WHERE workspace_id = ?1 AND user_id = ?2";
+    Ok(db.execute(sql, &[ws.into(), user_id.into(), role.into()]).await? == 1)
+}
+
+/// Removes a membership; returns false when the user was not a member.
+pub async fn remove_member(db: &impl Db, ws: &str, user_id: &str) -> Result<bool, StoreError> {
+    let sql = "DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2";
+    Ok(db.execute(sql, &[ws.into(), user_id.into()]).await? == 1)
+}

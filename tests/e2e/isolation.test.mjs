@@ -25,7 +25,7 @@ before(async () => {
   const srv = (await a.post(P("/servers"), { app_id: app.id })).body;
   const key = (await a.post(P(`/servers/${srv.id}/keys`), {})).body;
   await a.put(P("/secrets/TOKEN"), { value: "alice-secret-value" });
-  ids = { ws, app: app.id, tool: tool.id, srv: srv.id, key: key.id, name: "TOKEN" };
+  ids = { ws, app: app.id, tool: tool.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id };
 });
 after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
 
@@ -128,6 +128,16 @@ test("roles: a member can read and curate, but only owners and admins manage ser
   }
   const srv = await a.get(P(`/servers/${ids.srv}`));
   assert.equal(srv.body.is_public, false, "nothing the member tried took effect");
+  const bobId = (await b.get("/api/v1/me")).body.user.id;
+  assert.equal((await b.patch(P(`/members/${bobId}`), { role: "owner" })).status, 403, "members cannot promote themselves");
+  let res = await a.patch(P(`/members/${ids.user}`), { role: "member" });
+  assert.equal(res.status, 409, "the last owner cannot step down");
+  assert.equal(res.body.error.code, "last_owner");
+  res = await a.patch(P(`/members/${bobId}`), { role: "admin" });
+  assert.equal(res.status, 200);
+  assert.equal((await b.call("DELETE", P(`/members/${ids.user}`))).status, 403, "admins cannot remove owners");
+  assert.equal((await b.call("DELETE", P(`/members/${bobId}`))).status, 204, "anyone may leave");
+  assert.equal((await b.get(P("/apps"))).status, 404, "after leaving, the workspace is gone for bob");
 });
 
 test("signup and login do not enumerate users", async () => {
