@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::{aad_server_credential, Keyring};
+use crate::invoke::Credential;
+use crate::store::Kv;
 use crate::tools::ToolDef;
 
 pub const FORMAT: u32 = 1;
@@ -77,4 +80,42 @@ pub fn access_key_key(key_hash: &str) -> String {
 /// KV key of a server's encrypted upstream credential.
 pub fn credential_key(server_id: &str) -> String {
     format!("cred:{server_id}")
+}
+
+/// KV key of the highest manifest version ever written for a server.
+pub fn latest_key(server_id: &str) -> String {
+    format!("manifest:{server_id}:latest")
+}
+
+/// Opens a server's sealed credential from KV. `Ok(None)`: nothing stored under `key`;
+/// `Err`: it is stored but does not open (wrong key, moved envelope, not text) — callers deny.
+pub async fn open_credential(
+    kv: &impl Kv,
+    keyring: &Keyring,
+    server_id: &str,
+    key: &str,
+) -> Result<Option<String>, String> {
+    let Some(sealed) = kv.get(key).await.map_err(|e| e.to_string())? else { return Ok(None) };
+    let sealed = String::from_utf8(sealed).map_err(|_| "credential envelope is not text".to_string())?;
+    let plain = keyring.open(&sealed, &aad_server_credential(server_id)).map_err(|e| e.to_string())?;
+    String::from_utf8(plain).map(Some).map_err(|_| "credential is not text".to_string())
+}
+
+/// Where a credential goes for an auth mode: `None` when the mode needs a value (or, for
+/// `api_key`, a placement) that is missing, or cannot call the API at all (`oauth`).
+pub fn place_credential(mode: &str, placement: Option<&Placement>, value: Option<String>) -> Option<Credential> {
+    match (mode, value) {
+        ("none", _) => Some(Credential::None),
+        ("bearer", Some(v)) => Some(Credential::Bearer(v)),
+        ("api_key", Some(value)) => {
+            let p = placement?;
+            let name = p.name.clone();
+            Some(match p.location.as_str() {
+                "query" => Credential::Query { name, value },
+                "cookie" => Credential::Cookie { name, value },
+                _ => Credential::Header { name, value },
+            })
+        }
+        _ => None,
+    }
 }

@@ -481,13 +481,9 @@ pub fn valid_tool_name(name: &str) -> bool {
 struct UpdateToolBody {
     name: Option<String>,
     /// `null` restores the generated description.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     description: Option<Option<String>>,
     enabled: Option<bool>,
-}
-
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 const MAX_DESCRIPTION: usize = 4000;

@@ -14,8 +14,7 @@ use crate::crypto::aad_workspace_secret;
 use crate::error::{limits, ApiError};
 use crate::net::Http;
 use crate::store::servers as servers_store;
-use crate::store::workspaces::text;
-use crate::store::{apps as apps_store, row_i64, users, workspaces, Db, Kv, SqlValue};
+use crate::store::{apps as apps_store, row_i64, text, users, workspaces, Db, Kv, SqlValue};
 
 pub fn secret_kv_key(ws: &str, name: &str) -> String {
     format!("wsec:{ws}:{name}")

@@ -71,6 +71,13 @@ impl Request {
     }
 }
 
+/// For PATCH fields where `null` means "clear" and absence means "leave as it is":
+/// `#[serde(default, deserialize_with = "double_option")] field: Option<Option<String>>`.
+pub(crate) fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    use serde::Deserialize;
+    Option::<String>::deserialize(d).map(Some)
+}
+
 /// An HTTP response from core code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {

@@ -139,14 +139,10 @@ struct UpdateBody {
     auth_config: Option<Value>,
     is_public: Option<bool>,
     discovery_mode: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     base_url: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "super::double_option")]
     probe_tool: Option<Option<String>>,
-}
-
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 fn validate_auth_config(mode: &str, cfg: &Value) -> Result<(), ApiError> {
@@ -263,7 +259,7 @@ pub async fn delete_server_kv<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>
     for v in 1..=s.published_version.unwrap_or(0).max(latest_version(svc, &s.id).await?) {
         svc.kv.delete(&manifest::manifest_key(&s.id, v)).await?;
     }
-    svc.kv.delete(&format!("manifest:{}:latest", s.id)).await?;
+    svc.kv.delete(&manifest::latest_key(&s.id)).await?;
     svc.kv.delete(&manifest::credential_key(&s.id)).await?;
     for k in store::list_keys(svc.db, &s.workspace_id, &s.id).await? {
         svc.kv.delete(&manifest::access_key_key(&k.key_hash)).await?;
@@ -272,7 +268,7 @@ pub async fn delete_server_kv<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>
 }
 
 async fn latest_version<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, server_id: &str) -> Result<i64, ApiError> {
-    let key = format!("manifest:{server_id}:latest");
+    let key = manifest::latest_key(server_id);
     Ok(svc.kv.get(&key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
@@ -418,27 +414,9 @@ async fn open_credential<D: Db, K: Kv, H: Http>(
     s: &Server,
 ) -> Result<Option<String>, ApiError> {
     let Some(key) = &s.credential_key else { return Ok(None) };
-    let Some(sealed) = svc.kv.get(key).await? else { return Ok(None) };
-    let sealed = String::from_utf8(sealed).map_err(|_| ApiError::internal("credential envelope is not text"))?;
-    let plain = svc.secrets.keyring.open(&sealed, &aad_server_credential(&s.id))?;
-    Ok(Some(String::from_utf8(plain).map_err(|_| ApiError::internal("credential is not text"))?))
-}
-
-/// Where the credential goes for this server, with its value (for probes and the runtime).
-pub fn credential_for(s_mode: &str, placement: Option<&Placement>, value: Option<String>) -> Option<Credential> {
-    match (s_mode, value) {
-        ("none", _) => Some(Credential::None),
-        ("bearer", Some(v)) => Some(Credential::Bearer(v)),
-        ("api_key", Some(v)) => {
-            let p = placement?;
-            Some(match p.location.as_str() {
-                "query" => Credential::Query { name: p.name.clone(), value: v },
-                "cookie" => Credential::Cookie { name: p.name.clone(), value: v },
-                _ => Credential::Header { name: p.name.clone(), value: v },
-            })
-        }
-        _ => None,
-    }
+    manifest::open_credential(svc.kv, &svc.secrets.keyring, &s.id, key)
+        .await
+        .map_err(|e| ApiError::internal(format!("credential of {}: {e}", s.id)))
 }
 
 /// The origin the server's credential is bound to (recorded when it was set).
@@ -591,7 +569,7 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
         (_, "oauth") => findings.push(json!({ "check": "probe", "status": "skipped", "message": "OAuth servers are probed by a signed-in user" })),
         (None, _) => findings.push(json!({ "check": "probe", "status": "skipped", "message": "no GET tool without required arguments; pick one with probe_tool" })),
         (Some(tool), mode) => {
-            let cred = credential_for(mode, placement.as_ref(), credential.clone()).unwrap_or(Credential::None);
+            let cred = manifest::place_credential(mode, placement.as_ref(), credential.clone()).unwrap_or(Credential::None);
             let result = match build_request(tool, &json!({}), &cred, s.base_url_override.as_deref()) {
                 Err(e) => Err(format!("cannot build the request: {e}")),
                 Ok(plan) => match check_url(&plan.url, svc.fetch_policy) {
@@ -677,7 +655,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         svc.kv.delete(&manifest::credential_key(&s.id)).await?;
     }
     svc.kv.put(&manifest::manifest_key(&s.id, version), &bytes, None).await?;
-    svc.kv.put(&format!("manifest:{}:latest", s.id), version.to_string().as_bytes(), None).await?;
+    svc.kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await?;
     svc.kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
     store::set_published(svc.db, &m.workspace_id, &s.id, Some(version), svc.now_ms).await?;
     let s = load(svc, m, id).await?;

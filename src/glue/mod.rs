@@ -93,16 +93,10 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
     if path.starts_with("/demo/") {
         let url =
             req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+        let r = to_core_request(&mut req, &url).await?;
+        check_body_len(r.body.len(), limits::API_JSON)?;
         let origin = url.origin().ascii_serialization();
-        let query: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        let body = match req.method() {
-            Method::Get | Method::Head => Vec::new(),
-            _ => req.bytes().await.map_err(|e| {
-                ApiError::bad_request("The request body could not be read.").with_internal(e.to_string())
-            })?,
-        };
-        check_body_len(body.len(), limits::API_JSON)?;
-        let (status, value) = crate::demo::handle(req.method().as_ref(), url.path(), &query, &body, &origin);
+        let (status, value) = crate::demo::handle(&r.method, &r.path, &r.query, &r.body, &origin);
         return json_response(&JsonResponse { status, body: value });
     }
     if path.starts_with("/api/") {
@@ -177,10 +171,11 @@ async fn mcp(
     let out =
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
-    if !out.audit.is_empty() {
-        queue_audit(env, ctx, out.audit.clone());
+    let mcp_server::McpResponse { status, body, headers, audit } = out;
+    if !audit.is_empty() {
+        queue_audit(env, ctx, audit);
     }
-    from_core_response(CoreResponse { status: out.status, body: out.body, headers: out.headers })
+    from_core_response(CoreResponse { status, body, headers })
 }
 
 thread_local! {

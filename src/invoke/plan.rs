@@ -20,6 +20,19 @@ pub enum Credential {
     Bearer(String),
 }
 
+impl Credential {
+    /// The secret value, if this credential has one.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Credential::None => None,
+            Credential::Header { value, .. } | Credential::Query { value, .. } | Credential::Cookie { value, .. } => {
+                Some(value)
+            }
+            Credential::Bearer(token) => Some(token),
+        }
+    }
+}
+
 impl fmt::Debug for Credential {
     // Never print secret values.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::jsonrpc::{self, Message, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 use super::transport::{self, Body, Preflight, Rejection};
 use super::{LATEST_VERSION, SUPPORTED_VERSIONS};
-use crate::crypto::{aad_server_credential, sha256_hex, sha256_hex_truncated, Keyring};
+use crate::crypto::{sha256_hex, sha256_hex_truncated, Keyring};
 use crate::invoke::{build_request, invalid_arguments_result, map_response, validate_arguments, Credential};
 use crate::manifest::{self, Manifest};
 use crate::net::{check_url, FetchPolicy, Http, HttpRequest};
@@ -312,53 +312,61 @@ async fn dispatch_single<K: Kv, H: Http>(
     headers: &[(String, String)],
     audit: &mut Vec<AuditEvent>,
 ) -> Option<(u16, Value)> {
-    if let Ok(Message::Request { id, method, params }) = jsonrpc::classify(v) {
-        let meta_version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion").cloned();
-        if method != "initialize" {
-            if let Some(version) = meta_version {
-                return Some(modern::dispatch(ctx, id, &method, &params, &version, headers, audit).await);
-            }
-            if header(headers, "mcp-protocol-version").is_some_and(|h| modern::VERSIONS.contains(&h.trim())) {
-                return Some((
-                    400,
-                    jsonrpc::error(id, INVALID_PARAMS, "This protocol version needs the _meta envelope (io.modelcontextprotocol/protocolVersion) on every request."),
-                ));
-            }
+    // A message that is not JSON-RPC at all is a transport-level error (400).
+    let (id, method, params) = match jsonrpc::classify(v) {
+        Err(e) => return Some((400, e)),
+        Ok(Message::Notification { .. } | Message::Response) => return None,
+        Ok(Message::Request { id, method, params }) => (id, method, params),
+    };
+    if method != "initialize" {
+        if let Some(version) = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion") {
+            return Some(modern::dispatch(ctx, id, &method, &params, version, headers, audit).await);
+        }
+        if header(headers, "mcp-protocol-version").is_some_and(|h| modern::VERSIONS.contains(&h.trim())) {
+            return Some((
+                400,
+                jsonrpc::error(id, INVALID_PARAMS, "This protocol version needs the _meta envelope (io.modelcontextprotocol/protocolVersion) on every request."),
+            ));
         }
     }
-    let status = if v.get("method").is_none() && v.get("error").is_some() { 400 } else { 200 };
-    dispatch(ctx, v, audit).await.map(|r| {
-        // A message that is not JSON-RPC at all is a transport-level error (400).
-        let invalid =
-            r.pointer("/error/code") == Some(&json!(jsonrpc::INVALID_REQUEST)) && jsonrpc::classify(v).is_err();
-        (if invalid { 400 } else { status }, r)
-    })
+    Some((200, dispatch_request(ctx, id, &method, &params, audit).await))
 }
 
+/// One message of a legacy batch (2025-03-26): `None` for notifications and client responses.
 async fn dispatch<K: Kv, H: Http>(
     ctx: &CallCtx<'_, '_, K, H>,
     v: &Value,
     audit: &mut Vec<AuditEvent>,
 ) -> Option<Value> {
-    let (id, method, params) = match jsonrpc::classify(v) {
-        Err(e) => return Some(e),
-        Ok(Message::Notification { .. } | Message::Response) => return None,
-        Ok(Message::Request { id, method, params }) => (id, method, params),
-    };
-    let result = match method.as_str() {
-        "initialize" => Ok(initialize(ctx, &params)),
+    match jsonrpc::classify(v) {
+        Err(e) => Some(e),
+        Ok(Message::Notification { .. } | Message::Response) => None,
+        Ok(Message::Request { id, method, params }) => Some(dispatch_request(ctx, id, &method, &params, audit).await),
+    }
+}
+
+/// A request of the initialize-based versions.
+async fn dispatch_request<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    id: Value,
+    method: &str,
+    params: &Value,
+    audit: &mut Vec<AuditEvent>,
+) -> Value {
+    let result = match method {
+        "initialize" => Ok(initialize(ctx, params)),
         "ping" => Ok(json!({})),
-        "tools/list" => tools_list(ctx.loaded, &params),
-        "tools/call" => tools_call(ctx, &params, audit).await,
+        "tools/list" => tools_list(ctx.loaded, params),
+        "tools/call" => tools_call(ctx, params, audit).await,
         "resources/list" | "prompts/list" | "resources/templates/list" => {
             Err((METHOD_NOT_FOUND, format!("Method not found: {method} (this server offers tools only)")))
         }
         _ => Err((METHOD_NOT_FOUND, format!("Method not found: {method}"))),
     };
-    Some(match result {
+    match result {
         Ok(r) => jsonrpc::result(id, r),
         Err((code, msg)) => jsonrpc::error(id, code, msg),
-    })
+    }
 }
 
 /// The 2026-07-28 era: no `initialize`, `server/discover`, a `_meta` envelope on every request,
@@ -635,45 +643,26 @@ async fn tools_call<K: Kv, H: Http>(
 /// must be denied (fail closed), with a message safe to show.
 async fn credential<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, m: &Manifest) -> Result<Credential, &'static str> {
     const MISSING: &str = "The server's upstream credential is not available; the owner must set it and publish again.";
-    match m.auth.mode.as_str() {
-        "none" => return Ok(Credential::None),
-        "api_key" | "bearer" => {}
+    let value = match (m.auth.mode.as_str(), m.auth.credential_ref.as_deref()) {
+        ("none", _) => None,
+        ("api_key" | "bearer", Some(key)) => {
+            manifest::open_credential(rt.kv, rt.keyring, &m.server_id, key).await.map_err(|_| MISSING)?
+        }
+        ("api_key" | "bearer", None) => return Err(MISSING),
         _ => return Err("This server's auth mode cannot call the API yet."),
-    }
-    let key = m.auth.credential_ref.as_deref().ok_or(MISSING)?;
-    let sealed = rt.kv.get(key).await.map_err(|_| MISSING)?.ok_or(MISSING)?;
-    let sealed = String::from_utf8(sealed).map_err(|_| MISSING)?;
-    let plain = rt.keyring.open(&sealed, &aad_server_credential(&m.server_id)).map_err(|_| MISSING)?;
-    let value = String::from_utf8(plain).map_err(|_| MISSING)?;
-    if m.auth.mode == "bearer" {
-        return Ok(Credential::Bearer(value));
-    }
-    let p = m.auth.placement.as_ref().ok_or(MISSING)?;
-    Ok(match p.location.as_str() {
-        "query" => Credential::Query { name: p.name.clone(), value },
-        "cookie" => Credential::Cookie { name: p.name.clone(), value },
-        _ => Credential::Header { name: p.name.clone(), value },
-    })
+    };
+    manifest::place_credential(&m.auth.mode, m.auth.placement.as_ref(), value).ok_or(MISSING)
 }
 
 /// Replaces the credential's value (raw and JSON-escaped) in text shown to the model.
 fn redact_credential(text: &str, cred: &Credential) -> String {
-    let value = match cred {
-        Credential::Header { value, .. }
-        | Credential::Query { value, .. }
-        | Credential::Cookie { value, .. }
-        | Credential::Bearer(value) => value,
-        Credential::None => return text.to_string(),
-    };
-    if value.len() < 4 {
-        return text.to_string();
-    }
+    let Some(value) = cred.secret().filter(|v| v.len() >= 4) else { return text.to_string() };
     let escaped = serde_json::to_string(value).unwrap_or_default();
     let escaped = escaped.trim_matches('"');
     let encoded = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let mut out = text.replace(value.as_str(), "[REDACTED]");
+    let mut out = text.replace(value, "[REDACTED]");
     for variant in [escaped, encoded.as_str()] {
-        if variant.len() >= 4 && variant != value.as_str() {
+        if variant.len() >= 4 && variant != value {
             out = out.replace(variant, "[REDACTED]");
         }
     }

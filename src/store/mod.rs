@@ -103,6 +103,19 @@ pub fn row_i64(row: &Row, col: &str) -> Result<i64, StoreError> {
 /// A stored KV value and its TTL in seconds (recorded, not enforced, by [`MemoryKv`]).
 pub type KvEntry = (Vec<u8>, Option<u64>);
 
+/// Reads a text column; a missing or non-text value is corrupt storage.
+pub(crate) fn text(row: &Row, col: &str) -> Result<String, StoreError> {
+    row.get(col)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::Corrupt(format!("column {col} is missing or not text")))
+}
+
+/// Reads a nullable text column.
+pub(crate) fn opt_text(row: &Row, col: &str) -> Option<String> {
+    row.get(col).and_then(|v| v.as_str()).map(str::to_string)
+}
+
 /// An in-memory [`Kv`] for host tests of core logic.
 #[derive(Default)]
 pub struct MemoryKv {

@@ -7,8 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::workspaces::{opt_text, text};
-use super::{row_i64, Db, Row, SqlValue, StoreError};
+use super::{opt_text, row_i64, text, Db, Row, SqlValue, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Server {

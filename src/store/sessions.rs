@@ -7,8 +7,8 @@
 //! id can never come back to life. Throttle keys are SHA-256 hashes of an email or a client
 //! address (`crate::auth::throttle`), never the values themselves.
 
-use super::users::{row_str, user_from_row, User};
-use super::{row_i64, Db, Row, SqlValue, StoreError};
+use super::users::{user_from_row, User};
+use super::{row_i64, text, Db, Row, SqlValue, StoreError};
 
 pub const INSERT: &str = "INSERT INTO sessions (id_hash, user_id, csrf_hash, created_at, last_seen_at, expires_at) \
     VALUES (?1, ?2, ?3, ?4, ?4, ?5)";
@@ -54,9 +54,9 @@ pub struct SessionRecord {
 
 fn session_from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
-        id_hash: row_str(row, "id_hash")?,
-        user_id: row_str(row, "user_id")?,
-        csrf_hash: row_str(row, "csrf_hash")?,
+        id_hash: text(row, "id_hash")?,
+        user_id: text(row, "user_id")?,
+        csrf_hash: text(row, "csrf_hash")?,
         created_at: row_i64(row, "created_at")?,
         last_seen_at: row_i64(row, "last_seen_at")?,
         expires_at: row_i64(row, "expires_at")?,

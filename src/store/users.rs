@@ -6,7 +6,7 @@
 //! (`crate::auth::password`); [`User`] never prints it and is not `Serialize`, so it cannot leak
 //! into a log line or an API body by accident.
 
-use super::{row_i64, Db, Row, SqlValue, StoreError};
+use super::{row_i64, text, Db, Row, SqlValue, StoreError};
 use crate::crypto::random_id;
 use crate::store::sessions;
 
@@ -65,21 +65,14 @@ pub struct NewUser<'a> {
     pub privacy_accepted_at: i64,
 }
 
-pub(crate) fn row_str(row: &Row, col: &str) -> Result<String, StoreError> {
-    row.get(col)
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| StoreError::Corrupt(format!("column {col} is missing or not text")))
-}
-
 /// Reads a user from a row whose user columns carry `prefix` (`""` or `"u_"` in joins).
 pub(crate) fn user_from_row(row: &Row, prefix: &str) -> Result<User, StoreError> {
     let col = |c: &str| format!("{prefix}{c}");
     Ok(User {
-        id: row_str(row, &col("id"))?,
-        email: row_str(row, &col("email"))?,
-        display_name: row_str(row, &col("display_name"))?,
-        password_hash: row_str(row, &col("password_hash"))?,
+        id: text(row, &col("id"))?,
+        email: text(row, &col("email"))?,
+        display_name: text(row, &col("display_name"))?,
+        password_hash: text(row, &col("password_hash"))?,
         terms_accepted_at: row_i64(row, &col("terms_accepted_at"))?,
         privacy_accepted_at: row_i64(row, &col("privacy_accepted_at"))?,
         created_at: row_i64(row, &col("created_at"))?,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{row_i64, Db, Row, SqlValue, StoreError};
+use super::{row_i64, text, Db, Row, SqlValue, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Workspace {
@@ -32,17 +32,6 @@ pub const GET_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM w
 pub const LIST_MEMBERS: &str = "SELECT u.id AS user_id, u.email, u.display_name, m.role, m.created_at \
     FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ?1 ORDER BY m.created_at, u.id";
 pub const DELETE: &str = "DELETE FROM workspaces WHERE id = ?1";
-
-pub(crate) fn text(row: &Row, col: &str) -> Result<String, StoreError> {
-    row.get(col)
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| StoreError::Corrupt(format!("column {col} is missing or not text")))
-}
-
-pub(crate) fn opt_text(row: &Row, col: &str) -> Option<String> {
-    row.get(col).and_then(|v| v.as_str()).map(str::to_string)
-}
 
 fn workspace(row: &Row) -> Result<Workspace, StoreError> {
     Ok(Workspace {

@@ -213,21 +213,23 @@ fn signed_up(env: &Env, email: &str) -> String {
     r.body.unwrap()["workspace"]["id"].as_str().unwrap().to_string()
 }
 
+/// An app imported from `document()` and an `api_key` server for it: (app id, server id).
+fn api_key_server(env: &Env, ws: &str) -> (String, String) {
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
+    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))));
+    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
+    let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
+    (app, srv)
+}
+
 #[test]
 fn a_reimported_document_cannot_redirect_the_credential_to_another_host() {
     let env = Env::new();
     let ws = signed_up(&env, "h1@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
-    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))).body.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
-    let srv = env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))).body.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
+    let (app, srv) = api_key_server(&env, &ws);
     let put = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
     assert_eq!(put.body.unwrap()["credential_origin"], "https://api.example.com");
     // A new version of the document points the same operation at another host.
@@ -252,16 +254,7 @@ fn deleting_an_app_takes_its_published_servers_off_the_air() {
     let env = Env::new();
     let ws = signed_up(&env, "h2@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
-    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))).body.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
-    let srv = env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))).body.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
+    let (app, srv) = api_key_server(&env, &ws);
     env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
     env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
