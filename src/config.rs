@@ -11,6 +11,9 @@ pub const ENCRYPTION_KEYS: &str = "FLOWCP_ENCRYPTION_KEYS";
 /// HMAC key for session cookies and other signed ids: at least 32 bytes of hex or text.
 pub const SESSION_SECRET: &str = "FLOWCP_SESSION_SECRET";
 
+/// Hosts the MCP endpoints answer for (a var, not a secret).
+pub const ALLOWED_HOSTS: &str = "FLOWCP_ALLOWED_HOSTS";
+
 pub const REQUIRED_SECRETS: [&str; 2] = [ENCRYPTION_KEYS, SESSION_SECRET];
 
 const MIN_SESSION_SECRET_LEN: usize = 32;
@@ -60,6 +63,39 @@ pub fn load_secrets(get: impl Fn(&str) -> Option<String>) -> Result<Secrets, Con
     Ok(Secrets { keyring, session_secret: session.trim().as_bytes().to_vec() })
 }
 
+/// The deployment's secret texts as a log redactor must know them: the session secret, the
+/// whole key ring specification and each key's hex. Nothing formats these on purpose; this is
+/// the net under an accidental echo (a backend error quoting its input, say).
+pub fn redaction_values(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(s) = get(SESSION_SECRET) {
+        out.push(s.trim().to_string());
+    }
+    if let Some(keys) = get(ENCRYPTION_KEYS) {
+        out.push(keys.trim().to_string());
+        for part in keys.split(',') {
+            out.push(part.trim().to_string());
+            if let Some((_, hex)) = part.split_once(':') {
+                out.push(hex.trim().to_string());
+            }
+        }
+    }
+    out.retain(|v| v.len() >= 8);
+    out
+}
+
+/// Hosts the MCP endpoints answer for (`FLOWCP_ALLOWED_HOSTS`, comma-separated). An empty or
+/// missing list is a configuration error: the DNS-rebinding defence fails closed, it is never
+/// silently off.
+pub fn allowed_hosts(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    let hosts: Vec<String> =
+        raw.unwrap_or("").split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+    if hosts.is_empty() {
+        return Err(ConfigError::Invalid { name: ALLOWED_HOSTS, reason: "must list at least one host".into() });
+    }
+    Ok(hosts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +129,22 @@ mod tests {
         assert!(matches!(err, ConfigError::Invalid { name: ENCRYPTION_KEYS, .. }));
         let err = load_secrets(env(&[(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, "short-secret")])).unwrap_err();
         assert!(!err.to_string().contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn redaction_values_cover_the_session_secret_and_each_key() {
+        let two = format!("{KEYS},k2:{}", "2".repeat(64));
+        let v = redaction_values(env(&[(ENCRYPTION_KEYS, &two), (SESSION_SECRET, SESSION)]));
+        assert!(v.contains(&SESSION.to_string()));
+        assert!(v.contains(&"1".repeat(64)) && v.contains(&"2".repeat(64)), "{}", v.len());
+        assert!(v.contains(&two));
+    }
+
+    #[test]
+    fn the_host_allow_list_fails_closed_when_empty() {
+        for raw in [None, Some(""), Some(" , ")] {
+            assert!(matches!(allowed_hosts(raw), Err(ConfigError::Invalid { name: ALLOWED_HOSTS, .. })), "{raw:?}");
+        }
+        assert_eq!(allowed_hosts(Some("MCP.example.com, localhost")).unwrap(), ["mcp.example.com", "localhost"]);
     }
 }

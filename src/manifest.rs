@@ -110,11 +110,13 @@ pub fn place_credential(mode: &str, placement: Option<&Placement>, value: Option
         ("api_key", Some(value)) => {
             let p = placement?;
             let name = p.name.clone();
-            Some(match p.location.as_str() {
-                "query" => Credential::Query { name, value },
-                "cookie" => Credential::Cookie { name, value },
-                _ => Credential::Header { name, value },
-            })
+            // An unknown location fails closed: the credential goes nowhere it was not meant to.
+            match p.location.as_str() {
+                "header" => Some(Credential::Header { name, value }),
+                "query" => Some(Credential::Query { name, value }),
+                "cookie" => Some(Credential::Cookie { name, value }),
+                _ => None,
+            }
         }
         _ => None,
     }

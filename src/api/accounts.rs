@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{Request, Response, Services};
 use crate::auth::{password, session, throttle};
-use crate::crypto::{hmac_sha256_b64, random_id, sha256_hex};
+use crate::crypto::random_id;
 use crate::error::{limits, ApiError};
 use crate::net::Http;
 use crate::store::{sessions, users, workspaces, Db, Kv};
@@ -73,22 +73,14 @@ pub fn valid_email(email: &str) -> bool {
         && !domain.contains('@')
 }
 
-/// The CSRF token of a session: derived from the session (HMAC), so every tab of the dashboard
-/// gets the same token from `GET /me` and nothing extra is stored.
-fn csrf_token(secret: &[u8], id_hash: &str) -> String {
-    hmac_sha256_b64(secret, format!("csrf|{id_hash}").as_bytes())
-}
-
 async fn start_session<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     user_id: &str,
 ) -> Result<(String, String), ApiError> {
     let issued = session::issue(&svc.secrets.session_secret, svc.now_ms)?;
-    let csrf = csrf_token(&svc.secrets.session_secret, &issued.id_hash);
-    sessions::create(svc.db, &issued.id_hash, user_id, &sha256_hex(csrf.as_bytes()), svc.now_ms, issued.expires_at)
-        .await?;
+    sessions::create(svc.db, &issued.id_hash, user_id, &issued.csrf_hash, svc.now_ms, issued.expires_at).await?;
     let max_age = (issued.expires_at - svc.now_ms) / 1000;
-    Ok((session::set_cookie(&issued.cookie_value, max_age), csrf))
+    Ok((session::set_cookie(&issued.cookie_value, max_age), issued.csrf_token))
 }
 
 pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, ApiError> {
@@ -171,6 +163,11 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
         return Err(ApiError::new(401, "invalid_credentials", "The email or password is wrong."));
     };
     throttle::note_success(svc.db, &keys).await?;
+    // Hashes made with older (weaker) parameters are upgraded while the password is at hand.
+    if password::needs_rehash(&user.password_hash) {
+        let upgraded = password::hash_password(&body.password)?;
+        users::set_password_hash(svc.db, &user.id, &upgraded, svc.now_ms).await?;
+    }
     let (cookie, csrf) = start_session(svc, &user.id).await?;
     Ok(Response::ok(json!({
         "user": { "id": user.id, "email": user.email, "display_name": user.display_name },
@@ -185,7 +182,7 @@ pub async fn logout<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Sess
 }
 
 pub async fn me<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
-    let csrf = csrf_token(&svc.secrets.session_secret, &s.id_hash);
+    let csrf = session::csrf_token(&svc.secrets.session_secret, &s.id_hash);
     let ws = workspaces::list_for_user(svc.db, &s.user_id).await?;
     Ok(Response::ok(json!({
         "user": { "id": s.user_id, "email": s.email, "display_name": s.display_name },

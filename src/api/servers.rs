@@ -16,6 +16,7 @@ use crate::error::{limits, ApiError};
 use crate::invoke::{build_request, Credential};
 use crate::manifest::{self, Manifest, ManifestAuth, Placement};
 use crate::net::{check_url, Http, HttpRequest};
+use crate::redact::Redactor;
 use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
 use crate::store::servers::{self as store, AccessKey, Server};
 use crate::store::{Db, Kv};
@@ -595,8 +596,8 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
             };
             // Never echo the credential, even if an upstream reflected it into an error.
             let message = match &credential {
-                Some(c) if c.len() >= 4 => message.replace(c.as_str(), "[REDACTED]"),
-                _ => message,
+                Some(c) => Redactor::of_values([c.as_str()]).text(&message),
+                None => message,
             };
             findings.push(json!({ "check": "probe", "status": if result.is_ok() { "pass" } else { "fail" }, "message": message, "tool": tool.name }));
         }

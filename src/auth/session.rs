@@ -5,8 +5,10 @@
 //! HMAC-SHA-256(secret, "flowcp-session-v1|" || id), both base64url without padding (43
 //! characters each). The signature lets a forged or garbled cookie be refused without a
 //! database read; the database holds only SHA-256(id) (`sessions.id_hash`), so a leaked table
-//! cannot be replayed as cookies. The CSRF token is 32 random bytes (base64url) handed to the
-//! page; the database holds SHA-256 of its text (`sessions.csrf_hash`).
+//! cannot be replayed as cookies. The CSRF token is derived from the session:
+//! HMAC-SHA-256(secret, "csrf|" || id_hash), base64url ([`csrf_token`]), so every tab of the
+//! dashboard gets the same token from `GET /me` and a token of one session never passes for
+//! another; the database holds SHA-256 of its text (`sessions.csrf_hash`).
 //!
 //! Invariants: the raw id and the raw CSRF token exist only in the response that issues them;
 //! every comparison is constant time; parsing never panics, whatever the Cookie header holds.
@@ -59,16 +61,22 @@ fn mac(secret: &[u8], id: &[u8]) -> String {
     hmac_sha256_b64(secret, &msg)
 }
 
-/// Creates a new session id, its signed cookie value and a CSRF token.
+/// The CSRF token of a session (by its id hash): the one mechanism, used at sign-in and by
+/// `GET /me`. Without the deployment secret it cannot be derived from the id hash.
+pub fn csrf_token(secret: &[u8], id_hash: &str) -> String {
+    hmac_sha256_b64(secret, format!("csrf|{id_hash}").as_bytes())
+}
+
+/// Creates a new session id, its signed cookie value and its CSRF token.
 pub fn issue(secret: &[u8], now_ms: i64) -> Result<IssuedSession, AuthError> {
     let id: [u8; ID_LEN] = random_bytes()?;
-    let csrf: [u8; 32] = random_bytes()?;
-    let csrf_token = URL_SAFE_NO_PAD.encode(csrf);
+    let id_hash = sha256_hex(&id);
+    let csrf_token = csrf_token(secret, &id_hash);
     Ok(IssuedSession {
         cookie_value: format!("{}.{}", URL_SAFE_NO_PAD.encode(id), mac(secret, &id)),
         csrf_hash: sha256_hex(csrf_token.as_bytes()),
         csrf_token,
-        id_hash: sha256_hex(&id),
+        id_hash,
         expires_at: now_ms.saturating_add(SESSION_TTL_MS),
     })
 }

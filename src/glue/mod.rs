@@ -16,7 +16,7 @@ use crate::jobs::retention::{self, RetentionPolicy};
 use crate::mcp::server as mcp_server;
 use crate::mcp::transport;
 use crate::net::FetchPolicy;
-use crate::redact::Redactor;
+use crate::redact::{self, Redactor};
 use crate::store::audit;
 use adapters::{D1Db, FetchHttp, KvStorePort};
 
@@ -33,33 +33,36 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let started = now_ms();
     let method = req.method();
     let path = req.path();
+    // The request's own secrets (access key, cookie, CSRF token), kept for the log redactor.
+    let sensitive: Vec<(String, String)> = redact::SENSITIVE_HEADERS
+        .iter()
+        .filter_map(|name| req.headers().get(name).ok().flatten().map(|v| (name.to_string(), v)))
+        .collect();
     let (response, internal) = match handle(req, &env, &ctx).await {
-        Ok(r) => (r, None),
+        Ok(answer) => answer,
         Err(e) => (error_response(&e), e.internal.clone().or_else(|| (e.status >= 500).then(|| e.message.clone()))),
     };
     let status = response.status_code();
-    // Request log line: method, path (no query string: it may carry keys), status, latency.
-    let redactor = Redactor::default();
-    match internal {
-        Some(detail) => console_error!(
-            "{} {} -> {} in {} ms: {}",
-            method,
-            redactor.text(&path),
-            status,
-            now_ms() - started,
-            redactor.text(&detail)
-        ),
-        // Errors are always logged. Other requests only with FLOWCP_LOG_REQUESTS=1: the platform
-        // records every invocation already, and under wrangler dev each console line costs ~2 ms.
-        None if SETTINGS.with(|c| c.borrow().as_ref().is_some_and(|s| s.log_requests)) => {
-            console_log!("{} {} -> {} in {} ms", method, redactor.text(&path), status, now_ms() - started)
+    // Errors are always logged. Other requests only with FLOWCP_LOG_REQUESTS=1: the platform
+    // records every invocation already, and under wrangler dev each console line costs ~2 ms.
+    let settings = SETTINGS.with(|c| c.borrow().clone());
+    if internal.is_some() || settings.as_ref().is_some_and(|s| s.log_requests) {
+        let deployment = settings.as_ref().map(|s| s.redaction_values.as_slice()).unwrap_or(&[]);
+        let redactor = Redactor::for_request(sensitive.iter().map(|(k, v)| (k.as_str(), v.as_str())), deployment);
+        let line = redact::log_line(method.as_ref(), &path, status, now_ms() - started, internal.as_deref(), &redactor);
+        if internal.is_some() {
+            console_error!("{}", line);
+        } else {
+            console_log!("{}", line);
         }
-        None => {}
     }
     Ok(response)
 }
 
-async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, ApiError> {
+/// A response and, when it is a failure on our side, the detail for the operator log.
+type Answer = (Response, Option<String>);
+
+async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, ApiError> {
     let settings = settings(env)?;
     let secrets = &settings.secrets;
     // A global ceiling before any body is read; routes apply their own tighter limits.
@@ -73,13 +76,14 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
                 let db = D1Db::new(env, D1_BINDING)?;
                 let kv = KvStorePort::new(env, KV_BINDING)?;
                 let (mut resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
+                let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
                 for p in problems {
-                    console_error!("healthz: {}", Redactor::default().text(&p));
+                    console_error!("healthz: {}", redactor.text(&p));
                 }
                 // Linear memory only grows, so this is the isolate's wasm high-water mark (the
                 // Worker limit is 128 MB for wasm memory and JS heap together).
                 resp.body["memory"] = serde_json::json!({ "wasm_bytes": core::arch::wasm32::memory_size(0) * 65_536 });
-                json_response(&resp)
+                Ok((json_response(&resp)?, None))
             }
             _ => Err(ApiError::method_not_allowed()),
         };
@@ -88,7 +92,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         return mcp(&mut req, env, ctx, &settings, server_id).await;
     }
     if let Some(server_id) = path.strip_prefix("/.well-known/oauth-protected-resource/mcp/") {
-        return protected_resource(&req, env, server_id).await;
+        return Ok((protected_resource(&req, env, server_id).await?, None));
     }
     if path.starts_with("/demo/") {
         let url =
@@ -97,7 +101,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
         check_body_len(r.body.len(), limits::API_JSON)?;
         let origin = url.origin().ascii_serialization();
         let (status, value) = crate::demo::handle(&r.method, &r.path, &r.query, &r.body, &origin);
-        return json_response(&JsonResponse { status, body: value });
+        return Ok((json_response(&JsonResponse { status, body: value })?, None));
     }
     if path.starts_with("/api/") {
         let db = D1Db::new(env, D1_BINDING)?;
@@ -116,7 +120,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Response, 
             origin,
         };
         let resp = api::handle(&svc, &core_req).await?;
-        return from_core_response(resp);
+        return Ok((from_core_response(resp)?, None));
     }
     Err(ApiError::not_found())
 }
@@ -128,7 +132,7 @@ async fn mcp(
     ctx: &Context,
     settings: &Settings,
     server_id: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Answer, ApiError> {
     let valid_id = !server_id.is_empty()
         && server_id.len() <= 64
         && server_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -147,7 +151,7 @@ async fn mcp(
             crate::mcp::jsonrpc::INVALID_REQUEST,
             "Forbidden: this host is not served here.",
         );
-        return from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() });
+        return Ok((from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() })?, None));
     }
     let method = req.method().to_string();
     let body = if method == "POST" {
@@ -171,11 +175,11 @@ async fn mcp(
     let out =
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
-    let mcp_server::McpResponse { status, body, headers, audit } = out;
+    let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
     if !audit.is_empty() {
-        queue_audit(env, ctx, audit);
+        queue_audit(env, ctx, audit, settings);
     }
-    from_core_response(CoreResponse { status, body, headers })
+    Ok((from_core_response(CoreResponse { status, body, headers })?, internal))
 }
 
 thread_local! {
@@ -189,12 +193,13 @@ const AUDIT_COALESCE_MS: u64 = 25;
 /// The one audit writer (DESIGN §2): events are queued in the isolate and written after the
 /// response by a single pending `wait_until` task, which coalesces the calls of a short window
 /// into multi-row INSERTs. A Queue consumer can replace this function alone.
-fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>) {
+fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, settings: &Settings) {
     AUDIT_QUEUE.with(|q| q.borrow_mut().extend(events));
     if AUDIT_FLUSH_PENDING.with(|p| p.replace(true)) {
         return; // a pending flush (kept alive by an earlier request's wait_until) takes these too
     }
     let env = env.clone();
+    let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
     ctx.wait_until(async move {
         Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
         AUDIT_FLUSH_PENDING.with(|p| p.set(false));
@@ -204,7 +209,7 @@ fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>) {
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = written {
-            console_error!("audit write of {} events failed: {}", batch.len(), e);
+            console_error!("audit write of {} events failed: {}", batch.len(), redactor.text(&e));
         }
     });
 }
@@ -223,12 +228,6 @@ async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result
         req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
     let body = mcp_server::protected_resource_metadata(&url.origin().ascii_serialization(), &loaded.manifest);
     json_response(&JsonResponse { status: 200, body })
-}
-
-fn allowed_hosts(env: &Env) -> Vec<String> {
-    env.var("FLOWCP_ALLOWED_HOSTS")
-        .map(|v| v.to_string().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
-        .unwrap_or_default()
 }
 
 fn var_is_on(env: &Env, name: &str) -> bool {
@@ -273,6 +272,8 @@ fn from_core_response(resp: CoreResponse) -> Result<Response, ApiError> {
 /// Secrets and vars, read and parsed once per isolate (bindings do not change within one).
 struct Settings {
     secrets: Secrets,
+    /// The deployment's secret texts, for log redactors.
+    redaction_values: Vec<String>,
     allow_local_fetch: bool,
     allowed_hosts: Vec<String>,
     upstream_timeout_ms: u32,
@@ -296,10 +297,20 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         )
         .with_internal(e.to_string())
     })?;
+    let allowed_hosts = config::allowed_hosts(env.var(config::ALLOWED_HOSTS).ok().map(|v| v.to_string()).as_deref())
+        .map_err(|e| {
+            ApiError::unavailable(
+                "not_configured",
+                "FlowCP is not configured: a required setting is missing or invalid. The operator log names it.",
+            )
+            .with_internal(e.to_string())
+        })?;
+    let redaction_values = config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string()));
     let s = std::rc::Rc::new(Settings {
         secrets,
+        redaction_values,
         allow_local_fetch: var_is_on(env, "FLOWCP_ALLOW_LOCAL_FETCH"),
-        allowed_hosts: allowed_hosts(env),
+        allowed_hosts,
         upstream_timeout_ms: env
             .var("FLOWCP_UPSTREAM_TIMEOUT_MS")
             .ok()

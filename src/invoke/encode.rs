@@ -1,6 +1,6 @@
 //! Percent-encoding sets and OpenAPI parameter style serialisation.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use crate::tools::ParamStyle;
@@ -26,6 +26,14 @@ pub const RESERVED_OK: &AsciiSet = &COMPONENT
     .remove(b'+')
     .remove(b',')
     .remove(b';');
+
+/// Characters not allowed raw in a cookie value (RFC 6265 cookie-octet) plus `%`.
+pub const COOKIE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\').add(b'%');
+
+/// A cookie value as it goes on the wire.
+pub fn cookie_enc(s: &str) -> String {
+    utf8_percent_encode(s, COOKIE).to_string()
+}
 
 pub fn enc(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()

@@ -9,7 +9,7 @@
 //! - Deterministic: the same inputs give byte-identical requests (multipart boundary too).
 //! - An upstream failure is a tool result with `isError: true`, not a protocol error.
 
-mod encode;
+pub(crate) mod encode;
 mod plan;
 mod response;
 mod validate;

@@ -3,11 +3,10 @@
 use std::fmt;
 
 use base64::Engine;
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::encode::{deep_object, enc, path_value, query_pairs, scalar_text};
+use super::encode::{cookie_enc, deep_object, enc, path_value, query_pairs, scalar_text};
 use crate::tools::{BodyArgs, BodyDef, BodyKind, ParamDef, ParamLocation, ParamStyle, ToolDef};
 
 /// Where the upstream credential goes (secret values are supplied by the caller).
@@ -21,6 +20,18 @@ pub enum Credential {
 }
 
 impl Credential {
+    /// Whether the credential is sent in this parameter slot (location and wire name; header
+    /// names compare case-insensitively).
+    pub fn occupies(&self, location: ParamLocation, wire: &str) -> bool {
+        match (self, location) {
+            (Credential::Header { name, .. }, ParamLocation::Header) => name.eq_ignore_ascii_case(wire),
+            (Credential::Bearer(_), ParamLocation::Header) => wire.eq_ignore_ascii_case("authorization"),
+            (Credential::Query { name, .. }, ParamLocation::Query) => name == wire,
+            (Credential::Cookie { name, .. }, ParamLocation::Cookie) => name == wire,
+            _ => false,
+        }
+    }
+
     /// The secret value, if this credential has one.
     pub fn secret(&self) -> Option<&str> {
         match self {
@@ -50,11 +61,23 @@ impl fmt::Debug for Credential {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlanError {
     ArgumentsNotObject,
-    MissingPathParam { arg: String },
-    MissingRequired { arg: String },
+    MissingPathParam {
+        arg: String,
+    },
+    MissingRequired {
+        arg: String,
+    },
     NoBaseUrl,
-    InvalidHeaderValue { name: String },
-    BodyNotEncodable { reason: String },
+    InvalidHeaderValue {
+        name: String,
+    },
+    BodyNotEncodable {
+        reason: String,
+    },
+    /// A body for a method that cannot carry one on the wire (GET, HEAD).
+    BodyNotAllowed {
+        method: String,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -70,6 +93,10 @@ impl fmt::Display for PlanError {
                 write!(f, "header `{name}` would contain a line break or NUL")
             }
             PlanError::BodyNotEncodable { reason } => write!(f, "cannot encode the body: {reason}"),
+            PlanError::BodyNotAllowed { method } => write!(
+                f,
+                "the operation declares a request body, but a {method} request cannot carry one; call it without body arguments"
+            ),
         }
     }
 }
@@ -114,13 +141,6 @@ impl RequestPlan {
     }
 }
 
-/// Characters not allowed raw in a cookie value (RFC 6265 cookie-octet) plus `%`.
-const COOKIE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b',').add(b';').add(b'\\').add(b'%');
-
-fn cookie_enc(s: &str) -> String {
-    utf8_percent_encode(s, COOKIE).to_string()
-}
-
 fn check_header(name: &str, value: &str) -> Result<(), PlanError> {
     if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0')
         || name.chars().any(|c| c == '\r' || c == '\n' || c == '\0' || c == ':')
@@ -155,6 +175,11 @@ pub fn build_request(
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut cookies: Vec<String> = Vec::new();
     for p in &req.params {
+        // The credential's own slot is never filled from arguments: it would be sent beside the
+        // credential (JS `Headers` merges same-named headers into "model-value, secret").
+        if credential.occupies(p.location, &p.wire) {
+            continue;
+        }
         let value = args.get(&p.arg).filter(|v| !v.is_null());
         let Some(value) = value else {
             if p.location == ParamLocation::Path {
@@ -203,6 +228,9 @@ pub fn build_request(
         },
         None => (None, None),
     };
+    if body.is_some() && matches!(req.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
+        return Err(PlanError::BodyNotAllowed { method: req.method.to_ascii_uppercase() });
+    }
     if let Some(ct) = &content_type {
         headers.push(("Content-Type".into(), ct.clone()));
     }

@@ -20,6 +20,7 @@ use crate::crypto::{sha256_hex, sha256_hex_truncated, Keyring};
 use crate::invoke::{build_request, invalid_arguments_result, map_response, validate_arguments, Credential};
 use crate::manifest::{self, Manifest};
 use crate::net::{check_url, FetchPolicy, Http, HttpRequest};
+use crate::redact::Redactor;
 use crate::store::audit::{AuditEvent, Outcome};
 use crate::store::Kv;
 use crate::tools::ToolDef;
@@ -61,11 +62,14 @@ pub struct McpResponse {
     pub headers: Vec<(String, String)>,
     /// One event per `tools/call`, to be written after the response.
     pub audit: Vec<AuditEvent>,
+    /// Why a request failed on our side (5xx), for the operator log; never shown to clients.
+    /// The glue logs it through the request's redactor.
+    pub internal: Option<String>,
 }
 
 impl From<Rejection> for McpResponse {
     fn from(r: Rejection) -> Self {
-        McpResponse { status: r.status, body: r.body, headers: r.headers, audit: Vec::new() }
+        McpResponse { status: r.status, body: r.body, headers: r.headers, audit: Vec::new(), internal: None }
     }
 }
 
@@ -75,6 +79,7 @@ fn reject(status: u16, message: &str) -> McpResponse {
         body: Some(jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, message)),
         headers: Vec::new(),
         audit: Vec::new(),
+        internal: None,
     }
 }
 
@@ -223,9 +228,12 @@ async fn authorize<K: Kv, H: Http>(
             "Unauthorized: send this server's access key as `Authorization: Bearer fcp_sk_...` or `X-API-Key`.",
         ));
     };
-    let mirror = cached_get(rt.kv, &manifest::access_key_key(&sha256_hex(key.as_bytes())), (rt.clock)())
-        .await
-        .map_err(|_| reject(503, "The access-key store is unavailable; try again."))?;
+    let mirror =
+        cached_get(rt.kv, &manifest::access_key_key(&sha256_hex(key.as_bytes())), (rt.clock)()).await.map_err(|e| {
+            let mut r = reject(503, "The access-key store is unavailable; try again.");
+            r.internal = Some(format!("access-key read failed: {e}"));
+            r
+        })?;
     let Some(mirror) = mirror.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
         return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
     };
@@ -246,7 +254,11 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
     let loaded = match load_manifest(rt.kv, server_id, started).await {
         Ok(Some(l)) => l,
         Ok(None) => return reject(404, "Not Found: no published MCP server at this URL."),
-        Err(_) => return reject(503, "This server's published configuration could not be read; try again."),
+        Err(e) => {
+            let mut r = reject(503, "This server's published configuration could not be read; try again.");
+            r.internal = Some(format!("manifest of {server_id}: {e}"));
+            return r;
+        }
     };
     let manifest_done = (rt.clock)();
     let connection = match authorize(rt, &loaded, req).await {
@@ -268,8 +280,10 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
     let mut audit = Vec::new();
     let mut out = match body {
         Body::Single(v) => match dispatch_single(&ctx, &v, req.headers, &mut audit).await {
-            Some((status, resp)) => McpResponse { status, body: Some(resp), headers: Vec::new(), audit },
-            None => McpResponse { status: 202, body: None, headers: Vec::new(), audit },
+            Some((status, resp)) => {
+                McpResponse { status, body: Some(resp), headers: Vec::new(), audit, internal: None }
+            }
+            None => McpResponse { status: 202, body: None, headers: Vec::new(), audit, internal: None },
         },
         Body::Batch(items) => {
             let mut out = Vec::new();
@@ -279,9 +293,9 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
                 }
             }
             if out.is_empty() {
-                McpResponse { status: 202, body: None, headers: Vec::new(), audit }
+                McpResponse { status: 202, body: None, headers: Vec::new(), audit, internal: None }
             } else {
-                McpResponse { status: 200, body: Some(Value::Array(out)), headers: Vec::new(), audit }
+                McpResponse { status: 200, body: Some(Value::Array(out)), headers: Vec::new(), audit, internal: None }
             }
         }
     };
@@ -654,19 +668,13 @@ async fn credential<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, m: &Manifest) -> Res
     manifest::place_credential(&m.auth.mode, m.auth.placement.as_ref(), value).ok_or(MISSING)
 }
 
-/// Replaces the credential's value (raw and JSON-escaped) in text shown to the model.
+/// Replaces the credential's value, in every form it can take on the wire or in an echo
+/// (see [`Redactor::text`]), in text shown to the model.
 fn redact_credential(text: &str, cred: &Credential) -> String {
-    let Some(value) = cred.secret().filter(|v| v.len() >= 4) else { return text.to_string() };
-    let escaped = serde_json::to_string(value).unwrap_or_default();
-    let escaped = escaped.trim_matches('"');
-    let encoded = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let mut out = text.replace(value, "[REDACTED]");
-    for variant in [escaped, encoded.as_str()] {
-        if variant.len() >= 4 && variant != value {
-            out = out.replace(variant, "[REDACTED]");
-        }
+    match cred.secret() {
+        Some(value) => Redactor::of_values([value]).text(text),
+        None => text.to_string(),
     }
-    out
 }
 
 fn same_authority(a: &url::Url, b: &url::Url) -> bool {
@@ -794,15 +802,13 @@ async fn call_upstream_inner<K: Kv, H: Http>(
     if result.get("isError") == Some(&Value::Bool(true)) {
         event.outcome = Outcome::UpstreamError;
     }
-    // Never hand an upstream's echo of the credential back to the model (raw, JSON-escaped or
-    // percent-encoded).
-    let text = result.to_string();
-    let redacted = redact_credential(&text, &cred);
-    if redacted == text {
-        return result;
+    // Never hand an upstream's echo of the credential back to the model, in any spelling: every
+    // string of the result is redacted as decoded text (see `Redactor::json`).
+    let mut result = result;
+    if let Some(value) = cred.secret() {
+        Redactor::of_values([value]).json(&mut result);
     }
-    serde_json::from_str(&redacted)
-        .unwrap_or_else(|_| error_result("The API's answer contained the credential and was withheld."))
+    result
 }
 
 /// An internal failure as a JSON-RPC error (used by the glue when it cannot even start).

@@ -42,11 +42,9 @@ pub struct Preflight {
 }
 
 /// Is `host` (the Host header, `name[:port]`) one of `allowed` (`name` matches any port,
-/// `name:port` only that port)? An empty list allows every host.
+/// `name:port` only that port)? An empty list allows no host (fail closed; the configuration
+/// refuses an empty list, see `config::allowed_hosts`).
 pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
-    if allowed.is_empty() {
-        return true;
-    }
     let host = host.trim().to_ascii_lowercase();
     let name = match host.rfind(':') {
         Some(i) if !host.ends_with(']') => &host[..i],
@@ -191,6 +189,41 @@ mod tests {
     }
 
     #[test]
+    fn origin_is_checked_first_and_exactly() {
+        for origin in ["https://evil.example", "null", "http://flowcp.example", "https://flowcp.example:8443", ""] {
+            let mut hs = ok_headers();
+            hs.push(("origin".into(), origin.into()));
+            assert_eq!(preflight("GET", &hs, ORIGIN).unwrap_err().status, 403, "GET with Origin {origin:?}");
+            assert_eq!(preflight("POST", &hs, ORIGIN).unwrap_err().status, 403, "POST with Origin {origin:?}");
+        }
+        let mut upper = ok_headers();
+        upper.push(("origin".into(), "HTTPS://FLOWCP.EXAMPLE".into()));
+        assert!(preflight("POST", &upper, ORIGIN).is_ok(), "scheme and host compare case-insensitively");
+    }
+
+    #[test]
+    fn refusals_say_what_is_allowed_and_lenient_accepts_pass() {
+        for m in ["GET", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"] {
+            let r = preflight(m, &ok_headers(), ORIGIN).unwrap_err();
+            assert_eq!((r.status, r.headers.clone()), (405, vec![("allow".to_string(), "POST".to_string())]), "{m}");
+        }
+        for accept in ["*/*", "application/*", "application/json;q=0.9", "text/event-stream, APPLICATION/JSON"] {
+            let hs = h(&[("content-type", "application/json; charset=utf-8"), ("accept", accept)]);
+            assert!(preflight("POST", &hs, ORIGIN).is_ok(), "Accept {accept:?}");
+        }
+        assert!(preflight("POST", &h(&[("content-type", "application/json")]), ORIGIN).is_ok(), "no Accept");
+        for accept in ["text/html", "text/event-stream", "application/xml"] {
+            let hs = h(&[("content-type", "application/json"), ("accept", accept)]);
+            assert_eq!(preflight("POST", &hs, ORIGIN).unwrap_err().status, 406, "Accept {accept:?}");
+        }
+        let mut bad_version = ok_headers();
+        bad_version.push(("mcp-protocol-version".into(), "1999-01-01".into()));
+        let body = preflight("POST", &bad_version, ORIGIN).unwrap_err().body.unwrap();
+        assert_eq!(body["error"]["code"], -32022);
+        assert_eq!(body["error"]["data"]["requested"], "1999-01-01");
+    }
+
+    #[test]
     fn host_allow_list_defends_against_dns_rebinding() {
         let local: Vec<String> = ["127.0.0.1", "localhost", "[::1]"].iter().map(|s| s.to_string()).collect();
         assert!(host_allowed("127.0.0.1:8787", &local));
@@ -198,7 +231,10 @@ mod tests {
         assert!(host_allowed("[::1]:8787", &local));
         assert!(!host_allowed("evil.example.com", &local));
         assert!(!host_allowed("evil.example.com:8787", &local));
-        assert!(host_allowed("anything", &[]));
+        assert!(!host_allowed("anything", &[]), "an empty list fails closed");
+        assert!(!host_allowed("", &local), "an empty Host is not a listed host");
+        assert!(!host_allowed("127.0.0.1.evil.example", &local));
+        assert!(host_allowed("mcp.flowcp.dev:443", &["mcp.flowcp.dev:443".to_string()]));
         assert!(!host_allowed("mcp.flowcp.dev:444", &["mcp.flowcp.dev:443".to_string()]));
     }
 
@@ -207,8 +243,10 @@ mod tests {
         let old = Preflight { version: "2025-03-26".into(), version_header_present: true };
         let new = Preflight { version: "2025-06-18".into(), version_header_present: true };
         assert!(matches!(parse_body(b"[{}]", &old), Ok(Body::Batch(_))));
-        let big = format!("[{}]", vec!["{}"; MAX_BATCH + 1].join(","));
-        assert_eq!(parse_body(big.as_bytes(), &old).unwrap_err().status, 400);
+        let batch = |n: usize| format!("[{}]", vec!["{}"; n].join(","));
+        assert!(matches!(parse_body(batch(MAX_BATCH).as_bytes(), &old), Ok(Body::Batch(b)) if b.len() == MAX_BATCH));
+        assert_eq!(parse_body(batch(MAX_BATCH + 1).as_bytes(), &old).unwrap_err().status, 400);
+        assert_eq!(parse_body(b"[]", &old).unwrap_err().status, 400, "an empty batch");
         assert_eq!(parse_body(b"[{}]", &new).unwrap_err().status, 400);
         let e = parse_body(b"{nope", &new).unwrap_err();
         assert_eq!(e.body.unwrap()["error"]["code"], PARSE_ERROR);

@@ -137,13 +137,13 @@ impl Kv for MemoryKv {
 }
 
 /// Drives a future that never waits on I/O to completion (host tests and the CLI).
-/// Panics if the future is pending, which only happens with a real async backend.
+/// Panics if the future is pending: the host backends are synchronous, so pending means a
+/// future that would never finish, and a test must fail rather than hang.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("block_on: the future is pending; host backends never wait"),
     }
 }

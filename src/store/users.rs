@@ -143,6 +143,12 @@ pub async fn update_password(
     Ok(true)
 }
 
+/// Replaces the password hash only (a rehash at login with today's parameters: same password,
+/// so no session is revoked). Returns whether the user exists.
+pub async fn set_password_hash(db: &impl Db, user_id: &str, new_hash: &str, now_ms: i64) -> Result<bool, StoreError> {
+    Ok(db.execute(UPDATE_PASSWORD, &[user_id.into(), new_hash.into(), now_ms.into()]).await? > 0)
+}
+
 /// Deletes the account and its sessions (memberships go by ON DELETE CASCADE; workspaces the
 /// user created keep existing with `created_by` NULL). Returns whether it existed.
 /// Callers decide about workspaces first: `api::data::delete_account` deletes every workspace

@@ -6,30 +6,18 @@ use std::cell::RefCell;
 use flowcp::api::{handle, Request, Response, Services};
 use flowcp::config::Secrets;
 use flowcp::crypto::Keyring;
-use flowcp::net::{FetchPolicy, Http, HttpError, HttpRequest, HttpResponse};
+use flowcp::net::{FetchPolicy, HttpError};
 use flowcp::store::{block_on, MemoryKv};
 use serde_json::{json, Value};
 
-use crate::support::SqliteDb;
+use crate::support::{resp, ScriptedHttp, SqliteDb};
 
 const CREDENTIAL: &str = "sk_live_do_not_leak_42";
-
-#[derive(Default)]
-struct Upstream {
-    seen: RefCell<Vec<HttpRequest>>,
-}
-
-impl Http for Upstream {
-    async fn send(&self, req: &HttpRequest, _max: usize) -> Result<HttpResponse, HttpError> {
-        self.seen.borrow_mut().push(req.clone());
-        Ok(HttpResponse { status: 200, headers: vec![], body: b"{}".to_vec(), truncated: false })
-    }
-}
 
 struct Env {
     db: SqliteDb,
     kv: MemoryKv,
-    http: Upstream,
+    http: ScriptedHttp,
     secrets: Secrets,
     cookie: RefCell<Option<String>>,
     csrf: RefCell<Option<String>>,
@@ -40,7 +28,7 @@ impl Env {
         Env {
             db: SqliteDb::migrated(),
             kv: MemoryKv::default(),
-            http: Upstream::default(),
+            http: ScriptedHttp::default(),
             secrets: Secrets {
                 keyring: Keyring::parse("k1:2222222222222222222222222222222222222222222222222222222222222222").unwrap(),
                 session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
@@ -144,8 +132,22 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     drop(entries);
 
     // Deleting the workspace removes every KV key it owned and every D1 row.
-    env.call("PUT", &p("/secrets/TOKEN"), Some(json!({ "value": "another-secret" })));
-    env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({})));
+    assert_eq!(env.call("PUT", &p("/secrets/TOKEN"), Some(json!({ "value": "another-secret" }))).status, 200);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({}))).status, 201);
+    assert!(env.kv.entries.borrow().keys().any(|k| k.starts_with("akey:")), "the key is mirrored before the delete");
+    let event = flowcp::store::audit::AuditEvent {
+        ts_ms: 1,
+        workspace_id: ws.clone(),
+        server_id: srv.clone(),
+        tool_name: "listThings".into(),
+        outcome: flowcp::store::audit::Outcome::Ok,
+        upstream_status: Some(200),
+        latency_ms: 1,
+        request_bytes: 0,
+        response_bytes: 2,
+        connection_hash: None,
+    };
+    block_on(flowcp::store::audit::insert_many(&env.db, &[event])).unwrap();
     let deleted = env.call("DELETE", &p(""), None);
     assert_eq!(deleted.status, 204, "{:?}", deleted.body);
     let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
@@ -263,4 +265,213 @@ fn deleting_an_app_takes_its_published_servers_off_the_air() {
     assert_eq!(env.call("DELETE", &p(&format!("/apps/{app}")), None).status, 204);
     let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
     assert!(left.is_empty(), "KV keys left behind: {left:?}");
+}
+
+// ---- Helpers production really calls, and endpoints exercised with effect (audit §6) ----
+
+impl Env {
+    /// Sends with an explicit cookie and CSRF token (None: no header), leaving the jar alone.
+    fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let (c, t) = (self.cookie.replace(cookie.map(str::to_string)), self.csrf.replace(csrf.map(str::to_string)));
+        let r = self.call(method, path, body);
+        *self.cookie.borrow_mut() = c;
+        *self.csrf.borrow_mut() = t;
+        r
+    }
+
+    fn login(&self, email: &str, password: &str) -> Response {
+        self.call("POST", "/api/v1/auth/login", Some(json!({ "email": email, "password": password })))
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        block_on(flowcp::store::Db::query(&self.db, sql, &[])).unwrap()[0]["n"].as_i64().unwrap()
+    }
+}
+
+fn stored_hash(env: &Env, email: &str) -> String {
+    block_on(flowcp::store::users::find_by_email(&env.db, email)).unwrap().unwrap().password_hash
+}
+
+#[test]
+fn login_upgrades_a_hash_made_with_older_parameters() {
+    let env = Env::new();
+    signed_up(&env, "old@example.com");
+    let params = argon2::Params::new(8 * 1024, 1, 1, Some(32)).unwrap();
+    let old = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = argon2::password_hash::phc::Salt::new(b"saltsaltsaltsalt").unwrap();
+    let old_hash =
+        argon2::PasswordHasher::hash_password_with_salt(&old, b"a long enough password", &salt).unwrap().to_string();
+    assert!(flowcp::auth::password::needs_rehash(&old_hash));
+    block_on(flowcp::store::Db::execute(&env.db, "UPDATE users SET password_hash = ?1", &[old_hash.as_str().into()]))
+        .unwrap();
+    assert_eq!(env.login("old@example.com", "a long enough password").status, 200);
+    let now = stored_hash(&env, "old@example.com");
+    assert_ne!(now, old_hash, "the hash was upgraded at login");
+    assert!(!flowcp::auth::password::needs_rehash(&now), "{now}");
+    assert!(flowcp::auth::password::verify_password("a long enough password", &now));
+    // A current hash is left alone.
+    assert_eq!(env.login("old@example.com", "a long enough password").status, 200);
+    assert_eq!(stored_hash(&env, "old@example.com"), now);
+}
+
+#[test]
+fn the_csrf_token_is_bound_to_its_session_and_dies_with_it() {
+    let env = Env::new();
+    let ws = signed_up(&env, "csrf@example.com");
+    let (cookie_a, token_a) = (env.cookie.borrow().clone().unwrap(), env.csrf.borrow().clone().unwrap());
+    assert_eq!(env.login("csrf@example.com", "a long enough password").status, 200);
+    let (cookie_b, token_b) = (env.cookie.borrow().clone().unwrap(), env.csrf.borrow().clone().unwrap());
+    assert_ne!(token_a, token_b);
+    // GET /me hands out the same token the session got at sign-in.
+    let me = env.call_as("GET", "/api/v1/me", Some(&cookie_a), None, None);
+    assert_eq!(me.body.unwrap()["csrf_token"], token_a);
+    let apps = format!("/api/v1/workspaces/{ws}/apps");
+    let crossed = env.call_as("POST", &apps, Some(&cookie_a), Some(&token_b), Some(json!({ "name": "crossed" })));
+    assert_eq!((crossed.status, crossed.body.unwrap()["error"]["code"].clone()), (403, json!("csrf_failed")));
+    let own = env.call_as("POST", &apps, Some(&cookie_a), Some(&token_a), Some(json!({ "name": "own" })));
+    assert_eq!(own.status, 201, "control: the session's own token works");
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM apps WHERE name = 'crossed'"), 0);
+    // Logout revokes the session: its cookie and token together are refused.
+    let out = env.call_as("POST", "/api/v1/auth/logout", Some(&cookie_a), Some(&token_a), None);
+    assert_eq!(out.status, 204);
+    assert!(out.headers.iter().any(|(k, v)| k == "set-cookie" && v.contains("Max-Age=0")));
+    let after = env.call_as("POST", &apps, Some(&cookie_a), Some(&token_a), Some(json!({ "name": "after" })));
+    assert_eq!(after.status, 401);
+    assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_b), None, None).status, 200, "the other session lives");
+}
+
+#[test]
+fn changing_the_password_ends_other_sessions_and_keeps_this_one() {
+    let env = Env::new();
+    signed_up(&env, "pw@example.com");
+    let (cookie_a, token_a) = (env.cookie.borrow().clone().unwrap(), env.csrf.borrow().clone().unwrap());
+    env.login("pw@example.com", "a long enough password");
+    let cookie_b = env.cookie.borrow().clone().unwrap();
+    let wrong = env.call_as(
+        "POST",
+        "/api/v1/me/password",
+        Some(&cookie_a),
+        Some(&token_a),
+        Some(json!({ "current_password": "not the password", "new_password": "a brand new password" })),
+    );
+    assert_eq!((wrong.status, wrong.body.unwrap()["error"]["code"].clone()), (403, json!("invalid_credentials")));
+    assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_b), None, None).status, 200, "nothing changed");
+    let ok = env.call_as(
+        "POST",
+        "/api/v1/me/password",
+        Some(&cookie_a),
+        Some(&token_a),
+        Some(json!({ "current_password": "a long enough password", "new_password": "a brand new password" })),
+    );
+    assert_eq!(ok.status, 204, "{:?}", ok.body);
+    assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_b), None, None).status, 401, "other sessions end");
+    assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_a), None, None).status, 200, "this one stays");
+    assert_eq!(env.login("pw@example.com", "a long enough password").status, 401);
+    assert_eq!(env.login("pw@example.com", "a brand new password").status, 200);
+}
+
+#[test]
+fn deleting_the_account_of_a_sole_owner_takes_its_published_servers_off_the_air() {
+    let env = Env::new();
+    let ws = signed_up(&env, "gone@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({}))).status, 201);
+    let wrong = env.call("DELETE", "/api/v1/me", Some(json!({ "password": "not it at all" })));
+    assert_eq!((wrong.status, wrong.body.unwrap()["error"]["code"].clone()), (403, json!("invalid_credentials")));
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM users"), 1, "a wrong password deletes nothing");
+    assert!(env.kv.entries.borrow().contains_key(&format!("manifest:{srv}:live")));
+    let gone = env.call("DELETE", "/api/v1/me", Some(json!({ "password": "a long enough password" })));
+    assert_eq!(gone.status, 204, "{:?}", gone.body);
+    let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
+    assert!(left.is_empty(), "KV keys left behind: {left:?}");
+    for table in ["users", "sessions", "workspaces", "servers", "server_access_keys"] {
+        assert_eq!(env.count(&format!("SELECT COUNT(*) AS n FROM {table}")), 0, "{table}");
+    }
+    assert_eq!(env.call("GET", "/api/v1/me", None).status, 401);
+}
+
+#[test]
+fn a_cleared_credential_leaves_kv_at_the_next_publish_or_unpublish() {
+    let env = Env::new();
+    let ws = signed_up(&env, "clear@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    let cred_key = format!("cred:{srv}");
+    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    let cleared = env.call("DELETE", &p(&format!("/servers/{srv}/credential")), None);
+    assert_eq!(cleared.body.unwrap(), json!({ "credential_set": false }));
+    assert!(env.kv.entries.borrow().contains_key(&cred_key), "the live version still needs it");
+    // Switch to no auth, verify and publish: the cleared credential goes.
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "none" })));
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    assert!(!env.kv.entries.borrow().contains_key(&cred_key), "deleted at publish");
+    // Set again, clear while published, unpublish: gone too.
+    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call("DELETE", &p(&format!("/servers/{srv}/credential")), None);
+    assert!(env.kv.entries.borrow().contains_key(&cred_key), "published: kept until the server leaves the air");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/unpublish")), None).status, 200);
+    assert!(!env.kv.entries.borrow().contains_key(&cred_key), "deleted at unpublish");
+}
+
+#[test]
+fn the_verification_probe_never_echoes_the_credential_in_any_form() {
+    let env = Env::new();
+    let ws = signed_up(&env, "probe@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    let secret = "pr.obe/se+cret=v\"al";
+    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": secret })));
+    // The upstream fails with an error text that quotes the request URL (query placement).
+    env.http.push(Err(HttpError::Network(format!(
+        "GET https://api.example.com/v1/things?api_key={} failed ({secret})",
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
+    ))));
+    let v = env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap();
+    assert_eq!(v["state"], "failed");
+    let text = v.to_string();
+    assert!(text.contains("[REDACTED]"), "{text}");
+    for form in flowcp::redact::forms(secret) {
+        assert!(!text.contains(&form), "{form} in {text}");
+    }
+    let stored = env.call("GET", &p(&format!("/servers/{srv}")), None).body.unwrap().to_string();
+    assert!(!stored.contains("pr.obe"), "{stored}");
+}
+
+#[test]
+fn an_import_by_url_over_the_size_limit_is_refused_and_keeps_the_tools() {
+    let env = Env::new();
+    let ws = signed_up(&env, "big@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (app, _) = api_key_server(&env, &ws);
+    let huge = vec![b' '; flowcp::error::limits::DOCUMENT + 1];
+    env.http.push(resp(200, &[("content-type", "application/json")], &huge));
+    let r = env.call(
+        "POST",
+        &p(&format!("/apps/{app}/imports")),
+        Some(json!({ "url": "https://api.example.com/openapi.json" })),
+    );
+    assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (422, json!("document_too_large")));
+    env.http.push(Err(HttpError::Network("connection refused".into())));
+    let r = env.call(
+        "POST",
+        &p(&format!("/apps/{app}/imports")),
+        Some(json!({ "url": "https://api.example.com/openapi.json" })),
+    );
+    assert_eq!(r.status, 502, "{:?}", r.body);
+    let tools = env.call("GET", &p(&format!("/apps/{app}/tools")), None).body.unwrap();
+    assert_eq!(tools["items"].as_array().unwrap().len(), 1, "failed imports left the tools as they were");
 }

@@ -141,3 +141,59 @@ fn random_ids_are_unique_and_url_safe() {
     assert_eq!(a.len(), 4 + 22);
     assert!(a[4..].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
 }
+
+/// Envelopes sealed by an independent AES-256-GCM implementation (Node's `crypto`, fixed key
+/// and nonces) in the documented format `fcp1.<kid>.<base64url(nonce || ct+tag)>` with the
+/// documented AAD strings. Production data is sealed this way: a change of the format, the
+/// alphabet, the nonce layout or an AAD string makes every stored value unopenable, and fails
+/// here first. Never regenerate these to make the test pass.
+const GOLDEN_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const GOLDEN_CREDENTIAL: &str = "fcp1.k1.AQIDBAUGBwgJCgsMCRlazIFhwB6Nl9elCYFAcQH7x5JZhY8iQCVjsydr6ZnHtj35H7BA1ys";
+const GOLDEN_SECRET: &str = "fcp1.k1.DAsKCQgHBgUEAwIBlzrLybjrCxmWxX_LUXVLwN_8QrQ3XB9hFGNxYoZvsXlM7RgJk5FV";
+
+#[test]
+fn golden_envelopes_of_the_stored_format_still_open() {
+    let r = ring(&format!("k1:{GOLDEN_KEY}"));
+    let cred = r.open(GOLDEN_CREDENTIAL, &crypto::aad_server_credential("srv_golden")).unwrap();
+    assert_eq!(cred, b"sk_live_golden_credential");
+    let secret = r.open(GOLDEN_SECRET, &crypto::aad_workspace_secret("ws_golden", "STRIPE_KEY")).unwrap();
+    assert_eq!(secret, b"golden workspace secret");
+    // The other record's AAD does not open it (the binding is real, not incidental).
+    assert_eq!(r.open(GOLDEN_CREDENTIAL, &crypto::aad_server_credential("srv_other")), Err(CryptoError::Unauthentic));
+}
+
+#[test]
+fn aad_strings_are_pinned() {
+    assert_eq!(crypto::aad_server_credential("srv_1"), b"credential|srv_1");
+    assert_eq!(crypto::aad_workspace_secret("ws_1", "TOKEN"), b"secret|ws_1|TOKEN");
+}
+
+#[test]
+fn a_tampered_version_or_key_id_prefix_is_refused() {
+    let r = ring(&format!("k1:{GOLDEN_KEY}"));
+    let aad = crypto::aad_server_credential("srv_golden");
+    let data = GOLDEN_CREDENTIAL.strip_prefix("fcp1.k1.").unwrap();
+    for forged in
+        [format!("fcp2.k1.{data}"), format!("FCP1.k1.{data}"), format!("fcp1.k2.{data}"), format!("fcp1..{data}")]
+    {
+        assert!(r.open(&forged, &aad).is_err(), "{forged}");
+    }
+    assert_eq!(r.open(&format!("fcp1.k2.{data}"), &aad), Err(CryptoError::UnknownKey("k2".into())));
+}
+
+#[test]
+fn key_ids_are_refused_unless_short_and_plain() {
+    for bad in ["k 1", "k.1", "k/1", "", "k1234567890123456"] {
+        assert!(Keyring::parse(&format!("{bad}:{GOLDEN_KEY}")).is_err(), "{bad:?}");
+    }
+    for good in ["k1", "K-1", "key_2026", "k123456789012345"] {
+        assert!(Keyring::parse(&format!("{good}:{GOLDEN_KEY}")).is_ok(), "{good:?}");
+    }
+}
+
+#[test]
+fn crypto_errors_say_which_check_failed() {
+    assert_eq!(CryptoError::Unauthentic.to_string(), "envelope failed authentication");
+    assert_eq!(CryptoError::Malformed.to_string(), "malformed envelope");
+    assert_eq!(CryptoError::UnknownKey("k9".into()).to_string(), "envelope key id \"k9\" is not in the key ring");
+}

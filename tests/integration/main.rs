@@ -7,5 +7,6 @@ mod crypto_envelopes;
 mod engine;
 mod health;
 mod mcp;
+mod net;
 mod retention;
 mod support;

@@ -104,16 +104,23 @@ fn call(f: &Fixture, body: Value, extra: &[(&str, &str)]) -> McpResponse {
 }
 
 fn call_at(f: &Fixture, body: Value, extra: &[(&str, &str)], now: i64) -> McpResponse {
+    call_via(f, &f.http, body, extra, now)
+}
+
+/// A call at `now` whose upstream requests go to `http`.
+fn call_via(f: &Fixture, http: &impl Http, body: Value, extra: &[(&str, &str)], now: i64) -> McpResponse {
     let mut headers: Vec<(String, String)> = vec![
         ("content-type".into(), "application/json".into()),
         ("accept".into(), "application/json, text/event-stream".into()),
-        ("authorization".into(), format!("Bearer {ACCESS_KEY}")),
     ];
+    if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+        headers.push(("authorization".into(), format!("Bearer {ACCESS_KEY}")));
+    }
     headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let clock = move || now;
     let rt = Runtime {
         kv: &f.kv,
-        http: &f.http,
+        http,
         keyring: &f.keyring,
         fetch_policy: FetchPolicy::default(),
         origin: ORIGIN.into(),
@@ -122,6 +129,12 @@ fn call_at(f: &Fixture, body: Value, extra: &[(&str, &str)], now: i64) -> McpRes
     };
     let bytes = serde_json::to_vec(&body).unwrap();
     block_on(handle(&rt, &f.server, &McpRequest { method: "POST", headers: &headers, body: &bytes }))
+}
+
+/// A clock reading later than every earlier call's (past the isolate's 1 s KV cache).
+fn later() -> i64 {
+    static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(9_000_000_000);
+    NOW.fetch_add(10_000, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn rpc(method: &str, params: Value) -> Value {
@@ -147,9 +160,8 @@ fn tools_list_pages_through_every_tool_with_opaque_cursors() {
     }
     assert_eq!(pages, 3);
     assert_eq!(names.len(), 250);
-    let mut sorted = names.clone();
-    sorted.dedup();
-    assert_eq!(sorted.len(), 250, "no tool twice");
+    let expected: Vec<String> = (0..250).map(|i| format!("getThing{i:04}")).collect();
+    assert_eq!(names, expected, "every tool once, in the manifest's order");
     let bad = call(&f, rpc("tools/list", json!({ "cursor": "not-a-cursor" })), &[]);
     assert_eq!(bad.body.unwrap()["error"]["code"], -32602);
 }
@@ -369,4 +381,298 @@ fn dot_segment_path_arguments_cannot_reach_other_endpoints() {
         flowcp::invoke::build_request(&tool, &json!({ "account": "%2e%2E" }), &flowcp::invoke::Credential::None, None)
             .unwrap();
     assert_eq!(lit.url, "https://api.example.com/v1/accounts/%252e%252E/users");
+}
+
+// ---- The runtime's own security decisions (audit §8: 1, 2, 3) and its upstream handling ----
+
+use crate::support::{resp, ScriptedHttp};
+use flowcp::invoke::Credential;
+
+/// Publishes a new manifest version of the fixture's server, changed by `edit`.
+fn republish(f: &Fixture, edit: impl FnOnce(&mut Manifest)) {
+    let live: i64 = String::from_utf8(block_on(f.kv.get(&manifest::live_key(&f.server))).unwrap().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut m: Manifest =
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, live))).unwrap().unwrap())
+            .unwrap();
+    m.version = live + 1;
+    edit(&mut m);
+    block_on(async {
+        f.kv.put(&manifest::manifest_key(&f.server, m.version), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
+        f.kv.put(&manifest::live_key(&f.server), m.version.to_string().as_bytes(), None).await.unwrap();
+    });
+}
+
+/// Seals `value` as the fixture's credential.
+fn set_credential(f: &Fixture, value: &str) {
+    let sealed = f.keyring.seal(value.as_bytes(), &aad_server_credential(&f.server)).unwrap();
+    block_on(f.kv.put(&manifest::credential_key(&f.server), sealed.as_bytes(), None)).unwrap();
+}
+
+fn tool_call(name: &str, args: Value) -> Value {
+    rpc("tools/call", json!({ "name": name, "arguments": args }))
+}
+
+fn result_of(r: &McpResponse) -> Value {
+    r.body.as_ref().unwrap()["result"].clone()
+}
+
+#[test]
+fn an_access_key_of_another_server_is_refused_without_an_upstream_call() {
+    let b = fixture(1, "none", false, false);
+    // A live key of server A, mirrored in the same KV namespace as every key (as in production).
+    let key_of_a = "fcp_sk_key_of_server_a_0001";
+    let mirror = json!({ "server_id": "srv_server_a", "key_id": "key_a" }).to_string();
+    block_on(b.kv.put(&manifest::access_key_key(&sha256_hex(key_of_a.as_bytes())), mirror.as_bytes(), None)).unwrap();
+    let auth = format!("Bearer {key_of_a}");
+    for key_header in [("authorization", auth.as_str()), ("x-api-key", key_of_a)] {
+        let r =
+            call_via(&b, &b.http, tool_call("getThing0000", json!({})), &[key_header, ("authorization", "")], later());
+        assert_eq!(r.status, 401, "{key_header:?}: {:?}", r.body);
+        assert!(r.audit.is_empty(), "a refused call is not a tool call");
+    }
+    assert!(b.http.seen.borrow().is_empty(), "no upstream request for a foreign key");
+    // Control: B's own key works on B.
+    assert_eq!(call(&b, tool_call("getThing0000", json!({})), &[]).status, 200);
+    assert_eq!(b.http.seen.borrow().len(), 1);
+}
+
+#[test]
+fn the_runtime_sends_the_credential_only_to_the_origin_it_was_set_for() {
+    let f = fixture(1, "api_key", false, false);
+    // A manifest whose calls go elsewhere (base URL override), with the same credential.
+    republish(&f, |m| m.base_url = Some("https://attacker.example".into()));
+    let r = call(&f, tool_call("getThing0000", json!({})), &[]);
+    assert_eq!(result_of(&r)["isError"], true);
+    assert!(result_of(&r).to_string().contains("not the one this server's credential was set for"));
+    assert_eq!(r.audit[0].outcome, Outcome::Denied);
+    // A manifest without a recorded origin: the credential goes nowhere.
+    republish(&f, |m| {
+        m.base_url = None;
+        m.auth.credential_origin = None;
+    });
+    let r = call(&f, tool_call("getThing0000", json!({})), &[]);
+    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome.clone()), (json!(true), Outcome::Denied));
+    // Same host, other port or scheme: another origin.
+    for other in ["https://api.example.com:8443", "http://api.example.com"] {
+        republish(&f, |m| {
+            m.base_url = Some(other.into());
+            m.auth.credential_origin = Some("https://api.example.com".into());
+        });
+        let r = call_via(&f, &f.http, tool_call("getThing0000", json!({})), &[], later());
+        assert_eq!(r.audit[0].outcome, Outcome::Denied, "{other}");
+    }
+    assert!(f.http.seen.borrow().is_empty(), "the credential never left");
+    // Control: back at the bound origin the call goes out with the credential.
+    republish(&f, |m| m.base_url = None);
+    let r = call(&f, tool_call("getThing0000", json!({})), &[]);
+    assert_eq!(r.audit[0].outcome, Outcome::Ok);
+    assert_eq!(f.http.seen.borrow()[0].url, "https://api.example.com/things/0");
+}
+
+#[test]
+fn a_credential_envelope_moved_from_another_server_does_not_open() {
+    let a = fixture(1, "api_key", false, false);
+    let b = fixture(1, "api_key", false, false);
+    let sealed_for_a = block_on(a.kv.get(&manifest::credential_key(&a.server))).unwrap().unwrap();
+    block_on(b.kv.put(&manifest::credential_key(&b.server), &sealed_for_a, None)).unwrap();
+    let r = call(&b, tool_call("getThing0000", json!({})), &[]);
+    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome.clone()), (json!(true), Outcome::Denied));
+    assert!(b.http.seen.borrow().is_empty());
+}
+
+#[test]
+fn an_unknown_credential_placement_fails_closed() {
+    let f = fixture(1, "api_key", false, false);
+    republish(&f, |m| m.auth.placement = Some(Placement { location: "body".into(), name: "key".into() }));
+    let r = call(&f, tool_call("getThing0000", json!({})), &[]);
+    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome.clone()), (json!(true), Outcome::Denied));
+    assert!(f.http.seen.borrow().is_empty());
+}
+
+/// An upstream that echoes what it received: the URL, every header, and the decoded query.
+struct Echo;
+
+impl Http for Echo {
+    async fn send(&self, req: &HttpRequest, _max: usize) -> Result<HttpResponse, HttpError> {
+        let url = url::Url::parse(&req.url).unwrap();
+        let decoded: Vec<String> = url.query_pairs().map(|(k, v)| format!("{k}={v}")).collect();
+        let body = json!({ "url": req.url, "headers": req.headers, "query": decoded }).to_string();
+        Ok(HttpResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into_bytes(),
+            truncated: false,
+        })
+    }
+}
+
+/// Fails with a network error that quotes the request, as JS error texts often do.
+struct Failing;
+
+impl Http for Failing {
+    async fn send(&self, req: &HttpRequest, _max: usize) -> Result<HttpResponse, HttpError> {
+        Err(HttpError::Network(format!("{} {} failed; headers {:?}", req.method, req.url, req.headers)))
+    }
+}
+
+#[test]
+fn no_form_of_the_credential_reaches_the_model_whatever_the_placement_or_echo() {
+    let secret = "ab.c/d+e=f\"g\\h i~j<k>&l";
+    let forms = flowcp::redact::forms(secret);
+    let placements = [
+        ("api_key", Some(("header", "X-Api-Key"))),
+        ("api_key", Some(("query", "api_key"))),
+        ("api_key", Some(("cookie", "key"))),
+        ("bearer", None),
+    ];
+    for (mode, placement) in placements {
+        let f = fixture(1, mode, false, false);
+        republish(&f, |m| m.auth.placement = placement.map(|(l, n)| Placement { location: l.into(), name: n.into() }));
+        set_credential(&f, secret);
+        for (label, answer) in [
+            ("echo", call_via(&f, &Echo, tool_call("getThing0000", json!({})), &[], later())),
+            ("network error", call_via(&f, &Failing, tool_call("getThing0000", json!({})), &[], later())),
+        ] {
+            let result = result_of(&answer);
+            let wire = answer.body.as_ref().unwrap().to_string();
+            let text = result["content"][0]["text"].as_str().unwrap_or_default().to_string();
+            assert!(text.contains("[REDACTED]"), "{mode} {placement:?} {label}: nothing redacted: {text}");
+            for form in &forms {
+                assert!(
+                    !wire.contains(form.as_str()) && !text.contains(form.as_str()),
+                    "{mode} {placement:?} {label}: the form {form:?} reached the model: {text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_header_argument_never_rides_beside_the_credential() {
+    let doc = serde_json::to_vec(&json!({
+        "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "servers": [{ "url": "https://api.example.com" }],
+        "paths": { "/x": { "get": { "operationId": "x",
+            "parameters": [
+                { "name": "X-Api-Key", "in": "header", "schema": { "type": "string" } },
+                { "name": "api_key", "in": "query", "schema": { "type": "string" } },
+                { "name": "key", "in": "cookie", "schema": { "type": "string" } },
+                { "name": "Authorization", "in": "header", "schema": { "type": "string" } }
+            ],
+            "responses": { "200": { "description": "ok" } } } } }
+    }))
+    .unwrap();
+    let tool = flowcp::tools::import(&doc).unwrap().tools.remove(0);
+    let args = json!({ "X-Api-Key": "model", "api_key": "model", "key": "model", "Authorization": "model" });
+    let header = Credential::Header { name: "x-api-key".into(), value: "secret".into() };
+    let plan = flowcp::invoke::build_request(&tool, &args, &header, None).unwrap();
+    let merged = crate::support::js_headers(&plan.headers);
+    assert_eq!(merged.iter().find(|(k, _)| k == "x-api-key").unwrap().1, "secret", "{merged:?}");
+    assert!(plan.url.contains("api_key=model"), "other slots keep the model's value");
+    let query = Credential::Query { name: "api_key".into(), value: "secret".into() };
+    let plan = flowcp::invoke::build_request(&tool, &args, &query, None).unwrap();
+    assert_eq!(plan.url.matches("api_key=").count(), 1, "{}", plan.url);
+    assert!(plan.url.ends_with("api_key=secret"), "{}", plan.url);
+    let cookie = Credential::Cookie { name: "key".into(), value: "secret".into() };
+    let plan = flowcp::invoke::build_request(&tool, &args, &cookie, None).unwrap();
+    let cookies = crate::support::js_headers(&plan.headers);
+    assert_eq!(cookies.iter().find(|(k, _)| k == "cookie").unwrap().1, "key=secret");
+    let bearer = Credential::Bearer("secret".into());
+    let plan = flowcp::invoke::build_request(&tool, &args, &bearer, None).unwrap();
+    let merged = crate::support::js_headers(&plan.headers);
+    assert_eq!(merged.iter().find(|(k, _)| k == "authorization").unwrap().1, "Bearer secret");
+}
+
+#[test]
+fn a_get_operation_with_a_body_is_refused_before_the_upstream() {
+    let doc = serde_json::to_vec(&json!({
+        "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "servers": [{ "url": "https://api.example.com" }],
+        "paths": { "/search": { "get": { "operationId": "search",
+            "requestBody": { "content": { "application/json": { "schema": { "type": "object", "properties": { "q": { "type": "string" } } } } } },
+            "responses": { "200": { "description": "ok" } } } } }
+    }))
+    .unwrap();
+    let tool = flowcp::tools::import(&doc).unwrap().tools.remove(0);
+    let with_body = flowcp::invoke::build_request(&tool, &json!({ "q": "x" }), &Credential::None, None);
+    assert!(matches!(with_body, Err(flowcp::invoke::PlanError::BodyNotAllowed { .. })), "{with_body:?}");
+    let without = flowcp::invoke::build_request(&tool, &json!({}), &Credential::None, None).unwrap();
+    assert_eq!((without.method.as_str(), without.body), ("GET", None));
+}
+
+#[test]
+fn redirects_follow_the_same_origin_only_and_stop_after_three() {
+    let f = fixture(1, "api_key", false, false);
+    // 303 turns into a GET without a body; relative Locations resolve against the request.
+    let http = ScriptedHttp::new([
+        resp(303, &[("location", "/moved")], b""),
+        resp(200, &[("content-type", "application/json")], b"{\"ok\":1}"),
+    ]);
+    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
+    assert_eq!(result_of(&r)["content"][0]["text"], "{\"ok\":1}", "{:?}", r.body);
+    let seen = http.seen.borrow();
+    assert_eq!(seen[1].url, "https://api.example.com/moved");
+    assert_eq!((seen[1].method.as_str(), seen[1].body.clone()), ("GET", None));
+    assert!(seen[1].headers.iter().any(|(k, v)| k == "x-api-key" && v == "upstream-secret-value"));
+    drop(seen);
+    // A loop ends after three followed redirects.
+    let looping = ScriptedHttp::new((0..10).map(|_| resp(302, &[("location", "/again")], b"")));
+    let r = call_via(&f, &looping, tool_call("getThing0000", json!({})), &[], later());
+    assert_eq!(looping.seen.borrow().len(), 4, "the first request and three redirects");
+    assert_eq!(result_of(&r)["isError"], true);
+    // Another host (or scheme, or port) is never followed, so the credential stays home.
+    for away in ["https://elsewhere.example/x", "http://api.example.com/x", "https://api.example.com:8443/x"] {
+        let http = ScriptedHttp::new([resp(307, &[("location", away)], b"")]);
+        let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
+        assert_eq!(http.seen.borrow().len(), 1, "{away}");
+        assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("another host"), "{away}");
+        assert_eq!(r.audit[0].outcome, Outcome::UpstreamError);
+    }
+}
+
+#[test]
+fn timeouts_and_network_errors_are_tool_errors_with_an_audit_row() {
+    let f = fixture(1, "none", false, false);
+    let http = ScriptedHttp::new([Err(HttpError::Timeout), Err(HttpError::Network("connection reset".into()))]);
+    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
+    assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("timed out"));
+    assert_eq!((r.audit[0].outcome.clone(), r.audit[0].upstream_status), (Outcome::UpstreamError, None));
+    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
+    assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("connection reset"));
+    assert_eq!(r.audit[0].outcome, Outcome::UpstreamError);
+}
+
+#[test]
+fn a_body_over_the_runtime_cap_is_cut_and_marked() {
+    let f = fixture(1, "none", false, false);
+    let big = format!("{{\"data\":\"{}\"}}", "x".repeat(flowcp::mcp::server::UPSTREAM_MAX_BYTES + 10));
+    let http = ScriptedHttp::new([resp(200, &[("content-type", "application/json")], big.as_bytes())]);
+    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
+    let text = result_of(&r)["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(text.len() < 200_000, "cut to the response budget: {}", text.len());
+    assert!(text.contains("[truncated: showing"), "{}", &text[text.len() - 80..]);
+    assert_eq!(r.audit[0].response_bytes, flowcp::mcp::server::UPSTREAM_MAX_BYTES as i64, "read up to the cap");
+}
+
+#[test]
+fn a_batch_of_exactly_the_limit_is_answered_in_full() {
+    let f = fixture(1, "none", false, false);
+    let batch: Vec<Value> = (0..32).map(|i| json!({ "jsonrpc": "2.0", "id": i, "method": "ping" })).collect();
+    let r = call(&f, Value::Array(batch.clone()), &[("mcp-protocol-version", "2025-03-26")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.unwrap().as_array().unwrap().len(), 32);
+    let mut over = batch;
+    over.push(json!({ "jsonrpc": "2.0", "id": 99, "method": "ping" }));
+    assert_eq!(call(&f, Value::Array(over), &[("mcp-protocol-version", "2025-03-26")]).status, 400);
+}
+
+#[test]
+fn an_unreadable_manifest_tells_the_operator_why_but_not_the_client() {
+    let f = fixture(1, "none", false, false);
+    block_on(f.kv.put(&manifest::live_key(&f.server), b"7", None)).unwrap();
+    let r = call(&f, rpc("ping", json!({})), &[]);
+    assert_eq!(r.status, 503);
+    assert!(r.internal.as_deref().unwrap().contains("manifest version 7 is missing"), "{:?}", r.internal);
+    assert!(!r.body.unwrap().to_string().contains("version 7"));
 }

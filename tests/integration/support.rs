@@ -1,7 +1,27 @@
-//! Test support: a real SQLite database with FlowCP's migrations applied, behind the `Db` port.
+//! Test support: a real SQLite database with FlowCP's migrations applied, behind the `Db` port
+//! and held to D1's limits; a scripted HTTP port that behaves like the Worker's `fetch` adapter.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use flowcp::net::{Http, HttpError, HttpRequest, HttpResponse};
 use flowcp::store::{Db, Row, SqlValue, StoreError};
 use rusqlite::types::{Value as SqlV, ValueRef};
+
+/// D1's limits per statement (Cloudflare's documented limits): bound parameters and SQL length.
+pub const D1_MAX_PARAMS: usize = 100;
+pub const D1_MAX_SQL_BYTES: usize = 100_000;
+
+/// Fails like D1 does when a statement exceeds its limits (SQLite itself allows ~32k params).
+fn d1_limits(sql: &str, params: &[SqlValue]) -> Result<(), StoreError> {
+    if params.len() > D1_MAX_PARAMS {
+        return Err(StoreError::Backend(format!("D1: too many SQL variables ({} > {D1_MAX_PARAMS})", params.len())));
+    }
+    if sql.len() > D1_MAX_SQL_BYTES {
+        return Err(StoreError::Backend(format!("D1: statement too long ({} bytes)", sql.len())));
+    }
+    Ok(())
+}
 
 pub struct SqliteDb {
     conn: rusqlite::Connection,
@@ -41,6 +61,7 @@ fn to_sql(v: &SqlValue) -> SqlV {
 
 impl Db for SqliteDb {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
+        d1_limits(sql, params)?;
         let params: Vec<SqlV> = params.iter().map(to_sql).collect();
         self.conn
             .execute(sql, rusqlite::params_from_iter(params))
@@ -49,6 +70,7 @@ impl Db for SqliteDb {
     }
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+        d1_limits(sql, params)?;
         let params: Vec<SqlV> = params.iter().map(to_sql).collect();
         let mut stmt = self.conn.prepare(sql).map_err(|e| StoreError::Backend(e.to_string()))?;
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
@@ -75,4 +97,73 @@ impl Db for SqliteDb {
 
 fn hex_string(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// One scripted answer of [`ScriptedHttp`].
+pub type Scripted = Result<HttpResponse, HttpError>;
+
+/// An HTTP port that answers from a script, in order, and records every request. It is held to
+/// what the Worker's `FetchHttp` really does: a body over `max_body` comes back cut and marked
+/// `truncated`; a GET or HEAD with a body fails as the `Request` constructor does; header names
+/// sent twice are merged into one `a, b` value as JS `Headers` does. An empty script answers
+/// 200 `{}`.
+#[derive(Default)]
+pub struct ScriptedHttp {
+    pub script: RefCell<VecDeque<Scripted>>,
+    pub seen: RefCell<Vec<HttpRequest>>,
+}
+
+impl ScriptedHttp {
+    pub fn new(script: impl IntoIterator<Item = Scripted>) -> Self {
+        ScriptedHttp { script: RefCell::new(script.into_iter().collect()), seen: RefCell::new(Vec::new()) }
+    }
+
+    pub fn push(&self, answer: Scripted) {
+        self.script.borrow_mut().push_back(answer);
+    }
+}
+
+/// A response with a status, headers and a body.
+pub fn resp(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Scripted {
+    Ok(HttpResponse {
+        status,
+        headers: headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
+        body: body.to_vec(),
+        truncated: false,
+    })
+}
+
+/// Header list as JS `Headers` keeps it: lowercase names, repeated names joined with ", ".
+pub fn js_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        match out.iter_mut().find(|(n, _)| *n == k) {
+            Some((_, existing)) => {
+                existing.push_str(", ");
+                existing.push_str(v);
+            }
+            None => out.push((k, v.clone())),
+        }
+    }
+    out
+}
+
+impl Http for ScriptedHttp {
+    async fn send(&self, req: &HttpRequest, max_body: usize) -> Result<HttpResponse, HttpError> {
+        let mut seen = req.clone();
+        seen.headers = js_headers(&req.headers);
+        self.seen.borrow_mut().push(seen);
+        if req.body.is_some() && matches!(req.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
+            return Err(HttpError::Network("invalid URL or options for Request.".into()));
+        }
+        let answer = self.script.borrow_mut().pop_front().unwrap_or_else(|| resp(200, &[], b"{}"));
+        answer.map(|mut r| {
+            if r.body.len() > max_body {
+                r.body.truncate(max_body);
+                r.truncated = true;
+            }
+            r
+        })
+    }
 }

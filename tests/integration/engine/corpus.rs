@@ -7,25 +7,36 @@ use flowcp::tools::{import, import_value, ImportReport, ToolDef};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::support::{assert_snapshot, corpus_documents, corpus_file, snapshot_dir, tool_problems};
+use super::support::{
+    assert_snapshot, corpus_documents, corpus_file, fail_if_snapshots_were_rewritten, snapshot_dir, tool_problems,
+};
 
 const DIGEST_DOCS: &[&str] = &["real/github-api.json.gz", "real/stripe.yaml.gz"];
 
-fn imported() -> Vec<(String, ImportReport)> {
-    corpus_documents()
-        .into_iter()
-        .map(|(rel, bytes)| {
-            let report = import(&bytes).unwrap_or_else(|e| panic!("{rel}: {e}"));
-            (rel, report)
-        })
-        .collect()
+/// Every corpus document imported once per test run (GitHub's 13 MB included), shared by the
+/// tests below.
+fn imported() -> &'static [(String, ImportReport)] {
+    static IMPORTED: std::sync::OnceLock<Vec<(String, ImportReport)>> = std::sync::OnceLock::new();
+    IMPORTED.get_or_init(|| {
+        corpus_documents()
+            .into_iter()
+            .map(|(rel, bytes)| {
+                let report = import(&bytes).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                (rel, report)
+            })
+            .collect()
+    })
+}
+
+fn imported_doc(rel: &str) -> &'static ImportReport {
+    &imported().iter().find(|(r, _)| r == rel).unwrap_or_else(|| panic!("{rel} is not in the corpus")).1
 }
 
 #[test]
 fn every_corpus_document_imports_without_errors() {
     let docs = imported();
     assert!(docs.len() >= 60, "corpus has {} documents", docs.len());
-    for (rel, report) in &docs {
+    for (rel, report) in docs {
         let errors: Vec<_> = report.problems.iter().filter(|p| p.severity == Severity::Error).collect();
         assert!(errors.is_empty(), "{rel}: {errors:?}");
         if !rel.ends_with("webhooks.json") {
@@ -37,10 +48,8 @@ fn every_corpus_document_imports_without_errors() {
 
 #[test]
 fn real_documents_yield_every_operation() {
-    let gh = import(&corpus_file("real/github-api.json.gz")).expect("github");
-    assert_eq!(gh.tools.len(), 1223);
-    let stripe = import(&corpus_file("real/stripe.yaml.gz")).expect("stripe");
-    assert_eq!(stripe.tools.len(), 588);
+    assert_eq!(imported_doc("real/github-api.json.gz").tools.len(), 1223);
+    assert_eq!(imported_doc("real/stripe.yaml.gz").tools.len(), 588);
 }
 
 fn digest_line(t: &ToolDef) -> String {
@@ -96,6 +105,7 @@ fn generated_tools_match_snapshots() {
             assert_snapshot(&format!("{stem}.json"), &text);
         }
     }
+    fail_if_snapshots_were_rewritten();
 }
 
 #[test]
@@ -135,7 +145,7 @@ fn tool_names_are_valid_and_unique_per_document() {
 fn names_do_not_depend_on_document_order() {
     let bytes = corpus_file("real/github-api.json.gz");
     let mut doc: Value = serde_json::from_slice(&bytes).expect("json");
-    let forward = import_value(doc.clone()).expect("import");
+    let forward = imported_doc("real/github-api.json.gz");
     let paths = doc.get_mut("paths").and_then(Value::as_object_mut).expect("paths");
     let reversed: serde_json::Map<String, Value> = paths.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
     *paths = reversed;
@@ -143,7 +153,7 @@ fn names_do_not_depend_on_document_order() {
     let by_key = |r: &ImportReport| -> HashMap<String, String> {
         r.tools.iter().map(|t| (t.operation_key.clone(), t.name.clone())).collect()
     };
-    assert_eq!(by_key(&forward), by_key(&backward));
+    assert_eq!(by_key(forward), by_key(&backward));
 }
 
 #[test]

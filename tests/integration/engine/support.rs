@@ -54,12 +54,26 @@ pub fn corpus_file(rel: &str) -> Vec<u8> {
     read_maybe_gz(&corpus_dir().join(rel))
 }
 
-/// Compare `actual` with the stored snapshot; `FLOWCP_SNAPSHOT=overwrite` rewrites it.
+/// Snapshots rewritten in this run (see [`fail_if_snapshots_were_rewritten`]).
+static SNAPSHOTS_REWRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Never a silent pass: a test that rewrote snapshots fails, so they are reviewed and the
+/// tests run again without `FLOWCP_SNAPSHOT`.
+pub fn fail_if_snapshots_were_rewritten() {
+    let n = SNAPSHOTS_REWRITTEN.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(n, 0, "{n} snapshot(s) rewritten; review them and re-run without FLOWCP_SNAPSHOT");
+}
+
+/// Compare `actual` with the stored snapshot; `FLOWCP_SNAPSHOT=overwrite` rewrites it (and the
+/// calling test then fails through [`fail_if_snapshots_were_rewritten`]).
 pub fn assert_snapshot(file_name: &str, actual: &str) {
     let path = snapshot_dir().join(file_name);
     if std::env::var("FLOWCP_SNAPSHOT").as_deref() == Ok("overwrite") {
         std::fs::create_dir_all(snapshot_dir()).expect("snapshot dir");
-        std::fs::write(&path, actual).expect("write snapshot");
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(actual) {
+            std::fs::write(&path, actual).expect("write snapshot");
+            SNAPSHOTS_REWRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         return;
     }
     let expected = std::fs::read_to_string(&path)
