@@ -3,14 +3,15 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit e2e size bench profile clean
+.PHONY: dev test setup build lint unit fuzz e2e size bench profile clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
 	PORT=$(PORT) sh scripts/dev.sh
 
-## make test: setup, fmt, clippy (host + wasm32), cargo test, release wasm build, e2e suite
-test: setup lint unit build size e2e
+## make test: setup, fmt, clippy (host + wasm32), cargo test, a short fuzz run, release wasm
+## build, size budget, e2e suite
+test: setup lint unit fuzz build size e2e
 
 setup:
 	sh scripts/setup.sh
@@ -22,6 +23,10 @@ lint:
 
 unit:
 	cargo test
+
+## a short coverage-guided run of every fuzz target (FUZZ_SECONDS=300 for a longer one)
+fuzz:
+	sh scripts/fuzz-smoke.sh
 
 build:
 	sh scripts/build-worker.sh

@@ -67,3 +67,16 @@ test("without a required secret the worker refuses to serve with 503 and a log l
     broken.cleanup();
   }
 });
+
+test("an empty host allow-list refuses to serve (the DNS-rebinding defence never fails open)", async () => {
+  const broken = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOWED_HOSTS: "" } });
+  try {
+    const r = await fetch(`${broken.url}/healthz`);
+    assert.equal(r.status, 503);
+    assert.equal((await r.json()).error.code, "not_configured");
+    await broken.waitForLog(/FLOWCP_ALLOWED_HOSTS is invalid: must list at least one host/);
+  } finally {
+    await broken.stop();
+    broken.cleanup();
+  }
+});
