@@ -11,6 +11,8 @@ TARGET="$(rustc -vV | awk '/^host:/ {print $2}')"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
+# The fuzz crate is its own workspace; start from the main lock so it builds the same versions.
+[ -f fuzz/Cargo.lock ] || cp Cargo.lock fuzz/Cargo.lock
 # --target keeps the instrumentation off build scripts; a separate target dir keeps it off the
 # ordinary builds.
 cargo build --release --manifest-path fuzz/Cargo.toml --target-dir target/fuzz --target "$TARGET"
