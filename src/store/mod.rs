@@ -147,3 +147,28 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         std::task::Poll::Pending => panic!("block_on: the future is pending; host backends never wait"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_read_back_from_d1_doubles() {
+        // D1 hands numbers to the Worker as JS doubles: 1.79e12 (a millisecond timestamp) is
+        // an integer column value, 1.5 is not.
+        let row: Row = serde_json::from_str(r#"{"ts": 1.79e12, "n": 7, "f": 1.5, "s": "7", "big": 1e16}"#).unwrap();
+        assert_eq!(row_i64(&row, "ts").unwrap(), 1_790_000_000_000);
+        assert_eq!(row_i64(&row, "n").unwrap(), 7);
+        assert!(row_i64(&row, "f").is_err());
+        assert!(row_i64(&row, "s").is_err());
+        assert!(row_i64(&row, "big").is_err(), "beyond 2^53 a double is not an exact integer");
+        assert!(row_i64(&row, "missing").is_err());
+    }
+
+    #[test]
+    fn block_on_refuses_a_future_that_waits() {
+        let pending = std::panic::catch_unwind(|| block_on(std::future::pending::<()>()));
+        assert!(pending.is_err(), "a pending future must fail the test, not hang it");
+        assert_eq!(block_on(async { 5 }), 5);
+    }
+}

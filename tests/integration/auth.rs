@@ -178,6 +178,12 @@ fn issued_cookie_verifies_to_the_stored_id_hash() {
     // Debug output never shows the bearer values.
     let shown = format!("{s:?}");
     assert!(!shown.contains(&s.cookie_value) && !shown.contains(&s.csrf_token), "{shown}");
+    assert!(shown.contains(&s.id_hash) && shown.contains("<redacted>"), "{shown}");
+    // The token is the production one: derived from this session and the secret, nothing else.
+    assert_eq!(s.csrf_token, session::csrf_token(SECRET, &s.id_hash));
+    assert_ne!(s.csrf_token, session::csrf_token(b"another deployment's secret, 32+ bytes", &s.id_hash));
+    assert!(session::csrf_ok(Some(&s.csrf_token), &s.csrf_hash));
+    assert!(!session::csrf_ok(Some(&other.csrf_token), &s.csrf_hash), "another session's token");
 }
 
 #[test]

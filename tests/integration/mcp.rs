@@ -235,7 +235,7 @@ fn private_base_urls_are_refused_at_call_time() {
     let mut m: Manifest =
         serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
     m.version = 2;
-    m.base_url = Some("http://169.254.169.254/latest".into());
+    m.base_url = Some("https://169.254.169.254/latest".into());
     block_on(async {
         f.kv.put(&manifest::manifest_key(&f.server, 2), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
         f.kv.put(&manifest::live_key(&f.server), b"2", None).await.unwrap();
@@ -243,6 +243,25 @@ fn private_base_urls_are_refused_at_call_time() {
     let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000" })), &[]);
     assert_eq!(r.body.unwrap()["result"]["isError"], true);
     assert!(f.http.seen.borrow().is_empty());
+    // The same for a tool whose own document server is private (no override).
+    republish(&f, |m| {
+        m.base_url = None;
+        m.tools[0].request.servers = vec!["https://10.0.0.7/api".into()];
+    });
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000" })), &[]);
+    assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("not allowed"), "{:?}", r.body);
+    assert_eq!(r.audit[0].outcome, Outcome::Denied);
+    assert!(f.http.seen.borrow().is_empty());
+}
+
+#[test]
+fn kv_key_names_are_pinned() {
+    // Published data lives under these names; a rename strands every live server.
+    assert_eq!(manifest::manifest_key("srv_1", 3), "manifest:srv_1:3");
+    assert_eq!(manifest::live_key("srv_1"), "manifest:srv_1:live");
+    assert_eq!(manifest::latest_key("srv_1"), "manifest:srv_1:latest");
+    assert_eq!(manifest::credential_key("srv_1"), "cred:srv_1");
+    assert_eq!(manifest::access_key_key("abc"), "akey:abc");
 }
 
 #[test]

@@ -74,11 +74,15 @@ fn empty_table_is_a_complete_noop() {
 fn audit_outcome_outside_the_schema_is_refused_by_sqlite() {
     // The CHECK constraint is part of the contract: a bad outcome never lands.
     let db = SqliteDb::migrated();
-    let err = block_on(db.execute(
-        "INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, latency_ms, request_bytes, response_bytes) VALUES (1,'w','s','t','bogus',1,1,1)",
-        &[],
-    ));
-    assert!(err.is_err());
+    let insert = |outcome: &str| {
+        block_on(db.execute(
+            &format!("INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, latency_ms, request_bytes, response_bytes) VALUES (1,'w','s','t','{outcome}',1,1,1)"),
+            &[],
+        ))
+    };
+    let err = insert("bogus").unwrap_err();
+    assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+    assert_eq!(insert("ok").unwrap(), 1, "control: a schema outcome lands");
 }
 
 #[test]

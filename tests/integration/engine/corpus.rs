@@ -141,6 +141,15 @@ fn tool_names_are_valid_and_unique_per_document() {
     }
 }
 
+/// KV values are at most 25 MiB: the biggest real API's manifest (its tools) must fit with room.
+#[test]
+fn the_largest_manifest_fits_a_kv_value() {
+    for rel in DIGEST_DOCS {
+        let bytes = serde_json::to_vec(&imported_doc(rel).tools).expect("json").len();
+        assert!(bytes < 25 * 1024 * 1024 / 2, "{rel}: {bytes} bytes of tools, over half the KV value limit");
+    }
+}
+
 #[test]
 fn names_do_not_depend_on_document_order() {
     let bytes = corpus_file("real/github-api.json.gz");
