@@ -40,7 +40,7 @@ impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigError::Missing(name) => write!(f, "required secret {name} is not set"),
-            ConfigError::Invalid { name, reason } => write!(f, "secret {name} is invalid: {reason}"),
+            ConfigError::Invalid { name, reason } => write!(f, "setting {name} is invalid: {reason}"),
         }
     }
 }

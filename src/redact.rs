@@ -22,57 +22,104 @@ pub const REDACTED: &str = "[REDACTED]";
 pub const SENSITIVE_HEADERS: [&str; 6] =
     ["authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization", "x-csrf-token"];
 
-/// Values shorter than this are never redacted (they would mangle ordinary text).
+/// Values shorter than this are never redacted (they would mangle ordinary text). Credentials
+/// are at least 8 characters (`PUT …/credential`), so none is this short.
 const MIN_SECRET_LEN: usize = 4;
+/// Values taken from an inbound request's headers: at least this long, and at most this many
+/// (a hostile request must not blank its own log line or cost the redactor much).
+const MIN_REQUEST_SECRET_LEN: usize = 8;
+const MAX_REQUEST_SECRETS: usize = 8;
 
-/// What to hide besides the fixed header list.
-#[derive(Debug, Default, Clone)]
+/// What to hide besides the fixed header list. Built once per request or per credential: every
+/// spelling of every secret is computed up front ([`forms`]), longest first.
+#[derive(Default, Clone)]
 pub struct Redactor {
     /// Header and query parameter names (case-insensitive) that a security scheme names.
-    pub names: Vec<String>,
-    /// Secret values (keys, tokens) that must never be printed anywhere. Values shorter than
-    /// 4 characters are ignored to avoid mangling ordinary text.
-    pub values: Vec<String>,
+    names: Vec<String>,
+    /// Every form of every secret value, longest first, deduplicated.
+    needles: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The needles are the secrets themselves.
+        f.debug_struct("Redactor").field("names", &self.names).field("needles", &self.needles.len()).finish()
+    }
+}
+
+/// The parts of a secret that are secrets on their own: the value; the token after an auth
+/// scheme (`Bearer x`, `SSWS x`, `Token x`); for `Basic`, the decoded `user:pass` and the
+/// password.
+fn secret_parts(value: &str) -> Vec<String> {
+    let value = value.trim();
+    let mut out = vec![value.to_string()];
+    if let Some((scheme, token)) = value.split_once(' ') {
+        let token = token.trim();
+        out.push(token.to_string());
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine;
+            if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) {
+                if let Ok(pair) = String::from_utf8(decoded) {
+                    if let Some((_, password)) = pair.split_once(':') {
+                        out.push(password.to_string());
+                    }
+                    out.push(pair);
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Redactor {
-    /// A redactor for known secret values only.
-    pub fn of_values<S: Into<String>>(values: impl IntoIterator<Item = S>) -> Self {
-        Redactor { names: Vec::new(), values: values.into_iter().map(Into::into).collect() }
+    /// A redactor for known secret values (and the parts of each that are secrets on their own).
+    pub fn of_values<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> Self {
+        Self::new(Vec::new(), values)
     }
 
-    /// The redactor of one inbound request: the values of its sensitive headers (the whole
-    /// `Authorization` value and its token, each cookie value, the access key, the CSRF token)
-    /// plus the deployment's own secrets (`deployment`: session secret, encryption keys).
+    /// A redactor for scheme-declared header/query names and known secret values.
+    pub fn new<S: AsRef<str>>(names: Vec<String>, values: impl IntoIterator<Item = S>) -> Self {
+        let mut needles: Vec<String> = values
+            .into_iter()
+            .flat_map(|v| secret_parts(v.as_ref()))
+            .filter(|v| v.len() >= MIN_SECRET_LEN)
+            .flat_map(|v| forms(&v))
+            .filter(|n| n.len() >= MIN_SECRET_LEN)
+            .collect();
+        // Longest first, so a shorter form never splits a longer one before it is seen.
+        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        needles.dedup();
+        Redactor { names, needles }
+    }
+
+    /// The redactor of one inbound request: its own secrets (the `Authorization` and
+    /// `Proxy-Authorization` values and tokens, `X-Api-Key`, `X-CSRF-Token`, FlowCP's session
+    /// cookie) plus the deployment's (`deployment`: session secret, encryption keys).
     pub fn for_request<'h>(
         sensitive_headers: impl IntoIterator<Item = (&'h str, &'h str)>,
         deployment: &[String],
     ) -> Self {
-        let mut values: Vec<String> = deployment.to_vec();
+        let mut values: Vec<String> = Vec::new();
         for (name, value) in sensitive_headers {
             let name = name.to_ascii_lowercase();
-            if !SENSITIVE_HEADERS.contains(&name.as_str()) {
-                continue;
-            }
-            let value = value.trim();
-            values.push(value.to_string());
             match name.as_str() {
-                "authorization" | "proxy-authorization" => {
-                    if let Some((_, token)) = value.split_once(' ') {
-                        values.push(token.trim().to_string());
-                    }
+                "authorization" | "proxy-authorization" | "x-api-key" | "x-csrf-token" => {
+                    values.push(value.trim().to_string())
                 }
-                "cookie" | "set-cookie" => {
-                    for pair in value.split(';') {
-                        if let Some((_, v)) = pair.split_once('=') {
-                            values.push(v.trim().to_string());
-                        }
-                    }
-                }
+                "cookie" => values.extend(
+                    value
+                        .split(';')
+                        .filter_map(|pair| pair.split_once('='))
+                        .filter(|(k, _)| k.trim() == crate::auth::session::COOKIE_NAME)
+                        .map(|(_, v)| v.trim().to_string()),
+                ),
                 _ => {}
             }
         }
-        Redactor { names: Vec::new(), values }
+        values.retain(|v| v.len() >= MIN_REQUEST_SECRET_LEN);
+        values.truncate(MAX_REQUEST_SECRETS);
+        values.extend(deployment.iter().cloned());
+        Self::new(Vec::new(), values)
     }
 
     fn sensitive_name(&self, name: &str) -> bool {
@@ -121,18 +168,19 @@ impl Redactor {
 
     /// Free text with every known secret value replaced, in each of its [`forms`].
     pub fn text(&self, text: &str) -> String {
-        let mut needles: Vec<String> =
-            self.values.iter().filter(|v| v.len() >= MIN_SECRET_LEN).flat_map(|v| forms(v)).collect();
-        // Longest first, so a shorter form never splits a longer one before it is seen.
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        needles.dedup();
-        let mut out = text.to_string();
-        for n in needles.iter().filter(|n| n.len() >= MIN_SECRET_LEN) {
-            if out.contains(n.as_str()) {
-                out = out.replace(n.as_str(), REDACTED);
+        let mut out: Option<String> = None;
+        for n in &self.needles {
+            let current = out.as_deref().unwrap_or(text);
+            if current.contains(n.as_str()) {
+                out = Some(current.replace(n.as_str(), REDACTED));
             }
         }
-        out
+        out.unwrap_or_else(|| text.to_string())
+    }
+
+    /// Whether this redactor knows no secret value.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
     }
 }
 
@@ -140,16 +188,29 @@ impl Redactor {
     /// A JSON value with every known secret value replaced in every string and object key, at
     /// any depth. Works on decoded strings, so however often the value is serialised later
     /// (a JSON body inside a JSON-RPC result), no escaped spelling slips through.
-    pub fn json(&self, value: &mut serde_json::Value) {
+    pub fn json(&self, value: &mut serde_json::Value) -> bool {
         use serde_json::Value;
+        if self.needles.is_empty() {
+            return false;
+        }
         match value {
             Value::String(s) => {
                 let r = self.text(s);
-                if r != *s {
+                let changed = r != *s;
+                if changed {
                     *s = r;
                 }
+                changed
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
+            // A numeric secret (a PIN, an account number) echoed as a JSON number.
+            Value::Number(n) => {
+                let changed = self.needles.contains(&n.to_string());
+                if changed {
+                    *value = Value::String(REDACTED.into());
+                }
+                changed
+            }
+            Value::Array(items) => items.iter_mut().fold(false, |acc, v| self.json(v) | acc),
             Value::Object(map) => {
                 let renamed: Vec<(String, String)> = map
                     .keys()
@@ -158,40 +219,86 @@ impl Redactor {
                         (r != *k).then(|| (k.clone(), r))
                     })
                     .collect();
+                let mut changed = !renamed.is_empty();
                 for (old, new) in renamed {
                     if let Some(v) = map.remove(&old) {
-                        map.insert(new, v);
+                        // Two keys may redact to the same name: keep both.
+                        let mut key = new.clone();
+                        let mut n = 2;
+                        while map.contains_key(&key) {
+                            key = format!("{new}#{n}");
+                            n += 1;
+                        }
+                        map.insert(key, v);
                     }
                 }
-                map.values_mut().for_each(|v| self.json(v));
+                for v in map.values_mut() {
+                    changed |= self.json(v);
+                }
+                changed
             }
-            _ => {}
+            _ => false,
         }
+    }
+
+    /// A response body with every secret replaced before anything cuts it: JSON is redacted on
+    /// its decoded strings and written back (so no escape spelling — `\u002B`, `\u003C` —
+    /// slips through), other text on its spellings. Binary bodies are returned as they are
+    /// (they are described to the model, never shown).
+    pub fn body(&self, body: Vec<u8>) -> Vec<u8> {
+        if self.needles.is_empty() {
+            return body;
+        }
+        let text = match String::from_utf8(body) {
+            Ok(t) => t,
+            Err(e) => return e.into_bytes(),
+        };
+        if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&text) {
+            if self.json(&mut v) {
+                return serde_json::to_vec(&v).unwrap_or_else(|_| REDACTED.as_bytes().to_vec());
+            }
+            return text.into_bytes();
+        }
+        self.text(&text).into_bytes()
     }
 }
 
 /// Every spelling of a secret that an upstream or a log may show: raw; JSON-escaped (plain,
 /// with `\/`, and with HTML-safe `\u003c`-style escapes as Go and others write them);
 /// percent-encoded as a path or query component, as a cookie value, as a form value (`+` for
-/// spaces) and with every non-alphanumeric byte encoded.
+/// spaces) and with every non-alphanumeric byte encoded, each with upper- and lowercase hex.
 pub fn forms(value: &str) -> Vec<String> {
     let json = serde_json::to_string(value).unwrap_or_default();
     let json = json.get(1..json.len().saturating_sub(1)).unwrap_or("").to_string();
     let json_slash = json.replace('/', "\\/");
     let json_html = json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
     let form: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    let mut out = vec![
-        value.to_string(),
-        json,
-        json_slash,
-        json_html,
-        enc(value),
-        cookie_enc(value),
-        form,
-        utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(),
-    ];
+    let percent = [enc(value), cookie_enc(value), form, utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()];
+    let mut out = vec![value.to_string(), json, json_slash, json_html];
+    for p in percent {
+        out.push(lower_hex(&p));
+        out.push(p);
+    }
     out.sort();
     out.dedup();
+    out
+}
+
+/// `%2F` -> `%2f`: the same encoding with lowercase hex digits, as some servers echo it.
+fn lower_hex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = 0;
+    for (i, c) in s.char_indices() {
+        if rest > 0 {
+            out.push(c.to_ascii_lowercase());
+            rest -= 1;
+        } else {
+            if c == '%' && s.len() >= i + 3 {
+                rest = 2;
+            }
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -220,7 +327,7 @@ mod tests {
 
     #[test]
     fn scheme_named_headers_and_query_params_are_hidden() {
-        let r = Redactor { names: vec!["X-Token".into(), "api_key".into()], values: vec![] };
+        let r = Redactor::new(vec!["X-Token".into(), "api_key".into()], [""; 0]);
         assert_eq!(r.header("x-token", "t"), "x-token: [REDACTED]");
         assert_eq!(
             r.url("https://api.example.com/v1?q=pets&api_key=s3cr3t&access_token=tok#frag"),
@@ -231,7 +338,7 @@ mod tests {
 
     #[test]
     fn known_secret_values_are_hidden_anywhere() {
-        let r = Redactor { names: vec![], values: vec!["sk_live_123456".into(), "ab".into()] };
+        let r = Redactor::of_values(["sk_live_123456", "ab"]);
         assert_eq!(r.text("upstream said: bad key sk_live_123456!"), "upstream said: bad key [REDACTED]!");
         assert_eq!(r.text("tab"), "tab", "too-short values are ignored");
         assert_eq!(r.url("https://x/p?k=sk_live_123456"), "https://x/p?k=[REDACTED]");
@@ -275,6 +382,46 @@ mod tests {
         assert!(!wire.contains("quoted"), "{wire}");
         assert_eq!(v["structuredContent"]["a"][0]["b"], REDACTED);
         assert_eq!(v["structuredContent"][REDACTED], 1);
+    }
+
+    #[test]
+    fn scheme_tokens_basic_passwords_numbers_and_escaped_bodies_are_hidden() {
+        let r = Redactor::of_values(["SSWS 00abcDEF123", "Basic dXNlcjpodW50ZXIyMDI2"]);
+        assert_eq!(r.text("invalid token 00abcDEF123"), "invalid token [REDACTED]");
+        assert_eq!(r.text("bad password hunter2026 for user:hunter2026"), "bad password [REDACTED] for [REDACTED]");
+        let pin = Redactor::of_values(["48151623"]);
+        let mut v = serde_json::json!({ "pin": 48151623, "other": 7 });
+        assert!(pin.json(&mut v));
+        assert_eq!(v, serde_json::json!({ "pin": REDACTED, "other": 7 }));
+        let plus = Redactor::of_values(["abc+def/ghi=="]);
+        let body = br#"{"error":"bad key abc+def\/ghi=="}"#.to_vec();
+        let out = String::from_utf8(plus.body(body)).unwrap();
+        assert_eq!(out, r#"{"error":"bad key [REDACTED]"}"#);
+        assert_eq!(plus.text("k=abc%2bdef%2fghi%3d%3d"), "k=[REDACTED]", "lowercase percent hex");
+        let html = plus.body(b"<p>key abc+def/ghi== refused</p>".to_vec());
+        assert_eq!(html, b"<p>key [REDACTED] refused</p>");
+        assert_eq!(plus.body(vec![0xff, 0x00]), vec![0xff, 0x00], "binary bodies pass (never shown)");
+    }
+
+    #[test]
+    fn colliding_redacted_keys_are_all_kept_and_debug_hides_the_secrets() {
+        let r = Redactor::of_values(["secret-one", "secret-two"]);
+        let mut v = serde_json::json!({ "secret-one": 1, "secret-two": 2, "[REDACTED]": 3 });
+        r.json(&mut v);
+        let mut values: Vec<i64> = v.as_object().unwrap().values().map(|x| x.as_i64().unwrap()).collect();
+        values.sort();
+        assert_eq!(values, [1, 2, 3]);
+        assert!(!format!("{r:?}").contains("secret-one"));
+    }
+
+    #[test]
+    fn a_hostile_request_cannot_blank_its_own_log_line() {
+        let r = Redactor::for_request(
+            [("cookie", "a=/mcp/; b=manifest; c=failed; __Host-flowcp_session=short"), ("x-api-key", "srv")],
+            &[],
+        );
+        let line = log_line("POST", "/mcp/srv_1", 503, 1, Some("manifest of srv_1 failed"), &r);
+        assert_eq!(line, "POST /mcp/srv_1 -> 503 in 1 ms: manifest of srv_1 failed");
     }
 
     #[test]

@@ -164,9 +164,12 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
     };
     throttle::note_success(svc.db, &keys).await?;
     // Hashes made with older (weaker) parameters are upgraded while the password is at hand.
+    // Best effort: a failed upgrade does not fail the login, and it never overwrites a password
+    // changed since this request read the hash.
     if password::needs_rehash(&user.password_hash) {
-        let upgraded = password::hash_password(&body.password)?;
-        users::set_password_hash(svc.db, &user.id, &upgraded, svc.now_ms).await?;
+        if let Ok(upgraded) = password::hash_password(&body.password) {
+            let _ = users::rehash_password(svc.db, &user.id, &user.password_hash, &upgraded, svc.now_ms).await;
+        }
     }
     let (cookie, csrf) = start_session(svc, &user.id).await?;
     Ok(Response::ok(json!({

@@ -25,6 +25,8 @@ use crate::tools::ToolDef;
 const AUTH_MODES: &[&str] = &["none", "api_key", "bearer", "oauth"];
 const PROBE_TIMEOUT_MS: u32 = 10_000;
 const MAX_CREDENTIAL: usize = 8 * 1024;
+/// Shorter values cannot be told apart from ordinary text, so they could not be redacted.
+const MIN_CREDENTIAL: usize = 8;
 
 async fn load<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member, id: &str) -> Result<Server, ApiError> {
     store::get(svc.db, &m.workspace_id, id).await?.ok_or_else(ApiError::not_found)
@@ -289,11 +291,13 @@ pub async fn put_credential<D: Db, K: Kv, H: Http>(
     let body: CredentialBody = req.json(limits::API_JSON)?;
     let mut s = load(svc, m, id).await?;
     let value = body.value.trim();
-    if value.is_empty() || value.len() > MAX_CREDENTIAL || value.chars().any(|c| c.is_control()) {
+    if value.len() < MIN_CREDENTIAL || value.len() > MAX_CREDENTIAL || value.chars().any(|c| c.is_control()) {
         return Err(ApiError::new(
             422,
             "invalid_credential",
-            format!("The credential must be 1 to {MAX_CREDENTIAL} characters without control characters."),
+            format!(
+                "The credential must be {MIN_CREDENTIAL} to {MAX_CREDENTIAL} characters without control characters."
+            ),
         ));
     }
     // Bind the credential to the API's origin as it is now: it is never sent anywhere else.

@@ -350,10 +350,11 @@ fn with_common_headers(mut r: Response) -> Response {
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
+    let redactor = Redactor::of_values(config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string())));
     let db = match D1Db::new(&env, D1_BINDING) {
         Ok(db) => db,
         Err(e) => {
-            console_error!("scheduled {}: no database binding: {}", event.cron(), e);
+            console_error!("scheduled {}: no database binding: {}", event.cron(), redactor.text(&e.to_string()));
             return;
         }
     };
@@ -365,6 +366,6 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             r.batches,
             r.complete
         ),
-        Err(e) => console_error!("retention failed: {}", e),
+        Err(e) => console_error!("retention failed: {}", redactor.text(&e.to_string())),
     }
 }

@@ -28,6 +28,8 @@ impl Credential {
             (Credential::Bearer(_), ParamLocation::Header) => wire.eq_ignore_ascii_case("authorization"),
             (Credential::Query { name, .. }, ParamLocation::Query) => name == wire,
             (Credential::Cookie { name, .. }, ParamLocation::Cookie) => name == wire,
+            // A header parameter named Cookie would ride beside the credential's cookie.
+            (Credential::Cookie { .. }, ParamLocation::Header) => wire.eq_ignore_ascii_case("cookie"),
             _ => false,
         }
     }
@@ -150,6 +152,12 @@ fn check_header(name: &str, value: &str) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Whether an encoded `name=value` pair (query or cookie) is named `name` once decoded.
+fn pair_named(pair: &str, name: &str) -> bool {
+    let key = pair.split('=').next().unwrap_or("").trim();
+    key == name || percent_encoding::percent_decode_str(key).decode_utf8_lossy() == name
+}
+
 /// Build the request. `base_url` overrides the document's servers.
 pub fn build_request(
     tool: &ToolDef,
@@ -198,6 +206,13 @@ pub fn build_request(
             value
         };
         place_param(p, value, &mut path, &mut query, &mut headers, &mut cookies)?;
+    }
+    // An exploded object argument can name its own query or cookie pairs: none may carry the
+    // credential's name (a server that takes the first value would run as the caller's key).
+    match credential {
+        Credential::Query { name, .. } => query.retain(|pair| !pair_named(pair, name)),
+        Credential::Cookie { name, .. } => cookies.retain(|pair| !pair_named(pair, name)),
+        _ => {}
     }
     match credential {
         Credential::None => {}

@@ -46,10 +46,13 @@ pub struct Preflight {
 /// refuses an empty list, see `config::allowed_hosts`).
 pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.trim().to_ascii_lowercase();
-    let name = match host.rfind(':') {
-        Some(i) if !host.ends_with(']') => &host[..i],
-        _ => host.as_str(),
+    let (name, port) = match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => (&host[..i], Some(&host[i..])),
+        _ => (host.as_str(), None),
     };
+    // A fully qualified name (`example.com.`) is the same host.
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let host = format!("{name}{}", port.unwrap_or(""));
     allowed.iter().any(|a| {
         let a = a.trim().to_ascii_lowercase();
         a == host || a == name
@@ -235,6 +238,8 @@ mod tests {
         assert!(!host_allowed("", &local), "an empty Host is not a listed host");
         assert!(!host_allowed("127.0.0.1.evil.example", &local));
         assert!(host_allowed("mcp.flowcp.dev:443", &["mcp.flowcp.dev:443".to_string()]));
+        assert!(host_allowed("LOCALHOST.:8787", &local), "a trailing dot names the same host");
+        assert!(!host_allowed("localhost..:8787", &local));
         assert!(!host_allowed("mcp.flowcp.dev:444", &["mcp.flowcp.dev:443".to_string()]));
     }
 

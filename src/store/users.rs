@@ -143,10 +143,19 @@ pub async fn update_password(
     Ok(true)
 }
 
-/// Replaces the password hash only (a rehash at login with today's parameters: same password,
-/// so no session is revoked). Returns whether the user exists.
-pub async fn set_password_hash(db: &impl Db, user_id: &str, new_hash: &str, now_ms: i64) -> Result<bool, StoreError> {
-    Ok(db.execute(UPDATE_PASSWORD, &[user_id.into(), new_hash.into(), now_ms.into()]).await? > 0)
+const REHASH: &str = "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2";
+
+/// Replaces the password hash only if it is still `old_hash` (a rehash at login with today's
+/// parameters: same password, so no session is revoked; a password changed meanwhile wins).
+/// Returns whether it was replaced.
+pub async fn rehash_password(
+    db: &impl Db,
+    user_id: &str,
+    old_hash: &str,
+    new_hash: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    Ok(db.execute(REHASH, &[user_id.into(), old_hash.into(), new_hash.into(), now_ms.into()]).await? > 0)
 }
 
 /// Deletes the account and its sessions (memberships go by ON DELETE CASCADE; workspaces the

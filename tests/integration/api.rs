@@ -295,6 +295,10 @@ impl Env {
     }
 }
 
+fn user_id(env: &Env, email: &str) -> String {
+    block_on(flowcp::store::users::find_by_email(&env.db, email)).unwrap().unwrap().id
+}
+
 fn stored_hash(env: &Env, email: &str) -> String {
     block_on(flowcp::store::users::find_by_email(&env.db, email)).unwrap().unwrap().password_hash
 }
@@ -316,6 +320,17 @@ fn login_upgrades_a_hash_made_with_older_parameters() {
     assert_ne!(now, old_hash, "the hash was upgraded at login");
     assert!(!flowcp::auth::password::needs_rehash(&now), "{now}");
     assert!(flowcp::auth::password::verify_password("a long enough password", &now));
+    // A rehash never overwrites a password changed after the login read the hash.
+    let changed = block_on(flowcp::store::users::rehash_password(
+        &env.db,
+        &user_id(&env, "old@example.com"),
+        &old_hash,
+        "$argon2id$stale",
+        1,
+    ))
+    .unwrap();
+    assert!(!changed, "the stored hash is no longer the one the login read");
+    assert_eq!(stored_hash(&env, "old@example.com"), now);
     // A current hash is left alone.
     assert_eq!(env.login("old@example.com", "a long enough password").status, 200);
     assert_eq!(stored_hash(&env, "old@example.com"), now);
@@ -433,6 +448,8 @@ fn the_verification_probe_never_echoes_the_credential_in_any_form() {
     let ws = signed_up(&env, "probe@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let (_, srv) = api_key_server(&env, &ws);
+    let short = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": "1234567" })));
+    assert_eq!((short.status, short.body.unwrap()["error"]["code"].clone()), (422, json!("invalid_credential")));
     let secret = "pr.obe/se+cret=v\"al";
     env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": secret })));
     // The upstream fails with an error text that quotes the request URL (query placement).

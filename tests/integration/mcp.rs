@@ -598,6 +598,25 @@ fn a_header_argument_never_rides_beside_the_credential() {
     let plan = flowcp::invoke::build_request(&tool, &args, &cookie, None).unwrap();
     let cookies = crate::support::js_headers(&plan.headers);
     assert_eq!(cookies.iter().find(|(k, _)| k == "cookie").unwrap().1, "key=secret");
+    // Exploded object arguments cannot name the credential's pair either.
+    let doc = serde_json::to_vec(&json!({
+        "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "servers": [{ "url": "https://api.example.com" }],
+        "paths": { "/y": { "get": { "operationId": "y",
+            "parameters": [
+                { "name": "filter", "in": "query", "schema": { "type": "object" } },
+                { "name": "prefs", "in": "cookie", "explode": true, "schema": { "type": "object" } },
+                { "name": "Cookie", "in": "header", "schema": { "type": "string" } }
+            ],
+            "responses": { "200": { "description": "ok" } } } } }
+    }))
+    .unwrap();
+    let objects = flowcp::tools::import(&doc).unwrap().tools.remove(0);
+    let smuggle = json!({ "filter": { "api_key": "attacker", "q": "1" }, "prefs": { "key": "attacker", "theme": "dark" }, "Cookie": "key=attacker" });
+    let plan = flowcp::invoke::build_request(&objects, &smuggle, &query, None).unwrap();
+    assert_eq!(plan.url, "https://api.example.com/y?q=1&api_key=secret", "{}", plan.url);
+    let plan = flowcp::invoke::build_request(&objects, &smuggle, &cookie, None).unwrap();
+    let merged = crate::support::js_headers(&plan.headers);
+    assert_eq!(merged.iter().find(|(k, _)| k == "cookie").unwrap().1, "theme=dark; key=secret", "{merged:?}");
     let bearer = Credential::Bearer("secret".into());
     let plan = flowcp::invoke::build_request(&tool, &args, &bearer, None).unwrap();
     let merged = crate::support::js_headers(&plan.headers);
@@ -694,4 +713,32 @@ fn an_unreadable_manifest_tells_the_operator_why_but_not_the_client() {
     assert_eq!(r.status, 503);
     assert!(r.internal.as_deref().unwrap().contains("manifest version 7 is missing"), "{:?}", r.internal);
     assert!(!r.body.unwrap().to_string().contains("version 7"));
+}
+
+/// Answers 404 with the request URL as a plain-text body, like many error pages.
+struct EchoUrl404;
+
+impl Http for EchoUrl404 {
+    async fn send(&self, req: &HttpRequest, _max: usize) -> Result<HttpResponse, HttpError> {
+        Ok(HttpResponse {
+            status: 404,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: format!("no route for {}", req.url).into_bytes(),
+            truncated: false,
+        })
+    }
+}
+
+#[test]
+fn the_result_budget_cannot_cut_the_credential_into_an_unredacted_prefix() {
+    let secret = "sk_live_truncation_target_9f8e7d";
+    let f = fixture(1, "api_key", false, false);
+    republish(&f, |m| m.auth.placement = Some(Placement { location: "query".into(), name: "api_key".into() }));
+    set_credential(&f, secret);
+    // Pad the echoed URL so the 2 KiB error excerpt ends at every position inside the key.
+    for pad in 1_960..2_010 {
+        let r = call_via(&f, &EchoUrl404, tool_call("getThing0000", json!({ "q": "A".repeat(pad) })), &[], later());
+        let text = result_of(&r)["content"][0]["text"].as_str().unwrap().to_string();
+        assert!(!text.contains("sk_li"), "pad {pad}: a prefix of the key is shown: …{}", &text[text.len() - 60..]);
+    }
 }
