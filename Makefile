@@ -35,7 +35,7 @@ size:
 	@node scripts/size.mjs
 
 e2e:
-	FLOWCP_SKIP_BUILD=1 node --test --test-concurrency=1 --test-timeout=900000 tests/e2e/
+	FLOWCP_SKIP_BUILD=1 node --test --test-concurrency=1 --test-timeout=900000 tests/e2e/*.test.mjs
 
 ## make bench: FlowCP vs the direct floor, the runtime floor and peers (not a test; ~10 min)
 bench: setup build

@@ -249,7 +249,17 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
     let started = (rt.clock)();
     let pre = match transport::preflight(req.method, req.headers, &rt.origin) {
         Ok(p) => p,
-        Err(r) => return r.into(),
+        Err(mut r) => {
+            // An unsupported version is answered to the request that carried it (its id).
+            if let Some(Value::Object(err)) = r.body.as_mut() {
+                if err.get("error").and_then(|e| e.get("code")) == Some(&json!(transport::UNSUPPORTED_VERSION)) {
+                    if let Some(id) = transport::request_id(req.body) {
+                        err.insert("id".into(), id);
+                    }
+                }
+            }
+            return r.into();
+        }
     };
     let loaded = match load_manifest(rt.kv, server_id, started).await {
         Ok(Some(l)) => l,
@@ -332,8 +342,11 @@ async fn dispatch_single<K: Kv, H: Http>(
         Ok(Message::Notification { .. } | Message::Response) => return None,
         Ok(Message::Request { id, method, params }) => (id, method, params),
     };
-    if method != "initialize" {
-        if let Some(version) = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion") {
+    let meta_version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion");
+    // `initialize` is legacy, unless it arrives in the modern envelope (where it was removed).
+    let modern_initialize = meta_version.and_then(Value::as_str).is_some_and(|v| modern::VERSIONS.contains(&v));
+    if method != "initialize" || modern_initialize {
+        if let Some(version) = meta_version {
             return Some(modern::dispatch(ctx, id, &method, &params, version, headers, audit).await);
         }
         if header(headers, "mcp-protocol-version").is_some_and(|h| modern::VERSIONS.contains(&h.trim())) {
@@ -426,12 +439,23 @@ mod modern {
         audit: &mut Vec<AuditEvent>,
     ) -> (u16, Value) {
         let requested = version.as_str().unwrap_or("");
+        // The envelope and its header must agree before either is judged.
+        if header(headers, "mcp-protocol-version").map(str::trim) != Some(requested) {
+            return mismatch(id, "MCP-Protocol-Version must equal the _meta protocol version");
+        }
         if !VERSIONS.contains(&requested) {
             let data = json!({ "supported": all_versions(), "requested": version });
             return (400, jsonrpc::error_with_data(id, UNSUPPORTED_VERSION, "Unsupported protocol version", data));
         }
-        if header(headers, "mcp-protocol-version").map(str::trim) != Some(requested) {
-            return mismatch(id, "MCP-Protocol-Version must equal the _meta protocol version");
+        if !params.pointer("/_meta/io.modelcontextprotocol~1clientCapabilities").is_some_and(Value::is_object) {
+            return (
+                400,
+                jsonrpc::error(
+                    id,
+                    INVALID_PARAMS,
+                    "Invalid params: _meta must carry io.modelcontextprotocol/clientCapabilities (an object).",
+                ),
+            );
         }
         if header(headers, "mcp-method").map(str::trim) != Some(method) {
             return mismatch(id, "Mcp-Method must name the request's method");

@@ -148,6 +148,16 @@ pub fn parse_body(body: &[u8], pre: &Preflight) -> Result<Body, Rejection> {
     }
 }
 
+/// The `id` of a single JSON-RPC request body, if it has a valid one (to answer a refusal
+/// decided before the body is read to the request it belongs to).
+pub fn request_id(body: &[u8]) -> Option<Value> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    match v.get("id")? {
+        id @ (Value::String(_) | Value::Number(_)) => Some(id.clone()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +234,11 @@ mod tests {
         let body = preflight("POST", &bad_version, ORIGIN).unwrap_err().body.unwrap();
         assert_eq!(body["error"]["code"], -32022);
         assert_eq!(body["error"]["data"]["requested"], "1999-01-01");
+        assert_eq!(request_id(br#"{"jsonrpc":"2.0","id":301,"method":"x"}"#), Some(serde_json::json!(301)));
+        assert_eq!(request_id(br#"{"jsonrpc":"2.0","id":"a","method":"x"}"#), Some(serde_json::json!("a")));
+        for none in [&br#"{"id":{"a":1}}"#[..], &b"[{\"id\":1}]"[..], &b"{nope"[..], &b"{}"[..]] {
+            assert_eq!(request_id(none), None);
+        }
     }
 
     #[test]

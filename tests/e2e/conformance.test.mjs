@@ -1,18 +1,20 @@
 // The official MCP conformance suite (@modelcontextprotocol/conformance, Node 22 via npm)
 // against a published, keyless demo server under wrangler dev. The suite cannot send custom
 // headers, so the server is public. Expected failures are listed and explained in
-// tests/conformance/expected-failures.yml.
+// tests/conformance/expected-failures.yml; the 2026-07-28-era scenarios, which only the newer
+// (alpha) package has, run check by check against tests/conformance/expected-failures-2026.json.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client, ROOT, startWorker } from "./harness.mjs";
 
 const CONFORMANCE = "@modelcontextprotocol/conformance@0.1.16";
 let w, url;
 
-function conformance(args) {
-  const r = spawnSync("npx", ["-y", "-p", "node@22", "-p", CONFORMANCE, "--", "conformance", "server", "--url", url, ...args], {
+function conformance(args, pkg = CONFORMANCE) {
+  const r = spawnSync("npx", ["-y", "-p", "node@22", "-p", pkg, "--", "conformance", "server", "--url", url, ...args], {
     cwd: ROOT, encoding: "utf8", timeout: 600_000, env: { ...process.env, npm_config_yes: "true" },
   });
   return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
@@ -37,7 +39,11 @@ for (const scenario of ["server-initialize", "ping", "tools-list", "dns-rebindin
   test(`conformance scenario ${scenario} passes`, () => {
     const r = conformance(["--scenario", scenario]);
     assert.equal(r.status, 0, r.out);
-    assert.match(r.out, /Passed: (\d+)\/\1, 0 failed/);
+    // v0.1.16 prints "Passed: 1/1, 0 failed, 0 warnings" and exits 0 on warnings too: a run
+    // with no checks, a failure or any warning must not count as a pass.
+    const out = r.out.replace(/\x1b\[[0-9;]*m/g, "");
+    assert.match(out, /^Passed: ([1-9]\d*)\/\1, 0 failed, 0 warnings$/m, out);
+    assert.doesNotMatch(out, /\] (FAILURE|WARNING) /, out);
   });
 }
 
@@ -45,3 +51,20 @@ test("the active suite fails only the listed, explained scenarios", () => {
   const r = conformance(["--expected-failures", join(ROOT, "tests/conformance/expected-failures.yml")]);
   assert.equal(r.status, 0, r.out.slice(-4000));
 });
+
+const MODERN = JSON.parse(readFileSync(join(ROOT, "tests/conformance/expected-failures-2026.json"), "utf8"));
+for (const [scenario, expected] of Object.entries(MODERN.scenarios)) {
+  test(`2026-07-28 conformance scenario ${scenario} fails only its listed checks`, () => {
+    const r = conformance(["--scenario", scenario], MODERN.package);
+    const out = r.out.replace(/\x1b\[[0-9;]*m/g, "");
+    const totals = out.match(/^Passed: (\d+)\/(\d+), (\d+) failed, (\d+) warnings$/m);
+    assert.ok(totals, out);
+    const [passed, total, , warnings] = totals.slice(1).map(Number);
+    assert.ok(total > 0, `no checks ran:\n${out}`);
+    assert.equal(warnings, 0, out);
+    const failed = [...out.matchAll(/\[([\w-]+)\s*\] FAILURE /g)].map((m) => m[1]).sort();
+    assert.deepEqual(failed, Object.keys(expected).sort(), out);
+    assert.equal(passed, total - failed.length, out);
+    assert.equal(r.status, failed.length ? 1 : 0, out);
+  });
+}

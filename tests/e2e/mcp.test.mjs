@@ -202,19 +202,98 @@ async function raw(url, { method = "POST", headers = {}, body } = {}) {
 }
 
 const INIT = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" });
+// A call that would reach the upstream (GET /ping) and write an audit row if it were let through.
+const CALL_PING = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "ping", arguments: {} } });
+const JSON_HEADERS = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+const withKey = (key) => ({ ...JSON_HEADERS, authorization: `Bearer ${key}` });
 
-test("HTTP rules: 401 without or with a wrong key, 403 foreign Origin, 404, 405, 406, 415, 202", async () => {
-  const base = { "content-type": "application/json", accept: "application/json, text/event-stream" };
-  const auth = { ...base, authorization: `Bearer ${plain.key}` };
-  let r = await raw(plain.url, { headers: base, body: INIT });
-  assert.equal(r.status, 401);
+/** Every audit row of one server (all pages). */
+async function auditRows(serverId) {
+  const rows = [];
+  let cursor = null;
+  do {
+    const page = await owner.get(P(`/audit?server=${serverId}&limit=200${cursor ? `&cursor=${cursor}` : ""}`));
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    rows.push(...page.body.items);
+    cursor = page.body.next_cursor;
+  } while (cursor);
+  return rows;
+}
+
+/** Audit rows are written after the response: polls until there are at least `n` (≤ 10 s). */
+async function waitForAudit(serverId, n) {
+  let rows = [];
+  for (let attempt = 0; attempt < 50; attempt++) {
+    rows = await auditRows(serverId);
+    if (rows.length >= n) break;
+    await sleep(200);
+  }
+  return rows;
+}
+
+test("HTTP rules: a tools/call without a key, with a wrong key or from a foreign Origin is refused and has no effect", async () => {
+  // Positive control: the same call with the key reaches the upstream and is audited.
+  await sleep(300); // earlier tests' after-response audit writes settle
+  const audited = (await auditRows(plain.id)).length;
+  let before = up.received.length;
+  let r = await raw(plain.url, { headers: withKey(plain.key), body: CALL_PING });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.result.isError, undefined, r.text);
+  assert.match(r.json.result.content[0].text, /pong/);
+  assert.equal(up.received.length, before + 1, "the control call reached the upstream");
+  assert.equal(up.received[up.received.length - 1].url, "/ping");
+  assert.equal((await waitForAudit(plain.id, audited + 1)).length, audited + 1, "the control call was audited");
+
+  before = up.received.length;
+  r = await raw(plain.url, { headers: { ...withKey(plain.key), origin: "https://evil.example" }, body: CALL_PING });
+  assert.equal(r.status, 403, r.text);
+  assert.match(r.json.error.message, /Origin/);
+  r = await raw(plain.url, { headers: JSON_HEADERS, body: CALL_PING });
+  assert.equal(r.status, 401, r.text);
   assert.match(r.json.error.message, /access key/);
-  r = await raw(plain.url, { headers: { ...base, authorization: "Bearer fcp_sk_wrong" }, body: INIT });
-  assert.equal(r.status, 401);
-  r = await raw(plain.url, { headers: { ...base, "x-api-key": plain.key }, body: INIT });
+  assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="flowcp"');
+  r = await raw(plain.url, { headers: withKey("fcp_sk_wrong"), body: CALL_PING });
+  assert.equal(r.status, 401, r.text);
+  assert.match(r.json.error.message, /not valid for this server/);
+  r = await raw(plain.url, { headers: { ...JSON_HEADERS, "x-api-key": "fcp_sk_wrong" }, body: CALL_PING });
+  assert.equal(r.status, 401, r.text);
+  assert.equal(up.received.length, before, "no refused call reached the upstream");
+  await sleep(1000);
+  assert.equal((await auditRows(plain.id)).length, audited + 1, "no refused call wrote an audit row");
+});
+
+test("an access key opens only its own server: another private server's key is 401 and reaches nothing", async () => {
+  const other = await publish("Echo other");
+  // Positive control: each server's own key works.
+  let r = await raw(other.url, { headers: withKey(other.key), body: CALL_PING });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.result.isError, undefined, r.text);
+  assert.equal((await waitForAudit(other.id, 1)).length, 1);
+  await sleep(300);
+  const plainAudited = (await auditRows(plain.id)).length;
+  const before = up.received.length;
+  // plain.key was used a moment ago, so the isolate has its mirror cached: the check must
+  // compare the mirror's server id, not merely find the key.
+  r = await raw(plain.url, { headers: withKey(plain.key), body: INIT });
+  assert.equal(r.status, 200, r.text);
+  r = await raw(other.url, { headers: withKey(plain.key), body: CALL_PING });
+  assert.equal(r.status, 401, r.text);
+  assert.match(r.json.error.message, /not valid for this server/);
+  r = await raw(other.url, { headers: { ...JSON_HEADERS, "x-api-key": plain.key }, body: CALL_PING });
+  assert.equal(r.status, 401, r.text);
+  r = await raw(plain.url, { headers: withKey(other.key), body: CALL_PING });
+  assert.equal(r.status, 401, r.text);
+  assert.equal(up.received.length, before, "a foreign key reached the upstream");
+  await sleep(1000);
+  assert.equal((await auditRows(other.id)).length, 1, "a foreign key wrote an audit row on the other server");
+  assert.equal((await auditRows(plain.id)).length, plainAudited, "a foreign key wrote an audit row on the key's server");
+});
+
+test("HTTP rules: X-API-Key, 404, 405, 406, 415, 202, -32700, -32601, batch and version checks", async () => {
+  const base = JSON_HEADERS;
+  const auth = withKey(plain.key);
+  let r = await raw(plain.url, { headers: { ...base, "x-api-key": plain.key }, body: INIT });
   assert.equal(r.status, 200, "X-API-Key works too");
-  r = await raw(plain.url, { headers: { ...auth, origin: "https://evil.example" }, body: INIT });
-  assert.equal(r.status, 403);
   r = await raw(`${w.url}/mcp/srv_doesnotexist`, { headers: auth, body: INIT });
   assert.equal(r.status, 404);
   r = await raw(plain.url, { method: "GET", headers: auth });
@@ -239,6 +318,30 @@ test("HTTP rules: 401 without or with a wrong key, 403 foreign Origin, 404, 405,
   assert.equal(r.json.length, 1);
   r = await raw(plain.url, { headers: { ...auth, "mcp-protocol-version": "1999-01-01" }, body: INIT });
   assert.equal(r.status, 400);
+});
+
+test("batch boundary (2025-03-26): exactly 32 messages are answered; 33 and an empty batch are 400 and run nothing", async () => {
+  const h = { ...withKey(plain.key), "mcp-protocol-version": "2025-03-26" };
+  const batch = (n, make) => JSON.stringify(Array.from({ length: n }, (_, i) => make(i + 1)));
+  const ping = (id) => ({ jsonrpc: "2.0", id, method: "ping" });
+  let r = await raw(plain.url, { headers: h, body: batch(32, ping) });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.length, 32);
+  assert.deepEqual(r.json.map((x) => x.id).sort((a, b) => a - b), Array.from({ length: 32 }, (_, i) => i + 1));
+  assert.ok(r.json.every((x) => x.jsonrpc === "2.0" && x.error === undefined && typeof x.result === "object"), r.text);
+  r = await raw(plain.url, { headers: h, body: batch(33, ping) });
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.json.error.message, /at most 32/);
+  r = await raw(plain.url, { headers: h, body: "[]" });
+  assert.equal(r.status, 400, r.text);
+  assert.match(r.json.error.message, /empty batch/);
+  // An oversized batch of tool calls is refused whole: not one of them reaches the upstream.
+  const before = up.received.length;
+  const call = (id) => ({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "ping", arguments: {} } });
+  r = await raw(plain.url, { headers: h, body: batch(33, call) });
+  assert.equal(r.status, 400, r.text);
+  await sleep(200);
+  assert.equal(up.received.length, before);
 });
 
 test("an oauth server answers 401 with resource metadata", async () => {
@@ -273,30 +376,16 @@ test("a burst of concurrent calls writes exactly one audit row each, with no sec
   const results = await Promise.all(Array.from({ length: N }, (_, i) => clients[i % 4].callTool({ name: "ping", arguments: {} })));
   assert.equal(results.filter((r) => !r.isError).length, N);
   await Promise.all(clients.map((c) => c.close()));
-  let rows = [];
-  for (let attempt = 0; attempt < 50; attempt++) {
-    rows = [];
-    let cursor = null;
-    do {
-      const page = await owner.get(P(`/audit?server=${s.id}&limit=200${cursor ? `&cursor=${cursor}` : ""}`));
-      rows.push(...page.body.items);
-      cursor = page.body.next_cursor;
-    } while (cursor);
-    if (rows.length >= N) break;
-    await sleep(200);
-  }
+  let rows = await waitForAudit(s.id, N);
   assert.equal(rows.length, N);
+  // Stopping at N would miss duplicates written later: wait, re-read, and the count still holds.
+  await sleep(500);
+  rows = await auditRows(s.id);
+  assert.equal(rows.length, N, "late duplicate audit rows");
   assert.ok(rows.every((r) => r.tool_name === "ping" && r.outcome === "ok" && r.upstream_status === 200));
   assert.ok(rows.every((r) => /^[0-9a-f]{16}$/.test(r.connection_hash)));
   const text = JSON.stringify(rows);
   for (const secret of [API_KEY, s.key]) assert.ok(!text.includes(secret));
-});
-
-test("no credential, token or access key appears in the worker log", async () => {
-  const logs = w.logs();
-  for (const secret of [API_KEY, TOKEN, "client-secret-xyz", secrets.FLOWCP_SESSION_SECRET, ...accessKeys]) {
-    assert.ok(!logs.includes(secret), `the log leaked ${secret.slice(0, 10)}…`);
-  }
 });
 
 function modern(method, params = {}, id = 1) {
@@ -347,10 +436,26 @@ test("2026-07-28 era: header mismatches, unsupported versions and unknown method
   assert.equal(r.json.error.code, -32020);
   const old = modern("server/discover");
   old.params._meta["io.modelcontextprotocol/protocolVersion"] = "1900-01-01";
+  // Header and envelope disagree: the mismatch wins (as the official conformance suite's
+  // server-stateless scenario expects), whatever either version is.
   r = await raw(plain.url, { headers: { ...modernHeaders("server/discover"), "mcp-protocol-version": "2025-11-25" }, body: JSON.stringify(old) });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.code, -32020);
+  // Both name an unsupported version: -32022, answered to the request's own id.
+  r = await raw(plain.url, { headers: { ...modernHeaders("server/discover"), "mcp-protocol-version": "1900-01-01" }, body: JSON.stringify(old) });
   assert.equal(r.status, 400);
   assert.equal(r.json.error.code, -32022);
   assert.equal(r.json.error.data.requested, "1900-01-01");
+  assert.equal(r.json.id, 1);
+  // The envelope must carry the client's capabilities; initialize is gone in this era.
+  const bare = modern("server/discover");
+  delete bare.params._meta["io.modelcontextprotocol/clientCapabilities"];
+  r = await raw(plain.url, { headers: modernHeaders("server/discover"), body: JSON.stringify(bare) });
+  assert.equal(r.status, 400);
+  assert.equal(r.json.error.code, -32602);
+  r = await raw(plain.url, { headers: modernHeaders("initialize"), body: JSON.stringify(modern("initialize", { protocolVersion: "2026-07-28", capabilities: {}, clientInfo: { name: "x", version: "1" } })) });
+  assert.equal(r.status, 404, "initialize was removed in 2026-07-28");
+  assert.equal(r.json.error.code, -32601);
   r = await raw(plain.url, { headers: modernHeaders("ping"), body: JSON.stringify(modern("ping")) });
   assert.equal(r.status, 404, "ping is gone in 2026-07-28");
   assert.equal(r.json.error.code, -32601);
@@ -373,8 +478,33 @@ test("hostile MCP bodies: oversized is 413, deeply nested is -32700, wrong shape
   r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 4, method: "tools/call", params: { name: "ping", arguments: [1, 2] } }) });
   assert.equal(r.json.error.code, -32602);
   const deep = JSON.parse("{\"a\":".repeat(100) + "1" + "}".repeat(100));
+  // postJson's body schema declares name and count and does not allow additional properties
+  // explicitly, so an undeclared argument is dropped: the deep value is never forwarded.
+  let before = up.received.length;
   r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 5, method: "tools/call", params: { name: "postJson", arguments: { name: "n", extra: deep } } }) });
   assert.equal(r.status, 200, "deep arguments are validated, not a crash");
+  assert.ok(r.json.result, r.text);
+  assert.equal(r.json.result.isError, undefined, r.text);
+  assert.equal(up.received.length, before + 1);
+  assert.equal(up.received[up.received.length - 1].url, "/json");
+  assert.equal(up.received[up.received.length - 1].body, JSON.stringify({ name: "n" }), "the undeclared deep argument is dropped");
+  // The same deep value where the schema declares a string is a validation error and is not sent.
+  before = up.received.length;
+  r = await raw(plain.url, { headers: h, body: JSON.stringify({ jsonrpc: "2.0", id: 6, method: "tools/call", params: { name: "postJson", arguments: { name: deep } } }) });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.result.isError, true, r.text);
+  assert.match(r.json.result.content[0].text, /name/);
+  assert.equal(up.received.length, before, "an invalid deep argument reached the upstream");
   r = await client.callTool({ name: "ping", arguments: {} });
   assert.equal(r.isError, undefined, "the server still answers normally afterwards");
+});
+
+// Keep this the last test of the file, so every call above is covered.
+test("no credential, token or access key appears in the worker log (after every other test)", async () => {
+  await sleep(300); // after-response work (audit writes) logs its errors too
+  const logs = w.logs();
+  assert.ok(accessKeys.length >= 8, `only ${accessKeys.length} access keys were collected`);
+  for (const secret of [API_KEY, TOKEN, "client-secret-xyz", secrets.FLOWCP_SESSION_SECRET, secrets.FLOWCP_ENCRYPTION_KEYS.slice(3), ...accessKeys]) {
+    assert.ok(!logs.includes(secret), `the log leaked ${secret.slice(0, 10)}…`);
+  }
 });

@@ -742,3 +742,41 @@ fn the_result_budget_cannot_cut_the_credential_into_an_unredacted_prefix() {
         assert!(!text.contains("sk_li"), "pad {pad}: a prefix of the key is shown: …{}", &text[text.len() - 60..]);
     }
 }
+
+/// The 2026-07-28 rules the official conformance suite (0.2.0-alpha.12, `server-stateless`)
+/// checks and this runtime got wrong before.
+#[test]
+fn modern_era_envelope_rules_follow_the_conformance_suite() {
+    let f = fixture(1, "none", false, false);
+    let meta = |version: &str, caps: bool| {
+        let mut m = json!({ "io.modelcontextprotocol/protocolVersion": version });
+        if caps {
+            m["io.modelcontextprotocol/clientCapabilities"] = json!({});
+        }
+        json!({ "_meta": m })
+    };
+    let req = |id: i64, method: &str, params: Value| json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+    let hdrs = |v: &'static str, m: &'static str| [("mcp-protocol-version", v), ("mcp-method", m)];
+    // No clientCapabilities in the envelope: -32602, HTTP 400.
+    let r = call(&f, req(7, "server/discover", meta("2026-07-28", false)), &hdrs("2026-07-28", "server/discover"));
+    assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (400, json!(-32602)));
+    // An unsupported version refused by the transport still answers the request's id.
+    let r = call(&f, req(301, "server/discover", meta("v999.0.0", true)), &hdrs("v999.0.0", "server/discover"));
+    let body = r.body.unwrap();
+    assert_eq!((r.status, body["error"]["code"].clone(), body["id"].clone()), (400, json!(-32022), json!(301)));
+    // Header and envelope disagree: the mismatch is reported first (-32020).
+    let r = call(&f, req(8, "server/discover", meta("v999.0.0", true)), &hdrs("2026-07-28", "server/discover"));
+    assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (400, json!(-32020)));
+    // initialize was removed in the new era: 404 -32601.
+    let r = call(&f, req(9, "initialize", meta("2026-07-28", true)), &hdrs("2026-07-28", "initialize"));
+    assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (404, json!(-32601)));
+    // Controls: a legacy initialize and a complete modern request still work.
+    let legacy = req(
+        10,
+        "initialize",
+        json!({ "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "c", "version": "1" } }),
+    );
+    assert_eq!(call(&f, legacy, &[]).body.unwrap()["result"]["protocolVersion"], "2025-11-25");
+    let r = call(&f, req(11, "server/discover", meta("2026-07-28", true)), &hdrs("2026-07-28", "server/discover"));
+    assert_eq!((r.status, r.body.unwrap()["result"]["resultType"].clone()), (200, json!("complete")));
+}
