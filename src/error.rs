@@ -12,17 +12,290 @@ use serde_json::json;
 use crate::crypto::CryptoError;
 use crate::store::StoreError;
 
+/// Every error code the owner API answers with: one status each (a code never means two
+/// things), a default message, and the `enum` of the API document's error schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidJson,
+    InvalidCursor,
+    InvalidFilter,
+    InvalidLimit,
+    EmptyDocument,
+    Unauthenticated,
+    InvalidCredentials,
+    WrongPassword,
+    CsrfFailed,
+    Forbidden,
+    NotFound,
+    AppNotFound,
+    UserNotFound,
+    MethodNotAllowed,
+    AlreadyMember,
+    EmailTaken,
+    LastOwner,
+    NotVerified,
+    ToolNameTaken,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ConsentRequired,
+    DocumentTooLarge,
+    InvalidAuthConfig,
+    InvalidAuthMode,
+    InvalidBaseUrl,
+    InvalidCredential,
+    InvalidDescription,
+    InvalidEmail,
+    InvalidImport,
+    InvalidName,
+    InvalidRole,
+    InvalidSecret,
+    InvalidSecretName,
+    InvalidToolIds,
+    InvalidToolName,
+    NoApiOrigin,
+    SeveralApiOrigins,
+    UnreadableDocument,
+    UrlNotAllowed,
+    WeakPassword,
+    TooManyAttempts,
+    Internal,
+    FetchFailed,
+    NotConfigured,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the API document's enum.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BadRequest,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidCursor,
+        ErrorCode::InvalidFilter,
+        ErrorCode::InvalidLimit,
+        ErrorCode::EmptyDocument,
+        ErrorCode::Unauthenticated,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::WrongPassword,
+        ErrorCode::CsrfFailed,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::AppNotFound,
+        ErrorCode::UserNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::AlreadyMember,
+        ErrorCode::EmailTaken,
+        ErrorCode::LastOwner,
+        ErrorCode::NotVerified,
+        ErrorCode::ToolNameTaken,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::ConsentRequired,
+        ErrorCode::DocumentTooLarge,
+        ErrorCode::InvalidAuthConfig,
+        ErrorCode::InvalidAuthMode,
+        ErrorCode::InvalidBaseUrl,
+        ErrorCode::InvalidCredential,
+        ErrorCode::InvalidDescription,
+        ErrorCode::InvalidEmail,
+        ErrorCode::InvalidImport,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidRole,
+        ErrorCode::InvalidSecret,
+        ErrorCode::InvalidSecretName,
+        ErrorCode::InvalidToolIds,
+        ErrorCode::InvalidToolName,
+        ErrorCode::NoApiOrigin,
+        ErrorCode::SeveralApiOrigins,
+        ErrorCode::UnreadableDocument,
+        ErrorCode::UrlNotAllowed,
+        ErrorCode::WeakPassword,
+        ErrorCode::TooManyAttempts,
+        ErrorCode::Internal,
+        ErrorCode::FetchFailed,
+        ErrorCode::NotConfigured,
+    ];
+
+    /// The code as it appears in `{"error":{"code"}}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidCursor => "invalid_cursor",
+            ErrorCode::InvalidFilter => "invalid_filter",
+            ErrorCode::InvalidLimit => "invalid_limit",
+            ErrorCode::EmptyDocument => "empty_document",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::WrongPassword => "wrong_password",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::AppNotFound => "app_not_found",
+            ErrorCode::UserNotFound => "user_not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::AlreadyMember => "already_member",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::LastOwner => "last_owner",
+            ErrorCode::NotVerified => "not_verified",
+            ErrorCode::ToolNameTaken => "tool_name_taken",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::DocumentTooLarge => "document_too_large",
+            ErrorCode::InvalidAuthConfig => "invalid_auth_config",
+            ErrorCode::InvalidAuthMode => "invalid_auth_mode",
+            ErrorCode::InvalidBaseUrl => "invalid_base_url",
+            ErrorCode::InvalidCredential => "invalid_credential",
+            ErrorCode::InvalidDescription => "invalid_description",
+            ErrorCode::InvalidEmail => "invalid_email",
+            ErrorCode::InvalidImport => "invalid_import",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::InvalidRole => "invalid_role",
+            ErrorCode::InvalidSecret => "invalid_secret",
+            ErrorCode::InvalidSecretName => "invalid_secret_name",
+            ErrorCode::InvalidToolIds => "invalid_tool_ids",
+            ErrorCode::InvalidToolName => "invalid_tool_name",
+            ErrorCode::NoApiOrigin => "no_api_origin",
+            ErrorCode::SeveralApiOrigins => "several_api_origins",
+            ErrorCode::UnreadableDocument => "unreadable_document",
+            ErrorCode::UrlNotAllowed => "url_not_allowed",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::Internal => "internal",
+            ErrorCode::FetchFailed => "fetch_failed",
+            ErrorCode::NotConfigured => "not_configured",
+        }
+    }
+
+    /// The HTTP status of every answer with this code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest
+            | ErrorCode::InvalidJson
+            | ErrorCode::InvalidCursor
+            | ErrorCode::InvalidFilter
+            | ErrorCode::InvalidLimit
+            | ErrorCode::EmptyDocument => 400,
+            ErrorCode::Unauthenticated | ErrorCode::InvalidCredentials => 401,
+            ErrorCode::WrongPassword | ErrorCode::CsrfFailed | ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound | ErrorCode::AppNotFound | ErrorCode::UserNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::AlreadyMember
+            | ErrorCode::EmailTaken
+            | ErrorCode::LastOwner
+            | ErrorCode::NotVerified
+            | ErrorCode::ToolNameTaken => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::ConsentRequired
+            | ErrorCode::DocumentTooLarge
+            | ErrorCode::InvalidAuthConfig
+            | ErrorCode::InvalidAuthMode
+            | ErrorCode::InvalidBaseUrl
+            | ErrorCode::InvalidCredential
+            | ErrorCode::InvalidDescription
+            | ErrorCode::InvalidEmail
+            | ErrorCode::InvalidImport
+            | ErrorCode::InvalidName
+            | ErrorCode::InvalidRole
+            | ErrorCode::InvalidSecret
+            | ErrorCode::InvalidSecretName
+            | ErrorCode::InvalidToolIds
+            | ErrorCode::InvalidToolName
+            | ErrorCode::NoApiOrigin
+            | ErrorCode::SeveralApiOrigins
+            | ErrorCode::UnreadableDocument
+            | ErrorCode::UrlNotAllowed
+            | ErrorCode::WeakPassword => 422,
+            ErrorCode::TooManyAttempts => 429,
+            ErrorCode::Internal => 500,
+            ErrorCode::FetchFailed => 502,
+            ErrorCode::NotConfigured => 503,
+        }
+    }
+
+    /// A message for when the call site has nothing more specific to say.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "The request is not valid.",
+            ErrorCode::InvalidJson => "The request body is not valid JSON of the expected shape.",
+            ErrorCode::InvalidCursor => "The cursor is not one this API issued.",
+            ErrorCode::InvalidFilter => "A filter parameter is not valid.",
+            ErrorCode::InvalidLimit => "The limit is not a number in the allowed range.",
+            ErrorCode::EmptyDocument => "The document is empty.",
+            ErrorCode::Unauthenticated => "Log in to continue.",
+            ErrorCode::InvalidCredentials => "The email or password is wrong.",
+            ErrorCode::WrongPassword => "The password is wrong.",
+            ErrorCode::CsrfFailed => "The X-CSRF-Token header is missing or wrong; reload and try again.",
+            ErrorCode::Forbidden => "Only workspace owners and admins can do this.",
+            ErrorCode::NotFound => "The requested resource does not exist.",
+            ErrorCode::AppNotFound => "The app does not exist in this workspace.",
+            ErrorCode::UserNotFound => "No user has this email address.",
+            ErrorCode::MethodNotAllowed => "This method is not allowed on this resource.",
+            ErrorCode::AlreadyMember => "The user is already a member of this workspace.",
+            ErrorCode::EmailTaken => "An account with this email already exists; log in instead.",
+            ErrorCode::LastOwner => "A workspace keeps at least one owner.",
+            ErrorCode::NotVerified => "Verify the server before publishing.",
+            ErrorCode::ToolNameTaken => "Another tool of this app has this name.",
+            ErrorCode::PayloadTooLarge => "The request body is too large.",
+            ErrorCode::UnsupportedMediaType => "The request body has an unsupported media type.",
+            ErrorCode::ConsentRequired => "Accept the terms of service and the privacy policy to sign up.",
+            ErrorCode::DocumentTooLarge => "The document is too large.",
+            ErrorCode::InvalidAuthConfig => "The auth configuration is not valid.",
+            ErrorCode::InvalidAuthMode => "auth_mode must be none, api_key, bearer or oauth.",
+            ErrorCode::InvalidBaseUrl => "base_url must be an absolute http(s) URL.",
+            ErrorCode::InvalidCredential => "The credential is not valid.",
+            ErrorCode::InvalidDescription => "The description is not valid.",
+            ErrorCode::InvalidEmail => "Enter a valid email address.",
+            ErrorCode::InvalidImport => "The import request is not valid.",
+            ErrorCode::InvalidName => "The name is not valid.",
+            ErrorCode::InvalidRole => "The role must be owner, admin or member.",
+            ErrorCode::InvalidSecret => "The secret value is not valid.",
+            ErrorCode::InvalidSecretName => "The secret name is not valid.",
+            ErrorCode::InvalidToolIds => "The tool ids are not valid.",
+            ErrorCode::InvalidToolName => "The tool name is not valid.",
+            ErrorCode::NoApiOrigin => "The document names no absolute server URL; set base_url first.",
+            ErrorCode::SeveralApiOrigins => "The tools call more than one host; set base_url.",
+            ErrorCode::UnreadableDocument => "The document could not be read.",
+            ErrorCode::UrlNotAllowed => "The URL is not allowed.",
+            ErrorCode::WeakPassword => "The password does not meet the policy.",
+            ErrorCode::TooManyAttempts => "Too many attempts; try again later.",
+            ErrorCode::Internal => "Something went wrong on our side; it has been logged.",
+            ErrorCode::FetchFailed => "The URL could not be fetched.",
+            ErrorCode::NotConfigured => "FlowCP is not configured.",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
+    /// Always `code.status()`.
     pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub internal: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), internal: None }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { status: code.status(), code, message: message.into(), internal: None }
+    }
+
+    /// An error with its code's default message.
+    pub fn of(code: ErrorCode) -> Self {
+        Self::new(code, code.default_message())
     }
 
     /// Attach a diagnostic for the log only (never shown to the client).
@@ -32,30 +305,30 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
     pub fn not_found() -> Self {
-        Self::new(404, "not_found", "The requested resource does not exist.")
+        Self::of(ErrorCode::NotFound)
     }
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "method_not_allowed", "This method is not allowed on this resource.")
+        Self::of(ErrorCode::MethodNotAllowed)
     }
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(413, "payload_too_large", format!("The request body exceeds the limit of {limit} bytes."))
+        Self::new(ErrorCode::PayloadTooLarge, format!("The request body exceeds the limit of {limit} bytes."))
     }
     pub fn unsupported_media_type(expected: &str) -> Self {
-        Self::new(415, "unsupported_media_type", format!("Expected a request body of type {expected}."))
+        Self::new(ErrorCode::UnsupportedMediaType, format!("Expected a request body of type {expected}."))
     }
     pub fn internal(internal: impl Into<String>) -> Self {
-        Self::new(500, "internal", "Something went wrong on our side; it has been logged.").with_internal(internal)
+        Self::of(ErrorCode::Internal).with_internal(internal)
     }
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(503, code, message)
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(code, message)
     }
 
     /// The JSON body every dashboard-API error has: `{"error":{"code","message"}}`.
     pub fn body(&self) -> serde_json::Value {
-        json!({ "error": { "code": self.code, "message": self.message } })
+        json!({ "error": { "code": self.code.as_str(), "message": self.message } })
     }
 }
 
@@ -138,5 +411,20 @@ mod tests {
     fn read_length_over_limit_is_413() {
         assert_eq!(check_body_len(11, 10).unwrap_err().code, "payload_too_large");
         assert!(check_body_len(10, 10).is_ok());
+    }
+
+    #[test]
+    fn every_code_is_unique_snake_case_with_an_error_status() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "{c} twice");
+            assert!(c.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{c}");
+            assert!((400..600).contains(&c.status()), "{c}");
+            assert!(!c.default_message().is_empty());
+            assert_eq!(ApiError::of(*c).status, c.status());
+        }
+        // The two meanings that shared a code before now have one each.
+        assert_eq!((ErrorCode::InvalidCredentials.status(), ErrorCode::WrongPassword.status()), (401, 403));
+        assert_eq!(ErrorCode::WeakPassword.status(), 422);
     }
 }

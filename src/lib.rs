@@ -17,8 +17,10 @@ pub mod mcp;
 pub mod net;
 pub mod openapi;
 pub mod redact;
+pub mod service;
 pub mod store;
 pub mod tools;
+pub mod vocab;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

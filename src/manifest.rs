@@ -9,23 +9,25 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{aad_server_credential, Keyring};
 use crate::invoke::Credential;
+use crate::openapi::ApiKeyLocation;
 use crate::store::Kv;
 use crate::tools::ToolDef;
+use crate::vocab::AuthMode;
 
 pub const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
-    /// `header`, `query` or `cookie`.
+    /// `header`, `query` or `cookie` (anything else does not deserialise: fail closed).
     #[serde(rename = "in")]
-    pub location: String,
+    pub location: ApiKeyLocation,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestAuth {
     /// `none`, `api_key`, `bearer` or `oauth`.
-    pub mode: String,
+    pub mode: AuthMode,
     /// Keyless: no server access key is required (an explicit owner choice).
     pub public: bool,
     /// Where an `api_key` credential goes.
@@ -103,21 +105,19 @@ pub async fn open_credential(
 
 /// Where a credential goes for an auth mode: `None` when the mode needs a value (or, for
 /// `api_key`, a placement) that is missing, or cannot call the API at all (`oauth`).
-pub fn place_credential(mode: &str, placement: Option<&Placement>, value: Option<String>) -> Option<Credential> {
+pub fn place_credential(mode: AuthMode, placement: Option<&Placement>, value: Option<String>) -> Option<Credential> {
     match (mode, value) {
-        ("none", _) => Some(Credential::None),
-        ("bearer", Some(v)) => Some(Credential::Bearer(v)),
-        ("api_key", Some(value)) => {
+        (AuthMode::None, _) => Some(Credential::None),
+        (AuthMode::Bearer, Some(v)) => Some(Credential::Bearer(v)),
+        (AuthMode::ApiKey, Some(value)) => {
             let p = placement?;
             let name = p.name.clone();
-            // An unknown location fails closed: the credential goes nowhere it was not meant to.
-            match p.location.as_str() {
-                "header" => Some(Credential::Header { name, value }),
-                "query" => Some(Credential::Query { name, value }),
-                "cookie" => Some(Credential::Cookie { name, value }),
-                _ => None,
-            }
+            Some(match p.location {
+                ApiKeyLocation::Header => Credential::Header { name, value },
+                ApiKeyLocation::Query => Credential::Query { name, value },
+                ApiKeyLocation::Cookie => Credential::Cookie { name, value },
+            })
         }
-        _ => None,
+        (AuthMode::Bearer | AuthMode::ApiKey, None) | (AuthMode::Oauth, _) => None,
     }
 }

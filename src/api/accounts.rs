@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Request, Response, Services};
 use crate::auth::{password, session, throttle};
 use crate::crypto::random_id;
-use crate::error::{limits, ApiError};
+use crate::error::{limits, ApiError, ErrorCode};
 use crate::net::Http;
 use crate::store::{sessions, users, workspaces, Db, Kv};
 
@@ -34,15 +34,14 @@ pub async fn require_session<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
 ) -> Result<SessionUser, ApiError> {
-    let unauthenticated = || ApiError::new(401, "unauthenticated", "Log in to continue.");
+    let unauthenticated = || ApiError::new(ErrorCode::Unauthenticated, "Log in to continue.");
     let cookie = req.header("cookie").ok_or_else(unauthenticated)?;
     let id_hash =
         session::session_id_hash_from_cookie_header(cookie, &svc.secrets.session_secret).ok_or_else(unauthenticated)?;
     let (rec, user) = sessions::find_live(svc.db, &id_hash, svc.now_ms).await?.ok_or_else(unauthenticated)?;
     if !is_safe_method(&req.method) && !session::csrf_ok(req.header("x-csrf-token"), &rec.csrf_hash) {
         return Err(ApiError::new(
-            403,
-            "csrf_failed",
+            ErrorCode::CsrfFailed,
             "The X-CSRF-Token header is missing or wrong; reload and try again.",
         ));
     }
@@ -87,16 +86,15 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     let body: SignupBody = req.json(limits::API_JSON)?;
     let email = body.email.trim().to_string();
     if !valid_email(&email) {
-        return Err(ApiError::new(422, "invalid_email", "Enter a valid email address."));
+        return Err(ApiError::new(ErrorCode::InvalidEmail, "Enter a valid email address."));
     }
     if !body.accept_terms || !body.accept_privacy {
         return Err(ApiError::new(
-            422,
-            "consent_required",
+            ErrorCode::ConsentRequired,
             "Accept the terms of service and the privacy policy to sign up.",
         ));
     }
-    password::check_password_policy(&body.password).map_err(|m| ApiError::new(422, "weak_password", m))?;
+    password::check_password_policy(&body.password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
     let display_name = super::workspaces::clean_name(&body.display_name, "display name")?;
     let workspace_name = super::workspaces::clean_name(&body.workspace_name, "workspace name")?;
     // Sign-up cannot hide whether an address is registered without an email channel (the
@@ -115,7 +113,7 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         if let Some(keys) = &signup_keys {
             throttle::note_failure(svc.db, keys, svc.now_ms).await?;
         }
-        return Err(ApiError::new(409, "email_taken", "An account with this email already exists; log in instead."));
+        return Err(ApiError::new(ErrorCode::EmailTaken, "An account with this email already exists; log in instead."));
     }
     let new_user = users::NewUser {
         email: &email,
@@ -126,7 +124,9 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     };
     let user_id = users::create(svc.db, &new_user, svc.now_ms)
         .await?
-        .ok_or_else(|| ApiError::new(409, "email_taken", "An account with this email already exists; log in instead."))?
+        .ok_or_else(|| {
+            ApiError::new(ErrorCode::EmailTaken, "An account with this email already exists; log in instead.")
+        })?
         .id;
     let ws_id = random_id("ws_")?;
     workspaces::create(svc.db, &ws_id, &workspace_name, &user_id, svc.now_ms).await?;
@@ -160,7 +160,7 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
     };
     let Some(user) = user.filter(|_| ok) else {
         throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
-        return Err(ApiError::new(401, "invalid_credentials", "The email or password is wrong."));
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "The email or password is wrong."));
     };
     throttle::note_success(svc.db, &keys).await?;
     // Hashes made with older (weaker) parameters are upgraded while the password is at hand.
@@ -209,9 +209,9 @@ pub async fn change_password<D: Db, K: Kv, H: Http>(
     let body: ChangePasswordBody = req.json(limits::API_JSON)?;
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
     if !password::verify_password(&body.current_password, &user.password_hash) {
-        return Err(ApiError::new(403, "invalid_credentials", "The current password is wrong."));
+        return Err(ApiError::new(ErrorCode::WrongPassword, "The current password is wrong."));
     }
-    password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(422, "weak_password", m))?;
+    password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
     let hash = password::hash_password(&body.new_password)?;
     users::update_password(svc.db, &s.user_id, &hash, Some(&s.id_hash), svc.now_ms).await?;
     Ok(Response::no_content())

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::workspaces::{clean_name, Member};
 use super::{Request, Response, Services};
 use crate::crypto::{random_id, sha256_hex};
-use crate::error::{check_body_len, limits, ApiError};
+use crate::error::{check_body_len, limits, ApiError, ErrorCode};
 use crate::net::{fetch_guarded, FetchError, Http};
 use crate::openapi::Severity;
 use crate::store::apps::{self as store, App, ImportRecord, ToolFilter, ToolRow};
@@ -37,7 +37,7 @@ fn page_limit(req: &Request) -> Result<u32, ApiError> {
         None => Ok(DEFAULT_PAGE),
         Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(ApiError::new(400, "invalid_limit", format!("limit must be an integer from 1 to {MAX_PAGE}."))),
+            _ => Err(ApiError::new(ErrorCode::InvalidLimit, format!("limit must be an integer from 1 to {MAX_PAGE}."))),
         },
     }
 }
@@ -48,7 +48,7 @@ fn encode_cursor(parts: &[&str]) -> String {
 
 fn decode_cursor(req: &Request) -> Result<Option<Vec<String>>, ApiError> {
     let Some(c) = req.query_param("cursor") else { return Ok(None) };
-    let bad = || ApiError::new(400, "invalid_cursor", "The cursor is not one this API issued.");
+    let bad = || ApiError::new(ErrorCode::InvalidCursor, "The cursor is not one this API issued.");
     let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
     let parts: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if parts.len() != 2 {
@@ -76,9 +76,10 @@ pub async fn list<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let limit = page_limit(req)?;
     let after = match decode_cursor(req)? {
-        Some(p) => {
-            Some((p[0].parse::<i64>().map_err(|_| ApiError::new(400, "invalid_cursor", "Bad cursor."))?, p[1].clone()))
-        }
+        Some(p) => Some((
+            p[0].parse::<i64>().map_err(|_| ApiError::new(ErrorCode::InvalidCursor, "Bad cursor."))?,
+            p[1].clone(),
+        )),
         None => None,
     };
     let mut items = store::list_apps(svc.db, &m.workspace_id, after, limit + 1).await?;
@@ -185,12 +186,12 @@ pub async fn import<D: Db, K: Kv, H: Http>(
         }
     }
     if req.body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(400, "empty_document", "The request body is empty; send an OpenAPI document."));
+        return Err(ApiError::new(ErrorCode::EmptyDocument, "The request body is empty; send an OpenAPI document."));
     }
     if let Some(url) = url_import_request(req)? {
-        return import_url(svc, &app, &url, &m.user_id).await;
+        return import_url(svc, &app, &url).await;
     }
-    let record = import_bytes(svc, &app, &req.body, "upload", None, Some(&m.user_id)).await?;
+    let record = import_bytes(svc, &app, &req.body, "upload", None).await?;
     Ok(Response::created(json!(record)))
 }
 
@@ -205,7 +206,7 @@ fn url_import_request(req: &Request) -> Result<Option<String>, ApiError> {
     }
     match (map.len(), map.get("url")) {
         (1, Some(Value::String(u))) => Ok(Some(u.clone())),
-        _ => Err(ApiError::new(422, "invalid_import", "Send {\"url\": \"https://...\"} or an OpenAPI document.")),
+        _ => Err(ApiError::new(ErrorCode::InvalidImport, "Send {\"url\": \"https://...\"} or an OpenAPI document.")),
     }
 }
 
@@ -217,7 +218,6 @@ async fn import_url<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     app: &App,
     url: &str,
-    user_id: &str,
 ) -> Result<Response, ApiError> {
     let headers = [("accept".to_string(), "application/json, application/yaml;q=0.9, */*;q=0.5".to_string())];
     let fetched = fetch_guarded(
@@ -233,24 +233,23 @@ async fn import_url<D: Db, K: Kv, H: Http>(
     let (final_url, resp) = match fetched {
         Ok(ok) => ok,
         Err(FetchError::Blocked(why)) => {
-            return Err(ApiError::new(422, "url_not_allowed", format!("The URL is not allowed: {why}.")))
+            return Err(ApiError::new(ErrorCode::UrlNotAllowed, format!("The URL is not allowed: {why}.")))
         }
         Err(FetchError::TooLarge(n)) => {
-            return Err(ApiError::new(422, "document_too_large", format!("The document is larger than {n} bytes.")))
+            return Err(ApiError::new(ErrorCode::DocumentTooLarge, format!("The document is larger than {n} bytes.")))
         }
         Err(e) => {
             let why = e.to_string();
             return Err(ApiError::new(
-                502,
-                "fetch_failed",
+                ErrorCode::FetchFailed,
                 format!("The document could not be fetched: {}.", why.trim_end_matches('.')),
             ));
         }
     };
     if !(200..300).contains(&resp.status) {
-        return Err(ApiError::new(502, "fetch_failed", format!("The URL answered HTTP {}.", resp.status)));
+        return Err(ApiError::new(ErrorCode::FetchFailed, format!("The URL answered HTTP {}.", resp.status)));
     }
-    let record = import_bytes(svc, app, &resp.body, "url", Some(final_url.as_str()), Some(user_id)).await?;
+    let record = import_bytes(svc, app, &resp.body, "url", Some(final_url.as_str())).await?;
     store::set_source_url(svc.db, &app.workspace_id, &app.id, final_url.as_str()).await?;
     Ok(Response::created(json!(record)))
 }
@@ -265,10 +264,9 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     bytes: &[u8],
     source_kind: &str,
     source_url: Option<&str>,
-    _user_id: Option<&str>,
 ) -> Result<ImportRecord, ApiError> {
     let report = import_document(bytes)
-        .map_err(|e| ApiError::new(422, "unreadable_document", format!("The document cannot be imported: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::UnreadableDocument, format!("The document cannot be imported: {e}")))?;
     let import_id = random_id("imp_")?;
     let mut problems: Vec<Value> = report.problems.iter().map(|p| json!(p)).collect();
     let (added, removed, changed) = merge_tools(svc, app, &report.tools, &mut problems).await?;
@@ -448,7 +446,7 @@ pub async fn tools<D: Db, K: Kv, H: Http>(
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
-        Some(_) => return Err(ApiError::new(400, "invalid_filter", "enabled must be true or false.")),
+        Some(_) => return Err(ApiError::new(ErrorCode::InvalidFilter, "enabled must be true or false.")),
     };
     let filter = ToolFilter {
         tag: req.query_param("tag").map(str::to_string),
@@ -501,20 +499,18 @@ pub async fn update_tool<D: Db, K: Kv, H: Http>(
     if let Some(name) = &body.name {
         if !valid_tool_name(name) {
             return Err(ApiError::new(
-                422,
-                "invalid_tool_name",
+                ErrorCode::InvalidToolName,
                 "A tool name must be 1 to 64 characters of letters, digits, '_' or '-'.",
             ));
         }
         if store::name_taken(svc.db, app_id, name, &tool.id).await? {
-            return Err(ApiError::new(409, "tool_name_taken", "Another tool of this app already has this name."));
+            return Err(ApiError::new(ErrorCode::ToolNameTaken, "Another tool of this app already has this name."));
         }
     }
     if let Some(Some(d)) = &body.description {
         if d.trim().is_empty() || d.chars().count() > MAX_DESCRIPTION {
             return Err(ApiError::new(
-                422,
-                "invalid_description",
+                ErrorCode::InvalidDescription,
                 format!(
                     "A description must be 1 to {MAX_DESCRIPTION} characters; send null to restore the generated one."
                 ),
@@ -544,7 +540,7 @@ pub async fn bulk_tools<D: Db, K: Kv, H: Http>(
     let body: BulkBody = req.json(limits::API_JSON)?;
     load_app(svc, m, app_id).await?;
     if body.tool_ids.is_empty() || body.tool_ids.len() > 2000 {
-        return Err(ApiError::new(422, "invalid_tool_ids", "Send 1 to 2000 tool ids."));
+        return Err(ApiError::new(ErrorCode::InvalidToolIds, "Send 1 to 2000 tool ids."));
     }
     // Validate every id first so a bad id changes nothing.
     for id in &body.tool_ids {

@@ -14,8 +14,7 @@ pub const PROBE_KEY: &str = "health:probe";
 
 pub async fn check(db: &impl Db, kv: &impl Kv, now_ms: i64, version: &str) -> (JsonResponse, Vec<String>) {
     let mut problems = Vec::new();
-    let d1_ok = match db.query("SELECT 1 AS one, (SELECT COUNT(*) FROM audit_events WHERE ts < 0) AS probe", &[]).await
-    {
+    let d1_ok = match crate::store::probe(db).await {
         Ok(rows) => match rows.first().map(|r| row_i64(r, "one")) {
             Some(Ok(1)) => true,
             other => {

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::Secrets;
-use crate::error::{check_body_len, ApiError};
+use crate::error::{check_body_len, ApiError, ErrorCode};
 use crate::net::{FetchPolicy, Http};
 use crate::store::{Db, Kv};
 
@@ -67,7 +67,7 @@ impl Request {
             _ => return Err(ApiError::unsupported_media_type("application/json")),
         }
         serde_json::from_slice(&self.body)
-            .map_err(|e| ApiError::new(400, "invalid_json", format!("The request body is not valid: {e}.")))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid: {e}.")))
     }
 }
 

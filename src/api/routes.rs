@@ -314,7 +314,13 @@ pub fn openapi_document(origin: &str) -> serde_json::Value {
                         "error": {
                             "type": "object",
                             "required": ["code", "message"],
-                            "properties": { "code": { "type": "string" }, "message": { "type": "string" } }
+                            "properties": {
+                                "code": {
+                                    "type": "string",
+                                    "enum": crate::error::ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()
+                                },
+                                "message": { "type": "string" }
+                            }
                         }
                     }
                 }
@@ -326,6 +332,14 @@ pub fn openapi_document(origin: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_error_schema_lists_every_error_code() {
+        let doc = openapi_document("https://flowcp.example");
+        let codes = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"];
+        assert_eq!(codes.as_array().map(Vec::len), Some(crate::error::ErrorCode::ALL.len()));
+        assert!(codes.as_array().unwrap().contains(&serde_json::json!("wrong_password")));
+    }
 
     #[test]
     fn patterns_capture_ids_and_refuse_odd_segments() {

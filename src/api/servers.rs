@@ -8,21 +8,22 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::apps::{tool_json, valid_tool_name};
+use super::apps::valid_tool_name;
 use super::workspaces::{clean_name, Member};
 use super::{Request, Response, Services};
 use crate::crypto::{aad_server_credential, random_id, sha256_hex};
-use crate::error::{limits, ApiError};
+use crate::error::{limits, ApiError, ErrorCode};
 use crate::invoke::{build_request, Credential};
 use crate::manifest::{self, Manifest, ManifestAuth, Placement};
 use crate::net::{check_url, Http, HttpRequest};
+use crate::openapi::ApiKeyLocation;
 use crate::redact::Redactor;
 use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
 use crate::store::servers::{self as store, AccessKey, Server};
 use crate::store::{Db, Kv};
 use crate::tools::ToolDef;
+use crate::vocab::{AuthMode, FindingStatus, VerificationState};
 
-const AUTH_MODES: &[&str] = &["none", "api_key", "bearer", "oauth"];
 const PROBE_TIMEOUT_MS: u32 = 10_000;
 const MAX_CREDENTIAL: usize = 8 * 1024;
 /// Shorter values cannot be told apart from ordinary text, so they could not be redacted.
@@ -35,7 +36,7 @@ async fn load<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member, id
 /// The server as the dashboard shows it, with its MCP URL and client configuration.
 fn server_json(origin: &str, s: &Server) -> Value {
     let url = format!("{origin}/mcp/{}", s.id);
-    let key_note = if s.is_public || s.auth_mode == "oauth" { None } else { Some("<your server access key>") };
+    let key_note = if s.is_public || s.auth_mode == AuthMode::Oauth { None } else { Some("<your server access key>") };
     let headers = key_note.map(|k| json!({ "Authorization": format!("Bearer {k}") }));
     let slug: String =
         s.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
@@ -96,7 +97,7 @@ pub async fn create<D: Db, K: Kv, H: Http>(
     let body: CreateBody = req.json(limits::API_JSON)?;
     let app = apps_store::get_app(svc.db, &m.workspace_id, &body.app_id)
         .await?
-        .ok_or_else(|| ApiError::new(404, "app_not_found", "The app does not exist in this workspace."))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::AppNotFound, "The app does not exist in this workspace."))?;
     let name = clean_name(body.name.as_deref().unwrap_or(&app.name), "server name")?;
     let id = random_id("srv_")?;
     store::create(svc.db, &id, &m.workspace_id, &app.id, &name, svc.now_ms).await?;
@@ -118,11 +119,10 @@ async fn default_placement<D: Db, K: Kv, H: Http>(
     let Some(latest) = imports.first() else { return Ok(None) };
     let schemes = latest.report.get("security_schemes").and_then(Value::as_array).cloned().unwrap_or_default();
     Ok(schemes.iter().find_map(|s| {
-        let location = s.get("in").and_then(Value::as_str)?;
+        let location = serde_json::from_value::<ApiKeyLocation>(s.get("in")?.clone()).ok()?;
         let name =
             s.get("paramName").or_else(|| s.get("param_name")).or_else(|| s.get("keyName")).and_then(Value::as_str)?;
-        matches!(location, "header" | "query" | "cookie")
-            .then(|| Placement { location: location.into(), name: name.into() })
+        Some(Placement { location, name: name.into() })
     }))
 }
 
@@ -148,15 +148,15 @@ struct UpdateBody {
     probe_tool: Option<Option<String>>,
 }
 
-fn validate_auth_config(mode: &str, cfg: &Value) -> Result<(), ApiError> {
-    let bad = |m: &str| Err(ApiError::new(422, "invalid_auth_config", m.to_string()));
+fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
+    let bad = |m: &str| Err(ApiError::new(ErrorCode::InvalidAuthConfig, m.to_string()));
     let obj = match cfg {
         Value::Object(o) => o,
         _ => return bad("auth_config must be an object."),
     };
     let str_field = |k: &str| obj.get(k).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
     match mode {
-        "api_key" => {
+        AuthMode::ApiKey => {
             if let Some(loc) = obj.get("in") {
                 if !matches!(loc.as_str(), Some("header" | "query" | "cookie")) {
                     return bad("auth_config.in must be header, query or cookie.");
@@ -171,7 +171,7 @@ fn validate_auth_config(mode: &str, cfg: &Value) -> Result<(), ApiError> {
                 }
             }
         }
-        "oauth" => {
+        AuthMode::Oauth => {
             for k in ["authorize_url", "token_url"] {
                 if let Some(u) = str_field(k) {
                     if url::Url::parse(u).is_err() {
@@ -180,7 +180,7 @@ fn validate_auth_config(mode: &str, cfg: &Value) -> Result<(), ApiError> {
                 }
             }
         }
-        _ => {}
+        AuthMode::None | AuthMode::Bearer => {}
     }
     if obj.keys().any(|k| k.contains("secret") || k == "value" || k == "token") {
         return bad("Secrets go through PUT .../credential, never into auth_config.");
@@ -201,10 +201,9 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         s.name = clean_name(n, "server name")?;
     }
     if let Some(mode) = &body.auth_mode {
-        if !AUTH_MODES.contains(&mode.as_str()) {
-            return Err(ApiError::new(422, "invalid_auth_mode", "auth_mode must be none, api_key, bearer or oauth."));
-        }
-        s.auth_mode = mode.clone();
+        s.auth_mode = AuthMode::parse(mode).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidAuthMode, "auth_mode must be none, api_key, bearer or oauth.")
+        })?;
     }
     if let Some(mut cfg) = body.auth_config {
         // The credential's origin is recorded by PUT .../credential only, never by a client.
@@ -215,7 +214,7 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         }
         s.auth_config = cfg;
     }
-    validate_auth_config(&s.auth_mode, &s.auth_config)?;
+    validate_auth_config(s.auth_mode, &s.auth_config)?;
     if let Some(p) = body.is_public {
         s.is_public = p;
     }
@@ -225,9 +224,9 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     if let Some(b) = body.base_url {
         if let Some(u) = &b {
             let parsed = url::Url::parse(u)
-                .map_err(|_| ApiError::new(422, "invalid_base_url", "base_url must be an absolute http(s) URL."))?;
+                .map_err(|_| ApiError::new(ErrorCode::InvalidBaseUrl, "base_url must be an absolute http(s) URL."))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(ApiError::new(422, "invalid_base_url", "base_url must be an absolute http(s) URL."));
+                return Err(ApiError::new(ErrorCode::InvalidBaseUrl, "base_url must be an absolute http(s) URL."));
             }
         }
         s.base_url_override = b;
@@ -235,7 +234,7 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     if let Some(p) = body.probe_tool {
         if let Some(name) = &p {
             if !valid_tool_name(name) {
-                return Err(ApiError::new(422, "invalid_tool_name", "probe_tool must be a tool name."));
+                return Err(ApiError::new(ErrorCode::InvalidToolName, "probe_tool must be a tool name."));
             }
         }
         s.probe_tool = p;
@@ -293,8 +292,7 @@ pub async fn put_credential<D: Db, K: Kv, H: Http>(
     let value = body.value.trim();
     if value.len() < MIN_CREDENTIAL || value.len() > MAX_CREDENTIAL || value.chars().any(|c| c.is_control()) {
         return Err(ApiError::new(
-            422,
-            "invalid_credential",
+            ErrorCode::InvalidCredential,
             format!(
                 "The credential must be {MIN_CREDENTIAL} to {MAX_CREDENTIAL} characters without control characters."
             ),
@@ -438,7 +436,8 @@ pub fn origin_of(url: &str) -> Option<String> {
 /// tools, which must then all share one origin.
 async fn api_origin<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Server) -> Result<String, ApiError> {
     if let Some(b) = &s.base_url_override {
-        return origin_of(b).ok_or_else(|| ApiError::new(422, "invalid_base_url", "base_url must be an absolute URL."));
+        return origin_of(b)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidBaseUrl, "base_url must be an absolute URL."));
     }
     let (_, defs) = curated_tools(svc, s).await?;
     let mut origins: Vec<String> =
@@ -448,11 +447,10 @@ async fn api_origin<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Serv
     match origins.as_slice() {
         [one] => Ok(one.clone()),
         [] => {
-            Err(ApiError::new(422, "no_api_origin", "The document names no absolute server URL; set base_url first."))
+            Err(ApiError::new(ErrorCode::NoApiOrigin, "The document names no absolute server URL; set base_url first."))
         }
         _ => Err(ApiError::new(
-            422,
-            "several_api_origins",
+            ErrorCode::SeveralApiOrigins,
             "The tools call more than one host; set base_url so the credential is bound to one.",
         )),
     }
@@ -461,11 +459,12 @@ async fn api_origin<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Serv
 fn placement_of(s: &Server) -> Option<Placement> {
     let loc = s.auth_config.get("in").and_then(Value::as_str)?;
     let name = s.auth_config.get("name").and_then(Value::as_str)?;
-    Some(Placement { location: loc.to_string(), name: name.to_string() })
+    Some(Placement { location: serde_json::from_value(json!(loc)).ok()?, name: name.to_string() })
 }
 
 fn finding(check: &str, ok: bool, message: impl Into<String>) -> Value {
-    json!({ "check": check, "status": if ok { "pass" } else { "fail" }, "message": message.into() })
+    let status = if ok { FindingStatus::Pass } else { FindingStatus::Fail };
+    json!({ "check": check, "status": status, "message": message.into() })
 }
 
 pub async fn verify<D: Db, K: Kv, H: Http>(
@@ -536,12 +535,12 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
 
     let credential = open_credential(svc, &s).await?;
     let placement = placement_of(&s);
-    let auth_problem = match s.auth_mode.as_str() {
-        "none" => None,
-        "bearer" if credential.is_none() => Some("bearer mode needs a token (PUT .../credential)".to_string()),
-        "api_key" if credential.is_none() => Some("api_key mode needs a key (PUT .../credential)".to_string()),
-        "api_key" if placement.is_none() => Some("api_key mode needs auth_config {in, name}".to_string()),
-        "oauth" => {
+    let auth_problem = match s.auth_mode {
+        AuthMode::None => None,
+        AuthMode::Bearer if credential.is_none() => Some("bearer mode needs a token (PUT .../credential)".to_string()),
+        AuthMode::ApiKey if credential.is_none() => Some("api_key mode needs a key (PUT .../credential)".to_string()),
+        AuthMode::ApiKey if placement.is_none() => Some("api_key mode needs auth_config {in, name}".to_string()),
+        AuthMode::Oauth => {
             let missing: Vec<&str> = ["authorize_url", "token_url", "client_id"]
                 .into_iter()
                 .filter(|k| s.auth_config.get(*k).and_then(Value::as_str).is_none())
@@ -554,12 +553,12 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
                 None
             }
         }
-        _ => None,
+        AuthMode::Bearer | AuthMode::ApiKey => None,
     };
     findings.push(finding(
         "auth",
         auth_problem.is_none(),
-        auth_problem.unwrap_or_else(|| format!("{} configuration complete", s.auth_mode)),
+        auth_problem.unwrap_or_else(|| format!("{} configuration complete", s.auth_mode.as_str())),
     ));
 
     // Live probe of one safe GET tool without required arguments (or the owner's pick).
@@ -570,9 +569,9 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
                 && d.input_schema.get("required").and_then(Value::as_array).is_none_or(|r| r.is_empty())
         }),
     };
-    match (probe, s.auth_mode.as_str()) {
-        (_, "oauth") => findings.push(json!({ "check": "probe", "status": "skipped", "message": "OAuth servers are probed by a signed-in user" })),
-        (None, _) => findings.push(json!({ "check": "probe", "status": "skipped", "message": "no GET tool without required arguments; pick one with probe_tool" })),
+    match (probe, s.auth_mode) {
+        (_, AuthMode::Oauth) => findings.push(json!({ "check": "probe", "status": FindingStatus::Skipped, "message": "OAuth servers are probed by a signed-in user" })),
+        (None, _) => findings.push(json!({ "check": "probe", "status": FindingStatus::Skipped, "message": "no GET tool without required arguments; pick one with probe_tool" })),
         (Some(tool), mode) => {
             let cred = manifest::place_credential(mode, placement.as_ref(), credential.clone()).unwrap_or(Credential::None);
             let result = match build_request(tool, &json!({}), &cred, s.base_url_override.as_deref()) {
@@ -603,12 +602,12 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
                 Some(c) => Redactor::of_values([c.as_str()]).text(&message),
                 None => message,
             };
-            findings.push(json!({ "check": "probe", "status": if result.is_ok() { "pass" } else { "fail" }, "message": message, "tool": tool.name }));
+            findings.push(json!({ "check": "probe", "status": if result.is_ok() { FindingStatus::Pass } else { FindingStatus::Fail }, "message": message, "tool": tool.name }));
         }
     }
 
-    let failed = findings.iter().any(|f| f["status"] == "fail");
-    let state = if failed { "failed" } else { "verified" };
+    let failed = findings.iter().any(|f| f["status"] == json!(FindingStatus::Fail));
+    let state = if failed { VerificationState::Failed } else { VerificationState::Verified };
     let report = json!({ "findings": findings, "tool_count": rows.len() });
     store::set_verification(svc.db, &m.workspace_id, &s.id, state, &report, svc.now_ms).await?;
     Ok(Response::ok(json!({ "state": state, "findings": report["findings"], "checked_at": svc.now_ms })))
@@ -621,10 +620,9 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
     let s = load(svc, m, id).await?;
-    if s.verification_state != "verified" {
+    if s.verification_state != VerificationState::Verified {
         return Err(ApiError::new(
-            409,
-            "not_verified",
+            ErrorCode::NotVerified,
             "Verify the server (POST .../verify) before publishing; changes since the last verification reset it.",
         ));
     }
@@ -638,7 +636,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         published_at: svc.now_ms,
         name: s.name.clone(),
         auth: ManifestAuth {
-            mode: s.auth_mode.clone(),
+            mode: s.auth_mode,
             public: s.is_public,
             placement: placement_of(&s),
             credential_ref: s.credential_key.clone(),
@@ -682,15 +680,4 @@ pub async fn unpublish<D: Db, K: Kv, H: Http>(
     }
     store::set_published(svc.db, &m.workspace_id, &s.id, None, svc.now_ms).await?;
     get(svc, m, id).await
-}
-
-/// The manifest that is on the air (for the dashboard's "what clients see" view).
-pub async fn live_tools<D: Db, K: Kv, H: Http>(
-    svc: &Services<'_, D, K, H>,
-    m: &Member,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let s = load(svc, m, id).await?;
-    let (rows, _) = curated_tools(svc, &s).await?;
-    Ok(Response::ok(json!({ "items": rows.iter().map(|r| tool_json(r, false)).collect::<Vec<_>>() })))
 }

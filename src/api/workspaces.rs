@@ -7,21 +7,23 @@ use serde_json::json;
 use super::accounts::SessionUser;
 use super::{Request, Response, Services};
 use crate::crypto::random_id;
-use crate::error::{limits, ApiError};
+use crate::error::{limits, ApiError, ErrorCode};
 use crate::net::Http;
+use crate::service::members as rules;
 use crate::store::{users, workspaces, Db, Kv};
+use crate::vocab::Role;
 
 /// The caller's membership of the workspace a route names.
 #[derive(Debug, Clone)]
 pub struct Member {
     pub user_id: String,
     pub workspace_id: String,
-    pub role: String,
+    pub role: Role,
 }
 
 impl Member {
     pub fn can_admin(&self) -> bool {
-        self.role == "owner" || self.role == "admin"
+        self.role.can_admin()
     }
 
     /// Owners and admins manage what touches credentials and what is on the air (server auth,
@@ -30,7 +32,7 @@ impl Member {
         if self.can_admin() {
             Ok(())
         } else {
-            Err(ApiError::new(403, "forbidden", "Only workspace owners and admins can do this."))
+            Err(ApiError::new(ErrorCode::Forbidden, "Only workspace owners and admins can do this."))
         }
     }
 }
@@ -51,8 +53,7 @@ pub fn clean_name(raw: &str, what: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::new(
-            422,
-            "invalid_name",
+            ErrorCode::InvalidName,
             format!("The {what} must be 1 to 100 characters without control characters."),
         ));
     }
@@ -79,7 +80,7 @@ pub async fn create<D: Db, K: Kv, H: Http>(
     let name = clean_name(&body.name, "workspace name")?;
     let id = random_id("ws_")?;
     workspaces::create(svc.db, &id, &name, &s.user_id, svc.now_ms).await?;
-    Ok(Response::created(json!({ "id": id, "name": name, "role": "owner", "created_at": svc.now_ms })))
+    Ok(Response::created(json!({ "id": id, "name": name, "role": Role::Owner, "created_at": svc.now_ms })))
 }
 
 pub async fn get<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
@@ -104,21 +105,16 @@ pub async fn add_member<D: Db, K: Kv, H: Http>(
     m: &Member,
 ) -> Result<Response, ApiError> {
     let body: AddMemberBody = req.json(limits::API_JSON)?;
-    if !m.can_admin() {
-        return Err(ApiError::new(403, "forbidden", "Only owners and admins can add members."));
-    }
-    if !matches!(body.role.as_str(), "admin" | "member") || (body.role == "admin" && m.role != "owner") {
-        return Err(ApiError::new(422, "invalid_role", "The role must be \"admin\" (owners only) or \"member\"."));
-    }
+    let role = rules::may_add(m.role, Role::parse(&body.role))?;
     // Adding requires an existing account; the answer for an unknown email is a plain 404 on the
     // user, which a workspace admin may learn (they are inviting by email on purpose).
     let user = users::find_by_email(svc.db, &body.email)
         .await?
-        .ok_or_else(|| ApiError::new(404, "user_not_found", "No account uses this email address."))?;
-    if !workspaces::add_member(svc.db, &m.workspace_id, &user.id, &body.role, svc.now_ms).await? {
-        return Err(ApiError::new(409, "already_member", "This user is already a member."));
+        .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "No account uses this email address."))?;
+    if !workspaces::add_member(svc.db, &m.workspace_id, &user.id, role, svc.now_ms).await? {
+        return Err(ApiError::new(ErrorCode::AlreadyMember, "This user is already a member."));
     }
-    Ok(Response::created(json!({ "user_id": user.id, "role": body.role })))
+    Ok(Response::created(json!({ "user_id": user.id, "role": role })))
 }
 
 #[derive(Deserialize)]
@@ -135,20 +131,17 @@ pub async fn update_member<D: Db, K: Kv, H: Http>(
     user_id: &str,
 ) -> Result<Response, ApiError> {
     let body: RoleBody = req.json(limits::API_JSON)?;
-    if m.role != "owner" {
-        return Err(ApiError::new(403, "forbidden", "Only owners can change roles."));
+    if m.role != Role::Owner {
+        return Err(ApiError::new(ErrorCode::Forbidden, "Only owners can change roles."));
     }
-    if !matches!(body.role.as_str(), "owner" | "admin" | "member") {
-        return Err(ApiError::new(422, "invalid_role", "The role must be owner, admin or member."));
-    }
+    let new = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidRole, "The role must be owner, admin or member."))?;
     let members = workspaces::members(svc.db, &m.workspace_id).await?;
     let target = members.iter().find(|x| x.user_id == user_id).ok_or_else(ApiError::not_found)?;
-    let owners = members.iter().filter(|x| x.role == "owner").count();
-    if target.role == "owner" && body.role != "owner" && owners == 1 {
-        return Err(ApiError::new(409, "last_owner", "A workspace needs an owner; make someone else owner first."));
-    }
-    workspaces::set_role(svc.db, &m.workspace_id, user_id, &body.role).await?;
-    Ok(Response::ok(json!({ "user_id": user_id, "role": body.role })))
+    let owners = members.iter().filter(|x| x.role == Role::Owner).count();
+    rules::may_change_role(m.role, target.role, new, owners)?;
+    workspaces::set_role(svc.db, &m.workspace_id, user_id, new).await?;
+    Ok(Response::ok(json!({ "user_id": user_id, "role": new })))
 }
 
 /// Owners and admins remove members (admins cannot remove owners); anyone may leave, except
@@ -160,14 +153,8 @@ pub async fn remove_member<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let members = workspaces::members(svc.db, &m.workspace_id).await?;
     let target = members.iter().find(|x| x.user_id == user_id).ok_or_else(ApiError::not_found)?;
-    let leaving = user_id == m.user_id;
-    let may_remove = leaving || m.role == "owner" || (m.role == "admin" && target.role != "owner");
-    if !may_remove {
-        return Err(ApiError::new(403, "forbidden", "Only owners (or admins, for non-owners) can remove members."));
-    }
-    if target.role == "owner" && members.iter().filter(|x| x.role == "owner").count() == 1 {
-        return Err(ApiError::new(409, "last_owner", "A workspace needs an owner; make someone else owner first."));
-    }
+    let owners = members.iter().filter(|x| x.role == Role::Owner).count();
+    rules::may_remove(m.role, user_id == m.user_id, target.role, owners)?;
     workspaces::remove_member(svc.db, &m.workspace_id, user_id).await?;
     Ok(Response::no_content())
 }

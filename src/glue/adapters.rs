@@ -5,7 +5,7 @@ use worker::{
     js_sys, AbortController, D1Database, Delay, Env, Fetch, Headers, KvStore, Method, RequestInit, RequestRedirect,
 };
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::net::{Http, HttpError, HttpRequest, HttpResponse};
 use crate::store::{Db, Kv, Row, SqlValue, StoreError};
 
@@ -14,7 +14,8 @@ pub struct D1Db(D1Database);
 impl D1Db {
     pub fn new(env: &Env, binding: &str) -> Result<Self, ApiError> {
         env.d1(binding).map(D1Db).map_err(|e| {
-            ApiError::unavailable("not_configured", "The database binding is missing.").with_internal(e.to_string())
+            ApiError::unavailable(ErrorCode::NotConfigured, "The database binding is missing.")
+                .with_internal(e.to_string())
         })
     }
 }
@@ -58,7 +59,7 @@ pub struct KvStorePort(KvStore);
 impl KvStorePort {
     pub fn new(env: &Env, binding: &str) -> Result<Self, ApiError> {
         env.kv(binding).map(KvStorePort).map_err(|e| {
-            ApiError::unavailable("not_configured", "The KV binding is missing.").with_internal(e.to_string())
+            ApiError::unavailable(ErrorCode::NotConfigured, "The KV binding is missing.").with_internal(e.to_string())
         })
     }
 }

@@ -11,7 +11,7 @@ use worker::{
 
 use crate::api::{self, health, JsonResponse, Request as CoreRequest, Response as CoreResponse, Services};
 use crate::config::{self, Secrets};
-use crate::error::{check_body_len, check_declared_len, limits, ApiError};
+use crate::error::{check_body_len, check_declared_len, limits, ApiError, ErrorCode};
 use crate::jobs::retention::{self, RetentionPolicy};
 use crate::mcp::server as mcp_server;
 use crate::mcp::transport;
@@ -94,7 +94,8 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     if let Some(server_id) = path.strip_prefix("/.well-known/oauth-protected-resource/mcp/") {
         return Ok((protected_resource(&req, env, server_id).await?, None));
     }
-    if path.starts_with("/demo/") {
+    // The bookshop API of the local demo exists only in development (FLOWCP_ENV=development).
+    if path.starts_with("/demo/") && settings.development {
         let url =
             req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
         let r = to_core_request(&mut req, &url).await?;
@@ -221,7 +222,7 @@ async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;
-    if loaded.manifest.auth.mode != "oauth" {
+    if loaded.manifest.auth.mode != crate::vocab::AuthMode::Oauth {
         return Err(ApiError::not_found());
     }
     let url =
@@ -278,6 +279,8 @@ struct Settings {
     allowed_hosts: Vec<String>,
     upstream_timeout_ms: u32,
     log_requests: bool,
+    /// `FLOWCP_ENV=development`: the local demo API under `/demo/` is served.
+    development: bool,
 }
 
 thread_local! {
@@ -292,7 +295,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
     }
     let secrets = config::load_secrets(|name| env.secret(name).ok().map(|s| s.to_string())).map_err(|e| {
         ApiError::unavailable(
-            "not_configured",
+            ErrorCode::NotConfigured,
             "FlowCP is not configured: a required secret is missing or invalid. The operator log names it.",
         )
         .with_internal(e.to_string())
@@ -300,7 +303,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
     let allowed_hosts = config::allowed_hosts(env.var(config::ALLOWED_HOSTS).ok().map(|v| v.to_string()).as_deref())
         .map_err(|e| {
             ApiError::unavailable(
-                "not_configured",
+                ErrorCode::NotConfigured,
                 "FlowCP is not configured: a required setting is missing or invalid. The operator log names it.",
             )
             .with_internal(e.to_string())
@@ -318,6 +321,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
             .filter(|ms| (100..=60_000).contains(ms))
             .unwrap_or(mcp_server::UPSTREAM_TIMEOUT_MS),
         log_requests: var_is_on(env, "FLOWCP_LOG_REQUESTS"),
+        development: env.var("FLOWCP_ENV").map(|v| v.to_string() == "development").unwrap_or(false),
     });
     SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
     Ok(s)

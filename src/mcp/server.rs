@@ -24,6 +24,7 @@ use crate::redact::Redactor;
 use crate::store::audit::{AuditEvent, Outcome};
 use crate::store::Kv;
 use crate::tools::ToolDef;
+use crate::vocab::AuthMode;
 
 /// Tools per `tools/list` page.
 pub const PAGE_SIZE: usize = 100;
@@ -199,7 +200,7 @@ async fn authorize<K: Kv, H: Http>(
     req: &McpRequest<'_>,
 ) -> Result<Option<String>, McpResponse> {
     let m = &loaded.manifest;
-    if m.auth.mode == "oauth" {
+    if m.auth.mode == AuthMode::Oauth {
         // TODO-correctness: the OAuth flow itself is a later issue; until then every request
         // is told where the metadata is and denied (fail closed).
         let www = format!("Bearer resource_metadata=\"{}\"", resource_metadata_url(&rt.origin, &m.server_id));
@@ -681,15 +682,16 @@ async fn tools_call<K: Kv, H: Http>(
 /// must be denied (fail closed), with a message safe to show.
 async fn credential<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, m: &Manifest) -> Result<Credential, &'static str> {
     const MISSING: &str = "The server's upstream credential is not available; the owner must set it and publish again.";
-    let value = match (m.auth.mode.as_str(), m.auth.credential_ref.as_deref()) {
-        ("none", _) => None,
-        ("api_key" | "bearer", Some(key)) => {
+    let value = match (m.auth.mode, m.auth.credential_ref.as_deref()) {
+        (AuthMode::None, _) => None,
+        (AuthMode::ApiKey | AuthMode::Bearer, Some(key)) => {
             manifest::open_credential(rt.kv, rt.keyring, &m.server_id, key).await.map_err(|_| MISSING)?
         }
-        ("api_key" | "bearer", None) => return Err(MISSING),
-        _ => return Err("This server's auth mode cannot call the API yet."),
+        (AuthMode::ApiKey | AuthMode::Bearer, None) => return Err(MISSING),
+        // TODO-correctness: per-user OAuth (issue 13); until then an oauth server never calls.
+        (AuthMode::Oauth, _) => return Err("This server's auth mode cannot call the API yet."),
     };
-    manifest::place_credential(&m.auth.mode, m.auth.placement.as_ref(), value).ok_or(MISSING)
+    manifest::place_credential(m.auth.mode, m.auth.placement.as_ref(), value).ok_or(MISSING)
 }
 
 /// Replaces the credential's value, in every form it can take on the wire or in an echo

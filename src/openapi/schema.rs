@@ -288,7 +288,7 @@ impl<'a> SchemaNormaliser<'a> {
         if nullable {
             make_nullable(out);
         }
-        prune_required(src, out, self.mode);
+        prune_required(src, out);
     }
 
     fn norm_ref(&mut self, r: &str, map: &Map<String, Value>, depth: usize) -> Value {
@@ -512,7 +512,7 @@ fn make_nullable(out: &mut Map<String, Value>) {
 }
 
 /// Keep `required` consistent with `properties` after read/write-only pruning.
-fn prune_required(src: &Map<String, Value>, out: &mut Map<String, Value>, _mode: SchemaMode) {
+fn prune_required(src: &Map<String, Value>, out: &mut Map<String, Value>) {
     let Some(Value::Object(props)) = out.get("properties") else {
         return;
     };

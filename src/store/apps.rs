@@ -88,6 +88,12 @@ pub async fn document_keys(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<S
     db.query(sql, &[ws.into(), app_id.into()]).await?.iter().map(|r| text(r, "document_key")).collect()
 }
 
+/// KV keys of the raw documents of every import of a workspace (to delete with it).
+pub async fn workspace_document_keys(db: &impl Db, ws: &str) -> Result<Vec<String>, StoreError> {
+    let sql = "SELECT document_key FROM imports WHERE workspace_id = ?1";
+    db.query(sql, &[ws.into()]).await?.iter().map(|r| text(r, "document_key")).collect()
+}
+
 /// Deletes an app; imports and tools go with it (ON DELETE CASCADE).
 pub async fn delete_app(db: &impl Db, ws: &str, app_id: &str) -> Result<bool, StoreError> {
     Ok(db.execute("DELETE FROM apps WHERE workspace_id = ?1 AND id = ?2", &[ws.into(), app_id.into()]).await? == 1)

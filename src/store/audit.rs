@@ -4,7 +4,7 @@
 //! truncated SHA-256 connection hash. All audit writes go through [`insert`] so that moving them
 //! to a Queue later is a local change.
 
-use super::{row_i64, Db, SqlValue, StoreError};
+use super::{row_i64, Db, Row, SqlValue, StoreError};
 
 /// Deletes at most `?2` rows older than `?1` (ms). Uses the `idx_audit_ts` index; bounded so
 /// one statement never holds the database for long.
@@ -13,24 +13,30 @@ pub const DELETE_OLDER_THAN: &str = "DELETE FROM audit_events WHERE id IN \
 
 pub const COUNT: &str = "SELECT COUNT(*) AS n FROM audit_events";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a tool call ended. (The table's CHECK also admits the legacy `tool_error`, which
+/// nothing writes: an upstream failure is `upstream_error`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
-    ToolError,
     UpstreamError,
     Denied,
     Invalid,
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Ok, Outcome::UpstreamError, Outcome::Denied, Outcome::Invalid];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
-            Outcome::ToolError => "tool_error",
             Outcome::UpstreamError => "upstream_error",
             Outcome::Denied => "denied",
             Outcome::Invalid => "invalid",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
 }
 
@@ -108,4 +114,60 @@ pub async fn count(db: &impl Db) -> Result<i64, StoreError> {
     let rows = db.query(COUNT, &[]).await?;
     let row = rows.first().ok_or_else(|| StoreError::Corrupt("COUNT returned no row".into()))?;
     row_i64(row, "n")
+}
+
+/// The columns an owner sees of an audit event.
+const COLS: &str =
+    "id, ts, server_id, tool_name, outcome, upstream_status, latency_ms, request_bytes, response_bytes, connection_hash";
+
+/// Filters of the audit listing (all optional but the workspace).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// One page of a workspace's events, newest first, strictly before `(before_ts, before_id)`;
+/// `limit + 1` rows are read so the caller knows whether another page follows.
+pub async fn page(
+    db: &impl Db,
+    ws: &str,
+    f: &AuditFilter,
+    (before_ts, before_id): (i64, i64),
+    limit: i64,
+) -> Result<Vec<Row>, StoreError> {
+    let sql = format!(
+        "SELECT {COLS} FROM audit_events WHERE workspace_id = ?1 AND (ts < ?2 OR (ts = ?2 AND id < ?3)) \
+         AND (?4 IS NULL OR server_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR outcome = ?6) \
+         AND (?7 IS NULL OR ts >= ?7) AND (?8 IS NULL OR ts < ?8) ORDER BY ts DESC, id DESC LIMIT ?9"
+    );
+    let params = [
+        ws.into(),
+        before_ts.into(),
+        before_id.into(),
+        f.server.clone().into(),
+        f.tool.clone().into(),
+        f.outcome.map(|o| o.as_str().to_string()).into(),
+        f.since.into(),
+        f.until.into(),
+        SqlValue::Integer(limit + 1),
+    ];
+    db.query(&sql, &params).await
+}
+
+/// The newest 10,000 events of a workspace (the data export).
+pub async fn export(db: &impl Db, ws: &str) -> Result<Vec<Row>, StoreError> {
+    db.query(
+        &format!("SELECT {COLS} FROM audit_events WHERE workspace_id = ?1 ORDER BY ts DESC LIMIT 10000"),
+        &[ws.into()],
+    )
+    .await
+}
+
+/// Deletes every event of a workspace (its deletion).
+pub async fn delete_for_workspace(db: &impl Db, ws: &str) -> Result<u64, StoreError> {
+    db.execute("DELETE FROM audit_events WHERE workspace_id = ?1", &[ws.into()]).await
 }

@@ -10,6 +10,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod secrets;
 pub mod servers;
 pub mod sessions;
 pub mod users;
@@ -109,6 +110,18 @@ pub(crate) fn text(row: &Row, col: &str) -> Result<String, StoreError> {
         .and_then(|v| v.as_str())
         .map(str::to_string)
         .ok_or_else(|| StoreError::Corrupt(format!("column {col} is missing or not text")))
+}
+
+/// A round trip through the database and its applied schema (`/healthz`): one row with
+/// `one = 1`, and an error when the migrations are missing (the count reads a migrated table).
+pub async fn probe(db: &impl Db) -> Result<Vec<Row>, StoreError> {
+    db.query("SELECT 1 AS one, (SELECT COUNT(*) FROM audit_events WHERE ts < 0) AS probe", &[]).await
+}
+
+/// Reads a text column holding one of a vocabulary's names; anything else is corrupt storage.
+pub(crate) fn parsed<T>(row: &Row, col: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let raw = text(row, col)?;
+    parse(&raw).ok_or_else(|| StoreError::Corrupt(format!("column {col} holds an unknown value")))
 }
 
 /// Reads a nullable text column.

@@ -7,7 +7,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{opt_text, row_i64, text, Db, Row, SqlValue, StoreError};
+use super::{opt_text, parsed, row_i64, text, Db, Row, SqlValue, StoreError};
+use crate::vocab::{AuthMode, VerificationState};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Server {
@@ -15,7 +16,7 @@ pub struct Server {
     pub workspace_id: String,
     pub app_id: String,
     pub name: String,
-    pub auth_mode: String,
+    pub auth_mode: AuthMode,
     pub auth_config: Value,
     #[serde(skip)]
     pub credential_key: Option<String>,
@@ -23,7 +24,7 @@ pub struct Server {
     pub discovery_mode: bool,
     pub base_url_override: Option<String>,
     pub probe_tool: Option<String>,
-    pub verification_state: String,
+    pub verification_state: VerificationState,
     pub verification: Option<Value>,
     pub verified_at: Option<i64>,
     pub published_version: Option<i64>,
@@ -48,14 +49,14 @@ fn server(r: &Row) -> Result<Server, StoreError> {
         workspace_id: text(r, "workspace_id")?,
         app_id: text(r, "app_id")?,
         name: text(r, "name")?,
-        auth_mode: text(r, "auth_mode")?,
+        auth_mode: parsed(r, "auth_mode", AuthMode::parse)?,
         auth_config: json("auth_config_json")?.unwrap_or(Value::Object(Default::default())),
         credential_key: opt_text(r, "credential_key"),
         is_public: row_i64(r, "is_public")? != 0,
         discovery_mode: row_i64(r, "discovery_mode")? != 0,
         base_url_override: opt_text(r, "base_url_override"),
         probe_tool: opt_text(r, "probe_tool"),
-        verification_state: text(r, "verification_state")?,
+        verification_state: parsed(r, "verification_state", VerificationState::parse)?,
         verification: json("verification_json")?,
         verified_at: opt_i64(r, "verified_at"),
         published_version: opt_i64(r, "published_version"),
@@ -120,13 +121,15 @@ pub async fn set_verification(
     db: &impl Db,
     ws: &str,
     id: &str,
-    state: &str,
+    state: VerificationState,
     findings: &Value,
     now: i64,
 ) -> Result<(), StoreError> {
     let sql = "UPDATE servers SET verification_state = ?3, verification_json = ?4, verified_at = ?5 \
                WHERE workspace_id = ?1 AND id = ?2";
-    db.execute(sql, &[ws.into(), id.into(), state.into(), findings.to_string().into(), now.into()]).await.map(|_| ())
+    db.execute(sql, &[ws.into(), id.into(), state.as_str().into(), findings.to_string().into(), now.into()])
+        .await
+        .map(|_| ())
 }
 
 pub async fn set_published(db: &impl Db, ws: &str, id: &str, version: Option<i64>, now: i64) -> Result<(), StoreError> {

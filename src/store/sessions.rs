@@ -116,6 +116,15 @@ pub async fn revoke_all_for_user_except(
 }
 
 /// Cleanup: deletes at most `limit` sessions that expired before `before_ms`.
+/// A user's sessions as the data export shows them (times only, never a hash).
+pub async fn export_for_user(db: &impl Db, user_id: &str) -> Result<Vec<Row>, StoreError> {
+    db.query(
+        "SELECT created_at, last_seen_at, expires_at, revoked_at FROM sessions WHERE user_id = ?1",
+        &[user_id.into()],
+    )
+    .await
+}
+
 pub async fn delete_expired(db: &impl Db, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
     db.execute(DELETE_EXPIRED, &[before_ms.into(), limit.into()]).await
 }

@@ -3,13 +3,14 @@
 
 use serde::Serialize;
 
-use super::{row_i64, text, Db, Row, SqlValue, StoreError};
+use super::{parsed, row_i64, text, Db, Row, SqlValue, StoreError};
+use crate::vocab::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Workspace {
     pub id: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: i64,
 }
 
@@ -18,7 +19,7 @@ pub struct Member {
     pub user_id: String,
     pub email: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub added_at: i64,
 }
 
@@ -37,7 +38,7 @@ fn workspace(row: &Row) -> Result<Workspace, StoreError> {
     Ok(Workspace {
         id: text(row, "id")?,
         name: text(row, "name")?,
-        role: text(row, "role")?,
+        role: parsed(row, "role", Role::parse)?,
         created_at: row_i64(row, "created_at")?,
     })
 }
@@ -68,7 +69,7 @@ pub async fn members(db: &impl Db, ws: &str) -> Result<Vec<Member>, StoreError> 
                 user_id: text(r, "user_id")?,
                 email: text(r, "email")?,
                 display_name: text(r, "display_name")?,
-                role: text(r, "role")?,
+                role: parsed(r, "role", Role::parse)?,
                 added_at: row_i64(r, "created_at")?,
             })
         })
@@ -76,19 +77,30 @@ pub async fn members(db: &impl Db, ws: &str) -> Result<Vec<Member>, StoreError> 
 }
 
 /// Adds a membership; returns false when the user is already a member.
-pub async fn add_member(db: &impl Db, ws: &str, user_id: &str, role: &str, now: i64) -> Result<bool, StoreError> {
+pub async fn add_member(db: &impl Db, ws: &str, user_id: &str, role: Role, now: i64) -> Result<bool, StoreError> {
     let sql = "INSERT OR IGNORE INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
-    Ok(db.execute(sql, &[ws.into(), user_id.into(), role.into(), SqlValue::Integer(now)]).await? == 1)
+    Ok(db.execute(sql, &[ws.into(), user_id.into(), role.as_str().into(), SqlValue::Integer(now)]).await? == 1)
 }
 
 /// Changes a member's role; returns false when the user is not a member.
-pub async fn set_role(db: &impl Db, ws: &str, user_id: &str, role: &str) -> Result<bool, StoreError> {
+pub async fn set_role(db: &impl Db, ws: &str, user_id: &str, role: Role) -> Result<bool, StoreError> {
     let sql = "UPDATE memberships SET role = ?3 WHERE workspace_id = ?1 AND user_id = ?2";
-    Ok(db.execute(sql, &[ws.into(), user_id.into(), role.into()]).await? == 1)
+    Ok(db.execute(sql, &[ws.into(), user_id.into(), role.as_str().into()]).await? == 1)
 }
 
 /// Removes a membership; returns false when the user was not a member.
 pub async fn remove_member(db: &impl Db, ws: &str, user_id: &str) -> Result<bool, StoreError> {
     let sql = "DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2";
     Ok(db.execute(sql, &[ws.into(), user_id.into()]).await? == 1)
+}
+
+/// Deletes a workspace; every workspace-scoped row cascades (audit events are not keyed to it
+/// and go first, see `audit::delete_for_workspace`).
+pub async fn delete(db: &impl Db, ws: &str) -> Result<bool, StoreError> {
+    Ok(db.execute(DELETE, &[ws.into()]).await? > 0)
+}
+
+/// Removes every membership of a user (their account's deletion).
+pub async fn remove_all_memberships(db: &impl Db, user_id: &str) -> Result<u64, StoreError> {
+    db.execute("DELETE FROM memberships WHERE user_id = ?1", &[user_id.into()]).await
 }

@@ -105,7 +105,7 @@ test("change password: a wrong current password is 403 and changes nothing; a ri
 
   let r = await c.post("/api/v1/me/password", { current_password: "not the password at all", new_password: pw2 });
   assert.equal(r.status, 403);
-  assert.equal(r.body.error.code, "invalid_credentials");
+  assert.equal(r.body.error.code, "wrong_password");
   r = await c.post("/api/v1/me/password", { current_password: pw1, new_password: "short" });
   assert.equal(r.status, 422);
   assert.equal(r.body.error.code, "weak_password");
@@ -181,13 +181,13 @@ test("workspaces: list shows the user's, create adds an owned one that works; ba
   assert.equal((await stranger.get(`/api/v1/workspaces/${second.id}`)).status, 404);
 });
 
-test("delete the account with a wrong password: 403 invalid_credentials and nothing is deleted", async () => {
+test("delete the account with a wrong password: 403 wrong_password and nothing is deleted", async () => {
   const pw = password("keep");
   const c = client();
   const ws = (await c.signup("keeper@example.com", pw, "Kept")).workspace;
   let r = await c.del("/api/v1/me", { password: "not my password at all" });
   assert.equal(r.status, 403);
-  assert.equal(r.body.error.code, "invalid_credentials");
+  assert.equal(r.body.error.code, "wrong_password");
   assert.deepEqual(r.headers.getSetCookie(), [], "a refused deletion does not clear the cookie");
   r = await c.del("/api/v1/me", {});
   assert.equal(r.status, 400, "no password at all");

@@ -80,3 +80,16 @@ test("an empty host allow-list refuses to serve (the DNS-rebinding defence never
     broken.cleanup();
   }
 });
+
+test("outside development the demo API is not served", async () => {
+  const prod = await startWorker({ vars: { ...testSecrets(), FLOWCP_ENV: "production" } });
+  try {
+    assert.equal((await fetch(`${prod.url}/healthz`)).status, 200);
+    const r = await fetch(`${prod.url}/demo/openapi.json`);
+    assert.equal(r.status, 404);
+    assert.equal((await r.json()).error.code, "not_found");
+  } finally {
+    await prod.stop();
+    prod.cleanup();
+  }
+});

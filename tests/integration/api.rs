@@ -376,7 +376,7 @@ fn changing_the_password_ends_other_sessions_and_keeps_this_one() {
         Some(&token_a),
         Some(json!({ "current_password": "not the password", "new_password": "a brand new password" })),
     );
-    assert_eq!((wrong.status, wrong.body.unwrap()["error"]["code"].clone()), (403, json!("invalid_credentials")));
+    assert_eq!((wrong.status, wrong.body.unwrap()["error"]["code"].clone()), (403, json!("wrong_password")));
     assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_b), None, None).status, 200, "nothing changed");
     let ok = env.call_as(
         "POST",
@@ -403,7 +403,7 @@ fn deleting_the_account_of_a_sole_owner_takes_its_published_servers_off_the_air(
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({}))).status, 201);
     let wrong = env.call("DELETE", "/api/v1/me", Some(json!({ "password": "not it at all" })));
-    assert_eq!((wrong.status, wrong.body.unwrap()["error"]["code"].clone()), (403, json!("invalid_credentials")));
+    assert_eq!((wrong.status, wrong.body.unwrap()["error"]["code"].clone()), (403, json!("wrong_password")));
     assert_eq!(env.count("SELECT COUNT(*) AS n FROM users"), 1, "a wrong password deletes nothing");
     assert!(env.kv.entries.borrow().contains_key(&format!("manifest:{srv}:live")));
     let gone = env.call("DELETE", "/api/v1/me", Some(json!({ "password": "a long enough password" })));

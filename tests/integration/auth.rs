@@ -582,21 +582,16 @@ fn throttle_store_round_trips_and_clears() {
 
 #[test]
 fn auth_errors_map_to_statuses_without_leaking_internals() {
-    let cases: [(AuthError, u16, &str); 7] = [
+    let cases: [(AuthError, u16, &str); 3] = [
         (AuthError::Random, 500, "internal"),
         (AuthError::Hash("argon2: out of memory".into()), 500, "internal"),
-        (AuthError::InvalidCredentials, 401, "invalid_credentials"),
-        (AuthError::Unauthenticated, 401, "unauthenticated"),
-        (AuthError::CsrfFailed, 403, "csrf_failed"),
         (AuthError::Throttled { retry_after_s: 61 }, 429, "too_many_attempts"),
-        (AuthError::EmailTaken, 409, "email_taken"),
     ];
     for (e, status, code) in cases {
         let api = ApiError::from(e.clone());
-        assert_eq!((api.status, api.code), (status, code), "{e}");
+        assert_eq!((api.status, api.code.as_str()), (status, code), "{e}");
         assert!(!api.body().to_string().contains("argon2"), "{}", api.body());
     }
-    let weak = ApiError::from(AuthError::WeakPassword("The password must be at least 10 characters long."));
-    assert_eq!(weak.status, 400);
-    assert!(weak.message.contains("10 characters"));
+    let throttled = ApiError::from(AuthError::Throttled { retry_after_s: 61 });
+    assert!(throttled.message.contains("2 minute(s)"), "{}", throttled.message);
 }

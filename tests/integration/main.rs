@@ -1,10 +1,12 @@
 //! All Rust integration tests in one binary (keeps link time down on 2 cores).
 
 mod api;
+mod architecture;
 mod auth;
 mod cli;
 mod crypto_envelopes;
 mod engine;
+mod golden;
 mod health;
 mod mcp;
 mod net;

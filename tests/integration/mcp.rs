@@ -9,6 +9,7 @@ use flowcp::mcp::server::{handle, McpRequest, McpResponse, Runtime};
 use flowcp::net::{FetchPolicy, Http, HttpError, HttpRequest, HttpResponse};
 use flowcp::store::audit::Outcome;
 use flowcp::store::{block_on, Kv, MemoryKv};
+use flowcp::vocab::AuthMode;
 use serde_json::{json, Value};
 
 const KEY: &str = "k1:1111111111111111111111111111111111111111111111111111111111111111";
@@ -62,6 +63,10 @@ fn next_server_id() -> String {
 }
 const ACCESS_KEY: &str = "fcp_sk_test_key_123";
 
+fn placement(location: &str, name: &str) -> Placement {
+    Placement { location: serde_json::from_value(json!(location)).unwrap(), name: name.into() }
+}
+
 fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
     let server = next_server_id();
     let report = flowcp::tools::import(&doc(tools)).unwrap();
@@ -75,9 +80,9 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
         published_at: 0,
         name: "Things".into(),
         auth: ManifestAuth {
-            mode: mode.into(),
+            mode: AuthMode::parse(mode).unwrap(),
             public,
-            placement: Some(Placement { location: "header".into(), name: "X-Api-Key".into() }),
+            placement: Some(placement("header", "X-Api-Key")),
             credential_ref: Some(manifest::credential_key(&server)),
             credential_origin: Some("https://api.example.com".into()),
             scopes: vec![],
@@ -473,7 +478,7 @@ fn the_runtime_sends_the_credential_only_to_the_origin_it_was_set_for() {
         m.auth.credential_origin = None;
     });
     let r = call(&f, tool_call("getThing0000", json!({})), &[]);
-    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome.clone()), (json!(true), Outcome::Denied));
+    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome), (json!(true), Outcome::Denied));
     // Same host, other port or scheme: another origin.
     for other in ["https://api.example.com:8443", "http://api.example.com"] {
         republish(&f, |m| {
@@ -498,17 +503,26 @@ fn a_credential_envelope_moved_from_another_server_does_not_open() {
     let sealed_for_a = block_on(a.kv.get(&manifest::credential_key(&a.server))).unwrap().unwrap();
     block_on(b.kv.put(&manifest::credential_key(&b.server), &sealed_for_a, None)).unwrap();
     let r = call(&b, tool_call("getThing0000", json!({})), &[]);
-    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome.clone()), (json!(true), Outcome::Denied));
+    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome), (json!(true), Outcome::Denied));
     assert!(b.http.seen.borrow().is_empty());
 }
 
 #[test]
 fn an_unknown_credential_placement_fails_closed() {
     let f = fixture(1, "api_key", false, false);
-    republish(&f, |m| m.auth.placement = Some(Placement { location: "body".into(), name: "key".into() }));
+    // A stored manifest naming a placement the runtime does not know (a typo, a future one).
+    let mut m: Value =
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
+    m["version"] = json!(2);
+    m["auth"]["placement"]["in"] = json!("body");
+    block_on(async {
+        f.kv.put(&manifest::manifest_key(&f.server, 2), m.to_string().as_bytes(), None).await.unwrap();
+        f.kv.put(&manifest::live_key(&f.server), b"2", None).await.unwrap();
+    });
     let r = call(&f, tool_call("getThing0000", json!({})), &[]);
-    assert_eq!((result_of(&r)["isError"].clone(), r.audit[0].outcome.clone()), (json!(true), Outcome::Denied));
+    assert_eq!(r.status, 503, "the manifest does not load: {:?}", r.body);
     assert!(f.http.seen.borrow().is_empty());
+    assert!(r.audit.is_empty());
 }
 
 /// An upstream that echoes what it received: the URL, every header, and the decoded query.
@@ -549,7 +563,7 @@ fn no_form_of_the_credential_reaches_the_model_whatever_the_placement_or_echo() 
     ];
     for (mode, placement) in placements {
         let f = fixture(1, mode, false, false);
-        republish(&f, |m| m.auth.placement = placement.map(|(l, n)| Placement { location: l.into(), name: n.into() }));
+        republish(&f, |m| m.auth.placement = placement.map(|(l, n)| self::placement(l, n)));
         set_credential(&f, secret);
         for (label, answer) in [
             ("echo", call_via(&f, &Echo, tool_call("getThing0000", json!({})), &[], later())),
@@ -675,7 +689,7 @@ fn timeouts_and_network_errors_are_tool_errors_with_an_audit_row() {
     let http = ScriptedHttp::new([Err(HttpError::Timeout), Err(HttpError::Network("connection reset".into()))]);
     let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
     assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("timed out"));
-    assert_eq!((r.audit[0].outcome.clone(), r.audit[0].upstream_status), (Outcome::UpstreamError, None));
+    assert_eq!((r.audit[0].outcome, r.audit[0].upstream_status), (Outcome::UpstreamError, None));
     let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
     assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("connection reset"));
     assert_eq!(r.audit[0].outcome, Outcome::UpstreamError);
@@ -733,7 +747,7 @@ impl Http for EchoUrl404 {
 fn the_result_budget_cannot_cut_the_credential_into_an_unredacted_prefix() {
     let secret = "sk_live_truncation_target_9f8e7d";
     let f = fixture(1, "api_key", false, false);
-    republish(&f, |m| m.auth.placement = Some(Placement { location: "query".into(), name: "api_key".into() }));
+    republish(&f, |m| m.auth.placement = Some(placement("query", "api_key")));
     set_credential(&f, secret);
     // Pad the echoed URL so the 2 KiB error excerpt ends at every position inside the key.
     for pad in 1_960..2_010 {

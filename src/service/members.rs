@@ -1,0 +1,119 @@
+//! Who may add, re-role and remove workspace members. Pure: the caller reads the membership
+//! list and applies the verdict.
+//!
+//! Rules: owners and admins add members; only owners add admins; nobody is added as owner
+//! (ownership is given by changing a role). Only owners change roles. Owners remove anyone,
+//! admins remove non-owners, and anyone may leave. A workspace always keeps one owner.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::vocab::Role;
+
+/// May `actor` add someone with `role` (`None`: a role name that is not one)? Returns the role.
+pub fn may_add(actor: Role, role: Option<Role>) -> Result<Role, ApiError> {
+    if !actor.can_admin() {
+        return Err(ApiError::new(ErrorCode::Forbidden, "Only owners and admins can add members."));
+    }
+    match (role, actor) {
+        (Some(r @ Role::Member), _) | (Some(r @ Role::Admin), Role::Owner) => Ok(r),
+        (Some(Role::Admin), Role::Admin | Role::Member) | (Some(Role::Owner), _) | (None, _) => {
+            Err(ApiError::new(ErrorCode::InvalidRole, "The role must be \"admin\" (owners only) or \"member\"."))
+        }
+    }
+}
+
+/// May `actor` give `target` (currently `current`) the role `new`, with `owners` owners now?
+pub fn may_change_role(actor: Role, current: Role, new: Role, owners: usize) -> Result<(), ApiError> {
+    if actor != Role::Owner {
+        return Err(ApiError::new(ErrorCode::Forbidden, "Only owners can change roles."));
+    }
+    if current == Role::Owner && new != Role::Owner && owners <= 1 {
+        return Err(last_owner());
+    }
+    Ok(())
+}
+
+/// May `actor` remove `target` (with `target_role`; `leaving` when it is the actor), with
+/// `owners` owners now?
+pub fn may_remove(actor: Role, leaving: bool, target_role: Role, owners: usize) -> Result<(), ApiError> {
+    let allowed = leaving
+        || match actor {
+            Role::Owner => true,
+            Role::Admin => target_role != Role::Owner,
+            Role::Member => false,
+        };
+    if !allowed {
+        return Err(ApiError::new(ErrorCode::Forbidden, "Only owners (or admins, for non-owners) can remove members."));
+    }
+    if target_role == Role::Owner && owners <= 1 {
+        return Err(last_owner());
+    }
+    Ok(())
+}
+
+fn last_owner() -> ApiError {
+    ApiError::new(ErrorCode::LastOwner, "A workspace needs an owner; make someone else owner first.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Role::{Admin, Member, Owner};
+
+    fn code<T>(r: Result<T, ApiError>) -> &'static str {
+        r.map_or_else(|e| e.code.as_str(), |_| "ok")
+    }
+
+    #[test]
+    fn adding_members() {
+        let table = [
+            (Owner, Member, "ok"),
+            (Owner, Admin, "ok"),
+            (Owner, Owner, "invalid_role"),
+            (Admin, Member, "ok"),
+            (Admin, Admin, "invalid_role"),
+            (Admin, Owner, "invalid_role"),
+            (Member, Member, "forbidden"),
+            (Member, Admin, "forbidden"),
+        ];
+        for (actor, role, want) in table {
+            assert_eq!(code(may_add(actor, Some(role))), want, "{actor:?} adds {role:?}");
+        }
+        assert_eq!(code(may_add(Owner, None)), "invalid_role", "an unknown role name");
+        assert_eq!(code(may_add(Member, None)), "forbidden", "members learn nothing about roles");
+    }
+
+    #[test]
+    fn changing_roles() {
+        let table = [
+            (Owner, Member, Admin, 1, "ok"),
+            (Owner, Admin, Owner, 1, "ok"),
+            (Owner, Owner, Member, 2, "ok"),
+            (Owner, Owner, Member, 1, "last_owner"),
+            (Owner, Owner, Owner, 1, "ok"),
+            (Admin, Member, Admin, 1, "forbidden"),
+            (Member, Member, Owner, 1, "forbidden"),
+        ];
+        for (actor, current, new, owners, want) in table {
+            assert_eq!(code(may_change_role(actor, current, new, owners)), want, "{actor:?}: {current:?} -> {new:?}");
+        }
+    }
+
+    #[test]
+    fn removing_members() {
+        let table = [
+            (Owner, false, Member, 1, "ok"),
+            (Owner, false, Owner, 2, "ok"),
+            (Owner, false, Owner, 1, "last_owner"),
+            (Owner, true, Owner, 1, "last_owner"),
+            (Admin, false, Member, 1, "ok"),
+            (Admin, false, Admin, 1, "ok"),
+            (Admin, false, Owner, 2, "forbidden"),
+            (Member, false, Member, 1, "forbidden"),
+            (Member, true, Member, 1, "ok"),
+            (Admin, true, Admin, 1, "ok"),
+        ];
+        for (actor, leaving, target, owners, want) in table {
+            assert_eq!(code(may_remove(actor, leaving, target, owners)), want, "{actor:?} removes {target:?}");
+        }
+    }
+}

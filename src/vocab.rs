@@ -1,0 +1,135 @@
+//! The product's vocabulary as types: auth modes, roles, verification states and finding
+//! statuses. Each serialises to the string already stored in D1 and KV (`snake_case`), so no
+//! migration is needed, and every match over one is exhaustive: adding a variant fails the
+//! build at every site that must handle it.
+//!
+//! Credential placement reuses the engine's [`crate::openapi::ApiKeyLocation`].
+
+use serde::{Deserialize, Serialize};
+
+/// How a published server authenticates to the upstream API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// No credential.
+    None,
+    /// An API key in a header, query parameter or cookie (`Placement`).
+    ApiKey,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// Per-user OAuth (the end user's own upstream token).
+    Oauth,
+}
+
+impl AuthMode {
+    pub const ALL: [AuthMode; 4] = [AuthMode::None, AuthMode::ApiKey, AuthMode::Bearer, AuthMode::Oauth];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::None => "none",
+            AuthMode::ApiKey => "api_key",
+            AuthMode::Bearer => "bearer",
+            AuthMode::Oauth => "oauth",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// A member's role in a workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Member];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Owners and admins manage what touches credentials and what is on the air.
+    pub fn can_admin(self) -> bool {
+        match self {
+            Role::Owner | Role::Admin => true,
+            Role::Member => false,
+        }
+    }
+}
+
+/// Where a server's verification stands. Any configuration or curation change resets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    Unverified,
+    Verified,
+    Failed,
+}
+
+impl VerificationState {
+    pub const ALL: [VerificationState; 3] =
+        [VerificationState::Unverified, VerificationState::Verified, VerificationState::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationState::Unverified => "unverified",
+            VerificationState::Verified => "verified",
+            VerificationState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// The outcome of one verification check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingStatus {
+    Pass,
+    Fail,
+    Skipped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_round_trips_through_the_stored_string() {
+        for m in AuthMode::ALL {
+            assert_eq!(AuthMode::parse(m.as_str()), Some(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+        for v in VerificationState::ALL {
+            assert_eq!(VerificationState::parse(v.as_str()), Some(v));
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+        assert_eq!(serde_json::to_value(FindingStatus::Skipped).unwrap(), "skipped");
+        assert_eq!(AuthMode::parse("OAuth"), None, "stored strings are exact");
+    }
+
+    #[test]
+    fn only_owners_and_admins_administer() {
+        assert_eq!(Role::ALL.map(Role::can_admin), [true, true, false]);
+    }
+}
