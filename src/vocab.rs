@@ -106,6 +106,20 @@ pub enum FindingStatus {
     Skipped,
 }
 
+/// Compile-time guards: a new variant fails the build here until `ALL` (and so `parse`) names it.
+#[allow(dead_code)]
+fn all_lists_are_complete(m: AuthMode, r: Role, v: VerificationState) {
+    match m {
+        AuthMode::None | AuthMode::ApiKey | AuthMode::Bearer | AuthMode::Oauth => {}
+    }
+    match r {
+        Role::Owner | Role::Admin | Role::Member => {}
+    }
+    match v {
+        VerificationState::Unverified | VerificationState::Verified | VerificationState::Failed => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,45 +9,14 @@
 use serde::Deserialize;
 use serde_json::json;
 
+use super::context::SessionUser;
+use super::input::{clean_name, valid_email};
 use super::{Request, Response, Services};
 use crate::auth::{password, session, throttle};
 use crate::crypto::random_id;
 use crate::error::{limits, ApiError, ErrorCode};
 use crate::net::Http;
 use crate::store::{sessions, users, workspaces, Db, Kv};
-
-/// The signed-in user behind a request.
-#[derive(Debug, Clone)]
-pub struct SessionUser {
-    pub user_id: String,
-    pub email: String,
-    pub display_name: String,
-    pub id_hash: String,
-}
-
-fn is_safe_method(m: &str) -> bool {
-    matches!(m, "GET" | "HEAD" | "OPTIONS")
-}
-
-/// Finds the live session of the request's cookie and checks CSRF for state-changing methods.
-pub async fn require_session<D: Db, K: Kv, H: Http>(
-    svc: &Services<'_, D, K, H>,
-    req: &Request,
-) -> Result<SessionUser, ApiError> {
-    let unauthenticated = || ApiError::new(ErrorCode::Unauthenticated, "Log in to continue.");
-    let cookie = req.header("cookie").ok_or_else(unauthenticated)?;
-    let id_hash =
-        session::session_id_hash_from_cookie_header(cookie, &svc.secrets.session_secret).ok_or_else(unauthenticated)?;
-    let (rec, user) = sessions::find_live(svc.db, &id_hash, svc.now_ms).await?.ok_or_else(unauthenticated)?;
-    if !is_safe_method(&req.method) && !session::csrf_ok(req.header("x-csrf-token"), &rec.csrf_hash) {
-        return Err(ApiError::new(
-            ErrorCode::CsrfFailed,
-            "The X-CSRF-Token header is missing or wrong; reload and try again.",
-        ));
-    }
-    sessions::touch(svc.db, &id_hash, svc.now_ms).await?;
-    Ok(SessionUser { user_id: user.id, email: user.email, display_name: user.display_name, id_hash })
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,18 +27,6 @@ struct SignupBody {
     workspace_name: String,
     accept_terms: bool,
     accept_privacy: bool,
-}
-
-/// A plausible email: one '@', something on both sides, a dot in the domain, ≤ 254 chars.
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    email.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.contains(char::is_whitespace)
-        && !domain.contains('@')
 }
 
 async fn start_session<D: Db, K: Kv, H: Http>(
@@ -95,8 +52,8 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         ));
     }
     password::check_password_policy(&body.password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
-    let display_name = super::workspaces::clean_name(&body.display_name, "display name")?;
-    let workspace_name = super::workspaces::clean_name(&body.workspace_name, "workspace name")?;
+    let display_name = clean_name(&body.display_name, "display name")?;
+    let workspace_name = clean_name(&body.workspace_name, "workspace name")?;
     // Sign-up cannot hide whether an address is registered without an email channel (the
     // answer is either an account or "log in instead"); it is throttled per client address so
     // addresses cannot be enumerated in bulk, and it hashes first so timing says nothing.
@@ -213,6 +170,6 @@ pub async fn change_password<D: Db, K: Kv, H: Http>(
     }
     password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
     let hash = password::hash_password(&body.new_password)?;
-    users::update_password(svc.db, &s.user_id, &hash, Some(&s.id_hash), svc.now_ms).await?;
+    crate::service::accounts::change_password(svc.db, &s.user_id, &hash, Some(&s.id_hash), svc.now_ms).await?;
     Ok(Response::no_content())
 }

@@ -12,7 +12,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::workspaces::{clean_name, Member};
+use super::context::Member;
+use super::input::clean_name;
+use super::views::tool_json;
 use super::{Request, Response, Services};
 use crate::crypto::{random_id, sha256_hex};
 use crate::error::{check_body_len, limits, ApiError, ErrorCode};
@@ -21,6 +23,7 @@ use crate::openapi::Severity;
 use crate::store::apps::{self as store, App, ImportRecord, ToolFilter, ToolRow};
 use crate::store::servers as servers_store;
 use crate::store::{Db, Kv};
+use crate::tools::names::is_valid_tool_name;
 use crate::tools::{import as import_document, ToolDef};
 
 const DEFAULT_PAGE: u32 = 50;
@@ -149,7 +152,7 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
     // The app's servers go with it (ON DELETE CASCADE): take them off the air first, or their
     // KV manifests, credentials and access keys would keep answering with no row to revoke.
     for srv in servers_store::list(svc.db, &m.workspace_id).await?.iter().filter(|s| s.app_id == app_id) {
-        super::servers::delete_server_kv(svc, srv).await?;
+        crate::service::lifecycle::delete_all(svc.db, svc.kv, srv).await?;
     }
     store::delete_app(svc.db, &m.workspace_id, app_id).await?;
     for k in keys {
@@ -404,36 +407,6 @@ pub async fn imports<D: Db, K: Kv, H: Http>(
     Ok(Response::ok(json!({ "items": items })))
 }
 
-/// The tool as the dashboard shows it: curation over the generated definition.
-pub fn tool_json(t: &ToolRow, with_schema: bool) -> Value {
-    let def: Option<ToolDef> = serde_json::from_str(&t.def_json).ok();
-    let generated_description = def.as_ref().map(|d| d.description.clone()).unwrap_or_default();
-    let mut v = json!({
-        "id": t.id,
-        "name": t.name,
-        "generated_name": t.generated_name,
-        "operation_key": t.operation_key,
-        "method": t.method,
-        "path": t.path,
-        "tags": t.tags,
-        "enabled": t.enabled,
-        "title": def.as_ref().and_then(|d| d.title.clone()),
-        "description": t.description.clone().unwrap_or(generated_description.clone()),
-        "generated_description": generated_description,
-        "description_curated": t.description.is_some(),
-        "annotations": def.as_ref().map(|d| json!(d.annotations)),
-        "deprecated": def.as_ref().is_some_and(|d| d.deprecated),
-        "updated_at": t.updated_at,
-    });
-    if with_schema {
-        if let (Some(d), Some(obj)) = (def.as_ref(), v.as_object_mut()) {
-            obj.insert("input_schema".into(), d.input_schema.clone());
-            obj.insert("output_schema".into(), d.output_schema.clone().unwrap_or(Value::Null));
-        }
-    }
-    v
-}
-
 pub async fn tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
@@ -469,11 +442,6 @@ pub async fn tools<D: Db, K: Kv, H: Http>(
     })))
 }
 
-/// MCP tool names: `[A-Za-z0-9_-]`, 1..=64 characters.
-pub fn valid_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateToolBody {
@@ -497,7 +465,7 @@ pub async fn update_tool<D: Db, K: Kv, H: Http>(
     load_app(svc, m, app_id).await?;
     let tool = store::get_tool(svc.db, &m.workspace_id, app_id, tool_id).await?.ok_or_else(ApiError::not_found)?;
     if let Some(name) = &body.name {
-        if !valid_tool_name(name) {
+        if !is_valid_tool_name(name) {
             return Err(ApiError::new(
                 ErrorCode::InvalidToolName,
                 "A tool name must be 1 to 64 characters of letters, digits, '_' or '-'.",
@@ -542,12 +510,9 @@ pub async fn bulk_tools<D: Db, K: Kv, H: Http>(
     if body.tool_ids.is_empty() || body.tool_ids.len() > 2000 {
         return Err(ApiError::new(ErrorCode::InvalidToolIds, "Send 1 to 2000 tool ids."));
     }
-    // Validate every id first so a bad id changes nothing.
-    for id in &body.tool_ids {
-        store::get_tool(svc.db, &m.workspace_id, app_id, id).await?.ok_or_else(ApiError::not_found)?;
-    }
-    for id in &body.tool_ids {
-        store::curate(svc.db, id, None, None, Some(body.enabled), svc.now_ms).await?;
+    // Every id must be a live tool of this app, or nothing changes.
+    if !store::set_enabled_many(svc.db, &m.workspace_id, app_id, &body.tool_ids, body.enabled, svc.now_ms).await? {
+        return Err(ApiError::not_found());
     }
     servers_store::reset_for_app(svc.db, &m.workspace_id, app_id, svc.now_ms).await?;
     Ok(Response::ok(json!({ "updated": body.tool_ids.len(), "enabled": body.enabled })))
@@ -569,10 +534,10 @@ mod tests {
 
     #[test]
     fn tool_names_follow_mcp_rules() {
-        assert!(valid_tool_name("list_pets-2"));
-        assert!(!valid_tool_name(""));
-        assert!(!valid_tool_name("has space"));
-        assert!(!valid_tool_name(&"a".repeat(65)));
-        assert!(!valid_tool_name("émoji"));
+        assert!(is_valid_tool_name("list_pets-2"));
+        assert!(!is_valid_tool_name(""));
+        assert!(!is_valid_tool_name("has space"));
+        assert!(!is_valid_tool_name(&"a".repeat(65)));
+        assert!(!is_valid_tool_name("émoji"));
     }
 }

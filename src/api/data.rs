@@ -6,9 +6,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::accounts::SessionUser;
-use super::workspaces::Member;
-use super::{servers, Request, Response, Services};
+use super::context::{Member, SessionUser};
+use super::{Request, Response, Services};
 use crate::auth::password;
 use crate::crypto::aad_workspace_secret;
 use crate::error::{limits, ApiError, ErrorCode};
@@ -133,7 +132,7 @@ pub async fn delete_workspace_data<D: Db, K: Kv, H: Http>(
     ws: &str,
 ) -> Result<(), ApiError> {
     for s in servers_store::list(svc.db, ws).await? {
-        servers::delete_server_kv(svc, &s).await?;
+        crate::service::lifecycle::delete_all(svc.db, svc.kv, &s).await?;
     }
     for key in apps_store::workspace_document_keys(svc.db, ws).await? {
         svc.kv.delete(&key).await?;
@@ -185,8 +184,7 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
             delete_workspace_data(svc, &w.id).await?;
         }
     }
-    workspaces::remove_all_memberships(svc.db, &s.user_id).await?;
-    users::delete(svc.db, &s.user_id).await?;
+    crate::service::accounts::delete_user(svc.db, &s.user_id).await?;
     Ok(Response::no_content().with_header("set-cookie", crate::auth::session::clear_cookie()))
 }
 
@@ -205,7 +203,7 @@ pub async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Sess
             apps_json.push(json!({
                 "app": a,
                 "imports": imports,
-                "tools": tools.iter().map(|t| super::apps::tool_json(t, false)).collect::<Vec<_>>(),
+                "tools": tools.iter().map(|t| super::views::tool_json(t, false)).collect::<Vec<_>>(),
             }));
         }
         let mut servers_json = Vec::new();

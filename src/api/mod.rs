@@ -9,10 +9,13 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod context;
 pub mod data;
 pub mod health;
+pub mod input;
 pub mod routes;
 pub mod servers;
+pub mod views;
 pub mod workspaces;
 
 use serde::de::DeserializeOwned;

@@ -4,7 +4,7 @@
 //! so a new route cannot be forgotten by either. `Access::Workspace` routes have `{ws}` as their
 //! first parameter; the dispatcher checks membership before any handler runs.
 
-use super::{accounts, apps, data, servers, workspaces, Request, Response, Services};
+use super::{accounts, apps, context, data, servers, workspaces, Request, Response, Services};
 use crate::error::ApiError;
 use crate::net::Http;
 use crate::store::{Db, Kv};
@@ -180,10 +180,10 @@ pub async fn dispatch<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
     let (route, params) = find(&req.method, &req.path)?;
     let session = match route.access {
         Access::Public => None,
-        Access::Session | Access::Workspace => Some(accounts::require_session(svc, req).await?),
+        Access::Session | Access::Workspace => Some(context::require_session(svc, req).await?),
     };
     let ctx = match (&session, route.access) {
-        (Some(s), Access::Workspace) => Some(workspaces::require_member(svc, s, params.get("ws")).await?),
+        (Some(s), Access::Workspace) => Some(context::require_member(svc, s, params.get("ws")).await?),
         _ => None,
     };
     match (route.id, session, ctx) {

@@ -8,8 +8,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::apps::valid_tool_name;
-use super::workspaces::{clean_name, Member};
+use super::context::Member;
+use super::input::clean_name;
 use super::{Request, Response, Services};
 use crate::crypto::{aad_server_credential, random_id, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
@@ -18,9 +18,11 @@ use crate::manifest::{self, Manifest, ManifestAuth, Placement};
 use crate::net::{check_url, Http, HttpRequest};
 use crate::openapi::ApiKeyLocation;
 use crate::redact::Redactor;
+use crate::service::lifecycle;
 use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
 use crate::store::servers::{self as store, AccessKey, Server};
 use crate::store::{Db, Kv};
+use crate::tools::names::is_valid_tool_name;
 use crate::tools::ToolDef;
 use crate::vocab::{AuthMode, FindingStatus, VerificationState};
 
@@ -233,7 +235,7 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     }
     if let Some(p) = body.probe_tool {
         if let Some(name) = &p {
-            if !valid_tool_name(name) {
+            if !is_valid_tool_name(name) {
                 return Err(ApiError::new(ErrorCode::InvalidToolName, "probe_tool must be a tool name."));
             }
         }
@@ -250,28 +252,9 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
     let s = load(svc, m, id).await?;
-    delete_server_kv(svc, &s).await?;
+    lifecycle::delete_all(svc.db, svc.kv, &s).await?;
     store::delete(svc.db, &m.workspace_id, id).await?;
     Ok(Response::no_content())
-}
-
-/// Every KV key of a server: live pointer, manifests, credential, access keys.
-pub async fn delete_server_kv<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Server) -> Result<(), ApiError> {
-    svc.kv.delete(&manifest::live_key(&s.id)).await?;
-    for v in 1..=s.published_version.unwrap_or(0).max(latest_version(svc, &s.id).await?) {
-        svc.kv.delete(&manifest::manifest_key(&s.id, v)).await?;
-    }
-    svc.kv.delete(&manifest::latest_key(&s.id)).await?;
-    svc.kv.delete(&manifest::credential_key(&s.id)).await?;
-    for k in store::list_keys(svc.db, &s.workspace_id, &s.id).await? {
-        svc.kv.delete(&manifest::access_key_key(&k.key_hash)).await?;
-    }
-    Ok(())
-}
-
-async fn latest_version<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, server_id: &str) -> Result<i64, ApiError> {
-    let key = manifest::latest_key(server_id);
-    Ok(svc.kv.get(&key).await?.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0))
 }
 
 #[derive(Deserialize)]
@@ -481,7 +464,7 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     findings.push(finding("tools_enabled", !defs.is_empty(), format!("{} enabled tools", defs.len())));
 
     let mut names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
-    let invalid: Vec<&str> = names.iter().copied().filter(|n| !valid_tool_name(n)).collect();
+    let invalid: Vec<&str> = names.iter().copied().filter(|n| !is_valid_tool_name(n)).collect();
     names.sort_unstable();
     let dupes: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
     findings.push(finding(
@@ -627,7 +610,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         ));
     }
     let (_, tools) = curated_tools(svc, &s).await?;
-    let version = latest_version(svc, &s.id).await? + 1;
+    let version = lifecycle::latest_version(svc.kv, &s.id).await? + 1;
     let manifest = Manifest {
         format: manifest::FORMAT,
         server_id: s.id.clone(),
@@ -653,13 +636,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
-    if s.credential_key.is_none() {
-        // A credential the owner cleared while the previous version was live goes now.
-        svc.kv.delete(&manifest::credential_key(&s.id)).await?;
-    }
-    svc.kv.put(&manifest::manifest_key(&s.id, version), &bytes, None).await?;
-    svc.kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await?;
-    svc.kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
+    lifecycle::publish(svc.kv, &s, version, &bytes).await?;
     store::set_published(svc.db, &m.workspace_id, &s.id, Some(version), svc.now_ms).await?;
     let s = load(svc, m, id).await?;
     Ok(Response::ok(
@@ -674,10 +651,7 @@ pub async fn unpublish<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
     let s = load(svc, m, id).await?;
-    svc.kv.delete(&manifest::live_key(&s.id)).await?;
-    if s.credential_key.is_none() {
-        svc.kv.delete(&manifest::credential_key(&s.id)).await?;
-    }
+    lifecycle::retract(svc.kv, &s).await?;
     store::set_published(svc.db, &m.workspace_id, &s.id, None, svc.now_ms).await?;
     get(svc, m, id).await
 }

@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::accounts::SessionUser;
+use super::context::{Member, SessionUser};
+use super::input::clean_name;
 use super::{Request, Response, Services};
 use crate::crypto::random_id;
 use crate::error::{limits, ApiError, ErrorCode};
@@ -12,53 +13,6 @@ use crate::net::Http;
 use crate::service::members as rules;
 use crate::store::{users, workspaces, Db, Kv};
 use crate::vocab::Role;
-
-/// The caller's membership of the workspace a route names.
-#[derive(Debug, Clone)]
-pub struct Member {
-    pub user_id: String,
-    pub workspace_id: String,
-    pub role: Role,
-}
-
-impl Member {
-    pub fn can_admin(&self) -> bool {
-        self.role.can_admin()
-    }
-
-    /// Owners and admins manage what touches credentials and what is on the air (server auth,
-    /// credentials, access keys, publishing, secrets, deletions); members import and curate.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.can_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::new(ErrorCode::Forbidden, "Only workspace owners and admins can do this."))
-        }
-    }
-}
-
-pub async fn require_member<D: Db, K: Kv, H: Http>(
-    svc: &Services<'_, D, K, H>,
-    s: &SessionUser,
-    ws: &str,
-) -> Result<Member, ApiError> {
-    match workspaces::get_for_user(svc.db, &s.user_id, ws).await? {
-        Some(w) => Ok(Member { user_id: s.user_id.clone(), workspace_id: w.id, role: w.role }),
-        None => Err(ApiError::not_found()),
-    }
-}
-
-/// Names shown in the UI: trimmed, 1..=100 characters, no control characters.
-pub fn clean_name(raw: &str, what: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidName,
-            format!("The {what} must be 1 to 100 characters without control characters."),
-        ));
-    }
-    Ok(name.to_string())
-}
 
 pub async fn list<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
     let items = workspaces::list_for_user(svc.db, &s.user_id).await?;

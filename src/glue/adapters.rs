@@ -7,7 +7,7 @@ use worker::{
 
 use crate::error::{ApiError, ErrorCode};
 use crate::net::{Http, HttpError, HttpRequest, HttpResponse};
-use crate::store::{Db, Kv, Row, SqlValue, StoreError};
+use crate::store::{Db, Kv, Row, SqlValue, Statement, StoreError};
 
 pub struct D1Db(D1Database);
 
@@ -51,6 +51,23 @@ impl Db for D1Db {
             return Err(StoreError::Backend(err));
         }
         result.results::<Row>().map_err(backend)
+    }
+
+    async fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<u64>, StoreError> {
+        let mut prepared = Vec::with_capacity(statements.len());
+        for (sql, params) in statements {
+            let args: Vec<JsValue> = params.iter().map(js).collect();
+            prepared.push(self.0.prepare(*sql).bind(&args).map_err(backend)?);
+        }
+        let results = self.0.batch(prepared).await.map_err(backend)?;
+        let mut changed = Vec::with_capacity(results.len());
+        for r in results {
+            if let Some(err) = r.error() {
+                return Err(StoreError::Backend(err));
+            }
+            changed.push(r.meta().map_err(backend)?.and_then(|m| m.changes).unwrap_or(0) as u64);
+        }
+        Ok(changed)
     }
 }
 

@@ -3,4 +3,6 @@
 //!
 //! Modules here never import `api/`; rules are pure functions, unit-tested as tables.
 
+pub mod accounts;
+pub mod lifecycle;
 pub mod members;

@@ -362,6 +362,45 @@ pub async fn mark_removed(db: &impl Db, tool_id: &str, now: i64) -> Result<(), S
         .map(|_| ())
 }
 
+/// Ids per statement when a list of tool ids is bound (D1 allows 100 bound parameters).
+const IDS_PER_STATEMENT: usize = 90;
+
+/// Enables or disables many live tools of an app at once, atomically: `Ok(false)` (and no
+/// change) when any id is not a live tool of this app. Two round trips per 90 ids at most for
+/// the check, one batch for all the updates.
+pub async fn set_enabled_many(
+    db: &impl Db,
+    ws: &str,
+    app_id: &str,
+    tool_ids: &[String],
+    enabled: bool,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut ids: Vec<&str> = tool_ids.iter().map(String::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found = 0;
+    let mut updates = Vec::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 5)).collect();
+        let scope =
+            format!("workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND id IN ({})", marks.join(", "));
+        let mut params: Vec<SqlValue> = vec![ws.into(), app_id.into(), SqlValue::Null, SqlValue::Null];
+        params.extend(chunk.iter().map(|id| SqlValue::from(*id)));
+        let count_sql = format!("SELECT COUNT(*) AS n FROM tools WHERE ?3 IS NULL AND ?4 IS NULL AND {scope}");
+        found += db.query(&count_sql, &params).await?.first().map(|r| row_i64(r, "n")).transpose()?.unwrap_or(0);
+        params[2] = i64::from(enabled).into();
+        params[3] = now.into();
+        updates.push((format!("UPDATE tools SET enabled = ?3, updated_at = ?4 WHERE {scope}"), params));
+    }
+    if found != ids.len() as i64 {
+        return Ok(false);
+    }
+    let statements: Vec<(&str, Vec<SqlValue>)> = updates.iter().map(|(sql, p)| (sql.as_str(), p.clone())).collect();
+    db.batch(&statements).await?;
+    Ok(true)
+}
+
 /// Applies curation to one tool: `None` leaves a field as it is; `Some(None)` for the
 /// description restores the generated one.
 pub async fn curate(

@@ -79,7 +79,13 @@ pub trait Db {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError>;
     /// Runs a query; returns its rows.
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError>;
+    /// Runs statements atomically, in order (D1's `batch` is one transaction): all of them
+    /// take effect or none does. Returns the rows each changed.
+    async fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<u64>, StoreError>;
 }
+
+/// One statement of a [`Db::batch`].
+pub type Statement<'a> = (&'a str, Vec<SqlValue>);
 
 /// The key-value port (Workers KV).
 #[allow(async_fn_in_trait)]

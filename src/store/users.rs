@@ -8,7 +8,6 @@
 
 use super::{row_i64, text, Db, Row, SqlValue, StoreError};
 use crate::crypto::random_id;
-use crate::store::sessions;
 
 /// Inserts unless the email (case-insensitively) is taken; `changes() == 0` means taken.
 pub const INSERT: &str = "INSERT INTO users \
@@ -123,26 +122,6 @@ pub async fn find_by_id(db: &impl Db, id: &str) -> Result<Option<User>, StoreErr
     rows.first().map(|r| user_from_row(r, "")).transpose()
 }
 
-/// Replaces the password hash and revokes every other session of the user (a password change is
-/// what a user does when they suspect someone else is signed in). `keep_session` is the id hash
-/// of the session making the change, if any. Returns whether the user exists.
-// TODO-correctness: two statements, not one transaction (the `Db` port has no batch yet); if the
-// second fails the caller gets the error and the password is already changed, so a retry is safe.
-pub async fn update_password(
-    db: &impl Db,
-    user_id: &str,
-    new_hash: &str,
-    keep_session: Option<&str>,
-    now_ms: i64,
-) -> Result<bool, StoreError> {
-    let changed = db.execute(UPDATE_PASSWORD, &[user_id.into(), new_hash.into(), now_ms.into()]).await?;
-    if changed == 0 {
-        return Ok(false);
-    }
-    sessions::revoke_all_for_user_except(db, user_id, keep_session, now_ms).await?;
-    Ok(true)
-}
-
 const REHASH: &str = "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2";
 
 /// Replaces the password hash only if it is still `old_hash` (a rehash at login with today's
@@ -156,16 +135,6 @@ pub async fn rehash_password(
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     Ok(db.execute(REHASH, &[user_id.into(), old_hash.into(), new_hash.into(), now_ms.into()]).await? > 0)
-}
-
-/// Deletes the account and its sessions (memberships go by ON DELETE CASCADE; workspaces the
-/// user created keep existing with `created_by` NULL). Returns whether it existed.
-/// Callers decide about workspaces first: `api::data::delete_account` deletes every workspace
-/// the user is the only owner of before calling this.
-pub async fn delete(db: &impl Db, user_id: &str) -> Result<bool, StoreError> {
-    // Explicit, not left to ON DELETE CASCADE, so it holds even where foreign keys are off.
-    db.execute(sessions::DELETE_FOR_USER, &[user_id.into()]).await?;
-    Ok(db.execute(DELETE, &[user_id.into()]).await? > 0)
 }
 
 #[cfg(test)]

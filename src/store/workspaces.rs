@@ -100,7 +100,5 @@ pub async fn delete(db: &impl Db, ws: &str) -> Result<bool, StoreError> {
     Ok(db.execute(DELETE, &[ws.into()]).await? > 0)
 }
 
-/// Removes every membership of a user (their account's deletion).
-pub async fn remove_all_memberships(db: &impl Db, user_id: &str) -> Result<u64, StoreError> {
-    db.execute("DELETE FROM memberships WHERE user_id = ?1", &[user_id.into()]).await
-}
+/// Every membership of a user (their account's deletion, `service::accounts::delete_user`).
+pub const DELETE_MEMBERSHIPS_OF_USER: &str = "DELETE FROM memberships WHERE user_id = ?1";

@@ -492,3 +492,58 @@ fn an_import_by_url_over_the_size_limit_is_refused_and_keeps_the_tools() {
     let tools = env.call("GET", &p(&format!("/apps/{app}/tools")), None).body.unwrap();
     assert_eq!(tools["items"].as_array().unwrap().len(), 1, "failed imports left the tools as they were");
 }
+
+#[test]
+fn bulk_curation_of_many_tools_is_one_atomic_change() {
+    let env = Env::new();
+    let ws = signed_up(&env, "bulk@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Many" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut paths = serde_json::Map::new();
+    for i in 0..150 {
+        paths.insert(
+            format!("/items/{i}"),
+            json!({ "get": { "operationId": format!("item{i:03}"), "responses": { "200": { "description": "ok" } } } }),
+        );
+    }
+    let doc = json!({ "openapi": "3.1.0", "info": { "title": "Many", "version": "1" }, "paths": paths });
+    assert_eq!(env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc)).status, 201);
+    let ids: Vec<String> = block_on(flowcp::store::Db::query(&env.db, "SELECT id FROM tools", &[]))
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 150);
+    // One unknown id: nothing changes (the fake enforces D1's 100-parameter limit too).
+    let mut with_bad = ids.clone();
+    with_bad.push("tool_not_here".into());
+    let r = env.call(
+        "POST",
+        &p(&format!("/apps/{app}/tools/bulk")),
+        Some(json!({ "tool_ids": with_bad, "enabled": false })),
+    );
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM tools WHERE enabled = 0"), 0);
+    let r =
+        env.call("POST", &p(&format!("/apps/{app}/tools/bulk")), Some(json!({ "tool_ids": ids, "enabled": false })));
+    assert_eq!((r.status, r.body.unwrap()["updated"].clone()), (200, json!(150)));
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM tools WHERE enabled = 0"), 150);
+}
+
+#[test]
+fn a_batch_is_all_or_nothing() {
+    let db = SqliteDb::migrated();
+    let ok = "INSERT INTO login_throttle (key, failures, window_start) VALUES (?1, 1, 1)";
+    let r = block_on(flowcp::store::Db::batch(
+        &db,
+        &[(ok, vec!["a".into()]), ("INSERT INTO no_such_table VALUES (1)", vec![]), (ok, vec!["b".into()])],
+    ));
+    assert!(r.is_err());
+    let n = block_on(flowcp::store::Db::query(&db, "SELECT COUNT(*) AS n FROM login_throttle", &[])).unwrap();
+    assert_eq!(n[0]["n"], 0, "the first statement was rolled back");
+    let r = block_on(flowcp::store::Db::batch(&db, &[(ok, vec!["a".into()]), (ok, vec!["b".into()])])).unwrap();
+    assert_eq!(r, [1, 1]);
+}

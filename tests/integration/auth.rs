@@ -396,7 +396,14 @@ fn password_change_revokes_other_sessions_but_keeps_the_current_one() {
     let phone = logged_in(&db, &user.id, NOW);
     let bobs = logged_in(&db, &stranger.id, NOW);
     let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHQ$BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
-    assert!(block_on(users::update_password(&db, &user.id, new_hash, Some(&current.id_hash), NOW + 10)).unwrap());
+    assert!(block_on(flowcp::service::accounts::change_password(
+        &db,
+        &user.id,
+        new_hash,
+        Some(&current.id_hash),
+        NOW + 10
+    ))
+    .unwrap());
     let live = |s: &session::IssuedSession| block_on(sessions::find_live(&db, &s.id_hash, NOW + 11)).unwrap().is_some();
     assert!(live(&current));
     assert!(!live(&laptop) && !live(&phone));
@@ -404,9 +411,9 @@ fn password_change_revokes_other_sessions_but_keeps_the_current_one() {
     let stored = block_on(users::find_by_id(&db, &user.id)).unwrap().unwrap();
     assert_eq!((stored.password_hash.as_str(), stored.updated_at), (new_hash, NOW + 10));
     // Without a session to keep (e.g. a reset by email), every session goes.
-    assert!(block_on(users::update_password(&db, &user.id, new_hash, None, NOW + 20)).unwrap());
+    assert!(block_on(flowcp::service::accounts::change_password(&db, &user.id, new_hash, None, NOW + 20)).unwrap());
     assert!(!live(&current));
-    assert!(!block_on(users::update_password(&db, "usr_nobody", new_hash, None, NOW + 20)).unwrap());
+    assert!(!block_on(flowcp::service::accounts::change_password(&db, "usr_nobody", new_hash, None, NOW + 20)).unwrap());
 }
 
 // ---------------------------------------------------------------- users
@@ -450,8 +457,8 @@ fn deleting_a_user_removes_the_account_and_its_sessions() {
     let db = SqliteDb::migrated();
     let user = signed_up(&db, "ada@example.com");
     let s = logged_in(&db, &user.id, NOW);
-    assert!(block_on(users::delete(&db, &user.id)).unwrap());
-    assert!(!block_on(users::delete(&db, &user.id)).unwrap());
+    assert!(block_on(flowcp::service::accounts::delete_user(&db, &user.id)).unwrap());
+    assert!(!block_on(flowcp::service::accounts::delete_user(&db, &user.id)).unwrap());
     assert_eq!(block_on(users::find_by_id(&db, &user.id)).unwrap(), None);
     assert!(block_on(sessions::find_live(&db, &s.id_hash, NOW)).unwrap().is_none());
     let n = block_on(db.query("SELECT COUNT(*) AS n FROM sessions", &[])).unwrap();

@@ -35,6 +35,9 @@ impl Db for UnmigratedDb {
     async fn query(&self, _: &str, _: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
         Err(StoreError::Backend("no such table: audit_events".into()))
     }
+    async fn batch(&self, _: &[flowcp::store::Statement<'_>]) -> Result<Vec<u64>, StoreError> {
+        Err(StoreError::Backend("no such table: audit_events".into()))
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use flowcp::net::{Http, HttpError, HttpRequest, HttpResponse};
-use flowcp::store::{Db, Row, SqlValue, StoreError};
+use flowcp::store::{Db, Row, SqlValue, Statement, StoreError};
 use rusqlite::types::{Value as SqlV, ValueRef};
 
 /// D1's limits per statement (Cloudflare's documented limits): bound parameters and SQL length.
@@ -67,6 +67,28 @@ impl Db for SqliteDb {
             .execute(sql, rusqlite::params_from_iter(params))
             .map(|n| n as u64)
             .map_err(|e| StoreError::Backend(e.to_string()))
+    }
+
+    async fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<u64>, StoreError> {
+        // One transaction, like D1's batch: a failing statement rolls back the ones before it.
+        let backend = |e: rusqlite::Error| StoreError::Backend(e.to_string());
+        self.conn.execute_batch("BEGIN").map_err(backend)?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for (sql, params) in statements {
+            let run = d1_limits(sql, params).and_then(|()| {
+                let params: Vec<SqlV> = params.iter().map(to_sql).collect();
+                self.conn.execute(sql, rusqlite::params_from_iter(params)).map_err(backend)
+            });
+            match run {
+                Ok(n) => changed.push(n as u64),
+                Err(e) => {
+                    self.conn.execute_batch("ROLLBACK").map_err(backend)?;
+                    return Err(e);
+                }
+            }
+        }
+        self.conn.execute_batch("COMMIT").map_err(backend)?;
+        Ok(changed)
     }
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {

@@ -1,0 +1,37 @@
+//! Account use cases that touch several tables, each one atomic (`Db::batch`).
+
+use crate::store::{sessions, users, workspaces, Db, StoreError};
+
+/// Replaces the password hash and revokes every other session of the user (a password change is
+/// what a user does when they suspect someone else is signed in); `keep_session` is the id hash
+/// of the session making the change, if any. Both or neither. Returns whether the user exists.
+pub async fn change_password(
+    db: &impl Db,
+    user_id: &str,
+    new_hash: &str,
+    keep_session: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = db
+        .batch(&[
+            (users::UPDATE_PASSWORD, vec![user_id.into(), new_hash.into(), now_ms.into()]),
+            (sessions::REVOKE_ALL_FOR_USER_EXCEPT, vec![user_id.into(), now_ms.into(), keep_session.into()]),
+        ])
+        .await?;
+    Ok(changed.first().copied().unwrap_or(0) > 0)
+}
+
+/// Deletes the user row with their sessions and memberships, atomically (explicit, not left to
+/// ON DELETE CASCADE, so it holds even where foreign keys are off). Workspaces are the caller's
+/// decision first (`api::data::delete_account` deletes those the user alone owns). Returns
+/// whether the user existed.
+pub async fn delete_user(db: &impl Db, user_id: &str) -> Result<bool, StoreError> {
+    let changed = db
+        .batch(&[
+            (sessions::DELETE_FOR_USER, vec![user_id.into()]),
+            (workspaces::DELETE_MEMBERSHIPS_OF_USER, vec![user_id.into()]),
+            (users::DELETE, vec![user_id.into()]),
+        ])
+        .await?;
+    Ok(changed.last().copied().unwrap_or(0) > 0)
+}

@@ -1,0 +1,51 @@
+//! A published server's life in KV: publish, retract and delete. This module owns every KV key
+//! of a server (the live pointer, each manifest version, the highest version written, the
+//! sealed credential and the access-key mirrors), so no handler writes or deletes one sideways.
+//!
+//! Order matters for the hot path: a manifest version is written before the live pointer names
+//! it, and a retraction removes the pointer first.
+
+use crate::manifest;
+use crate::store::servers::{self as store, Server};
+use crate::store::{Db, Kv, StoreError};
+
+/// The highest manifest version ever written for a server (0 when none).
+pub async fn latest_version(kv: &impl Kv, server_id: &str) -> Result<i64, StoreError> {
+    let raw = kv.get(&manifest::latest_key(server_id)).await?;
+    Ok(raw.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(0))
+}
+
+/// Puts manifest `version` on the air. A credential the owner cleared while the previous
+/// version was live (`credential_cleared`) is deleted now that nothing references it.
+pub async fn publish(kv: &impl Kv, s: &Server, version: i64, manifest_bytes: &[u8]) -> Result<(), StoreError> {
+    if s.credential_key.is_none() {
+        kv.delete(&manifest::credential_key(&s.id)).await?;
+    }
+    kv.put(&manifest::manifest_key(&s.id, version), manifest_bytes, None).await?;
+    kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await?;
+    kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await
+}
+
+/// Takes a server off the air (its manifests stay for the next publish's numbering).
+pub async fn retract(kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
+    kv.delete(&manifest::live_key(&s.id)).await?;
+    if s.credential_key.is_none() {
+        kv.delete(&manifest::credential_key(&s.id)).await?;
+    }
+    Ok(())
+}
+
+/// Deletes every KV key of a server: live pointer, manifests, credential, access keys. Called
+/// before the server's rows go (server, app, workspace or account deletion).
+pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
+    kv.delete(&manifest::live_key(&s.id)).await?;
+    for v in 1..=s.published_version.unwrap_or(0).max(latest_version(kv, &s.id).await?) {
+        kv.delete(&manifest::manifest_key(&s.id, v)).await?;
+    }
+    kv.delete(&manifest::latest_key(&s.id)).await?;
+    kv.delete(&manifest::credential_key(&s.id)).await?;
+    for k in store::list_keys(db, &s.workspace_id, &s.id).await? {
+        kv.delete(&manifest::access_key_key(&k.key_hash)).await?;
+    }
+    Ok(())
+}
