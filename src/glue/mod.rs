@@ -164,8 +164,10 @@ async fn mcp(
     };
     check_body_len(body.len(), limits::MCP_MESSAGE)?;
     let clock = now_ms;
+    let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
     let rt = mcp_server::Runtime {
         kv: &kv,
+        cache: &cache,
         http: &FetchHttp,
         keyring: &settings.secrets.keyring,
         fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
@@ -184,6 +186,8 @@ async fn mcp(
 }
 
 thread_local! {
+    /// The isolate's MCP hot-path caches (manifests, live pointers, access-key mirrors).
+    static MANIFEST_CACHE: std::rc::Rc<mcp_server::ManifestCache> = std::rc::Rc::default();
     static AUDIT_QUEUE: std::cell::RefCell<Vec<audit::AuditEvent>> = const { std::cell::RefCell::new(Vec::new()) };
     static AUDIT_FLUSH_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -218,7 +222,8 @@ fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, setting
 /// RFC 9728 metadata for OAuth-mode servers; 404 for other or unpublished servers.
 async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result<Response, ApiError> {
     let kv = KvStorePort::new(env, KV_BINDING)?;
-    let loaded = mcp_server::load_manifest(&kv, server_id, now_ms())
+    let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
+    let loaded = mcp_server::load_manifest(&kv, &cache, server_id, now_ms())
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(ApiError::not_found)?;

@@ -38,6 +38,8 @@ const MANIFEST_CACHE_ENTRIES: usize = 64;
 /// What the runtime needs: ports, keys, the clock, and where it is reachable.
 pub struct Runtime<'a, K: Kv, H: Http> {
     pub kv: &'a K,
+    /// The isolate's hot-path caches.
+    pub cache: &'a ManifestCache,
     pub http: &'a H,
     pub keyring: &'a Keyring,
     pub fetch_policy: FetchPolicy,
@@ -102,33 +104,45 @@ const SMALL_CACHE_ENTRIES: usize = 4_096;
 /// A KV value (or its absence) and when it was read.
 type CachedValue = (Option<Vec<u8>>, i64);
 
-thread_local! {
-    static MANIFESTS: RefCell<HashMap<(String, i64), Rc<Loaded>>> = RefCell::new(HashMap::new());
+/// The isolate's caches of the hot path: prepared manifests by (server, version) — immutable,
+/// so never stale — and small KV entries (live pointers, access-key mirrors) for
+/// [`KV_TTL_MS`]. The glue owns one per isolate and passes it in; tests make their own.
+#[derive(Default)]
+pub struct ManifestCache {
+    manifests: RefCell<HashMap<(String, i64), Rc<Loaded>>>,
     /// KV key -> (value, read at): short-lived cache of small KV entries (negative ones too).
-    static SMALL: RefCell<HashMap<String, CachedValue>> = RefCell::new(HashMap::new());
+    small: RefCell<HashMap<String, CachedValue>>,
 }
 
-/// Reads a small KV entry through the isolate's short-lived cache.
-async fn cached_get(kv: &impl Kv, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
-    let hit = SMALL.with(|c| {
-        c.borrow().get(key).filter(|(_, at)| now_ms - at < KV_TTL_MS && now_ms >= *at).map(|(v, _)| v.clone())
-    });
-    if let Some(v) = hit {
-        return Ok(v);
-    }
-    let v = kv.get(key).await.map_err(|e| e.to_string())?;
-    SMALL.with(|c| {
-        let mut c = c.borrow_mut();
+impl ManifestCache {
+    /// Reads a small KV entry through the short-lived cache.
+    async fn get(&self, kv: &impl Kv, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
+        let hit = self
+            .small
+            .borrow()
+            .get(key)
+            .filter(|(_, at)| now_ms - at < KV_TTL_MS && now_ms >= *at)
+            .map(|(v, _)| v.clone());
+        if let Some(v) = hit {
+            return Ok(v);
+        }
+        let v = kv.get(key).await.map_err(|e| e.to_string())?;
+        let mut c = self.small.borrow_mut();
         if c.len() >= SMALL_CACHE_ENTRIES {
             c.clear();
         }
         c.insert(key.to_string(), (v.clone(), now_ms));
-    });
-    Ok(v)
+        Ok(v)
+    }
 }
 
-async fn live_version(kv: &impl Kv, server_id: &str, now_ms: i64) -> Result<Option<i64>, String> {
-    let Some(v) = cached_get(kv, &manifest::live_key(server_id), now_ms).await? else { return Ok(None) };
+async fn live_version(
+    kv: &impl Kv,
+    cache: &ManifestCache,
+    server_id: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, String> {
+    let Some(v) = cache.get(kv, &manifest::live_key(server_id), now_ms).await? else { return Ok(None) };
     std::str::from_utf8(&v)
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -148,10 +162,15 @@ fn prepare(manifest: Manifest) -> Loaded {
 
 /// The live manifest of a server: one KV read for the live version, then the isolate cache
 /// (manifests are immutable per version) or a second KV read.
-pub async fn load_manifest(kv: &impl Kv, server_id: &str, now_ms: i64) -> Result<Option<Rc<Loaded>>, String> {
-    let Some(version) = live_version(kv, server_id, now_ms).await? else { return Ok(None) };
+pub async fn load_manifest(
+    kv: &impl Kv,
+    cache: &ManifestCache,
+    server_id: &str,
+    now_ms: i64,
+) -> Result<Option<Rc<Loaded>>, String> {
+    let Some(version) = live_version(kv, cache, server_id, now_ms).await? else { return Ok(None) };
     let key = (server_id.to_string(), version);
-    if let Some(hit) = MANIFESTS.with(|m| m.borrow().get(&key).cloned()) {
+    if let Some(hit) = cache.manifests.borrow().get(&key).cloned() {
         return Ok(Some(hit));
     }
     let Some(bytes) = kv.get(&manifest::manifest_key(server_id, version)).await.map_err(|e| e.to_string())? else {
@@ -162,13 +181,11 @@ pub async fn load_manifest(kv: &impl Kv, server_id: &str, now_ms: i64) -> Result
         return Err("manifest does not belong to this server or has an unknown format".into());
     }
     let loaded = Rc::new(prepare(m));
-    MANIFESTS.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= MANIFEST_CACHE_ENTRIES {
-            c.clear();
-        }
-        c.insert(key, loaded.clone());
-    });
+    let mut c = cache.manifests.borrow_mut();
+    if c.len() >= MANIFEST_CACHE_ENTRIES {
+        c.clear();
+    }
+    c.insert(key, loaded.clone());
     Ok(Some(loaded))
 }
 
@@ -230,11 +247,13 @@ async fn authorize<K: Kv, H: Http>(
         ));
     };
     let mirror =
-        cached_get(rt.kv, &manifest::access_key_key(&sha256_hex(key.as_bytes())), (rt.clock)()).await.map_err(|e| {
-            let mut r = reject(503, "The access-key store is unavailable; try again.");
-            r.internal = Some(format!("access-key read failed: {e}"));
-            r
-        })?;
+        rt.cache.get(rt.kv, &manifest::access_key_key(&sha256_hex(key.as_bytes())), (rt.clock)()).await.map_err(
+            |e| {
+                let mut r = reject(503, "The access-key store is unavailable; try again.");
+                r.internal = Some(format!("access-key read failed: {e}"));
+                r
+            },
+        )?;
     let Some(mirror) = mirror.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
         return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
     };
@@ -262,7 +281,7 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
             return r.into();
         }
     };
-    let loaded = match load_manifest(rt.kv, server_id, started).await {
+    let loaded = match load_manifest(rt.kv, rt.cache, server_id, started).await {
         Ok(Some(l)) => l,
         Ok(None) => return reject(404, "Not Found: no published MCP server at this URL."),
         Err(e) => {

@@ -5,7 +5,7 @@
 
 use flowcp::crypto::{sha256_hex, Keyring};
 use flowcp::manifest::{self, Manifest, ManifestAuth};
-use flowcp::mcp::server::{handle, McpRequest, Runtime};
+use flowcp::mcp::server::{handle, ManifestCache, McpRequest, Runtime};
 use flowcp::net::{FetchPolicy, Http, HttpError, HttpRequest, HttpResponse};
 use flowcp::store::{block_on, Kv, MemoryKv};
 use flowcp::vocab::AuthMode;
@@ -86,8 +86,10 @@ fn respond(request: &Value) -> Value {
         None => Vec::new(),
     };
     let clock = || 1_800_000_000_000i64;
+    let cache = ManifestCache::default();
     let rt = Runtime {
         kv: &kv,
+        cache: &cache,
         http: &Upstream,
         keyring: &keyring,
         fetch_policy: FetchPolicy::default(),

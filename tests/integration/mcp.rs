@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use flowcp::crypto::{aad_server_credential, sha256_hex, Keyring};
 use flowcp::manifest::{self, Manifest, ManifestAuth, Placement};
-use flowcp::mcp::server::{handle, McpRequest, McpResponse, Runtime};
+use flowcp::mcp::server::{handle, ManifestCache, McpRequest, McpResponse, Runtime};
 use flowcp::net::{FetchPolicy, Http, HttpError, HttpRequest, HttpResponse};
 use flowcp::store::audit::Outcome;
 use flowcp::store::{block_on, Kv, MemoryKv};
@@ -50,13 +50,15 @@ fn doc(n: usize) -> Vec<u8> {
 
 struct Fixture {
     kv: MemoryKv,
+    /// This fixture's own isolate caches (fixtures never share a cached manifest).
+    cache: ManifestCache,
     http: FakeUpstream,
     keyring: Keyring,
     server: String,
 }
 
-/// Manifests are cached per isolate (thread) by (server id, version): every fixture gets its own
-/// server id so tests sharing a thread never see each other's manifests.
+/// Every fixture gets its own server id (and its own cache), so a sealed credential of one
+/// fixture's server does not open for another's (the AAD names the server).
 fn next_server_id() -> String {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     format!("srv_test{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
@@ -99,7 +101,7 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
         let sealed = keyring.seal(b"upstream-secret-value", &aad_server_credential(&server)).unwrap();
         kv.put(&manifest::credential_key(&server), sealed.as_bytes(), None).await.unwrap();
     });
-    Fixture { kv, http: FakeUpstream::default(), keyring, server }
+    Fixture { kv, cache: ManifestCache::default(), http: FakeUpstream::default(), keyring, server }
 }
 
 fn call(f: &Fixture, body: Value, extra: &[(&str, &str)]) -> McpResponse {
@@ -125,6 +127,7 @@ fn call_via(f: &Fixture, http: &impl Http, body: Value, extra: &[(&str, &str)], 
     let clock = move || now;
     let rt = Runtime {
         kv: &f.kv,
+        cache: &f.cache,
         http,
         keyring: &f.keyring,
         fetch_policy: FetchPolicy::default(),
@@ -181,6 +184,7 @@ fn wrong_or_missing_access_key_is_401_and_right_one_passes() {
     let clock = || 0i64;
     let rt = Runtime {
         kv: &f.kv,
+        cache: &f.cache,
         http: &f.http,
         keyring: &f.keyring,
         fetch_policy: FetchPolicy::default(),
