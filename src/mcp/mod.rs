@@ -3,21 +3,31 @@
 //! - `transport`: the HTTP-level rules (method, Accept, Content-Type, Origin, protocol version
 //!   header, batches) before any JSON-RPC is dispatched.
 //! - `jsonrpc`: message types and the spec's error codes.
-//! - `server`: the dispatcher (initialize, ping, tools/list, tools/call, discovery toolset),
-//!   written against the ports so it runs on the host in tests.
+//! - `server`: the dispatcher, written against the ports so it runs on the host in tests; it
+//!   passes each message to `methods` (initialize, tools/list, tools/call) or `modern` (the
+//!   2026-07-28 era), with `access` (who may call), `cache` (the isolate's manifests),
+//!   `discovery` (the search/describe/call toolset), `call` (one upstream call) and `runtime`
+//!   (what they share).
 //!
 //! Invariants: the hot path reads the published manifest (isolate cache, then KV) and never
 //! D1 or an OpenAPI document; an upstream failure is a tool result with `isError: true`, a
 //! protocol problem is a JSON-RPC error; no credential or access key is ever logged or echoed.
 
+mod access;
+mod cache;
+mod call;
+mod discovery;
 pub mod jsonrpc;
+mod methods;
+mod modern;
+mod runtime;
 pub mod server;
 pub mod transport;
 
 /// Protocol versions negotiated in `initialize`, newest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
 pub const LATEST_VERSION: &str = "2025-11-25";
-/// Versions of the initialize-free era, served on the same endpoint (see `server::modern`).
+/// Versions of the initialize-free era, served on the same endpoint (see `modern`).
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
 /// The version a request without `MCP-Protocol-Version` is assumed to speak (spec rule).
 pub const DEFAULT_VERSION: &str = "2025-03-26";

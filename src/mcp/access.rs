@@ -1,0 +1,83 @@
+//! Who may call a published server: OAuth servers answer with their protected-resource
+//! metadata (RFC 9728), public servers anyone, others only this server's access keys.
+
+use serde_json::{json, Value};
+
+use super::cache::Loaded;
+use super::runtime::{header, reject, McpRequest, McpResponse, Runtime};
+use crate::crypto::{sha256_hex, sha256_hex_truncated};
+use crate::manifest::{self, Manifest};
+use crate::net::Http;
+use crate::store::Kv;
+use crate::vocab::AuthMode;
+
+/// The URL of the protected-resource metadata of a server (RFC 9728).
+pub fn resource_metadata_url(origin: &str, server_id: &str) -> String {
+    format!("{origin}/.well-known/oauth-protected-resource/mcp/{server_id}")
+}
+
+/// RFC 9728 protected-resource metadata for an OAuth-mode server.
+pub fn protected_resource_metadata(origin: &str, m: &Manifest) -> Value {
+    json!({
+        "resource": format!("{origin}/mcp/{}", m.server_id),
+        "authorization_servers": [format!("{origin}/oauth/{}", m.server_id)],
+        "scopes_supported": m.auth.scopes,
+        "bearer_methods_supported": ["header"],
+        "resource_name": m.name,
+    })
+}
+
+/// Who is calling: `Some(hash)` for an access key (truncated SHA-256 of its id), `None` for a
+/// public server.
+pub(crate) async fn authorize<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    loaded: &Loaded,
+    req: &McpRequest<'_>,
+) -> Result<Option<String>, McpResponse> {
+    let m = &loaded.manifest;
+    if m.auth.mode == AuthMode::Oauth {
+        // TODO-correctness: the OAuth flow itself is a later issue; until then every request
+        // is told where the metadata is and denied (fail closed).
+        let www = format!("Bearer resource_metadata=\"{}\"", resource_metadata_url(&rt.origin, &m.server_id));
+        let mut r = reject(
+            401,
+            "Unauthorized: this server uses OAuth; obtain an access token via the protected resource metadata.",
+        );
+        r.headers.push(("www-authenticate".into(), www));
+        return Err(r);
+    }
+    if m.auth.public {
+        return Ok(None);
+    }
+    let presented = header(req.headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| header(req.headers, "x-api-key"))
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let denied = |msg: &str| {
+        let mut r = reject(401, msg);
+        r.headers.push(("www-authenticate".into(), "Bearer realm=\"flowcp\"".into()));
+        r
+    };
+    let Some(key) = presented else {
+        return Err(denied(
+            "Unauthorized: send this server's access key as `Authorization: Bearer fcp_sk_...` or `X-API-Key`.",
+        ));
+    };
+    let mirror =
+        rt.cache.get(rt.kv, &manifest::access_key_key(&sha256_hex(key.as_bytes())), (rt.clock)()).await.map_err(
+            |e| {
+                let mut r = reject(503, "The access-key store is unavailable; try again.");
+                r.internal = Some(format!("access-key read failed: {e}"));
+                r
+            },
+        )?;
+    let Some(mirror) = mirror.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+        return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
+    };
+    if mirror.get("server_id").and_then(Value::as_str) != Some(m.server_id.as_str()) {
+        return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
+    }
+    let key_id = mirror.get("key_id").and_then(Value::as_str).unwrap_or("");
+    Ok(Some(sha256_hex_truncated(key_id.as_bytes(), 16)))
+}

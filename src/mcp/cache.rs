@@ -1,0 +1,119 @@
+//! The isolate's hot-path caches ([`ManifestCache`]) and the published manifest as the hot
+//! path uses it ([`Loaded`]): the live-version pointer and access-key mirrors are trusted for
+//! [`KV_TTL_MS`]; manifests are immutable per version, so a cached one is never stale.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use super::discovery::discovery_tools;
+use crate::manifest::{self, Manifest};
+use crate::store::Kv;
+use crate::tools::ToolDef;
+
+pub(crate) const MANIFEST_CACHE_ENTRIES: usize = 64;
+
+/// A manifest with what the hot path derives from it once per isolate.
+pub struct Loaded {
+    pub manifest: Manifest,
+    /// Exposed tools as `tools/list` shows them (the discovery tools in discovery mode).
+    pub listed: Vec<Value>,
+    /// Tool name -> index in `manifest.tools`.
+    pub index: HashMap<String, usize>,
+}
+
+/// How long an isolate trusts what it read of small mutable KV entries (the live-version
+/// pointer, access-key mirrors). KV itself propagates writes globally within ~60 s, so this adds
+/// no new staleness in production; it saves one or two KV reads per MCP request under load.
+pub const KV_TTL_MS: i64 = 1_000;
+pub(crate) const SMALL_CACHE_ENTRIES: usize = 4_096;
+
+/// A KV value (or its absence) and when it was read.
+pub(crate) type CachedValue = (Option<Vec<u8>>, i64);
+
+/// The isolate's caches of the hot path: prepared manifests by (server, version) — immutable,
+/// so never stale — and small KV entries (live pointers, access-key mirrors) for
+/// [`KV_TTL_MS`]. The glue owns one per isolate and passes it in; tests make their own.
+#[derive(Default)]
+pub struct ManifestCache {
+    manifests: RefCell<HashMap<(String, i64), Rc<Loaded>>>,
+    /// KV key -> (value, read at): short-lived cache of small KV entries (negative ones too).
+    small: RefCell<HashMap<String, CachedValue>>,
+}
+
+impl ManifestCache {
+    /// Reads a small KV entry through the short-lived cache.
+    pub(crate) async fn get(&self, kv: &impl Kv, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
+        let hit = self
+            .small
+            .borrow()
+            .get(key)
+            .filter(|(_, at)| now_ms - at < KV_TTL_MS && now_ms >= *at)
+            .map(|(v, _)| v.clone());
+        if let Some(v) = hit {
+            return Ok(v);
+        }
+        let v = kv.get(key).await.map_err(|e| e.to_string())?;
+        let mut c = self.small.borrow_mut();
+        if c.len() >= SMALL_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(key.to_string(), (v.clone(), now_ms));
+        Ok(v)
+    }
+}
+
+pub(crate) async fn live_version(
+    kv: &impl Kv,
+    cache: &ManifestCache,
+    server_id: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, String> {
+    let Some(v) = cache.get(kv, &manifest::live_key(server_id), now_ms).await? else { return Ok(None) };
+    std::str::from_utf8(&v)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| "corrupt live pointer".to_string())
+}
+
+pub(crate) fn prepare(manifest: Manifest) -> Loaded {
+    let index = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    let listed = if manifest.discovery {
+        discovery_tools(manifest.tools.len())
+    } else {
+        manifest.tools.iter().map(ToolDef::to_mcp_json).collect()
+    };
+    Loaded { manifest, listed, index }
+}
+
+/// The live manifest of a server: one KV read for the live version, then the isolate cache
+/// (manifests are immutable per version) or a second KV read.
+pub async fn load_manifest(
+    kv: &impl Kv,
+    cache: &ManifestCache,
+    server_id: &str,
+    now_ms: i64,
+) -> Result<Option<Rc<Loaded>>, String> {
+    let Some(version) = live_version(kv, cache, server_id, now_ms).await? else { return Ok(None) };
+    let key = (server_id.to_string(), version);
+    if let Some(hit) = cache.manifests.borrow().get(&key).cloned() {
+        return Ok(Some(hit));
+    }
+    let Some(bytes) = kv.get(&manifest::manifest_key(server_id, version)).await.map_err(|e| e.to_string())? else {
+        return Err(format!("manifest version {version} is missing"));
+    };
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt manifest: {e}"))?;
+    if m.server_id != server_id || m.format != manifest::FORMAT {
+        return Err("manifest does not belong to this server or has an unknown format".into());
+    }
+    let loaded = Rc::new(prepare(m));
+    let mut c = cache.manifests.borrow_mut();
+    if c.len() >= MANIFEST_CACHE_ENTRIES {
+        c.clear();
+    }
+    c.insert(key, loaded.clone());
+    Ok(Some(loaded))
+}

@@ -1,0 +1,190 @@
+//! One upstream call of a tool: the credential opened and placed, the request built and
+//! checked (SSRF guard, the credential's origin binding), same-origin redirects followed, the
+//! answer mapped to a tool result with every spelling of the credential redacted, and one audit
+//! event.
+
+use serde_json::Value;
+
+use super::runtime::{error_result, CallCtx, Runtime};
+use crate::invoke::{build_request, invalid_arguments_result, map_response, validate_arguments, Credential};
+use crate::manifest::{self, Manifest};
+use crate::net::{check_url, Http, HttpRequest};
+use crate::redact::Redactor;
+use crate::store::audit::{AuditEvent, Outcome};
+use crate::store::Kv;
+use crate::tools::ToolDef;
+use crate::vocab::AuthMode;
+
+/// Bytes of an upstream body read at most (the result is cut further by the response budget).
+pub const UPSTREAM_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+pub(crate) const MAX_REDIRECTS: u8 = 3;
+
+/// Opens the server's sealed credential and places it as the mode says. `Err` means the call
+/// must be denied (fail closed), with a message safe to show.
+pub(crate) async fn credential<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    m: &Manifest,
+) -> Result<Credential, &'static str> {
+    const MISSING: &str = "The server's upstream credential is not available; the owner must set it and publish again.";
+    let value = match (m.auth.mode, m.auth.credential_ref.as_deref()) {
+        (AuthMode::None, _) => None,
+        (AuthMode::ApiKey | AuthMode::Bearer, Some(key)) => {
+            manifest::open_credential(rt.kv, rt.keyring, &m.server_id, key).await.map_err(|_| MISSING)?
+        }
+        (AuthMode::ApiKey | AuthMode::Bearer, None) => return Err(MISSING),
+        // TODO-correctness: per-user OAuth (issue 13); until then an oauth server never calls.
+        (AuthMode::Oauth, _) => return Err("This server's auth mode cannot call the API yet."),
+    };
+    manifest::place_credential(m.auth.mode, m.auth.placement.as_ref(), value).ok_or(MISSING)
+}
+
+/// Replaces the credential's value, in every form it can take on the wire or in an echo
+/// (see [`Redactor::text`]), in text shown to the model.
+pub(crate) fn redact_credential(text: &str, cred: &Credential) -> String {
+    match cred.secret() {
+        Some(value) => Redactor::of_values([value]).text(text),
+        None => text.to_string(),
+    }
+}
+
+pub(crate) fn same_authority(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+pub(crate) async fn call_upstream<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    tool: &ToolDef,
+    args: &Value,
+    audit: &mut Vec<AuditEvent>,
+) -> Value {
+    let rt = ctx.rt;
+    let m = &ctx.loaded.manifest;
+    let started = (rt.clock)();
+    let mut event = AuditEvent {
+        ts_ms: started,
+        workspace_id: m.workspace_id.clone(),
+        server_id: m.server_id.clone(),
+        tool_name: tool.name.clone(),
+        outcome: Outcome::Ok,
+        upstream_status: None,
+        latency_ms: 0,
+        request_bytes: 0,
+        response_bytes: 0,
+        connection_hash: ctx.connection.map(str::to_string),
+    };
+    let result = call_upstream_inner(ctx, m, tool, args, &mut event).await;
+    event.latency_ms = (rt.clock)() - started;
+    audit.push(event);
+    result
+}
+
+pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    m: &Manifest,
+    tool: &ToolDef,
+    args: &Value,
+    event: &mut AuditEvent,
+) -> Value {
+    let problems = validate_arguments(&tool.input_schema, args);
+    if !problems.is_empty() {
+        event.outcome = Outcome::Invalid;
+        return invalid_arguments_result(&problems);
+    }
+    let rt = ctx.rt;
+    let t0 = (rt.clock)();
+    let cred = credential(rt, m).await;
+    ctx.timings.borrow_mut().push(("credential", (rt.clock)() - t0));
+    let cred = match cred {
+        Ok(c) => c,
+        Err(msg) => {
+            event.outcome = Outcome::Denied;
+            return error_result(msg);
+        }
+    };
+    let plan = match build_request(tool, args, &cred, m.base_url.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            event.outcome = Outcome::Invalid;
+            return error_result(&format!("The request could not be built: {e}."));
+        }
+    };
+    let Ok(mut url) = check_url(&plan.url, rt.fetch_policy) else {
+        event.outcome = Outcome::Denied;
+        return error_result(
+            "The API's address is not allowed (private or non-https); the owner must fix the base URL.",
+        );
+    };
+    // The credential only goes to the origin it was entered for (fail closed otherwise).
+    if cred != Credential::None && Some(url.origin().ascii_serialization()) != m.auth.credential_origin {
+        event.outcome = Outcome::Denied;
+        return error_result(
+            "The API's address is not the one this server's credential was set for; the owner must set the credential again and publish.",
+        );
+    }
+    event.request_bytes = plan.body.as_ref().map_or(0, |b| b.len() as i64);
+    let mut req = HttpRequest {
+        method: plan.method.clone(),
+        url: url.to_string(),
+        headers: plan.headers.clone(),
+        body: plan.body.clone(),
+        timeout_ms: rt.upstream_timeout_ms,
+    };
+    let mut redirects = 0;
+    let resp = loop {
+        let t0 = (rt.clock)();
+        let sent = rt.http.send(&req, UPSTREAM_MAX_BYTES).await;
+        ctx.timings.borrow_mut().push(("upstream", (rt.clock)() - t0));
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                event.outcome = Outcome::UpstreamError;
+                return error_result(&redact_credential(&format!("The API could not be reached: {e}."), &cred));
+            }
+        };
+        let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308);
+        if !redirect || redirects >= MAX_REDIRECTS {
+            break resp;
+        }
+        let next = resp.header("location").and_then(|l| url.join(l).ok());
+        match next {
+            Some(n) if same_authority(&url, &n) => {
+                redirects += 1;
+                if resp.status == 303 {
+                    req.method = "GET".into();
+                    req.body = None;
+                }
+                req.url = n.to_string();
+                url = n;
+            }
+            _ => {
+                event.outcome = Outcome::UpstreamError;
+                event.upstream_status = Some(resp.status);
+                return error_result(&format!(
+                    "The API answered HTTP {} with a redirect to another host, which is not followed.",
+                    resp.status
+                ));
+            }
+        }
+    };
+    event.upstream_status = Some(resp.status);
+    event.response_bytes = resp.body.len() as i64;
+    // Never hand an upstream's echo of the credential back to the model, in any spelling. The
+    // body is redacted whole before the result budget cuts it (a cut could otherwise leave a
+    // prefix of the secret that no pattern matches), and on its decoded JSON strings (escape
+    // spellings); the finished result once more, structurally (see `Redactor::json`).
+    let redactor = cred.secret().map(|v| Redactor::of_values([v]));
+    let content_type = resp.header("content-type").map(str::to_string);
+    let body = match &redactor {
+        Some(r) => r.body(resp.body),
+        None => resp.body,
+    };
+    let mut result = map_response(tool, resp.status, content_type.as_deref(), &body);
+    if result.get("isError") == Some(&Value::Bool(true)) {
+        event.outcome = Outcome::UpstreamError;
+    }
+    if let Some(r) = &redactor {
+        r.json(&mut result);
+    }
+    result
+}

@@ -1,0 +1,104 @@
+//! The 2026-07-28 era: no `initialize`, `server/discover`, a `_meta` envelope on every request,
+//! `Mcp-Method`/`Mcp-Name` headers, `resultType` on every result, cacheable lists.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
+use super::methods::{instructions, tools_call, tools_list};
+use super::runtime::{header, CallCtx};
+use super::SUPPORTED_VERSIONS;
+use crate::net::Http;
+use crate::store::audit::AuditEvent;
+use crate::store::Kv;
+
+pub use super::transport::UNSUPPORTED_VERSION;
+pub use super::MODERN_VERSIONS as VERSIONS;
+pub const HEADER_MISMATCH: i64 = -32020;
+/// How long clients may cache `tools/list` and `server/discover` (a publish changes them).
+pub const TTL_MS: u64 = 60_000;
+
+fn all_versions() -> Vec<&'static str> {
+    VERSIONS.iter().chain(SUPPORTED_VERSIONS.iter()).copied().collect()
+}
+
+/// `=?base64?…?=` sentinel values of `Mcp-Name` are decoded before comparing.
+fn decode_name(raw: &str) -> Option<String> {
+    match raw.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+        Some(b64) => STANDARD.decode(b64).ok().and_then(|b| String::from_utf8(b).ok()),
+        None => Some(raw.to_string()),
+    }
+}
+
+fn mismatch(id: Value, what: &str) -> (u16, Value) {
+    (400, jsonrpc::error(id, HEADER_MISMATCH, format!("Header mismatch: {what}")))
+}
+
+pub async fn dispatch<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    id: Value,
+    method: &str,
+    params: &Value,
+    version: &Value,
+    headers: &[(String, String)],
+    audit: &mut Vec<AuditEvent>,
+) -> (u16, Value) {
+    let requested = version.as_str().unwrap_or("");
+    // The envelope and its header must agree before either is judged.
+    if header(headers, "mcp-protocol-version").map(str::trim) != Some(requested) {
+        return mismatch(id, "MCP-Protocol-Version must equal the _meta protocol version");
+    }
+    if !VERSIONS.contains(&requested) {
+        let data = json!({ "supported": all_versions(), "requested": version });
+        return (400, jsonrpc::error_with_data(id, UNSUPPORTED_VERSION, "Unsupported protocol version", data));
+    }
+    if !params.pointer("/_meta/io.modelcontextprotocol~1clientCapabilities").is_some_and(Value::is_object) {
+        return (
+            400,
+            jsonrpc::error(
+                id,
+                INVALID_PARAMS,
+                "Invalid params: _meta must carry io.modelcontextprotocol/clientCapabilities (an object).",
+            ),
+        );
+    }
+    if header(headers, "mcp-method").map(str::trim) != Some(method) {
+        return mismatch(id, "Mcp-Method must name the request's method");
+    }
+    if method == "tools/call" {
+        let name = params.get("name").and_then(Value::as_str);
+        if header(headers, "mcp-name").and_then(|h| decode_name(h.trim())).as_deref() != name || name.is_none() {
+            return mismatch(id, "Mcp-Name must name the tool being called");
+        }
+    }
+    let m = &ctx.loaded.manifest;
+    let server_info =
+        json!({ "name": format!("flowcp-{}", m.server_id), "title": m.name, "version": m.version.to_string() });
+    let cache_scope = if m.auth.public { "public" } else { "private" };
+    let result = match method {
+        "server/discover" => Ok(json!({
+            "supportedVersions": all_versions(),
+            "capabilities": { "tools": { "listChanged": false } },
+            "serverInfo": server_info,
+            "instructions": instructions(m),
+            "ttlMs": TTL_MS,
+            "cacheScope": cache_scope,
+        })),
+        "tools/list" => tools_list(ctx.loaded, params).map(|mut r| {
+            r["ttlMs"] = json!(TTL_MS);
+            r["cacheScope"] = json!(cache_scope);
+            r
+        }),
+        "tools/call" => tools_call(ctx, params, audit).await,
+        _ => return (404, jsonrpc::error(id, METHOD_NOT_FOUND, format!("Method not found: {method}"))),
+    };
+    match result {
+        Ok(mut r) => {
+            r["resultType"] = json!("complete");
+            r["_meta"] = json!({ "io.modelcontextprotocol/serverInfo": server_info });
+            (200, jsonrpc::result(id, r))
+        }
+        Err((code, msg)) => (if code == INVALID_PARAMS { 200 } else { 400 }, jsonrpc::error(id, code, msg)),
+    }
+}

@@ -1,0 +1,97 @@
+//! What every part of the MCP runtime shares: the ports and settings of a request
+//! ([`Runtime`]), the request and response shapes, the per-request context and the small
+//! result builders.
+
+use std::cell::RefCell;
+
+use serde_json::{json, Value};
+
+use super::cache::{Loaded, ManifestCache};
+use super::jsonrpc::{self, INTERNAL_ERROR};
+use super::transport::{Preflight, Rejection};
+use crate::crypto::Keyring;
+use crate::net::{FetchPolicy, Http};
+use crate::store::audit::AuditEvent;
+use crate::store::Kv;
+
+/// Upstream call budget.
+pub const UPSTREAM_TIMEOUT_MS: u32 = 20_000;
+
+/// What the runtime needs: ports, keys, the clock, and where it is reachable.
+pub struct Runtime<'a, K: Kv, H: Http> {
+    pub kv: &'a K,
+    /// The isolate's hot-path caches.
+    pub cache: &'a ManifestCache,
+    pub http: &'a H,
+    pub keyring: &'a Keyring,
+    pub fetch_policy: FetchPolicy,
+    /// `scheme://host[:port]` as clients reach this server.
+    pub origin: String,
+    /// Milliseconds since the epoch; used for audit timestamps and latency.
+    pub clock: &'a dyn Fn() -> i64,
+    /// Upstream call budget (`FLOWCP_UPSTREAM_TIMEOUT_MS`, default [`UPSTREAM_TIMEOUT_MS`]).
+    pub upstream_timeout_ms: u32,
+}
+
+/// The HTTP request as the runtime sees it (header names in any case).
+pub struct McpRequest<'a> {
+    pub method: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpResponse {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+    /// One event per `tools/call`, to be written after the response.
+    pub audit: Vec<AuditEvent>,
+    /// Why a request failed on our side (5xx), for the operator log; never shown to clients.
+    /// The glue logs it through the request's redactor.
+    pub internal: Option<String>,
+}
+
+impl From<Rejection> for McpResponse {
+    fn from(r: Rejection) -> Self {
+        McpResponse { status: r.status, body: r.body, headers: r.headers, audit: Vec::new(), internal: None }
+    }
+}
+
+pub(crate) fn reject(status: u16, message: &str) -> McpResponse {
+    McpResponse {
+        status,
+        body: Some(jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, message)),
+        headers: Vec::new(),
+        audit: Vec::new(),
+        internal: None,
+    }
+}
+
+pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
+    pub(crate) rt: &'c Runtime<'a, K, H>,
+    pub(crate) loaded: &'c Loaded,
+    pub(crate) connection: Option<&'c str>,
+    pub(crate) pre: &'c Preflight,
+    /// Named I/O phases of this request (ms), reported in `Server-Timing`.
+    pub(crate) timings: RefCell<Vec<(&'static str, i64)>>,
+}
+
+pub(crate) type RpcResult = Result<Value, (i64, String)>;
+
+pub(crate) fn text_result(value: &Value) -> Value {
+    json!({ "content": [{ "type": "text", "text": value.to_string() }], "structuredContent": value })
+}
+
+pub(crate) fn error_result(message: &str) -> Value {
+    json!({ "content": [{ "type": "text", "text": message }], "isError": true })
+}
+
+/// An internal failure as a JSON-RPC error (used by the glue when it cannot even start).
+pub fn internal_error(message: &str) -> Value {
+    jsonrpc::error(Value::Null, INTERNAL_ERROR, message)
+}
