@@ -13,20 +13,18 @@ use super::input::clean_name;
 use super::{Request, Response, Services};
 use crate::crypto::{aad_server_credential, random_id, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
-use crate::invoke::{build_request, Credential};
+use crate::invoke::Credential;
 use crate::manifest::{self, Manifest, ManifestAuth, Placement};
-use crate::net::{check_url, Http, HttpRequest};
+use crate::net::Http;
 use crate::openapi::ApiKeyLocation;
-use crate::redact::Redactor;
-use crate::service::lifecycle;
+use crate::service::{lifecycle, verify};
 use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
 use crate::store::servers::{self as store, AccessKey, Server};
 use crate::store::{Db, Kv};
 use crate::tools::names::is_valid_tool_name;
 use crate::tools::ToolDef;
-use crate::vocab::{AuthMode, FindingStatus, VerificationState};
+use crate::vocab::{AuthMode, VerificationState};
 
-const PROBE_TIMEOUT_MS: u32 = 10_000;
 const MAX_CREDENTIAL: usize = 8 * 1024;
 /// Shorter values cannot be told apart from ordinary text, so they could not be redacted.
 const MIN_CREDENTIAL: usize = 8;
@@ -410,10 +408,7 @@ fn credential_origin_of(s: &Server) -> Option<String> {
     s.auth_config.get("credential_origin").and_then(Value::as_str).map(str::to_string)
 }
 
-/// `scheme://host[:port]` of a URL.
-pub fn origin_of(url: &str) -> Option<String> {
-    url::Url::parse(url).ok().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null")
-}
+pub use crate::service::verify::origin_of;
 
 /// Where requests of this server go: the base URL override, else the servers of its enabled
 /// tools, which must then all share one origin.
@@ -445,11 +440,6 @@ fn placement_of(s: &Server) -> Option<Placement> {
     Some(Placement { location: serde_json::from_value(json!(loc)).ok()?, name: name.to_string() })
 }
 
-fn finding(check: &str, ok: bool, message: impl Into<String>) -> Value {
-    let status = if ok { FindingStatus::Pass } else { FindingStatus::Fail };
-    json!({ "check": check, "status": status, "message": message.into() })
-}
-
 pub async fn verify<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     m: &Member,
@@ -459,138 +449,29 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     m.require_admin()?;
     let s = load(svc, m, id).await?;
     let (rows, defs) = curated_tools(svc, &s).await?;
-    let mut findings = Vec::new();
-
-    findings.push(finding("tools_enabled", !defs.is_empty(), format!("{} enabled tools", defs.len())));
-
-    let mut names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
-    let invalid: Vec<&str> = names.iter().copied().filter(|n| !is_valid_tool_name(n)).collect();
-    names.sort_unstable();
-    let dupes: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
-    findings.push(finding(
-        "tool_names",
-        invalid.is_empty() && dupes.is_empty(),
-        if invalid.is_empty() && dupes.is_empty() {
-            "names are valid and unique".to_string()
-        } else {
-            format!("invalid: {invalid:?}; duplicated: {dupes:?}")
-        },
-    ));
-
-    let bad_schemas: Vec<&str> = defs
-        .iter()
-        .filter(|d| {
-            d.input_schema.get("type").and_then(Value::as_str) != Some("object")
-                || !d.input_schema.get("properties").is_none_or(Value::is_object)
-        })
-        .map(|d| d.name.as_str())
-        .collect();
-    findings.push(finding(
-        "schemas",
-        bad_schemas.is_empty(),
-        if bad_schemas.is_empty() {
-            "input schemas are object schemas".into()
-        } else {
-            format!("not object schemas: {bad_schemas:?}")
-        },
-    ));
-
-    // Base URL: the override, else every tool's first server, must be allowed.
-    let bases: Vec<String> = match &s.base_url_override {
-        Some(b) => vec![b.clone()],
-        None => {
-            let mut v: Vec<String> = defs.iter().filter_map(|d| d.request.servers.first().cloned()).collect();
-            v.sort();
-            v.dedup();
-            v
-        }
-    };
-    let base_problems: Vec<String> = if bases.is_empty() {
-        vec!["the document names no absolute server URL; set base_url".into()]
-    } else {
-        bases.iter().filter_map(|b| check_url(b, svc.fetch_policy).err().map(|e| format!("{b}: {}", e.0))).collect()
-    };
-    findings.push(finding(
-        "base_url",
-        base_problems.is_empty(),
-        if base_problems.is_empty() { format!("{bases:?}") } else { base_problems.join("; ") },
-    ));
-
     let credential = open_credential(svc, &s).await?;
     let placement = placement_of(&s);
-    let auth_problem = match s.auth_mode {
-        AuthMode::None => None,
-        AuthMode::Bearer if credential.is_none() => Some("bearer mode needs a token (PUT .../credential)".to_string()),
-        AuthMode::ApiKey if credential.is_none() => Some("api_key mode needs a key (PUT .../credential)".to_string()),
-        AuthMode::ApiKey if placement.is_none() => Some("api_key mode needs auth_config {in, name}".to_string()),
-        AuthMode::Oauth => {
-            let missing: Vec<&str> = ["authorize_url", "token_url", "client_id"]
-                .into_iter()
-                .filter(|k| s.auth_config.get(*k).and_then(Value::as_str).is_none())
-                .collect();
-            if !missing.is_empty() {
-                Some(format!("oauth mode needs auth_config fields {missing:?}"))
-            } else if credential.is_none() {
-                Some("oauth mode needs the client secret (PUT .../credential)".into())
-            } else {
-                None
-            }
-        }
-        AuthMode::Bearer | AuthMode::ApiKey => None,
+    let mut findings = verify::static_findings(&verify::Subject {
+        tools: &defs,
+        auth_mode: s.auth_mode,
+        auth_config: &s.auth_config,
+        base_url_override: s.base_url_override.as_deref(),
+        has_credential: credential.is_some(),
+        has_placement: placement.is_some(),
+        fetch_policy: svc.fetch_policy,
+    });
+    let placed = manifest::place_credential(s.auth_mode, placement.as_ref(), credential).unwrap_or(Credential::None);
+    let credential_origin = credential_origin_of(&s);
+    let probe = verify::Probe {
+        auth_mode: s.auth_mode,
+        tool: verify::probe_target(&defs, s.probe_tool.as_deref()),
+        credential: &placed,
+        credential_origin: credential_origin.as_deref(),
+        base_url_override: s.base_url_override.as_deref(),
+        fetch_policy: svc.fetch_policy,
     };
-    findings.push(finding(
-        "auth",
-        auth_problem.is_none(),
-        auth_problem.unwrap_or_else(|| format!("{} configuration complete", s.auth_mode.as_str())),
-    ));
-
-    // Live probe of one safe GET tool without required arguments (or the owner's pick).
-    let probe = match &s.probe_tool {
-        Some(name) => defs.iter().find(|d| &d.name == name),
-        None => defs.iter().find(|d| {
-            d.request.method.eq_ignore_ascii_case("GET")
-                && d.input_schema.get("required").and_then(Value::as_array).is_none_or(|r| r.is_empty())
-        }),
-    };
-    match (probe, s.auth_mode) {
-        (_, AuthMode::Oauth) => findings.push(json!({ "check": "probe", "status": FindingStatus::Skipped, "message": "OAuth servers are probed by a signed-in user" })),
-        (None, _) => findings.push(json!({ "check": "probe", "status": FindingStatus::Skipped, "message": "no GET tool without required arguments; pick one with probe_tool" })),
-        (Some(tool), mode) => {
-            let cred = manifest::place_credential(mode, placement.as_ref(), credential.clone()).unwrap_or(Credential::None);
-            let result = match build_request(tool, &json!({}), &cred, s.base_url_override.as_deref()) {
-                Err(e) => Err(format!("cannot build the request: {e}")),
-                Ok(plan) => match check_url(&plan.url, svc.fetch_policy) {
-                    Err(b) => Err(format!("the URL is not allowed: {}", b.0)),
-                    Ok(_) if cred != Credential::None && origin_of(&plan.url) != credential_origin_of(&s) => Err(format!(
-                        "the API address {} is not the one the credential was set for ({}); set the credential again",
-                        origin_of(&plan.url).unwrap_or_default(),
-                        credential_origin_of(&s).unwrap_or_else(|| "none".into())
-                    )),
-                    Ok(_) => {
-                        let req = HttpRequest { method: plan.method, url: plan.url, headers: plan.headers, body: plan.body, timeout_ms: PROBE_TIMEOUT_MS };
-                        match svc.http.send(&req, 64 * 1024).await {
-                            Ok(r) if (200..300).contains(&r.status) => Ok(r.status),
-                            Ok(r) => Err(format!("HTTP {}", r.status)),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    }
-                },
-            };
-            let message = match &result {
-                Ok(status) => format!("{} answered HTTP {status}", tool.name),
-                Err(e) => format!("{}: {e}", tool.name),
-            };
-            // Never echo the credential, even if an upstream reflected it into an error.
-            let message = match &credential {
-                Some(c) => Redactor::of_values([c.as_str()]).text(&message),
-                None => message,
-            };
-            findings.push(json!({ "check": "probe", "status": if result.is_ok() { FindingStatus::Pass } else { FindingStatus::Fail }, "message": message, "tool": tool.name }));
-        }
-    }
-
-    let failed = findings.iter().any(|f| f["status"] == json!(FindingStatus::Fail));
-    let state = if failed { VerificationState::Failed } else { VerificationState::Verified };
+    findings.push(verify::probe(svc.http, &probe).await);
+    let state = verify::verdict(&findings);
     let report = json!({ "findings": findings, "tool_count": rows.len() });
     store::set_verification(svc.db, &m.workspace_id, &s.id, state, &report, svc.now_ms).await?;
     Ok(Response::ok(json!({ "state": state, "findings": report["findings"], "checked_at": svc.now_ms })))

@@ -6,3 +6,4 @@
 pub mod accounts;
 pub mod lifecycle;
 pub mod members;
+pub mod verify;

@@ -1,0 +1,312 @@
+//! Verification before publishing: static checks over the curated tools and the server's
+//! configuration ([`static_findings`], pure), one live probe of a safe operation ([`probe`]),
+//! and the verdict. A failed check names what to fix; the probe never shows the credential.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::invoke::{build_request, Credential};
+use crate::net::{check_url, FetchPolicy, Http, HttpRequest};
+use crate::redact::Redactor;
+use crate::tools::names::is_valid_tool_name;
+use crate::tools::ToolDef;
+use crate::vocab::{AuthMode, FindingStatus, VerificationState};
+
+const PROBE_TIMEOUT_MS: u32 = 10_000;
+const PROBE_MAX_BYTES: usize = 64 * 1024;
+
+/// One check's outcome, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub status: FindingStatus,
+    pub message: String,
+    /// The probed tool (probe only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+}
+
+impl Finding {
+    fn new(check: &'static str, ok: bool, message: impl Into<String>) -> Self {
+        let status = if ok { FindingStatus::Pass } else { FindingStatus::Fail };
+        Finding { check, status, message: message.into(), tool: None }
+    }
+
+    fn skipped(check: &'static str, message: &str) -> Self {
+        Finding { check, status: FindingStatus::Skipped, message: message.into(), tool: None }
+    }
+}
+
+/// What the static checks look at.
+pub struct Subject<'a> {
+    /// Enabled tools with curation applied.
+    pub tools: &'a [ToolDef],
+    pub auth_mode: AuthMode,
+    pub auth_config: &'a Value,
+    pub base_url_override: Option<&'a str>,
+    pub has_credential: bool,
+    pub has_placement: bool,
+    pub fetch_policy: FetchPolicy,
+}
+
+/// The checks that need no network: tools, names, schemas, base URL, auth configuration.
+pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
+    let mut out = vec![Finding::new("tools_enabled", !s.tools.is_empty(), format!("{} enabled tools", s.tools.len()))];
+
+    let mut names: Vec<&str> = s.tools.iter().map(|d| d.name.as_str()).collect();
+    let invalid: Vec<&str> = names.iter().copied().filter(|n| !is_valid_tool_name(n)).collect();
+    names.sort_unstable();
+    let dupes: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    let names_ok = invalid.is_empty() && dupes.is_empty();
+    out.push(Finding::new(
+        "tool_names",
+        names_ok,
+        if names_ok {
+            "names are valid and unique".to_string()
+        } else {
+            format!("invalid: {invalid:?}; duplicated: {dupes:?}")
+        },
+    ));
+
+    let bad_schemas: Vec<&str> = s
+        .tools
+        .iter()
+        .filter(|d| {
+            d.input_schema.get("type").and_then(Value::as_str) != Some("object")
+                || !d.input_schema.get("properties").is_none_or(Value::is_object)
+        })
+        .map(|d| d.name.as_str())
+        .collect();
+    out.push(Finding::new(
+        "schemas",
+        bad_schemas.is_empty(),
+        if bad_schemas.is_empty() {
+            "input schemas are object schemas".into()
+        } else {
+            format!("not object schemas: {bad_schemas:?}")
+        },
+    ));
+
+    // Base URL: the override, else every tool's first server, must be allowed.
+    let bases: Vec<String> = match s.base_url_override {
+        Some(b) => vec![b.to_string()],
+        None => {
+            let mut v: Vec<String> = s.tools.iter().filter_map(|d| d.request.servers.first().cloned()).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+    };
+    let base_problems: Vec<String> = if bases.is_empty() {
+        vec!["the document names no absolute server URL; set base_url".into()]
+    } else {
+        bases.iter().filter_map(|b| check_url(b, s.fetch_policy).err().map(|e| format!("{b}: {}", e.0))).collect()
+    };
+    out.push(Finding::new(
+        "base_url",
+        base_problems.is_empty(),
+        if base_problems.is_empty() { format!("{bases:?}") } else { base_problems.join("; ") },
+    ));
+
+    let auth_problem = match s.auth_mode {
+        AuthMode::None => None,
+        AuthMode::Bearer if !s.has_credential => Some("bearer mode needs a token (PUT .../credential)".to_string()),
+        AuthMode::ApiKey if !s.has_credential => Some("api_key mode needs a key (PUT .../credential)".to_string()),
+        AuthMode::ApiKey if !s.has_placement => Some("api_key mode needs auth_config {in, name}".to_string()),
+        AuthMode::Oauth => {
+            let missing: Vec<&str> = ["authorize_url", "token_url", "client_id"]
+                .into_iter()
+                .filter(|k| s.auth_config.get(*k).and_then(Value::as_str).is_none())
+                .collect();
+            if !missing.is_empty() {
+                Some(format!("oauth mode needs auth_config fields {missing:?}"))
+            } else if !s.has_credential {
+                Some("oauth mode needs the client secret (PUT .../credential)".into())
+            } else {
+                None
+            }
+        }
+        AuthMode::Bearer | AuthMode::ApiKey => None,
+    };
+    out.push(Finding::new(
+        "auth",
+        auth_problem.is_none(),
+        auth_problem.unwrap_or_else(|| format!("{} configuration complete", s.auth_mode.as_str())),
+    ));
+    out
+}
+
+/// The tool the live probe calls: the owner's pick, else the first GET without required
+/// arguments.
+pub fn probe_target<'a>(tools: &'a [ToolDef], probe_tool: Option<&str>) -> Option<&'a ToolDef> {
+    match probe_tool {
+        Some(name) => tools.iter().find(|d| d.name == name),
+        None => tools.iter().find(|d| {
+            d.request.method.eq_ignore_ascii_case("GET")
+                && d.input_schema.get("required").and_then(Value::as_array).is_none_or(|r| r.is_empty())
+        }),
+    }
+}
+
+/// Where the live probe goes and with what.
+pub struct Probe<'a> {
+    pub auth_mode: AuthMode,
+    pub tool: Option<&'a ToolDef>,
+    /// The placed credential (`Credential::None` when there is none).
+    pub credential: &'a Credential,
+    /// The origin the credential is bound to.
+    pub credential_origin: Option<&'a str>,
+    pub base_url_override: Option<&'a str>,
+    pub fetch_policy: FetchPolicy,
+}
+
+/// `scheme://host[:port]` of a URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null")
+}
+
+/// Calls the probe tool once without arguments. The credential goes only to its bound origin,
+/// and never appears in the finding, in any spelling.
+pub async fn probe(http: &impl Http, p: &Probe<'_>) -> Finding {
+    let tool = match (p.tool, p.auth_mode) {
+        (_, AuthMode::Oauth) => return Finding::skipped("probe", "OAuth servers are probed by a signed-in user"),
+        (None, _) => {
+            return Finding::skipped("probe", "no GET tool without required arguments; pick one with probe_tool")
+        }
+        (Some(tool), AuthMode::None | AuthMode::ApiKey | AuthMode::Bearer) => tool,
+    };
+    let result = match build_request(tool, &json!({}), p.credential, p.base_url_override) {
+        Err(e) => Err(format!("cannot build the request: {e}")),
+        Ok(plan) => match check_url(&plan.url, p.fetch_policy) {
+            Err(b) => Err(format!("the URL is not allowed: {}", b.0)),
+            Ok(_) if *p.credential != Credential::None && origin_of(&plan.url).as_deref() != p.credential_origin => {
+                Err(format!(
+                    "the API address {} is not the one the credential was set for ({}); set the credential again",
+                    origin_of(&plan.url).unwrap_or_default(),
+                    p.credential_origin.unwrap_or("none")
+                ))
+            }
+            Ok(_) => {
+                let req = HttpRequest {
+                    method: plan.method,
+                    url: plan.url,
+                    headers: plan.headers,
+                    body: plan.body,
+                    timeout_ms: PROBE_TIMEOUT_MS,
+                };
+                match http.send(&req, PROBE_MAX_BYTES).await {
+                    Ok(r) if (200..300).contains(&r.status) => Ok(r.status),
+                    Ok(r) => Err(format!("HTTP {}", r.status)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        },
+    };
+    let message = match &result {
+        Ok(status) => format!("{} answered HTTP {status}", tool.name),
+        Err(e) => format!("{}: {e}", tool.name),
+    };
+    // Never echo the credential, even if an upstream reflected it into an error.
+    let message = match p.credential.secret() {
+        Some(secret) => Redactor::of_values([secret]).text(&message),
+        None => message,
+    };
+    let mut f = Finding::new("probe", result.is_ok(), message);
+    f.tool = Some(tool.name.clone());
+    f
+}
+
+/// Failed when any check failed; skipped checks do not fail a server.
+pub fn verdict(findings: &[Finding]) -> VerificationState {
+    if findings.iter().any(|f| f.status == FindingStatus::Fail) {
+        VerificationState::Failed
+    } else {
+        VerificationState::Verified
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools(doc: Value) -> Vec<ToolDef> {
+        crate::tools::import(&serde_json::to_vec(&doc).unwrap()).unwrap().tools
+    }
+
+    fn petstore() -> Vec<ToolDef> {
+        tools(json!({ "openapi": "3.0.3", "info": { "title": "P", "version": "1" },
+            "servers": [{ "url": "https://api.example.com" }],
+            "paths": { "/pets": { "get": { "operationId": "listPets", "responses": { "200": { "description": "ok" } } } } } }))
+    }
+
+    fn subject<'a>(tools: &'a [ToolDef], cfg: &'a Value) -> Subject<'a> {
+        Subject {
+            tools,
+            auth_mode: AuthMode::None,
+            auth_config: cfg,
+            base_url_override: None,
+            has_credential: false,
+            has_placement: false,
+            fetch_policy: FetchPolicy::default(),
+        }
+    }
+
+    fn failed(f: &[Finding]) -> Vec<&'static str> {
+        f.iter().filter(|f| f.status == FindingStatus::Fail).map(|f| f.check).collect()
+    }
+
+    #[test]
+    fn static_checks_name_what_to_fix() {
+        let cfg = json!({});
+        let pets = petstore();
+        let ok = subject(&pets, &cfg);
+        assert_eq!(failed(&static_findings(&ok)), Vec::<&str>::new());
+        assert_eq!(verdict(&static_findings(&ok)), VerificationState::Verified);
+        let cases: Vec<(Subject, Vec<&str>)> = vec![
+            (Subject { tools: &[], ..subject(&pets, &cfg) }, vec!["tools_enabled", "base_url"]),
+            (Subject { auth_mode: AuthMode::Bearer, ..subject(&pets, &cfg) }, vec!["auth"]),
+            (Subject { auth_mode: AuthMode::ApiKey, has_credential: true, ..subject(&pets, &cfg) }, vec!["auth"]),
+            (
+                Subject {
+                    auth_mode: AuthMode::ApiKey,
+                    has_credential: true,
+                    has_placement: true,
+                    ..subject(&pets, &cfg)
+                },
+                vec![],
+            ),
+            (Subject { auth_mode: AuthMode::Oauth, has_credential: true, ..subject(&pets, &cfg) }, vec!["auth"]),
+            (Subject { base_url_override: Some("http://10.0.0.1/api"), ..subject(&pets, &cfg) }, vec!["base_url"]),
+        ];
+        for (s, want) in cases {
+            let f = static_findings(&s);
+            assert_eq!(failed(&f), want, "{:?}", f);
+            assert_eq!(verdict(&f) == VerificationState::Failed, !want.is_empty());
+        }
+        let mut dup = pets.clone();
+        dup.extend(pets.clone());
+        dup[1].name = "bad name".into();
+        dup.push(pets[0].clone());
+        assert_eq!(failed(&static_findings(&subject(&dup, &cfg))), ["tool_names"]);
+    }
+
+    #[test]
+    fn the_probe_target_is_the_owners_pick_or_a_safe_get() {
+        let t = tools(json!({ "openapi": "3.0.3", "info": { "title": "P", "version": "1" },
+            "servers": [{ "url": "https://api.example.com" }],
+            "paths": {
+                "/a/{id}": { "get": { "operationId": "getA", "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "ok" } } } },
+                "/b": { "post": { "operationId": "postB", "responses": { "200": { "description": "ok" } } } },
+                "/c": { "get": { "operationId": "listC", "responses": { "200": { "description": "ok" } } } }
+            } }));
+        assert_eq!(probe_target(&t, None).map(|d| d.name.as_str()), Some("listC"));
+        assert_eq!(probe_target(&t, Some("postB")).map(|d| d.name.as_str()), Some("postB"));
+        assert!(probe_target(&t, Some("nope")).is_none());
+        let skipped = Finding::skipped("probe", "x");
+        assert_eq!(
+            serde_json::to_value(&skipped).unwrap(),
+            json!({ "check": "probe", "status": "skipped", "message": "x" })
+        );
+        assert_eq!(verdict(&[skipped]), VerificationState::Verified);
+    }
+}
