@@ -5,8 +5,6 @@
 //! part is replaced, the owner's curation (name, description, enabled) is kept, tools the new
 //! document no longer has are marked removed (their curation survives if they come back).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
@@ -20,7 +18,8 @@ use crate::crypto::{random_id, sha256_hex};
 use crate::error::{check_body_len, limits, ApiError, ErrorCode};
 use crate::net::{fetch_guarded, FetchError, Http};
 use crate::openapi::Severity;
-use crate::store::apps::{self as store, App, ImportRecord, ToolFilter, ToolRow};
+use crate::service::curation;
+use crate::store::apps::{self as store, App, ImportRecord, ToolFilter};
 use crate::store::servers as servers_store;
 use crate::store::{Db, Kv};
 use crate::tools::names::is_valid_tool_name;
@@ -28,9 +27,6 @@ use crate::tools::{import as import_document, ToolDef};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
-/// D1 rows are limited to about 2 MB; a tool definition larger than this is skipped.
-const MAX_TOOL_DEF_BYTES: usize = 1_500_000;
-
 pub fn doc_key(import_id: &str) -> String {
     format!("doc:{import_id}")
 }
@@ -312,7 +308,7 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     Ok(record)
 }
 
-/// Merges generated tools into the app's tools; returns (added, removed, changed) tool names.
+/// Merges a new import's tools into the app, keeping curation (`service::curation`).
 async fn merge_tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     app: &App,
@@ -320,81 +316,19 @@ async fn merge_tools<D: Db, K: Kv, H: Http>(
     problems: &mut Vec<Value>,
 ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ApiError> {
     let existing = store::all_tools(svc.db, &app.workspace_id, &app.id).await?;
-    let by_key: BTreeMap<&str, &ToolRow> = existing.iter().map(|t| (t.operation_key.as_str(), t)).collect();
-    let mut taken: BTreeSet<String> =
-        existing.iter().filter(|t| t.removed_at.is_none()).map(|t| t.name.clone()).collect();
-    let mut seen = BTreeSet::new();
-    let (mut added, mut changed) = (Vec::new(), Vec::new());
-    let mut new_rows = Vec::new();
-    for def in generated {
-        let def_json = serde_json::to_string(def).map_err(|e| ApiError::internal(format!("tool json: {e}")))?;
-        if def_json.len() > MAX_TOOL_DEF_BYTES {
-            problems.push(json!({
-                "pointer": format!("/paths/{}", def.request.path.replace('~', "~0").replace('/', "~1")),
-                "severity": "error",
-                "message": format!("the tool {} is larger than {} bytes once generated; skipped", def.name, MAX_TOOL_DEF_BYTES),
-            }));
-            continue;
-        }
-        seen.insert(def.operation_key.clone());
-        let row = ToolRow {
-            id: String::new(),
-            operation_key: def.operation_key.clone(),
-            generated_name: def.name.clone(),
-            name: def.name.clone(),
-            description: None,
-            enabled: true,
-            method: def.request.method.clone(),
-            path: def.request.path.clone(),
-            tags: def.tags.clone(),
-            removed_at: None,
-            updated_at: svc.now_ms,
-            def_json,
-        };
-        match by_key.get(def.operation_key.as_str()) {
-            Some(old) => {
-                if old.removed_at.is_some() {
-                    taken.insert(old.name.clone());
-                    added.push(old.name.clone());
-                } else if old.def_json != row.def_json {
-                    changed.push(old.name.clone());
-                }
-                if old.removed_at.is_some() || old.def_json != row.def_json {
-                    store::refresh_generated(svc.db, &old.id, &row, svc.now_ms).await?;
-                }
-            }
-            None => {
-                let mut row = row;
-                row.id = random_id("tool_")?;
-                row.name = unique_name(&row.generated_name, &taken);
-                taken.insert(row.name.clone());
-                added.push(row.name.clone());
-                new_rows.push(row);
-            }
-        }
+    let mut plan = curation::plan_merge(&existing, generated, svc.now_ms);
+    for (name, path) in &plan.oversized {
+        problems.push(json!({
+            "pointer": format!("/paths/{}", crate::openapi::escape_token(path)),
+            "severity": "error",
+            "message": format!("the tool {name} is larger than {} bytes once generated; skipped", curation::MAX_TOOL_DEF_BYTES),
+        }));
     }
-    store::insert_tools(svc.db, &app.workspace_id, &app.id, &new_rows).await?;
-    let mut removed = Vec::new();
-    for old in existing.iter().filter(|t| t.removed_at.is_none() && !seen.contains(&t.operation_key)) {
-        store::mark_removed(svc.db, &old.id, svc.now_ms).await?;
-        removed.push(old.name.clone());
+    for row in &mut plan.inserts {
+        row.id = random_id("tool_")?;
     }
-    Ok((added, removed, changed))
-}
-
-/// `name`, or `name_2`, `name_3`… (within 64 characters) when a curated name already uses it.
-fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
-    if !taken.contains(name) {
-        return name.to_string();
-    }
-    (2..)
-        .map(|i| {
-            let suffix = format!("_{i}");
-            let keep = 64usize.saturating_sub(suffix.len()).min(name.len());
-            format!("{}{suffix}", &name[..keep])
-        })
-        .find(|n| !taken.contains(n))
-        .unwrap_or_else(|| name.to_string())
+    curation::apply(svc.db, &app.workspace_id, &app.id, &plan, svc.now_ms).await?;
+    Ok((plan.added, plan.removed, plan.changed))
 }
 
 pub async fn imports<D: Db, K: Kv, H: Http>(
@@ -521,16 +455,6 @@ pub async fn bulk_tools<D: Db, K: Kv, H: Http>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unique_name_suffixes_within_64_chars() {
-        let taken: BTreeSet<String> = ["a".to_string(), "a_2".to_string(), "x".repeat(64)].into_iter().collect();
-        assert_eq!(unique_name("b", &taken), "b");
-        assert_eq!(unique_name("a", &taken), "a_3");
-        let long = unique_name(&"x".repeat(64), &taken);
-        assert_eq!(long.len(), 64);
-        assert!(long.ends_with("_2"));
-    }
 
     #[test]
     fn tool_names_follow_mcp_rules() {

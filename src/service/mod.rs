@@ -4,6 +4,7 @@
 //! Modules here never import `api/`; rules are pure functions, unit-tested as tables.
 
 pub mod accounts;
+pub mod curation;
 pub mod lifecycle;
 pub mod members;
 pub mod verify;

@@ -335,31 +335,27 @@ pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]
     Ok(())
 }
 
-/// Replaces the generated part of a tool (re-import), keeping the curation; un-removes it.
-pub async fn refresh_generated(db: &impl Db, tool_id: &str, t: &ToolRow, now: i64) -> Result<(), StoreError> {
+/// The statement that replaces the generated part of a tool (re-import), keeping the
+/// curation, and un-retires it.
+pub fn refresh_statement(tool_id: &str, t: &ToolRow, now: i64) -> (&'static str, Vec<SqlValue>) {
     let sql = "UPDATE tools SET generated_name = ?2, method = ?3, path = ?4, tags_json = ?5, def_json = ?6, \
                removed_at = NULL, updated_at = ?7 WHERE id = ?1";
     let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
-    db.execute(
-        sql,
-        &[
-            tool_id.into(),
-            t.generated_name.as_str().into(),
-            t.method.as_str().into(),
-            t.path.as_str().into(),
-            tags.into(),
-            t.def_json.as_str().into(),
-            now.into(),
-        ],
-    )
-    .await
-    .map(|_| ())
+    let params = vec![
+        tool_id.into(),
+        t.generated_name.as_str().into(),
+        t.method.as_str().into(),
+        t.path.as_str().into(),
+        tags.into(),
+        t.def_json.as_str().into(),
+        now.into(),
+    ];
+    (sql, params)
 }
 
-pub async fn mark_removed(db: &impl Db, tool_id: &str, now: i64) -> Result<(), StoreError> {
-    db.execute("UPDATE tools SET removed_at = ?2, updated_at = ?2 WHERE id = ?1", &[tool_id.into(), now.into()])
-        .await
-        .map(|_| ())
+/// The statement that retires a tool whose operation is gone (kept, hidden).
+pub fn retire_statement(tool_id: &str, now: i64) -> (&'static str, Vec<SqlValue>) {
+    ("UPDATE tools SET removed_at = ?2, updated_at = ?2 WHERE id = ?1", vec![tool_id.into(), now.into()])
 }
 
 /// Ids per statement when a list of tool ids is bound (D1 allows 100 bound parameters).

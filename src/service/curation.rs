@@ -1,0 +1,194 @@
+//! Re-import with curation kept, as a pure plan: the app's stored tools and the tools a new
+//! import generated go in; the rows to insert, the tools to refresh, the tools to retire and
+//! the change report come out. [`apply`] writes a plan.
+//!
+//! Rules: a tool is the same tool when its operation key is (method + path); the owner's name,
+//! description and enabled flag survive a re-import; a tool that disappears is retired (kept,
+//! hidden) and comes back with its curation if the operation returns; a new tool whose name is
+//! taken gets a `_2`, `_3`… suffix within 64 characters.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::store::apps::{self as store, ToolRow};
+use crate::store::{Db, StoreError};
+use crate::tools::ToolDef;
+
+/// D1 rows are limited to about 2 MB: a generated tool larger than this (its JSON) is skipped
+/// with a problem.
+pub const MAX_TOOL_DEF_BYTES: usize = 1_500_000;
+/// Refresh and retire statements per round trip.
+const STATEMENTS_PER_BATCH: usize = 20;
+
+/// What a re-import changes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MergePlan {
+    /// New tools; `id` is empty, the caller assigns one.
+    pub inserts: Vec<ToolRow>,
+    /// (tool id, new generated part) for tools whose definition changed or that come back.
+    pub refreshes: Vec<(String, ToolRow)>,
+    /// Ids of tools whose operation is gone.
+    pub retired: Vec<String>,
+    /// Names of added (new or returning), removed and changed tools, for the import report.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// (tool name, path) of generated tools too large to store.
+    pub oversized: Vec<(String, String)>,
+}
+
+/// Plans the merge of `generated` into `existing` (every stored tool of the app, retired ones
+/// too) at time `now`.
+pub fn plan_merge(existing: &[ToolRow], generated: &[ToolDef], now: i64) -> MergePlan {
+    let by_key: BTreeMap<&str, &ToolRow> = existing.iter().map(|t| (t.operation_key.as_str(), t)).collect();
+    let mut taken: BTreeSet<String> =
+        existing.iter().filter(|t| t.removed_at.is_none()).map(|t| t.name.clone()).collect();
+    let mut seen = BTreeSet::new();
+    let mut plan = MergePlan::default();
+    for def in generated {
+        let def_json = serde_json::to_string(def).unwrap_or_default();
+        if def_json.is_empty() || def_json.len() > MAX_TOOL_DEF_BYTES {
+            plan.oversized.push((def.name.clone(), def.request.path.clone()));
+            continue;
+        }
+        seen.insert(def.operation_key.as_str());
+        let row = ToolRow {
+            id: String::new(),
+            operation_key: def.operation_key.clone(),
+            generated_name: def.name.clone(),
+            name: def.name.clone(),
+            description: None,
+            enabled: true,
+            method: def.request.method.clone(),
+            path: def.request.path.clone(),
+            tags: def.tags.clone(),
+            removed_at: None,
+            updated_at: now,
+            def_json,
+        };
+        match by_key.get(def.operation_key.as_str()) {
+            Some(old) => {
+                let returning = old.removed_at.is_some();
+                if returning {
+                    taken.insert(old.name.clone());
+                    plan.added.push(old.name.clone());
+                } else if old.def_json != row.def_json {
+                    plan.changed.push(old.name.clone());
+                }
+                if returning || old.def_json != row.def_json {
+                    plan.refreshes.push((old.id.clone(), row));
+                }
+            }
+            None => {
+                let mut row = row;
+                row.name = unique_name(&row.generated_name, &taken);
+                taken.insert(row.name.clone());
+                plan.added.push(row.name.clone());
+                plan.inserts.push(row);
+            }
+        }
+    }
+    for old in existing.iter().filter(|t| t.removed_at.is_none() && !seen.contains(t.operation_key.as_str())) {
+        plan.retired.push(old.id.clone());
+        plan.removed.push(old.name.clone());
+    }
+    plan
+}
+
+/// `name`, or `name_2`, `name_3`… (cut to stay within 64 characters), whichever is free.
+pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
+    if !taken.contains(name) {
+        return name.to_string();
+    }
+    (2..)
+        .map(|i| {
+            let suffix = format!("_{i}");
+            let keep = 64usize.saturating_sub(suffix.len()).min(name.len());
+            format!("{}{suffix}", name.get(..keep).unwrap_or(name))
+        })
+        .find(|n| !taken.contains(n))
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Writes a plan whose inserts have ids: multi-row inserts, then the refreshes and retirements
+/// in batches of [`STATEMENTS_PER_BATCH`] (each batch atomic).
+pub async fn apply(db: &impl Db, ws: &str, app_id: &str, plan: &MergePlan, now: i64) -> Result<(), StoreError> {
+    store::insert_tools(db, ws, app_id, &plan.inserts).await?;
+    let statements: Vec<(&'static str, Vec<crate::store::SqlValue>)> = plan
+        .refreshes
+        .iter()
+        .map(|(id, row)| store::refresh_statement(id, row, now))
+        .chain(plan.retired.iter().map(|id| store::retire_statement(id, now)))
+        .collect();
+    for chunk in statements.chunks(STATEMENTS_PER_BATCH) {
+        db.batch(chunk).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn generated(ops: &[(&str, &str)]) -> Vec<ToolDef> {
+        let mut paths = serde_json::Map::new();
+        for (id, summary) in ops {
+            paths.insert(
+                format!("/{id}"),
+                json!({ "get": { "operationId": id, "summary": summary, "responses": { "200": { "description": "ok" } } } }),
+            );
+        }
+        let doc = json!({ "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "paths": paths });
+        crate::tools::import(&serde_json::to_vec(&doc).unwrap()).unwrap().tools
+    }
+
+    /// Stored rows as an earlier import left them, with ids and optional curation.
+    fn stored(defs: &[ToolDef]) -> Vec<ToolRow> {
+        let mut plan = plan_merge(&[], defs, 1);
+        for (i, r) in plan.inserts.iter_mut().enumerate() {
+            r.id = format!("tool_{i}");
+        }
+        plan.inserts
+    }
+
+    #[test]
+    fn a_first_import_adds_every_tool() {
+        let plan = plan_merge(&[], &generated(&[("a", "A"), ("b", "B")]), 5);
+        assert_eq!(plan.added, ["a", "b"]);
+        assert_eq!((plan.refreshes.len(), plan.retired.len(), plan.changed.len()), (0, 0, 0));
+        assert!(plan.inserts.iter().all(|r| r.id.is_empty() && r.enabled && r.updated_at == 5));
+    }
+
+    #[test]
+    fn re_imports_keep_curation_and_report_each_kind_of_change() {
+        let mut old = stored(&generated(&[("keep", "K"), ("edit", "E"), ("gone", "G")]));
+        old[0].name = "curated_name".into();
+        old[0].description = Some("Curated.".into());
+        old[0].enabled = false;
+        let new = generated(&[("keep", "K"), ("edit", "E, now longer"), ("fresh", "F")]);
+        let plan = plan_merge(&old, &new, 9);
+        assert_eq!(plan.added, ["fresh"]);
+        assert_eq!(plan.changed, ["edit"]);
+        assert_eq!(plan.removed, ["gone"]);
+        assert_eq!(plan.retired, [old[2].id.clone()]);
+        assert_eq!(plan.refreshes.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), [old[1].id.as_str()]);
+        // The unchanged, curated tool is not touched at all.
+        assert!(plan.refreshes.iter().all(|(id, _)| *id != old[0].id));
+        assert!(plan.inserts.iter().all(|r| r.operation_key != old[0].operation_key));
+    }
+
+    #[test]
+    fn a_returning_operation_comes_back_with_its_curation_and_names_stay_unique() {
+        let mut old = stored(&generated(&[("a", "A"), ("b", "B")]));
+        old[1].removed_at = Some(3);
+        old[0].name = "b".into(); // the owner gave a's tool the name "b"
+        let plan = plan_merge(&old, &generated(&[("a", "A"), ("b", "B"), ("c", "C")]), 9);
+        assert_eq!(plan.added, ["b", "c"], "b returns (by its stored name), c is new");
+        assert_eq!(plan.refreshes.len(), 1, "only the returning tool is refreshed");
+        let taken: BTreeSet<String> = ["a".into(), "a_2".into(), "x".repeat(64)].into_iter().collect();
+        assert_eq!(unique_name("a", &taken), "a_3");
+        assert_eq!(unique_name("z", &taken), "z");
+        let long = unique_name(&"x".repeat(64), &taken);
+        assert_eq!((long.len(), long.ends_with("_2")), (64, true));
+    }
+}
