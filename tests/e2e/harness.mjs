@@ -59,10 +59,11 @@ export function d1(stateDir, sql) {
 }
 
 /**
- * Starts `wrangler dev`. Options: vars (object of bindings, e.g. secrets), stateDir.
+ * Starts `wrangler dev`. Options: vars (object of bindings, e.g. secrets), stateDir, anyAnswer
+ * (a deliberately misconfigured Worker: ready once it answers /healthz with any JSON).
  * Returns { url, logs(), waitForLog(re), stop(), stateDir }.
  */
-export async function startWorker({ vars = testSecrets(), stateDir = newState(), logLevel = "log", extraArgs = [] } = {}) {
+export async function startWorker({ vars = testSecrets(), stateDir = newState(), logLevel = "log", extraArgs = [], anyAnswer = false } = {}) {
   const port = await freePort();
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
     "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", logLevel];
@@ -92,9 +93,16 @@ export async function startWorker({ vars = testSecrets(), stateDir = newState(),
       throw new Error(`wrangler dev did not answer within 90 s:\n${output}`);
     }
     try {
-      const r = await fetch(`${url}/healthz`);
-      await r.arrayBuffer();
-      break;
+      // Ready means this Worker answers on its own routes: the health check with its version,
+      // and an API route (not the static-assets front, which answers before the Worker is up).
+      const h = await fetch(`${url}/healthz`);
+      const health = await h.json().catch(() => null);
+      // A deliberately misconfigured Worker (anyAnswer) only has to answer at all.
+      if (anyAnswer && health) break;
+      const api = await fetch(`${url}/api/v1/openapi.json`);
+      const doc = await api.json().catch(() => null);
+      if (health?.version && api.status === 200 && doc?.openapi) break;
+      await sleep(250);
     } catch {
       await sleep(250);
     }

@@ -55,7 +55,7 @@ test("no secret value appears in the worker output", async () => {
 
 test("without a required secret the worker refuses to serve with 503 and a log line", async () => {
   const vars = { ...testSecrets(), FLOWCP_SESSION_SECRET: "" };
-  const broken = await startWorker({ vars });
+  const broken = await startWorker({ vars, anyAnswer: true });
   try {
     const r = await fetch(`${broken.url}/healthz`);
     assert.equal(r.status, 503);
@@ -69,7 +69,7 @@ test("without a required secret the worker refuses to serve with 503 and a log l
 });
 
 test("an empty host allow-list refuses to serve (the DNS-rebinding defence never fails open)", async () => {
-  const broken = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOWED_HOSTS: "" } });
+  const broken = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOWED_HOSTS: "" }, anyAnswer: true });
   try {
     const r = await fetch(`${broken.url}/healthz`);
     assert.equal(r.status, 503);

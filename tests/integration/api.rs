@@ -169,6 +169,19 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     }
 }
 
+/// A document of `n` GET operations `item00`, `item01`, … (zero-padded to sort by number).
+fn many_operations(n: usize) -> Value {
+    let width = n.saturating_sub(1).to_string().len().max(2);
+    let mut paths = serde_json::Map::new();
+    for i in 0..n {
+        paths.insert(
+            format!("/items/{i}"),
+            json!({ "get": { "operationId": format!("item{i:0width$}"), "responses": { "200": { "description": "ok" } } } }),
+        );
+    }
+    json!({ "openapi": "3.1.0", "info": { "title": "Many", "version": "1" }, "paths": paths })
+}
+
 #[test]
 fn an_import_of_many_operations_stores_every_tool_once() {
     let env = Env::new();
@@ -186,15 +199,7 @@ fn an_import_of_many_operations_stores_every_tool_once() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut paths = serde_json::Map::new();
-    for i in 0..25 {
-        paths.insert(
-            format!("/items/{i}"),
-            json!({ "get": { "operationId": format!("item{i:02}"), "responses": { "200": { "description": "ok" } } } }),
-        );
-    }
-    let doc = json!({ "openapi": "3.1.0", "info": { "title": "Many", "version": "1" }, "paths": paths });
-    let imp = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc));
+    let imp = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(many_operations(25)));
     assert_eq!(imp.status, 201, "{:?}", imp.body);
     assert_eq!(imp.body.unwrap()["report"]["added"].as_array().unwrap().len(), 25);
     let rows = block_on(flowcp::store::Db::query(&env.db, "SELECT name FROM tools ORDER BY name", &[])).unwrap();
@@ -502,15 +507,7 @@ fn bulk_curation_of_many_tools_is_one_atomic_change() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut paths = serde_json::Map::new();
-    for i in 0..150 {
-        paths.insert(
-            format!("/items/{i}"),
-            json!({ "get": { "operationId": format!("item{i:03}"), "responses": { "200": { "description": "ok" } } } }),
-        );
-    }
-    let doc = json!({ "openapi": "3.1.0", "info": { "title": "Many", "version": "1" }, "paths": paths });
-    assert_eq!(env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc)).status, 201);
+    assert_eq!(env.call("POST", &p(&format!("/apps/{app}/imports")), Some(many_operations(150))).status, 201);
     let ids: Vec<String> = block_on(flowcp::store::Db::query(&env.db, "SELECT id FROM tools", &[]))
         .unwrap()
         .iter()
