@@ -33,11 +33,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let started = now_ms();
     let method = req.method();
     let path = req.path();
-    // The request's own secrets (access key, cookie, CSRF token), kept for the log redactor.
-    let sensitive: Vec<(String, String)> = redact::SENSITIVE_HEADERS
-        .iter()
-        .filter_map(|name| req.headers().get(name).ok().flatten().map(|v| (name.to_string(), v)))
-        .collect();
+    // A handle on the request's headers (a JS reference, not a copy): its own secrets (access
+    // key, cookie, CSRF token) are read from it only when a line is logged.
+    let headers = worker::Headers(req.headers().0.clone());
     let (response, internal) = match handle(req, &env, &ctx).await {
         Ok(answer) => answer,
         Err(e) => (error_response(&e), e.internal.clone().or_else(|| (e.status >= 500).then(|| e.message.clone()))),
@@ -48,7 +46,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     let settings = SETTINGS.with(|c| c.borrow().clone());
     if internal.is_some() || settings.as_ref().is_some_and(|s| s.log_requests) {
         let deployment = settings.as_ref().map(|s| s.redaction_values.as_slice()).unwrap_or(&[]);
-        let redactor = Redactor::for_request(sensitive.iter().map(|(k, v)| (k.as_str(), v.as_str())), deployment);
+        let sensitive: Vec<(&str, String)> = redact::SENSITIVE_HEADERS
+            .iter()
+            .filter_map(|name| headers.get(name).ok().flatten().map(|v| (*name, v)))
+            .collect();
+        let redactor = Redactor::for_request(sensitive.iter().map(|(k, v)| (*k, v.as_str())), deployment);
         let line = redact::log_line(method.as_ref(), &path, status, now_ms() - started, internal.as_deref(), &redactor);
         if internal.is_some() {
             console_error!("{}", line);

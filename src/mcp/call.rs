@@ -169,22 +169,18 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     };
     event.upstream_status = Some(resp.status);
     event.response_bytes = resp.body.len() as i64;
-    // Never hand an upstream's echo of the credential back to the model, in any spelling. The
-    // body is redacted whole before the result budget cuts it (a cut could otherwise leave a
-    // prefix of the secret that no pattern matches), and on its decoded JSON strings (escape
-    // spellings); the finished result once more, structurally (see `Redactor::json`).
-    let redactor = cred.secret().map(|v| Redactor::of_values([v]));
+    // Never hand an upstream's echo of the credential back to the model, in any spelling: the
+    // body is redacted whole (and on its decoded JSON strings, see `Redactor::body`) before the
+    // result budget cuts it, so a cut cannot leave a prefix of the secret that no pattern
+    // matches. Everything the result shows comes from that body.
     let content_type = resp.header("content-type").map(str::to_string);
-    let body = match &redactor {
-        Some(r) => r.body(resp.body),
+    let body = match cred.secret() {
+        Some(v) => Redactor::of_values([v]).body(resp.body),
         None => resp.body,
     };
-    let mut result = map_response(tool, resp.status, content_type.as_deref(), &body);
+    let result = map_response(tool, resp.status, content_type.as_deref(), &body);
     if result.get("isError") == Some(&Value::Bool(true)) {
         event.outcome = Outcome::UpstreamError;
-    }
-    if let Some(r) = &redactor {
-        r.json(&mut result);
     }
     result
 }

@@ -378,16 +378,19 @@ pub async fn set_enabled_many(
     let mut found = 0;
     let mut updates = Vec::new();
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 5)).collect();
-        let scope =
-            format!("workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND id IN ({})", marks.join(", "));
-        let mut params: Vec<SqlValue> = vec![ws.into(), app_id.into(), SqlValue::Null, SqlValue::Null];
-        params.extend(chunk.iter().map(|id| SqlValue::from(*id)));
-        let count_sql = format!("SELECT COUNT(*) AS n FROM tools WHERE ?3 IS NULL AND ?4 IS NULL AND {scope}");
-        found += db.query(&count_sql, &params).await?.first().map(|r| row_i64(r, "n")).transpose()?.unwrap_or(0);
-        params[2] = i64::from(enabled).into();
-        params[3] = now.into();
-        updates.push((format!("UPDATE tools SET enabled = ?3, updated_at = ?4 WHERE {scope}"), params));
+        // `?1`, `?2`: workspace and app; the ids follow from `?{first}` on.
+        let scope = |first: usize| {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + first)).collect();
+            format!("workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND id IN ({})", marks.join(", "))
+        };
+        let ids_params = chunk.iter().map(|id| SqlValue::from(*id));
+        let mut count_params: Vec<SqlValue> = vec![ws.into(), app_id.into()];
+        count_params.extend(ids_params.clone());
+        let count_sql = format!("SELECT COUNT(*) AS n FROM tools WHERE {}", scope(3));
+        found += db.query(&count_sql, &count_params).await?.first().map(|r| row_i64(r, "n")).transpose()?.unwrap_or(0);
+        let mut params: Vec<SqlValue> = vec![ws.into(), app_id.into(), i64::from(enabled).into(), now.into()];
+        params.extend(ids_params);
+        updates.push((format!("UPDATE tools SET enabled = ?3, updated_at = ?4 WHERE {}", scope(5)), params));
     }
     if found != ids.len() as i64 {
         return Ok(false);
