@@ -172,11 +172,14 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     // Never hand an upstream's echo of the credential back to the model, in any spelling: the
     // body is redacted whole (and on its decoded JSON strings, see `Redactor::body`) before the
     // result budget cuts it, so a cut cannot leave a prefix of the secret that no pattern
-    // matches. Everything the result shows comes from that body.
+    // matches. The result shows only that body and the upstream's Content-Type, redacted too.
     let content_type = resp.header("content-type").map(str::to_string);
-    let body = match cred.secret() {
-        Some(v) => Redactor::of_values([v]).body(resp.body),
-        None => resp.body,
+    let (content_type, body) = match cred.secret() {
+        Some(v) => {
+            let r = Redactor::of_values([v]);
+            (content_type.map(|ct| r.text(&ct)), r.body(resp.body))
+        }
+        None => (content_type, resp.body),
     };
     let result = map_response(tool, resp.status, content_type.as_deref(), &body);
     if result.get("isError") == Some(&Value::Bool(true)) {

@@ -115,7 +115,6 @@ pub async fn revoke_all_for_user_except(
     db.execute(REVOKE_ALL_FOR_USER_EXCEPT, &[user_id.into(), now_ms.into(), SqlValue::from(keep)]).await
 }
 
-/// Cleanup: deletes at most `limit` sessions that expired before `before_ms`.
 /// A user's sessions as the data export shows them (times only, never a hash).
 pub async fn export_for_user(db: &impl Db, user_id: &str) -> Result<Vec<Row>, StoreError> {
     db.query(
@@ -125,6 +124,7 @@ pub async fn export_for_user(db: &impl Db, user_id: &str) -> Result<Vec<Row>, St
     .await
 }
 
+/// Cleanup: deletes at most `limit` sessions that expired before `before_ms`.
 pub async fn delete_expired(db: &impl Db, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
     db.execute(DELETE_EXPIRED, &[before_ms.into(), limit.into()]).await
 }

@@ -798,3 +798,14 @@ fn modern_era_envelope_rules_follow_the_conformance_suite() {
     let r = call(&f, req(11, "server/discover", meta("2026-07-28", true)), &hdrs("2026-07-28", "server/discover"));
     assert_eq!((r.status, r.body.unwrap()["result"]["resultType"].clone()), (200, json!("complete")));
 }
+
+#[test]
+fn a_credential_echoed_in_the_content_type_of_a_binary_answer_is_redacted() {
+    let f = fixture(1, "api_key", false, false);
+    let echo = "x/upstream-secret-value";
+    let http = ScriptedHttp::new([resp(200, &[("content-type", echo)], &[0xff, 0xfe, 0x00])]);
+    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[], later());
+    let wire = r.body.unwrap().to_string();
+    assert!(wire.contains("binary response body"), "{wire}");
+    assert!(!wire.contains("upstream-secret-value"), "{wire}");
+}
