@@ -18,11 +18,11 @@ setup:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 
 unit:
-	cargo test
+	cargo test --workspace
 
 ## a short coverage-guided run of every fuzz target (FUZZ_SECONDS=300 for a longer one)
 fuzz:

@@ -10,17 +10,17 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
-pub mod invoke;
 pub mod jobs;
 pub mod manifest;
 pub mod mcp;
 pub mod net;
-pub mod openapi;
 pub mod redact;
 pub mod service;
 pub mod store;
-pub mod tools;
 pub mod vocab;
+
+/// The OpenAPI engine (`crates/engine`), re-exported under its old paths.
+pub use flowcp_engine::{invoke, openapi, tools};
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

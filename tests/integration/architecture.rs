@@ -121,13 +121,37 @@ fn uses(name: &str, file: &Path, known: &std::collections::BTreeMap<String, std:
 /// (a module and its own submodules): the graph of sibling modules is acyclic.
 #[test]
 fn the_module_graph_has_no_cycles() {
-    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"));
-    let known = modules(src);
+    let known = modules(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")));
     assert!(known.contains_key("api::servers") && known.contains_key("store::users"), "{known:?}");
+    assert_no_cycles(&known);
+    let engine = modules(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crates/engine/src")));
+    assert!(engine.contains_key("openapi::load") && engine.contains_key("invoke::plan"), "{engine:?}");
+    assert_no_cycles(&engine);
+}
+
+/// The engine is a crate of its own that depends on nothing of FlowCP's: its manifest names
+/// no FlowCP crate and no Worker crate, so "the engine never touches the Worker" is checked by
+/// the compiler.
+#[test]
+fn the_engine_depends_on_nothing_of_flowcp_or_the_worker() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crates/engine/Cargo.toml")).unwrap();
+    let deps: Vec<&str> = manifest
+        .lines()
+        .filter(|l| l.contains('=') && !l.starts_with('#'))
+        .filter_map(|l| l.split('=').next())
+        .collect();
+    for dep in deps.iter().map(|d| d.trim()) {
+        assert!(!dep.starts_with("flowcp") && !dep.starts_with("worker") && !dep.starts_with("wasm-bindgen"), "{dep}");
+    }
+    assert!(!manifest.contains("path ="), "the engine has a path dependency");
+    assert!(!Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/openapi")).exists());
+}
+
+fn assert_no_cycles(known: &std::collections::BTreeMap<String, std::path::PathBuf>) {
     let related = |a: &str, b: &str| a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"));
     let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
-    for (name, file) in &known {
-        for to in uses(name, file, &known) {
+    for (name, file) in known {
+        for to in uses(name, file, known) {
             if !related(name, &to) {
                 edges.entry(name.clone()).or_default().insert(to);
             }

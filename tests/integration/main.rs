@@ -5,7 +5,6 @@ mod architecture;
 mod auth;
 mod cli;
 mod crypto_envelopes;
-mod engine;
 mod golden;
 mod health;
 mod mcp;

@@ -1,8 +1,8 @@
 //! Upstream responses -> MCP tool results.
 
-use flowcp::invoke::{invalid_arguments_result, map_response, map_response_with, ResponseBudget};
-use flowcp::tools::import_value;
-use flowcp::tools::ToolDef;
+use flowcp_engine::invoke::{invalid_arguments_result, map_response, map_response_with, ResponseBudget};
+use flowcp_engine::tools::import_value;
+use flowcp_engine::tools::ToolDef;
 use serde_json::json;
 
 fn tool(with_output: bool) -> ToolDef {

@@ -9,7 +9,8 @@
 //! - Deterministic: the same inputs give byte-identical requests (multipart boundary too).
 //! - An upstream failure is a tool result with `isError: true`, not a protocol error.
 
-pub(crate) mod encode;
+/// The percent and cookie encodings of request values (redaction matches them too).
+pub mod encode;
 mod plan;
 mod response;
 mod validate;

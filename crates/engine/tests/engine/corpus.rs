@@ -2,8 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use flowcp::openapi::{ApiKeyLocation, SecuritySchemeKind, Severity};
-use flowcp::tools::{import, import_value, ImportReport, ToolDef};
+use flowcp_engine::openapi::{ApiKeyLocation, SecuritySchemeKind, Severity};
+use flowcp_engine::tools::{import, import_value, ImportReport, ToolDef};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

@@ -1,7 +1,7 @@
 //! Hostile documents: clear errors or warnings, never a panic or a stack overflow.
 
-use flowcp::openapi::{LoadError, Severity, MAX_DOCUMENT_BYTES};
-use flowcp::tools::{import, import_value};
+use flowcp_engine::openapi::{LoadError, Severity, MAX_DOCUMENT_BYTES};
+use flowcp_engine::tools::{import, import_value};
 use serde_json::{json, Value};
 
 use super::support::tool_problems;

@@ -1,7 +1,7 @@
 //! Request plans are exact for every parameter style and body kind (full requests compared).
 
-use flowcp::invoke::{build_request, validate_arguments, Credential, PlanError, RequestPlan};
-use flowcp::tools::{import_value, BodyArgs, ToolDef};
+use flowcp_engine::invoke::{build_request, validate_arguments, Credential, PlanError, RequestPlan};
+use flowcp_engine::tools::{import_value, BodyArgs, ToolDef};
 use serde_json::{json, Value};
 
 fn doc() -> Value {

@@ -3,12 +3,12 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use flowcp::tools::names::{is_valid_arg_name, is_valid_tool_name};
-use flowcp::tools::ToolDef;
+use flowcp_engine::tools::names::{is_valid_arg_name, is_valid_tool_name};
+use flowcp_engine::tools::ToolDef;
 use serde_json::Value;
 
 pub fn corpus_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/openapi"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus/openapi"))
 }
 
 pub fn snapshot_dir() -> PathBuf {
