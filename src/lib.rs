@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod crypto;
+pub mod cursor;
 pub mod demo;
 pub mod error;
 pub mod jobs;

@@ -14,7 +14,13 @@ use crate::store::Kv;
 use crate::tools::ToolDef;
 use crate::vocab::AuthMode;
 
-pub const FORMAT: u32 = 1;
+/// The format publish writes: 2 is uniformly camelCase, like the tool definitions inside it.
+pub const FORMAT: u32 = 2;
+
+/// Formats the runtime reads. Format 1 (snake_case keys: `server_id`, `credential_ref`...) is
+/// read through serde aliases, so a manifest published before format 2 keeps answering until
+/// its next publish rewrites it as format 2; nothing needs migrating.
+pub const READABLE_FORMATS: std::ops::RangeInclusive<u32> = 1..=FORMAT;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
@@ -25,6 +31,7 @@ pub struct Placement {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ManifestAuth {
     /// `none`, `api_key`, `bearer` or `oauth`.
     pub mode: AuthMode,
@@ -34,7 +41,7 @@ pub struct ManifestAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
     /// KV key of the encrypted credential (`cred:<server id>`), never the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "credential_ref")]
     pub credential_ref: Option<String>,
     /// Scopes (OAuth mode).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -42,23 +49,27 @@ pub struct ManifestAuth {
     /// The origin (`scheme://host[:port]`) the credential was entered for. The runtime attaches
     /// the credential only to requests for this origin, so a re-imported document or a changed
     /// base URL cannot send it elsewhere.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "credential_origin")]
     pub credential_origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Manifest {
     pub format: u32,
+    #[serde(alias = "server_id")]
     pub server_id: String,
+    #[serde(alias = "workspace_id")]
     pub workspace_id: String,
     pub version: i64,
+    #[serde(alias = "published_at")]
     pub published_at: i64,
     pub name: String,
     pub auth: ManifestAuth,
     /// Expose the discovery toolset (search / describe / call) instead of every tool.
     pub discovery: bool,
     /// The owner's base URL override; `None` uses each tool's servers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "base_url")]
     pub base_url: Option<String>,
     /// Enabled tools with the owner's curation applied, in a stable order (by name).
     pub tools: Vec<ToolDef>,

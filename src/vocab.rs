@@ -5,10 +5,13 @@
 //!
 //! Credential placement reuses the engine's [`crate::openapi::ApiKeyLocation`].
 
+use std::borrow::Cow;
+
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How a published server authenticates to the upstream API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {
     /// No credential.
@@ -39,7 +42,7 @@ impl AuthMode {
 }
 
 /// A member's role in a workspace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Owner,
@@ -72,7 +75,7 @@ impl Role {
 }
 
 /// Where a server's verification stands. Any configuration or curation change resets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationState {
     Unverified,
@@ -98,12 +101,51 @@ impl VerificationState {
 }
 
 /// The outcome of one verification check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingStatus {
     Pass,
     Fail,
     Skipped,
+}
+
+/// One verification check's outcome, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Finding {
+    /// The check's name: `tools`, `tool_names`, `schemas`, `base_url`, `auth`, `probe`.
+    pub check: Cow<'static, str>,
+    pub status: FindingStatus,
+    /// What was found, and what to fix when it failed.
+    pub message: String,
+    /// The probed tool (probe only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+}
+
+impl Finding {
+    pub fn new(check: &'static str, ok: bool, message: impl Into<String>) -> Self {
+        let status = if ok { FindingStatus::Pass } else { FindingStatus::Fail };
+        Finding { check: Cow::Borrowed(check), status, message: message.into(), tool: None }
+    }
+
+    pub fn skipped(check: &'static str, message: &str) -> Self {
+        Finding { check: Cow::Borrowed(check), status: FindingStatus::Skipped, message: message.into(), tool: None }
+    }
+}
+
+/// The last verification of a server, as stored with it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct VerificationReport {
+    pub findings: Vec<Finding>,
+    /// Enabled tools when it ran.
+    #[serde(default)]
+    pub tool_count: u64,
+}
+
+/// A plain identifier: 1 to `max` ASCII letters, digits, `_` or `-` (ids in paths, key ids,
+/// secret names). Anything else cannot name a resource and is refused before any lookup.
+pub fn is_plain_id(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Compile-time guards: a new variant fails the build here until `ALL` (and so `parse`) names it.

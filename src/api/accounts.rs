@@ -6,26 +6,36 @@
 //! accepts this: sign-up must tell the person to log in instead).
 //! Every state-changing call with a session requires `X-CSRF-Token` (given by `GET /me`).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::context::SessionUser;
 use super::input::{clean_name, valid_email};
+use super::views::{LoggedIn, Me, SignedUp, UserView};
 use super::{Request, Response, Services};
 use crate::auth::{password, session, throttle};
 use crate::crypto::random_id;
 use crate::error::{limits, ApiError, ErrorCode};
 use crate::net::Http;
+use crate::store::workspaces::Workspace;
 use crate::store::{sessions, users, workspaces, Db, Kv};
+use crate::vocab::Role;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SignupBody {
+#[schemars(example = serde_json::json!({
+    "email": "ada@example.com", "password": "correct horse battery staple", "display_name": "Ada",
+    "workspace_name": "Ada's APIs", "accept_terms": true, "accept_privacy": true
+}))]
+pub struct SignupBody {
     email: String,
+    /// 12 to 256 characters, not a common password.
     password: String,
     display_name: String,
     workspace_name: String,
+    /// Must be `true`: the terms of service are accepted.
     accept_terms: bool,
+    /// Must be `true`: the privacy policy is accepted.
     accept_privacy: bool,
 }
 
@@ -88,17 +98,18 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     let ws_id = random_id("ws_")?;
     workspaces::create(svc.db, &ws_id, &workspace_name, &user_id, svc.now_ms).await?;
     let (cookie, csrf) = start_session(svc, &user_id).await?;
-    Ok(Response::created(json!({
-        "user": { "id": user_id, "email": email, "display_name": display_name },
-        "workspace": { "id": ws_id, "name": workspace_name, "role": "owner" },
-        "csrf_token": csrf,
-    }))
-    .with_header("set-cookie", cookie))
+    let view = SignedUp {
+        user: UserView { id: user_id, email, display_name },
+        workspace: Workspace { id: ws_id, name: workspace_name, role: Role::Owner, created_at: svc.now_ms },
+        csrf_token: csrf,
+    };
+    Ok(Response::created(&view)?.with_header("set-cookie", cookie))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+#[schemars(example = serde_json::json!({ "email": "ada@example.com", "password": "correct horse battery staple" }))]
+pub struct LoginBody {
     email: String,
     password: String,
 }
@@ -129,11 +140,11 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
         }
     }
     let (cookie, csrf) = start_session(svc, &user.id).await?;
-    Ok(Response::ok(json!({
-        "user": { "id": user.id, "email": user.email, "display_name": user.display_name },
-        "csrf_token": csrf,
-    }))
-    .with_header("set-cookie", cookie))
+    let view = LoggedIn {
+        user: UserView { id: user.id.clone(), email: user.email.clone(), display_name: user.display_name.clone() },
+        csrf_token: csrf,
+    };
+    Ok(Response::ok(&view)?.with_header("set-cookie", cookie))
 }
 
 pub async fn logout<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
@@ -144,16 +155,16 @@ pub async fn logout<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Sess
 pub async fn me<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
     let csrf = session::csrf_token(&svc.secrets.session_secret, &s.id_hash);
     let ws = workspaces::list_for_user(svc.db, &s.user_id).await?;
-    Ok(Response::ok(json!({
-        "user": { "id": s.user_id, "email": s.email, "display_name": s.display_name },
-        "workspaces": ws,
-        "csrf_token": csrf,
-    })))
+    Response::ok(&Me {
+        user: UserView { id: s.user_id.clone(), email: s.email.clone(), display_name: s.display_name.clone() },
+        workspaces: ws,
+        csrf_token: csrf,
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ChangePasswordBody {
+pub struct ChangePasswordBody {
     current_password: String,
     new_password: String,
 }

@@ -5,59 +5,27 @@
 //! part is replaced, the owner's curation (name, description, enabled) is kept, tools the new
 //! document no longer has are marked removed (their curation survives if they come back).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::context::Member;
-use super::input::clean_name;
-use super::views::tool_json;
+use super::input::{clean_name, cursor_int, page_cursor, page_limit};
+use super::views::{BulkUpdated, Items, Page, ToolView};
 use super::{Request, Response, Services};
 use crate::crypto::{random_id, sha256_hex};
 use crate::error::{check_body_len, limits, ApiError, ErrorCode};
 use crate::net::{fetch_guarded, FetchError, Http};
-use crate::openapi::Severity;
+use crate::openapi::{Problem, Severity};
 use crate::service::curation;
-use crate::store::apps::{self as store, App, ImportRecord, ToolFilter};
+use crate::store::apps::{self as store, App, ImportRecord, ImportSummary, ToolFilter};
 use crate::store::servers as servers_store;
 use crate::store::{Db, Kv};
 use crate::tools::names::is_valid_tool_name;
 use crate::tools::{import as import_document, ToolDef};
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 pub fn doc_key(import_id: &str) -> String {
     format!("doc:{import_id}")
-}
-
-fn page_limit(req: &Request) -> Result<u32, ApiError> {
-    match req.query_param("limit") {
-        None => Ok(DEFAULT_PAGE),
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-            _ => Err(ApiError::new(ErrorCode::InvalidLimit, format!("limit must be an integer from 1 to {MAX_PAGE}."))),
-        },
-    }
-}
-
-fn encode_cursor(parts: &[&str]) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(parts).unwrap_or_default())
-}
-
-fn decode_cursor(req: &Request) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(c) = req.query_param("cursor") else { return Ok(None) };
-    let bad = || ApiError::new(ErrorCode::InvalidCursor, "The cursor is not one this API issued.");
-    let bytes = URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    let parts: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if parts.len() != 2 {
-        return Err(bad());
-    }
-    Ok(Some(parts))
-}
-
-fn app_json(a: &App) -> Value {
-    json!(a)
 }
 
 async fn load_app<D: Db, K: Kv, H: Http>(
@@ -74,26 +42,23 @@ pub async fn list<D: Db, K: Kv, H: Http>(
     m: &Member,
 ) -> Result<Response, ApiError> {
     let limit = page_limit(req)?;
-    let after = match decode_cursor(req)? {
-        Some(p) => Some((
-            p[0].parse::<i64>().map_err(|_| ApiError::new(ErrorCode::InvalidCursor, "Bad cursor."))?,
-            p[1].clone(),
-        )),
+    let after = match page_cursor(req, 2)? {
+        Some(p) => Some((cursor_int(&p[0])?, p[1].clone())),
         None => None,
     };
     let mut items = store::list_apps(svc.db, &m.workspace_id, after, limit + 1).await?;
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|a| encode_cursor(&[&a.created_at.to_string(), &a.id]))
+        items.last().map(|a| crate::cursor::encode(&[&a.created_at.to_string(), &a.id]))
     } else {
         None
     };
-    Ok(Response::ok(json!({ "items": items.iter().map(app_json).collect::<Vec<_>>(), "next_cursor": next })))
+    Response::ok(&Page { items, next_cursor: next })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateAppBody {
+pub struct CreateAppBody {
     name: String,
 }
 
@@ -113,7 +78,7 @@ pub async fn create<D: Db, K: Kv, H: Http>(
         updated_at: svc.now_ms,
     };
     store::create_app(svc.db, &app).await?;
-    Ok(Response::created(app_json(&app)))
+    Response::created(&app)
 }
 
 pub async fn get<D: Db, K: Kv, H: Http>(
@@ -121,7 +86,7 @@ pub async fn get<D: Db, K: Kv, H: Http>(
     m: &Member,
     app_id: &str,
 ) -> Result<Response, ApiError> {
-    Ok(Response::ok(app_json(&load_app(svc, m, app_id).await?)))
+    Response::ok(&load_app(svc, m, app_id).await?)
 }
 
 pub async fn update<D: Db, K: Kv, H: Http>(
@@ -191,7 +156,16 @@ pub async fn import<D: Db, K: Kv, H: Http>(
         return import_url(svc, &app, &url).await;
     }
     let record = import_bytes(svc, &app, &req.body, "upload", None).await?;
-    Ok(Response::created(json!(record)))
+    Response::created(&record)
+}
+
+/// `POST .../imports` with a URL instead of a document.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(example = serde_json::json!({ "url": "https://api.example.com/openapi.json" }))]
+pub struct ImportUrlBody {
+    /// An http(s) URL serving the document (JSON or YAML); fetched once, redirects followed.
+    url: String,
 }
 
 /// A JSON body `{"url": "..."}` (no `openapi`/`swagger` key) asks FlowCP to fetch the document.
@@ -250,7 +224,7 @@ async fn import_url<D: Db, K: Kv, H: Http>(
     }
     let record = import_bytes(svc, app, &resp.body, "url", Some(final_url.as_str())).await?;
     store::set_source_url(svc.db, &app.workspace_id, &app.id, final_url.as_str()).await?;
-    Ok(Response::created(json!(record)))
+    Response::created(&record)
 }
 
 /// Converts a document and merges its tools into the app. Shared by upload and URL import.
@@ -267,7 +241,7 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     let report = import_document(bytes)
         .map_err(|e| ApiError::new(ErrorCode::UnreadableDocument, format!("The document cannot be imported: {e}")))?;
     let import_id = random_id("imp_")?;
-    let mut problems: Vec<Value> = report.problems.iter().map(|p| json!(p)).collect();
+    let mut problems = report.problems.clone();
     let (added, removed, changed) = merge_tools(svc, app, &report.tools, &mut problems).await?;
     let warning_count = report.problems.iter().filter(|p| p.severity == Severity::Warning).count();
     let record = ImportRecord {
@@ -287,18 +261,18 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         added_count: added.len() as i64,
         removed_count: removed.len() as i64,
         changed_count: changed.len() as i64,
-        report: json!({
-            "title": report.title,
-            "version": report.version,
-            "spec_version": report.spec_version_string,
-            "servers": report.servers,
-            "security_schemes": report.security_schemes,
-            "operations_total": report.operations_total,
-            "problems": problems,
-            "added": added,
-            "removed": removed,
-            "changed": changed,
-        }),
+        report: ImportSummary {
+            title: report.title.clone(),
+            version: report.version.clone(),
+            spec_version: report.spec_version_string.clone(),
+            servers: report.servers.clone(),
+            security_schemes: report.security_schemes.clone(),
+            operations_total: report.operations_total as u64,
+            problems,
+            added,
+            removed,
+            changed,
+        },
         created_at: svc.now_ms,
     };
     // The raw document first: an import row never points at a document that is not stored.
@@ -313,16 +287,15 @@ async fn merge_tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     app: &App,
     generated: &[ToolDef],
-    problems: &mut Vec<Value>,
+    problems: &mut Vec<Problem>,
 ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ApiError> {
     let existing = store::all_tools(svc.db, &app.workspace_id, &app.id).await?;
     let mut plan = curation::plan_merge(&existing, generated, svc.now_ms);
     for (name, path) in &plan.oversized {
-        problems.push(json!({
-            "pointer": format!("/paths/{}", crate::openapi::escape_token(path)),
-            "severity": "error",
-            "message": format!("the tool {name} is larger than {} bytes once generated; skipped", curation::MAX_TOOL_DEF_BYTES),
-        }));
+        problems.push(Problem::error(
+            format!("/paths/{}", crate::openapi::escape_token(path)),
+            format!("the tool {name} is larger than {} bytes once generated; skipped", curation::MAX_TOOL_DEF_BYTES),
+        ));
     }
     for row in &mut plan.inserts {
         row.id = random_id("tool_")?;
@@ -337,8 +310,7 @@ pub async fn imports<D: Db, K: Kv, H: Http>(
     app_id: &str,
 ) -> Result<Response, ApiError> {
     load_app(svc, m, app_id).await?;
-    let items = store::list_imports(svc.db, &m.workspace_id, app_id).await?;
-    Ok(Response::ok(json!({ "items": items })))
+    Response::ok(&Items { items: store::list_imports(svc.db, &m.workspace_id, app_id).await? })
 }
 
 pub async fn tools<D: Db, K: Kv, H: Http>(
@@ -359,26 +331,24 @@ pub async fn tools<D: Db, K: Kv, H: Http>(
         tag: req.query_param("tag").map(str::to_string),
         text: req.query_param("q").filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_string()),
         enabled,
-        after: decode_cursor(req)?.map(|p| (p[0].clone(), p[1].clone())),
+        after: page_cursor(req, 2)?.map(|p| (p[0].clone(), p[1].clone())),
         limit: limit + 1,
     };
     let mut items = store::list_tools(svc.db, &m.workspace_id, app_id, &filter).await?;
     let next = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|t| encode_cursor(&[&t.name, &t.id]))
+        items.last().map(|t| crate::cursor::encode(&[&t.name, &t.id]))
     } else {
         None
     };
     let with_schema = req.query_param("include") == Some("schema");
-    Ok(Response::ok(json!({
-        "items": items.iter().map(|t| tool_json(t, with_schema)).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Response::ok(&Page { items: items.iter().map(|t| ToolView::of(t, with_schema)).collect(), next_cursor: next })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateToolBody {
+pub struct UpdateToolBody {
+    /// 1 to 64 letters, digits, `_` or `-`, unique in the app.
     name: Option<String>,
     /// `null` restores the generated description.
     #[serde(default, deserialize_with = "super::double_option")]
@@ -405,7 +375,7 @@ pub async fn update_tool<D: Db, K: Kv, H: Http>(
                 "A tool name must be 1 to 64 characters of letters, digits, '_' or '-'.",
             ));
         }
-        if store::name_taken(svc.db, app_id, name, &tool.id).await? {
+        if store::name_taken(svc.db, &m.workspace_id, app_id, name, &tool.id).await? {
             return Err(ApiError::new(ErrorCode::ToolNameTaken, "Another tool of this app already has this name."));
         }
     }
@@ -420,15 +390,17 @@ pub async fn update_tool<D: Db, K: Kv, H: Http>(
         }
     }
     let description = body.description.as_ref().map(|d| d.as_deref());
-    store::curate(svc.db, &tool.id, body.name.as_deref(), description, body.enabled, svc.now_ms).await?;
+    let edit = store::Curation { name: body.name.as_deref(), description, enabled: body.enabled };
+    store::curate(svc.db, (&m.workspace_id, app_id, &tool.id), edit, svc.now_ms).await?;
     servers_store::reset_for_app(svc.db, &m.workspace_id, app_id, svc.now_ms).await?;
     let tool = store::get_tool(svc.db, &m.workspace_id, app_id, tool_id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(Response::ok(tool_json(&tool, false)))
+    Response::ok(&ToolView::of(&tool, false))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct BulkBody {
+pub struct BulkBody {
+    /// 1 to 2000 ids of live tools of the app; all change or none.
     tool_ids: Vec<String>,
     enabled: bool,
 }
@@ -449,7 +421,7 @@ pub async fn bulk_tools<D: Db, K: Kv, H: Http>(
         return Err(ApiError::not_found());
     }
     servers_store::reset_for_app(svc.db, &m.workspace_id, app_id, svc.now_ms).await?;
-    Ok(Response::ok(json!({ "updated": body.tool_ids.len(), "enabled": body.enabled })))
+    Response::ok(&BulkUpdated { updated: body.tool_ids.len() as u64, enabled: body.enabled })
 }
 
 #[cfg(test)]

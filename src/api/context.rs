@@ -1,6 +1,6 @@
 //! Who is calling: the signed-in user behind a request (session cookie, CSRF) and their
 //! membership of the workspace a route names. Every session and workspace route passes here
-//! first (`routes::dispatch`); non-members get the same 404 as a workspace that does not exist.
+//! first (`api::handle`); non-members get the same 404 as a workspace that does not exist.
 
 use super::{Request, Services};
 use crate::auth::session;

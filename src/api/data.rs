@@ -3,10 +3,14 @@
 //! Secret values are sealed into KV (AAD `secret|<workspace>|<name>`) and never returned.
 //! Deleting a workspace removes every D1 row (cascade + audit rows) and every KV key it owns.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::context::{Member, SessionUser};
+use super::input::{cursor_int, page_cursor, page_limit};
+use super::views::{
+    Export, ExportedApp, ExportedServer, ExportedUser, ExportedWorkspace, Items, Page, SecretSet, ToolView,
+};
 use super::{Request, Response, Services};
 use crate::auth::password;
 use crate::crypto::aad_workspace_secret;
@@ -14,7 +18,7 @@ use crate::error::{limits, ApiError, ErrorCode};
 use crate::net::Http;
 use crate::store::audit::{self, AuditFilter, Outcome};
 use crate::store::servers as servers_store;
-use crate::store::{apps as apps_store, row_i64, secrets as secrets_store, sessions, users, workspaces, Db, Kv};
+use crate::store::{apps as apps_store, secrets as secrets_store, sessions, users, workspaces, Db, Kv};
 use crate::vocab::Role;
 
 pub fn secret_kv_key(ws: &str, name: &str) -> String {
@@ -22,24 +26,19 @@ pub fn secret_kv_key(ws: &str, name: &str) -> String {
 }
 
 fn valid_secret_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    crate::vocab::is_plain_id(name, 64)
 }
 
 pub async fn list_secrets<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     m: &Member,
 ) -> Result<Response, ApiError> {
-    let rows = secrets_store::list(svc.db, &m.workspace_id).await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({ "name": r.get("name"), "set": true, "created_at": r.get("created_at"), "updated_at": r.get("updated_at") }))
-        .collect();
-    Ok(Response::ok(json!({ "items": items })))
+    Response::ok(&Items { items: secrets_store::list(svc.db, &m.workspace_id).await? })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SecretBody {
+pub struct SecretBody {
     value: String,
 }
 
@@ -64,7 +63,7 @@ pub async fn put_secret<D: Db, K: Kv, H: Http>(
     let key = secret_kv_key(&m.workspace_id, name);
     svc.kv.put(&key, sealed.as_bytes(), None).await?;
     secrets_store::upsert(svc.db, &m.workspace_id, name, &key, svc.now_ms).await?;
-    Ok(Response::ok(json!({ "name": name, "set": true, "updated_at": svc.now_ms })))
+    Response::ok(&SecretSet { name: name.to_string(), set: true, updated_at: svc.now_ms })
 }
 
 pub async fn delete_secret<D: Db, K: Kv, H: Http>(
@@ -90,19 +89,10 @@ pub async fn list_audit<D: Db, K: Kv, H: Http>(
     let num = |name: &str| -> Result<Option<i64>, ApiError> {
         req.query_param(name).map(|v| v.parse::<i64>().map_err(|_| bad(name))).transpose()
     };
-    let limit = num("limit")?.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(bad("limit"));
-    }
-    let (before_ts, before_id) = match req.query_param("cursor") {
+    let limit = i64::from(page_limit(req)?);
+    let (before_ts, before_id) = match page_cursor(req, 2)? {
         None => (i64::MAX, i64::MAX),
-        Some(c) => {
-            let (a, b) = c.split_once('.').ok_or_else(|| ApiError::new(ErrorCode::InvalidCursor, "Bad cursor."))?;
-            (
-                a.parse().map_err(|_| ApiError::new(ErrorCode::InvalidCursor, "Bad cursor."))?,
-                b.parse().map_err(|_| ApiError::new(ErrorCode::InvalidCursor, "Bad cursor."))?,
-            )
-        }
+        Some(p) => (cursor_int(&p[0])?, cursor_int(&p[1])?),
     };
     let outcome = match req.query_param("outcome") {
         Some(o) => Some(Outcome::parse(o).ok_or_else(|| bad("outcome"))?),
@@ -118,11 +108,11 @@ pub async fn list_audit<D: Db, K: Kv, H: Http>(
     let mut rows = audit::page(svc.db, &m.workspace_id, &filter, (before_ts, before_id), limit).await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().and_then(|r| Some(format!("{}.{}", row_i64(r, "ts").ok()?, row_i64(r, "id").ok()?)))
+        rows.last().map(|r| crate::cursor::encode(&[&r.ts.to_string(), &r.id.to_string()]))
     } else {
         None
     };
-    Ok(Response::ok(json!({ "items": rows, "next_cursor": next })))
+    Response::ok(&Page { items: rows, next_cursor: next })
 }
 
 /// Deletes a workspace: KV keys first (documents, server keys, secrets), then audit rows, then
@@ -156,9 +146,9 @@ pub async fn delete_workspace<D: Db, K: Kv, H: Http>(
     Ok(Response::no_content())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DeleteAccountBody {
+pub struct DeleteAccountBody {
     password: String,
 }
 
@@ -192,50 +182,41 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
 /// value, password hash, key hash or token.
 pub async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
-    let mut out_ws = Vec::new();
+    let mut workspaces_out = Vec::new();
     for w in workspaces::list_for_user(svc.db, &s.user_id).await? {
-        let ws = w.id.as_str();
-        let apps = apps_store::list_apps(svc.db, ws, None, 10_000).await?;
-        let mut apps_json = Vec::new();
-        for a in &apps {
-            let tools = apps_store::all_tools(svc.db, ws, &a.id).await?;
-            let imports = apps_store::list_imports(svc.db, ws, &a.id).await?;
-            apps_json.push(json!({
-                "app": a,
-                "imports": imports,
-                "tools": tools.iter().map(|t| super::views::tool_json(t, false)).collect::<Vec<_>>(),
-            }));
+        let ws = w.id.clone();
+        let mut apps = Vec::new();
+        for app in apps_store::list_apps(svc.db, &ws, None, 10_000).await? {
+            let tools = apps_store::all_tools(svc.db, &ws, &app.id).await?;
+            let imports = apps_store::list_imports(svc.db, &ws, &app.id).await?;
+            apps.push(ExportedApp { imports, tools: tools.iter().map(|t| ToolView::of(t, false)).collect(), app });
         }
-        let mut servers_json = Vec::new();
-        for srv in servers_store::list(svc.db, ws).await? {
-            let keys = servers_store::list_keys(svc.db, ws, &srv.id).await?;
-            servers_json
-                .push(json!({ "server": srv, "credential_set": srv.credential_key.is_some(), "access_keys": keys }));
+        let mut servers = Vec::new();
+        for server in servers_store::list(svc.db, &ws).await? {
+            let access_keys = servers_store::list_keys(svc.db, &ws, &server.id).await?;
+            servers.push(ExportedServer { credential_set: server.credential_key.is_some(), access_keys, server });
         }
-        let secrets = secrets_store::list(svc.db, ws).await?;
-        let audit = audit::export(svc.db, ws).await?;
-        out_ws.push(json!({
-            "workspace": w,
-            "members": workspaces::members(svc.db, ws).await?,
-            "apps": apps_json,
-            "servers": servers_json,
-            "secrets": secrets,
-            "audit_events": audit,
-        }));
+        workspaces_out.push(ExportedWorkspace {
+            members: workspaces::members(svc.db, &ws).await?,
+            apps,
+            servers,
+            secrets: secrets_store::list(svc.db, &ws).await?,
+            audit_events: audit::export(svc.db, &ws).await?,
+            workspace: w,
+        });
     }
-    let sessions = sessions::export_for_user(svc.db, &s.user_id).await?;
-    Ok(Response::ok(json!({
-        "exported_at": svc.now_ms,
-        "user": {
-            "id": user.id,
-            "email": user.email,
-            "display_name": user.display_name,
-            "terms_accepted_at": user.terms_accepted_at,
-            "privacy_accepted_at": user.privacy_accepted_at,
-            "created_at": user.created_at,
+    let view = Export {
+        exported_at: svc.now_ms,
+        user: ExportedUser {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            terms_accepted_at: user.terms_accepted_at,
+            privacy_accepted_at: user.privacy_accepted_at,
+            created_at: user.created_at,
         },
-        "sessions": sessions,
-        "workspaces": out_ws,
-    }))
-    .with_header("content-disposition", "attachment; filename=\"flowcp-export.json\""))
+        sessions: sessions::export_for_user(svc.db, &s.user_id).await?,
+        workspaces: workspaces_out,
+    };
+    Ok(Response::ok(&view)?.with_header("content-disposition", "attachment; filename=\"flowcp-export.json\""))
 }

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod apps;
 pub mod context;
+pub mod contract;
 pub mod data;
 pub mod health;
 pub mod input;
@@ -49,7 +50,7 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        crate::net::header(&self.headers, name)
     }
 
     pub fn query_param(&self, name: &str) -> Option<&str> {
@@ -93,11 +94,17 @@ impl Response {
     pub fn json(status: u16, body: Value) -> Self {
         Response { status, body: Some(body), headers: Vec::new() }
     }
-    pub fn ok(body: Value) -> Self {
-        Self::json(200, body)
+    /// An answer whose body is one of the typed views (`views`, or a stored row shown as is):
+    /// the owner API's document is derived from the same types.
+    pub fn view<T: serde::Serialize>(status: u16, body: &T) -> Result<Self, ApiError> {
+        let body = serde_json::to_value(body).map_err(|e| ApiError::internal(format!("view: {e}")))?;
+        Ok(Self::json(status, body))
     }
-    pub fn created(body: Value) -> Self {
-        Self::json(201, body)
+    pub fn ok<T: serde::Serialize>(body: &T) -> Result<Self, ApiError> {
+        Self::view(200, body)
+    }
+    pub fn created<T: serde::Serialize>(body: &T) -> Result<Self, ApiError> {
+        Self::view(201, body)
     }
     pub fn no_content() -> Self {
         Response { status: 204, body: None, headers: Vec::new() }
@@ -124,6 +131,64 @@ pub struct Services<'a, D: Db, K: Kv, H: Http> {
 }
 
 /// Handles one API request; never panics on input, never returns a 500 with backend details.
+/// Finds the route, checks the session and workspace membership its access level asks for,
+/// then calls the handler.
 pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, ApiError> {
-    routes::dispatch(svc, req).await
+    use routes::{Access, RouteId::*};
+    let (route, params) = routes::find(&req.method, &req.path)?;
+    let session = match route.access {
+        Access::Public => None,
+        Access::Session | Access::Workspace => Some(context::require_session(svc, req).await?),
+    };
+    let ctx = match (&session, route.access) {
+        (Some(s), Access::Workspace) => Some(context::require_member(svc, s, params.get("ws")).await?),
+        _ => None,
+    };
+    match (route.id, session, ctx) {
+        (Signup, _, _) => accounts::signup(svc, req).await,
+        (Login, _, _) => accounts::login(svc, req).await,
+        (Logout, Some(s), _) => accounts::logout(svc, &s).await,
+        (Me, Some(s), _) => accounts::me(svc, &s).await,
+        (ChangePassword, Some(s), _) => accounts::change_password(svc, req, &s).await,
+        (ListWorkspaces, Some(s), _) => workspaces::list(svc, &s).await,
+        (CreateWorkspace, Some(s), _) => workspaces::create(svc, req, &s).await,
+        (GetWorkspace, _, Some(m)) => workspaces::get(svc, &m).await,
+        (ListMembers, _, Some(m)) => workspaces::members(svc, &m).await,
+        (AddMember, _, Some(m)) => workspaces::add_member(svc, req, &m).await,
+        (UpdateMember, _, Some(m)) => workspaces::update_member(svc, req, &m, params.get("user")).await,
+        (RemoveMember, _, Some(m)) => workspaces::remove_member(svc, &m, params.get("user")).await,
+        (ListApps, _, Some(m)) => apps::list(svc, req, &m).await,
+        (CreateApp, _, Some(m)) => apps::create(svc, req, &m).await,
+        (GetApp, _, Some(m)) => apps::get(svc, &m, params.get("app")).await,
+        (UpdateApp, _, Some(m)) => apps::update(svc, req, &m, params.get("app")).await,
+        (DeleteApp, _, Some(m)) => apps::delete(svc, &m, params.get("app")).await,
+        (CreateImport, _, Some(m)) => apps::import(svc, req, &m, params.get("app")).await,
+        (ListImports, _, Some(m)) => apps::imports(svc, &m, params.get("app")).await,
+        (ListTools, _, Some(m)) => apps::tools(svc, req, &m, params.get("app")).await,
+        (UpdateTool, _, Some(m)) => apps::update_tool(svc, req, &m, params.get("app"), params.get("tool")).await,
+        (BulkUpdateTools, _, Some(m)) => apps::bulk_tools(svc, req, &m, params.get("app")).await,
+        (ListServers, _, Some(m)) => servers::list(svc, &m).await,
+        (CreateServer, _, Some(m)) => servers::create(svc, req, &m).await,
+        (GetServer, _, Some(m)) => servers::get(svc, &m, params.get("srv")).await,
+        (UpdateServer, _, Some(m)) => servers::update(svc, req, &m, params.get("srv")).await,
+        (DeleteServer, _, Some(m)) => servers::delete(svc, &m, params.get("srv")).await,
+        (PutCredential, _, Some(m)) => servers::put_credential(svc, req, &m, params.get("srv")).await,
+        (DeleteCredential, _, Some(m)) => servers::delete_credential(svc, &m, params.get("srv")).await,
+        (CreateKey, _, Some(m)) => servers::create_key(svc, req, &m, params.get("srv")).await,
+        (ListKeys, _, Some(m)) => servers::list_keys(svc, &m, params.get("srv")).await,
+        (RevokeKey, _, Some(m)) => servers::revoke_key(svc, &m, params.get("srv"), params.get("key")).await,
+        (Verify, _, Some(m)) => servers::verify(svc, &m, params.get("srv")).await,
+        (Publish, _, Some(m)) => servers::publish(svc, &m, params.get("srv")).await,
+        (Unpublish, _, Some(m)) => servers::unpublish(svc, &m, params.get("srv")).await,
+        (ListSecrets, _, Some(m)) => data::list_secrets(svc, &m).await,
+        (PutSecret, _, Some(m)) => data::put_secret(svc, req, &m, params.get("name")).await,
+        (DeleteSecret, _, Some(m)) => data::delete_secret(svc, &m, params.get("name")).await,
+        (ListAudit, _, Some(m)) => data::list_audit(svc, req, &m).await,
+        (DeleteWorkspace, _, Some(m)) => data::delete_workspace(svc, &m).await,
+        (DeleteAccount, Some(s), _) => data::delete_account(svc, req, &s).await,
+        (Export, Some(s), _) => data::export(svc, &s).await,
+        (ApiDocument, _, _) => Ok(Response::json(200, contract::openapi_document(&svc.origin))),
+        // Unreachable by construction (access levels above); fail closed all the same.
+        _ => Err(ApiError::not_found()),
+    }
 }

@@ -5,25 +5,27 @@
 //! verification state, and later edits stay draft until the next publish: the live manifest in
 //! KV changes only on publish / unpublish.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::context::Member;
 use super::input::clean_name;
+use super::views::{CreatedKey, CredentialState, Items, Published, PublishedManifest, ServerView, Verified};
 use super::{Request, Response, Services};
 use crate::crypto::{aad_server_credential, random_id, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
 use crate::invoke::Credential;
 use crate::manifest::{self, Manifest, ManifestAuth, Placement};
 use crate::net::Http;
-use crate::openapi::ApiKeyLocation;
+use crate::openapi::SecuritySchemeKind;
 use crate::service::{lifecycle, verify};
 use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
 use crate::store::servers::{self as store, AccessKey, Server};
 use crate::store::{Db, Kv};
 use crate::tools::names::is_valid_tool_name;
 use crate::tools::ToolDef;
-use crate::vocab::{AuthMode, VerificationState};
+use crate::vocab::{AuthMode, VerificationReport, VerificationState};
 
 const MAX_CREDENTIAL: usize = 8 * 1024;
 /// Shorter values cannot be told apart from ordinary text, so they could not be redacted.
@@ -33,59 +35,17 @@ async fn load<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member, id
     store::get(svc.db, &m.workspace_id, id).await?.ok_or_else(ApiError::not_found)
 }
 
-/// The server as the dashboard shows it, with its MCP URL and client configuration.
-fn server_json(origin: &str, s: &Server) -> Value {
-    let url = format!("{origin}/mcp/{}", s.id);
-    let key_note = if s.is_public || s.auth_mode == AuthMode::Oauth { None } else { Some("<your server access key>") };
-    let headers = key_note.map(|k| json!({ "Authorization": format!("Bearer {k}") }));
-    let slug: String =
-        s.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    let mut remote = json!({ "type": "http", "url": url });
-    if let (Some(h), Some(obj)) = (&headers, remote.as_object_mut()) {
-        obj.insert("headers".into(), h.clone());
-    }
-    let claude_code = match key_note {
-        Some(k) => format!("claude mcp add --transport http {slug} {url} --header \"Authorization: Bearer {k}\""),
-        None => format!("claude mcp add --transport http {slug} {url}"),
-    };
-    json!({
-        "id": s.id,
-        "app_id": s.app_id,
-        "name": s.name,
-        "auth_mode": s.auth_mode,
-        "auth_config": s.auth_config,
-        "credential_set": s.credential_key.is_some(),
-        "is_public": s.is_public,
-        "discovery_mode": s.discovery_mode,
-        "base_url": s.base_url_override,
-        "probe_tool": s.probe_tool,
-        "verification": { "state": s.verification_state, "checked_at": s.verified_at, "findings": s.verification },
-        "published": s.published_version.is_some(),
-        "published_version": s.published_version,
-        "published_at": s.published_at,
-        "has_draft_changes": s.published_version.is_some() && s.draft_changed_at > s.published_at,
-        "mcp_url": url,
-        "client_config": {
-            "claude_desktop": { "mcpServers": { slug.clone(): { "command": "npx", "args": ["-y", "mcp-remote", url] } } },
-            "claude_code": claude_code,
-            "cursor": { "mcpServers": { slug.clone(): remote.clone() } },
-            "vscode": { "servers": { slug: remote } },
-        },
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-    })
-}
-
 pub async fn list<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
-    let items: Vec<Value> =
-        store::list(svc.db, &m.workspace_id).await?.iter().map(|s| server_json(&svc.origin, s)).collect();
-    Ok(Response::ok(json!({ "items": items })))
+    let items = store::list(svc.db, &m.workspace_id).await?.iter().map(|s| ServerView::of(&svc.origin, s)).collect();
+    Response::ok(&Items { items })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schemars(rename = "CreateServerBody")]
+pub struct CreateBody {
     app_id: String,
+    /// Defaults to the app's name.
     name: Option<String>,
 }
 
@@ -107,7 +67,7 @@ pub async fn create<D: Db, K: Kv, H: Http>(
         s.auth_config = json!({ "in": p.location, "name": p.name });
         store::save_config(svc.db, &s, svc.now_ms).await?;
     }
-    Ok(Response::created(server_json(&svc.origin, &s)))
+    Response::created(&ServerView::of(&svc.origin, &s))
 }
 
 async fn default_placement<D: Db, K: Kv, H: Http>(
@@ -117,12 +77,9 @@ async fn default_placement<D: Db, K: Kv, H: Http>(
 ) -> Result<Option<Placement>, ApiError> {
     let imports = apps_store::list_imports(svc.db, ws, app_id).await?;
     let Some(latest) = imports.first() else { return Ok(None) };
-    let schemes = latest.report.get("security_schemes").and_then(Value::as_array).cloned().unwrap_or_default();
-    Ok(schemes.iter().find_map(|s| {
-        let location = serde_json::from_value::<ApiKeyLocation>(s.get("in")?.clone()).ok()?;
-        let name =
-            s.get("paramName").or_else(|| s.get("param_name")).or_else(|| s.get("keyName")).and_then(Value::as_str)?;
-        Some(Placement { location, name: name.into() })
+    Ok(latest.report.security_schemes.iter().find_map(|s| match &s.kind {
+        SecuritySchemeKind::ApiKey { location, name } => Some(Placement { location: *location, name: name.clone() }),
+        _ => None,
     }))
 }
 
@@ -131,19 +88,29 @@ pub async fn get<D: Db, K: Kv, H: Http>(
     m: &Member,
     id: &str,
 ) -> Result<Response, ApiError> {
-    Ok(Response::ok(server_json(&svc.origin, &load(svc, m, id).await?)))
+    Response::ok(&ServerView::of(&svc.origin, &load(svc, m, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+#[schemars(rename = "UpdateServerBody")]
+#[schemars(example = serde_json::json!({
+    "auth_mode": "api_key", "auth_config": { "in": "header", "name": "X-Api-Key" }, "is_public": false
+}))]
+pub struct UpdateBody {
     name: Option<String>,
+    #[schemars(with = "Option<AuthMode>")]
     auth_mode: Option<String>,
+    /// Where the credential goes (`api_key`) or the upstream's OAuth endpoints (`oauth`); never
+    /// a secret (those go through `PUT .../credential`).
+    #[schemars(with = "Option<crate::store::servers::AuthConfig>")]
     auth_config: Option<Value>,
     is_public: Option<bool>,
     discovery_mode: Option<bool>,
+    /// Overrides the document's server URL; `null` clears it.
     #[serde(default, deserialize_with = "super::double_option")]
     base_url: Option<Option<String>>,
+    /// The tool verification calls (a safe GET by default); `null` clears it.
     #[serde(default, deserialize_with = "super::double_option")]
     probe_tool: Option<Option<String>>,
 }
@@ -255,9 +222,10 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
     Ok(Response::no_content())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CredentialBody {
+pub struct CredentialBody {
+    /// The API key or token, 8 to 8192 characters; write-only.
     value: String,
 }
 
@@ -289,7 +257,7 @@ pub async fn put_credential<D: Db, K: Kv, H: Http>(
         cfg.insert("credential_origin".into(), json!(origin));
     }
     store::save_config(svc.db, &s, svc.now_ms).await?;
-    Ok(Response::ok(json!({ "credential_set": true, "credential_origin": origin })))
+    Response::ok(&CredentialState { credential_set: true, credential_origin: Some(origin) })
 }
 
 pub async fn delete_credential<D: Db, K: Kv, H: Http>(
@@ -310,12 +278,12 @@ pub async fn delete_credential<D: Db, K: Kv, H: Http>(
         cfg.remove("credential_origin");
     }
     store::save_config(svc.db, &s, svc.now_ms).await?;
-    Ok(Response::ok(json!({ "credential_set": false })))
+    Response::ok(&CredentialState { credential_set: false, credential_origin: None })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct CreateKeyBody {
+pub struct CreateKeyBody {
     name: Option<String>,
 }
 
@@ -342,12 +310,7 @@ pub async fn create_key<D: Db, K: Kv, H: Http>(
     store::create_key(svc.db, &m.workspace_id, &s.id, &key).await?;
     let mirror = json!({ "server_id": s.id, "key_id": key.id, "workspace_id": m.workspace_id });
     svc.kv.put(&manifest::access_key_key(&key.key_hash), mirror.to_string().as_bytes(), None).await?;
-    let mut out = json!(key);
-    if let Some(o) = out.as_object_mut() {
-        o.insert("key".into(), json!(secret));
-        o.insert("note".into(), json!("Copy this key now: it is shown only once."));
-    }
-    Ok(Response::created(out))
+    Response::created(&CreatedKey { info: key, key: secret, note: "Copy this key now: it is shown only once.".into() })
 }
 
 pub async fn list_keys<D: Db, K: Kv, H: Http>(
@@ -356,7 +319,7 @@ pub async fn list_keys<D: Db, K: Kv, H: Http>(
     id: &str,
 ) -> Result<Response, ApiError> {
     let s = load(svc, m, id).await?;
-    Ok(Response::ok(json!({ "items": store::list_keys(svc.db, &m.workspace_id, &s.id).await? })))
+    Response::ok(&Items { items: store::list_keys(svc.db, &m.workspace_id, &s.id).await? })
 }
 
 pub async fn revoke_key<D: Db, K: Kv, H: Http>(
@@ -472,9 +435,9 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     };
     findings.push(verify::probe(svc.http, &probe).await);
     let state = verify::verdict(&findings);
-    let report = json!({ "findings": findings, "tool_count": rows.len() });
+    let report = VerificationReport { findings, tool_count: rows.len() as u64 };
     store::set_verification(svc.db, &m.workspace_id, &s.id, state, &report, svc.now_ms).await?;
-    Ok(Response::ok(json!({ "state": state, "findings": report["findings"], "checked_at": svc.now_ms })))
+    Response::ok(&Verified { state, findings: report.findings, checked_at: svc.now_ms })
 }
 
 pub async fn publish<D: Db, K: Kv, H: Http>(
@@ -520,9 +483,10 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     lifecycle::publish(svc.kv, &s, version, &bytes).await?;
     store::set_published(svc.db, &m.workspace_id, &s.id, Some(version), svc.now_ms).await?;
     let s = load(svc, m, id).await?;
-    Ok(Response::ok(
-        json!({ "server": server_json(&svc.origin, &s), "manifest": { "version": version, "tools": manifest.tools.len(), "bytes": bytes.len() } }),
-    ))
+    Response::ok(&Published {
+        server: ServerView::of(&svc.origin, &s),
+        manifest: PublishedManifest { version, tools: manifest.tools.len() as u64, bytes: bytes.len() as u64 },
+    })
 }
 
 pub async fn unpublish<D: Db, K: Kv, H: Http>(

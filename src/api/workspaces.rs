@@ -1,11 +1,12 @@
 //! Workspaces and members. `require_member` is the isolation check every workspace-scoped route
 //! passes through: non-members get the same 404 as a workspace that does not exist.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::context::{Member, SessionUser};
 use super::input::clean_name;
+use super::views::{Items, MemberRole};
 use super::{Request, Response, Services};
 use crate::crypto::random_id;
 use crate::error::{limits, ApiError, ErrorCode};
@@ -16,12 +17,13 @@ use crate::vocab::Role;
 
 pub async fn list<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
     let items = workspaces::list_for_user(svc.db, &s.user_id).await?;
-    Ok(Response::ok(json!({ "items": items })))
+    Response::ok(&Items { items })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schemars(rename = "CreateWorkspaceBody")]
+pub struct CreateBody {
     name: String,
 }
 
@@ -34,22 +36,25 @@ pub async fn create<D: Db, K: Kv, H: Http>(
     let name = clean_name(&body.name, "workspace name")?;
     let id = random_id("ws_")?;
     workspaces::create(svc.db, &id, &name, &s.user_id, svc.now_ms).await?;
-    Ok(Response::created(json!({ "id": id, "name": name, "role": Role::Owner, "created_at": svc.now_ms })))
+    Response::created(&workspaces::Workspace { id, name, role: Role::Owner, created_at: svc.now_ms })
 }
 
 pub async fn get<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
     let w = workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(Response::ok(json!(w)))
+    Response::ok(&w)
 }
 
 pub async fn members<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
-    Ok(Response::ok(json!({ "items": workspaces::members(svc.db, &m.workspace_id).await? })))
+    Response::ok(&Items { items: workspaces::members(svc.db, &m.workspace_id).await? })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AddMemberBody {
+#[schemars(example = serde_json::json!({ "email": "ada@example.com", "role": "member" }))]
+pub struct AddMemberBody {
+    /// The email of an existing account.
     email: String,
+    #[schemars(with = "Role")]
     role: String,
 }
 
@@ -68,12 +73,13 @@ pub async fn add_member<D: Db, K: Kv, H: Http>(
     if !workspaces::add_member(svc.db, &m.workspace_id, &user.id, role, svc.now_ms).await? {
         return Err(ApiError::new(ErrorCode::AlreadyMember, "This user is already a member."));
     }
-    Ok(Response::created(json!({ "user_id": user.id, "role": role })))
+    Response::created(&MemberRole { user_id: user.id, role })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleBody {
+pub struct RoleBody {
+    #[schemars(with = "Role")]
     role: String,
 }
 
@@ -95,7 +101,7 @@ pub async fn update_member<D: Db, K: Kv, H: Http>(
     let owners = members.iter().filter(|x| x.role == Role::Owner).count();
     rules::may_change_role(m.role, target.role, new, owners)?;
     workspaces::set_role(svc.db, &m.workspace_id, user_id, new).await?;
-    Ok(Response::ok(json!({ "user_id": user_id, "role": new })))
+    Response::ok(&MemberRole { user_id: user_id.to_string(), role: new })
 }
 
 /// Owners and admins remove members (admins cannot remove owners); anyone may leave, except

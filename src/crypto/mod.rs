@@ -135,9 +135,7 @@ impl Keyring {
 }
 
 fn valid_key_id(kid: &str) -> bool {
-    !kid.is_empty()
-        && kid.len() <= MAX_KEY_ID_LEN
-        && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    crate::vocab::is_plain_id(kid, MAX_KEY_ID_LEN)
 }
 
 /// AAD for a named workspace secret.

@@ -136,10 +136,7 @@ async fn mcp(
     settings: &Settings,
     server_id: &str,
 ) -> Result<Answer, ApiError> {
-    let valid_id = !server_id.is_empty()
-        && server_id.len() <= 64
-        && server_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !valid_id {
+    if !crate::vocab::is_plain_id(server_id, 64) {
         return Err(ApiError::not_found());
     }
     let kv = KvStorePort::new(env, KV_BINDING)?;

@@ -106,7 +106,7 @@ pub async fn load_manifest(
         return Err(format!("manifest version {version} is missing"));
     };
     let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt manifest: {e}"))?;
-    if m.server_id != server_id || m.format != manifest::FORMAT {
+    if m.server_id != server_id || !manifest::READABLE_FORMATS.contains(&m.format) {
         return Err("manifest does not belong to this server or has an unknown format".into());
     }
     let loaded = Rc::new(prepare(m));

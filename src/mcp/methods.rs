@@ -1,8 +1,6 @@
 //! The methods both protocol eras share: `initialize` (legacy only), `tools/list` with opaque
 //! cursors and `tools/call` (plain or through the discovery toolset).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::cache::Loaded;
@@ -45,12 +43,11 @@ pub(crate) fn instructions(m: &Manifest) -> String {
 }
 
 pub(crate) fn encode_cursor(offset: usize) -> String {
-    URL_SAFE_NO_PAD.encode(format!("o:{offset}"))
+    crate::cursor::encode(&[&offset.to_string()])
 }
 
 pub(crate) fn decode_cursor(c: &str, len: usize) -> Option<usize> {
-    let raw = URL_SAFE_NO_PAD.decode(c).ok()?;
-    let offset: usize = std::str::from_utf8(&raw).ok()?.strip_prefix("o:")?.parse().ok()?;
+    let offset: usize = crate::cursor::decode(c, 1)?.first()?.parse().ok()?;
     (offset <= len).then_some(offset)
 }
 

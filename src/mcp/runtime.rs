@@ -68,9 +68,7 @@ pub(crate) fn reject(status: u16, message: &str) -> McpResponse {
     }
 }
 
-pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
+pub(crate) use crate::net::header;
 
 pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
     pub(crate) rt: &'c Runtime<'a, K, H>,

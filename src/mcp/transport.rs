@@ -29,9 +29,7 @@ impl Rejection {
     }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
+use crate::net::header;
 
 /// What the transport learned from the headers.
 #[derive(Debug, Clone, PartialEq, Eq)]

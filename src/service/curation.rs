@@ -116,8 +116,8 @@ pub async fn apply(db: &impl Db, ws: &str, app_id: &str, plan: &MergePlan, now: 
     let statements: Vec<(&'static str, Vec<crate::store::SqlValue>)> = plan
         .refreshes
         .iter()
-        .map(|(id, row)| store::refresh_statement(id, row, now))
-        .chain(plan.retired.iter().map(|id| store::retire_statement(id, now)))
+        .map(|(id, row)| store::refresh_statement(ws, app_id, id, row, now))
+        .chain(plan.retired.iter().map(|id| store::retire_statement(ws, app_id, id, now)))
         .collect();
     for chunk in statements.chunks(STATEMENTS_PER_BATCH) {
         db.batch(chunk).await?;

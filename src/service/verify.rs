@@ -2,7 +2,6 @@
 //! configuration ([`static_findings`], pure), one live probe of a safe operation ([`probe`]),
 //! and the verdict. A failed check names what to fix; the probe never shows the credential.
 
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::invoke::{build_request, Credential};
@@ -10,32 +9,11 @@ use crate::net::{check_url, FetchPolicy, Http, HttpRequest};
 use crate::redact::Redactor;
 use crate::tools::names::is_valid_tool_name;
 use crate::tools::ToolDef;
+pub use crate::vocab::Finding;
 use crate::vocab::{AuthMode, FindingStatus, VerificationState};
 
 const PROBE_TIMEOUT_MS: u32 = 10_000;
 const PROBE_MAX_BYTES: usize = 64 * 1024;
-
-/// One check's outcome, as stored and shown.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub check: &'static str,
-    pub status: FindingStatus,
-    pub message: String,
-    /// The probed tool (probe only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool: Option<String>,
-}
-
-impl Finding {
-    fn new(check: &'static str, ok: bool, message: impl Into<String>) -> Self {
-        let status = if ok { FindingStatus::Pass } else { FindingStatus::Fail };
-        Finding { check, status, message: message.into(), tool: None }
-    }
-
-    fn skipped(check: &'static str, message: &str) -> Self {
-        Finding { check, status: FindingStatus::Skipped, message: message.into(), tool: None }
-    }
-}
 
 /// What the static checks look at.
 pub struct Subject<'a> {
@@ -251,8 +229,8 @@ mod tests {
         }
     }
 
-    fn failed(f: &[Finding]) -> Vec<&'static str> {
-        f.iter().filter(|f| f.status == FindingStatus::Fail).map(|f| f.check).collect()
+    fn failed(f: &[Finding]) -> Vec<&str> {
+        f.iter().filter(|f| f.status == FindingStatus::Fail).map(|f| f.check.as_ref()).collect()
     }
 
     #[test]

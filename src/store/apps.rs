@@ -4,12 +4,14 @@
 //! description, enabled) side by side; a re-import replaces the generated part and keeps the
 //! curation, matched by `operation_key`.
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{opt_text, row_i64, text, Db, Row, SqlValue, StoreError};
+use crate::openapi::{Problem, SecuritySchemeInfo};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct App {
     pub id: String,
     pub workspace_id: String,
@@ -99,7 +101,27 @@ pub async fn delete_app(db: &impl Db, ws: &str, app_id: &str) -> Result<bool, St
     Ok(db.execute("DELETE FROM apps WHERE workspace_id = ?1 AND id = ?2", &[ws.into(), app_id.into()]).await? == 1)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What an import found: the document's facts, its problems and the change to the app's tools.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct ImportSummary {
+    pub title: String,
+    pub version: String,
+    /// As written: `2.0`, `3.0.3`, `3.1.0`.
+    pub spec_version: String,
+    pub servers: Vec<String>,
+    pub security_schemes: Vec<SecuritySchemeInfo>,
+    /// Operations found, including skipped ones.
+    pub operations_total: u64,
+    /// Warnings and errors, each located by a JSON pointer into the document.
+    pub problems: Vec<Problem>,
+    /// Tool names added, removed and changed by this import.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ImportRecord {
     pub id: String,
     pub app_id: String,
@@ -115,7 +137,7 @@ pub struct ImportRecord {
     pub added_count: i64,
     pub removed_count: i64,
     pub changed_count: i64,
-    pub report: Value,
+    pub report: ImportSummary,
     pub created_at: i64,
     #[serde(skip)]
     pub document_key: String,
@@ -147,7 +169,7 @@ pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreEr
             i.added_count.into(),
             i.removed_count.into(),
             i.changed_count.into(),
-            i.report.to_string().into(),
+            serde_json::to_string(&i.report).unwrap_or_default().into(),
             i.created_at.into(),
         ],
     )
@@ -287,9 +309,16 @@ pub async fn get_tool(db: &impl Db, ws: &str, app_id: &str, tool_id: &str) -> Re
 }
 
 /// Is `name` used by another live tool of the app?
-pub async fn name_taken(db: &impl Db, app_id: &str, name: &str, except_tool: &str) -> Result<bool, StoreError> {
-    let sql = "SELECT COUNT(*) AS n FROM tools WHERE app_id = ?1 AND name = ?2 AND id != ?3 AND removed_at IS NULL";
-    let rows = db.query(sql, &[app_id.into(), name.into(), except_tool.into()]).await?;
+pub async fn name_taken(
+    db: &impl Db,
+    ws: &str,
+    app_id: &str,
+    name: &str,
+    except_tool: &str,
+) -> Result<bool, StoreError> {
+    let sql = "SELECT COUNT(*) AS n FROM tools WHERE workspace_id = ?4 AND app_id = ?1 AND name = ?2 AND id != ?3 \
+               AND removed_at IS NULL";
+    let rows = db.query(sql, &[app_id.into(), name.into(), except_tool.into(), ws.into()]).await?;
     Ok(rows.first().map(|r| row_i64(r, "n")).transpose()?.unwrap_or(0) > 0)
 }
 
@@ -337,9 +366,17 @@ pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]
 
 /// The statement that replaces the generated part of a tool (re-import), keeping the
 /// curation, and un-retires it.
-pub fn refresh_statement(tool_id: &str, t: &ToolRow, now: i64) -> (&'static str, Vec<SqlValue>) {
+/// Every statement names the workspace and app as well as the tool id, so no write can reach
+/// another tenant's row even if an id were wrong.
+pub fn refresh_statement(
+    ws: &str,
+    app_id: &str,
+    tool_id: &str,
+    t: &ToolRow,
+    now: i64,
+) -> (&'static str, Vec<SqlValue>) {
     let sql = "UPDATE tools SET generated_name = ?2, method = ?3, path = ?4, tags_json = ?5, def_json = ?6, \
-               removed_at = NULL, updated_at = ?7 WHERE id = ?1";
+               removed_at = NULL, updated_at = ?7 WHERE id = ?1 AND workspace_id = ?8 AND app_id = ?9";
     let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
     let params = vec![
         tool_id.into(),
@@ -349,13 +386,18 @@ pub fn refresh_statement(tool_id: &str, t: &ToolRow, now: i64) -> (&'static str,
         tags.into(),
         t.def_json.as_str().into(),
         now.into(),
+        ws.into(),
+        app_id.into(),
     ];
     (sql, params)
 }
 
 /// The statement that retires a tool whose operation is gone (kept, hidden).
-pub fn retire_statement(tool_id: &str, now: i64) -> (&'static str, Vec<SqlValue>) {
-    ("UPDATE tools SET removed_at = ?2, updated_at = ?2 WHERE id = ?1", vec![tool_id.into(), now.into()])
+pub fn retire_statement(ws: &str, app_id: &str, tool_id: &str, now: i64) -> (&'static str, Vec<SqlValue>) {
+    (
+        "UPDATE tools SET removed_at = ?2, updated_at = ?2 WHERE id = ?1 AND workspace_id = ?3 AND app_id = ?4",
+        vec![tool_id.into(), now.into(), ws.into(), app_id.into()],
+    )
 }
 
 /// Ids per statement when a list of tool ids is bound (D1 allows 100 bound parameters).
@@ -402,17 +444,25 @@ pub async fn set_enabled_many(
 
 /// Applies curation to one tool: `None` leaves a field as it is; `Some(None)` for the
 /// description restores the generated one.
+/// An owner's edit of one tool: `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Curation<'a> {
+    pub name: Option<&'a str>,
+    /// `Some(None)` restores the generated description.
+    pub description: Option<Option<&'a str>>,
+    pub enabled: Option<bool>,
+}
+
 pub async fn curate(
     db: &impl Db,
-    tool_id: &str,
-    name: Option<&str>,
-    description: Option<Option<&str>>,
-    enabled: Option<bool>,
+    (ws, app_id, tool_id): (&str, &str, &str),
+    edit: Curation<'_>,
     now: i64,
 ) -> Result<(), StoreError> {
+    let Curation { name, description, enabled } = edit;
     let sql = "UPDATE tools SET name = COALESCE(?2, name), \
                description = CASE WHEN ?3 = 1 THEN ?4 ELSE description END, \
-               enabled = COALESCE(?5, enabled), updated_at = ?6 WHERE id = ?1";
+               enabled = COALESCE(?5, enabled), updated_at = ?6 WHERE id = ?1 AND workspace_id = ?7 AND app_id = ?8";
     let (set_desc, desc) = match description {
         Some(d) => (1i64, d.map(str::to_string)),
         None => (0, None),
@@ -426,6 +476,8 @@ pub async fn curate(
             desc.into(),
             enabled.map(i64::from).into(),
             SqlValue::Integer(now),
+            ws.into(),
+            app_id.into(),
         ],
     )
     .await

@@ -4,7 +4,10 @@
 //! truncated SHA-256 connection hash. All audit writes go through [`insert`] so that moving them
 //! to a Queue later is a local change.
 
-use super::{row_i64, Db, Row, SqlValue, StoreError};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{opt_text, parsed, row_i64, text, Db, Row, SqlValue, StoreError};
 
 /// Deletes at most `?2` rows older than `?1` (ms). Uses the `idx_audit_ts` index; bounded so
 /// one statement never holds the database for long.
@@ -15,7 +18,8 @@ pub const COUNT: &str = "SELECT COUNT(*) AS n FROM audit_events";
 
 /// How a tool call ended. (The table's CHECK also admits the legacy `tool_error`, which
 /// nothing writes: an upstream failure is `upstream_error`.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
     UpstreamError,
@@ -120,6 +124,38 @@ pub async fn count(db: &impl Db) -> Result<i64, StoreError> {
 const COLS: &str =
     "id, ts, server_id, tool_name, outcome, upstream_status, latency_ms, request_bytes, response_bytes, connection_hash";
 
+/// A stored event as the owner sees it (listing and export).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct AuditRow {
+    pub id: i64,
+    /// When the call ended (ms since the epoch).
+    pub ts: i64,
+    pub server_id: String,
+    pub tool_name: String,
+    pub outcome: Outcome,
+    pub upstream_status: Option<i64>,
+    pub latency_ms: i64,
+    pub request_bytes: i64,
+    pub response_bytes: i64,
+    /// Truncated SHA-256 of the access key or connection; `null` for public servers.
+    pub connection_hash: Option<String>,
+}
+
+fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
+    Ok(AuditRow {
+        id: row_i64(r, "id")?,
+        ts: row_i64(r, "ts")?,
+        server_id: text(r, "server_id")?,
+        tool_name: text(r, "tool_name")?,
+        outcome: parsed(r, "outcome", Outcome::parse)?,
+        upstream_status: row_i64(r, "upstream_status").ok(),
+        latency_ms: row_i64(r, "latency_ms")?,
+        request_bytes: row_i64(r, "request_bytes")?,
+        response_bytes: row_i64(r, "response_bytes")?,
+        connection_hash: opt_text(r, "connection_hash"),
+    })
+}
+
 /// Filters of the audit listing (all optional but the workspace).
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -138,7 +174,7 @@ pub async fn page(
     f: &AuditFilter,
     (before_ts, before_id): (i64, i64),
     limit: i64,
-) -> Result<Vec<Row>, StoreError> {
+) -> Result<Vec<AuditRow>, StoreError> {
     let sql = format!(
         "SELECT {COLS} FROM audit_events WHERE workspace_id = ?1 AND (ts < ?2 OR (ts = ?2 AND id < ?3)) \
          AND (?4 IS NULL OR server_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR outcome = ?6) \
@@ -155,16 +191,19 @@ pub async fn page(
         f.until.into(),
         SqlValue::Integer(limit + 1),
     ];
-    db.query(&sql, &params).await
+    db.query(&sql, &params).await?.iter().map(audit_row).collect()
 }
 
 /// The newest 10,000 events of a workspace (the data export).
-pub async fn export(db: &impl Db, ws: &str) -> Result<Vec<Row>, StoreError> {
+pub async fn export(db: &impl Db, ws: &str) -> Result<Vec<AuditRow>, StoreError> {
     db.query(
         &format!("SELECT {COLS} FROM audit_events WHERE workspace_id = ?1 ORDER BY ts DESC LIMIT 10000"),
         &[ws.into()],
     )
-    .await
+    .await?
+    .iter()
+    .map(audit_row)
+    .collect()
 }
 
 /// Deletes every event of a workspace (its deletion).

@@ -1,6 +1,19 @@
 //! The `workspace_secrets` table: names and the KV key of each sealed value (never the value).
 
-use super::{text, Db, Row, StoreError};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{row_i64, text, Db, StoreError};
+
+/// A secret as the owner sees it: its name and times, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SecretInfo {
+    pub name: String,
+    /// Always `true`: a listed secret has a value (write-only).
+    pub set: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
 
 pub const LIST: &str =
     "SELECT name, created_at, updated_at FROM workspace_secrets WHERE workspace_id = ?1 ORDER BY name";
@@ -10,8 +23,19 @@ const DELETE: &str = "DELETE FROM workspace_secrets WHERE workspace_id = ?1 AND 
 const KV_KEYS: &str = "SELECT kv_key FROM workspace_secrets WHERE workspace_id = ?1";
 
 /// Names with their times, by name.
-pub async fn list(db: &impl Db, ws: &str) -> Result<Vec<Row>, StoreError> {
-    db.query(LIST, &[ws.into()]).await
+pub async fn list(db: &impl Db, ws: &str) -> Result<Vec<SecretInfo>, StoreError> {
+    db.query(LIST, &[ws.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SecretInfo {
+                name: text(r, "name")?,
+                set: true,
+                created_at: row_i64(r, "created_at")?,
+                updated_at: row_i64(r, "updated_at")?,
+            })
+        })
+        .collect()
 }
 
 /// Records a secret (or its new update time).

@@ -4,19 +4,43 @@
 //! and the KV key of the encrypted credential (never its value). Access keys are stored as
 //! SHA-256 hashes; KV mirrors live ones under `akey:<hash>` so the MCP hot path needs no D1 read.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{opt_text, parsed, row_i64, text, Db, Row, SqlValue, StoreError};
-use crate::vocab::{AuthMode, VerificationState};
+use crate::openapi::ApiKeyLocation;
+use crate::vocab::{AuthMode, VerificationReport, VerificationState};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The documented shape of a server's `auth_config` (the stored object is kept as the owner
+/// wrote it, so other keys may appear: the schema admits them).
+#[derive(JsonSchema)]
+#[schemars(extend("additionalProperties" = true))]
+#[allow(dead_code)]
+pub struct AuthConfig {
+    /// `api_key` mode: where the key goes.
+    #[serde(rename = "in")]
+    location: Option<ApiKeyLocation>,
+    /// `api_key` mode: the header, query parameter or cookie name.
+    name: Option<String>,
+    /// `oauth` mode: scopes to request.
+    scopes: Option<Vec<String>>,
+    /// `oauth` mode: the upstream's authorization endpoint.
+    authorize_url: Option<String>,
+    /// `oauth` mode: the upstream's token endpoint.
+    token_url: Option<String>,
+    /// Set by FlowCP when the credential is stored: the only origin it is ever sent to.
+    credential_origin: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Server {
     pub id: String,
     pub workspace_id: String,
     pub app_id: String,
     pub name: String,
     pub auth_mode: AuthMode,
+    #[schemars(with = "AuthConfig")]
     pub auth_config: Value,
     #[serde(skip)]
     pub credential_key: Option<String>,
@@ -25,7 +49,7 @@ pub struct Server {
     pub base_url_override: Option<String>,
     pub probe_tool: Option<String>,
     pub verification_state: VerificationState,
-    pub verification: Option<Value>,
+    pub verification: Option<VerificationReport>,
     pub verified_at: Option<i64>,
     pub published_version: Option<i64>,
     pub published_at: Option<i64>,
@@ -39,25 +63,25 @@ fn opt_i64(row: &Row, col: &str) -> Option<i64> {
 }
 
 fn server(r: &Row) -> Result<Server, StoreError> {
-    let json = |col: &str| -> Result<Option<Value>, StoreError> {
+    fn json<T: serde::de::DeserializeOwned>(r: &Row, col: &str) -> Result<Option<T>, StoreError> {
         opt_text(r, col)
             .map(|t| serde_json::from_str(&t).map_err(|_| StoreError::Corrupt(format!("servers.{col}"))))
             .transpose()
-    };
+    }
     Ok(Server {
         id: text(r, "id")?,
         workspace_id: text(r, "workspace_id")?,
         app_id: text(r, "app_id")?,
         name: text(r, "name")?,
         auth_mode: parsed(r, "auth_mode", AuthMode::parse)?,
-        auth_config: json("auth_config_json")?.unwrap_or(Value::Object(Default::default())),
+        auth_config: json(r, "auth_config_json")?.unwrap_or(Value::Object(Default::default())),
         credential_key: opt_text(r, "credential_key"),
         is_public: row_i64(r, "is_public")? != 0,
         discovery_mode: row_i64(r, "discovery_mode")? != 0,
         base_url_override: opt_text(r, "base_url_override"),
         probe_tool: opt_text(r, "probe_tool"),
         verification_state: parsed(r, "verification_state", VerificationState::parse)?,
-        verification: json("verification_json")?,
+        verification: json(r, "verification_json")?,
         verified_at: opt_i64(r, "verified_at"),
         published_version: opt_i64(r, "published_version"),
         published_at: opt_i64(r, "published_at"),
@@ -122,14 +146,23 @@ pub async fn set_verification(
     ws: &str,
     id: &str,
     state: VerificationState,
-    findings: &Value,
+    report: &VerificationReport,
     now: i64,
 ) -> Result<(), StoreError> {
     let sql = "UPDATE servers SET verification_state = ?3, verification_json = ?4, verified_at = ?5 \
                WHERE workspace_id = ?1 AND id = ?2";
-    db.execute(sql, &[ws.into(), id.into(), state.as_str().into(), findings.to_string().into(), now.into()])
-        .await
-        .map(|_| ())
+    db.execute(
+        sql,
+        &[
+            ws.into(),
+            id.into(),
+            state.as_str().into(),
+            serde_json::to_string(report).unwrap_or_default().into(),
+            now.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
 }
 
 pub async fn set_published(db: &impl Db, ws: &str, id: &str, version: Option<i64>, now: i64) -> Result<(), StoreError> {
@@ -141,7 +174,7 @@ pub async fn delete(db: &impl Db, ws: &str, id: &str) -> Result<bool, StoreError
     Ok(db.execute("DELETE FROM servers WHERE workspace_id = ?1 AND id = ?2", &[ws.into(), id.into()]).await? == 1)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct AccessKey {
     pub id: String,
     pub name: Option<String>,

@@ -115,13 +115,32 @@ pub async fn revoke_all_for_user_except(
     db.execute(REVOKE_ALL_FOR_USER_EXCEPT, &[user_id.into(), now_ms.into(), SqlValue::from(keep)]).await
 }
 
-/// A user's sessions as the data export shows them (times only, never a hash).
-pub async fn export_for_user(db: &impl Db, user_id: &str) -> Result<Vec<Row>, StoreError> {
+/// A session as the data export shows it: times only, never a hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct SessionTimes {
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A user's sessions as the data export shows them.
+pub async fn export_for_user(db: &impl Db, user_id: &str) -> Result<Vec<SessionTimes>, StoreError> {
     db.query(
         "SELECT created_at, last_seen_at, expires_at, revoked_at FROM sessions WHERE user_id = ?1",
         &[user_id.into()],
     )
-    .await
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SessionTimes {
+            created_at: row_i64(r, "created_at")?,
+            last_seen_at: row_i64(r, "last_seen_at").ok(),
+            expires_at: row_i64(r, "expires_at")?,
+            revoked_at: row_i64(r, "revoked_at").ok(),
+        })
+    })
+    .collect()
 }
 
 /// Cleanup: deletes at most `limit` sessions that expired before `before_ms`.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{parsed, row_i64, text, Db, Row, SqlValue, StoreError};
 use crate::vocab::Role;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Workspace {
     pub id: String,
     pub name: String,
@@ -14,7 +14,7 @@ pub struct Workspace {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Member {
     pub user_id: String,
     pub email: String,

@@ -122,7 +122,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     let entries = env.kv.entries.borrow();
     let manifest = &entries.get(&format!("manifest:{srv}:1")).expect("manifest written").0;
     let text = String::from_utf8(manifest.clone()).unwrap();
-    assert!(text.contains(&format!("\"credential_ref\":\"cred:{srv}\"")), "{text}");
+    assert!(text.contains(&format!("\"credentialRef\":\"cred:{srv}\"")), "{text}");
     assert!(!text.contains(CREDENTIAL), "the manifest holds the secret");
     let sealed = String::from_utf8(entries.get(&format!("cred:{srv}")).unwrap().0.clone()).unwrap();
     assert!(sealed.starts_with("fcp1.k1.") && !sealed.contains(CREDENTIAL));

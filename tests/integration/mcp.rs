@@ -809,3 +809,52 @@ fn a_credential_echoed_in_the_content_type_of_a_binary_answer_is_redacted() {
     assert!(wire.contains("binary response body"), "{wire}");
     assert!(!wire.contains("upstream-secret-value"), "{wire}");
 }
+
+/// A manifest published before format 2 (snake_case keys) keeps answering: the runtime reads
+/// format 1 through aliases, places the credential it references and binds it to its origin.
+/// Format 2, what publish writes now, is camelCase throughout; a format from the future is
+/// refused (503), never half-read.
+#[test]
+fn a_published_format_1_manifest_keeps_working_and_format_2_is_camel_case() {
+    let f = fixture(1, "api_key", false, false);
+    let key = manifest::manifest_key(&f.server, 1);
+    let v2: Value = serde_json::from_slice(&block_on(f.kv.get(&key)).unwrap().unwrap()).unwrap();
+    assert_eq!(v2["format"], 2);
+    for k in ["serverId", "workspaceId", "publishedAt"] {
+        assert!(v2.get(k).is_some(), "format 2 has {k}: {v2:#}");
+    }
+    assert!(v2["auth"].get("credentialRef").is_some() && v2["auth"].get("credentialOrigin").is_some());
+    assert!(!v2.to_string().contains("_id\""), "no snake_case key left in format 2");
+
+    // The same manifest as format 1 wrote it.
+    let mut v1 = v2.clone();
+    let obj = v1.as_object_mut().unwrap();
+    obj.insert("format".into(), json!(1));
+    for (new, old) in [("serverId", "server_id"), ("workspaceId", "workspace_id"), ("publishedAt", "published_at")] {
+        let v = obj.remove(new).unwrap();
+        obj.insert(old.into(), v);
+    }
+    let auth = obj["auth"].as_object_mut().unwrap();
+    for (new, old) in [("credentialRef", "credential_ref"), ("credentialOrigin", "credential_origin")] {
+        let v = auth.remove(new).unwrap();
+        auth.insert(old.into(), v);
+    }
+    block_on(f.kv.put(&key, v1.to_string().as_bytes(), None)).unwrap();
+    let f = Fixture { cache: ManifestCache::default(), ..f };
+    let tool = json!({ "name": "getThing0000", "arguments": {} });
+    let r = call(&f, rpc("tools/call", tool.clone()), &[]);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let sent = f.http.seen.borrow().clone();
+    assert_eq!(sent.len(), 1, "the format-1 manifest's tool reached the upstream");
+    assert!(
+        sent[0].headers.contains(&("X-Api-Key".to_string(), "upstream-secret-value".to_string())),
+        "the credential referenced by credential_ref is placed: {:?}",
+        sent[0].headers
+    );
+
+    let mut future = v2;
+    future["format"] = json!(3);
+    block_on(f.kv.put(&key, future.to_string().as_bytes(), None)).unwrap();
+    let f = Fixture { cache: ManifestCache::default(), ..f };
+    assert_eq!(call(&f, rpc("tools/call", tool), &[]).status, 503);
+}

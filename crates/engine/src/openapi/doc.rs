@@ -73,6 +73,7 @@ fn server_url(server: &Value) -> Option<String> {
 
 /// Where an API key goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ApiKeyLocation {
     Header,
@@ -82,6 +83,7 @@ pub enum ApiKeyLocation {
 
 /// One OAuth 2 flow of a scheme.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OAuthFlowInfo {
     /// `authorizationCode`, `clientCredentials`, `implicit`, `password`, `deviceAuthorization`.
     pub flow: String,
@@ -96,6 +98,7 @@ pub struct OAuthFlowInfo {
 
 /// What kind of credential a security scheme wants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum SecuritySchemeKind {
     /// Serialised as `{"type":"apiKey","in":"header","paramName":"X-API-Key"}`: the scheme's
@@ -127,6 +130,7 @@ pub enum SecuritySchemeKind {
 
 /// A named security scheme of the document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SecuritySchemeInfo {
     pub name: String,
     #[serde(flatten)]

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 /// How bad a problem found during import is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The operation was imported; something was approximated or ignored.
@@ -38,6 +39,7 @@ pub enum Severity {
 
 /// One problem, located by the JSON pointer of the node it concerns.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Problem {
     pub pointer: String,
     pub severity: Severity,

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 /// MCP tool annotations derived from the HTTP method.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Annotations {
     #[serde(default, skip_serializing_if = "Option::is_none")]

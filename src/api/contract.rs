@@ -1,0 +1,386 @@
+//! The owner API's contract: for every route, its request body, query parameters, success
+//! status and answer, as JSON Schemas derived from the Rust types the handlers read and write
+//! (`schemars`), published as `GET /api/v1/openapi.json` (OpenAPI 3.1).
+//!
+//! [`contract`] matches every [`RouteId`] exhaustively, so a new route does not build until its
+//! contract is written; the e2e suite checks every answer of the owner journey against the
+//! document (`tests/e2e/contract.test.mjs`), so a handler that answers something else fails it.
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use super::routes::{Access, RouteId, ROUTES};
+use super::{accounts, apps, data, servers, views, workspaces};
+use crate::store::apps::{App, ImportRecord};
+use crate::store::audit::{AuditRow, Outcome};
+use crate::store::secrets::SecretInfo;
+use crate::store::servers::AccessKey;
+use crate::store::workspaces::{Member, Workspace};
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// What a route reads.
+#[derive(Clone, Copy)]
+pub enum Body {
+    None,
+    /// A JSON body; `false` when it may be left out.
+    Json(SchemaFn, bool),
+    /// An OpenAPI document (JSON or YAML) or `{"url": ...}`.
+    Document,
+}
+
+/// A query parameter of a listing.
+#[derive(Clone, Copy)]
+pub struct Query {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub schema: fn() -> Value,
+}
+
+/// One route's contract.
+#[derive(Clone, Copy)]
+pub struct Contract {
+    pub status: u16,
+    pub body: Body,
+    pub query: &'static [Query],
+    /// `None`: no body (204), or the API document itself.
+    pub answer: Option<SchemaFn>,
+}
+
+fn limit() -> Value {
+    json!({ "type": "integer", "minimum": 1, "maximum": 200, "default": 50 })
+}
+fn text() -> Value {
+    json!({ "type": "string" })
+}
+fn ms() -> Value {
+    json!({ "type": "integer", "description": "Milliseconds since the epoch" })
+}
+fn boolean_text() -> Value {
+    json!({ "type": "string", "enum": ["true", "false"] })
+}
+fn include() -> Value {
+    json!({ "type": "string", "enum": ["schema"] })
+}
+fn outcome() -> Value {
+    json!({ "type": "string", "enum": Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>() })
+}
+
+const PAGED: &[Query] = &[
+    Query { name: "limit", description: "Items per page, 1 to 200", schema: limit },
+    Query { name: "cursor", description: "next_cursor of the previous page", schema: text },
+];
+const TOOL_FILTERS: &[Query] = &[
+    Query { name: "limit", description: "Items per page, 1 to 200", schema: limit },
+    Query { name: "cursor", description: "next_cursor of the previous page", schema: text },
+    Query { name: "tag", description: "Only tools with this tag", schema: text },
+    Query { name: "q", description: "Search in names, descriptions and paths", schema: text },
+    Query { name: "enabled", description: "Only enabled (true) or disabled (false) tools", schema: boolean_text },
+    Query { name: "include", description: "schema: add each tool's input and output schema", schema: include },
+];
+const AUDIT_FILTERS: &[Query] = &[
+    Query { name: "limit", description: "Items per page, 1 to 200", schema: limit },
+    Query { name: "cursor", description: "next_cursor of the previous page", schema: text },
+    Query { name: "server", description: "Only this server's calls", schema: text },
+    Query { name: "tool", description: "Only this tool's calls", schema: text },
+    Query { name: "outcome", description: "Only calls that ended so", schema: outcome },
+    Query { name: "since", description: "From this time (ms, inclusive)", schema: ms },
+    Query { name: "until", description: "Before this time (ms)", schema: ms },
+];
+
+/// Every route's contract. Exhaustive: a new route must say what it reads and answers.
+pub fn contract(id: RouteId) -> Contract {
+    use views::*;
+    use RouteId::*;
+    let c = |status: u16, body: Body, answer: Option<SchemaFn>| Contract { status, body, query: &[], answer };
+    let json = |f: SchemaFn| Body::Json(f, true);
+    match id {
+        Signup => c(201, json(of::<accounts::SignupBody>), Some(of::<SignedUp>)),
+        Login => c(200, json(of::<accounts::LoginBody>), Some(of::<LoggedIn>)),
+        Logout => c(204, Body::None, None),
+        Me => c(200, Body::None, Some(of::<views::Me>)),
+        ChangePassword => c(204, json(of::<accounts::ChangePasswordBody>), None),
+        ListWorkspaces => c(200, Body::None, Some(of::<Items<Workspace>>)),
+        CreateWorkspace => c(201, json(of::<workspaces::CreateBody>), Some(of::<Workspace>)),
+        GetWorkspace => c(200, Body::None, Some(of::<Workspace>)),
+        ListMembers => c(200, Body::None, Some(of::<Items<Member>>)),
+        AddMember => c(201, json(of::<workspaces::AddMemberBody>), Some(of::<MemberRole>)),
+        UpdateMember => c(200, json(of::<workspaces::RoleBody>), Some(of::<MemberRole>)),
+        RemoveMember => c(204, Body::None, None),
+        ListApps => Contract { query: PAGED, ..c(200, Body::None, Some(of::<Page<App>>)) },
+        CreateApp => c(201, json(of::<apps::CreateAppBody>), Some(of::<App>)),
+        GetApp => c(200, Body::None, Some(of::<App>)),
+        UpdateApp => c(200, json(of::<apps::CreateAppBody>), Some(of::<App>)),
+        DeleteApp => c(204, Body::None, None),
+        CreateImport => c(201, Body::Document, Some(of::<ImportRecord>)),
+        ListImports => c(200, Body::None, Some(of::<Items<ImportRecord>>)),
+        ListTools => Contract { query: TOOL_FILTERS, ..c(200, Body::None, Some(of::<Page<ToolView>>)) },
+        UpdateTool => c(200, json(of::<apps::UpdateToolBody>), Some(of::<ToolView>)),
+        BulkUpdateTools => c(200, json(of::<apps::BulkBody>), Some(of::<BulkUpdated>)),
+        ListServers => c(200, Body::None, Some(of::<Items<ServerView>>)),
+        CreateServer => c(201, json(of::<servers::CreateBody>), Some(of::<ServerView>)),
+        GetServer => c(200, Body::None, Some(of::<ServerView>)),
+        UpdateServer => c(200, json(of::<servers::UpdateBody>), Some(of::<ServerView>)),
+        DeleteServer => c(204, Body::None, None),
+        PutCredential => c(200, json(of::<servers::CredentialBody>), Some(of::<CredentialState>)),
+        DeleteCredential => c(200, Body::None, Some(of::<CredentialState>)),
+        CreateKey => c(201, Body::Json(of::<servers::CreateKeyBody>, false), Some(of::<CreatedKey>)),
+        ListKeys => c(200, Body::None, Some(of::<Items<AccessKey>>)),
+        RevokeKey => c(204, Body::None, None),
+        Verify => c(200, Body::None, Some(of::<Verified>)),
+        Publish => c(200, Body::None, Some(of::<Published>)),
+        Unpublish => c(200, Body::None, Some(of::<ServerView>)),
+        ListSecrets => c(200, Body::None, Some(of::<Items<SecretInfo>>)),
+        PutSecret => c(200, json(of::<data::SecretBody>), Some(of::<SecretSet>)),
+        DeleteSecret => c(204, Body::None, None),
+        ListAudit => Contract { query: AUDIT_FILTERS, ..c(200, Body::None, Some(of::<Page<AuditRow>>)) },
+        DeleteWorkspace => c(204, Body::None, None),
+        DeleteAccount => c(204, json(of::<data::DeleteAccountBody>), None),
+        Export => c(200, Body::None, Some(of::<views::Export>)),
+        ApiDocument => c(200, Body::None, None),
+    }
+}
+
+fn operation_id(id: RouteId) -> String {
+    let name = format!("{id:?}");
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "enum": crate::error::ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()
+                    },
+                    "message": { "type": "string", "description": "For people; safe to show" }
+                }
+            }
+        },
+        "examples": [{ "error": { "code": "not_found", "message": "Not found." } }]
+    })
+}
+
+/// This API's OpenAPI 3.1 document, generated from [`ROUTES`] and [`contract`].
+pub fn openapi_document(origin: &str) -> Value {
+    let mut settings = SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    settings.meta_schema = None;
+    let mut g = settings.into_generator();
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let c = contract(route.id);
+        let mut params: Vec<Value> = route
+            .pattern
+            .split('/')
+            .filter(|s| s.starts_with('{') && s.ends_with('}'))
+            .map(|s| {
+                json!({
+                    "name": &s[1..s.len() - 1],
+                    "in": "path",
+                    "required": true,
+                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" }
+                })
+            })
+            .collect();
+        params.extend(c.query.iter().map(|q| {
+            json!({ "name": q.name, "in": "query", "required": false, "description": q.description, "schema": (q.schema)() })
+        }));
+        let success = match (c.answer, route.id) {
+            (Some(answer), _) => {
+                json!({ "description": "OK", "content": { "application/json": { "schema": answer(&mut g) } } })
+            }
+            (None, RouteId::ApiDocument) => json!({
+                "description": "This document",
+                "content": { "application/json": { "schema": { "type": "object" } } }
+            }),
+            (None, _) => json!({ "description": "Done" }),
+        };
+        let mut op = json!({
+            "operationId": operation_id(route.id),
+            "summary": route.summary,
+            "parameters": params,
+            "responses": {
+                c.status.to_string(): success,
+                "default": {
+                    "description": "Error",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+                }
+            }
+        });
+        if route.access != Access::Public {
+            op["security"] = json!([{ "session": [] }]);
+        }
+        match c.body {
+            Body::None => {}
+            Body::Json(schema, required) => {
+                op["requestBody"] = json!({
+                    "required": required,
+                    "content": { "application/json": { "schema": schema(&mut g) } }
+                });
+            }
+            Body::Document => {
+                op["requestBody"] = json!({
+                    "required": true,
+                    "description": "An OpenAPI 3.x or Swagger 2.0 document (JSON or YAML), or {\"url\": ...} to fetch one",
+                    "content": {
+                        "application/json": { "schema": { "oneOf": [
+                            of::<apps::ImportUrlBody>(&mut g),
+                            { "type": "object", "description": "An OpenAPI or Swagger document" }
+                        ] } },
+                        "application/yaml": { "schema": { "type": "string" } }
+                    }
+                });
+            }
+        }
+        let item = paths.entry(route.pattern.to_string()).or_insert_with(|| json!({}));
+        item[route.method.to_ascii_lowercase()] = op;
+    }
+    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    schemas.insert("Error".into(), error_schema());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "FlowCP API",
+            "version": crate::VERSION,
+            "description": "The dashboard API of FlowCP. State-changing calls need the session cookie and the X-CSRF-Token header (from GET /api/v1/me)."
+        },
+        "servers": [{ "url": origin }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "session": { "type": "apiKey", "in": "cookie", "name": crate::auth::session::COOKIE_NAME }
+            },
+            "schemas": schemas
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Value {
+        openapi_document("https://flowcp.example")
+    }
+
+    #[test]
+    fn the_error_schema_lists_every_error_code() {
+        let doc = doc();
+        let codes = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"];
+        assert_eq!(codes.as_array().map(Vec::len), Some(crate::error::ErrorCode::ALL.len()));
+        assert!(codes.as_array().unwrap().contains(&json!("wrong_password")));
+    }
+
+    #[test]
+    fn openapi_document_lists_every_route_and_imports_into_flowcp() {
+        let doc = doc();
+        for r in ROUTES {
+            assert!(doc["paths"][r.pattern][r.method.to_ascii_lowercase()].is_object(), "{} {}", r.method, r.pattern);
+        }
+        let documented: usize =
+            doc["paths"].as_object().map_or(0, |p| p.values().filter_map(|i| i.as_object()).map(|i| i.len()).sum());
+        assert_eq!(documented, ROUTES.len(), "the document has operations that are not routes");
+        let report = crate::tools::import(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert_eq!(report.tools.len(), ROUTES.len());
+        assert!(report.problems.iter().all(|p| p.severity != crate::openapi::Severity::Error), "{:?}", report.problems);
+    }
+
+    /// Every `$ref` points at a schema the document has, and every answer but 204 and the
+    /// document itself names a schema.
+    #[test]
+    fn every_reference_resolves_and_every_answer_has_a_schema() {
+        let doc = doc();
+        let text = doc.to_string();
+        for (i, _) in text.match_indices("\"$ref\":\"#/components/schemas/") {
+            let rest = &text[i + 29..];
+            let name = &rest[..rest.find('"').unwrap()];
+            assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+        }
+        for r in ROUTES {
+            let c = contract(r.id);
+            let answer = &doc["paths"][r.pattern][r.method.to_ascii_lowercase()]["responses"][c.status.to_string()];
+            let schema = &answer["content"]["application/json"]["schema"];
+            match (c.status, r.id) {
+                (204, _) => assert!(answer.get("content").is_none(), "{:?}", r.id),
+                (_, RouteId::ApiDocument) => {}
+                _ => assert!(schema["$ref"].is_string(), "{:?} answers {schema}", r.id),
+            }
+        }
+    }
+
+    /// Importing the document into FlowCP gives tools whose input schemas name every field of
+    /// every request body and every query parameter: the management MCP server (issue 15) and
+    /// the dashboard's typed client are built on this document.
+    #[test]
+    fn imported_tools_name_every_body_field_and_query_parameter() {
+        let doc = doc();
+        let report = crate::tools::import(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        let tool = |id: RouteId| {
+            let op = operation_id(id);
+            report.tools.iter().find(|t| t.operation_key.contains(&op) || t.name == op).cloned()
+        };
+        let props = |id: RouteId| -> Vec<String> {
+            let t = tool(id).unwrap_or_else(|| panic!("no tool for {id:?}"));
+            let schema = serde_json::to_string(&t.input_schema).unwrap();
+            [
+                "email",
+                "password",
+                "display_name",
+                "workspace_name",
+                "accept_terms",
+                "role",
+                "tool_ids",
+                "auth_mode",
+                "auth_config",
+                "base_url",
+                "probe_tool",
+                "value",
+                "limit",
+                "cursor",
+                "enabled",
+                "include",
+                "outcome",
+                "since",
+                "current_password",
+                "new_password",
+                "app_id",
+                "url",
+            ]
+            .into_iter()
+            .filter(|f| schema.contains(&format!("\"{f}\"")))
+            .map(str::to_string)
+            .collect()
+        };
+        let signup = props(RouteId::Signup);
+        for f in ["email", "password", "display_name", "workspace_name", "accept_terms"] {
+            assert!(signup.contains(&f.to_string()), "signup lacks {f}: {signup:?}");
+        }
+        for (id, fields) in [
+            (RouteId::UpdateServer, &["auth_mode", "auth_config", "base_url", "probe_tool"][..]),
+            (RouteId::BulkUpdateTools, &["tool_ids", "enabled"][..]),
+            (RouteId::ListTools, &["limit", "cursor", "enabled", "include"][..]),
+            (RouteId::ListAudit, &["limit", "cursor", "outcome", "since"][..]),
+            (RouteId::ChangePassword, &["current_password", "new_password"][..]),
+            (RouteId::CreateServer, &["app_id"][..]),
+            (RouteId::AddMember, &["email", "role"][..]),
+        ] {
+            let got = props(id);
+            for f in fields {
+                assert!(got.contains(&f.to_string()), "{id:?} lacks {f}: {got:?}");
+            }
+        }
+    }
+}

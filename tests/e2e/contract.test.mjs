@@ -1,0 +1,418 @@
+// The API keeps the promise its own OpenAPI document makes: one owner journey through the real
+// Worker touches every documented operation with a successful call, plus a few deliberate
+// errors, and every response is validated against the document with ajv (JSON Schema 2020-12,
+// as OpenAPI 3.1 uses it). The test is stricter than the document: an object schema that lists
+// its properties is closed here, so a field the Worker sends but the document does not declare
+// fails the test — the document stays tolerant for its clients, the contract test does not.
+// Violations are collected over the whole journey and reported once at the end.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+import { Client, sleep, startWorker, testSecrets } from "./harness.mjs";
+import { startFakeUpstream } from "./fake-upstream.mjs";
+
+const DOC_ID = "flowcp-api";
+const LOOSE = "x-contract-loose"; // top-level-open copies of components used as composition parts
+const INLINE = "x-contract-inline"; // response schemas written inline in the document
+
+const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const COMPOSITIONS = ["allOf", "anyOf", "oneOf"];
+// Keywords whose value is one subschema, a map of subschemas, or a list of subschemas.
+const ONE = ["additionalProperties", "unevaluatedProperties", "items", "contains", "not", "if", "then", "else",
+  "propertyNames", "unevaluatedItems", "contentSchema"];
+const MAP = ["properties", "patternProperties", "$defs", "dependentSchemas"];
+const LIST = ["prefixItems", ...COMPOSITIONS];
+
+/**
+ * Closes every object schema of an OpenAPI 3.1 document's components for validation.
+ * Returns { components, tighten(schema) }: `components` is a deep copy to register under
+ * `$id: DOC_ID`; `tighten` closes a schema written inline in the document the same way.
+ *
+ * A plain object schema with `properties` and no `additionalProperties` gets
+ * `additionalProperties: false` (maps that declare `additionalProperties` are left alone).
+ * A schema that merges parts — `allOf`, a `$ref` next to other keywords, or `properties` next to
+ * `oneOf`/`anyOf` — cannot close its parts (each would refuse the others' fields), so it gets
+ * `unevaluatedProperties: false` itself, which sees the properties every part evaluated, and its
+ * parts are used open at their top level (a `$ref` part points at an open copy under LOOSE).
+ * A pure union (`oneOf` of complete variants, nothing beside it) keeps its variants closed.
+ */
+export function strictComponents(components = {}) {
+  const source = components.schemas ?? {};
+  const added = new WeakMap(); // node -> the closing keyword this function added to it
+  const tight = {};
+  const loose = {};
+  const building = new Set();
+  const COMPONENT = /^#\/components\/schemas\/([^/]+)$/;
+
+  const tightComponent = (name) => {
+    if (!(name in tight)) {
+      if (building.has(name)) throw new Error(`schema ${name} composes itself through allOf/$ref`);
+      building.add(name);
+      tight[name] = tighten(source[name]);
+      building.delete(name);
+    }
+    return tight[name];
+  };
+
+  // The same schema, open at its top level (and at the top level of its own parts).
+  const loosen = (node) => {
+    if (!isObj(node)) return node;
+    const copy = { ...node };
+    if (added.has(node)) delete copy[added.get(node)];
+    const m = typeof copy.$ref === "string" && copy.$ref.match(COMPONENT);
+    const name = m && unescapePointer(m[1]);
+    if (m && name in source) {
+      if (!(name in loose)) {
+        loose[name] = {}; // placeholder: a recursive reference resolves to the copy being built
+        loose[name] = loosen(tightComponent(name));
+      }
+      copy.$ref = `#/components/${LOOSE}/${m[1]}`;
+    }
+    for (const k of COMPOSITIONS) if (Array.isArray(copy[k])) copy[k] = copy[k].map(loosen);
+    return copy;
+  };
+
+  function tighten(node) {
+    if (Array.isArray(node)) return node.map(tighten);
+    if (!isObj(node)) return node;
+    const out = { ...node };
+    for (const k of ONE) if (isObj(out[k])) out[k] = tighten(out[k]);
+    for (const k of MAP) {
+      if (isObj(out[k])) out[k] = Object.fromEntries(Object.entries(out[k]).map(([n, s]) => [n, tighten(s)]));
+    }
+    for (const k of LIST) if (Array.isArray(out[k])) out[k] = out[k].map(tighten);
+    const hasProps = isObj(out.properties);
+    const refBeside = typeof out.$ref === "string" && (hasProps || COMPOSITIONS.some((k) => k in out));
+    const merging = Array.isArray(out.allOf) || refBeside || (hasProps && (Array.isArray(out.oneOf) || Array.isArray(out.anyOf)));
+    if (merging) {
+      if (typeof out.$ref === "string") out.$ref = loosen({ $ref: out.$ref }).$ref;
+      if (Array.isArray(out.allOf)) out.allOf = out.allOf.map(loosen);
+      if (hasProps || refBeside) for (const k of ["oneOf", "anyOf"]) if (Array.isArray(out[k])) out[k] = out[k].map(loosen);
+    }
+    const open = "additionalProperties" in out || "unevaluatedProperties" in out;
+    if (!open && (merging || hasProps)) {
+      const key = merging ? "unevaluatedProperties" : "additionalProperties";
+      out[key] = false;
+      added.set(out, key);
+    }
+    return out;
+  }
+
+  for (const name of Object.keys(source)) tightComponent(name);
+  return { components: { ...structuredClone(components), schemas: tight, [LOOSE]: loose }, tighten };
+}
+
+function unescapePointer(token) {
+  return decodeURIComponent(token).replace(/~1/g, "/").replace(/~0/g, "~");
+}
+
+/** Follows a local `$ref` of the document (for response objects that point at components). */
+function deref(doc, v) {
+  for (let i = 0; isObj(v) && typeof v.$ref === "string" && i < 10; i++) {
+    if (!v.$ref.startsWith("#/")) throw new Error(`external $ref ${v.$ref} is not supported`);
+    v = v.$ref.slice(2).split("/").map(unescapePointer).reduce((o, p) => o?.[p], doc);
+  }
+  return v;
+}
+
+/**
+ * A checker for responses against an OpenAPI 3.1 document, strict as described above.
+ * check(method, path, status, body, headers) returns a list of violation strings (empty when
+ * the response keeps the contract) and counts the operation as exercised on a 2xx.
+ */
+export function contractChecker(doc) {
+  const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false });
+  addFormats(ajv);
+  const { components, tighten } = strictComponents(doc.components);
+  const ops = []; // { method, template, segments, literals, op }
+  for (const [template, item] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item)) {
+      if (!["get", "put", "post", "delete", "patch", "head", "options", "trace"].includes(method)) continue;
+      const segments = template.split("/");
+      ops.push({ method: method.toUpperCase(), template, segments, literals: segments.filter((s) => !/^\{.+\}$/.test(s)).length, op });
+    }
+  }
+  // Every response schema is closed and registered with the components before anything is
+  // compiled, so `#/components/...` references inside them resolve against the same document.
+  // A schema ajv cannot compile (say a dangling $ref) is a violation of its own, not a crash.
+  const inline = [];
+  const where = new Map(); // response schema object -> its pointer inside DOC_ID
+  for (const { op } of ops) {
+    for (const resp of Object.values(op.responses ?? {})) {
+      for (const media of Object.values(deref(doc, resp)?.content ?? {})) {
+        const schema = media.schema;
+        if (!isObj(schema) || where.has(schema)) continue;
+        const plainRef = typeof schema.$ref === "string" && Object.keys(schema).length === 1 && /^#\/components\/schemas\/[^/]+$/.test(schema.$ref);
+        if (plainRef) where.set(schema, schema.$ref);
+        else {
+          inline.push(tighten(schema));
+          where.set(schema, `#/components/${INLINE}/${inline.length - 1}`);
+        }
+      }
+    }
+  }
+  ajv.addSchema({ $id: DOC_ID, components: { ...components, [INLINE]: inline } });
+  const validators = new Map();
+  const validatorFor = (schema) => {
+    if (!validators.has(schema)) {
+      try {
+        validators.set(schema, ajv.compile({ $ref: `${DOC_ID}${where.get(schema)}` }));
+      } catch (e) {
+        validators.set(schema, Object.assign(() => false, { errors: [{ instancePath: "", message: `schema does not compile: ${e.message}` }] }));
+      }
+    }
+    return validators.get(schema);
+  };
+
+  const exercised = new Set();
+  let responses = 0;
+  const find = (method, path) => {
+    const segs = path.split("/");
+    const fits = ops.filter((o) => o.method === method && o.segments.length === segs.length &&
+      o.segments.every((s, i) => /^\{.+\}$/.test(s) ? segs[i] !== "" : s === segs[i]));
+    // A concrete path beats a templated one (OpenAPI's own matching rule), e.g. /tools/bulk.
+    return fits.sort((a, b) => b.literals - a.literals)[0];
+  };
+
+  const check = (method, rawPath, status, body, headers) => {
+    const path = rawPath.split("?")[0];
+    const found = find(method, path);
+    if (!found) return [`${method} ${path} ${status}: no operation in the document matches`];
+    responses++;
+    const r = found.op.responses ?? {};
+    const exact = r[String(status)] ?? r[`${String(status)[0]}XX`];
+    // A success answered with a status the document does not list is checked against `default`
+    // (usually the error shape), whose errors alone would not say why: the label does.
+    const listed = Object.keys(r).filter((k) => k !== "default").join(", ");
+    const where = `${method} ${found.template} ${status}` +
+      (!exact && r.default && status < 400 ? ` (not documented: ${listed}; checked against default)` : "");
+    if (status >= 200 && status < 300) exercised.add(`${found.method} ${found.template}`);
+    const declared = deref(doc, exact ?? r.default);
+    if (!declared) return [`${where}: status not documented and no default response`];
+    const type = headers.get("content-type") ?? "";
+    const length = headers.get("content-length");
+    const hasBody = body !== null || (length !== null && length !== "0");
+    if (status === 204) {
+      return hasBody || type ? [`${where}: a 204 came with a body (content-type ${type || "none"}, length ${length})`] : [];
+    }
+    const media = declared.content?.["application/json"];
+    if (!declared.content || Object.keys(declared.content).length === 0) {
+      return hasBody ? [`${where}: the document declares no content, but a body arrived (${type})`] : [];
+    }
+    if (!media) return [`${where}: the document declares ${Object.keys(declared.content).join(", ")}, not application/json`];
+    if (!/^application\/json\b/.test(type)) return [`${where}: content-type is ${type || "missing"}, the document says application/json`];
+    if (!hasBody || typeof body === "string") return [`${where}: the body is not JSON (${JSON.stringify(body)?.slice(0, 80)})`];
+    if (!media.schema) return [];
+    const validate = validatorFor(media.schema);
+    if (validate(body)) return [];
+    return validate.errors.map((e) => {
+      const extra = e.params?.additionalProperty ?? e.params?.unevaluatedProperty ?? e.params?.allowedValues;
+      return `${where}: ${e.instancePath || "/"} ${e.message}${extra !== undefined ? ` (${JSON.stringify(extra)})` : ""}`;
+    });
+  };
+
+  const missing = () => ops.map((o) => `${o.method} ${o.template}`).filter((k) => !exercised.has(k));
+  return { check, missing, operations: ops.length, responses: () => responses };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const UPSTREAM_KEY = "sk_test_contract_" + Math.random().toString(36).slice(2);
+const PASSWORD = "contract password " + Math.random().toString(36).slice(2);
+const NEW_PASSWORD = "contract password two " + Math.random().toString(36).slice(2);
+let w, up, doc, contract;
+const violations = [];
+let owner, member, anon;
+
+/** A dashboard client whose every response is checked against the document. */
+function client() {
+  const c = new Client(w.url);
+  const orig = c.call.bind(c);
+  c.call = async (method, path, opts) => {
+    const r = await orig(method, path, opts);
+    violations.push(...contract.check(method, path, r.status, r.body, r.headers));
+    return r;
+  };
+  return c;
+}
+
+/** Asserts the status of one call; the message carries the body, for a journey step that broke. */
+function expect(r, status, what) {
+  assert.equal(r.status, status, `${what}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
+before(async () => {
+  up = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
+  w = await startWorker({ vars: testSecrets() });
+  // The document is fetched once, raw, so its own answer is checked like every other below.
+  const r = await fetch(`${w.url}/api/v1/openapi.json`);
+  assert.equal(r.status, 200);
+  doc = await r.json();
+  contract = contractChecker(doc);
+  violations.push(...contract.check("GET", "/api/v1/openapi.json", r.status, doc, r.headers));
+  owner = client();
+  member = client();
+  anon = client();
+});
+after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
+
+let ws, scratchWs, memberId, appA, appB, tools, srv, spare, accessKey;
+const P = (p) => `/api/v1/workspaces/${ws}${p}`;
+
+test("accounts: sign up, log in and out, me, change password; 401 without a session", async () => {
+  expect(await anon.get("/api/v1/me"), 401, "me without a session");
+  const s = await owner.signup("contract-owner@example.com", PASSWORD, "Contract");
+  ws = s.workspace.id;
+  memberId = (await member.signup("contract-member@example.com", PASSWORD, "Member's own")).user.id;
+  expect(await anon.post("/api/v1/auth/signup", { email: "x@example.com", password: PASSWORD }), 400, "signup with missing fields");
+  expect(await anon.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: "wrong password here" }), 401, "wrong login");
+  const second = client();
+  expect(await second.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: PASSWORD }), 200, "login");
+  expect(await second.post("/api/v1/auth/logout"), 204, "logout");
+  expect(await owner.get("/api/v1/me"), 200, "me");
+  expect(await owner.post("/api/v1/me/password", { current_password: PASSWORD, new_password: "short" }), 422, "weak password");
+  expect(await owner.post("/api/v1/me/password", { current_password: PASSWORD, new_password: NEW_PASSWORD }), 204, "change password");
+});
+
+test("workspaces and members", async () => {
+  expect(await owner.get("/api/v1/workspaces"), 200, "list workspaces");
+  expect(await owner.post("/api/v1/workspaces", { name: "Scratch", extra: 1 }), 400, "unknown field");
+  scratchWs = expect(await owner.post("/api/v1/workspaces", { name: "Scratch" }), 201, "create workspace").id;
+  expect(await owner.get(P("")), 200, "get workspace");
+  expect(await owner.post(P("/members"), { email: "contract-member@example.com", role: "member" }), 201, "add member");
+  expect(await owner.get(P("/members")), 200, "list members");
+  expect(await owner.patch(P(`/members/${memberId}`), { role: "admin" }), 200, "change role");
+  expect(await owner.del(P(`/members/${memberId}`)), 204, "remove member");
+});
+
+test("apps: create, page through, get, rename, delete; 404 on an unknown id", async () => {
+  appA = expect(await owner.post(P("/apps"), { name: "Widgets" }), 201, "create app");
+  appB = expect(await owner.post(P("/apps"), { name: "Uploaded" }), 201, "create app");
+  const page1 = expect(await owner.get(P("/apps?limit=1")), 200, "apps page 1");
+  assert.equal(typeof page1.next_cursor, "string");
+  const page2 = expect(await owner.get(P(`/apps?limit=1&cursor=${page1.next_cursor}`)), 200, "apps page 2");
+  assert.equal(page2.next_cursor, null);
+  expect(await owner.get(P("/apps")), 200, "list apps");
+  expect(await owner.get(P(`/apps/${appA.id}`)), 200, "get app");
+  expect(await owner.patch(P(`/apps/${appA.id}`), { name: "Widgets API" }), 200, "rename app");
+  expect(await owner.get(P("/apps/app_doesnotexist")), 404, "unknown app");
+  const temp = expect(await owner.post(P("/apps"), { name: "Temporary" }), 201, "create app");
+  expect(await owner.del(P(`/apps/${temp.id}`)), 204, "delete app");
+});
+
+test("imports: by URL from the fake upstream and by JSON upload; history", async () => {
+  expect(await owner.post(P(`/apps/${appA.id}/imports`), { url: `${up.url}/openapi.json` }), 201, "import by URL");
+  const document = {
+    openapi: "3.1.0",
+    info: { title: "Uploaded", version: "1" },
+    servers: [{ url: "https://api.example.com" }],
+    paths: { "/ping": { get: { operationId: "ping", summary: "Ping", responses: { 200: { description: "ok" } } } } },
+  };
+  expect(await owner.post(P(`/apps/${appB.id}/imports`), document), 201, "import by upload");
+  expect(await owner.post(P(`/apps/${appB.id}/imports`), "{}", { contentType: "text/html" }), 415, "wrong media type");
+  expect(await owner.get(P(`/apps/${appA.id}/imports`)), 200, "import history");
+  expect(await owner.get(P(`/apps/${appB.id}/imports`)), 200, "import history");
+});
+
+test("tools: list with filters and pages, curate one, bulk enable/disable", async () => {
+  tools = expect(await owner.get(P(`/apps/${appA.id}/tools`)), 200, "list tools").items;
+  assert.deepEqual(tools.map((t) => t.name), ["createWidget", "getWidget", "listWidgets"]);
+  expect(await owner.get(P(`/apps/${appA.id}/tools?include=schema`)), 200, "tools with schema");
+  expect(await owner.get(P(`/apps/${appA.id}/tools?enabled=true`)), 200, "enabled tools");
+  expect(await owner.get(P(`/apps/${appA.id}/tools?q=widget`)), 200, "tool search");
+  const page = expect(await owner.get(P(`/apps/${appA.id}/tools?limit=1`)), 200, "tools page");
+  assert.equal(typeof page.next_cursor, "string");
+  const get = tools.find((t) => t.name === "getWidget");
+  expect(await owner.patch(P(`/apps/${appA.id}/tools/${get.id}`), { name: "fetch_widget", description: "Fetch one widget." }), 200, "curate");
+  expect(await owner.patch(P(`/apps/${appA.id}/tools/${get.id}`), { description: null }), 200, "restore description");
+  expect(await owner.patch(P(`/apps/${appA.id}/tools/${get.id}`), { name: "has space" }), 422, "bad tool name");
+  const create = tools.find((t) => t.name === "createWidget");
+  expect(await owner.post(P(`/apps/${appA.id}/tools/bulk`), { tool_ids: [create.id], enabled: false }), 200, "bulk disable");
+});
+
+test("servers: configure api_key auth, credential, verify, publish, keys, an MCP call, unpublish, delete", async () => {
+  srv = expect(await owner.post(P("/servers"), { app_id: appA.id, name: "Widgets MCP" }), 201, "create server");
+  spare = expect(await owner.post(P("/servers"), { app_id: appB.id }), 201, "create server");
+  expect(await owner.get(P("/servers")), 200, "list servers");
+  expect(await owner.get(P(`/servers/${srv.id}`)), 200, "get server");
+  expect(await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "api_key", auth_config: { in: "header", name: "X-Api-Key" } }), 200, "configure");
+  expect(await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "nonsense" }), 422, "bad auth mode");
+  expect(await owner.post(P(`/servers/${spare.id}/publish`)), 409, "publish unverified");
+  expect(await owner.put(P(`/servers/${srv.id}/credential`), { value: UPSTREAM_KEY }), 200, "set credential");
+  const v = expect(await owner.post(P(`/servers/${srv.id}/verify`)), 200, "verify");
+  assert.equal(v.state, "verified", JSON.stringify(v));
+  expect(await owner.post(P(`/servers/${srv.id}/publish`)), 200, "publish");
+  const key = expect(await owner.post(P(`/servers/${srv.id}/keys`), { name: "laptop" }), 201, "create key");
+  accessKey = key.key;
+  expect(await owner.post(P(`/servers/${srv.id}/keys`)), 201, "create key without a body");
+  expect(await owner.get(P(`/servers/${srv.id}/keys`)), 200, "list keys");
+
+  // Two audited tool calls, so the audit list has a row and a page with a cursor.
+  await mcp("initialize", { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "contract", version: "1" } });
+  for (let i = 0; i < 2; i++) {
+    const call = await mcp("tools/call", { name: "listWidgets", arguments: {} });
+    assert.equal(call.result?.isError, undefined, JSON.stringify(call));
+  }
+  let rows = [];
+  for (let attempt = 0; attempt < 50 && rows.length < 2; attempt++) {
+    rows = expect(await owner.get(P("/audit")), 200, "audit").items;
+    if (rows.length < 2) await sleep(200);
+  }
+  assert.equal(rows.length, 2, "the tool calls were not audited");
+  const auditPage = expect(await owner.get(P("/audit?limit=1")), 200, "audit page");
+  assert.equal(typeof auditPage.next_cursor, "string");
+  expect(await owner.get(P("/audit?outcome=sideways")), 400, "bad audit filter");
+
+  expect(await owner.del(P(`/servers/${srv.id}/credential`)), 200, "clear credential");
+  expect(await owner.post(P(`/servers/${srv.id}/unpublish`)), 200, "unpublish");
+  expect(await owner.del(P(`/servers/${srv.id}/keys/${key.id}`)), 204, "revoke key");
+  expect(await owner.del(P(`/servers/${spare.id}`)), 204, "delete server");
+});
+
+/** One JSON-RPC request to the published server with the access key (JSON or SSE answer). */
+async function mcp(method, params) {
+  const r = await fetch(srv.mcp_url, {
+    method: "POST",
+    headers: {
+      accept: "application/json, text/event-stream",
+      "content-type": "application/json",
+      "mcp-protocol-version": "2025-06-18",
+      authorization: `Bearer ${accessKey}`,
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  const text = await r.text();
+  assert.equal(r.status, 200, `${method}: ${r.status} ${text}`);
+  const data = text.trimStart().startsWith("{") ? text : text.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("");
+  return JSON.parse(data);
+}
+
+test("secrets: put, list, delete", async () => {
+  expect(await owner.put(P("/secrets/STRIPE_KEY"), { value: "sk_live_contract" }), 200, "put secret");
+  expect(await owner.get(P("/secrets")), 200, "list secrets");
+  expect(await owner.del(P("/secrets/STRIPE_KEY")), 204, "delete secret");
+  expect(await owner.del(P("/secrets/STRIPE_KEY")), 404, "delete it again");
+});
+
+test("data rights: export, delete workspaces, delete the account (last)", async () => {
+  expect(await owner.get("/api/v1/me/export"), 200, "export");
+  expect(await owner.del(P(`/servers/${srv.id}`)), 204, "delete server");
+  expect(await owner.del(`/api/v1/workspaces/${scratchWs}`), 204, "delete workspace");
+  expect(await owner.del(P("")), 204, "delete workspace");
+  expect(await owner.del("/api/v1/me", { password: "not the password" }), 403, "delete account, wrong password");
+  expect(await owner.del("/api/v1/me", { password: NEW_PASSWORD }), 204, "delete account");
+  expect(await owner.get("/api/v1/me"), 401, "me after deletion");
+  expect(await member.get("/api/v1/openapi.json"), 200, "the document through a client");
+});
+
+// Keep this the last test: it judges every response the tests above received.
+test("every documented operation was exercised and every response kept the contract", (t) => {
+  t.diagnostic(`${contract.operations} operations, ${contract.responses()} responses validated`);
+  const missing = contract.missing();
+  assert.deepEqual(missing, [], `operations never called successfully:\n  ${missing.join("\n  ")}`);
+  // Every operation once plus the deliberate errors: fewer means the checking wrapper was bypassed.
+  assert.ok(contract.responses() >= contract.operations + 10, `only ${contract.responses()} responses were validated`);
+  assert.equal(violations.length, 0, `${violations.length} contract violations:\n  ${violations.join("\n  ")}`);
+});
