@@ -37,11 +37,12 @@ size:
 e2e:
 	FLOWCP_SKIP_BUILD=1 node --test --test-concurrency=1 --test-timeout=900000 tests/e2e/*.test.mjs
 
-## make bench: FlowCP vs the direct floor, the runtime floor and peers (not a test; ~10 min)
+## make bench: FlowCP vs the direct floor, the runtime floor and peers (not a test; ~10 min);
+## BASELINE=<commit> also measures that commit's Worker in the same run
 bench: setup build
 	cargo build --release --bin flowcp
 	sh bench/peers/setup.sh
-	FLOWCP_SKIP_BUILD=1 node bench/run.mjs
+	BENCH_BASELINE="$(if [ -n "$(BASELINE)" ]; then sh scripts/bench-baseline.sh $(BASELINE); fi)" FLOWCP_SKIP_BUILD=1 node bench/run.mjs
 
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build

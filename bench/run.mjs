@@ -20,6 +20,10 @@ const CORPUS = join(ROOT, "../shared/corpus/openapi");
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,8,32").split(",").map(Number);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 4000);
 const PEERS = (process.env.BENCH_PEERS ?? "fastmcp,openapi-mcp-generator").split(",").filter(Boolean);
+// A checkout of an earlier FlowCP with its Worker built (`make bench-baseline REV=...` makes
+// one): measured in the same run as this one, so old and new are compared on the same machine
+// at the same time.
+const BASELINE = process.env.BENCH_BASELINE ?? "";
 const results = { started_at: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30) }, load: [], lists: [], imports: [], costs: {} };
 const cleanups = [];
 const log = (...a) => console.error("[bench]", ...a);
@@ -169,6 +173,16 @@ async function main() {
   await signup.signup(`hash-${Date.now()}@example.com`);
   results.costs.signup_request_ms = Math.round(performance.now() - t1);
   await measureLoad(mcpTarget("FlowCP", pet.srv.mcp_url, { Authorization: `Bearer ${pet.key}` }, (op) => op));
+
+  if (BASELINE) {
+    const rev = spawnSync("git", ["-C", BASELINE, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim();
+    const b = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0" }, logLevel: "warn", config: join(BASELINE, "wrangler.toml") });
+    cleanups.push(() => b.stop());
+    const old = await flowcpServer(b, upstream, JSON.stringify(doc));
+    await old.c.post(old.P(`/servers/${old.srv.id}/publish`));
+    await measureLoad(mcpTarget(`FlowCP baseline ${rev}`, old.srv.mcp_url, { Authorization: `Bearer ${old.key}` }, (op) => op));
+    await b.stop();
+  }
 
   // Peers.
   let peers = null;

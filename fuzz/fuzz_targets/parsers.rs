@@ -6,12 +6,13 @@
 #![no_main]
 
 use flowcp::mcp::transport::{host_allowed, parse_body, Preflight};
+use flowcp::mcp::ProtocolVersion;
 use flowcp::net::{check_url, FetchPolicy};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for version in ["2025-03-26", "2025-11-25"] {
-        let pre = Preflight { version: version.into(), version_header_present: true };
+    for version in [ProtocolVersion::V2025_03_26, ProtocolVersion::V2025_11_25] {
+        let pre = Preflight { version, version_header_present: true };
         if let Ok(flowcp::mcp::transport::Body::Single(v)) = parse_body(data, &pre) {
             let _ = flowcp::mcp::jsonrpc::classify(&v);
         }

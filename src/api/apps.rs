@@ -391,7 +391,9 @@ pub async fn update_tool<D: Db, K: Kv, H: Http>(
     }
     let description = body.description.as_ref().map(|d| d.as_deref());
     let edit = store::Curation { name: body.name.as_deref(), description, enabled: body.enabled };
-    store::curate(svc.db, (&m.workspace_id, app_id, &tool.id), edit, svc.now_ms).await?;
+    if !store::curate(svc.db, (&m.workspace_id, app_id, &tool.id), edit, svc.now_ms).await? {
+        return Err(ApiError::not_found());
+    }
     servers_store::reset_for_app(svc.db, &m.workspace_id, app_id, svc.now_ms).await?;
     let tool = store::get_tool(svc.db, &m.workspace_id, app_id, tool_id).await?.ok_or_else(ApiError::not_found)?;
     Response::ok(&ToolView::of(&tool, false))

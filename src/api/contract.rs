@@ -321,6 +321,21 @@ mod tests {
         }
     }
 
+    /// The document never names a stored secret's field: if a `#[serde(skip)]` on a store row
+    /// went missing, the field would appear in the derived schema (and in the answers, where
+    /// the e2e contract test alone could not tell it from a declared field).
+    #[test]
+    fn no_schema_names_a_secret_field() {
+        let doc = doc();
+        let text = doc["components"].to_string();
+        for field in ["key_hash", "credential_key", "kv_key", "password_hash", "id_hash", "csrf_hash", "document_key"] {
+            assert!(!text.contains(&format!("\"{field}\"")), "the document names {field}");
+        }
+        // Only the new-key answer carries a secret, and only as `key`.
+        let created = &doc["components"]["schemas"]["CreatedKey"]["properties"];
+        assert!(created["key"].is_object(), "{created}");
+    }
+
     /// Importing the document into FlowCP gives tools whose input schemas name every field of
     /// every request body and every query parameter: the management MCP server (issue 15) and
     /// the dashboard's typed client are built on this document.

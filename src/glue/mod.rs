@@ -224,7 +224,7 @@ async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
     let loaded = mcp_server::load_manifest(&kv, &cache, server_id, now_ms())
         .await
-        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(e.to_string()))?
         .ok_or_else(ApiError::not_found)?;
     if loaded.manifest.auth.mode != crate::vocab::AuthMode::Oauth {
         return Err(ApiError::not_found());

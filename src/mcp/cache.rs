@@ -10,10 +10,44 @@ use serde_json::Value;
 
 use super::discovery::discovery_tools;
 use crate::manifest::{self, Manifest};
-use crate::store::Kv;
+use crate::store::{Kv, StoreError};
 use crate::tools::ToolDef;
 
 pub(crate) const MANIFEST_CACHE_ENTRIES: usize = 64;
+
+/// Why a published server's manifest could not be used. The client sees 503; the operator log
+/// gets this (it names no secret: KV keys and versions only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestError {
+    /// KV failed.
+    Kv(String),
+    /// The live pointer is not a version number.
+    CorruptPointer,
+    /// The live pointer names a version that was never written.
+    Missing { version: i64 },
+    /// The manifest does not parse.
+    Corrupt(String),
+    /// It names another server, or a format this runtime does not read.
+    Foreign,
+}
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ManifestError::Kv(e) => write!(f, "KV: {e}"),
+            ManifestError::CorruptPointer => f.write_str("corrupt live pointer"),
+            ManifestError::Missing { version } => write!(f, "manifest version {version} is missing"),
+            ManifestError::Corrupt(e) => write!(f, "corrupt manifest: {e}"),
+            ManifestError::Foreign => f.write_str("manifest does not belong to this server or has an unknown format"),
+        }
+    }
+}
+
+impl From<StoreError> for ManifestError {
+    fn from(e: StoreError) -> Self {
+        ManifestError::Kv(e.to_string())
+    }
+}
 
 /// A manifest with what the hot path derives from it once per isolate.
 pub struct Loaded {
@@ -45,7 +79,7 @@ pub struct ManifestCache {
 
 impl ManifestCache {
     /// Reads a small KV entry through the short-lived cache.
-    pub(crate) async fn get(&self, kv: &impl Kv, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) async fn get(&self, kv: &impl Kv, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let hit = self
             .small
             .borrow()
@@ -55,7 +89,7 @@ impl ManifestCache {
         if let Some(v) = hit {
             return Ok(v);
         }
-        let v = kv.get(key).await.map_err(|e| e.to_string())?;
+        let v = kv.get(key).await?;
         let mut c = self.small.borrow_mut();
         if c.len() >= SMALL_CACHE_ENTRIES {
             c.clear();
@@ -70,13 +104,9 @@ pub(crate) async fn live_version(
     cache: &ManifestCache,
     server_id: &str,
     now_ms: i64,
-) -> Result<Option<i64>, String> {
+) -> Result<Option<i64>, ManifestError> {
     let Some(v) = cache.get(kv, &manifest::live_key(server_id), now_ms).await? else { return Ok(None) };
-    std::str::from_utf8(&v)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .map(Some)
-        .ok_or_else(|| "corrupt live pointer".to_string())
+    std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).map(Some).ok_or(ManifestError::CorruptPointer)
 }
 
 pub(crate) fn prepare(manifest: Manifest) -> Loaded {
@@ -96,18 +126,18 @@ pub async fn load_manifest(
     cache: &ManifestCache,
     server_id: &str,
     now_ms: i64,
-) -> Result<Option<Rc<Loaded>>, String> {
+) -> Result<Option<Rc<Loaded>>, ManifestError> {
     let Some(version) = live_version(kv, cache, server_id, now_ms).await? else { return Ok(None) };
     let key = (server_id.to_string(), version);
     if let Some(hit) = cache.manifests.borrow().get(&key).cloned() {
         return Ok(Some(hit));
     }
-    let Some(bytes) = kv.get(&manifest::manifest_key(server_id, version)).await.map_err(|e| e.to_string())? else {
-        return Err(format!("manifest version {version} is missing"));
+    let Some(bytes) = kv.get(&manifest::manifest_key(server_id, version)).await? else {
+        return Err(ManifestError::Missing { version });
     };
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt manifest: {e}"))?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| ManifestError::Corrupt(e.to_string()))?;
     if m.server_id != server_id || !manifest::READABLE_FORMATS.contains(&m.format) {
-        return Err("manifest does not belong to this server or has an unknown format".into());
+        return Err(ManifestError::Foreign);
     }
     let loaded = Rc::new(prepare(m));
     let mut c = cache.manifests.borrow_mut();

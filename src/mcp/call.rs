@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::runtime::{error_result, CallCtx, Runtime};
+use super::runtime::{CallCtx, CallToolResult, Runtime};
 use crate::invoke::{build_request, invalid_arguments_result, map_response, validate_arguments, Credential};
 use crate::manifest::{self, Manifest};
 use crate::net::{check_url, Http, HttpRequest};
@@ -57,7 +57,7 @@ pub(crate) async fn call_upstream<K: Kv, H: Http>(
     tool: &ToolDef,
     args: &Value,
     audit: &mut Vec<AuditEvent>,
-) -> Value {
+) -> CallToolResult {
     let rt = ctx.rt;
     let m = &ctx.loaded.manifest;
     let started = (rt.clock)();
@@ -85,7 +85,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     tool: &ToolDef,
     args: &Value,
     event: &mut AuditEvent,
-) -> Value {
+) -> CallToolResult {
     let problems = validate_arguments(&tool.input_schema, args);
     if !problems.is_empty() {
         event.outcome = Outcome::Invalid;
@@ -99,26 +99,26 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
         Ok(c) => c,
         Err(msg) => {
             event.outcome = Outcome::Denied;
-            return error_result(msg);
+            return CallToolResult::error(msg);
         }
     };
     let plan = match build_request(tool, args, &cred, m.base_url.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             event.outcome = Outcome::Invalid;
-            return error_result(&format!("The request could not be built: {e}."));
+            return CallToolResult::error(format!("The request could not be built: {e}."));
         }
     };
     let Ok(mut url) = check_url(&plan.url, rt.fetch_policy) else {
         event.outcome = Outcome::Denied;
-        return error_result(
+        return CallToolResult::error(
             "The API's address is not allowed (private or non-https); the owner must fix the base URL.",
         );
     };
     // The credential only goes to the origin it was entered for (fail closed otherwise).
     if cred != Credential::None && Some(url.origin().ascii_serialization()) != m.auth.credential_origin {
         event.outcome = Outcome::Denied;
-        return error_result(
+        return CallToolResult::error(
             "The API's address is not the one this server's credential was set for; the owner must set the credential again and publish.",
         );
     }
@@ -139,7 +139,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
             Ok(r) => r,
             Err(e) => {
                 event.outcome = Outcome::UpstreamError;
-                return error_result(&redact_credential(&format!("The API could not be reached: {e}."), &cred));
+                return CallToolResult::error(redact_credential(&format!("The API could not be reached: {e}."), &cred));
             }
         };
         let redirect = matches!(resp.status, 301 | 302 | 303 | 307 | 308);
@@ -160,7 +160,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
             _ => {
                 event.outcome = Outcome::UpstreamError;
                 event.upstream_status = Some(resp.status);
-                return error_result(&format!(
+                return CallToolResult::error(format!(
                     "The API answered HTTP {} with a redirect to another host, which is not followed.",
                     resp.status
                 ));
@@ -182,7 +182,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
         None => (content_type, resp.body),
     };
     let result = map_response(tool, resp.status, content_type.as_deref(), &body);
-    if result.get("isError") == Some(&Value::Bool(true)) {
+    if result.is_error {
         event.outcome = Outcome::UpstreamError;
     }
     result

@@ -1,14 +1,14 @@
 //! The methods both protocol eras share: `initialize` (legacy only), `tools/list` with opaque
 //! cursors and `tools/call` (plain or through the discovery toolset).
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::cache::Loaded;
 use super::call::call_upstream;
 use super::discovery::{search, CALL, DESCRIBE, SEARCH};
-use super::jsonrpc::INVALID_PARAMS;
-use super::runtime::{error_result, text_result, CallCtx, RpcResult};
-use super::{LATEST_VERSION, SUPPORTED_VERSIONS};
+use super::results::{Capabilities, InitializeResult, ListToolsResult, ServerInfo};
+use super::runtime::{CallCtx, CallToolResult, RpcError};
+use super::{Era, ProtocolVersion};
 use crate::manifest::Manifest;
 use crate::net::Http;
 use crate::store::audit::AuditEvent;
@@ -17,17 +17,24 @@ use crate::store::Kv;
 /// Tools per `tools/list` page.
 pub const PAGE_SIZE: usize = 100;
 
-pub(crate) fn initialize<K: Kv, H: Http>(ctx: &CallCtx<'_, '_, K, H>, params: &Value) -> Value {
-    let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or(ctx.pre.version.as_str());
-    let version = if SUPPORTED_VERSIONS.contains(&asked) { asked } else { LATEST_VERSION };
+pub(crate) fn initialize<K: Kv, H: Http>(ctx: &CallCtx<'_, '_, K, H>, params: &Value) -> InitializeResult {
+    // The version the client asks for (else the one its header declares), if we speak it in
+    // this era; an unknown or other-era version gets the latest we do.
+    let asked = match params.get("protocolVersion").and_then(Value::as_str) {
+        Some(v) => ProtocolVersion::parse(v),
+        None => Some(ctx.pre.version),
+    };
+    let version = match asked {
+        Some(v) if v.era() == Era::Initialize => v,
+        _ => ProtocolVersion::LATEST_INITIALIZE,
+    };
     let m = &ctx.loaded.manifest;
-    let instructions = instructions(m);
-    json!({
-        "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": false } },
-        "serverInfo": { "name": format!("flowcp-{}", m.server_id), "title": m.name, "version": format!("{}", m.version) },
-        "instructions": instructions,
-    })
+    InitializeResult {
+        protocol_version: version,
+        capabilities: Capabilities::TOOLS,
+        server_info: ServerInfo::of(m),
+        instructions: instructions(m),
+    }
 }
 
 pub(crate) fn instructions(m: &Manifest) -> String {
@@ -51,46 +58,45 @@ pub(crate) fn decode_cursor(c: &str, len: usize) -> Option<usize> {
     (offset <= len).then_some(offset)
 }
 
-pub(crate) fn tools_list(loaded: &Loaded, params: &Value) -> RpcResult {
+pub(crate) fn tools_list<'l>(loaded: &'l Loaded, params: &Value) -> Result<ListToolsResult<'l>, RpcError> {
     let total = loaded.listed.len();
     let start = match params.get("cursor") {
         None | Some(Value::Null) => 0,
         Some(Value::String(c)) => {
-            decode_cursor(c, total).ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_string()))?
+            decode_cursor(c, total).ok_or_else(|| RpcError::invalid_params("Invalid params: unknown cursor"))?
         }
-        Some(_) => return Err((INVALID_PARAMS, "Invalid params: cursor must be a string".into())),
+        Some(_) => return Err(RpcError::invalid_params("Invalid params: cursor must be a string")),
     };
     let end = (start + PAGE_SIZE).min(total);
-    let mut out = json!({ "tools": loaded.listed[start..end] });
-    if end < total {
-        out["nextCursor"] = json!(encode_cursor(end));
-    }
-    Ok(out)
+    let next_cursor = (end < total).then(|| encode_cursor(end));
+    Ok(ListToolsResult { tools: &loaded.listed[start..end], next_cursor })
 }
 
 pub(crate) async fn tools_call<K: Kv, H: Http>(
     ctx: &CallCtx<'_, '_, K, H>,
     params: &Value,
     audit: &mut Vec<AuditEvent>,
-) -> RpcResult {
+) -> Result<CallToolResult, RpcError> {
     let name = params
         .get("name")
         .and_then(Value::as_str)
-        .ok_or((INVALID_PARAMS, "Invalid params: name is required".to_string()))?;
+        .ok_or_else(|| RpcError::invalid_params("Invalid params: name is required"))?;
     let args = match params.get("arguments") {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(v @ Value::Object(_)) => v.clone(),
-        Some(_) => return Err((INVALID_PARAMS, "Invalid params: arguments must be an object".into())),
+        Some(_) => return Err(RpcError::invalid_params("Invalid params: arguments must be an object")),
     };
     let loaded = ctx.loaded;
     if loaded.manifest.discovery {
         return match name {
-            SEARCH => Ok(text_result(&search(&loaded.manifest, &args))),
+            SEARCH => Ok(CallToolResult::structured(search(&loaded.manifest, &args))),
             DESCRIBE => {
                 let target = args.get("name").and_then(Value::as_str).unwrap_or("");
                 Ok(match loaded.index.get(target) {
-                    Some(&i) => text_result(&loaded.manifest.tools[i].to_mcp_json()),
-                    None => error_result(&format!("No operation is named {target:?}; use search_tools to find one.")),
+                    Some(&i) => CallToolResult::structured(loaded.manifest.tools[i].to_mcp_json()),
+                    None => CallToolResult::error(format!(
+                        "No operation is named {target:?}; use search_tools to find one."
+                    )),
                 })
             }
             CALL => {
@@ -100,15 +106,15 @@ pub(crate) async fn tools_call<K: Kv, H: Http>(
                     Some(&i) if inner.is_object() => {
                         Ok(call_upstream(ctx, &loaded.manifest.tools[i], &inner, audit).await)
                     }
-                    Some(_) => Ok(error_result("arguments must be an object")),
-                    None => {
-                        Ok(error_result(&format!("No operation is named {target:?}; use search_tools to find one.")))
-                    }
+                    Some(_) => Ok(CallToolResult::error("arguments must be an object")),
+                    None => Ok(CallToolResult::error(format!(
+                        "No operation is named {target:?}; use search_tools to find one."
+                    ))),
                 }
             }
-            _ => Err((INVALID_PARAMS, format!("Unknown tool: {name}"))),
+            _ => Err(RpcError::invalid_params(format!("Unknown tool: {name}"))),
         };
     }
-    let &i = loaded.index.get(name).ok_or((INVALID_PARAMS, format!("Unknown tool: {name}")))?;
+    let &i = loaded.index.get(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
     Ok(call_upstream(ctx, &loaded.manifest.tools[i], &args, audit).await)
 }

@@ -20,14 +20,10 @@ mod discovery;
 pub mod jsonrpc;
 mod methods;
 mod modern;
+mod results;
 mod runtime;
 pub mod server;
 pub mod transport;
+pub mod version;
 
-/// Protocol versions negotiated in `initialize`, newest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
-pub const LATEST_VERSION: &str = "2025-11-25";
-/// Versions of the initialize-free era, served on the same endpoint (see `modern`).
-pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
-/// The version a request without `MCP-Protocol-Version` is assumed to speak (spec rule).
-pub const DEFAULT_VERSION: &str = "2025-03-26";
+pub use version::{Era, ProtocolVersion};

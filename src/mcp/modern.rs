@@ -7,20 +7,25 @@ use serde_json::{json, Value};
 
 use super::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use super::methods::{instructions, tools_call, tools_list};
+use super::results::{self, Capabilities, DiscoverResult, ServerInfo};
 use super::runtime::{header, CallCtx};
-use super::SUPPORTED_VERSIONS;
+use super::{Era, ProtocolVersion};
 use crate::net::Http;
 use crate::store::audit::AuditEvent;
 use crate::store::Kv;
 
 pub use super::transport::UNSUPPORTED_VERSION;
-pub use super::MODERN_VERSIONS as VERSIONS;
 pub const HEADER_MISMATCH: i64 = -32020;
 /// How long clients may cache `tools/list` and `server/discover` (a publish changes them).
 pub const TTL_MS: u64 = 60_000;
 
 fn all_versions() -> Vec<&'static str> {
-    VERSIONS.iter().chain(SUPPORTED_VERSIONS.iter()).copied().collect()
+    ProtocolVersion::all_strs()
+}
+
+/// Is `v` a version of this era?
+pub fn speaks(v: &str) -> bool {
+    ProtocolVersion::parse(v).is_some_and(|v| v.era() == Era::Envelope)
 }
 
 /// `=?base64?…?=` sentinel values of `Mcp-Name` are decoded before comparing.
@@ -49,7 +54,7 @@ pub async fn dispatch<K: Kv, H: Http>(
     if header(headers, "mcp-protocol-version").map(str::trim) != Some(requested) {
         return mismatch(id, "MCP-Protocol-Version must equal the _meta protocol version");
     }
-    if !VERSIONS.contains(&requested) {
+    if !speaks(requested) {
         let data = json!({ "supported": all_versions(), "requested": version });
         return (400, jsonrpc::error_with_data(id, UNSUPPORTED_VERSION, "Unsupported protocol version", data));
     }
@@ -73,24 +78,25 @@ pub async fn dispatch<K: Kv, H: Http>(
         }
     }
     let m = &ctx.loaded.manifest;
-    let server_info =
-        json!({ "name": format!("flowcp-{}", m.server_id), "title": m.name, "version": m.version.to_string() });
+    let server_info = ServerInfo::of(m);
     let cache_scope = if m.auth.public { "public" } else { "private" };
     let result = match method {
-        "server/discover" => Ok(json!({
-            "supportedVersions": all_versions(),
-            "capabilities": { "tools": { "listChanged": false } },
-            "serverInfo": server_info,
-            "instructions": instructions(m),
-            "ttlMs": TTL_MS,
-            "cacheScope": cache_scope,
+        "server/discover" => Ok(results::value(&DiscoverResult {
+            supported_versions: all_versions(),
+            capabilities: Capabilities::TOOLS,
+            server_info: server_info.clone(),
+            instructions: instructions(m),
+            ttl_ms: TTL_MS,
+            cache_scope,
         })),
-        "tools/list" => tools_list(ctx.loaded, params).map(|mut r| {
+        // The 2026-07-28 era adds its cache hints to the list.
+        "tools/list" => tools_list(ctx.loaded, params).map(|r| {
+            let mut r = results::value(&r);
             r["ttlMs"] = json!(TTL_MS);
             r["cacheScope"] = json!(cache_scope);
             r
         }),
-        "tools/call" => tools_call(ctx, params, audit).await,
+        "tools/call" => tools_call(ctx, params, audit).await.map(|r| r.to_value()),
         _ => return (404, jsonrpc::error(id, METHOD_NOT_FOUND, format!("Method not found: {method}"))),
     };
     match result {
@@ -99,6 +105,6 @@ pub async fn dispatch<K: Kv, H: Http>(
             r["_meta"] = json!({ "io.modelcontextprotocol/serverInfo": server_info });
             (200, jsonrpc::result(id, r))
         }
-        Err((code, msg)) => (if code == INVALID_PARAMS { 200 } else { 400 }, jsonrpc::error(id, code, msg)),
+        Err(e) => (if e.code == INVALID_PARAMS { 200 } else { 400 }, jsonrpc::error(id, e.code, e.message)),
     }
 }

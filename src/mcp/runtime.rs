@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::cache::{Loaded, ManifestCache};
 use super::jsonrpc::{self, INTERNAL_ERROR};
@@ -79,15 +79,20 @@ pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
     pub(crate) timings: RefCell<Vec<(&'static str, i64)>>,
 }
 
-pub(crate) type RpcResult = Result<Value, (i64, String)>;
-
-pub(crate) fn text_result(value: &Value) -> Value {
-    json!({ "content": [{ "type": "text", "text": value.to_string() }], "structuredContent": value })
+/// A JSON-RPC error: code and message (the spec's codes are in `jsonrpc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    pub(crate) message: String,
 }
 
-pub(crate) fn error_result(message: &str) -> Value {
-    json!({ "content": [{ "type": "text", "text": message }], "isError": true })
+impl RpcError {
+    pub(crate) fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError { code: jsonrpc::INVALID_PARAMS, message: message.into() }
+    }
 }
+
+pub(crate) use crate::invoke::CallToolResult;
 
 /// An internal failure as a JSON-RPC error (used by the glue when it cannot even start).
 pub fn internal_error(message: &str) -> Value {

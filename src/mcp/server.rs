@@ -13,14 +13,15 @@ use super::access::authorize;
 use super::jsonrpc::{self, Message, INVALID_PARAMS, METHOD_NOT_FOUND};
 use super::methods::{initialize, tools_call, tools_list};
 use super::modern;
-use super::runtime::{header, reject, CallCtx};
+use super::results;
+use super::runtime::{header, reject, CallCtx, RpcError};
 use super::transport::{self, Body};
 use crate::net::Http;
 use crate::store::audit::AuditEvent;
 use crate::store::Kv;
 
 pub use super::access::{protected_resource_metadata, resource_metadata_url};
-pub use super::cache::{load_manifest, Loaded, ManifestCache, KV_TTL_MS};
+pub use super::cache::{load_manifest, Loaded, ManifestCache, ManifestError, KV_TTL_MS};
 pub use super::call::UPSTREAM_MAX_BYTES;
 pub use super::methods::PAGE_SIZE;
 pub use super::runtime::UPSTREAM_TIMEOUT_MS;
@@ -117,12 +118,12 @@ async fn dispatch_single<K: Kv, H: Http>(
     };
     let meta_version = params.pointer("/_meta/io.modelcontextprotocol~1protocolVersion");
     // `initialize` is legacy, unless it arrives in the modern envelope (where it was removed).
-    let modern_initialize = meta_version.and_then(Value::as_str).is_some_and(|v| modern::VERSIONS.contains(&v));
+    let modern_initialize = meta_version.and_then(Value::as_str).is_some_and(modern::speaks);
     if method != "initialize" || modern_initialize {
         if let Some(version) = meta_version {
             return Some(modern::dispatch(ctx, id, &method, &params, version, headers, audit).await);
         }
-        if header(headers, "mcp-protocol-version").is_some_and(|h| modern::VERSIONS.contains(&h.trim())) {
+        if header(headers, "mcp-protocol-version").is_some_and(|h| modern::speaks(h.trim())) {
             return Some((
                 400,
                 jsonrpc::error(id, INVALID_PARAMS, "This protocol version needs the _meta envelope (io.modelcontextprotocol/protocolVersion) on every request."),
@@ -153,18 +154,19 @@ async fn dispatch_request<K: Kv, H: Http>(
     params: &Value,
     audit: &mut Vec<AuditEvent>,
 ) -> Value {
+    let not_found = |message: String| RpcError { code: METHOD_NOT_FOUND, message };
     let result = match method {
-        "initialize" => Ok(initialize(ctx, params)),
+        "initialize" => Ok(results::value(&initialize(ctx, params))),
         "ping" => Ok(json!({})),
-        "tools/list" => tools_list(ctx.loaded, params),
-        "tools/call" => tools_call(ctx, params, audit).await,
+        "tools/list" => tools_list(ctx.loaded, params).map(|r| results::value(&r)),
+        "tools/call" => tools_call(ctx, params, audit).await.map(|r| r.to_value()),
         "resources/list" | "prompts/list" | "resources/templates/list" => {
-            Err((METHOD_NOT_FOUND, format!("Method not found: {method} (this server offers tools only)")))
+            Err(not_found(format!("Method not found: {method} (this server offers tools only)")))
         }
-        _ => Err((METHOD_NOT_FOUND, format!("Method not found: {method}"))),
+        _ => Err(not_found(format!("Method not found: {method}"))),
     };
     match result {
         Ok(r) => jsonrpc::result(id, r),
-        Err((code, msg)) => jsonrpc::error(id, code, msg),
+        Err(e) => jsonrpc::error(id, e.code, e.message),
     }
 }

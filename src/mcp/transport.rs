@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::jsonrpc::{self, INVALID_REQUEST, PARSE_ERROR};
-use super::{DEFAULT_VERSION, MODERN_VERSIONS, SUPPORTED_VERSIONS};
+use super::ProtocolVersion;
 
 /// JSON-RPC code of an unsupported protocol version (2026-07-28 era; older clients read the 400).
 pub const UNSUPPORTED_VERSION: i64 = -32022;
@@ -35,7 +35,7 @@ use crate::net::header;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preflight {
     /// The protocol version the request declares (or the spec's default when absent).
-    pub version: String,
+    pub version: ProtocolVersion,
     pub version_header_present: bool,
 }
 
@@ -89,23 +89,24 @@ pub fn preflight(method: &str, headers: &[(String, String)], own_origin: &str) -
         }
     }
     let declared = header(headers, "mcp-protocol-version").map(str::trim);
-    if let Some(v) = declared {
-        if !SUPPORTED_VERSIONS.contains(&v) && !MODERN_VERSIONS.contains(&v) {
-            let supported: Vec<&str> = MODERN_VERSIONS.iter().chain(SUPPORTED_VERSIONS).copied().collect();
-            let mut r = Rejection::new(400, "");
-            r.body = Some(jsonrpc::error_with_data(
-                Value::Null,
-                UNSUPPORTED_VERSION,
-                format!("Unsupported protocol version {v:?}; supported: {}.", supported.join(", ")),
-                serde_json::json!({ "supported": supported, "requested": v }),
-            ));
-            return Err(r);
-        }
-    }
-    Ok(Preflight {
-        version: declared.unwrap_or(DEFAULT_VERSION).to_string(),
-        version_header_present: declared.is_some(),
-    })
+    let version = match declared {
+        None => ProtocolVersion::DEFAULT,
+        Some(v) => match ProtocolVersion::parse(v) {
+            Some(known) => known,
+            None => {
+                let supported = ProtocolVersion::all_strs();
+                let mut r = Rejection::new(400, "");
+                r.body = Some(jsonrpc::error_with_data(
+                    Value::Null,
+                    UNSUPPORTED_VERSION,
+                    format!("Unsupported protocol version {v:?}; supported: {}.", supported.join(", ")),
+                    serde_json::json!({ "supported": supported, "requested": v }),
+                ));
+                return Err(r);
+            }
+        },
+    };
+    Ok(Preflight { version, version_header_present: declared.is_some() })
 }
 
 /// Messages per batch (2025-03-26 only): bounds the upstream calls and audit rows one request
@@ -128,7 +129,7 @@ pub fn parse_body(body: &[u8], pre: &Preflight) -> Result<Body, Rejection> {
     })?;
     match value {
         Value::Array(items) => {
-            if pre.version != "2025-03-26" {
+            if !pre.version.allows_batches() {
                 return Err(Rejection::new(
                     400,
                     "Batches are not supported in this protocol version; send one message per request.",
@@ -173,7 +174,7 @@ mod tests {
     #[test]
     fn a_well_formed_post_passes_with_the_default_version() {
         let p = preflight("POST", &ok_headers(), ORIGIN).unwrap();
-        assert_eq!(p.version, DEFAULT_VERSION);
+        assert_eq!(p.version, ProtocolVersion::DEFAULT);
         assert!(!p.version_header_present);
     }
 
@@ -258,8 +259,8 @@ mod tests {
 
     #[test]
     fn batches_only_in_2025_03_26() {
-        let old = Preflight { version: "2025-03-26".into(), version_header_present: true };
-        let new = Preflight { version: "2025-06-18".into(), version_header_present: true };
+        let old = Preflight { version: ProtocolVersion::V2025_03_26, version_header_present: true };
+        let new = Preflight { version: ProtocolVersion::V2025_06_18, version_header_present: true };
         assert!(matches!(parse_body(b"[{}]", &old), Ok(Body::Batch(_))));
         let batch = |n: usize| format!("[{}]", vec!["{}"; n].join(","));
         assert!(matches!(parse_body(batch(MAX_BATCH).as_bytes(), &old), Ok(Body::Batch(b)) if b.len() == MAX_BATCH));

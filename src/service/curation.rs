@@ -58,7 +58,7 @@ pub fn plan_merge(existing: &[ToolRow], generated: &[ToolDef], now: i64) -> Merg
             name: def.name.clone(),
             description: None,
             enabled: true,
-            method: def.request.method.clone(),
+            method: def.request.method.as_str().to_string(),
             path: def.request.path.clone(),
             tags: def.tags.clone(),
             removed_at: None,

@@ -120,7 +120,7 @@ pub fn probe_target<'a>(tools: &'a [ToolDef], probe_tool: Option<&str>) -> Optio
     match probe_tool {
         Some(name) => tools.iter().find(|d| d.name == name),
         None => tools.iter().find(|d| {
-            d.request.method.eq_ignore_ascii_case("GET")
+            d.request.method == crate::tools::HttpMethod::Get
                 && d.input_schema.get("required").and_then(Value::as_array).is_none_or(|r| r.is_empty())
         }),
     }

@@ -207,8 +207,9 @@ pub async fn list_imports(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<Im
                 added_count: row_i64(r, "added_count")?,
                 removed_count: row_i64(r, "removed_count")?,
                 changed_count: row_i64(r, "changed_count")?,
-                report: serde_json::from_str(&text(r, "report_json")?)
-                    .map_err(|_| StoreError::Corrupt("imports.report_json".into()))?,
+                // Display-only: a report of an older or damaged shape shows as empty rather than
+                // breaking the import history, server creation and the data export.
+                report: serde_json::from_str(&text(r, "report_json")?).unwrap_or_default(),
                 created_at: row_i64(r, "created_at")?,
             })
         })
@@ -442,8 +443,6 @@ pub async fn set_enabled_many(
     Ok(true)
 }
 
-/// Applies curation to one tool: `None` leaves a field as it is; `Some(None)` for the
-/// description restores the generated one.
 /// An owner's edit of one tool: `None` leaves a field as it is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Curation<'a> {
@@ -453,12 +452,14 @@ pub struct Curation<'a> {
     pub enabled: Option<bool>,
 }
 
+/// Applies curation to one tool of the app; `false` when no such tool of this workspace and
+/// app was changed.
 pub async fn curate(
     db: &impl Db,
     (ws, app_id, tool_id): (&str, &str, &str),
     edit: Curation<'_>,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let Curation { name, description, enabled } = edit;
     let sql = "UPDATE tools SET name = COALESCE(?2, name), \
                description = CASE WHEN ?3 = 1 THEN ?4 ELSE description END, \
@@ -481,5 +482,5 @@ pub async fn curate(
         ],
     )
     .await
-    .map(|_| ())
+    .map(|n| n == 1)
 }

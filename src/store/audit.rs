@@ -42,6 +42,15 @@ impl Outcome {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|o| o.as_str() == s)
     }
+
+    /// A stored value: also the legacy `tool_error` the table's CHECK admits (an upstream
+    /// failure), so such a row cannot break the listing or the export.
+    pub fn parse_stored(s: &str) -> Option<Self> {
+        match s {
+            "tool_error" => Some(Outcome::UpstreamError),
+            _ => Self::parse(s),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +156,7 @@ fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
         ts: row_i64(r, "ts")?,
         server_id: text(r, "server_id")?,
         tool_name: text(r, "tool_name")?,
-        outcome: parsed(r, "outcome", Outcome::parse)?,
+        outcome: parsed(r, "outcome", Outcome::parse_stored)?,
         upstream_status: row_i64(r, "upstream_status").ok(),
         latency_ms: row_i64(r, "latency_ms")?,
         request_bytes: row_i64(r, "request_bytes")?,

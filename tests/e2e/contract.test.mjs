@@ -221,8 +221,12 @@ export function contractChecker(doc) {
 const UPSTREAM_KEY = "sk_test_contract_" + Math.random().toString(36).slice(2);
 const PASSWORD = "contract password " + Math.random().toString(36).slice(2);
 const NEW_PASSWORD = "contract password two " + Math.random().toString(36).slice(2);
+const SECRET_VALUE = "sk_live_contract_" + Math.random().toString(36).slice(2);
 let w, up, doc, contract;
 const violations = [];
+// Every answer's raw text, for the leak scan at the end: a field the document declares can
+// still carry a secret (a schema derived from the same types would declare it too).
+const answers = [];
 let owner, member, anon;
 
 /** A dashboard client whose every response is checked against the document. */
@@ -232,6 +236,7 @@ function client() {
   c.call = async (method, path, opts) => {
     const r = await orig(method, path, opts);
     violations.push(...contract.check(method, path, r.status, r.body, r.headers));
+    answers.push({ what: `${method} ${path} ${r.status}`, text: JSON.stringify(r.body ?? null), cookies: [c.cookie] });
     return r;
   };
   return c;
@@ -348,6 +353,13 @@ test("servers: configure api_key auth, credential, verify, publish, keys, an MCP
   accessKey = key.key;
   expect(await owner.post(P(`/servers/${srv.id}/keys`)), 201, "create key without a body");
   expect(await owner.get(P(`/servers/${srv.id}/keys`)), 200, "list keys");
+  // The export while a credential, a secret and access keys are live: it must name them and
+  // hold none of their values (checked with every other answer at the end).
+  expect(await owner.put(P("/secrets/LIVE_KEY"), { value: SECRET_VALUE }), 200, "put a live secret");
+  const exported = expect(await owner.get("/api/v1/me/export"), 200, "export with live secrets");
+  const exportedWs = exported.workspaces.find((x) => x.servers.some((s) => s.server.id === srv.id));
+  assert.ok(exportedWs.servers.find((s) => s.server.id === srv.id).credential_set, "the export says the credential is set");
+  assert.ok(exportedWs.secrets.some((s) => s.name === "LIVE_KEY"), "the export names the secret");
 
   // Two audited tool calls, so the audit list has a row and a page with a cursor.
   await mcp("initialize", { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "contract", version: "1" } });
@@ -405,6 +417,23 @@ test("data rights: export, delete workspaces, delete the account (last)", async 
   expect(await owner.del("/api/v1/me", { password: NEW_PASSWORD }), 204, "delete account");
   expect(await owner.get("/api/v1/me"), 401, "me after deletion");
   expect(await member.get("/api/v1/openapi.json"), 200, "the document through a client");
+});
+
+// No answer carries a password, the upstream credential, a secret's value, a session cookie,
+// a KV key of a sealed value, or an access key (except the one answer that creates it).
+test("no answer of the journey carries a secret value", () => {
+  const forbidden = [UPSTREAM_KEY, PASSWORD, NEW_PASSWORD, SECRET_VALUE, "sk_live_contract", "cred:srv_", "wsec:", "akey:"];
+  const leaks = [];
+  for (const a of answers) {
+    for (const f of forbidden) if (a.text.includes(f)) leaks.push(`${a.what} carries ${f.slice(0, 12)}…`);
+    for (const c of a.cookies) {
+      const value = c?.split("=")[1];
+      if (value && value.length > 16 && a.text.includes(value)) leaks.push(`${a.what} carries the session cookie`);
+    }
+    if (accessKey && a.text.includes(accessKey) && !/^POST \S+\/keys 201$/.test(a.what)) leaks.push(`${a.what} carries the access key`);
+  }
+  assert.ok(answers.length > 70, `only ${answers.length} answers were recorded`);
+  assert.deepEqual(leaks, []);
 });
 
 // Keep this the last test: it judges every response the tests above received.

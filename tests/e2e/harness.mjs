@@ -63,10 +63,12 @@ export function d1(stateDir, sql) {
  * (a deliberately misconfigured Worker: ready once it answers /healthz with any JSON).
  * Returns { url, logs(), waitForLog(re), stop(), stateDir }.
  */
-export async function startWorker({ vars = testSecrets(), stateDir = newState(), logLevel = "log", extraArgs = [], anyAnswer = false } = {}) {
+export async function startWorker({ vars = testSecrets(), stateDir = newState(), logLevel = "log", extraArgs = [], anyAnswer = false, config = null } = {}) {
   const port = await freePort();
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir,
     "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", logLevel];
+  // Another checkout's already-built Worker (the bench's baseline), run by this checkout's wrangler.
+  if (config) args.push("--config", config);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   args.push(...extraArgs);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: BASE_ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });

@@ -16,5 +16,7 @@ mod response;
 mod validate;
 
 pub use plan::{build_request, Credential, PlanError, RequestPlan};
-pub use response::{invalid_arguments_result, map_response, map_response_with, ResponseBudget};
+pub use response::{
+    invalid_arguments_result, map_response, map_response_with, CallToolResult, Content, ResponseBudget,
+};
 pub use validate::{validate_arguments, MAX_PROBLEMS};

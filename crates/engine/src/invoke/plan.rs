@@ -243,8 +243,8 @@ pub fn build_request(
         },
         None => (None, None),
     };
-    if body.is_some() && matches!(req.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
-        return Err(PlanError::BodyNotAllowed { method: req.method.to_ascii_uppercase() });
+    if body.is_some() && req.method.forbids_body() {
+        return Err(PlanError::BodyNotAllowed { method: req.method.as_str().to_string() });
     }
     if let Some(ct) = &content_type {
         headers.push(("Content-Type".into(), ct.clone()));
@@ -254,7 +254,7 @@ pub fn build_request(
         url.push('?');
         url.push_str(&query.join("&"));
     }
-    Ok(RequestPlan { method: req.method.clone(), url, headers, body, content_type })
+    Ok(RequestPlan { method: req.method.as_str().to_string(), url, headers, body, content_type })
 }
 
 fn place_param(

@@ -1,13 +1,63 @@
-//! Upstream response -> MCP `CallToolResult` JSON.
+//! Upstream response -> MCP [`CallToolResult`].
 //!
 //! `structuredContent` only when the tool has an output schema, the status is 2xx, the body is
 //! a JSON object and fits the budget. Non-2xx -> `isError: true` with the status and a bounded
 //! excerpt. Text is cut at a character boundary with a visible marker; non-UTF-8 bodies are
 //! described, never dumped.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::tools::ToolDef;
+
+/// An MCP `tools/call` result: what the model sees. An upstream failure is a result with
+/// `isError: true`, never a protocol error.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallToolResult {
+    pub content: Vec<Content>,
+    /// The JSON object answer, when the tool declares an output schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
+}
+
+/// One content block of a result (FlowCP sends text only).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Content {
+    Text { text: String },
+}
+
+impl CallToolResult {
+    /// A successful text result.
+    pub fn text(text: impl Into<String>) -> Self {
+        CallToolResult { content: vec![Content::Text { text: text.into() }], structured_content: None, is_error: false }
+    }
+
+    /// A failed call, explained in text.
+    pub fn error(text: impl Into<String>) -> Self {
+        CallToolResult { is_error: true, ..Self::text(text) }
+    }
+
+    /// A JSON value as text and as structured content.
+    pub fn structured(value: Value) -> Self {
+        CallToolResult { structured_content: Some(value.clone()), ..Self::text(value.to_string()) }
+    }
+
+    /// The text of the first block.
+    pub fn first_text(&self) -> &str {
+        match self.content.first() {
+            Some(Content::Text { text }) => text,
+            None => "",
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
 
 /// Size limits for what goes back to the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +75,7 @@ impl Default for ResponseBudget {
 }
 
 /// Map with the default budget.
-pub fn map_response(tool: &ToolDef, status: u16, content_type: Option<&str>, body: &[u8]) -> Value {
+pub fn map_response(tool: &ToolDef, status: u16, content_type: Option<&str>, body: &[u8]) -> CallToolResult {
     map_response_with(tool, status, content_type, body, &ResponseBudget::default())
 }
 
@@ -36,12 +86,12 @@ pub fn map_response_with(
     content_type: Option<&str>,
     body: &[u8],
     budget: &ResponseBudget,
-) -> Value {
+) -> CallToolResult {
     let ok = (200..300).contains(&status);
     let ct = content_type.unwrap_or("");
     let limit = if ok { budget.max_text_bytes } else { budget.max_error_bytes };
     let body_text = describe_body(body, ct, limit);
-    let mut result = Map::new();
+    let mut structured_content = None;
     let text = if ok {
         if body.is_empty() {
             format!("HTTP {status} (no body)")
@@ -64,9 +114,7 @@ pub fn map_response_with(
             _ => None,
         };
         match structured {
-            Some(v) => {
-                result.insert("structuredContent".into(), v);
-            }
+            Some(v) => structured_content = Some(v),
             None => {
                 is_error = true;
                 let why = if body.len() > budget.max_text_bytes {
@@ -78,17 +126,12 @@ pub fn map_response_with(
             }
         }
     }
-    result.insert("content".into(), json!([{"type": "text", "text": text}]));
-    if is_error {
-        result.insert("isError".into(), Value::Bool(true));
-    }
-    Value::Object(result)
+    CallToolResult { content: vec![Content::Text { text }], structured_content, is_error }
 }
 
 /// A tool result for arguments that failed validation (no upstream call was made).
-pub fn invalid_arguments_result(problems: &[String]) -> Value {
-    let text = format!("Invalid arguments:\n- {}", problems.join("\n- "));
-    json!({"content": [{"type": "text", "text": text}], "isError": true})
+pub fn invalid_arguments_result(problems: &[String]) -> CallToolResult {
+    CallToolResult::error(format!("Invalid arguments:\n- {}", problems.join("\n- ")))
 }
 
 fn describe_body(body: &[u8], ct: &str, limit: usize) -> String {

@@ -52,13 +52,13 @@ pub(crate) fn build_tool(
     let Value::Object(opm) = op else {
         return Err(format!("an operation must be an object, found {}", type_name(op)));
     };
-    let method_up = method.to_ascii_uppercase();
-    let operation_key = format!("{method_up} {path}");
+    let method = super::HttpMethod::parse(method).ok_or_else(|| format!("{method:?} is not an HTTP method"))?;
+    let operation_key = format!("{method} {path}");
     let operation_id = opm.get("operationId").and_then(Value::as_str).map(str::to_string);
     let wanted_name = operation_id
         .as_deref()
         .and_then(super::names::tool_name)
-        .unwrap_or_else(|| super::names::fallback_tool_name(method, path));
+        .unwrap_or_else(|| super::names::fallback_tool_name(method.as_str(), path));
 
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();
@@ -121,10 +121,10 @@ pub(crate) fn build_tool(
         description,
         input_schema: Value::Object(input),
         output_schema,
-        annotations: annotations(&method_up, title),
+        annotations: annotations(&method, title),
         tags,
         deprecated,
-        request: RequestTemplate { method: method_up, path: template_path, servers, params, body, security },
+        request: RequestTemplate { method, path: template_path, servers, params, body, security },
     };
     Ok(Built { wanted_name, tool })
 }
@@ -157,24 +157,25 @@ fn describe(summary: Option<&str>, long: Option<&str>, deprecated: bool, key: &s
     truncate_chars(&text, DESCRIPTION_BUDGET)
 }
 
-fn annotations(method: &str, title: Option<String>) -> Annotations {
+fn annotations(method: &super::HttpMethod, title: Option<String>) -> Annotations {
+    use super::HttpMethod::*;
     let mut a = Annotations { title, open_world_hint: Some(true), ..Annotations::default() };
     match method {
-        "GET" | "HEAD" | "OPTIONS" | "QUERY" => a.read_only_hint = Some(true),
-        "DELETE" => {
+        Get | Head | Options | Query => a.read_only_hint = Some(true),
+        Delete => {
             a.read_only_hint = Some(false);
             a.destructive_hint = Some(true);
             a.idempotent_hint = Some(true);
         }
-        "PUT" => {
+        Put => {
             a.read_only_hint = Some(false);
             a.idempotent_hint = Some(true);
         }
-        "POST" | "PATCH" => {
+        Post | Patch => {
             a.read_only_hint = Some(false);
             a.destructive_hint = Some(false);
         }
-        _ => a.read_only_hint = Some(false),
+        Trace | Extension(_) => a.read_only_hint = Some(false),
     }
     a
 }

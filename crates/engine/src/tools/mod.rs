@@ -142,11 +142,91 @@ pub struct BodyDef {
     pub encoding: Vec<FieldEncoding>,
 }
 
+/// An operation's HTTP method. Serialised upper-case (`"GET"`), as manifests store it.
+/// `additionalOperations` (OpenAPI 3.2) may name methods beyond the fixed fields: those are
+/// [`HttpMethod::Extension`], upper-cased, letters only.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum HttpMethod {
+    Get,
+    Put,
+    Post,
+    Delete,
+    Options,
+    Head,
+    Patch,
+    Trace,
+    Query,
+    Extension(String),
+}
+
+impl HttpMethod {
+    /// The methods OpenAPI names as path item fields, in document order.
+    pub const FIXED: [HttpMethod; 9] = [
+        HttpMethod::Get,
+        HttpMethod::Put,
+        HttpMethod::Post,
+        HttpMethod::Delete,
+        HttpMethod::Options,
+        HttpMethod::Head,
+        HttpMethod::Patch,
+        HttpMethod::Trace,
+        HttpMethod::Query,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Post => "POST",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Trace => "TRACE",
+            HttpMethod::Query => "QUERY",
+            HttpMethod::Extension(m) => m,
+        }
+    }
+
+    /// Any case; `None` unless it is 1 to 32 ASCII letters.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return None;
+        }
+        let up = s.to_ascii_uppercase();
+        Some(Self::FIXED.into_iter().find(|m| m.as_str() == up).unwrap_or(HttpMethod::Extension(up)))
+    }
+
+    /// Methods whose requests carry no body on the wire.
+    pub fn forbids_body(&self) -> bool {
+        matches!(self, HttpMethod::Get | HttpMethod::Head)
+    }
+}
+
+impl std::fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for HttpMethod {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        HttpMethod::parse(&s).ok_or_else(|| format!("not an HTTP method: {s:?}"))
+    }
+}
+
+impl From<HttpMethod> for String {
+    fn from(m: HttpMethod) -> String {
+        m.as_str().to_string()
+    }
+}
+
 /// Everything needed to build the HTTP request without the document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestTemplate {
-    /// Upper-case HTTP method.
-    pub method: String,
+    pub method: HttpMethod,
     /// Path template as written (`/pets/{petId}`), fragment removed.
     pub path: String,
     /// Base URLs (operation > path item > document), variables replaced by defaults.
@@ -197,5 +277,24 @@ impl ToolDef {
         }
         m.insert("annotations".into(), serde_json::to_value(&self.annotations).unwrap_or(Value::Null));
         Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpMethod;
+
+    #[test]
+    fn http_methods_parse_in_any_case_and_serialise_upper_case() {
+        assert_eq!(HttpMethod::parse("get"), Some(HttpMethod::Get));
+        assert_eq!(HttpMethod::parse("Query"), Some(HttpMethod::Query));
+        assert_eq!(HttpMethod::parse("purge"), Some(HttpMethod::Extension("PURGE".into())));
+        for bad in ["", "GET /", "g3t", &"A".repeat(33)] {
+            assert_eq!(HttpMethod::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(serde_json::to_value(HttpMethod::Delete).unwrap(), "DELETE");
+        assert_eq!(serde_json::from_value::<HttpMethod>("PATCH".into()).unwrap(), HttpMethod::Patch);
+        assert!(serde_json::from_value::<HttpMethod>("GET /x".into()).is_err(), "a stored odd method fails closed");
+        assert!(HttpMethod::Get.forbids_body() && HttpMethod::Head.forbids_body() && !HttpMethod::Post.forbids_body());
     }
 }

@@ -18,20 +18,20 @@ fn tool(with_output: bool) -> ToolDef {
 
 #[test]
 fn json_object_with_output_schema_is_structured() {
-    let r = map_response(&tool(true), 200, Some("application/json"), br#"{"id":1}"#);
+    let r = map_response(&tool(true), 200, Some("application/json"), br#"{"id":1}"#).to_value();
     assert_eq!(r, json!({"content": [{"type": "text", "text": "{\"id\":1}"}], "structuredContent": {"id": 1}}));
 }
 
 #[test]
 fn no_output_schema_means_text_only() {
-    let r = map_response(&tool(false), 200, Some("application/json"), b"[1]");
+    let r = map_response(&tool(false), 200, Some("application/json"), b"[1]").to_value();
     assert_eq!(r, json!({"content": [{"type": "text", "text": "[1]"}]}));
 }
 
 #[test]
 fn upstream_error_is_a_tool_error_with_bounded_excerpt() {
     let body = "x".repeat(5000);
-    let r = map_response(&tool(true), 404, Some("text/plain"), body.as_bytes());
+    let r = map_response(&tool(true), 404, Some("text/plain"), body.as_bytes()).to_value();
     let text = r["content"][0]["text"].as_str().expect("text");
     assert_eq!(r["isError"], json!(true));
     assert!(text.starts_with("HTTP 404 Not Found\nxxx"));
@@ -43,19 +43,19 @@ fn upstream_error_is_a_tool_error_with_bounded_excerpt() {
 fn oversized_body_is_cut_on_a_char_boundary_with_marker() {
     let body = "é".repeat(10);
     let budget = ResponseBudget { max_text_bytes: 5, max_error_bytes: 5 };
-    let r = map_response_with(&tool(false), 200, None, body.as_bytes(), &budget);
+    let r = map_response_with(&tool(false), 200, None, body.as_bytes(), &budget).to_value();
     assert_eq!(r["content"][0]["text"], json!("éé\n…[truncated: showing 4 of 20 bytes]"));
 }
 
 #[test]
 fn binary_body_is_described_not_dumped() {
-    let r = map_response(&tool(false), 200, Some("image/png"), &[0x89, 0xff, 0x00]);
+    let r = map_response(&tool(false), 200, Some("image/png"), &[0x89, 0xff, 0x00]).to_value();
     assert_eq!(r["content"][0]["text"], json!("[binary response body: 3 bytes, content-type image/png; not shown]"));
 }
 
 #[test]
 fn invalid_arguments_become_a_tool_error() {
-    let r = invalid_arguments_result(&["`a`: expected string, got integer 1".into()]);
+    let r = invalid_arguments_result(&["`a`: expected string, got integer 1".into()]).to_value();
     assert_eq!(
         r,
         json!({"content": [{"type": "text", "text": "Invalid arguments:\n- `a`: expected string, got integer 1"}], "isError": true})
