@@ -42,7 +42,8 @@ e2e:
 bench: setup build
 	cargo build --release --bin flowcp
 	sh bench/peers/setup.sh
-	BENCH_BASELINE="$(if [ -n "$(BASELINE)" ]; then sh scripts/bench-baseline.sh $(BASELINE); fi)" FLOWCP_SKIP_BUILD=1 node bench/run.mjs
+	baseline=""; if [ -n "$(BASELINE)" ]; then baseline="$$(sh scripts/bench-baseline.sh $(BASELINE))" || exit 1; fi; \
+	  BENCH_BASELINE="$$baseline" FLOWCP_SKIP_BUILD=1 node bench/run.mjs
 
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Builds an earlier FlowCP's Worker so `make bench` measures it beside this one in the same run
 # (same machine, same moment): `make bench BASELINE=<commit>`. The checkout is a git worktree
-# under bench/.baseline/<rev> that borrows this checkout's node_modules, built dashboard and
-# cargo target directory (so only the FlowCP crate itself is compiled again). Prints its path.
+# outside this one (cargo would take a nested one for a member of this workspace), under
+# $TMPDIR/flowcp-bench-baseline/<rev>; it borrows this checkout's node_modules, built dashboard
+# and cargo target directory (so only the FlowCP crate itself is compiled again). Prints its path.
 set -eu
 cd "$(dirname "$0")/.."
 REV="${1:?usage: bench-baseline.sh <commit>}"
 SHORT="$(git rev-parse --short "$REV")"
-DIR="$PWD/bench/.baseline/$SHORT"
+DIR="${TMPDIR:-/tmp}/flowcp-bench-baseline/$SHORT"
 if [ ! -f "$DIR/build/worker/shim.mjs" ]; then
   rm -rf "$DIR"
   git worktree prune
