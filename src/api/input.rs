@@ -33,13 +33,23 @@ pub fn cursor_int(part: &str) -> Result<i64, ApiError> {
 /// Names shown in the UI: trimmed, 1..=100 characters, no control characters.
 pub fn clean_name(raw: &str, what: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(|c| c.is_control() || is_format_char(c)) {
         return Err(ApiError::new(
             ErrorCode::InvalidName,
-            format!("The {what} must be 1 to 100 characters without control characters."),
+            format!("The {what} must be 1 to 100 characters without control, format or bidi characters."),
         ));
     }
     Ok(name.to_string())
+}
+
+/// Unicode format characters (general category Cf: zero-width, bidi embeddings, overrides and
+/// isolates, soft hyphen, tags...) and the line and paragraph separators. In a name they can
+/// reorder or hide what a person reads ("ACME Security" that is not), so names refuse them.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x180E
+        | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB
+        | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
 }
 
 /// A plausible email: one '@', something on both sides, a dot in the domain, ≤ 254 chars.
@@ -52,4 +62,7 @@ pub fn valid_email(email: &str) -> bool {
         && !domain.ends_with('.')
         && !email.contains(char::is_whitespace)
         && !domain.contains('@')
+        // Markup and quoting characters: an address is shown in pages and mails.
+        && !email.contains(['<', '>', '"', '\'', '`', '(', ')', ',', ';', ':', '\\', '[', ']'])
+        && !email.chars().any(|c| c.is_control() || is_format_char(c))
 }

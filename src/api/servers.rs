@@ -54,6 +54,8 @@ pub async fn create<D: Db, K: Kv, H: Http>(
     req: &Request,
     m: &Member,
 ) -> Result<Response, ApiError> {
+    // Servers are what goes on the air: owners and admins make them (the documented role model).
+    m.require_admin()?;
     let body: CreateBody = req.json(limits::API_JSON)?;
     let app = apps_store::get_app(svc.db, &m.workspace_id, &body.app_id)
         .await?
@@ -115,6 +117,11 @@ pub struct UpdateBody {
     probe_tool: Option<Option<String>>,
 }
 
+/// Every field `auth_config` may hold (see `store::servers::AuthConfig`); `credential_origin` is
+/// written by FlowCP only.
+const AUTH_CONFIG_FIELDS: &[&str] =
+    &["in", "name", "scopes", "authorize_url", "token_url", "client_id", "credential_origin"];
+
 fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
     let bad = |m: &str| Err(ApiError::new(ErrorCode::InvalidAuthConfig, m.to_string()));
     let obj = match cfg {
@@ -149,8 +156,17 @@ fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
         }
         AuthMode::None | AuthMode::Bearer => {}
     }
-    if obj.keys().any(|k| k.contains("secret") || k == "value" || k == "token") {
-        return bad("Secrets go through PUT .../credential, never into auth_config.");
+    // An allow-list, not a name filter: a key that is not a known field of some mode could be a
+    // secret under any name (`api_key`, `password`, `access_token`...), and auth_config is shown
+    // to every member and exported.
+    if let Some(k) = obj.keys().find(|k| !AUTH_CONFIG_FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidAuthConfig,
+            format!(
+                "auth_config has no field {k:?} (known: {}); secrets go through PUT .../credential, never into auth_config.",
+                AUTH_CONFIG_FIELDS.join(", ")
+            ),
+        ));
     }
     Ok(())
 }

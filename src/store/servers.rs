@@ -12,10 +12,10 @@ use super::{opt_text, parsed, row_i64, text, Db, Row, SqlValue, StoreError};
 use crate::openapi::ApiKeyLocation;
 use crate::vocab::{AuthMode, VerificationReport, VerificationState};
 
-/// The documented shape of a server's `auth_config` (the stored object is kept as the owner
-/// wrote it, so other keys may appear: the schema admits them).
+/// The documented shape of a server's `auth_config`: the API accepts these fields only (an
+/// allow-list, so no secret can hide under another name).
 #[derive(JsonSchema)]
-#[schemars(extend("additionalProperties" = true))]
+#[schemars(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AuthConfig {
     /// `api_key` mode: where the key goes.
@@ -29,6 +29,8 @@ pub struct AuthConfig {
     authorize_url: Option<String>,
     /// `oauth` mode: the upstream's token endpoint.
     token_url: Option<String>,
+    /// `oauth` mode: FlowCP's client id at the upstream (not a secret).
+    client_id: Option<String>,
     /// Set by FlowCP when the credential is stored: the only origin it is ever sent to.
     credential_origin: Option<String>,
 }

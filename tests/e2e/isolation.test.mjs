@@ -248,6 +248,7 @@ test("roles: a member can read and curate, but only owners and admins manage ser
   assert.equal(before.server.is_public, false);
   const upBefore = up.received.length;
   for (const [method, path, body] of [
+    ["POST", "/servers", { app_id: ids.app }],
     ["PUT", `/servers/${ids.srv}/credential`, { value: "member-secret" }],
     ["DELETE", `/servers/${ids.srv}/credential`, undefined],
     ["POST", `/servers/${ids.srv}/publish`, undefined],

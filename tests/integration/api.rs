@@ -544,3 +544,96 @@ fn a_batch_is_all_or_nothing() {
     let r = block_on(flowcp::store::Db::batch(&db, &[(ok, vec!["a".into()]), (ok, vec!["b".into()])])).unwrap();
     assert_eq!(r, [1, 1]);
 }
+
+// ---- Security review 2026-11 (issue 11): one test per finding, named after the property ----
+
+impl Env {
+    fn session(&self) -> (Option<String>, Option<String>) {
+        (self.cookie.borrow().clone(), self.csrf.borrow().clone())
+    }
+}
+
+/// S8: creating a server is an admin's act, as the role model says: a member gets 403 and no
+/// server is made.
+#[test]
+fn members_cannot_create_servers() {
+    let env = Env::new();
+    let ws = signed_up(&env, "owner-s8@example.com");
+    let (app, _) = api_key_server(&env, &ws);
+    let (owner_cookie, owner_csrf) = env.session();
+    signed_up(&env, "member-s8@example.com");
+    let (member_cookie, member_csrf) = env.session();
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let added = env.call_as(
+        "POST",
+        &p("/members"),
+        owner_cookie.as_deref(),
+        owner_csrf.as_deref(),
+        Some(json!({ "email": "member-s8@example.com", "role": "member" })),
+    );
+    assert_eq!(added.status, 201, "{:?}", added.body);
+    let before = env.count("SELECT COUNT(*) AS n FROM servers");
+    let r = env.call_as(
+        "POST",
+        &p("/servers"),
+        member_cookie.as_deref(),
+        member_csrf.as_deref(),
+        Some(json!({ "app_id": app })),
+    );
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM servers"), before);
+}
+
+/// S7: `auth_config` holds only the known non-secret fields of the modes (an allow-list): a
+/// secret under any other name (`api_key`, `password`, `access_token`...) is refused with 422
+/// and nothing is stored, so it can never be shown to members or exported.
+#[test]
+fn auth_config_accepts_only_known_fields() {
+    let env = Env::new();
+    let ws = signed_up(&env, "owner-s7@example.com");
+    let (_, srv) = api_key_server(&env, &ws);
+    let path = format!("/api/v1/workspaces/{ws}/servers/{srv}");
+    for key in ["api_key", "password", "access_token", "refresh_token", "client_secret", "x"] {
+        let mut cfg = json!({ "in": "header", "name": "X-Api-Key" });
+        cfg[key] = json!("sk_live_not_here_123");
+        let r = env.call("PATCH", &path, Some(json!({ "auth_config": cfg })));
+        assert_eq!(r.status, 422, "{key}: {:?}", r.body);
+        assert_eq!(r.body.unwrap()["error"]["code"], "invalid_auth_config");
+    }
+    let stored = env.call("GET", &path, None).body.unwrap();
+    assert!(!stored.to_string().contains("sk_live_not_here_123"), "{stored}");
+    let ok = env.call(
+        "PATCH",
+        &path,
+        Some(json!({ "auth_mode": "oauth", "auth_config": {
+            "authorize_url": "https://id.example.com/authorize", "token_url": "https://id.example.com/token",
+            "client_id": "flowcp", "scopes": ["read"] } })),
+    );
+    assert_eq!(ok.status, 200, "the known OAuth fields are accepted: {:?}", ok.body);
+}
+
+/// S9: names refuse Unicode format and bidi characters (they can make "ACME Security" read as
+/// something it is not); email addresses refuse markup and quoting characters.
+#[test]
+fn names_refuse_bidi_and_format_characters_and_emails_refuse_markup() {
+    let env = Env::new();
+    signed_up(&env, "owner-s9@example.com");
+    for name in ["ACME \u{202E}ytiruceS", "a\u{200B}b", "x\u{2066}y\u{2069}", "soft\u{00AD}hyphen", "tag\u{E0041}"] {
+        let r = env.call("POST", "/api/v1/workspaces", Some(json!({ "name": name })));
+        assert_eq!(r.status, 422, "{name:?}: {:?}", r.body);
+        assert_eq!(r.body.unwrap()["error"]["code"], "invalid_name");
+    }
+    assert_eq!(env.call("POST", "/api/v1/workspaces", Some(json!({ "name": "Équipe Ünïcode ✓" }))).status, 201);
+    for email in
+        ["a<script>@example.com", "\"a\"@example.com", "a@exa>mple.com", "a`b@example.com", "a\u{202E}@example.com"]
+    {
+        let r = env.call(
+            "POST",
+            "/api/v1/auth/signup",
+            Some(json!({ "email": email, "password": "a long enough password", "display_name": "X",
+                "workspace_name": "W", "accept_terms": true, "accept_privacy": true })),
+        );
+        assert_eq!(r.status, 422, "{email:?}: {:?}", r.body);
+        assert_eq!(r.body.unwrap()["error"]["code"], "invalid_email");
+    }
+}

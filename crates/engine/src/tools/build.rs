@@ -263,10 +263,13 @@ fn build_param(ctx: &DocCtx, p: &ParamIn, problems: &mut Vec<Problem>) -> Option
         problems.push(Problem::warning(&p.pointer, format!("parameter location {loc_s:?} is not supported; skipped")));
         return None;
     };
-    if location == ParamLocation::Header
-        && ["accept", "content-type", "authorization"].contains(&wire.to_ascii_lowercase().as_str())
-    {
-        problems.push(Problem::warning(&p.pointer, format!("header parameter {wire:?} is set by FlowCP; ignored")));
+    if location == ParamLocation::Header && super::names::is_forbidden_header(&wire) {
+        let why = if ["accept", "content-type", "authorization"].contains(&wire.to_ascii_lowercase().as_str()) {
+            "is set by FlowCP"
+        } else {
+            "is a header a request may not choose (host, framing, forwarding or method override)"
+        };
+        problems.push(Problem::warning(&p.pointer, format!("header parameter {wire:?} {why}; ignored")));
         return None;
     }
     let default_style = match location {

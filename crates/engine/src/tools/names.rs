@@ -129,3 +129,47 @@ pub fn is_valid_arg_name(name: &str) -> bool {
         && name.len() <= MAX_NAME_LEN
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
+
+/// Header names a document may not set on a request FlowCP sends: those FlowCP sets itself
+/// (`Accept`, `Content-Type`, `Authorization`), Fetch's forbidden request headers (`Host`,
+/// `Content-Length`, `Cookie`, `Transfer-Encoding`...), and forwarding or method-override
+/// headers a proxy or platform may honour (`X-Forwarded-*`, `Forwarded`, `CF-*`,
+/// `X-HTTP-Method-Override`). A parameter with such a name is dropped at import with a warning
+/// and never sent, so a client cannot pick the virtual host or the framing the credential goes to.
+pub fn is_forbidden_header(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "accept",
+        "content-type",
+        "authorization",
+        "accept-charset",
+        "accept-encoding",
+        "access-control-request-headers",
+        "access-control-request-method",
+        "connection",
+        "content-length",
+        "cookie",
+        "cookie2",
+        "date",
+        "dnt",
+        "expect",
+        "host",
+        "keep-alive",
+        "origin",
+        "referer",
+        "set-cookie",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "via",
+        "forwarded",
+        "x-http-method",
+        "x-http-method-override",
+        "x-method-override",
+        "x-real-ip",
+        "true-client-ip",
+    ];
+    const PREFIXES: &[&str] = &["proxy-", "sec-", "x-forwarded-", "cf-"];
+    let n = name.trim().to_ascii_lowercase();
+    EXACT.contains(&n.as_str()) || PREFIXES.iter().any(|p| n.starts_with(p))
+}

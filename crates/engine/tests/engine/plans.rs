@@ -349,3 +349,52 @@ fn annotations_follow_the_method() {
     let put = tool("replacePet").annotations;
     assert_eq!((put.read_only_hint, put.destructive_hint, put.idempotent_hint), (Some(false), None, Some(true)));
 }
+
+/// Security review S2: a document cannot make FlowCP send `Host`, framing, cookie, forwarding
+/// or method-override headers. The parameter is dropped at import with a warning, and a stored
+/// tool that still has one (imported before the rule) never sends it.
+#[test]
+fn header_parameters_with_forbidden_names_are_dropped_and_never_sent() {
+    let forbidden = [
+        "Host",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Cookie",
+        "X-Forwarded-Host",
+        "Forwarded",
+        "X-HTTP-Method-Override",
+        "CF-Connecting-IP",
+        "Proxy-Authorization",
+        "Sec-Fetch-Site",
+    ];
+    let params: Vec<Value> = forbidden
+        .iter()
+        .map(|n| json!({"name": n, "in": "header", "schema": {"type": "string"}}))
+        .chain([json!({"name": "X-Trace", "in": "header", "schema": {"type": "string"}})])
+        .collect();
+    let doc = json!({"openapi": "3.0.3", "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "https://api.example.com"}],
+        "paths": {"/x": {"get": {"operationId": "getX", "parameters": params, "responses": {"200": {"description": "ok"}}}}}});
+    let report = import_value(doc).expect("import");
+    let tool = &report.tools[0];
+    let args: Vec<&String> = tool.request.params.iter().map(|p| &p.wire).collect();
+    assert_eq!(args, ["X-Trace"], "only the ordinary header stays");
+    for n in forbidden {
+        assert!(
+            report.problems.iter().any(|p| p.message.contains(&format!("{n:?}")) && p.message.contains("ignored")),
+            "no warning for {n}: {:?}",
+            report.problems
+        );
+    }
+    // A tool stored before the rule, with a Host parameter, sends no Host header.
+    let mut old = tool.clone();
+    let mut host = old.request.params[0].clone();
+    host.wire = "Host".into();
+    host.arg = "Host".into();
+    old.request.params.push(host);
+    old.input_schema["properties"]["Host"] = json!({"type": "string"});
+    let plan =
+        build_request(&old, &json!({"X-Trace": "t", "Host": "evil.example"}), &Credential::None, None).expect("plan");
+    assert!(plan.headers.iter().all(|(k, _)| !k.eq_ignore_ascii_case("host")), "{:?}", plan.headers);
+    assert!(plan.headers.iter().any(|(k, v)| k == "X-Trace" && v == "t"));
+}
