@@ -159,7 +159,8 @@ async function main() {
   // FlowCP, with cold start measured on the way up.
   const t0 = performance.now();
   // The product default: no per-request log line (errors are still logged).
-  const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0" }, logLevel: "warn" });
+  const vars = { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0" };
+  const w = await startWorker({ vars, logLevel: "warn" });
   cleanups.push(() => w.stop());
   results.costs.cold_start_ms = Math.round(performance.now() - t0);
   let t1 = performance.now();
@@ -213,7 +214,8 @@ async function main() {
   for (const [label, file] of [["GitHub (13 MB JSON)", "/tmp/flowcp-bench-github.json"], ["Stripe (6 MB YAML)", "/tmp/flowcp-bench-stripe.yaml"]]) {
     results.imports.push({ document: label, where: "native (release CLI)", ...nativeImport(file) });
   }
-  const wasmMb = async () => Math.round((await (await fetch(`${w.url}/healthz`)).json()).memory.wasm_bytes / 2 ** 20);
+  const deep = { headers: { authorization: `Bearer ${vars.FLOWCP_OPERATOR_TOKEN}` } };
+  const wasmMb = async () => Math.round((await (await fetch(`${w.url}/healthz`, deep)).json()).memory.wasm_bytes / 2 ** 20);
   const before = workerdRss();
   const wasmBefore = await wasmMb();
   const gh = await flowcpServer(w, upstream, github, { name: "GitHub" });

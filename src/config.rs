@@ -13,6 +13,15 @@ pub const SESSION_SECRET: &str = "FLOWCP_SESSION_SECRET";
 
 /// Hosts the MCP endpoints answer for (a var, not a secret).
 pub const ALLOWED_HOSTS: &str = "FLOWCP_ALLOWED_HOSTS";
+/// Optional secret: `Authorization: Bearer <it>` on `/healthz` asks for the deep check.
+pub const OPERATOR_TOKEN: &str = "FLOWCP_OPERATOR_TOKEN";
+/// A shorter operator token is ignored (the deep check stays off): it could be guessed.
+pub const MIN_OPERATOR_TOKEN_LEN: usize = 32;
+
+/// The operator token, when one of at least [`MIN_OPERATOR_TOKEN_LEN`] characters is set.
+pub fn operator_token(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    get(OPERATOR_TOKEN).map(|t| t.trim().to_string()).filter(|t| t.len() >= MIN_OPERATOR_TOKEN_LEN)
+}
 
 pub const REQUIRED_SECRETS: [&str; 2] = [ENCRYPTION_KEYS, SESSION_SECRET];
 
@@ -70,6 +79,9 @@ pub fn redaction_values(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(s) = get(SESSION_SECRET) {
         out.push(s.trim().to_string());
+    }
+    if let Some(t) = get(OPERATOR_TOKEN) {
+        out.push(t.trim().to_string());
     }
     if let Some(keys) = get(ENCRYPTION_KEYS) {
         out.push(keys.trim().to_string());

@@ -90,9 +90,17 @@ pub fn access_key_key(key_hash: &str) -> String {
     format!("akey:{key_hash}")
 }
 
-/// KV key of a server's encrypted upstream credential.
+/// KV key of a server's encrypted upstream credential as the owner last set it (the draft:
+/// verification uses it, and the next publish copies it).
 pub fn credential_key(server_id: &str) -> String {
     format!("cred:{server_id}")
+}
+
+/// KV key of the credential copy that manifest `version` uses. Publishing copies the draft
+/// credential here, so entering a new credential never changes what (or where) a live manifest
+/// sends until the next publish.
+pub fn published_credential_key(server_id: &str, version: i64) -> String {
+    format!("cred:{server_id}:v{version}")
 }
 
 /// KV key of the highest manifest version ever written for a server.

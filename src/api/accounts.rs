@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::context::SessionUser;
 use super::input::{clean_name, valid_email};
-use super::views::{LoggedIn, Me, SignedUp, UserView};
+use super::views::{LoggedIn, Me, PasswordChanged, SignedUp, UserView};
 use super::{Request, Response, Services};
 use crate::auth::{password, session, throttle};
 use crate::crypto::random_id;
@@ -176,11 +176,32 @@ pub async fn change_password<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let body: ChangePasswordBody = req.json(limits::API_JSON)?;
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
-    if !password::verify_password(&body.current_password, &user.password_hash) {
-        return Err(ApiError::new(ErrorCode::WrongPassword, "The current password is wrong."));
-    }
+    reauthenticate(svc, req, &user, &body.current_password, "The current password is wrong.").await?;
     password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
     let hash = password::hash_password(&body.new_password)?;
-    crate::service::accounts::change_password(svc.db, &s.user_id, &hash, Some(&s.id_hash), svc.now_ms).await?;
-    Ok(Response::no_content())
+    // Every session ends, this one included (someone who stole it is out too); the answer
+    // carries a fresh session for the person who changed it.
+    crate::service::accounts::change_password(svc.db, &s.user_id, &hash, None, svc.now_ms).await?;
+    let (cookie, csrf) = start_session(svc, &s.user_id).await?;
+    Ok(Response::ok(&PasswordChanged { csrf_token: csrf })?.with_header("set-cookie", cookie))
+}
+
+/// A password check inside a session (change password, delete account), throttled like a login
+/// on the account's email and the client's address: a stolen session cookie cannot be used to
+/// guess the password at argon2 speed.
+pub async fn reauthenticate<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    user: &users::User,
+    given: &str,
+    wrong: &'static str,
+) -> Result<(), ApiError> {
+    let keys = throttle::LoginKeys::new(&user.email, req.client_addr.as_deref());
+    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    if !password::verify_password(given, &user.password_hash) {
+        throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
+        return Err(ApiError::new(ErrorCode::WrongPassword, wrong));
+    }
+    throttle::note_success(svc.db, &keys).await?;
+    Ok(())
 }

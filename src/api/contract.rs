@@ -104,7 +104,7 @@ pub fn contract(id: RouteId) -> Contract {
         Login => c(200, json(of::<accounts::LoginBody>), Some(of::<LoggedIn>)),
         Logout => c(204, Body::None, None),
         Me => c(200, Body::None, Some(of::<views::Me>)),
-        ChangePassword => c(204, json(of::<accounts::ChangePasswordBody>), None),
+        ChangePassword => c(200, json(of::<accounts::ChangePasswordBody>), Some(of::<PasswordChanged>)),
         ListWorkspaces => c(200, Body::None, Some(of::<Items<Workspace>>)),
         CreateWorkspace => c(201, json(of::<workspaces::CreateBody>), Some(of::<Workspace>)),
         GetWorkspace => c(200, Body::None, Some(of::<Workspace>)),

@@ -12,7 +12,6 @@ use super::views::{
     Export, ExportedApp, ExportedServer, ExportedUser, ExportedWorkspace, Items, Page, SecretSet, ToolView,
 };
 use super::{Request, Response, Services};
-use crate::auth::password;
 use crate::crypto::aad_workspace_secret;
 use crate::error::{limits, ApiError, ErrorCode};
 use crate::net::Http;
@@ -161,9 +160,7 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let body: DeleteAccountBody = req.json(limits::API_JSON)?;
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
-    if !password::verify_password(&body.password, &user.password_hash) {
-        return Err(ApiError::new(ErrorCode::WrongPassword, "The password is wrong."));
-    }
+    super::accounts::reauthenticate(svc, req, &user, &body.password, "The password is wrong.").await?;
     for w in workspaces::list_for_user(svc.db, &s.user_id).await? {
         let owners = workspaces::members(svc.db, &w.id)
             .await?

@@ -482,7 +482,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
             mode: s.auth_mode,
             public: s.is_public,
             placement: placement_of(&s),
-            credential_ref: s.credential_key.clone(),
+            credential_ref: s.credential_key.as_ref().map(|_| manifest::published_credential_key(&s.id, version)),
             credential_origin: credential_origin_of(&s),
             scopes: s
                 .auth_config

@@ -63,6 +63,13 @@ pub struct Me {
     pub csrf_token: String,
 }
 
+/// The password is changed; every session ended, and this answer starts a new one (its cookie
+/// is in `Set-Cookie`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PasswordChanged {
+    pub csrf_token: String,
+}
+
 /// A member's role after a change.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct MemberRole {

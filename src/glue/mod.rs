@@ -75,6 +75,12 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     if path == "/healthz" {
         return match req.method() {
             Method::Get | Method::Head => {
+                let authorization = req.headers().get("authorization").ok().flatten();
+                if health::probe_kind(authorization.as_deref(), settings.operator_token.as_deref())?
+                    == health::Probe::Liveness
+                {
+                    return Ok((json_response(&health::liveness())?, None));
+                }
                 let db = D1Db::new(env, D1_BINDING)?;
                 let kv = KvStorePort::new(env, KV_BINDING)?;
                 let (mut resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
@@ -285,6 +291,8 @@ struct Settings {
     log_requests: bool,
     /// `FLOWCP_ENV=development`: the local demo API under `/demo/` is served.
     development: bool,
+    /// `FLOWCP_OPERATOR_TOKEN`: opens the deep `/healthz` check.
+    operator_token: Option<String>,
 }
 
 thread_local! {
@@ -326,6 +334,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
             .unwrap_or(mcp_server::UPSTREAM_TIMEOUT_MS),
         log_requests: var_is_on(env, "FLOWCP_LOG_REQUESTS"),
         development: env.var("FLOWCP_ENV").map(|v| v.to_string() == "development").unwrap_or(false),
+        operator_token: config::operator_token(|name| env.secret(name).ok().map(|s| s.to_string())),
     });
     SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
     Ok(s)
@@ -368,11 +377,13 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     match retention::run(&db, now_ms(), RetentionPolicy::default()).await {
         Ok(r) => console_log!(
-            "retention: deleted {} audit events older than {} ms in {} batches (complete: {})",
+            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows",
             r.deleted,
             r.cutoff_ms,
             r.batches,
-            r.complete
+            r.complete,
+            r.sessions_deleted,
+            r.throttle_deleted
         ),
         Err(e) => console_error!("retention failed: {}", redactor.text(&e.to_string())),
     }

@@ -1,9 +1,12 @@
-//! Audit retention: rows older than the retention window are deleted in bounded batches.
+//! Retention: audit rows older than the retention window, sessions a day past their expiry and
+//! login-throttle rows idle for a day are deleted in bounded batches.
 //!
 //! Each batch is one bounded `DELETE` (see `store::audit::DELETE_OLDER_THAN`). The run stops when
 //! a batch deletes fewer rows than its size (nothing older is left) or after `max_batches`, so one
-//! cron invocation stays inside the Worker's CPU and wall-clock budget; the next run continues.
+//! cron invocation stays inside the Worker's CPU and wall-clock budget; the cron runs hourly, so
+//! the next run continues well within the day (200,000 audit rows per run, 4.8 million a day).
 
+use crate::store::sessions::{self, throttle};
 use crate::store::{audit, Db, StoreError};
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -17,7 +20,7 @@ pub struct RetentionPolicy {
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
-        RetentionPolicy { retain_days: 30, batch_size: 500, max_batches: 40 }
+        RetentionPolicy { retain_days: 30, batch_size: 500, max_batches: 400 }
     }
 }
 
@@ -28,11 +31,22 @@ pub struct RetentionReport {
     pub batches: u32,
     /// False when `max_batches` was reached with rows possibly left for the next run.
     pub complete: bool,
+    /// Sessions deleted (expired more than a day ago).
+    pub sessions_deleted: u64,
+    /// Login-throttle rows deleted (idle for more than a day).
+    pub throttle_deleted: u64,
 }
 
 pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<RetentionReport, StoreError> {
     let cutoff_ms = now_ms - policy.retain_days * DAY_MS;
-    let mut report = RetentionReport { cutoff_ms, deleted: 0, batches: 0, complete: false };
+    let mut report = RetentionReport {
+        cutoff_ms,
+        deleted: 0,
+        batches: 0,
+        complete: false,
+        sessions_deleted: 0,
+        throttle_deleted: 0,
+    };
     while report.batches < policy.max_batches {
         let n = audit::delete_older_than(db, cutoff_ms, policy.batch_size).await?;
         report.batches += 1;
@@ -42,5 +56,16 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
             break;
         }
     }
+    // Sessions and throttle rows: anyone can create throttle rows (a failed login per random
+    // email), so they must not accumulate.
+    let day_ago = now_ms - DAY_MS;
+    for _ in 0..policy.max_batches {
+        let n = sessions::delete_expired(db, day_ago, i64::from(policy.batch_size)).await?;
+        report.sessions_deleted += n;
+        if n < u64::from(policy.batch_size) {
+            break;
+        }
+    }
+    report.throttle_deleted = throttle::delete_idle(db, day_ago).await?;
     Ok(report)
 }

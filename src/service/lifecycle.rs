@@ -1,6 +1,7 @@
 //! A published server's life in KV: publish, retract and delete. This module owns every KV key
 //! of a server (the live pointer, each manifest version, the highest version written, the
-//! sealed credential and the access-key mirrors), so no handler writes or deletes one sideways.
+//! sealed credential — the draft and the copy each live manifest uses — and the access-key
+//! mirrors), so no handler writes or deletes one sideways.
 //!
 //! Order matters for the hot path: a manifest version is written before the live pointer names
 //! it, and a retraction removes the pointer first.
@@ -15,20 +16,34 @@ pub async fn latest_version(kv: &impl Kv, server_id: &str) -> Result<i64, StoreE
     Ok(raw.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(0))
 }
 
-/// Puts manifest `version` on the air. A credential the owner cleared while the previous
-/// version was live (`credential_cleared`) is deleted now that nothing references it.
+/// Puts manifest `version` on the air. The draft credential is copied for this version first
+/// (its manifest names the copy, so a credential entered later changes nothing live until the
+/// next publish); then the manifest, then the live pointer; then the copy of the version that
+/// was live before, which nothing references any more. A credential the owner cleared while the
+/// previous version was live is deleted now.
 pub async fn publish(kv: &impl Kv, s: &Server, version: i64, manifest_bytes: &[u8]) -> Result<(), StoreError> {
-    if s.credential_key.is_none() {
-        kv.delete(&manifest::credential_key(&s.id)).await?;
+    match &s.credential_key {
+        Some(draft) => {
+            let sealed = kv.get(draft).await?.ok_or_else(|| StoreError::Corrupt(format!("{draft} is missing")))?;
+            kv.put(&manifest::published_credential_key(&s.id, version), &sealed, None).await?;
+        }
+        None => kv.delete(&manifest::credential_key(&s.id)).await?,
     }
     kv.put(&manifest::manifest_key(&s.id, version), manifest_bytes, None).await?;
     kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await?;
-    kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await
+    kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
+    if let Some(previous) = s.published_version.filter(|p| *p != version) {
+        kv.delete(&manifest::published_credential_key(&s.id, previous)).await?;
+    }
+    Ok(())
 }
 
 /// Takes a server off the air (its manifests stay for the next publish's numbering).
 pub async fn retract(kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
     kv.delete(&manifest::live_key(&s.id)).await?;
+    if let Some(live) = s.published_version {
+        kv.delete(&manifest::published_credential_key(&s.id, live)).await?;
+    }
     if s.credential_key.is_none() {
         kv.delete(&manifest::credential_key(&s.id)).await?;
     }
@@ -41,6 +56,7 @@ pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), St
     kv.delete(&manifest::live_key(&s.id)).await?;
     for v in 1..=s.published_version.unwrap_or(0).max(latest_version(kv, &s.id).await?) {
         kv.delete(&manifest::manifest_key(&s.id, v)).await?;
+        kv.delete(&manifest::published_credential_key(&s.id, v)).await?;
     }
     kv.delete(&manifest::latest_key(&s.id)).await?;
     kv.delete(&manifest::credential_key(&s.id)).await?;

@@ -76,7 +76,11 @@ pub async fn insert(db: &impl Db, e: &AuditEvent) -> Result<(), StoreError> {
 pub const ROWS_PER_INSERT: usize = 9;
 
 /// Inserts many events with multi-row INSERTs (the coalesced audit writer's path).
+/// Writes events in multi-row statements. One failing statement does not drop the others (a
+/// flush holds every tenant's events of an isolate): every chunk is tried, and the error says
+/// how many events were not written.
 pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), StoreError> {
+    let mut failed: Option<(usize, StoreError)> = None;
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, upstream_status, latency_ms, \
@@ -114,9 +118,15 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
                 e.connection_hash.clone().into(),
             ]);
         }
-        db.execute(&sql, &params).await?;
+        if let Err(e) = db.execute(&sql, &params).await {
+            let (n, _) = failed.get_or_insert((0, e));
+            *n += chunk.len();
+        }
     }
-    Ok(())
+    match failed {
+        None => Ok(()),
+        Some((n, e)) => Err(StoreError::Backend(format!("{n} of {} audit events not written: {e}", events.len()))),
+    }
 }
 
 pub async fn delete_older_than(db: &impl Db, cutoff_ms: i64, limit: u32) -> Result<u64, StoreError> {

@@ -117,13 +117,18 @@ test("change password: a wrong current password is 403 and changes nothing; a ri
   assert.equal((await login(email, pw2)).r.status, 401, "the new password was set anyway");
   assert.equal((await other.c.get("/api/v1/me")).status, 200);
 
+  const oldCookie = c.cookie;
   r = await c.post("/api/v1/me/password", { current_password: pw1, new_password: pw2 });
-  assert.equal(r.status, 204, JSON.stringify(r.body));
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  // This session is rotated: the old cookie is dead, the client holds the new one.
+  assert.notEqual(c.cookie, oldCookie);
+  const stale = await fetch(`${w.url}/api/v1/me`, { headers: { cookie: oldCookie } });
+  assert.equal(stale.status, 401, "the old cookie of this session ends too");
   // The other session is revoked...
   r = await other.c.get("/api/v1/me");
   assert.equal(r.status, 401);
   assert.equal(r.body.error.code, "unauthenticated");
-  // ...the current one keeps working, reads and writes (its CSRF token is still valid)...
+  // ...the new one works, reads and writes (with the CSRF token the answer carried)...
   r = await c.get("/api/v1/me");
   assert.equal(r.status, 200);
   assert.equal(r.body.user.email, email);

@@ -30,6 +30,8 @@ export function testSecrets() {
   return {
     FLOWCP_ENCRYPTION_KEYS: "k1:" + randomBytes(32).toString("hex"),
     FLOWCP_SESSION_SECRET: randomBytes(32).toString("hex"),
+    // Opens the deep /healthz check (version, D1 and KV round trip, memory).
+    FLOWCP_OPERATOR_TOKEN: randomBytes(32).toString("hex"),
     FLOWCP_ALLOW_LOCAL_FETCH: "1",
     // Tests log every request so the "no secret in the log" checks see the request lines too.
     FLOWCP_LOG_REQUESTS: "1",
@@ -97,13 +99,17 @@ export async function startWorker({ vars = testSecrets(), stateDir = newState(),
     try {
       // Ready means this Worker answers on its own routes: the health check with its version,
       // and an API route (not the static-assets front, which answers before the Worker is up).
-      const h = await fetch(`${url}/healthz`);
+      const token = vars.FLOWCP_OPERATOR_TOKEN;
+      const h = await fetch(`${url}/healthz`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
       const health = await h.json().catch(() => null);
       // A deliberately misconfigured Worker (anyAnswer) only has to answer at all.
       if (anyAnswer && health) break;
       const api = await fetch(`${url}/api/v1/openapi.json`);
       const doc = await api.json().catch(() => null);
-      if (health?.version && api.status === 200 && doc?.openapi) break;
+      // The Worker's own answers (the static-assets front answers neither): the deep check with
+      // its version when the operator token is set, else the liveness answer.
+      const alive = token ? Boolean(health?.version) : health?.status === "ok";
+      if (alive && api.status === 200 && doc?.openapi) break;
       await sleep(250);
     } catch {
       await sleep(250);

@@ -8,8 +8,18 @@ let w;
 before(async () => { w = await startWorker({ vars: secrets }); });
 after(async () => { await w?.stop(); w?.cleanup(); });
 
-test("healthz reports version and a real D1 and KV round trip", async () => {
+test("the public healthz is liveness only: no version, no memory figure, no backend work", async () => {
   const r = await fetch(`${w.url}/healthz`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { status: "ok" });
+  assert.equal((await fetch(`${w.url}/healthz`, { method: "HEAD" })).status, 200);
+  const wrong = await fetch(`${w.url}/healthz`, { headers: { authorization: "Bearer not-the-operator-token" } });
+  assert.equal(wrong.status, 401);
+  assert.equal((await wrong.json()).error.code, "unauthenticated");
+});
+
+test("healthz with the operator token reports version and a real D1 and KV round trip", async () => {
+  const r = await fetch(`${w.url}/healthz`, { headers: { authorization: `Bearer ${secrets.FLOWCP_OPERATOR_TOKEN}` } });
   assert.equal(r.status, 200);
   assert.match(r.headers.get("content-type"), /application\/json/);
   const body = await r.json();

@@ -20,7 +20,7 @@ test("scheduled retention deletes old audit rows and keeps recent ones", async (
 
   const w = await startWorker({ stateDir: state });
   try {
-    const r = await fetch(`${w.url}/__scheduled?cron=${encodeURIComponent("17 3 * * *")}`);
+    const r = await fetch(`${w.url}/__scheduled?cron=${encodeURIComponent("17 * * * *")}`);
     assert.equal(r.status, 200);
     await w.waitForLog(/retention: deleted 2 audit events/);
   } finally {

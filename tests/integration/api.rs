@@ -122,7 +122,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     let entries = env.kv.entries.borrow();
     let manifest = &entries.get(&format!("manifest:{srv}:1")).expect("manifest written").0;
     let text = String::from_utf8(manifest.clone()).unwrap();
-    assert!(text.contains(&format!("\"credentialRef\":\"cred:{srv}\"")), "{text}");
+    assert!(text.contains(&format!("\"credentialRef\":\"cred:{srv}:v1\"")), "{text}");
     assert!(!text.contains(CREDENTIAL), "the manifest holds the secret");
     let sealed = String::from_utf8(entries.get(&format!("cred:{srv}")).unwrap().0.clone()).unwrap();
     assert!(sealed.starts_with("fcp1.k1.") && !sealed.contains(CREDENTIAL));
@@ -368,7 +368,9 @@ fn the_csrf_token_is_bound_to_its_session_and_dies_with_it() {
 }
 
 #[test]
-fn changing_the_password_ends_other_sessions_and_keeps_this_one() {
+/// Security review F8 (c): a password change ends every session, this one included (a thief
+/// holding this cookie is out), and its answer starts a fresh session for the person.
+fn changing_the_password_rotates_this_session_and_ends_all_others() {
     let env = Env::new();
     signed_up(&env, "pw@example.com");
     let (cookie_a, token_a) = (env.cookie.borrow().clone().unwrap(), env.csrf.borrow().clone().unwrap());
@@ -390,9 +392,18 @@ fn changing_the_password_ends_other_sessions_and_keeps_this_one() {
         Some(&token_a),
         Some(json!({ "current_password": "a long enough password", "new_password": "a brand new password" })),
     );
-    assert_eq!(ok.status, 204, "{:?}", ok.body);
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let fresh =
+        ok.headers.iter().find(|(k, _)| k == "set-cookie").map(|(_, v)| v.split(';').next().unwrap().to_string());
+    let fresh = fresh.expect("a new session cookie");
+    assert_ne!(fresh, cookie_a);
+    let fresh_csrf = ok.body.unwrap()["csrf_token"].as_str().unwrap().to_string();
     assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_b), None, None).status, 401, "other sessions end");
-    assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_a), None, None).status, 200, "this one stays");
+    assert_eq!(env.call_as("GET", "/api/v1/me", Some(&cookie_a), None, None).status, 401, "this cookie ends too");
+    assert_eq!(env.call_as("GET", "/api/v1/me", Some(&fresh), None, None).status, 200, "the new session works");
+    let write =
+        env.call_as("POST", "/api/v1/workspaces", Some(&fresh), Some(&fresh_csrf), Some(json!({ "name": "After" })));
+    assert_eq!(write.status, 201, "and writes with its CSRF token: {:?}", write.body);
     assert_eq!(env.login("pw@example.com", "a long enough password").status, 401);
     assert_eq!(env.login("pw@example.com", "a brand new password").status, 200);
 }
@@ -636,4 +647,85 @@ fn names_refuse_bidi_and_format_characters_and_emails_refuse_markup() {
         assert_eq!(r.status, 422, "{email:?}: {:?}", r.body);
         assert_eq!(r.body.unwrap()["error"]["code"], "invalid_email");
     }
+}
+
+/// F8 (b): a session cannot be used to guess the password without limit: wrong current
+/// passwords on `POST /me/password` and `DELETE /me` are throttled like logins (the 6th wrong
+/// guess within the window is 429, and the right password is not even checked then).
+#[test]
+fn password_checks_inside_a_session_are_throttled() {
+    for (method, path) in [("POST", "/api/v1/me/password"), ("DELETE", "/api/v1/me")] {
+        let env = Env::new();
+        let email = format!("guess-{}@example.com", method.to_ascii_lowercase());
+        signed_up(&env, &email);
+        let body = |pw: &str| match method {
+            "POST" => json!({ "current_password": pw, "new_password": "a brand new password" }),
+            _ => json!({ "password": pw }),
+        };
+        let statuses: Vec<u16> =
+            (0..6).map(|i| env.call(method, path, Some(body(&format!("guess number {i}")))).status).collect();
+        assert_eq!(statuses, [403, 403, 403, 403, 403, 429], "{method} {path}");
+        let right = env.call(method, path, Some(body("a long enough password")));
+        assert_eq!(right.status, 429, "locked: even the right password waits ({method} {path})");
+        assert_eq!(env.count("SELECT COUNT(*) AS n FROM users"), 1, "nothing changed");
+    }
+}
+
+/// F9: a credential entered after publishing changes nothing live until the next publish: the
+/// live manifest keeps sending the credential it was published with, to the origin it was
+/// published for (the new one would otherwise go to the old host at once).
+#[test]
+fn a_new_credential_changes_nothing_live_until_the_next_publish() {
+    use flowcp::mcp::server::{handle as mcp, ManifestCache, McpRequest, Runtime};
+    let env = Env::new();
+    let ws = signed_up(&env, "f9@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.http.push(resp(200, &[("content-type", "application/json")], b"{}"));
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    let key = env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({}))).body.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The draft moves to another host with another credential; no publish.
+    const NEW: &str = "the-second-credential-value";
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "base_url": "https://other.example.com/v1" })));
+    let put = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": NEW })));
+    assert_eq!(put.body.unwrap()["credential_origin"], "https://other.example.com");
+
+    env.http.push(resp(200, &[("content-type", "application/json")], b"{}"));
+    let cache = ManifestCache::default();
+    let clock = || 1_790_000_000_000i64;
+    let rt = Runtime {
+        kv: &env.kv,
+        cache: &cache,
+        http: &env.http,
+        keyring: &env.secrets.keyring,
+        fetch_policy: FetchPolicy::default(),
+        origin: "https://flowcp.example".into(),
+        clock: &clock,
+        upstream_timeout_ms: 1000,
+    };
+    let headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("accept".to_string(), "application/json, text/event-stream".to_string()),
+        ("authorization".to_string(), format!("Bearer {key}")),
+    ];
+    let body = serde_json::to_vec(
+        &json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "listThings", "arguments": {} } }),
+    )
+    .unwrap();
+    let before = env.http.seen.borrow().len();
+    let r = block_on(mcp(&rt, &srv, &McpRequest { method: "POST", headers: &headers, body: &body }));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let seen = env.http.seen.borrow();
+    assert_eq!(seen.len(), before + 1, "{:?}", r.body);
+    assert_eq!(
+        seen[before].url,
+        format!("https://api.example.com/v1/things?api_key={CREDENTIAL}"),
+        "the live manifest sends its own credential to its own origin"
+    );
+    assert!(!seen[before].url.contains(NEW));
 }

@@ -57,3 +57,24 @@ fn database_without_schema_is_reported_without_backend_details() {
     assert!(!resp.body.to_string().contains("no such table"));
     assert!(problems[0].contains("no such table"));
 }
+
+/// Security review F6: an unauthenticated `/healthz` is a liveness answer that writes nothing,
+/// reads nothing and names no version; the deep check needs the operator token (a wrong one,
+/// or any token when none is configured, is 401).
+#[test]
+fn public_healthz_is_liveness_only_and_the_deep_check_needs_the_operator_token() {
+    use flowcp::api::health::{liveness, probe_kind, Probe};
+    const TOKEN: &str = "an operator token of at least thirty-two characters";
+    assert_eq!(probe_kind(None, Some(TOKEN)).unwrap(), Probe::Liveness);
+    assert_eq!(probe_kind(None, None).unwrap(), Probe::Liveness);
+    assert_eq!(probe_kind(Some(&format!("Bearer {TOKEN}")), Some(TOKEN)).unwrap(), Probe::Deep);
+    for wrong in ["Bearer nope", "Bearer ", TOKEN, "Basic abc", &format!("Bearer {TOKEN}x")] {
+        assert_eq!(probe_kind(Some(wrong), Some(TOKEN)).unwrap_err().status, 401, "{wrong}");
+    }
+    assert_eq!(probe_kind(Some(&format!("Bearer {TOKEN}")), None).unwrap_err().status, 401, "no token configured");
+    let live = liveness();
+    assert_eq!((live.status, live.body.clone()), (200, serde_json::json!({ "status": "ok" })));
+    // Short tokens are ignored: the deep check stays off.
+    let short = |name: &str| (name == flowcp::config::OPERATOR_TOKEN).then(|| "short".to_string());
+    assert_eq!(flowcp::config::operator_token(short), None);
+}

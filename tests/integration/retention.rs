@@ -97,3 +97,106 @@ fn insert_many_writes_every_event_in_multi_row_statements() {
     block_on(audit::insert_many(&db, &[])).unwrap();
     assert_eq!(block_on(audit::count(&db)).unwrap(), 25);
 }
+
+// ---- Security review 2026-11 (issue 11): F5 and F11 ----
+
+/// F5: the 30-day promise holds at volume — 100,000 rows older than 30 days are all gone after
+/// one run of the default policy (hourly cron), and recent rows stay.
+#[test]
+fn retention_keeps_the_30_day_promise_at_100k_rows_per_run() {
+    let db = SqliteDb::migrated();
+    let old: Vec<AuditEvent> = (0..100_000).map(|i| event(NOW - 31 * DAY_MS - i, "old")).collect();
+    block_on(async {
+        audit::insert_many(&db, &old).await.unwrap();
+        audit::insert(&db, &event(NOW - DAY_MS, "recent")).await.unwrap();
+    });
+    let report = block_on(retention::run(&db, NOW, RetentionPolicy::default())).unwrap();
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.deleted, 100_000);
+    assert_eq!(tool_names(&db), ["recent"]);
+}
+
+/// F11: sessions a day past their expiry and login-throttle rows idle for a day are deleted by
+/// the same run (anyone can create throttle rows); live ones stay.
+#[test]
+fn retention_deletes_expired_sessions_and_idle_throttle_rows() {
+    let db = SqliteDb::migrated();
+    block_on(async {
+        db.execute(
+            "INSERT INTO users (id, email, display_name, password_hash, terms_accepted_at, privacy_accepted_at, created_at, updated_at) \
+             VALUES ('u1', 'a@example.com', 'A', 'x', 0, 0, 0, 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+        for (id, expires) in [("old1", NOW - 2 * DAY_MS), ("old2", NOW - DAY_MS - 1), ("live", NOW + DAY_MS)] {
+            db.execute(
+                "INSERT INTO sessions (id_hash, user_id, csrf_hash, created_at, last_seen_at, expires_at) VALUES (?1, 'u1', 'c', 0, 0, ?2)",
+                &[id.into(), expires.into()],
+            )
+            .await
+            .unwrap();
+        }
+        for i in 0..50 {
+            let state = flowcp::store::sessions::throttle::ThrottleState {
+                failures: 1,
+                window_start: NOW - 3 * DAY_MS,
+                locked_until: None,
+            };
+            flowcp::store::sessions::throttle::put(&db, &format!("email:{i}"), &state).await.unwrap();
+        }
+        let fresh =
+            flowcp::store::sessions::throttle::ThrottleState { failures: 1, window_start: NOW, locked_until: None };
+        flowcp::store::sessions::throttle::put(&db, "email:fresh", &fresh).await.unwrap();
+    });
+    let report = block_on(retention::run(&db, NOW, RetentionPolicy::default())).unwrap();
+    assert_eq!((report.sessions_deleted, report.throttle_deleted), (2, 50), "{report:?}");
+    let left = block_on(db.query("SELECT id_hash FROM sessions", &[])).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id_hash"], "live");
+    let throttle = block_on(db.query("SELECT key FROM login_throttle", &[])).unwrap();
+    assert_eq!(throttle.len(), 1);
+}
+
+/// F5: the audit writer tries every chunk: one failing statement loses only its own events,
+/// and the error says how many.
+#[test]
+fn one_failing_audit_chunk_does_not_drop_the_others() {
+    struct FailSecond<'a> {
+        inner: &'a SqliteDb,
+        calls: std::cell::Cell<u32>,
+    }
+    impl Db for FailSecond<'_> {
+        async fn execute(
+            &self,
+            sql: &str,
+            params: &[flowcp::store::SqlValue],
+        ) -> Result<u64, flowcp::store::StoreError> {
+            self.calls.set(self.calls.get() + 1);
+            if self.calls.get() == 2 {
+                return Err(flowcp::store::StoreError::Backend("injected".into()));
+            }
+            self.inner.execute(sql, params).await
+        }
+        async fn query(
+            &self,
+            sql: &str,
+            params: &[flowcp::store::SqlValue],
+        ) -> Result<Vec<flowcp::store::Row>, flowcp::store::StoreError> {
+            self.inner.query(sql, params).await
+        }
+        async fn batch(
+            &self,
+            statements: &[flowcp::store::Statement<'_>],
+        ) -> Result<Vec<u64>, flowcp::store::StoreError> {
+            self.inner.batch(statements).await
+        }
+    }
+    let db = SqliteDb::migrated();
+    let failing = FailSecond { inner: &db, calls: std::cell::Cell::new(0) };
+    let n = audit::ROWS_PER_INSERT * 3;
+    let events: Vec<AuditEvent> = (0..n).map(|i| event(NOW + i as i64, "t")).collect();
+    let err = block_on(audit::insert_many(&failing, &events)).unwrap_err();
+    assert!(err.to_string().contains(&format!("{} of {n} audit events not written", audit::ROWS_PER_INSERT)), "{err}");
+    assert_eq!(tool_names(&db).len(), n - audit::ROWS_PER_INSERT, "the chunks after the failing one were written");
+}
