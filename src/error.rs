@@ -55,6 +55,7 @@ pub enum ErrorCode {
     InvalidToolName,
     NoApiOrigin,
     SeveralApiOrigins,
+    OriginUnconfirmed,
     UnreadableDocument,
     UrlNotAllowed,
     WeakPassword,
@@ -106,6 +107,7 @@ impl ErrorCode {
         ErrorCode::InvalidToolName,
         ErrorCode::NoApiOrigin,
         ErrorCode::SeveralApiOrigins,
+        ErrorCode::OriginUnconfirmed,
         ErrorCode::UnreadableDocument,
         ErrorCode::UrlNotAllowed,
         ErrorCode::WeakPassword,
@@ -157,6 +159,7 @@ impl ErrorCode {
             ErrorCode::InvalidToolName => "invalid_tool_name",
             ErrorCode::NoApiOrigin => "no_api_origin",
             ErrorCode::SeveralApiOrigins => "several_api_origins",
+            ErrorCode::OriginUnconfirmed => "origin_unconfirmed",
             ErrorCode::UnreadableDocument => "unreadable_document",
             ErrorCode::UrlNotAllowed => "url_not_allowed",
             ErrorCode::WeakPassword => "weak_password",
@@ -184,6 +187,7 @@ impl ErrorCode {
             | ErrorCode::EmailTaken
             | ErrorCode::LastOwner
             | ErrorCode::NotVerified
+            | ErrorCode::OriginUnconfirmed
             | ErrorCode::ToolNameTaken => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -256,6 +260,7 @@ impl ErrorCode {
             ErrorCode::InvalidToolName => "The tool name is not valid.",
             ErrorCode::NoApiOrigin => "The document names no absolute server URL; set base_url first.",
             ErrorCode::SeveralApiOrigins => "The tools call more than one host; set base_url.",
+            ErrorCode::OriginUnconfirmed => "Confirm the origin this credential may be sent to.",
             ErrorCode::UnreadableDocument => "The document could not be read.",
             ErrorCode::UrlNotAllowed => "The URL is not allowed.",
             ErrorCode::WeakPassword => "The password does not meet the policy.",

@@ -243,6 +243,10 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
 pub struct CredentialBody {
     /// The API key or token, 8 to 8192 characters; write-only.
     value: String,
+    /// The origin (`https://host[:port]`) this credential may be sent to. Required unless the
+    /// server has a `base_url` (set by an admin): the origin the imported document names must
+    /// be confirmed, since any member can import a document.
+    origin: Option<String>,
 }
 
 pub async fn put_credential<D: Db, K: Kv, H: Http>(
@@ -263,8 +267,18 @@ pub async fn put_credential<D: Db, K: Kv, H: Http>(
             ),
         ));
     }
-    // Bind the credential to the API's origin as it is now: it is never sent anywhere else.
+    // Bind the credential to the API's origin as it is now: it is never sent anywhere else. An
+    // admin chose `base_url`; an origin read from the documents (which any member may import)
+    // must be confirmed by the admin who enters the credential.
     let origin = api_origin(svc, &s).await?;
+    if s.base_url_override.is_none() && body.origin.as_deref().and_then(origin_of).as_deref() != Some(origin.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::OriginUnconfirmed,
+            format!(
+                "The imported document sends this server's requests to {origin}. Confirm it by sending \"origin\": \"{origin}\" with the credential, or set base_url first."
+            ),
+        ));
+    }
     let sealed = svc.secrets.keyring.seal(value.as_bytes(), &aad_server_credential(&s.id))?;
     let key = manifest::credential_key(&s.id);
     svc.kv.put(&key, sealed.as_bytes(), None).await?;

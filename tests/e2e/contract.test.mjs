@@ -345,7 +345,8 @@ test("servers: configure api_key auth, credential, verify, publish, keys, an MCP
   expect(await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "api_key", auth_config: { in: "header", name: "X-Api-Key" } }), 200, "configure");
   expect(await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "nonsense" }), 422, "bad auth mode");
   expect(await owner.post(P(`/servers/${spare.id}/publish`)), 409, "publish unverified");
-  expect(await owner.put(P(`/servers/${srv.id}/credential`), { value: UPSTREAM_KEY }), 200, "set credential");
+  expect(await owner.put(P(`/servers/${srv.id}/credential`), { value: UPSTREAM_KEY }), 409, "credential without a confirmed origin");
+  expect(await owner.put(P(`/servers/${srv.id}/credential`), { value: UPSTREAM_KEY, origin: up.url }), 200, "set credential");
   const v = expect(await owner.post(P(`/servers/${srv.id}/verify`)), 200, "verify");
   assert.equal(v.state, "verified", JSON.stringify(v));
   expect(await owner.post(P(`/servers/${srv.id}/publish`)), 200, "publish");

@@ -21,7 +21,7 @@ async function publish(name, { auth_mode = "none", auth_config, credential, is_p
   if (auth_config) patch.auth_config = auth_config;
   let r = await owner.patch(P(`/servers/${srv.id}`), patch);
   assert.equal(r.status, 200, JSON.stringify(r.body));
-  if (credential) await owner.put(P(`/servers/${srv.id}/credential`), { value: credential });
+  if (credential) await owner.put(P(`/servers/${srv.id}/credential`), { value: credential, origin: new URL(up.url).origin });
   r = await owner.post(P(`/servers/${srv.id}/verify`));
   assert.equal(r.body.state, "verified", JSON.stringify(r.body));
   r = await owner.post(P(`/servers/${srv.id}/publish`));
@@ -347,7 +347,7 @@ test("batch boundary (2025-03-26): exactly 32 messages are answered; 33 and an e
 test("an oauth server answers 401 with resource metadata", async () => {
   const srv = (await owner.post(P("/servers"), { app_id: appId, name: "Echo oauth" })).body;
   await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "oauth", auth_config: { authorize_url: `${up.url}/authorize`, token_url: `${up.url}/token`, client_id: "cid", scopes: ["read"] } });
-  await owner.put(P(`/servers/${srv.id}/credential`), { value: "client-secret-xyz" });
+  await owner.put(P(`/servers/${srv.id}/credential`), { value: "client-secret-xyz", origin: new URL(up.url).origin });
   let r = await owner.post(P(`/servers/${srv.id}/verify`));
   assert.equal(r.body.state, "verified", JSON.stringify(r.body));
   await owner.post(P(`/servers/${srv.id}/publish`));

@@ -107,6 +107,9 @@ test("server: configure api_key auth, credential write-only, verify with a live 
   assert.equal(r.status, 409);
   assert.equal(r.body.error.code, "not_verified");
   r = await c.put(P(`/servers/${srv.id}/credential`), { value: UPSTREAM_KEY });
+  assert.equal(r.status, 409, "the origin the document names must be confirmed");
+  assert.equal(r.body.error.code, "origin_unconfirmed");
+  r = await c.put(P(`/servers/${srv.id}/credential`), { value: UPSTREAM_KEY, origin: up.url });
   assert.deepEqual(r.body, { credential_set: true, credential_origin: up.url }, "bound to the API's origin");
   const before = up.received.length;
   r = await c.post(P(`/servers/${srv.id}/verify`));

@@ -111,7 +111,11 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     assert_eq!(srv_body["auth_config"], json!({ "in": "query", "name": "api_key" }));
     let srv = srv_body["id"].as_str().unwrap().to_string();
     env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "api_key" })));
-    let put = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    let put = env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
     assert_eq!(put.body.unwrap(), json!({ "credential_set": true, "credential_origin": "https://api.example.com" }));
     let verified = env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
     assert_eq!(verified.body.as_ref().unwrap()["state"], "verified", "{:?}", verified.body);
@@ -237,7 +241,11 @@ fn a_reimported_document_cannot_redirect_the_credential_to_another_host() {
     let ws = signed_up(&env, "h1@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let (app, srv) = api_key_server(&env, &ws);
-    let put = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    let put = env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
     assert_eq!(put.body.unwrap()["credential_origin"], "https://api.example.com");
     // A new version of the document points the same operation at another host.
     let mut evil = document();
@@ -262,7 +270,11 @@ fn deleting_an_app_takes_its_published_servers_off_the_air() {
     let ws = signed_up(&env, "h2@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let (app, srv) = api_key_server(&env, &ws);
-    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
     env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
     env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({})));
@@ -414,7 +426,11 @@ fn deleting_the_account_of_a_sole_owner_takes_its_published_servers_off_the_air(
     let ws = signed_up(&env, "gone@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let (_, srv) = api_key_server(&env, &ws);
-    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({}))).status, 201);
@@ -439,7 +455,11 @@ fn a_cleared_credential_leaves_kv_at_the_next_publish_or_unpublish() {
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let (_, srv) = api_key_server(&env, &ws);
     let cred_key = format!("cred:{srv}");
-    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
     env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
     let cleared = env.call("DELETE", &p(&format!("/servers/{srv}/credential")), None);
@@ -451,7 +471,11 @@ fn a_cleared_credential_leaves_kv_at_the_next_publish_or_unpublish() {
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
     assert!(!env.kv.entries.borrow().contains_key(&cred_key), "deleted at publish");
     // Set again, clear while published, unpublish: gone too.
-    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
     env.call("DELETE", &p(&format!("/servers/{srv}/credential")), None);
     assert!(env.kv.entries.borrow().contains_key(&cred_key), "published: kept until the server leaves the air");
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/unpublish")), None).status, 200);
@@ -467,7 +491,11 @@ fn the_verification_probe_never_echoes_the_credential_in_any_form() {
     let short = env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": "1234567" })));
     assert_eq!((short.status, short.body.unwrap()["error"]["code"].clone()), (422, json!("invalid_credential")));
     let secret = "pr.obe/se+cret=v\"al";
-    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": secret })));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": secret, "origin": "https://api.example.com" })),
+    );
     // The upstream fails with an error text that quotes the request URL (query placement).
     env.http.push(Err(HttpError::Network(format!(
         "GET https://api.example.com/v1/things?api_key={} failed ({secret})",
@@ -681,7 +709,11 @@ fn a_new_credential_changes_nothing_live_until_the_next_publish() {
     let ws = signed_up(&env, "f9@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let (_, srv) = api_key_server(&env, &ws);
-    env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(json!({ "value": CREDENTIAL })));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
     env.http.push(resp(200, &[("content-type", "application/json")], b"{}"));
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
@@ -728,4 +760,37 @@ fn a_new_credential_changes_nothing_live_until_the_next_publish() {
         "the live manifest sends its own credential to its own origin"
     );
     assert!(!seen[before].url.contains(NEW));
+}
+
+/// F10: the origin a credential is bound to is confirmed by the admin who enters it, never
+/// inferred from a document a member imported: without `base_url`, `PUT …/credential` needs an
+/// `origin` equal to the one the documents name (409 `origin_unconfirmed` otherwise, naming it),
+/// and nothing is stored until then; with `base_url` (an admin's setting) none is needed.
+#[test]
+fn the_credential_origin_must_be_confirmed_when_it_comes_from_an_imported_document() {
+    let env = Env::new();
+    let ws = signed_up(&env, "f10@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (app, srv) = api_key_server(&env, &ws);
+    // A member (here: anyone who may import) points the API at another host.
+    let mut evil = document();
+    evil["servers"] = json!([{ "url": "https://evil.example/v1" }]);
+    assert_eq!(env.call("POST", &p(&format!("/apps/{app}/imports")), Some(evil)).status, 201);
+    let path = p(&format!("/servers/{srv}/credential"));
+    for body in [
+        json!({ "value": CREDENTIAL }),
+        json!({ "value": CREDENTIAL, "origin": "https://api.example.com" }),
+        json!({ "value": CREDENTIAL, "origin": "not a url" }),
+    ] {
+        let r = env.call("PUT", &path, Some(body.clone()));
+        assert_eq!(r.status, 409, "{body}: {:?}", r.body);
+        let b = r.body.unwrap();
+        assert_eq!(b["error"]["code"], "origin_unconfirmed");
+        assert!(b["error"]["message"].as_str().unwrap().contains("https://evil.example"), "{b}");
+    }
+    assert!(!env.kv.entries.borrow().contains_key(&format!("cred:{srv}")), "nothing stored before confirmation");
+    // The admin looks, and sets the base URL instead: no confirmation needed.
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "base_url": "https://api.example.com/v1" })));
+    let r = env.call("PUT", &path, Some(json!({ "value": CREDENTIAL })));
+    assert_eq!((r.status, r.body.unwrap()["credential_origin"].clone()), (200, json!("https://api.example.com")));
 }
