@@ -169,6 +169,9 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
             .count();
         if w.role == Role::Owner && owners == 0 {
             delete_workspace_data(svc, &w.id).await?;
+        } else {
+            // The workspace stays: the keys this user created there must not.
+            crate::service::members::revoke_keys_created_by(svc.db, svc.kv, &w.id, &s.user_id, svc.now_ms).await?;
         }
     }
     crate::service::accounts::delete_user(svc.db, &s.user_id).await?;

@@ -335,6 +335,7 @@ pub async fn create_key<D: Db, K: Kv, H: Http>(
         created_at: svc.now_ms,
         last_used_at: None,
         revoked_at: None,
+        created_by: Some(m.user_id.clone()),
         key_hash: sha256_hex(secret.as_bytes()),
     };
     store::create_key(svc.db, &m.workspace_id, &s.id, &key).await?;

@@ -115,6 +115,6 @@ pub async fn remove_member<D: Db, K: Kv, H: Http>(
     let target = members.iter().find(|x| x.user_id == user_id).ok_or_else(ApiError::not_found)?;
     let owners = members.iter().filter(|x| x.role == Role::Owner).count();
     rules::may_remove(m.role, user_id == m.user_id, target.role, owners)?;
-    workspaces::remove_member(svc.db, &m.workspace_id, user_id).await?;
+    rules::remove_and_revoke_keys(svc.db, svc.kv, &m.workspace_id, user_id, svc.now_ms).await?;
     Ok(Response::no_content())
 }

@@ -1,11 +1,13 @@
-//! Who may add, re-role and remove workspace members. Pure: the caller reads the membership
-//! list and applies the verdict.
+//! Who may add, re-role and remove workspace members (pure: the caller reads the membership
+//! list and applies the verdict), and the removal itself, which takes the member's access keys
+//! with it.
 //!
 //! Rules: owners and admins add members; only owners add admins; nobody is added as owner
 //! (ownership is given by changing a role). Only owners change roles. Owners remove anyone,
 //! admins remove non-owners, and anyone may leave. A workspace always keeps one owner.
 
 use crate::error::{ApiError, ErrorCode};
+use crate::store::{servers, workspaces, Db, Kv, StoreError};
 use crate::vocab::Role;
 
 /// May `actor` add someone with `role` (`None`: a role name that is not one)? Returns the role.
@@ -52,6 +54,45 @@ pub fn may_remove(actor: Role, leaving: bool, target_role: Role, owners: usize) 
 
 fn last_owner() -> ApiError {
     ApiError::new(ErrorCode::LastOwner, "A workspace needs an owner; make someone else owner first.")
+}
+
+/// Removes a member and revokes, in the same atomic write, every live access key they created
+/// in the workspace (they may have copied them); then the keys' KV mirrors go, so the MCP hot
+/// path stops accepting them at once.
+pub async fn remove_and_revoke_keys(
+    db: &impl Db,
+    kv: &impl Kv,
+    ws: &str,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let hashes = servers::live_key_hashes_created_by(db, ws, user_id).await?;
+    db.batch(&[
+        (workspaces::REMOVE_MEMBER, vec![ws.into(), user_id.into()]),
+        (servers::REVOKE_KEYS_CREATED_BY, vec![ws.into(), user_id.into(), now_ms.into()]),
+    ])
+    .await?;
+    for h in hashes {
+        kv.delete(&crate::manifest::access_key_key(&h)).await?;
+    }
+    Ok(())
+}
+
+/// Revokes every live access key a user created in a workspace (account deletion, where the
+/// memberships go with the user row).
+pub async fn revoke_keys_created_by(
+    db: &impl Db,
+    kv: &impl Kv,
+    ws: &str,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let hashes = servers::live_key_hashes_created_by(db, ws, user_id).await?;
+    servers::revoke_keys_created_by(db, ws, user_id, now_ms).await?;
+    for h in hashes {
+        kv.delete(&crate::manifest::access_key_key(&h)).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -184,13 +184,31 @@ pub struct AccessKey {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The user who created it (`null` for keys made before creators were recorded). Removing
+    /// that member, or deleting their account, revokes it.
+    pub created_by: Option<String>,
     #[serde(skip)]
     pub key_hash: String,
 }
 
+/// Revokes every live key a user created in a workspace (their removal or account deletion).
+pub const REVOKE_KEYS_CREATED_BY: &str = "UPDATE server_access_keys SET revoked_at = ?3 \
+    WHERE workspace_id = ?1 AND created_by = ?2 AND revoked_at IS NULL";
+
+pub async fn revoke_keys_created_by(db: &impl Db, ws: &str, user_id: &str, now: i64) -> Result<u64, StoreError> {
+    db.execute(REVOKE_KEYS_CREATED_BY, &[ws.into(), user_id.into(), now.into()]).await
+}
+
+/// The hashes of the live keys a user created in a workspace (their KV mirrors go with them).
+pub async fn live_key_hashes_created_by(db: &impl Db, ws: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
+    let sql =
+        "SELECT key_hash FROM server_access_keys WHERE workspace_id = ?1 AND created_by = ?2 AND revoked_at IS NULL";
+    db.query(sql, &[ws.into(), user_id.into()]).await?.iter().map(|r| text(r, "key_hash")).collect()
+}
+
 pub async fn create_key(db: &impl Db, ws: &str, server_id: &str, k: &AccessKey) -> Result<(), StoreError> {
-    let sql = "INSERT INTO server_access_keys (id, server_id, workspace_id, name, prefix, key_hash, created_at) \
-               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    let sql = "INSERT INTO server_access_keys (id, server_id, workspace_id, name, prefix, key_hash, created_at, \
+               created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
     db.execute(
         sql,
         &[
@@ -201,6 +219,7 @@ pub async fn create_key(db: &impl Db, ws: &str, server_id: &str, k: &AccessKey) 
             k.prefix.as_str().into(),
             k.key_hash.as_str().into(),
             k.created_at.into(),
+            k.created_by.clone().into(),
         ],
     )
     .await
@@ -220,6 +239,7 @@ pub async fn list_keys(db: &impl Db, ws: &str, server_id: &str) -> Result<Vec<Ac
                 created_at: row_i64(r, "created_at")?,
                 last_used_at: opt_i64(r, "last_used_at"),
                 revoked_at: opt_i64(r, "revoked_at"),
+                created_by: opt_text(r, "created_by"),
                 key_hash: text(r, "key_hash")?,
             })
         })

@@ -89,9 +89,10 @@ pub async fn set_role(db: &impl Db, ws: &str, user_id: &str, role: Role) -> Resu
 }
 
 /// Removes a membership; returns false when the user was not a member.
+pub const REMOVE_MEMBER: &str = "DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2";
+
 pub async fn remove_member(db: &impl Db, ws: &str, user_id: &str) -> Result<bool, StoreError> {
-    let sql = "DELETE FROM memberships WHERE workspace_id = ?1 AND user_id = ?2";
-    Ok(db.execute(sql, &[ws.into(), user_id.into()]).await? == 1)
+    Ok(db.execute(REMOVE_MEMBER, &[ws.into(), user_id.into()]).await? == 1)
 }
 
 /// Deletes a workspace; every workspace-scoped row cascades (audit events are not keyed to it

@@ -794,3 +794,52 @@ fn the_credential_origin_must_be_confirmed_when_it_comes_from_an_imported_docume
     let r = env.call("PUT", &path, Some(json!({ "value": CREDENTIAL })));
     assert_eq!((r.status, r.body.unwrap()["credential_origin"].clone()), (200, json!("https://api.example.com")));
 }
+
+/// S6: access keys record who created them; removing that member, or deleting their account,
+/// revokes those keys and drops their KV mirrors at once (a departed admin may have copied
+/// them); keys others created stay.
+#[test]
+fn removing_a_member_revokes_the_access_keys_they_created() {
+    for how in ["remove", "delete_account"] {
+        let env = Env::new();
+        let ws = signed_up(&env, &format!("owner-s6-{how}@example.com"));
+        let (_, srv) = api_key_server(&env, &ws);
+        let (owner_cookie, owner_csrf) = env.session();
+        let admin_email = format!("admin-s6-{how}@example.com");
+        signed_up(&env, &admin_email);
+        let (admin_cookie, admin_csrf) = env.session();
+        let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+        let as_owner = |m: &str, path: &str, body: Option<Value>| {
+            env.call_as(m, path, owner_cookie.as_deref(), owner_csrf.as_deref(), body)
+        };
+        let as_admin = |m: &str, path: &str, body: Option<Value>| {
+            env.call_as(m, path, admin_cookie.as_deref(), admin_csrf.as_deref(), body)
+        };
+        assert_eq!(
+            as_owner("POST", &p("/members"), Some(json!({ "email": admin_email, "role": "admin" }))).status,
+            201
+        );
+        let admins_key = as_admin("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({ "name": "copied" })));
+        assert_eq!(admins_key.status, 201, "{:?}", admins_key.body);
+        let owners_key = as_owner("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({ "name": "stays" })));
+        let admin_id = user_id(&env, &admin_email);
+        let listed = as_owner("GET", &p(&format!("/servers/{srv}/keys")), None).body.unwrap();
+        assert!(listed["items"].as_array().unwrap().iter().any(|k| k["created_by"] == json!(admin_id)), "{listed}");
+        let mirrors = || env.kv.entries.borrow().keys().filter(|k| k.starts_with("akey:")).count();
+        assert_eq!(mirrors(), 2);
+
+        match how {
+            "remove" => assert_eq!(as_owner("DELETE", &p(&format!("/members/{admin_id}")), None).status, 204),
+            _ => assert_eq!(
+                as_admin("DELETE", "/api/v1/me", Some(json!({ "password": "a long enough password" }))).status,
+                204
+            ),
+        }
+        let keys = as_owner("GET", &p(&format!("/servers/{srv}/keys")), None).body.unwrap();
+        let by_name = |n: &str| keys["items"].as_array().unwrap().iter().find(|k| k["name"] == n).cloned().unwrap();
+        assert!(by_name("copied")["revoked_at"].is_i64(), "{how}: the departed admin's key is revoked: {keys}");
+        assert!(by_name("stays")["revoked_at"].is_null(), "{how}: the owner's key stays");
+        assert_eq!(mirrors(), 1, "{how}: only the owner's key still opens the server");
+        assert_eq!(owners_key.status, 201);
+    }
+}
