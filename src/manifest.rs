@@ -124,6 +124,12 @@ pub async fn open_credential(
 
 /// Where a credential goes for an auth mode: `None` when the mode needs a value (or, for
 /// `api_key`, a placement) that is missing, or cannot call the API at all (`oauth`).
+/// May a credential go in this header? `Authorization` yes (`Authorization: <key>` is common);
+/// the headers a document may not set (`crate::tools::names::is_forbidden_header`) no.
+pub fn credential_header_allowed(name: &str) -> bool {
+    name.trim().eq_ignore_ascii_case("authorization") || !crate::tools::names::is_forbidden_header(name)
+}
+
 pub fn place_credential(mode: AuthMode, placement: Option<&Placement>, value: Option<String>) -> Option<Credential> {
     match (mode, value) {
         (AuthMode::None, _) => Some(Credential::None),
@@ -132,6 +138,9 @@ pub fn place_credential(mode: AuthMode, placement: Option<&Placement>, value: Op
             let p = placement?;
             let name = p.name.clone();
             Some(match p.location {
+                // A header a request may not choose (Host, Cookie, forwarding...) never carries
+                // it, whatever a stored placement says (fail closed: the call is denied).
+                ApiKeyLocation::Header if !credential_header_allowed(&name) => return None,
                 ApiKeyLocation::Header => Credential::Header { name, value },
                 ApiKeyLocation::Query => Credential::Query { name, value },
                 ApiKeyLocation::Cookie => Credential::Cookie { name, value },

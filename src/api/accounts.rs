@@ -176,7 +176,7 @@ pub async fn change_password<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let body: ChangePasswordBody = req.json(limits::API_JSON)?;
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
-    reauthenticate(svc, req, &user, &body.current_password, "The current password is wrong.").await?;
+    reauthenticate(svc, req, s, &user, &body.current_password, "The current password is wrong.").await?;
     password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
     let hash = password::hash_password(&body.new_password)?;
     // Every session ends, this one included (someone who stole it is out too); the answer
@@ -187,16 +187,17 @@ pub async fn change_password<D: Db, K: Kv, H: Http>(
 }
 
 /// A password check inside a session (change password, delete account), throttled like a login
-/// on the account's email and the client's address: a stolen session cookie cannot be used to
-/// guess the password at argon2 speed.
+/// but keyed by the session (and the client's address): a stolen session cookie cannot be used
+/// to guess the password at argon2 speed, nor to lock the owner's own login or password change.
 pub async fn reauthenticate<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
+    s: &SessionUser,
     user: &users::User,
     given: &str,
     wrong: &'static str,
 ) -> Result<(), ApiError> {
-    let keys = throttle::LoginKeys::new(&user.email, req.client_addr.as_deref());
+    let keys = throttle::LoginKeys::reauth(&s.id_hash, req.client_addr.as_deref());
     throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
     if !password::verify_password(given, &user.password_hash) {
         throttle::note_failure(svc.db, &keys, svc.now_ms).await?;

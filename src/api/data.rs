@@ -160,7 +160,7 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let body: DeleteAccountBody = req.json(limits::API_JSON)?;
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
-    super::accounts::reauthenticate(svc, req, &user, &body.password, "The password is wrong.").await?;
+    super::accounts::reauthenticate(svc, req, s, &user, &body.password, "The password is wrong.").await?;
     for w in workspaces::list_for_user(svc.db, &s.user_id).await? {
         let owners = workspaces::members(svc.db, &w.id)
             .await?

@@ -18,7 +18,7 @@ use crate::error::{limits, ApiError, ErrorCode};
 use crate::invoke::Credential;
 use crate::manifest::{self, Manifest, ManifestAuth, Placement};
 use crate::net::Http;
-use crate::openapi::SecuritySchemeKind;
+use crate::openapi::{ApiKeyLocation, SecuritySchemeKind};
 use crate::service::{lifecycle, verify};
 use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
 use crate::store::servers::{self as store, AccessKey, Server};
@@ -80,7 +80,11 @@ async fn default_placement<D: Db, K: Kv, H: Http>(
     let imports = apps_store::list_imports(svc.db, ws, app_id).await?;
     let Some(latest) = imports.first() else { return Ok(None) };
     Ok(latest.report.security_schemes.iter().find_map(|s| match &s.kind {
-        SecuritySchemeKind::ApiKey { location, name } => Some(Placement { location: *location, name: name.clone() }),
+        SecuritySchemeKind::ApiKey { location, name }
+            if *location != ApiKeyLocation::Header || manifest::credential_header_allowed(name) =>
+        {
+            Some(Placement { location: *location, name: name.clone() })
+        }
         _ => None,
     }))
 }
@@ -143,6 +147,12 @@ fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
                 if !ok {
                     return bad("auth_config.name must be a header, query or cookie name.");
                 }
+                let in_header = obj.get("in").and_then(Value::as_str).unwrap_or("header") == "header";
+                if in_header && !name.as_str().is_some_and(manifest::credential_header_allowed) {
+                    return bad(
+                        "auth_config.name is a header a request may not choose (Host, Cookie, forwarding headers...).",
+                    );
+                }
             }
         }
         AuthMode::Oauth => {
@@ -155,6 +165,27 @@ fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
             }
         }
         AuthMode::None | AuthMode::Bearer => {}
+    }
+    let text_ok = |k: &str, max: usize| match obj.get(k) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(v)) => v.len() <= max && !v.chars().any(char::is_control),
+        Some(_) => false,
+    };
+    if !text_ok("client_id", 256) || !text_ok("authorize_url", 2048) || !text_ok("token_url", 2048) {
+        return bad("auth_config.client_id, authorize_url and token_url must be short texts.");
+    }
+    let scopes_ok = match obj.get("scopes") {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(items)) => {
+            items.len() <= 64
+                && items.iter().all(|v| {
+                    v.as_str().is_some_and(|s| (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()))
+                })
+        }
+        Some(_) => false,
+    };
+    if !scopes_ok {
+        return bad("auth_config.scopes must be a list of up to 64 scope names.");
     }
     // An allow-list, not a name filter: a key that is not a known field of some mode could be a
     // secret under any name (`api_key`, `password`, `access_token`...), and auth_config is shown

@@ -168,6 +168,16 @@ impl LoginKeys {
         LoginKeys { email: email_key(email), address: client_addr.map(address_key) }
     }
 
+    /// Password checks inside a session (change password, delete account): counted per session
+    /// (and client address), not per email, so a thief guessing through a stolen session cannot
+    /// lock the owner out of logging in or of changing the password that ends the theft.
+    pub fn reauth(session_id_hash: &str, client_addr: Option<&str>) -> Self {
+        LoginKeys {
+            email: sha256_hex(format!("reauth:{session_id_hash}").as_bytes()),
+            address: client_addr.map(address_key),
+        }
+    }
+
     fn each(&self) -> impl Iterator<Item = (&str, Policy)> {
         std::iter::once((self.email.as_str(), Policy::EMAIL))
             .chain(self.address.as_deref().map(|a| (a, Policy::ADDRESS)))

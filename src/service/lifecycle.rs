@@ -33,7 +33,20 @@ pub async fn publish(kv: &impl Kv, s: &Server, version: i64, manifest_bytes: &[u
     kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await?;
     kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
     if let Some(previous) = s.published_version.filter(|p| *p != version) {
-        kv.delete(&manifest::published_credential_key(&s.id, previous)).await?;
+        expire_soon(kv, &manifest::published_credential_key(&s.id, previous)).await?;
+    }
+    Ok(())
+}
+
+/// How long a superseded credential copy outlives its manifest: KV takes up to about a minute
+/// to carry a new live pointer everywhere, and an edge still serving the old version must still
+/// open its credential meanwhile.
+pub const SUPERSEDED_TTL_S: u64 = 300;
+
+/// Re-writes a credential copy with an expiry instead of deleting it at once.
+async fn expire_soon(kv: &impl Kv, key: &str) -> Result<(), StoreError> {
+    if let Some(sealed) = kv.get(key).await? {
+        kv.put(key, &sealed, Some(SUPERSEDED_TTL_S)).await?;
     }
     Ok(())
 }
@@ -42,7 +55,7 @@ pub async fn publish(kv: &impl Kv, s: &Server, version: i64, manifest_bytes: &[u
 pub async fn retract(kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
     kv.delete(&manifest::live_key(&s.id)).await?;
     if let Some(live) = s.published_version {
-        kv.delete(&manifest::published_credential_key(&s.id, live)).await?;
+        expire_soon(kv, &manifest::published_credential_key(&s.id, live)).await?;
     }
     if s.credential_key.is_none() {
         kv.delete(&manifest::credential_key(&s.id)).await?;
@@ -54,8 +67,13 @@ pub async fn retract(kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
 /// before the server's rows go (server, app, workspace or account deletion).
 pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
     kv.delete(&manifest::live_key(&s.id)).await?;
-    for v in 1..=s.published_version.unwrap_or(0).max(latest_version(kv, &s.id).await?) {
+    let latest = latest_version(kv, &s.id).await?;
+    for v in 1..=s.published_version.unwrap_or(0).max(latest) {
         kv.delete(&manifest::manifest_key(&s.id, v)).await?;
+    }
+    // Only the live and the newest versions can still have a credential copy (older ones were
+    // given an expiry when they were superseded).
+    for v in [s.published_version.unwrap_or(0), latest].into_iter().filter(|v| *v > 0) {
         kv.delete(&manifest::published_credential_key(&s.id, v)).await?;
     }
     kv.delete(&manifest::latest_key(&s.id)).await?;

@@ -158,8 +158,8 @@ pub mod throttle {
         failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until";
     pub const DELETE: &str = "DELETE FROM login_throttle WHERE key = ?1";
     /// Cleanup of counters idle since before `?1`.
-    pub const DELETE_IDLE: &str = "DELETE FROM login_throttle \
-        WHERE window_start < ?1 AND (locked_until IS NULL OR locked_until < ?1)";
+    pub const DELETE_IDLE: &str = "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle \
+        WHERE window_start < ?1 AND (locked_until IS NULL OR locked_until < ?1) LIMIT ?2)";
 
     /// A stored failure counter.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,8 +199,8 @@ pub mod throttle {
         Ok(())
     }
 
-    /// Deletes counters with no window or lock after `before_ms`.
-    pub async fn delete_idle(db: &impl Db, before_ms: i64) -> Result<u64, StoreError> {
-        db.execute(DELETE_IDLE, &[before_ms.into()]).await
+    /// Deletes at most `limit` counters with no window or lock after `before_ms`.
+    pub async fn delete_idle(db: &impl Db, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+        db.execute(DELETE_IDLE, &[before_ms.into(), limit.into()]).await
     }
 }

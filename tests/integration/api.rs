@@ -639,6 +639,22 @@ fn auth_config_accepts_only_known_fields() {
         assert_eq!(r.status, 422, "{key}: {:?}", r.body);
         assert_eq!(r.body.unwrap()["error"]["code"], "invalid_auth_config");
     }
+    // Known fields must have their types: no object or secret-shaped value hides in them.
+    for cfg in [
+        json!({ "in": "header", "name": "X-Api-Key", "client_id": { "client_secret": "sk_live_not_here_123" } }),
+        json!({ "in": "header", "name": "X-Api-Key", "scopes": "sk_live_not_here_123" }),
+        json!({ "in": "header", "name": "X-Api-Key", "scopes": [{ "secret": "sk_live_not_here_123" }] }),
+    ] {
+        let r = env.call("PATCH", &path, Some(json!({ "auth_config": cfg })));
+        assert_eq!(r.status, 422, "{cfg}: {:?}", r.body);
+    }
+    // The credential's own header is not one a request may not choose.
+    for name in ["Host", "Cookie", "X-Forwarded-For", "Content-Length"] {
+        let r = env.call("PATCH", &path, Some(json!({ "auth_config": { "in": "header", "name": name } })));
+        assert_eq!(r.status, 422, "{name}: {:?}", r.body);
+    }
+    let ok = env.call("PATCH", &path, Some(json!({ "auth_config": { "in": "header", "name": "Authorization" } })));
+    assert_eq!(ok.status, 200, "Authorization: <key> is a placement real APIs use: {:?}", ok.body);
     let stored = env.call("GET", &path, None).body.unwrap();
     assert!(!stored.to_string().contains("sk_live_not_here_123"), "{stored}");
     let ok = env.call(
@@ -696,6 +712,15 @@ fn password_checks_inside_a_session_are_throttled() {
         let right = env.call(method, path, Some(body("a long enough password")));
         assert_eq!(right.status, 429, "locked: even the right password waits ({method} {path})");
         assert_eq!(env.count("SELECT COUNT(*) AS n FROM users"), 1, "nothing changed");
+        // The lock is this session's: guessing through a stolen session does not lock the
+        // owner's login, nor the password change from the owner's own new session.
+        assert_eq!(env.login(&email, "a long enough password").status, 200, "{method}: the owner can still log in");
+        let fresh = env.call(method, path, Some(body("a long enough password")));
+        assert!(
+            [200, 204].contains(&fresh.status),
+            "{method}: the owner's own session is not locked: {:?}",
+            fresh.body
+        );
     }
 }
 
@@ -842,4 +867,28 @@ fn removing_a_member_revokes_the_access_keys_they_created() {
         assert_eq!(mirrors(), 1, "{how}: only the owner's key still opens the server");
         assert_eq!(owners_key.status, 201);
     }
+}
+
+/// F9 (review): a superseded credential copy is given a short expiry rather than deleted at
+/// once, so an edge still serving the previous version (KV takes up to a minute to carry the
+/// new live pointer) can still open it; the live version's copy has none.
+#[test]
+fn a_superseded_credential_copy_expires_instead_of_vanishing() {
+    let env = Env::new();
+    let ws = signed_up(&env, "ttl@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
+    for _ in 0..2 {
+        env.http.push(resp(200, &[("content-type", "application/json")], b"{}"));
+        assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+        assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    }
+    let entries = env.kv.entries.borrow();
+    assert_eq!(entries.get(&format!("cred:{srv}:v1")).map(|(_, ttl)| *ttl), Some(Some(300)));
+    assert_eq!(entries.get(&format!("cred:{srv}:v2")).map(|(_, ttl)| *ttl), Some(None));
 }

@@ -168,8 +168,18 @@ pub fn is_forbidden_header(name: &str) -> bool {
         "x-method-override",
         "x-real-ip",
         "true-client-ip",
+        "x-forwarded",
+        "x-host",
+        "x-original-host",
+        "x-original-url",
+        "x-rewrite-url",
+        "client-ip",
+        "x-client-ip",
+        "max-forwards",
+        "x-middleware-subrequest",
     ];
     const PREFIXES: &[&str] = &["proxy-", "sec-", "x-forwarded-", "cf-"];
-    let n = name.trim().to_ascii_lowercase();
+    // CGI-style servers read `X_Forwarded_Host` as `X-Forwarded-Host`.
+    let n = name.trim().to_ascii_lowercase().replace('_', "-");
     EXACT.contains(&n.as_str()) || PREFIXES.iter().any(|p| n.starts_with(p))
 }

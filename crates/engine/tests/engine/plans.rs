@@ -366,6 +366,11 @@ fn header_parameters_with_forbidden_names_are_dropped_and_never_sent() {
         "CF-Connecting-IP",
         "Proxy-Authorization",
         "Sec-Fetch-Site",
+        "X_Forwarded_Host",
+        "X-Original-URL",
+        "X-Rewrite-URL",
+        "Max-Forwards",
+        "X-Middleware-Subrequest",
     ];
     let params: Vec<Value> = forbidden
         .iter()
