@@ -7,7 +7,7 @@ PORT="${PORT:-8787}"
 export WRANGLER_SEND_METRICS=false
 sh scripts/build-worker.sh
 npx wrangler d1 migrations apply DB --local
-echo "FlowCP: http://127.0.0.1:$PORT  (health: http://127.0.0.1:$PORT/healthz)"
+echo "FlowCP: http://127.0.0.1:$PORT  (health: /healthz; mail FlowCP sends: /dev/outbox?to=<address>)"
 npx wrangler dev --ip 127.0.0.1 --port "$PORT" --test-scheduled --show-interactive-dev-session=false &
 WRANGLER=$!
 trap 'kill $WRANGLER 2>/dev/null || true' INT TERM EXIT

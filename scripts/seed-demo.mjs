@@ -45,6 +45,11 @@ if (signup.status === 409) {
   process.exit(0);
 }
 must(signup, "sign up");
+// The demo account verifies its address through the local outbox, as a person would by email.
+const outbox = await (await fetch(`${base}/dev/outbox?to=${encodeURIComponent(EMAIL)}`)).json();
+const link = outbox.messages.map((m) => m.text.match(/\/verify-email#token=(\S+)/)).filter(Boolean).pop();
+if (!link) throw new Error("no verification link in the local outbox");
+must(await call("POST", "/api/v1/auth/verify-email", { token: link[1] }), "verify email");
 const ws = signup.body.workspace.id;
 const P = (p) => `/api/v1/workspaces/${ws}${p}`;
 const app = must(await call("POST", P("/apps"), { name: "Demo Bookshop" }), "create app");
@@ -61,4 +66,5 @@ FlowCP demo seeded (local only):
   MCP server  ${srv.mcp_url}
   access key  ${key.key}   (Authorization: Bearer <key>)
   try it      npx @modelcontextprotocol/inspector  (Streamable HTTP, URL and header above)
+  mail        ${base}/dev/outbox?to=<address>   (what FlowCP "sent": verification, reset, invitations)
 `);

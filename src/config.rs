@@ -23,6 +23,53 @@ pub fn operator_token(get: impl Fn(&str) -> Option<String>) -> Option<String> {
     get(OPERATOR_TOKEN).map(|t| t.trim().to_string()).filter(|t| t.len() >= MIN_OPERATOR_TOKEN_LEN)
 }
 
+/// Email (`crate::mail`): `outbox` (development only) or `http` (an HTTP email API).
+pub const EMAIL_PROVIDER: &str = "FLOWCP_EMAIL_PROVIDER";
+/// The sender address of every message (`http`).
+pub const EMAIL_FROM: &str = "FLOWCP_EMAIL_FROM";
+/// The HTTP email API's URL (`http`; Resend's by default).
+pub const EMAIL_ENDPOINT: &str = "FLOWCP_EMAIL_ENDPOINT";
+/// Secret: the HTTP email API's key (`http`).
+pub const EMAIL_API_KEY: &str = "FLOWCP_EMAIL_API_KEY";
+pub const DEFAULT_EMAIL_ENDPOINT: &str = "https://api.resend.com/emails";
+
+/// The mailer this deployment uses. `var` reads plain vars, `secret` reads secrets. Without a
+/// provider, development uses the outbox and production sends nothing (`Mailer::Off`: the
+/// calls that must send answer 503). The outbox outside development, or an `http` provider
+/// without its sender, key or an https endpoint, is a configuration error.
+pub fn mailer(
+    var: impl Fn(&str) -> Option<String>,
+    secret: impl Fn(&str) -> Option<String>,
+    development: bool,
+) -> Result<crate::mail::Mailer, ConfigError> {
+    use crate::mail::Mailer;
+    let provider = var(EMAIL_PROVIDER).map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty());
+    match provider.as_deref() {
+        None if development => Ok(Mailer::Outbox),
+        None => Ok(Mailer::Off),
+        Some("outbox") if development => Ok(Mailer::Outbox),
+        Some("outbox") => Err(ConfigError::Invalid {
+            name: EMAIL_PROVIDER,
+            reason: "the outbox is for development only (FLOWCP_ENV=development)".into(),
+        }),
+        Some("http") => {
+            let from = var(EMAIL_FROM).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+            let from = from.ok_or(ConfigError::Missing(EMAIL_FROM))?;
+            let api_key = secret(EMAIL_API_KEY).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+            let api_key = api_key.ok_or(ConfigError::Missing(EMAIL_API_KEY))?;
+            let endpoint = var(EMAIL_ENDPOINT)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| DEFAULT_EMAIL_ENDPOINT.to_string());
+            if !endpoint.starts_with("https://") && !development {
+                return Err(ConfigError::Invalid { name: EMAIL_ENDPOINT, reason: "must be an https URL".into() });
+            }
+            Ok(Mailer::Http { endpoint, from, api_key })
+        }
+        Some(_) => Err(ConfigError::Invalid { name: EMAIL_PROVIDER, reason: "must be \"outbox\" or \"http\"".into() }),
+    }
+}
+
 pub const REQUIRED_SECRETS: [&str; 2] = [ENCRYPTION_KEYS, SESSION_SECRET];
 
 const MIN_SESSION_SECRET_LEN: usize = 32;
@@ -80,8 +127,10 @@ pub fn redaction_values(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
     if let Some(s) = get(SESSION_SECRET) {
         out.push(s.trim().to_string());
     }
-    if let Some(t) = get(OPERATOR_TOKEN) {
-        out.push(t.trim().to_string());
+    for name in [OPERATOR_TOKEN, EMAIL_API_KEY] {
+        if let Some(t) = get(name) {
+            out.push(t.trim().to_string());
+        }
     }
     if let Some(keys) = get(ENCRYPTION_KEYS) {
         out.push(keys.trim().to_string());
@@ -114,6 +163,25 @@ mod tests {
 
     const KEYS: &str = "k1:1111111111111111111111111111111111111111111111111111111111111111";
     const SESSION: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn the_outbox_is_for_development_only_and_http_mail_needs_its_sender_and_key() {
+        use crate::mail::Mailer;
+        let none = |_: &str| None;
+        assert_eq!(mailer(none, none, true), Ok(Mailer::Outbox));
+        assert_eq!(mailer(none, none, false), Ok(Mailer::Off));
+        let outbox = env(&[(EMAIL_PROVIDER, "outbox")]);
+        assert!(matches!(mailer(&outbox, none, false), Err(ConfigError::Invalid { .. })));
+        let http = env(&[(EMAIL_PROVIDER, "http"), (EMAIL_FROM, "FlowCP <no-reply@example.com>")]);
+        assert_eq!(mailer(&http, none, false), Err(ConfigError::Missing(EMAIL_API_KEY)));
+        let key = env(&[(EMAIL_API_KEY, "re_0123456789")]);
+        let Ok(Mailer::Http { endpoint, .. }) = mailer(&http, &key, false) else { panic!("http mailer") };
+        assert_eq!(endpoint, DEFAULT_EMAIL_ENDPOINT);
+        let plain = env(&[(EMAIL_PROVIDER, "http"), (EMAIL_FROM, "a@b.c"), (EMAIL_ENDPOINT, "http://mail.example")]);
+        assert!(matches!(mailer(&plain, &key, false), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(mailer(env(&[(EMAIL_PROVIDER, "smtp")]), none, true), Err(ConfigError::Invalid { .. })));
+        assert!(redaction_values(key).contains(&"re_0123456789".to_string()));
+    }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())

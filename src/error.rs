@@ -27,11 +27,13 @@ pub enum ErrorCode {
     WrongPassword,
     CsrfFailed,
     Forbidden,
+    EmailUnverified,
     NotFound,
     AppNotFound,
-    UserNotFound,
+    LinkInvalid,
     MethodNotAllowed,
     AlreadyMember,
+    AlreadyVerified,
     EmailTaken,
     LastOwner,
     NotVerified,
@@ -63,6 +65,7 @@ pub enum ErrorCode {
     Internal,
     FetchFailed,
     NotConfigured,
+    EmailUnavailable,
 }
 
 impl ErrorCode {
@@ -79,11 +82,13 @@ impl ErrorCode {
         ErrorCode::WrongPassword,
         ErrorCode::CsrfFailed,
         ErrorCode::Forbidden,
+        ErrorCode::EmailUnverified,
         ErrorCode::NotFound,
         ErrorCode::AppNotFound,
-        ErrorCode::UserNotFound,
+        ErrorCode::LinkInvalid,
         ErrorCode::MethodNotAllowed,
         ErrorCode::AlreadyMember,
+        ErrorCode::AlreadyVerified,
         ErrorCode::EmailTaken,
         ErrorCode::LastOwner,
         ErrorCode::NotVerified,
@@ -115,6 +120,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::FetchFailed,
         ErrorCode::NotConfigured,
+        ErrorCode::EmailUnavailable,
     ];
 
     /// The code as it appears in `{"error":{"code"}}`.
@@ -131,11 +137,13 @@ impl ErrorCode {
             ErrorCode::WrongPassword => "wrong_password",
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::EmailUnverified => "email_unverified",
             ErrorCode::NotFound => "not_found",
             ErrorCode::AppNotFound => "app_not_found",
-            ErrorCode::UserNotFound => "user_not_found",
+            ErrorCode::LinkInvalid => "link_invalid",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::AlreadyMember => "already_member",
+            ErrorCode::AlreadyVerified => "already_verified",
             ErrorCode::EmailTaken => "email_taken",
             ErrorCode::LastOwner => "last_owner",
             ErrorCode::NotVerified => "not_verified",
@@ -167,6 +175,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::FetchFailed => "fetch_failed",
             ErrorCode::NotConfigured => "not_configured",
+            ErrorCode::EmailUnavailable => "email_unavailable",
         }
     }
 
@@ -180,10 +189,11 @@ impl ErrorCode {
             | ErrorCode::InvalidLimit
             | ErrorCode::EmptyDocument => 400,
             ErrorCode::Unauthenticated | ErrorCode::InvalidCredentials => 401,
-            ErrorCode::WrongPassword | ErrorCode::CsrfFailed | ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound | ErrorCode::AppNotFound | ErrorCode::UserNotFound => 404,
+            ErrorCode::WrongPassword | ErrorCode::CsrfFailed | ErrorCode::Forbidden | ErrorCode::EmailUnverified => 403,
+            ErrorCode::NotFound | ErrorCode::AppNotFound | ErrorCode::LinkInvalid => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::AlreadyMember
+            | ErrorCode::AlreadyVerified
             | ErrorCode::EmailTaken
             | ErrorCode::LastOwner
             | ErrorCode::NotVerified
@@ -214,7 +224,7 @@ impl ErrorCode {
             ErrorCode::TooManyAttempts => 429,
             ErrorCode::Internal => 500,
             ErrorCode::FetchFailed => 502,
-            ErrorCode::NotConfigured => 503,
+            ErrorCode::NotConfigured | ErrorCode::EmailUnavailable => 503,
         }
     }
 
@@ -232,11 +242,13 @@ impl ErrorCode {
             ErrorCode::WrongPassword => "The password is wrong.",
             ErrorCode::CsrfFailed => "The X-CSRF-Token header is missing or wrong; reload and try again.",
             ErrorCode::Forbidden => "Only workspace owners and admins can do this.",
+            ErrorCode::EmailUnverified => "Verify your email address first: open the link FlowCP sent you.",
             ErrorCode::NotFound => "The requested resource does not exist.",
             ErrorCode::AppNotFound => "The app does not exist in this workspace.",
-            ErrorCode::UserNotFound => "No user has this email address.",
+            ErrorCode::LinkInvalid => "This link is not valid: it may have expired or been used already.",
             ErrorCode::MethodNotAllowed => "This method is not allowed on this resource.",
             ErrorCode::AlreadyMember => "The user is already a member of this workspace.",
+            ErrorCode::AlreadyVerified => "This email address is verified already.",
             ErrorCode::EmailTaken => "An account with this email already exists; log in instead.",
             ErrorCode::LastOwner => "A workspace keeps at least one owner.",
             ErrorCode::NotVerified => "Verify the server before publishing.",
@@ -268,6 +280,7 @@ impl ErrorCode {
             ErrorCode::Internal => "Something went wrong on our side; it has been logged.",
             ErrorCode::FetchFailed => "The URL could not be fetched.",
             ErrorCode::NotConfigured => "FlowCP is not configured.",
+            ErrorCode::EmailUnavailable => "FlowCP cannot send email right now; try again later.",
         }
     }
 }
@@ -291,11 +304,13 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub internal: Option<String>,
+    /// Seconds to wait before trying again (`Retry-After` on a 429).
+    pub retry_after_s: Option<i64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { status: code.status(), code, message: message.into(), internal: None }
+        ApiError { status: code.status(), code, message: message.into(), internal: None, retry_after_s: None }
     }
 
     /// An error with its code's default message.

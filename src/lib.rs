@@ -12,6 +12,7 @@ pub mod cursor;
 pub mod demo;
 pub mod error;
 pub mod jobs;
+pub mod mail;
 pub mod manifest;
 pub mod mcp;
 pub mod net;

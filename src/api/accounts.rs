@@ -1,9 +1,14 @@
-//! Accounts and sessions: sign up, log in, log out, me, change password.
+//! Accounts and sessions: sign up, log in, log out, me, change password, verify the address,
+//! reset a forgotten password.
 //!
 //! No user enumeration: a login with an unknown email runs the same password work as a wrong
-//! password and gets the same answer; a sign-up with a taken email gets a generic 409 that does
-//! not say whether the address exists beyond what the unique constraint implies (the design
-//! accepts this: sign-up must tell the person to log in instead).
+//! password and gets the same answer; a password-reset request answers the same whether or not
+//! an account uses the address; a sign-up with a taken email gets a generic 409 (sign-up must
+//! tell the person to log in instead), throttled per client address.
+//!
+//! An account proves it owns its address by redeeming the emailed link (`POST
+//! /auth/verify-email`); until then it can sign in and work in its own workspace but cannot join
+//! workspaces, create access keys or publish (`context::Member::require_verified`).
 //! Every state-changing call with a session requires `X-CSRF-Token` (given by `GET /me`).
 
 use schemars::JsonSchema;
@@ -11,12 +16,14 @@ use serde::Deserialize;
 
 use super::context::SessionUser;
 use super::input::{clean_name, valid_email};
-use super::views::{LoggedIn, Me, PasswordChanged, SignedUp, UserView};
+use super::views::{EmailVerified, LoggedIn, MailAccepted, Me, PasswordChanged, SignedUp, UserView};
 use super::{Request, Response, Services};
 use crate::auth::{password, session, throttle};
-use crate::crypto::random_id;
+use crate::crypto::{random_id, random_token, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
+use crate::mail;
 use crate::net::Http;
+use crate::store::tokens::{self, Purpose};
 use crate::store::workspaces::Workspace;
 use crate::store::{sessions, users, workspaces, Db, Kv};
 use crate::vocab::Role;
@@ -67,11 +74,12 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     // Sign-up cannot hide whether an address is registered without an email channel (the
     // answer is either an account or "log in instead"); it is throttled per client address so
     // addresses cannot be enumerated in bulk, and it hashes first so timing says nothing.
-    // TODO-security: verify email ownership before creating the account once FlowCP sends email.
-    let signup_keys = req
-        .client_addr
-        .as_deref()
-        .map(|a| throttle::LoginKeys { email: format!("signup:{}", throttle::address_key(a)), address: None });
+    // The address is unproven until the emailed link is redeemed (see the module comment).
+    let signup_keys = req.client_addr.as_deref().map(|a| throttle::LoginKeys {
+        email: format!("signup:{}", throttle::address_key(a)),
+        address: None,
+        policy: throttle::Policy::EMAIL,
+    });
     if let Some(keys) = &signup_keys {
         throttle::check(svc.db, keys, svc.now_ms).await?.into_result()?;
     }
@@ -98,10 +106,13 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     let ws_id = random_id("ws_")?;
     workspaces::create(svc.db, &ws_id, &workspace_name, &user_id, svc.now_ms).await?;
     let (cookie, csrf) = start_session(svc, &user_id).await?;
+    // The account exists either way; a message that did not go out is resent on request.
+    let sent = send_verification(svc, &user_id, &email).await.is_ok();
     let view = SignedUp {
-        user: UserView { id: user_id, email, display_name },
+        user: UserView { id: user_id, email, display_name, email_verified: false },
         workspace: Workspace { id: ws_id, name: workspace_name, role: Role::Owner, created_at: svc.now_ms },
         csrf_token: csrf,
+        verification_email_sent: sent,
     };
     Ok(Response::created(&view)?.with_header("set-cookie", cookie))
 }
@@ -141,7 +152,12 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
     }
     let (cookie, csrf) = start_session(svc, &user.id).await?;
     let view = LoggedIn {
-        user: UserView { id: user.id.clone(), email: user.email.clone(), display_name: user.display_name.clone() },
+        user: UserView {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            email_verified: user.email_verified(),
+        },
         csrf_token: csrf,
     };
     Ok(Response::ok(&view)?.with_header("set-cookie", cookie))
@@ -156,7 +172,12 @@ pub async fn me<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionU
     let csrf = session::csrf_token(&svc.secrets.session_secret, &s.id_hash);
     let ws = workspaces::list_for_user(svc.db, &s.user_id).await?;
     Response::ok(&Me {
-        user: UserView { id: s.user_id.clone(), email: s.email.clone(), display_name: s.display_name.clone() },
+        user: UserView {
+            id: s.user_id.clone(),
+            email: s.email.clone(),
+            display_name: s.display_name.clone(),
+            email_verified: s.email_verified,
+        },
         workspaces: ws,
         csrf_token: csrf,
     })
@@ -205,4 +226,158 @@ pub async fn reauthenticate<D: Db, K: Kv, H: Http>(
     }
     throttle::note_success(svc.db, &keys).await?;
     Ok(())
+}
+
+/// How long an emailed verification link works.
+pub const VERIFY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// How long an emailed password-reset link works.
+pub const RESET_TTL_MS: i64 = 30 * 60 * 1000;
+
+/// Issues a single-use link token for `purpose` (voiding the user's earlier ones of the same
+/// purpose, so only the newest link works) and returns it; only its hash is stored.
+async fn issue_link<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    purpose: Purpose,
+    user_id: &str,
+    email: &str,
+    ttl_ms: i64,
+) -> Result<String, ApiError> {
+    let token = random_token("")?;
+    let token_hash = sha256_hex(token.as_bytes());
+    tokens::delete_for_user(svc.db, user_id, purpose).await?;
+    let new = tokens::NewToken { token_hash: &token_hash, purpose, user_id, email, expires_at: svc.now_ms + ttl_ms };
+    tokens::create(svc.db, &new, svc.now_ms).await?;
+    Ok(token)
+}
+
+pub(crate) async fn send_mail<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    email: &mail::Email,
+) -> Result<(), ApiError> {
+    mail::send(svc.mailer, svc.kv, svc.http, email).await.map_err(|e| {
+        ApiError::unavailable(ErrorCode::EmailUnavailable, ErrorCode::EmailUnavailable.default_message())
+            .with_internal(e.to_string())
+    })
+}
+
+async fn send_verification<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    user_id: &str,
+    email: &str,
+) -> Result<(), ApiError> {
+    let token = issue_link(svc, Purpose::VerifyEmail, user_id, email, VERIFY_TTL_MS).await?;
+    send_mail(svc, &mail::verification(&svc.origin, email, &token)).await
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// The token from the emailed link (after `#token=`).
+    pub(crate) token: String,
+}
+
+/// Redeems a verification link. No session is needed (the link may be opened on another
+/// device); the token alone proves the mailbox. It works once, and only while the account's
+/// address is still the one it was sent to.
+pub async fn verify_email<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: TokenBody = req.json(limits::API_JSON)?;
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::LinkInvalid,
+            "This verification link is not valid: it may have expired or been used; ask for a new one.",
+        )
+    };
+    let redeemed = tokens::redeem(svc.db, &sha256_hex(body.token.trim().as_bytes()), Purpose::VerifyEmail, svc.now_ms)
+        .await?
+        .ok_or_else(invalid)?;
+    if !users::mark_verified(svc.db, &redeemed.user_id, &redeemed.email, svc.now_ms).await? {
+        return Err(invalid());
+    }
+    Response::ok(&EmailVerified { email: redeemed.email, email_verified: true })
+}
+
+/// Sends a new verification link to the signed-in user's address (the earlier one stops
+/// working). Throttled per address.
+pub async fn resend_verification<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    if s.email_verified {
+        return Err(ApiError::new(ErrorCode::AlreadyVerified, ErrorCode::AlreadyVerified.default_message()));
+    }
+    let keys = throttle::LoginKeys::mail_to("verify", &s.email, req.client_addr.as_deref());
+    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
+    send_verification(svc, &s.user_id, &s.email).await?;
+    Response::view(202, &MailAccepted { message: format!("A verification link is on its way to {}.", s.email) })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "email": "ada@example.com" }))]
+pub struct ResetRequestBody {
+    email: String,
+}
+
+/// Asks for a password-reset link. The answer is the same whether or not an account uses the
+/// address (and whether or not the message could be sent); requests are throttled per address
+/// and per client address alike, so the throttle says nothing either.
+pub async fn request_password_reset<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: ResetRequestBody = req.json(limits::API_JSON)?;
+    let email = body.email.trim();
+    if !valid_email(email) {
+        return Err(ApiError::new(ErrorCode::InvalidEmail, "Enter a valid email address."));
+    }
+    let keys = throttle::LoginKeys::mail_to("reset", email, req.client_addr.as_deref());
+    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
+    if let Some(user) = users::find_by_email(svc.db, email).await? {
+        let token = issue_link(svc, Purpose::ResetPassword, &user.id, &user.email, RESET_TTL_MS).await?;
+        // A failure is not reported: it would say that the account exists.
+        let _ = send_mail(svc, &mail::password_reset(&svc.origin, &user.email, &token)).await;
+    }
+    Response::view(
+        202,
+        &MailAccepted { message: "If an account uses this address, a password-reset link is on its way.".into() },
+    )
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmBody {
+    /// The token from the emailed link (after `#token=`).
+    token: String,
+    /// 12 to 256 characters, not a common password.
+    new_password: String,
+}
+
+/// Sets a new password with a reset link: once, within 30 minutes. Every session of the account
+/// ends and its other reset links stop working; the address counts as verified (the link
+/// proved the mailbox). The person then logs in with the new password.
+pub async fn confirm_password_reset<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: ResetConfirmBody = req.json(limits::API_JSON)?;
+    // A weak password is refused before the link is spent.
+    password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
+    let redeemed =
+        tokens::redeem(svc.db, &sha256_hex(body.token.trim().as_bytes()), Purpose::ResetPassword, svc.now_ms)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::LinkInvalid,
+                    "This reset link is not valid: it may have expired or been used; ask for a new one.",
+                )
+            })?;
+    let hash = password::hash_password(&body.new_password)?;
+    crate::service::accounts::reset_password(svc.db, &redeemed.user_id, &redeemed.email, &hash, svc.now_ms).await?;
+    Ok(Response::no_content())
 }

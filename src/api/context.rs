@@ -16,6 +16,8 @@ pub struct SessionUser {
     pub email: String,
     pub display_name: String,
     pub id_hash: String,
+    /// Whether the account proved it owns `email`.
+    pub email_verified: bool,
 }
 
 fn is_safe_method(m: &str) -> bool {
@@ -39,7 +41,8 @@ pub async fn require_session<D: Db, K: Kv, H: Http>(
         ));
     }
     sessions::touch(svc.db, &id_hash, svc.now_ms).await?;
-    Ok(SessionUser { user_id: user.id, email: user.email, display_name: user.display_name, id_hash })
+    let email_verified = user.email_verified();
+    Ok(SessionUser { user_id: user.id, email: user.email, display_name: user.display_name, id_hash, email_verified })
 }
 
 /// The caller's membership of the workspace a route names.
@@ -48,6 +51,8 @@ pub struct Member {
     pub user_id: String,
     pub workspace_id: String,
     pub role: Role,
+    /// Whether the member's account proved it owns its address.
+    pub email_verified: bool,
 }
 
 impl Member {
@@ -64,6 +69,24 @@ impl Member {
             Err(ApiError::new(ErrorCode::Forbidden, "Only workspace owners and admins can do this."))
         }
     }
+
+    /// What reaches beyond the workspace (access keys, publishing, invitations) needs an
+    /// address the account has proved it owns.
+    pub fn require_verified(&self) -> Result<(), ApiError> {
+        require_verified(self.email_verified)
+    }
+}
+
+/// `403 email_unverified` unless `verified`.
+pub fn require_verified(verified: bool) -> Result<(), ApiError> {
+    if verified {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::EmailUnverified,
+            "Verify your email address first: open the link FlowCP sent you (POST /api/v1/me/verification sends a new one).",
+        ))
+    }
 }
 
 pub async fn require_member<D: Db, K: Kv, H: Http>(
@@ -72,7 +95,12 @@ pub async fn require_member<D: Db, K: Kv, H: Http>(
     ws: &str,
 ) -> Result<Member, ApiError> {
     match workspaces::get_for_user(svc.db, &s.user_id, ws).await? {
-        Some(w) => Ok(Member { user_id: s.user_id.clone(), workspace_id: w.id, role: w.role }),
+        Some(w) => Ok(Member {
+            user_id: s.user_id.clone(),
+            workspace_id: w.id,
+            role: w.role,
+            email_verified: s.email_verified,
+        }),
         None => Err(ApiError::not_found()),
     }
 }

@@ -14,6 +14,7 @@ use super::routes::{Access, RouteId, ROUTES};
 use super::{accounts, apps, data, servers, views, workspaces};
 use crate::store::apps::{App, ImportRecord};
 use crate::store::audit::{AuditRow, Outcome};
+use crate::store::invitations::Invitation;
 use crate::store::secrets::SecretInfo;
 use crate::store::servers::AccessKey;
 use crate::store::workspaces::{Member, Workspace};
@@ -103,13 +104,20 @@ pub fn contract(id: RouteId) -> Contract {
         Signup => c(201, json(of::<accounts::SignupBody>), Some(of::<SignedUp>)),
         Login => c(200, json(of::<accounts::LoginBody>), Some(of::<LoggedIn>)),
         Logout => c(204, Body::None, None),
+        VerifyEmail => c(200, json(of::<accounts::TokenBody>), Some(of::<EmailVerified>)),
+        RequestPasswordReset => c(202, json(of::<accounts::ResetRequestBody>), Some(of::<MailAccepted>)),
+        ConfirmPasswordReset => c(204, json(of::<accounts::ResetConfirmBody>), None),
+        ResendVerification => c(202, Body::None, Some(of::<MailAccepted>)),
+        AcceptInvitation => c(200, json(of::<accounts::TokenBody>), Some(of::<Workspace>)),
         Me => c(200, Body::None, Some(of::<views::Me>)),
         ChangePassword => c(200, json(of::<accounts::ChangePasswordBody>), Some(of::<PasswordChanged>)),
         ListWorkspaces => c(200, Body::None, Some(of::<Items<Workspace>>)),
         CreateWorkspace => c(201, json(of::<workspaces::CreateBody>), Some(of::<Workspace>)),
         GetWorkspace => c(200, Body::None, Some(of::<Workspace>)),
         ListMembers => c(200, Body::None, Some(of::<Items<Member>>)),
-        AddMember => c(201, json(of::<workspaces::AddMemberBody>), Some(of::<MemberRole>)),
+        Invite => c(202, json(of::<workspaces::InviteBody>), Some(of::<Invitation>)),
+        ListInvitations => c(200, Body::None, Some(of::<Items<Invitation>>)),
+        WithdrawInvitation => c(204, Body::None, None),
         UpdateMember => c(200, json(of::<workspaces::RoleBody>), Some(of::<MemberRole>)),
         RemoveMember => c(204, Body::None, None),
         ListApps => Contract { query: PAGED, ..c(200, Body::None, Some(of::<Page<App>>)) },
@@ -371,6 +379,7 @@ mod tests {
                 "since",
                 "current_password",
                 "new_password",
+                "token",
                 "app_id",
                 "url",
             ]
@@ -390,7 +399,8 @@ mod tests {
             (RouteId::ListAudit, &["limit", "cursor", "outcome", "since"][..]),
             (RouteId::ChangePassword, &["current_password", "new_password"][..]),
             (RouteId::CreateServer, &["app_id"][..]),
-            (RouteId::AddMember, &["email", "role"][..]),
+            (RouteId::Invite, &["email", "role"][..]),
+            (RouteId::ConfirmPasswordReset, &["token", "new_password"][..]),
         ] {
             let got = props(id);
             for f in fields {

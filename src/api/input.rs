@@ -43,12 +43,18 @@ pub fn clean_name(raw: &str, what: &str) -> Result<String, ApiError> {
 }
 
 /// Unicode format characters (general category Cf: zero-width, bidi embeddings, overrides and
-/// isolates, soft hyphen, tags...) and the line and paragraph separators. In a name they can
-/// reorder or hide what a person reads ("ACME Security" that is not), so names refuse them.
+/// isolates, soft hyphen, tags...), the line and paragraph separators, and the letters that
+/// render as nothing (Hangul fillers, the blank braille pattern, the combining grapheme joiner,
+/// Khmer inherent vowels, Mongolian variation selectors). In a name they can reorder or hide
+/// what a person reads ("ACME Security" that is not), so names refuse them. Variation
+/// selectors (U+FE00..U+FE0F, U+E0100..) are allowed: emoji and CJK variants need them, and
+/// they change only how the character before them is drawn.
 pub fn is_format_char(c: char) -> bool {
     matches!(c as u32,
-        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x180E
-        | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB
+        0x00AD | 0x034F | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0x2800 | 0x3164
+        | 0xFEFF | 0xFFA0 | 0xFFF9..=0xFFFB
         | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
 }
 

@@ -114,7 +114,11 @@ impl Response {
         self
     }
     pub fn from_error(e: &ApiError) -> Self {
-        Self::json(e.status, e.body())
+        let r = Self::json(e.status, e.body());
+        match e.retry_after_s {
+            Some(s) => r.with_header("retry-after", s.to_string()),
+            None => r,
+        }
     }
 }
 
@@ -125,6 +129,8 @@ pub struct Services<'a, D: Db, K: Kv, H: Http> {
     pub http: &'a H,
     pub fetch_policy: FetchPolicy,
     pub secrets: &'a Secrets,
+    /// How email leaves (`crate::mail`).
+    pub mailer: &'a crate::mail::Mailer,
     pub now_ms: i64,
     /// `https://host` as clients see it (MCP URLs and client configuration are built from it).
     pub origin: String,
@@ -148,13 +154,20 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         (Signup, _, _) => accounts::signup(svc, req).await,
         (Login, _, _) => accounts::login(svc, req).await,
         (Logout, Some(s), _) => accounts::logout(svc, &s).await,
+        (VerifyEmail, _, _) => accounts::verify_email(svc, req).await,
+        (RequestPasswordReset, _, _) => accounts::request_password_reset(svc, req).await,
+        (ConfirmPasswordReset, _, _) => accounts::confirm_password_reset(svc, req).await,
+        (ResendVerification, Some(s), _) => accounts::resend_verification(svc, req, &s).await,
+        (AcceptInvitation, Some(s), _) => workspaces::accept_invitation(svc, req, &s).await,
         (Me, Some(s), _) => accounts::me(svc, &s).await,
         (ChangePassword, Some(s), _) => accounts::change_password(svc, req, &s).await,
         (ListWorkspaces, Some(s), _) => workspaces::list(svc, &s).await,
         (CreateWorkspace, Some(s), _) => workspaces::create(svc, req, &s).await,
         (GetWorkspace, _, Some(m)) => workspaces::get(svc, &m).await,
         (ListMembers, _, Some(m)) => workspaces::members(svc, &m).await,
-        (AddMember, _, Some(m)) => workspaces::add_member(svc, req, &m).await,
+        (Invite, _, Some(m)) => workspaces::invite(svc, req, &m).await,
+        (ListInvitations, _, Some(m)) => workspaces::invitations(svc, &m).await,
+        (WithdrawInvitation, _, Some(m)) => workspaces::withdraw_invitation(svc, &m, params.get("inv")).await,
         (UpdateMember, _, Some(m)) => workspaces::update_member(svc, req, &m, params.get("user")).await,
         (RemoveMember, _, Some(m)) => workspaces::remove_member(svc, &m, params.get("user")).await,
         (ListApps, _, Some(m)) => apps::list(svc, req, &m).await,

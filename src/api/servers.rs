@@ -355,6 +355,7 @@ pub async fn create_key<D: Db, K: Kv, H: Http>(
     id: &str,
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
+    m.require_verified()?;
     let body: CreateKeyBody = if req.body.is_empty() { CreateKeyBody::default() } else { req.json(limits::API_JSON)? };
     let s = load(svc, m, id).await?;
     let name = body.name.as_deref().map(|n| clean_name(n, "key name")).transpose()?;
@@ -508,6 +509,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     id: &str,
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
+    m.require_verified()?;
     let s = load(svc, m, id).await?;
     if s.verification_state != VerificationState::Verified {
         return Err(ApiError::new(

@@ -39,6 +39,9 @@ pub struct UserView {
     pub id: String,
     pub email: String,
     pub display_name: String,
+    /// Whether the account proved it owns `email`. Until it does, it cannot join workspaces,
+    /// create access keys or publish.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -48,6 +51,8 @@ pub struct SignedUp {
     pub workspace: Workspace,
     /// Send as `X-CSRF-Token` on every state-changing call.
     pub csrf_token: String,
+    /// Whether the verification message went out (if not, `POST /me/verification` resends it).
+    pub verification_email_sent: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -68,6 +73,20 @@ pub struct Me {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct PasswordChanged {
     pub csrf_token: String,
+}
+
+/// A message is on its way (or, for a password reset, is if an account uses the address: the
+/// answer is the same either way).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MailAccepted {
+    pub message: String,
+}
+
+/// The address is verified.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EmailVerified {
+    pub email: String,
+    pub email_verified: bool,
 }
 
 /// A member's role after a change.

@@ -1,17 +1,21 @@
-//! Workspaces and members. `require_member` is the isolation check every workspace-scoped route
+//! Workspaces, members and invitations. `require_member` is the isolation check every workspace-scoped route
 //! passes through: non-members get the same 404 as a workspace that does not exist.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::accounts::{send_mail, TokenBody};
 use super::context::{Member, SessionUser};
-use super::input::clean_name;
+use super::input::{clean_name, valid_email};
 use super::views::{Items, MemberRole};
 use super::{Request, Response, Services};
-use crate::crypto::random_id;
+use crate::auth::throttle;
+use crate::crypto::{random_id, random_token, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
+use crate::mail;
 use crate::net::Http;
 use crate::service::members as rules;
+use crate::store::invitations::{self, Invitation};
 use crate::store::{users, workspaces, Db, Kv};
 use crate::vocab::Role;
 
@@ -51,29 +55,120 @@ pub async fn members<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Mem
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(example = serde_json::json!({ "email": "ada@example.com", "role": "member" }))]
-pub struct AddMemberBody {
-    /// The email of an existing account.
+pub struct InviteBody {
+    /// The address to invite; it need not have an account yet.
     email: String,
+    /// `member`, or `admin` (owners only).
     #[schemars(with = "Role")]
     role: String,
 }
 
-pub async fn add_member<D: Db, K: Kv, H: Http>(
+/// How long an invitation link works.
+pub const INVITATION_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Invites an address (owners and admins with a verified address). The answer is the same
+/// whether or not an account uses the address, and nothing links anyone to the workspace until
+/// the invitee accepts (`accept_invitation`). Inviting the same address again replaces the
+/// pending invitation. Throttled per inviter and per workspace.
+pub async fn invite<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
     m: &Member,
 ) -> Result<Response, ApiError> {
-    let body: AddMemberBody = req.json(limits::API_JSON)?;
+    let body: InviteBody = req.json(limits::API_JSON)?;
     let role = rules::may_add(m.role, Role::parse(&body.role))?;
-    // Adding requires an existing account; the answer for an unknown email is a plain 404 on the
-    // user, which a workspace admin may learn (they are inviting by email on purpose).
-    let user = users::find_by_email(svc.db, &body.email)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound, "No account uses this email address."))?;
-    if !workspaces::add_member(svc.db, &m.workspace_id, &user.id, role, svc.now_ms).await? {
-        return Err(ApiError::new(ErrorCode::AlreadyMember, "This user is already a member."));
+    m.require_verified()?;
+    let email = body.email.trim().to_string();
+    if !valid_email(&email) {
+        return Err(ApiError::new(ErrorCode::InvalidEmail, "Enter a valid email address."));
     }
-    Response::created(&MemberRole { user_id: user.id, role })
+    let per_inviter =
+        throttle::LoginKeys::counter(&format!("invite-by:{}", m.user_id), throttle::Policy::INVITES_PER_INVITER);
+    let per_workspace =
+        throttle::LoginKeys::counter(&format!("invite-in:{}", m.workspace_id), throttle::Policy::INVITES_PER_WORKSPACE);
+    for keys in [&per_inviter, &per_workspace] {
+        throttle::check(svc.db, keys, svc.now_ms).await?.into_result()?;
+    }
+    // Members (and their addresses) are visible to every member already, so this says nothing new.
+    let current = workspaces::members(svc.db, &m.workspace_id).await?;
+    if current.iter().any(|x| x.email.eq_ignore_ascii_case(&email)) {
+        return Err(ApiError::new(ErrorCode::AlreadyMember, "Someone with this address is a member already."));
+    }
+    for keys in [&per_inviter, &per_workspace] {
+        throttle::note_failure(svc.db, keys, svc.now_ms).await?;
+    }
+    let ws = workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id).await?.ok_or_else(ApiError::not_found)?;
+    let inviter = users::find_by_id(svc.db, &m.user_id).await?.ok_or_else(ApiError::not_found)?;
+    let id = random_id("inv_")?;
+    let token = random_token("")?;
+    let new = invitations::NewInvitation {
+        id: &id,
+        workspace_id: &m.workspace_id,
+        email: &email,
+        role,
+        token_hash: &sha256_hex(token.as_bytes()),
+        invited_by: &m.user_id,
+        expires_at: svc.now_ms + INVITATION_TTL_MS,
+    };
+    invitations::upsert(svc.db, &new, svc.now_ms).await?;
+    let expires_at = new.expires_at;
+    let inviter_name = format!("{} ({})", inviter.display_name, inviter.email);
+    let message = mail::invitation(&svc.origin, &email, &token, &inviter_name, &ws.name, role.as_str());
+    if let Err(e) = send_mail(svc, &message).await {
+        // An invitation nobody received is not left pending.
+        invitations::withdraw(svc.db, &m.workspace_id, &id).await?;
+        return Err(e);
+    }
+    let view = Invitation { id, email, role, invited_by: Some(m.user_id.clone()), created_at: svc.now_ms, expires_at };
+    Response::view(202, &view)
+}
+
+/// Pending invitations (owners and admins).
+pub async fn invitations<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
+    m.require_admin()?;
+    Response::ok(&Items { items: invitations::list_pending(svc.db, &m.workspace_id, svc.now_ms).await? })
+}
+
+/// Withdraws a pending invitation (owners and admins): its link stops working at once.
+pub async fn withdraw_invitation<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    m.require_admin()?;
+    if !invitations::withdraw(svc.db, &m.workspace_id, id).await? {
+        return Err(ApiError::not_found());
+    }
+    Ok(Response::no_content())
+}
+
+/// Accepts an invitation: the signed-in account must have verified the very address that was
+/// invited. Any other case (unknown, expired, withdrawn or used link, another address) answers
+/// the same 404 and leaves the invitation as it was.
+pub async fn accept_invitation<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    let body: TokenBody = req.json(limits::API_JSON)?;
+    super::context::require_verified(s.email_verified)?;
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::LinkInvalid,
+            "This invitation is not valid for this account: it may have expired, been withdrawn or used, or be for another address.",
+        )
+    };
+    let pending = invitations::find_live_by_token(svc.db, &sha256_hex(body.token.trim().as_bytes()), svc.now_ms)
+        .await?
+        .ok_or_else(invalid)?;
+    if !pending.email.eq_ignore_ascii_case(&s.email) {
+        return Err(invalid());
+    }
+    if !invitations::accept(svc.db, &pending.id, &s.user_id, svc.now_ms).await? {
+        return Err(invalid());
+    }
+    let ws = workspaces::get_for_user(svc.db, &s.user_id, &pending.workspace_id).await?.ok_or_else(invalid)?;
+    Response::ok(&ws)
 }
 
 #[derive(Deserialize, JsonSchema)]

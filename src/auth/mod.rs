@@ -51,10 +51,13 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Random | AuthError::Hash(_) => ApiError::internal(format!("auth: {e}")),
-            AuthError::Throttled { retry_after_s } => ApiError::new(
-                ErrorCode::TooManyAttempts,
-                format!("Too many failed sign-in attempts. Try again in {} minute(s).", (retry_after_s + 59) / 60),
-            ),
+            AuthError::Throttled { retry_after_s } => ApiError {
+                retry_after_s: Some(retry_after_s),
+                ..ApiError::new(
+                    ErrorCode::TooManyAttempts,
+                    format!("Too many attempts. Try again in {} minute(s).", (retry_after_s + 59) / 60),
+                )
+            },
         }
     }
 }

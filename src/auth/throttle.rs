@@ -51,6 +51,28 @@ impl Policy {
     /// Per client address: 20 failures per 15 minutes (NATs and offices share addresses).
     pub const ADDRESS: Policy =
         Policy { max_failures: 20, window_ms: 15 * MINUTE_MS, base_lock_ms: MINUTE_MS, max_lock_ms: 15 * MINUTE_MS };
+    /// Messages sent to one address on request (verification resends, password resets): 3 per
+    /// 15 minutes, then 15 minutes of silence, so FlowCP cannot be used to flood a mailbox.
+    pub const MAIL_TO_ADDRESS: Policy = Policy {
+        max_failures: 3,
+        window_ms: 15 * MINUTE_MS,
+        base_lock_ms: 15 * MINUTE_MS,
+        max_lock_ms: 60 * MINUTE_MS,
+    };
+    /// Invitations sent by one person (in any workspace): 10 per hour.
+    pub const INVITES_PER_INVITER: Policy = Policy {
+        max_failures: 10,
+        window_ms: 60 * MINUTE_MS,
+        base_lock_ms: 60 * MINUTE_MS,
+        max_lock_ms: 60 * MINUTE_MS,
+    };
+    /// Invitations sent from one workspace (by all its admins): 30 per hour.
+    pub const INVITES_PER_WORKSPACE: Policy = Policy {
+        max_failures: 30,
+        window_ms: 60 * MINUTE_MS,
+        base_lock_ms: 60 * MINUTE_MS,
+        max_lock_ms: 60 * MINUTE_MS,
+    };
 
     /// Whether `state` has been quiet long enough to be forgotten.
     fn lapsed(&self, s: &ThrottleState, now_ms: i64) -> bool {
@@ -161,11 +183,28 @@ pub struct LoginKeys {
     pub email: String,
     /// `None` when the runtime gives no client address (local development).
     pub address: Option<String>,
+    /// The policy of the first key (the address key always has [`Policy::ADDRESS`]).
+    pub policy: Policy,
 }
 
 impl LoginKeys {
     pub fn new(email: &str, client_addr: Option<&str>) -> Self {
-        LoginKeys { email: email_key(email), address: client_addr.map(address_key) }
+        LoginKeys { email: email_key(email), address: client_addr.map(address_key), policy: Policy::EMAIL }
+    }
+
+    /// One counter under its own policy (invitations per inviter, say). `key` names what is
+    /// counted; only its SHA-256 is stored.
+    pub fn counter(key: &str, policy: Policy) -> Self {
+        LoginKeys { email: sha256_hex(key.as_bytes()), address: None, policy }
+    }
+
+    /// Messages sent to one address on request, and requests from one client address.
+    pub fn mail_to(purpose: &str, email: &str, client_addr: Option<&str>) -> Self {
+        LoginKeys {
+            email: sha256_hex(format!("mail:{purpose}:{}", email.trim().to_lowercase()).as_bytes()),
+            address: client_addr.map(address_key),
+            policy: Policy::MAIL_TO_ADDRESS,
+        }
     }
 
     /// Password checks inside a session (change password, delete account): counted per session
@@ -175,12 +214,12 @@ impl LoginKeys {
         LoginKeys {
             email: sha256_hex(format!("reauth:{session_id_hash}").as_bytes()),
             address: client_addr.map(address_key),
+            policy: Policy::EMAIL,
         }
     }
 
     fn each(&self) -> impl Iterator<Item = (&str, Policy)> {
-        std::iter::once((self.email.as_str(), Policy::EMAIL))
-            .chain(self.address.as_deref().map(|a| (a, Policy::ADDRESS)))
+        std::iter::once((self.email.as_str(), self.policy)).chain(self.address.as_deref().map(|a| (a, Policy::ADDRESS)))
     }
 }
 

@@ -161,6 +161,13 @@ pub fn random_id(prefix: &str) -> Result<String, CryptoError> {
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
+/// A random bearer token: `prefix` + 256 bits in base64url (43 characters). Store only its
+/// SHA-256 ([`sha256_hex`]).
+pub fn random_token(prefix: &str) -> Result<String, CryptoError> {
+    let bytes: [u8; 32] = random_bytes()?;
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))

@@ -112,6 +112,16 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         let (status, value) = crate::demo::handle(&r.method, &r.path, &r.query, &r.body, &origin);
         return Ok((json_response(&JsonResponse { status, body: value })?, None));
     }
+    // The local outbox of `make dev` and the e2e tests: what FlowCP "sent" to an address.
+    if path == "/dev/outbox" && settings.development && settings.mailer == crate::mail::Mailer::Outbox {
+        let url =
+            req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+        let to = url.query_pairs().find(|(k, _)| k == "to").map(|(_, v)| v.into_owned()).unwrap_or_default();
+        let kv = KvStorePort::new(env, KV_BINDING)?;
+        let messages = crate::mail::outbox(&kv, &to).await?;
+        let body = serde_json::json!({ "to": to, "messages": messages });
+        return Ok((json_response(&JsonResponse { status: 200, body })?, None));
+    }
     if path.starts_with("/api/") {
         let db = D1Db::new(env, D1_BINDING)?;
         let kv = KvStorePort::new(env, KV_BINDING)?;
@@ -125,6 +135,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             http: &FetchHttp,
             fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
             secrets,
+            mailer: &settings.mailer,
             now_ms: now_ms(),
             origin,
         };
@@ -293,6 +304,8 @@ struct Settings {
     development: bool,
     /// `FLOWCP_OPERATOR_TOKEN`: opens the deep `/healthz` check.
     operator_token: Option<String>,
+    /// How email leaves (`FLOWCP_EMAIL_*`).
+    mailer: crate::mail::Mailer,
 }
 
 thread_local! {
@@ -321,6 +334,19 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
             .with_internal(e.to_string())
         })?;
     let redaction_values = config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string()));
+    let development = env.var("FLOWCP_ENV").map(|v| v.to_string() == "development").unwrap_or(false);
+    let mailer = config::mailer(
+        |name| env.var(name).ok().map(|v| v.to_string()),
+        |name| env.secret(name).ok().map(|s| s.to_string()),
+        development,
+    )
+    .map_err(|e| {
+        ApiError::unavailable(
+            ErrorCode::NotConfigured,
+            "FlowCP is not configured: a required setting is missing or invalid. The operator log names it.",
+        )
+        .with_internal(e.to_string())
+    })?;
     let s = std::rc::Rc::new(Settings {
         secrets,
         redaction_values,
@@ -333,8 +359,9 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
             .filter(|ms| (100..=60_000).contains(ms))
             .unwrap_or(mcp_server::UPSTREAM_TIMEOUT_MS),
         log_requests: var_is_on(env, "FLOWCP_LOG_REQUESTS"),
-        development: env.var("FLOWCP_ENV").map(|v| v.to_string() == "development").unwrap_or(false),
+        development,
         operator_token: config::operator_token(|name| env.secret(name).ok().map(|s| s.to_string())),
+        mailer,
     });
     SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
     Ok(s)
@@ -347,7 +374,12 @@ fn json_response(resp: &JsonResponse) -> Result<Response, ApiError> {
 
 fn error_response(e: &ApiError) -> Response {
     match Response::from_json(&e.body()) {
-        Ok(r) => with_common_headers(r.with_status(e.status)),
+        Ok(mut r) => {
+            if let Some(s) = e.retry_after_s {
+                let _ = r.headers_mut().set("retry-after", &s.to_string());
+            }
+            with_common_headers(r.with_status(e.status))
+        }
         Err(_) => Response::empty().map(|r| r.with_status(e.status)).unwrap_or_else(|_| unreachable_response()),
     }
 }
@@ -377,13 +409,15 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     match retention::run(&db, now_ms(), RetentionPolicy::default()).await {
         Ok(r) => console_log!(
-            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows",
+            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations",
             r.deleted,
             r.cutoff_ms,
             r.batches,
             r.complete,
             r.sessions_deleted,
-            r.throttle_deleted
+            r.throttle_deleted,
+            r.tokens_deleted,
+            r.invitations_deleted
         ),
         Err(e) => console_error!("retention failed: {}", redactor.text(&e.to_string())),
     }

@@ -1,14 +1,15 @@
-//! Retention: audit rows older than the retention window, sessions a day past their expiry and
-//! login-throttle rows idle for a day are deleted in bounded batches.
+//! Retention: audit rows older than the retention window, sessions a day past their expiry,
+//! login-throttle rows idle for a day, and expired emailed links and invitations are deleted in
+//! bounded batches.
 //!
 //! Each batch is one bounded `DELETE` (see `store::audit::DELETE_OLDER_THAN`). The run stops when
 //! a batch deletes fewer rows than its size (nothing older is left) or after `max_batches`, so one
-//! cron invocation stays inside the Worker's limits: at most 2 + `max_batches` = 42 queries (the
+//! cron invocation stays inside the Worker's limits: at most 4 + `max_batches` = 44 queries (the
 //! Free plan allows 50 per invocation). The cron runs hourly, so the next run continues well
 //! within the day (200,000 audit rows per run, 4.8 million a day).
 
 use crate::store::sessions::{self, throttle};
-use crate::store::{audit, Db, StoreError};
+use crate::store::{audit, invitations, tokens, Db, StoreError};
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -36,6 +37,10 @@ pub struct RetentionReport {
     pub sessions_deleted: u64,
     /// Login-throttle rows deleted (idle for more than a day).
     pub throttle_deleted: u64,
+    /// Expired verification and password-reset links deleted.
+    pub tokens_deleted: u64,
+    /// Expired invitations deleted.
+    pub invitations_deleted: u64,
 }
 
 pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<RetentionReport, StoreError> {
@@ -51,6 +56,8 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         complete: false,
         sessions_deleted: sessions::delete_expired(db, day_ago, limit).await?,
         throttle_deleted: throttle::delete_idle(db, day_ago, limit).await?,
+        tokens_deleted: tokens::delete_expired(db, now_ms, limit).await?,
+        invitations_deleted: invitations::delete_expired(db, now_ms, limit).await?,
     };
     while report.batches < policy.max_batches {
         let n = audit::delete_older_than(db, cutoff_ms, policy.batch_size).await?;

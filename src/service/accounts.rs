@@ -1,5 +1,6 @@
 //! Account use cases that touch several tables, each one atomic (`Db::batch`).
 
+use crate::store::tokens::{self, Purpose};
 use crate::store::{sessions, users, workspaces, Db, StoreError};
 
 /// Replaces the password hash and revokes every other session of the user (a password change is
@@ -16,6 +17,27 @@ pub async fn change_password(
         .batch(&[
             (users::UPDATE_PASSWORD, vec![user_id.into(), new_hash.into(), now_ms.into()]),
             (sessions::REVOKE_ALL_FOR_USER_EXCEPT, vec![user_id.into(), now_ms.into(), keep_session.into()]),
+            (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ResetPassword.as_str().into()]),
+        ])
+        .await?;
+    Ok(changed.first().copied().unwrap_or(0) > 0)
+}
+
+/// A redeemed password-reset link: the new hash, every session revoked, every other reset link
+/// voided, and the address verified if it is still the one the link was sent to. All or none.
+pub async fn reset_password(
+    db: &impl Db,
+    user_id: &str,
+    sent_to: &str,
+    new_hash: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = db
+        .batch(&[
+            (users::UPDATE_PASSWORD, vec![user_id.into(), new_hash.into(), now_ms.into()]),
+            (sessions::REVOKE_ALL_FOR_USER_EXCEPT, vec![user_id.into(), now_ms.into(), None::<&str>.into()]),
+            (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ResetPassword.as_str().into()]),
+            (users::MARK_VERIFIED, vec![user_id.into(), sent_to.into(), now_ms.into()]),
         ])
         .await?;
     Ok(changed.first().copied().unwrap_or(0) > 0)
@@ -29,6 +51,7 @@ pub async fn delete_user(db: &impl Db, user_id: &str) -> Result<bool, StoreError
     let changed = db
         .batch(&[
             (sessions::DELETE_FOR_USER, vec![user_id.into()]),
+            (tokens::DELETE_ALL_FOR_USER, vec![user_id.into()]),
             (workspaces::DELETE_MEMBERSHIPS_OF_USER, vec![user_id.into()]),
             (users::DELETE, vec![user_id.into()]),
         ])

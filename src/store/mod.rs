@@ -10,9 +10,11 @@
 
 pub mod apps;
 pub mod audit;
+pub mod invitations;
 pub mod secrets;
 pub mod servers;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 pub mod workspaces;
 
@@ -128,6 +130,15 @@ pub async fn probe(db: &impl Db) -> Result<Vec<Row>, StoreError> {
 pub(crate) fn parsed<T>(row: &Row, col: &str, parse: fn(&str) -> Option<T>) -> Result<T, StoreError> {
     let raw = text(row, col)?;
     parse(&raw).ok_or_else(|| StoreError::Corrupt(format!("column {col} holds an unknown value")))
+}
+
+/// Reads a nullable integer column: NULL (or absent) is `None`, anything but an integer is
+/// corrupt storage.
+pub(crate) fn opt_i64(row: &Row, col: &str) -> Result<Option<i64>, StoreError> {
+    match row.get(col) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(_) => row_i64(row, col).map(Some),
+    }
 }
 
 /// Reads a nullable text column.

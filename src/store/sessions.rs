@@ -17,7 +17,8 @@ pub const INSERT: &str = "INSERT INTO sessions (id_hash, user_id, csrf_hash, cre
 pub const SELECT_LIVE_WITH_USER: &str = "SELECT s.id_hash, s.user_id, s.csrf_hash, s.created_at, s.last_seen_at, \
     s.expires_at, s.revoked_at, u.id AS u_id, u.email AS u_email, u.display_name AS u_display_name, \
     u.password_hash AS u_password_hash, u.terms_accepted_at AS u_terms_accepted_at, \
-    u.privacy_accepted_at AS u_privacy_accepted_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at \
+    u.privacy_accepted_at AS u_privacy_accepted_at, u.created_at AS u_created_at, u.updated_at AS u_updated_at, \
+    u.email_verified_at AS u_email_verified_at \
     FROM sessions s JOIN users u ON u.id = s.user_id \
     WHERE s.id_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2";
 

@@ -15,10 +15,10 @@ pub const INSERT: &str = "INSERT INTO users \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT(email) DO NOTHING";
 
 pub const SELECT_BY_EMAIL: &str = "SELECT id, email, display_name, password_hash, terms_accepted_at, \
-    privacy_accepted_at, created_at, updated_at FROM users WHERE email = ?1";
+    privacy_accepted_at, created_at, updated_at, email_verified_at FROM users WHERE email = ?1";
 
 pub const SELECT_BY_ID: &str = "SELECT id, email, display_name, password_hash, terms_accepted_at, \
-    privacy_accepted_at, created_at, updated_at FROM users WHERE id = ?1";
+    privacy_accepted_at, created_at, updated_at, email_verified_at FROM users WHERE id = ?1";
 
 pub const UPDATE_PASSWORD: &str = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1";
 
@@ -36,6 +36,14 @@ pub struct User {
     pub privacy_accepted_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the account proved it owns `email` (an emailed link was redeemed); `None`: not yet.
+    pub email_verified_at: Option<i64>,
+}
+
+impl User {
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -49,6 +57,7 @@ impl std::fmt::Debug for User {
             .field("privacy_accepted_at", &self.privacy_accepted_at)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("email_verified_at", &self.email_verified_at)
             .finish()
     }
 }
@@ -76,6 +85,7 @@ pub(crate) fn user_from_row(row: &Row, prefix: &str) -> Result<User, StoreError>
         privacy_accepted_at: row_i64(row, &col("privacy_accepted_at"))?,
         created_at: row_i64(row, &col("created_at"))?,
         updated_at: row_i64(row, &col("updated_at"))?,
+        email_verified_at: super::opt_i64(row, &col("email_verified_at"))?,
     })
 }
 
@@ -108,6 +118,7 @@ pub async fn create(db: &impl Db, new: &NewUser<'_>, now_ms: i64) -> Result<Opti
         privacy_accepted_at: new.privacy_accepted_at,
         created_at: now_ms,
         updated_at: now_ms,
+        email_verified_at: None,
     }))
 }
 
@@ -120,6 +131,16 @@ pub async fn find_by_email(db: &impl Db, email: &str) -> Result<Option<User>, St
 pub async fn find_by_id(db: &impl Db, id: &str) -> Result<Option<User>, StoreError> {
     let rows = db.query(SELECT_BY_ID, &[id.into()]).await?;
     rows.first().map(|r| user_from_row(r, "")).transpose()
+}
+
+/// Marks the account verified, only while its address is still `?2` (the one the link was sent
+/// to). Returns the rows changed.
+pub const MARK_VERIFIED: &str =
+    "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?3), updated_at = ?3 \
+    WHERE id = ?1 AND email = ?2";
+
+pub async fn mark_verified(db: &impl Db, user_id: &str, email: &str, now_ms: i64) -> Result<bool, StoreError> {
+    Ok(db.execute(MARK_VERIFIED, &[user_id.into(), email.into(), now_ms.into()]).await? > 0)
 }
 
 const REHASH: &str = "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2";
@@ -152,6 +173,7 @@ mod tests {
             privacy_accepted_at: 1,
             created_at: 1,
             updated_at: 1,
+            email_verified_at: None,
         };
         let shown = format!("{u:?}");
         assert!(!shown.contains("SECRET"), "{shown}");

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{parsed, row_i64, text, Db, Row, SqlValue, StoreError};
+use super::{parsed, row_i64, text, Db, Row, StoreError};
 use crate::vocab::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -74,12 +74,6 @@ pub async fn members(db: &impl Db, ws: &str) -> Result<Vec<Member>, StoreError> 
             })
         })
         .collect()
-}
-
-/// Adds a membership; returns false when the user is already a member.
-pub async fn add_member(db: &impl Db, ws: &str, user_id: &str, role: Role, now: i64) -> Result<bool, StoreError> {
-    let sql = "INSERT OR IGNORE INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
-    Ok(db.execute(sql, &[ws.into(), user_id.into(), role.as_str().into(), SqlValue::Integer(now)]).await? == 1)
 }
 
 /// Changes a member's role; returns false when the user is not a member.

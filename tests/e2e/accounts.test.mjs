@@ -5,7 +5,7 @@
 // password, session cookie, CSRF token or access key in the worker log.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Client, sleep, startWorker, testSecrets } from "./harness.mjs";
+import { Client, inviteAndAccept, sleep, startWorker, testSecrets } from "./harness.mjs";
 import { startFakeUpstream } from "./fake-upstream.mjs";
 
 const secrets = testSecrets();
@@ -52,6 +52,41 @@ before(async () => {
   w = await startWorker({ vars: secrets });
 });
 after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
+
+test("F1: a squatter of a colleague's address stays out; the mailbox owner resets the password and joins by the emailed invitation", async () => {
+  const owner = client();
+  const ws = (await owner.signup("owner-f1@victim.example", password("owner-f1"), "Victim")).workspace.id;
+  const squatter = client();
+  const squatterPw = password("squatter");
+  const signed = await squatter.signup("alice-f1@victim.example", squatterPw, "Squat", { verify: false });
+  assert.equal(signed.user.email_verified, false);
+  let r = await owner.post(`/api/v1/workspaces/${ws}/invitations`, { email: "alice-f1@victim.example", role: "admin" });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const unknown = await owner.post(`/api/v1/workspaces/${ws}/invitations`, { email: "nobody-f1@victim.example", role: "admin" });
+  assert.deepEqual(Object.keys(unknown.body).sort(), Object.keys(r.body).sort(), "the same answer for an address without an account");
+  assert.equal((await squatter.get(`/api/v1/workspaces/${ws}`)).status, 404);
+  assert.ok(!(await squatter.get("/api/v1/me")).body.workspaces.some((x) => x.id === ws));
+  const invite = await squatter.linkToken("alice-f1@victim.example", "/invitations/accept");
+  r = await squatter.post("/api/v1/invitations/accept", { token: invite });
+  assert.equal(r.status, 403, "an unverified account cannot accept even a forwarded link");
+  assert.equal(r.body.error.code, "email_unverified");
+
+  // The real Alice reads her mailbox (the local outbox): reset, which ends the squatter's session.
+  const alice = client();
+  assert.equal((await alice.post("/api/v1/auth/password-reset", { email: "alice-f1@victim.example" })).status, 202);
+  const reset = await alice.linkToken("alice-f1@victim.example", "/reset-password");
+  const alicePw = password("alice");
+  r = await alice.post("/api/v1/auth/password-reset/confirm", { token: reset, new_password: alicePw });
+  assert.equal(r.status, 204, JSON.stringify(r.body));
+  assert.equal((await squatter.get("/api/v1/me")).status, 401, "the squatter's session ended");
+  assert.equal((await login("alice-f1@victim.example", squatterPw)).r.status, 401);
+  assert.equal((await alice.post("/api/v1/auth/login", { email: "alice-f1@victim.example", password: alicePw })).status, 200);
+  r = await alice.post("/api/v1/invitations/accept", { token: invite });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.role, "admin");
+  const members = (await owner.get(`/api/v1/workspaces/${ws}/members`)).body.items.map((m) => [m.email, m.role]);
+  assert.deepEqual(members.sort(), [["alice-f1@victim.example", "admin"], ["owner-f1@victim.example", "owner"]]);
+});
 
 test("log out: 204, the cookie is cleared, and the old cookie and CSRF token are dead", async () => {
   const pw = password("logout");
@@ -214,8 +249,8 @@ test("delete the account of a sole owner: the published server's /mcp answers 40
   // A member of the leaver's workspace, and a workspace of someone else where the leaver is a member.
   const member = client();
   const memberWs = (await member.signup("stays@example.com", password("stays"), "Stays")).workspace.id;
-  assert.equal((await c.post(P("/members"), { email: "stays@example.com", role: "member" })).status, 201);
-  assert.equal((await member.post(`/api/v1/workspaces/${memberWs}/members`, { email: "leaver@example.com", role: "member" })).status, 201);
+  await inviteAndAccept(c, ws, member, "stays@example.com");
+  await inviteAndAccept(member, memberWs, c, "leaver@example.com");
 
   const app = (await c.post(P("/apps"), { name: "Widgets" })).body;
   assert.equal((await c.post(P(`/apps/${app.id}/imports`), { url: `${up.url}/openapi.json` })).status, 201);

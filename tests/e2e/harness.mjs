@@ -168,11 +168,49 @@ export class Client {
   put(p, json, o = {}) { return this.call("PUT", p, { json, ...o }); }
   del(p, json, o = {}) { return this.call("DELETE", p, { json, ...o }); }
 
-  async signup(email, password = "correct horse battery staple", workspace = "Acme") {
+  /** Signs up and, unless `verify` is false, redeems the emailed verification link. */
+  async signup(email, password = "correct horse battery staple", workspace = "Acme", { verify = true } = {}) {
     const r = await this.post("/api/v1/auth/signup", {
       email, password, display_name: "Test User", workspace_name: workspace, accept_terms: true, accept_privacy: true,
     });
     if (r.status !== 201) throw new Error(`signup failed: ${r.status} ${JSON.stringify(r.body)}`);
+    if (verify) await this.verifyEmail(email);
     return r.body;
   }
+
+  /** The messages the development outbox holds for `email`, oldest first. */
+  async outbox(email) {
+    const r = await fetch(`${this.base}/dev/outbox?to=${encodeURIComponent(email)}`);
+    if (r.status !== 200) throw new Error(`outbox: HTTP ${r.status}`);
+    return (await r.json()).messages;
+  }
+
+  /** The token of the newest link to `page` (say "/verify-email") sent to `email`. */
+  async linkToken(email, page) {
+    const marker = `${page}#token=`;
+    const messages = await this.outbox(email);
+    for (const m of messages.reverse()) {
+      const at = m.text.indexOf(marker);
+      if (at >= 0) return m.text.slice(at + marker.length).split(/\s/)[0];
+    }
+    throw new Error(`no ${page} link was sent to ${email}`);
+  }
+
+  async verifyEmail(email) {
+    const token = await this.linkToken(email, "/verify-email");
+    const r = await this.post("/api/v1/auth/verify-email", { token });
+    if (r.status !== 200) throw new Error(`verify-email failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+}
+
+/** `owner` invites `email` to workspace `ws` as `role`; `invitee` (signed in as that address,
+ * verified) accepts the emailed link. Returns the accepted workspace. */
+export async function inviteAndAccept(owner, ws, invitee, email, role = "member") {
+  const invited = await owner.post(`/api/v1/workspaces/${ws}/invitations`, { email, role });
+  if (invited.status !== 202) throw new Error(`invite failed: ${invited.status} ${JSON.stringify(invited.body)}`);
+  const token = await invitee.linkToken(email, "/invitations/accept");
+  const r = await invitee.post("/api/v1/invitations/accept", { token });
+  if (r.status !== 200) throw new Error(`accept failed: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
 }

@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { Client, d1, startWorker, testSecrets } from "./harness.mjs";
+import { Client, d1, inviteAndAccept, startWorker, testSecrets } from "./harness.mjs";
 import { startFakeUpstream } from "./fake-upstream.mjs";
 
 const secrets = testSecrets();
@@ -28,7 +28,8 @@ before(async () => {
   const srv = (await a.post(P("/servers"), { app_id: app.id })).body;
   const key = (await a.post(P(`/servers/${srv.id}/keys`), {})).body;
   assert.equal((await a.put(P("/secrets/TOKEN"), { value: "alice-secret-value" })).status, 200);
-  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id };
+  const inv = (await a.post(P("/invitations"), { email: "pending@example.com", role: "member" })).body;
+  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id, inv: inv.id };
 });
 after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
 
@@ -40,6 +41,7 @@ async function aliceView() {
     ["workspace", ""], ["members", "/members"], ["apps", "/apps"], ["app", `/apps/${ids.app}`],
     ["imports", `/apps/${ids.app}/imports`], ["tools", `/apps/${ids.app}/tools`], ["servers", "/servers"],
     ["server", `/servers/${ids.srv}`], ["keys", `/servers/${ids.srv}/keys`], ["secrets", "/secrets"], ["audit", "/audit"],
+    ["invitations", "/invitations"],
   ]) {
     const r = await a.get(P(path));
     assert.equal(r.status, 200, `alice GET ${path}: ${JSON.stringify(r.body)}`);
@@ -237,8 +239,7 @@ test("malformed, mistyped and oversized bodies get 400, 415, 413; nothing stored
 });
 
 test("roles: a member can read and curate, but only owners and admins manage servers, secrets and deletions", async () => {
-  const r = await a.post(`/api/v1/workspaces/${ids.ws}/members`, { email: "bob@example.com", role: "member" });
-  assert.equal(r.status, 201, JSON.stringify(r.body));
+  await inviteAndAccept(a, ids.ws, b, "bob@example.com");
   const P = (p) => `/api/v1/workspaces/${ids.ws}${p}`;
   assert.equal((await b.get(P("/apps"))).status, 200);
   assert.equal((await b.patch(P(`/apps/${ids.app}/tools/${ids.tool}`), { description: "Curated by a member." })).status, 200);
@@ -263,7 +264,8 @@ test("roles: a member can read and curate, but only owners and admins manage ser
     ["DELETE", "/secrets/TOKEN", undefined],
     ["DELETE", `/apps/${ids.app}`, undefined],
     ["DELETE", "", undefined],
-    ["POST", "/members", { email: "alice@example.com", role: "admin" }],
+    ["POST", "/invitations", { email: "carol@example.com", role: "member" }],
+    ["GET", "/invitations", undefined],
   ]) {
     const res = await b.call(method, P(path), { json: body });
     assert.equal(res.status, 403, `${method} ${path}: ${JSON.stringify(res.body)}`);

@@ -21,6 +21,7 @@ struct Env {
     secrets: Secrets,
     cookie: RefCell<Option<String>>,
     csrf: RefCell<Option<String>>,
+    now: std::cell::Cell<i64>,
 }
 
 impl Env {
@@ -35,7 +36,25 @@ impl Env {
             },
             cookie: RefCell::new(None),
             csrf: RefCell::new(None),
+            now: std::cell::Cell::new(1_790_000_000_000),
         }
+    }
+
+    /// The token of the newest link to `page` (`/verify-email`, say) in `to`'s outbox.
+    fn link_token(&self, to: &str, page: &str) -> Option<String> {
+        let messages = block_on(flowcp::mail::outbox(&self.kv, to)).unwrap();
+        let marker = format!("{page}#token=");
+        messages.iter().rev().find_map(|m| {
+            let at = m.text.find(&marker)? + marker.len();
+            Some(m.text[at..].split_whitespace().next()?.to_string())
+        })
+    }
+
+    /// Redeems the newest verification link sent to `to`.
+    fn verify_email(&self, to: &str) {
+        let token = self.link_token(to, "/verify-email").expect("a verification link was sent");
+        let r = self.call("POST", "/api/v1/auth/verify-email", Some(json!({ "token": token })));
+        assert_eq!(r.status, 200, "{:?}", r.body);
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
@@ -60,7 +79,8 @@ impl Env {
             http: &self.http,
             fetch_policy: FetchPolicy::default(),
             secrets: &self.secrets,
-            now_ms: 1_790_000_000_000,
+            mailer: &flowcp::mail::Mailer::Outbox,
+            now_ms: self.now.get(),
             origin: "https://flowcp.example".into(),
         };
         let resp = block_on(handle(&svc, &req)).unwrap_or_else(|e| Response::from_error(&e));
@@ -98,6 +118,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
         })),
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
+    env.verify_email("o@example.com");
     let ws = r.body.unwrap()["workspace"]["id"].as_str().unwrap().to_string();
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))).body.unwrap()["id"]
@@ -154,7 +175,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     block_on(flowcp::store::audit::insert_many(&env.db, &[event])).unwrap();
     let deleted = env.call("DELETE", &p(""), None);
     assert_eq!(deleted.status, 204, "{:?}", deleted.body);
-    let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
+    let left = env.kv_keys_but_the_outbox();
     assert!(left.is_empty(), "KV keys left behind: {left:?}");
     for table in [
         "apps",
@@ -221,7 +242,37 @@ fn signed_up(env: &Env, email: &str) -> String {
             "workspace_name": "W", "accept_terms": true, "accept_privacy": true
         })),
     );
+    env.verify_email(email);
     r.body.unwrap()["workspace"]["id"].as_str().unwrap().to_string()
+}
+
+/// The owner (`owner` session) invites `email` as `role`; its account (`invitee` session,
+/// verified) accepts the emailed link.
+fn invite_and_accept(
+    env: &Env,
+    ws: &str,
+    owner: &(Option<String>, Option<String>),
+    invitee: &(Option<String>, Option<String>),
+    email: &str,
+    role: &str,
+) {
+    let invited = env.call_as(
+        "POST",
+        &format!("/api/v1/workspaces/{ws}/invitations"),
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        Some(json!({ "email": email, "role": role })),
+    );
+    assert_eq!(invited.status, 202, "{:?}", invited.body);
+    let token = env.link_token(email, "/invitations/accept").expect("an invitation was sent");
+    let accepted = env.call_as(
+        "POST",
+        "/api/v1/invitations/accept",
+        invitee.0.as_deref(),
+        invitee.1.as_deref(),
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(accepted.status, 200, "{:?}", accepted.body);
 }
 
 /// An app imported from `document()` and an `api_key` server for it: (app id, server id).
@@ -280,7 +331,7 @@ fn deleting_an_app_takes_its_published_servers_off_the_air() {
     env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({})));
     assert!(env.kv.entries.borrow().keys().any(|k| k.starts_with("akey:")));
     assert_eq!(env.call("DELETE", &p(&format!("/apps/{app}")), None).status, 204);
-    let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
+    let left = env.kv_keys_but_the_outbox();
     assert!(left.is_empty(), "KV keys left behind: {left:?}");
 }
 
@@ -305,6 +356,11 @@ impl Env {
 
     fn login(&self, email: &str, password: &str) -> Response {
         self.call("POST", "/api/v1/auth/login", Some(json!({ "email": email, "password": password })))
+    }
+
+    /// Every KV key but the development outbox's (mail is not workspace data).
+    fn kv_keys_but_the_outbox(&self) -> Vec<String> {
+        self.kv.entries.borrow().keys().filter(|k| !k.starts_with("outbox:")).cloned().collect()
     }
 
     fn count(&self, sql: &str) -> i64 {
@@ -440,7 +496,7 @@ fn deleting_the_account_of_a_sole_owner_takes_its_published_servers_off_the_air(
     assert!(env.kv.entries.borrow().contains_key(&format!("manifest:{srv}:live")));
     let gone = env.call("DELETE", "/api/v1/me", Some(json!({ "password": "a long enough password" })));
     assert_eq!(gone.status, 204, "{:?}", gone.body);
-    let left: Vec<String> = env.kv.entries.borrow().keys().cloned().collect();
+    let left = env.kv_keys_but_the_outbox();
     assert!(left.is_empty(), "KV keys left behind: {left:?}");
     for table in ["users", "sessions", "workspaces", "servers", "server_access_keys"] {
         assert_eq!(env.count(&format!("SELECT COUNT(*) AS n FROM {table}")), 0, "{table}");
@@ -603,14 +659,14 @@ fn members_cannot_create_servers() {
     signed_up(&env, "member-s8@example.com");
     let (member_cookie, member_csrf) = env.session();
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
-    let added = env.call_as(
-        "POST",
-        &p("/members"),
-        owner_cookie.as_deref(),
-        owner_csrf.as_deref(),
-        Some(json!({ "email": "member-s8@example.com", "role": "member" })),
+    invite_and_accept(
+        &env,
+        &ws,
+        &(owner_cookie.clone(), owner_csrf.clone()),
+        &(member_cookie.clone(), member_csrf.clone()),
+        "member-s8@example.com",
+        "member",
     );
-    assert_eq!(added.status, 201, "{:?}", added.body);
     let before = env.count("SELECT COUNT(*) AS n FROM servers");
     let r = env.call_as(
         "POST",
@@ -673,12 +729,24 @@ fn auth_config_accepts_only_known_fields() {
 fn names_refuse_bidi_and_format_characters_and_emails_refuse_markup() {
     let env = Env::new();
     signed_up(&env, "owner-s9@example.com");
-    for name in ["ACME \u{202E}ytiruceS", "a\u{200B}b", "x\u{2066}y\u{2069}", "soft\u{00AD}hyphen", "tag\u{E0041}"] {
+    for name in [
+        "ACME \u{202E}ytiruceS",
+        "a\u{200B}b",
+        "x\u{2066}y\u{2069}",
+        "soft\u{00AD}hyphen",
+        "tag\u{E0041}",
+        "ACME\u{3164}Security",
+        "blank\u{2800}braille",
+        "half\u{FFA0}width",
+        "cgj\u{034F}x",
+    ] {
         let r = env.call("POST", "/api/v1/workspaces", Some(json!({ "name": name })));
         assert_eq!(r.status, 422, "{name:?}: {:?}", r.body);
         assert_eq!(r.body.unwrap()["error"]["code"], "invalid_name");
     }
     assert_eq!(env.call("POST", "/api/v1/workspaces", Some(json!({ "name": "Équipe Ünïcode ✓" }))).status, 201);
+    // Variation selectors stay allowed: emoji need them.
+    assert_eq!(env.call("POST", "/api/v1/workspaces", Some(json!({ "name": "Team \u{2764}\u{FE0F}" }))).status, 201);
     for email in
         ["a<script>@example.com", "\"a\"@example.com", "a@exa>mple.com", "a`b@example.com", "a\u{202E}@example.com"]
     {
@@ -840,9 +908,13 @@ fn removing_a_member_revokes_the_access_keys_they_created() {
         let as_admin = |m: &str, path: &str, body: Option<Value>| {
             env.call_as(m, path, admin_cookie.as_deref(), admin_csrf.as_deref(), body)
         };
-        assert_eq!(
-            as_owner("POST", &p("/members"), Some(json!({ "email": admin_email, "role": "admin" }))).status,
-            201
+        invite_and_accept(
+            &env,
+            &ws,
+            &(owner_cookie.clone(), owner_csrf.clone()),
+            &(admin_cookie.clone(), admin_csrf.clone()),
+            &admin_email,
+            "admin",
         );
         let admins_key = as_admin("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({ "name": "copied" })));
         assert_eq!(admins_key.status, 201, "{:?}", admins_key.body);
@@ -891,4 +963,346 @@ fn a_superseded_credential_copy_expires_instead_of_vanishing() {
     let entries = env.kv.entries.borrow();
     assert_eq!(entries.get(&format!("cred:{srv}:v1")).map(|(_, ttl)| *ttl), Some(Some(300)));
     assert_eq!(entries.get(&format!("cred:{srv}:v2")).map(|(_, ttl)| *ttl), Some(None));
+}
+
+// ---- F1, F7: verified accounts and consented membership ----
+
+/// Signs up `email` without redeeming the verification link; returns (workspace id, session).
+fn signed_up_unverified(env: &Env, email: &str) -> (String, (Option<String>, Option<String>)) {
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/signup",
+        Some(json!({
+            "email": email, "password": "a long enough password", "display_name": "X",
+            "workspace_name": "W", "accept_terms": true, "accept_privacy": true
+        })),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let body = r.body.unwrap();
+    assert_eq!(body["user"]["email_verified"], false);
+    assert_eq!(body["verification_email_sent"], true);
+    (body["workspace"]["id"].as_str().unwrap().to_string(), env.session())
+}
+
+/// F1: an account that has not proved its address can sign in and work in its own workspace,
+/// but cannot create access keys or publish until it redeems the emailed link.
+#[test]
+fn an_unverified_account_cannot_create_access_keys_or_publish() {
+    let env = Env::new();
+    let (ws, _) = signed_up_unverified(&env, "unverified@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "none" })));
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).status, 200);
+    for path in [format!("/servers/{srv}/keys"), format!("/servers/{srv}/publish")] {
+        let r = env.call("POST", &p(&path), Some(json!({})));
+        assert_eq!(r.status, 403, "{path}: {:?}", r.body);
+        assert_eq!(r.body.unwrap()["error"]["code"], "email_unverified");
+    }
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM server_access_keys"), 0);
+    assert_eq!(env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["email_verified"], false);
+    env.verify_email("unverified@example.com");
+    assert_eq!(env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["email_verified"], true);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({}))).status, 201);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+}
+
+/// F1 (the review's sequence): an outsider signs up with a colleague's address before the
+/// colleague does; the owner invites the colleague. The squatter cannot accept (no mailbox, no
+/// verified address), stays outside the workspace (404, not listed), and the mailbox's real
+/// owner takes the address back with a password reset, which ends the squatter's sessions.
+#[test]
+fn a_squatted_address_never_joins_a_workspace_and_the_mailbox_owner_takes_it_back() {
+    let env = Env::new();
+    let ws = signed_up(&env, "owner-f1@victim.example");
+    let owner = env.session();
+    let (_, squatter) = signed_up_unverified(&env, "alice@victim.example");
+    let invited = env.call_as(
+        "POST",
+        &format!("/api/v1/workspaces/{ws}/invitations"),
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        Some(json!({ "email": "alice@victim.example", "role": "admin" })),
+    );
+    assert_eq!(invited.status, 202, "{:?}", invited.body);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM memberships WHERE role = 'admin'"), 0, "nothing until accepted");
+    let as_squatter = |m: &str, path: &str, body: Option<Value>| {
+        env.call_as(m, path, squatter.0.as_deref(), squatter.1.as_deref(), body)
+    };
+    assert_eq!(as_squatter("GET", &format!("/api/v1/workspaces/{ws}"), None).status, 404);
+    let me = as_squatter("GET", "/api/v1/me", None).body.unwrap();
+    assert!(!me["workspaces"].as_array().unwrap().iter().any(|w| w["id"] == json!(ws)), "{me}");
+    // Even holding the link (say it was forwarded), an unverified account cannot accept it.
+    let token = env.link_token("alice@victim.example", "/invitations/accept").unwrap();
+    let r = as_squatter("POST", "/api/v1/invitations/accept", Some(json!({ "token": token })));
+    assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (403, json!("email_unverified")));
+
+    // The real Alice resets the password through her mailbox: the squatter is signed out.
+    let reset = env.call("POST", "/api/v1/auth/password-reset", Some(json!({ "email": "alice@victim.example" })));
+    assert_eq!(reset.status, 202);
+    let reset_token = env.link_token("alice@victim.example", "/reset-password").unwrap();
+    let done = env.call(
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        Some(json!({ "token": reset_token, "new_password": "alice's own long password" })),
+    );
+    assert_eq!(done.status, 204, "{:?}", done.body);
+    assert_eq!(as_squatter("GET", "/api/v1/me", None).status, 401, "the squatter's session ended");
+    assert_eq!(env.login("alice@victim.example", "a long enough password").status, 401);
+    assert_eq!(env.login("alice@victim.example", "alice's own long password").status, 200);
+    assert_eq!(env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["email_verified"], true);
+    let joined = env.call("POST", "/api/v1/invitations/accept", Some(json!({ "token": token })));
+    assert_eq!(joined.status, 200, "{:?}", joined.body);
+    assert_eq!(joined.body.unwrap()["role"], "admin");
+    assert_eq!(env.call("GET", &format!("/api/v1/workspaces/{ws}"), None).status, 200);
+    let again = env.call("POST", "/api/v1/invitations/accept", Some(json!({ "token": token })));
+    assert_eq!(again.status, 404, "an invitation works once");
+}
+
+/// F7: inviting answers the same whether or not an account uses the address (no enumeration
+/// oracle), stores nothing that links the invitee to the workspace, and only the verified
+/// holder of the invited address can accept.
+#[test]
+fn an_invitation_answers_the_same_for_any_address_and_only_its_address_can_accept() {
+    let env = Env::new();
+    let ws = signed_up(&env, "owner-f7@example.com");
+    let owner = env.session();
+    signed_up(&env, "known-f7@example.com");
+    let known = env.session();
+    signed_up(&env, "other-f7@example.com");
+    let other = env.session();
+    let invite = |email: &str| {
+        env.call_as(
+            "POST",
+            &format!("/api/v1/workspaces/{ws}/invitations"),
+            owner.0.as_deref(),
+            owner.1.as_deref(),
+            Some(json!({ "email": email, "role": "member" })),
+        )
+    };
+    let shape = |r: Response| {
+        let b = r.body.unwrap();
+        let mut keys: Vec<String> = b.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        (r.status, keys, b["role"].clone(), b["expires_at"].clone())
+    };
+    assert_eq!(shape(invite("known-f7@example.com")), shape(invite("nobody-f7@example.com")));
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM memberships"), 3, "one owner membership each, no more");
+    let token = env.link_token("known-f7@example.com", "/invitations/accept").unwrap();
+    let r = env.call_as(
+        "POST",
+        "/api/v1/invitations/accept",
+        other.0.as_deref(),
+        other.1.as_deref(),
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(r.status, 404, "another account cannot use it: {:?}", r.body);
+    let r = env.call_as(
+        "POST",
+        "/api/v1/invitations/accept",
+        known.0.as_deref(),
+        known.1.as_deref(),
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(r.status, 200, "the invited address still can: {:?}", r.body);
+    let listed = env.call_as(
+        "GET",
+        &format!("/api/v1/workspaces/{ws}/invitations"),
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        None,
+    );
+    let emails: Vec<Value> =
+        listed.body.unwrap()["items"].as_array().unwrap().iter().map(|i| i["email"].clone()).collect();
+    assert_eq!(emails, vec![json!("nobody-f7@example.com")], "accepted invitations leave the list");
+    let member_list = env.call_as(
+        "GET",
+        &format!("/api/v1/workspaces/{ws}/invitations"),
+        known.0.as_deref(),
+        known.1.as_deref(),
+        None,
+    );
+    assert_eq!(member_list.status, 403, "members do not see invitations");
+}
+
+/// F7: invitations are throttled per inviter (10 an hour) and per workspace (30 an hour).
+#[test]
+fn invitations_are_throttled_per_inviter_and_per_workspace() {
+    let env = Env::new();
+    let ws = signed_up(&env, "owner-th@example.com");
+    let owner = env.session();
+    let mut admins = Vec::new();
+    for i in 0..3 {
+        let email = format!("admin{i}-th@example.com");
+        signed_up(&env, &email);
+        let s = env.session();
+        invite_and_accept(&env, &ws, &owner, &s, &email, "admin");
+        admins.push(s);
+    }
+    let invite = |who: &(Option<String>, Option<String>), n: &str| {
+        env.call_as(
+            "POST",
+            &format!("/api/v1/workspaces/{ws}/invitations"),
+            who.0.as_deref(),
+            who.1.as_deref(),
+            Some(json!({ "email": format!("{n}@example.com"), "role": "member" })),
+        )
+    };
+    for i in 3..10 {
+        assert_eq!(invite(&owner, &format!("o{i}")).status, 202, "owner's invitation {}", i + 1);
+    }
+    let r = invite(&owner, "o-eleventh");
+    assert_eq!(r.status, 429, "the inviter's eleventh within the hour: {:?}", r.body);
+    assert!(r.headers.iter().any(|(k, _)| k == "retry-after"));
+    for i in 0..10 {
+        assert_eq!(invite(&admins[0], &format!("a{i}")).status, 202);
+    }
+    for i in 0..10 {
+        assert_eq!(invite(&admins[1], &format!("b{i}")).status, 202);
+    }
+    assert_eq!(invite(&admins[2], "c0").status, 429, "the workspace's 31st within the hour");
+    env.now.set(env.now.get() + 61 * 60 * 1000);
+    assert_eq!(invite(&admins[2], "c1").status, 202, "an hour later");
+}
+
+/// F7: a withdrawn or expired invitation adds nobody, and inviting the same address again
+/// replaces the pending invitation (the earlier link stops working).
+#[test]
+fn invitations_expire_can_be_withdrawn_and_are_replaced_by_a_new_one() {
+    let env = Env::new();
+    let ws = signed_up(&env, "owner-wd@example.com");
+    let owner = env.session();
+    signed_up(&env, "invitee-wd@example.com");
+    let invitee = env.session();
+    let inv = |body: Value| {
+        env.call_as(
+            "POST",
+            &format!("/api/v1/workspaces/{ws}/invitations"),
+            owner.0.as_deref(),
+            owner.1.as_deref(),
+            Some(body),
+        )
+    };
+    let accept = |token: &str| {
+        env.call_as(
+            "POST",
+            "/api/v1/invitations/accept",
+            invitee.0.as_deref(),
+            invitee.1.as_deref(),
+            Some(json!({ "token": token })),
+        )
+        .status
+    };
+    let first = inv(json!({ "email": "invitee-wd@example.com", "role": "member" })).body.unwrap();
+    let first_token = env.link_token("invitee-wd@example.com", "/invitations/accept").unwrap();
+    let second = inv(json!({ "email": "Invitee-WD@example.com", "role": "admin" })).body.unwrap();
+    assert_ne!(first["id"], second["id"]);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM invitations"), 1, "one pending invitation per address");
+    assert_eq!(accept(&first_token), 404, "the replaced link no longer works");
+    let id = second["id"].as_str().unwrap();
+    let withdrawn = env.call_as(
+        "DELETE",
+        &format!("/api/v1/workspaces/{ws}/invitations/{id}"),
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        None,
+    );
+    assert_eq!(withdrawn.status, 204);
+    let second_token = env.link_token("invitee-wd@example.com", "/invitations/accept").unwrap();
+    assert_eq!(accept(&second_token), 404, "a withdrawn invitation adds nobody");
+    inv(json!({ "email": "invitee-wd@example.com", "role": "member" }));
+    let third_token = env.link_token("invitee-wd@example.com", "/invitations/accept").unwrap();
+    env.now.set(env.now.get() + 7 * 24 * 60 * 60 * 1000 + 1);
+    assert_eq!(env.login("invitee-wd@example.com", "a long enough password").status, 200);
+    let r = env.call("POST", "/api/v1/invitations/accept", Some(json!({ "token": third_token })));
+    assert_eq!(r.status, 404, "an expired invitation adds nobody");
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM memberships"), 2);
+    let report = block_on(flowcp::jobs::retention::run(&env.db, env.now.get(), Default::default())).unwrap();
+    assert_eq!(report.invitations_deleted, 1, "{report:?}");
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM invitations"), 0);
+}
+
+/// F1: a password-reset request answers the same for any address; its link works once, within
+/// 30 minutes, ends every session and voids the account's other reset links.
+#[test]
+fn a_password_reset_link_works_once_within_30_minutes_and_ends_every_session() {
+    let env = Env::new();
+    signed_up(&env, "reset@example.com");
+    let old_session = env.session();
+    let ask = |email: &str| env.call("POST", "/api/v1/auth/password-reset", Some(json!({ "email": email })));
+    let (known, unknown) = (ask("reset@example.com"), ask("nobody-reset@example.com"));
+    assert_eq!((known.status, known.body.clone()), (unknown.status, unknown.body.clone()));
+    assert!(block_on(flowcp::mail::outbox(&env.kv, "nobody-reset@example.com")).unwrap().is_empty());
+    let stale = env.link_token("reset@example.com", "/reset-password").unwrap();
+    ask("reset@example.com");
+    let token = env.link_token("reset@example.com", "/reset-password").unwrap();
+    let confirm = |token: &str, password: &str| {
+        env.call(
+            "POST",
+            "/api/v1/auth/password-reset/confirm",
+            Some(json!({ "token": token, "new_password": password })),
+        )
+    };
+    assert_eq!(confirm(&stale, "a brand new password").status, 404, "only the newest link works");
+    let weak = confirm(&token, "short");
+    assert_eq!(weak.status, 422, "{:?}", weak.body);
+    assert_eq!(confirm(&token, "a brand new password").status, 204, "a weak password did not spend the link");
+    assert_eq!(confirm(&token, "yet another password").status, 404, "it works once");
+    let r = env.call_as("GET", "/api/v1/me", old_session.0.as_deref(), old_session.1.as_deref(), None);
+    assert_eq!(r.status, 401, "every session ended");
+    assert_eq!(env.login("reset@example.com", "a brand new password").status, 200);
+
+    // The fourth request within 15 minutes is throttled, for any address alike.
+    assert_eq!(ask("reset@example.com").status, 202);
+    assert_eq!(ask("reset@example.com").status, 429);
+    for i in 0..2 {
+        assert_eq!(ask("nobody-reset@example.com").status, 202, "{i}");
+    }
+    assert_eq!(ask("nobody-reset@example.com").status, 429);
+    ask_after_expiry(&env);
+}
+
+fn ask_after_expiry(env: &Env) {
+    env.now.set(env.now.get() + 2 * 60 * 60 * 1000);
+    let r = env.call("POST", "/api/v1/auth/password-reset", Some(json!({ "email": "reset@example.com" })));
+    assert_eq!(r.status, 202);
+    let token = env.link_token("reset@example.com", "/reset-password").unwrap();
+    env.now.set(env.now.get() + 30 * 60 * 1000 + 1);
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        Some(json!({ "token": token, "new_password": "a late new password" })),
+    );
+    assert_eq!(r.status, 404, "a link older than 30 minutes is refused");
+}
+
+/// F1: a verification link works once, only for the address it was sent to, and a resend
+/// voids the earlier link.
+#[test]
+fn a_verification_link_works_once_and_only_for_the_address_it_was_sent_to() {
+    let env = Env::new();
+    signed_up_unverified(&env, "verify@example.com");
+    let first = env.link_token("verify@example.com", "/verify-email").unwrap();
+    let resent = env.call("POST", "/api/v1/me/verification", None);
+    assert_eq!(resent.status, 202, "{:?}", resent.body);
+    let second = env.link_token("verify@example.com", "/verify-email").unwrap();
+    assert_ne!(first, second);
+    let redeem = |t: &str| env.call("POST", "/api/v1/auth/verify-email", Some(json!({ "token": t }))).status;
+    assert_eq!(redeem(&first), 404, "a resend voids the earlier link");
+    assert_eq!(redeem("not-a-token"), 404);
+    assert_eq!(redeem(&second), 200);
+    assert_eq!(redeem(&second), 404, "it works once");
+    let again = env.call("POST", "/api/v1/me/verification", None);
+    assert_eq!(again.body.unwrap()["error"]["code"], "already_verified");
+    // A link sent to an address the account no longer has verifies nothing.
+    let (_, _) = signed_up_unverified(&env, "moved@example.com");
+    let token = env.link_token("moved@example.com", "/verify-email").unwrap();
+    block_on(flowcp::store::Db::execute(
+        &env.db,
+        "UPDATE users SET email = 'elsewhere@example.com' WHERE email = 'moved@example.com'",
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(redeem(&token), 404);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM users WHERE email_verified_at IS NOT NULL"), 1);
 }

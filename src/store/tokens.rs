@@ -1,0 +1,92 @@
+//! The `email_tokens` table: single-use links sent by email (address verification, password
+//! reset). Only the SHA-256 of a token is stored, so a copy of the database opens nothing; a
+//! token is redeemed by the one statement that deletes its row, so it works once, even under a
+//! burst of parallel redemptions.
+
+use super::{text, Db, SqlValue, StoreError};
+
+/// What a link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "verify_email",
+            Purpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+pub const INSERT: &str = "INSERT INTO email_tokens (token_hash, purpose, user_id, email, created_at, expires_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Redeems a live token: deletes its row and returns who it was for.
+pub const REDEEM: &str = "DELETE FROM email_tokens WHERE token_hash = ?1 AND purpose = ?2 AND expires_at > ?3 \
+    RETURNING user_id, email";
+
+/// Forgets every token of one purpose of a user (a redeemed reset voids the others).
+pub const DELETE_FOR_USER: &str = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2";
+
+/// Every token of a user (account deletion).
+pub const DELETE_ALL_FOR_USER: &str = "DELETE FROM email_tokens WHERE user_id = ?1";
+
+/// Deletes at most `?2` tokens that expired before `?1` (uses `idx_email_tokens_expires`).
+pub const DELETE_EXPIRED: &str = "DELETE FROM email_tokens WHERE token_hash IN \
+    (SELECT token_hash FROM email_tokens WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)";
+
+/// A redeemed token: the account and the address the link was sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeemed {
+    pub user_id: String,
+    pub email: String,
+}
+
+pub struct NewToken<'a> {
+    pub token_hash: &'a str,
+    pub purpose: Purpose,
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub expires_at: i64,
+}
+
+pub async fn create(db: &impl Db, t: &NewToken<'_>, now_ms: i64) -> Result<(), StoreError> {
+    db.execute(
+        INSERT,
+        &[
+            t.token_hash.into(),
+            t.purpose.as_str().into(),
+            t.user_id.into(),
+            t.email.into(),
+            now_ms.into(),
+            t.expires_at.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Redeems the token with this hash for `purpose`, if it is live: at most one caller ever gets
+/// `Some` for a token.
+pub async fn redeem(
+    db: &impl Db,
+    token_hash: &str,
+    purpose: Purpose,
+    now_ms: i64,
+) -> Result<Option<Redeemed>, StoreError> {
+    let rows = db.query(REDEEM, &[token_hash.into(), purpose.as_str().into(), now_ms.into()]).await?;
+    rows.first().map(|r| Ok(Redeemed { user_id: text(r, "user_id")?, email: text(r, "email")? })).transpose()
+}
+
+pub async fn delete_for_user(db: &impl Db, user_id: &str, purpose: Purpose) -> Result<(), StoreError> {
+    db.execute(DELETE_FOR_USER, &[user_id.into(), purpose.as_str().into()]).await?;
+    Ok(())
+}
+
+/// Deletes up to `limit` expired tokens; returns how many.
+pub async fn delete_expired(db: &impl Db, now_ms: i64, limit: i64) -> Result<u64, StoreError> {
+    db.execute(DELETE_EXPIRED, &[SqlValue::from(now_ms), limit.into()]).await
+}
