@@ -178,6 +178,28 @@ impl Redactor {
         out.unwrap_or_else(|| text.to_string())
     }
 
+    /// Text that was cut short (an upstream body read up to its cap) with its tail masked when
+    /// the tail is the beginning of a secret in any spelling: what a cut left of a secret no
+    /// whole-value pattern matches. Run [`Redactor::text`] first.
+    pub fn tail(&self, text: &str) -> String {
+        let mut longest = 0;
+        for n in &self.needles {
+            // Proper prefixes of at least MIN_SECRET_LEN bytes that end on a char boundary.
+            let mut k = n.len().saturating_sub(1).min(text.len());
+            while k >= MIN_SECRET_LEN {
+                if n.is_char_boundary(k) && text.ends_with(&n[..k]) {
+                    longest = longest.max(k);
+                    break;
+                }
+                k -= 1;
+            }
+        }
+        if longest == 0 {
+            return text.to_string();
+        }
+        format!("{}{REDACTED}", &text[..text.len() - longest])
+    }
+
     /// Whether this redactor knows no secret value.
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()
@@ -268,18 +290,44 @@ impl Redactor {
     }
 }
 
-/// Every spelling of a secret that an upstream or a log may show: raw; JSON-escaped (plain,
-/// with `\/`, and with HTML-safe `\u003c`-style escapes as Go and others write them);
-/// percent-encoded as a path or query component, as a cookie value, as a form value (`+` for
-/// spaces) and with every non-alphanumeric byte encoded, each with upper- and lowercase hex.
+impl Redactor {
+    /// [`Redactor::body`] for a body read up to a byte cap (`truncated`: the cap cut it): an
+    /// incomplete UTF-8 sequence the cut left at the end is dropped, and the tail is masked
+    /// when it is the beginning of a secret ([`Redactor::tail`]).
+    pub fn capped_body(&self, mut body: Vec<u8>, truncated: bool) -> Vec<u8> {
+        if !truncated {
+            return self.body(body);
+        }
+        if let Err(e) = std::str::from_utf8(&body) {
+            if e.error_len().is_none() {
+                body.truncate(e.valid_up_to());
+            }
+        }
+        let body = self.body(body);
+        if self.needles.is_empty() {
+            return body;
+        }
+        match String::from_utf8(body) {
+            Ok(text) => self.tail(&text).into_bytes(),
+            Err(e) => e.into_bytes(),
+        }
+    }
+}
+
+/// Every spelling of a secret that an upstream or a log may show: raw; JSON-escaped the ways
+/// real encoders write it ([`json_spellings`]: plain, with `\/`, HTML-safe `\u003c`, non-ASCII
+/// as `\uXXXX`, every non-alphanumeric as `\u00XX`), and each of those escaped a second time
+/// (a JSON document carried as a string inside another); percent-encoded as a path or query
+/// component, as a cookie value, as a form value (`+` for spaces) and with every
+/// non-alphanumeric byte encoded, each with upper- and lowercase hex.
 pub fn forms(value: &str) -> Vec<String> {
-    let json = serde_json::to_string(value).unwrap_or_default();
-    let json = json.get(1..json.len().saturating_sub(1)).unwrap_or("").to_string();
-    let json_slash = json.replace('/', "\\/");
-    let json_html = json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
     let form: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
     let percent = [enc(value), cookie_enc(value), form, utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()];
-    let mut out = vec![value.to_string(), json, json_slash, json_html];
+    let mut out = vec![value.to_string()];
+    for once in json_spellings(value) {
+        out.extend(json_spellings(&once));
+        out.push(once);
+    }
     for p in percent {
         out.push(lower_hex(&p));
         out.push(p);
@@ -287,6 +335,34 @@ pub fn forms(value: &str) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// How JSON encoders escape a string's content (without the quotes): serde's minimal escaping;
+/// PHP's `\/`; Go's and others' HTML-safe `\u003c`/`\u003e`/`\u0026`; `\uXXXX` for every
+/// non-ASCII character (Python's and PHP's default, with PHP's `\/`); and `\u00XX` for every
+/// character but letters and digits, in lower- and uppercase hex.
+fn json_spellings(value: &str) -> Vec<String> {
+    let plain = serde_json::to_string(value).unwrap_or_default();
+    let plain = plain.get(1..plain.len().saturating_sub(1)).unwrap_or("").to_string();
+    let u = |c: char, upper: bool| -> String {
+        let mut units = [0u16; 2];
+        c.encode_utf16(&mut units)
+            .iter()
+            .map(|u| if upper { format!("\\u{u:04X}") } else { format!("\\u{u:04x}") })
+            .collect()
+    };
+    // Non-ASCII as \uXXXX over serde's escaping (Python's ensure_ascii; PHP's default adds `\/`).
+    let ascii = |upper: bool| -> String {
+        plain.chars().map(|c| if c.is_ascii() { c.to_string() } else { u(c, upper) }).collect()
+    };
+    // Every character but letters and digits as \u00XX.
+    let all = |upper: bool| -> String {
+        value.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { u(c, upper) }).collect()
+    };
+    let slash = plain.replace('/', "\\/");
+    let html = plain.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026");
+    let php = ascii(false).replace('/', "\\/");
+    vec![plain.clone(), slash, html, ascii(false), ascii(true), php, all(false), all(true)]
 }
 
 /// `%2F` -> `%2f`: the same encoding with lowercase hex digits, as some servers echo it.

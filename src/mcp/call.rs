@@ -177,7 +177,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     let (content_type, body) = match cred.secret() {
         Some(v) => {
             let r = Redactor::of_values([v]);
-            (content_type.map(|ct| r.text(&ct)), r.body(resp.body))
+            (content_type.map(|ct| r.text(&ct)), r.capped_body(resp.body, resp.truncated))
         }
         None => (content_type, resp.body),
     };

@@ -858,3 +858,84 @@ fn a_published_format_1_manifest_keeps_working_and_format_2_is_camel_case() {
     let f = Fixture { cache: ManifestCache::default(), ..f };
     assert_eq!(call(&f, rpc("tools/call", tool), &[]).status, 503);
 }
+
+/// An upstream that answers a fixed body, possibly cut at the read cap (`truncated`).
+struct Fixed {
+    content_type: &'static str,
+    body: String,
+    truncated: bool,
+}
+
+impl Http for Fixed {
+    async fn send(&self, _req: &HttpRequest, _max: usize) -> Result<HttpResponse, HttpError> {
+        Ok(HttpResponse {
+            status: 400,
+            headers: vec![("content-type".into(), self.content_type.into())],
+            body: self.body.clone().into_bytes(),
+            truncated: self.truncated,
+        })
+    }
+}
+
+/// F2: an echo of the credential in a body that is not JSON is redacted in the spellings real
+/// encoders write — `\uXXXX` for every non-alphanumeric character (either hex case), non-ASCII
+/// escaped, `\/`, a JSON string escaped twice — and a body the read cap cut inside the secret
+/// shows none of the secret's beginning.
+#[test]
+fn escaped_double_escaped_and_cut_echoes_of_the_credential_are_redacted() {
+    let secret = "key_abc/123+xyz\"q\\é";
+    let f = fixture(1, "api_key", false, false);
+    republish(&f, |m| m.auth.placement = Some(placement("query", "api_key")));
+    set_credential(&f, secret);
+    let u_all = |upper: bool| -> String {
+        secret
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else if upper {
+                    format!("\\u{:04X}", c as u32)
+                } else {
+                    format!("\\u{:04x}", c as u32)
+                }
+            })
+            .collect()
+    };
+    let once = serde_json::to_string(secret).unwrap();
+    let twice = serde_json::to_string(&once).unwrap();
+    let php = once.replace('/', "\\/").replace('é', "\\u00e9");
+    let bodies = [
+        format!("<p>bad key {}</p>", u_all(false)),
+        format!("bad key {}", u_all(true)),
+        format!("error: {twice}"),
+        format!("error: {}", serde_json::to_string(&php).unwrap()),
+        format!("not json {{\"e\": {php}"),
+    ];
+    for body in bodies {
+        let up = Fixed { content_type: "text/html", body: body.clone(), truncated: false };
+        let r = call_via(&f, &up, tool_call("getThing0000", json!({})), &[], later());
+        let text = result_of(&r)["content"][0]["text"].as_str().unwrap().to_string();
+        assert!(text.contains("[REDACTED]"), "nothing redacted in {body:?}: {text}");
+        for secret_bit in ["key_abc", "123", "xyz"] {
+            assert!(!text.contains(secret_bit), "{body:?} showed {secret_bit}: {text}");
+        }
+    }
+    // The read cap cut the body inside the secret: no beginning of it is shown.
+    let raw = "sk_live_truncation_target_9f8e7d";
+    set_credential(&f, raw);
+    for k in 4..raw.len() {
+        for body in [format!("echo: {}", &raw[..k]), format!("{{\"echo\": \"{}", &raw[..k])] {
+            let up = Fixed { content_type: "application/json", body: body.clone(), truncated: true };
+            let r = call_via(&f, &up, tool_call("getThing0000", json!({})), &[], later());
+            let text = result_of(&r)["content"][0]["text"].as_str().unwrap().to_string();
+            assert!(!text.contains(&raw[..4]), "cut at {k}: {text}");
+        }
+    }
+    // A body cut inside a UTF-8 sequence is still text, not a binary description.
+    let up = Fixed { content_type: "text/plain", body: "caf\u{e9}".into(), truncated: true };
+    let mut cut = up.body.clone().into_bytes();
+    cut.pop();
+    let up = Fixed { body: String::from_utf8_lossy(&cut).into_owned(), ..up };
+    let r = call_via(&f, &up, tool_call("getThing0000", json!({})), &[], later());
+    assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("caf"));
+}
