@@ -50,6 +50,8 @@ if [ ! -f .dev.vars ]; then
       "FLOWCP_OPERATOR_TOKEN=" + c.randomBytes(32).toString("hex"),
       "# Local development only: lets imports and probes reach 127.0.0.1 (the demo API, fake upstreams).",
       "FLOWCP_ALLOW_LOCAL_FETCH=1",
+      "# Local development only: the demo API (/demo/) and the mail outbox (/dev/outbox).",
+      "FLOWCP_ENV=development",
     ];
     require("fs").writeFileSync(".dev.vars", lines.join("\n") + "\n", { mode: 0o600 });
   '
@@ -57,6 +59,9 @@ fi
 
 if ! grep -q '^FLOWCP_ALLOW_LOCAL_FETCH=' .dev.vars; then
   printf '%s\n' "# Local development only: lets imports and probes reach 127.0.0.1." "FLOWCP_ALLOW_LOCAL_FETCH=1" >> .dev.vars
+fi
+if ! grep -q '^FLOWCP_ENV=' .dev.vars; then
+  printf '%s\n' "# Local development only: the demo API (/demo/) and the mail outbox (/dev/outbox)." "FLOWCP_ENV=development" >> .dev.vars
 fi
 
 say "building the dashboard"

@@ -1,3 +1,5 @@
+import { handleLink } from "./links";
+
 // Dashboard placeholder: shows the Worker's /healthz. The real dashboard is a later issue.
 interface Health {
   status: string;
@@ -11,6 +13,8 @@ function show(field: string, value: string): void {
 }
 
 async function main(): Promise<void> {
+  const root = document.querySelector<HTMLElement>("main");
+  if (root && (await handleLink(root))) return;
   try {
     const res = await fetch("/healthz", { headers: { accept: "application/json" } });
     const h = (await res.json()) as Health;

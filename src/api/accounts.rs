@@ -36,7 +36,7 @@ use crate::vocab::Role;
 }))]
 pub struct SignupBody {
     email: String,
-    /// 12 to 256 characters, not a common password.
+    /// 10 to 256 characters, not a common password.
     password: String,
     display_name: String,
     workspace_name: String,
@@ -75,18 +75,20 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     // answer is either an account or "log in instead"); it is throttled per client address so
     // addresses cannot be enumerated in bulk, and it hashes first so timing says nothing.
     // The address is unproven until the emailed link is redeemed (see the module comment).
-    let signup_keys = req.client_addr.as_deref().map(|a| throttle::LoginKeys {
-        email: format!("signup:{}", throttle::address_key(a)),
-        address: None,
-        policy: throttle::Policy::EMAIL,
-    });
-    if let Some(keys) = &signup_keys {
-        throttle::check(svc.db, keys, svc.now_ms).await?.into_result()?;
+    // Both counters are reserved up front (atomically), and the one that does not apply is
+    // given back: refused sign-ups (probing for registered addresses) and accounts made (each
+    // mails a verification link) are limited per client address.
+    let (taken_keys, made_keys) = match req.client_addr.as_deref() {
+        Some(a) => (Some(throttle::LoginKeys::taken_signups(a)), Some(throttle::LoginKeys::signups(a))),
+        None => (None, None),
+    };
+    for keys in [&taken_keys, &made_keys].into_iter().flatten() {
+        throttle::reserve(svc.db, keys, svc.now_ms).await?.into_result()?;
     }
     let hash = password::hash_password(&body.password)?;
     if users::find_by_email(svc.db, &email).await?.is_some() {
-        if let Some(keys) = &signup_keys {
-            throttle::note_failure(svc.db, keys, svc.now_ms).await?;
+        if let Some(keys) = &made_keys {
+            throttle::give_back(svc.db, keys).await?;
         }
         return Err(ApiError::new(ErrorCode::EmailTaken, "An account with this email already exists; log in instead."));
     }
@@ -103,11 +105,18 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
             ApiError::new(ErrorCode::EmailTaken, "An account with this email already exists; log in instead.")
         })?
         .id;
+    if let Some(keys) = &taken_keys {
+        throttle::give_back(svc.db, keys).await?;
+    }
     let ws_id = random_id("ws_")?;
     workspaces::create(svc.db, &ws_id, &workspace_name, &user_id, svc.now_ms).await?;
     let (cookie, csrf) = start_session(svc, &user_id).await?;
-    // The account exists either way; a message that did not go out is resent on request.
-    let sent = send_verification(svc, &user_id, &email).await.is_ok();
+    // The account exists either way; a message that did not go out is resent on request. The
+    // message counts against the address's mail budget, so sign-up and delete loops cannot
+    // flood a mailbox.
+    let mail_budget = throttle::LoginKeys::mail_to("verify", &email, None);
+    let sent = throttle::reserve(svc.db, &mail_budget, svc.now_ms).await? == throttle::Decision::Allowed
+        && send_verification(svc, &user_id, &email).await.is_ok();
     let view = SignedUp {
         user: UserView { id: user_id, email, display_name, email_verified: false },
         workspace: Workspace { id: ws_id, name: workspace_name, role: Role::Owner, created_at: svc.now_ms },
@@ -128,7 +137,8 @@ pub struct LoginBody {
 pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, ApiError> {
     let body: LoginBody = req.json(limits::API_JSON)?;
     let keys = throttle::LoginKeys::new(&body.email, req.client_addr.as_deref());
-    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    // Counted before the password is checked (atomically): parallel guesses are counted too.
+    throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
     let user = users::find_by_email(svc.db, body.email.trim()).await?;
     let ok = match &user {
         Some(u) => password::verify_password(&body.password, &u.password_hash),
@@ -138,7 +148,6 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
         }
     };
     let Some(user) = user.filter(|_| ok) else {
-        throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "The email or password is wrong."));
     };
     throttle::note_success(svc.db, &keys).await?;
@@ -170,7 +179,7 @@ pub async fn logout<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Sess
 
 pub async fn me<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
     let csrf = session::csrf_token(&svc.secrets.session_secret, &s.id_hash);
-    let ws = workspaces::list_for_user(svc.db, &s.user_id).await?;
+    let ws = workspaces::list_visible(svc.db, &s.user_id, s.email_verified).await?;
     Response::ok(&Me {
         user: UserView {
             id: s.user_id.clone(),
@@ -219,9 +228,8 @@ pub async fn reauthenticate<D: Db, K: Kv, H: Http>(
     wrong: &'static str,
 ) -> Result<(), ApiError> {
     let keys = throttle::LoginKeys::reauth(&s.id_hash, req.client_addr.as_deref());
-    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
     if !password::verify_password(given, &user.password_hash) {
-        throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
         return Err(ApiError::new(ErrorCode::WrongPassword, wrong));
     }
     throttle::note_success(svc.db, &keys).await?;
@@ -244,9 +252,8 @@ async fn issue_link<D: Db, K: Kv, H: Http>(
 ) -> Result<String, ApiError> {
     let token = random_token("")?;
     let token_hash = sha256_hex(token.as_bytes());
-    tokens::delete_for_user(svc.db, user_id, purpose).await?;
     let new = tokens::NewToken { token_hash: &token_hash, purpose, user_id, email, expires_at: svc.now_ms + ttl_ms };
-    tokens::create(svc.db, &new, svc.now_ms).await?;
+    tokens::replace(svc.db, &new, svc.now_ms).await?;
     Ok(token)
 }
 
@@ -266,7 +273,7 @@ async fn send_verification<D: Db, K: Kv, H: Http>(
     email: &str,
 ) -> Result<(), ApiError> {
     let token = issue_link(svc, Purpose::VerifyEmail, user_id, email, VERIFY_TTL_MS).await?;
-    send_mail(svc, &mail::verification(&svc.origin, email, &token)).await
+    send_mail(svc, &mail::verification(svc.link_origin()?, email, &token)).await
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -276,12 +283,14 @@ pub struct TokenBody {
     pub(crate) token: String,
 }
 
-/// Redeems a verification link. No session is needed (the link may be opened on another
-/// device); the token alone proves the mailbox. It works once, and only while the account's
-/// address is still the one it was sent to.
+/// Redeems a verification link, signed in as the account it was sent for: the mailbox's owner
+/// who clicks a link that someone else's sign-up (with their address) sent them verifies
+/// nothing, and the link stays for its account's own session. It works once, and only while
+/// the account's address is still the one it was sent to.
 pub async fn verify_email<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
+    s: &SessionUser,
 ) -> Result<Response, ApiError> {
     let body: TokenBody = req.json(limits::API_JSON)?;
     let invalid = || {
@@ -290,9 +299,9 @@ pub async fn verify_email<D: Db, K: Kv, H: Http>(
             "This verification link is not valid: it may have expired or been used; ask for a new one.",
         )
     };
-    let redeemed = tokens::redeem(svc.db, &sha256_hex(body.token.trim().as_bytes()), Purpose::VerifyEmail, svc.now_ms)
-        .await?
-        .ok_or_else(invalid)?;
+    let hash = sha256_hex(body.token.trim().as_bytes());
+    let redeemed =
+        tokens::redeem(svc.db, &hash, Purpose::VerifyEmail, Some(&s.user_id), svc.now_ms).await?.ok_or_else(invalid)?;
     if !users::mark_verified(svc.db, &redeemed.user_id, &redeemed.email, svc.now_ms).await? {
         return Err(invalid());
     }
@@ -310,8 +319,7 @@ pub async fn resend_verification<D: Db, K: Kv, H: Http>(
         return Err(ApiError::new(ErrorCode::AlreadyVerified, ErrorCode::AlreadyVerified.default_message()));
     }
     let keys = throttle::LoginKeys::mail_to("verify", &s.email, req.client_addr.as_deref());
-    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
-    throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
+    throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
     send_verification(svc, &s.user_id, &s.email).await?;
     Response::view(202, &MailAccepted { message: format!("A verification link is on its way to {}.", s.email) })
 }
@@ -336,12 +344,13 @@ pub async fn request_password_reset<D: Db, K: Kv, H: Http>(
         return Err(ApiError::new(ErrorCode::InvalidEmail, "Enter a valid email address."));
     }
     let keys = throttle::LoginKeys::mail_to("reset", email, req.client_addr.as_deref());
-    throttle::check(svc.db, &keys, svc.now_ms).await?.into_result()?;
-    throttle::note_failure(svc.db, &keys, svc.now_ms).await?;
+    throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
     if let Some(user) = users::find_by_email(svc.db, email).await? {
-        let token = issue_link(svc, Purpose::ResetPassword, &user.id, &user.email, RESET_TTL_MS).await?;
         // A failure is not reported: it would say that the account exists.
-        let _ = send_mail(svc, &mail::password_reset(&svc.origin, &user.email, &token)).await;
+        if let Ok(origin) = svc.link_origin() {
+            let token = issue_link(svc, Purpose::ResetPassword, &user.id, &user.email, RESET_TTL_MS).await?;
+            let _ = send_mail(svc, &mail::password_reset(origin, &user.email, &token)).await;
+        }
     }
     Response::view(
         202,
@@ -354,7 +363,7 @@ pub async fn request_password_reset<D: Db, K: Kv, H: Http>(
 pub struct ResetConfirmBody {
     /// The token from the emailed link (after `#token=`).
     token: String,
-    /// 12 to 256 characters, not a common password.
+    /// 10 to 256 characters, not a common password.
     new_password: String,
 }
 
@@ -369,7 +378,7 @@ pub async fn confirm_password_reset<D: Db, K: Kv, H: Http>(
     // A weak password is refused before the link is spent.
     password::check_password_policy(&body.new_password).map_err(|m| ApiError::new(ErrorCode::WeakPassword, m))?;
     let redeemed =
-        tokens::redeem(svc.db, &sha256_hex(body.token.trim().as_bytes()), Purpose::ResetPassword, svc.now_ms)
+        tokens::redeem(svc.db, &sha256_hex(body.token.trim().as_bytes()), Purpose::ResetPassword, None, svc.now_ms)
             .await?
             .ok_or_else(|| {
                 ApiError::new(

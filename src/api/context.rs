@@ -94,7 +94,7 @@ pub async fn require_member<D: Db, K: Kv, H: Http>(
     s: &SessionUser,
     ws: &str,
 ) -> Result<Member, ApiError> {
-    match workspaces::get_for_user(svc.db, &s.user_id, ws).await? {
+    match workspaces::get_for_user(svc.db, &s.user_id, ws, s.email_verified).await? {
         Some(w) => Ok(Member {
             user_id: s.user_id.clone(),
             workspace_id: w.id,

@@ -134,6 +134,20 @@ pub struct Services<'a, D: Db, K: Kv, H: Http> {
     pub now_ms: i64,
     /// `https://host` as clients see it (MCP URLs and client configuration are built from it).
     pub origin: String,
+    /// The origin emailed links point at: the request's origin only when its host is one this
+    /// deployment serves (`FLOWCP_ALLOWED_HOSTS`), so a forged `Host` cannot send someone a
+    /// link to another site; `None`: no link is sent (503 `email_unavailable`).
+    pub link_origin: Option<String>,
+}
+
+impl<D: Db, K: Kv, H: Http> Services<'_, D, K, H> {
+    /// [`Services::link_origin`], or `503 email_unavailable`.
+    pub fn link_origin(&self) -> Result<&str, ApiError> {
+        self.link_origin.as_deref().ok_or_else(|| {
+            ApiError::unavailable(ErrorCode::EmailUnavailable, ErrorCode::EmailUnavailable.default_message())
+                .with_internal("the request's host is not in FLOWCP_ALLOWED_HOSTS: no link is emailed")
+        })
+    }
 }
 
 /// Handles one API request; never panics on input, never returns a 500 with backend details.
@@ -154,7 +168,7 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         (Signup, _, _) => accounts::signup(svc, req).await,
         (Login, _, _) => accounts::login(svc, req).await,
         (Logout, Some(s), _) => accounts::logout(svc, &s).await,
-        (VerifyEmail, _, _) => accounts::verify_email(svc, req).await,
+        (VerifyEmail, Some(s), _) => accounts::verify_email(svc, req, &s).await,
         (RequestPasswordReset, _, _) => accounts::request_password_reset(svc, req).await,
         (ConfirmPasswordReset, _, _) => accounts::confirm_password_reset(svc, req).await,
         (ResendVerification, Some(s), _) => accounts::resend_verification(svc, req, &s).await,

@@ -90,7 +90,13 @@ pub const ROUTES: &[Route] = &[
     r("POST", "/api/v1/auth/signup", Signup, Public, "Create an account and its first workspace"),
     r("POST", "/api/v1/auth/login", Login, Public, "Log in; sets the session cookie"),
     r("POST", "/api/v1/auth/logout", Logout, Session, "Log out; revokes the session"),
-    r("POST", "/api/v1/auth/verify-email", VerifyEmail, Public, "Redeem an emailed address-verification link"),
+    r(
+        "POST",
+        "/api/v1/auth/verify-email",
+        VerifyEmail,
+        Session,
+        "Redeem an emailed address-verification link (signed in as its account)",
+    ),
     r(
         "POST",
         "/api/v1/auth/password-reset",

@@ -20,7 +20,7 @@ use crate::store::{users, workspaces, Db, Kv};
 use crate::vocab::Role;
 
 pub async fn list<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
-    let items = workspaces::list_for_user(svc.db, &s.user_id).await?;
+    let items = workspaces::list_visible(svc.db, &s.user_id, s.email_verified).await?;
     Response::ok(&Items { items })
 }
 
@@ -44,7 +44,9 @@ pub async fn create<D: Db, K: Kv, H: Http>(
 }
 
 pub async fn get<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
-    let w = workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id).await?.ok_or_else(ApiError::not_found)?;
+    let w = workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id, m.email_verified)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     Response::ok(&w)
 }
 
@@ -86,18 +88,19 @@ pub async fn invite<D: Db, K: Kv, H: Http>(
         throttle::LoginKeys::counter(&format!("invite-by:{}", m.user_id), throttle::Policy::INVITES_PER_INVITER);
     let per_workspace =
         throttle::LoginKeys::counter(&format!("invite-in:{}", m.workspace_id), throttle::Policy::INVITES_PER_WORKSPACE);
-    for keys in [&per_inviter, &per_workspace] {
-        throttle::check(svc.db, keys, svc.now_ms).await?.into_result()?;
+    // Per recipient too, whoever invites: nobody can make FlowCP mail one address without end.
+    let per_recipient = throttle::LoginKeys::mail_to("invite", &email, None);
+    for keys in [&per_inviter, &per_workspace, &per_recipient] {
+        throttle::reserve(svc.db, keys, svc.now_ms).await?.into_result()?;
     }
     // Members (and their addresses) are visible to every member already, so this says nothing new.
     let current = workspaces::members(svc.db, &m.workspace_id).await?;
     if current.iter().any(|x| x.email.eq_ignore_ascii_case(&email)) {
         return Err(ApiError::new(ErrorCode::AlreadyMember, "Someone with this address is a member already."));
     }
-    for keys in [&per_inviter, &per_workspace] {
-        throttle::note_failure(svc.db, keys, svc.now_ms).await?;
-    }
-    let ws = workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id).await?.ok_or_else(ApiError::not_found)?;
+    let ws = workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id, m.email_verified)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let inviter = users::find_by_id(svc.db, &m.user_id).await?.ok_or_else(ApiError::not_found)?;
     let id = random_id("inv_")?;
     let token = random_token("")?;
@@ -113,7 +116,7 @@ pub async fn invite<D: Db, K: Kv, H: Http>(
     invitations::upsert(svc.db, &new, svc.now_ms).await?;
     let expires_at = new.expires_at;
     let inviter_name = format!("{} ({})", inviter.display_name, inviter.email);
-    let message = mail::invitation(&svc.origin, &email, &token, &inviter_name, &ws.name, role.as_str());
+    let message = mail::invitation(svc.link_origin()?, &email, &token, &inviter_name, &ws.name, role.as_str());
     if let Err(e) = send_mail(svc, &message).await {
         // An invitation nobody received is not left pending.
         invitations::withdraw(svc.db, &m.workspace_id, &id).await?;
@@ -167,7 +170,7 @@ pub async fn accept_invitation<D: Db, K: Kv, H: Http>(
     if !invitations::accept(svc.db, &pending.id, &s.user_id, svc.now_ms).await? {
         return Err(invalid());
     }
-    let ws = workspaces::get_for_user(svc.db, &s.user_id, &pending.workspace_id).await?.ok_or_else(invalid)?;
+    let ws = workspaces::get_for_user(svc.db, &s.user_id, &pending.workspace_id, true).await?.ok_or_else(invalid)?;
     Response::ok(&ws)
 }
 
@@ -196,6 +199,10 @@ pub async fn update_member<D: Db, K: Kv, H: Http>(
     let owners = members.iter().filter(|x| x.role == Role::Owner).count();
     rules::may_change_role(m.role, target.role, new, owners)?;
     workspaces::set_role(svc.db, &m.workspace_id, user_id, new).await?;
+    if !new.can_admin() {
+        // Invitations do not outlive the authority that sent them.
+        invitations::delete_by_inviter(svc.db, &m.workspace_id, user_id).await?;
+    }
     Response::ok(&MemberRole { user_id: user_id.to_string(), role: new })
 }
 

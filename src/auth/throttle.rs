@@ -12,15 +12,15 @@
 //! one address spraying many accounts (its limit is higher because offices share addresses).
 //! IPv6 addresses are keyed by their /64, which one host usually owns whole.
 //!
-//! Flow for a login handler: [`check`] before touching the password (refuse with 429 if locked,
-//! without verifying); on a wrong password or unknown email [`note_failure`]; on success
-//! [`note_success`], which clears the email's counter but not the address's.
+//! Flow for a login handler: [`reserve`] before touching the password — one atomic statement per
+//! key that counts the attempt unless the key is locked (then 429, without verifying), so a
+//! burst of parallel requests gets no more guesses than a serial one; on success
+//! [`note_success`], which clears the email's counter and gives the address back this attempt
+//! (the address counts failures, not sign-ins). Counters that are not about passwords
+//! (invitations sent, messages sent to an address) reserve and never give back.
 //!
-//! Known limits: an attacker can lock a victim's email out for up to 15 minutes at a time (the
-//! price of per-account limits; the cap keeps it short). The check and the write are separate
-//! statements, so a burst of parallel requests all pass [`check`] before any failure lands.
-// TODO-security: close the parallel-burst race by reserving the attempt atomically before the
-// verify (an UPSERT … RETURNING that increments, refunded on success), or by a Durable Object.
+//! Known limit: an attacker can lock a victim's email out for up to 15 minutes at a time (the
+//! price of per-account limits; the cap keeps it short).
 
 use std::net::IpAddr;
 
@@ -59,6 +59,13 @@ impl Policy {
         base_lock_ms: 15 * MINUTE_MS,
         max_lock_ms: 60 * MINUTE_MS,
     };
+    /// Accounts made from one client address: 30 per hour.
+    pub const SIGNUPS_PER_ADDRESS: Policy = Policy {
+        max_failures: 30,
+        window_ms: 60 * MINUTE_MS,
+        base_lock_ms: 60 * MINUTE_MS,
+        max_lock_ms: 60 * MINUTE_MS,
+    };
     /// Invitations sent by one person (in any workspace): 10 per hour.
     pub const INVITES_PER_INVITER: Policy = Policy {
         max_failures: 10,
@@ -73,6 +80,15 @@ impl Policy {
         base_lock_ms: 60 * MINUTE_MS,
         max_lock_ms: 60 * MINUTE_MS,
     };
+
+    fn knobs(&self) -> store::Knobs {
+        store::Knobs {
+            max_failures: self.max_failures,
+            window_ms: self.window_ms,
+            base_lock_ms: self.base_lock_ms,
+            max_lock_ms: self.max_lock_ms,
+        }
+    }
 
     /// Whether `state` has been quiet long enough to be forgotten.
     fn lapsed(&self, s: &ThrottleState, now_ms: i64) -> bool {
@@ -198,13 +214,29 @@ impl LoginKeys {
         LoginKeys { email: sha256_hex(key.as_bytes()), address: None, policy }
     }
 
-    /// Messages sent to one address on request, and requests from one client address.
+    /// Messages sent to one address on request, and such requests from one client address
+    /// (a counter of its own: mail requests do not use up the address's login budget).
     pub fn mail_to(purpose: &str, email: &str, client_addr: Option<&str>) -> Self {
         LoginKeys {
             email: sha256_hex(format!("mail:{purpose}:{}", email.trim().to_lowercase()).as_bytes()),
-            address: client_addr.map(address_key),
+            address: client_addr.map(|a| sha256_hex(format!("mail:{}", address_key(a)).as_bytes())),
             policy: Policy::MAIL_TO_ADDRESS,
         }
+    }
+
+    /// Accounts made from one client address.
+    pub fn signups(client_addr: &str) -> Self {
+        LoginKeys {
+            email: sha256_hex(format!("signups:{}", address_key(client_addr)).as_bytes()),
+            address: None,
+            policy: Policy::SIGNUPS_PER_ADDRESS,
+        }
+    }
+
+    /// Sign-ups refused because the address is taken, from one client address (what probing
+    /// for registered addresses looks like): the email policy, 5 per 15 minutes.
+    pub fn taken_signups(client_addr: &str) -> Self {
+        LoginKeys { email: format!("signup:{}", address_key(client_addr)), address: None, policy: Policy::EMAIL }
     }
 
     /// Password checks inside a session (change password, delete account): counted per session
@@ -243,10 +275,43 @@ pub async fn note_failure(db: &impl Db, keys: &LoginKeys, now_ms: i64) -> Result
     Ok(decision)
 }
 
-/// A successful login clears the email's counter. The address counter is left to decay, so
-/// signing in to an attacker-owned account does not reset an address that sprays others.
+/// Reserves one attempt against every key, each in one atomic statement ([`store::RESERVE`]):
+/// the attempt is counted unless a key is locked. `Locked` when any key is; the keys reserved
+/// before it are given back, so a refused attempt counts nowhere.
+pub async fn reserve(db: &impl Db, keys: &LoginKeys, now_ms: i64) -> Result<Decision, StoreError> {
+    let mut reserved: Vec<(&str, Policy)> = Vec::new();
+    for (key, policy) in keys.each() {
+        if store::reserve(db, key, now_ms, &policy.knobs()).await?.is_some() {
+            reserved.push((key, policy));
+            continue;
+        }
+        for (k, p) in reserved {
+            store::refund(db, k, p.max_failures).await?;
+        }
+        // The lock seen by the statement; a lock that ended in between still refuses this once.
+        return Ok(match policy.decide(store::get(db, key).await?, now_ms) {
+            Decision::Allowed => Decision::Locked { retry_after_ms: 1000 },
+            locked => locked,
+        });
+    }
+    Ok(Decision::Allowed)
+}
+
+/// Gives back an attempt [`reserve`] counted on the first key (it turned out not to be what the
+/// counter counts: a sign-up that made an account, on the counter of refused ones).
+pub async fn give_back(db: &impl Db, keys: &LoginKeys) -> Result<(), StoreError> {
+    store::refund(db, &keys.email, keys.policy.max_failures).await
+}
+
+/// A successful login (or password check) after [`reserve`]: the email's counter is cleared,
+/// and the address is given back this attempt — only its failures count, so signing in to an
+/// attacker-owned account does not reset an address that sprays others.
 pub async fn note_success(db: &impl Db, keys: &LoginKeys) -> Result<(), StoreError> {
-    store::clear(db, &keys.email).await
+    store::clear(db, &keys.email).await?;
+    if let Some(address) = &keys.address {
+        store::refund(db, address, Policy::ADDRESS.max_failures).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -124,17 +124,34 @@ impl Http for FetchHttp {
             let mut resp = fetch.send_with_signal(&signal).await.map_err(|e| HttpError::Network(e.to_string()))?;
             let status = resp.status_code();
             let headers: Vec<(String, String)> = resp.headers().entries().collect();
-            let mut body = resp.bytes().await.map_err(|e| HttpError::Network(e.to_string()))?;
-            let truncated = body.len() > max_body;
-            // TODO-perf: stop reading at max_body instead of reading the whole body first.
-            body.truncate(max_body);
+            // Read incrementally and stop at the cap: a huge answer never sits in memory whole.
+            let mut body = Vec::new();
+            let mut truncated = false;
+            if let Ok(mut stream) = resp.stream() {
+                use futures_util::StreamExt;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| HttpError::Network(e.to_string()))?;
+                    let room = max_body - body.len();
+                    if chunk.len() > room {
+                        body.extend_from_slice(&chunk[..room]);
+                        truncated = true;
+                        break;
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            }
             Ok(HttpResponse { status, headers, body, truncated })
         };
         let timeout = Delay::from(std::time::Duration::from_millis(u64::from(req.timeout_ms)));
         futures_util::pin_mut!(call);
         futures_util::pin_mut!(timeout);
         match futures_util::future::select(call, timeout).await {
-            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Left((result, _)) => {
+                if matches!(&result, Ok(r) if r.truncated) {
+                    controller.abort(); // the rest of the transfer is not wanted
+                }
+                result
+            }
             futures_util::future::Either::Right(((), _)) => {
                 controller.abort();
                 Err(HttpError::Timeout)

@@ -116,6 +116,11 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     if path == "/dev/outbox" && settings.development && settings.mailer == crate::mail::Mailer::Outbox {
         let url =
             req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+        // Only on this machine, even in development: a deployment left in development mode
+        // must not publish every mailed link.
+        if !matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")) {
+            return Err(ApiError::not_found());
+        }
         let to = url.query_pairs().find(|(k, _)| k == "to").map(|(_, v)| v.into_owned()).unwrap_or_default();
         let kv = KvStorePort::new(env, KV_BINDING)?;
         let messages = crate::mail::outbox(&kv, &to).await?;
@@ -128,6 +133,8 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         let url =
             req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
         let origin = url.origin().ascii_serialization();
+        let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
+        let link_origin = transport::host_allowed(&host, &settings.allowed_hosts).then(|| origin.clone());
         let core_req = to_core_request(&mut req, &url).await?;
         let svc = Services {
             db: &db,
@@ -138,6 +145,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             mailer: &settings.mailer,
             now_ms: now_ms(),
             origin,
+            link_origin,
         };
         let resp = api::handle(&svc, &core_req).await?;
         return Ok((from_core_response(resp)?, None));
@@ -171,14 +179,7 @@ async fn mcp(
         return Ok((from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() })?, None));
     }
     let method = req.method().to_string();
-    let body = if method == "POST" {
-        req.bytes()
-            .await
-            .map_err(|e| ApiError::bad_request("The request body could not be read.").with_internal(e.to_string()))?
-    } else {
-        Vec::new()
-    };
-    check_body_len(body.len(), limits::MCP_MESSAGE)?;
+    let body = if method == "POST" { read_body(req, limits::MCP_MESSAGE).await? } else { Vec::new() };
     let clock = now_ms;
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
     let rt = mcp_server::Runtime {
@@ -256,17 +257,55 @@ fn var_is_on(env: &Env, name: &str) -> bool {
     env.var(name).map(|v| matches!(v.to_string().as_str(), "1" | "true")).unwrap_or(false)
 }
 
-/// Reads a Worker request into a core request (body bounded by the global ceiling).
+/// Reads a request body as a stream with a running limit: `413` as soon as more than `limit`
+/// bytes arrived, whatever the request declared (chunked bodies have no length), and the rest
+/// is never read. No session, database or key work has happened yet.
+/// How much of an over-limit body is read and dropped before answering 413 (memory stays flat).
+const DRAIN_MAX: usize = 64 * 1024 * 1024;
+
+async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let Ok(mut stream) = req.stream() else { return Ok(Vec::new()) }; // no body
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request("The request body could not be read.").with_internal(e.to_string()))?;
+        if let Err(e) = check_body_len(body.len() + chunk.len(), limit) {
+            // Nothing more is kept. The rest is read and dropped, up to DRAIN_MAX bytes, before
+            // the answer goes: a client (or wrangler dev's proxy) whose upload is cut off by an
+            // early answer loses its connection, and with it the next request.
+            drop(body);
+            let mut seen = 0usize;
+            while seen < DRAIN_MAX {
+                match stream.next().await {
+                    Some(Ok(c)) => seen += c.len(),
+                    _ => break,
+                }
+            }
+            return Err(e);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The body limit of an API path, known before reading: document uploads take the document
+/// limit, every other route the JSON one.
+fn api_body_limit(path: &str) -> usize {
+    if path.ends_with("/imports") {
+        limits::DOCUMENT
+    } else {
+        limits::API_JSON
+    }
+}
+
+/// Reads a Worker request into a core request (body bounded by its path's limit as it streams).
 async fn to_core_request(req: &mut Request, url: &worker::Url) -> Result<CoreRequest, ApiError> {
     let headers: Vec<(String, String)> = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     let body = match req.method() {
         Method::Get | Method::Head => Vec::new(),
-        _ => req
-            .bytes()
-            .await
-            .map_err(|e| ApiError::bad_request("The request body could not be read.").with_internal(e.to_string()))?,
+        _ => read_body(req, api_body_limit(url.path())).await?,
     };
-    check_body_len(body.len(), limits::DOCUMENT)?;
     let client_addr = headers.iter().find(|(k, _)| k == "cf-connecting-ip").map(|(_, v)| v.clone());
     Ok(CoreRequest {
         method: req.method().to_string(),

@@ -52,6 +52,7 @@ pub async fn delete_user(db: &impl Db, user_id: &str) -> Result<bool, StoreError
         .batch(&[
             (sessions::DELETE_FOR_USER, vec![user_id.into()]),
             (tokens::DELETE_ALL_FOR_USER, vec![user_id.into()]),
+            (crate::store::invitations::DELETE_ALL_BY_INVITER, vec![user_id.into()]),
             (workspaces::DELETE_MEMBERSHIPS_OF_USER, vec![user_id.into()]),
             (users::DELETE, vec![user_id.into()]),
         ])

@@ -7,7 +7,7 @@
 //! admins remove non-owners, and anyone may leave. A workspace always keeps one owner.
 
 use crate::error::{ApiError, ErrorCode};
-use crate::store::{servers, workspaces, Db, Kv, StoreError};
+use crate::store::{invitations, servers, workspaces, Db, Kv, StoreError};
 use crate::vocab::Role;
 
 /// May `actor` add someone with `role` (`None`: a role name that is not one)? Returns the role.
@@ -56,9 +56,9 @@ fn last_owner() -> ApiError {
     ApiError::new(ErrorCode::LastOwner, "A workspace needs an owner; make someone else owner first.")
 }
 
-/// Removes a member and revokes, in the same atomic write, every live access key they created
-/// in the workspace (they may have copied them); then the keys' KV mirrors go, so the MCP hot
-/// path stops accepting them at once.
+/// Removes a member and, in the same atomic write, revokes every live access key they created
+/// in the workspace (they may have copied them) and withdraws the invitations they sent; then
+/// the keys' KV mirrors go, so the MCP hot path stops accepting them at once.
 pub async fn remove_and_revoke_keys(
     db: &impl Db,
     kv: &impl Kv,
@@ -70,6 +70,7 @@ pub async fn remove_and_revoke_keys(
     db.batch(&[
         (workspaces::REMOVE_MEMBER, vec![ws.into(), user_id.into()]),
         (servers::REVOKE_KEYS_CREATED_BY, vec![ws.into(), user_id.into(), now_ms.into()]),
+        (invitations::DELETE_BY_INVITER, vec![ws.into(), user_id.into()]),
     ])
     .await?;
     for h in hashes {

@@ -49,6 +49,16 @@ pub const ACCEPT_INSERT_MEMBERSHIP: &str = "INSERT INTO memberships (workspace_i
     ON CONFLICT(workspace_id, user_id) DO NOTHING";
 pub const ACCEPT_DELETE: &str = "DELETE FROM invitations WHERE id = ?1 AND expires_at > ?2";
 
+/// Every pending invitation one person sent in a workspace (they were removed or demoted: an
+/// invitation does not outlive its inviter's authority).
+pub const DELETE_BY_INVITER: &str = "DELETE FROM invitations WHERE workspace_id = ?1 AND invited_by = ?2";
+/// Every pending invitation one person sent, anywhere (their account is deleted).
+pub const DELETE_ALL_BY_INVITER: &str = "DELETE FROM invitations WHERE invited_by = ?1";
+
+pub async fn delete_by_inviter(db: &impl Db, ws: &str, user_id: &str) -> Result<u64, StoreError> {
+    db.execute(DELETE_BY_INVITER, &[ws.into(), user_id.into()]).await
+}
+
 pub const WITHDRAW: &str = "DELETE FROM invitations WHERE id = ?1 AND workspace_id = ?2";
 
 /// Deletes at most `?2` invitations that expired before `?1` (uses `idx_invitations_expires`).

@@ -158,6 +158,34 @@ pub mod throttle {
         VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET \
         failures = excluded.failures, window_start = excluded.window_start, locked_until = excluded.locked_until";
     pub const DELETE: &str = "DELETE FROM login_throttle WHERE key = ?1";
+
+    /// Reserves one attempt in a single statement (so parallel requests are counted one by one
+    /// and none slips past a lock): unless the key is locked at `?2`, its counter goes up by one
+    /// under the policy `?3` max failures, `?4` window, `?5` first lock, `?6` longest lock (the
+    /// same rules as `auth::throttle::Policy::record_failure`), and the new state is returned.
+    /// A locked key changes nothing and returns no row.
+    pub const RESERVE: &str = "INSERT INTO login_throttle (key, failures, window_start, locked_until) \
+        VALUES (?1, 1, ?2, CASE WHEN 1 >= ?3 THEN ?2 + ?5 ELSE NULL END) \
+        ON CONFLICT(key) DO UPDATE SET \
+        failures = CASE WHEN ?2 >= MAX(window_start, COALESCE(locked_until, window_start)) + ?4 \
+            THEN 1 ELSE failures + 1 END, \
+        window_start = CASE WHEN ?2 >= MAX(window_start, COALESCE(locked_until, window_start)) + ?4 \
+            THEN ?2 ELSE window_start END, \
+        locked_until = CASE \
+            WHEN (CASE WHEN ?2 >= MAX(window_start, COALESCE(locked_until, window_start)) + ?4 \
+                THEN 1 ELSE failures + 1 END) >= ?3 \
+            THEN ?2 + MIN(?5 * (1 << MIN(MAX((CASE WHEN ?2 >= MAX(window_start, COALESCE(locked_until, window_start)) + ?4 \
+                THEN 1 ELSE failures + 1 END) - ?3, 0), 30)), ?6) \
+            WHEN ?2 >= MAX(window_start, COALESCE(locked_until, window_start)) + ?4 THEN NULL \
+            ELSE locked_until END \
+        WHERE login_throttle.locked_until IS NULL OR login_throttle.locked_until <= ?2 \
+        RETURNING failures, window_start, locked_until";
+
+    /// Gives back one reserved attempt (a login that succeeded, on the address key); a lock
+    /// that only this attempt caused goes with it (`?2`: the policy's max failures).
+    pub const REFUND: &str = "UPDATE login_throttle SET failures = failures - 1, \
+        locked_until = CASE WHEN failures - 1 < ?2 THEN NULL ELSE locked_until END \
+        WHERE key = ?1 AND failures > 0";
     /// Cleanup of counters idle since before `?1`.
     pub const DELETE_IDLE: &str = "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle \
         WHERE window_start < ?1 AND (locked_until IS NULL OR locked_until < ?1) LIMIT ?2)";
@@ -175,15 +203,15 @@ pub mod throttle {
 
     pub async fn get(db: &impl Db, key: &str) -> Result<Option<ThrottleState>, StoreError> {
         let rows = db.query(SELECT, &[key.into()]).await?;
-        let Some(row) = rows.first() else { return Ok(None) };
-        Ok(Some(ThrottleState {
+        rows.first().map(state).transpose()
+    }
+
+    fn state(row: &super::super::Row) -> Result<ThrottleState, StoreError> {
+        Ok(ThrottleState {
             failures: row_i64(row, "failures")?,
             window_start: row_i64(row, "window_start")?,
-            locked_until: match row.get("locked_until") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(_) => Some(row_i64(row, "locked_until")?),
-            },
-        }))
+            locked_until: super::super::opt_i64(row, "locked_until")?,
+        })
     }
 
     pub async fn put(db: &impl Db, key: &str, state: &ThrottleState) -> Result<(), StoreError> {
@@ -192,6 +220,37 @@ pub mod throttle {
             &[key.into(), state.failures.into(), state.window_start.into(), SqlValue::from(state.locked_until)],
         )
         .await?;
+        Ok(())
+    }
+
+    /// The knobs of a policy, as [`RESERVE`] takes them.
+    pub struct Knobs {
+        pub max_failures: i64,
+        pub window_ms: i64,
+        pub base_lock_ms: i64,
+        pub max_lock_ms: i64,
+    }
+
+    /// Runs [`RESERVE`]: `Some(state after)` when the attempt was counted, `None` when locked.
+    pub async fn reserve(db: &impl Db, key: &str, now_ms: i64, k: &Knobs) -> Result<Option<ThrottleState>, StoreError> {
+        let rows = db
+            .query(
+                RESERVE,
+                &[
+                    key.into(),
+                    now_ms.into(),
+                    k.max_failures.into(),
+                    k.window_ms.into(),
+                    k.base_lock_ms.into(),
+                    k.max_lock_ms.into(),
+                ],
+            )
+            .await?;
+        rows.first().map(state).transpose()
+    }
+
+    pub async fn refund(db: &impl Db, key: &str, max_failures: i64) -> Result<(), StoreError> {
+        db.execute(REFUND, &[key.into(), max_failures.into()]).await?;
         Ok(())
     }
 

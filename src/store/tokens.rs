@@ -24,9 +24,10 @@ impl Purpose {
 pub const INSERT: &str = "INSERT INTO email_tokens (token_hash, purpose, user_id, email, created_at, expires_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-/// Redeems a live token: deletes its row and returns who it was for.
+/// Redeems a live token (only if it is `?4`'s, when `?4` is not NULL): deletes its row and
+/// returns who it was for.
 pub const REDEEM: &str = "DELETE FROM email_tokens WHERE token_hash = ?1 AND purpose = ?2 AND expires_at > ?3 \
-    RETURNING user_id, email";
+    AND (?4 IS NULL OR user_id = ?4) RETURNING user_id, email";
 
 /// Forgets every token of one purpose of a user (a redeemed reset voids the others).
 pub const DELETE_FOR_USER: &str = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2";
@@ -53,37 +54,33 @@ pub struct NewToken<'a> {
     pub expires_at: i64,
 }
 
-pub async fn create(db: &impl Db, t: &NewToken<'_>, now_ms: i64) -> Result<(), StoreError> {
-    db.execute(
-        INSERT,
-        &[
-            t.token_hash.into(),
-            t.purpose.as_str().into(),
-            t.user_id.into(),
-            t.email.into(),
-            now_ms.into(),
-            t.expires_at.into(),
-        ],
-    )
-    .await?;
+/// Stores a new token and voids the user's earlier ones of the same purpose, in one
+/// transaction (two parallel requests cannot leave two live links).
+pub async fn replace(db: &impl Db, t: &NewToken<'_>, now_ms: i64) -> Result<(), StoreError> {
+    let insert = vec![
+        t.token_hash.into(),
+        t.purpose.as_str().into(),
+        t.user_id.into(),
+        t.email.into(),
+        now_ms.into(),
+        t.expires_at.into(),
+    ];
+    db.batch(&[(DELETE_FOR_USER, vec![t.user_id.into(), t.purpose.as_str().into()]), (INSERT, insert)]).await?;
     Ok(())
 }
 
-/// Redeems the token with this hash for `purpose`, if it is live: at most one caller ever gets
-/// `Some` for a token.
+/// Redeems the token with this hash for `purpose`, if it is live (and, with `only_for`, that
+/// account's): at most one caller ever gets `Some` for a token.
 pub async fn redeem(
     db: &impl Db,
     token_hash: &str,
     purpose: Purpose,
+    only_for: Option<&str>,
     now_ms: i64,
 ) -> Result<Option<Redeemed>, StoreError> {
-    let rows = db.query(REDEEM, &[token_hash.into(), purpose.as_str().into(), now_ms.into()]).await?;
+    let params = [token_hash.into(), purpose.as_str().into(), now_ms.into(), only_for.into()];
+    let rows = db.query(REDEEM, &params).await?;
     rows.first().map(|r| Ok(Redeemed { user_id: text(r, "user_id")?, email: text(r, "email")? })).transpose()
-}
-
-pub async fn delete_for_user(db: &impl Db, user_id: &str, purpose: Purpose) -> Result<(), StoreError> {
-    db.execute(DELETE_FOR_USER, &[user_id.into(), purpose.as_str().into()]).await?;
-    Ok(())
 }
 
 /// Deletes up to `limit` expired tokens; returns how many.

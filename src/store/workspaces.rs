@@ -28,8 +28,14 @@ pub const INSERT_MEMBERSHIP: &str =
     "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
 pub const LIST_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
     JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 ORDER BY w.created_at, w.id";
+/// `?3 = 0` (an account that has not verified its address): only the workspaces it created —
+/// a membership it got before verification existed (migration 0003) waits for verification.
 pub const GET_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
-    JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 AND w.id = ?2";
+    JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 AND w.id = ?2 \
+    AND (?3 = 1 OR w.created_by = ?1)";
+pub const LIST_VISIBLE_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
+    JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 AND (?2 = 1 OR w.created_by = ?1) \
+    ORDER BY w.created_at, w.id";
 pub const LIST_MEMBERS: &str = "SELECT u.id AS user_id, u.email, u.display_name, m.role, m.created_at \
     FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = ?1 ORDER BY m.created_at, u.id";
 pub const DELETE: &str = "DELETE FROM workspaces WHERE id = ?1";
@@ -50,14 +56,28 @@ pub async fn create(db: &impl Db, id: &str, name: &str, user_id: &str, now: i64)
     Ok(())
 }
 
+/// Every workspace the user is a member of (their data export, their account's deletion).
 pub async fn list_for_user(db: &impl Db, user_id: &str) -> Result<Vec<Workspace>, StoreError> {
     db.query(LIST_FOR_USER, &[user_id.into()]).await?.iter().map(workspace).collect()
 }
 
-/// The workspace with the caller's role, or `None` when it does not exist *or* the user is not
-/// a member — callers answer 404 for both.
-pub async fn get_for_user(db: &impl Db, user_id: &str, ws: &str) -> Result<Option<Workspace>, StoreError> {
-    db.query(GET_FOR_USER, &[user_id.into(), ws.into()]).await?.first().map(workspace).transpose()
+/// The workspaces the user may open: all of them once the address is verified, else only those
+/// the account created.
+pub async fn list_visible(db: &impl Db, user_id: &str, verified: bool) -> Result<Vec<Workspace>, StoreError> {
+    let params = [user_id.into(), i64::from(verified).into()];
+    db.query(LIST_VISIBLE_FOR_USER, &params).await?.iter().map(workspace).collect()
+}
+
+/// The workspace with the caller's role, or `None` when it does not exist, the user is not a
+/// member, or (`verified` false) the account did not create it — callers answer 404 for all.
+pub async fn get_for_user(
+    db: &impl Db,
+    user_id: &str,
+    ws: &str,
+    verified: bool,
+) -> Result<Option<Workspace>, StoreError> {
+    let params = [user_id.into(), ws.into(), i64::from(verified).into()];
+    db.query(GET_FOR_USER, &params).await?.first().map(workspace).transpose()
 }
 
 pub async fn members(db: &impl Db, ws: &str) -> Result<Vec<Member>, StoreError> {

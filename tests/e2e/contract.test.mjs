@@ -277,10 +277,11 @@ test("accounts: sign up, log in and out, me, change password; 401 without a sess
   expect(await late.post("/api/v1/me/verification"), 202, "resend the verification link");
   await late.verifyEmail("contract-late@example.com");
   expect(await late.post("/api/v1/me/verification"), 409, "resend when verified");
+  expect(await anon.post("/api/v1/auth/verify-email", { token: "no-such-token" }), 401, "a link without a session");
+  expect(await late.post("/api/v1/auth/verify-email", { token: "no-such-token" }), 404, "an unknown link");
   expect(await anon.post("/api/v1/auth/password-reset", { email: "contract-late@example.com" }), 202, "ask for a reset");
   const resetToken = await anon.linkToken("contract-late@example.com", "/reset-password");
   expect(await anon.post("/api/v1/auth/password-reset/confirm", { token: resetToken, new_password: NEW_PASSWORD }), 204, "reset");
-  expect(await anon.post("/api/v1/auth/verify-email", { token: "no-such-token" }), 404, "an unknown link");
   expect(await anon.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: "wrong password here" }), 401, "wrong login");
   const second = client();
   expect(await second.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: PASSWORD }), 200, "login");

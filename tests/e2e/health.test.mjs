@@ -1,6 +1,7 @@
 // /healthz, the error model and the refusal to serve without secrets, against wrangler dev.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { request } from "node:http";
 import { startWorker, testSecrets } from "./harness.mjs";
 
 const secrets = testSecrets();
@@ -48,10 +49,58 @@ test("a body over the global limit is refused with 413 before it is read", async
   assert.equal((await r.json()).error.code, "payload_too_large");
 });
 
+/** Streams `mb` MiB as a chunked POST (no Content-Length) and resolves with the status the
+ * Worker answers; writing stops once an answer arrives. */
+function chunkedPost(path, mb) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(w.url + path);
+    let sent = 0;
+    let answered = false;
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } });
+    req.on("response", (res) => {
+      answered = true;
+      let text = "";
+      res.on("data", (d) => { text += d; });
+      res.on("end", () => resolve({ status: res.statusCode, text, sentMiB: sent }));
+    });
+    req.on("error", (e) => { if (!answered) reject(e); });
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    const pump = () => {
+      while (!answered && sent < mb) {
+        sent++;
+        if (!req.write(chunk)) return req.once("drain", pump);
+      }
+      if (!answered) req.end();
+    };
+    req.write("[\"");
+    pump();
+  });
+}
+
+test("a 50 MB chunked body to /mcp/<id> and to the login route is refused with 413, and the worker keeps serving", async () => {
+  for (const path of ["/mcp/srv_doesnotexist00000", "/api/v1/auth/login"]) {
+    const r = await chunkedPost(path, 50);
+    assert.equal(r.status, 413, `${path}: ${r.status} ${r.text.slice(0, 200)}`);
+    assert.equal(JSON.parse(r.text).error.code, "payload_too_large");
+    const alive = await fetch(`${w.url}/healthz`);
+    assert.equal(alive.status, 200, "the worker keeps serving");
+  }
+});
+
 test("the dashboard is served as static assets", async () => {
   const r = await fetch(`${w.url}/`);
   assert.equal(r.status, 200);
   assert.match(await r.text(), /<title>FlowCP<\/title>/);
+  // The pages emailed links open are the dashboard's (single-page fallback), with no referrer...
+  for (const page of ["/verify-email", "/reset-password", "/invitations/accept"]) {
+    const p = await fetch(`${w.url}${page}`);
+    assert.equal(p.status, 200, page);
+    assert.match(await p.text(), /<meta name="referrer" content="no-referrer" \/>/, page);
+  }
+  // ...while the Worker's own paths still answer as the Worker.
+  const api = await fetch(`${w.url}/api/v1/no-such-route`);
+  assert.equal(api.status, 404);
+  assert.equal((await api.json()).error.code, "not_found");
 });
 
 test("no secret value appears in the worker output", async () => {

@@ -82,6 +82,7 @@ impl Env {
             mailer: &flowcp::mail::Mailer::Outbox,
             now_ms: self.now.get(),
             origin: "https://flowcp.example".into(),
+            link_origin: Some("https://flowcp.example".into()),
         };
         let resp = block_on(handle(&svc, &req)).unwrap_or_else(|e| Response::from_error(&e));
         for (k, v) in &resp.headers {
@@ -1305,4 +1306,282 @@ fn a_verification_link_works_once_and_only_for_the_address_it_was_sent_to() {
     .unwrap();
     assert_eq!(redeem(&token), 404);
     assert_eq!(env.count("SELECT COUNT(*) AS n FROM users WHERE email_verified_at IS NOT NULL"), 1);
+}
+
+// ---- F8 (a): the password throttle is atomic under parallel bursts ----
+
+/// A `Db` that yields once to the executor before every statement, so the requests of a burst
+/// interleave at each database call as they do on D1.
+struct Yielding<'a>(&'a SqliteDb);
+
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}
+
+impl flowcp::store::Db for Yielding<'_> {
+    async fn execute(&self, sql: &str, params: &[flowcp::store::SqlValue]) -> Result<u64, flowcp::store::StoreError> {
+        YieldOnce(false).await;
+        self.0.execute(sql, params).await
+    }
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[flowcp::store::SqlValue],
+    ) -> Result<Vec<flowcp::store::Row>, flowcp::store::StoreError> {
+        YieldOnce(false).await;
+        self.0.query(sql, params).await
+    }
+    async fn batch(&self, statements: &[flowcp::store::Statement<'_>]) -> Result<Vec<u64>, flowcp::store::StoreError> {
+        YieldOnce(false).await;
+        self.0.batch(statements).await
+    }
+}
+
+/// Polls every future in turn until all are done (a single-threaded runtime, like a Worker's).
+fn run_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while out.iter().any(Option::is_none) {
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                    out[i] = Some(v);
+                }
+            }
+        }
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+/// F8 (a): 20 parallel wrong logins for one email get no more password checks than a serial
+/// burst: the attempt is reserved in one statement before the password is verified, so at most
+/// 5 are checked (401) and the rest are refused unchecked (429).
+#[test]
+fn a_parallel_burst_of_logins_gets_no_more_guesses_than_a_serial_one() {
+    let env = Env::new();
+    signed_up(&env, "burst@example.com");
+    let db = Yielding(&env.db);
+    let svc = Services {
+        db: &db,
+        kv: &env.kv,
+        http: &env.http,
+        fetch_policy: FetchPolicy::default(),
+        secrets: &env.secrets,
+        mailer: &flowcp::mail::Mailer::Outbox,
+        now_ms: env.now.get(),
+        origin: "https://flowcp.example".into(),
+        link_origin: None,
+    };
+    let requests: Vec<Request> = (0..20)
+        .map(|i| Request {
+            method: "POST".into(),
+            path: "/api/v1/auth/login".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(&json!({ "email": "burst@example.com", "password": format!("wrong guess {i}") }))
+                .unwrap(),
+            client_addr: Some("198.51.100.9".into()),
+            ..Request::default()
+        })
+        .collect();
+    let answers = run_all(requests.iter().map(|r| handle(&svc, r)).collect());
+    let statuses: Vec<u16> = answers.iter().map(|a| a.as_ref().map_or_else(|e| e.status, |r| r.status)).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 5, "password checks in the burst: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15, "{statuses:?}");
+    // And the right password is refused too while the lock lasts.
+    assert_eq!(env.login("burst@example.com", "a long enough password").status, 429);
+}
+
+/// The single-statement reservation follows the pure policy exactly, through windows, locks,
+/// doubling and quiet periods.
+#[test]
+fn the_atomic_reservation_follows_the_throttle_policy() {
+    use flowcp::auth::throttle::Policy;
+    use flowcp::store::sessions::throttle as store;
+    let db = SqliteDb::migrated();
+    let p = Policy::EMAIL;
+    let knobs = store::Knobs {
+        max_failures: p.max_failures,
+        window_ms: p.window_ms,
+        base_lock_ms: p.base_lock_ms,
+        max_lock_ms: p.max_lock_ms,
+    };
+    let minute = 60_000;
+    let mut model: Option<store::ThrottleState> = None;
+    let mut t = 1_790_000_000_000i64;
+    // Failures at varied gaps: inside windows, at lock ends, after quiet periods.
+    let gaps = [
+        0,
+        1,
+        1,
+        1,
+        1,
+        minute,
+        30_000,
+        minute,
+        2 * minute,
+        4 * minute,
+        8 * minute,
+        15 * minute,
+        16 * minute,
+        1,
+        40 * minute,
+    ];
+    for (i, gap) in gaps.iter().enumerate() {
+        t += gap;
+        let locked = matches!(p.decide(model, t), flowcp::auth::throttle::Decision::Locked { .. });
+        let got = block_on(store::reserve(&db, "k", t, &knobs)).unwrap();
+        if locked {
+            assert_eq!(got, None, "step {i}: the statement let a locked key through");
+        } else {
+            let want = p.record_failure(model, t);
+            assert_eq!(got, Some(want), "step {i} at +{gap} ms");
+            model = Some(want);
+        }
+    }
+}
+
+// ---- Review of part 5 (F1, F7): answered findings ----
+
+/// Review 4: an invitation does not outlive its inviter's authority: removing the inviter, or
+/// making them a plain member, withdraws what they sent.
+#[test]
+fn removing_or_demoting_an_inviter_withdraws_their_invitations() {
+    for how in ["remove", "demote"] {
+        let env = Env::new();
+        let ws = signed_up(&env, &format!("owner-{how}@example.com"));
+        let owner = env.session();
+        let admin_email = format!("admin-{how}@example.com");
+        signed_up(&env, &admin_email);
+        let admin = env.session();
+        invite_and_accept(&env, &ws, &owner, &admin, &admin_email, "admin");
+        let accomplice = format!("accomplice-{how}@example.com");
+        signed_up(&env, &accomplice);
+        let accomplice_session = env.session();
+        let sent = env.call_as(
+            "POST",
+            &format!("/api/v1/workspaces/{ws}/invitations"),
+            admin.0.as_deref(),
+            admin.1.as_deref(),
+            Some(json!({ "email": accomplice, "role": "member" })),
+        );
+        assert_eq!(sent.status, 202);
+        let token = env.link_token(&accomplice, "/invitations/accept").unwrap();
+        let admin_id = user_id(&env, &admin_email);
+        let (method, body) =
+            if how == "remove" { ("DELETE", None) } else { ("PATCH", Some(json!({ "role": "member" }))) };
+        let r = env.call_as(
+            method,
+            &format!("/api/v1/workspaces/{ws}/members/{admin_id}"),
+            owner.0.as_deref(),
+            owner.1.as_deref(),
+            body,
+        );
+        assert!(r.status == 200 || r.status == 204, "{how}: {:?}", r.body);
+        let r = env.call_as(
+            "POST",
+            "/api/v1/invitations/accept",
+            accomplice_session.0.as_deref(),
+            accomplice_session.1.as_deref(),
+            Some(json!({ "token": token })),
+        );
+        assert_eq!(r.status, 404, "{how}: the invitation outlived its inviter: {:?}", r.body);
+    }
+}
+
+/// Review 5: a membership an unverified account holds in a workspace it did not create (made
+/// by the old AddMember before verification existed) gives nothing until the address is
+/// verified; its own workspace stays open.
+#[test]
+fn an_unverified_account_opens_only_the_workspaces_it_created() {
+    let env = Env::new();
+    let ws = signed_up(&env, "owner-legacy@example.com");
+    let (own_ws, squatter) = signed_up_unverified(&env, "legacy-squat@example.com");
+    let squatter_id = user_id(&env, "legacy-squat@example.com");
+    let add = "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, 'admin', 1)";
+    block_on(flowcp::store::Db::execute(&env.db, add, &[ws.as_str().into(), squatter_id.as_str().into()])).unwrap();
+    let get = |path: &str| env.call_as("GET", path, squatter.0.as_deref(), squatter.1.as_deref(), None);
+    assert_eq!(get(&format!("/api/v1/workspaces/{ws}")).status, 404);
+    assert_eq!(get(&format!("/api/v1/workspaces/{ws}/servers")).status, 404);
+    let listed: Vec<Value> =
+        get("/api/v1/me").body.unwrap()["workspaces"].as_array().unwrap().iter().map(|w| w["id"].clone()).collect();
+    assert_eq!(listed, vec![json!(own_ws)]);
+    assert_eq!(get(&format!("/api/v1/workspaces/{own_ws}")).status, 200);
+    env.call_as(
+        "POST",
+        "/api/v1/auth/verify-email",
+        squatter.0.as_deref(),
+        squatter.1.as_deref(),
+        Some(json!({
+            "token": env.link_token("legacy-squat@example.com", "/verify-email").unwrap()
+        })),
+    );
+    assert_eq!(get(&format!("/api/v1/workspaces/{ws}")).status, 200, "once verified, the membership counts");
+}
+
+/// Review 6: a verification link verifies only from a session of the account it was sent for:
+/// the mailbox's owner clicking a link a squatter's sign-up sent does not verify the squatter.
+#[test]
+fn a_verification_link_needs_the_session_of_its_own_account() {
+    let env = Env::new();
+    let (_, squatter) = signed_up_unverified(&env, "mailbox@example.com");
+    let token = env.link_token("mailbox@example.com", "/verify-email").unwrap();
+    signed_up(&env, "someone-else@example.com");
+    let other = env.session();
+    let r = env.call_as(
+        "POST",
+        "/api/v1/auth/verify-email",
+        other.0.as_deref(),
+        other.1.as_deref(),
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let r = env.call_as("POST", "/api/v1/auth/verify-email", None, None, Some(json!({ "token": token })));
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        env.count("SELECT COUNT(*) AS n FROM users WHERE email = 'mailbox@example.com' AND email_verified_at IS NULL"),
+        1
+    );
+    let r = env.call_as(
+        "POST",
+        "/api/v1/auth/verify-email",
+        squatter.0.as_deref(),
+        squatter.1.as_deref(),
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(r.status, 200, "the link still works for its own account: {:?}", r.body);
+}
+
+/// Review 3: sign-up and delete loops cannot flood a mailbox: the verification message counts
+/// against the address's mail budget (3 per 15 minutes) like any other.
+#[test]
+fn sign_up_loops_cannot_flood_a_mailbox() {
+    let env = Env::new();
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        let r = env.call(
+            "POST",
+            "/api/v1/auth/signup",
+            Some(json!({ "email": "flooded@example.com", "password": "a long enough password", "display_name": "X",
+                "workspace_name": "W", "accept_terms": true, "accept_privacy": true })),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        sent.push(r.body.unwrap()["verification_email_sent"].clone());
+        let gone = env.call("DELETE", "/api/v1/me", Some(json!({ "password": "a long enough password" })));
+        assert_eq!(gone.status, 204, "{:?}", gone.body);
+    }
+    assert_eq!(sent, vec![json!(true), json!(true), json!(true), json!(false)]);
+    assert_eq!(block_on(flowcp::mail::outbox(&env.kv, "flooded@example.com")).unwrap().len(), 3);
 }
