@@ -12,7 +12,7 @@ import { Client, ROOT, freePort, sleep, startWorker, testSecrets } from "../test
 const upPort = await freePort();
 const upstream = spawn(process.execPath, [join(ROOT, "bench/upstream.mjs"), String(upPort)], { stdio: "ignore" });
 const inspectorPort = await freePort();
-const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0" }, logLevel: "warn", extraArgs: ["--inspector-port", String(inspectorPort)] });
+const w = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0", FLOWCP_RATE_LIMITS: "off" }, logLevel: "warn", extraArgs: ["--inspector-port", String(inspectorPort)] });
 try {
   const c = new Client(w.url);
   const ws = (await c.signup("profile@example.com")).workspace.id;

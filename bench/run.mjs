@@ -159,7 +159,7 @@ async function main() {
   // FlowCP, with cold start measured on the way up.
   const t0 = performance.now();
   // The product default: no per-request log line (errors are still logged).
-  const vars = { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0" };
+  const vars = { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0", FLOWCP_RATE_LIMITS: "off" };
   const w = await startWorker({ vars, logLevel: "warn" });
   cleanups.push(() => w.stop());
   results.costs.cold_start_ms = Math.round(performance.now() - t0);
@@ -177,7 +177,7 @@ async function main() {
 
   if (BASELINE) {
     const rev = spawnSync("git", ["-C", BASELINE, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim();
-    const b = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0" }, logLevel: "warn", config: join(BASELINE, "wrangler.toml") });
+    const b = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0", FLOWCP_RATE_LIMITS: "off" }, logLevel: "warn", config: join(BASELINE, "wrangler.toml") });
     cleanups.push(() => b.stop());
     const old = await flowcpServer(b, upstream, JSON.stringify(doc));
     await old.c.post(old.P(`/servers/${old.srv.id}/publish`));

@@ -180,6 +180,17 @@ async fn mcp(
     }
     let method = req.method().to_string();
     let body = if method == "POST" { read_body(req, limits::MCP_MESSAGE).await? } else { Vec::new() };
+    if settings.rate_limits {
+        if let Some(retry_after) = rate_limited(env, server_id, &headers, &body).await {
+            let body = crate::mcp::jsonrpc::error(
+                serde_json::Value::Null,
+                crate::mcp::jsonrpc::RATE_LIMITED,
+                "Too many requests to this server: slow down and retry after the Retry-After seconds.",
+            );
+            let headers = vec![("retry-after".to_string(), retry_after.to_string())];
+            return Ok((from_core_response(CoreResponse { status: 429, body: Some(body), headers })?, None));
+        }
+    }
     let clock = now_ms;
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
     let rt = mcp_server::Runtime {
@@ -200,6 +211,42 @@ async fn mcp(
         queue_audit(env, ctx, audit, settings);
     }
     Ok((from_core_response(CoreResponse { status, body, headers })?, internal))
+}
+
+/// The Workers Rate Limiting bindings of `/mcp` (`[[ratelimits]]` in wrangler.toml; they run
+/// under wrangler dev too): calls per server, and per access key, per minute.
+const SERVER_LIMITER: &str = "MCP_SERVER_LIMITER";
+const KEY_LIMITER: &str = "MCP_KEY_LIMITER";
+/// The limiters count per minute; a refused client is told to wait that long at most.
+const RATE_PERIOD_S: u32 = 60;
+
+/// Whether this request goes over a limit (`Some(seconds to wait)`). Each message of a batch
+/// counts. The key limiter counts by a hash of the bearer value, checked or not (an invalid key
+/// is limited like any other). A limiter that is not bound or fails lets the call through: the
+/// limits protect capacity, not access, which the runtime checks on its own.
+async fn rate_limited(env: &Env, server_id: &str, headers: &[(String, String)], body: &[u8]) -> Option<u32> {
+    let messages = if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).map(|v| v.len()).unwrap_or(1).clamp(1, 64)
+    } else {
+        1
+    };
+    let bearer = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, v)| v.trim().strip_prefix("Bearer ").map(str::trim));
+    let mut keys = vec![(SERVER_LIMITER, format!("srv:{server_id}"))];
+    if let Some(b) = bearer {
+        keys.push((KEY_LIMITER, format!("key:{}", crate::crypto::sha256_hex_truncated(b.as_bytes(), 32))));
+    }
+    for (binding, key) in keys {
+        let Ok(limiter) = env.rate_limiter(binding) else { continue };
+        for _ in 0..messages {
+            if matches!(limiter.limit(key.clone()).await, Ok(o) if !o.success) {
+                return Some(RATE_PERIOD_S);
+            }
+        }
+    }
+    None
 }
 
 thread_local! {
@@ -345,6 +392,9 @@ struct Settings {
     operator_token: Option<String>,
     /// How email leaves (`FLOWCP_EMAIL_*`).
     mailer: crate::mail::Mailer,
+    /// `FLOWCP_RATE_LIMITS` is not `off`: the `/mcp` rate limiters apply (the benchmarks turn
+    /// them off to measure the runtime itself).
+    rate_limits: bool,
 }
 
 thread_local! {
@@ -401,6 +451,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         development,
         operator_token: config::operator_token(|name| env.secret(name).ok().map(|s| s.to_string())),
         mailer,
+        rate_limits: env.var("FLOWCP_RATE_LIMITS").map(|v| v.to_string() != "off").unwrap_or(true),
     });
     SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
     Ok(s)

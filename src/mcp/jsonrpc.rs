@@ -7,6 +7,8 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// Implementation-defined server error (JSON-RPC reserves -32000..-32099): too many requests.
+pub const RATE_LIMITED: i64 = -32029;
 
 /// One incoming message, classified.
 #[derive(Debug, Clone, PartialEq)]

@@ -85,6 +85,7 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
                     out.push(resp);
                 }
             }
+            one_invalid_row(&mut audit);
             if out.is_empty() {
                 McpResponse { status: 202, body: None, headers: Vec::new(), audit, internal: None }
             } else {
@@ -131,6 +132,14 @@ async fn dispatch_single<K: Kv, H: Http>(
         }
     }
     Some((200, dispatch_request(ctx, id, &method, &params, audit).await))
+}
+
+/// A request writes at most one audit row for calls refused as invalid (the first): a batch of
+/// a thousand invalid calls is one row, so failing validation cannot flood the audit log, while
+/// calls that reached the upstream keep a row each.
+fn one_invalid_row(audit: &mut Vec<AuditEvent>) {
+    let mut seen = false;
+    audit.retain(|e| e.outcome != crate::store::audit::Outcome::Invalid || !std::mem::replace(&mut seen, true));
 }
 
 /// One message of a legacy batch (2025-03-26): `None` for notifications and client responses.

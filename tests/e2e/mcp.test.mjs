@@ -388,6 +388,38 @@ test("a burst of concurrent calls writes exactly one audit row each, with no sec
   for (const secret of [API_KEY, s.key]) assert.ok(!text.includes(secret));
 });
 
+test("F5: a flood of 32 clients against one public server gets 429 with Retry-After, and the audit counts exactly the calls admitted", async () => {
+  const s = await publish("Echo flood", { is_public: true });
+  const total = 2600; // over the per-server limit (1,200 a minute) even if a window turns mid-flood
+  let next = 0;
+  const statuses = [];
+  let retryAfter = null;
+  const worker = async () => {
+    while (next < total) {
+      const id = next++;
+      const r = await fetch(s.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+        body: JSON.stringify({ jsonrpc: "2.0", id, method: "tools/call", params: { name: "ping", arguments: {} } }),
+      });
+      if (r.status === 429) retryAfter = r.headers.get("retry-after");
+      await r.arrayBuffer();
+      statuses.push(r.status);
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+  const admitted = statuses.filter((x) => x === 200).length;
+  const limited = statuses.filter((x) => x === 429).length;
+  assert.equal(admitted + limited, total, `other statuses: ${[...new Set(statuses)]}`);
+  assert.ok(limited > 0, `no 429 in ${total} calls`);
+  assert.ok(admitted >= 1200, `only ${admitted} calls admitted`);
+  assert.match(retryAfter ?? "", /^\d+$/);
+  const rows = await waitForAudit(s.id, admitted);
+  await sleep(1000);
+  assert.equal((await auditRows(s.id)).length, admitted, "one audit row per admitted call, none for refused ones");
+  assert.equal(rows.filter((r) => r.outcome !== "ok").length, 0);
+});
+
 function modern(method, params = {}, id = 1) {
   return {
     jsonrpc: "2.0", id, method,

@@ -939,3 +939,26 @@ fn escaped_double_escaped_and_cut_echoes_of_the_credential_are_redacted() {
     let r = call_via(&f, &up, tool_call("getThing0000", json!({})), &[], later());
     assert!(result_of(&r)["content"][0]["text"].as_str().unwrap().contains("caf"));
 }
+
+/// F5: a batch of invalid calls writes one audit row, not one per call, while a call that
+/// reached the upstream keeps its own row.
+#[test]
+fn a_batch_of_invalid_calls_writes_one_audit_row() {
+    let f = fixture(1, "none", false, false);
+    let mut batch: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({ "jsonrpc": "2.0", "id": i, "method": "tools/call",
+                "params": { "name": "getThing0000", "arguments": { "q": i } } })
+        })
+        .collect();
+    batch.push(json!({ "jsonrpc": "2.0", "id": 99, "method": "tools/call",
+        "params": { "name": "getThing0000", "arguments": {} } }));
+    let r = call(&f, Value::Array(batch), &[("mcp-protocol-version", "2025-03-26")]);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let answers = r.body.as_ref().unwrap().as_array().unwrap();
+    assert_eq!(answers.len(), 21);
+    assert!(answers[0]["result"]["isError"] == json!(true), "{}", answers[0]);
+    let outcomes: Vec<&str> = r.audit.iter().map(|e| e.outcome.as_str()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "invalid").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 2, "one invalid row and the call that went out: {outcomes:?}");
+}
