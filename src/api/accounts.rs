@@ -78,17 +78,26 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     // Both counters are reserved up front (atomically), and the one that does not apply is
     // given back: refused sign-ups (probing for registered addresses) and accounts made (each
     // mails a verification link) are limited per client address.
-    let (taken_keys, made_keys) = match req.client_addr.as_deref() {
-        Some(a) => (Some(throttle::LoginKeys::taken_signups(a)), Some(throttle::LoginKeys::signups(a))),
-        None => (None, None),
+    let held = match req.client_addr.as_deref() {
+        Some(a) => {
+            let taken = throttle::LoginKeys::taken_signups(a);
+            let made = throttle::LoginKeys::signups(a);
+            let t = throttle::reserve_held(svc.db, &taken, svc.now_ms).await?.into_result()?;
+            let m = match throttle::reserve_held(svc.db, &made, svc.now_ms).await?.into_result() {
+                Ok(m) => m,
+                Err(e) => {
+                    throttle::give_back(svc.db, &taken, &t).await?;
+                    return Err(e.into());
+                }
+            };
+            Some(((taken, t), (made, m)))
+        }
+        None => None,
     };
-    for keys in [&taken_keys, &made_keys].into_iter().flatten() {
-        throttle::reserve(svc.db, keys, svc.now_ms).await?.into_result()?;
-    }
     let hash = password::hash_password(&body.password)?;
     if users::find_by_email(svc.db, &email).await?.is_some() {
-        if let Some(keys) = &made_keys {
-            throttle::give_back(svc.db, keys).await?;
+        if let Some((_, (made, m))) = &held {
+            throttle::give_back(svc.db, made, m).await?;
         }
         return Err(ApiError::new(ErrorCode::EmailTaken, "An account with this email already exists; log in instead."));
     }
@@ -105,8 +114,8 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
             ApiError::new(ErrorCode::EmailTaken, "An account with this email already exists; log in instead.")
         })?
         .id;
-    if let Some(keys) = &taken_keys {
-        throttle::give_back(svc.db, keys).await?;
+    if let Some(((taken, t), _)) = &held {
+        throttle::give_back(svc.db, taken, t).await?;
     }
     let ws_id = random_id("ws_")?;
     workspaces::create(svc.db, &ws_id, &workspace_name, &user_id, svc.now_ms).await?;
@@ -138,7 +147,7 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
     let body: LoginBody = req.json(limits::API_JSON)?;
     let keys = throttle::LoginKeys::new(&body.email, req.client_addr.as_deref());
     // Counted before the password is checked (atomically): parallel guesses are counted too.
-    throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    let held = throttle::reserve_held(svc.db, &keys, svc.now_ms).await?.into_result()?;
     let user = users::find_by_email(svc.db, body.email.trim()).await?;
     let ok = match &user {
         Some(u) => password::verify_password(&body.password, &u.password_hash),
@@ -150,7 +159,7 @@ pub async fn login<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Req
     let Some(user) = user.filter(|_| ok) else {
         return Err(ApiError::new(ErrorCode::InvalidCredentials, "The email or password is wrong."));
     };
-    throttle::note_success(svc.db, &keys).await?;
+    throttle::note_success(svc.db, &keys, &held).await?;
     // Hashes made with older (weaker) parameters are upgraded while the password is at hand.
     // Best effort: a failed upgrade does not fail the login, and it never overwrites a password
     // changed since this request read the hash.
@@ -228,11 +237,11 @@ pub async fn reauthenticate<D: Db, K: Kv, H: Http>(
     wrong: &'static str,
 ) -> Result<(), ApiError> {
     let keys = throttle::LoginKeys::reauth(&s.id_hash, req.client_addr.as_deref());
-    throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    let held = throttle::reserve_held(svc.db, &keys, svc.now_ms).await?.into_result()?;
     if !password::verify_password(given, &user.password_hash) {
         return Err(ApiError::new(ErrorCode::WrongPassword, wrong));
     }
-    throttle::note_success(svc.db, &keys).await?;
+    throttle::note_success(svc.db, &keys, &held).await?;
     Ok(())
 }
 
@@ -345,6 +354,8 @@ pub async fn request_password_reset<D: Db, K: Kv, H: Http>(
     }
     let keys = throttle::LoginKeys::mail_to("reset", email, req.client_addr.as_deref());
     throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    // TODO-security(issue 11): an existing account costs a D1 write and the provider call, a
+    // timing difference (bounded by the throttle above); send after the answer (wait_until).
     if let Some(user) = users::find_by_email(svc.db, email).await? {
         // A failure is not reported: it would say that the account exists.
         if let Ok(origin) = svc.link_origin() {

@@ -161,13 +161,17 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
     let body: DeleteAccountBody = req.json(limits::API_JSON)?;
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
     super::accounts::reauthenticate(svc, req, s, &user, &body.password, "The password is wrong.").await?;
+    let visible: Vec<String> =
+        workspaces::list_visible(svc.db, &s.user_id, s.email_verified).await?.into_iter().map(|w| w.id).collect();
     for w in workspaces::list_for_user(svc.db, &s.user_id).await? {
         let owners = workspaces::members(svc.db, &w.id)
             .await?
             .iter()
             .filter(|m| m.role == Role::Owner && m.user_id != s.user_id)
             .count();
-        if w.role == Role::Owner && owners == 0 {
+        // A workspace the account cannot open (unverified, not its creator) is never deleted
+        // by it; its membership and keys go like any other.
+        if w.role == Role::Owner && owners == 0 && visible.contains(&w.id) {
             delete_workspace_data(svc, &w.id).await?;
         } else {
             // The workspace stays: the keys this user created there must not.
@@ -183,7 +187,8 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
 pub async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
     let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
     let mut workspaces_out = Vec::new();
-    for w in workspaces::list_for_user(svc.db, &s.user_id).await? {
+    // What the account may open: a membership an unverified account cannot use is not exported.
+    for w in workspaces::list_visible(svc.db, &s.user_id, s.email_verified).await? {
         let ws = w.id.clone();
         let mut apps = Vec::new();
         for app in apps_store::list_apps(svc.db, &ws, None, 10_000).await? {

@@ -88,8 +88,9 @@ pub async fn invite<D: Db, K: Kv, H: Http>(
         throttle::LoginKeys::counter(&format!("invite-by:{}", m.user_id), throttle::Policy::INVITES_PER_INVITER);
     let per_workspace =
         throttle::LoginKeys::counter(&format!("invite-in:{}", m.workspace_id), throttle::Policy::INVITES_PER_WORKSPACE);
-    // Per recipient too, whoever invites: nobody can make FlowCP mail one address without end.
-    let per_recipient = throttle::LoginKeys::mail_to("invite", &email, None);
+    // Per recipient and workspace too: one workspace cannot make FlowCP mail an address without
+    // end, and nobody can use up another workspace's chance to invite that address.
+    let per_recipient = throttle::LoginKeys::mail_to(&format!("invite:{}", m.workspace_id), &email, None);
     for keys in [&per_inviter, &per_workspace, &per_recipient] {
         throttle::reserve(svc.db, keys, svc.now_ms).await?.into_result()?;
     }

@@ -275,41 +275,74 @@ pub async fn note_failure(db: &impl Db, keys: &LoginKeys, now_ms: i64) -> Result
     Ok(decision)
 }
 
+/// What [`reserve_held`] reserved: per key, the lock the reservation itself set (if it was the
+/// attempt that reached the threshold), so giving it back undoes exactly that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    pub decision: Decision,
+    held: Vec<(String, Option<i64>)>,
+}
+
+impl Reserved {
+    /// `Err(Throttled)` when the attempt was refused, for `?` in a handler.
+    pub fn into_result(self) -> Result<Reserved, super::AuthError> {
+        self.decision.into_result().map(|()| self)
+    }
+
+    fn lock_on(&self, key: &str) -> Option<Option<i64>> {
+        self.held.iter().find(|(k, _)| k == key).map(|(_, l)| *l)
+    }
+}
+
 /// Reserves one attempt against every key, each in one atomic statement ([`store::RESERVE`]):
 /// the attempt is counted unless a key is locked. `Locked` when any key is; the keys reserved
 /// before it are given back, so a refused attempt counts nowhere.
-pub async fn reserve(db: &impl Db, keys: &LoginKeys, now_ms: i64) -> Result<Decision, StoreError> {
-    let mut reserved: Vec<(&str, Policy)> = Vec::new();
+pub async fn reserve_held(db: &impl Db, keys: &LoginKeys, now_ms: i64) -> Result<Reserved, StoreError> {
+    let mut held: Vec<(String, Option<i64>)> = Vec::new();
     for (key, policy) in keys.each() {
-        if store::reserve(db, key, now_ms, &policy.knobs()).await?.is_some() {
-            reserved.push((key, policy));
+        if let Some(after) = store::reserve(db, key, now_ms, &policy.knobs()).await? {
+            // Before the statement the key was not locked, so a lock in the future is this one's.
+            held.push((key.to_string(), after.locked_until.filter(|l| *l > now_ms)));
             continue;
         }
-        for (k, p) in reserved {
-            store::refund(db, k, p.max_failures).await?;
+        for (k, lock) in &held {
+            store::refund(db, k, *lock).await?;
         }
         // The lock seen by the statement; a lock that ended in between still refuses this once.
-        return Ok(match policy.decide(store::get(db, key).await?, now_ms) {
+        let decision = match policy.decide(store::get(db, key).await?, now_ms) {
             Decision::Allowed => Decision::Locked { retry_after_ms: 1000 },
             locked => locked,
-        });
+        };
+        return Ok(Reserved { decision, held: Vec::new() });
     }
-    Ok(Decision::Allowed)
+    Ok(Reserved { decision: Decision::Allowed, held })
 }
 
-/// Gives back an attempt [`reserve`] counted on the first key (it turned out not to be what the
-/// counter counts: a sign-up that made an account, on the counter of refused ones).
-pub async fn give_back(db: &impl Db, keys: &LoginKeys) -> Result<(), StoreError> {
-    store::refund(db, &keys.email, keys.policy.max_failures).await
+/// [`reserve_held`] for counters that are never given back (messages sent, invitations).
+pub async fn reserve(db: &impl Db, keys: &LoginKeys, now_ms: i64) -> Result<Decision, StoreError> {
+    Ok(reserve_held(db, keys, now_ms).await?.decision)
 }
 
-/// A successful login (or password check) after [`reserve`]: the email's counter is cleared,
-/// and the address is given back this attempt — only its failures count, so signing in to an
-/// attacker-owned account does not reset an address that sprays others.
-pub async fn note_success(db: &impl Db, keys: &LoginKeys) -> Result<(), StoreError> {
+/// Gives back the attempt `r` counted on the first key (it turned out not to be what the
+/// counter counts: a sign-up that made an account, on the counter of refused ones), with the
+/// lock it set, if any.
+pub async fn give_back(db: &impl Db, keys: &LoginKeys, r: &Reserved) -> Result<(), StoreError> {
+    match r.lock_on(&keys.email) {
+        Some(lock) => store::refund(db, &keys.email, lock).await,
+        None => Ok(()),
+    }
+}
+
+/// A successful login (or password check) after [`reserve_held`]: the email's counter is
+/// cleared, and the address is given back exactly this attempt (and a lock it set) — only its
+/// failures count, so signing in to an attacker-owned account does not reset an address that
+/// sprays others, and a colleague's good login neither extends nor leaves a lock on it.
+pub async fn note_success(db: &impl Db, keys: &LoginKeys, r: &Reserved) -> Result<(), StoreError> {
     store::clear(db, &keys.email).await?;
     if let Some(address) = &keys.address {
-        store::refund(db, address, Policy::ADDRESS.max_failures).await?;
+        if let Some(lock) = r.lock_on(address) {
+            store::refund(db, address, lock).await?;
+        }
     }
     Ok(())
 }

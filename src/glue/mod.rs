@@ -134,7 +134,12 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
         let origin = url.origin().ascii_serialization();
         let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
-        let link_origin = transport::host_allowed(&host, &settings.allowed_hosts).then(|| origin.clone());
+        // Emailed links: https and the bare host in production (never a scheme or port a
+        // request chose); the request's own origin in development (http://127.0.0.1:8787).
+        let link_origin = transport::host_allowed(&host, &settings.allowed_hosts).then(|| match url.host_str() {
+            Some(h) if !settings.development => format!("https://{h}"),
+            _ => origin.clone(),
+        });
         let core_req = to_core_request(&mut req, &url).await?;
         let svc = Services {
             db: &db,
@@ -224,16 +229,19 @@ const RATE_PERIOD_S: u32 = 60;
 /// counts. The key limiter counts by a hash of the bearer value, checked or not (an invalid key
 /// is limited like any other). A limiter that is not bound or fails lets the call through: the
 /// limits protect capacity, not access, which the runtime checks on its own.
+// TODO-security(issue 11): the per-server count comes before the key check, so anyone who knows
+// a keyed server's id can spend its minute budget; count keyed servers after `authorize` (the
+// limiter as a runtime port) and limit unauthenticated requests per client address.
 async fn rate_limited(env: &Env, server_id: &str, headers: &[(String, String)], body: &[u8]) -> Option<u32> {
     let messages = if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body).map(|v| v.len()).unwrap_or(1).clamp(1, 64)
+        serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body)
+            .map(|v| v.len())
+            .unwrap_or(1)
+            .clamp(1, transport::MAX_BATCH)
     } else {
         1
     };
-    let bearer = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        .and_then(|(_, v)| v.trim().strip_prefix("Bearer ").map(str::trim));
+    let bearer = crate::mcp::access::presented_key(headers);
     let mut keys = vec![(SERVER_LIMITER, format!("srv:{server_id}"))];
     if let Some(b) = bearer {
         keys.push((KEY_LIMITER, format!("key:{}", crate::crypto::sha256_hex_truncated(b.as_bytes(), 32))));
@@ -307,8 +315,9 @@ fn var_is_on(env: &Env, name: &str) -> bool {
 /// Reads a request body as a stream with a running limit: `413` as soon as more than `limit`
 /// bytes arrived, whatever the request declared (chunked bodies have no length), and the rest
 /// is never read. No session, database or key work has happened yet.
-/// How much of an over-limit body is read and dropped before answering 413 (memory stays flat).
-const DRAIN_MAX: usize = 64 * 1024 * 1024;
+/// How much of an over-limit body is read and dropped before answering 413 (memory stays
+/// flat): enough for a client that overshot, not for one that streams without end.
+const DRAIN_MAX: usize = 8 * 1024 * 1024;
 
 async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;

@@ -12,6 +12,16 @@ use crate::store::Kv;
 use crate::vocab::AuthMode;
 
 /// The URL of the protected-resource metadata of a server (RFC 9728).
+/// The access key a request presents: `Authorization: Bearer <key>` (either case of `Bearer`)
+/// or `X-API-Key`. The rate limiter counts by the same value the check uses.
+pub fn presented_key(headers: &[(String, String)]) -> Option<&str> {
+    header(headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| header(headers, "x-api-key"))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
 pub fn resource_metadata_url(origin: &str, server_id: &str) -> String {
     format!("{origin}/.well-known/oauth-protected-resource/mcp/{server_id}")
 }
@@ -49,11 +59,7 @@ pub(crate) async fn authorize<K: Kv, H: Http>(
     if m.auth.public {
         return Ok(None);
     }
-    let presented = header(req.headers, "authorization")
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .or_else(|| header(req.headers, "x-api-key"))
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
+    let presented = presented_key(req.headers);
     let denied = |msg: &str| {
         let mut r = reject(401, msg);
         r.headers.push(("www-authenticate".into(), "Bearer realm=\"flowcp\"".into()));

@@ -13,7 +13,7 @@
 //! D1 or an OpenAPI document; an upstream failure is a tool result with `isError: true`, a
 //! protocol problem is a JSON-RPC error; no credential or access key is ever logged or echoed.
 
-mod access;
+pub mod access;
 mod cache;
 mod call;
 mod discovery;

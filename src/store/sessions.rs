@@ -181,10 +181,10 @@ pub mod throttle {
         WHERE login_throttle.locked_until IS NULL OR login_throttle.locked_until <= ?2 \
         RETURNING failures, window_start, locked_until";
 
-    /// Gives back one reserved attempt (a login that succeeded, on the address key); a lock
-    /// that only this attempt caused goes with it (`?2`: the policy's max failures).
+    /// Gives back one reserved attempt, and the lock that attempt set (`?2`, NULL if none): the
+    /// counter is as if the attempt had not been made.
     pub const REFUND: &str = "UPDATE login_throttle SET failures = failures - 1, \
-        locked_until = CASE WHEN failures - 1 < ?2 THEN NULL ELSE locked_until END \
+        locked_until = CASE WHEN ?2 IS NOT NULL AND locked_until = ?2 THEN NULL ELSE locked_until END \
         WHERE key = ?1 AND failures > 0";
     /// Cleanup of counters idle since before `?1`.
     pub const DELETE_IDLE: &str = "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle \
@@ -249,8 +249,8 @@ pub mod throttle {
         rows.first().map(state).transpose()
     }
 
-    pub async fn refund(db: &impl Db, key: &str, max_failures: i64) -> Result<(), StoreError> {
-        db.execute(REFUND, &[key.into(), max_failures.into()]).await?;
+    pub async fn refund(db: &impl Db, key: &str, lock_set: Option<i64>) -> Result<(), StoreError> {
+        db.execute(REFUND, &[key.into(), lock_set.into()]).await?;
         Ok(())
     }
 

@@ -565,7 +565,8 @@ fn throttle_state_persists_per_email_and_per_address() {
     // The lock ends; a success clears the email counter but not the address's.
     let after = NOW + 30 * MINUTE;
     assert_eq!(block_on(throttle::check(&db, &elsewhere, after)).unwrap(), Decision::Allowed);
-    block_on(throttle::note_success(&db, &victim)).unwrap();
+    let held = block_on(throttle::reserve_held(&db, &victim, after)).unwrap();
+    block_on(throttle::note_success(&db, &victim, &held)).unwrap();
     assert!(block_on(sessions::throttle::get(&db, &victim.email)).unwrap().is_none());
     assert!(block_on(sessions::throttle::get(&db, victim.address.as_deref().unwrap())).unwrap().is_some());
 }
@@ -601,4 +602,29 @@ fn auth_errors_map_to_statuses_without_leaking_internals() {
     }
     let throttled = ApiError::from(AuthError::Throttled { retry_after_s: 61 });
     assert!(throttled.message.contains("2 minute(s)"), "{}", throttled.message);
+}
+
+/// Review of issue 11 part 7: giving back a good login's attempt undoes exactly that attempt,
+/// the lock it set included, so a colleague's good login behind a sprayed office address
+/// neither leaves a lock behind nor extends one.
+#[test]
+fn a_good_login_neither_leaves_nor_extends_a_lock_on_its_address() {
+    let db = SqliteDb::migrated();
+    let addr = Some("203.0.113.50");
+    for i in 0..20 {
+        let k = LoginKeys::new(&format!("sprayed{i}@example.com"), addr);
+        assert_eq!(block_on(throttle::reserve_held(&db, &k, NOW + i)).unwrap().decision, Decision::Allowed);
+    }
+    let colleague = LoginKeys::new("colleague@example.com", addr);
+    assert!(matches!(block_on(throttle::reserve(&db, &colleague, NOW + 30)).unwrap(), Decision::Locked { .. }));
+    let t = NOW + MINUTE + 100;
+    let held = block_on(throttle::reserve_held(&db, &colleague, t)).unwrap();
+    assert_eq!(held.decision, Decision::Allowed);
+    block_on(throttle::note_success(&db, &colleague, &held)).unwrap();
+    let next = LoginKeys::new("another@example.com", addr);
+    assert_eq!(
+        block_on(throttle::reserve_held(&db, &next, t + 1)).unwrap().decision,
+        Decision::Allowed,
+        "the good login left a lock on its address"
+    );
 }
