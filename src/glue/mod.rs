@@ -316,8 +316,9 @@ fn var_is_on(env: &Env, name: &str) -> bool {
 /// bytes arrived, whatever the request declared (chunked bodies have no length), and the rest
 /// is never read. No session, database or key work has happened yet.
 /// How much of an over-limit body is read and dropped before answering 413 (memory stays
-/// flat): enough for a client that overshot, not for one that streams without end.
-const DRAIN_MAX: usize = 8 * 1024 * 1024;
+/// flat). Under wrangler dev a smaller drain deadlocks a client that keeps writing: the answer
+/// is not forwarded until the upload ends, and the upload stalls once nobody reads it.
+const DRAIN_MAX: usize = 64 * 1024 * 1024;
 
 async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
