@@ -424,14 +424,15 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         )
         .with_internal(e.to_string())
     })?;
+    let bad_setting = |e: config::ConfigError| {
+        ApiError::unavailable(
+            ErrorCode::NotConfigured,
+            "FlowCP is not configured: a required setting is missing or invalid. The operator log names it.",
+        )
+        .with_internal(e.to_string())
+    };
     let allowed_hosts = config::allowed_hosts(env.var(config::ALLOWED_HOSTS).ok().map(|v| v.to_string()).as_deref())
-        .map_err(|e| {
-            ApiError::unavailable(
-                ErrorCode::NotConfigured,
-                "FlowCP is not configured: a required setting is missing or invalid. The operator log names it.",
-            )
-            .with_internal(e.to_string())
-        })?;
+        .map_err(bad_setting)?;
     let redaction_values = config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string()));
     let development = env.var("FLOWCP_ENV").map(|v| v.to_string() == "development").unwrap_or(false);
     let mailer = config::mailer(
@@ -439,13 +440,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         |name| env.secret(name).ok().map(|s| s.to_string()),
         development,
     )
-    .map_err(|e| {
-        ApiError::unavailable(
-            ErrorCode::NotConfigured,
-            "FlowCP is not configured: a required setting is missing or invalid. The operator log names it.",
-        )
-        .with_internal(e.to_string())
-    })?;
+    .map_err(bad_setting)?;
     let s = std::rc::Rc::new(Settings {
         secrets,
         redaction_values,
