@@ -238,8 +238,15 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     source_kind: &str,
     source_url: Option<&str>,
 ) -> Result<ImportRecord, ApiError> {
-    let report = import_document(bytes)
-        .map_err(|e| ApiError::new(ErrorCode::UnreadableDocument, format!("The document cannot be imported: {e}")))?;
+    let report = import_document(bytes).map_err(|e| {
+        // A document whose generated tools would pass the engine's output budget (F3) is too
+        // large, not unreadable; the message names the operations that took the most.
+        let code = match e {
+            crate::openapi::LoadError::OutputTooLarge { .. } => ErrorCode::DocumentTooLarge,
+            _ => ErrorCode::UnreadableDocument,
+        };
+        ApiError::new(code, format!("The document cannot be imported: {e}"))
+    })?;
     let import_id = random_id("imp_")?;
     let mut problems = report.problems.clone();
     let (added, removed, changed) = merge_tools(svc, app, &report.tools, &mut problems).await?;

@@ -6,6 +6,7 @@
 //! flowcp report FILE                     the full import report (JSON)
 //! flowcp plan FILE TOOL 'ARGS_JSON' [BASE_URL]   the upstream request (JSON)
 //! flowcp bench-import FILE [RUNS]        time the import (parse + convert)
+//! flowcp hostile-docs DIR                write the amplifying documents (F3) as DIR/NAME.json
 //! ```
 //! FILE may be gzip-compressed (`.gz`). Errors: exit code 1 and one line on stderr.
 
@@ -48,12 +49,23 @@ fn run(args: &[String]) -> Result<String, String> {
             let runs = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5usize);
             bench(file?, runs)
         }
+        "hostile-docs" => {
+            let dir = std::path::Path::new(file?);
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut written = Vec::new();
+            for (name, bytes) in flowcp::tools::hostile_documents() {
+                let path = dir.join(format!("{name}.json"));
+                std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                written.push(path.display().to_string());
+            }
+            Ok(written.join("\n"))
+        }
         _ => Err(usage()),
     }
 }
 
 fn usage() -> String {
-    "usage: flowcp tools FILE | report FILE | plan FILE TOOL 'ARGS_JSON' [BASE_URL] | bench-import FILE [RUNS]".into()
+    "usage: flowcp tools FILE | report FILE | plan FILE TOOL 'ARGS_JSON' [BASE_URL] | bench-import FILE [RUNS] | hostile-docs DIR".into()
 }
 
 fn read_file(path: &str) -> Result<Vec<u8>, String> {

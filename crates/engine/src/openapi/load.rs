@@ -38,14 +38,41 @@ pub enum SpecVersion {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadError {
     Empty,
-    TooLarge { size: usize, limit: usize },
-    NotUtf8 { offset: usize },
-    Json { line: usize, column: usize, message: String },
-    Yaml { line: Option<u64>, column: Option<u64>, message: String },
-    NotAnObject { found: &'static str },
+    TooLarge {
+        size: usize,
+        limit: usize,
+    },
+    NotUtf8 {
+        offset: usize,
+    },
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    Yaml {
+        line: Option<u64>,
+        column: Option<u64>,
+        message: String,
+    },
+    NotAnObject {
+        found: &'static str,
+    },
     MissingVersion,
-    UnsupportedVersion { found: String },
-    WrongType { pointer: String, expected: &'static str, found: &'static str },
+    UnsupportedVersion {
+        found: String,
+    },
+    WrongType {
+        pointer: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// Generating the tools would produce more than `limit` bytes ([`super::Ledger`]);
+    /// `largest` names the operations (JSON pointers) that took the most, with their bytes.
+    OutputTooLarge {
+        limit: usize,
+        largest: Vec<(String, usize)>,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -76,6 +103,15 @@ impl fmt::Display for LoadError {
             }
             LoadError::WrongType { pointer, expected, found } => {
                 write!(f, "`{pointer}` must be {expected}, found {found}")
+            }
+            LoadError::OutputTooLarge { limit, largest } => {
+                write!(f, "the tools generated from this document would exceed {} MB", limit >> 20)?;
+                if !largest.is_empty() {
+                    let parts: Vec<String> =
+                        largest.iter().map(|(p, n)| format!("`{p}` ({} KB or more)", n.div_ceil(1024))).collect();
+                    write!(f, "; the largest parts: {}", parts.join(", "))?;
+                }
+                write!(f, ". Shared schemas with very large `enum`, `default` or `examples` values are copied into every operation that uses them")
             }
         }
     }
@@ -181,7 +217,7 @@ pub fn prepare(doc: Value) -> Result<LoadedDocument, LoadError> {
     let (spec_version, version_string) = detect_version(root)?;
     check_top_level(root)?;
     let mut problems = Vec::new();
-    let doc = if spec_version == SpecVersion::Swagger2 { swagger2::upgrade(&doc, &mut problems) } else { doc };
+    let doc = if spec_version == SpecVersion::Swagger2 { swagger2::upgrade(&doc, &mut problems)? } else { doc };
     Ok(LoadedDocument { doc, spec_version, version_string, problems })
 }
 

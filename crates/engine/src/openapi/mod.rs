@@ -11,6 +11,7 @@
 //! - No Worker types: all of this runs on the host under `cargo test`.
 
 pub mod doc;
+pub mod ledger;
 pub mod load;
 pub mod pointer;
 pub mod schema;
@@ -20,6 +21,7 @@ pub use doc::{
     document_info, security_schemes, servers_of, ApiKeyLocation, DocumentInfo, OAuthFlowInfo, SecuritySchemeInfo,
     SecuritySchemeKind,
 };
+pub use ledger::{Ledger, IMPORT_OUTPUT_BYTES};
 pub use load::{load_document, LoadError, SpecVersion, MAX_DOCUMENT_BYTES};
 pub use pointer::{escape_token, Resolver};
 pub use schema::{SchemaMode, SchemaNormaliser};

@@ -8,10 +8,17 @@
 //! OpenAPI-only keywords (`discriminator`, `xml`, `externalDocs`, `x-*`).
 //!
 //! Invariants: the output never contains `$ref` or `nullable` in a schema position;
-//! recursion is bounded by [`MAX_SCHEMA_DEPTH`]; work is bounded by a node budget per call.
+//! recursion is bounded by [`MAX_SCHEMA_DEPTH`]; work is bounded by a node budget per call;
+//! bytes are bounded by the import's [`Ledger`], charged for every node and every keyword
+//! value copied (an `enum` inlined a thousand times is charged a thousand times).
+//!
+//! A `$ref` expanded a second time in the same situation (same mode, depth and open refs) is
+//! taken from the ledger's memo instead of being normalised again: same output, same
+//! warnings, charged the same bytes and nodes.
 
 use serde_json::{json, Map, Value};
 
+use super::ledger::{Ledger, Memo, MemoKey, NODE_BYTES};
 use super::pointer::{RefTarget, Resolver};
 
 /// Deepest structural nesting produced (counting inlined refs).
@@ -54,6 +61,10 @@ pub struct SchemaNormaliser<'a> {
     stack: Vec<String>,
     budget: usize,
     budget_reported: bool,
+    ledger: &'a Ledger,
+    /// How many times a node or byte budget cut the output (an expansion that saw a cut
+    /// depends on what was left, so it is not memoised).
+    cuts: usize,
     pub warnings: Vec<String>,
 }
 
@@ -91,14 +102,35 @@ const DROPPED_KEYS: &[&str] = &[
 ];
 
 impl<'a> SchemaNormaliser<'a> {
-    pub fn new(resolver: Resolver<'a>, mode: SchemaMode) -> Self {
+    pub fn new(resolver: Resolver<'a>, mode: SchemaMode, ledger: &'a Ledger) -> Self {
         SchemaNormaliser {
             resolver,
             mode,
             stack: Vec::new(),
             budget: DEFAULT_NODE_BUDGET,
             budget_reported: false,
+            ledger,
+            cuts: 0,
             warnings: Vec::new(),
+        }
+    }
+
+    /// Charge `bytes` to the import; on refusal the output is cut (and the import fails).
+    fn charge(&mut self, bytes: usize) -> bool {
+        let ok = self.ledger.charge(bytes);
+        if !ok {
+            self.cuts += 1;
+        }
+        ok
+    }
+
+    /// Charge a copy of `v`, then make it.
+    fn copy(&mut self, v: &Value) -> Option<Value> {
+        if self.ledger.charge_value(v) {
+            Some(v.clone())
+        } else {
+            self.cuts += 1;
+            None
         }
     }
 
@@ -136,7 +168,8 @@ impl<'a> SchemaNormaliser<'a> {
         if depth >= MAX_SCHEMA_DEPTH {
             return json!({"description": "Nested too deeply; not described further."});
         }
-        if self.budget == 0 {
+        if self.budget == 0 || !self.charge(NODE_BYTES) {
+            self.cuts += 1;
             if !self.budget_reported {
                 self.budget_reported = true;
                 self.warnings.push("schema too large; the rest was cut".into());
@@ -175,13 +208,18 @@ impl<'a> SchemaNormaliser<'a> {
                     SchemaMode::Input => MAX_DESCRIPTION_CHARS,
                     SchemaMode::Output => MAX_OUTPUT_DESCRIPTION_CHARS,
                 };
-                out.insert(k.into(), Value::String(clip(d, max)));
+                let d = clip(d, max);
+                if self.charge(d.len() + k.len()) {
+                    out.insert(k.into(), Value::String(d));
+                }
                 return;
             }
         }
         if DROPPED_KEYS.contains(&k) || k.starts_with("x-") {
             if k == "example" && !map.contains_key("examples") {
-                out.insert("examples".into(), Value::Array(vec![v.clone()]));
+                if let Some(v) = self.copy(v) {
+                    out.insert("examples".into(), Value::Array(vec![v]));
+                }
             }
             return;
         }
@@ -192,6 +230,9 @@ impl<'a> SchemaNormaliser<'a> {
                     let n = self.norm(pv, depth + 1);
                     if k == "properties" && self.hidden_in_mode(&n) {
                         continue;
+                    }
+                    if !self.charge(pk.len() + 4) {
+                        break;
                     }
                     m.insert(pk.clone(), n);
                 }
@@ -241,8 +282,12 @@ impl<'a> SchemaNormaliser<'a> {
             "required" => {
                 // Swagger-style `required: true` on a property schema is meaningless here.
                 if let Value::Array(names) = v {
-                    let names: Vec<Value> = names.iter().filter(|n| n.is_string()).cloned().collect();
-                    out.insert("required".into(), Value::Array(names));
+                    let names = Value::Array(names.iter().filter(|n| n.is_string()).cloned().collect());
+                    if self.ledger.charge_value(&names) {
+                        out.insert("required".into(), names);
+                    } else {
+                        self.cuts += 1;
+                    }
                 }
             }
             "exclusiveMinimum" | "exclusiveMaximum" => match v {
@@ -264,7 +309,11 @@ impl<'a> SchemaNormaliser<'a> {
                 }
             }
             _ => {
-                out.insert(k.into(), v.clone());
+                // `enum`, `const`, `default`, `examples` and unknown keywords: copied whole,
+                // so charged whole.
+                if let Some(v) = self.copy(v) {
+                    out.insert(k.into(), v);
+                }
             }
         }
     }
@@ -318,10 +367,11 @@ impl<'a> SchemaNormaliser<'a> {
             }
             return cut;
         }
+        if siblings.is_empty() {
+            return self.norm_ref_memoised(r, target, depth);
+        }
         self.stack.push(r.to_string());
-        let result = if siblings.is_empty() {
-            self.norm(target, depth + 1)
-        } else if let Value::Object(tm) = target {
+        let result = if let Value::Object(tm) = target {
             // 3.1 allows siblings next to $ref; they refine the target (description,
             // nullable, default, ...). Overlay them and normalise the result.
             let mut merged = tm.clone();
@@ -333,6 +383,40 @@ impl<'a> SchemaNormaliser<'a> {
             self.norm(target, depth + 1)
         };
         self.stack.pop();
+        result
+    }
+
+    /// Expand a plain `{"$ref": ...}`: from the memo when this expansion was made before in
+    /// the same situation, else normalised (and kept, from its second use on).
+    fn norm_ref_memoised(&mut self, r: &str, target: &Value, depth: usize) -> Value {
+        let key: MemoKey = (r.to_string(), self.mode == SchemaMode::Input, depth, self.stack.clone());
+        if let Some(m) = self.ledger.memo_get(&key) {
+            if m.nodes <= self.budget {
+                if !self.charge(m.bytes) {
+                    return json!({"description": "Schema too large; not described further."});
+                }
+                self.budget -= m.nodes;
+                self.warnings.extend(m.warnings.iter().cloned());
+                return m.value.clone();
+            }
+        }
+        let (budget, used, cuts, warned) = (self.budget, self.ledger.used(), self.cuts, self.warnings.len());
+        self.stack.push(r.to_string());
+        let result = self.norm(target, depth + 1);
+        self.stack.pop();
+        if self.cuts == cuts && self.ledger.memo_seen(&key) {
+            let bytes = self.ledger.used() - used;
+            // The kept copy is charged too.
+            if self.charge(bytes) {
+                let memo = Memo {
+                    value: result.clone(),
+                    nodes: budget - self.budget,
+                    bytes,
+                    warnings: self.warnings[warned..].to_vec(),
+                };
+                self.ledger.memo_put(key, memo);
+            }
+        }
         result
     }
 }

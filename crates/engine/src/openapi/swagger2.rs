@@ -11,8 +11,9 @@
 
 use serde_json::{json, Map, Value};
 
+use super::ledger::Ledger;
 use super::pointer::{escape_token, Resolver};
-use super::Problem;
+use super::{LoadError, Problem};
 
 const MAX_WALK_DEPTH: usize = 256;
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch"];
@@ -58,7 +59,12 @@ fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
 }
 
 /// Upgrade a Swagger 2.0 document (already known to be an object) to 3.0 shape.
-pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Value {
+///
+/// Parameters and bodies shared through `$ref` are copied into each operation that uses
+/// them, so the upgrade is charged to a [`Ledger`] and ends with
+/// [`LoadError::OutputTooLarge`] when it would grow past the import output limit.
+pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Result<Value, LoadError> {
+    let ledger = Ledger::default();
     let resolver = Resolver::new(doc);
     let mut out = Map::new();
     out.insert("openapi".into(), json!("3.0.3"));
@@ -66,7 +72,7 @@ pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Value {
     out.insert("servers".into(), Value::Array(servers(doc)));
     let consumes = str_list(doc.get("consumes")).unwrap_or_default();
     let produces = str_list(doc.get("produces")).unwrap_or_default();
-    let ctx = Ctx { resolver, consumes: &consumes, produces: &produces };
+    let ctx = Ctx { resolver, consumes: &consumes, produces: &produces, ledger: &ledger };
 
     let mut components = Map::new();
     if let Some(defs) = doc.get("definitions").filter(|d| d.is_object()) {
@@ -97,6 +103,9 @@ pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Value {
         for (path, item) in paths {
             let pointer = format!("/paths/{}", escape_token(path));
             new_paths.insert(path.clone(), convert_path_item(item, &ctx, &pointer, problems));
+            if ledger.is_over() {
+                return Err(ledger.too_large());
+            }
         }
         out.insert("paths".into(), Value::Object(new_paths));
     }
@@ -110,13 +119,14 @@ pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Value {
             out.insert(k.clone(), v.clone());
         }
     }
-    Value::Object(out)
+    Ok(Value::Object(out))
 }
 
 struct Ctx<'a> {
     resolver: Resolver<'a>,
     consumes: &'a [String],
     produces: &'a [String],
+    ledger: &'a Ledger,
 }
 
 fn servers(doc: &Value) -> Vec<Value> {
@@ -253,20 +263,27 @@ fn convert_security_scheme(s: &Value) -> Value {
     out
 }
 
-fn convert_path_item(item: &Value, ctx: &Ctx, pointer: &str, problems: &mut Vec<Problem>) -> Value {
+fn convert_path_item<'a>(item: &'a Value, ctx: &Ctx<'a>, pointer: &str, problems: &mut Vec<Problem>) -> Value {
     let Value::Object(map) = item else {
         problems.push(Problem::error(pointer, "a path item must be an object; skipped"));
         return json!({});
     };
     let mut out = Map::new();
-    let shared: Vec<Value> = match map.get("parameters") {
-        Some(Value::Array(ps)) => ps.clone(),
+    let shared: Vec<&Value> = match map.get("parameters") {
+        Some(Value::Array(ps)) => ps.iter().collect(),
         _ => Vec::new(),
     };
     for (k, v) in map {
         if METHODS.contains(&k.as_str()) {
             let op_pointer = format!("{pointer}/{k}");
-            out.insert(k.clone(), convert_operation(v, &shared, ctx, &op_pointer, problems));
+            let before = ctx.ledger.used();
+            let op = convert_operation(v, &shared, ctx, &op_pointer, problems);
+            ctx.ledger.charge_value(&op);
+            ctx.ledger.note_part(&op_pointer, before);
+            if ctx.ledger.is_over() {
+                return json!({});
+            }
+            out.insert(k.clone(), op);
         } else if k == "parameters" {
             // Path-level parameters were folded into each operation.
         } else if k == "$ref" {
@@ -280,7 +297,13 @@ fn convert_path_item(item: &Value, ctx: &Ctx, pointer: &str, problems: &mut Vec<
     Value::Object(out)
 }
 
-fn convert_operation(op: &Value, shared: &[Value], ctx: &Ctx, pointer: &str, problems: &mut Vec<Problem>) -> Value {
+fn convert_operation<'a>(
+    op: &'a Value,
+    shared: &[&'a Value],
+    ctx: &Ctx<'a>,
+    pointer: &str,
+    problems: &mut Vec<Problem>,
+) -> Value {
     let Value::Object(map) = op else {
         return op.clone(); // the tool builder reports it
     };
@@ -296,8 +319,8 @@ fn convert_operation(op: &Value, shared: &[Value], ctx: &Ctx, pointer: &str, pro
         }
     }
     // Operation parameters override path-level ones with the same (name, in).
-    let own: Vec<Value> = match map.get("parameters") {
-        Some(Value::Array(ps)) => ps.clone(),
+    let own: Vec<&Value> = match map.get("parameters") {
+        Some(Value::Array(ps)) => ps.iter().collect(),
         Some(_) => {
             problems.push(Problem::warning(format!("{pointer}/parameters"), "`parameters` must be a list; ignored"));
             Vec::new()
@@ -309,9 +332,9 @@ fn convert_operation(op: &Value, shared: &[Value], ctx: &Ctx, pointer: &str, pro
     let mut body: Option<Value> = None;
     let all = shared.iter().chain(own.iter());
     let mut seen: Vec<(String, String)> = Vec::new();
-    let mut resolved_all: Vec<(Value, Value)> = Vec::new();
-    for raw in all {
-        let resolved = ctx.resolver.deref_chain(raw, 8).map(|(v, _)| v.clone()).unwrap_or_else(|_| raw.clone());
+    let mut resolved_all: Vec<(&Value, &Value)> = Vec::new();
+    for &raw in all {
+        let resolved = ctx.resolver.deref_chain(raw, 8).map(|(v, _)| v).unwrap_or(raw);
         let key = (
             resolved.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
             resolved.get("in").and_then(Value::as_str).unwrap_or("").to_string(),
@@ -321,7 +344,7 @@ fn convert_operation(op: &Value, shared: &[Value], ctx: &Ctx, pointer: &str, pro
             seen.remove(i);
         }
         seen.push(key);
-        resolved_all.push((raw.clone(), resolved));
+        resolved_all.push((raw, resolved));
     }
     for (raw, p) in resolved_all {
         match p.get("in").and_then(Value::as_str) {
@@ -336,8 +359,8 @@ fn convert_operation(op: &Value, shared: &[Value], ctx: &Ctx, pointer: &str, pro
                 rb.insert("content".into(), content_for(&json_types, "application/json", schema));
                 body = Some(Value::Object(rb));
             }
-            Some("formData") => form.add(&p),
-            _ => params.push(convert_param(&raw)),
+            Some("formData") => form.add(p),
+            _ => params.push(convert_param(raw)),
         }
     }
     if !params.is_empty() {

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::openapi::load::type_name;
-use crate::openapi::{escape_token, servers_of, Problem, Resolver, SchemaMode, SchemaNormaliser};
+use crate::openapi::{escape_token, servers_of, Ledger, Problem, Resolver, SchemaMode, SchemaNormaliser};
 
 use super::names::arg_name;
 use super::{
@@ -27,6 +27,8 @@ pub(crate) struct DocCtx<'a> {
     pub resolver: Resolver<'a>,
     pub servers: Vec<String>,
     pub security: Option<&'a Value>,
+    /// The import's byte budget, charged by every schema normalised.
+    pub ledger: &'a Ledger,
 }
 
 /// Result of building one operation: the tool and the name it would like.
@@ -35,17 +37,17 @@ pub(crate) struct Built {
     pub tool: ToolDef,
 }
 
-struct ParamIn {
+struct ParamIn<'a> {
     pointer: String,
-    value: Value,
+    value: &'a Value,
 }
 
-pub(crate) fn build_tool(
-    ctx: &DocCtx,
+pub(crate) fn build_tool<'a>(
+    ctx: &DocCtx<'a>,
     path: &str,
     method: &str,
-    item: &Map<String, Value>,
-    op: &Value,
+    item: &'a Map<String, Value>,
+    op: &'a Value,
     pointer: &str,
     problems: &mut Vec<Problem>,
 ) -> Result<Built, String> {
@@ -100,7 +102,7 @@ pub(crate) fn build_tool(
         if !op_servers.is_empty() {
             op_servers
         } else {
-            let item_servers = servers_of(&Value::Object(item.clone()));
+            let item_servers = item.get("servers").map(|s| servers_of(&json!({"servers": s}))).unwrap_or_default();
             if !item_servers.is_empty() {
                 item_servers
             } else {
@@ -186,13 +188,13 @@ fn security_of(v: Option<&Value>) -> Vec<Vec<String>> {
 }
 
 /// Path-level then operation-level parameters, resolved; the operation wins on (name, in).
-fn collect_params(
-    ctx: &DocCtx,
-    item: &Map<String, Value>,
-    op: &Map<String, Value>,
+fn collect_params<'a>(
+    ctx: &DocCtx<'a>,
+    item: &'a Map<String, Value>,
+    op: &'a Map<String, Value>,
     pointer: &str,
     problems: &mut Vec<Problem>,
-) -> Vec<ParamIn> {
+) -> Vec<ParamIn<'a>> {
     let mut out: Vec<ParamIn> = Vec::new();
     let item_pointer = pointer.rsplit_once('/').map(|(p, _)| p).unwrap_or(pointer);
     for (list, base) in [(item.get("parameters"), item_pointer), (op.get("parameters"), pointer)] {
@@ -226,7 +228,7 @@ fn collect_params(
                 !(p.value.get("name").and_then(Value::as_str) == Some(name)
                     && p.value.get("in").and_then(Value::as_str) == Some(loc))
             });
-            out.push(ParamIn { pointer: p_pointer, value: resolved.clone() });
+            out.push(ParamIn { pointer: p_pointer, value: resolved });
         }
     }
     out
@@ -256,8 +258,13 @@ fn parse_style(s: &str) -> Option<ParamStyle> {
 }
 
 fn build_param(ctx: &DocCtx, p: &ParamIn, problems: &mut Vec<Problem>) -> Option<(ParamDef, Value)> {
-    let v = &p.value;
-    let wire = v.get("name").and_then(Value::as_str)?.to_string();
+    let v = p.value;
+    let wire = v.get("name").and_then(Value::as_str)?;
+    // The name is copied into the plan and (as an argument name) into the schema.
+    if !ctx.ledger.charge(2 * wire.len()) {
+        return None;
+    }
+    let wire = wire.to_string();
     let loc_s = v.get("in").and_then(Value::as_str)?;
     let Some(location) = parse_location(loc_s) else {
         problems.push(Problem::warning(&p.pointer, format!("parameter location {loc_s:?} is not supported; skipped")));
@@ -284,27 +291,30 @@ fn build_param(ctx: &DocCtx, p: &ParamIn, problems: &mut Vec<Problem>) -> Option
         }),
     };
     let explode = v.get("explode").and_then(Value::as_bool).unwrap_or(style == ParamStyle::Form);
+    let (any, string) = (json!({}), json!({"type": "string"}));
     let (raw_schema, json_content) = match (v.get("schema"), v.get("content").and_then(Value::as_object)) {
-        (Some(s), _) => (s.clone(), false),
+        (Some(s), _) => (s, false),
         (None, Some(c)) => (
-            c.values().next().and_then(|m| m.get("schema")).cloned().unwrap_or_else(|| json!({})),
+            c.values().next().and_then(|m| m.get("schema")).unwrap_or(&any),
             c.keys().next().map(|k| k.contains("json")).unwrap_or(false),
         ),
-        (None, None) => (json!({"type": "string"}), false),
+        (None, None) => (&string, false),
     };
-    let mut norm = SchemaNormaliser::new(ctx.resolver, SchemaMode::Input);
-    let mut schema = norm.normalise_with_budget(&raw_schema, INPUT_SCHEMA_BUDGET);
+    let mut norm = SchemaNormaliser::new(ctx.resolver, SchemaMode::Input, ctx.ledger);
+    let mut schema = norm.normalise_with_budget(raw_schema, INPUT_SCHEMA_BUDGET);
     for w in norm.warnings {
         problems.push(Problem::warning(format!("{}/schema", p.pointer), w));
     }
     if let Value::Object(m) = &mut schema {
         if let Some(d) = v.get("description").and_then(Value::as_str) {
-            m.insert("description".into(), Value::String(d.to_string()));
+            if ctx.ledger.charge(d.len()) {
+                m.insert("description".into(), Value::String(d.to_string()));
+            }
         }
         if v.get("deprecated") == Some(&Value::Bool(true)) {
             m.insert("deprecated".into(), Value::Bool(true));
         }
-        if let Some(e) = v.get("example") {
+        if let Some(e) = v.get("example").filter(|e| ctx.ledger.charge_value(e)) {
             m.entry("examples").or_insert_with(|| Value::Array(vec![e.clone()]));
         }
     }
@@ -425,23 +435,30 @@ fn build_body(
     let kind = body_kind(media);
     let content_type = if media == "*/*" { "application/json".to_string() } else { media.clone() };
     let body_required = rb.get("required") == Some(&Value::Bool(true));
-    let raw_schema = media_obj.get("schema").cloned().unwrap_or_else(|| match kind {
+    let fallback = match kind {
         BodyKind::Json => json!({}),
         _ => json!({"type": "string"}),
-    });
-    let mut norm = SchemaNormaliser::new(ctx.resolver, SchemaMode::Input);
-    let mut schema = norm.normalise_with_budget(&raw_schema, INPUT_SCHEMA_BUDGET);
+    };
+    let raw_schema = media_obj.get("schema").unwrap_or(&fallback);
+    let mut norm = SchemaNormaliser::new(ctx.resolver, SchemaMode::Input, ctx.ledger);
+    let mut schema = norm.normalise_with_budget(raw_schema, INPUT_SCHEMA_BUDGET);
     let media_pointer = format!("{pointer}/content/{}/schema", escape_token(media));
     for w in norm.warnings {
         problems.push(Problem::warning(&media_pointer, w));
     }
     let encoding = field_encodings(media_obj, &schema);
     let object_props = object_properties(&schema, kind);
-    let clash = object_props.as_ref().and_then(|props| {
+    let clash = object_props.and_then(|props| {
         props.keys().find(|k| properties.contains_key(*k) || !super::names::is_valid_arg_name(k)).cloned()
     });
-    let args = match (object_props, clash) {
-        (Some(props), None) => {
+    let spread = object_props.is_some();
+    let args = match (spread, clash) {
+        (true, None) => {
+            // Moved out of the body schema, not copied (it can be most of an import).
+            let props = match schema.as_object_mut().and_then(|m| m.remove("properties")) {
+                Some(Value::Object(p)) => p,
+                _ => Map::new(),
+            };
             let fields: Vec<String> = props.keys().cloned().collect();
             for (k, v) in props {
                 properties.insert(k, v);
@@ -485,7 +502,7 @@ fn build_body(
 }
 
 /// The properties of an object body that can be spread next to the parameters.
-fn object_properties(schema: &Value, kind: BodyKind) -> Option<Map<String, Value>> {
+fn object_properties(schema: &Value, kind: BodyKind) -> Option<&Map<String, Value>> {
     if matches!(kind, BodyKind::Text | BodyKind::Binary) {
         return None;
     }
@@ -502,7 +519,7 @@ fn object_properties(schema: &Value, kind: BodyKind) -> Option<Map<String, Value
     if props.is_empty() {
         return None;
     }
-    Some(props.clone())
+    Some(props)
 }
 
 fn field_encodings(media_obj: &Value, schema: &Value) -> Vec<FieldEncoding> {
@@ -539,7 +556,7 @@ fn build_output(ctx: &DocCtx, op: &Map<String, Value>, pointer: &str, problems: 
     let content = resp.get("content")?.as_object()?;
     let (media, m) = content.iter().find(|(k, _)| is_json_media(k) && k.as_str() != "*/*")?;
     let raw = m.get("schema")?;
-    let mut norm = SchemaNormaliser::new(ctx.resolver, SchemaMode::Output);
+    let mut norm = SchemaNormaliser::new(ctx.resolver, SchemaMode::Output, ctx.ledger);
     let schema = norm.normalise_with_budget(raw, OUTPUT_SCHEMA_BUDGET);
     let sp = format!("{pointer}/responses/{code}/content/{}/schema", escape_token(media));
     for w in norm.warnings {

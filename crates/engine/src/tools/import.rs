@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::openapi::load::{prepare, type_name, LoadedDocument};
 use crate::openapi::{
-    document_info, escape_token, load_document, security_schemes, servers_of, LoadError, Problem, Resolver,
+    document_info, escape_token, load_document, security_schemes, servers_of, Ledger, LoadError, Problem, Resolver,
     SecuritySchemeInfo, SpecVersion,
 };
 
@@ -15,6 +15,9 @@ use super::ToolDef;
 
 /// A document that cannot be read at all.
 pub type ImportError = LoadError;
+
+/// Bytes charged per tool for what is not a schema (names, plan, annotations).
+const TOOL_OVERHEAD_BYTES: usize = 2048;
 
 /// HTTP methods that carry operations (3.2 adds `query`; `additionalOperations` adds more).
 pub const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace", "query"];
@@ -38,20 +41,29 @@ pub struct ImportReport {
 }
 
 /// Read and convert a document (JSON or YAML bytes).
+///
+/// Everything generated is charged to a [`Ledger`] of [`crate::openapi::IMPORT_OUTPUT_BYTES`];
+/// a document whose tools would not fit ends with [`LoadError::OutputTooLarge`], naming the
+/// operations that took the most, instead of exhausting memory.
 pub fn import(bytes: &[u8]) -> Result<ImportReport, ImportError> {
-    Ok(convert(load_document(bytes)?))
+    convert(load_document(bytes)?, &Ledger::default())
 }
 
 /// Convert an already parsed document.
 pub fn import_value(doc: Value) -> Result<ImportReport, ImportError> {
-    Ok(convert(prepare(doc)?))
+    convert(prepare(doc)?, &Ledger::default())
 }
 
-fn convert(loaded: LoadedDocument) -> ImportReport {
+/// [`import`] charged to a given ledger (to read what it used, or to try a smaller one).
+pub fn import_within(bytes: &[u8], ledger: &Ledger) -> Result<ImportReport, ImportError> {
+    convert(load_document(bytes)?, ledger)
+}
+
+fn convert(loaded: LoadedDocument, ledger: &Ledger) -> Result<ImportReport, ImportError> {
     let LoadedDocument { doc, spec_version, version_string, mut problems } = loaded;
     let info = document_info(&doc);
     let servers = servers_of(&doc);
-    let ctx = DocCtx { resolver: Resolver::new(&doc), servers: servers.clone(), security: doc.get("security") };
+    let ctx = DocCtx { resolver: Resolver::new(&doc), servers: servers.clone(), security: doc.get("security"), ledger };
     if let Some(Value::Object(w)) = doc.get("webhooks") {
         if !w.is_empty() {
             problems.push(Problem::warning(
@@ -81,7 +93,17 @@ fn convert(loaded: LoadedDocument) -> ImportReport {
             };
             for (method, op, op_pointer) in operations_of(item, &pointer) {
                 total += 1;
-                match build_tool(&ctx, path, &method, item, op, &op_pointer, &mut problems) {
+                let before = ledger.used();
+                let result = build_tool(&ctx, path, &method, item, op, &op_pointer, &mut problems);
+                // The tool's own text (names, description, plan) besides its schemas.
+                if let Ok(b) = &result {
+                    ledger.charge(TOOL_OVERHEAD_BYTES + b.tool.description.len());
+                }
+                ledger.note_part(&op_pointer, before);
+                if ledger.is_over() {
+                    return Err(ledger.too_large());
+                }
+                match result {
                     Ok(b) => built.push(b),
                     Err(msg) => problems.push(Problem::error(op_pointer, format!("operation skipped: {msg}"))),
                 }
@@ -92,7 +114,7 @@ fn convert(loaded: LoadedDocument) -> ImportReport {
         built.iter().map(|b| (b.wanted_name.clone(), b.tool.operation_key.clone())).collect();
     let names = assign_unique(&wanted);
     let tools = built.into_iter().zip(names).map(|(b, name)| ToolDef { name, ..b.tool }).collect();
-    ImportReport {
+    Ok(ImportReport {
         title: info.title,
         version: info.version,
         spec_version,
@@ -102,7 +124,7 @@ fn convert(loaded: LoadedDocument) -> ImportReport {
         tools,
         problems,
         operations_total: total,
-    }
+    })
 }
 
 fn operations_of<'a>(item: &'a serde_json::Map<String, Value>, pointer: &str) -> Vec<(String, &'a Value, String)> {

@@ -10,10 +10,12 @@
 //!   the import.
 
 mod build;
+pub mod hostile;
 mod import;
 pub mod names;
 
-pub use import::{import, import_value, ImportError, ImportReport};
+pub use hostile::hostile_documents;
+pub use import::{import, import_value, import_within, ImportError, ImportReport};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -2,8 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use flowcp_engine::openapi::{ApiKeyLocation, SecuritySchemeKind, Severity};
-use flowcp_engine::tools::{import, import_value, ImportReport, ToolDef};
+use flowcp_engine::openapi::{ApiKeyLocation, Ledger, SecuritySchemeKind, Severity, IMPORT_OUTPUT_BYTES};
+use flowcp_engine::tools::{import, import_value, import_within, ImportReport, ToolDef};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -147,6 +147,21 @@ fn the_largest_manifest_fits_a_kv_value() {
     for rel in DIGEST_DOCS {
         let bytes = serde_json::to_vec(&imported_doc(rel).tools).expect("json").len();
         assert!(bytes < 25 * 1024 * 1024 / 2, "{rel}: {bytes} bytes of tools, over half the KV value limit");
+    }
+}
+
+/// The import output budget leaves the largest real documents a quarter of it spare, and
+/// what the ledger charges is at least what the tools take as JSON (it bounds them).
+#[test]
+fn real_documents_fit_the_import_output_budget_with_room() {
+    for rel in DIGEST_DOCS {
+        let ledger = Ledger::default();
+        let report = import_within(&corpus_file(rel), &ledger).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let tools = serde_json::to_vec(&report.tools).expect("json").len();
+        let used = ledger.used();
+        println!("{rel}: charged {used} bytes for {tools} bytes of tools");
+        assert!(used < IMPORT_OUTPUT_BYTES / 4 * 3, "{rel}: charged {used} of {IMPORT_OUTPUT_BYTES}");
+        assert!(used >= tools, "{rel}: charged {used}, below the {tools} bytes produced");
     }
 }
 

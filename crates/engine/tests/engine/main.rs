@@ -1,6 +1,7 @@
 //! OpenAPI engine tests (issue 3): corpus import + snapshots, schema validity, exact request
 //! plans, argument validation, response mapping, hostile documents.
 
+mod amplify;
 mod corpus;
 mod hostile;
 mod plans;
