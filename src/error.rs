@@ -42,6 +42,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     ConsentRequired,
     DocumentTooLarge,
+    ManifestTooLarge,
     InvalidAuthConfig,
     InvalidAuthMode,
     InvalidBaseUrl,
@@ -97,6 +98,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::ConsentRequired,
         ErrorCode::DocumentTooLarge,
+        ErrorCode::ManifestTooLarge,
         ErrorCode::InvalidAuthConfig,
         ErrorCode::InvalidAuthMode,
         ErrorCode::InvalidBaseUrl,
@@ -152,6 +154,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::DocumentTooLarge => "document_too_large",
+            ErrorCode::ManifestTooLarge => "manifest_too_large",
             ErrorCode::InvalidAuthConfig => "invalid_auth_config",
             ErrorCode::InvalidAuthMode => "invalid_auth_mode",
             ErrorCode::InvalidBaseUrl => "invalid_base_url",
@@ -203,6 +206,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::ConsentRequired
             | ErrorCode::DocumentTooLarge
+            | ErrorCode::ManifestTooLarge
             | ErrorCode::InvalidAuthConfig
             | ErrorCode::InvalidAuthMode
             | ErrorCode::InvalidBaseUrl
@@ -257,6 +261,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "The request body has an unsupported media type.",
             ErrorCode::ConsentRequired => "Accept the terms of service and the privacy policy to sign up.",
             ErrorCode::DocumentTooLarge => "The document is too large.",
+            ErrorCode::ManifestTooLarge => "The server's tools are too large to publish.",
             ErrorCode::InvalidAuthConfig => "The auth configuration is not valid.",
             ErrorCode::InvalidAuthMode => "auth_mode must be none, api_key, bearer or oauth.",
             ErrorCode::InvalidBaseUrl => "base_url must be an absolute http(s) URL.",

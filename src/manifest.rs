@@ -17,6 +17,11 @@ use crate::vocab::AuthMode;
 /// The format publish writes: 2 is uniformly camelCase, like the tool definitions inside it.
 pub const FORMAT: u32 = 2;
 
+/// The largest manifest `publish` writes (JSON bytes). KV takes 25 MiB, but a manifest is held
+/// by every isolate that serves it (about 5x its JSON as values, within the isolate's 128 MB);
+/// the tools of the largest real APIs take 4.6 MB (GitHub, 1,223) and 9.3 MB (Stripe, 588).
+pub const MAX_MANIFEST_BYTES: usize = 12 << 20;
+
 /// Formats the runtime reads. Format 1 (snake_case keys: `server_id`, `credential_ref`...) is
 /// read through serde aliases, so a manifest published before format 2 keeps answering until
 /// its next publish rewrites it as format 2; nothing needs migrating.

@@ -544,6 +544,16 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
+    if bytes.len() > manifest::MAX_MANIFEST_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::ManifestTooLarge,
+            format!(
+                "The enabled tools make a manifest of {} bytes; the limit is {} bytes. Enable fewer tools or split the API across servers.",
+                bytes.len(),
+                manifest::MAX_MANIFEST_BYTES
+            ),
+        ));
+    }
     lifecycle::publish(svc.kv, &s, version, &bytes).await?;
     store::set_published(svc.db, &m.workspace_id, &s.id, Some(version), svc.now_ms).await?;
     let s = load(svc, m, id).await?;

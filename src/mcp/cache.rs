@@ -14,6 +14,10 @@ use crate::store::{Kv, StoreError};
 use crate::tools::ToolDef;
 
 pub(crate) const MANIFEST_CACHE_ENTRIES: usize = 64;
+/// Memory the cached manifests of one isolate may take (as values, estimated by the engine's
+/// ledger walk). A manifest larger than this on its own is used but not kept; publishing caps
+/// manifests at [`crate::manifest::MAX_MANIFEST_BYTES`] of JSON, which stays under it.
+pub const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
 /// Why a published server's manifest could not be used. The client sees 503; the operator log
 /// gets this (it names no secret: KV keys and versions only).
@@ -52,10 +56,32 @@ impl From<StoreError> for ManifestError {
 /// A manifest with what the hot path derives from it once per isolate.
 pub struct Loaded {
     pub manifest: Manifest,
-    /// Exposed tools as `tools/list` shows them (the discovery tools in discovery mode).
-    pub listed: Vec<Value>,
+    /// In discovery mode, the three discovery tools as `tools/list` shows them; otherwise
+    /// `tools/list` renders the page it returns (a second copy of every schema would double
+    /// what a cached manifest takes).
+    pub discovery: Option<Vec<Value>>,
     /// Tool name -> index in `manifest.tools`.
     pub index: HashMap<String, usize>,
+    /// Estimated memory (bytes) this entry holds, charged to the cache.
+    pub cost: usize,
+}
+
+impl Loaded {
+    /// How many tools `tools/list` shows.
+    pub fn listed_len(&self) -> usize {
+        match &self.discovery {
+            Some(d) => d.len(),
+            None => self.manifest.tools.len(),
+        }
+    }
+
+    /// `tools/list` entries `start..end` (bounded by [`Loaded::listed_len`]).
+    pub fn listed(&self, start: usize, end: usize) -> Vec<Value> {
+        match &self.discovery {
+            Some(d) => d.get(start..end).unwrap_or_default().to_vec(),
+            None => self.manifest.tools.get(start..end).unwrap_or_default().iter().map(ToolDef::to_mcp_json).collect(),
+        }
+    }
 }
 
 /// How long an isolate trusts what it read of small mutable KV entries (the live-version
@@ -78,6 +104,26 @@ pub struct ManifestCache {
 }
 
 impl ManifestCache {
+    /// Keep a prepared manifest, within [`MANIFEST_CACHE_ENTRIES`] and [`MANIFEST_CACHE_BYTES`]:
+    /// when it does not fit, the cache starts over (manifests are re-read from KV on demand);
+    /// one that alone exceeds the byte budget is not kept.
+    fn keep(&self, key: (String, i64), loaded: Rc<Loaded>) {
+        if loaded.cost > MANIFEST_CACHE_BYTES {
+            return;
+        }
+        let mut c = self.manifests.borrow_mut();
+        let held: usize = c.values().map(|l| l.cost).sum();
+        if c.len() >= MANIFEST_CACHE_ENTRIES || held + loaded.cost > MANIFEST_CACHE_BYTES {
+            c.clear();
+        }
+        c.insert(key, loaded);
+    }
+
+    /// Estimated bytes the cached manifests hold (for tests and the deep health check).
+    pub fn manifest_bytes(&self) -> usize {
+        self.manifests.borrow().values().map(|l| l.cost).sum()
+    }
+
     /// Reads a small KV entry through the short-lived cache.
     pub(crate) async fn get(&self, kv: &impl Kv, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let hit = self
@@ -110,13 +156,24 @@ pub(crate) async fn live_version(
 }
 
 pub(crate) fn prepare(manifest: Manifest) -> Loaded {
-    let index = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-    let listed = if manifest.discovery {
-        discovery_tools(manifest.tools.len())
-    } else {
-        manifest.tools.iter().map(ToolDef::to_mcp_json).collect()
-    };
-    Loaded { manifest, listed, index }
+    let index: HashMap<String, usize> = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+    let discovery = manifest.discovery.then(|| discovery_tools(manifest.tools.len()));
+    let cost = manifest_cost(&manifest) + index.len() * 64;
+    Loaded { manifest, discovery, index, cost }
+}
+
+/// The memory a manifest's tools take as values (their schemas dominate), by the engine's
+/// import-ledger measure, plus a fixed share per tool for names, plans and descriptions.
+fn manifest_cost(m: &Manifest) -> usize {
+    use crate::openapi::ledger::value_size_within;
+    m.tools
+        .iter()
+        .map(|t| {
+            let schemas = value_size_within(&t.input_schema, usize::MAX).unwrap_or(0)
+                + t.output_schema.as_ref().and_then(|o| value_size_within(o, usize::MAX)).unwrap_or(0);
+            schemas + 1024 + t.description.len()
+        })
+        .sum()
 }
 
 /// The live manifest of a server: one KV read for the live version, then the isolate cache
@@ -140,10 +197,6 @@ pub async fn load_manifest(
         return Err(ManifestError::Foreign);
     }
     let loaded = Rc::new(prepare(m));
-    let mut c = cache.manifests.borrow_mut();
-    if c.len() >= MANIFEST_CACHE_ENTRIES {
-        c.clear();
-    }
-    c.insert(key, loaded.clone());
+    cache.keep(key, loaded.clone());
     Ok(Some(loaded))
 }

@@ -58,8 +58,8 @@ pub(crate) fn decode_cursor(c: &str, len: usize) -> Option<usize> {
     (offset <= len).then_some(offset)
 }
 
-pub(crate) fn tools_list<'l>(loaded: &'l Loaded, params: &Value) -> Result<ListToolsResult<'l>, RpcError> {
-    let total = loaded.listed.len();
+pub(crate) fn tools_list(loaded: &Loaded, params: &Value) -> Result<ListToolsResult, RpcError> {
+    let total = loaded.listed_len();
     let start = match params.get("cursor") {
         None | Some(Value::Null) => 0,
         Some(Value::String(c)) => {
@@ -69,7 +69,7 @@ pub(crate) fn tools_list<'l>(loaded: &'l Loaded, params: &Value) -> Result<ListT
     };
     let end = (start + PAGE_SIZE).min(total);
     let next_cursor = (end < total).then(|| encode_cursor(end));
-    Ok(ListToolsResult { tools: &loaded.listed[start..end], next_cursor })
+    Ok(ListToolsResult { tools: loaded.listed(start, end), next_cursor })
 }
 
 pub(crate) async fn tools_call<K: Kv, H: Http>(

@@ -54,8 +54,8 @@ fn version_str<S: serde::Serializer>(v: &ProtocolVersion, s: S) -> Result<S::Ok,
 /// One page of `tools/list`; the tools are the manifest's, already in MCP form.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ListToolsResult<'a> {
-    pub tools: &'a [Value],
+pub struct ListToolsResult {
+    pub tools: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }

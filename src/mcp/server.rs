@@ -21,7 +21,7 @@ use crate::store::audit::AuditEvent;
 use crate::store::Kv;
 
 pub use super::access::{protected_resource_metadata, resource_metadata_url};
-pub use super::cache::{load_manifest, Loaded, ManifestCache, ManifestError, KV_TTL_MS};
+pub use super::cache::{load_manifest, Loaded, ManifestCache, ManifestError, KV_TTL_MS, MANIFEST_CACHE_BYTES};
 pub use super::call::UPSTREAM_MAX_BYTES;
 pub use super::methods::PAGE_SIZE;
 pub use super::runtime::UPSTREAM_TIMEOUT_MS;

@@ -1585,3 +1585,40 @@ fn sign_up_loops_cannot_flood_a_mailbox() {
     assert_eq!(sent, vec![json!(true), json!(true), json!(true), json!(false)]);
     assert_eq!(block_on(flowcp::mail::outbox(&env.kv, "flooded@example.com")).unwrap().len(), 3);
 }
+
+/// Security review F4(c): `publish` refuses a manifest above the documented cap
+/// (`manifest::MAX_MANIFEST_BYTES`) with 422, and nothing goes live.
+#[test]
+fn publish_refuses_a_manifest_above_the_cap() {
+    let env = Env::new();
+    let ws = signed_up(&env, "big@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
+    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Big" }))));
+    // Ten operations sharing a parameter with 11,500 enum values of 110 characters: each tool
+    // about 1.3 MB (under the per-tool cap), the manifest about 13 MB, the import well under
+    // its memory budget (long strings are cheap in memory for their size).
+    let values: Vec<String> = (0..11_500).map(|i| format!("{i:0110}")).collect();
+    let paths: serde_json::Map<String, Value> = (0..10)
+        .map(|i| {
+            let op = json!({"get": {"operationId": format!("big{i}"), "responses": {"200": {"description": "ok"}},
+                "parameters": [{"$ref": "#/components/parameters/V"}]}});
+            (format!("/big/{i}"), op)
+        })
+        .collect();
+    let doc = json!({"openapi": "3.0.3", "info": {"title": "Big", "version": "1"},
+        "servers": [{"url": "https://api.example.com"}], "paths": paths,
+        "components": {"parameters": {"V": {"name": "v", "in": "query", "schema": {"type": "string", "enum": values}}}}});
+    let imported = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc));
+    assert_eq!(imported.status, 201, "{:?}", imported.body.map(|b| b["error"].clone()));
+    let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "none" })));
+    let v = env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap();
+    assert_eq!(v["state"], "verified", "{v}");
+    let r = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
+    let body = r.body.unwrap();
+    assert_eq!(r.status, 422, "{}", body["error"]);
+    assert_eq!(body["error"]["code"], "manifest_too_large");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&flowcp::manifest::MAX_MANIFEST_BYTES.to_string()));
+    assert_eq!(env.call("GET", &p(&format!("/servers/{srv}")), None).body.unwrap()["published_version"], Value::Null);
+}

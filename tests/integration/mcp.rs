@@ -962,3 +962,25 @@ fn a_batch_of_invalid_calls_writes_one_audit_row() {
     assert_eq!(outcomes.iter().filter(|o| **o == "invalid").count(), 1, "{outcomes:?}");
     assert_eq!(outcomes.len(), 2, "one invalid row and the call that went out: {outcomes:?}");
 }
+
+/// Security review F4(c): an isolate's manifest cache is bounded by the memory its manifests
+/// take, not only by their count; a manifest too large to keep is still served.
+#[test]
+fn the_manifest_cache_is_bounded_by_bytes_not_only_by_count() {
+    use flowcp::mcp::server::{load_manifest, MANIFEST_CACHE_BYTES};
+    let cache = ManifestCache::default();
+    let words = |n: usize| Value::Array((0..n).map(|i| Value::String(format!("w{i:08}"))).collect());
+    // Each about 32 MB as values (400,000 enum entries); the last about 65 MB alone.
+    for (i, n) in [400_000usize, 400_000, 400_000, 800_000].into_iter().enumerate() {
+        let f = fixture(1, "none", true, false);
+        republish(&f, |m| m.tools[0].input_schema = json!({"type": "object", "properties": {"e": {"enum": words(n)}}}));
+        let loaded = block_on(load_manifest(&f.kv, &cache, &f.server, 1_000_000 + i as i64 * 10_000))
+            .expect("loads")
+            .expect("published");
+        assert_eq!(loaded.manifest.tools.len(), 1);
+        assert!(loaded.cost > n * 72, "manifest {i}: cost {} for {n} enum values", loaded.cost);
+        let held = cache.manifest_bytes();
+        assert!(held <= MANIFEST_CACHE_BYTES, "after manifest {i}: {held} bytes cached");
+        assert!(held > 0 || i == 3, "after manifest {i}: nothing cached");
+    }
+}
