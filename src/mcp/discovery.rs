@@ -43,9 +43,18 @@ pub(crate) fn discovery_tools(count: usize) -> Vec<Value> {
     ]
 }
 
+/// At most this many query characters and words are searched for (security review S4: the
+/// work is words x tools x text, and a query may be megabytes).
+pub(crate) const MAX_QUERY_CHARS: usize = 256;
+pub(crate) const MAX_QUERY_WORDS: usize = 16;
+
 pub(crate) fn search(manifest: &Manifest, args: &Value) -> Value {
-    let words: Vec<String> =
-        args.get("query").and_then(Value::as_str).unwrap_or("").split_whitespace().map(str::to_lowercase).collect();
+    let query = args.get("query").and_then(Value::as_str).unwrap_or("");
+    let query = match query.char_indices().nth(MAX_QUERY_CHARS) {
+        Some((cut, _)) => &query[..cut],
+        None => query,
+    };
+    let words: Vec<String> = query.split_whitespace().take(MAX_QUERY_WORDS).map(str::to_lowercase).collect();
     let tag = args.get("tag").and_then(Value::as_str);
     let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(20).clamp(1, 50) as usize;
     let mut scored: Vec<(usize, &ToolDef)> = manifest

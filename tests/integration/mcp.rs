@@ -984,3 +984,17 @@ fn the_manifest_cache_is_bounded_by_bytes_not_only_by_count() {
         assert!(held > 0 || i == 3, "after manifest {i}: nothing cached");
     }
 }
+
+/// Security review S4: discovery search reads at most `MAX_QUERY_WORDS` words of at most
+/// `MAX_QUERY_CHARS` characters, so a megabyte query costs what its start costs.
+#[test]
+fn discovery_search_reads_a_bounded_query() {
+    let f = fixture(20, "none", true, true);
+    let search = |q: String| {
+        let r = call(&f, tool_call("search_tools", json!({ "query": q })), &[]);
+        result_of(&r)["structuredContent"]["matched"].as_u64().unwrap()
+    };
+    assert_eq!(search(format!("{}getthing0007", "zz ".repeat(15))), 1, "the 16th word is searched");
+    assert_eq!(search(format!("{}getthing0007", "zz ".repeat(16))), 0, "the 17th is not");
+    assert_eq!(search(format!("{} getthing0007", "z".repeat(4 << 20))), 0, "nor what follows 256 characters");
+}

@@ -15,12 +15,28 @@ const MAX_DEPTH: usize = 64;
 
 /// Human-readable problems with `args` against `schema` (empty = valid).
 pub fn validate_arguments(schema: &Value, args: &Value) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = Out { list: Vec::new(), max: MAX_PROBLEMS };
     let empty = Value::Object(serde_json::Map::new());
     let args = if args.is_null() { &empty } else { args };
     check(schema, args, "", 0, &mut out);
-    out.truncate(MAX_PROBLEMS);
-    out
+    out.list.truncate(MAX_PROBLEMS);
+    out.list
+}
+
+/// Problems found so far, up to `max`: a check stops walking once it has them all (an
+/// `anyOf`/`oneOf` branch needs only one to be ruled out).
+struct Out {
+    list: Vec<String>,
+    max: usize,
+}
+
+impl Out {
+    fn push(&mut self, problem: String) {
+        self.list.push(problem);
+    }
+    fn full(&self) -> bool {
+        self.list.len() >= self.max
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -55,25 +71,85 @@ fn at(path: &str) -> String {
     }
 }
 
+/// Characters of a value quoted in a message.
+const SHORT_CHARS: usize = 60;
+
+/// A value as JSON, cut at [`SHORT_CHARS`]: rendered from the front and stopped there, so a
+/// 4 MB argument costs what its first 60 characters cost (security review S4).
 fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(59).collect::<String>())
+    let mut s = String::new();
+    render_prefix(v, &mut s, SHORT_CHARS + 1);
+    if s.chars().count() > SHORT_CHARS {
+        let mut cut: String = s.chars().take(SHORT_CHARS - 1).collect();
+        cut.push('…');
+        cut
     } else {
         s
     }
 }
 
+/// Append a JSON string of (the start of) `text`.
+fn push_string_prefix(text: &str, out: &mut String, max: usize) {
+    let room = max.saturating_sub(out.len());
+    let head: String = text.chars().take(room).collect();
+    out.push_str(&Value::String(head).to_string());
+}
+
+/// Append `v` as JSON to `out` until `out` holds `max` characters (or a little more).
+fn render_prefix(v: &Value, out: &mut String, max: usize) {
+    if out.len() >= max {
+        return;
+    }
+    match v {
+        Value::String(text) => push_string_prefix(text, out, max),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if out.len() >= max {
+                    return;
+                }
+                if i > 0 {
+                    out.push(',');
+                }
+                render_prefix(x, out, max);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if out.len() >= max {
+                    return;
+                }
+                if i > 0 {
+                    out.push(',');
+                }
+                push_string_prefix(k, out, max);
+                out.push(':');
+                render_prefix(x, out, max);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
 fn child(path: &str, key: &str) -> String {
+    // A path names the key; a hostile key is not copied whole into every message.
+    let key: std::borrow::Cow<str> = if key.len() > SHORT_CHARS {
+        format!("{}…", key.chars().take(SHORT_CHARS - 1).collect::<String>()).into()
+    } else {
+        key.into()
+    };
     if path.is_empty() {
-        key.to_string()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
     }
 }
 
-fn check(schema: &Value, v: &Value, path: &str, depth: usize, out: &mut Vec<String>) {
-    if out.len() >= MAX_PROBLEMS || depth > MAX_DEPTH {
+fn check(schema: &Value, v: &Value, path: &str, depth: usize, out: &mut Out) {
+    if out.full() || depth > MAX_DEPTH {
         return;
     }
     let s = match schema {
@@ -120,9 +196,9 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize, out: &mut Vec<Stri
     for key in ["anyOf", "oneOf"] {
         if let Some(Value::Array(alts)) = s.get(key) {
             let ok = alts.iter().any(|sub| {
-                let mut tmp = Vec::new();
+                let mut tmp = Out { list: Vec::new(), max: 1 };
                 check(sub, v, path, depth + 1, &mut tmp);
-                tmp.is_empty()
+                tmp.list.is_empty()
             });
             if !ok && !alts.is_empty() {
                 out.push(format!("{}: does not match any of the {} allowed shapes", at(path), alts.len()));
@@ -131,7 +207,7 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize, out: &mut Vec<Stri
     }
 }
 
-fn check_bounds(s: &serde_json::Map<String, Value>, v: &Value, path: &str, out: &mut Vec<String>) {
+fn check_bounds(s: &serde_json::Map<String, Value>, v: &Value, path: &str, out: &mut Out) {
     let num = |k: &str| s.get(k).and_then(Value::as_f64);
     match v {
         Value::String(text) => {
@@ -176,7 +252,7 @@ fn check_object(
     m: &serde_json::Map<String, Value>,
     path: &str,
     depth: usize,
-    out: &mut Vec<String>,
+    out: &mut Out,
 ) {
     if let Some(Value::Array(req)) = s.get("required") {
         for r in req.iter().filter_map(Value::as_str) {
@@ -187,6 +263,9 @@ fn check_object(
     }
     let props = s.get("properties").and_then(Value::as_object);
     for (k, x) in m {
+        if out.full() {
+            return;
+        }
         match props.and_then(|p| p.get(k)) {
             Some(sub) => check(sub, x, &child(path, k), depth + 1, out),
             None => match s.get("additionalProperties") {
@@ -198,7 +277,7 @@ fn check_object(
     }
 }
 
-fn check_array(s: &serde_json::Map<String, Value>, a: &[Value], path: &str, depth: usize, out: &mut Vec<String>) {
+fn check_array(s: &serde_json::Map<String, Value>, a: &[Value], path: &str, depth: usize, out: &mut Out) {
     let prefix = s.get("prefixItems").and_then(Value::as_array);
     for (i, x) in a.iter().enumerate() {
         let p = format!("{path}[{i}]");
@@ -207,8 +286,46 @@ fn check_array(s: &serde_json::Map<String, Value>, a: &[Value], path: &str, dept
         } else if let Some(sub) = s.get("items") {
             check(sub, x, &p, depth + 1, out);
         }
-        if out.len() >= MAX_PROBLEMS {
+        if out.full() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_quoted_value_is_rendered_from_its_front_only() {
+        let huge = "x".repeat(4 << 20);
+        for v in [json!(huge), json!([huge, 1]), json!({"k": huge}), json!({ huge.clone(): 1 })] {
+            let s = short(&v);
+            assert!(s.chars().count() <= SHORT_CHARS, "{} chars", s.chars().count());
+            let full = v.to_string();
+            let head = s.trim_end_matches('…');
+            assert!(full.starts_with(head), "{head:?} is not a prefix of the JSON");
+        }
+        assert_eq!(short(&json!({"a": [1, "b"]})), r#"{"a":[1,"b"]}"#);
+    }
+
+    /// Security review S4: a 4 MB argument against a 1,000-branch `anyOf` is ruled out branch
+    /// by branch at each branch's first problem, with bounded messages.
+    #[test]
+    fn many_branches_against_a_huge_argument_stay_bounded() {
+        let branches: Vec<Value> =
+            (0..1_000).map(|i| json!({"type": "object", "required": [format!("k{i}")]})).collect();
+        let schema = json!({"type": "object", "properties": {"v": {"anyOf": branches}}});
+        let big: serde_json::Map<String, Value> = (0..40_000).map(|i| (format!("{i:0100}"), json!(i))).collect();
+        let started = std::time::Instant::now();
+        let problems = validate_arguments(&schema, &json!({"v": big}));
+        println!("4 MB argument, 1,000 branches: {:?}", started.elapsed());
+        assert_eq!(problems, vec!["`v`: does not match any of the 1000 allowed shapes".to_string()]);
+        let key = "k".repeat(1 << 20);
+        let schema = json!({"type": "object", "additionalProperties": {"type": "integer"}});
+        let problems = validate_arguments(&schema, &json!({ key: "not a number" }));
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].len() < 300, "{} bytes", problems[0].len());
     }
 }
