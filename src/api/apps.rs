@@ -242,7 +242,9 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         // A document whose generated tools would pass the engine's output budget (F3) is too
         // large, not unreadable; the message names the operations that took the most.
         let code = match e {
-            crate::openapi::LoadError::OutputTooLarge { .. } => ErrorCode::DocumentTooLarge,
+            crate::openapi::LoadError::OutputTooLarge { .. } | crate::openapi::LoadError::TooManyValues { .. } => {
+                ErrorCode::DocumentTooLarge
+            }
             _ => ErrorCode::UnreadableDocument,
         };
         ApiError::new(code, format!("The document cannot be imported: {e}"))

@@ -66,7 +66,7 @@ test("amplifying documents answer 422 naming the operation that took the most", 
     const r = await upload(name, body);
     assert.equal(r.status, 422, `${name}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
     assert.equal(r.body.error.code, "document_too_large", name);
-    assert.match(r.body.error.message, /would exceed 64 MB; the largest parts: `\/paths\/~1/, name);
+    assert.match(r.body.error.message, /would exceed 72 MB; the largest parts: `\/paths\/~1/, name);
     const mem = await wasmBytes();
     figures.push(`${name} (${(body.length / 1024).toFixed(0)} KB): wasm memory ${(mem / MB).toFixed(1)} MB`);
     assert.ok(mem < LIMIT, `${name}: wasm memory ${mem} bytes`);

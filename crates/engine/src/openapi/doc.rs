@@ -33,13 +33,21 @@ pub fn document_info(doc: &Value) -> DocumentInfo {
     }
 }
 
+/// Server URLs kept per node (each tool carries its list).
+pub const MAX_SERVERS: usize = 16;
+/// Longest server URL kept, after variables are replaced (longer ones are ignored).
+pub const MAX_SERVER_URL_CHARS: usize = 2_048;
+/// Security schemes read from a document.
+pub const MAX_SECURITY_SCHEMES: usize = 64;
+
 /// Server URLs of a node that may carry `servers` (document, path item, operation), with
-/// `{variables}` replaced by their defaults. Trailing `/` removed.
+/// `{variables}` replaced by their defaults. Trailing `/` removed. At most [`MAX_SERVERS`]
+/// of at most [`MAX_SERVER_URL_CHARS`] each: they are copied into every tool.
 pub fn servers_of(node: &Value) -> Vec<String> {
     let Some(Value::Array(list)) = node.get("servers") else {
         return Vec::new();
     };
-    list.iter().filter_map(server_url).collect()
+    list.iter().take(4 * MAX_SERVERS).filter_map(server_url).take(MAX_SERVERS).collect()
 }
 
 fn server_url(server: &Value) -> Option<String> {
@@ -61,8 +69,14 @@ fn server_url(server: &Value) -> Option<String> {
                 _ => None,
             })
             .unwrap_or_default();
+        if out.len() + value.len() > MAX_SERVER_URL_CHARS {
+            return None;
+        }
         out.push_str(&value);
         rest = after.get(end + 1..)?;
+    }
+    if out.len() + rest.len() > MAX_SERVER_URL_CHARS {
+        return None;
     }
     out.push_str(rest);
     while out.ends_with('/') {
@@ -147,19 +161,30 @@ pub fn security_schemes(doc: &Value) -> Vec<SecuritySchemeInfo> {
     };
     schemes
         .iter()
+        .take(MAX_SECURITY_SCHEMES)
         .filter_map(|(name, s)| {
             let s = resolver.deref_chain(s, 8).ok()?.0;
             Some(SecuritySchemeInfo {
-                name: name.clone(),
+                name: clip_chars(name, MAX_SCHEME_TEXT),
                 kind: scheme_kind(s)?,
-                description: s.get("description").and_then(Value::as_str).map(str::to_string),
+                description: s.get("description").and_then(Value::as_str).map(|d| clip_chars(d, 600)),
             })
         })
         .collect()
 }
 
+/// Longest name, URL or scope kept from a security scheme (schemes can be shared by `$ref`,
+/// so their text is bounded, not copied whole).
+const MAX_SCHEME_TEXT: usize = 2_048;
+/// Scopes kept per OAuth flow.
+const MAX_SCOPES: usize = 256;
+
+fn clip_chars(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
 fn str_of(v: &Value, k: &str) -> Option<String> {
-    v.get(k).and_then(Value::as_str).map(str::to_string)
+    v.get(k).and_then(Value::as_str).map(|s| clip_chars(s, MAX_SCHEME_TEXT))
 }
 
 fn scheme_kind(s: &Value) -> Option<SecuritySchemeKind> {
@@ -192,7 +217,7 @@ fn scheme_kind(s: &Value) -> Option<SecuritySchemeKind> {
                             scopes: f
                                 .get("scopes")
                                 .and_then(Value::as_object)
-                                .map(|m| m.keys().cloned().collect())
+                                .map(|m| m.keys().filter(|k| k.len() <= 256).take(MAX_SCOPES).cloned().collect())
                                 .unwrap_or_default(),
                         })
                         .collect()

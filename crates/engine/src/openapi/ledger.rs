@@ -19,7 +19,7 @@ use serde_json::Value;
 
 /// Bytes of memory one import may produce (as `Value`s): see `docs/openapi-engine.md` for
 /// what the largest real documents take.
-pub const IMPORT_OUTPUT_BYTES: usize = 64 << 20;
+pub const IMPORT_OUTPUT_BYTES: usize = 72 << 20;
 
 /// Bytes charged for each schema node produced (the node; its keyword values are charged as
 /// they are copied).
@@ -50,7 +50,13 @@ pub struct Ledger {
     /// The parts (operations) that were charged the most, largest first.
     largest: RefCell<Vec<(String, usize)>>,
     memo_hits: Cell<usize>,
+    /// Bytes copied only for the time of one step (a `$ref` target overlaid with siblings).
+    transient: Cell<usize>,
 }
+
+/// Bytes an import may copy transiently (not kept, so not charged, but work all the same): the
+/// largest real documents copy under 100 MB this way.
+pub const IMPORT_TRANSIENT_BYTES: usize = 1 << 30;
 
 /// How many of the largest parts an over-budget error names.
 const LARGEST_KEPT: usize = 3;
@@ -71,7 +77,29 @@ impl Ledger {
             memo: RefCell::new(HashMap::new()),
             largest: RefCell::new(Vec::new()),
             memo_hits: Cell::new(0),
+            transient: Cell::new(0),
         }
+    }
+
+    /// Account a transient copy of `v` against the work limit ([`IMPORT_TRANSIENT_BYTES`]);
+    /// false (and the ledger is over) past it.
+    pub fn copy_transient(&self, v: &Value) -> bool {
+        let left = IMPORT_TRANSIENT_BYTES.saturating_sub(self.transient.get());
+        match value_size_within(v, left).filter(|_| !self.over.get()) {
+            Some(n) => {
+                self.transient.set(self.transient.get() + n);
+                true
+            }
+            None => {
+                self.over.set(true);
+                false
+            }
+        }
+    }
+
+    /// Bytes copied transiently so far.
+    pub fn transient(&self) -> usize {
+        self.transient.get()
     }
 
     /// How many `$ref` expansions were taken from the memo.
@@ -152,6 +180,12 @@ impl Ledger {
         }
     }
 
+    /// Forget every memoised expansion (they belong to one document).
+    pub fn clear_memo(&self) {
+        self.memo.borrow_mut().clear();
+        self.seen.borrow_mut().clear();
+    }
+
     pub(crate) fn memo_get(&self, key: &MemoKey) -> Option<std::rc::Rc<Memo>> {
         let hit = self.memo.borrow().get(key).cloned();
         if hit.is_some() {
@@ -161,8 +195,16 @@ impl Ledger {
     }
 
     /// Remember that `key` was expanded once; true if it had been before (worth keeping).
+    /// The key is charged (its refs can be long and the stack is copied into it).
     pub(crate) fn memo_seen(&self, key: &MemoKey) -> bool {
-        !self.seen.borrow_mut().insert(key.clone())
+        if self.seen.borrow().contains(key) {
+            return true;
+        }
+        let size = key.0.len() + key.3.iter().map(|r| r.len() + 24).sum::<usize>() + 96;
+        if self.charge(size) {
+            self.seen.borrow_mut().insert(key.clone());
+        }
+        false
     }
 
     pub(crate) fn memo_put(&self, key: MemoKey, memo: Memo) {

@@ -67,6 +67,10 @@ pub enum LoadError {
         expected: &'static str,
         found: &'static str,
     },
+    /// The document holds more than `limit` values (parsed, each takes about 80 bytes).
+    TooManyValues {
+        limit: usize,
+    },
     /// Generating the tools would produce more than `limit` bytes ([`super::Ledger`]);
     /// `largest` names the operations (JSON pointers) that took the most, with their bytes.
     OutputTooLarge {
@@ -104,6 +108,10 @@ impl fmt::Display for LoadError {
             LoadError::WrongType { pointer, expected, found } => {
                 write!(f, "`{pointer}` must be {expected}, found {found}")
             }
+            LoadError::TooManyValues { limit } => write!(
+                f,
+                "the document holds more than {limit} values (objects, lists, strings, numbers); the largest real APIs hold under 300,000"
+            ),
             LoadError::OutputTooLarge { limit, largest } => {
                 write!(f, "the tools generated from this document would exceed {} MB", limit >> 20)?;
                 if !largest.is_empty() {
@@ -154,6 +162,9 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Value, LoadError> {
         return Err(LoadError::Empty);
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if json_values_at_least(text.as_bytes(), MAX_DOCUMENT_VALUES + 1) {
+            return Err(LoadError::TooManyValues { limit: MAX_DOCUMENT_VALUES });
+        }
         return serde_json::from_str(text).map_err(|e| LoadError::Json {
             line: e.line(),
             column: e.column(),
@@ -161,6 +172,41 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Value, LoadError> {
         });
     }
     parse_yaml(text)
+}
+
+/// Values a document may hold. Parsed, a value takes about 80 bytes besides its text, so a
+/// 20 MB document of `[0,0,...]` would take 800 MB; the largest real documents hold 258,000
+/// (GitHub) and 143,000 (Stripe).
+pub const MAX_DOCUMENT_VALUES: usize = 600_000;
+
+/// Whether JSON text holds at least `n` values, by a scan that counts the characters that start
+/// one (`[`, `{`, `,` outside strings: every value but the first follows one of them) and
+/// stops at `n`. An upper bound for valid JSON; invalid JSON fails to parse anyway.
+fn json_values_at_least(text: &[u8], n: usize) -> bool {
+    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' => {
+                count += 1;
+                if count >= n {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn strip_json_position(msg: &str) -> String {
@@ -175,7 +221,7 @@ fn parse_yaml(text: &str) -> Result<Value, LoadError> {
     // alias bomb or a deep nest is refused (replayed alias events are capped separately).
     let budget = serde_saphyr::budget! {
         max_events: 8_000_000,
-        max_nodes: 4_000_000,
+        max_nodes: MAX_DOCUMENT_VALUES,
         max_depth: MAX_YAML_DEPTH,
         max_documents: 1,
         max_aliases: 10_000,
@@ -205,19 +251,29 @@ fn parse_yaml(text: &str) -> Result<Value, LoadError> {
 
 /// Read a document: parse, check the root, detect the version, upgrade 2.0 to 3.0 shape.
 pub fn load_document(bytes: &[u8]) -> Result<LoadedDocument, LoadError> {
+    load_document_within(bytes, &super::Ledger::default())
+}
+
+/// [`load_document`] with the Swagger 2.0 upgrade charged to `ledger` (the import's).
+pub fn load_document_within(bytes: &[u8], ledger: &super::Ledger) -> Result<LoadedDocument, LoadError> {
     let doc = parse_bytes(bytes)?;
-    prepare(doc)
+    prepare_within(doc, ledger)
 }
 
 /// Version detection and top-level checks on an already parsed `Value`.
 pub fn prepare(doc: Value) -> Result<LoadedDocument, LoadError> {
+    prepare_within(doc, &super::Ledger::default())
+}
+
+/// [`prepare`] with the Swagger 2.0 upgrade charged to `ledger`.
+pub fn prepare_within(doc: Value, ledger: &super::Ledger) -> Result<LoadedDocument, LoadError> {
     let Value::Object(root) = &doc else {
         return Err(LoadError::NotAnObject { found: type_name(&doc) });
     };
     let (spec_version, version_string) = detect_version(root)?;
     check_top_level(root)?;
     let mut problems = Vec::new();
-    let doc = if spec_version == SpecVersion::Swagger2 { swagger2::upgrade(&doc, &mut problems)? } else { doc };
+    let doc = if spec_version == SpecVersion::Swagger2 { swagger2::upgrade(&doc, &mut problems, ledger)? } else { doc };
     Ok(LoadedDocument { doc, spec_version, version_string, problems })
 }
 

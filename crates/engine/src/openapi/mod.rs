@@ -48,11 +48,34 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Longest pointer or message a problem keeps (bytes, cut on a character boundary): a
+/// pointer holds a path and a message may quote a `$ref`, both document-controlled, and a
+/// problem can be repeated per operation.
+pub const MAX_PROBLEM_TEXT: usize = 512;
+
+fn clip_text(s: impl Into<String>) -> String {
+    let mut s = s.into();
+    if s.len() > MAX_PROBLEM_TEXT {
+        let mut cut = MAX_PROBLEM_TEXT - 3;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
 impl Problem {
     pub fn warning(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { pointer: pointer.into(), severity: Severity::Warning, message: message.into() }
+        Problem { pointer: clip_text(pointer), severity: Severity::Warning, message: clip_text(message) }
     }
     pub fn error(pointer: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { pointer: pointer.into(), severity: Severity::Error, message: message.into() }
+        Problem { pointer: clip_text(pointer), severity: Severity::Error, message: clip_text(message) }
+    }
+
+    /// What the problem takes in memory (for the import ledger).
+    pub fn size(&self) -> usize {
+        self.pointer.len() + self.message.len() + 64
     }
 }

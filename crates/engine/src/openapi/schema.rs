@@ -36,8 +36,17 @@ pub const MAX_OUTPUT_DESCRIPTION_CHARS: usize = 200;
 /// Longest description kept inside a schema (characters).
 pub const MAX_DESCRIPTION_CHARS: usize = 600;
 
+/// Warnings kept per normalised schema (the rest are dropped: one is enough to act on).
+const MAX_WARNINGS: usize = 20;
+/// Longest `$ref` followed; longer ones are treated as unresolvable.
+pub const MAX_REF_CHARS: usize = 1_024;
+/// Names kept from one `required` list (merging lists compares names pairwise).
+const MAX_REQUIRED: usize = 1_000;
+/// Longest `discriminator.propertyName` applied.
+const MAX_DISCRIMINATOR_CHARS: usize = 128;
+
 fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    if s.chars().take(max + 1).count() <= max {
         return s.to_string();
     }
     let mut out: String = s.chars().take(max - 1).collect();
@@ -115,6 +124,13 @@ impl<'a> SchemaNormaliser<'a> {
         }
     }
 
+    /// Keep a warning, clipped, up to [`MAX_WARNINGS`].
+    fn warn(&mut self, message: impl Into<String>) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(clip(&message.into(), 300));
+        }
+    }
+
     /// Charge `bytes` to the import; on refusal the output is cut (and the import fails).
     fn charge(&mut self, bytes: usize) -> bool {
         let ok = self.ledger.charge(bytes);
@@ -154,11 +170,15 @@ impl<'a> SchemaNormaliser<'a> {
     }
 
     fn norm(&mut self, schema: &Value, depth: usize) -> Value {
+        // Every node produced is charged, placeholders and boolean schemas included.
+        if !self.charge(NODE_BYTES) {
+            return Value::Bool(true);
+        }
         let map = match schema {
             Value::Bool(b) => return Value::Bool(*b),
             Value::Object(map) => map,
             other => {
-                self.warnings.push(format!(
+                self.warn(format!(
                     "a schema must be an object or a boolean, found {}; accepted as any value",
                     super::load::type_name(other)
                 ));
@@ -168,11 +188,11 @@ impl<'a> SchemaNormaliser<'a> {
         if depth >= MAX_SCHEMA_DEPTH {
             return json!({"description": "Nested too deeply; not described further."});
         }
-        if self.budget == 0 || !self.charge(NODE_BYTES) {
+        if self.budget == 0 {
             self.cuts += 1;
             if !self.budget_reported {
                 self.budget_reported = true;
-                self.warnings.push("schema too large; the rest was cut".into());
+                self.warn("schema too large; the rest was cut");
             }
             return json!({"description": "Schema too large; not described further."});
         }
@@ -227,6 +247,9 @@ impl<'a> SchemaNormaliser<'a> {
             if let Value::Object(props) = v {
                 let mut m = Map::new();
                 for (pk, pv) in props {
+                    if self.ledger.is_over() {
+                        break;
+                    }
                     let n = self.norm(pv, depth + 1);
                     if k == "properties" && self.hidden_in_mode(&n) {
                         continue;
@@ -238,16 +261,16 @@ impl<'a> SchemaNormaliser<'a> {
                 }
                 out.insert(k.into(), Value::Object(m));
             } else {
-                self.warnings.push(format!("`{k}` must be an object; ignored"));
+                self.warn(format!("`{k}` must be an object; ignored"));
             }
             return;
         }
         if SCHEMA_LIST_KEYS.contains(&k) {
             if let Value::Array(items) = v {
-                let list = items.iter().map(|s| self.norm(s, depth + 1)).collect();
+                let list = self.norm_list(items, depth);
                 out.insert(k.into(), Value::Array(list));
             } else {
-                self.warnings.push(format!("`{k}` must be a list; ignored"));
+                self.warn(format!("`{k}` must be a list; ignored"));
             }
             return;
         }
@@ -259,7 +282,7 @@ impl<'a> SchemaNormaliser<'a> {
             "items" => match v {
                 // Draft-4 style tuple validation.
                 Value::Array(items) => {
-                    let list = items.iter().map(|s| self.norm(s, depth + 1)).collect();
+                    let list = self.norm_list(items, depth);
                     out.insert("prefixItems".into(), Value::Array(list));
                 }
                 _ => {
@@ -277,12 +300,13 @@ impl<'a> SchemaNormaliser<'a> {
                 Value::Array(ts) if ts.iter().all(Value::is_string) && !ts.is_empty() => {
                     out.insert("type".into(), v.clone());
                 }
-                _ => self.warnings.push("`type` must be a string or a list of strings; ignored".into()),
+                _ => self.warn("`type` must be a string or a list of strings; ignored"),
             },
             "required" => {
                 // Swagger-style `required: true` on a property schema is meaningless here.
                 if let Value::Array(names) = v {
-                    let names = Value::Array(names.iter().filter(|n| n.is_string()).cloned().collect());
+                    let names =
+                        Value::Array(names.iter().filter(|n| n.is_string()).take(MAX_REQUIRED).cloned().collect());
                     if self.ledger.charge_value(&names) {
                         out.insert("required".into(), names);
                     } else {
@@ -318,6 +342,18 @@ impl<'a> SchemaNormaliser<'a> {
         }
     }
 
+    /// Normalise list members until the budget runs out (one cut placeholder, then stop).
+    fn norm_list(&mut self, items: &[Value], depth: usize) -> Vec<Value> {
+        let mut list = Vec::new();
+        for s in items {
+            if self.ledger.is_over() {
+                break;
+            }
+            list.push(self.norm(s, depth + 1));
+        }
+        list
+    }
+
     fn hidden_in_mode(&self, schema: &Value) -> bool {
         let key = match self.mode {
             SchemaMode::Input => "readOnly",
@@ -341,6 +377,10 @@ impl<'a> SchemaNormaliser<'a> {
     }
 
     fn norm_ref(&mut self, r: &str, map: &Map<String, Value>, depth: usize) -> Value {
+        if r.len() > MAX_REF_CHARS {
+            self.warn(format!("a $ref longer than {MAX_REF_CHARS} characters is not followed"));
+            return json!({"description": "Unresolvable reference (too long)."});
+        }
         let name = r.rsplit('/').next().unwrap_or(r).to_string();
         let siblings: Map<String, Value> = map
             .iter()
@@ -350,11 +390,11 @@ impl<'a> SchemaNormaliser<'a> {
         let target = match self.resolver.lookup(r) {
             RefTarget::Found(t) => t,
             RefTarget::External => {
-                self.warnings.push(format!("external $ref {r:?} is not followed"));
+                self.warn(format!("external $ref {r:?} is not followed"));
                 return permissive(&format!("Defined in an external document ({r}); not described."), &siblings);
             }
             RefTarget::Missing => {
-                self.warnings.push(format!("$ref {r:?} points at nothing"));
+                self.warn(format!("$ref {r:?} points at nothing"));
                 return permissive(&format!("Unresolvable reference {r}."), &siblings);
             }
         };
@@ -373,12 +413,25 @@ impl<'a> SchemaNormaliser<'a> {
         self.stack.push(r.to_string());
         let result = if let Value::Object(tm) = target {
             // 3.1 allows siblings next to $ref; they refine the target (description,
-            // nullable, default, ...). Overlay them and normalise the result.
-            let mut merged = tm.clone();
-            for (k, v) in siblings {
-                merged.insert(k, v);
+            // nullable, default, ...). Overlay them and normalise the result. The overlay is a
+            // copy of the target, so it is charged like one.
+            if self.ledger.copy_transient(target) {
+                // Target order, siblings replacing in place, new ones after (as before).
+                let mut merged: Map<String, Value> = tm
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("x-"))
+                    .map(|(k, v)| (k.clone(), siblings.get(k).unwrap_or(v).clone()))
+                    .collect();
+                for (k, v) in siblings {
+                    if !merged.contains_key(&k) {
+                        merged.insert(k, v);
+                    }
+                }
+                self.norm(&Value::Object(merged), depth + 1)
+            } else {
+                self.cuts += 1;
+                json!({"description": "Schema too large; not described further."})
             }
-            self.norm(&Value::Object(merged), depth + 1)
         } else {
             self.norm(target, depth + 1)
         };
@@ -396,7 +449,9 @@ impl<'a> SchemaNormaliser<'a> {
                     return json!({"description": "Schema too large; not described further."});
                 }
                 self.budget -= m.nodes;
-                self.warnings.extend(m.warnings.iter().cloned());
+                for w in &m.warnings {
+                    self.warn(w.clone());
+                }
                 return m.value.clone();
             }
         }
@@ -424,8 +479,8 @@ impl<'a> SchemaNormaliser<'a> {
 fn permissive(description: &str, siblings: &Map<String, Value>) -> Value {
     let mut m = Map::new();
     let desc = match siblings.get("description").and_then(Value::as_str) {
-        Some(d) => format!("{d} {description}"),
-        None => description.to_string(),
+        Some(d) => format!("{} {}", clip(d, MAX_DESCRIPTION_CHARS), clip(description, 200)),
+        None => clip(description, 200),
     };
     m.insert("description".into(), Value::String(desc));
     Value::Object(m)
@@ -529,10 +584,17 @@ fn merge_into(dst: &mut Map<String, Value>, src: Map<String, Value>, leftover: &
 /// `discriminator` is not JSON Schema: make it usable by pinning the discriminating property
 /// of each `oneOf`/`anyOf` branch to its value with `const` (and requiring it).
 fn apply_discriminator(d: &Value, src: &Map<String, Value>, out: &mut Map<String, Value>) {
-    let Some(prop) = d.get("propertyName").and_then(Value::as_str) else {
+    let Some(prop) = d.get("propertyName").and_then(Value::as_str).filter(|p| p.len() <= MAX_DISCRIMINATOR_CHARS)
+    else {
         return;
     };
-    let mapping = d.get("mapping").and_then(Value::as_object);
+    // Target -> value, built once (a document can have many branches and a long mapping).
+    let mut mapping: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for (k, v) in d.get("mapping").and_then(Value::as_object).into_iter().flatten() {
+        if let Some(target) = v.as_str() {
+            mapping.entry(target).or_insert(k.as_str());
+        }
+    }
     for key in ["oneOf", "anyOf"] {
         let (Some(Value::Array(orig)), Some(Value::Array(branches))) = (src.get(key), out.get_mut(key)) else {
             continue;
@@ -541,7 +603,7 @@ fn apply_discriminator(d: &Value, src: &Map<String, Value>, out: &mut Map<String
             let Some(r) = o.get("$ref").and_then(Value::as_str) else {
                 continue;
             };
-            let value = discriminator_value(r, mapping);
+            let value = discriminator_value(r, &mapping);
             let Value::Object(bm) = b else { continue };
             let props = bm.entry("properties").or_insert_with(|| json!({}));
             if let Value::Object(pm) = props {
@@ -561,18 +623,10 @@ fn apply_discriminator(d: &Value, src: &Map<String, Value>, out: &mut Map<String
     }
 }
 
-fn discriminator_value(r: &str, mapping: Option<&Map<String, Value>>) -> String {
+fn discriminator_value(r: &str, mapping: &std::collections::HashMap<&str, &str>) -> String {
     let name = r.rsplit('/').next().unwrap_or(r);
-    if let Some(m) = mapping {
-        for (k, v) in m {
-            if let Some(target) = v.as_str() {
-                if target == r || target == name {
-                    return k.clone();
-                }
-            }
-        }
-    }
-    name.to_string()
+    let value = mapping.get(r).or_else(|| mapping.get(name)).copied().unwrap_or(name);
+    clip(value, MAX_DISCRIMINATOR_CHARS)
 }
 
 fn make_nullable(out: &mut Map<String, Value>) {

@@ -51,9 +51,24 @@ fn rewrite_refs(v: &Value, depth: usize) -> Value {
     }
 }
 
+/// Media types kept from a `consumes`/`produces` list: a body or response schema is copied
+/// once per media type, so the list is de-duplicated and bounded.
+const MAX_MEDIA_TYPES: usize = 8;
+
 fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
     match v {
-        Some(Value::Array(a)) => Some(a.iter().filter_map(Value::as_str).map(str::to_string).collect()),
+        Some(Value::Array(a)) => {
+            let mut out: Vec<String> = Vec::new();
+            for s in a.iter().filter_map(Value::as_str).filter(|s| s.len() <= 256) {
+                if out.len() == MAX_MEDIA_TYPES {
+                    break;
+                }
+                if !out.iter().any(|o| o == s) {
+                    out.push(s.to_string());
+                }
+            }
+            Some(out)
+        }
         _ => None,
     }
 }
@@ -63,8 +78,7 @@ fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
 /// Parameters and bodies shared through `$ref` are copied into each operation that uses
 /// them, so the upgrade is charged to a [`Ledger`] and ends with
 /// [`LoadError::OutputTooLarge`] when it would grow past the import output limit.
-pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Result<Value, LoadError> {
-    let ledger = Ledger::default();
+pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>, ledger: &Ledger) -> Result<Value, LoadError> {
     let resolver = Resolver::new(doc);
     let mut out = Map::new();
     out.insert("openapi".into(), json!("3.0.3"));
@@ -72,7 +86,7 @@ pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Result<Value, LoadEr
     out.insert("servers".into(), Value::Array(servers(doc)));
     let consumes = str_list(doc.get("consumes")).unwrap_or_default();
     let produces = str_list(doc.get("produces")).unwrap_or_default();
-    let ctx = Ctx { resolver, consumes: &consumes, produces: &produces, ledger: &ledger };
+    let ctx = Ctx { resolver, consumes: &consumes, produces: &produces, ledger };
 
     let mut components = Map::new();
     if let Some(defs) = doc.get("definitions").filter(|d| d.is_object()) {
@@ -89,8 +103,12 @@ pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>) -> Result<Value, LoadEr
         components.insert("parameters".into(), Value::Object(converted));
     }
     if let Some(Value::Object(responses)) = doc.get("responses") {
-        let converted = responses.iter().map(|(k, r)| (k.clone(), convert_response(r, &produces))).collect();
-        components.insert("responses".into(), Value::Object(converted));
+        let converted =
+            Value::Object(responses.iter().map(|(k, r)| (k.clone(), convert_response(r, &produces))).collect());
+        if !ledger.charge_value(&converted) {
+            return Err(ledger.too_large());
+        }
+        components.insert("responses".into(), converted);
     }
     if let Some(Value::Object(defs)) = doc.get("securityDefinitions") {
         let converted = defs.iter().map(|(k, s)| (k.clone(), convert_security_scheme(s))).collect();

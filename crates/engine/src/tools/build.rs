@@ -20,6 +20,8 @@ use super::{
 pub const DESCRIPTION_BUDGET: usize = 1024;
 /// Node budget for an output schema (they can be very large, e.g. GitHub's repository).
 pub const OUTPUT_SCHEMA_BUDGET: usize = 200;
+/// Parameters read per list (path item or operation); real operations have a few dozen.
+pub const MAX_PARAMETERS: usize = 256;
 /// Node budget for an input schema.
 pub const INPUT_SCHEMA_BUDGET: usize = 5_000;
 
@@ -209,7 +211,13 @@ fn collect_params<'a>(
                 continue;
             }
         };
-        for (i, raw) in list.iter().enumerate() {
+        if list.len() > MAX_PARAMETERS {
+            problems.push(Problem::warning(
+                format!("{base}/parameters"),
+                format!("only the first {MAX_PARAMETERS} of {} parameters are used", list.len()),
+            ));
+        }
+        for (i, raw) in list.iter().enumerate().take(MAX_PARAMETERS) {
             let p_pointer = format!("{base}/parameters/{i}");
             let resolved = match ctx.resolver.deref_chain(raw, 8) {
                 Ok((v, _)) => v,

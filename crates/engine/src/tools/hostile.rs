@@ -73,5 +73,64 @@ pub fn hostile_documents() -> Vec<(String, Vec<u8>)> {
     ));
     // Under the budget: 12 uses of the 400 KB enum (about 40 MB in memory).
     out.push(("fits-enum-fanout".into(), enum_fanout(40_000, 12)));
+    // A document of 700,000 tiny values (1.4 MB): parsed, 56 MB of values.
+    let mut d = doc(json!({}), json!({}));
+    d["x-data"] = Value::Array(vec![json!(0); 700_000]);
+    out.push(("too-many-values".into(), d));
+    // From the attacker review of the ledger (each would have taken gigabytes):
+    // a path naming 20,000 undeclared parameters (one problem each, each with the path).
+    let path: String = (0..20_000).map(|i| format!("{{a{i}}}")).collect();
+    out.push(("fits-long-path".into(), doc(json!({ path: {"get": {"responses": {}}} }), json!({}))));
+    // 100,000 non-schema properties: one warning each.
+    let props = (0..100_000).map(|i| (format!("k{i}"), json!(0))).collect();
+    out.push(("fits-warning-flood".into(), doc(json!({"/x": {"post": body_of(props)}}), json!({}))));
+    // A server URL of 100,000 variables, each defaulting to 10 KB.
+    let mut d = doc(json!({"/x": {"get": {"responses": {}}}}), json!({}));
+    d["servers"] = json!([{"url": "{v}".repeat(100_000), "variables": {"v": {"default": "x".repeat(10_000)}}}]);
+    out.push(("fits-server-variables".into(), d));
+    // 50,000 servers copied into each of 1,000 tools.
+    let paths: Map<String, Value> = (0..1_000).map(|i| (format!("/s{i}"), json!({"get": {"responses": {}}}))).collect();
+    let mut d = doc(Value::Object(paths), json!({}));
+    d["servers"] = Value::Array((0..50_000).map(|i| json!({"url": format!("https://s{i}.example")})).collect());
+    out.push(("fits-many-servers".into(), d));
+    // A 1 MB discriminator property name over 50,000 branches, and a long mapping.
+    let branches: Vec<Value> = (0..50_000).map(|_| json!({"$ref": "#/components/schemas/A"})).collect();
+    let mapping: Map<String, Value> = (0..20_000).map(|i| (format!("m{i}"), json!(format!("#/x/{i}")))).collect();
+    let schema = json!({"oneOf": branches, "discriminator": {"propertyName": "p".repeat(1 << 20), "mapping": mapping}});
+    out.push((
+        "fits-discriminator".into(),
+        doc(
+            json!({"/x": {"post": body_of(Map::from_iter([("d".to_string(), schema)]))}}),
+            json!({"schemas": {"A": {"type": "object"}}}),
+        ),
+    ));
+    // Swagger 2.0: one body of a 20,000-word enum, consumed as 10,000 media types.
+    let consumes: Vec<String> = (0..10_000).map(|i| format!("application/x-{i}+json")).collect();
+    out.push((
+        "fits-swagger2-consumes".into(),
+        json!({"swagger": "2.0", "info": {"title": "hostile", "version": "1"}, "consumes": consumes,
+            "paths": {"/c": {"post": {"parameters": [{"name": "b", "in": "body", "schema": {"type": "string", "enum": words(20_000)}}], "responses": {}}}}}),
+    ));
+    // allOf of two parts requiring 100,000 names each (merged pairwise).
+    let names: Vec<Value> = (0..100_000).map(|i| json!(format!("n{i}"))).collect();
+    let schema = json!({"allOf": [{"type": "object", "required": names}, {"type": "object", "required": names}]});
+    out.push((
+        "fits-required-merge".into(),
+        doc(json!({"/x": {"post": body_of(Map::from_iter([("r".to_string(), schema)]))}}), json!({})),
+    ));
+    // 50,000 distinct parameters on one operation.
+    let params: Vec<Value> = (0..50_000).map(|i| json!({"name": format!("q{i}"), "in": "query"})).collect();
+    out.push((
+        "fits-many-parameters".into(),
+        doc(json!({"/x": {"get": {"parameters": params, "responses": {}}}}), json!({})),
+    ));
+    // 5,000 operations each reaching a schema through a 100 KB-long $ref.
+    let long = format!("#/components/schemas/{}", "L".repeat(2_000));
+    let paths: Map<String, Value> = (0..5_000)
+        .map(|i| {
+            (format!("/r{i}"), json!({"post": body_of(Map::from_iter([("v".to_string(), json!({"$ref": long}))]))}))
+        })
+        .collect();
+    out.push(("fits-long-refs".into(), doc(Value::Object(paths), json!({"schemas": {}}))));
     out.into_iter().map(|(n, v)| (n, serde_json::to_vec(&v).unwrap_or_default())).collect()
 }

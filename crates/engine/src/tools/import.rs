@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::openapi::load::{prepare, type_name, LoadedDocument};
+use crate::openapi::load::{load_document_within, prepare_within, type_name, LoadedDocument};
 use crate::openapi::{
-    document_info, escape_token, load_document, security_schemes, servers_of, Ledger, LoadError, Problem, Resolver,
+    document_info, escape_token, security_schemes, servers_of, Ledger, LoadError, Problem, Resolver,
     SecuritySchemeInfo, SpecVersion,
 };
 
@@ -46,20 +46,40 @@ pub struct ImportReport {
 /// a document whose tools would not fit ends with [`LoadError::OutputTooLarge`], naming the
 /// operations that took the most, instead of exhausting memory.
 pub fn import(bytes: &[u8]) -> Result<ImportReport, ImportError> {
-    convert(load_document(bytes)?, &Ledger::default())
+    import_within(bytes, &Ledger::default())
 }
 
 /// Convert an already parsed document.
 pub fn import_value(doc: Value) -> Result<ImportReport, ImportError> {
-    convert(prepare(doc)?, &Ledger::default())
+    let ledger = Ledger::default();
+    convert(prepare_within(doc, &ledger)?, &ledger)
 }
 
-/// [`import`] charged to a given ledger (to read what it used, or to try a smaller one).
+/// [`import`] charged to a given, fresh ledger (to read what it used, or to try a smaller one).
 pub fn import_within(bytes: &[u8], ledger: &Ledger) -> Result<ImportReport, ImportError> {
-    convert(load_document(bytes)?, ledger)
+    convert(load_document_within(bytes, ledger)?, ledger)
+}
+
+/// Longest path kept (longer ones are skipped): a path is copied into the tool's operation
+/// key, request template and every problem pointer of its operations.
+pub const MAX_PATH_CHARS: usize = 2_048;
+/// Extra methods read from one path item's `additionalOperations`.
+const MAX_ADDITIONAL_OPERATIONS: usize = 16;
+/// Problems kept per operation, and per import; the rest are counted in one last problem.
+const MAX_PROBLEMS_PER_OPERATION: usize = 50;
+const MAX_PROBLEMS: usize = 2_000;
+
+/// Keep at most `max` of the problems after `from`, replacing the rest by one that counts them.
+fn cap_problems(problems: &mut Vec<Problem>, from: usize, max: usize, pointer: &str) {
+    let extra = problems.len().saturating_sub(from + max);
+    if extra > 0 {
+        problems.truncate(from + max);
+        problems.push(Problem::warning(pointer, format!("{extra} more problems not listed")));
+    }
 }
 
 fn convert(loaded: LoadedDocument, ledger: &Ledger) -> Result<ImportReport, ImportError> {
+    ledger.clear_memo();
     let LoadedDocument { doc, spec_version, version_string, mut problems } = loaded;
     let info = document_info(&doc);
     let servers = servers_of(&doc);
@@ -74,8 +94,17 @@ fn convert(loaded: LoadedDocument, ledger: &Ledger) -> Result<ImportReport, Impo
     }
     let mut built = Vec::new();
     let mut total = 0usize;
+    let mut unlisted = 0usize;
     if let Some(Value::Object(paths)) = doc.get("paths") {
         for (path, item) in paths {
+            if path.len() > MAX_PATH_CHARS {
+                let head: String = path.chars().take(64).collect();
+                problems.push(Problem::error(
+                    "/paths",
+                    format!("the path {head:?}... is longer than {MAX_PATH_CHARS} characters; skipped"),
+                ));
+                continue;
+            }
             let pointer = format!("/paths/{}", escape_token(path));
             let item = match ctx.resolver.deref_chain(item, 8) {
                 Ok((Value::Object(m), _)) => m,
@@ -94,11 +123,19 @@ fn convert(loaded: LoadedDocument, ledger: &Ledger) -> Result<ImportReport, Impo
             for (method, op, op_pointer) in operations_of(item, &pointer) {
                 total += 1;
                 let before = ledger.used();
+                let first_problem = problems.len();
                 let result = build_tool(&ctx, path, &method, item, op, &op_pointer, &mut problems);
-                // The tool's own text (names, description, plan) besides its schemas.
+                // The tool's own text (names, description, plan, servers) besides its schemas.
                 if let Ok(b) = &result {
-                    ledger.charge(TOOL_OVERHEAD_BYTES + b.tool.description.len());
+                    let servers: usize = b.tool.request.servers.iter().map(|s| s.len() + 32).sum();
+                    ledger.charge(TOOL_OVERHEAD_BYTES + b.tool.description.len() + 4 * path.len() + servers);
                 }
+                cap_problems(&mut problems, first_problem, MAX_PROBLEMS_PER_OPERATION, &op_pointer);
+                if problems.len() > MAX_PROBLEMS {
+                    unlisted += problems.len() - MAX_PROBLEMS;
+                    problems.truncate(MAX_PROBLEMS);
+                }
+                ledger.charge(problems.get(first_problem..).unwrap_or_default().iter().map(Problem::size).sum());
                 ledger.note_part(&op_pointer, before);
                 if ledger.is_over() {
                     return Err(ledger.too_large());
@@ -109,6 +146,9 @@ fn convert(loaded: LoadedDocument, ledger: &Ledger) -> Result<ImportReport, Impo
                 }
             }
         }
+    }
+    if unlisted > 0 {
+        problems.push(Problem::warning("", format!("{unlisted} more problems not listed")));
     }
     let wanted: Vec<(String, String)> =
         built.iter().map(|b| (b.wanted_name.clone(), b.tool.operation_key.clone())).collect();
@@ -135,7 +175,7 @@ fn operations_of<'a>(item: &'a serde_json::Map<String, Value>, pointer: &str) ->
         }
     }
     if let Some(Value::Object(extra)) = item.get("additionalOperations") {
-        for (k, v) in extra {
+        for (k, v) in extra.iter().take(MAX_ADDITIONAL_OPERATIONS) {
             let m = k.to_ascii_lowercase();
             if m.chars().all(|c| c.is_ascii_alphabetic()) && !m.is_empty() {
                 out.push((m, v, format!("{pointer}/additionalOperations/{}", escape_token(k))));
