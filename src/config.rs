@@ -10,6 +10,9 @@ use crate::crypto::Keyring;
 pub const ENCRYPTION_KEYS: &str = "FLOWCP_ENCRYPTION_KEYS";
 /// HMAC key for session cookies and other signed ids: at least 32 bytes of hex or text.
 pub const SESSION_SECRET: &str = "FLOWCP_SESSION_SECRET";
+/// The session secret being rotated out: sessions signed with it keep working until it is
+/// removed (optional; see docs/operations.md, "Key rotation").
+pub const SESSION_SECRET_PREVIOUS: &str = "FLOWCP_SESSION_SECRET_PREVIOUS";
 
 /// Hosts the MCP endpoints answer for (a var, not a secret).
 pub const ALLOWED_HOSTS: &str = "FLOWCP_ALLOWED_HOSTS";
@@ -77,7 +80,17 @@ const MIN_SESSION_SECRET_LEN: usize = 32;
 /// The secrets, parsed. `Debug` never prints their values.
 pub struct Secrets {
     pub keyring: Keyring,
+    /// Signs new sessions and their CSRF tokens.
     pub session_secret: Vec<u8>,
+    /// Still verifies sessions signed before a rotation.
+    pub previous_session_secret: Option<Vec<u8>>,
+}
+
+impl Secrets {
+    /// The session secrets a presented session may be signed with: current first.
+    pub fn session_secrets(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.session_secret.as_slice()).chain(self.previous_session_secret.as_deref())
+    }
 }
 
 impl std::fmt::Debug for Secrets {
@@ -116,7 +129,17 @@ pub fn load_secrets(get: impl Fn(&str) -> Option<String>) -> Result<Secrets, Con
             reason: format!("must be at least {MIN_SESSION_SECRET_LEN} characters"),
         });
     }
-    Ok(Secrets { keyring, session_secret: session.trim().as_bytes().to_vec() })
+    let previous = match get(SESSION_SECRET_PREVIOUS).filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(p) if p.trim().len() < MIN_SESSION_SECRET_LEN => {
+            return Err(ConfigError::Invalid {
+                name: SESSION_SECRET_PREVIOUS,
+                reason: format!("must be at least {MIN_SESSION_SECRET_LEN} characters"),
+            })
+        }
+        Some(p) => Some(p.trim().as_bytes().to_vec()),
+    };
+    Ok(Secrets { keyring, session_secret: session.trim().as_bytes().to_vec(), previous_session_secret: previous })
 }
 
 /// The deployment's secret texts as a log redactor must know them: the session secret, the
@@ -124,8 +147,10 @@ pub fn load_secrets(get: impl Fn(&str) -> Option<String>) -> Result<Secrets, Con
 /// the net under an accidental echo (a backend error quoting its input, say).
 pub fn redaction_values(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(s) = get(SESSION_SECRET) {
-        out.push(s.trim().to_string());
+    for name in [SESSION_SECRET, SESSION_SECRET_PREVIOUS] {
+        if let Some(s) = get(name) {
+            out.push(s.trim().to_string());
+        }
     }
     for name in [OPERATOR_TOKEN, EMAIL_API_KEY] {
         if let Some(t) = get(name) {
@@ -181,6 +206,20 @@ mod tests {
         assert!(matches!(mailer(&plain, &key, false), Err(ConfigError::Invalid { .. })));
         assert!(matches!(mailer(env(&[(EMAIL_PROVIDER, "smtp")]), none, true), Err(ConfigError::Invalid { .. })));
         assert!(redaction_values(key).contains(&"re_0123456789".to_string()));
+    }
+
+    #[test]
+    fn a_previous_session_secret_is_optional_checked_and_redacted() {
+        let s = load_secrets(env(&[(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, SESSION)])).unwrap();
+        assert_eq!(s.session_secrets().count(), 1);
+        let old = "an-old-session-secret-0123456789abcdef";
+        let both = [(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, SESSION), (SESSION_SECRET_PREVIOUS, old)];
+        let s = load_secrets(env(&both)).unwrap();
+        let secrets: Vec<&[u8]> = s.session_secrets().collect();
+        assert_eq!(secrets, [SESSION.as_bytes(), old.as_bytes()], "current first");
+        assert!(redaction_values(env(&both)).contains(&old.to_string()));
+        let short = [(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, SESSION), (SESSION_SECRET_PREVIOUS, "short")];
+        assert!(matches!(load_secrets(env(&short)), Err(ConfigError::Invalid { name: SESSION_SECRET_PREVIOUS, .. })));
     }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {

@@ -18,6 +18,9 @@ pub struct SessionUser {
     pub id_hash: String,
     /// Whether the account proved it owns `email`.
     pub email_verified: bool,
+    /// SHA-256 of the session's CSRF token (which session secret made it tells `GET /me`
+    /// which token to hand back during a rotation).
+    pub csrf_hash: String,
 }
 
 fn is_safe_method(m: &str) -> bool {
@@ -31,8 +34,12 @@ pub async fn require_session<D: Db, K: Kv, H: Http>(
 ) -> Result<SessionUser, ApiError> {
     let unauthenticated = || ApiError::new(ErrorCode::Unauthenticated, "Log in to continue.");
     let cookie = req.header("cookie").ok_or_else(unauthenticated)?;
-    let id_hash =
-        session::session_id_hash_from_cookie_header(cookie, &svc.secrets.session_secret).ok_or_else(unauthenticated)?;
+    // The current session secret, then the one being rotated out.
+    let id_hash = svc
+        .secrets
+        .session_secrets()
+        .find_map(|secret| session::session_id_hash_from_cookie_header(cookie, secret))
+        .ok_or_else(unauthenticated)?;
     let (rec, user) = sessions::find_live(svc.db, &id_hash, svc.now_ms).await?.ok_or_else(unauthenticated)?;
     if !is_safe_method(&req.method) && !session::csrf_ok(req.header("x-csrf-token"), &rec.csrf_hash) {
         return Err(ApiError::new(
@@ -42,7 +49,14 @@ pub async fn require_session<D: Db, K: Kv, H: Http>(
     }
     sessions::touch(svc.db, &id_hash, svc.now_ms).await?;
     let email_verified = user.email_verified();
-    Ok(SessionUser { user_id: user.id, email: user.email, display_name: user.display_name, id_hash, email_verified })
+    Ok(SessionUser {
+        user_id: user.id,
+        email: user.email,
+        display_name: user.display_name,
+        id_hash,
+        email_verified,
+        csrf_hash: rec.csrf_hash,
+    })
 }
 
 /// The caller's membership of the workspace a route names.

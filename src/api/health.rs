@@ -34,6 +34,15 @@ pub fn probe_kind(authorization: Option<&str>, operator_token: Option<&str>) -> 
     }
 }
 
+/// Operator routes (`/ops/...`) need the operator token, compared in constant time; without
+/// one configured they answer 401 to everyone.
+pub fn require_operator(authorization: Option<&str>, operator_token: Option<&str>) -> Result<(), ApiError> {
+    match probe_kind(authorization, operator_token) {
+        Ok(Probe::Deep) => Ok(()),
+        _ => Err(ApiError::new(ErrorCode::Unauthenticated, "This operation needs the operator token.")),
+    }
+}
+
 /// The public answer: alive, nothing else.
 pub fn liveness() -> JsonResponse {
     JsonResponse { status: 200, body: json!({ "status": "ok" }) }

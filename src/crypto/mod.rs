@@ -134,6 +134,15 @@ impl Keyring {
     }
 }
 
+/// The key id an envelope names (`fcp1.<kid>.<data>`), if it is one of ours in shape.
+pub fn envelope_key_id(envelope: &str) -> Option<&str> {
+    let mut parts = envelope.splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(ENVELOPE_VERSION), Some(kid), Some(_)) if valid_key_id(kid) => Some(kid),
+        _ => None,
+    }
+}
+
 fn valid_key_id(kid: &str) -> bool {
     crate::vocab::is_plain_id(kid, MAX_KEY_ID_LEN)
 }

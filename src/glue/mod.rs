@@ -99,6 +99,9 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     if let Some(server_id) = path.strip_prefix("/mcp/") {
         return mcp(&mut req, env, ctx, &settings, server_id).await;
     }
+    if path == "/ops/reseal" {
+        return Ok((reseal(&req, env, &settings).await?, None));
+    }
     if let Some(server_id) = path.strip_prefix("/.well-known/oauth-protected-resource/mcp/") {
         return Ok((protected_resource(&req, env, server_id).await?, None));
     }
@@ -156,6 +159,33 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         return Ok((from_core_response(resp)?, None));
     }
     Err(ApiError::not_found())
+}
+
+/// `POST /ops/reseal?cursor=&limit=&dry_run=1` (operator token): one page of the re-seal job
+/// (docs/operations.md, "Key rotation").
+async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Response, ApiError> {
+    if req.method() != Method::Post {
+        return Err(ApiError::method_not_allowed());
+    }
+    let authorization = req.headers().get("authorization").ok().flatten();
+    health::require_operator(authorization.as_deref(), settings.operator_token.as_deref())?;
+    let url =
+        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let after = match param("cursor") {
+        None => String::new(),
+        Some(c) => crate::service::reseal::resume_after(&c)
+            .ok_or_else(|| ApiError::bad_request("The cursor is not one this job issued."))?,
+    };
+    let limit = match param("limit") {
+        None => crate::service::reseal::DEFAULT_PAGE,
+        Some(l) => l.parse().map_err(|_| ApiError::bad_request("`limit` must be a number."))?,
+    };
+    let dry_run = matches!(param("dry_run").as_deref(), Some("1" | "true"));
+    let db = D1Db::new(env, D1_BINDING)?;
+    let kv = KvStorePort::new(env, KV_BINDING)?;
+    let report = crate::service::reseal::run(&db, &kv, &settings.secrets.keyring, &after, limit, dry_run).await?;
+    json_response(&JsonResponse { status: 200, body: serde_json::to_value(&report).unwrap_or_default() })
 }
 
 /// `POST /mcp/<server id>`: the MCP runtime. Audit events are written after the response.

@@ -7,4 +7,5 @@ pub mod accounts;
 pub mod curation;
 pub mod lifecycle;
 pub mod members;
+pub mod reseal;
 pub mod verify;

@@ -10,6 +10,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod envelopes;
 pub mod invitations;
 pub mod secrets;
 pub mod servers;

@@ -33,6 +33,7 @@ impl Env {
             secrets: Secrets {
                 keyring: Keyring::parse("k1:2222222222222222222222222222222222222222222222222222222222222222").unwrap(),
                 session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
+                previous_session_secret: None,
             },
             cookie: RefCell::new(None),
             csrf: RefCell::new(None),
@@ -1621,4 +1622,110 @@ fn publish_refuses_a_manifest_above_the_cap() {
     assert_eq!(body["error"]["code"], "manifest_too_large");
     assert!(body["error"]["message"].as_str().unwrap().contains(&flowcp::manifest::MAX_MANIFEST_BYTES.to_string()));
     assert_eq!(env.call("GET", &p(&format!("/servers/{srv}")), None).body.unwrap()["published_version"], Value::Null);
+}
+
+const K1: &str = "k1:2222222222222222222222222222222222222222222222222222222222222222";
+const K2: &str = "k2:3333333333333333333333333333333333333333333333333333333333333333";
+
+/// Security review S5: the re-seal job moves every envelope (server credentials, their
+/// published copies, workspace secrets) to the primary key, a page at a time and resumably;
+/// afterwards a ring without the old key opens all of them, and a second run changes nothing.
+#[test]
+fn the_reseal_job_moves_every_envelope_to_the_primary_key_so_the_old_key_can_go() {
+    use flowcp::crypto::{aad_server_credential, aad_workspace_secret};
+    use flowcp::service::reseal;
+    use flowcp::store::Kv;
+    let env = Env::new();
+    let mut servers = Vec::new();
+    let mut workspaces = Vec::new();
+    for who in ["r1@example.com", "r2@example.com"] {
+        let ws = signed_up(&env, who);
+        let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+        let (_, srv) = api_key_server(&env, &ws);
+        let put = env.call(
+            "PUT",
+            &p(&format!("/servers/{srv}/credential")),
+            Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+        );
+        assert_eq!(put.status, 200);
+        env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
+        assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+        assert_eq!(
+            env.call("PUT", &p("/secrets/TOKEN"), Some(json!({ "value": format!("secret-of-{ws}") }))).status,
+            200
+        );
+        servers.push(srv);
+        workspaces.push(ws);
+    }
+    // Every envelope as it should open, with its AAD and plaintext.
+    let mut expected: Vec<(String, Vec<u8>, String)> = Vec::new();
+    for srv in &servers {
+        for key in [format!("cred:{srv}"), format!("cred:{srv}:v1")] {
+            expected.push((key, aad_server_credential(srv), CREDENTIAL.to_string()));
+        }
+    }
+    for ws in &workspaces {
+        expected.push((format!("wsec:{ws}:TOKEN"), aad_workspace_secret(ws, "TOKEN"), format!("secret-of-{ws}")));
+    }
+    let rotating = Keyring::parse(&format!("{K2},{K1}")).unwrap();
+    // A dry run first: everything opens, nothing is written.
+    let dry = block_on(reseal::run(&env.db, &env.kv, &rotating, "", 100, true)).unwrap();
+    assert_eq!((dry.examined, dry.opened_with_older_key, dry.resealed, dry.done), (6, 6, 0, true), "{dry:?}");
+    // The real run, one owner per call, resuming from each cursor.
+    let (mut after, mut calls, mut resealed) = (String::new(), 0, 0);
+    loop {
+        let r = block_on(reseal::run(&env.db, &env.kv, &rotating, &after, 1, false)).unwrap();
+        assert!(r.failed.is_empty(), "{r:?}");
+        resealed += r.resealed;
+        calls += 1;
+        match r.next_cursor {
+            Some(c) => after = reseal::resume_after(&c).expect("our cursor"),
+            None => break,
+        }
+        assert!(calls < 10, "the job does not end");
+    }
+    assert_eq!(resealed, 6);
+    // The old key removed: every envelope opens, under k2.
+    let k2_only = Keyring::parse(K2).unwrap();
+    for (key, aad, plain) in &expected {
+        let sealed = String::from_utf8(block_on(env.kv.get(key)).unwrap().unwrap()).unwrap();
+        assert!(sealed.starts_with("fcp1.k2."), "{key} is still under another key");
+        assert_eq!(k2_only.open(&sealed, aad).unwrap(), plain.as_bytes(), "{key}");
+    }
+    let again = block_on(reseal::run(&env.db, &env.kv, &k2_only, "", 100, false)).unwrap();
+    assert_eq!((again.current, again.resealed, again.failed.len()), (6, 0, 0), "{again:?}");
+    // A ring missing the key an envelope needs reports it by key, never by value.
+    let wrong = Keyring::parse(K1).unwrap();
+    let r = block_on(reseal::run(&env.db, &env.kv, &wrong, "", 100, true)).unwrap();
+    assert_eq!(r.failed.len(), 6);
+    assert!(!serde_json::to_string(&r).unwrap().contains(CREDENTIAL));
+    assert!(reseal::resume_after("not-a-cursor").is_none());
+}
+
+/// Security review S5: the session secret can be rotated without signing everyone out. With
+/// the old secret as `previous`, a session signed by it still works (reads, and writes with its
+/// CSRF token, which `GET /me` hands back); without it, the session is gone.
+#[test]
+fn a_session_signed_with_the_previous_secret_survives_a_rotation() {
+    let mut env = Env::new();
+    let ws = signed_up(&env, "rot@example.com");
+    let csrf_before = env.call("GET", "/api/v1/me", None).body.unwrap()["csrf_token"].clone();
+    let old = std::mem::replace(&mut env.secrets.session_secret, b"a-brand-new-session-secret-of-32+chars".to_vec());
+    assert_eq!(env.call("GET", "/api/v1/me", None).status, 401, "no previous secret: signed out");
+    env.secrets.previous_session_secret = Some(old);
+    let me = env.call("GET", "/api/v1/me", None);
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body.unwrap()["csrf_token"], csrf_before, "the session's own CSRF token");
+    let created = env.call("POST", &format!("/api/v1/workspaces/{ws}/apps"), Some(json!({ "name": "After rotation" })));
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    // A new sign-in is signed with the new secret and keeps working once `previous` is gone.
+    env.call("POST", "/api/v1/auth/logout", None);
+    let login = env.call(
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({ "email": "rot@example.com", "password": "a long enough password" })),
+    );
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    env.secrets.previous_session_secret = None;
+    assert_eq!(env.call("GET", "/api/v1/me", None).status, 200);
 }

@@ -1,0 +1,49 @@
+//! Where sealed envelopes live, read from D1 for the re-seal job (KV cannot be listed): every
+//! server's credential (its draft `cred:<srv>` and the copy its live manifest uses) and every
+//! workspace secret, in one stable order so the job can resume after any of them.
+
+use super::{opt_i64, opt_text, text, Db, StoreError};
+
+/// The owner of one or two envelopes, with the key the job resumes after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sealed {
+    /// A server's credential: the draft (if set) and its live manifest's copy (if published).
+    Server { id: String, credential_key: Option<String>, published_version: Option<i64> },
+    /// A workspace secret.
+    Secret { workspace_id: String, name: String, kv_key: String },
+}
+
+/// `s|<server id>` and `w|<workspace id>|<name>` sort servers first, then secrets; ids and
+/// secret names never contain `|`.
+const PAGE: &str = "SELECT * FROM ( \
+    SELECT 's|' || id AS k, id, credential_key, published_version, NULL AS workspace_id, NULL AS name, NULL AS kv_key \
+      FROM servers WHERE credential_key IS NOT NULL OR published_version IS NOT NULL \
+    UNION ALL \
+    SELECT 'w|' || workspace_id || '|' || name AS k, NULL, NULL, NULL, workspace_id, name, kv_key \
+      FROM workspace_secrets \
+  ) WHERE k > ?1 ORDER BY k LIMIT ?2";
+
+/// Up to `limit` owners after the resume key `after` ("" for the start), with their keys.
+pub async fn page(db: &impl Db, after: &str, limit: i64) -> Result<Vec<(String, Sealed)>, StoreError> {
+    db.query(PAGE, &[after.into(), limit.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            let k = text(r, "k")?;
+            let owner = if k.starts_with("s|") {
+                Sealed::Server {
+                    id: text(r, "id")?,
+                    credential_key: opt_text(r, "credential_key"),
+                    published_version: opt_i64(r, "published_version")?,
+                }
+            } else {
+                Sealed::Secret {
+                    workspace_id: text(r, "workspace_id")?,
+                    name: text(r, "name")?,
+                    kv_key: text(r, "kv_key")?,
+                }
+            };
+            Ok((k, owner))
+        })
+        .collect()
+}
