@@ -22,6 +22,11 @@ pub const FORMAT: u32 = 2;
 /// the tools of the largest real APIs take 4.6 MB (GitHub, 1,223) and 9.3 MB (Stripe, 588).
 pub const MAX_MANIFEST_BYTES: usize = 12 << 20;
 
+/// The most memory ([`cost`]) a published manifest may take: what an isolate's manifest cache
+/// holds at most, so every manifest that can be published can be cached (one that could not
+/// would be parsed again on every request). Stripe's whole API costs about 55 MB.
+pub const MAX_MANIFEST_COST: usize = 64 << 20;
+
 /// Formats the runtime reads. Format 1 (snake_case keys: `server_id`, `credential_ref`...) is
 /// read through serde aliases, so a manifest published before format 2 keeps answering until
 /// its next publish rewrites it as format 2; nothing needs migrating.
@@ -153,4 +158,20 @@ pub fn place_credential(mode: AuthMode, placement: Option<&Placement>, value: Op
         }
         (AuthMode::Bearer | AuthMode::ApiKey, None) | (AuthMode::Oauth, _) => None,
     }
+}
+
+/// The memory a parsed manifest takes: its schemas as values (by the engine's import-ledger
+/// measure) plus its JSON length, which bounds every string it holds (names, ids, tags, paths,
+/// servers, descriptions), plus the name index.
+pub fn cost(m: &Manifest, json_len: usize) -> usize {
+    use crate::openapi::ledger::value_size_within;
+    let schemas: usize = m
+        .tools
+        .iter()
+        .map(|t| {
+            value_size_within(&t.input_schema, usize::MAX).unwrap_or(0)
+                + t.output_schema.as_ref().and_then(|o| value_size_within(o, usize::MAX)).unwrap_or(0)
+        })
+        .sum();
+    schemas + json_len + m.tools.len() * 256
 }

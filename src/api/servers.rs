@@ -544,13 +544,18 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
-    if bytes.len() > manifest::MAX_MANIFEST_BYTES {
+    // Two measures: its JSON (what KV and every read move) and its memory once parsed (what
+    // every isolate serving it holds; a manifest over the cache budget could not be cached).
+    let cost = manifest::cost(&manifest, bytes.len());
+    if bytes.len() > manifest::MAX_MANIFEST_BYTES || cost > manifest::MAX_MANIFEST_COST {
         return Err(ApiError::new(
             ErrorCode::ManifestTooLarge,
             format!(
-                "The enabled tools make a manifest of {} bytes; the limit is {} bytes. Enable fewer tools or split the API across servers.",
+                "The enabled tools make a manifest of {} bytes ({} MB in memory); the limits are {} bytes and {} MB. Enable fewer tools, turn on discovery mode or split the API across servers.",
                 bytes.len(),
-                manifest::MAX_MANIFEST_BYTES
+                cost >> 20,
+                manifest::MAX_MANIFEST_BYTES,
+                manifest::MAX_MANIFEST_COST >> 20
             ),
         ));
     }

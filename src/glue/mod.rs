@@ -184,7 +184,8 @@ async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Respons
     let dry_run = matches!(param("dry_run").as_deref(), Some("1" | "true"));
     let db = D1Db::new(env, D1_BINDING)?;
     let kv = KvStorePort::new(env, KV_BINDING)?;
-    let report = crate::service::reseal::run(&db, &kv, &settings.secrets.keyring, &after, limit, dry_run).await?;
+    let report =
+        crate::service::reseal::run(&db, &kv, &settings.secrets.keyring, &after, limit, dry_run, now_ms()).await?;
     json_response(&JsonResponse { status: 200, body: serde_json::to_value(&report).unwrap_or_default() })
 }
 

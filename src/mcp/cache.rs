@@ -17,7 +17,7 @@ pub(crate) const MANIFEST_CACHE_ENTRIES: usize = 64;
 /// Memory the cached manifests of one isolate may take (as values, estimated by the engine's
 /// ledger walk). A manifest larger than this on its own is used but not kept; publishing caps
 /// manifests at [`crate::manifest::MAX_MANIFEST_BYTES`] of JSON, which stays under it.
-pub const MANIFEST_CACHE_BYTES: usize = 64 << 20;
+pub const MANIFEST_CACHE_BYTES: usize = crate::manifest::MAX_MANIFEST_COST;
 
 /// Why a published server's manifest could not be used. The client sees 503; the operator log
 /// gets this (it names no secret: KV keys and versions only).
@@ -93,35 +93,63 @@ pub(crate) const SMALL_CACHE_ENTRIES: usize = 4_096;
 /// A KV value (or its absence) and when it was read.
 pub(crate) type CachedValue = (Option<Vec<u8>>, i64);
 
+/// A cached manifest's key: (server id, version).
+type ManifestKey = (String, i64);
+
 /// The isolate's caches of the hot path: prepared manifests by (server, version) — immutable,
 /// so never stale — and small KV entries (live pointers, access-key mirrors) for
 /// [`KV_TTL_MS`]. The glue owns one per isolate and passes it in; tests make their own.
 #[derive(Default)]
 pub struct ManifestCache {
-    manifests: RefCell<HashMap<(String, i64), Rc<Loaded>>>,
+    /// (server, version) -> (prepared manifest, last use): evicted least recently used first.
+    manifests: RefCell<HashMap<ManifestKey, (Rc<Loaded>, u64)>>,
+    uses: std::cell::Cell<u64>,
     /// KV key -> (value, read at): short-lived cache of small KV entries (negative ones too).
     small: RefCell<HashMap<String, CachedValue>>,
 }
 
 impl ManifestCache {
-    /// Keep a prepared manifest, within [`MANIFEST_CACHE_ENTRIES`] and [`MANIFEST_CACHE_BYTES`]:
-    /// when it does not fit, the cache starts over (manifests are re-read from KV on demand);
-    /// one that alone exceeds the byte budget is not kept.
+    fn tick(&self) -> u64 {
+        self.uses.set(self.uses.get() + 1);
+        self.uses.get()
+    }
+
+    /// A cached manifest, marked as just used.
+    fn hit(&self, key: &(String, i64)) -> Option<Rc<Loaded>> {
+        let now = self.tick();
+        let mut c = self.manifests.borrow_mut();
+        let (loaded, used) = c.get_mut(key)?;
+        *used = now;
+        Some(loaded.clone())
+    }
+
+    /// Keep a prepared manifest within [`MANIFEST_CACHE_ENTRIES`] and [`MANIFEST_CACHE_BYTES`],
+    /// evicting the least recently used first; one that alone exceeds the byte budget is not
+    /// kept (publish refuses those: [`crate::manifest::MAX_MANIFEST_COST`]).
     fn keep(&self, key: (String, i64), loaded: Rc<Loaded>) {
         if loaded.cost > MANIFEST_CACHE_BYTES {
             return;
         }
+        let now = self.tick();
         let mut c = self.manifests.borrow_mut();
-        let held: usize = c.values().map(|l| l.cost).sum();
-        if c.len() >= MANIFEST_CACHE_ENTRIES || held + loaded.cost > MANIFEST_CACHE_BYTES {
-            c.clear();
+        let mut held: usize = c.values().map(|(l, _)| l.cost).sum();
+        while !c.is_empty() && (c.len() >= MANIFEST_CACHE_ENTRIES || held + loaded.cost > MANIFEST_CACHE_BYTES) {
+            let Some(oldest) = c.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) else { break };
+            if let Some((gone, _)) = c.remove(&oldest) {
+                held -= gone.cost;
+            }
         }
-        c.insert(key, loaded);
+        c.insert(key, (loaded, now));
     }
 
     /// Estimated bytes the cached manifests hold (for tests and the deep health check).
     pub fn manifest_bytes(&self) -> usize {
-        self.manifests.borrow().values().map(|l| l.cost).sum()
+        self.manifests.borrow().values().map(|(l, _)| l.cost).sum()
+    }
+
+    /// Whether a (server, version) is cached.
+    pub fn holds(&self, server_id: &str, version: i64) -> bool {
+        self.manifests.borrow().contains_key(&(server_id.to_string(), version))
     }
 
     /// Reads a small KV entry through the short-lived cache.
@@ -155,25 +183,12 @@ pub(crate) async fn live_version(
     std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse().ok()).map(Some).ok_or(ManifestError::CorruptPointer)
 }
 
-pub(crate) fn prepare(manifest: Manifest) -> Loaded {
+/// Prepare a manifest parsed from `json_len` bytes of JSON.
+pub(crate) fn prepare(manifest: Manifest, json_len: usize) -> Loaded {
     let index: HashMap<String, usize> = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
     let discovery = manifest.discovery.then(|| discovery_tools(manifest.tools.len()));
-    let cost = manifest_cost(&manifest) + index.len() * 64;
+    let cost = manifest::cost(&manifest, json_len);
     Loaded { manifest, discovery, index, cost }
-}
-
-/// The memory a manifest's tools take as values (their schemas dominate), by the engine's
-/// import-ledger measure, plus a fixed share per tool for names, plans and descriptions.
-fn manifest_cost(m: &Manifest) -> usize {
-    use crate::openapi::ledger::value_size_within;
-    m.tools
-        .iter()
-        .map(|t| {
-            let schemas = value_size_within(&t.input_schema, usize::MAX).unwrap_or(0)
-                + t.output_schema.as_ref().and_then(|o| value_size_within(o, usize::MAX)).unwrap_or(0);
-            schemas + 1024 + t.description.len()
-        })
-        .sum()
 }
 
 /// The live manifest of a server: one KV read for the live version, then the isolate cache
@@ -186,7 +201,7 @@ pub async fn load_manifest(
 ) -> Result<Option<Rc<Loaded>>, ManifestError> {
     let Some(version) = live_version(kv, cache, server_id, now_ms).await? else { return Ok(None) };
     let key = (server_id.to_string(), version);
-    if let Some(hit) = cache.manifests.borrow().get(&key).cloned() {
+    if let Some(hit) = cache.hit(&key) {
         return Ok(Some(hit));
     }
     let Some(bytes) = kv.get(&manifest::manifest_key(server_id, version)).await? else {
@@ -196,7 +211,7 @@ pub async fn load_manifest(
     if m.server_id != server_id || !manifest::READABLE_FORMATS.contains(&m.format) {
         return Err(ManifestError::Foreign);
     }
-    let loaded = Rc::new(prepare(m));
+    let loaded = Rc::new(prepare(m, bytes.len()));
     cache.keep(key, loaded.clone());
     Ok(Some(loaded))
 }

@@ -7,9 +7,12 @@
 //! is left alone. `dry_run` opens every envelope without writing, to prove the ring opens
 //! everything before a key is removed. The report names KV keys, never a value.
 //!
-//! Known limit: KV has no compare-and-set. The job re-reads a value just before writing it
-//! back and skips it if it changed, but an admin entering a credential in the same
-//! millisecond could still lose that write; rotate outside busy hours (docs/operations.md).
+//! KV has no compare-and-set and its reads are cached at the edge for up to a minute, so D1
+//! is the arbiter: an owner's envelopes are written back only if its row (key names, live
+//! version, `updated_at`) is unchanged since the page read it and older than [`SETTLE_MS`];
+//! otherwise they are counted as `changed_meanwhile` for a later run. Known limit: a write
+//! racing the job inside one request's duration (between the D1 re-read and the KV write)
+//! could still be overwritten; rotate when nobody is editing credentials (docs/operations.md).
 
 use serde::Serialize;
 
@@ -18,9 +21,15 @@ use crate::manifest;
 use crate::store::envelopes::{self, Sealed};
 use crate::store::{Db, Kv, StoreError};
 
-/// Owners read per call unless asked otherwise, and at most.
-pub const DEFAULT_PAGE: i64 = 100;
-pub const MAX_PAGE: i64 = 500;
+/// Owners read per call unless asked otherwise, and at most: each owner costs up to two
+/// envelopes of three KV operations and one D1 re-read, which keeps a page within the
+/// platform's per-invocation limits (1,000 KV operations; 50 D1 queries on the Free plan).
+pub const DEFAULT_PAGE: i64 = 20;
+pub const MAX_PAGE: i64 = 40;
+
+/// A record changed more recently than this is left for a later run: KV reads are cached at
+/// the edge for up to a minute, so the value the job read may be older than D1's.
+pub const SETTLE_MS: i64 = 120_000;
 
 /// What one call did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -38,7 +47,8 @@ pub struct ResealReport {
     pub opened_with_older_key: usize,
     /// Named in D1 but absent from KV (nothing to do).
     pub missing: usize,
-    /// Changed between read and write (left as the newer value).
+    /// Left alone because their record changed during the run or within [`SETTLE_MS`]: run
+    /// the job again later.
     pub changed_meanwhile: usize,
     /// KV keys that did not open with any key of the ring (their key was removed too early,
     /// or the value is corrupt): fix before removing a key.
@@ -54,8 +64,15 @@ pub fn resume_after(cursor: &str) -> Option<String> {
     crate::cursor::decode(cursor, 1).and_then(|p| p.into_iter().next())
 }
 
+/// An envelope read and opened, to be written back sealed under the primary key.
+struct Pending {
+    key: String,
+    read: Vec<u8>,
+    sealed: String,
+}
+
 /// One call of the job: up to `limit` owners after `after` (from [`resume_after`]; "" for the
-/// start).
+/// start), at `now_ms`.
 pub async fn run(
     db: &impl Db,
     kv: &impl Kv,
@@ -63,21 +80,46 @@ pub async fn run(
     after: &str,
     limit: i64,
     dry_run: bool,
+    now_ms: i64,
 ) -> Result<ResealReport, StoreError> {
     let limit = limit.clamp(1, MAX_PAGE);
     let page = envelopes::page(db, after, limit).await?;
     let mut report = ResealReport { primary_key_id: keyring.primary_id().to_string(), dry_run, ..Default::default() };
-    for (_, owner) in &page {
+    for (_, owner, updated_at) in &page {
+        let mut pending = Vec::new();
         for (key, aad) in envelopes_of(owner) {
-            reseal_one(kv, keyring, &key, &aad, dry_run, &mut report).await?;
+            if let Some(p) = examine(kv, keyring, &key, &aad, &mut report).await? {
+                pending.push(p);
+            }
+        }
+        if pending.is_empty() || dry_run {
+            continue;
+        }
+        // D1 is consistent where KV is not: write only if the record is as the page read it
+        // and has not changed lately.
+        let now = envelopes::reread(db, owner).await?;
+        let settled = matches!(&now, Some((_, o, at)) if o == owner && *at == *updated_at && *at <= now_ms - SETTLE_MS);
+        if !settled {
+            report.changed_meanwhile += pending.len();
+            continue;
+        }
+        for p in pending {
+            if kv.get(&p.key).await?.as_deref() != Some(p.read.as_slice()) {
+                report.changed_meanwhile += 1;
+                continue;
+            }
+            kv.put(&p.key, p.sealed.as_bytes(), None).await?;
+            report.resealed += 1;
         }
     }
     report.done = (page.len() as i64) < limit;
-    report.next_cursor = (!report.done).then(|| page.last().map(|(k, _)| crate::cursor::encode(&[k]))).flatten();
+    report.next_cursor = (!report.done).then(|| page.last().map(|(k, _, _)| crate::cursor::encode(&[k]))).flatten();
     Ok(report)
 }
 
-/// The KV keys and AADs of an owner's envelopes.
+/// The KV keys and AADs of an owner's envelopes: a server's draft credential and the copy its
+/// live manifest uses (superseded copies expire within minutes and are not touched: writing
+/// one back would drop its expiry), a workspace secret.
 fn envelopes_of(owner: &Sealed) -> Vec<(String, Vec<u8>)> {
     match owner {
         Sealed::Server { id, credential_key, published_version } => {
@@ -97,43 +139,30 @@ fn envelopes_of(owner: &Sealed) -> Vec<(String, Vec<u8>)> {
     }
 }
 
-async fn reseal_one(
+/// Read and open one envelope; `Some` when it should be re-sealed (never in a dry run's count
+/// of writes).
+async fn examine(
     kv: &impl Kv,
     keyring: &Keyring,
     key: &str,
     aad: &[u8],
-    dry_run: bool,
     report: &mut ResealReport,
-) -> Result<(), StoreError> {
+) -> Result<Option<Pending>, StoreError> {
     report.examined += 1;
-    let Some(bytes) = kv.get(key).await? else {
+    let Some(read) = kv.get(key).await? else {
         report.missing += 1;
-        return Ok(());
+        return Ok(None);
     };
-    let envelope = String::from_utf8_lossy(&bytes);
-    let plaintext = match keyring.open(&envelope, aad) {
-        Ok(p) => p,
-        Err(_) => {
-            report.failed.push(key.to_string());
-            return Ok(());
-        }
+    let envelope = String::from_utf8_lossy(&read).into_owned();
+    let Ok(plaintext) = keyring.open(&envelope, aad) else {
+        report.failed.push(key.to_string());
+        return Ok(None);
     };
     if envelope_key_id(&envelope) == Some(keyring.primary_id()) {
         report.current += 1;
-        return Ok(());
+        return Ok(None);
     }
     report.opened_with_older_key += 1;
-    if dry_run {
-        return Ok(());
-    }
     let sealed = keyring.seal(&plaintext, aad).map_err(|e| StoreError::Backend(format!("seal: {e}")))?;
-    // Skip a value that changed since it was read (a credential entered meanwhile is sealed
-    // under the primary key already).
-    if kv.get(key).await?.as_deref() != Some(bytes.as_slice()) {
-        report.changed_meanwhile += 1;
-        return Ok(());
-    }
-    kv.put(key, sealed.as_bytes(), None).await?;
-    report.resealed += 1;
-    Ok(())
+    Ok(Some(Pending { key: key.to_string(), read, sealed }))
 }

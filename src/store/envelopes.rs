@@ -4,7 +4,7 @@
 
 use super::{opt_i64, opt_text, text, Db, StoreError};
 
-/// The owner of one or two envelopes, with the key the job resumes after.
+/// The owner of one or two envelopes, as D1 names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sealed {
     /// A server's credential: the draft (if set) and its live manifest's copy (if published).
@@ -16,34 +16,46 @@ pub enum Sealed {
 /// `s|<server id>` and `w|<workspace id>|<name>` sort servers first, then secrets; ids and
 /// secret names never contain `|`.
 const PAGE: &str = "SELECT * FROM ( \
-    SELECT 's|' || id AS k, id, credential_key, published_version, NULL AS workspace_id, NULL AS name, NULL AS kv_key \
-      FROM servers WHERE credential_key IS NOT NULL OR published_version IS NOT NULL \
+    SELECT 's|' || id AS k, id, credential_key, published_version, NULL AS workspace_id, NULL AS name, NULL AS kv_key, \
+           updated_at FROM servers WHERE credential_key IS NOT NULL OR published_version IS NOT NULL \
     UNION ALL \
-    SELECT 'w|' || workspace_id || '|' || name AS k, NULL, NULL, NULL, workspace_id, name, kv_key \
+    SELECT 'w|' || workspace_id || '|' || name AS k, NULL, NULL, NULL, workspace_id, name, kv_key, updated_at \
       FROM workspace_secrets \
   ) WHERE k > ?1 ORDER BY k LIMIT ?2";
+const SERVER: &str =
+    "SELECT 's|' || id AS k, id, credential_key, published_version, updated_at FROM servers WHERE id = ?1";
+const SECRET: &str = "SELECT 'w|' || workspace_id || '|' || name AS k, workspace_id, name, kv_key, updated_at \
+    FROM workspace_secrets WHERE workspace_id = ?1 AND name = ?2";
 
-/// Up to `limit` owners after the resume key `after` ("" for the start), with their keys.
-pub async fn page(db: &impl Db, after: &str, limit: i64) -> Result<Vec<(String, Sealed)>, StoreError> {
-    db.query(PAGE, &[after.into(), limit.into()])
-        .await?
-        .iter()
-        .map(|r| {
-            let k = text(r, "k")?;
-            let owner = if k.starts_with("s|") {
-                Sealed::Server {
-                    id: text(r, "id")?,
-                    credential_key: opt_text(r, "credential_key"),
-                    published_version: opt_i64(r, "published_version")?,
-                }
-            } else {
-                Sealed::Secret {
-                    workspace_id: text(r, "workspace_id")?,
-                    name: text(r, "name")?,
-                    kv_key: text(r, "kv_key")?,
-                }
-            };
-            Ok((k, owner))
-        })
-        .collect()
+/// One row: its resume key, its owner and when it last changed.
+pub type Row = (String, Sealed, i64);
+
+/// Up to `limit` owners after the resume key `after` ("" for the start).
+pub async fn page(db: &impl Db, after: &str, limit: i64) -> Result<Vec<Row>, StoreError> {
+    db.query(PAGE, &[after.into(), limit.into()]).await?.iter().map(row).collect()
+}
+
+/// The owner as D1 has it now (`None`: gone), read again just before its envelopes are written.
+pub async fn reread(db: &impl Db, owner: &Sealed) -> Result<Option<Row>, StoreError> {
+    let rows = match owner {
+        Sealed::Server { id, .. } => db.query(SERVER, &[id.as_str().into()]).await?,
+        Sealed::Secret { workspace_id, name, .. } => {
+            db.query(SECRET, &[workspace_id.as_str().into(), name.as_str().into()]).await?
+        }
+    };
+    rows.first().map(row).transpose()
+}
+
+fn row(r: &super::Row) -> Result<Row, StoreError> {
+    let k = text(r, "k")?;
+    let owner = if k.starts_with("s|") {
+        Sealed::Server {
+            id: text(r, "id")?,
+            credential_key: opt_text(r, "credential_key"),
+            published_version: opt_i64(r, "published_version")?,
+        }
+    } else {
+        Sealed::Secret { workspace_id: text(r, "workspace_id")?, name: text(r, "name")?, kv_key: text(r, "kv_key")? }
+    };
+    Ok((k, owner, super::row_i64(r, "updated_at")?))
 }

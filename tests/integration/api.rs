@@ -1669,12 +1669,17 @@ fn the_reseal_job_moves_every_envelope_to_the_primary_key_so_the_old_key_can_go(
     }
     let rotating = Keyring::parse(&format!("{K2},{K1}")).unwrap();
     // A dry run first: everything opens, nothing is written.
-    let dry = block_on(reseal::run(&env.db, &env.kv, &rotating, "", 100, true)).unwrap();
+    // Just after the writes nothing is settled: the job leaves everything for later.
+    let now = env.now.get();
+    let early = block_on(reseal::run(&env.db, &env.kv, &rotating, "", 100, false, now)).unwrap();
+    assert_eq!((early.resealed, early.changed_meanwhile), (0, 6), "{early:?}");
+    let later = now + reseal::SETTLE_MS;
+    let dry = block_on(reseal::run(&env.db, &env.kv, &rotating, "", 100, true, later)).unwrap();
     assert_eq!((dry.examined, dry.opened_with_older_key, dry.resealed, dry.done), (6, 6, 0, true), "{dry:?}");
     // The real run, one owner per call, resuming from each cursor.
     let (mut after, mut calls, mut resealed) = (String::new(), 0, 0);
     loop {
-        let r = block_on(reseal::run(&env.db, &env.kv, &rotating, &after, 1, false)).unwrap();
+        let r = block_on(reseal::run(&env.db, &env.kv, &rotating, &after, 1, false, later)).unwrap();
         assert!(r.failed.is_empty(), "{r:?}");
         resealed += r.resealed;
         calls += 1;
@@ -1692,11 +1697,11 @@ fn the_reseal_job_moves_every_envelope_to_the_primary_key_so_the_old_key_can_go(
         assert!(sealed.starts_with("fcp1.k2."), "{key} is still under another key");
         assert_eq!(k2_only.open(&sealed, aad).unwrap(), plain.as_bytes(), "{key}");
     }
-    let again = block_on(reseal::run(&env.db, &env.kv, &k2_only, "", 100, false)).unwrap();
+    let again = block_on(reseal::run(&env.db, &env.kv, &k2_only, "", 100, false, later)).unwrap();
     assert_eq!((again.current, again.resealed, again.failed.len()), (6, 0, 0), "{again:?}");
     // A ring missing the key an envelope needs reports it by key, never by value.
     let wrong = Keyring::parse(K1).unwrap();
-    let r = block_on(reseal::run(&env.db, &env.kv, &wrong, "", 100, true)).unwrap();
+    let r = block_on(reseal::run(&env.db, &env.kv, &wrong, "", 100, true, later)).unwrap();
     assert_eq!(r.failed.len(), 6);
     assert!(!serde_json::to_string(&r).unwrap().contains(CREDENTIAL));
     assert!(reseal::resume_after("not-a-cursor").is_none());
@@ -1728,4 +1733,38 @@ fn a_session_signed_with_the_previous_secret_survives_a_rotation() {
     assert_eq!(login.status, 200, "{:?}", login.body);
     env.secrets.previous_session_secret = None;
     assert_eq!(env.call("GET", "/api/v1/me", None).status, 200);
+}
+
+/// Review of F4(c): a manifest small as JSON but large in memory (a shared enum of small
+/// integers, 40 bytes of JSON become 80 bytes of value) is refused at publish by its memory
+/// cost, so no published manifest is too large for the isolate's cache.
+#[test]
+fn publish_refuses_a_manifest_too_large_in_memory() {
+    let env = Env::new();
+    let ws = signed_up(&env, "dense@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
+    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Dense" }))));
+    // Six tools sharing an enum of 160,000 small numbers: about 2 MB of JSON, about 66 MiB as
+    // values once parsed (under the import's budget, over the cache's).
+    let values: Vec<u32> = (0..160_000).map(|i| i % 10).collect();
+    let paths: serde_json::Map<String, Value> = (0..6)
+        .map(|i| {
+            let op = json!({"get": {"operationId": format!("dense{i}"), "responses": {"200": {"description": "ok"}},
+                "parameters": [{"$ref": "#/components/parameters/V"}]}});
+            (format!("/dense/{i}"), op)
+        })
+        .collect();
+    let doc = json!({"openapi": "3.0.3", "info": {"title": "Dense", "version": "1"},
+        "servers": [{"url": "https://api.example.com"}], "paths": paths,
+        "components": {"parameters": {"V": {"name": "v", "in": "query", "schema": {"type": "integer", "enum": values}}}}});
+    let imported = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc));
+    assert_eq!(imported.status, 201, "{:?}", imported.body.map(|b| b["error"].clone()));
+    let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "none" })));
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    let r = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
+    let body = r.body.unwrap();
+    assert_eq!((r.status, body["error"]["code"].clone()), (422, json!("manifest_too_large")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("MB in memory"), "{body}");
 }

@@ -970,8 +970,10 @@ fn the_manifest_cache_is_bounded_by_bytes_not_only_by_count() {
     use flowcp::mcp::server::{load_manifest, MANIFEST_CACHE_BYTES};
     let cache = ManifestCache::default();
     let words = |n: usize| Value::Array((0..n).map(|i| Value::String(format!("w{i:08}"))).collect());
-    // Each about 32 MB as values (400,000 enum entries); the last about 65 MB alone.
-    for (i, n) in [400_000usize, 400_000, 400_000, 800_000].into_iter().enumerate() {
+    // Each about 23 MB (250,000 enum entries as values, plus their JSON); the last about
+    // 80 MB alone. Two fit the budget: the third evicts only the least recently used.
+    let mut seen: Vec<String> = Vec::new();
+    for (i, n) in [250_000usize, 250_000, 250_000, 900_000].into_iter().enumerate() {
         let f = fixture(1, "none", true, false);
         republish(&f, |m| m.tools[0].input_schema = json!({"type": "object", "properties": {"e": {"enum": words(n)}}}));
         let loaded = block_on(load_manifest(&f.kv, &cache, &f.server, 1_000_000 + i as i64 * 10_000))
@@ -981,8 +983,11 @@ fn the_manifest_cache_is_bounded_by_bytes_not_only_by_count() {
         assert!(loaded.cost > n * 72, "manifest {i}: cost {} for {n} enum values", loaded.cost);
         let held = cache.manifest_bytes();
         assert!(held <= MANIFEST_CACHE_BYTES, "after manifest {i}: {held} bytes cached");
-        assert!(held > 0 || i == 3, "after manifest {i}: nothing cached");
+        seen.push(f.server.clone());
     }
+    assert!(!cache.holds(&seen[0], 2), "the least recently used was evicted");
+    assert!(cache.holds(&seen[1], 2) && cache.holds(&seen[2], 2), "the others stay");
+    assert!(!cache.holds(&seen[3], 2), "one larger than the budget is served, not kept");
 }
 
 /// Security review S4: discovery search reads at most `MAX_QUERY_WORDS` words of at most

@@ -15,7 +15,7 @@ const MAX_DEPTH: usize = 64;
 
 /// Human-readable problems with `args` against `schema` (empty = valid).
 pub fn validate_arguments(schema: &Value, args: &Value) -> Vec<String> {
-    let mut out = Out { list: Vec::new(), max: MAX_PROBLEMS };
+    let mut out = Out { list: Vec::new(), max: MAX_PROBLEMS, visits: MAX_VISITS };
     let empty = Value::Object(serde_json::Map::new());
     let args = if args.is_null() { &empty } else { args };
     check(schema, args, "", 0, &mut out);
@@ -28,7 +28,16 @@ pub fn validate_arguments(schema: &Value, args: &Value) -> Vec<String> {
 struct Out {
     list: Vec<String>,
     max: usize,
+    /// Schema-and-value pairs still allowed to be checked (shared with `anyOf`/`oneOf`
+    /// branches): past it the arguments are refused as too complex, never checked for long.
+    visits: usize,
 }
+
+/// Pairs checked per validation at most: far above any real tool call (a 10,000-element
+/// argument against a 10-branch `anyOf` is 100,000), and a bound on hostile ones (security
+/// review S4: a 2-million-element array against 1,000 branches).
+const MAX_VISITS: usize = 200_000;
+const TOO_COMPLEX: &str = "arguments: too large or too deeply alternated to validate";
 
 impl Out {
     fn push(&mut self, problem: String) {
@@ -152,6 +161,13 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize, out: &mut Out) {
     if out.full() || depth > MAX_DEPTH {
         return;
     }
+    if out.visits == 0 {
+        if !out.list.iter().any(|p| p == TOO_COMPLEX) {
+            out.push(TOO_COMPLEX.to_string());
+        }
+        return;
+    }
+    out.visits -= 1;
     let s = match schema {
         Value::Bool(false) => {
             out.push(format!("{}: not allowed", at(path)));
@@ -196,10 +212,15 @@ fn check(schema: &Value, v: &Value, path: &str, depth: usize, out: &mut Out) {
     for key in ["anyOf", "oneOf"] {
         if let Some(Value::Array(alts)) = s.get(key) {
             let ok = alts.iter().any(|sub| {
-                let mut tmp = Out { list: Vec::new(), max: 1 };
+                let mut tmp = Out { list: Vec::new(), max: 1, visits: out.visits };
                 check(sub, v, path, depth + 1, &mut tmp);
+                out.visits = tmp.visits;
                 tmp.list.is_empty()
             });
+            if out.visits == 0 {
+                out.push(TOO_COMPLEX.to_string());
+                return;
+            }
             if !ok && !alts.is_empty() {
                 out.push(format!("{}: does not match any of the {} allowed shapes", at(path), alts.len()));
             }
@@ -211,7 +232,12 @@ fn check_bounds(s: &serde_json::Map<String, Value>, v: &Value, path: &str, out: 
     let num = |k: &str| s.get(k).and_then(Value::as_f64);
     match v {
         Value::String(text) => {
-            let n = text.chars().count() as f64;
+            // Count only as far as a bound can need (a 4 MB string is not walked per branch).
+            let bounds = [num("minLength"), num("maxLength")];
+            let Some(need) = bounds.iter().flatten().map(|b| b.clamp(0.0, 1e9) as usize + 1).max() else {
+                return;
+            };
+            let n = text.chars().take(need).count() as f64;
             if let Some(min) = num("minLength").filter(|m| n < *m) {
                 out.push(format!("{}: shorter than {min} characters", at(path)));
             }
@@ -263,7 +289,7 @@ fn check_object(
     }
     let props = s.get("properties").and_then(Value::as_object);
     for (k, x) in m {
-        if out.full() {
+        if out.full() || out.visits == 0 {
             return;
         }
         match props.and_then(|p| p.get(k)) {
@@ -279,6 +305,10 @@ fn check_object(
 
 fn check_array(s: &serde_json::Map<String, Value>, a: &[Value], path: &str, depth: usize, out: &mut Out) {
     let prefix = s.get("prefixItems").and_then(Value::as_array);
+    let items = s.get("items");
+    if prefix.is_none() && items.is_none() {
+        return; // nothing to check per element: no walk
+    }
     for (i, x) in a.iter().enumerate() {
         let p = format!("{path}[{i}]");
         if let Some(sub) = prefix.and_then(|pre| pre.get(i)) {
@@ -286,7 +316,7 @@ fn check_array(s: &serde_json::Map<String, Value>, a: &[Value], path: &str, dept
         } else if let Some(sub) = s.get("items") {
             check(sub, x, &p, depth + 1, out);
         }
-        if out.full() {
+        if out.full() || out.visits == 0 {
             return;
         }
     }
@@ -322,6 +352,20 @@ mod tests {
         let problems = validate_arguments(&schema, &json!({"v": big}));
         println!("4 MB argument, 1,000 branches: {:?}", started.elapsed());
         assert_eq!(problems, vec!["`v`: does not match any of the 1000 allowed shapes".to_string()]);
+        // Arrays that pass the first elements of every branch: the shared visit budget ends it.
+        let branches: Vec<Value> = (0..1_000).map(|_| json!({"type": "array", "items": {"type": "integer"}})).collect();
+        let schema = json!({"type": "object", "properties": {"v": {"anyOf": branches}}});
+        let mut arg: Vec<Value> = vec![json!(0); 2_000_000];
+        arg.push(json!("x"));
+        let args = json!({ "v": arg });
+        let started = std::time::Instant::now();
+        let problems = validate_arguments(&schema, &args);
+        println!("2M-element argument, 1,000 array branches: {:?}", started.elapsed());
+        assert_eq!(problems, vec![TOO_COMPLEX.to_string()]);
+        // A long string against length bounds is counted only as far as the bounds need.
+        let schema = json!({"type": "object", "properties": {"s": {"anyOf": (0..1_000).map(|_| json!({"type": "string", "maxLength": 3})).collect::<Vec<_>>()}}});
+        assert_eq!(validate_arguments(&schema, &json!({"s": "y".repeat(4 << 20)})).len(), 1);
+        assert!(validate_arguments(&schema, &json!({"s": "abc"})).is_empty());
         let key = "k".repeat(1 << 20);
         let schema = json!({"type": "object", "additionalProperties": {"type": "integer"}});
         let problems = validate_arguments(&schema, &json!({ key: "not a number" }));

@@ -20,6 +20,10 @@ use super::{
 pub const DESCRIPTION_BUDGET: usize = 1024;
 /// Node budget for an output schema (they can be very large, e.g. GitHub's repository).
 pub const OUTPUT_SCHEMA_BUDGET: usize = 200;
+/// Longest operation id or tag kept (longer tags are dropped, ids cut).
+pub const MAX_NAME_CHARS: usize = 256;
+/// Tags kept per operation.
+pub const MAX_TAGS: usize = 16;
 /// Parameters read per list (path item or operation); real operations have a few dozen.
 pub const MAX_PARAMETERS: usize = 256;
 /// Node budget for an input schema.
@@ -58,7 +62,9 @@ pub(crate) fn build_tool<'a>(
     };
     let method = super::HttpMethod::parse(method).ok_or_else(|| format!("{method:?} is not an HTTP method"))?;
     let operation_key = format!("{method} {path}");
-    let operation_id = opm.get("operationId").and_then(Value::as_str).map(str::to_string);
+    // Kept in every manifest that publishes the tool: bounded like other names.
+    let operation_id =
+        opm.get("operationId").and_then(Value::as_str).map(|id| id.chars().take(MAX_NAME_CHARS).collect::<String>());
     let wanted_name = operation_id
         .as_deref()
         .and_then(super::names::tool_name)
@@ -114,7 +120,13 @@ pub(crate) fn build_tool<'a>(
     };
     let security = security_of(opm.get("security").or(ctx.security));
     let tags = match opm.get("tags") {
-        Some(Value::Array(t)) => t.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::Array(t)) => t
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| t.chars().count() <= MAX_NAME_CHARS)
+            .take(MAX_TAGS)
+            .map(str::to_string)
+            .collect(),
         _ => Vec::new(),
     };
     let tool = ToolDef {
