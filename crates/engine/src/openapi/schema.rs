@@ -509,9 +509,14 @@ fn merge_all_of(out: &mut Map<String, Value>) {
         return;
     };
     let mut leftover = Vec::new();
+    // Names already required, so merging many long lists stays linear.
+    let mut required: std::collections::HashSet<String> = match out.get("required") {
+        Some(Value::Array(r)) => r.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        _ => Default::default(),
+    };
     for part in parts {
         match part {
-            Value::Object(pm) => merge_into(out, pm, &mut leftover),
+            Value::Object(pm) => merge_into(out, pm, &mut leftover, &mut required),
             Value::Bool(true) => {}
             other => leftover.push(other),
         }
@@ -521,7 +526,12 @@ fn merge_all_of(out: &mut Map<String, Value>) {
     }
 }
 
-fn merge_into(dst: &mut Map<String, Value>, src: Map<String, Value>, leftover: &mut Vec<Value>) {
+fn merge_into(
+    dst: &mut Map<String, Value>,
+    src: Map<String, Value>,
+    leftover: &mut Vec<Value>,
+    required: &mut std::collections::HashSet<String>,
+) {
     for (k, v) in src {
         match k.as_str() {
             "properties" => {
@@ -538,8 +548,10 @@ fn merge_into(dst: &mut Map<String, Value>, src: Map<String, Value>, leftover: &
                 let entry = dst.entry("required").or_insert_with(|| json!([]));
                 if let Value::Array(dr) = entry {
                     for n in names {
-                        if !dr.contains(&n) {
-                            dr.push(n);
+                        if let Some(name) = n.as_str() {
+                            if required.insert(name.to_string()) {
+                                dr.push(n);
+                            }
                         }
                     }
                 }
@@ -655,14 +667,14 @@ fn prune_required(src: &Map<String, Value>, out: &mut Map<String, Value>) {
         return;
     };
     let src_props = src.get("properties").and_then(Value::as_object);
-    let removed: Vec<String> = match src_props {
+    let removed: std::collections::HashSet<String> = match src_props {
         Some(sp) => sp.keys().filter(|k| !props.contains_key(*k)).cloned().collect(),
-        None => Vec::new(),
+        None => Default::default(),
     };
     if removed.is_empty() {
         return;
     }
     if let Some(Value::Array(req)) = out.get_mut("required") {
-        req.retain(|r| r.as_str().map(|s| !removed.iter().any(|x| x == s)).unwrap_or(false));
+        req.retain(|r| r.as_str().is_some_and(|s| !removed.contains(s)));
     }
 }

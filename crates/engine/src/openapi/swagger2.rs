@@ -150,8 +150,13 @@ struct Ctx<'a> {
 fn servers(doc: &Value) -> Vec<Value> {
     let base = doc.get("basePath").and_then(Value::as_str).unwrap_or("");
     let base = base.trim_end_matches('/');
-    match doc.get("host").and_then(Value::as_str) {
+    if base.len() > 2_048 {
+        return Vec::new();
+    }
+    match doc.get("host").and_then(Value::as_str).filter(|h| h.len() <= 2_048) {
         Some(host) => {
+            // At most the media-type cap of schemes (de-duplicated): each makes a server URL
+            // with the whole host, copied into every tool.
             let schemes =
                 str_list(doc.get("schemes")).filter(|s| !s.is_empty()).unwrap_or_else(|| vec!["https".into()]);
             // Prefer https first when offered.

@@ -20,6 +20,10 @@ use super::{
 pub const DESCRIPTION_BUDGET: usize = 1024;
 /// Node budget for an output schema (they can be very large, e.g. GitHub's repository).
 pub const OUTPUT_SCHEMA_BUDGET: usize = 200;
+/// Longest parameter or body description kept (they are the model's main guide to an
+/// argument, so longer than descriptions inside schemas; bounded because a shared parameter
+/// or body copies it into every operation).
+const SCHEMA_DESCRIPTION_CHARS: usize = 4_096;
 /// Longest operation id or tag kept (longer tags are dropped, ids cut).
 pub const MAX_NAME_CHARS: usize = 256;
 /// Tags kept per operation.
@@ -327,8 +331,9 @@ fn build_param(ctx: &DocCtx, p: &ParamIn, problems: &mut Vec<Problem>) -> Option
     }
     if let Value::Object(m) = &mut schema {
         if let Some(d) = v.get("description").and_then(Value::as_str) {
+            let d = truncate_chars(d, SCHEMA_DESCRIPTION_CHARS);
             if ctx.ledger.charge(d.len()) {
-                m.insert("description".into(), Value::String(d.to_string()));
+                m.insert("description".into(), Value::String(d));
             }
         }
         if v.get("deprecated") == Some(&Value::Bool(true)) {
@@ -509,7 +514,11 @@ fn build_body(
                 .find(|c| !properties.contains_key(c))
                 .unwrap_or_else(|| "body".into());
             if let (Some(d), Value::Object(m)) = (rb.get("description").and_then(Value::as_str), &mut schema) {
-                m.entry("description").or_insert_with(|| Value::String(d.to_string()));
+                // A shared request body's description would be copied into every operation.
+                let d = truncate_chars(d, SCHEMA_DESCRIPTION_CHARS);
+                if ctx.ledger.charge(d.len()) {
+                    m.entry("description").or_insert_with(|| Value::String(d));
+                }
             }
             properties.insert(arg.clone(), schema);
             if body_required {

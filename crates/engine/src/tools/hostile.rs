@@ -118,6 +118,34 @@ pub fn hostile_documents() -> Vec<(String, Vec<u8>)> {
         "fits-required-merge".into(),
         doc(json!({"/x": {"post": body_of(Map::from_iter([("r".to_string(), schema)]))}}), json!({})),
     ));
+    // allOf of 400 parts, each requiring the same 1,000 names (merging compared them pairwise).
+    let names: Vec<Value> = (0..1_000).map(|i| json!(format!("n{i}"))).collect();
+    let parts: Vec<Value> = (0..400).map(|_| json!({"required": names})).collect();
+    out.push((
+        "fits-allof-required".into(),
+        doc(json!({"/x": {"post": body_of(Map::from_iter([("r".to_string(), json!({"allOf": parts}))]))}}), json!({})),
+    ));
+    // A 2.0 host of 1 MB with many schemes, and a shared body whose description is 1 MB.
+    let schemes: Vec<String> = (0..10_000).map(|i| format!("s{i}")).collect();
+    let paths: Map<String, Value> = (0..2_000)
+        .map(|i| {
+            (
+                format!("/b{i}"),
+                json!({"post": {"requestBody": {"$ref": "#/components/requestBodies/B"}, "responses": {}}}),
+            )
+        })
+        .collect();
+    let mut d = doc(
+        Value::Object(paths),
+        json!({"requestBodies": {"B": {"description": "d".repeat(1 << 20), "content": {"text/plain": {"schema": {"type": "string"}}}}}}),
+    );
+    d["servers"] = json!([{"url": "https://api.example"}]);
+    out.push(("fits-shared-body-description".into(), d));
+    out.push((
+        "fits-swagger2-host".into(),
+        json!({"swagger": "2.0", "info": {"title": "hostile", "version": "1"}, "host": "h".repeat(1 << 20), "schemes": schemes,
+            "paths": {"/a": {"get": {"responses": {}}}}}),
+    ));
     // 50,000 distinct parameters on one operation.
     let params: Vec<Value> = (0..50_000).map(|i| json!({"name": format!("q{i}"), "in": "query"})).collect();
     out.push((
