@@ -153,6 +153,8 @@ pub fn aad_workspace_secret(workspace_id: &str, name: &str) -> Vec<u8> {
 }
 
 /// AAD for a server's upstream credential.
+// TODO-security(issue 11): bind the credential's confirmed origin into this AAD, so a sealed
+// credential cannot be replayed under another origin binding.
 pub fn aad_server_credential(server_id: &str) -> Vec<u8> {
     format!("credential|{server_id}").into_bytes()
 }

@@ -161,6 +161,8 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     Err(ApiError::not_found())
 }
 
+// TODO-security(issue 11 review): `/ops` shares the deep `/healthz` token; give operations a
+// token of their own so monitoring never holds a key-rotation capability.
 /// `POST /ops/reseal?cursor=&limit=&dry_run=1` (operator token): one page of the re-seal job
 /// (docs/operations.md, "Key rotation").
 async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Response, ApiError> {
@@ -349,6 +351,7 @@ fn var_is_on(env: &Env, name: &str) -> bool {
 /// How much of an over-limit body is read and dropped before answering 413 (memory stays
 /// flat). Under wrangler dev a smaller drain deadlocks a client that keeps writing: the answer
 /// is not forwarded until the upload ends, and the upload stalls once nobody reads it.
+// TODO-security(issue 11): the drain has no time limit; a slow sender holds the request.
 const DRAIN_MAX: usize = 64 * 1024 * 1024;
 
 async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {

@@ -193,6 +193,8 @@ pub(crate) fn prepare(manifest: Manifest, json_len: usize) -> Loaded {
 
 /// The live manifest of a server: one KV read for the live version, then the isolate cache
 /// (manifests are immutable per version) or a second KV read.
+// TODO-security(issue 11 review): concurrent requests for an uncached manifest each parse it;
+// share one in-flight load per (server, version).
 pub async fn load_manifest(
     kv: &impl Kv,
     cache: &ManifestCache,

@@ -52,6 +52,8 @@ pub fn may_remove(actor: Role, leaving: bool, target_role: Role, owners: usize) 
     Ok(())
 }
 
+// TODO-security(issue 11): the last-owner check and the write are separate statements; two
+// concurrent demotions can leave no owner. Fold both into one `Db::batch` with a guard.
 fn last_owner() -> ApiError {
     ApiError::new(ErrorCode::LastOwner, "A workspace needs an owner; make someone else owner first.")
 }

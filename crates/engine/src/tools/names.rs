@@ -136,6 +136,8 @@ pub fn is_valid_arg_name(name: &str) -> bool {
 /// headers a proxy or platform may honour (`X-Forwarded-*`, `Forwarded`, `CF-*`,
 /// `X-HTTP-Method-Override`). A parameter with such a name is dropped at import with a warning
 /// and never sent, so a client cannot pick the virtual host or the framing the credential goes to.
+// TODO-security(issue 11): a method override through a query parameter (`_method`) is the
+// API's own business and is not refused.
 pub fn is_forbidden_header(name: &str) -> bool {
     const EXACT: &[&str] = &[
         "accept",
