@@ -91,7 +91,7 @@ pub async fn dispatch<K: Kv, H: Http>(
         })),
         // The 2026-07-28 era adds its cache hints to the list.
         "tools/list" => tools_list(ctx.loaded, params).map(|r| {
-            let mut r = results::value(&r);
+            let mut r = r.into_value();
             r["ttlMs"] = json!(TTL_MS);
             r["cacheScope"] = json!(cache_scope);
             r

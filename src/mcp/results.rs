@@ -60,6 +60,18 @@ pub struct ListToolsResult {
     pub next_cursor: Option<String>,
 }
 
+impl ListToolsResult {
+    /// The result as JSON, moving the rendered page rather than copying it again.
+    pub fn into_value(self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("tools".into(), Value::Array(self.tools));
+        if let Some(c) = self.next_cursor {
+            m.insert("nextCursor".into(), Value::String(c));
+        }
+        Value::Object(m)
+    }
+}
+
 /// `server/discover` (2026-07-28).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

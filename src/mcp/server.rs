@@ -167,7 +167,7 @@ async fn dispatch_request<K: Kv, H: Http>(
     let result = match method {
         "initialize" => Ok(results::value(&initialize(ctx, params))),
         "ping" => Ok(json!({})),
-        "tools/list" => tools_list(ctx.loaded, params).map(|r| results::value(&r)),
+        "tools/list" => tools_list(ctx.loaded, params).map(results::ListToolsResult::into_value),
         "tools/call" => tools_call(ctx, params, audit).await.map(|r| r.to_value()),
         "resources/list" | "prompts/list" | "resources/templates/list" => {
             Err(not_found(format!("Method not found: {method} (this server offers tools only)")))
