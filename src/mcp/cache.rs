@@ -14,9 +14,9 @@ use crate::store::{Kv, StoreError};
 use crate::tools::ToolDef;
 
 pub(crate) const MANIFEST_CACHE_ENTRIES: usize = 64;
-/// Memory the cached manifests of one isolate may take (as values, estimated by the engine's
-/// ledger walk). A manifest larger than this on its own is used but not kept; publishing caps
-/// manifests at [`crate::manifest::MAX_MANIFEST_BYTES`] of JSON, which stays under it.
+/// Memory the cached manifests of one isolate may take ([`crate::manifest::cost`]). It is the
+/// publish limit too, so only a manifest published before that limit can exceed it: such a
+/// one is used but not kept.
 pub const MANIFEST_CACHE_BYTES: usize = crate::manifest::MAX_MANIFEST_COST;
 
 /// Why a published server's manifest could not be used. The client sees 503; the operator log

@@ -10,10 +10,11 @@
 //! KV has no compare-and-set and its reads are cached at the edge for up to a minute, so D1
 //! is the arbiter: an owner's envelopes are written back only if its row (key names, live
 //! version, `updated_at`) is unchanged since the page read it and older than [`SETTLE_MS`];
-//! otherwise they are counted as `changed_meanwhile` for a later run. TODO-security(issue 11
-//! review), known limit: a write
-//! racing the job inside one request's duration (between the D1 re-read and the KV write)
-//! could still be overwritten; rotate when nobody is editing credentials (docs/operations.md).
+//! otherwise they are counted as `changed_meanwhile` for a later run.
+//!
+//! TODO-security(issue 11 review), known limit: a write racing the job inside one request's
+//! duration (between the D1 re-read and the KV write) could still be overwritten; rotate when
+//! nobody is editing credentials (docs/operations.md).
 
 use serde::Serialize;
 

@@ -84,6 +84,9 @@ test("rotation drill: re-seal under k2, remove k1, everything still opens and ca
   assert.equal((await owner.get("/api/v1/me")).status, 200, "the session signed with the previous secret still works");
   assert.equal((await owner.post(P("/apps"), { name: "During rotation" })).status, 201, "and so do its writes (CSRF)");
   assert.equal((await reseal(w.url, "?cursor=garbage")).status, 400);
+  assert.equal((await reseal(w.url, "?limit=many")).status, 400);
+  const get = await fetch(`${w.url}/ops/reseal`, { headers: { authorization: `Bearer ${base.FLOWCP_OPERATOR_TOKEN}` } });
+  assert.equal(get.status, 405, "the job runs only on POST");
   const dry = await reseal(w.url, "?dry_run=1");
   assert.equal(dry.status, 200, JSON.stringify(dry.body));
   // Three servers (draft + live copy each) and two secrets.

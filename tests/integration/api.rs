@@ -1592,24 +1592,42 @@ fn sign_up_loops_cannot_flood_a_mailbox() {
 #[test]
 fn publish_refuses_a_manifest_above_the_cap() {
     let env = Env::new();
-    let ws = signed_up(&env, "big@example.com");
-    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
-    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
-    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Big" }))));
     // Ten operations sharing a parameter with 11,500 enum values of 110 characters: each tool
     // about 1.3 MB (under the per-tool cap), the manifest about 13 MB, the import well under
     // its memory budget (long strings are cheap in memory for their size).
     let values: Vec<String> = (0..11_500).map(|i| format!("{i:0110}")).collect();
-    let paths: serde_json::Map<String, Value> = (0..10)
+    let schema = json!({"type": "string", "enum": values});
+    let (ws, srv, r) = publish_operations_sharing_a_parameter(&env, "big@example.com", 10, schema);
+    let body = r.body.unwrap();
+    assert_eq!(r.status, 422, "{}", body["error"]);
+    assert_eq!(body["error"]["code"], "manifest_too_large");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&flowcp::manifest::MAX_MANIFEST_BYTES.to_string()));
+    let server = env.call("GET", &format!("/api/v1/workspaces/{ws}/servers/{srv}"), None).body.unwrap();
+    assert_eq!(server["published_version"], Value::Null);
+}
+
+/// Signs up `email`, imports `count` operations that share one query parameter with `schema`,
+/// makes a verified `none` server of them and publishes it: (workspace, server, the answer).
+fn publish_operations_sharing_a_parameter(
+    env: &Env,
+    email: &str,
+    count: usize,
+    schema: Value,
+) -> (String, String, Response) {
+    let ws = signed_up(env, email);
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
+    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Shared" }))));
+    let paths: serde_json::Map<String, Value> = (0..count)
         .map(|i| {
-            let op = json!({"get": {"operationId": format!("big{i}"), "responses": {"200": {"description": "ok"}},
+            let op = json!({"get": {"operationId": format!("op{i}"), "responses": {"200": {"description": "ok"}},
                 "parameters": [{"$ref": "#/components/parameters/V"}]}});
-            (format!("/big/{i}"), op)
+            (format!("/op/{i}"), op)
         })
         .collect();
-    let doc = json!({"openapi": "3.0.3", "info": {"title": "Big", "version": "1"},
+    let doc = json!({"openapi": "3.0.3", "info": {"title": "Shared", "version": "1"},
         "servers": [{"url": "https://api.example.com"}], "paths": paths,
-        "components": {"parameters": {"V": {"name": "v", "in": "query", "schema": {"type": "string", "enum": values}}}}});
+        "components": {"parameters": {"V": {"name": "v", "in": "query", "schema": schema}}}});
     let imported = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc));
     assert_eq!(imported.status, 201, "{:?}", imported.body.map(|b| b["error"].clone()));
     let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
@@ -1617,11 +1635,7 @@ fn publish_refuses_a_manifest_above_the_cap() {
     let v = env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap();
     assert_eq!(v["state"], "verified", "{v}");
     let r = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
-    let body = r.body.unwrap();
-    assert_eq!(r.status, 422, "{}", body["error"]);
-    assert_eq!(body["error"]["code"], "manifest_too_large");
-    assert!(body["error"]["message"].as_str().unwrap().contains(&flowcp::manifest::MAX_MANIFEST_BYTES.to_string()));
-    assert_eq!(env.call("GET", &p(&format!("/servers/{srv}")), None).body.unwrap()["published_version"], Value::Null);
+    (ws, srv, r)
 }
 
 const K1: &str = "k1:2222222222222222222222222222222222222222222222222222222222222222";
@@ -1741,29 +1755,11 @@ fn a_session_signed_with_the_previous_secret_survives_a_rotation() {
 #[test]
 fn publish_refuses_a_manifest_too_large_in_memory() {
     let env = Env::new();
-    let ws = signed_up(&env, "dense@example.com");
-    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
-    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
-    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Dense" }))));
     // Six tools sharing an enum of 160,000 small numbers: about 2 MB of JSON, about 66 MiB as
     // values once parsed (under the import's budget, over the cache's).
     let values: Vec<u32> = (0..160_000).map(|i| i % 10).collect();
-    let paths: serde_json::Map<String, Value> = (0..6)
-        .map(|i| {
-            let op = json!({"get": {"operationId": format!("dense{i}"), "responses": {"200": {"description": "ok"}},
-                "parameters": [{"$ref": "#/components/parameters/V"}]}});
-            (format!("/dense/{i}"), op)
-        })
-        .collect();
-    let doc = json!({"openapi": "3.0.3", "info": {"title": "Dense", "version": "1"},
-        "servers": [{"url": "https://api.example.com"}], "paths": paths,
-        "components": {"parameters": {"V": {"name": "v", "in": "query", "schema": {"type": "integer", "enum": values}}}}});
-    let imported = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc));
-    assert_eq!(imported.status, 201, "{:?}", imported.body.map(|b| b["error"].clone()));
-    let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
-    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "none" })));
-    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
-    let r = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
+    let schema = json!({"type": "integer", "enum": values});
+    let (_, _, r) = publish_operations_sharing_a_parameter(&env, "dense@example.com", 6, schema);
     let body = r.body.unwrap();
     assert_eq!((r.status, body["error"]["code"].clone()), (422, json!("manifest_too_large")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("MB in memory"), "{body}");

@@ -3,8 +3,8 @@
 //!
 //! Why: a schema node budget bounds how many nodes are produced, not how big they are. One
 //! 400 KB `enum` referenced from 2,500 properties is 5,000 nodes and a gigabyte of copies
-//! (security review F3). The ledger charges the approximate JSON size of every value it
-//! copies, so the total output of one import is bounded whatever the document does; once it
+//! (security review F3). The ledger charges the memory of every value it copies, so the
+//! total output of one import is bounded whatever the document does; once it
 //! is spent, every later copy is refused at once and the import ends with
 //! [`super::LoadError::OutputTooLarge`].
 //!
@@ -126,10 +126,6 @@ impl Ledger {
     /// The error an import ends with once the ledger is over.
     pub fn too_large(&self) -> super::LoadError {
         super::LoadError::OutputTooLarge { limit: self.limit, largest: self.largest.borrow().clone() }
-    }
-
-    pub fn limit(&self) -> usize {
-        self.limit
     }
 
     /// Bytes charged so far.
