@@ -46,6 +46,7 @@ pub enum ErrorCode {
     InvalidAuthConfig,
     InvalidAuthMode,
     InvalidBaseUrl,
+    InvalidOrigin,
     InvalidCredential,
     InvalidDescription,
     InvalidEmail,
@@ -102,6 +103,7 @@ impl ErrorCode {
         ErrorCode::InvalidAuthConfig,
         ErrorCode::InvalidAuthMode,
         ErrorCode::InvalidBaseUrl,
+        ErrorCode::InvalidOrigin,
         ErrorCode::InvalidCredential,
         ErrorCode::InvalidDescription,
         ErrorCode::InvalidEmail,
@@ -158,6 +160,7 @@ impl ErrorCode {
             ErrorCode::InvalidAuthConfig => "invalid_auth_config",
             ErrorCode::InvalidAuthMode => "invalid_auth_mode",
             ErrorCode::InvalidBaseUrl => "invalid_base_url",
+            ErrorCode::InvalidOrigin => "invalid_origin",
             ErrorCode::InvalidCredential => "invalid_credential",
             ErrorCode::InvalidDescription => "invalid_description",
             ErrorCode::InvalidEmail => "invalid_email",
@@ -210,6 +213,7 @@ impl ErrorCode {
             | ErrorCode::InvalidAuthConfig
             | ErrorCode::InvalidAuthMode
             | ErrorCode::InvalidBaseUrl
+            | ErrorCode::InvalidOrigin
             | ErrorCode::InvalidCredential
             | ErrorCode::InvalidDescription
             | ErrorCode::InvalidEmail
@@ -265,6 +269,7 @@ impl ErrorCode {
             ErrorCode::InvalidAuthConfig => "The auth configuration is not valid.",
             ErrorCode::InvalidAuthMode => "auth_mode must be none, api_key, bearer or oauth.",
             ErrorCode::InvalidBaseUrl => "base_url must be an absolute http(s) URL.",
+            ErrorCode::InvalidOrigin => "allowed_origins must list origins such as https://app.example.",
             ErrorCode::InvalidCredential => "The credential is not valid.",
             ErrorCode::InvalidDescription => "The description is not valid.",
             ErrorCode::InvalidEmail => "Enter a valid email address.",

@@ -81,6 +81,9 @@ pub struct Manifest {
     /// The owner's base URL override; `None` uses each tool's servers.
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "base_url")]
     pub base_url: Option<String>,
+    /// Browser origins allowed to call (besides FlowCP's own); `None` allows any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
     /// Enabled tools with the owner's curation applied, in a stable order (by name).
     pub tools: Vec<ToolDef>,
 }

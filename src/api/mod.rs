@@ -77,9 +77,11 @@ impl Request {
 
 /// For PATCH fields where `null` means "clear" and absence means "leave as it is":
 /// `#[serde(default, deserialize_with = "double_option")] field: Option<Option<String>>`.
-pub(crate) fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+pub(crate) fn double_option<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     use serde::Deserialize;
-    Option::<String>::deserialize(d).map(Some)
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// An HTTP response from core code.

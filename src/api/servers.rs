@@ -119,6 +119,44 @@ pub struct UpdateBody {
     /// The tool verification calls (a safe GET by default); `null` clears it.
     #[serde(default, deserialize_with = "super::double_option")]
     probe_tool: Option<Option<String>>,
+    /// Browser origins (`https://app.example`, at most 32) allowed to call the published
+    /// server; `null` allows any origin. Takes effect at the next publish.
+    #[serde(default, deserialize_with = "super::double_option")]
+    allowed_origins: Option<Option<Vec<String>>>,
+}
+
+/// Origins one server may list.
+const MAX_ALLOWED_ORIGINS: usize = 32;
+
+/// `scheme://host[:port]`, normalised (lower case, default port dropped); nothing else.
+fn clean_origins(list: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let bad = |o: &str| {
+        let o: String = o.chars().take(80).collect();
+        ApiError::new(
+            ErrorCode::InvalidOrigin,
+            format!("allowed_origins holds {o:?}; each entry must be an origin such as https://app.example (scheme, host and optional port, no path)."),
+        )
+    };
+    if list.len() > MAX_ALLOWED_ORIGINS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidOrigin,
+            format!("allowed_origins may hold at most {MAX_ALLOWED_ORIGINS} origins; use null to allow any."),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for o in &list {
+        let u = url::Url::parse(o.trim()).map_err(|_| bad(o))?;
+        let plain = u.username().is_empty() && u.password().is_none() && u.query().is_none() && u.fragment().is_none();
+        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || !plain || !matches!(u.path(), "" | "/")
+        {
+            return Err(bad(o));
+        }
+        let origin = u.origin().ascii_serialization();
+        if !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    Ok(out)
 }
 
 /// Every field `auth_config` may hold (see `store::servers::AuthConfig`); `credential_origin` is
@@ -252,6 +290,9 @@ pub async fn update<D: Db, K: Kv, H: Http>(
             }
         }
         s.probe_tool = p;
+    }
+    if let Some(o) = body.allowed_origins {
+        s.allowed_origins = o.map(clean_origins).transpose()?;
     }
     store::save_config(svc.db, &s, svc.now_ms).await?;
     get(svc, m, id).await
@@ -541,6 +582,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         },
         discovery: s.discovery_mode,
         base_url: s.base_url_override.clone(),
+        allowed_origins: s.allowed_origins.clone(),
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;

@@ -222,6 +222,8 @@ pub struct ServerView {
     pub discovery_mode: bool,
     pub base_url: Option<String>,
     pub probe_tool: Option<String>,
+    /// Browser origins allowed to call the published server; `null`: any origin.
+    pub allowed_origins: Option<Vec<String>>,
     pub verification: VerificationView,
     pub published: bool,
     pub published_version: Option<i64>,
@@ -263,6 +265,7 @@ impl ServerView {
             discovery_mode: s.discovery_mode,
             base_url: s.base_url_override.clone(),
             probe_tool: s.probe_tool.clone(),
+            allowed_origins: s.allowed_origins.clone(),
             verification: VerificationView {
                 state: s.verification_state,
                 checked_at: s.verified_at,

@@ -14,7 +14,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use flowcp::invoke::{build_request, validate_arguments, Credential};
+use flowcp::invoke::{build_request, validate_tool_arguments, Credential};
 use flowcp::openapi::MAX_DOCUMENT_BYTES;
 use flowcp::tools::{import, ImportReport};
 use serde_json::{json, Value};
@@ -103,7 +103,7 @@ fn tools_cmd(report: &ImportReport) -> Result<String, String> {
 fn plan_cmd(report: &ImportReport, name: &str, raw: &str, base: Option<&str>) -> Result<String, String> {
     let tool = report.tools.iter().find(|t| t.name == name).ok_or_else(|| format!("no tool named {name:?}"))?;
     let args: Value = serde_json::from_str(raw).map_err(|e| format!("ARGS_JSON: {e}"))?;
-    let problems = validate_arguments(&tool.input_schema, &args);
+    let problems = validate_tool_arguments(tool, &args);
     if !problems.is_empty() {
         return Err(format!("invalid arguments: {}", problems.join("; ")));
     }

@@ -338,7 +338,10 @@ async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result
     let url =
         req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
     let body = mcp_server::protected_resource_metadata(&url.origin().ascii_serialization(), &loaded.manifest);
-    json_response(&JsonResponse { status: 200, body })
+    let mut resp = json_response(&JsonResponse { status: 200, body })?;
+    // Public metadata: browser-based clients read it from any origin.
+    let _ = resp.headers_mut().set("access-control-allow-origin", "*");
+    Ok(resp)
 }
 
 fn var_is_on(env: &Env, name: &str) -> bool {

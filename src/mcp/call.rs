@@ -6,7 +6,10 @@
 use serde_json::Value;
 
 use super::runtime::{CallCtx, CallToolResult, Runtime};
-use crate::invoke::{build_request, invalid_arguments_result, map_response, validate_arguments, Credential};
+use crate::invoke::{
+    build_request, invalid_arguments_result, map_response_with, validate_tool_arguments, Credential, ResponseBudget,
+    ResponseOutcome,
+};
 use crate::manifest::{self, Manifest};
 use crate::net::{check_url, Http, HttpRequest};
 use crate::redact::Redactor;
@@ -86,7 +89,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     args: &Value,
     event: &mut AuditEvent,
 ) -> CallToolResult {
-    let problems = validate_arguments(&tool.input_schema, args);
+    let problems = validate_tool_arguments(tool, args);
     if !problems.is_empty() {
         event.outcome = Outcome::Invalid;
         return invalid_arguments_result(&problems);
@@ -181,9 +184,12 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
         }
         None => (content_type, resp.body),
     };
-    let result = map_response(tool, resp.status, content_type.as_deref(), &body);
-    if result.is_error {
-        event.outcome = Outcome::UpstreamError;
-    }
+    let (result, outcome) =
+        map_response_with(tool, resp.status, content_type.as_deref(), &body, &ResponseBudget::default());
+    event.outcome = match outcome {
+        ResponseOutcome::Ok => Outcome::Ok,
+        ResponseOutcome::UpstreamError => Outcome::UpstreamError,
+        ResponseOutcome::Unexpected => Outcome::UnexpectedResponse,
+    };
     result
 }

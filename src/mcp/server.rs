@@ -27,9 +27,65 @@ pub use super::methods::PAGE_SIZE;
 pub use super::runtime::UPSTREAM_TIMEOUT_MS;
 pub use super::runtime::{internal_error, McpRequest, McpResponse, Runtime};
 
-/// Handles one POST to `/mcp/<server_id>`.
+/// Handles one request to `/mcp/<server_id>` (POST, or the CORS preflight). A browser caller
+/// whose Origin the server allows gets CORS headers on every answer; one it does not allow
+/// gets 403 without them.
 pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req: &McpRequest<'_>) -> McpResponse {
+    let origin = header(req.headers, "origin");
+    let (mut out, cors) = serve(rt, server_id, req, origin).await;
+    if let (Some(o), true) = (origin, cors) {
+        out.headers.extend(transport::cors_headers(o));
+    }
+    out
+}
+
+/// The answer, and whether a cross-origin caller may read it.
+async fn serve<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    server_id: &str,
+    req: &McpRequest<'_>,
+    origin: Option<&str>,
+) -> (McpResponse, bool) {
     let started = (rt.clock)();
+    if req.method == "OPTIONS" {
+        return match load_manifest(rt.kv, rt.cache, server_id, started).await {
+            Ok(Some(l)) => match origin {
+                Some(o) if !transport::origin_allowed(o, &rt.origin, l.manifest.allowed_origins.as_deref()) => {
+                    (transport::forbidden_origin().into(), false)
+                }
+                _ => {
+                    let mut r =
+                        McpResponse { status: 204, body: None, headers: Vec::new(), audit: Vec::new(), internal: None };
+                    r.headers.push(("allow".into(), "POST, OPTIONS".into()));
+                    if let Some(o) = origin {
+                        // `handle` adds the common CORS headers.
+                        r.headers.extend(transport::cors_preflight(o).into_iter().filter(|(k, _)| {
+                            !matches!(
+                                k.as_str(),
+                                "access-control-allow-origin" | "access-control-expose-headers" | "vary"
+                            )
+                        }));
+                    }
+                    (r, true)
+                }
+            },
+            Ok(None) => (reject(404, "Not Found: no published MCP server at this URL."), true),
+            Err(_) => (reject(503, "This server's published configuration could not be read; try again."), true),
+        };
+    }
+    let mut readable = true;
+    let r = serve_post(rt, server_id, req, origin, started, &mut readable).await;
+    (r, readable)
+}
+
+async fn serve_post<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    server_id: &str,
+    req: &McpRequest<'_>,
+    origin: Option<&str>,
+    started: i64,
+    readable: &mut bool,
+) -> McpResponse {
     let pre = match transport::preflight(req.method, req.headers, &rt.origin) {
         Ok(p) => p,
         Err(mut r) => {
@@ -53,6 +109,12 @@ pub async fn handle<K: Kv, H: Http>(rt: &Runtime<'_, K, H>, server_id: &str, req
             return r;
         }
     };
+    if let Some(o) = origin {
+        if !transport::origin_allowed(o, &rt.origin, loaded.manifest.allowed_origins.as_deref()) {
+            *readable = false;
+            return transport::forbidden_origin().into();
+        }
+    }
     let manifest_done = (rt.clock)();
     let connection = match authorize(rt, &loaded, req).await {
         Ok(c) => c,

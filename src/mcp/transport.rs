@@ -1,8 +1,8 @@
 //! HTTP-level rules of Streamable HTTP for a stateless, JSON-only server.
 //!
-//! Checked in this order, before any JSON-RPC is read: Origin (a present, foreign Origin is
-//! refused with 403 — DNS-rebinding defence), method (POST only; GET and DELETE answer 405 since
-//! we offer no SSE stream and no sessions), Content-Type (`application/json`, else 415), Accept
+//! Checked in this order, before any JSON-RPC is read: method (POST only; GET and DELETE
+//! answer 405 since we offer no SSE stream and no sessions; OPTIONS is the CORS preflight,
+//! answered by the server), Content-Type (`application/json`, else 415), Accept
 //! (must admit `application/json`, else 406; absent is tolerated), `MCP-Protocol-Version`
 //! (unsupported -> 400). Then the body: unparsable JSON -> -32700; a batch is accepted only for
 //! 2025-03-26, the last version that had batches.
@@ -57,13 +57,52 @@ pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
     })
 }
 
-/// `own_origin`: `scheme://host[:port]` of this server, the only Origin accepted besides none.
-pub fn preflight(method: &str, headers: &[(String, String)], own_origin: &str) -> Result<Preflight, Rejection> {
-    if let Some(origin) = header(headers, "origin") {
-        if !origin.eq_ignore_ascii_case(own_origin) {
-            return Err(Rejection::new(403, "Forbidden: requests from this Origin are not accepted."));
-        }
+/// May a browser page at `origin` call a server whose owner allows `allowed` (`None`: any)?
+/// FlowCP's own origin always may. The DNS-rebinding defence is the Host allow-list (checked
+/// before this): a rebound name arrives with a Host this deployment does not serve.
+pub fn origin_allowed(origin: &str, own_origin: &str, allowed: Option<&[String]>) -> bool {
+    let origin = origin.trim();
+    if origin.eq_ignore_ascii_case(own_origin) {
+        return true;
     }
+    match allowed {
+        None => true,
+        Some(list) => list.iter().any(|a| a.eq_ignore_ascii_case(origin)),
+    }
+}
+
+/// The refusal of a browser origin the owner did not allow.
+pub fn forbidden_origin() -> Rejection {
+    Rejection::new(403, "Forbidden: this server does not accept requests from this Origin.")
+}
+
+/// Headers a browser may send to a published server, and read from its answers (the OAuth
+/// challenge, the session and version headers, the rate-limit wait).
+pub const CORS_ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID, X-Api-Key";
+pub const CORS_EXPOSE_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version, Retry-After";
+
+/// Response headers for a cross-origin caller at `origin` (never with credentials: access
+/// keys travel in headers, and there is no cookie to send).
+pub fn cors_headers(origin: &str) -> Vec<(String, String)> {
+    vec![
+        ("access-control-allow-origin".into(), origin.trim().to_string()),
+        ("access-control-expose-headers".into(), CORS_EXPOSE_HEADERS.into()),
+        ("vary".into(), "Origin".into()),
+    ]
+}
+
+/// The answer to a CORS preflight that passed.
+pub fn cors_preflight(origin: &str) -> Vec<(String, String)> {
+    let mut h = cors_headers(origin);
+    h.push(("access-control-allow-methods".into(), "POST, GET, DELETE, OPTIONS".into()));
+    h.push(("access-control-allow-headers".into(), CORS_ALLOW_HEADERS.into()));
+    h.push(("access-control-max-age".into(), "86400".into()));
+    h
+}
+
+/// `own_origin`: `scheme://host[:port]` of this server (kept for the signature's callers).
+pub fn preflight(method: &str, headers: &[(String, String)], _own_origin: &str) -> Result<Preflight, Rejection> {
     match method {
         "POST" => {}
         "GET" | "DELETE" | "PUT" | "PATCH" | "HEAD" | "OPTIONS" => {
@@ -182,9 +221,6 @@ mod tests {
     fn each_http_rule_has_its_status() {
         assert_eq!(preflight("GET", &ok_headers(), ORIGIN).unwrap_err().status, 405);
         assert_eq!(preflight("DELETE", &ok_headers(), ORIGIN).unwrap_err().status, 405);
-        let mut foreign = ok_headers();
-        foreign.push(("origin".into(), "https://evil.example".into()));
-        assert_eq!(preflight("POST", &foreign, ORIGIN).unwrap_err().status, 403);
         let mut same = ok_headers();
         same.push(("Origin".into(), ORIGIN.into()));
         assert!(preflight("POST", &same, ORIGIN).is_ok());
@@ -201,16 +237,23 @@ mod tests {
     }
 
     #[test]
-    fn origin_is_checked_first_and_exactly() {
-        for origin in ["https://evil.example", "null", "http://flowcp.example", "https://flowcp.example:8443", ""] {
-            let mut hs = ok_headers();
-            hs.push(("origin".into(), origin.into()));
-            assert_eq!(preflight("GET", &hs, ORIGIN).unwrap_err().status, 403, "GET with Origin {origin:?}");
-            assert_eq!(preflight("POST", &hs, ORIGIN).unwrap_err().status, 403, "POST with Origin {origin:?}");
+    fn origins_are_allowed_by_the_owner_list_or_any_when_there_is_none() {
+        for origin in ["https://inspector.example", "null", "http://localhost:6274"] {
+            assert!(origin_allowed(origin, ORIGIN, None), "{origin}");
         }
-        let mut upper = ok_headers();
-        upper.push(("origin".into(), "HTTPS://FLOWCP.EXAMPLE".into()));
-        assert!(preflight("POST", &upper, ORIGIN).is_ok(), "scheme and host compare case-insensitively");
+        let list = vec!["https://app.example".to_string(), "http://localhost:6274".to_string()];
+        assert!(origin_allowed("https://app.example", ORIGIN, Some(&list)));
+        assert!(origin_allowed("HTTPS://APP.EXAMPLE", ORIGIN, Some(&list)), "origins compare case-insensitively");
+        assert!(origin_allowed(ORIGIN, ORIGIN, Some(&[])), "FlowCP's own origin always");
+        for origin in ["https://evil.example", "null", "", "https://app.example:8443", "http://app.example"] {
+            assert!(!origin_allowed(origin, ORIGIN, Some(&list)), "{origin:?}");
+        }
+        let h = cors_preflight("https://app.example");
+        assert!(h.contains(&("access-control-allow-origin".into(), "https://app.example".into())));
+        assert!(h.iter().any(|(k, v)| k == "access-control-expose-headers"
+            && v.contains("WWW-Authenticate")
+            && v.contains("Mcp-Session-Id")));
+        assert!(!h.iter().any(|(k, _)| k == "access-control-allow-credentials"), "never with credentials");
     }
 
     #[test]

@@ -25,10 +25,14 @@ pub enum Outcome {
     UpstreamError,
     Denied,
     Invalid,
+    /// A 2xx that is not the documented shape: reported to the client as an error that may
+    /// have taken effect (the body did not match the tool's output schema).
+    UnexpectedResponse,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [Outcome::Ok, Outcome::UpstreamError, Outcome::Denied, Outcome::Invalid];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Ok, Outcome::UpstreamError, Outcome::Denied, Outcome::Invalid, Outcome::UnexpectedResponse];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -36,6 +40,7 @@ impl Outcome {
             Outcome::UpstreamError => "upstream_error",
             Outcome::Denied => "denied",
             Outcome::Invalid => "invalid",
+            Outcome::UnexpectedResponse => "unexpected_response",
         }
     }
 

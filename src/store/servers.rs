@@ -50,6 +50,9 @@ pub struct Server {
     pub discovery_mode: bool,
     pub base_url_override: Option<String>,
     pub probe_tool: Option<String>,
+    /// Browser origins (`https://app.example`) allowed to call the published server; `null`
+    /// allows any origin (credentials travel in headers, so there is no cookie to protect).
+    pub allowed_origins: Option<Vec<String>>,
     pub verification_state: VerificationState,
     pub verification: Option<VerificationReport>,
     pub verified_at: Option<i64>,
@@ -82,6 +85,7 @@ fn server(r: &Row) -> Result<Server, StoreError> {
         discovery_mode: row_i64(r, "discovery_mode")? != 0,
         base_url_override: opt_text(r, "base_url_override"),
         probe_tool: opt_text(r, "probe_tool"),
+        allowed_origins: json(r, "allowed_origins_json")?,
         verification_state: parsed(r, "verification_state", VerificationState::parse)?,
         verification: json(r, "verification_json")?,
         verified_at: opt_i64(r, "verified_at"),
@@ -113,8 +117,9 @@ pub async fn get(db: &impl Db, ws: &str, id: &str) -> Result<Option<Server>, Sto
 pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), StoreError> {
     let sql =
         "UPDATE servers SET name = ?3, auth_mode = ?4, auth_config_json = ?5, credential_key = ?6, is_public = ?7, \
-               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, verification_state = 'unverified', \
-               verification_json = NULL, verified_at = NULL, draft_changed_at = ?11, updated_at = ?11 \
+               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, \
+               verification_state = 'unverified', verification_json = NULL, verified_at = NULL, \
+               draft_changed_at = ?11, updated_at = ?11 \
                WHERE workspace_id = ?1 AND id = ?2";
     db.execute(
         sql,
@@ -130,6 +135,7 @@ pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), Store
             s.base_url_override.clone().into(),
             s.probe_tool.clone().into(),
             now.into(),
+            s.allowed_origins.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default()).into(),
         ],
     )
     .await

@@ -15,9 +15,10 @@ const accessKeys = [];
 
 const P = (p) => `/api/v1/workspaces/${ws}${p}`;
 
-async function publish(name, { auth_mode = "none", auth_config, credential, is_public = false, discovery_mode = false } = {}) {
+async function publish(name, { auth_mode = "none", auth_config, credential, is_public = false, discovery_mode = false, allowed_origins } = {}) {
   const srv = (await owner.post(P("/servers"), { app_id: appId, name })).body;
   const patch = { auth_mode, is_public, discovery_mode, probe_tool: "ping" };
+  if (allowed_origins) patch.allowed_origins = allowed_origins;
   if (auth_config) patch.auth_config = auth_config;
   let r = await owner.patch(P(`/servers/${srv.id}`), patch);
   assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -57,7 +58,8 @@ before(async () => {
   appId = (await owner.post(P("/apps"), { name: "Echo" })).body.id;
   const imp = await owner.post(P(`/apps/${appId}/imports`), { url: `${up.url}/openapi.json` });
   assert.equal(imp.status, 201, JSON.stringify(imp.body));
-  plain = await publish("Echo none");
+  // Browser origins are restricted on this one (any origin is the default; see strict-clients).
+  plain = await publish("Echo none", { allowed_origins: ["https://app.example"] });
   client = await connect(plain);
 });
 after(async () => { await client?.close(); await w?.stop(); w?.cleanup(); await up?.close(); });
@@ -231,7 +233,7 @@ async function waitForAudit(serverId, n) {
   return rows;
 }
 
-test("HTTP rules: a tools/call without a key, with a wrong key or from a foreign Origin is refused and has no effect", async () => {
+test("HTTP rules: a tools/call without a key, with a wrong key or from an Origin the owner did not allow is refused and has no effect", async () => {
   // Positive control: the same call with the key reaches the upstream and is audited.
   await sleep(300); // earlier tests' after-response audit writes settle
   const audited = (await auditRows(plain.id)).length;

@@ -1764,3 +1764,53 @@ fn publish_refuses_a_manifest_too_large_in_memory() {
     assert_eq!((r.status, body["error"]["code"].clone()), (422, json!("manifest_too_large")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("MB in memory"), "{body}");
 }
+
+/// Issue 12: the owner restricts which browser origins may call a server; entries are
+/// normalised origins, anything else is refused with `invalid_origin`, `null` allows any
+/// again, and the list reaches the manifest at the next publish.
+#[test]
+fn allowed_origins_are_validated_normalised_and_published() {
+    let env = Env::new();
+    let ws = signed_up(&env, "cors@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_app, srv) = api_key_server(&env, &ws);
+    let path = p(&format!("/servers/{srv}"));
+    assert_eq!(env.call("GET", &path, None).body.unwrap()["allowed_origins"], Value::Null);
+    for bad in [
+        json!(["https://app.example/path"]),
+        json!(["app.example"]),
+        json!(["ftp://app.example"]),
+        json!(["https://user:pw@app.example"]),
+        json!(["https://app.example?x=1"]),
+        json!(["*"]),
+        json!("https://app.example"),
+        json!([1]),
+        json!((0..33).map(|i| format!("https://a{i}.example")).collect::<Vec<_>>()),
+    ] {
+        let r = env.call("PATCH", &path, Some(json!({ "allowed_origins": bad })));
+        assert!(matches!(r.status, 400 | 422), "{bad}: {:?}", r.body);
+        let code = r.body.as_ref().unwrap()["error"]["code"].as_str().unwrap().to_string();
+        assert!(code == "invalid_origin" || code == "invalid_json", "{bad}: {code}");
+    }
+    let r = env.call(
+        "PATCH",
+        &path,
+        Some(
+            json!({ "allowed_origins": ["HTTPS://App.Example:443/", "http://localhost:6274", "https://app.example"] }),
+        ),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body.unwrap()["allowed_origins"], json!(["https://app.example", "http://localhost:6274"]));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    let manifest: Value =
+        serde_json::from_slice(&env.kv.entries.borrow().get(&format!("manifest:{srv}:1")).unwrap().0).unwrap();
+    assert_eq!(manifest["allowedOrigins"], json!(["https://app.example", "http://localhost:6274"]));
+    let r = env.call("PATCH", &path, Some(json!({ "allowed_origins": null })));
+    assert_eq!(r.body.unwrap()["allowed_origins"], Value::Null);
+}

@@ -63,6 +63,7 @@ fn published() -> (MemoryKv, Keyring) {
         },
         discovery: false,
         base_url: None,
+        allowed_origins: None,
         tools,
     };
     let kv = MemoryKv::default();

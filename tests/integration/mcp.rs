@@ -91,6 +91,7 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
         },
         discovery,
         base_url: None,
+        allowed_origins: None,
         tools: report.tools,
     };
     block_on(async {
@@ -1002,4 +1003,138 @@ fn discovery_search_reads_a_bounded_query() {
     assert_eq!(search(format!("{}getthing0007", "zz ".repeat(15))), 1, "the 16th word is searched");
     assert_eq!(search(format!("{}getthing0007", "zz ".repeat(16))), 0, "the 17th is not");
     assert_eq!(search(format!("{} getthing0007", "z".repeat(4 << 20))), 0, "nor what follows 256 characters");
+}
+
+/// A request with any method and exactly these headers.
+fn send(f: &Fixture, method: &str, headers: &[(&str, &str)], body: &Value) -> McpResponse {
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let now = later();
+    let clock = move || now;
+    let rt = Runtime {
+        kv: &f.kv,
+        cache: &f.cache,
+        http: &f.http,
+        keyring: &f.keyring,
+        fetch_policy: FetchPolicy::default(),
+        origin: ORIGIN.into(),
+        clock: &clock,
+        upstream_timeout_ms: 1000,
+    };
+    let bytes = if body.is_null() { Vec::new() } else { serde_json::to_vec(body).unwrap() };
+    block_on(handle(&rt, &f.server, &McpRequest { method, headers: &headers, body: &bytes }))
+}
+
+fn refs<'a>(h: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    h.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn header_of<'a>(r: &'a McpResponse, name: &str) -> Option<&'a str> {
+    r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// Issue 12: browser-based clients. A preflight from any origin passes when the owner set no
+/// list, the call with the key carries CORS headers (the 401 challenge readable too); once
+/// the owner lists origins, others get 403 without CORS headers and no upstream call.
+#[test]
+fn browser_clients_get_cors_and_the_owner_can_restrict_origins() {
+    let f = fixture(1, "api_key", false, false);
+    let web = "https://inspector.example";
+    let key = format!("Bearer {ACCESS_KEY}");
+    let pre = send(
+        &f,
+        "OPTIONS",
+        &[
+            ("origin", web),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "authorization, content-type, mcp-protocol-version"),
+        ],
+        &Value::Null,
+    );
+    assert_eq!(pre.status, 204);
+    assert_eq!(header_of(&pre, "access-control-allow-origin"), Some(web));
+    assert!(header_of(&pre, "access-control-allow-methods").unwrap().contains("POST"));
+    let allowed = header_of(&pre, "access-control-allow-headers").unwrap().to_ascii_lowercase();
+    for h in ["authorization", "content-type", "mcp-protocol-version", "mcp-session-id", "x-api-key"] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    assert!(header_of(&pre, "access-control-allow-credentials").is_none());
+    let json_headers = [("content-type", "application/json"), ("accept", "application/json, text/event-stream")];
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        json_headers
+            .iter()
+            .map(|(k, v)| (*k, v.to_string()))
+            .chain(extra.iter().map(|(k, v)| (*k, v.to_string())))
+            .collect()
+    };
+    let h = with(&[("origin", web), ("authorization", &key)]);
+    let r = send(&f, "POST", &refs(&h), &tool_call("getThing0000", json!({})));
+    assert_eq!(r.status, 200);
+    assert_eq!(result_of(&r)["isError"], Value::Null, "{:?}", r.body);
+    assert_eq!(header_of(&r, "access-control-allow-origin"), Some(web));
+    assert!(header_of(&r, "access-control-expose-headers").unwrap().contains("WWW-Authenticate"));
+    assert_eq!(header_of(&r, "vary"), Some("Origin"));
+    let h = with(&[("origin", web)]);
+    let r = send(&f, "POST", &refs(&h), &tool_call("getThing0000", json!({})));
+    assert_eq!(r.status, 401);
+    assert!(header_of(&r, "www-authenticate").is_some());
+    assert_eq!(header_of(&r, "access-control-allow-origin"), Some(web), "the challenge is readable");
+    assert_eq!(f.http.seen.borrow().len(), 1);
+
+    republish(&f, |m| m.allowed_origins = Some(vec!["https://app.example".into()]));
+    let pre = send(&f, "OPTIONS", &[("origin", web), ("access-control-request-method", "POST")], &Value::Null);
+    assert_eq!(pre.status, 403);
+    assert!(header_of(&pre, "access-control-allow-origin").is_none());
+    let h = with(&[("origin", web), ("authorization", &key)]);
+    let r = send(&f, "POST", &refs(&h), &tool_call("getThing0000", json!({})));
+    assert_eq!(r.status, 403);
+    assert!(r.body.as_ref().unwrap()["error"]["message"].as_str().unwrap().contains("Origin"));
+    assert!(header_of(&r, "access-control-allow-origin").is_none());
+    assert!(r.audit.is_empty());
+    assert_eq!(f.http.seen.borrow().len(), 1, "a refused origin never reaches the upstream");
+    for ok in ["https://app.example", "HTTPS://APP.EXAMPLE", ORIGIN] {
+        let h = with(&[("origin", ok), ("authorization", &key)]);
+        let r = send(&f, "POST", &refs(&h), &tool_call("getThing0000", json!({})));
+        assert_eq!(r.status, 200, "{ok}");
+        assert_eq!(header_of(&r, "access-control-allow-origin"), Some(ok));
+    }
+    // No Origin (a desktop client): no CORS headers, unchanged.
+    let h = with(&[("authorization", &key)]);
+    let r = send(&f, "POST", &refs(&h), &tool_call("getThing0000", json!({})));
+    assert_eq!(r.status, 200);
+    assert!(header_of(&r, "access-control-allow-origin").is_none());
+    // A preflight for a server that does not exist.
+    let mut other = fixture(1, "none", false, false);
+    other.server = "srv_missing".into();
+    assert_eq!(send(&other, "OPTIONS", &[("origin", web)], &Value::Null).status, 404);
+}
+
+/// Issue 12: a 2xx that does not match the tool's output schema is an error result that says
+/// the call may have taken effect, shows the (redacted) body, and is audited as
+/// `unexpected_response`; a conforming one is structured content, audited `ok`.
+#[test]
+fn a_response_off_its_documented_shape_is_reported_and_audited_as_unexpected() {
+    let f = fixture(1, "api_key", false, false);
+    republish(&f, |m| {
+        m.tools[0].output_schema = Some(json!({"type": "object", "properties": {
+            "ok": {"type": ["boolean", "null"]}, "echo": {"type": ["integer", "null"]}}}));
+    });
+    // The fake upstream answers {"ok":true,"echo":"<the credential>"}: echo is not an integer.
+    let r = call(&f, tool_call("getThing0000", json!({})), &[]);
+    let result = result_of(&r);
+    assert_eq!(result["isError"], json!(true), "{result}");
+    assert!(result.get("structuredContent").is_none());
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("The API answered HTTP 200, so the call may have taken effect"), "{text}");
+    assert!(text.contains("`response.echo`: expected integer or null, got string"), "{text}");
+    assert!(!text.contains("upstream-secret-value") && text.contains("[REDACTED]"), "{text}");
+    assert_eq!((r.audit[0].outcome, r.audit[0].upstream_status), (Outcome::UnexpectedResponse, Some(200)));
+    republish(&f, |m| {
+        m.tools[0].output_schema = Some(json!({"type": "object", "properties": {
+            "ok": {"type": ["boolean", "null"]}, "missing": {"type": ["string", "null"]}}}));
+    });
+    let r = call(&f, tool_call("getThing0000", json!({})), &[]);
+    let result = result_of(&r);
+    assert_eq!(result["isError"], Value::Null, "{result}");
+    assert_eq!(result["structuredContent"]["ok"], json!(true));
+    assert_eq!(r.audit[0].outcome, Outcome::Ok);
 }

@@ -17,6 +17,9 @@ mod validate;
 
 pub use plan::{build_request, Credential, PlanError, RequestPlan};
 pub use response::{
-    invalid_arguments_result, map_response, map_response_with, CallToolResult, Content, ResponseBudget,
+    invalid_arguments_result, map_response, map_response_with, CallToolResult, Content, ResponseBudget, ResponseOutcome,
 };
-pub use validate::{validate_arguments, MAX_PROBLEMS};
+pub use validate::{
+    compile_pattern, format_ok, validate_arguments, validate_response, validate_tool_arguments, validate_value,
+    MAX_PROBLEMS,
+};

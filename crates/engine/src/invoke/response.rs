@@ -1,13 +1,15 @@
 //! Upstream response -> MCP [`CallToolResult`].
 //!
 //! `structuredContent` only when the tool has an output schema, the status is 2xx, the body is
-//! a JSON object and fits the budget. Non-2xx -> `isError: true` with the status and a bounded
+//! a JSON object that conforms to the published output schema and fits the budget; any other
+//! 2xx of such a tool is an `isError` result that says the call may have taken effect. Non-2xx -> `isError: true` with the status and a bounded
 //! excerpt. Text is cut at a character boundary with a visible marker; non-UTF-8 bodies are
 //! described, never dumped.
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::validate::validate_response;
 use crate::tools::ToolDef;
 
 /// An MCP `tools/call` result: what the model sees. An upstream failure is a result with
@@ -74,59 +76,104 @@ impl Default for ResponseBudget {
     }
 }
 
-/// Map with the default budget.
-pub fn map_response(tool: &ToolDef, status: u16, content_type: Option<&str>, body: &[u8]) -> CallToolResult {
-    map_response_with(tool, status, content_type, body, &ResponseBudget::default())
+/// How a mapped response ended, for the audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseOutcome {
+    /// A 2xx given to the client as documented.
+    Ok,
+    /// A non-2xx answer.
+    UpstreamError,
+    /// A 2xx whose body cannot be the tool's structured content (it does not match the
+    /// published output schema, is not a JSON object, or is over the result budget): the
+    /// call may have taken effect, so it is reported, with the body, as such.
+    Unexpected,
 }
 
-/// Map a response to a tool result.
+/// Map with the default budget.
+pub fn map_response(tool: &ToolDef, status: u16, content_type: Option<&str>, body: &[u8]) -> CallToolResult {
+    map_response_with(tool, status, content_type, body, &ResponseBudget::default()).0
+}
+
+/// Most differences from the documented shape listed in a result.
+const MAX_DIFFERENCES_SHOWN: usize = 5;
+
+/// Map a response to a tool result, and say how it ended.
+///
+/// A 2xx for a tool with an output schema is validated against that (published) schema before
+/// it becomes `structuredContent`: strict clients reject a whole call whose structured content
+/// does not conform. When it does not, the result is `isError` with text that says the API
+/// answered 2xx, that the call may have taken effect, where the body differs from the
+/// documented shape, and the body itself (already redacted by the caller; capped here).
 pub fn map_response_with(
     tool: &ToolDef,
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
     budget: &ResponseBudget,
-) -> CallToolResult {
+) -> (CallToolResult, ResponseOutcome) {
     let ok = (200..300).contains(&status);
     let ct = content_type.unwrap_or("");
     let limit = if ok { budget.max_text_bytes } else { budget.max_error_bytes };
     let body_text = describe_body(body, ct, limit);
-    let mut structured_content = None;
-    let text = if ok {
-        if body.is_empty() {
-            format!("HTTP {status} (no body)")
+    if !ok {
+        let text = if body.is_empty() {
+            format!("HTTP {status} {}", reason(status))
         } else {
-            body_text
-        }
-    } else if body.is_empty() {
-        format!("HTTP {status} {}", reason(status))
-    } else {
-        format!("HTTP {status} {}\n{body_text}", reason(status))
-    };
-    let mut is_error = !ok;
-    let mut text = text;
-    if ok && tool.output_schema.is_some() {
-        // MCP: a tool that declares an output schema must return structured content with every
-        // successful result. When the body cannot be that (too large for the budget, not a
-        // JSON object), the result is an error that says why and still shows the text.
-        let structured = match serde_json::from_slice::<Value>(body) {
-            Ok(v @ Value::Object(_)) if body.len() <= budget.max_text_bytes => Some(v),
-            _ => None,
+            format!("HTTP {status} {}\n{body_text}", reason(status))
         };
-        match structured {
-            Some(v) => structured_content = Some(v),
-            None => {
-                is_error = true;
-                let why = if body.len() > budget.max_text_bytes {
-                    "the response is larger than the result budget"
-                } else {
-                    "the response is not the JSON object the API's document declares"
-                };
-                text = format!("HTTP {status}: {why}, so it is returned as text only.\n{text}");
-            }
-        }
+        return (CallToolResult::error(text), ResponseOutcome::UpstreamError);
     }
-    CallToolResult { content: vec![Content::Text { text }], structured_content, is_error }
+    let text = if body.is_empty() { format!("HTTP {status} (no body)") } else { body_text };
+    let Some(schema) = &tool.output_schema else {
+        return (CallToolResult::text(text), ResponseOutcome::Ok);
+    };
+    // MCP: a tool that declares an output schema returns structured content with every
+    // successful result, and strict clients validate it.
+    let why = if body.len() > budget.max_text_bytes {
+        "the response is larger than the result budget, so it is returned as text only".to_string()
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v @ Value::Object(_)) => {
+                let differences = validate_response(schema, &v);
+                if differences.is_empty() {
+                    let result = CallToolResult {
+                        content: vec![Content::Text { text }],
+                        structured_content: Some(v),
+                        is_error: false,
+                    };
+                    return (result, ResponseOutcome::Ok);
+                }
+                let mut why = "the response does not match the shape the API's document declares:".to_string();
+                for d in differences.iter().take(MAX_DIFFERENCES_SHOWN) {
+                    why.push_str("\n- ");
+                    why.push_str(d);
+                }
+                if differences.len() > MAX_DIFFERENCES_SHOWN {
+                    why.push_str(&format!("\n- and {} more", differences.len() - MAX_DIFFERENCES_SHOWN));
+                }
+                why
+            }
+            Ok(other) => {
+                format!("the response is {}, not the JSON object the API's document declares", json_kind(&other))
+            }
+            Err(_) => "the response is not the JSON object the API's document declares".to_string(),
+        }
+    };
+    let text = format!(
+        "The API answered HTTP {status}, so the call may have taken effect, but {why}.\nThe response as received:\n{text}"
+    );
+    (CallToolResult::error(text), ResponseOutcome::Unexpected)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// A tool result for arguments that failed validation (no upstream call was made).

@@ -14,6 +14,7 @@ pub mod doc;
 pub mod ledger;
 pub mod load;
 pub mod pointer;
+pub mod portable;
 pub mod schema;
 pub mod swagger2;
 

@@ -91,6 +91,47 @@ const SCHEMA_ONE_KEYS: &[&str] = &[
     "unevaluatedItems",
     "contentSchema",
 ];
+/// Keywords an output schema does not carry: output schemas describe and guide, they do not
+/// police. Strict clients reject a whole call whose result breaks any constraint, and real APIs
+/// break them all the time (a documented-required field missing, a value outside its `enum`, a
+/// date in another `format`), so only structure (`type`, `properties`, `items`,
+/// `additionalProperties` as a schema, `anyOf`/`allOf`) and documentation are kept.
+const OUTPUT_DROPPED_KEYS: &[&str] = &[
+    "required",
+    "enum",
+    "const",
+    "format",
+    "pattern",
+    "patternProperties",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "minContains",
+    "maxContains",
+    "contains",
+    "dependentRequired",
+    "dependentSchemas",
+    "not",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "contentSchema",
+    "contentEncoding",
+    "contentMediaType",
+];
+
 const DROPPED_KEYS: &[&str] = &[
     "nullable",
     "x-nullable",
@@ -221,6 +262,30 @@ impl<'a> SchemaNormaliser<'a> {
             && matches!(k, "description" | "title" | "examples" | "example")
         {
             return;
+        }
+        if self.mode == SchemaMode::Output {
+            if OUTPUT_DROPPED_KEYS.contains(&k) || (k == "additionalProperties" && !v.is_object()) {
+                return;
+            }
+            if k == "oneOf" {
+                // Without `required` and `const`, branches overlap: exactly-one would fail
+                // where any-one describes the answer.
+                if let Value::Array(items) = v {
+                    let list = Value::Array(self.norm_list(items, depth));
+                    match out.get_mut("anyOf") {
+                        Some(_) => {
+                            let all = out.entry("allOf").or_insert_with(|| json!([]));
+                            if let Value::Array(all) = all {
+                                all.push(json!({ "anyOf": list }));
+                            }
+                        }
+                        None => {
+                            out.insert("anyOf".into(), list);
+                        }
+                    }
+                }
+                return;
+            }
         }
         if k == "description" {
             if let Value::String(d) = v {
@@ -365,6 +430,11 @@ impl<'a> SchemaNormaliser<'a> {
     /// allOf merge, discriminator, nullable, and `required` pruned to kept properties.
     fn finish_object(&mut self, src: &Map<String, Value>, out: &mut Map<String, Value>) {
         merge_all_of(out);
+        if self.mode == SchemaMode::Output {
+            // A value may be absent: real APIs send `null` for it as often as they leave it out.
+            make_nullable(out);
+            return;
+        }
         if let Some(d) = src.get("discriminator") {
             apply_discriminator(d, src, out);
         }
@@ -403,6 +473,9 @@ impl<'a> SchemaNormaliser<'a> {
             if let (Some(t), Value::Object(m)) = (target.get("type"), &mut cut) {
                 if t.is_string() || t.is_array() {
                     m.insert("type".into(), t.clone());
+                    if self.mode == SchemaMode::Output {
+                        make_nullable(m);
+                    }
                 }
             }
             return cut;

@@ -8,12 +8,13 @@
 use serde_json::{json, Map, Value};
 
 use crate::openapi::load::type_name;
+use crate::openapi::portable::{make_input_portable, PortableReport};
 use crate::openapi::{escape_token, servers_of, Ledger, Problem, Resolver, SchemaMode, SchemaNormaliser};
 
 use super::names::arg_name;
 use super::{
-    Annotations, BodyArgs, BodyDef, BodyKind, FieldEncoding, ParamDef, ParamLocation, ParamStyle, RequestTemplate,
-    ToolDef,
+    Annotations, BodyArgs, BodyDef, BodyKind, FieldEncoding, ParamDef, ParamLocation, ParamStyle, PatternCheck,
+    RequestTemplate, ToolDef,
 };
 
 /// Characters of description kept (summary + description).
@@ -45,6 +46,8 @@ pub(crate) struct DocCtx<'a> {
 pub(crate) struct Built {
     pub wanted_name: String,
     pub tool: ToolDef,
+    /// What was done to make the input schema portable (counts only).
+    pub portability: PortableReport,
 }
 
 struct ParamIn<'a> {
@@ -102,6 +105,17 @@ pub(crate) fn build_tool<'a>(
     if !required.is_empty() {
         input.insert("required".into(), Value::Array(required));
     }
+    let mut input = Value::Object(input);
+    let portable = make_input_portable(&mut input);
+    let mut portability = PortableReport::default();
+    portability.add(&portable);
+    for (at, message) in portable.warnings {
+        problems.push(Problem::warning(
+            pointer,
+            format!("input schema {}: {message}", if at.is_empty() { "/" } else { &at }),
+        ));
+    }
+    let pattern_checks = portable.unportable.into_iter().map(|(at, pattern)| PatternCheck { at, pattern }).collect();
 
     let output_schema = build_output(ctx, opm, pointer, problems);
     let summary = opm.get("summary").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
@@ -139,14 +153,15 @@ pub(crate) fn build_tool<'a>(
         operation_id,
         title: title.clone(),
         description,
-        input_schema: Value::Object(input),
+        input_schema: input,
         output_schema,
         annotations: annotations(&method, title),
         tags,
         deprecated,
         request: RequestTemplate { method, path: template_path, servers, params, body, security },
+        pattern_checks,
     };
-    Ok(Built { wanted_name, tool })
+    Ok(Built { wanted_name, tool, portability })
 }
 
 fn truncate_chars(s: &str, max: usize) -> String {
@@ -597,12 +612,16 @@ fn build_output(ctx: &DocCtx, op: &Map<String, Value>, pointer: &str, problems: 
         Value::Object(o) => o,
         _ => return None,
     };
-    match obj.get("type") {
-        Some(Value::String(t)) if t == "object" => {}
-        None if obj.contains_key("properties") => {
-            obj.insert("type".into(), json!("object"));
-        }
-        _ => return None,
+    // MCP: the root is an object (`structuredContent` is one), so it is not made nullable.
+    let object = match obj.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+        None => obj.contains_key("properties"),
+        _ => false,
+    };
+    if !object {
+        return None;
     }
+    obj.insert("type".into(), json!("object"));
     Some(Value::Object(obj))
 }

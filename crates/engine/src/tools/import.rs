@@ -12,6 +12,7 @@ use crate::openapi::{
 use super::build::{build_tool, DocCtx};
 use super::names::assign_unique;
 use super::ToolDef;
+use crate::openapi::portable::PortableReport;
 
 /// A document that cannot be read at all.
 pub type ImportError = LoadError;
@@ -38,6 +39,9 @@ pub struct ImportReport {
     pub problems: Vec<Problem>,
     /// Operations found, including skipped ones.
     pub operations_total: usize,
+    /// What was done to input schemas so every client can compile them (counts; not stored).
+    #[serde(skip)]
+    pub portability: PortableReport,
 }
 
 /// Read and convert a document (JSON or YAML bytes).
@@ -153,6 +157,10 @@ fn convert(loaded: LoadedDocument, ledger: &Ledger) -> Result<ImportReport, Impo
     let wanted: Vec<(String, String)> =
         built.iter().map(|b| (b.wanted_name.clone(), b.tool.operation_key.clone())).collect();
     let names = assign_unique(&wanted);
+    let mut portability = PortableReport::default();
+    for b in &built {
+        portability.add(&b.portability);
+    }
     let tools = built.into_iter().zip(names).map(|(b, name)| ToolDef { name, ..b.tool }).collect();
     Ok(ImportReport {
         title: info.title,
@@ -164,6 +172,7 @@ fn convert(loaded: LoadedDocument, ledger: &Ledger) -> Result<ImportReport, Impo
         tools,
         problems,
         operations_total: total,
+        portability,
     })
 }
 

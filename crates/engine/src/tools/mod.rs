@@ -262,6 +262,17 @@ pub struct ToolDef {
     #[serde(default, skip_serializing_if = "is_false")]
     pub deprecated: bool,
     pub request: RequestTemplate,
+    /// Patterns moved out of the input schema because not every client can compile them:
+    /// FlowCP still checks arguments against them. Not part of what `tools/list` shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pattern_checks: Vec<PatternCheck>,
+}
+
+/// A `pattern` as the document wrote it, for the input schema node at `at` (a JSON pointer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatternCheck {
+    pub at: String,
+    pub pattern: String,
 }
 
 impl ToolDef {

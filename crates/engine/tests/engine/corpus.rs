@@ -15,7 +15,7 @@ const DIGEST_DOCS: &[&str] = &["real/github-api.json.gz", "real/stripe.yaml.gz"]
 
 /// Every corpus document imported once per test run (GitHub's 13 MB included), shared by the
 /// tests below.
-fn imported() -> &'static [(String, ImportReport)] {
+pub(crate) fn imported() -> &'static [(String, ImportReport)] {
     static IMPORTED: std::sync::OnceLock<Vec<(String, ImportReport)>> = std::sync::OnceLock::new();
     IMPORTED.get_or_init(|| {
         corpus_documents()

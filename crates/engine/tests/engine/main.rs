@@ -2,6 +2,7 @@
 //! plans, argument validation, response mapping, hostile documents.
 
 mod amplify;
+mod conformance;
 mod corpus;
 mod hostile;
 mod plans;

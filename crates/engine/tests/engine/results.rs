@@ -43,7 +43,7 @@ fn upstream_error_is_a_tool_error_with_bounded_excerpt() {
 fn oversized_body_is_cut_on_a_char_boundary_with_marker() {
     let body = "é".repeat(10);
     let budget = ResponseBudget { max_text_bytes: 5, max_error_bytes: 5 };
-    let r = map_response_with(&tool(false), 200, None, body.as_bytes(), &budget).to_value();
+    let r = map_response_with(&tool(false), 200, None, body.as_bytes(), &budget).0.to_value();
     assert_eq!(r["content"][0]["text"], json!("éé\n…[truncated: showing 4 of 20 bytes]"));
 }
 
@@ -60,4 +60,50 @@ fn invalid_arguments_become_a_tool_error() {
         r,
         json!({"content": [{"type": "text", "text": "Invalid arguments:\n- `a`: expected string, got integer 1"}], "isError": true})
     );
+}
+
+/// Issue 12: real APIs answer with other shapes than documented; the client still gets a
+/// result it accepts, and one that cannot be mistaken for a failed call or a conforming one.
+#[test]
+fn a_2xx_that_breaks_the_output_schema_is_an_error_that_may_have_taken_effect() {
+    use flowcp_engine::invoke::ResponseOutcome;
+    let t = tool(true);
+    // Missing fields and `null` conform: the output schema only describes.
+    for ok in [r#"{}"#, r#"{"id":null}"#, r#"{"id":7,"extra":[1]}"#] {
+        let (r, outcome) =
+            map_response_with(&t, 200, Some("application/json"), ok.as_bytes(), &ResponseBudget::default());
+        assert_eq!((outcome, r.is_error), (ResponseOutcome::Ok, false), "{ok}");
+        assert!(r.structured_content.is_some(), "{ok}");
+    }
+    let (r, outcome) =
+        map_response_with(&t, 201, Some("application/json"), br#"{"id":"7"}"#, &ResponseBudget::default());
+    assert_eq!(outcome, ResponseOutcome::Unexpected);
+    let v = r.to_value();
+    assert_eq!(v["isError"], json!(true));
+    assert!(v.get("structuredContent").is_none(), "a strict client would reject it: {v}");
+    let text = r.first_text();
+    assert!(text.starts_with("The API answered HTTP 201, so the call may have taken effect"), "{text}");
+    assert!(text.contains("- `response.id`: expected integer or null, got string \"7\""), "{text}");
+    assert!(text.ends_with("The response as received:\n{\"id\":\"7\"}"), "{text}");
+    for (body, kind) in [("[1]", "an array"), ("\"x\"", "a string"), ("null", "null")] {
+        let (r, outcome) =
+            map_response_with(&t, 200, Some("application/json"), body.as_bytes(), &ResponseBudget::default());
+        assert_eq!(outcome, ResponseOutcome::Unexpected, "{body}");
+        assert!(r.first_text().contains(&format!("the response is {kind}, not the JSON object")), "{}", r.first_text());
+    }
+    // Many differences: the first five, then a count.
+    let many: serde_json::Map<String, serde_json::Value> = (0..9).map(|i| (format!("k{i}"), json!("s"))).collect();
+    let schema_tool = {
+        let props: serde_json::Map<String, serde_json::Value> =
+            (0..9).map(|i| (format!("k{i}"), json!({"type": "integer"}))).collect();
+        let doc = json!({"openapi": "3.0.0", "info": {"title": "t", "version": "1"}, "paths": {"/p": {"get": {
+            "operationId": "p", "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "properties": props}}}}}}}}});
+        import_value(doc).expect("import").tools.remove(0)
+    };
+    let body = serde_json::to_vec(&many).unwrap();
+    let (r, _) = map_response_with(&schema_tool, 200, None, &body, &ResponseBudget::default());
+    assert!(r.first_text().contains("\n- and 4 more."), "{}", r.first_text());
+    // Upstream errors stay upstream errors.
+    let (_, outcome) = map_response_with(&t, 500, None, b"{}", &ResponseBudget::default());
+    assert_eq!(outcome, ResponseOutcome::UpstreamError);
 }
