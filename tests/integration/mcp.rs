@@ -125,6 +125,18 @@ fn call_via(f: &Fixture, http: &impl Http, body: Value, extra: &[(&str, &str)], 
         headers.push(("authorization".into(), format!("Bearer {ACCESS_KEY}")));
     }
     headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    request(f, http, "POST", &headers, &serde_json::to_vec(&body).unwrap(), now)
+}
+
+/// One request to the fixture's server, exactly as given.
+fn request(
+    f: &Fixture,
+    http: &impl Http,
+    method: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: i64,
+) -> McpResponse {
     let clock = move || now;
     let rt = Runtime {
         kv: &f.kv,
@@ -136,8 +148,7 @@ fn call_via(f: &Fixture, http: &impl Http, body: Value, extra: &[(&str, &str)], 
         clock: &clock,
         upstream_timeout_ms: 1000,
     };
-    let bytes = serde_json::to_vec(&body).unwrap();
-    block_on(handle(&rt, &f.server, &McpRequest { method: "POST", headers: &headers, body: &bytes }))
+    block_on(handle(&rt, &f.server, &McpRequest { method, headers, body }))
 }
 
 /// A clock reading later than every earlier call's (past the isolate's 1 s KV cache).
@@ -1008,20 +1019,8 @@ fn discovery_search_reads_a_bounded_query() {
 /// A request with any method and exactly these headers.
 fn send(f: &Fixture, method: &str, headers: &[(&str, &str)], body: &Value) -> McpResponse {
     let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let now = later();
-    let clock = move || now;
-    let rt = Runtime {
-        kv: &f.kv,
-        cache: &f.cache,
-        http: &f.http,
-        keyring: &f.keyring,
-        fetch_policy: FetchPolicy::default(),
-        origin: ORIGIN.into(),
-        clock: &clock,
-        upstream_timeout_ms: 1000,
-    };
     let bytes = if body.is_null() { Vec::new() } else { serde_json::to_vec(body).unwrap() };
-    block_on(handle(&rt, &f.server, &McpRequest { method, headers: &headers, body: &bytes }))
+    request(f, &f.http, method, &headers, &bytes, later())
 }
 
 fn refs<'a>(h: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {

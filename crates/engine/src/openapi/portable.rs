@@ -21,6 +21,8 @@
 
 use serde_json::{Map, Value};
 
+use super::schema::{SCHEMA_LIST_KEYS, SCHEMA_MAP_KEYS, SCHEMA_ONE_KEYS};
+
 /// What became of a pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PatternFix {
@@ -491,22 +493,6 @@ impl PortableReport {
     }
 }
 
-const MAP_KEYS: &[&str] = &["properties", "patternProperties", "dependentSchemas", "$defs"];
-const LIST_KEYS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
-const ONE_KEYS: &[&str] = &[
-    "items",
-    "additionalProperties",
-    "not",
-    "if",
-    "then",
-    "else",
-    "contains",
-    "propertyNames",
-    "unevaluatedProperties",
-    "unevaluatedItems",
-    "contentSchema",
-];
-
 /// Makes an input schema compile in every client: each `pattern` kept, rewritten to its
 /// portable form or moved to the description; each `format` kept when JSON Schema defines it,
 /// else moved to the description; `default` and `examples` values that do not match their own
@@ -542,7 +528,7 @@ fn walk(schema: &mut Value, at: &mut String, depth: usize, r: &mut PortableRepor
     let len = at.len();
     for (k, v) in m.iter_mut() {
         let k = k.as_str();
-        if MAP_KEYS.contains(&k) {
+        if SCHEMA_MAP_KEYS.contains(&k) {
             if let Value::Object(children) = v {
                 for (name, child) in children.iter_mut() {
                     at.push_str(&format!("/{k}/{}", super::pointer::escape_token(name)));
@@ -550,7 +536,7 @@ fn walk(schema: &mut Value, at: &mut String, depth: usize, r: &mut PortableRepor
                     at.truncate(len);
                 }
             }
-        } else if LIST_KEYS.contains(&k) {
+        } else if SCHEMA_LIST_KEYS.contains(&k) {
             if let Value::Array(children) = v {
                 for (i, child) in children.iter_mut().enumerate() {
                     at.push_str(&format!("/{k}/{i}"));
@@ -558,7 +544,7 @@ fn walk(schema: &mut Value, at: &mut String, depth: usize, r: &mut PortableRepor
                     at.truncate(len);
                 }
             }
-        } else if ONE_KEYS.contains(&k) {
+        } else if k == "items" || SCHEMA_ONE_KEYS.contains(&k) {
             at.push_str(&format!("/{k}"));
             walk(v, at, depth + 1, r);
             at.truncate(len);

@@ -77,9 +77,9 @@ pub struct SchemaNormaliser<'a> {
     pub warnings: Vec<String>,
 }
 
-const SCHEMA_MAP_KEYS: &[&str] = &["properties", "patternProperties", "dependentSchemas"];
-const SCHEMA_LIST_KEYS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
-const SCHEMA_ONE_KEYS: &[&str] = &[
+pub(crate) const SCHEMA_MAP_KEYS: &[&str] = &["properties", "patternProperties", "dependentSchemas"];
+pub(crate) const SCHEMA_LIST_KEYS: &[&str] = &["allOf", "anyOf", "oneOf", "prefixItems"];
+pub(crate) const SCHEMA_ONE_KEYS: &[&str] = &[
     "additionalProperties",
     "not",
     "if",
