@@ -16,6 +16,7 @@ pub mod mail;
 pub mod manifest;
 pub mod mcp;
 pub mod net;
+pub mod oauth;
 pub mod redact;
 pub mod service;
 pub mod store;
