@@ -130,7 +130,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         let body = serde_json::json!({ "to": to, "messages": messages });
         return Ok((json_response(&JsonResponse { status: 200, body })?, None));
     }
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/") || path.starts_with("/oauth/") || path == crate::oauth::http::METADATA_PATH {
         let db = D1Db::new(env, D1_BINDING)?;
         let kv = KvStorePort::new(env, KV_BINDING)?;
         let url =
@@ -155,6 +155,26 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             origin,
             link_origin,
         };
+        if !path.starts_with("/api/") {
+            // The authorization server: its issuer is this origin only on a host this
+            // deployment serves (a forged Host must not mint another issuer).
+            if svc.link_origin.is_none() {
+                return Err(ApiError::not_found());
+            }
+            let svc = Services { origin: svc.link_origin.clone().unwrap_or_default(), ..svc };
+            if path == "/oauth/register" && core_req.method == "POST" && settings.rate_limits {
+                let addr = core_req.client_addr.clone().unwrap_or_default();
+                if let Ok(limiter) = env.rate_limiter(REGISTER_LIMITER) {
+                    if matches!(limiter.limit(format!("reg:{addr}")).await, Ok(o) if !o.success) {
+                        let e = crate::oauth::OAuthError::new(429, "temporarily_unavailable", "too many registrations from this address; retry in a minute");
+                        let resp = e.to_response().with_header("retry-after", RATE_PERIOD_S.to_string());
+                        return Ok((from_core_response(resp)?, None));
+                    }
+                }
+            }
+            let resp = crate::oauth::http::handle(&svc, &core_req).await.ok_or_else(ApiError::not_found)?;
+            return Ok((from_core_response(resp)?, None));
+        }
         let resp = api::handle(&svc, &core_req).await?;
         return Ok((from_core_response(resp)?, None));
     }
@@ -255,6 +275,8 @@ async fn mcp(
 /// under wrangler dev too): calls per server, and per access key, per minute.
 const SERVER_LIMITER: &str = "MCP_SERVER_LIMITER";
 const KEY_LIMITER: &str = "MCP_KEY_LIMITER";
+/// Dynamic client registrations per client address per minute (`[[ratelimits]]`).
+const REGISTER_LIMITER: &str = "OAUTH_REGISTER_LIMITER";
 /// The limiters count per minute; a refused client is told to wait that long at most.
 const RATE_PERIOD_S: u32 = 60;
 
@@ -541,7 +563,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     match retention::run(&db, now_ms(), RetentionPolicy::default()).await {
         Ok(r) => console_log!(
-            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations",
+            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations, {} OAuth clients",
             r.deleted,
             r.cutoff_ms,
             r.batches,
@@ -549,7 +571,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             r.sessions_deleted,
             r.throttle_deleted,
             r.tokens_deleted,
-            r.invitations_deleted
+            r.invitations_deleted,
+            r.oauth_clients_deleted
         ),
         Err(e) => console_error!("retention failed: {}", redactor.text(&e.to_string())),
     }

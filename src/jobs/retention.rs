@@ -9,7 +9,7 @@
 //! within the day (200,000 audit rows per run, 4.8 million a day).
 
 use crate::store::sessions::{self, throttle};
-use crate::store::{audit, invitations, tokens, Db, StoreError};
+use crate::store::{audit, invitations, oauth_clients, tokens, Db, StoreError};
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -41,6 +41,8 @@ pub struct RetentionReport {
     pub tokens_deleted: u64,
     /// Expired invitations deleted.
     pub invitations_deleted: u64,
+    /// Registered OAuth clients never used within 7 days, or idle for 90, deleted.
+    pub oauth_clients_deleted: u64,
 }
 
 pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<RetentionReport, StoreError> {
@@ -58,6 +60,7 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         throttle_deleted: throttle::delete_idle(db, day_ago, limit).await?,
         tokens_deleted: tokens::delete_expired(db, now_ms, limit).await?,
         invitations_deleted: invitations::delete_expired(db, now_ms, limit).await?,
+        oauth_clients_deleted: oauth_clients::delete_stale(db, now_ms, 7 * DAY_MS, 90 * DAY_MS, limit).await?,
     };
     while report.batches < policy.max_batches {
         let n = audit::delete_older_than(db, cutoff_ms, policy.batch_size).await?;

@@ -26,12 +26,25 @@ pub fn resource_metadata_url(origin: &str, server_id: &str) -> String {
     format!("{origin}/.well-known/oauth-protected-resource/mcp/{server_id}")
 }
 
-/// RFC 9728 protected-resource metadata for an OAuth-mode server.
+/// The scopes a client should ask for: the server scope (which names the server when a client
+/// omits `resource`) and the upstream scopes the owner configured, never `offline_access`
+/// (RS-09: refresh is the authorization server's business).
+pub fn challenge_scopes(m: &Manifest) -> Vec<String> {
+    let mut scopes = vec![crate::oauth::resource::server_scope(&m.server_id)];
+    // RFC 6749 scope tokens: printable ASCII without `"` and `\` (they would break the quoted
+    // challenge parameter).
+    let token = |s: &str| s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+    scopes.extend(m.auth.scopes.iter().filter(|s| s.as_str() != "offline_access" && token(s)).cloned());
+    scopes
+}
+
+/// RFC 9728 protected-resource metadata for an OAuth-mode server. The authorization server
+/// is FlowCP's one issuer for the whole origin (clients mishandle path issuers).
 pub fn protected_resource_metadata(origin: &str, m: &Manifest) -> Value {
     json!({
         "resource": format!("{origin}/mcp/{}", m.server_id),
-        "authorization_servers": [format!("{origin}/oauth/{}", m.server_id)],
-        "scopes_supported": m.auth.scopes,
+        "authorization_servers": [origin],
+        "scopes_supported": challenge_scopes(m),
         "bearer_methods_supported": ["header"],
         "resource_name": m.name,
     })
@@ -48,7 +61,11 @@ pub(crate) async fn authorize<K: Kv, H: Http>(
     if m.auth.mode == AuthMode::Oauth {
         // TODO-correctness: the OAuth flow itself is a later issue; until then every request
         // is told where the metadata is and denied (fail closed).
-        let www = format!("Bearer resource_metadata=\"{}\"", resource_metadata_url(&rt.origin, &m.server_id));
+        let www = format!(
+            "Bearer resource_metadata=\"{}\", scope=\"{}\"",
+            resource_metadata_url(&rt.origin, &m.server_id),
+            challenge_scopes(m).join(" ")
+        );
         let mut r = reject(
             401,
             "Unauthorized: this server uses OAuth; obtain an access token via the protected resource metadata.",

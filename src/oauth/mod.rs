@@ -1,6 +1,7 @@
 //! FlowCP as the OAuth authorization server of published servers (issue 13): the pieces that
-//! decide, as plain host-testable functions. No routes use them yet; the flow (metadata,
-//! registration, authorize, consent, callback, token, revocation) is built on them next.
+//! decide, as plain host-testable functions, and the endpoints built on them so far (metadata
+//! and registration). Authorize, consent, callback, token and revocation come next; until
+//! then they answer `temporarily_unavailable` and `oauth` servers stay closed (401).
 //!
 //! - [`resource`]: which server a grant is for (RFC 8707 `resource`, normalised; or the
 //!   server-scoped scope when a client omits it), with path-boundary matching.
@@ -10,8 +11,33 @@
 //! - [`tokens`]: FlowCP's authorization codes, access and refresh tokens: AES-256-GCM
 //!   envelopes that hold the upstream tokens, bound by AAD to kind, server audience,
 //!   connection and key id. FlowCP stores none of them.
+//! - [`register`]: dynamic client registration (public clients).
+//! - [`http`]: the endpoints live so far: metadata and registration.
 
+pub mod http;
 pub mod pkce;
 pub mod redirect;
+pub mod register;
 pub mod resource;
 pub mod tokens;
+
+use serde_json::json;
+
+/// An OAuth error answer (RFC 6749 §5.2 shape: `{"error", "error_description"}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError { status, error, description: description.into() }
+    }
+
+    pub fn to_response(&self) -> crate::api::Response {
+        crate::api::Response::json(self.status, json!({ "error": self.error, "error_description": self.description }))
+            .with_header("cache-control", "no-store")
+    }
+}

@@ -12,6 +12,7 @@ pub mod apps;
 pub mod audit;
 pub mod envelopes;
 pub mod invitations;
+pub mod oauth_clients;
 pub mod secrets;
 pub mod servers;
 pub mod sessions;

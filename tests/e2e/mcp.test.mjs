@@ -356,12 +356,32 @@ test("an oauth server answers 401 with resource metadata", async () => {
   r = await raw(srv.mcp_url, { headers: { "content-type": "application/json", accept: "application/json" }, body: INIT });
   assert.equal(r.status, 401);
   const meta = `${w.url}/.well-known/oauth-protected-resource/mcp/${srv.id}`;
-  assert.equal(r.headers.get("www-authenticate"), `Bearer resource_metadata="${meta}"`);
+  assert.equal(r.headers.get("www-authenticate"), `Bearer resource_metadata="${meta}", scope="mcp:${srv.id} read"`);
   const doc = await raw(meta, { method: "GET" });
   assert.equal(doc.status, 200);
   assert.equal(doc.json.resource, srv.mcp_url);
-  assert.deepEqual(doc.json.authorization_servers, [`${w.url}/oauth/${srv.id}`]);
-  assert.deepEqual(doc.json.scopes_supported, ["read"]);
+  // One authorization server for the whole origin (issue 13).
+  assert.deepEqual(doc.json.authorization_servers, [w.url]);
+  assert.deepEqual(doc.json.scopes_supported, [`mcp:${srv.id}`, "read"]);
+  const as = await raw(`${w.url}/.well-known/oauth-authorization-server`, { method: "GET" });
+  assert.equal(as.status, 200);
+  assert.equal(as.json.issuer, w.url);
+  assert.deepEqual(as.json.code_challenge_methods_supported, ["S256"]);
+  // Dynamic client registration, as the TypeScript SDK sends it.
+  const reg = await raw(as.json.registration_endpoint, { headers: { "content-type": "application/json" }, body: JSON.stringify({ client_name: "e2e", redirect_uris: ["http://localhost:3334/callback"], grant_types: ["authorization_code", "refresh_token"], token_endpoint_auth_method: "none" }) });
+  assert.equal(reg.status, 201, reg.text);
+  assert.match(reg.json.client_id, /^fcp_cl_/);
+  assert.equal(Number.isInteger(reg.json.client_id_issued_at), true);
+  const evil = await raw(as.json.registration_endpoint, { headers: { "content-type": "application/json" }, body: JSON.stringify({ redirect_uris: ["javascript:alert(1)"] }) });
+  assert.equal(evil.status, 400);
+  assert.equal(evil.json.error, "invalid_redirect_uri");
+  // Anyone may register, so registrations per client address are limited.
+  const statuses = [];
+  for (let i = 0; i < 25; i++) {
+    const r2 = await raw(as.json.registration_endpoint, { headers: { "content-type": "application/json" }, body: JSON.stringify({ redirect_uris: ["http://localhost:3334/callback"] }) });
+    statuses.push(r2.status);
+  }
+  assert.ok(statuses.includes(429), `a burst of registrations is limited: ${statuses}`);
 });
 
 test("unpublished servers answer 404", async () => {

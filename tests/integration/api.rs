@@ -85,7 +85,11 @@ impl Env {
             origin: "https://flowcp.example".into(),
             link_origin: Some("https://flowcp.example".into()),
         };
-        let resp = block_on(handle(&svc, &req)).unwrap_or_else(|e| Response::from_error(&e));
+        let resp = if path.starts_with("/oauth/") || path == flowcp::oauth::http::METADATA_PATH {
+            block_on(flowcp::oauth::http::handle(&svc, &req)).expect("an authorization-server path")
+        } else {
+            block_on(handle(&svc, &req)).unwrap_or_else(|e| Response::from_error(&e))
+        };
         for (k, v) in &resp.headers {
             if k == "set-cookie" {
                 *self.cookie.borrow_mut() = Some(v.split(';').next().unwrap().to_string());
@@ -1813,4 +1817,64 @@ fn allowed_origins_are_validated_normalised_and_published() {
     assert_eq!(manifest["allowedOrigins"], json!(["https://app.example", "http://localhost:6274"]));
     let r = env.call("PATCH", &path, Some(json!({ "allowed_origins": null })));
     assert_eq!(r.body.unwrap()["allowed_origins"], Value::Null);
+}
+
+/// Issue 13 (part 2): the authorization server's metadata names one issuer for the origin and
+/// every field strict clients require; registration gives public clients integer timestamps
+/// and refuses dangerous redirect URIs with RFC 7591 errors; unused registrations expire.
+#[test]
+fn the_authorization_server_publishes_metadata_and_registers_public_clients() {
+    let env = Env::new();
+    let m = env.call("GET", "/.well-known/oauth-authorization-server", None);
+    assert_eq!(m.status, 200);
+    let m = m.body.unwrap();
+    assert_eq!(m["issuer"], "https://flowcp.example", "the origin exactly, no trailing slash");
+    for (k, v) in [
+        ("response_types_supported", json!(["code"])),
+        ("code_challenge_methods_supported", json!(["S256"])),
+        ("token_endpoint_auth_methods_supported", json!(["none"])),
+        ("grant_types_supported", json!(["authorization_code", "refresh_token"])),
+        ("authorization_response_iss_parameter_supported", json!(true)),
+        ("registration_endpoint", json!("https://flowcp.example/oauth/register")),
+    ] {
+        assert_eq!(m[k], v, "{k}");
+    }
+    assert!(!m.to_string().contains("offline_access"));
+    let r = env.call(
+        "POST",
+        "/oauth/register",
+        Some(json!({ "client_name": "Cursor", "redirect_uris": ["cursor://anysphere.cursor-mcp/oauth/callback", "http://localhost:3334/callback"], "token_endpoint_auth_method": "none" })),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert!(r.headers.contains(&("cache-control".into(), "no-store".into())));
+    assert!(r.headers.contains(&("access-control-allow-origin".into(), "*".into())));
+    let body = r.body.unwrap();
+    let id = body["client_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("fcp_cl_"));
+    assert!(body["client_id_issued_at"].is_u64(), "an integer timestamp: {body}");
+    assert!(body.get("client_secret").is_none());
+    let stored = block_on(flowcp::store::oauth_clients::get(&env.db, &id)).unwrap().unwrap();
+    assert_eq!(stored.redirect_uris.len(), 2);
+    for (bad, code) in [
+        (json!({ "redirect_uris": ["javascript:alert(1)"] }), "invalid_redirect_uri"),
+        (json!({ "redirect_uris": ["http://evil.example/cb"] }), "invalid_redirect_uri"),
+        (json!({ "client_name": "x" }), "invalid_redirect_uri"),
+        (
+            json!({ "redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"] }),
+            "invalid_client_metadata",
+        ),
+    ] {
+        let r = env.call("POST", "/oauth/register", Some(bad.clone()));
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.body.unwrap()["error"], code, "{bad}");
+    }
+    assert_eq!(env.call("GET", "/oauth/register", None).status, 405);
+    assert_eq!(env.call("OPTIONS", "/oauth/register", None).status, 204);
+    let t = env.call("POST", "/oauth/token", None);
+    assert_eq!((t.status, t.body.unwrap()["error"].clone()), (503, json!("temporarily_unavailable")));
+    // A registration never used is deleted by retention after 7 days.
+    let later = env.now.get() + 8 * flowcp::jobs::retention::DAY_MS;
+    let report = block_on(flowcp::jobs::retention::run(&env.db, later, Default::default())).unwrap();
+    assert_eq!(report.oauth_clients_deleted, 1, "{report:?}");
+    assert!(block_on(flowcp::store::oauth_clients::get(&env.db, &id)).unwrap().is_none());
 }
