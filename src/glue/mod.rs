@@ -166,7 +166,11 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
                 let addr = core_req.client_addr.clone().unwrap_or_default();
                 if let Ok(limiter) = env.rate_limiter(REGISTER_LIMITER) {
                     if matches!(limiter.limit(format!("reg:{addr}")).await, Ok(o) if !o.success) {
-                        let e = crate::oauth::OAuthError::new(429, "temporarily_unavailable", "too many registrations from this address; retry in a minute");
+                        let e = crate::oauth::OAuthError::new(
+                            429,
+                            "temporarily_unavailable",
+                            "too many registrations from this address; retry in a minute",
+                        );
                         let resp = e.to_response().with_header("retry-after", RATE_PERIOD_S.to_string());
                         return Ok((from_core_response(resp)?, None));
                     }
