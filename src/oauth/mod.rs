@@ -14,6 +14,7 @@
 //! - [`register`]: dynamic client registration (public clients).
 //! - [`http`]: the endpoints live so far: metadata and registration.
 
+pub mod flow;
 pub mod http;
 pub mod pkce;
 pub mod redirect;
