@@ -1,6 +1,6 @@
 -- Issue 13: OAuth clients registered with FlowCP's authorization server by dynamic client
 -- registration (RFC 7591). Public clients only: no secret is issued or stored. Clients that
--- were never used are deleted after 7 days, the others 90 days after their last use.
+-- were never used are deleted after a day, the others 90 days after their last use.
 -- The table of migration 0001 was per server (one issuer per server, a design since replaced
 -- by one issuer for the origin) and nothing ever wrote to it: it is replaced.
 DROP INDEX IF EXISTS idx_oauth_clients_server;

@@ -214,16 +214,25 @@ fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
     }
     let scopes_ok = match obj.get("scopes") {
         None | Some(Value::Null) => true,
+        // RFC 6749 scope tokens (no `"` or `\`: they go into a quoted challenge), 2 KB in all;
+        // `mcp:` is FlowCP's server scope and cannot be an upstream scope.
         Some(Value::Array(items)) => {
             items.len() <= 64
+                && items.iter().filter_map(Value::as_str).map(str::len).sum::<usize>() <= 2_048
                 && items.iter().all(|v| {
-                    v.as_str().is_some_and(|s| (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()))
+                    v.as_str().is_some_and(|s| {
+                        (1..=256).contains(&s.len())
+                            && !s.starts_with("mcp:")
+                            && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                    })
                 })
         }
         Some(_) => false,
     };
     if !scopes_ok {
-        return bad("auth_config.scopes must be a list of up to 64 scope names.");
+        return bad(
+            "auth_config.scopes must be a list of up to 64 scope names (2 KB in all, none starting with mcp:).",
+        );
     }
     // An allow-list, not a name filter: a key that is not a known field of some mode could be a
     // secret under any name (`api_key`, `password`, `access_token`...), and auth_config is shown

@@ -139,10 +139,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
         // Emailed links: https and the bare host in production (never a scheme or port a
         // request chose); the request's own origin in development (http://127.0.0.1:8787).
-        let link_origin = transport::host_allowed(&host, &settings.allowed_hosts).then(|| match url.host_str() {
-            Some(h) if !settings.development => format!("https://{h}"),
-            _ => origin.clone(),
-        });
+        let link_origin = public_origin(&url, &host, &settings);
         let core_req = to_core_request(&mut req, &url).await?;
         let svc = Services {
             db: &db,
@@ -163,17 +160,9 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             }
             let svc = Services { origin: svc.link_origin.clone().unwrap_or_default(), ..svc };
             if path == "/oauth/register" && core_req.method == "POST" && settings.rate_limits {
-                let addr = core_req.client_addr.clone().unwrap_or_default();
-                if let Ok(limiter) = env.rate_limiter(REGISTER_LIMITER) {
-                    if matches!(limiter.limit(format!("reg:{addr}")).await, Ok(o) if !o.success) {
-                        let e = crate::oauth::OAuthError::new(
-                            429,
-                            "temporarily_unavailable",
-                            "too many registrations from this address; retry in a minute",
-                        );
-                        let resp = e.to_response().with_header("retry-after", RATE_PERIOD_S.to_string());
-                        return Ok((from_core_response(resp)?, None));
-                    }
+                let addr = crate::auth::throttle::address_key(core_req.client_addr.as_deref().unwrap_or(""));
+                if let Some(resp) = registration_limited(env, &addr).await {
+                    return Ok((from_core_response(resp)?, None));
                 }
             }
             let resp = crate::oauth::http::handle(&svc, &core_req).await.ok_or_else(ApiError::not_found)?;
@@ -213,6 +202,20 @@ async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Respons
     let report =
         crate::service::reseal::run(&db, &kv, &settings.secrets.keyring, &after, limit, dry_run, now_ms()).await?;
     json_response(&JsonResponse { status: 200, body: serde_json::to_value(&report).unwrap_or_default() })
+}
+
+/// This deployment's origin as clients must see it (emailed links, the OAuth issuer, token
+/// audiences, protected-resource metadata): https and the bare host in production (never a
+/// scheme or port a request chose; a trailing dot dropped), the request's own origin in
+/// development (http://127.0.0.1:8787). `None` when the Host is not one this deployment serves.
+fn public_origin(url: &worker::Url, host: &str, settings: &Settings) -> Option<String> {
+    if !transport::host_allowed(host, &settings.allowed_hosts) {
+        return None;
+    }
+    Some(match url.host_str() {
+        Some(h) if !settings.development => format!("https://{}", h.strip_suffix('.').unwrap_or(h)),
+        _ => url.origin().ascii_serialization(),
+    })
 }
 
 /// `POST /mcp/<server id>`: the MCP runtime. Audit events are written after the response.
@@ -279,8 +282,35 @@ async fn mcp(
 /// under wrangler dev too): calls per server, and per access key, per minute.
 const SERVER_LIMITER: &str = "MCP_SERVER_LIMITER";
 const KEY_LIMITER: &str = "MCP_KEY_LIMITER";
-/// Dynamic client registrations per client address per minute (`[[ratelimits]]`).
+/// Dynamic client registrations per client address (an IPv6 /64 counts as one), and in all,
+/// per minute (`[[ratelimits]]`).
 const REGISTER_LIMITER: &str = "OAUTH_REGISTER_LIMITER";
+const REGISTER_GLOBAL_LIMITER: &str = "OAUTH_REGISTER_GLOBAL_LIMITER";
+
+/// `Some(429 or 503)` when a registration must wait. Anyone may register and each one is a
+/// stored row, so a missing limiter refuses (fails closed), unlike the MCP limits.
+async fn registration_limited(env: &Env, addr: &str) -> Option<crate::api::Response> {
+    let refuse = |status: u16, why: &str| {
+        let e = crate::oauth::OAuthError::new(status, "temporarily_unavailable", why);
+        Some(
+            e.to_response()
+                .with_header("retry-after", RATE_PERIOD_S.to_string())
+                .with_header("access-control-allow-origin", "*"),
+        )
+    };
+    for (binding, key) in [(REGISTER_LIMITER, format!("reg:{addr}")), (REGISTER_GLOBAL_LIMITER, "reg:all".to_string())]
+    {
+        let Ok(limiter) = env.rate_limiter(binding) else {
+            return refuse(503, "client registration is not available on this deployment");
+        };
+        match limiter.limit(key).await {
+            Ok(o) if o.success => {}
+            Ok(_) => return refuse(429, "too many client registrations; retry in a minute"),
+            Err(_) => return refuse(503, "client registration is not available right now; retry in a minute"),
+        }
+    }
+    None
+}
 /// The limiters count per minute; a refused client is told to wait that long at most.
 const RATE_PERIOD_S: u32 = 60;
 
@@ -363,7 +393,10 @@ async fn protected_resource(req: &Request, env: &Env, server_id: &str) -> Result
     }
     let url =
         req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
-    let body = mcp_server::protected_resource_metadata(&url.origin().ascii_serialization(), &loaded.manifest);
+    let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
+    let settings = settings(env)?;
+    let origin = public_origin(&url, &host, &settings).ok_or_else(ApiError::not_found)?;
+    let body = mcp_server::protected_resource_metadata(&origin, &loaded.manifest);
     let mut resp = json_response(&JsonResponse { status: 200, body })?;
     // Public metadata: browser-based clients read it from any origin.
     let _ = resp.headers_mut().set("access-control-allow-origin", "*");

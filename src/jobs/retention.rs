@@ -41,8 +41,10 @@ pub struct RetentionReport {
     pub tokens_deleted: u64,
     /// Expired invitations deleted.
     pub invitations_deleted: u64,
-    /// Registered OAuth clients never used within 7 days, or idle for 90, deleted.
+    /// Registered OAuth clients never used within a day, or idle for 90 days, deleted.
     pub oauth_clients_deleted: u64,
+    /// Expired single-use markers (codes, states) deleted.
+    pub oauth_markers_deleted: u64,
 }
 
 pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<RetentionReport, StoreError> {
@@ -60,7 +62,14 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         throttle_deleted: throttle::delete_idle(db, day_ago, limit).await?,
         tokens_deleted: tokens::delete_expired(db, now_ms, limit).await?,
         invitations_deleted: invitations::delete_expired(db, now_ms, limit).await?,
-        oauth_clients_deleted: oauth_clients::delete_stale(db, now_ms, 7 * DAY_MS, 90 * DAY_MS, limit).await?,
+        // Not fatal: a failure here (say, the code ran before its migration) must not stop the
+        // audit retention below; the next run tries again.
+        oauth_clients_deleted: oauth_clients::delete_stale(db, now_ms, DAY_MS, 90 * DAY_MS, 10 * limit)
+            .await
+            .unwrap_or(0),
+        oauth_markers_deleted: crate::store::connections::delete_expired_markers(db, now_ms, 10 * limit)
+            .await
+            .unwrap_or(0),
     };
     while report.batches < policy.max_batches {
         let n = audit::delete_older_than(db, cutoff_ms, policy.batch_size).await?;

@@ -15,6 +15,7 @@
 //! - [`http`]: the endpoints live so far: metadata and registration.
 
 pub mod flow;
+pub mod grant;
 pub mod http;
 pub mod pkce;
 pub mod redirect;

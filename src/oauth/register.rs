@@ -13,6 +13,8 @@ pub const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 /// Redirect URIs one client may register (Cursor sends 3).
 const MAX_REDIRECT_URIS: usize = 10;
 const MAX_NAME_CHARS: usize = 200;
+/// Bytes of redirect URIs one client may register in all (a stored row stays small).
+const MAX_REDIRECT_BYTES: usize = 2_048;
 
 /// What a registration request asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +51,9 @@ pub fn parse(body: &[u8]) -> Result<Registration, OAuthError> {
             return Err(invalid("invalid_redirect_uri", "each redirect_uri must be a string"));
         };
         redirect::validate(s).map_err(|why| invalid("invalid_redirect_uri", why))?;
+        if redirect_uris.iter().map(String::len).sum::<usize>() + s.len() > MAX_REDIRECT_BYTES {
+            return Err(invalid("invalid_redirect_uri", "the redirect_uris are longer than 2 KB in all"));
+        }
         if !redirect_uris.iter().any(|r| r == s) {
             redirect_uris.push(s.to_string());
         }
@@ -57,8 +62,16 @@ pub fn parse(body: &[u8]) -> Result<Registration, OAuthError> {
         None | Some(Value::Null) => "Unnamed MCP client".to_string(),
         Some(Value::String(n)) => {
             let n = n.trim();
-            if n.is_empty() || n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) {
-                return Err(invalid("invalid_client_metadata", "client_name must be 1-200 printable characters"));
+            // A consent page shows it: no control, format or bidi characters that could make it
+            // read as another client's name.
+            if n.is_empty()
+                || n.chars().count() > MAX_NAME_CHARS
+                || n.chars().any(|c| c.is_control() || crate::api::input::is_format_char(c))
+            {
+                return Err(invalid(
+                    "invalid_client_metadata",
+                    "client_name must be 1-200 characters without control, format or bidi characters",
+                ));
             }
             n.to_string()
         }

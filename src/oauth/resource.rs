@@ -86,10 +86,17 @@ pub fn target_of(resource: Option<&str>, scope: Option<&str>, origin: &str) -> R
     match resource.map(str::trim).filter(|r| !r.is_empty()) {
         Some(r) => {
             let t = target_of_resource(r, origin)?;
-            match from_scope {
-                Some(Ok(s)) if s != t => Err(InvalidTarget("resource and the server scope name different servers")),
-                _ => Ok(t),
+            // Every server scope present must name the same server (a grant's scope text never
+            // names another one).
+            let others = scope
+                .into_iter()
+                .flat_map(str::split_ascii_whitespace)
+                .filter_map(|s| s.strip_prefix(SERVER_SCOPE_PREFIX))
+                .any(|id| Target::Server(id.to_string()) != t);
+            if others {
+                return Err(InvalidTarget("resource and the server scope name different servers"));
             }
+            Ok(t)
         }
         None => from_scope.unwrap_or(Err(InvalidTarget("neither resource nor a server scope names the server"))),
     }
@@ -154,6 +161,8 @@ mod tests {
         assert!(target_of(None, Some("mcp:srv_A1 mcp:srv_B2"), O).is_err());
         assert!(target_of(None, Some("mcp:srv/A1"), O).is_err());
         assert!(target_of(Some("https://flowcp.example/mcp/srv_A1"), Some("mcp:srv_B2"), O).is_err());
+        assert!(target_of(Some("https://flowcp.example/mcp/srv_A1"), Some("mcp:srv_A1 mcp:srv_B2"), O).is_err());
+        assert!(target_of(Some("https://flowcp.example/mcp"), Some("mcp:srv_A1"), O).is_err());
         assert_eq!(
             target_of(Some("https://flowcp.example/mcp/srv_A1"), Some("mcp:srv_A1 read"), O),
             Ok(Target::Server("srv_A1".into()))

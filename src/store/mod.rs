@@ -10,6 +10,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod connections;
 pub mod envelopes;
 pub mod invitations;
 pub mod oauth_clients;

@@ -1872,8 +1872,8 @@ fn the_authorization_server_publishes_metadata_and_registers_public_clients() {
     assert_eq!(env.call("OPTIONS", "/oauth/register", None).status, 204);
     let t = env.call("POST", "/oauth/token", None);
     assert_eq!((t.status, t.body.unwrap()["error"].clone()), (503, json!("temporarily_unavailable")));
-    // A registration never used is deleted by retention after 7 days.
-    let later = env.now.get() + 8 * flowcp::jobs::retention::DAY_MS;
+    // A registration never used is deleted by retention after a day.
+    let later = env.now.get() + 2 * flowcp::jobs::retention::DAY_MS;
     let report = block_on(flowcp::jobs::retention::run(&env.db, later, Default::default())).unwrap();
     assert_eq!(report.oauth_clients_deleted, 1, "{report:?}");
     assert!(block_on(flowcp::store::oauth_clients::get(&env.db, &id)).unwrap().is_none());

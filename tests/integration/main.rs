@@ -9,5 +9,6 @@ mod golden;
 mod health;
 mod mcp;
 mod net;
+mod oauth;
 mod retention;
 mod support;

@@ -1,0 +1,156 @@
+//! Codes and tokens as the callback and the token endpoint issue them (host-testable; the
+//! routes are the next part of issue 13).
+//!
+//! The callback creates the connection (metadata only) and seals FlowCP's authorization code
+//! around the end user's upstream tokens; the token endpoint redeems the code once — a replayed
+//! code revokes the connection, as RFC 6749 §4.1.2 advises — and issues an access token (an
+//! hour at most, never past the upstream token) and a refresh token bound to the connection's
+//! current generation.
+// TODO-correctness(issue 13): the refresh grant (generation compare-and-set, the previous
+// refresh token valid until the new one is used, one upstream refresh per rotation with the
+// result replayed to a concurrent loser) and the upstream refresh itself.
+
+use serde_json::{json, Value};
+
+use super::flow::{redeem_code, AuthorizeRequest};
+use super::resource::{target_of_resource, Target};
+use super::tokens::{self, access_expiry, Grant, Kind, Upstream, CODE_TTL_MS, REFRESH_TTL_MS};
+use super::OAuthError;
+use crate::crypto::{random_id, sha256_hex, sha256_hex_truncated, Keyring};
+use crate::store::connections::{self, Connection};
+use crate::store::oauth_clients::OAuthClient;
+use crate::store::Db;
+
+/// What the token endpoint answers (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in_s: i64,
+    pub scope: String,
+}
+
+impl Issued {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in_s,
+            "refresh_token": self.refresh_token,
+            "scope": self.scope,
+        })
+    }
+}
+
+fn server_error<E>(_: E) -> OAuthError {
+    OAuthError::new(500, "server_error", "the authorization server failed; try again")
+}
+
+fn invalid_grant() -> OAuthError {
+    OAuthError::new(400, "invalid_grant", "the authorization code is invalid, expired or already used")
+}
+
+/// What issuing and redeeming need: the store, the key ring, the issuer and the clock.
+pub struct Ctx<'a, D: Db> {
+    pub db: &'a D,
+    pub keyring: &'a Keyring,
+    /// FlowCP's issuer (audiences are built from it).
+    pub origin: &'a str,
+    pub now_ms: i64,
+}
+
+/// At the callback, after the upstream code exchange: record the connection and seal the code.
+pub async fn issue_code<D: Db>(
+    ctx: &Ctx<'_, D>,
+    workspace_id: &str,
+    client: &OAuthClient,
+    req: &AuthorizeRequest,
+    upstream: Upstream,
+) -> Result<String, OAuthError> {
+    let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
+    let id = random_id("conn_").map_err(server_error)?;
+    let conn = Connection {
+        connection_hash: sha256_hex_truncated(id.as_bytes(), 16),
+        id: id.clone(),
+        server_id: req.server_id.clone(),
+        workspace_id: workspace_id.to_string(),
+        client_id: Some(client.id.clone()),
+        client_name: Some(client.client_name.clone()),
+        scopes: Some(req.scope.clone()),
+        created_at: now_ms,
+        last_used_at: None,
+        revoked_at: None,
+        generation: 0,
+    };
+    connections::insert(db, &conn).await.map_err(server_error)?;
+    let grant = Grant {
+        client_id: client.id.clone(),
+        scope: req.scope.clone(),
+        iat_ms: now_ms,
+        exp_ms: now_ms + CODE_TTL_MS,
+        generation: 0,
+        upstream,
+        redirect_uri: Some(req.redirect_uri.clone()),
+        code_challenge: Some(req.code_challenge.clone()),
+    };
+    let audience = Target::Server(req.server_id.clone()).canonical(origin);
+    tokens::seal(keyring, Kind::Code, &audience, &id, &grant).map_err(server_error)
+}
+
+fn form<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let mut found = params.iter().filter(|(k, _)| k == name);
+    match (found.next(), found.next()) {
+        (Some((_, v)), None) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
+/// `grant_type=authorization_code` at the token endpoint (form parameters as sent).
+pub async fn exchange_code<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String)]) -> Result<Issued, OAuthError> {
+    let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
+    let code = form(params, "code").ok_or_else(|| OAuthError::new(400, "invalid_request", "code is required"))?;
+    let client_id =
+        form(params, "client_id").ok_or_else(|| OAuthError::new(401, "invalid_client", "client_id is required"))?;
+    let connection_id = tokens::connection_of(code, Kind::Code).ok_or_else(invalid_grant)?;
+    let conn = connections::get(db, connection_id).await.map_err(server_error)?.ok_or_else(invalid_grant)?;
+    if conn.revoked_at.is_some() {
+        return Err(invalid_grant());
+    }
+    let target = Target::Server(conn.server_id.clone());
+    if let Some(resource) = form(params, "resource") {
+        if target_of_resource(resource, origin).ok().as_ref() != Some(&target) {
+            return Err(OAuthError::new(400, "invalid_target", "resource is not the server this code is for"));
+        }
+    }
+    let audience = target.canonical(origin);
+    let (_, grant) = tokens::open(keyring, Kind::Code, &audience, code, now_ms).map_err(|_| invalid_grant())?;
+    redeem_code(&grant, client_id, form(params, "redirect_uri"), form(params, "code_verifier"))?;
+    if !connections::use_once(db, &sha256_hex(code.as_bytes()), grant.exp_ms).await.map_err(server_error)? {
+        // A code used twice was probably stolen: nothing issued from it keeps working.
+        connections::revoke(db, connection_id, now_ms).await.map_err(server_error)?;
+        return Err(invalid_grant());
+    }
+    issue_tokens(keyring, &audience, &conn, grant, now_ms)
+}
+
+fn issue_tokens(
+    keyring: &Keyring,
+    audience: &str,
+    conn: &Connection,
+    grant: Grant,
+    now_ms: i64,
+) -> Result<Issued, OAuthError> {
+    let access_exp = access_expiry(now_ms, &grant.upstream);
+    if access_exp <= now_ms {
+        return Err(invalid_grant());
+    }
+    let base = Grant { iat_ms: now_ms, generation: conn.generation, redirect_uri: None, code_challenge: None, ..grant };
+    let access = Grant { exp_ms: access_exp, ..base.clone() };
+    let refresh = Grant { exp_ms: now_ms + REFRESH_TTL_MS, ..base.clone() };
+    Ok(Issued {
+        access_token: tokens::seal(keyring, Kind::Access, audience, &conn.id, &access).map_err(server_error)?,
+        refresh_token: tokens::seal(keyring, Kind::Refresh, audience, &conn.id, &refresh).map_err(server_error)?,
+        expires_in_s: (access_exp - now_ms) / 1000,
+        scope: base.scope,
+    })
+}

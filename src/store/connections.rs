@@ -1,0 +1,92 @@
+//! The `connections` table: one end user's OAuth grant to one published server, as metadata
+//! only (DESIGN §5): the user's upstream tokens live in the sealed tokens the client holds.
+//! And `oauth_used`: single-use markers (a code or state, by hash) until they expire.
+
+use super::{opt_i64, opt_text, row_i64, text, Db, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub server_id: String,
+    pub workspace_id: String,
+    /// Truncated SHA-256 of the id: what the audit log and the owner see.
+    pub connection_hash: String,
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub scopes: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub generation: i64,
+}
+
+fn connection(r: &super::Row) -> Result<Connection, StoreError> {
+    Ok(Connection {
+        id: text(r, "id")?,
+        server_id: text(r, "server_id")?,
+        workspace_id: text(r, "workspace_id")?,
+        connection_hash: text(r, "connection_hash")?,
+        client_id: opt_text(r, "client_id"),
+        client_name: opt_text(r, "client_name"),
+        scopes: opt_text(r, "scopes"),
+        created_at: row_i64(r, "created_at")?,
+        last_used_at: opt_i64(r, "last_used_at")?,
+        revoked_at: opt_i64(r, "revoked_at")?,
+        generation: row_i64(r, "generation")?,
+    })
+}
+
+pub async fn insert(db: &impl Db, c: &Connection) -> Result<(), StoreError> {
+    let sql = "INSERT INTO connections (id, server_id, workspace_id, connection_hash, client_id, client_name, scopes, \
+               created_at, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    db.execute(
+        sql,
+        &[
+            c.id.as_str().into(),
+            c.server_id.as_str().into(),
+            c.workspace_id.as_str().into(),
+            c.connection_hash.as_str().into(),
+            c.client_id.clone().into(),
+            c.client_name.clone().into(),
+            c.scopes.clone().into(),
+            c.created_at.into(),
+            c.generation.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn get(db: &impl Db, id: &str) -> Result<Option<Connection>, StoreError> {
+    db.query("SELECT * FROM connections WHERE id = ?1", &[id.into()]).await?.first().map(connection).transpose()
+}
+
+/// Revokes a connection (idempotent): its refresh tokens stop at once.
+pub async fn revoke(db: &impl Db, id: &str, now_ms: i64) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE connections SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        &[id.into(), now_ms.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Moves a live connection from generation `from` to `from + 1`; `false` when another refresh
+/// got there first (or the connection was revoked).
+pub async fn advance_generation(db: &impl Db, id: &str, from: i64, now_ms: i64) -> Result<bool, StoreError> {
+    let sql = "UPDATE connections SET generation = generation + 1, last_used_at = ?3 \
+               WHERE id = ?1 AND generation = ?2 AND revoked_at IS NULL";
+    Ok(db.execute(sql, &[id.into(), from.into(), now_ms.into()]).await? == 1)
+}
+
+/// Marks a single-use value (by its hash) used until `expires_at`; `false` when it already was.
+pub async fn use_once(db: &impl Db, value_hash: &str, expires_at: i64) -> Result<bool, StoreError> {
+    let sql = "INSERT INTO oauth_used (id, expires_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING";
+    Ok(db.execute(sql, &[value_hash.into(), expires_at.into()]).await? == 1)
+}
+
+/// Expired single-use markers, at most `limit`.
+pub async fn delete_expired_markers(db: &impl Db, now_ms: i64, limit: i64) -> Result<u64, StoreError> {
+    let sql = "DELETE FROM oauth_used WHERE id IN (SELECT id FROM oauth_used WHERE expires_at < ?1 LIMIT ?2)";
+    db.execute(sql, &[now_ms.into(), limit.into()]).await
+}

@@ -1,0 +1,164 @@
+//! Issue 13: codes and tokens against a real SQLite database with the migrations: a code is
+//! redeemed once by its client with its redirect URI and PKCE verifier; a replayed code revokes
+//! the connection; the tokens open only at their server; nothing stored holds a token.
+
+use flowcp::crypto::Keyring;
+use flowcp::oauth::flow::AuthorizeRequest;
+use flowcp::oauth::grant::{exchange_code, issue_code, Ctx};
+use flowcp::oauth::tokens::{self, Kind, Upstream};
+use flowcp::store::oauth_clients::OAuthClient;
+use flowcp::store::{block_on, connections, Db};
+
+use crate::support::SqliteDb;
+
+const ORIGIN: &str = "https://flowcp.example";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const UPSTREAM_ACCESS: &str = "gho_upstream_access_token_of_the_end_user";
+const UPSTREAM_REFRESH: &str = "ghr_upstream_refresh_token_of_the_end_user";
+const NOW: i64 = 1_800_000_000_000;
+
+fn client() -> OAuthClient {
+    OAuthClient {
+        id: "fcp_cl_test".into(),
+        client_name: "Claude Code".into(),
+        redirect_uris: vec!["http://localhost/callback".into()],
+        application_type: "native".into(),
+        created_at: 0,
+        last_used_at: None,
+    }
+}
+
+fn request() -> AuthorizeRequest {
+    AuthorizeRequest {
+        client_id: "fcp_cl_test".into(),
+        redirect_uri: "http://localhost:5555/callback".into(),
+        state: Some("s".into()),
+        code_challenge: CHALLENGE.into(),
+        server_id: "srv_A".into(),
+        scope: "mcp:srv_A repo".into(),
+    }
+}
+
+/// A database with the workspace and server a connection belongs to.
+fn database() -> SqliteDb {
+    let db = SqliteDb::migrated();
+    for sql in [
+        "INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'W', 0)",
+        "INSERT INTO apps (id, workspace_id, name, created_at, updated_at) VALUES ('app_1', 'ws_1', 'A', 0, 0)",
+        "INSERT INTO servers (id, workspace_id, app_id, name, auth_mode, created_at, updated_at) VALUES ('srv_A', 'ws_1', 'app_1', 'A', 'oauth', 0, 0)",
+    ] {
+        block_on(db.execute(sql, &[])).unwrap();
+    }
+    db
+}
+
+fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn upstream() -> Upstream {
+    Upstream {
+        access_token: UPSTREAM_ACCESS.into(),
+        refresh_token: Some(UPSTREAM_REFRESH.into()),
+        expires_at_ms: Some(NOW + 8 * 3_600_000),
+        scope: Some("repo".into()),
+    }
+}
+
+#[test]
+fn a_code_is_redeemed_once_and_a_replay_revokes_the_connection() {
+    let db = database();
+    let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
+    let ctx = Ctx { db: &db, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    assert!(code.starts_with("fcp_ac.conn_"), "{code}");
+    let good = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("client_id", "fcp_cl_test"),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", VERIFIER),
+        ("resource", "https://flowcp.example/mcp/srv_A"),
+    ];
+    // Wrong verifier, client, redirect or resource: refused, and the code is not spent.
+    for (k, v) in [
+        ("code_verifier", CHALLENGE),
+        ("client_id", "fcp_cl_other"),
+        ("redirect_uri", "http://localhost:5556/callback"),
+        ("resource", "https://flowcp.example/mcp/srv_B"),
+    ] {
+        let mut p: Vec<(&str, &str)> = good.iter().copied().filter(|(x, _)| *x != k).collect();
+        p.push((k, v));
+        let e = block_on(exchange_code(&ctx, &form(&p))).unwrap_err();
+        assert!(e.error == "invalid_grant" || e.error == "invalid_target", "{k}: {e:?}");
+    }
+    let mut no_verifier: Vec<(&str, &str)> = good.iter().copied().filter(|(x, _)| *x != "code_verifier").collect();
+    no_verifier.push(("code_verifier", ""));
+    assert_eq!(block_on(exchange_code(&ctx, &form(&no_verifier))).unwrap_err().error, "invalid_grant");
+    let issued = block_on(exchange_code(&ctx, &form(&good))).unwrap();
+    assert_eq!(issued.to_json()["token_type"], "Bearer");
+    assert_eq!(issued.expires_in_s, 3_600);
+    let aud_a = format!("{ORIGIN}/mcp/srv_A");
+    let (conn, grant) = tokens::open(&ring, Kind::Access, &aud_a, &issued.access_token, NOW + 1).unwrap();
+    assert_eq!(grant.upstream.access_token, UPSTREAM_ACCESS);
+    assert!(tokens::open(&ring, Kind::Access, &format!("{ORIGIN}/mcp/srv_B"), &issued.access_token, NOW).is_err());
+    assert!(tokens::open(&ring, Kind::Refresh, &aud_a, &issued.refresh_token, NOW).is_ok());
+    // The code expired: refused.
+    let late = Ctx { now_ms: NOW + 61_000, ..Ctx { db: &db, keyring: &ring, origin: ORIGIN, now_ms: NOW } };
+    assert_eq!(block_on(exchange_code(&late, &form(&good))).unwrap_err().error, "invalid_grant");
+    // Replayed within its minute: refused, and the connection is revoked.
+    assert_eq!(block_on(exchange_code(&ctx, &form(&good))).unwrap_err().error, "invalid_grant");
+    let c = block_on(connections::get(&db, &conn)).unwrap().unwrap();
+    assert!(c.revoked_at.is_some(), "a replayed code revokes the connection");
+    assert_eq!(c.client_name.as_deref(), Some("Claude Code"));
+    assert_eq!(c.connection_hash.len(), 16);
+
+    // No token is stored: every row of every table is free of the upstream and FlowCP tokens.
+    let tables = block_on(db.query("SELECT name FROM sqlite_master WHERE type = 'table'", &[])).unwrap();
+    let mut scanned = 0;
+    for t in tables {
+        let name = t.get("name").and_then(|v| v.as_str()).unwrap().to_string();
+        for row in block_on(db.query(&format!("SELECT * FROM \"{name}\""), &[])).unwrap() {
+            let text = format!("{row:?}");
+            scanned += 1;
+            for secret in [
+                UPSTREAM_ACCESS,
+                UPSTREAM_REFRESH,
+                issued.access_token.as_str(),
+                issued.refresh_token.as_str(),
+                code.as_str(),
+            ] {
+                assert!(!text.contains(secret), "table {name} holds a token");
+            }
+        }
+    }
+    assert!(scanned >= 2, "the connection and the used-code marker were scanned");
+}
+
+#[test]
+fn a_code_for_an_unknown_or_revoked_connection_is_refused() {
+    let db = database();
+    let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
+    let ctx = Ctx { db: &db, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let conn = tokens::connection_of(&code, Kind::Code).unwrap().to_string();
+    block_on(connections::revoke(&db, &conn, NOW)).unwrap();
+    let p = form(&[
+        ("code", &code),
+        ("client_id", "fcp_cl_test"),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", VERIFIER),
+    ]);
+    assert_eq!(block_on(exchange_code(&ctx, &p)).unwrap_err().error, "invalid_grant");
+    let forged = code.replacen(&conn, "conn_forged", 1);
+    let p = form(&[
+        ("code", &forged),
+        ("client_id", "fcp_cl_test"),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", VERIFIER),
+    ]);
+    assert_eq!(block_on(exchange_code(&ctx, &p)).unwrap_err().error, "invalid_grant");
+    assert_eq!(block_on(exchange_code(&ctx, &form(&[("client_id", "x")]))).unwrap_err().error, "invalid_request");
+    assert_eq!(block_on(exchange_code(&ctx, &form(&[("code", "x")]))).unwrap_err().error, "invalid_client");
+}
