@@ -264,7 +264,8 @@ async fn mcp(
         http: &FetchHttp,
         keyring: &settings.secrets.keyring,
         fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
-        origin: url.origin().ascii_serialization(),
+        // The allow-listed public origin: the same one the OAuth issuer and token audiences use.
+        origin: public_origin(&url, &host, settings).unwrap_or_else(|| url.origin().ascii_serialization()),
         clock: &clock,
         upstream_timeout_ms: settings.upstream_timeout_ms,
     };

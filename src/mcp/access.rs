@@ -50,31 +50,48 @@ pub fn protected_resource_metadata(origin: &str, m: &Manifest) -> Value {
     })
 }
 
-/// Who is calling: `Some(hash)` for an access key (truncated SHA-256 of its id), `None` for a
-/// public server.
+/// Who is calling.
+#[derive(Debug, Default)]
+pub(crate) struct Caller {
+    /// Truncated SHA-256 of the access key's id or the OAuth connection's id (the audit's
+    /// connection hash); `None` for a public server.
+    pub(crate) connection: Option<String>,
+    /// OAuth servers: the end user's upstream access token, opened from their FlowCP token
+    /// (never stored; never the FlowCP token itself, RS-06).
+    pub(crate) upstream_token: Option<String>,
+}
+
+/// KV key marking a revoked OAuth connection: the runtime refuses its access tokens within the
+/// isolate cache's bound ([`super::cache::KV_TTL_MS`]) plus KV's propagation (about 60 s).
+pub fn revoked_connection_key(connection_id: &str) -> String {
+    format!("oconn:revoked:{connection_id}")
+}
+
+/// The 401 an OAuth server answers: where its metadata is, which scopes to ask for, and
+/// `error="invalid_token"` when a token was presented but cannot be used (RS-01).
+pub(crate) fn oauth_challenge(origin: &str, m: &Manifest, invalid: bool, message: &str) -> McpResponse {
+    let error = if invalid { "error=\"invalid_token\", " } else { "" };
+    let www = format!(
+        "Bearer {error}resource_metadata=\"{}\", scope=\"{}\"",
+        resource_metadata_url(origin, &m.server_id),
+        challenge_scopes(m).join(" ")
+    );
+    let mut r = reject(401, message);
+    r.headers.push(("www-authenticate".into(), www));
+    r
+}
+
 pub(crate) async fn authorize<K: Kv, H: Http>(
     rt: &Runtime<'_, K, H>,
     loaded: &Loaded,
     req: &McpRequest<'_>,
-) -> Result<Option<String>, McpResponse> {
+) -> Result<Caller, McpResponse> {
     let m = &loaded.manifest;
     if m.auth.mode == AuthMode::Oauth {
-        // TODO-correctness: the OAuth flow itself is a later issue; until then every request
-        // is told where the metadata is and denied (fail closed).
-        let www = format!(
-            "Bearer resource_metadata=\"{}\", scope=\"{}\"",
-            resource_metadata_url(&rt.origin, &m.server_id),
-            challenge_scopes(m).join(" ")
-        );
-        let mut r = reject(
-            401,
-            "Unauthorized: this server uses OAuth; obtain an access token via the protected resource metadata.",
-        );
-        r.headers.push(("www-authenticate".into(), www));
-        return Err(r);
+        return authorize_oauth(rt, m, req).await;
     }
     if m.auth.public {
-        return Ok(None);
+        return Ok(Caller::default());
     }
     let presented = presented_key(req.headers);
     let denied = |msg: &str| {
@@ -102,5 +119,45 @@ pub(crate) async fn authorize<K: Kv, H: Http>(
         return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
     }
     let key_id = mirror.get("key_id").and_then(Value::as_str).unwrap_or("");
-    Ok(Some(sha256_hex_truncated(key_id.as_bytes(), 16)))
+    Ok(Caller { connection: Some(sha256_hex_truncated(key_id.as_bytes(), 16)), upstream_token: None })
+}
+
+/// An OAuth server: a FlowCP access token (`Authorization: Bearer fcp_at...` only; never the
+/// query string, RS-07) that opens for this server's canonical URL (RS-05), unexpired, of a
+/// connection not revoked.
+async fn authorize_oauth<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    m: &Manifest,
+    req: &McpRequest<'_>,
+) -> Result<Caller, McpResponse> {
+    use crate::oauth::tokens::{self, Kind};
+    let bearer = header(req.headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = bearer else {
+        return Err(oauth_challenge(
+            &rt.origin,
+            m,
+            false,
+            "Unauthorized: this server uses OAuth; obtain an access token via the protected resource metadata.",
+        ));
+    };
+    let audience = format!("{}/mcp/{}", rt.origin, m.server_id);
+    let invalid =
+        || oauth_challenge(&rt.origin, m, true, "Unauthorized: the access token is invalid, expired or revoked.");
+    let (connection, grant) =
+        tokens::open(rt.keyring, Kind::Access, &audience, token, (rt.clock)()).map_err(|_| invalid())?;
+    let revoked = rt.cache.get(rt.kv, &revoked_connection_key(&connection), (rt.clock)()).await.map_err(|e| {
+        let mut r = reject(503, "The connection store is unavailable; try again.");
+        r.internal = Some(format!("revocation read failed: {e}"));
+        r
+    })?;
+    if revoked.is_some() {
+        return Err(invalid());
+    }
+    Ok(Caller {
+        connection: Some(sha256_hex_truncated(connection.as_bytes(), 16)),
+        upstream_token: Some(grant.upstream.access_token),
+    })
 }

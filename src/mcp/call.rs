@@ -28,6 +28,7 @@ pub(crate) const MAX_REDIRECTS: u8 = 3;
 pub(crate) async fn credential<K: Kv, H: Http>(
     rt: &Runtime<'_, K, H>,
     m: &Manifest,
+    upstream_token: Option<&str>,
 ) -> Result<Credential, &'static str> {
     const MISSING: &str = "The server's upstream credential is not available; the owner must set it and publish again.";
     let value = match (m.auth.mode, m.auth.credential_ref.as_deref()) {
@@ -36,8 +37,12 @@ pub(crate) async fn credential<K: Kv, H: Http>(
             manifest::open_credential(rt.kv, rt.keyring, &m.server_id, key).await.map_err(|_| MISSING)?
         }
         (AuthMode::ApiKey | AuthMode::Bearer, None) => return Err(MISSING),
-        // TODO-correctness: per-user OAuth (issue 13); until then an oauth server never calls.
-        (AuthMode::Oauth, _) => return Err("This server's auth mode cannot call the API yet."),
+        // The end user's own token, opened from their FlowCP access token by `authorize`.
+        (AuthMode::Oauth, _) => {
+            return upstream_token
+                .map(|t| Credential::Bearer(t.to_string()))
+                .ok_or("This server calls the API as the signed-in user; no user token came with the request.")
+        }
     };
     manifest::place_credential(m.auth.mode, m.auth.placement.as_ref(), value).ok_or(MISSING)
 }
@@ -96,7 +101,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     }
     let rt = ctx.rt;
     let t0 = (rt.clock)();
-    let cred = credential(rt, m).await;
+    let cred = credential(rt, m, ctx.upstream_token).await;
     ctx.timings.borrow_mut().push(("credential", (rt.clock)() - t0));
     let cred = match cred {
         Ok(c) => c,
@@ -172,6 +177,9 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     };
     event.upstream_status = Some(resp.status);
     event.response_bytes = resp.body.len() as i64;
+    if m.auth.mode == AuthMode::Oauth && resp.status == 401 {
+        ctx.upstream_unauthorized.set(true);
+    }
     // Never hand an upstream's echo of the credential back to the model, in any spelling: the
     // body is redacted whole (and on its decoded JSON strings, see `Redactor::body`) before the
     // result budget cuts it, so a cut cannot leave a prefix of the secret that no pattern

@@ -116,7 +116,7 @@ async fn serve_post<K: Kv, H: Http>(
         }
     }
     let manifest_done = (rt.clock)();
-    let connection = match authorize(rt, &loaded, req).await {
+    let caller = match authorize(rt, &loaded, req).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -128,7 +128,9 @@ async fn serve_post<K: Kv, H: Http>(
     let ctx = CallCtx {
         rt,
         loaded: &loaded,
-        connection: connection.as_deref(),
+        connection: caller.connection.as_deref(),
+        upstream_token: caller.upstream_token.as_deref(),
+        upstream_unauthorized: std::cell::Cell::new(false),
         pre: &pre,
         timings: RefCell::new(Vec::new()),
     };
@@ -155,6 +157,18 @@ async fn serve_post<K: Kv, H: Http>(
             }
         }
     };
+    if ctx.upstream_unauthorized.get() {
+        // The upstream refused the end user's token: an OAuth challenge, not a tool result, so
+        // the client refreshes or re-authorises (the audit rows are kept).
+        let mut r = super::access::oauth_challenge(
+            &rt.origin,
+            &loaded.manifest,
+            true,
+            "Unauthorized: the API refused this user's authorization; refresh the token or sign in again.",
+        );
+        r.audit = std::mem::take(&mut out.audit);
+        return r;
+    }
     // Server-Timing: where the wall time of this request went (I/O waits dominate; on Workers
     // the clock only advances across I/O, so pure CPU phases read as 0).
     let mut phases = vec![("manifest", manifest_done - started), ("auth", auth_done - manifest_done)];

@@ -1137,3 +1137,88 @@ fn a_response_off_its_documented_shape_is_reported_and_audited_as_unexpected() {
     assert_eq!(result["structuredContent"]["ok"], json!(true));
     assert_eq!(r.audit[0].outcome, Outcome::Ok);
 }
+
+/// A FlowCP access token for `server` and connection `conn`, carrying `upstream` as the end
+/// user's token, as the token endpoint would issue it.
+fn user_token(f: &Fixture, server: &str, conn: &str, upstream: &str, exp_ms: i64) -> String {
+    use flowcp::oauth::tokens::{seal, Grant, Kind, Upstream};
+    let grant = Grant {
+        client_id: "fcp_cl_1".into(),
+        scope: format!("mcp:{server}"),
+        iat_ms: 0,
+        exp_ms,
+        generation: 0,
+        upstream: Upstream { access_token: upstream.into(), refresh_token: None, expires_at_ms: None, scope: None },
+        redirect_uri: None,
+        code_challenge: None,
+    };
+    seal(&f.keyring, Kind::Access, &format!("{ORIGIN}/mcp/{server}"), conn, &grant).unwrap()
+}
+
+/// Issue 13: an OAuth server calls the API as the signed-in user. The FlowCP token opens only
+/// at its own server, unexpired and unrevoked; the upstream gets the user's token, never the
+/// FlowCP one; an upstream 401 becomes the OAuth challenge so the client refreshes.
+#[test]
+fn an_oauth_server_calls_the_api_with_the_users_own_token() {
+    let f = fixture(1, "oauth", false, false);
+    let far = 9_999_999_999_999;
+    let token = user_token(&f, &f.server, "conn_user1", "upstream-user-token", far);
+    let bearer = format!("Bearer {token}");
+    let r = call(&f, tool_call("getThing0000", json!({})), &[("authorization", &bearer)]);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(result_of(&r)["isError"], Value::Null, "{:?}", r.body);
+    let sent = f.http.seen.borrow()[0].clone();
+    assert!(
+        sent.headers.contains(&("Authorization".to_string(), "Bearer upstream-user-token".to_string())),
+        "{:?}",
+        sent.headers
+    );
+    assert!(!format!("{sent:?}").contains("fcp_at."), "the FlowCP token never goes upstream");
+    assert_eq!(r.audit[0].connection_hash, Some(flowcp::crypto::sha256_hex_truncated(b"conn_user1", 16)));
+
+    let challenge = |r: &McpResponse| {
+        r.headers.iter().find(|(k, _)| k == "www-authenticate").map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    // No token: the plain challenge, naming the metadata and the server scope.
+    let r = call(&f, tool_call("getThing0000", json!({})), &[("authorization", "")]);
+    assert_eq!(r.status, 401);
+    let www = challenge(&r);
+    assert!(www.contains("resource_metadata=") && www.contains(&format!("scope=\"mcp:{}\"", f.server)), "{www}");
+    assert!(!www.contains("invalid_token"));
+    // Tokens that must not work: another server's, expired, forged, an access key, a refresh
+    // token, or one sent as X-API-Key.
+    let other = user_token(&f, "srv_other", "conn_user1", "upstream-user-token", far);
+    let expired = user_token(&f, &f.server, "conn_user1", "upstream-user-token", 1);
+    for (name, value) in [
+        ("authorization", format!("Bearer {other}")),
+        ("authorization", format!("Bearer {expired}")),
+        ("authorization", format!("Bearer {}", token.replacen("conn_user1", "conn_user2", 1))),
+        ("authorization", format!("Bearer {ACCESS_KEY}")),
+        ("authorization", format!("Bearer {}", token.replacen("fcp_at.", "fcp_rt.", 1))),
+        ("x-api-key", token.clone()),
+    ] {
+        let extra: Vec<(&str, &str)> = if name == "x-api-key" {
+            vec![("authorization", ""), ("x-api-key", &value)]
+        } else {
+            vec![("authorization", &value)]
+        };
+        let r = call(&f, tool_call("getThing0000", json!({})), &extra);
+        assert_eq!(r.status, 401, "{value:.40}");
+        assert!(r.audit.is_empty());
+    }
+    assert_eq!(f.http.seen.borrow().len(), 1, "no refused token reached the upstream");
+
+    // The upstream refuses the user's token: HTTP 401 with invalid_token, audited.
+    let http =
+        ScriptedHttp::new([resp(401, &[("content-type", "application/json")], b"{\"message\":\"Bad credentials\"}")]);
+    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[("authorization", &bearer)], later());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert!(challenge(&r).starts_with("Bearer error=\"invalid_token\""), "{}", challenge(&r));
+    assert_eq!((r.audit.len(), r.audit[0].upstream_status), (1, Some(401)));
+
+    // A revoked connection stops working (after the isolate's short cache).
+    block_on(f.kv.put(&flowcp::mcp::access::revoked_connection_key("conn_user1"), b"1", None)).unwrap();
+    let r = call(&f, tool_call("getThing0000", json!({})), &[("authorization", &bearer)]);
+    assert_eq!(r.status, 401);
+    assert!(challenge(&r).contains("invalid_token"));
+}
