@@ -61,6 +61,19 @@ pub struct ManifestAuth {
     /// base URL cannot send it elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "credential_origin")]
     pub credential_origin: Option<String>,
+    /// OAuth mode: the upstream provider as the owner configured it (the client secret is the
+    /// sealed credential above, never here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<ManifestOAuth>,
+}
+
+/// The owner's upstream OAuth app, as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestOAuth {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

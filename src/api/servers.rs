@@ -480,6 +480,16 @@ async fn open_credential<D: Db, K: Kv, H: Http>(
 }
 
 /// The origin the server's credential is bound to (recorded when it was set).
+/// The upstream OAuth app of an `oauth` server, when its URLs and client id are set.
+fn oauth_of(s: &Server) -> Option<manifest::ManifestOAuth> {
+    let field = |k: &str| s.auth_config.get(k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty());
+    Some(manifest::ManifestOAuth {
+        authorize_url: field("authorize_url")?.to_string(),
+        token_url: field("token_url")?.to_string(),
+        client_id: field("client_id")?.to_string(),
+    })
+}
+
 fn credential_origin_of(s: &Server) -> Option<String> {
     s.auth_config.get("credential_origin").and_then(Value::as_str).map(str::to_string)
 }
@@ -588,6 +598,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default(),
+            oauth: (s.auth_mode == AuthMode::Oauth).then(|| oauth_of(&s)).flatten(),
         },
         discovery: s.discovery_mode,
         base_url: s.base_url_override.clone(),

@@ -472,13 +472,18 @@ async fn to_core_request(req: &mut Request, url: &worker::Url) -> Result<CoreReq
 }
 
 fn from_core_response(resp: CoreResponse) -> Result<Response, ApiError> {
+    // A page (the OAuth consent and error pages): a string body sent as HTML.
+    let html = resp.headers.iter().any(|(k, v)| k == "content-type" && v.starts_with("text/html"));
     let mut out = match &resp.body {
+        Some(serde_json::Value::String(page)) if html => {
+            Response::from_html(page).map_err(|e| ApiError::internal(format!("response: {e}")))?
+        }
         Some(body) => Response::from_json(body).map_err(|e| ApiError::internal(format!("serialise: {e}")))?,
         None => Response::empty().map_err(|e| ApiError::internal(format!("response: {e}")))?,
     }
     .with_status(resp.status);
     let h = out.headers_mut();
-    for (k, v) in &resp.headers {
+    for (k, v) in resp.headers.iter().filter(|(k, _)| !(html && k == "content-type")) {
         h.append(k, v).map_err(|e| ApiError::internal(format!("header: {e}")))?;
     }
     Ok(with_common_headers(out))

@@ -6,9 +6,14 @@
 //! code revokes the connection, as RFC 6749 §4.1.2 advises — and issues an access token (an
 //! hour at most, never past the upstream token) and a refresh token bound to the connection's
 //! current generation.
-// TODO-correctness(issue 13): the refresh grant (generation compare-and-set, the previous
-// refresh token valid until the new one is used, one upstream refresh per rotation with the
-// result replayed to a concurrent loser) and the upstream refresh itself.
+//
+// Refresh rotates: a refresh token of the connection's current generation moves it on by a
+// compare-and-set (so of two concurrent refreshes exactly one advances it) and gets tokens of the
+// new generation; the immediately previous generation stays usable until the new one is used
+// (clients that lose a rotated token are not locked out), and gets tokens of the current one.
+// TODO-correctness(issue 13): the upstream refresh itself (when the user's upstream access token
+// expired), with its result replayed to a concurrent loser; until then such a refresh answers
+// invalid_grant and the client signs in again.
 
 use serde_json::{json, Value};
 
@@ -153,4 +158,63 @@ fn issue_tokens(
         expires_in_s: (access_exp - now_ms) / 1000,
         scope: base.scope,
     })
+}
+
+fn invalid_refresh() -> OAuthError {
+    OAuthError::new(400, "invalid_grant", "the refresh token is invalid, expired, revoked or superseded")
+}
+
+/// `grant_type=refresh_token` at the token endpoint.
+pub async fn exchange_refresh<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String)]) -> Result<Issued, OAuthError> {
+    let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
+    let token = form(params, "refresh_token")
+        .ok_or_else(|| OAuthError::new(400, "invalid_request", "refresh_token is required"))?;
+    let connection_id = tokens::connection_of(token, Kind::Refresh).ok_or_else(invalid_refresh)?;
+    let conn = connections::get(db, connection_id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
+    if conn.revoked_at.is_some() {
+        return Err(invalid_refresh());
+    }
+    let target = Target::Server(conn.server_id.clone());
+    if let Some(resource) = form(params, "resource") {
+        if target_of_resource(resource, origin).ok().as_ref() != Some(&target) {
+            return Err(OAuthError::new(400, "invalid_target", "resource is not the server this token is for"));
+        }
+    }
+    let audience = target.canonical(origin);
+    let (_, grant) = tokens::open(keyring, Kind::Refresh, &audience, token, now_ms).map_err(|_| invalid_refresh())?;
+    if let Some(c) = form(params, "client_id") {
+        if c != grant.client_id {
+            return Err(invalid_refresh());
+        }
+    }
+    let current = if grant.generation == conn.generation {
+        if !connections::advance_generation(db, connection_id, conn.generation, now_ms).await.map_err(server_error)? {
+            // A concurrent refresh advanced it first (this token is now the previous one), or
+            // the connection was revoked meanwhile.
+            let now = connections::get(db, connection_id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
+            if now.revoked_at.is_some() || now.generation != conn.generation + 1 {
+                return Err(invalid_refresh());
+            }
+        }
+        conn.generation + 1
+    } else if grant.generation + 1 == conn.generation {
+        conn.generation
+    } else {
+        return Err(invalid_refresh());
+    };
+    let conn = Connection { generation: current, ..conn };
+    issue_tokens(keyring, &audience, &conn, grant, now_ms)
+}
+
+/// The connection a FlowCP access or refresh token belongs to, when it opens (revocation).
+pub async fn connection_of_any<D: Db>(ctx: &Ctx<'_, D>, token: &str) -> Option<String> {
+    for kind in [Kind::Refresh, Kind::Access] {
+        let Some(id) = tokens::connection_of(token, kind) else { continue };
+        let conn = connections::get(ctx.db, id).await.ok()??;
+        let audience = Target::Server(conn.server_id.clone()).canonical(ctx.origin);
+        if tokens::open(ctx.keyring, kind, &audience, token, ctx.now_ms).is_ok() {
+            return Some(id.to_string());
+        }
+    }
+    None
 }

@@ -1,19 +1,34 @@
 //! The authorization server's HTTP endpoints (one issuer for the whole origin).
 //!
-//! Live: `GET /.well-known/oauth-authorization-server` (RFC 8414) and `POST /oauth/register`
-//! (RFC 7591), with CORS for browser-based clients (no cookies: `*` is safe). Not yet:
-//! `/oauth/authorize`, `/oauth/token`, `/oauth/revoke` answer 503 `temporarily_unavailable`.
-// TODO-correctness(issue 13): authorize + consent, callback, token (code and refresh with the
-// generation compare-and-set), revocation, CIMD, OIDC discovery; then advertise CIMD.
+//! - `GET /.well-known/oauth-authorization-server` (RFC 8414) and `POST /oauth/register`
+//!   (RFC 7591), with CORS for browser-based clients (no cookies there: `*` is safe);
+//! - `GET /oauth/authorize`: the request checked ([`super::flow`]), then FlowCP's consent page
+//!   naming the client, its redirect host, the server and the upstream scopes (the
+//!   confused-deputy defence, PX-01), with a sealed ticket bound to a `__Host-` cookie;
+//! - `POST /oauth/authorize`: the decision; on approval FlowCP's own sealed, single-use upstream
+//!   `state` and PKCE, and a redirect to the provider (PX-03, PX-05);
+//! - `GET /oauth/callback`: the state redeemed once, the client's redirect URI checked again
+//!   (PX-04), the upstream code exchanged with the owner's client secret, and FlowCP's code
+//!   sent to the client with `iss` (RFC 9207);
+//! - `POST /oauth/token`: the code grant ([`super::grant`]) and the refresh grant;
+//! - `POST /oauth/revoke` (RFC 7009).
+// TODO-correctness(issue 13): upstream token refresh (with the result replayed to a concurrent
+// loser), remembered approvals, CIMD, OIDC discovery, insufficient_scope, owner presets and the
+// connections list; the e2e with the SDK's OAuth client provider.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{register, OAuthError};
+use super::flow::{self, AuthorizeError, AuthorizeRequest};
+use super::tokens::Upstream;
+use super::{grant, register, OAuthError};
 use crate::api::{Request, Response, Services};
-use crate::crypto::random_id;
-use crate::net::Http;
+use crate::crypto::{random_id, random_token, sha256_hex, Keyring};
+use crate::manifest::{Manifest, ManifestOAuth};
+use crate::net::{Http, HttpRequest};
 use crate::store::oauth_clients::{self, OAuthClient};
-use crate::store::{Db, Kv};
+use crate::store::{connections, Db, Kv};
+use crate::vocab::AuthMode;
 
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
@@ -42,8 +57,10 @@ fn cors(r: Response) -> Response {
 /// Answers the authorization server's paths; `None` for any other path.
 pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Option<Response> {
     let path = req.path.as_str();
-    let known =
-        matches!(path, METADATA_PATH | "/oauth/register" | "/oauth/authorize" | "/oauth/token" | "/oauth/revoke");
+    let known = matches!(
+        path,
+        METADATA_PATH | "/oauth/register" | "/oauth/authorize" | "/oauth/callback" | "/oauth/token" | "/oauth/revoke"
+    );
     if !known {
         return None;
     }
@@ -72,15 +89,403 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
             "POST" => cors(register_client(svc, req).await.unwrap_or_else(|e| e.to_response())),
             _ => return not_allowed("POST"),
         },
-        _ => cors(
-            OAuthError::new(
-                503,
-                "temporarily_unavailable",
-                "FlowCP's OAuth flow for published servers is not live yet; OAuth-mode servers cannot grant tokens.",
-            )
-            .to_response(),
-        ),
+        "/oauth/authorize" => match method {
+            "GET" => consent_page(svc, req).await,
+            "POST" => decide(svc, req).await,
+            _ => return not_allowed("GET, POST"),
+        },
+        "/oauth/callback" => match method {
+            "GET" => callback(svc, req).await,
+            _ => return not_allowed("GET"),
+        },
+        "/oauth/token" => match method {
+            "POST" => cors(token(svc, req).await.unwrap_or_else(|e| e.to_response())),
+            _ => return not_allowed("POST"),
+        },
+        "/oauth/revoke" => match method {
+            "POST" => cors(revoke(svc, req).await),
+            _ => return not_allowed("POST"),
+        },
+        _ => return None,
     })
+}
+
+/// How long a consent page and an upstream round trip may take.
+const TICKET_TTL_MS: i64 = 10 * 60_000;
+const CONSENT_COOKIE: &str = "__Host-fcp_consent";
+
+/// What the consent page carries to the decision, and the upstream round trip to the callback:
+/// sealed (AAD names the purpose), never stored.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    client_id: String,
+    redirect_uri: String,
+    state: Option<String>,
+    code_challenge: String,
+    server_id: String,
+    scope: String,
+    exp_ms: i64,
+    /// Consent: SHA-256 of the cookie nonce the page was shown with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce_hash: Option<String>,
+    /// Upstream leg: FlowCP's own PKCE verifier for the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upstream_verifier: Option<String>,
+}
+
+impl Pending {
+    fn of(r: &AuthorizeRequest, exp_ms: i64) -> Self {
+        Pending {
+            client_id: r.client_id.clone(),
+            redirect_uri: r.redirect_uri.clone(),
+            state: r.state.clone(),
+            code_challenge: r.code_challenge.clone(),
+            server_id: r.server_id.clone(),
+            scope: r.scope.clone(),
+            exp_ms,
+            nonce_hash: None,
+            upstream_verifier: None,
+        }
+    }
+    fn request(&self) -> AuthorizeRequest {
+        AuthorizeRequest {
+            client_id: self.client_id.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            state: self.state.clone(),
+            code_challenge: self.code_challenge.clone(),
+            server_id: self.server_id.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+    fn seal(&self, keyring: &Keyring, purpose: &str) -> Option<String> {
+        keyring.seal(&serde_json::to_vec(self).ok()?, purpose.as_bytes()).ok()
+    }
+    fn open(keyring: &Keyring, sealed: &str, purpose: &str, now_ms: i64) -> Option<Self> {
+        if sealed.len() > 16 * 1024 {
+            return None;
+        }
+        let p: Pending = serde_json::from_slice(&keyring.open(sealed, purpose.as_bytes()).ok()?).ok()?;
+        (now_ms < p.exp_ms).then_some(p)
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// An HTML page (the glue sends a string body with this content type as is).
+fn html(status: u16, body: String) -> Response {
+    Response::json(status, Value::String(body))
+        .with_header("content-type", "text/html; charset=utf-8")
+        .with_header(
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'",
+        )
+        .with_header("x-frame-options", "DENY")
+        .with_header("referrer-policy", "no-referrer")
+}
+
+fn page(title: &str, inner: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
+         <style>body{{font:16px system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#111}}\
+         button{{font:inherit;padding:.5rem 1rem;margin-right:.5rem}}code{{background:#f3f3f3;padding:0 .2rem}}</style></head>\
+         <body><h1>{t}</h1>{inner}</body></html>",
+        t = escape(title)
+    )
+}
+
+fn error_page(why: &str) -> Response {
+    html(400, page("This sign-in request cannot continue", &format!("<p>{}</p>", escape(why))))
+}
+
+fn redirect(to: &str) -> Response {
+    Response { status: 302, body: None, headers: vec![("location".into(), to.to_string())] }
+}
+
+fn authorize_error_redirect(e: &AuthorizeError, issuer: &str) -> Response {
+    match e {
+        AuthorizeError::Page(why) => error_page(why),
+        AuthorizeError::Redirect { redirect_uri, state, error, description } => {
+            match flow::error_redirect(redirect_uri, error, description, state.as_deref(), issuer) {
+                Some(to) => redirect(&to),
+                None => error_page(description),
+            }
+        }
+    }
+}
+
+/// The published manifest of a server (no isolate cache here: these routes are rare).
+async fn published(kv: &impl Kv, server_id: &str, now_ms: i64) -> Option<Manifest> {
+    let cache = crate::mcp::server::ManifestCache::default();
+    let loaded = crate::mcp::server::load_manifest(kv, &cache, server_id, now_ms).await.ok()??;
+    Some(loaded.manifest.clone())
+}
+
+fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.header("cookie")?.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
+    let client_id = req.query.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str()).unwrap_or("");
+    let client = oauth_clients::get(svc.db, client_id).await.ok().flatten();
+    let r = match flow::validate_authorize(&req.query, client.as_ref(), &svc.origin) {
+        Ok(r) => r,
+        Err(e) => return authorize_error_redirect(&e, &svc.origin),
+    };
+    let Some(client) = client else { return error_page("the client is not registered here") };
+    let m = match published(svc.kv, &r.server_id, svc.now_ms).await {
+        Some(m) if m.auth.mode == AuthMode::Oauth && m.auth.oauth.is_some() => m,
+        _ => {
+            let e = AuthorizeError::Redirect {
+                redirect_uri: r.redirect_uri.clone(),
+                state: r.state.clone(),
+                error: "invalid_target",
+                description: "the server is not published with OAuth sign-in",
+            };
+            return authorize_error_redirect(&e, &svc.origin);
+        }
+    };
+    let Ok(nonce) = random_token("") else { return error_page("no randomness; try again") };
+    let mut pending = Pending::of(&r, svc.now_ms + TICKET_TTL_MS);
+    pending.nonce_hash = Some(sha256_hex(nonce.as_bytes()));
+    let Some(ticket) = pending.seal(&svc.secrets.keyring, "oauth|consent") else {
+        return error_page("the request could not be sealed; try again");
+    };
+    let host = url::Url::parse(&r.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| r.redirect_uri.clone());
+    let scopes =
+        if m.auth.scopes.is_empty() { "its default permissions".to_string() } else { m.auth.scopes.join(", ") };
+    let inner = format!(
+        "<p><strong>{client}</strong> wants to use <strong>{server}</strong> as you.</p>\
+         <p>You will sign in with the API's own provider, which will ask you to grant: <code>{scopes}</code>.</p>\
+         <p>After that you are sent back to <code>{host}</code>. Only continue if you started this from that app.</p>\
+         <form method=\"post\" action=\"/oauth/authorize\"><input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
+         <button name=\"decision\" value=\"approve\">Continue</button><button name=\"decision\" value=\"deny\">Cancel</button></form>\
+         <p><small>Unverified client registered at FlowCP. FlowCP keeps no copy of your tokens.</small></p>",
+        client = escape(&client.client_name),
+        server = escape(&m.name),
+        scopes = escape(&scopes),
+        host = escape(&host),
+        ticket = escape(&ticket),
+    );
+    html(200, page("Allow access?", &inner)).with_header(
+        "set-cookie",
+        format!("{CONSENT_COOKIE}={nonce}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"),
+    )
+}
+
+fn form_params(req: &Request) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(&req.body).into_owned().collect()
+}
+
+async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
+    if req.media_type().as_deref() != Some("application/x-www-form-urlencoded") || req.body.len() > 32 * 1024 {
+        return error_page("send the form as it was shown");
+    }
+    let params = form_params(req);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let keyring = &svc.secrets.keyring;
+    let Some(p) = get("ticket").and_then(|t| Pending::open(keyring, t, "oauth|consent", svc.now_ms)) else {
+        return error_page("this consent page has expired or was altered; start again from the app");
+    };
+    // CSRF: the decision comes from the browser the page was shown to (its cookie nonce).
+    let nonce_ok = match (cookie(req, CONSENT_COOKIE), p.nonce_hash.as_deref()) {
+        (Some(n), Some(h)) => crate::crypto::ct_eq(sha256_hex(n.as_bytes()).as_bytes(), h.as_bytes()),
+        _ => false,
+    };
+    if !nonce_ok {
+        return error_page("this decision did not come from the page FlowCP showed; start again from the app");
+    }
+    let r = p.request();
+    if get("decision") != Some("approve") {
+        let e = AuthorizeError::Redirect {
+            redirect_uri: r.redirect_uri,
+            state: r.state,
+            error: "access_denied",
+            description: "the user declined",
+        };
+        return authorize_error_redirect(&e, &svc.origin);
+    }
+    let Some(m) = published(svc.kv, &r.server_id, svc.now_ms).await else {
+        return error_page("the server is no longer published");
+    };
+    let Some(oauth) = m.auth.oauth.as_ref().filter(|_| m.auth.mode == AuthMode::Oauth) else {
+        return error_page("the server is no longer published with OAuth sign-in");
+    };
+    let Ok(verifier) = random_token("") else { return error_page("no randomness; try again") };
+    let verifier: String = verifier.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    let verifier = format!("{verifier}{}", "0".repeat(43usize.saturating_sub(verifier.len())));
+    let challenge = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let mut upstream = Pending::of(&r, svc.now_ms + TICKET_TTL_MS);
+    upstream.upstream_verifier = Some(verifier);
+    let Some(state) = upstream.seal(keyring, "oauth|state") else {
+        return error_page("the request could not be sealed");
+    };
+    let callback = format!("{}/oauth/callback", svc.origin);
+    match flow::upstream_authorize_url(
+        &oauth.authorize_url,
+        &oauth.client_id,
+        &callback,
+        &m.auth.scopes,
+        &state,
+        &challenge,
+        &[],
+    ) {
+        Some(to) => redirect(&to)
+            .with_header("set-cookie", format!("{CONSENT_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")),
+        None => error_page("the server's sign-in provider is misconfigured (its authorize URL must be https)"),
+    }
+}
+
+async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
+    let q = |k: &str| req.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let keyring = &svc.secrets.keyring;
+    let Some(p) = q("state").and_then(|s| Pending::open(keyring, s, "oauth|state", svc.now_ms)) else {
+        return error_page("this sign-in has expired or was not started here; start again from the app");
+    };
+    // Single use (PX-03): a state redeemed twice is refused.
+    let used = connections::use_once(svc.db, &sha256_hex(q("state").unwrap_or("").as_bytes()), p.exp_ms).await;
+    if used != Ok(true) {
+        return error_page("this sign-in was already completed; start again from the app");
+    }
+    let r = p.request();
+    let fail = |error: &'static str, description: &'static str| {
+        authorize_error_redirect(
+            &AuthorizeError::Redirect {
+                redirect_uri: r.redirect_uri.clone(),
+                state: r.state.clone(),
+                error,
+                description,
+            },
+            &svc.origin,
+        )
+    };
+    // The client and its redirect URI, checked again (PX-04).
+    let client = match oauth_clients::get(svc.db, &r.client_id).await {
+        Ok(Some(c)) if c.redirect_uris.iter().any(|u| super::redirect::matches(u, &r.redirect_uri)) => c,
+        _ => return error_page("the client's registration changed; start again from the app"),
+    };
+    if q("error").is_some() {
+        return fail("access_denied", "the sign-in at the API's provider did not complete");
+    }
+    let Some(code) = q("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        return fail("server_error", "the API's provider returned no code");
+    };
+    let Some(m) = published(svc.kv, &r.server_id, svc.now_ms).await else {
+        return fail("server_error", "the server is no longer published");
+    };
+    let (Some(oauth), Some(secret_ref)) = (m.auth.oauth.as_ref(), m.auth.credential_ref.as_deref()) else {
+        return fail("server_error", "the server's sign-in provider is not configured");
+    };
+    let Ok(Some(secret)) = crate::manifest::open_credential(svc.kv, keyring, &m.server_id, secret_ref).await else {
+        return fail("server_error", "the server's sign-in provider is not configured");
+    };
+    let upstream =
+        match exchange_upstream(svc, oauth, &secret, code, p.upstream_verifier.as_deref().unwrap_or("")).await {
+            Ok(u) => u,
+            Err(why) => return fail("server_error", why),
+        };
+    let ctx = grant::Ctx { db: svc.db, keyring, origin: &svc.origin, now_ms: svc.now_ms };
+    match grant::issue_code(&ctx, &m.workspace_id, &client, &r, upstream).await {
+        Ok(code) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin) {
+            Some(to) => redirect(&to),
+            None => error_page("the client's redirect URI is invalid"),
+        },
+        Err(_) => fail("server_error", "the sign-in could not be recorded; try again"),
+    }
+}
+
+/// The provider's token endpoint, with the owner's client secret (sent only there).
+async fn exchange_upstream<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    oauth: &ManifestOAuth,
+    secret: &str,
+    code: &str,
+    verifier: &str,
+) -> Result<Upstream, &'static str> {
+    let url = crate::net::check_url(&oauth.token_url, svc.fetch_policy)
+        .map_err(|_| "the provider's token URL is not allowed")?;
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", &format!("{}/oauth/callback", svc.origin))
+        .append_pair("client_id", &oauth.client_id)
+        .append_pair("client_secret", secret)
+        .append_pair("code_verifier", verifier)
+        .finish();
+    let req = HttpRequest {
+        method: "POST".into(),
+        url: url.to_string(),
+        headers: vec![
+            ("content-type".into(), "application/x-www-form-urlencoded".into()),
+            ("accept".into(), "application/json".into()),
+        ],
+        body: Some(body.into_bytes()),
+        timeout_ms: 10_000,
+    };
+    let resp = svc.http.send(&req, 64 * 1024).await.map_err(|_| "the API's provider could not be reached")?;
+    if !(200..300).contains(&resp.status) {
+        return Err("the API's provider refused the sign-in");
+    }
+    let v: Value =
+        serde_json::from_slice(&resp.body).map_err(|_| "the API's provider answered something unreadable")?;
+    let text =
+        |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 8 * 1024).map(str::to_string);
+    let access_token = text("access_token").ok_or("the API's provider returned no access token")?;
+    Ok(Upstream {
+        access_token,
+        refresh_token: text("refresh_token"),
+        expires_at_ms: v.get("expires_in").and_then(Value::as_i64).filter(|s| *s > 0).map(|s| svc.now_ms + s * 1000),
+        scope: text("scope"),
+    })
+}
+
+async fn token<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, OAuthError> {
+    if req.media_type().as_deref() != Some("application/x-www-form-urlencoded") || req.body.len() > 32 * 1024 {
+        return Err(OAuthError::new(
+            400,
+            "invalid_request",
+            "send the token request as application/x-www-form-urlencoded",
+        ));
+    }
+    let params = form_params(req);
+    let ctx = grant::Ctx { db: svc.db, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms };
+    let issued = match params.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str()) {
+        Some("authorization_code") => grant::exchange_code(&ctx, &params).await?,
+        Some("refresh_token") => grant::exchange_refresh(&ctx, &params).await?,
+        _ => {
+            return Err(OAuthError::new(
+                400,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            ))
+        }
+    };
+    Ok(Response::json(200, issued.to_json()).with_header("cache-control", "no-store").with_header("pragma", "no-cache"))
+}
+
+/// RFC 7009: always 200; a token FlowCP can open ends its connection (refresh at once, access
+/// within the runtime's bound).
+async fn revoke<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
+    let params = form_params(req);
+    if let Some(t) = params.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()) {
+        let ctx = grant::Ctx { db: svc.db, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms };
+        if let Some(conn) = grant::connection_of_any(&ctx, t).await {
+            let _ = connections::revoke(svc.db, &conn, svc.now_ms).await;
+            let _ = svc.kv.put(&crate::mcp::access::revoked_connection_key(&conn), b"1", None).await;
+        }
+    }
+    Response::json(200, json!({})).with_header("cache-control", "no-store")
 }
 
 async fn register_client<D: Db, K: Kv, H: Http>(

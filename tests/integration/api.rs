@@ -7,7 +7,7 @@ use flowcp::api::{handle, Request, Response, Services};
 use flowcp::config::Secrets;
 use flowcp::crypto::Keyring;
 use flowcp::net::{FetchPolicy, HttpError};
-use flowcp::store::{block_on, MemoryKv};
+use flowcp::store::{block_on, Db, MemoryKv};
 use serde_json::{json, Value};
 
 use crate::support::{resp, ScriptedHttp, SqliteDb};
@@ -66,12 +66,27 @@ impl Env {
         if let Some(t) = self.csrf.borrow().as_ref() {
             headers.push(("x-csrf-token".into(), t.clone()));
         }
+        let resp = self.raw(method, path, headers, body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default());
+        for (k, v) in &resp.headers {
+            if k == "set-cookie" {
+                *self.cookie.borrow_mut() = Some(v.split(';').next().unwrap().to_string());
+            }
+        }
+        if let Some(t) = resp.body.as_ref().and_then(|b| b.get("csrf_token")).and_then(Value::as_str) {
+            *self.csrf.borrow_mut() = Some(t.to_string());
+        }
+        resp
+    }
+
+    /// One request exactly as given (`path` may carry a query), no session bookkeeping.
+    fn raw(&self, method: &str, path: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Response {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let req = Request {
             method: method.into(),
             path: path.into(),
-            query: vec![],
+            query: url::form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
             headers,
-            body: body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
+            body,
             client_addr: None,
         };
         let svc = Services {
@@ -85,20 +100,12 @@ impl Env {
             origin: "https://flowcp.example".into(),
             link_origin: Some("https://flowcp.example".into()),
         };
-        let resp = if path.starts_with("/oauth/") || path == flowcp::oauth::http::METADATA_PATH {
-            block_on(flowcp::oauth::http::handle(&svc, &req)).expect("an authorization-server path")
+        if path.starts_with("/oauth/") || path == flowcp::oauth::http::METADATA_PATH {
+            block_on(flowcp::oauth::http::handle(&svc, &req))
+                .unwrap_or_else(|| panic!("not an authorization-server path: {method} {path}"))
         } else {
             block_on(handle(&svc, &req)).unwrap_or_else(|e| Response::from_error(&e))
-        };
-        for (k, v) in &resp.headers {
-            if k == "set-cookie" {
-                *self.cookie.borrow_mut() = Some(v.split(';').next().unwrap().to_string());
-            }
         }
-        if let Some(t) = resp.body.as_ref().and_then(|b| b.get("csrf_token")).and_then(Value::as_str) {
-            *self.csrf.borrow_mut() = Some(t.to_string());
-        }
-        resp
     }
 }
 
@@ -1871,10 +1878,243 @@ fn the_authorization_server_publishes_metadata_and_registers_public_clients() {
     assert_eq!(env.call("GET", "/oauth/register", None).status, 405);
     assert_eq!(env.call("OPTIONS", "/oauth/register", None).status, 204);
     let t = env.call("POST", "/oauth/token", None);
-    assert_eq!((t.status, t.body.unwrap()["error"].clone()), (503, json!("temporarily_unavailable")));
+    assert_eq!((t.status, t.body.unwrap()["error"].clone()), (400, json!("invalid_request")), "not a form");
     // A registration never used is deleted by retention after a day.
     let later = env.now.get() + 2 * flowcp::jobs::retention::DAY_MS;
     let report = block_on(flowcp::jobs::retention::run(&env.db, later, Default::default())).unwrap();
     assert_eq!(report.oauth_clients_deleted, 1, "{report:?}");
     assert!(block_on(flowcp::store::oauth_clients::get(&env.db, &id)).unwrap().is_none());
+}
+
+fn header<'a>(r: &'a Response, name: &str) -> &'a str {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no {name} header: {r:?}"))
+}
+
+fn query_of(url: &str, name: &str) -> Option<String> {
+    let u = url::Url::parse(url).unwrap();
+    u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+fn form_body(pairs: &[(&str, &str)]) -> Vec<u8> {
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish().into_bytes()
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Issue 13: the whole authorization-code flow over the routes, with a scripted provider:
+/// registration, authorize, FlowCP's consent page (CSRF-bound to its cookie), the upstream
+/// redirect with FlowCP's own state and PKCE (never the client's resource), the callback (state
+/// single use), FlowCP's code with iss, the token endpoint, refresh rotation, revocation; and
+/// no table or KV value holds the user's tokens.
+#[test]
+fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
+    let env = Env::new();
+    let ws = signed_up(&env, "oauth-owner@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
+    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "GitHub-ish" }))));
+    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
+    let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
+    let r = env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "oauth", "auth_config": {
+        "authorize_url": "https://idp.example/login/oauth/authorize", "token_url": "https://idp.example/login/oauth/access_token",
+        "client_id": "owner-app", "scopes": ["repo"] } })));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let put = env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": "owner-client-secret", "origin": "https://api.example.com" })),
+    );
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+
+    let json_h = vec![("content-type".to_string(), "application/json".to_string())];
+    let reg = env.raw(
+        "POST",
+        "/oauth/register",
+        json_h,
+        serde_json::to_vec(&json!({ "client_name": "Claude Code", "redirect_uris": ["http://localhost/callback"] }))
+            .unwrap(),
+    );
+    let client_id = reg.body.unwrap()["client_id"].as_str().unwrap().to_string();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let authorize = format!(
+        "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A5555%2Fcallback&code_challenge={challenge}&code_challenge_method=S256&state=client-state&resource=https%3A%2F%2Fflowcp.example%2Fmcp%2F{srv}&scope=mcp%3A{srv}"
+    );
+    let page = env.raw("GET", &authorize, vec![], vec![]);
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    assert!(header(&page, "content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header(&page, "x-frame-options"), "DENY");
+    let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
+    assert!(html.contains("Claude Code") && html.contains("localhost") && html.contains("repo"), "{html}");
+    let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
+    assert!(cookie.starts_with("__Host-fcp_consent=") && header(&page, "set-cookie").contains("HttpOnly"));
+    let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
+    let ticket = html[at..].split('"').next().unwrap().to_string();
+
+    // The decision without the page's cookie (a forged cross-site POST) is refused.
+    let forged = env.raw(
+        "POST",
+        "/oauth/authorize",
+        vec![("content-type".into(), FORM.into())],
+        form_body(&[("ticket", &ticket), ("decision", "approve")]),
+    );
+    assert_eq!(forged.status, 400);
+    let decided = env.raw(
+        "POST",
+        "/oauth/authorize",
+        vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie.clone())],
+        form_body(&[("ticket", &ticket), ("decision", "approve")]),
+    );
+    assert_eq!(decided.status, 302, "{:?}", decided.body);
+    let upstream_url = header(&decided, "location").to_string();
+    assert!(upstream_url.starts_with("https://idp.example/login/oauth/authorize?"), "{upstream_url}");
+    assert_eq!(query_of(&upstream_url, "client_id").as_deref(), Some("owner-app"));
+    assert_eq!(query_of(&upstream_url, "redirect_uri").as_deref(), Some("https://flowcp.example/oauth/callback"));
+    assert_eq!(query_of(&upstream_url, "scope").as_deref(), Some("repo"));
+    assert!(query_of(&upstream_url, "resource").is_none(), "the client's resource is never forwarded");
+    assert_ne!(query_of(&upstream_url, "code_challenge").as_deref(), Some(challenge), "FlowCP's own PKCE upstream");
+    let state = query_of(&upstream_url, "state").unwrap();
+
+    // The provider's token endpoint answers the code exchange.
+    env.http.push(resp(200, &[("content-type", "application/json")], br#"{"access_token":"gho_USER_ACCESS_abc","refresh_token":"ghr_USER_REFRESH_def","expires_in":28800,"scope":"repo","token_type":"bearer"}"#));
+    let cb = env.raw("GET", &format!("/oauth/callback?code=upstream-code&state={}", urlencode(&state)), vec![], vec![]);
+    assert_eq!(cb.status, 302, "{:?}", cb.body);
+    let back = header(&cb, "location").to_string();
+    assert!(back.starts_with("http://localhost:5555/callback?code=fcp_ac."), "{back}");
+    assert_eq!(query_of(&back, "state").as_deref(), Some("client-state"));
+    assert_eq!(query_of(&back, "iss").as_deref(), Some("https://flowcp.example"));
+    let sent = env.http.seen.borrow().last().unwrap().clone();
+    assert_eq!(sent.url, "https://idp.example/login/oauth/access_token");
+    let sent_body = String::from_utf8(sent.body.clone().unwrap()).unwrap();
+    assert!(
+        sent_body.contains("client_secret=owner-client-secret")
+            && sent_body.contains("code=upstream-code")
+            && sent_body.contains("code_verifier=")
+    );
+    // The state is single use.
+    let again =
+        env.raw("GET", &format!("/oauth/callback?code=upstream-code&state={}", urlencode(&state)), vec![], vec![]);
+    assert_eq!(again.status, 400);
+    // A callback FlowCP never started (consent skipped) is refused.
+    let skipped = env.raw(
+        "GET",
+        "/oauth/callback?code=x&state=fcp1.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        vec![],
+        vec![],
+    );
+    assert_eq!(skipped.status, 400);
+
+    let code = query_of(&back, "code").unwrap();
+    let token_req = |pairs: &[(&str, &str)]| {
+        env.raw("POST", "/oauth/token", vec![("content-type".into(), FORM.into())], form_body(pairs))
+    };
+    let t = token_req(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("client_id", &client_id),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", verifier),
+    ]);
+    assert_eq!(t.status, 200, "{:?}", t.body);
+    assert_eq!(header(&t, "cache-control"), "no-store");
+    let tokens = t.body.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["expires_in"].as_i64().unwrap() <= 3_600);
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh0 = tokens["refresh_token"].as_str().unwrap().to_string();
+    // A replayed code is refused.
+    let replay = token_req(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("client_id", &client_id),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", verifier),
+    ]);
+    assert_eq!(replay.body.unwrap()["error"], "invalid_grant");
+    // ... and revoked the connection: the refresh token stops working.
+    let r = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]);
+    assert_eq!(r.body.unwrap()["error"], "invalid_grant");
+
+    // A second, clean sign-in to exercise refresh rotation and revocation.
+    let (access, refresh0) = {
+        let page = env.raw("GET", &authorize, vec![], vec![]);
+        let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
+        let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
+        let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
+        let ticket = html[at..].split('"').next().unwrap().to_string();
+        let decided = env.raw(
+            "POST",
+            "/oauth/authorize",
+            vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
+            form_body(&[("ticket", &ticket), ("decision", "approve")]),
+        );
+        let state = query_of(header(&decided, "location"), "state").unwrap();
+        env.http.push(resp(
+            200,
+            &[("content-type", "application/json")],
+            br#"{"access_token":"gho_USER_ACCESS_abc","refresh_token":"ghr_USER_REFRESH_def","expires_in":28800}"#,
+        ));
+        let cb = env.raw("GET", &format!("/oauth/callback?code=c2&state={}", urlencode(&state)), vec![], vec![]);
+        let code = query_of(header(&cb, "location"), "code").unwrap();
+        let t = token_req(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client_id),
+            ("redirect_uri", "http://localhost:5555/callback"),
+            ("code_verifier", verifier),
+        ])
+        .body
+        .unwrap();
+        let _ = access;
+        (t["access_token"].as_str().unwrap().to_string(), t["refresh_token"].as_str().unwrap().to_string())
+    };
+    let r1 = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]).body.unwrap();
+    let refresh1 = r1["refresh_token"].as_str().expect("rotated").to_string();
+    // The previous refresh token still works until the new one is used...
+    assert!(token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]).body.unwrap()["refresh_token"]
+        .is_string());
+    let r2 = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh1)]).body.unwrap();
+    assert!(r2["refresh_token"].is_string());
+    // ... and not after.
+    assert_eq!(
+        token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]).body.unwrap()["error"],
+        "invalid_grant"
+    );
+    assert_eq!(token_req(&[("grant_type", "password")]).body.unwrap()["error"], "unsupported_grant_type");
+
+    // Revocation (RFC 7009): the refresh stops at once; the runtime's marker is in KV.
+    let rv =
+        env.raw("POST", "/oauth/revoke", vec![("content-type".into(), FORM.into())], form_body(&[("token", &access)]));
+    assert_eq!(rv.status, 200);
+    let refresh2 = r2["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        token_req(&[("grant_type", "refresh_token"), ("refresh_token", refresh2)]).body.unwrap()["error"],
+        "invalid_grant"
+    );
+    assert!(env.kv.entries.borrow().keys().any(|k| k.starts_with("oconn:revoked:")));
+
+    // No D1 row and no KV value holds the user's upstream tokens, or FlowCP's.
+    let secrets = ["gho_USER_ACCESS_abc", "ghr_USER_REFRESH_def", access.as_str(), refresh2];
+    let tables = block_on(env.db.query("SELECT name FROM sqlite_master WHERE type = 'table'", &[])).unwrap();
+    for t in tables {
+        let name = t.get("name").and_then(Value::as_str).unwrap().to_string();
+        for row in block_on(env.db.query(&format!("SELECT * FROM \"{name}\""), &[])).unwrap() {
+            let text = format!("{row:?}");
+            assert!(!secrets.iter().any(|s| text.contains(s)), "table {name} holds a token");
+        }
+    }
+    for (key, (value, _)) in env.kv.entries.borrow().iter() {
+        let text = String::from_utf8_lossy(value);
+        assert!(!secrets.iter().any(|s| text.contains(s)), "KV {key} holds a token");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -60,6 +60,7 @@ fn published() -> (MemoryKv, Keyring) {
             credential_ref: None,
             credential_origin: None,
             scopes: vec![],
+            oauth: None,
         },
         discovery: false,
         base_url: None,

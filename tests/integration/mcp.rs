@@ -88,6 +88,7 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
             credential_ref: Some(manifest::credential_key(&server)),
             credential_origin: Some("https://api.example.com".into()),
             scopes: vec![],
+            oauth: None,
         },
         discovery,
         base_url: None,
