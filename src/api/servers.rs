@@ -267,6 +267,21 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         })?;
     }
     if let Some(mut cfg) = body.auth_config {
+        // The OAuth client secret goes to the token URL: a new token URL needs the secret
+        // entered again (an admin cannot redirect the stored, write-only secret elsewhere).
+        let token_url = |c: &Value| c.get("token_url").and_then(Value::as_str).map(str::trim).map(str::to_string);
+        if s.credential_key.is_some()
+            && token_url(&s.auth_config) != token_url(&cfg)
+            && s.auth_config.get("token_url").is_some()
+        {
+            if s.published_version.is_none() {
+                svc.kv.delete(&manifest::credential_key(&s.id)).await?;
+            }
+            s.credential_key = None;
+            if let Value::Object(old) = &mut s.auth_config {
+                old.remove("credential_origin");
+            }
+        }
         // The credential's origin is recorded by PUT .../credential only, never by a client.
         if let (Value::Object(new), Some(origin)) = (&mut cfg, credential_origin_of(&s)) {
             new.insert("credential_origin".into(), json!(origin));

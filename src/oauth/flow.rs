@@ -162,7 +162,8 @@ pub fn upstream_authorize_url(
         "resource",
     ];
     let mut u = url::Url::parse(authorize_url).ok()?;
-    if u.scheme() != "https" && !matches!(u.host_str(), Some("127.0.0.1" | "localhost")) {
+    let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost"));
+    if !(u.scheme() == "https" || (u.scheme() == "http" && loopback)) {
         return None;
     }
     {
@@ -360,6 +361,7 @@ mod tests {
             upstream: Upstream { access_token: "u".into(), refresh_token: None, expires_at_ms: None, scope: None },
             redirect_uri: Some("http://localhost:5/cb".into()),
             code_challenge: Some(CHALLENGE.into()),
+            jti: None,
         };
         assert!(redeem_code(&g, "fcp_cl_1", Some("http://localhost:5/cb"), Some(VERIFIER)).is_ok());
         for (client, redirect, verifier) in [

@@ -9,8 +9,9 @@
 //
 // Refresh rotates: a refresh token of the connection's current generation moves it on by a
 // compare-and-set (so of two concurrent refreshes exactly one advances it) and gets tokens of the
-// new generation; the immediately previous generation stays usable until the new one is used
-// (clients that lose a rotated token are not locked out), and gets tokens of the current one.
+// new generation; a token of the immediately previous generation is honoured once more (clients
+// that lose a rotated token are not locked out) and gets tokens of the current one; any other
+// reuse revokes the connection (RFC 9700 §4.14.2).
 // TODO-correctness(issue 13): the upstream refresh itself (when the user's upstream access token
 // expired), with its result replayed to a concurrent loser; until then such a refresh answers
 // invalid_grant and the client signs in again.
@@ -23,8 +24,8 @@ use super::tokens::{self, access_expiry, Grant, Kind, Upstream, CODE_TTL_MS, REF
 use super::OAuthError;
 use crate::crypto::{random_id, sha256_hex, sha256_hex_truncated, Keyring};
 use crate::store::connections::{self, Connection};
-use crate::store::oauth_clients::OAuthClient;
-use crate::store::Db;
+use crate::store::oauth_clients::{self, OAuthClient};
+use crate::store::{Db, Kv};
 
 /// What the token endpoint answers (RFC 6749 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +56,10 @@ fn invalid_grant() -> OAuthError {
     OAuthError::new(400, "invalid_grant", "the authorization code is invalid, expired or already used")
 }
 
-/// What issuing and redeeming need: the store, the key ring, the issuer and the clock.
-pub struct Ctx<'a, D: Db> {
+/// What issuing and redeeming need: the stores, the key ring, the issuer and the clock.
+pub struct Ctx<'a, D: Db, K: Kv> {
     pub db: &'a D,
+    pub kv: &'a K,
     pub keyring: &'a Keyring,
     /// FlowCP's issuer (audiences are built from it).
     pub origin: &'a str,
@@ -65,8 +67,8 @@ pub struct Ctx<'a, D: Db> {
 }
 
 /// At the callback, after the upstream code exchange: record the connection and seal the code.
-pub async fn issue_code<D: Db>(
-    ctx: &Ctx<'_, D>,
+pub async fn issue_code<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
     workspace_id: &str,
     client: &OAuthClient,
     req: &AuthorizeRequest,
@@ -97,6 +99,7 @@ pub async fn issue_code<D: Db>(
         upstream,
         redirect_uri: Some(req.redirect_uri.clone()),
         code_challenge: Some(req.code_challenge.clone()),
+        jti: None,
     };
     let audience = Target::Server(req.server_id.clone()).canonical(origin);
     tokens::seal(keyring, Kind::Code, &audience, &id, &grant).map_err(server_error)
@@ -111,7 +114,10 @@ fn form<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `grant_type=authorization_code` at the token endpoint (form parameters as sent).
-pub async fn exchange_code<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String)]) -> Result<Issued, OAuthError> {
+pub async fn exchange_code<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    params: &[(String, String)],
+) -> Result<Issued, OAuthError> {
     let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
     let code = form(params, "code").ok_or_else(|| OAuthError::new(400, "invalid_request", "code is required"))?;
     let client_id =
@@ -132,10 +138,22 @@ pub async fn exchange_code<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String)])
     redeem_code(&grant, client_id, form(params, "redirect_uri"), form(params, "code_verifier"))?;
     if !connections::use_once(db, &sha256_hex(code.as_bytes()), grant.exp_ms).await.map_err(server_error)? {
         // A code used twice was probably stolen: nothing issued from it keeps working.
-        connections::revoke(db, connection_id, now_ms).await.map_err(server_error)?;
+        revoke_connection(ctx, connection_id).await?;
         return Err(invalid_grant());
     }
+    let _ = oauth_clients::touch(db, client_id, now_ms).await;
     issue_tokens(keyring, &audience, &conn, grant, now_ms)
+}
+
+/// Revokes a connection: refresh stops at once (D1), and its access tokens within the runtime's
+/// bound (the KV marker it reads, kept as long as an access token can live, plus a margin).
+pub async fn revoke_connection<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, connection_id: &str) -> Result<(), OAuthError> {
+    connections::revoke(ctx.db, connection_id, ctx.now_ms).await.map_err(server_error)?;
+    let ttl_s = (tokens::ACCESS_TTL_MS / 1000 + 300) as u64;
+    ctx.kv
+        .put(&crate::mcp::access::revoked_connection_key(connection_id), b"1", Some(ttl_s))
+        .await
+        .map_err(server_error)
 }
 
 fn issue_tokens(
@@ -149,9 +167,18 @@ fn issue_tokens(
     if access_exp <= now_ms {
         return Err(invalid_grant());
     }
-    let base = Grant { iat_ms: now_ms, generation: conn.generation, redirect_uri: None, code_challenge: None, ..grant };
+    let base = Grant {
+        iat_ms: now_ms,
+        generation: conn.generation,
+        redirect_uri: None,
+        code_challenge: None,
+        jti: None,
+        ..grant
+    };
     let access = Grant { exp_ms: access_exp, ..base.clone() };
-    let refresh = Grant { exp_ms: now_ms + REFRESH_TTL_MS, ..base.clone() };
+    // Each refresh token has its own id: its grace use is counted once (reuse detection).
+    let jti = random_id("rt_").map_err(server_error)?;
+    let refresh = Grant { exp_ms: now_ms + REFRESH_TTL_MS, jti: Some(jti), ..base.clone() };
     Ok(Issued {
         access_token: tokens::seal(keyring, Kind::Access, audience, &conn.id, &access).map_err(server_error)?,
         refresh_token: tokens::seal(keyring, Kind::Refresh, audience, &conn.id, &refresh).map_err(server_error)?,
@@ -165,7 +192,10 @@ fn invalid_refresh() -> OAuthError {
 }
 
 /// `grant_type=refresh_token` at the token endpoint.
-pub async fn exchange_refresh<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String)]) -> Result<Issued, OAuthError> {
+pub async fn exchange_refresh<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    params: &[(String, String)],
+) -> Result<Issued, OAuthError> {
     let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
     let token = form(params, "refresh_token")
         .ok_or_else(|| OAuthError::new(400, "invalid_request", "refresh_token is required"))?;
@@ -182,11 +212,14 @@ pub async fn exchange_refresh<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String
     }
     let audience = target.canonical(origin);
     let (_, grant) = tokens::open(keyring, Kind::Refresh, &audience, token, now_ms).map_err(|_| invalid_refresh())?;
-    if let Some(c) = form(params, "client_id") {
-        if c != grant.client_id {
-            return Err(invalid_refresh());
-        }
+    if form(params, "client_id").is_some_and(|c| c != grant.client_id) {
+        return Err(invalid_refresh());
     }
+    // A client that no longer exists re-registers (AS-14: 401 invalid_client).
+    if oauth_clients::get(db, &grant.client_id).await.map_err(server_error)?.is_none() {
+        return Err(OAuthError::new(401, "invalid_client", "the client is no longer registered; register again"));
+    }
+    let _ = oauth_clients::touch(db, &grant.client_id, now_ms).await;
     let current = if grant.generation == conn.generation {
         if !connections::advance_generation(db, connection_id, conn.generation, now_ms).await.map_err(server_error)? {
             // A concurrent refresh advanced it first (this token is now the previous one), or
@@ -198,8 +231,22 @@ pub async fn exchange_refresh<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String
         }
         conn.generation + 1
     } else if grant.generation + 1 == conn.generation {
+        // The previous refresh token: usable once more (a client that lost the rotated one);
+        // a second use means it was copied (RFC 9700 §4.14.2): the connection ends.
+        let first = match grant.jti.as_deref() {
+            Some(jti) => {
+                connections::use_once(db, &sha256_hex(jti.as_bytes()), grant.exp_ms).await.map_err(server_error)?
+            }
+            None => false,
+        };
+        if !first {
+            revoke_connection(ctx, connection_id).await?;
+            return Err(invalid_refresh());
+        }
         conn.generation
     } else {
+        // An older generation is a replay: the connection ends.
+        revoke_connection(ctx, connection_id).await?;
         return Err(invalid_refresh());
     };
     let conn = Connection { generation: current, ..conn };
@@ -207,7 +254,7 @@ pub async fn exchange_refresh<D: Db>(ctx: &Ctx<'_, D>, params: &[(String, String
 }
 
 /// The connection a FlowCP access or refresh token belongs to, when it opens (revocation).
-pub async fn connection_of_any<D: Db>(ctx: &Ctx<'_, D>, token: &str) -> Option<String> {
+pub async fn connection_of_any<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, token: &str) -> Option<String> {
     for kind in [Kind::Refresh, Kind::Access] {
         let Some(id) = tokens::connection_of(token, kind) else { continue };
         let conn = connections::get(ctx.db, id).await.ok()??;

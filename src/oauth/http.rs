@@ -57,10 +57,9 @@ fn cors(r: Response) -> Response {
 /// Answers the authorization server's paths; `None` for any other path.
 pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Option<Response> {
     let path = req.path.as_str();
-    let known = matches!(
-        path,
-        METADATA_PATH | "/oauth/register" | "/oauth/authorize" | "/oauth/callback" | "/oauth/token" | "/oauth/revoke"
-    );
+    let known =
+        matches!(path, METADATA_PATH | "/oauth/register" | "/oauth/authorize" | "/oauth/token" | "/oauth/revoke")
+            || path.starts_with(CALLBACK_PREFIX);
     if !known {
         return None;
     }
@@ -94,8 +93,8 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
             "POST" => decide(svc, req).await,
             _ => return not_allowed("GET, POST"),
         },
-        "/oauth/callback" => match method {
-            "GET" => callback(svc, req).await,
+        p if p.starts_with(CALLBACK_PREFIX) => match method {
+            "GET" => callback(svc, req, &p[CALLBACK_PREFIX.len()..]).await,
             _ => return not_allowed("GET"),
         },
         "/oauth/token" => match method {
@@ -113,6 +112,18 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
 /// How long a consent page and an upstream round trip may take.
 const TICKET_TTL_MS: i64 = 10 * 60_000;
 const CONSENT_COOKIE: &str = "__Host-fcp_consent";
+/// Binds the upstream round trip to the browser that approved (a state captured by someone
+/// else does not complete in a victim's browser).
+const STATE_COOKIE: &str = "__Host-fcp_state";
+/// Each server has its own callback (`<origin>/oauth/callback/<server id>`), registered at the
+/// provider by its owner: a server whose owner copied another's client id cannot receive the
+/// other's codes (mix-up).
+pub const CALLBACK_PREFIX: &str = "/oauth/callback/";
+
+/// A server's callback URL.
+pub fn callback_url(origin: &str, server_id: &str) -> String {
+    format!("{origin}{CALLBACK_PREFIX}{server_id}")
+}
 
 /// What the consent page carries to the decision, and the upstream round trip to the callback:
 /// sealed (AAD names the purpose), never stored.
@@ -203,6 +214,31 @@ fn redirect(to: &str) -> Response {
     Response { status: 302, body: None, headers: vec![("location".into(), to.to_string())] }
 }
 
+/// Before the user did anything on FlowCP's page, an error is not redirected automatically:
+/// registration is open, so that would make FlowCP an open redirector (RFC 9700 §4.11.2). The
+/// page links back to the app instead.
+fn error_page_with_link(e: &AuthorizeError, issuer: &str) -> Response {
+    match e {
+        AuthorizeError::Page(why) => error_page(why),
+        AuthorizeError::Redirect { redirect_uri, state, error, description } => {
+            match flow::error_redirect(redirect_uri, error, description, state.as_deref(), issuer) {
+                Some(to) => html(
+                    400,
+                    page(
+                        "This sign-in request cannot continue",
+                        &format!(
+                            "<p>{}.</p><p><a href=\"{}\">Return to the app</a></p>",
+                            escape(description),
+                            escape(&to)
+                        ),
+                    ),
+                ),
+                None => error_page(description),
+            }
+        }
+    }
+}
+
 fn authorize_error_redirect(e: &AuthorizeError, issuer: &str) -> Response {
     match e {
         AuthorizeError::Page(why) => error_page(why),
@@ -234,7 +270,7 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
     let client = oauth_clients::get(svc.db, client_id).await.ok().flatten();
     let r = match flow::validate_authorize(&req.query, client.as_ref(), &svc.origin) {
         Ok(r) => r,
-        Err(e) => return authorize_error_redirect(&e, &svc.origin),
+        Err(e) => return error_page_with_link(&e, &svc.origin),
     };
     let Some(client) = client else { return error_page("the client is not registered here") };
     let m = match published(svc.kv, &r.server_id, svc.now_ms).await {
@@ -246,7 +282,7 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
                 error: "invalid_target",
                 description: "the server is not published with OAuth sign-in",
             };
-            return authorize_error_redirect(&e, &svc.origin);
+            return error_page_with_link(&e, &svc.origin);
         }
     };
     let Ok(nonce) = random_token("") else { return error_page("no randomness; try again") };
@@ -326,12 +362,14 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
         use sha2::Digest;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
     };
+    let Ok(browser) = random_token("") else { return error_page("no randomness; try again") };
     let mut upstream = Pending::of(&r, svc.now_ms + TICKET_TTL_MS);
     upstream.upstream_verifier = Some(verifier);
+    upstream.nonce_hash = Some(sha256_hex(browser.as_bytes()));
     let Some(state) = upstream.seal(keyring, "oauth|state") else {
         return error_page("the request could not be sealed");
     };
-    let callback = format!("{}/oauth/callback", svc.origin);
+    let callback = callback_url(&svc.origin, &r.server_id);
     match flow::upstream_authorize_url(
         &oauth.authorize_url,
         &oauth.client_id,
@@ -342,17 +380,29 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
         &[],
     ) {
         Some(to) => redirect(&to)
-            .with_header("set-cookie", format!("{CONSENT_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")),
+            .with_header("set-cookie", format!("{CONSENT_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"))
+            .with_header(
+                "set-cookie",
+                format!("{STATE_COOKIE}={browser}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"),
+            ),
         None => error_page("the server's sign-in provider is misconfigured (its authorize URL must be https)"),
     }
 }
 
-async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
+async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, server_id: &str) -> Response {
     let q = |k: &str| req.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let keyring = &svc.secrets.keyring;
     let Some(p) = q("state").and_then(|s| Pending::open(keyring, s, "oauth|state", svc.now_ms)) else {
         return error_page("this sign-in has expired or was not started here; start again from the app");
     };
+    // The state belongs to this server's callback, and to the browser that approved it.
+    let same_browser = match (cookie(req, STATE_COOKIE), p.nonce_hash.as_deref()) {
+        (Some(n), Some(h)) => crate::crypto::ct_eq(sha256_hex(n.as_bytes()).as_bytes(), h.as_bytes()),
+        _ => false,
+    };
+    if p.server_id != server_id || !same_browser {
+        return error_page("this sign-in was not started in this browser; start again from the app");
+    }
     // Single use (PX-03): a state redeemed twice is refused.
     let used = connections::use_once(svc.db, &sha256_hex(q("state").unwrap_or("").as_bytes()), p.exp_ms).await;
     if used != Ok(true) {
@@ -391,14 +441,19 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         return fail("server_error", "the server's sign-in provider is not configured");
     };
     let upstream =
-        match exchange_upstream(svc, oauth, &secret, code, p.upstream_verifier.as_deref().unwrap_or("")).await {
+        match exchange_upstream(svc, oauth, &secret, code, p.upstream_verifier.as_deref().unwrap_or(""), server_id)
+            .await
+        {
             Ok(u) => u,
             Err(why) => return fail("server_error", why),
         };
-    let ctx = grant::Ctx { db: svc.db, keyring, origin: &svc.origin, now_ms: svc.now_ms };
+    let ctx = grant::Ctx { db: svc.db, kv: svc.kv, keyring, origin: &svc.origin, now_ms: svc.now_ms };
     match grant::issue_code(&ctx, &m.workspace_id, &client, &r, upstream).await {
         Ok(code) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin) {
-            Some(to) => redirect(&to),
+            Some(to) => redirect(&to).with_header(
+                "set-cookie",
+                format!("{STATE_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"),
+            ),
             None => error_page("the client's redirect URI is invalid"),
         },
         Err(_) => fail("server_error", "the sign-in could not be recorded; try again"),
@@ -412,13 +467,14 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
     secret: &str,
     code: &str,
     verifier: &str,
+    server_id: &str,
 ) -> Result<Upstream, &'static str> {
     let url = crate::net::check_url(&oauth.token_url, svc.fetch_policy)
         .map_err(|_| "the provider's token URL is not allowed")?;
     let body: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("grant_type", "authorization_code")
         .append_pair("code", code)
-        .append_pair("redirect_uri", &format!("{}/oauth/callback", svc.origin))
+        .append_pair("redirect_uri", &callback_url(&svc.origin, server_id))
         .append_pair("client_id", &oauth.client_id)
         .append_pair("client_secret", secret)
         .append_pair("code_verifier", verifier)
@@ -439,14 +495,20 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
     }
     let v: Value =
         serde_json::from_slice(&resp.body).map_err(|_| "the API's provider answered something unreadable")?;
-    let text =
-        |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 8 * 1024).map(str::to_string);
-    let access_token = text("access_token").ok_or("the API's provider returned no access token")?;
+    // Bounded so the sealed tokens stay under their 8 KB limit.
+    let text = |k: &str, max: usize| {
+        v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= max).map(str::to_string)
+    };
+    let access_token = text("access_token", 3 * 1024).ok_or("the API's provider returned no usable access token")?;
     Ok(Upstream {
         access_token,
-        refresh_token: text("refresh_token"),
-        expires_at_ms: v.get("expires_in").and_then(Value::as_i64).filter(|s| *s > 0).map(|s| svc.now_ms + s * 1000),
-        scope: text("scope"),
+        refresh_token: text("refresh_token", 2 * 1024),
+        expires_at_ms: v
+            .get("expires_in")
+            .and_then(Value::as_i64)
+            .filter(|s| *s > 0)
+            .map(|s| svc.now_ms.saturating_add(s.min(400 * 86_400).saturating_mul(1000))),
+        scope: text("scope", 512),
     })
 }
 
@@ -459,7 +521,8 @@ async fn token<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request
         ));
     }
     let params = form_params(req);
-    let ctx = grant::Ctx { db: svc.db, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms };
+    let ctx =
+        grant::Ctx { db: svc.db, kv: svc.kv, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms };
     let issued = match params.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str()) {
         Some("authorization_code") => grant::exchange_code(&ctx, &params).await?,
         Some("refresh_token") => grant::exchange_refresh(&ctx, &params).await?,
@@ -479,10 +542,15 @@ async fn token<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request
 async fn revoke<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
     let params = form_params(req);
     if let Some(t) = params.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()) {
-        let ctx = grant::Ctx { db: svc.db, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms };
+        let ctx = grant::Ctx {
+            db: svc.db,
+            kv: svc.kv,
+            keyring: &svc.secrets.keyring,
+            origin: &svc.origin,
+            now_ms: svc.now_ms,
+        };
         if let Some(conn) = grant::connection_of_any(&ctx, t).await {
-            let _ = connections::revoke(svc.db, &conn, svc.now_ms).await;
-            let _ = svc.kv.put(&crate::mcp::access::revoked_connection_key(&conn), b"1", None).await;
+            let _ = grant::revoke_connection(&ctx, &conn).await;
         }
     }
     Response::json(200, json!({})).with_header("cache-control", "no-store")

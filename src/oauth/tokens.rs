@@ -75,6 +75,9 @@ pub struct Grant {
     pub redirect_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<String>,
+    /// Refresh tokens: their own id (reuse detection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// Lifetimes.
@@ -177,6 +180,7 @@ mod tests {
             },
             redirect_uri: None,
             code_challenge: None,
+            jti: None,
         }
     }
 

@@ -58,3 +58,10 @@ pub async fn delete_stale(
                WHERE (last_used_at IS NULL AND created_at < ?1) OR last_used_at < ?2 LIMIT ?3)";
     db.execute(sql, &[(now_ms - unused_ms).into(), (now_ms - idle_ms).into(), limit.into()]).await
 }
+
+/// Records a use (a token issued or refreshed for the client), which keeps it from expiring.
+pub async fn touch(db: &impl Db, id: &str, now_ms: i64) -> Result<(), StoreError> {
+    db.execute("UPDATE oauth_clients SET last_used_at = ?2 WHERE id = ?1", &[id.into(), now_ms.into()])
+        .await
+        .map(|_| ())
+}

@@ -91,15 +91,20 @@ async function signIn(clientId, verifier) {
   const toProvider = decided.headers.get("location");
   assert.ok(toProvider.startsWith(`${fake.base()}/authorize?`), toProvider);
   assert.equal(new URL(toProvider).searchParams.get("resource"), null, "the client's resource is not forwarded");
+  // The upstream leg is bound to this browser (a state sent to someone else does not complete).
+  const stateCookie = decided.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith("__Host-fcp_state="));
+  assert.ok(stateCookie, "the decision sets the state cookie");
   const fromProvider = await manual(toProvider);
   const callback = fromProvider.headers.get("location");
-  const back = await manual(callback);
+  assert.ok(callback.startsWith(`${w.url}/oauth/callback/${server.id}?`), callback);
+  assert.equal((await manual(callback)).status, 400, "without the approving browser's cookie");
+  const back = await manual(callback, { headers: { cookie: stateCookie } });
   assert.equal(back.status, 302, await back.text());
   const toClient = new URL(back.headers.get("location"));
   assert.equal(toClient.origin + toClient.pathname, "http://localhost:7777/callback");
   assert.equal(toClient.searchParams.get("iss"), w.url);
   assert.equal(toClient.searchParams.get("state"), "client-state");
-  return { code: toClient.searchParams.get("code"), callback };
+  return { code: toClient.searchParams.get("code"), callback, stateCookie };
 }
 
 test("a user signs in through FlowCP's consent page and the provider, and tools/call runs as that user", async () => {
@@ -107,10 +112,10 @@ test("a user signs in through FlowCP's consent page and the provider, and tools/
   assert.equal(reg.status, 201);
   const clientId = (await reg.json()).client_id;
   const verifier = randomBytes(32).toString("base64url");
-  const { code, callback } = await signIn(clientId, verifier);
+  const { code, callback, stateCookie } = await signIn(clientId, verifier);
   assert.equal(fake.seen.tokenRequests.at(-1).client_secret, "owner-client-secret");
   // The provider's state is single use.
-  assert.equal((await manual(callback)).status, 400);
+  assert.equal((await manual(callback, { headers: { cookie: stateCookie } })).status, 400);
   // A wrong PKCE verifier is refused; the right one gets tokens.
   let t = await fetch(`${w.url}/oauth/token`, form({ grant_type: "authorization_code", code, client_id: clientId, redirect_uri: "http://localhost:7777/callback", code_verifier: randomBytes(32).toString("base64url") }));
   assert.equal((await t.json()).error, "invalid_grant");

@@ -1946,6 +1946,12 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
     let authorize = format!(
         "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A5555%2Fcallback&code_challenge={challenge}&code_challenge_method=S256&state=client-state&resource=https%3A%2F%2Fflowcp.example%2Fmcp%2F{srv}&scope=mcp%3A{srv}"
     );
+    // Before any user action an error is a page with a link, never an automatic redirect (open
+    // registration would make FlowCP an open redirector).
+    let bad = env.raw("GET", &authorize.replace("response_type=code", "response_type=token"), vec![], vec![]);
+    assert_eq!(bad.status, 400);
+    assert!(bad.headers.iter().all(|(k, _)| k != "location"));
+    assert!(bad.body.as_ref().unwrap().as_str().unwrap().contains("Return to the app"));
     let page = env.raw("GET", &authorize, vec![], vec![]);
     assert_eq!(page.status, 200, "{:?}", page.body);
     assert!(header(&page, "content-security-policy").contains("frame-ancestors 'none'"));
@@ -1975,15 +1981,26 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
     let upstream_url = header(&decided, "location").to_string();
     assert!(upstream_url.starts_with("https://idp.example/login/oauth/authorize?"), "{upstream_url}");
     assert_eq!(query_of(&upstream_url, "client_id").as_deref(), Some("owner-app"));
-    assert_eq!(query_of(&upstream_url, "redirect_uri").as_deref(), Some("https://flowcp.example/oauth/callback"));
+    assert_eq!(
+        query_of(&upstream_url, "redirect_uri"),
+        Some(format!("https://flowcp.example/oauth/callback/{srv}")),
+        "a callback per server"
+    );
     assert_eq!(query_of(&upstream_url, "scope").as_deref(), Some("repo"));
     assert!(query_of(&upstream_url, "resource").is_none(), "the client's resource is never forwarded");
     assert_ne!(query_of(&upstream_url, "code_challenge").as_deref(), Some(challenge), "FlowCP's own PKCE upstream");
     let state = query_of(&upstream_url, "state").unwrap();
+    let browser = state_cookie(&decided);
+    let callback_path = format!("/oauth/callback/{srv}?code=upstream-code&state={}", urlencode(&state));
+    // The state completes only in the browser that approved (not a victim's it was sent to) and
+    // only at its own server's callback.
+    assert_eq!(env.raw("GET", &callback_path, vec![], vec![]).status, 400);
+    let elsewhere = format!("/oauth/callback/srv_other?code=upstream-code&state={}", urlencode(&state));
+    assert_eq!(env.raw("GET", &elsewhere, vec![("cookie".into(), browser.clone())], vec![]).status, 400);
 
     // The provider's token endpoint answers the code exchange.
     env.http.push(resp(200, &[("content-type", "application/json")], br#"{"access_token":"gho_USER_ACCESS_abc","refresh_token":"ghr_USER_REFRESH_def","expires_in":28800,"scope":"repo","token_type":"bearer"}"#));
-    let cb = env.raw("GET", &format!("/oauth/callback?code=upstream-code&state={}", urlencode(&state)), vec![], vec![]);
+    let cb = env.raw("GET", &callback_path, vec![("cookie".into(), browser.clone())], vec![]);
     assert_eq!(cb.status, 302, "{:?}", cb.body);
     let back = header(&cb, "location").to_string();
     assert!(back.starts_with("http://localhost:5555/callback?code=fcp_ac."), "{back}");
@@ -1998,14 +2015,13 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
             && sent_body.contains("code_verifier=")
     );
     // The state is single use.
-    let again =
-        env.raw("GET", &format!("/oauth/callback?code=upstream-code&state={}", urlencode(&state)), vec![], vec![]);
+    let again = env.raw("GET", &callback_path, vec![("cookie".into(), browser.clone())], vec![]);
     assert_eq!(again.status, 400);
     // A callback FlowCP never started (consent skipped) is refused.
     let skipped = env.raw(
         "GET",
-        "/oauth/callback?code=x&state=fcp1.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        vec![],
+        &format!("/oauth/callback/{srv}?code=x&state=fcp1.k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        vec![("cookie".into(), browser.clone())],
         vec![],
     );
     assert_eq!(skipped.status, 400);
@@ -2060,7 +2076,12 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
             &[("content-type", "application/json")],
             br#"{"access_token":"gho_USER_ACCESS_abc","refresh_token":"ghr_USER_REFRESH_def","expires_in":28800}"#,
         ));
-        let cb = env.raw("GET", &format!("/oauth/callback?code=c2&state={}", urlencode(&state)), vec![], vec![]);
+        let cb = env.raw(
+            "GET",
+            &format!("/oauth/callback/{srv}?code=c2&state={}", urlencode(&state)),
+            vec![("cookie".into(), state_cookie(&decided))],
+            vec![],
+        );
         let code = query_of(header(&cb, "location"), "code").unwrap();
         let t = token_req(&[
             ("grant_type", "authorization_code"),
@@ -2076,16 +2097,9 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
     };
     let r1 = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]).body.unwrap();
     let refresh1 = r1["refresh_token"].as_str().expect("rotated").to_string();
-    // The previous refresh token still works until the new one is used...
-    assert!(token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]).body.unwrap()["refresh_token"]
-        .is_string());
+    // (Reuse detection is tested in tests/integration/oauth.rs.)
     let r2 = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh1)]).body.unwrap();
-    assert!(r2["refresh_token"].is_string());
-    // ... and not after.
-    assert_eq!(
-        token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]).body.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert!(r2["refresh_token"].is_string(), "{r2}");
     assert_eq!(token_req(&[("grant_type", "password")]).body.unwrap()["error"], "unsupported_grant_type");
 
     // Revocation (RFC 7009): the refresh stops at once; the runtime's marker is in KV.
@@ -2113,6 +2127,16 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
         let text = String::from_utf8_lossy(value);
         assert!(!secrets.iter().any(|s| text.contains(s)), "KV {key} holds a token");
     }
+}
+
+/// The `__Host-fcp_state` cookie a decision set (the browser binding of the upstream leg).
+fn state_cookie(r: &Response) -> String {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-fcp_state="))
+        .expect("the decision sets the state cookie")
 }
 
 fn urlencode(s: &str) -> String {

@@ -1152,6 +1152,7 @@ fn user_token(f: &Fixture, server: &str, conn: &str, upstream: &str, exp_ms: i64
         upstream: Upstream { access_token: upstream.into(), refresh_token: None, expires_at_ms: None, scope: None },
         redirect_uri: None,
         code_challenge: None,
+        jti: None,
     };
     seal(&f.keyring, Kind::Access, &format!("{ORIGIN}/mcp/{server}"), conn, &grant).unwrap()
 }

@@ -7,7 +7,7 @@ use flowcp::oauth::flow::AuthorizeRequest;
 use flowcp::oauth::grant::{exchange_code, issue_code, Ctx};
 use flowcp::oauth::tokens::{self, Kind, Upstream};
 use flowcp::store::oauth_clients::OAuthClient;
-use flowcp::store::{block_on, connections, Db};
+use flowcp::store::{block_on, connections, Db, MemoryKv};
 
 use crate::support::SqliteDb;
 
@@ -70,7 +70,8 @@ fn upstream() -> Upstream {
 fn a_code_is_redeemed_once_and_a_replay_revokes_the_connection() {
     let db = database();
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
-    let ctx = Ctx { db: &db, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let kv = MemoryKv::default();
+    let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
     let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
     assert!(code.starts_with("fcp_ac.conn_"), "{code}");
     let good = [
@@ -105,12 +106,16 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_the_connection() {
     assert!(tokens::open(&ring, Kind::Access, &format!("{ORIGIN}/mcp/srv_B"), &issued.access_token, NOW).is_err());
     assert!(tokens::open(&ring, Kind::Refresh, &aud_a, &issued.refresh_token, NOW).is_ok());
     // The code expired: refused.
-    let late = Ctx { now_ms: NOW + 61_000, ..Ctx { db: &db, keyring: &ring, origin: ORIGIN, now_ms: NOW } };
+    let late = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW + 61_000 };
     assert_eq!(block_on(exchange_code(&late, &form(&good))).unwrap_err().error, "invalid_grant");
     // Replayed within its minute: refused, and the connection is revoked.
     assert_eq!(block_on(exchange_code(&ctx, &form(&good))).unwrap_err().error, "invalid_grant");
     let c = block_on(connections::get(&db, &conn)).unwrap().unwrap();
     assert!(c.revoked_at.is_some(), "a replayed code revokes the connection");
+    assert!(
+        block_on(flowcp::store::Kv::get(&kv, &flowcp::mcp::access::revoked_connection_key(&conn))).unwrap().is_some(),
+        "and the runtime learns it"
+    );
     assert_eq!(c.client_name.as_deref(), Some("Claude Code"));
     assert_eq!(c.connection_hash.len(), 16);
 
@@ -140,7 +145,8 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_the_connection() {
 fn a_code_for_an_unknown_or_revoked_connection_is_refused() {
     let db = database();
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
-    let ctx = Ctx { db: &db, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let kv = MemoryKv::default();
+    let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
     let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
     let conn = tokens::connection_of(&code, Kind::Code).unwrap().to_string();
     block_on(connections::revoke(&db, &conn, NOW)).unwrap();
@@ -161,4 +167,45 @@ fn a_code_for_an_unknown_or_revoked_connection_is_refused() {
     assert_eq!(block_on(exchange_code(&ctx, &p)).unwrap_err().error, "invalid_grant");
     assert_eq!(block_on(exchange_code(&ctx, &form(&[("client_id", "x")]))).unwrap_err().error, "invalid_request");
     assert_eq!(block_on(exchange_code(&ctx, &form(&[("code", "x")]))).unwrap_err().error, "invalid_client");
+}
+
+/// Refresh rotation and reuse detection (RFC 9700 §4.14.2): the previous refresh token is
+/// honoured once more; a second use of it, or an older one, ends the connection.
+#[test]
+fn a_reused_refresh_token_ends_the_connection() {
+    use flowcp::oauth::grant::exchange_refresh;
+    let db = database();
+    block_on(db.execute("INSERT INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) VALUES ('fcp_cl_test', 'C', '[]', 'native', 0)", &[])).unwrap();
+    let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
+    let kv = MemoryKv::default();
+    let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let p = form(&[
+        ("code", &code),
+        ("client_id", "fcp_cl_test"),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", VERIFIER),
+    ]);
+    let t0 = block_on(exchange_code(&ctx, &p)).unwrap();
+    let refresh =
+        |t: &str| block_on(exchange_refresh(&ctx, &form(&[("grant_type", "refresh_token"), ("refresh_token", t)])));
+    let t1 = refresh(&t0.refresh_token).unwrap();
+    let again = refresh(&t0.refresh_token).expect("the previous token is honoured once more");
+    assert!(refresh(&t0.refresh_token).is_err(), "but not twice");
+    assert!(refresh(&t1.refresh_token).is_err(), "and its reuse ended the connection");
+    assert!(refresh(&again.refresh_token).is_err());
+    let conn = tokens::connection_of(&code, Kind::Code).unwrap();
+    assert!(block_on(connections::get(&db, conn)).unwrap().unwrap().revoked_at.is_some());
+    // A client that no longer exists gets invalid_client (it re-registers).
+    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let p = form(&[
+        ("code", &code),
+        ("client_id", "fcp_cl_test"),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", VERIFIER),
+    ]);
+    let t = block_on(exchange_code(&ctx, &p)).unwrap();
+    block_on(db.execute("DELETE FROM oauth_clients WHERE id = 'fcp_cl_test'", &[])).unwrap();
+    let e = refresh(&t.refresh_token).unwrap_err();
+    assert_eq!((e.status, e.error), (401, "invalid_client"));
 }
