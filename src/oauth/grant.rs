@@ -113,28 +113,43 @@ fn form<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     }
 }
 
+/// A code or refresh token presented at the token endpoint, opened: its live (not revoked)
+/// connection, the audience it was sealed for, and the grant. A `resource` sent with it must
+/// name the same server. `invalid`: the error every failure gives (saying no more).
+async fn open_live<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    kind: Kind,
+    token: &str,
+    params: &[(String, String)],
+    invalid: fn() -> OAuthError,
+) -> Result<(Connection, String, Grant), OAuthError> {
+    let connection_id = tokens::connection_of(token, kind).ok_or_else(invalid)?;
+    let conn = connections::get(ctx.db, connection_id).await.map_err(server_error)?.ok_or_else(invalid)?;
+    if conn.revoked_at.is_some() {
+        return Err(invalid());
+    }
+    let target = Target::Server(conn.server_id.clone());
+    if let Some(resource) = form(params, "resource") {
+        if target_of_resource(resource, ctx.origin).ok().as_ref() != Some(&target) {
+            return Err(OAuthError::new(400, "invalid_target", "resource is not the server this grant is for"));
+        }
+    }
+    let audience = target.canonical(ctx.origin);
+    let (_, grant) = tokens::open(ctx.keyring, kind, &audience, token, ctx.now_ms).map_err(|_| invalid())?;
+    Ok((conn, audience, grant))
+}
+
 /// `grant_type=authorization_code` at the token endpoint (form parameters as sent).
 pub async fn exchange_code<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     params: &[(String, String)],
 ) -> Result<Issued, OAuthError> {
-    let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
+    let (db, keyring, now_ms) = (ctx.db, ctx.keyring, ctx.now_ms);
     let code = form(params, "code").ok_or_else(|| OAuthError::new(400, "invalid_request", "code is required"))?;
     let client_id =
         form(params, "client_id").ok_or_else(|| OAuthError::new(401, "invalid_client", "client_id is required"))?;
-    let connection_id = tokens::connection_of(code, Kind::Code).ok_or_else(invalid_grant)?;
-    let conn = connections::get(db, connection_id).await.map_err(server_error)?.ok_or_else(invalid_grant)?;
-    if conn.revoked_at.is_some() {
-        return Err(invalid_grant());
-    }
-    let target = Target::Server(conn.server_id.clone());
-    if let Some(resource) = form(params, "resource") {
-        if target_of_resource(resource, origin).ok().as_ref() != Some(&target) {
-            return Err(OAuthError::new(400, "invalid_target", "resource is not the server this code is for"));
-        }
-    }
-    let audience = target.canonical(origin);
-    let (_, grant) = tokens::open(keyring, Kind::Code, &audience, code, now_ms).map_err(|_| invalid_grant())?;
+    let (conn, audience, grant) = open_live(ctx, Kind::Code, code, params, invalid_grant).await?;
+    let connection_id = conn.id.as_str();
     redeem_code(&grant, client_id, form(params, "redirect_uri"), form(params, "code_verifier"))?;
     if !connections::use_once(db, &sha256_hex(code.as_bytes()), grant.exp_ms).await.map_err(server_error)? {
         // A code used twice was probably stolen: nothing issued from it keeps working.
@@ -196,22 +211,11 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     params: &[(String, String)],
 ) -> Result<Issued, OAuthError> {
-    let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
+    let (db, keyring, now_ms) = (ctx.db, ctx.keyring, ctx.now_ms);
     let token = form(params, "refresh_token")
         .ok_or_else(|| OAuthError::new(400, "invalid_request", "refresh_token is required"))?;
-    let connection_id = tokens::connection_of(token, Kind::Refresh).ok_or_else(invalid_refresh)?;
-    let conn = connections::get(db, connection_id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
-    if conn.revoked_at.is_some() {
-        return Err(invalid_refresh());
-    }
-    let target = Target::Server(conn.server_id.clone());
-    if let Some(resource) = form(params, "resource") {
-        if target_of_resource(resource, origin).ok().as_ref() != Some(&target) {
-            return Err(OAuthError::new(400, "invalid_target", "resource is not the server this token is for"));
-        }
-    }
-    let audience = target.canonical(origin);
-    let (_, grant) = tokens::open(keyring, Kind::Refresh, &audience, token, now_ms).map_err(|_| invalid_refresh())?;
+    let (conn, audience, grant) = open_live(ctx, Kind::Refresh, token, params, invalid_refresh).await?;
+    let connection_id = conn.id.as_str();
     if form(params, "client_id").is_some_and(|c| c != grant.client_id) {
         return Err(invalid_refresh());
     }
