@@ -206,6 +206,10 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         (CreateKey, _, Some(m)) => servers::create_key(svc, req, &m, params.get("srv")).await,
         (ListKeys, _, Some(m)) => servers::list_keys(svc, &m, params.get("srv")).await,
         (RevokeKey, _, Some(m)) => servers::revoke_key(svc, &m, params.get("srv"), params.get("key")).await,
+        (ListConnections, _, Some(m)) => servers::list_connections(svc, &m, params.get("srv")).await,
+        (RevokeConnection, _, Some(m)) => {
+            servers::revoke_connection(svc, &m, params.get("srv"), params.get("conn")).await
+        }
         (Verify, _, Some(m)) => servers::verify(svc, &m, params.get("srv")).await,
         (Publish, _, Some(m)) => servers::publish(svc, &m, params.get("srv")).await,
         (Unpublish, _, Some(m)) => servers::unpublish(svc, &m, params.get("srv")).await,

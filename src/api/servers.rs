@@ -464,6 +464,35 @@ pub async fn revoke_key<D: Db, K: Kv, H: Http>(
     Ok(Response::no_content())
 }
 
+/// `GET .../connections`: the end users' OAuth connections to this server, newest first, as
+/// metadata only (the connection hash identifies one; no token exists to show).
+pub async fn list_connections<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    let rows = crate::store::connections::list_for_server(svc.db, &m.workspace_id, &s.id).await?;
+    Response::ok(&Items { items: rows.iter().map(crate::api::views::ConnectionView::of).collect::<Vec<_>>() })
+}
+
+/// `DELETE .../connections/<hash>` (admins): refresh stops at once, access within the runtime's
+/// bound (docs/oauth.md).
+pub async fn revoke_connection<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+    hash: &str,
+) -> Result<Response, ApiError> {
+    m.require_admin()?;
+    let s = load(svc, m, id).await?;
+    let conn = crate::store::connections::get_by_hash(svc.db, &m.workspace_id, &s.id, hash)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    crate::oauth::grant::revoke(svc.db, svc.kv, &conn.id, svc.now_ms).await?;
+    Ok(Response::no_content())
+}
+
 /// Enabled tools of the server's app with curation applied, ordered by name.
 async fn curated_tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,

@@ -163,12 +163,19 @@ pub async fn exchange_code<D: Db, K: Kv>(
 /// Revokes a connection: refresh stops at once (D1), and its access tokens within the runtime's
 /// bound (the KV marker it reads, kept as long as an access token can live, plus a margin).
 pub async fn revoke_connection<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, connection_id: &str) -> Result<(), OAuthError> {
-    connections::revoke(ctx.db, connection_id, ctx.now_ms).await.map_err(server_error)?;
+    revoke(ctx.db, ctx.kv, connection_id, ctx.now_ms).await.map_err(server_error)
+}
+
+/// [`revoke_connection`] for callers outside the token endpoint (the owner API).
+pub async fn revoke(
+    db: &impl Db,
+    kv: &impl Kv,
+    connection_id: &str,
+    now_ms: i64,
+) -> Result<(), crate::store::StoreError> {
+    connections::revoke(db, connection_id, now_ms).await?;
     let ttl_s = (tokens::ACCESS_TTL_MS / 1000 + 300) as u64;
-    ctx.kv
-        .put(&crate::mcp::access::revoked_connection_key(connection_id), b"1", Some(ttl_s))
-        .await
-        .map_err(server_error)
+    kv.put(&crate::mcp::access::revoked_connection_key(connection_id), b"1", Some(ttl_s)).await
 }
 
 fn issue_tokens(

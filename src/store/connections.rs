@@ -61,6 +61,24 @@ pub async fn get(db: &impl Db, id: &str) -> Result<Option<Connection>, StoreErro
     db.query("SELECT * FROM connections WHERE id = ?1", &[id.into()]).await?.first().map(connection).transpose()
 }
 
+/// A server's connections, newest first (at most 1,000).
+pub async fn list_for_server(db: &impl Db, ws: &str, server_id: &str) -> Result<Vec<Connection>, StoreError> {
+    let sql =
+        "SELECT * FROM connections WHERE workspace_id = ?1 AND server_id = ?2 ORDER BY created_at DESC, id LIMIT 1000";
+    db.query(sql, &[ws.into(), server_id.into()]).await?.iter().map(connection).collect()
+}
+
+/// A connection of this workspace's server by its hash.
+pub async fn get_by_hash(
+    db: &impl Db,
+    ws: &str,
+    server_id: &str,
+    hash: &str,
+) -> Result<Option<Connection>, StoreError> {
+    let sql = "SELECT * FROM connections WHERE workspace_id = ?1 AND server_id = ?2 AND connection_hash = ?3";
+    db.query(sql, &[ws.into(), server_id.into(), hash.into()]).await?.first().map(connection).transpose()
+}
+
 /// Revokes a connection (idempotent): its refresh tokens stop at once.
 pub async fn revoke(db: &impl Db, id: &str, now_ms: i64) -> Result<(), StoreError> {
     db.execute(

@@ -418,6 +418,50 @@ async function mcp(method, params) {
   return JSON.parse(data);
 }
 
+test("oauth connections: an end user's sign-in appears in the owner's list and can be revoked", async () => {
+  // A minimal provider on 127.0.0.1: it signs the user in at once and issues a token.
+  const { createServer } = await import("node:http");
+  const idp = createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    if (url.pathname === "/authorize") {
+      const back = new URL(url.searchParams.get("redirect_uri"));
+      back.searchParams.set("code", "c");
+      back.searchParams.set("state", url.searchParams.get("state"));
+      res.writeHead(302, { location: back.toString() });
+      return res.end();
+    }
+    req.resume();
+    req.on("end", () => { res.writeHead(200, { "content-type": "application/json" }); res.end(JSON.stringify({ access_token: "user-token", expires_in: 3600 })); });
+  });
+  await new Promise((r) => idp.listen(0, "127.0.0.1", r));
+  const idpUrl = `http://127.0.0.1:${idp.address().port}`;
+  try {
+    const s = expect(await owner.post(P("/servers"), { app_id: appA.id, name: "Widgets as you" }), 201, "create oauth server");
+    expect(await owner.patch(P(`/servers/${s.id}`), { auth_mode: "oauth", auth_config: { authorize_url: `${idpUrl}/authorize`, token_url: `${idpUrl}/token`, client_id: "owner-app", scopes: ["read"] } }), 200, "configure oauth");
+    expect(await owner.put(P(`/servers/${s.id}/credential`), { value: "owner-client-secret", origin: up.url }), 200, "set client secret");
+    expect(await owner.post(P(`/servers/${s.id}/verify`)), 200, "verify oauth server");
+    expect(await owner.post(P(`/servers/${s.id}/publish`)), 200, "publish oauth server");
+    const reg = await fetch(`${w.url}/oauth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ client_name: "contract client", redirect_uris: ["http://localhost/cb"] }) });
+    const clientId = (await reg.json()).client_id;
+    const q = new URLSearchParams({ response_type: "code", client_id: clientId, redirect_uri: "http://localhost:9/cb", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "S256", resource: s.mcp_url });
+    const page = await fetch(`${w.url}/oauth/authorize?${q}`, { redirect: "manual" });
+    const ticket = (await page.text()).match(/name="ticket" value="([^"]+)"/)[1];
+    const decided = await fetch(`${w.url}/oauth/authorize`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", cookie: page.headers.get("set-cookie").split(";")[0] }, body: new URLSearchParams({ ticket, decision: "approve" }).toString() });
+    const stateCookie = decided.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith("__Host-fcp_state="));
+    const callback = (await fetch(decided.headers.get("location"), { redirect: "manual" })).headers.get("location");
+    const back = await fetch(callback, { redirect: "manual", headers: { cookie: stateCookie } });
+    assert.equal(back.status, 302);
+    const conns = expect(await owner.get(P(`/servers/${s.id}/connections`)), 200, "list connections").items;
+    assert.equal(conns.length, 1);
+    assert.equal(conns[0].client_name, "contract client");
+    expect(await owner.del(P(`/servers/${s.id}/connections/${conns[0].connection_hash}`)), 204, "revoke a connection");
+    expect(await owner.del(P(`/servers/${s.id}/connections/ffffffffffffffff`)), 404, "revoke an unknown connection");
+    assert.ok(expect(await owner.get(P(`/servers/${s.id}/connections`)), 200, "list connections").items[0].revoked_at);
+  } finally {
+    await new Promise((r) => idp.close(r));
+  }
+});
+
 test("secrets: put, list, delete", async () => {
   expect(await owner.put(P("/secrets/STRIPE_KEY"), { value: "sk_live_contract" }), 200, "put secret");
   expect(await owner.get(P("/secrets")), 200, "list secrets");

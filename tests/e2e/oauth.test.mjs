@@ -133,6 +133,12 @@ test("a user signs in through FlowCP's consent page and the provider, and tools/
   assert.equal(body.result.structuredContent.login, "octocat");
   assert.equal(fake.seen.apiAuth.at(-1), `Bearer ${USER_TOKEN}`, "the API got the user's token, not FlowCP's");
 
+  // The owner sees the connection (metadata only: no token exists to show).
+  const conns = (await owner.get(P(`/servers/${server.id}/connections`))).body.items;
+  assert.equal(conns.length, 1);
+  assert.equal(conns[0].client_name, "e2e client");
+  assert.ok(!JSON.stringify(conns).includes(USER_TOKEN));
+
   // Refresh rotates; revocation ends refresh at once and access within the stated bound.
   const refreshed = await (await fetch(`${w.url}/oauth/token`, form({ grant_type: "refresh_token", refresh_token: tokens.refresh_token }))).json();
   assert.ok(refreshed.access_token && refreshed.refresh_token, JSON.stringify(refreshed));

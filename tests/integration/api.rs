@@ -2113,6 +2113,16 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
     );
     assert!(env.kv.entries.borrow().keys().any(|k| k.starts_with("oconn:revoked:")));
 
+    // The owner sees the connections (metadata only) and can revoke one; unknown ones are 404.
+    let list = env.call("GET", &p(&format!("/servers/{srv}/connections")), None);
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let items = list.body.unwrap()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(items.iter().all(|c| c["client_name"] == "Claude Code" && c["revoked_at"].is_i64()), "{items:?}");
+    let hash = items[0]["connection_hash"].as_str().unwrap().to_string();
+    assert_eq!(env.call("DELETE", &p(&format!("/servers/{srv}/connections/{hash}")), None).status, 204);
+    assert_eq!(env.call("DELETE", &p(&format!("/servers/{srv}/connections/0000000000000000")), None).status, 404);
+
     // No D1 row and no KV value holds the user's upstream tokens, or FlowCP's.
     let secrets = ["gho_USER_ACCESS_abc", "ghr_USER_REFRESH_def", access.as_str(), refresh2];
     let tables = block_on(env.db.query("SELECT name FROM sqlite_master WHERE type = 'table'", &[])).unwrap();
