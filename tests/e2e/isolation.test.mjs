@@ -29,7 +29,9 @@ before(async () => {
   const key = (await a.post(P(`/servers/${srv.id}/keys`), {})).body;
   assert.equal((await a.put(P("/secrets/TOKEN"), { value: "alice-secret-value" })).status, 200);
   const inv = (await a.post(P("/invitations"), { email: "pending@example.com", role: "member" })).body;
-  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id, inv: inv.id };
+  // A connection hash of the right shape (alice's server has no OAuth sign-ins; every hostile
+  // call must be 404 whatever the hash).
+  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id, inv: inv.id, conn: "0123456789abcdef" };
 });
 after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
 
@@ -40,7 +42,8 @@ async function aliceView() {
   for (const [name, path] of [
     ["workspace", ""], ["members", "/members"], ["apps", "/apps"], ["app", `/apps/${ids.app}`],
     ["imports", `/apps/${ids.app}/imports`], ["tools", `/apps/${ids.app}/tools`], ["servers", "/servers"],
-    ["server", `/servers/${ids.srv}`], ["keys", `/servers/${ids.srv}/keys`], ["secrets", "/secrets"], ["audit", "/audit"],
+    ["server", `/servers/${ids.srv}`], ["keys", `/servers/${ids.srv}/keys`], ["connections", `/servers/${ids.srv}/connections`],
+    ["secrets", "/secrets"], ["audit", "/audit"],
     ["invitations", "/invitations"],
   ]) {
     const r = await a.get(P(path));
