@@ -140,7 +140,7 @@ pub fn contract(id: RouteId) -> Contract {
         CreateKey => c(201, Body::Json(of::<servers::CreateKeyBody>, false), Some(of::<CreatedKey>)),
         ListKeys => c(200, Body::None, Some(of::<Items<AccessKey>>)),
         RevokeKey => c(204, Body::None, None),
-        ListConnections => c(200, Body::None, Some(of::<Items<views::ConnectionView>>)),
+        ListConnections => c(200, Body::None, Some(of::<Items<crate::store::connections::Connection>>)),
         RevokeConnection => c(204, Body::None, None),
         Verify => c(200, Body::None, Some(of::<Verified>)),
         Publish => c(200, Body::None, Some(of::<Published>)),

@@ -473,7 +473,7 @@ pub async fn list_connections<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let s = load(svc, m, id).await?;
     let rows = crate::store::connections::list_for_server(svc.db, &m.workspace_id, &s.id).await?;
-    Response::ok(&Items { items: rows.iter().map(crate::api::views::ConnectionView::of).collect::<Vec<_>>() })
+    Response::ok(&Items { items: rows })
 }
 
 /// `DELETE .../connections/<hash>` (admins): refresh stops at once, access within the runtime's

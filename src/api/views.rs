@@ -236,33 +236,6 @@ pub struct ServerView {
     pub updated_at: i64,
 }
 
-/// One end user's OAuth connection to a server, as the owner sees it: never a token.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
-pub struct ConnectionView {
-    /// Identifies the connection here and in the audit log (a truncated SHA-256).
-    pub connection_hash: String,
-    pub client_id: Option<String>,
-    pub client_name: Option<String>,
-    pub scopes: Option<String>,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
-
-impl ConnectionView {
-    pub fn of(c: &crate::store::connections::Connection) -> Self {
-        ConnectionView {
-            connection_hash: c.connection_hash.clone(),
-            client_id: c.client_id.clone(),
-            client_name: c.client_name.clone(),
-            scopes: c.scopes.clone(),
-            created_at: c.created_at,
-            last_used_at: c.last_used_at,
-            revoked_at: c.revoked_at,
-        }
-    }
-}
-
 impl ServerView {
     pub fn of(origin: &str, s: &Server) -> Self {
         let url = format!("{origin}/mcp/{}", s.id);

@@ -235,14 +235,15 @@ async fn mcp(
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     // DNS-rebinding defence: only the hosts this deployment answers for (FLOWCP_ALLOWED_HOSTS).
     let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
-    if !transport::host_allowed(&host, &settings.allowed_hosts) {
+    // The allow-listed public origin: the same one the OAuth issuer and token audiences use.
+    let Some(origin) = public_origin(&url, &host, settings) else {
         let body = crate::mcp::jsonrpc::error(
             serde_json::Value::Null,
             crate::mcp::jsonrpc::INVALID_REQUEST,
             "Forbidden: this host is not served here.",
         );
         return Ok((from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() })?, None));
-    }
+    };
     let method = req.method().to_string();
     let body = if method == "POST" { read_body(req, limits::MCP_MESSAGE).await? } else { Vec::new() };
     if settings.rate_limits {
@@ -264,8 +265,7 @@ async fn mcp(
         http: &FetchHttp,
         keyring: &settings.secrets.keyring,
         fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
-        // The allow-listed public origin: the same one the OAuth issuer and token audiences use.
-        origin: public_origin(&url, &host, settings).unwrap_or_else(|| url.origin().ascii_serialization()),
+        origin,
         clock: &clock,
         upstream_timeout_ms: settings.upstream_timeout_ms,
     };

@@ -16,7 +16,7 @@ const MAX_STATE_CHARS: usize = 1_024;
 const MAX_SCOPE_CHARS: usize = 1_024;
 
 /// A valid authorization request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuthorizeRequest {
     pub client_id: String,
     pub redirect_uri: String,

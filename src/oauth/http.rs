@@ -129,44 +129,22 @@ pub fn callback_url(origin: &str, server_id: &str) -> String {
 /// sealed (AAD names the purpose), never stored.
 #[derive(Serialize, Deserialize)]
 struct Pending {
-    client_id: String,
-    redirect_uri: String,
-    state: Option<String>,
-    code_challenge: String,
-    server_id: String,
-    scope: String,
+    #[serde(flatten)]
+    request: AuthorizeRequest,
     exp_ms: i64,
-    /// Consent: SHA-256 of the cookie nonce the page was shown with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    nonce_hash: Option<String>,
+    /// SHA-256 of the cookie nonce that binds this step to one browser (the consent page's,
+    /// then the upstream round trip's).
+    nonce_hash: String,
     /// Upstream leg: FlowCP's own PKCE verifier for the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upstream_verifier: Option<String>,
 }
 
 impl Pending {
-    fn of(r: &AuthorizeRequest, exp_ms: i64) -> Self {
-        Pending {
-            client_id: r.client_id.clone(),
-            redirect_uri: r.redirect_uri.clone(),
-            state: r.state.clone(),
-            code_challenge: r.code_challenge.clone(),
-            server_id: r.server_id.clone(),
-            scope: r.scope.clone(),
-            exp_ms,
-            nonce_hash: None,
-            upstream_verifier: None,
-        }
-    }
-    fn request(&self) -> AuthorizeRequest {
-        AuthorizeRequest {
-            client_id: self.client_id.clone(),
-            redirect_uri: self.redirect_uri.clone(),
-            state: self.state.clone(),
-            code_challenge: self.code_challenge.clone(),
-            server_id: self.server_id.clone(),
-            scope: self.scope.clone(),
-        }
+    /// Does the request carry the cookie this step was bound to?
+    fn bound_to(&self, req: &Request, cookie_name: &str) -> bool {
+        cookie(req, cookie_name)
+            .is_some_and(|n| crate::crypto::ct_eq(sha256_hex(n.as_bytes()).as_bytes(), self.nonce_hash.as_bytes()))
     }
     fn seal(&self, keyring: &Keyring, purpose: &str) -> Option<String> {
         keyring.seal(&serde_json::to_vec(self).ok()?, purpose.as_bytes()).ok()
@@ -286,8 +264,12 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
         }
     };
     let Ok(nonce) = random_token("") else { return error_page("no randomness; try again") };
-    let mut pending = Pending::of(&r, svc.now_ms + TICKET_TTL_MS);
-    pending.nonce_hash = Some(sha256_hex(nonce.as_bytes()));
+    let pending = Pending {
+        request: r.clone(),
+        exp_ms: svc.now_ms + TICKET_TTL_MS,
+        nonce_hash: sha256_hex(nonce.as_bytes()),
+        upstream_verifier: None,
+    };
     let Some(ticket) = pending.seal(&svc.secrets.keyring, "oauth|consent") else {
         return error_page("the request could not be sealed; try again");
     };
@@ -331,14 +313,10 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
         return error_page("this consent page has expired or was altered; start again from the app");
     };
     // CSRF: the decision comes from the browser the page was shown to (its cookie nonce).
-    let nonce_ok = match (cookie(req, CONSENT_COOKIE), p.nonce_hash.as_deref()) {
-        (Some(n), Some(h)) => crate::crypto::ct_eq(sha256_hex(n.as_bytes()).as_bytes(), h.as_bytes()),
-        _ => false,
-    };
-    if !nonce_ok {
+    if !p.bound_to(req, CONSENT_COOKIE) {
         return error_page("this decision did not come from the page FlowCP showed; start again from the app");
     }
-    let r = p.request();
+    let r = p.request;
     if get("decision") != Some("approve") {
         let e = AuthorizeError::Redirect {
             redirect_uri: r.redirect_uri,
@@ -354,22 +332,22 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     let Some(oauth) = m.auth.oauth.as_ref().filter(|_| m.auth.mode == AuthMode::Oauth) else {
         return error_page("the server is no longer published with OAuth sign-in");
     };
-    let Ok(verifier) = random_token("") else { return error_page("no randomness; try again") };
-    let verifier: String = verifier.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
-    let verifier = format!("{verifier}{}", "0".repeat(43usize.saturating_sub(verifier.len())));
-    let challenge = {
-        use base64::Engine;
-        use sha2::Digest;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+    // 32 random bytes in base64url: 43 unreserved characters, a valid PKCE verifier.
+    let (Ok(verifier), Ok(browser)) = (random_token(""), random_token("")) else {
+        return error_page("no randomness; try again");
     };
-    let Ok(browser) = random_token("") else { return error_page("no randomness; try again") };
-    let mut upstream = Pending::of(&r, svc.now_ms + TICKET_TTL_MS);
-    upstream.upstream_verifier = Some(verifier);
-    upstream.nonce_hash = Some(sha256_hex(browser.as_bytes()));
+    let challenge = super::pkce::challenge_s256(&verifier);
+    let server_id = r.server_id.clone();
+    let upstream = Pending {
+        request: r,
+        exp_ms: svc.now_ms + TICKET_TTL_MS,
+        nonce_hash: sha256_hex(browser.as_bytes()),
+        upstream_verifier: Some(verifier),
+    };
     let Some(state) = upstream.seal(keyring, "oauth|state") else {
         return error_page("the request could not be sealed");
     };
-    let callback = callback_url(&svc.origin, &r.server_id);
+    let callback = callback_url(&svc.origin, &server_id);
     match flow::upstream_authorize_url(
         &oauth.authorize_url,
         &oauth.client_id,
@@ -396,11 +374,7 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         return error_page("this sign-in has expired or was not started here; start again from the app");
     };
     // The state belongs to this server's callback, and to the browser that approved it.
-    let same_browser = match (cookie(req, STATE_COOKIE), p.nonce_hash.as_deref()) {
-        (Some(n), Some(h)) => crate::crypto::ct_eq(sha256_hex(n.as_bytes()).as_bytes(), h.as_bytes()),
-        _ => false,
-    };
-    if p.server_id != server_id || !same_browser {
+    if p.request.server_id != server_id || !p.bound_to(req, STATE_COOKIE) {
         return error_page("this sign-in was not started in this browser; start again from the app");
     }
     // Single use (PX-03): a state redeemed twice is refused.
@@ -408,7 +382,7 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
     if used != Ok(true) {
         return error_page("this sign-in was already completed; start again from the app");
     }
-    let r = p.request();
+    let r = &p.request;
     let fail = |error: &'static str, description: &'static str| {
         authorize_error_redirect(
             &AuthorizeError::Redirect {
@@ -448,7 +422,7 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
             Err(why) => return fail("server_error", why),
         };
     let ctx = grant::Ctx { db: svc.db, kv: svc.kv, keyring, origin: &svc.origin, now_ms: svc.now_ms };
-    match grant::issue_code(&ctx, &m.workspace_id, &client, &r, upstream).await {
+    match grant::issue_code(&ctx, &m.workspace_id, &client, r, upstream).await {
         Ok(code) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin) {
             Some(to) => redirect(&to).with_header(
                 "set-cookie",

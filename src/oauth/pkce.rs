@@ -22,13 +22,14 @@ fn verifier_ok(v: &str) -> bool {
     (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
+/// The S256 challenge of a verifier.
+pub fn challenge_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 /// Does `verifier` hash to `challenge`?
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
-    if !verifier_ok(verifier) {
-        return false;
-    }
-    let digest = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    crate::crypto::ct_eq(digest.as_bytes(), challenge.as_bytes())
+    verifier_ok(verifier) && crate::crypto::ct_eq(challenge_s256(verifier).as_bytes(), challenge.as_bytes())
 }
 
 #[cfg(test)]
@@ -43,6 +44,7 @@ mod tests {
     fn the_rfc_example_verifies_and_everything_else_does_not() {
         assert!(challenge_ok(Some(CHALLENGE), Some("S256")).is_ok());
         assert!(verify_s256(VERIFIER, CHALLENGE));
+        assert_eq!(challenge_s256(VERIFIER), CHALLENGE);
         assert!(!verify_s256(CHALLENGE, CHALLENGE), "plain: the challenge itself is not a verifier");
         assert!(!verify_s256(&VERIFIER.replace('d', "e"), CHALLENGE));
         assert!(!verify_s256("short", CHALLENGE));

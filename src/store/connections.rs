@@ -2,12 +2,20 @@
 //! only (DESIGN §5): the user's upstream tokens live in the sealed tokens the client holds.
 //! And `oauth_used`: single-use markers (a code or state, by hash) until they expire.
 
+use schemars::JsonSchema;
+use serde::Serialize;
+
 use super::{opt_i64, opt_text, row_i64, text, Db, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Shown to the owner as is, without its id (in the user's tokens), server, workspace and
+/// refresh generation: the connection hash identifies it there and in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Connection {
+    #[serde(skip)]
     pub id: String,
+    #[serde(skip)]
     pub server_id: String,
+    #[serde(skip)]
     pub workspace_id: String,
     /// Truncated SHA-256 of the id: what the audit log and the owner see.
     pub connection_hash: String,
@@ -17,6 +25,7 @@ pub struct Connection {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    #[serde(skip)]
     pub generation: i64,
 }
 
