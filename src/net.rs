@@ -64,6 +64,12 @@ impl std::fmt::Display for HttpError {
 #[allow(async_fn_in_trait)]
 pub trait Http {
     async fn send(&self, req: &HttpRequest, max_body: usize) -> Result<HttpResponse, HttpError>;
+
+    /// Waits about `ms` (a caller polling for another request's result). Host fakes need not
+    /// wait: the default returns at once.
+    async fn pause(&self, ms: u32) {
+        let _ = ms;
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

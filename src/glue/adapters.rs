@@ -104,6 +104,10 @@ impl Kv for KvStorePort {
 pub struct FetchHttp;
 
 impl Http for FetchHttp {
+    async fn pause(&self, ms: u32) {
+        Delay::from(std::time::Duration::from_millis(u64::from(ms))).await;
+    }
+
     async fn send(&self, req: &HttpRequest, max_body: usize) -> Result<HttpResponse, HttpError> {
         let headers = Headers::new();
         for (k, v) in &req.headers {

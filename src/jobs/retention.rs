@@ -67,9 +67,11 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         oauth_clients_deleted: oauth_clients::delete_stale(db, now_ms, DAY_MS, 90 * DAY_MS, 10 * limit)
             .await
             .unwrap_or(0),
+        // Single-use markers and the short-lived refresh outcomes together.
         oauth_markers_deleted: crate::store::connections::delete_expired_markers(db, now_ms, 10 * limit)
             .await
-            .unwrap_or(0),
+            .unwrap_or(0)
+            + crate::store::connections::delete_expired_refresh_results(db, now_ms, 10 * limit).await.unwrap_or(0),
     };
     while report.batches < policy.max_batches {
         let n = audit::delete_older_than(db, cutoff_ms, policy.batch_size).await?;

@@ -1,21 +1,13 @@
-//! Codes and tokens as the callback and the token endpoint issue them (host-testable; the
-//! routes are the next part of issue 13).
+//! Codes and tokens as the callback and the token endpoint issue them (host-testable).
 //!
 //! The callback creates the connection (metadata only) and seals FlowCP's authorization code
 //! around the end user's upstream tokens; the token endpoint redeems the code once — a replayed
 //! code revokes the connection, as RFC 6749 §4.1.2 advises — and issues an access token (an
 //! hour at most, never past the upstream token) and a refresh token bound to the connection's
-//! current generation.
-//
-// Refresh rotates: a refresh token of the connection's current generation moves it on by a
-// compare-and-set (so of two concurrent refreshes exactly one advances it) and gets tokens of the
-// new generation; a token of the immediately previous generation is honoured once more (clients
-// that lose a rotated token are not locked out) and gets tokens of the current one; any other
-// reuse revokes the connection (RFC 9700 §4.14.2).
-// TODO-correctness(issue 13): the upstream refresh itself (when the user's upstream access token
-// expired), with its result replayed to a concurrent loser; until then such a refresh answers
-// invalid_grant and the client signs in again.
+//! current generation. A refresh rotates it and refreshes the upstream token once per
+//! generation ([`exchange_refresh`]).
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::flow::{redeem_code, AuthorizeRequest};
@@ -213,16 +205,109 @@ fn invalid_refresh() -> OAuthError {
     OAuthError::new(400, "invalid_grant", "the refresh token is invalid, expired, revoked or superseded")
 }
 
+fn provider_unavailable() -> OAuthError {
+    OAuthError::new(
+        503,
+        "temporarily_unavailable",
+        "the API's sign-in provider could not refresh the sign-in; try again",
+    )
+}
+
+/// Why the provider did not refresh the end user's upstream token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpstreamFailure {
+    /// The provider answered `invalid_grant`: the user's grant there has ended.
+    Revoked,
+    /// The provider could not be reached, failed, or the server's provider configuration is
+    /// unusable: worth trying again.
+    Unavailable,
+}
+
+/// The provider side of a refresh: the server's token endpoint with the owner's client secret.
+#[allow(async_fn_in_trait)]
+pub trait Provider {
+    /// Exchanges the end user's upstream refresh token at `server_id`'s provider.
+    async fn refresh(&self, server_id: &str, refresh_token: &str) -> Result<Upstream, UpstreamFailure>;
+    /// Waits about `ms` (a concurrent refresh polling for the winner's result).
+    async fn pause(&self, ms: u32);
+}
+
+/// How long the winner's outcome is kept for concurrent refreshes of the same token.
+const REFRESH_RESULT_TTL_MS: i64 = 2 * 60_000;
+/// How long a concurrent refresh waits for the winner (polling D1).
+const FOLLOW_POLLS: u32 = 20;
+const FOLLOW_POLL_MS: u32 = 250;
+
+/// The outcome of the one upstream refresh of a generation, replayed to concurrent refreshes.
+#[derive(Serialize, Deserialize)]
+enum Outcome {
+    Refreshed(Upstream),
+    Failed(UpstreamFailure),
+}
+
+/// AAD of a replayed outcome: only the holder of the presented refresh token can open it.
+fn outcome_aad(connection_id: &str, generation: i64, token: &str) -> String {
+    format!("oauth|refresh-result|{connection_id}|{generation}|{}", sha256_hex(token.as_bytes()))
+}
+
+async fn record_outcome<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, conn: &str, generation: i64, token: &str, o: &Outcome) {
+    let Ok(bytes) = serde_json::to_vec(o) else { return };
+    let Ok(sealed) = ctx.keyring.seal(&bytes, outcome_aad(conn, generation, token).as_bytes()) else { return };
+    // Best effort: without it a concurrent refresh refreshes upstream itself.
+    let _ =
+        connections::put_refresh_result(ctx.db, conn, generation, &sealed, ctx.now_ms + REFRESH_RESULT_TTL_MS).await;
+}
+
+async fn recorded_outcome<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    conn: &str,
+    generation: i64,
+    token: &str,
+) -> Result<Option<Outcome>, OAuthError> {
+    let Some(sealed) =
+        connections::get_refresh_result(ctx.db, conn, generation, ctx.now_ms).await.map_err(server_error)?
+    else {
+        return Ok(None);
+    };
+    let opened = ctx.keyring.open(&sealed, outcome_aad(conn, generation, token).as_bytes()).ok();
+    Ok(opened.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// The user's upstream tokens after a refresh: the provider's answer, keeping the previous
+/// refresh token when the provider does not rotate it.
+async fn refresh_upstream(
+    provider: &impl Provider,
+    server_id: &str,
+    current: &Upstream,
+) -> Result<Upstream, UpstreamFailure> {
+    let Some(rt) = current.refresh_token.as_deref() else { return Ok(current.clone()) };
+    let mut fresh = provider.refresh(server_id, rt).await?;
+    if fresh.refresh_token.is_none() {
+        fresh.refresh_token = Some(rt.to_string());
+    }
+    Ok(fresh)
+}
+
 /// `grant_type=refresh_token` at the token endpoint.
+///
+/// The refresh token of the connection's current generation moves it on by a compare-and-set;
+/// the one request that wins also refreshes the user's upstream token (when the provider gave
+/// a refresh token) and records the outcome, sealed to the presented token, for two minutes.
+/// A concurrent refresh of the same token (it lost the compare-and-set, or read the connection
+/// just after) waits for that outcome and gets tokens built from it: one upstream refresh per
+/// generation. After those two minutes the previous generation's token is honoured once more
+/// (a client that lost the rotated one) and refreshes upstream itself; a second use, or an
+/// older token, revokes the connection (RFC 9700 §4.14.2).
 pub async fn exchange_refresh<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
+    provider: &impl Provider,
     params: &[(String, String)],
 ) -> Result<Issued, OAuthError> {
     let (db, keyring, now_ms) = (ctx.db, ctx.keyring, ctx.now_ms);
     let token = form(params, "refresh_token")
         .ok_or_else(|| OAuthError::new(400, "invalid_request", "refresh_token is required"))?;
     let (conn, audience, grant) = open_live(ctx, Kind::Refresh, token, params, invalid_refresh).await?;
-    let connection_id = conn.id.as_str();
+    let connection_id = conn.id.clone();
     if form(params, "client_id").is_some_and(|c| c != grant.client_id) {
         return Err(invalid_refresh());
     }
@@ -231,37 +316,91 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
         return Err(OAuthError::new(401, "invalid_client", "the client is no longer registered; register again"));
     }
     let _ = oauth_clients::touch(db, &grant.client_id, now_ms).await;
-    let current = if grant.generation == conn.generation {
-        if !connections::advance_generation(db, connection_id, conn.generation, now_ms).await.map_err(server_error)? {
-            // A concurrent refresh advanced it first (this token is now the previous one), or
-            // the connection was revoked meanwhile.
-            let now = connections::get(db, connection_id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
-            if now.revoked_at.is_some() || now.generation != conn.generation + 1 {
+    let next = grant.generation + 1;
+    let leader = if grant.generation == conn.generation {
+        if connections::advance_generation(db, &connection_id, conn.generation, now_ms).await.map_err(server_error)? {
+            true
+        } else {
+            // A concurrent refresh advanced it first, or the connection was revoked meanwhile.
+            let now = connections::get(db, &connection_id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
+            if now.revoked_at.is_some() || now.generation != next {
                 return Err(invalid_refresh());
             }
+            false
         }
-        conn.generation + 1
-    } else if grant.generation + 1 == conn.generation {
-        // The previous refresh token: usable once more (a client that lost the rotated one);
-        // a second use means it was copied (RFC 9700 §4.14.2): the connection ends.
-        let first = match grant.jti.as_deref() {
-            Some(jti) => {
-                connections::use_once(db, &sha256_hex(jti.as_bytes()), grant.exp_ms).await.map_err(server_error)?
-            }
-            None => false,
-        };
-        if !first {
-            revoke_connection(ctx, connection_id).await?;
-            return Err(invalid_refresh());
-        }
-        conn.generation
+    } else if next == conn.generation {
+        false
     } else {
         // An older generation is a replay: the connection ends.
-        revoke_connection(ctx, connection_id).await?;
+        revoke_connection(ctx, &connection_id).await?;
         return Err(invalid_refresh());
     };
-    let conn = Connection { generation: current, ..conn };
-    issue_tokens(keyring, &audience, &conn, grant, now_ms)
+    let upstream = if leader {
+        let result = refresh_upstream(provider, &conn.server_id, &grant.upstream).await;
+        let outcome = match &result {
+            Ok(u) => Outcome::Refreshed(u.clone()),
+            Err(f) => Outcome::Failed(*f),
+        };
+        record_outcome(ctx, &connection_id, next, token, &outcome).await;
+        match result {
+            Ok(u) => u,
+            Err(f) => return Err(upstream_failed(ctx, &connection_id, f).await),
+        }
+    } else {
+        follow(ctx, provider, &conn, &grant, token).await?
+    };
+    let conn = Connection { generation: next, ..conn };
+    issue_tokens(keyring, &audience, &conn, Grant { upstream, ..grant }, now_ms)
+}
+
+async fn upstream_failed<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, connection_id: &str, f: UpstreamFailure) -> OAuthError {
+    match f {
+        // The user's grant at the provider ended: so does the connection.
+        UpstreamFailure::Revoked => match revoke_connection(ctx, connection_id).await {
+            Ok(()) => invalid_refresh(),
+            Err(e) => e,
+        },
+        UpstreamFailure::Unavailable => provider_unavailable(),
+    }
+}
+
+/// A refresh of the previous generation's token: the winner's outcome when it is (or soon will
+/// be) recorded; otherwise the token's one grace use, refreshing upstream itself.
+async fn follow<D: Db, K: Kv>(
+    ctx: &Ctx<'_, D, K>,
+    provider: &impl Provider,
+    conn: &Connection,
+    grant: &Grant,
+    token: &str,
+) -> Result<Upstream, OAuthError> {
+    let next = grant.generation + 1;
+    // The winner is still at work only if it advanced the generation moments ago.
+    let recent = conn.last_used_at.is_some_and(|t| ctx.now_ms - t < 30_000);
+    let polls = if recent { FOLLOW_POLLS } else { 1 };
+    for i in 0..polls {
+        match recorded_outcome(ctx, &conn.id, next, token).await? {
+            Some(Outcome::Refreshed(u)) => return Ok(u),
+            Some(Outcome::Failed(UpstreamFailure::Revoked)) => return Err(invalid_refresh()),
+            Some(Outcome::Failed(UpstreamFailure::Unavailable)) => break,
+            None if i + 1 < polls => provider.pause(FOLLOW_POLL_MS).await,
+            None => {}
+        }
+    }
+    // The grace use: once per token (its jti); a second use means it was copied.
+    let first = match grant.jti.as_deref() {
+        Some(jti) => {
+            connections::use_once(ctx.db, &sha256_hex(jti.as_bytes()), grant.exp_ms).await.map_err(server_error)?
+        }
+        None => false,
+    };
+    if !first {
+        revoke_connection(ctx, &conn.id).await?;
+        return Err(invalid_refresh());
+    }
+    match refresh_upstream(provider, &conn.server_id, &grant.upstream).await {
+        Ok(u) => Ok(u),
+        Err(f) => Err(upstream_failed(ctx, &conn.id, f).await),
+    }
 }
 
 /// The connection a FlowCP access or refresh token belongs to, when it opens (revocation).

@@ -12,9 +12,8 @@
 //!   sent to the client with `iss` (RFC 9207);
 //! - `POST /oauth/token`: the code grant ([`super::grant`]) and the refresh grant;
 //! - `POST /oauth/revoke` (RFC 7009).
-// TODO-correctness(issue 13): upstream token refresh (with the result replayed to a concurrent
-// loser), remembered approvals, CIMD, OIDC discovery, insufficient_scope, owner presets and the
-// connections list; the e2e with the SDK's OAuth client provider.
+// TODO-correctness(issue 13): remembered approvals, CIMD, OIDC discovery, insufficient_scope,
+// owner presets and the connections list; the e2e with the SDK's OAuth client provider.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -434,25 +433,21 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
     }
 }
 
-/// The provider's token endpoint, with the owner's client secret (sent only there).
-async fn exchange_upstream<D: Db, K: Kv, H: Http>(
+/// The provider's token endpoint, with the owner's client secret (sent only there): the code
+/// exchange at the callback and the refresh at FlowCP's token endpoint.
+async fn call_token_endpoint<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     oauth: &ManifestOAuth,
     secret: &str,
-    code: &str,
-    verifier: &str,
-    server_id: &str,
-) -> Result<Upstream, &'static str> {
+    grant: &[(&str, &str)],
+) -> Result<Upstream, UpstreamCallError> {
     let url = crate::net::check_url(&oauth.token_url, svc.fetch_policy)
-        .map_err(|_| "the provider's token URL is not allowed")?;
-    let body: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &callback_url(&svc.origin, server_id))
-        .append_pair("client_id", &oauth.client_id)
-        .append_pair("client_secret", secret)
-        .append_pair("code_verifier", verifier)
-        .finish();
+        .map_err(|_| UpstreamCallError::Unusable("the provider's token URL is not allowed"))?;
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in grant {
+        form.append_pair(k, v);
+    }
+    let body = form.append_pair("client_id", &oauth.client_id).append_pair("client_secret", secret).finish();
     let req = HttpRequest {
         method: "POST".into(),
         url: url.to_string(),
@@ -463,17 +458,26 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
         body: Some(body.into_bytes()),
         timeout_ms: 10_000,
     };
-    let resp = svc.http.send(&req, 64 * 1024).await.map_err(|_| "the API's provider could not be reached")?;
-    if !(200..300).contains(&resp.status) {
-        return Err("the API's provider refused the sign-in");
+    let resp = svc
+        .http
+        .send(&req, 64 * 1024)
+        .await
+        .map_err(|_| UpstreamCallError::Unusable("the API's provider could not be reached"))?;
+    let v: Option<Value> = serde_json::from_slice(&resp.body).ok();
+    // Some providers (GitHub) answer errors with 200 and an `error` member.
+    if let Some(error) = v.as_ref().and_then(|v| v.get("error")).and_then(Value::as_str) {
+        return Err(UpstreamCallError::Refused(error == "invalid_grant"));
     }
-    let v: Value =
-        serde_json::from_slice(&resp.body).map_err(|_| "the API's provider answered something unreadable")?;
+    if !(200..300).contains(&resp.status) {
+        return Err(UpstreamCallError::Refused(false));
+    }
+    let v = v.ok_or(UpstreamCallError::Unusable("the API's provider answered something unreadable"))?;
     // Bounded so the sealed tokens stay under their 8 KB limit.
     let text = |k: &str, max: usize| {
         v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= max).map(str::to_string)
     };
-    let access_token = text("access_token", 3 * 1024).ok_or("the API's provider returned no usable access token")?;
+    let access_token = text("access_token", 3 * 1024)
+        .ok_or(UpstreamCallError::Unusable("the API's provider returned no usable access token"))?;
     Ok(Upstream {
         access_token,
         refresh_token: text("refresh_token", 2 * 1024),
@@ -484,6 +488,64 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
             .map(|s| svc.now_ms.saturating_add(s.min(400 * 86_400).saturating_mul(1000))),
         scope: text("scope", 512),
     })
+}
+
+/// Why the provider's token endpoint gave no tokens.
+enum UpstreamCallError {
+    /// It answered an OAuth error; `true` for `invalid_grant` (the code or the user's grant is
+    /// no longer valid).
+    Refused(bool),
+    /// It could not be used (why, safe to show).
+    Unusable(&'static str),
+}
+
+async fn exchange_upstream<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    oauth: &ManifestOAuth,
+    secret: &str,
+    code: &str,
+    verifier: &str,
+    server_id: &str,
+) -> Result<Upstream, &'static str> {
+    let callback = callback_url(&svc.origin, server_id);
+    let grant = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", callback.as_str()),
+        ("code_verifier", verifier),
+    ];
+    call_token_endpoint(svc, oauth, secret, &grant).await.map_err(|e| match e {
+        UpstreamCallError::Refused(_) => "the API's provider refused the sign-in",
+        UpstreamCallError::Unusable(why) => why,
+    })
+}
+
+/// The refresh side of the provider, for [`grant::exchange_refresh`].
+struct ServerProvider<'s, 'a, D: Db, K: Kv, H: Http>(&'s Services<'a, D, K, H>);
+
+impl<D: Db, K: Kv, H: Http> grant::Provider for ServerProvider<'_, '_, D, K, H> {
+    async fn refresh(&self, server_id: &str, refresh_token: &str) -> Result<Upstream, grant::UpstreamFailure> {
+        use grant::UpstreamFailure::{Revoked, Unavailable};
+        let svc = self.0;
+        let m = published(svc.kv, server_id, svc.now_ms).await.ok_or(Unavailable)?;
+        let (Some(oauth), Some(secret_ref)) = (m.auth.oauth.as_ref(), m.auth.credential_ref.as_deref()) else {
+            return Err(Unavailable);
+        };
+        let secret = crate::manifest::open_credential(svc.kv, &svc.secrets.keyring, server_id, secret_ref)
+            .await
+            .ok()
+            .flatten()
+            .ok_or(Unavailable)?;
+        let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+        call_token_endpoint(svc, oauth, &secret, &grant).await.map_err(|e| match e {
+            UpstreamCallError::Refused(true) => Revoked,
+            _ => Unavailable,
+        })
+    }
+
+    async fn pause(&self, ms: u32) {
+        self.0.http.pause(ms).await;
+    }
 }
 
 async fn token<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, OAuthError> {
@@ -499,7 +561,7 @@ async fn token<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request
         grant::Ctx { db: svc.db, kv: svc.kv, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms };
     let issued = match params.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str()) {
         Some("authorization_code") => grant::exchange_code(&ctx, &params).await?,
-        Some("refresh_token") => grant::exchange_refresh(&ctx, &params).await?,
+        Some("refresh_token") => grant::exchange_refresh(&ctx, &ServerProvider(svc), &params).await?,
         _ => {
             return Err(OAuthError::new(
                 400,

@@ -117,3 +117,37 @@ pub async fn delete_expired_markers(db: &impl Db, now_ms: i64, limit: i64) -> Re
     let sql = "DELETE FROM oauth_used WHERE id IN (SELECT id FROM oauth_used WHERE expires_at < ?1 LIMIT ?2)";
     db.execute(sql, &[now_ms.into(), limit.into()]).await
 }
+
+/// Records the sealed outcome of the upstream refresh that moved `connection_id` to
+/// `generation` (kept until `expires_at`); the first write wins.
+pub async fn put_refresh_result(
+    db: &impl Db,
+    connection_id: &str,
+    generation: i64,
+    sealed: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    let sql = "INSERT INTO oauth_refresh_results (connection_id, generation, sealed, expires_at) \
+               VALUES (?1, ?2, ?3, ?4) ON CONFLICT (connection_id, generation) DO NOTHING";
+    db.execute(sql, &[connection_id.into(), generation.into(), sealed.into(), expires_at.into()]).await.map(|_| ())
+}
+
+/// The sealed outcome of the refresh that moved `connection_id` to `generation`, unexpired.
+pub async fn get_refresh_result(
+    db: &impl Db,
+    connection_id: &str,
+    generation: i64,
+    now_ms: i64,
+) -> Result<Option<String>, StoreError> {
+    let sql =
+        "SELECT sealed FROM oauth_refresh_results WHERE connection_id = ?1 AND generation = ?2 AND expires_at > ?3";
+    let rows = db.query(sql, &[connection_id.into(), generation.into(), now_ms.into()]).await?;
+    rows.first().map(|r| text(r, "sealed")).transpose()
+}
+
+/// Expired refresh outcomes, at most `limit`.
+pub async fn delete_expired_refresh_results(db: &impl Db, now_ms: i64, limit: i64) -> Result<u64, StoreError> {
+    let sql = "DELETE FROM oauth_refresh_results WHERE rowid IN \
+               (SELECT rowid FROM oauth_refresh_results WHERE expires_at < ?1 LIMIT ?2)";
+    db.execute(sql, &[now_ms.into(), limit.into()]).await
+}

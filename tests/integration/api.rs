@@ -2095,9 +2095,32 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
         let _ = access;
         (t["access_token"].as_str().unwrap().to_string(), t["refresh_token"].as_str().unwrap().to_string())
     };
+    // A refresh refreshes the user's upstream token at the provider, with the owner's secret.
+    // GitHub-style, the provider answers its errors with 200.
+    env.http.push(resp(200, &[("content-type", "application/json")], br#"{"error":"bad_verification_code"}"#));
+    let down = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]);
+    assert_eq!((down.status, down.body.unwrap()["error"].as_str()), (503, Some("temporarily_unavailable")));
+    env.http.push(resp(
+        200,
+        &[("content-type", "application/json")],
+        br#"{"access_token":"gho_USER_ACCESS_2","expires_in":28800}"#,
+    ));
     let r1 = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh0)]).body.unwrap();
+    let sent = String::from_utf8(env.http.seen.borrow().last().unwrap().body.clone().unwrap()).unwrap();
+    assert!(
+        sent.contains("grant_type=refresh_token")
+            && sent.contains("refresh_token=ghr_USER_REFRESH_def")
+            && sent.contains("client_secret=owner-client-secret"),
+        "{sent}"
+    );
     let refresh1 = r1["refresh_token"].as_str().expect("rotated").to_string();
-    // (Reuse detection is tested in tests/integration/oauth.rs.)
+    // (Reuse detection and the replay to concurrent refreshes are tested in
+    // tests/integration/oauth.rs.)
+    env.http.push(resp(
+        200,
+        &[("content-type", "application/json")],
+        br#"{"access_token":"gho_USER_ACCESS_3","refresh_token":"ghr_USER_REFRESH_3","expires_in":28800}"#,
+    ));
     let r2 = token_req(&[("grant_type", "refresh_token"), ("refresh_token", &refresh1)]).body.unwrap();
     assert!(r2["refresh_token"].is_string(), "{r2}");
     assert_eq!(token_req(&[("grant_type", "password")]).body.unwrap()["error"], "unsupported_grant_type");

@@ -4,7 +4,9 @@
 
 use flowcp::crypto::Keyring;
 use flowcp::oauth::flow::AuthorizeRequest;
-use flowcp::oauth::grant::{exchange_code, issue_code, Ctx};
+use std::cell::RefCell;
+
+use flowcp::oauth::grant::{exchange_code, exchange_refresh, issue_code, Ctx, Provider, UpstreamFailure};
 use flowcp::oauth::tokens::{self, Kind, Upstream};
 use flowcp::store::oauth_clients::OAuthClient;
 use flowcp::store::{block_on, connections, Db, MemoryKv};
@@ -169,43 +171,157 @@ fn a_code_for_an_unknown_or_revoked_connection_is_refused() {
     assert_eq!(block_on(exchange_code(&ctx, &form(&[("code", "x")]))).unwrap_err().error, "invalid_client");
 }
 
-/// Refresh rotation and reuse detection (RFC 9700 §4.14.2): the previous refresh token is
-/// honoured once more; a second use of it, or an older one, ends the connection.
+/// The provider side of a refresh, scripted: each call takes the next answer and is counted.
+#[derive(Default)]
+struct ScriptedProvider {
+    answers: RefCell<Vec<Result<Upstream, UpstreamFailure>>>,
+    calls: RefCell<Vec<String>>,
+}
+
+impl ScriptedProvider {
+    fn answering(answers: Vec<Result<Upstream, UpstreamFailure>>) -> Self {
+        ScriptedProvider { answers: RefCell::new(answers), calls: RefCell::default() }
+    }
+}
+
+impl Provider for ScriptedProvider {
+    async fn refresh(&self, _server_id: &str, refresh_token: &str) -> Result<Upstream, UpstreamFailure> {
+        self.calls.borrow_mut().push(refresh_token.to_string());
+        let mut answers = self.answers.borrow_mut();
+        assert!(!answers.is_empty(), "an unexpected upstream refresh");
+        answers.remove(0)
+    }
+    async fn pause(&self, _ms: u32) {}
+}
+
+fn fresh(n: u32) -> Upstream {
+    Upstream {
+        access_token: format!("gho_refreshed_access_{n}"),
+        refresh_token: Some(format!("ghr_refreshed_refresh_{n}")),
+        expires_at_ms: Some(NOW + 8 * 3_600_000),
+        scope: Some("repo".into()),
+    }
+}
+
+/// A connection signed in through `ctx`, and its first tokens.
+fn signed_in(ctx: &Ctx<'_, SqliteDb, MemoryKv>, db: &SqliteDb) -> flowcp::oauth::grant::Issued {
+    let _ = block_on(db.execute("INSERT OR IGNORE INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) VALUES ('fcp_cl_test', 'C', '[]', 'native', 0)", &[]));
+    let code = block_on(issue_code(ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let p = form(&[
+        ("code", &code),
+        ("client_id", "fcp_cl_test"),
+        ("redirect_uri", "http://localhost:5555/callback"),
+        ("code_verifier", VERIFIER),
+    ]);
+    block_on(exchange_code(ctx, &p)).unwrap()
+}
+
+/// The upstream access token a FlowCP access token carries.
+fn upstream_of(ring: &Keyring, access: &str) -> String {
+    let audience = format!("{ORIGIN}/mcp/srv_A");
+    tokens::open(ring, Kind::Access, &audience, access, NOW).unwrap().1.upstream.access_token
+}
+
+fn refresh_with(
+    ctx: &Ctx<'_, SqliteDb, MemoryKv>,
+    provider: &ScriptedProvider,
+    t: &str,
+) -> Result<flowcp::oauth::grant::Issued, flowcp::oauth::OAuthError> {
+    block_on(exchange_refresh(ctx, provider, &form(&[("grant_type", "refresh_token"), ("refresh_token", t)])))
+}
+
+/// Refresh rotation and reuse detection (RFC 9700 §4.14.2): within two minutes a repeated
+/// refresh of the same token gets the winner's outcome; after that the previous refresh token
+/// is honoured once more; a second use of it, or an older one, ends the connection.
 #[test]
 fn a_reused_refresh_token_ends_the_connection() {
-    use flowcp::oauth::grant::exchange_refresh;
     let db = database();
-    block_on(db.execute("INSERT INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) VALUES ('fcp_cl_test', 'C', '[]', 'native', 0)", &[])).unwrap();
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
     let kv = MemoryKv::default();
     let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
-    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
-    let p = form(&[
-        ("code", &code),
-        ("client_id", "fcp_cl_test"),
-        ("redirect_uri", "http://localhost:5555/callback"),
-        ("code_verifier", VERIFIER),
-    ]);
-    let t0 = block_on(exchange_code(&ctx, &p)).unwrap();
-    let refresh =
-        |t: &str| block_on(exchange_refresh(&ctx, &form(&[("grant_type", "refresh_token"), ("refresh_token", t)])));
-    let t1 = refresh(&t0.refresh_token).unwrap();
-    let again = refresh(&t0.refresh_token).expect("the previous token is honoured once more");
-    assert!(refresh(&t0.refresh_token).is_err(), "but not twice");
-    assert!(refresh(&t1.refresh_token).is_err(), "and its reuse ended the connection");
-    assert!(refresh(&again.refresh_token).is_err());
-    let conn = tokens::connection_of(&code, Kind::Code).unwrap();
+    let later = Ctx { now_ms: NOW + 3 * 60_000, ..ctx };
+    let t0 = signed_in(&ctx, &db);
+    let provider = ScriptedProvider::answering(vec![Ok(fresh(1)), Ok(fresh(2))]);
+    let t1 = refresh_with(&ctx, &provider, &t0.refresh_token).unwrap();
+    let again = refresh_with(&later, &provider, &t0.refresh_token).expect("the previous token is honoured once more");
+    assert_eq!(provider.calls.borrow().len(), 2, "the grace use refreshes upstream itself");
+    assert!(refresh_with(&later, &provider, &t0.refresh_token).is_err(), "but not twice");
+    assert!(refresh_with(&later, &provider, &t1.refresh_token).is_err(), "and its reuse ended the connection");
+    assert!(refresh_with(&later, &provider, &again.refresh_token).is_err());
+    let conn = tokens::connection_of(&t0.access_token, Kind::Access).unwrap();
     assert!(block_on(connections::get(&db, conn)).unwrap().unwrap().revoked_at.is_some());
     // A client that no longer exists gets invalid_client (it re-registers).
-    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
-    let p = form(&[
-        ("code", &code),
-        ("client_id", "fcp_cl_test"),
-        ("redirect_uri", "http://localhost:5555/callback"),
-        ("code_verifier", VERIFIER),
-    ]);
-    let t = block_on(exchange_code(&ctx, &p)).unwrap();
+    let t = signed_in(&ctx, &db);
     block_on(db.execute("DELETE FROM oauth_clients WHERE id = 'fcp_cl_test'", &[])).unwrap();
-    let e = refresh(&t.refresh_token).unwrap_err();
+    let e = refresh_with(&ctx, &provider, &t.refresh_token).unwrap_err();
     assert_eq!((e.status, e.error), (401, "invalid_client"));
+}
+
+/// A refresh refreshes the user's upstream token once per generation: a concurrent refresh of
+/// the same token (here: the same token again, right after) gets tokens built from the
+/// winner's upstream result, without a second upstream call; what is recorded for it holds no
+/// token FlowCP could read on its own.
+#[test]
+fn concurrent_refreshes_make_one_upstream_refresh() {
+    let db = database();
+    let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
+    let kv = MemoryKv::default();
+    let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let t0 = signed_in(&ctx, &db);
+    let provider = ScriptedProvider::answering(vec![Ok(fresh(1))]);
+    let winner = refresh_with(&ctx, &provider, &t0.refresh_token).unwrap();
+    let loser = refresh_with(&ctx, &provider, &t0.refresh_token).unwrap();
+    let loser2 = refresh_with(&ctx, &provider, &t0.refresh_token).unwrap();
+    assert_eq!(
+        *provider.calls.borrow(),
+        vec![UPSTREAM_REFRESH.to_string()],
+        "one upstream refresh, with the user's token"
+    );
+    for t in [&winner, &loser, &loser2] {
+        assert_eq!(upstream_of(&ring, &t.access_token), "gho_refreshed_access_1");
+    }
+    // The next generation refreshes with the rotated upstream refresh token.
+    let provider = ScriptedProvider::answering(vec![Ok(Upstream { refresh_token: None, ..fresh(2) })]);
+    let t2 = refresh_with(&ctx, &provider, &loser.refresh_token).unwrap();
+    assert_eq!(*provider.calls.borrow(), vec!["ghr_refreshed_refresh_1".to_string()]);
+    assert_eq!(upstream_of(&ring, &t2.access_token), "gho_refreshed_access_2");
+    // The provider did not rotate: the previous upstream refresh token is kept.
+    let provider = ScriptedProvider::answering(vec![Ok(fresh(3))]);
+    refresh_with(&ctx, &provider, &t2.refresh_token).unwrap();
+    assert_eq!(*provider.calls.borrow(), vec!["ghr_refreshed_refresh_1".to_string()]);
+    // The recorded outcomes are sealed: no upstream token appears in the database.
+    let rows = block_on(db.query("SELECT sealed FROM oauth_refresh_results", &[])).unwrap();
+    assert!(rows.len() >= 2);
+    let dump = format!("{rows:?}");
+    for secret in ["gho_refreshed", "ghr_refreshed", UPSTREAM_ACCESS, UPSTREAM_REFRESH] {
+        assert!(!dump.contains(secret), "{secret} stored");
+    }
+}
+
+/// The provider's answer decides: `invalid_grant` ends the connection (the user's grant there
+/// ended); an outage is 503 and the client's retry of the same token succeeds.
+#[test]
+fn a_refresh_the_provider_refuses_ends_the_connection_and_an_outage_is_retried() {
+    let db = database();
+    let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
+    let kv = MemoryKv::default();
+    let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let t0 = signed_in(&ctx, &db);
+    let provider = ScriptedProvider::answering(vec![Err(UpstreamFailure::Unavailable), Ok(fresh(1))]);
+    let e = refresh_with(&ctx, &provider, &t0.refresh_token).unwrap_err();
+    assert_eq!((e.status, e.error), (503, "temporarily_unavailable"));
+    let retried = refresh_with(&ctx, &provider, &t0.refresh_token).expect("the retry succeeds");
+    assert_eq!(upstream_of(&ring, &retried.access_token), "gho_refreshed_access_1");
+
+    let t = signed_in(&ctx, &db);
+    let provider = ScriptedProvider::answering(vec![Err(UpstreamFailure::Revoked)]);
+    let e = refresh_with(&ctx, &provider, &t.refresh_token).unwrap_err();
+    assert_eq!((e.status, e.error), (400, "invalid_grant"));
+    // A concurrent refresh of the same token learns the outcome without asking again.
+    let e = refresh_with(&ctx, &provider, &t.refresh_token).unwrap_err();
+    assert_eq!(e.error, "invalid_grant");
+    assert_eq!(provider.calls.borrow().len(), 1);
+    let conn = tokens::connection_of(&t.access_token, Kind::Access).unwrap();
+    assert!(block_on(connections::get(&db, conn)).unwrap().unwrap().revoked_at.is_some());
+    assert!(kv.entries.borrow().keys().any(|k| k == &format!("oconn:revoked:{conn}")));
 }
