@@ -81,6 +81,58 @@ pub(crate) fn oauth_challenge(origin: &str, m: &Manifest, invalid: bool, message
     r
 }
 
+/// How the upstream refused an end user's token (OAuth servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// 401: the token is no longer valid there.
+    Unauthorized,
+    /// 403 for a missing scope: the upstream said `insufficient_scope` in its challenge, or
+    /// (GitHub) named the scopes the route accepts.
+    InsufficientScope,
+}
+
+impl Refused {
+    pub(crate) fn of(status: u16, headers: &[(String, String)]) -> Option<Refused> {
+        match status {
+            401 => Some(Refused::Unauthorized),
+            403 => {
+                let challenge = header(headers, "www-authenticate").is_some_and(|v| v.contains("insufficient_scope"));
+                let github = header(headers, "x-accepted-oauth-scopes").is_some_and(|v| !v.trim().is_empty());
+                (challenge || github).then_some(Refused::InsufficientScope)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The answer to a tool call whose upstream refused the user's token: 401 `invalid_token` (the
+/// client refreshes or signs in again), or 403 `insufficient_scope` with every scope the
+/// server asks for (the client re-authorises; the owner may need to add the scope).
+pub(crate) fn upstream_refusal(origin: &str, m: &Manifest, refused: Refused) -> McpResponse {
+    match refused {
+        Refused::Unauthorized => oauth_challenge(
+            origin,
+            m,
+            true,
+            "Unauthorized: the API refused this user's authorization; refresh the token or sign in again.",
+        ),
+        Refused::InsufficientScope => {
+            let www = format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
+                challenge_scopes(m).join(" "),
+                resource_metadata_url(origin, &m.server_id),
+            );
+            let mut r = reject(
+                403,
+                "Forbidden: the API needs a permission this user's sign-in did not grant; sign in again with the \
+                 scopes in WWW-Authenticate, or ask the server's owner to request them.",
+            );
+            r.headers.push(("www-authenticate".into(), www));
+            r
+        }
+    }
+}
+
 pub(crate) async fn authorize<K: Kv, H: Http>(
     rt: &Runtime<'_, K, H>,
     loaded: &Loaded,

@@ -177,8 +177,10 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     };
     event.upstream_status = Some(resp.status);
     event.response_bytes = resp.body.len() as i64;
-    if m.auth.mode == AuthMode::Oauth && resp.status == 401 {
-        ctx.upstream_unauthorized.set(true);
+    if m.auth.mode == AuthMode::Oauth {
+        if let Some(refused) = super::access::Refused::of(resp.status, &resp.headers) {
+            ctx.upstream_refused.set(Some(refused));
+        }
     }
     // Never hand an upstream's echo of the credential back to the model, in any spelling: the
     // body is redacted whole (and on its decoded JSON strings, see `Redactor::body`) before the

@@ -76,9 +76,9 @@ pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
     pub(crate) connection: Option<&'c str>,
     /// OAuth servers: the end user's upstream access token for this request.
     pub(crate) upstream_token: Option<&'c str>,
-    /// Set when the upstream refused that token (401): the request is answered with the OAuth
-    /// challenge, so the client refreshes or re-authorises.
-    pub(crate) upstream_unauthorized: std::cell::Cell<bool>,
+    /// Set when the upstream refused that token: the request is answered with the OAuth
+    /// challenge, so the client refreshes, re-authorises or asks for more scopes.
+    pub(crate) upstream_refused: std::cell::Cell<Option<super::access::Refused>>,
     pub(crate) pre: &'c Preflight,
     /// Named I/O phases of this request (ms), reported in `Server-Timing`.
     pub(crate) timings: RefCell<Vec<(&'static str, i64)>>,

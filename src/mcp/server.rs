@@ -130,7 +130,7 @@ async fn serve_post<K: Kv, H: Http>(
         loaded: &loaded,
         connection: caller.connection.as_deref(),
         upstream_token: caller.upstream_token.as_deref(),
-        upstream_unauthorized: std::cell::Cell::new(false),
+        upstream_refused: std::cell::Cell::new(None),
         pre: &pre,
         timings: RefCell::new(Vec::new()),
     };
@@ -157,15 +157,10 @@ async fn serve_post<K: Kv, H: Http>(
             }
         }
     };
-    if ctx.upstream_unauthorized.get() {
+    if let Some(refused) = ctx.upstream_refused.get() {
         // The upstream refused the end user's token: an OAuth challenge, not a tool result, so
-        // the client refreshes or re-authorises (the audit rows are kept).
-        let mut r = super::access::oauth_challenge(
-            &rt.origin,
-            &loaded.manifest,
-            true,
-            "Unauthorized: the API refused this user's authorization; refresh the token or sign in again.",
-        );
+        // the client refreshes, re-authorises or asks for the scopes (the audit rows are kept).
+        let mut r = super::access::upstream_refusal(&rt.origin, &loaded.manifest, refused);
         r.audit = std::mem::take(&mut out.audit);
         return r;
     }

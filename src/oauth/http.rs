@@ -30,6 +30,13 @@ use crate::store::{connections, Db, Kv};
 use crate::vocab::AuthMode;
 
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+/// OpenID Connect discovery: the same document, for clients that look only there (FlowCP
+/// issues no ID tokens; it is an OAuth authorization server).
+pub const OIDC_METADATA_PATH: &str = "/.well-known/openid-configuration";
+
+pub fn is_metadata_path(path: &str) -> bool {
+    path == METADATA_PATH || path == OIDC_METADATA_PATH
+}
 
 /// RFC 8414 metadata: `issuer` is the origin exactly (no trailing slash).
 pub fn metadata(origin: &str) -> Value {
@@ -56,9 +63,9 @@ fn cors(r: Response) -> Response {
 /// Answers the authorization server's paths; `None` for any other path.
 pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Option<Response> {
     let path = req.path.as_str();
-    let known =
-        matches!(path, METADATA_PATH | "/oauth/register" | "/oauth/authorize" | "/oauth/token" | "/oauth/revoke")
-            || path.starts_with(CALLBACK_PREFIX);
+    let known = matches!(path, "/oauth/register" | "/oauth/authorize" | "/oauth/token" | "/oauth/revoke")
+        || is_metadata_path(path)
+        || path.starts_with(CALLBACK_PREFIX);
     if !known {
         return None;
     }
@@ -77,7 +84,7 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         ))
     };
     Some(match path {
-        METADATA_PATH => match method {
+        METADATA_PATH | OIDC_METADATA_PATH => match method {
             "GET" | "HEAD" => {
                 cors(Response::json(200, metadata(&svc.origin)).with_header("cache-control", "max-age=300"))
             }

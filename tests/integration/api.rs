@@ -100,7 +100,7 @@ impl Env {
             origin: "https://flowcp.example".into(),
             link_origin: Some("https://flowcp.example".into()),
         };
-        if path.starts_with("/oauth/") || path == flowcp::oauth::http::METADATA_PATH {
+        if path.starts_with("/oauth/") || flowcp::oauth::http::is_metadata_path(path) {
             block_on(flowcp::oauth::http::handle(&svc, &req))
                 .unwrap_or_else(|| panic!("not an authorization-server path: {method} {path}"))
         } else {
@@ -1847,6 +1847,9 @@ fn the_authorization_server_publishes_metadata_and_registers_public_clients() {
         assert_eq!(m[k], v, "{k}");
     }
     assert!(!m.to_string().contains("offline_access"));
+    // OpenID Connect discovery serves the same document (clients that look only there).
+    let oidc = env.call("GET", "/.well-known/openid-configuration", None);
+    assert_eq!((oidc.status, oidc.body.unwrap()), (200, m.clone()));
     let r = env.call(
         "POST",
         "/oauth/register",

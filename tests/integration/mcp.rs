@@ -1217,6 +1217,26 @@ fn an_oauth_server_calls_the_api_with_the_users_own_token() {
     assert_eq!(r.status, 401, "{:?}", r.body);
     assert!(challenge(&r).starts_with("Bearer error=\"invalid_token\""), "{}", challenge(&r));
     assert_eq!((r.audit.len(), r.audit[0].upstream_status), (1, Some(401)));
+    // A scope it lacks (the upstream's own challenge, or GitHub's accepted-scopes header): 403
+    // insufficient_scope with every scope the server asks for; a plain 403 stays a tool error.
+    for headers in [
+        vec![
+            ("content-type", "application/json"),
+            ("www-authenticate", "Bearer error=\"insufficient_scope\", scope=\"admin\""),
+        ],
+        vec![("content-type", "application/json"), ("x-accepted-oauth-scopes", "repo"), ("x-oauth-scopes", "")],
+    ] {
+        let http = ScriptedHttp::new([resp(403, &headers, b"{\"message\":\"Resource not accessible\"}")]);
+        let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[("authorization", &bearer)], later());
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        let www = challenge(&r);
+        assert!(www.starts_with("Bearer error=\"insufficient_scope\""), "{www}");
+        assert!(www.contains(&format!("scope=\"mcp:{}", f.server)) && www.contains("resource_metadata="), "{www}");
+        assert_eq!(r.audit.len(), 1);
+    }
+    let http = ScriptedHttp::new([resp(403, &[("content-type", "application/json")], b"{\"message\":\"no\"}")]);
+    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[("authorization", &bearer)], later());
+    assert_eq!((r.status, result_of(&r)["isError"].clone()), (200, Value::Bool(true)), "{:?}", r.body);
 
     // A revoked connection stops working (after the isolate's short cache).
     block_on(f.kv.put(&flowcp::mcp::access::revoked_connection_key("conn_user1"), b"1", None)).unwrap();
