@@ -74,6 +74,13 @@ pub struct ManifestOAuth {
     pub authorize_url: String,
     pub token_url: String,
     pub client_id: String,
+    /// The owner's extra authorize parameters (never one FlowCP sets itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorize_params: Vec<(String, String)>,
+    /// The provider's issuer when known (OpenID discovery, or set by the owner): a callback
+    /// that carries another `iss` (RFC 9207) is refused as a mix-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

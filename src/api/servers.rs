@@ -161,8 +161,20 @@ fn clean_origins(list: Vec<String>) -> Result<Vec<String>, ApiError> {
 
 /// Every field `auth_config` may hold (see `store::servers::AuthConfig`); `credential_origin` is
 /// written by FlowCP only.
-const AUTH_CONFIG_FIELDS: &[&str] =
-    &["in", "name", "scopes", "authorize_url", "token_url", "client_id", "credential_origin"];
+const AUTH_CONFIG_FIELDS: &[&str] = &[
+    "in",
+    "name",
+    "scopes",
+    "provider",
+    "tenant",
+    "discovery_url",
+    "issuer",
+    "authorize_url",
+    "token_url",
+    "client_id",
+    "authorize_params",
+    "credential_origin",
+];
 
 fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
     let bad = |m: &str| Err(ApiError::new(ErrorCode::InvalidAuthConfig, m.to_string()));
@@ -194,7 +206,9 @@ fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
             }
         }
         AuthMode::Oauth => {
-            for k in ["authorize_url", "token_url"] {
+            crate::oauth::providers::authorize_params(cfg)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidAuthConfig, e))?;
+            for k in ["authorize_url", "token_url", "discovery_url", "issuer"] {
                 if let Some(u) = str_field(k) {
                     if url::Url::parse(u).is_err() {
                         return bad("OAuth URLs must be absolute URLs.");
@@ -209,8 +223,10 @@ fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
         Some(Value::String(v)) => v.len() <= max && !v.chars().any(char::is_control),
         Some(_) => false,
     };
-    if !text_ok("client_id", 256) || !text_ok("authorize_url", 2048) || !text_ok("token_url", 2048) {
-        return bad("auth_config.client_id, authorize_url and token_url must be short texts.");
+    let texts =
+        [("client_id", 256), ("authorize_url", 2048), ("token_url", 2048), ("discovery_url", 2048), ("issuer", 2048)];
+    if !texts.iter().all(|(k, max)| text_ok(k, *max)) {
+        return bad("auth_config.client_id, authorize_url, token_url, discovery_url and issuer must be short texts.");
     }
     let scopes_ok = match obj.get("scopes") {
         None | Some(Value::Null) => true,
@@ -267,6 +283,9 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         })?;
     }
     if let Some(mut cfg) = body.auth_config {
+        if s.auth_mode == AuthMode::Oauth {
+            resolve_provider(svc, &mut cfg).await?;
+        }
         // The OAuth client secret goes to the token URL: a new token URL needs the secret
         // entered again (an admin cannot redirect the stored, write-only secret elsewhere).
         let token_url = |c: &Value| c.get("token_url").and_then(Value::as_str).map(str::trim).map(str::to_string);
@@ -320,6 +339,33 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     }
     store::save_config(svc.db, &s, svc.now_ms).await?;
     get(svc, m, id).await
+}
+
+/// An OAuth provider preset's endpoints, or a generic OpenID Connect provider's from its
+/// discovery document (fetched now, SSRF-checked, 64 KB, 10 s).
+async fn resolve_provider<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, cfg: &mut Value) -> Result<(), ApiError> {
+    use crate::oauth::providers::{apply_discovery, apply_preset, Next};
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidAuthConfig, m);
+    let Value::Object(obj) = cfg else { return Ok(()) };
+    let Next::Discover(url) = apply_preset(obj).map_err(bad)? else { return Ok(()) };
+    let checked = crate::net::check_url(&url, svc.fetch_policy)
+        .map_err(|b| bad(format!("auth_config.discovery_url is not allowed: {}", b.0)))?;
+    let req = crate::net::HttpRequest {
+        method: "GET".into(),
+        url: checked.to_string(),
+        headers: vec![("accept".into(), "application/json".into())],
+        body: None,
+        timeout_ms: 10_000,
+    };
+    let resp = svc
+        .http
+        .send(&req, 64 * 1024)
+        .await
+        .map_err(|e| bad(format!("the discovery document could not be fetched: {e}")))?;
+    if resp.status != 200 || resp.truncated {
+        return Err(bad(format!("the discovery document answered HTTP {} (or was over 64 KB)", resp.status)));
+    }
+    apply_discovery(obj, &url, &resp.body).map_err(bad)
 }
 
 pub async fn delete<D: Db, K: Kv, H: Http>(
@@ -531,6 +577,8 @@ fn oauth_of(s: &Server) -> Option<manifest::ManifestOAuth> {
         authorize_url: field("authorize_url")?.to_string(),
         token_url: field("token_url")?.to_string(),
         client_id: field("client_id")?.to_string(),
+        authorize_params: crate::oauth::providers::authorize_params(&s.auth_config).unwrap_or_default(),
+        issuer: field("issuer").map(str::to_string),
     })
 }
 
@@ -590,6 +638,12 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
         has_placement: placement.is_some(),
         fetch_policy: svc.fetch_policy,
     });
+    if s.auth_mode == AuthMode::Oauth {
+        if let Some(oauth) = oauth_of(&s) {
+            let callback = crate::oauth::http::callback_url(svc.link_origin.as_deref().unwrap_or(&svc.origin), &s.id);
+            findings.push(verify::provider(svc.http, &oauth, credential.as_deref(), &callback, svc.fetch_policy).await);
+        }
+    }
     let placed = manifest::place_credential(s.auth_mode, placement.as_ref(), credential).unwrap_or(Credential::None);
     let credential_origin = credential_origin_of(&s);
     let probe = verify::Probe {

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::cache::Loaded;
-use super::runtime::{header, reject, McpRequest, McpResponse, Runtime};
+use super::runtime::{header, reject, McpRequest, McpResponse, Refused, Runtime};
 use crate::crypto::{sha256_hex, sha256_hex_truncated};
 use crate::manifest::{self, Manifest};
 use crate::net::Http;
@@ -79,30 +79,6 @@ pub(crate) fn oauth_challenge(origin: &str, m: &Manifest, invalid: bool, message
     let mut r = reject(401, message);
     r.headers.push(("www-authenticate".into(), www));
     r
-}
-
-/// How the upstream refused an end user's token (OAuth servers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// 401: the token is no longer valid there.
-    Unauthorized,
-    /// 403 for a missing scope: the upstream said `insufficient_scope` in its challenge, or
-    /// (GitHub) named the scopes the route accepts.
-    InsufficientScope,
-}
-
-impl Refused {
-    pub(crate) fn of(status: u16, headers: &[(String, String)]) -> Option<Refused> {
-        match status {
-            401 => Some(Refused::Unauthorized),
-            403 => {
-                let challenge = header(headers, "www-authenticate").is_some_and(|v| v.contains("insufficient_scope"));
-                let github = header(headers, "x-accepted-oauth-scopes").is_some_and(|v| !v.trim().is_empty());
-                (challenge || github).then_some(Refused::InsufficientScope)
-            }
-            _ => None,
-        }
-    }
 }
 
 /// The answer to a tool call whose upstream refused the user's token: 401 `invalid_token` (the

@@ -178,7 +178,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     event.upstream_status = Some(resp.status);
     event.response_bytes = resp.body.len() as i64;
     if m.auth.mode == AuthMode::Oauth {
-        if let Some(refused) = super::access::Refused::of(resp.status, &resp.headers) {
+        if let Some(refused) = super::runtime::Refused::of(resp.status, &resp.headers) {
             ctx.upstream_refused.set(Some(refused));
         }
     }

@@ -70,6 +70,30 @@ pub(crate) fn reject(status: u16, message: &str) -> McpResponse {
 
 pub(crate) use crate::net::header;
 
+/// How the upstream refused an end user's token (OAuth servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// 401: the token is no longer valid there.
+    Unauthorized,
+    /// 403 for a missing scope: the upstream said `insufficient_scope` in its challenge, or
+    /// (GitHub) named the scopes the route accepts.
+    InsufficientScope,
+}
+
+impl Refused {
+    pub(crate) fn of(status: u16, headers: &[(String, String)]) -> Option<Refused> {
+        match status {
+            401 => Some(Refused::Unauthorized),
+            403 => {
+                let challenge = header(headers, "www-authenticate").is_some_and(|v| v.contains("insufficient_scope"));
+                let github = header(headers, "x-accepted-oauth-scopes").is_some_and(|v| !v.trim().is_empty());
+                (challenge || github).then_some(Refused::InsufficientScope)
+            }
+            _ => None,
+        }
+    }
+}
+
 pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
     pub(crate) rt: &'c Runtime<'a, K, H>,
     pub(crate) loaded: &'c Loaded,
@@ -78,7 +102,7 @@ pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
     pub(crate) upstream_token: Option<&'c str>,
     /// Set when the upstream refused that token: the request is answered with the OAuth
     /// challenge, so the client refreshes, re-authorises or asks for more scopes.
-    pub(crate) upstream_refused: std::cell::Cell<Option<super::access::Refused>>,
+    pub(crate) upstream_refused: std::cell::Cell<Option<Refused>>,
     pub(crate) pre: &'c Preflight,
     /// Named I/O phases of this request (ms), reported in `Server-Timing`.
     pub(crate) timings: RefCell<Vec<(&'static str, i64)>>,

@@ -151,16 +151,7 @@ pub fn upstream_authorize_url(
     code_challenge: &str,
     extra: &[(String, String)],
 ) -> Option<String> {
-    let reserved = [
-        "response_type",
-        "client_id",
-        "redirect_uri",
-        "scope",
-        "state",
-        "code_challenge",
-        "code_challenge_method",
-        "resource",
-    ];
+    let reserved = super::providers::RESERVED_AUTHORIZE_PARAMS;
     let mut u = url::Url::parse(authorize_url).ok()?;
     let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost"));
     if !(u.scheme() == "https" || (u.scheme() == "http" && loopback)) {

@@ -361,7 +361,7 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
         &m.auth.scopes,
         &state,
         &challenge,
-        &[],
+        &oauth.authorize_params,
     ) {
         Some(to) => redirect(&to)
             .with_header("set-cookie", format!("{CONSENT_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"))
@@ -405,17 +405,23 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         Ok(Some(c)) if c.redirect_uris.iter().any(|u| super::redirect::matches(u, &r.redirect_uri)) => c,
         _ => return error_page("the client's registration changed; start again from the app"),
     };
-    if q("error").is_some() {
-        return fail("access_denied", "the sign-in at the API's provider did not complete");
-    }
-    let Some(code) = q("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
-        return fail("server_error", "the API's provider returned no code");
-    };
     let Some(m) = published(svc.kv, &r.server_id, svc.now_ms).await else {
         return fail("server_error", "the server is no longer published");
     };
     let (Some(oauth), Some(secret_ref)) = (m.auth.oauth.as_ref(), m.auth.credential_ref.as_deref()) else {
         return fail("server_error", "the server's sign-in provider is not configured");
+    };
+    // RFC 9207: a provider that names itself must be the one this server uses (mix-up).
+    if let (Some(iss), Some(expected)) = (q("iss"), oauth.issuer.as_deref()) {
+        if iss != expected {
+            return fail("server_error", "the answer came from another provider than this server's");
+        }
+    }
+    if q("error").is_some() {
+        return fail("access_denied", "the sign-in at the API's provider did not complete");
+    }
+    let Some(code) = q("code").filter(|c| !c.is_empty() && c.len() <= 4096) else {
+        return fail("server_error", "the API's provider returned no code");
     };
     let Ok(Some(secret)) = crate::manifest::open_credential(svc.kv, keyring, &m.server_id, secret_ref).await else {
         return fail("server_error", "the server's sign-in provider is not configured");

@@ -12,12 +12,14 @@
 //!   envelopes that hold the upstream tokens, bound by AAD to kind, server audience,
 //!   connection and key id. FlowCP stores none of them.
 //! - [`register`]: dynamic client registration (public clients).
+//! - [`providers`]: the owner's upstream provider: presets, OpenID discovery, extra parameters.
 //! - [`http`]: the endpoints live so far: metadata and registration.
 
 pub mod flow;
 pub mod grant;
 pub mod http;
 pub mod pkce;
+pub mod providers;
 pub mod redirect;
 pub mod register;
 pub mod resource;

@@ -194,6 +194,67 @@ pub async fn probe(http: &impl Http, p: &Probe<'_>) -> Finding {
     f
 }
 
+/// An `oauth` server's provider, checked live: its authorize URL must be https (loopback http
+/// in development), and its token endpoint must answer a made-up code as an OAuth endpoint
+/// does. `invalid_grant` (or GitHub's `bad_verification_code`) means it knows the owner's
+/// client id and secret; `invalid_client` means it does not. The secret never appears in the
+/// finding.
+pub async fn provider(
+    http: &impl Http,
+    oauth: &crate::manifest::ManifestOAuth,
+    secret: Option<&str>,
+    callback: &str,
+    policy: FetchPolicy,
+) -> Finding {
+    let authorize_ok = url::Url::parse(&oauth.authorize_url).is_ok_and(|u| {
+        u.scheme() == "https" || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost")))
+    });
+    if !authorize_ok {
+        return Finding::new("provider", false, "the provider's authorize URL must be an https URL");
+    }
+    let Some(secret) = secret else {
+        return Finding::skipped("provider", "set the client secret (PUT .../credential) to check the provider");
+    };
+    let url = match check_url(&oauth.token_url, policy) {
+        Ok(u) => u,
+        Err(b) => return Finding::new("provider", false, format!("the token URL is not allowed: {}", b.0)),
+    };
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", "flowcp-verification-not-a-real-code")
+        .append_pair("redirect_uri", callback)
+        .append_pair("client_id", &oauth.client_id)
+        .append_pair("client_secret", secret)
+        .finish();
+    let req = HttpRequest {
+        method: "POST".into(),
+        url: url.to_string(),
+        headers: vec![
+            ("content-type".into(), "application/x-www-form-urlencoded".into()),
+            ("accept".into(), "application/json".into()),
+        ],
+        body: Some(body.into_bytes()),
+        timeout_ms: PROBE_TIMEOUT_MS,
+    };
+    let (ok, message) = match http.send(&req, PROBE_MAX_BYTES).await {
+        Err(e) => (false, format!("the token URL could not be reached: {e}")),
+        Ok(r) => {
+            let error = serde_json::from_slice::<Value>(&r.body)
+                .ok()
+                .map(|v| v.get("error").and_then(Value::as_str).map(str::to_string));
+            match error {
+                None => (false, format!("the token URL answered HTTP {} without JSON: is it the token endpoint?", r.status)),
+                Some(Some(e)) if matches!(e.as_str(), "invalid_client" | "incorrect_client_credentials" | "unauthorized_client") => {
+                    (false, format!("the provider refused the client id or secret ({e}); check both"))
+                }
+                Some(Some(e)) => (true, format!("the provider knows the client (it answered {e} to a test code, as expected); register {callback} as its redirect URI")),
+                Some(None) => (true, format!("the token endpoint answered HTTP {}; register {callback} as its redirect URI", r.status)),
+            }
+        }
+    };
+    Finding::new("provider", ok, Redactor::of_values([secret]).text(&message))
+}
+
 /// Failed when any check failed; skipped checks do not fail a server.
 pub fn verdict(findings: &[Finding]) -> VerificationState {
     if findings.iter().any(|f| f.status == FindingStatus::Fail) {

@@ -25,6 +25,21 @@ pub struct AuthConfig {
     name: Option<String>,
     /// `oauth` mode: scopes to request.
     scopes: Option<Vec<String>>,
+    /// `oauth` mode: a provider preset that fills the endpoints: `custom` (default: give
+    /// `authorize_url` and `token_url`), `github`, `google`, `entra` (with `tenant`) or `oidc`
+    /// (with `discovery_url`).
+    provider: Option<String>,
+    /// `oauth` mode, `entra`: the tenant id or domain, `organizations` (default), `common` or
+    /// `consumers`.
+    tenant: Option<String>,
+    /// `oauth` mode, `oidc`: the issuer's `/.well-known/openid-configuration`, fetched when set.
+    discovery_url: Option<String>,
+    /// `oauth` mode: the provider's issuer (from discovery, or set for a custom provider): a
+    /// callback naming another issuer is refused.
+    issuer: Option<String>,
+    /// `oauth` mode: extra authorize parameters (`prompt`, `access_type`, `audience`...), at
+    /// most 16; never one FlowCP sets itself.
+    authorize_params: Option<std::collections::BTreeMap<String, String>>,
     /// `oauth` mode: the upstream's authorization endpoint.
     authorize_url: Option<String>,
     /// `oauth` mode: the upstream's token endpoint.

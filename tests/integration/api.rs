@@ -2178,3 +2178,123 @@ fn state_cookie(r: &Response) -> String {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// The owner picks a provider preset or an OpenID Connect provider by discovery; extra authorize
+/// parameters reach the provider; verification asks the provider whether it knows the client;
+/// a callback naming another issuer is refused (mix-up, RFC 9207).
+#[test]
+fn the_provider_is_configured_by_preset_or_discovery_and_verified_live() {
+    let env = Env::new();
+    let ws = signed_up(&env, "presets@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
+    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Presets" }))));
+    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
+    let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
+    let patch = |cfg: Value| {
+        env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "oauth", "auth_config": cfg })))
+    };
+    let r = patch(json!({ "provider": "github", "client_id": "Iv1.abc", "authorize_url": "https://evil.example/a" }));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let cfg = r.body.unwrap()["auth_config"].clone();
+    assert_eq!(cfg["authorize_url"], "https://github.com/login/oauth/authorize", "the preset's endpoints win");
+    assert_eq!(cfg["token_url"], "https://github.com/login/oauth/access_token");
+    for bad in [
+        json!({ "provider": "okta" }),
+        json!({ "provider": "entra", "tenant": "../evil" }),
+        json!({ "provider": "oidc" }),
+        json!({ "authorize_params": { "redirect_uri": "https://evil.example" } }),
+    ] {
+        let r = patch(bad.clone());
+        assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (422, json!("invalid_auth_config")), "{bad}");
+    }
+    // A discovery document whose issuer is not its own is refused; a matching one fills in.
+    let discovery = "https://id.example/.well-known/openid-configuration";
+    env.http.push(resp(200, &[("content-type", "application/json")], br#"{"issuer":"https://evil.example","authorization_endpoint":"https://evil.example/a","token_endpoint":"https://evil.example/t"}"#));
+    assert_eq!(patch(json!({ "provider": "oidc", "discovery_url": discovery, "client_id": "c" })).status, 422);
+    env.http.push(resp(200, &[("content-type", "application/json")], br#"{"issuer":"https://id.example","authorization_endpoint":"https://id.example/authorize","token_endpoint":"https://id.example/token","code_challenge_methods_supported":["S256"]}"#));
+    let r = patch(json!({ "provider": "oidc", "discovery_url": discovery, "client_id": "c",
+        "authorize_params": { "prompt": "consent" }, "scopes": ["openid", "offline_access"] }));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let cfg = r.body.unwrap()["auth_config"].clone();
+    assert_eq!(
+        (cfg["issuer"].as_str(), cfg["token_url"].as_str()),
+        (Some("https://id.example"), Some("https://id.example/token"))
+    );
+    assert_eq!(env.http.seen.borrow().last().unwrap().url, discovery);
+    let put = env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": "owner-client-secret", "origin": "https://api.example.com" })),
+    );
+    assert_eq!(put.status, 200, "{:?}", put.body);
+
+    // Verification: a provider that does not know the client fails, naming the fix and never
+    // the secret; one that refuses only the made-up code passes.
+    let verify = || env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap();
+    env.http.push(resp(
+        401,
+        &[("content-type", "application/json")],
+        br#"{"error":"invalid_client","error_description":"bad secret owner-client-secret"}"#,
+    ));
+    let v = verify();
+    assert_eq!(v["state"], "failed", "{v}");
+    let provider = v["findings"].as_array().unwrap().iter().find(|f| f["check"] == "provider").unwrap().clone();
+    assert!(provider["message"].as_str().unwrap().contains("client id or secret"), "{provider}");
+    assert!(!v.to_string().contains("owner-client-secret"));
+    let sent = String::from_utf8(env.http.seen.borrow().last().unwrap().body.clone().unwrap()).unwrap();
+    assert!(sent.contains("client_secret=owner-client-secret") && sent.contains("grant_type=authorization_code"));
+    assert_eq!(
+        env.http.seen.borrow().last().unwrap().url,
+        "https://id.example/token",
+        "the secret goes to the token URL only"
+    );
+    env.http.push(resp(400, &[("content-type", "application/json")], br#"{"error":"invalid_grant"}"#));
+    assert_eq!(verify()["state"], "verified");
+    env.http.push(resp(200, &[("content-type", "text/html")], b"<html>login</html>"));
+    assert_eq!(verify()["state"], "failed", "an HTML page is not a token endpoint");
+    env.http.push(resp(400, &[("content-type", "application/json")], br#"{"error":"invalid_grant"}"#));
+    assert_eq!(verify()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+
+    // The extra parameter reaches the provider; FlowCP's own cannot be overridden.
+    let json_h = vec![("content-type".to_string(), "application/json".to_string())];
+    let reg = env.raw(
+        "POST",
+        "/oauth/register",
+        json_h,
+        serde_json::to_vec(&json!({ "client_name": "C", "redirect_uris": ["http://localhost/cb"] })).unwrap(),
+    );
+    let client_id = reg.body.unwrap()["client_id"].as_str().unwrap().to_string();
+    let authorize = format!(
+        "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=mcp%3A{srv}"
+    );
+    let page = env.raw("GET", &authorize, vec![], vec![]);
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
+    let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
+    let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
+    let ticket = html[at..].split('"').next().unwrap().to_string();
+    let decided = env.raw(
+        "POST",
+        "/oauth/authorize",
+        vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
+        form_body(&[("ticket", &ticket), ("decision", "approve")]),
+    );
+    let upstream = header(&decided, "location").to_string();
+    assert!(upstream.starts_with("https://id.example/authorize?"), "{upstream}");
+    assert_eq!(query_of(&upstream, "prompt").as_deref(), Some("consent"));
+    assert_eq!(query_of(&upstream, "scope").as_deref(), Some("openid offline_access"));
+    // A callback that says it comes from another issuer is refused before any code exchange.
+    let state = query_of(&upstream, "state").unwrap();
+    let before = env.http.seen.borrow().len();
+    let cb = env.raw(
+        "GET",
+        &format!("/oauth/callback/{srv}?code=c&iss=https%3A%2F%2Fevil.example&state={}", urlencode(&state)),
+        vec![("cookie".into(), state_cookie(&decided))],
+        vec![],
+    );
+    assert_eq!(cb.status, 302);
+    assert_eq!(query_of(header(&cb, "location"), "error").as_deref(), Some("server_error"));
+    assert_eq!(env.http.seen.borrow().len(), before, "no code exchange with a mixed-up provider");
+}
