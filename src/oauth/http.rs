@@ -164,6 +164,56 @@ impl Pending {
     }
 }
 
+/// Approvals this browser gave, remembered for 30 days in a sealed `__Host-` cookie: the same
+/// client asking again for the same server with the same redirect URI goes straight to the
+/// provider. (FlowCP knows no end user before the provider's sign-in, so "per user" is per
+/// browser; the provider still signs the user in each time.)
+const APPROVALS_COOKIE: &str = "__Host-fcp_approved";
+const APPROVAL_TTL_MS: i64 = 30 * 86_400_000;
+const MAX_APPROVALS: usize = 8;
+
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+struct Approval {
+    client_id: String,
+    server_id: String,
+    redirect_uri: String,
+    exp_ms: i64,
+}
+
+fn approvals(req: &Request, keyring: &Keyring, now_ms: i64) -> Vec<Approval> {
+    let Some(sealed) = cookie(req, APPROVALS_COOKIE).filter(|c| c.len() <= 4096) else { return Vec::new() };
+    let Ok(bytes) = keyring.open(&sealed, b"oauth|approvals") else { return Vec::new() };
+    let list: Vec<Approval> = serde_json::from_slice(&bytes).unwrap_or_default();
+    list.into_iter().filter(|a| a.exp_ms > now_ms).collect()
+}
+
+fn approved(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest) -> bool {
+    approvals(req, keyring, now_ms)
+        .iter()
+        .any(|a| a.client_id == r.client_id && a.server_id == r.server_id && a.redirect_uri == r.redirect_uri)
+}
+
+/// The approvals cookie with `r` added (newest first, at most [`MAX_APPROVALS`]).
+fn remember(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest) -> Option<String> {
+    let new = Approval {
+        client_id: r.client_id.clone(),
+        server_id: r.server_id.clone(),
+        redirect_uri: r.redirect_uri.clone(),
+        exp_ms: now_ms + APPROVAL_TTL_MS,
+    };
+    let mut list = vec![new.clone()];
+    list.extend(
+        approvals(req, keyring, now_ms)
+            .into_iter()
+            .filter(|a| (&a.client_id, &a.server_id, &a.redirect_uri) != (&new.client_id, &new.server_id, &new.redirect_uri)),
+    );
+    list.truncate(MAX_APPROVALS);
+    let sealed = keyring.seal(&serde_json::to_vec(&list).ok()?, b"oauth|approvals").ok()?;
+    (sealed.len() <= 3500).then(|| {
+        format!("{APPROVALS_COOKIE}={sealed}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}", APPROVAL_TTL_MS / 1000)
+    })
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
@@ -269,6 +319,10 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
             return error_page_with_link(&e, &svc.origin);
         }
     };
+    // Approved before in this browser: straight on to the provider.
+    if approved(req, &svc.secrets.keyring, svc.now_ms, &r) {
+        return to_provider(svc, r, &m);
+    }
     let Ok(nonce) = random_token("") else { return error_page("no randomness; try again") };
     let pending = Pending {
         request: r.clone(),
@@ -335,6 +389,18 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     let Some(m) = published(svc.kv, &r.server_id, svc.now_ms).await else {
         return error_page("the server is no longer published");
     };
+    let remembered = remember(req, keyring, svc.now_ms, &r);
+    let resp = to_provider(svc, r, &m);
+    match remembered {
+        Some(c) if resp.status == 302 => resp.with_header("set-cookie", c),
+        _ => resp,
+    }
+}
+
+/// After consent: FlowCP's own single-use `state` (sealed, bound to this browser by a cookie)
+/// and PKCE, and the redirect to the provider.
+fn to_provider<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, r: AuthorizeRequest, m: &Manifest) -> Response {
+    let keyring = &svc.secrets.keyring;
     let Some(oauth) = m.auth.oauth.as_ref().filter(|_| m.auth.mode == AuthMode::Oauth) else {
         return error_page("the server is no longer published with OAuth sign-in");
     };

@@ -2285,6 +2285,22 @@ fn the_provider_is_configured_by_preset_or_discovery_and_verified_live() {
     assert!(upstream.starts_with("https://id.example/authorize?"), "{upstream}");
     assert_eq!(query_of(&upstream, "prompt").as_deref(), Some("consent"));
     assert_eq!(query_of(&upstream, "scope").as_deref(), Some("openid offline_access"));
+    // The approval is remembered in this browser: the same client, server and redirect URI go
+    // straight to the provider; another redirect URI (or no cookie) sees the page again.
+    let approved = decided
+        .headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("__Host-fcp_approved="))
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .expect("the approval cookie");
+    let again = env.raw("GET", &authorize, vec![("cookie".into(), approved.clone())], vec![]);
+    assert_eq!(again.status, 302, "{:?}", again.body);
+    assert!(header(&again, "location").starts_with("https://id.example/authorize?"));
+    assert!(again.headers.iter().any(|(k, v)| k == "set-cookie" && v.starts_with("__Host-fcp_state=")));
+    let other_port = authorize.replace("localhost%3A1%2Fcb", "localhost%3A2%2Fcb");
+    assert_eq!(env.raw("GET", &other_port, vec![("cookie".into(), approved.clone())], vec![]).status, 200);
+    let forged = format!("__Host-fcp_approved={}", "A".repeat(80));
+    assert_eq!(env.raw("GET", &authorize, vec![("cookie".into(), forged)], vec![]).status, 200);
     // A callback that says it comes from another issuer is refused before any code exchange.
     let state = query_of(&upstream, "state").unwrap();
     let before = env.http.seen.borrow().len();
