@@ -53,6 +53,7 @@ pub fn metadata(origin: &str) -> Value {
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
     })
 }
 
@@ -202,15 +203,16 @@ fn remember(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest)
         exp_ms: now_ms + APPROVAL_TTL_MS,
     };
     let mut list = vec![new.clone()];
-    list.extend(
-        approvals(req, keyring, now_ms)
-            .into_iter()
-            .filter(|a| (&a.client_id, &a.server_id, &a.redirect_uri) != (&new.client_id, &new.server_id, &new.redirect_uri)),
-    );
+    list.extend(approvals(req, keyring, now_ms).into_iter().filter(|a| {
+        (&a.client_id, &a.server_id, &a.redirect_uri) != (&new.client_id, &new.server_id, &new.redirect_uri)
+    }));
     list.truncate(MAX_APPROVALS);
     let sealed = keyring.seal(&serde_json::to_vec(&list).ok()?, b"oauth|approvals").ok()?;
     (sealed.len() <= 3500).then(|| {
-        format!("{APPROVALS_COOKIE}={sealed}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}", APPROVAL_TTL_MS / 1000)
+        format!(
+            "{APPROVALS_COOKIE}={sealed}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
+            APPROVAL_TTL_MS / 1000
+        )
     })
 }
 
@@ -301,7 +303,14 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
 
 async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
     let client_id = req.query.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str()).unwrap_or("");
-    let client = oauth_clients::get(svc.db, client_id).await.ok().flatten();
+    let client = if super::cimd::is_document_url(client_id, svc.fetch_policy) {
+        match super::cimd::resolve(svc.db, svc.http, svc.fetch_policy, client_id, svc.now_ms).await {
+            Ok(c) => Some(c),
+            Err(e) => return error_page(&e.description),
+        }
+    } else {
+        oauth_clients::get(svc.db, client_id).await.ok().flatten()
+    };
     let r = match flow::validate_authorize(&req.query, client.as_ref(), &svc.origin) {
         Ok(r) => r,
         Err(e) => return error_page_with_link(&e, &svc.origin),
@@ -337,6 +346,12 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| r.redirect_uri.clone());
+    // A metadata-document client is vouched for by the site that serves its document; a
+    // dynamically registered one by nobody.
+    let origin_note = match url::Url::parse(&client.id).ok().and_then(|u| u.host_str().map(str::to_string)) {
+        Some(site) => format!("Client described by {site}."),
+        None => "Unverified client registered at FlowCP.".to_string(),
+    };
     let scopes =
         if m.auth.scopes.is_empty() { "its default permissions".to_string() } else { m.auth.scopes.join(", ") };
     let inner = format!(
@@ -345,12 +360,13 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
          <p>After that you are sent back to <code>{host}</code>. Only continue if you started this from that app.</p>\
          <form method=\"post\" action=\"/oauth/authorize\"><input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
          <button name=\"decision\" value=\"approve\">Continue</button><button name=\"decision\" value=\"deny\">Cancel</button></form>\
-         <p><small>Unverified client registered at FlowCP. FlowCP keeps no copy of your tokens.</small></p>",
+         <p><small>{origin_note} FlowCP keeps no copy of your tokens.</small></p>",
         client = escape(&client.client_name),
         server = escape(&m.name),
         scopes = escape(&scopes),
         host = escape(&host),
         ticket = escape(&ticket),
+        origin_note = escape(&origin_note),
     );
     html(200, page("Allow access?", &inner)).with_header(
         "set-cookie",

@@ -12,9 +12,11 @@
 //!   envelopes that hold the upstream tokens, bound by AAD to kind, server audience,
 //!   connection and key id. FlowCP stores none of them.
 //! - [`register`]: dynamic client registration (public clients).
+//! - [`cimd`]: clients identified by their metadata document URL (fetched, cached).
 //! - [`providers`]: the owner's upstream provider: presets, OpenID discovery, extra parameters.
 //! - [`http`]: the endpoints live so far: metadata and registration.
 
+pub mod cimd;
 pub mod flow;
 pub mod grant;
 pub mod http;

@@ -2314,3 +2314,72 @@ fn the_provider_is_configured_by_preset_or_discovery_and_verified_live() {
     assert_eq!(query_of(header(&cb, "location"), "error").as_deref(), Some("server_error"));
     assert_eq!(env.http.seen.borrow().len(), before, "no code exchange with a mixed-up provider");
 }
+
+/// A published `oauth` server with a custom provider at idp.example.
+fn published_oauth_server(env: &Env, ws: &str) -> String {
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
+    let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "OAuth app" }))));
+    env.call("POST", &p(&format!("/apps/{app}/imports")), Some(document()));
+    let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
+    let cfg = json!({ "auth_mode": "oauth", "auth_config": { "authorize_url": "https://idp.example/authorize",
+        "token_url": "https://idp.example/token", "client_id": "owner-app" } });
+    assert_eq!(env.call("PATCH", &p(&format!("/servers/{srv}")), Some(cfg)).status, 200);
+    let secret = json!({ "value": "owner-client-secret", "origin": "https://api.example.com" });
+    assert_eq!(env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(secret)).status, 200);
+    env.http.push(resp(400, &[("content-type", "application/json")], br#"{"error":"invalid_grant"}"#));
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    srv
+}
+
+/// A client identified by its metadata document URL: FlowCP fetches the document (SSRF-checked,
+/// 5 KB), uses it as the registration for an hour, and refuses one that names another client.
+#[test]
+fn a_client_metadata_document_stands_in_for_registration() {
+    let env = Env::new();
+    let ws = signed_up(&env, "cimd@example.com");
+    let srv = published_oauth_server(&env, &ws);
+    let meta = env.call("GET", "/.well-known/oauth-authorization-server", None).body.unwrap();
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+    let doc_url = "https://app.example/oauth/client.json";
+    let authorize = |client: &str| {
+        format!(
+            "/oauth/authorize?response_type=code&client_id={}&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=mcp%3A{srv}",
+            urlencode(client)
+        )
+    };
+    env.http.push(resp(
+        200,
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&json!({
+        "client_id": doc_url, "client_name": "Doc App", "redirect_uris": ["http://127.0.0.1/cb"] }))
+        .unwrap()
+        .as_slice(),
+    ));
+    let page = env.raw("GET", &authorize(doc_url), vec![], vec![]);
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    let html = page.body.unwrap().as_str().unwrap().to_string();
+    assert!(html.contains("Doc App") && html.contains("Client described by app.example"), "{html}");
+    let fetched = env.http.seen.borrow().len();
+    assert_eq!(env.http.seen.borrow().last().unwrap().url, doc_url);
+    // Cached: the next authorize within the hour fetches nothing.
+    assert_eq!(env.raw("GET", &authorize(doc_url), vec![], vec![]).status, 200);
+    assert_eq!(env.http.seen.borrow().len(), fetched);
+    // A document naming another client, an oversized one, a private address: refused.
+    let other = "https://app.example/oauth/other.json";
+    env.http.push(resp(
+        200,
+        &[],
+        serde_json::to_vec(&json!({ "client_id": doc_url, "redirect_uris": ["http://127.0.0.1/cb"] }))
+            .unwrap()
+            .as_slice(),
+    ));
+    assert_eq!(env.raw("GET", &authorize(other), vec![], vec![]).status, 400);
+    let big = "https://app.example/oauth/big.json";
+    env.http.push(resp(200, &[], &vec![b' '; 6 * 1024]));
+    assert_eq!(env.raw("GET", &authorize(big), vec![], vec![]).status, 400);
+    let before = env.http.seen.borrow().len();
+    assert_eq!(env.raw("GET", &authorize("https://10.0.0.1/oauth/c.json"), vec![], vec![]).status, 400);
+    assert_eq!(env.http.seen.borrow().len(), before, "a private address is never fetched");
+}
