@@ -130,7 +130,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         let body = serde_json::json!({ "to": to, "messages": messages });
         return Ok((json_response(&JsonResponse { status: 200, body })?, None));
     }
-    if path.starts_with("/api/") || path.starts_with("/oauth/") || crate::oauth::http::is_metadata_path(path) {
+    if path.starts_with("/api/") || path.starts_with("/oauth/") || crate::oauth::http::is_metadata_path(&path) {
         let db = D1Db::new(env, D1_BINDING)?;
         let kv = KvStorePort::new(env, KV_BINDING)?;
         let url =

@@ -317,25 +317,29 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
     }
     let _ = oauth_clients::touch(db, &grant.client_id, now_ms).await;
     let next = grant.generation + 1;
-    let leader = if grant.generation == conn.generation {
+    // `None`: this request leads (it advanced the generation); else the connection as the
+    // leader left it (its `last_used_at` says when it advanced).
+    let follows = if grant.generation == conn.generation {
         if connections::advance_generation(db, &connection_id, conn.generation, now_ms).await.map_err(server_error)? {
-            true
+            None
         } else {
             // A concurrent refresh advanced it first, or the connection was revoked meanwhile.
             let now = connections::get(db, &connection_id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
             if now.revoked_at.is_some() || now.generation != next {
                 return Err(invalid_refresh());
             }
-            false
+            Some(now)
         }
     } else if next == conn.generation {
-        false
+        Some(conn.clone())
     } else {
         // An older generation is a replay: the connection ends.
         revoke_connection(ctx, &connection_id).await?;
         return Err(invalid_refresh());
     };
-    let upstream = if leader {
+    let upstream = if let Some(led) = follows {
+        follow(ctx, provider, &led, &grant, token).await?
+    } else {
         let result = refresh_upstream(provider, &conn.server_id, &grant.upstream).await;
         let outcome = match &result {
             Ok(u) => Outcome::Refreshed(u.clone()),
@@ -346,8 +350,6 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
             Ok(u) => u,
             Err(f) => return Err(upstream_failed(ctx, &connection_id, f).await),
         }
-    } else {
-        follow(ctx, provider, &conn, &grant, token).await?
     };
     let conn = Connection { generation: next, ..conn };
     issue_tokens(keyring, &audience, &conn, Grant { upstream, ..grant }, now_ms)

@@ -3,7 +3,7 @@
 // its cookie, the upstream provider (a fake on 127.0.0.1 that signs the user in at once), the
 // callback, FlowCP's code, the token endpoint, then tools/call with FlowCP's access token, which
 // reaches a fake API as the user's own upstream token. Then refresh and revocation.
-// TODO(issue 13): the same flow driven by the official SDK client's OAuth provider.
+// The same flow driven by the official SDK client is in oauth-sdk.test.mjs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
