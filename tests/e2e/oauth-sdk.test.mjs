@@ -11,17 +11,20 @@
 // - with a Client ID Metadata Document served on 127.0.0.1 instead of registration; then three
 //   concurrent refreshes of one token make exactly one upstream refresh;
 // - the negative cases, raw;
+// - the official conformance suite's authorization-server scenarios (metadata, and the code
+//   grant with its consent and upstream sign-in driven here);
 // - after it all, nothing FlowCP stored (every D1 and KV file) holds an upstream token.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { Client, startWorker, testSecrets, sleep } from "./harness.mjs";
+import { Client, ROOT, freePort, startWorker, testSecrets, sleep } from "./harness.mjs";
 
 let w, fake, owner, ws, server;
 const REDIRECT = "http://127.0.0.1:7777/callback";
@@ -134,7 +137,7 @@ class MemoryProvider {
 
 // What a user's browser does with the authorization URL: FlowCP's consent page (approve), the
 // provider's sign-in (the fake signs in at once), FlowCP's callback; returns the code.
-async function browse(authUrl) {
+async function browse(authUrl, { deliver = false } = {}) {
   const page = await manual(authUrl);
   assert.equal(page.status, 200, await page.clone().text());
   const html = await page.text();
@@ -148,6 +151,8 @@ async function browse(authUrl) {
   assert.equal(back.status, 302, await back.text());
   const toClient = new URL(back.headers.get("location"));
   assert.equal(toClient.searchParams.get("iss"), w.url);
+  // A client listening on its redirect URI gets the browser's visit.
+  if (deliver) await fetch(toClient);
   return toClient.searchParams.get("code");
 }
 
@@ -287,6 +292,34 @@ test("the negative cases: PKCE, codes, redirect URIs, tokens, state and consent"
   // browser's cookie, is refused.
   const cb = await manual(`${w.url}/oauth/callback/${server.id}?code=upstream-code-x&state=fcp1.k1.${"A".repeat(60)}`);
   assert.equal(cb.status, 400);
+});
+
+// The suite prints the authorization URL, waits for its callback on 127.0.0.1:<port>, then
+// redeems the code at the token endpoint; the consent page and the provider are driven here.
+test("the conformance suite's authorization-server scenarios pass", { timeout: 600_000 }, async () => {
+  const reg = await fetch(`${w.url}/oauth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ client_name: "conformance", redirect_uris: ["http://127.0.0.1/callback"] }) });
+  const clientId = (await reg.json()).client_id;
+  const port = await freePort();
+  const child = spawn("npx", ["-y", "-p", "node@22", "-p", "@modelcontextprotocol/conformance@0.2.0-alpha.12", "--", "conformance", "authorization",
+    "--url", w.url, "--client-id", clientId, "--resource", server.mcp_url, "--port", String(port)], { cwd: ROOT, env: { ...process.env, npm_config_yes: "true" } });
+  let out = "";
+  let browsed = null;
+  const done = new Promise((resolve) => child.on("close", resolve));
+  const onData = (d) => {
+    out += d;
+    const url = out.match(/^(http:\/\/127\.0\.0\.1:\d+\/oauth\/authorize\?\S+)$/m)?.[1];
+    if (url && !browsed) browsed = browse(new URL(url), { deliver: true }).catch((e) => { out += `\nbrowse failed: ${e}`; });
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  const status = await done;
+  await browsed;
+  const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
+  assert.ok(browsed, `the suite printed no authorization URL:\n${plain}`);
+  assert.equal(status, 0, plain);
+  assert.match(plain, /authorization-server-metadata-endpoint/, plain);
+  assert.match(plain, /authorization-code-grant/, plain);
+  assert.doesNotMatch(plain, /FAILURE|SKIPPED/, plain);
 });
 
 test("nothing FlowCP stored holds an upstream token", () => {
