@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { Client, ROOT, freePort, sleep, startWorker, testSecrets } from "../tests/e2e/harness.mjs";
+import { createHash, randomBytes } from "node:crypto";
+import { Client, ROOT, approveInBrowser, freePort, sleep, startWorker, testSecrets } from "../tests/e2e/harness.mjs";
 import { runLoad } from "./load.mjs";
 import * as peersLib from "./peers/start.mjs";
 
@@ -129,6 +130,29 @@ async function flowcpServer(w, upstream, docText, { name = "Petstore", discovery
   return { c, P, srv, key, importMs, toolCount: imp.body.tool_count };
 }
 
+// The same Petstore server in per-user OAuth mode (the upstream doubles as the provider): a
+// user signs in once; every call then opens FlowCP's sealed access token (AES-GCM) and sends
+// the user's upstream token. Returns FlowCP's access token for that user.
+async function oauthUser(w, upstream, docText) {
+  const s = await flowcpServer(w, upstream, docText, { name: "Petstore" });
+  const { c, P, srv } = s;
+  let r = await c.patch(P(`/servers/${srv.id}`), { auth_mode: "oauth", auth_config: { authorize_url: `${upstream}/oauth/authorize`, token_url: `${upstream}/oauth/token`, client_id: "bench-app" } });
+  if (r.status !== 200) throw new Error(`oauth config: ${JSON.stringify(r.body)}`);
+  r = await c.put(P(`/servers/${srv.id}/credential`), { value: "bench-client-secret", origin: upstream });
+  if (r.status !== 200) throw new Error(`client secret: ${JSON.stringify(r.body)}`);
+  const v = await c.post(P(`/servers/${srv.id}/verify`));
+  if (v.body.state !== "verified") throw new Error(`oauth verify: ${JSON.stringify(v.body)}`);
+  await c.post(P(`/servers/${srv.id}/publish`));
+  const redirect = "http://127.0.0.1:9/callback";
+  const reg = await (await fetch(`${w.url}/oauth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ client_name: "bench", redirect_uris: [redirect] }) })).json();
+  const verifier = randomBytes(32).toString("base64url");
+  const q = new URLSearchParams({ response_type: "code", client_id: reg.client_id, redirect_uri: redirect, code_challenge: createHash("sha256").update(verifier).digest("base64url"), code_challenge_method: "S256", resource: srv.mcp_url });
+  const code = (await approveInBrowser(new URL(`${w.url}/oauth/authorize?${q}`))).searchParams.get("code");
+  const t = await (await fetch(`${w.url}/oauth/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ grant_type: "authorization_code", code, client_id: reg.client_id, redirect_uri: redirect, code_verifier: verifier }).toString() })).json();
+  if (!t.access_token) throw new Error(`oauth token: ${JSON.stringify(t)}`);
+  return { url: srv.mcp_url, token: t.access_token };
+}
+
 function workerdRss() {
   // Peak resident memory of the workerd processes (the Worker's isolate lives there).
   const r = spawnSync("sh", ["-c", "for p in $(pgrep -f 'workerd serve'); do grep VmHWM /proc/$p/status; done"], { encoding: "utf8" });
@@ -174,6 +198,13 @@ async function main() {
   await signup.signup(`hash-${Date.now()}@example.com`);
   results.costs.signup_request_ms = Math.round(performance.now() - t1);
   await measureLoad(mcpTarget("FlowCP", pet.srv.mcp_url, { Authorization: `Bearer ${pet.key}` }, (op) => op));
+  try {
+    const user = await oauthUser(w, upstream, JSON.stringify(doc));
+    await measureLoad(mcpTarget("FlowCP oauth mode", user.url, { Authorization: `Bearer ${user.token}` }, (op) => op));
+  } catch (e) {
+    log("oauth mode failed:", e.message);
+    results.load.push({ target: "FlowCP oauth mode", error: e.message });
+  }
 
   if (BASELINE) {
     const rev = spawnSync("git", ["-C", BASELINE, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim();
@@ -280,6 +311,10 @@ function report() {
   const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join("  ");
   console.log("\ntools/call, Petstore (path, query and body operations round robin)");
   console.log(rows.map(line).join("\n"));
+  const oauth = Object.fromEntries(results.load.filter((r) => r.target === "FlowCP oauth mode" && !r.error).map((r) => [r.concurrency, r]));
+  for (const [n, o] of Object.entries(oauth)) {
+    if (flowcp[n]) console.log(`oauth mode over access-key mode, ${n} client(s): p50 ${(o.p50_ms - flowcp[n].p50_ms).toFixed(2)} ms`);
+  }
   console.log("\ntools/list");
   for (const l of results.lists) console.log(`  ${l.target}: ${l.error ?? (l.p50_ms !== undefined ? `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, ${l.rps} req/s` : `${l.tools} tools in ${l.pages} pages, ${l.total_ms} ms`)}`);
   console.log("\nimports");

@@ -13,6 +13,21 @@ const server = createServer((req, res) => {
     let status = 200;
     let body;
     const m = url.pathname.match(/^\/v2\/pet\/(\d+)$/);
+    // The OAuth provider of the oauth-mode row: signs in at once, issues a fixed user token.
+    if (url.pathname === "/oauth/authorize") {
+      const back = new URL(url.searchParams.get("redirect_uri"));
+      back.searchParams.set("code", "bench-code");
+      back.searchParams.set("state", url.searchParams.get("state"));
+      res.writeHead(302, { location: back.toString() });
+      return res.end();
+    }
+    if (url.pathname === "/oauth/token") {
+      const p = new URLSearchParams(Buffer.concat(chunks).toString());
+      const ok = p.get("code") === "bench-code" || p.get("grant_type") === "refresh_token";
+      const text = JSON.stringify(ok ? { access_token: "bench-user-token", refresh_token: "bench-user-refresh", expires_in: 28800, token_type: "bearer" } : { error: "invalid_grant" });
+      res.writeHead(ok ? 200 : 400, { "content-type": "application/json" });
+      return res.end(text);
+    }
     if (req.method === "GET" && m) body = pet(Number(m[1]));
     else if (req.method === "GET" && url.pathname === "/v2/pet/findByStatus") body = [pet(1), pet(2), pet(3)];
     else if (req.method === "POST" && url.pathname === "/v2/pet") {

@@ -277,6 +277,8 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     if let Some(n) = &body.name {
         s.name = clean_name(n, "server name")?;
     }
+    let token_url = |c: &Value| c.get("token_url").and_then(Value::as_str).map(str::trim).map(str::to_string);
+    let (old_mode, old_token_url) = (s.auth_mode, token_url(&s.auth_config));
     if let Some(mode) = &body.auth_mode {
         s.auth_mode = AuthMode::parse(mode).ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidAuthMode, "auth_mode must be none, api_key, bearer or oauth.")
@@ -286,21 +288,6 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         if s.auth_mode == AuthMode::Oauth {
             resolve_provider(svc, &mut cfg).await?;
         }
-        // The OAuth client secret goes to the token URL: a new token URL needs the secret
-        // entered again (an admin cannot redirect the stored, write-only secret elsewhere).
-        let token_url = |c: &Value| c.get("token_url").and_then(Value::as_str).map(str::trim).map(str::to_string);
-        if s.credential_key.is_some()
-            && token_url(&s.auth_config) != token_url(&cfg)
-            && s.auth_config.get("token_url").is_some()
-        {
-            if s.published_version.is_none() {
-                svc.kv.delete(&manifest::credential_key(&s.id)).await?;
-            }
-            s.credential_key = None;
-            if let Value::Object(old) = &mut s.auth_config {
-                old.remove("credential_origin");
-            }
-        }
         // The credential's origin is recorded by PUT .../credential only, never by a client.
         if let (Value::Object(new), Some(origin)) = (&mut cfg, credential_origin_of(&s)) {
             new.insert("credential_origin".into(), json!(origin));
@@ -308,6 +295,22 @@ pub async fn update<D: Db, K: Kv, H: Http>(
             new.remove("credential_origin");
         }
         s.auth_config = cfg;
+    }
+    // The OAuth client secret goes to the token URL, an API key or token to the API: entering
+    // or leaving OAuth mode, or a new token URL, needs the secret entered again (an admin cannot
+    // send the stored, write-only secret to a host of their choosing).
+    let oauth_involved = old_mode == AuthMode::Oauth || s.auth_mode == AuthMode::Oauth;
+    if s.credential_key.is_some()
+        && oauth_involved
+        && (old_mode != s.auth_mode || old_token_url != token_url(&s.auth_config))
+    {
+        if s.published_version.is_none() {
+            svc.kv.delete(&manifest::credential_key(&s.id)).await?;
+        }
+        s.credential_key = None;
+        if let Value::Object(cfg) = &mut s.auth_config {
+            cfg.remove("credential_origin");
+        }
     }
     validate_auth_config(s.auth_mode, &s.auth_config)?;
     if let Some(p) = body.is_public {

@@ -159,7 +159,12 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
                 return Err(ApiError::not_found());
             }
             let svc = Services { origin: svc.link_origin.clone().unwrap_or_default(), ..svc };
-            if path == "/oauth/register" && core_req.method == "POST" && settings.rate_limits {
+            // Registration, and an authorize request naming a client by its metadata document
+            // (FlowCP fetches it), share the per-address and global limits.
+            let fetches_document = path == "/oauth/authorize"
+                && core_req.query.iter().any(|(k, v)| k == "client_id" && v.starts_with("http"));
+            let limited = (path == "/oauth/register" && core_req.method == "POST") || fetches_document;
+            if limited && settings.rate_limits {
                 let addr = crate::auth::throttle::address_key(core_req.client_addr.as_deref().unwrap_or(""));
                 if let Some(resp) = registration_limited(env, &addr).await {
                     return Ok((from_core_response(resp)?, None));

@@ -86,7 +86,20 @@ impl Refused {
             401 => Some(Refused::Unauthorized),
             403 => {
                 let challenge = header(headers, "www-authenticate").is_some_and(|v| v.contains("insufficient_scope"));
-                let github = header(headers, "x-accepted-oauth-scopes").is_some_and(|v| !v.trim().is_empty());
+                // GitHub names the scopes a route accepts (any one suffices) and those the
+                // token has, on most 403s: only a token holding none of them lacks a scope (a
+                // rate limit or an SSO requirement is not a scope problem).
+                let list = |name: &str| -> Vec<String> {
+                    header(headers, name)
+                        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                        .unwrap_or_default()
+                };
+                let accepted = list("x-accepted-oauth-scopes");
+                let granted = list("x-oauth-scopes");
+                let github = !accepted.is_empty()
+                    && header(headers, "x-oauth-scopes").is_some()
+                    && !accepted.iter().any(|a| granted.contains(a))
+                    && header(headers, "x-ratelimit-remaining") != Some("0");
                 (challenge || github).then_some(Refused::InsufficientScope)
             }
             _ => None,

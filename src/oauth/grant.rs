@@ -59,13 +59,14 @@ pub struct Ctx<'a, D: Db, K: Kv> {
 }
 
 /// At the callback, after the upstream code exchange: record the connection and seal the code.
+/// Returns the code and the new connection's id.
 pub async fn issue_code<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     workspace_id: &str,
     client: &OAuthClient,
     req: &AuthorizeRequest,
     upstream: Upstream,
-) -> Result<String, OAuthError> {
+) -> Result<(String, String), OAuthError> {
     let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
     let id = random_id("conn_").map_err(server_error)?;
     let conn = Connection {
@@ -94,7 +95,8 @@ pub async fn issue_code<D: Db, K: Kv>(
         jti: None,
     };
     let audience = Target::Server(req.server_id.clone()).canonical(origin);
-    tokens::seal(keyring, Kind::Code, &audience, &id, &grant).map_err(server_error)
+    let code = tokens::seal(keyring, Kind::Code, &audience, &id, &grant).map_err(server_error)?;
+    Ok((code, id))
 }
 
 fn form<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -226,16 +228,20 @@ pub enum UpstreamFailure {
 /// The provider side of a refresh: the server's token endpoint with the owner's client secret.
 #[allow(async_fn_in_trait)]
 pub trait Provider {
-    /// Exchanges the end user's upstream refresh token at `server_id`'s provider.
-    async fn refresh(&self, server_id: &str, refresh_token: &str) -> Result<Upstream, UpstreamFailure>;
+    /// Exchanges the end user's upstream refresh token (in `current`) at `server_id`'s provider;
+    /// [`UpstreamFailure::Revoked`] also when the provider is no longer the one that issued it.
+    async fn refresh(&self, server_id: &str, current: &Upstream) -> Result<Upstream, UpstreamFailure>;
     /// Waits about `ms` (a concurrent refresh polling for the winner's result).
     async fn pause(&self, ms: u32);
 }
 
-/// How long the winner's outcome is kept for concurrent refreshes of the same token.
+/// How long the winner's outcome is kept, and within how long of the winner's advance a
+/// concurrent refresh of the same token waits for it and gets it.
 const REFRESH_RESULT_TTL_MS: i64 = 2 * 60_000;
-/// How long a concurrent refresh waits for the winner (polling D1).
-const FOLLOW_POLLS: u32 = 20;
+const CONCURRENT_WINDOW_MS: i64 = 30_000;
+/// How long a concurrent refresh waits for the winner (polling D1): longer than the winner's
+/// call to the provider may take (10 s).
+const FOLLOW_POLLS: u32 = 48;
 const FOLLOW_POLL_MS: u32 = 250;
 
 /// The outcome of the one upstream refresh of a generation, replayed to concurrent refreshes.
@@ -280,10 +286,12 @@ async fn refresh_upstream(
     server_id: &str,
     current: &Upstream,
 ) -> Result<Upstream, UpstreamFailure> {
-    let Some(rt) = current.refresh_token.as_deref() else { return Ok(current.clone()) };
-    let mut fresh = provider.refresh(server_id, rt).await?;
+    if current.refresh_token.is_none() {
+        return Ok(current.clone());
+    }
+    let mut fresh = provider.refresh(server_id, current).await?;
     if fresh.refresh_token.is_none() {
-        fresh.refresh_token = Some(rt.to_string());
+        fresh.refresh_token = current.refresh_token.clone();
     }
     Ok(fresh)
 }
@@ -292,12 +300,13 @@ async fn refresh_upstream(
 ///
 /// The refresh token of the connection's current generation moves it on by a compare-and-set;
 /// the one request that wins also refreshes the user's upstream token (when the provider gave
-/// a refresh token) and records the outcome, sealed to the presented token, for two minutes.
-/// A concurrent refresh of the same token (it lost the compare-and-set, or read the connection
-/// just after) waits for that outcome and gets tokens built from it: one upstream refresh per
-/// generation. After those two minutes the previous generation's token is honoured once more
-/// (a client that lost the rotated one) and refreshes upstream itself; a second use, or an
-/// older token, revokes the connection (RFC 9700 §4.14.2).
+/// a refresh token) and records the outcome, sealed to the presented token. A concurrent
+/// refresh of the same token (it lost the compare-and-set, or came within 30 s of the advance)
+/// waits for that outcome and gets tokens built from it: one upstream refresh per generation.
+/// When the provider is unavailable the generation moves back, so the client's retry is a
+/// fresh attempt. Later, the previous generation's token is honoured once more (a client that
+/// lost the rotated one) and refreshes upstream itself; a second use, or an older token,
+/// revokes the connection (RFC 9700 §4.14.2).
 pub async fn exchange_refresh<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     provider: &impl Provider,
@@ -348,26 +357,28 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
         record_outcome(ctx, &connection_id, next, token, &outcome).await;
         match result {
             Ok(u) => u,
-            Err(f) => return Err(upstream_failed(ctx, &connection_id, f).await),
+            Err(UpstreamFailure::Unavailable) => {
+                // Nothing changed upstream: the generation moves back and the same refresh
+                // token stays current (the retry must not spend its one grace use).
+                let _ = connections::retreat_generation(db, &connection_id, next).await;
+                return Err(provider_unavailable());
+            }
+            Err(UpstreamFailure::Revoked) => {
+                // The user's grant at the provider ended (or the provider changed): so does the
+                // connection.
+                revoke_connection(ctx, &connection_id).await?;
+                return Err(invalid_refresh());
+            }
         }
     };
     let conn = Connection { generation: next, ..conn };
     issue_tokens(keyring, &audience, &conn, Grant { upstream, ..grant }, now_ms)
 }
 
-async fn upstream_failed<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, connection_id: &str, f: UpstreamFailure) -> OAuthError {
-    match f {
-        // The user's grant at the provider ended: so does the connection.
-        UpstreamFailure::Revoked => match revoke_connection(ctx, connection_id).await {
-            Ok(()) => invalid_refresh(),
-            Err(e) => e,
-        },
-        UpstreamFailure::Unavailable => provider_unavailable(),
-    }
-}
-
-/// A refresh of the previous generation's token: the winner's outcome when it is (or soon will
-/// be) recorded; otherwise the token's one grace use, refreshing upstream itself.
+/// A refresh of the previous generation's token: within the concurrent window, the winner's
+/// outcome (waiting for it); later, the token's one grace use, refreshing upstream itself. A
+/// provider refusal here does not end the connection: this token's upstream grant may simply
+/// be the one the winner already rotated.
 async fn follow<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     provider: &impl Provider,
@@ -376,16 +387,17 @@ async fn follow<D: Db, K: Kv>(
     token: &str,
 ) -> Result<Upstream, OAuthError> {
     let next = grant.generation + 1;
-    // The winner is still at work only if it advanced the generation moments ago.
-    let recent = conn.last_used_at.is_some_and(|t| ctx.now_ms - t < 30_000);
-    let polls = if recent { FOLLOW_POLLS } else { 1 };
-    for i in 0..polls {
-        match recorded_outcome(ctx, &conn.id, next, token).await? {
-            Some(Outcome::Refreshed(u)) => return Ok(u),
-            Some(Outcome::Failed(UpstreamFailure::Revoked)) => return Err(invalid_refresh()),
-            Some(Outcome::Failed(UpstreamFailure::Unavailable)) => break,
-            None if i + 1 < polls => provider.pause(FOLLOW_POLL_MS).await,
-            None => {}
+    // Concurrent: the winner advanced the generation moments ago.
+    let concurrent = conn.last_used_at.is_some_and(|t| ctx.now_ms - t < CONCURRENT_WINDOW_MS);
+    if concurrent {
+        for i in 0..FOLLOW_POLLS {
+            match recorded_outcome(ctx, &conn.id, next, token).await? {
+                Some(Outcome::Refreshed(u)) => return Ok(u),
+                Some(Outcome::Failed(UpstreamFailure::Revoked)) => return Err(invalid_refresh()),
+                Some(Outcome::Failed(UpstreamFailure::Unavailable)) => return Err(provider_unavailable()),
+                None if i + 1 < FOLLOW_POLLS => provider.pause(FOLLOW_POLL_MS).await,
+                None => {}
+            }
         }
     }
     // The grace use: once per token (its jti); a second use means it was copied.
@@ -399,10 +411,10 @@ async fn follow<D: Db, K: Kv>(
         revoke_connection(ctx, &conn.id).await?;
         return Err(invalid_refresh());
     }
-    match refresh_upstream(provider, &conn.server_id, &grant.upstream).await {
-        Ok(u) => Ok(u),
-        Err(f) => Err(upstream_failed(ctx, &conn.id, f).await),
-    }
+    refresh_upstream(provider, &conn.server_id, &grant.upstream).await.map_err(|f| match f {
+        UpstreamFailure::Revoked => invalid_refresh(),
+        UpstreamFailure::Unavailable => provider_unavailable(),
+    })
 }
 
 /// The connection a FlowCP access or refresh token belongs to, when it opens (revocation).

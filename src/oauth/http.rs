@@ -11,9 +11,9 @@
 //!   (PX-04), the upstream code exchanged with the owner's client secret, and FlowCP's code
 //!   sent to the client with `iss` (RFC 9207);
 //! - `POST /oauth/token`: the code grant ([`super::grant`]) and the refresh grant;
-//! - `POST /oauth/revoke` (RFC 7009).
-// TODO-correctness(issue 13): remembered approvals, CIMD, OIDC discovery, insufficient_scope,
-// owner presets and the connections list; the e2e with the SDK's OAuth client provider.
+//! - `POST /oauth/revoke` (RFC 7009);
+//! - `GET /oauth/connections`, `POST /oauth/connections`: the end user's own connections
+//!   (those made in this browser) and their revocation.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -64,9 +64,10 @@ fn cors(r: Response) -> Response {
 /// Answers the authorization server's paths; `None` for any other path.
 pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Option<Response> {
     let path = req.path.as_str();
-    let known = matches!(path, "/oauth/register" | "/oauth/authorize" | "/oauth/token" | "/oauth/revoke")
-        || is_metadata_path(path)
-        || path.starts_with(CALLBACK_PREFIX);
+    let known =
+        matches!(path, "/oauth/register" | "/oauth/authorize" | "/oauth/token" | "/oauth/revoke" | CONNECTIONS_PATH)
+            || is_metadata_path(path)
+            || path.starts_with(CALLBACK_PREFIX);
     if !known {
         return None;
     }
@@ -107,6 +108,11 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         "/oauth/token" => match method {
             "POST" => cors(token(svc, req).await.unwrap_or_else(|e| e.to_response())),
             _ => return not_allowed("POST"),
+        },
+        CONNECTIONS_PATH => match method {
+            "GET" => my_connections(svc, req).await,
+            "POST" => disconnect(svc, req).await,
+            _ => return not_allowed("GET, POST"),
         },
         "/oauth/revoke" => match method {
             "POST" => cors(revoke(svc, req).await),
@@ -178,6 +184,8 @@ struct Approval {
     client_id: String,
     server_id: String,
     redirect_uri: String,
+    /// The upstream scopes the user saw: an owner who asks for more shows the page again.
+    scopes: String,
     exp_ms: i64,
 }
 
@@ -188,20 +196,24 @@ fn approvals(req: &Request, keyring: &Keyring, now_ms: i64) -> Vec<Approval> {
     list.into_iter().filter(|a| a.exp_ms > now_ms).collect()
 }
 
-fn approved(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest) -> bool {
-    approvals(req, keyring, now_ms)
-        .iter()
-        .any(|a| a.client_id == r.client_id && a.server_id == r.server_id && a.redirect_uri == r.redirect_uri)
-}
-
-/// The approvals cookie with `r` added (newest first, at most [`MAX_APPROVALS`]).
-fn remember(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest) -> Option<String> {
-    let new = Approval {
+fn approval_of(r: &AuthorizeRequest, m: &Manifest, exp_ms: i64) -> Approval {
+    Approval {
         client_id: r.client_id.clone(),
         server_id: r.server_id.clone(),
         redirect_uri: r.redirect_uri.clone(),
-        exp_ms: now_ms + APPROVAL_TTL_MS,
-    };
+        scopes: m.auth.scopes.join(" "),
+        exp_ms,
+    }
+}
+
+fn approved(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest, m: &Manifest) -> bool {
+    let want = approval_of(r, m, 0);
+    approvals(req, keyring, now_ms).iter().any(|a| Approval { exp_ms: 0, ..a.clone() } == want)
+}
+
+/// The approvals cookie with `r` added (newest first, at most [`MAX_APPROVALS`]).
+fn remember(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest, m: &Manifest) -> Option<String> {
+    let new = approval_of(r, m, now_ms + APPROVAL_TTL_MS);
     let mut list = vec![new.clone()];
     list.extend(approvals(req, keyring, now_ms).into_iter().filter(|a| {
         (&a.client_id, &a.server_id, &a.redirect_uri) != (&new.client_id, &new.server_id, &new.redirect_uri)
@@ -301,9 +313,26 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
     })
 }
 
+/// Does the authorize request's `resource` (or server scope) name a server published with
+/// OAuth sign-in?
+async fn names_oauth_server<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> bool {
+    let q = |k: &str| req.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let Ok(super::resource::Target::Server(id)) = super::resource::target_of(q("resource"), q("scope"), &svc.origin)
+    else {
+        return false;
+    };
+    published(svc.kv, &id, svc.now_ms).await.is_some_and(|m| m.auth.mode == AuthMode::Oauth && m.auth.oauth.is_some())
+}
+
 async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
     let client_id = req.query.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str()).unwrap_or("");
-    let client = if super::cimd::is_document_url(client_id, svc.fetch_policy) {
+    let is_document = super::cimd::is_document_url(client_id, svc.fetch_policy);
+    if is_document && !names_oauth_server(svc, req).await {
+        // Fetch a client's document only for a request that could go on (no fetches on
+        // behalf of requests for nothing).
+        return error_page("the request does not name a server published with OAuth sign-in");
+    }
+    let client = if is_document {
         match super::cimd::resolve(svc.db, svc.http, svc.fetch_policy, client_id, svc.now_ms).await {
             Ok(c) => Some(c),
             Err(e) => return error_page(&e.description),
@@ -329,7 +358,7 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
         }
     };
     // Approved before in this browser: straight on to the provider.
-    if approved(req, &svc.secrets.keyring, svc.now_ms, &r) {
+    if approved(req, &svc.secrets.keyring, svc.now_ms, &r, &m) {
         return to_provider(svc, r, &m);
     }
     let Ok(nonce) = random_token("") else { return error_page("no randomness; try again") };
@@ -349,7 +378,7 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
     // A metadata-document client is vouched for by the site that serves its document; a
     // dynamically registered one by nobody.
     let origin_note = match url::Url::parse(&client.id).ok().and_then(|u| u.host_str().map(str::to_string)) {
-        Some(site) => format!("Client described by {site}."),
+        Some(site) => format!("Client information published at {site} (not checked by FlowCP)."),
         None => "Unverified client registered at FlowCP.".to_string(),
     };
     let scopes =
@@ -360,7 +389,8 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
          <p>After that you are sent back to <code>{host}</code>. Only continue if you started this from that app.</p>\
          <form method=\"post\" action=\"/oauth/authorize\"><input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
          <button name=\"decision\" value=\"approve\">Continue</button><button name=\"decision\" value=\"deny\">Cancel</button></form>\
-         <p><small>{origin_note} FlowCP keeps no copy of your tokens.</small></p>",
+         <p><small>{origin_note} FlowCP keeps no copy of your tokens. \
+         <a href=\"/oauth/connections\">Your connections</a></small></p>",
         client = escape(&client.client_name),
         server = escape(&m.name),
         scopes = escape(&scopes),
@@ -372,6 +402,123 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
         "set-cookie",
         format!("{CONSENT_COOKIE}={nonce}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"),
     )
+}
+
+/// The connections made in this browser (their ids, newest first): the end user's own list,
+/// without an account (FlowCP knows no end user). A sealed `__Host-` cookie, kept as long as a
+/// refresh token lives.
+const CONNECTIONS_COOKIE: &str = "__Host-fcp_conns";
+pub const CONNECTIONS_PATH: &str = "/oauth/connections";
+const MAX_REMEMBERED_CONNECTIONS: usize = 20;
+
+fn my_connection_ids(req: &Request, keyring: &Keyring) -> Vec<String> {
+    let Some(sealed) = cookie(req, CONNECTIONS_COOKIE).filter(|c| c.len() <= 4096) else { return Vec::new() };
+    keyring
+        .open(&sealed, b"oauth|connections")
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok())
+        .unwrap_or_default()
+}
+
+fn remember_connection(req: &Request, keyring: &Keyring, connection_id: &str) -> Option<String> {
+    let mut ids = vec![connection_id.to_string()];
+    ids.extend(my_connection_ids(req, keyring).into_iter().filter(|i| i != connection_id));
+    ids.truncate(MAX_REMEMBERED_CONNECTIONS);
+    let sealed = keyring.seal(&serde_json::to_vec(&ids).ok()?, b"oauth|connections").ok()?;
+    let max_age = super::tokens::REFRESH_TTL_MS / 1000;
+    (sealed.len() <= 3500)
+        .then(|| format!("{CONNECTIONS_COOKIE}={sealed}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"))
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in ms (H. Hinnant's days-to-civil algorithm).
+fn utc_date(ms: i64) -> String {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The form's CSRF token: bound to this browser's connections cookie (a page rendered for
+/// another browser, or a cross-site form, does not carry it).
+fn connections_csrf(req: &Request, keyring: &Keyring) -> Option<String> {
+    let c = cookie(req, CONNECTIONS_COOKIE)?;
+    keyring.seal(sha256_hex(c.as_bytes()).as_bytes(), b"oauth|connections-csrf").ok()
+}
+
+async fn my_connections<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
+    let keyring = &svc.secrets.keyring;
+    let csrf = connections_csrf(req, keyring).unwrap_or_default();
+    let mut rows = String::new();
+    for id in my_connection_ids(req, keyring) {
+        let Ok(Some(c)) = connections::get(svc.db, &id).await else { continue };
+        let server = crate::store::servers::get(svc.db, &c.workspace_id, &c.server_id)
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| "a deleted server".to_string(), |s| s.name);
+        let state = match c.revoked_at {
+            Some(at) => format!("disconnected {}", utc_date(at)),
+            None => format!(
+                "<form method=\"post\" action=\"{CONNECTIONS_PATH}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button name=\"connection\" value=\"{}\">Disconnect</button></form>",
+                escape(&csrf),
+                escape(&c.connection_hash)
+            ),
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{state}</td></tr>",
+            escape(&server),
+            escape(c.client_name.as_deref().unwrap_or("an MCP client")),
+            escape(c.scopes.as_deref().unwrap_or("")),
+            utc_date(c.created_at),
+            c.last_used_at.map(utc_date).unwrap_or_else(|| "never".into()),
+        ));
+    }
+    let inner = if rows.is_empty() {
+        "<p>No connection was made in this browser.</p>".to_string()
+    } else {
+        format!(
+            "<p>The apps you connected in this browser. Disconnecting ends the app's access at once \
+             (its refresh) and within about a minute for calls under way. FlowCP keeps no copy of your \
+             tokens; to end FlowCP's access at the provider too, remove it there.</p>\
+             <table><tr><th>Server</th><th>App</th><th>Scopes</th><th>Connected</th><th>Last refreshed</th><th></th></tr>{rows}</table>"
+        )
+    };
+    html(200, page("Your connections", &inner)).with_header("cache-control", "no-store")
+}
+
+async fn disconnect<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
+    if req.media_type().as_deref() != Some("application/x-www-form-urlencoded") || req.body.len() > 8 * 1024 {
+        return error_page("send the form as it was shown");
+    }
+    let keyring = &svc.secrets.keyring;
+    let params = form_params(req);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let bound = match (get("csrf"), cookie(req, CONNECTIONS_COOKIE)) {
+        (Some(t), Some(c)) if t.len() <= 1024 => keyring
+            .open(t, b"oauth|connections-csrf")
+            .is_ok_and(|h| crate::crypto::ct_eq(&h, sha256_hex(c.as_bytes()).as_bytes())),
+        _ => false,
+    };
+    if !bound {
+        return error_page("this request did not come from your connections page; open it again");
+    }
+    let hash = get("connection").unwrap_or("");
+    for id in my_connection_ids(req, keyring) {
+        if crate::crypto::sha256_hex_truncated(id.as_bytes(), 16) == hash {
+            if grant::revoke(svc.db, svc.kv, &id, svc.now_ms).await.is_err() {
+                return error_page("the connection could not be ended; try again");
+            }
+            break;
+        }
+    }
+    Response { status: 303, body: None, headers: vec![("location".into(), CONNECTIONS_PATH.into())] }
 }
 
 fn form_params(req: &Request) -> Vec<(String, String)> {
@@ -405,7 +552,7 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     let Some(m) = published(svc.kv, &r.server_id, svc.now_ms).await else {
         return error_page("the server is no longer published");
     };
-    let remembered = remember(req, keyring, svc.now_ms, &r);
+    let remembered = remember(req, keyring, svc.now_ms, &r, &m);
     let resp = to_provider(svc, r, &m);
     match remembered {
         Some(c) if resp.status == 302 => resp.with_header("set-cookie", c),
@@ -517,11 +664,18 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         };
     let ctx = grant::Ctx { db: svc.db, kv: svc.kv, keyring, origin: &svc.origin, now_ms: svc.now_ms };
     match grant::issue_code(&ctx, &m.workspace_id, &client, r, upstream).await {
-        Ok(code) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin) {
-            Some(to) => redirect(&to).with_header(
-                "set-cookie",
-                format!("{STATE_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"),
-            ),
+        Ok((code, connection_id)) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin)
+        {
+            Some(to) => {
+                let resp = redirect(&to).with_header(
+                    "set-cookie",
+                    format!("{STATE_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"),
+                );
+                match remember_connection(req, keyring, &connection_id) {
+                    Some(c) => resp.with_header("set-cookie", c),
+                    None => resp,
+                }
+            }
             None => error_page("the client's redirect URI is invalid"),
         },
         Err(_) => fail("server_error", "the sign-in could not be recorded; try again"),
@@ -561,7 +715,8 @@ async fn call_token_endpoint<D: Db, K: Kv, H: Http>(
     let v: Option<Value> = serde_json::from_slice(&resp.body).ok();
     // Some providers (GitHub) answer errors with 200 and an `error` member.
     if let Some(error) = v.as_ref().and_then(|v| v.get("error")).and_then(Value::as_str) {
-        return Err(UpstreamCallError::Refused(error == "invalid_grant"));
+        // GitHub says `bad_refresh_token` for an expired or revoked one.
+        return Err(UpstreamCallError::Refused(matches!(error, "invalid_grant" | "bad_refresh_token")));
     }
     if !(200..300).contains(&resp.status) {
         return Err(UpstreamCallError::Refused(false));
@@ -582,6 +737,7 @@ async fn call_token_endpoint<D: Db, K: Kv, H: Http>(
             .filter(|s| *s > 0)
             .map(|s| svc.now_ms.saturating_add(s.min(400 * 86_400).saturating_mul(1000))),
         scope: text("scope", 512),
+        provider: Some(super::tokens::provider_binding(&oauth.token_url, &oauth.client_id)),
     })
 }
 
@@ -619,13 +775,20 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
 struct ServerProvider<'s, 'a, D: Db, K: Kv, H: Http>(&'s Services<'a, D, K, H>);
 
 impl<D: Db, K: Kv, H: Http> grant::Provider for ServerProvider<'_, '_, D, K, H> {
-    async fn refresh(&self, server_id: &str, refresh_token: &str) -> Result<Upstream, grant::UpstreamFailure> {
+    async fn refresh(&self, server_id: &str, current: &Upstream) -> Result<Upstream, grant::UpstreamFailure> {
         use grant::UpstreamFailure::{Revoked, Unavailable};
         let svc = self.0;
+        let refresh_token = current.refresh_token.as_deref().ok_or(Unavailable)?;
         let m = published(svc.kv, server_id, svc.now_ms).await.ok_or(Unavailable)?;
         let (Some(oauth), Some(secret_ref)) = (m.auth.oauth.as_ref(), m.auth.credential_ref.as_deref()) else {
             return Err(Unavailable);
         };
+        // The user's refresh token goes back only to the provider that issued it: after the
+        // owner changed the token URL or client, the user signs in again.
+        let binding = super::tokens::provider_binding(&oauth.token_url, &oauth.client_id);
+        if current.provider.as_deref().is_some_and(|p| p != binding) {
+            return Err(Revoked);
+        }
         let secret = crate::manifest::open_credential(svc.kv, &svc.secrets.keyring, server_id, secret_ref)
             .await
             .ok()

@@ -1,7 +1,5 @@
 //! FlowCP as the OAuth authorization server of published servers (issue 13): the pieces that
-//! decide, as plain host-testable functions, and the endpoints built on them so far (metadata
-//! and registration). Authorize, consent, callback, token and revocation come next; until
-//! then they answer `temporarily_unavailable` and `oauth` servers stay closed (401).
+//! decide, as plain host-testable functions, and the endpoints built on them ([`http`]).
 //!
 //! - [`resource`]: which server a grant is for (RFC 8707 `resource`, normalised; or the
 //!   server-scoped scope when a client omits it), with path-boundary matching.
@@ -14,7 +12,9 @@
 //! - [`register`]: dynamic client registration (public clients).
 //! - [`cimd`]: clients identified by their metadata document URL (fetched, cached).
 //! - [`providers`]: the owner's upstream provider: presets, OpenID discovery, extra parameters.
-//! - [`http`]: the endpoints live so far: metadata and registration.
+//! - [`grant`]: codes and tokens as the callback and the token endpoint issue them; refresh.
+//! - [`http`]: the endpoints: metadata, registration, authorize and consent, callback, token,
+//!   revocation.
 
 pub mod cimd;
 pub mod flow;

@@ -15,6 +15,9 @@ pub const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
     "code_challenge",
     "code_challenge_method",
     "resource",
+    "request",
+    "request_uri",
+    "response_mode",
 ];
 
 /// The presets, by their `auth_config.provider` name.

@@ -48,6 +48,15 @@ pub struct Upstream {
     /// Scopes the provider granted (space-separated), when it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// Which provider configuration issued them ([`provider_binding`]): the user's refresh
+    /// token is only ever sent back to that token URL and client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// Truncated SHA-256 of a provider's token URL and client id.
+pub fn provider_binding(token_url: &str, client_id: &str) -> String {
+    crate::crypto::sha256_hex_truncated(format!("{token_url}\n{client_id}").as_bytes(), 16)
 }
 
 impl std::fmt::Debug for Upstream {
@@ -173,6 +182,7 @@ mod tests {
             exp_ms: NOW + ACCESS_TTL_MS,
             generation: 0,
             upstream: Upstream {
+                provider: None,
                 access_token: upstream_token.into(),
                 refresh_token: Some("upstream-refresh-secret".into()),
                 expires_at_ms: Some(NOW + 28_800_000),

@@ -119,7 +119,8 @@ pub async fn delete_expired_markers(db: &impl Db, now_ms: i64, limit: i64) -> Re
 }
 
 /// Records the sealed outcome of the upstream refresh that moved `connection_id` to
-/// `generation` (kept until `expires_at`); the first write wins.
+/// `generation` (kept until `expires_at`); a later attempt at the same generation (after a
+/// failed one moved it back) replaces it.
 pub async fn put_refresh_result(
     db: &impl Db,
     connection_id: &str,
@@ -128,7 +129,7 @@ pub async fn put_refresh_result(
     expires_at: i64,
 ) -> Result<(), StoreError> {
     let sql = "INSERT INTO oauth_refresh_results (connection_id, generation, sealed, expires_at) \
-               VALUES (?1, ?2, ?3, ?4) ON CONFLICT (connection_id, generation) DO NOTHING";
+               VALUES (?1, ?2, ?3, ?4) ON CONFLICT (connection_id, generation) DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at";
     db.execute(sql, &[connection_id.into(), generation.into(), sealed.into(), expires_at.into()]).await.map(|_| ())
 }
 
@@ -150,4 +151,11 @@ pub async fn delete_expired_refresh_results(db: &impl Db, now_ms: i64, limit: i6
     let sql = "DELETE FROM oauth_refresh_results WHERE rowid IN \
                (SELECT rowid FROM oauth_refresh_results WHERE expires_at < ?1 LIMIT ?2)";
     db.execute(sql, &[now_ms.into(), limit.into()]).await
+}
+
+/// Moves a connection back from generation `from` to `from - 1` (its refresh failed upstream,
+/// so the client's refresh token stays current); `false` when it moved on meanwhile.
+pub async fn retreat_generation(db: &impl Db, id: &str, from: i64) -> Result<bool, StoreError> {
+    let sql = "UPDATE connections SET generation = generation - 1 WHERE id = ?1 AND generation = ?2";
+    Ok(db.execute(sql, &[id.into(), from.into()]).await? == 1)
 }

@@ -217,3 +217,27 @@ export async function inviteAndAccept(owner, ws, invitee, email, role = "member"
   if (r.status !== 200) throw new Error(`accept failed: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
 }
+
+/**
+ * What a user's browser does with an authorization URL of FlowCP's authorization server:
+ * FlowCP's consent page (approve, with its cookie), the provider's sign-in (a fake that
+ * redirects back at once), FlowCP's callback (with the state cookie). Returns the redirect to
+ * the client (its `code`, `state`, `iss`); `deliver` also visits it (a client listening there).
+ */
+export async function approveInBrowser(authUrl, { deliver = false } = {}) {
+  const manual = (url, init = {}) => fetch(url, { redirect: "manual", ...init });
+  const page = await manual(authUrl);
+  const html = await page.text();
+  if (page.status !== 200) throw new Error(`consent page: ${page.status} ${html.slice(0, 300)}`);
+  const cookie = page.headers.get("set-cookie").split(";")[0];
+  const ticket = html.match(/name="ticket" value="([^"]+)"/)[1];
+  const decided = await manual(new URL("/oauth/authorize", authUrl), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", cookie }, body: new URLSearchParams({ ticket, decision: "approve" }).toString() });
+  if (decided.status !== 302) throw new Error(`decision: ${decided.status}`);
+  const stateCookie = decided.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith("__Host-fcp_state="));
+  const fromProvider = await manual(decided.headers.get("location"));
+  const back = await manual(fromProvider.headers.get("location"), { headers: { cookie: stateCookie } });
+  if (back.status !== 302) throw new Error(`callback: ${back.status} ${(await back.text()).slice(0, 300)}`);
+  const toClient = new URL(back.headers.get("location"));
+  if (deliver) await fetch(toClient);
+  return toClient;
+}

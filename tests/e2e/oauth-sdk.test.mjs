@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { Client, ROOT, freePort, startWorker, testSecrets, sleep } from "./harness.mjs";
+import { Client, ROOT, approveInBrowser, freePort, startWorker, testSecrets, sleep } from "./harness.mjs";
 
 let w, fake, owner, ws, server;
 const REDIRECT = "http://127.0.0.1:7777/callback";
@@ -135,24 +135,10 @@ class MemoryProvider {
   codeVerifier() { return this.verifier; }
 }
 
-// What a user's browser does with the authorization URL: FlowCP's consent page (approve), the
-// provider's sign-in (the fake signs in at once), FlowCP's callback; returns the code.
-async function browse(authUrl, { deliver = false } = {}) {
-  const page = await manual(authUrl);
-  assert.equal(page.status, 200, await page.clone().text());
-  const html = await page.text();
-  const cookie = page.headers.get("set-cookie").split(";")[0];
-  const ticket = html.match(/name="ticket" value="([^"]+)"/)[1];
-  const decided = await manual(`${w.url}/oauth/authorize`, { ...form({ ticket, decision: "approve" }), headers: { "content-type": "application/x-www-form-urlencoded", cookie } });
-  assert.equal(decided.status, 302);
-  const stateCookie = decided.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith("__Host-fcp_state="));
-  const fromProvider = await manual(decided.headers.get("location"));
-  const back = await manual(fromProvider.headers.get("location"), { headers: { cookie: stateCookie } });
-  assert.equal(back.status, 302, await back.text());
-  const toClient = new URL(back.headers.get("location"));
+// The browser part, then the checks on the answer to the client.
+async function browse(authUrl, opts) {
+  const toClient = await approveInBrowser(authUrl, opts);
   assert.equal(toClient.searchParams.get("iss"), w.url);
-  // A client listening on its redirect URI gets the browser's visit.
-  if (deliver) await fetch(toClient);
   return toClient.searchParams.get("code");
 }
 
@@ -226,7 +212,7 @@ test("a client identified by its metadata document signs in, and concurrent refr
   const client = await connectAs(provider);
   const page = await (await manual(provider.authUrls[0])).text();
   assert.match(page, /CIMD e2e client/, "the consent page names the document's client");
-  assert.match(page, /Client described by 127\.0\.0\.1/);
+  assert.match(page, /Client information published at 127\.0\.0\.1/);
   const r = await client.callTool({ name: "getUser", arguments: {} });
   assert.equal(r.structuredContent.login, "octocat");
   await client.close();

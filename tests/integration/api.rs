@@ -2360,7 +2360,7 @@ fn a_client_metadata_document_stands_in_for_registration() {
     let page = env.raw("GET", &authorize(doc_url), vec![], vec![]);
     assert_eq!(page.status, 200, "{:?}", page.body);
     let html = page.body.unwrap().as_str().unwrap().to_string();
-    assert!(html.contains("Doc App") && html.contains("Client described by app.example"), "{html}");
+    assert!(html.contains("Doc App") && html.contains("Client information published at app.example"), "{html}");
     let fetched = env.http.seen.borrow().len();
     assert_eq!(env.http.seen.borrow().last().unwrap().url, doc_url);
     // Cached: the next authorize within the hour fetches nothing.
@@ -2382,4 +2382,172 @@ fn a_client_metadata_document_stands_in_for_registration() {
     let before = env.http.seen.borrow().len();
     assert_eq!(env.raw("GET", &authorize("https://10.0.0.1/oauth/c.json"), vec![], vec![]).status, 400);
     assert_eq!(env.http.seen.borrow().len(), before, "a private address is never fetched");
+}
+
+/// Review finding: an admin switching an `api_key` server to OAuth with a token URL of their
+/// own must not get the stored API key sent there by verification (or by a refresh).
+#[test]
+fn entering_oauth_mode_clears_the_stored_credential() {
+    let env = Env::new();
+    let ws = signed_up(&env, "switch@example.com");
+    let (_, srv) = api_key_server(&env, &ws);
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let cfg = json!({ "auth_config": { "in": "header", "name": "X-Api-Key" } });
+    assert_eq!(env.call("PATCH", &p(&format!("/servers/{srv}")), Some(cfg)).status, 200);
+    let put = json!({ "value": CREDENTIAL, "origin": "https://api.example.com" });
+    assert_eq!(env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(put)).status, 200);
+    let r = env.call(
+        "PATCH",
+        &p(&format!("/servers/{srv}")),
+        Some(json!({ "auth_mode": "oauth", "auth_config": {
+        "authorize_url": "https://evil.example/a", "token_url": "https://evil.example/t", "client_id": "x" } })),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let v = env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap();
+    let provider = v["findings"].as_array().unwrap().iter().find(|f| f["check"] == "provider").unwrap().clone();
+    assert_eq!(provider["status"], "skipped", "{provider}");
+    assert!(
+        env.http.seen.borrow().iter().all(|s| !s.url.contains("evil.example")),
+        "nothing went to the new token URL"
+    );
+    assert!(!format!("{:?}", env.http.seen.borrow()).contains(CREDENTIAL));
+}
+
+/// A full sign-in of a test browser at `srv` (published with [`published_oauth_server`]);
+/// returns FlowCP's token answer and the browser's cookies set at the callback.
+fn sign_in(env: &Env, srv: &str) -> (Value, Vec<String>) {
+    let json_h = vec![("content-type".to_string(), "application/json".to_string())];
+    let reg = env.raw(
+        "POST",
+        "/oauth/register",
+        json_h,
+        serde_json::to_vec(&json!({ "client_name": "Browser app", "redirect_uris": ["http://localhost/cb"] })).unwrap(),
+    );
+    let client_id = reg.body.unwrap()["client_id"].as_str().unwrap().to_string();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let authorize = format!(
+        "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=mcp%3A{srv}"
+    );
+    let page = env.raw("GET", &authorize, vec![], vec![]);
+    let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
+    let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
+    let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
+    let ticket = html[at..].split('"').next().unwrap().to_string();
+    let decided = env.raw(
+        "POST",
+        "/oauth/authorize",
+        vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
+        form_body(&[("ticket", &ticket), ("decision", "approve")]),
+    );
+    let state = query_of(header(&decided, "location"), "state").unwrap();
+    env.http.push(resp(
+        200,
+        &[("content-type", "application/json")],
+        br#"{"access_token":"gho_BROWSER_USER","refresh_token":"ghr_BROWSER_USER","expires_in":28800}"#,
+    ));
+    let cb = env.raw(
+        "GET",
+        &format!("/oauth/callback/{srv}?code=c&state={}", urlencode(&state)),
+        vec![("cookie".into(), state_cookie(&decided))],
+        vec![],
+    );
+    assert_eq!(cb.status, 302, "{:?}", cb.body);
+    let cookies = cb
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.split(';').next().unwrap().to_string())
+        .collect();
+    let code = query_of(header(&cb, "location"), "code").unwrap();
+    let t = env.raw(
+        "POST",
+        "/oauth/token",
+        vec![("content-type".into(), FORM.into())],
+        form_body(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client_id),
+            ("redirect_uri", "http://localhost:1/cb"),
+            ("code_verifier", verifier),
+        ]),
+    );
+    assert_eq!(t.status, 200, "{:?}", t.body);
+    (t.body.unwrap(), cookies)
+}
+
+/// The end user's own connections (those made in this browser): listed, and ended by the
+/// user with a CSRF-bound form; another browser's list is empty and its form does nothing.
+#[test]
+fn the_end_user_lists_and_ends_their_own_connections() {
+    let env = Env::new();
+    let ws = signed_up(&env, "mine@example.com");
+    let srv = published_oauth_server(&env, &ws);
+    let (tokens, cookies) = sign_in(&env, &srv);
+    let mine = cookies.iter().find(|c| c.starts_with("__Host-fcp_conns=")).expect("the connections cookie").clone();
+    let page = env.raw("GET", "/oauth/connections", vec![("cookie".into(), mine.clone())], vec![]);
+    assert_eq!(page.status, 200);
+    let html = page.body.unwrap().as_str().unwrap().to_string();
+    assert!(html.contains("Browser app") && html.contains("OAuth app") && html.contains("Disconnect"), "{html}");
+    assert!(!html.contains("gho_BROWSER_USER"));
+    let field = |name: &str| {
+        let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+        html[at..].split('"').next().unwrap().to_string()
+    };
+    let (csrf, hash) = (field("csrf"), field("connection"));
+    let other = env.raw("GET", "/oauth/connections", vec![], vec![]);
+    assert!(other.body.unwrap().as_str().unwrap().contains("No connection was made in this browser"));
+    let post = |cookie: Option<&str>, csrf: &str| {
+        let mut h = vec![("content-type".to_string(), FORM.to_string())];
+        if let Some(c) = cookie {
+            h.push(("cookie".into(), c.to_string()));
+        }
+        env.raw("POST", "/oauth/connections", h, form_body(&[("csrf", csrf), ("connection", &hash)]))
+    };
+    // Without the browser's cookie (a cross-site form) or with a forged token: refused.
+    assert_eq!(post(None, &csrf).status, 400);
+    assert_eq!(post(Some(&mine), "fcp1.k1.AAAA").status, 400);
+    let refresh = |t: &str| {
+        env.raw(
+            "POST",
+            "/oauth/token",
+            vec![("content-type".into(), FORM.into())],
+            form_body(&[("grant_type", "refresh_token"), ("refresh_token", t)]),
+        )
+    };
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let done = post(Some(&mine), &csrf);
+    assert_eq!((done.status, header(&done, "location")), (303, "/oauth/connections"));
+    assert_eq!(refresh(rt).body.unwrap()["error"], "invalid_grant", "the refresh stops at once");
+    let page = env.raw("GET", "/oauth/connections", vec![("cookie".into(), mine)], vec![]);
+    assert!(page.body.unwrap().as_str().unwrap().contains("disconnected"));
+}
+
+/// Review finding: after the owner points the server at another token URL, a user's upstream
+/// refresh token is not sent there; the connection ends and the user signs in again.
+#[test]
+fn a_users_refresh_token_goes_only_to_the_provider_that_issued_it() {
+    let env = Env::new();
+    let ws = signed_up(&env, "moved@example.com");
+    let srv = published_oauth_server(&env, &ws);
+    let (tokens, _) = sign_in(&env, &srv);
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let cfg = json!({ "auth_mode": "oauth", "auth_config": { "authorize_url": "https://other-idp.example/authorize",
+        "token_url": "https://other-idp.example/token", "client_id": "owner-app" } });
+    assert_eq!(env.call("PATCH", &p(&format!("/servers/{srv}")), Some(cfg)).status, 200);
+    let secret = json!({ "value": "another-client-secret", "origin": "https://api.example.com" });
+    assert_eq!(env.call("PUT", &p(&format!("/servers/{srv}/credential")), Some(secret)).status, 200);
+    env.http.push(resp(400, &[("content-type", "application/json")], br#"{"error":"invalid_grant"}"#));
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    let before = env.http.seen.borrow().len();
+    let r = env.raw(
+        "POST",
+        "/oauth/token",
+        vec![("content-type".into(), FORM.into())],
+        form_body(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())]),
+    );
+    assert_eq!(r.body.unwrap()["error"], "invalid_grant");
+    assert_eq!(env.http.seen.borrow().len(), before, "nothing sent to the new provider");
+    let list = env.call("GET", &p(&format!("/servers/{srv}/connections")), None).body.unwrap();
+    assert!(list["items"][0]["revoked_at"].is_i64(), "{list}");
 }

@@ -1149,7 +1149,13 @@ fn user_token(f: &Fixture, server: &str, conn: &str, upstream: &str, exp_ms: i64
         iat_ms: 0,
         exp_ms,
         generation: 0,
-        upstream: Upstream { access_token: upstream.into(), refresh_token: None, expires_at_ms: None, scope: None },
+        upstream: Upstream {
+            access_token: upstream.into(),
+            refresh_token: None,
+            expires_at_ms: None,
+            scope: None,
+            provider: None,
+        },
         redirect_uri: None,
         code_challenge: None,
         jti: None,
@@ -1234,9 +1240,21 @@ fn an_oauth_server_calls_the_api_with_the_users_own_token() {
         assert!(www.contains(&format!("scope=\"mcp:{}", f.server)) && www.contains("resource_metadata="), "{www}");
         assert_eq!(r.audit.len(), 1);
     }
-    let http = ScriptedHttp::new([resp(403, &[("content-type", "application/json")], b"{\"message\":\"no\"}")]);
-    let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[("authorization", &bearer)], later());
-    assert_eq!((r.status, result_of(&r)["isError"].clone()), (200, Value::Bool(true)), "{:?}", r.body);
+    // A plain 403, GitHub's 403 for a token that has an accepted scope (SSO, say), and GitHub's
+    // rate limit stay tool errors (re-authorising would not help).
+    for headers in [
+        vec![("content-type", "application/json")],
+        vec![
+            ("content-type", "application/json"),
+            ("x-accepted-oauth-scopes", "repo"),
+            ("x-oauth-scopes", "repo, user"),
+        ],
+        vec![("x-accepted-oauth-scopes", "repo"), ("x-oauth-scopes", ""), ("x-ratelimit-remaining", "0")],
+    ] {
+        let http = ScriptedHttp::new([resp(403, &headers, b"{\"message\":\"no\"}")]);
+        let r = call_via(&f, &http, tool_call("getThing0000", json!({})), &[("authorization", &bearer)], later());
+        assert_eq!((r.status, result_of(&r)["isError"].clone()), (200, Value::Bool(true)), "{headers:?}");
+    }
 
     // A revoked connection stops working (after the isolate's short cache).
     block_on(f.kv.put(&flowcp::mcp::access::revoked_connection_key("conn_user1"), b"1", None)).unwrap();

@@ -65,6 +65,7 @@ fn upstream() -> Upstream {
         refresh_token: Some(UPSTREAM_REFRESH.into()),
         expires_at_ms: Some(NOW + 8 * 3_600_000),
         scope: Some("repo".into()),
+        provider: None,
     }
 }
 
@@ -74,7 +75,7 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_the_connection() {
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
     let kv = MemoryKv::default();
     let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
-    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let (code, _) = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
     assert!(code.starts_with("fcp_ac.conn_"), "{code}");
     let good = [
         ("grant_type", "authorization_code"),
@@ -149,7 +150,7 @@ fn a_code_for_an_unknown_or_revoked_connection_is_refused() {
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
     let kv = MemoryKv::default();
     let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
-    let code = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let (code, _) = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
     let conn = tokens::connection_of(&code, Kind::Code).unwrap().to_string();
     block_on(connections::revoke(&db, &conn, NOW)).unwrap();
     let p = form(&[
@@ -185,8 +186,8 @@ impl ScriptedProvider {
 }
 
 impl Provider for ScriptedProvider {
-    async fn refresh(&self, _server_id: &str, refresh_token: &str) -> Result<Upstream, UpstreamFailure> {
-        self.calls.borrow_mut().push(refresh_token.to_string());
+    async fn refresh(&self, _server_id: &str, current: &Upstream) -> Result<Upstream, UpstreamFailure> {
+        self.calls.borrow_mut().push(current.refresh_token.clone().unwrap_or_default());
         let mut answers = self.answers.borrow_mut();
         assert!(!answers.is_empty(), "an unexpected upstream refresh");
         answers.remove(0)
@@ -200,13 +201,14 @@ fn fresh(n: u32) -> Upstream {
         refresh_token: Some(format!("ghr_refreshed_refresh_{n}")),
         expires_at_ms: Some(NOW + 8 * 3_600_000),
         scope: Some("repo".into()),
+        provider: None,
     }
 }
 
 /// A connection signed in through `ctx`, and its first tokens.
 fn signed_in(ctx: &Ctx<'_, SqliteDb, MemoryKv>, db: &SqliteDb) -> flowcp::oauth::grant::Issued {
     let _ = block_on(db.execute("INSERT OR IGNORE INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) VALUES ('fcp_cl_test', 'C', '[]', 'native', 0)", &[]));
-    let code = block_on(issue_code(ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let (code, _) = block_on(issue_code(ctx, "ws_1", &client(), &request(), upstream())).unwrap();
     let p = form(&[
         ("code", &code),
         ("client_id", "fcp_cl_test"),
@@ -239,7 +241,8 @@ fn a_reused_refresh_token_ends_the_connection() {
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
     let kv = MemoryKv::default();
     let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
-    let later = Ctx { now_ms: NOW + 3 * 60_000, ..ctx };
+    // 45 s on: the winner's outcome is still stored (two minutes) but no longer replayed (30 s).
+    let later = Ctx { now_ms: NOW + 45_000, ..ctx };
     let t0 = signed_in(&ctx, &db);
     let provider = ScriptedProvider::answering(vec![Ok(fresh(1)), Ok(fresh(2))]);
     let t1 = refresh_with(&ctx, &provider, &t0.refresh_token).unwrap();
@@ -312,6 +315,10 @@ fn a_refresh_the_provider_refuses_ends_the_connection_and_an_outage_is_retried()
     assert_eq!((e.status, e.error), (503, "temporarily_unavailable"));
     let retried = refresh_with(&ctx, &provider, &t0.refresh_token).expect("the retry succeeds");
     assert_eq!(upstream_of(&ring, &retried.access_token), "gho_refreshed_access_1");
+    // The outage did not spend the token's grace use: later, it is honoured once more.
+    let later = Ctx { now_ms: NOW + 3 * 60_000, ..ctx };
+    let provider = ScriptedProvider::answering(vec![Ok(fresh(2))]);
+    refresh_with(&later, &provider, &t0.refresh_token).expect("the grace use is intact");
 
     let t = signed_in(&ctx, &db);
     let provider = ScriptedProvider::answering(vec![Err(UpstreamFailure::Revoked)]);
