@@ -296,6 +296,7 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         }
         s.auth_config = cfg;
     }
+    validate_auth_config(s.auth_mode, &s.auth_config)?;
     // The OAuth client secret goes to the token URL, an API key or token to the API: entering
     // or leaving OAuth mode, or a new token URL, needs the secret entered again (an admin cannot
     // send the stored, write-only secret to a host of their choosing).
@@ -312,7 +313,6 @@ pub async fn update<D: Db, K: Kv, H: Http>(
             cfg.remove("credential_origin");
         }
     }
-    validate_auth_config(s.auth_mode, &s.auth_config)?;
     if let Some(p) = body.is_public {
         s.is_public = p;
     }

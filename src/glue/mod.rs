@@ -161,8 +161,12 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             let svc = Services { origin: svc.link_origin.clone().unwrap_or_default(), ..svc };
             // Registration, and an authorize request naming a client by its metadata document
             // (FlowCP fetches it), share the per-address and global limits.
+            let policy = FetchPolicy { allow_loopback: settings.allow_local_fetch };
             let fetches_document = path == "/oauth/authorize"
-                && core_req.query.iter().any(|(k, v)| k == "client_id" && v.starts_with("http"));
+                && core_req
+                    .query
+                    .iter()
+                    .any(|(k, v)| k == "client_id" && crate::oauth::cimd::is_document_url(v, policy));
             let limited = (path == "/oauth/register" && core_req.method == "POST") || fetches_document;
             if limited && settings.rate_limits {
                 let addr = crate::auth::throttle::address_key(core_req.client_addr.as_deref().unwrap_or(""));

@@ -184,6 +184,11 @@ async fn authorize_oauth<K: Kv, H: Http>(
     if revoked.is_some() {
         return Err(invalid());
     }
+    // The user's token goes only to the API (and provider) it was issued for: after the owner
+    // changed them, the user signs in again.
+    if grant.upstream.provider.is_none() || grant.upstream.provider != crate::oauth::tokens::provider_binding(m) {
+        return Err(invalid());
+    }
     Ok(Caller {
         connection: Some(sha256_hex_truncated(connection.as_bytes(), 16)),
         upstream_token: Some(grant.upstream.access_token),

@@ -151,7 +151,8 @@ pub async fn exchange_code<D: Db, K: Kv>(
         return Err(invalid_grant());
     }
     let _ = oauth_clients::touch(db, client_id, now_ms).await;
-    issue_tokens(keyring, &audience, &conn, grant, now_ms)
+    let jti = random_id("rt_").map_err(server_error)?;
+    issue_tokens(keyring, &audience, &conn, grant, now_ms, jti)
 }
 
 /// Revokes a connection: refresh stops at once (D1), and its access tokens within the runtime's
@@ -178,6 +179,7 @@ fn issue_tokens(
     conn: &Connection,
     grant: Grant,
     now_ms: i64,
+    jti: String,
 ) -> Result<Issued, OAuthError> {
     let access_exp = access_expiry(now_ms, &grant.upstream);
     if access_exp <= now_ms {
@@ -193,7 +195,6 @@ fn issue_tokens(
     };
     let access = Grant { exp_ms: access_exp, ..base.clone() };
     // Each refresh token has its own id: its grace use is counted once (reuse detection).
-    let jti = random_id("rt_").map_err(server_error)?;
     let refresh = Grant { exp_ms: now_ms + REFRESH_TTL_MS, jti: Some(jti), ..base.clone() };
     Ok(Issued {
         access_token: tokens::seal(keyring, Kind::Access, audience, &conn.id, &access).map_err(server_error)?,
@@ -233,6 +234,9 @@ pub trait Provider {
     async fn refresh(&self, server_id: &str, current: &Upstream) -> Result<Upstream, UpstreamFailure>;
     /// Waits about `ms` (a concurrent refresh polling for the winner's result).
     async fn pause(&self, ms: u32);
+    /// The server's current provider binding ([`super::tokens::provider_binding`]); `None`
+    /// when it is not published with OAuth sign-in (or cannot be read).
+    async fn binding(&self, server_id: &str) -> Option<String>;
 }
 
 /// How long the winner's outcome is kept, and within how long of the winner's advance a
@@ -241,8 +245,8 @@ const REFRESH_RESULT_TTL_MS: i64 = 2 * 60_000;
 const CONCURRENT_WINDOW_MS: i64 = 30_000;
 /// How long a concurrent refresh waits for the winner (polling D1): longer than the winner's
 /// call to the provider may take (10 s).
-const FOLLOW_POLLS: u32 = 48;
-const FOLLOW_POLL_MS: u32 = 250;
+const FOLLOW_POLLS: u32 = 24;
+const FOLLOW_POLL_MS: u32 = 500;
 
 /// The outcome of the one upstream refresh of a generation, replayed to concurrent refreshes.
 #[derive(Serialize, Deserialize)]
@@ -304,9 +308,12 @@ async fn refresh_upstream(
 /// refresh of the same token (it lost the compare-and-set, or came within 30 s of the advance)
 /// waits for that outcome and gets tokens built from it: one upstream refresh per generation.
 /// When the provider is unavailable the generation moves back, so the client's retry is a
-/// fresh attempt. Later, the previous generation's token is honoured once more (a client that
-/// lost the rotated one) and refreshes upstream itself; a second use, or an older token,
-/// revokes the connection (RFC 9700 §4.14.2).
+/// fresh attempt. Later, the previous generation's token is honoured once more, once per
+/// generation (a client that lost the rotated one), and the token it gets is the only one of
+/// that generation that may refresh again: the lost one showing up after all means two
+/// parties hold the grant. Any other reuse, or an older token, revokes the connection
+/// (RFC 9700 §4.14.2). The grant is refused when the server's provider or API origin is no
+/// longer the one it was issued for.
 pub async fn exchange_refresh<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     provider: &impl Provider,
@@ -324,17 +331,38 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
     if oauth_clients::get(db, &grant.client_id).await.map_err(server_error)?.is_none() {
         return Err(OAuthError::new(401, "invalid_client", "the client is no longer registered; register again"));
     }
+    // The user's tokens go only to the provider and API they were issued for: after the owner
+    // changed either, the connection ends and the user signs in again.
+    match provider.binding(&conn.server_id).await {
+        Some(b) if grant.upstream.provider.as_deref() == Some(b.as_str()) => {}
+        Some(_) => {
+            revoke_connection(ctx, &connection_id).await?;
+            return Err(invalid_refresh());
+        }
+        None => return Err(invalid_refresh()),
+    }
     let _ = oauth_clients::touch(db, &grant.client_id, now_ms).await;
     let next = grant.generation + 1;
     // `None`: this request leads (it advanced the generation); else the connection as the
     // leader left it (its `last_used_at` says when it advanced).
     let follows = if grant.generation == conn.generation {
+        if !may_lead(ctx, &conn, &grant).await? {
+            revoke_connection(ctx, &connection_id).await?;
+            return Err(invalid_refresh());
+        }
         if connections::advance_generation(db, &connection_id, conn.generation, now_ms).await.map_err(server_error)? {
             None
         } else {
-            // A concurrent refresh advanced it first, or the connection was revoked meanwhile.
+            // A concurrent refresh advanced it first (or failed upstream and moved it back),
+            // or the connection was revoked meanwhile.
             let now = connections::get(db, &connection_id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
-            if now.revoked_at.is_some() || now.generation != next {
+            if now.revoked_at.is_some() {
+                return Err(invalid_refresh());
+            }
+            if now.generation == grant.generation {
+                return Err(provider_unavailable());
+            }
+            if now.generation != next {
                 return Err(invalid_refresh());
             }
             Some(now)
@@ -346,8 +374,9 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
         revoke_connection(ctx, &connection_id).await?;
         return Err(invalid_refresh());
     };
+    let jti = random_id("rt_").map_err(server_error)?;
     let upstream = if let Some(led) = follows {
-        follow(ctx, provider, &led, &grant, token).await?
+        follow(ctx, provider, &led, &grant, token, &jti).await?
     } else {
         let result = refresh_upstream(provider, &conn.server_id, &grant.upstream).await;
         let outcome = match &result {
@@ -358,33 +387,53 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
         match result {
             Ok(u) => u,
             Err(UpstreamFailure::Unavailable) => {
-                // Nothing changed upstream: the generation moves back and the same refresh
-                // token stays current (the retry must not spend its one grace use).
-                let _ = connections::retreat_generation(db, &connection_id, next).await;
+                // Nothing changed upstream: the generation (and its time) moves back and the
+                // same refresh token stays current (the retry must not spend its grace use).
+                let _ = connections::retreat_generation(db, &connection_id, next, conn.last_used_at).await;
                 return Err(provider_unavailable());
             }
             Err(UpstreamFailure::Revoked) => {
-                // The user's grant at the provider ended (or the provider changed): so does the
-                // connection.
+                // The user's grant at the provider ended: so does the connection.
                 revoke_connection(ctx, &connection_id).await?;
                 return Err(invalid_refresh());
             }
         }
     };
     let conn = Connection { generation: next, ..conn };
-    issue_tokens(keyring, &audience, &conn, Grant { upstream, ..grant }, now_ms)
+    issue_tokens(keyring, &audience, &conn, Grant { upstream, ..grant }, now_ms, jti)
+}
+
+fn grace_marker(connection_id: &str, generation: i64) -> String {
+    sha256_hex(format!("grace|{connection_id}|{generation}").as_bytes())
+}
+
+fn blessed_marker(connection_id: &str, generation: i64, jti: &str) -> String {
+    sha256_hex(format!("blessed|{connection_id}|{generation}|{jti}").as_bytes())
+}
+
+/// May this current-generation token refresh? Yes, unless a grace use issued this generation
+/// and this token is not the one it issued (the "lost" token turned up: two parties).
+async fn may_lead<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, conn: &Connection, grant: &Grant) -> Result<bool, OAuthError> {
+    let now = ctx.now_ms;
+    if !connections::is_marked(ctx.db, &grace_marker(&conn.id, conn.generation), now).await.map_err(server_error)? {
+        return Ok(true);
+    }
+    let Some(jti) = grant.jti.as_deref() else { return Ok(false) };
+    connections::is_marked(ctx.db, &blessed_marker(&conn.id, conn.generation, jti), now).await.map_err(server_error)
 }
 
 /// A refresh of the previous generation's token: within the concurrent window, the winner's
-/// outcome (waiting for it); later, the token's one grace use, refreshing upstream itself. A
-/// provider refusal here does not end the connection: this token's upstream grant may simply
-/// be the one the winner already rotated.
+/// outcome (waiting for it); later, the one grace use of this generation, refreshing upstream
+/// itself. A provider refusal here does not end the connection: this token's upstream grant
+/// may simply be the one the winner already rotated. `jti`: the id of the refresh token about
+/// to be issued (a grace use blesses it).
 async fn follow<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     provider: &impl Provider,
     conn: &Connection,
     grant: &Grant,
     token: &str,
+    jti: &str,
 ) -> Result<Upstream, OAuthError> {
     let next = grant.generation + 1;
     // Concurrent: the winner advanced the generation moments ago.
@@ -400,17 +449,30 @@ async fn follow<D: Db, K: Kv>(
             }
         }
     }
-    // The grace use: once per token (its jti); a second use means it was copied.
-    let first = match grant.jti.as_deref() {
+    // The connection may have moved back meanwhile (the winner's provider call failed).
+    let now = connections::get(ctx.db, &conn.id).await.map_err(server_error)?.ok_or_else(invalid_refresh)?;
+    if now.revoked_at.is_some() {
+        return Err(invalid_refresh());
+    }
+    if now.generation != next {
+        return Err(if now.generation == grant.generation { provider_unavailable() } else { invalid_refresh() });
+    }
+    // The grace use: once per token (its jti) and once per generation; a second use means the
+    // grant was copied.
+    let exp = grant.exp_ms.max(ctx.now_ms + REFRESH_TTL_MS);
+    let first_of_token = match grant.jti.as_deref() {
         Some(jti) => {
             connections::use_once(ctx.db, &sha256_hex(jti.as_bytes()), grant.exp_ms).await.map_err(server_error)?
         }
         None => false,
     };
-    if !first {
+    let first_of_generation = first_of_token
+        && connections::use_once(ctx.db, &grace_marker(&conn.id, next), exp).await.map_err(server_error)?;
+    if !first_of_generation {
         revoke_connection(ctx, &conn.id).await?;
         return Err(invalid_refresh());
     }
+    connections::use_once(ctx.db, &blessed_marker(&conn.id, next, jti), exp).await.map_err(server_error)?;
     refresh_upstream(provider, &conn.server_id, &grant.upstream).await.map_err(|f| match f {
         UpstreamFailure::Revoked => invalid_refresh(),
         UpstreamFailure::Unavailable => provider_unavailable(),

@@ -23,7 +23,7 @@ use super::tokens::Upstream;
 use super::{grant, register, OAuthError};
 use crate::api::{Request, Response, Services};
 use crate::crypto::{random_id, random_token, sha256_hex, Keyring};
-use crate::manifest::{Manifest, ManifestOAuth};
+use crate::manifest::Manifest;
 use crate::net::{Http, HttpRequest};
 use crate::store::oauth_clients::{self, OAuthClient};
 use crate::store::{connections, Db, Kv};
@@ -655,13 +655,19 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
     let Ok(Some(secret)) = crate::manifest::open_credential(svc.kv, keyring, &m.server_id, secret_ref).await else {
         return fail("server_error", "the server's sign-in provider is not configured");
     };
-    let upstream =
-        match exchange_upstream(svc, oauth, &secret, code, p.upstream_verifier.as_deref().unwrap_or(""), server_id)
-            .await
-        {
-            Ok(u) => u,
-            Err(why) => return fail("server_error", why),
-        };
+    let upstream = match exchange_upstream(
+        svc,
+        &m,
+        &secret,
+        code,
+        p.upstream_verifier.as_deref().unwrap_or(""),
+        server_id,
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(why) => return fail("server_error", why),
+    };
     let ctx = grant::Ctx { db: svc.db, kv: svc.kv, keyring, origin: &svc.origin, now_ms: svc.now_ms };
     match grant::issue_code(&ctx, &m.workspace_id, &client, r, upstream).await {
         Ok((code, connection_id)) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin)
@@ -686,10 +692,13 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
 /// exchange at the callback and the refresh at FlowCP's token endpoint.
 async fn call_token_endpoint<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
-    oauth: &ManifestOAuth,
+    m: &Manifest,
     secret: &str,
     grant: &[(&str, &str)],
 ) -> Result<Upstream, UpstreamCallError> {
+    let (Some(oauth), Some(binding)) = (m.auth.oauth.as_ref(), super::tokens::provider_binding(m)) else {
+        return Err(UpstreamCallError::Unusable("the server's sign-in provider is not configured"));
+    };
     let url = crate::net::check_url(&oauth.token_url, svc.fetch_policy)
         .map_err(|_| UpstreamCallError::Unusable("the provider's token URL is not allowed"))?;
     let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -737,7 +746,7 @@ async fn call_token_endpoint<D: Db, K: Kv, H: Http>(
             .filter(|s| *s > 0)
             .map(|s| svc.now_ms.saturating_add(s.min(400 * 86_400).saturating_mul(1000))),
         scope: text("scope", 512),
-        provider: Some(super::tokens::provider_binding(&oauth.token_url, &oauth.client_id)),
+        provider: Some(binding),
     })
 }
 
@@ -752,7 +761,7 @@ enum UpstreamCallError {
 
 async fn exchange_upstream<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
-    oauth: &ManifestOAuth,
+    m: &Manifest,
     secret: &str,
     code: &str,
     verifier: &str,
@@ -765,7 +774,7 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
         ("redirect_uri", callback.as_str()),
         ("code_verifier", verifier),
     ];
-    call_token_endpoint(svc, oauth, secret, &grant).await.map_err(|e| match e {
+    call_token_endpoint(svc, m, secret, &grant).await.map_err(|e| match e {
         UpstreamCallError::Refused(_) => "the API's provider refused the sign-in",
         UpstreamCallError::Unusable(why) => why,
     })
@@ -780,22 +789,14 @@ impl<D: Db, K: Kv, H: Http> grant::Provider for ServerProvider<'_, '_, D, K, H> 
         let svc = self.0;
         let refresh_token = current.refresh_token.as_deref().ok_or(Unavailable)?;
         let m = published(svc.kv, server_id, svc.now_ms).await.ok_or(Unavailable)?;
-        let (Some(oauth), Some(secret_ref)) = (m.auth.oauth.as_ref(), m.auth.credential_ref.as_deref()) else {
-            return Err(Unavailable);
-        };
-        // The user's refresh token goes back only to the provider that issued it: after the
-        // owner changed the token URL or client, the user signs in again.
-        let binding = super::tokens::provider_binding(&oauth.token_url, &oauth.client_id);
-        if current.provider.as_deref().is_some_and(|p| p != binding) {
-            return Err(Revoked);
-        }
+        let Some(secret_ref) = m.auth.credential_ref.as_deref() else { return Err(Unavailable) };
         let secret = crate::manifest::open_credential(svc.kv, &svc.secrets.keyring, server_id, secret_ref)
             .await
             .ok()
             .flatten()
             .ok_or(Unavailable)?;
         let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-        call_token_endpoint(svc, oauth, &secret, &grant).await.map_err(|e| match e {
+        call_token_endpoint(svc, &m, &secret, &grant).await.map_err(|e| match e {
             UpstreamCallError::Refused(true) => Revoked,
             _ => Unavailable,
         })
@@ -803,6 +804,11 @@ impl<D: Db, K: Kv, H: Http> grant::Provider for ServerProvider<'_, '_, D, K, H> 
 
     async fn pause(&self, ms: u32) {
         self.0.http.pause(ms).await;
+    }
+
+    async fn binding(&self, server_id: &str) -> Option<String> {
+        let m = published(self.0.kv, server_id, self.0.now_ms).await?;
+        super::tokens::provider_binding(&m)
     }
 }
 

@@ -48,15 +48,18 @@ pub struct Upstream {
     /// Scopes the provider granted (space-separated), when it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// Which provider configuration issued them ([`provider_binding`]): the user's refresh
-    /// token is only ever sent back to that token URL and client.
+    /// Which provider configuration and API issued them ([`provider_binding`]): the user's
+    /// tokens are only ever sent to that token URL and client, and that API origin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
 }
 
-/// Truncated SHA-256 of a provider's token URL and client id.
-pub fn provider_binding(token_url: &str, client_id: &str) -> String {
-    crate::crypto::sha256_hex_truncated(format!("{token_url}\n{client_id}").as_bytes(), 16)
+/// Truncated SHA-256 of a published `oauth` server's token URL, client id and API origin;
+/// `None` for a server without OAuth sign-in.
+pub fn provider_binding(m: &crate::manifest::Manifest) -> Option<String> {
+    let oauth = m.auth.oauth.as_ref().filter(|_| m.auth.mode == crate::vocab::AuthMode::Oauth)?;
+    let api = m.auth.credential_origin.as_deref().unwrap_or("");
+    Some(crate::crypto::sha256_hex_truncated(format!("{}\n{}\n{api}", oauth.token_url, oauth.client_id).as_bytes(), 16))
 }
 
 impl std::fmt::Debug for Upstream {

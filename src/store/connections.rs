@@ -153,9 +153,23 @@ pub async fn delete_expired_refresh_results(db: &impl Db, now_ms: i64, limit: i6
     db.execute(sql, &[now_ms.into(), limit.into()]).await
 }
 
-/// Moves a connection back from generation `from` to `from - 1` (its refresh failed upstream,
-/// so the client's refresh token stays current); `false` when it moved on meanwhile.
-pub async fn retreat_generation(db: &impl Db, id: &str, from: i64) -> Result<bool, StoreError> {
-    let sql = "UPDATE connections SET generation = generation - 1 WHERE id = ?1 AND generation = ?2";
-    Ok(db.execute(sql, &[id.into(), from.into()]).await? == 1)
+/// Moves a connection back from generation `from` to `from - 1`, with its previous
+/// `last_used_at` (its refresh failed upstream, so the client's refresh token stays current);
+/// `false` when it moved on meanwhile.
+pub async fn retreat_generation(
+    db: &impl Db,
+    id: &str,
+    from: i64,
+    last_used_at: Option<i64>,
+) -> Result<bool, StoreError> {
+    let sql = "UPDATE connections SET generation = generation - 1, last_used_at = ?3 WHERE id = ?1 AND generation = ?2";
+    Ok(db.execute(sql, &[id.into(), from.into(), last_used_at.into()]).await? == 1)
+}
+
+/// Is this single-use marker (by hash) set and unexpired?
+pub async fn is_marked(db: &impl Db, value_hash: &str, now_ms: i64) -> Result<bool, StoreError> {
+    let rows = db
+        .query("SELECT 1 AS one FROM oauth_used WHERE id = ?1 AND expires_at > ?2", &[value_hash.into(), now_ms.into()])
+        .await?;
+    Ok(!rows.is_empty())
 }

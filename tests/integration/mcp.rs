@@ -88,7 +88,13 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
             credential_ref: Some(manifest::credential_key(&server)),
             credential_origin: Some("https://api.example.com".into()),
             scopes: vec![],
-            oauth: None,
+            oauth: (mode == "oauth").then(|| manifest::ManifestOAuth {
+                authorize_url: "https://idp.example/authorize".into(),
+                token_url: "https://idp.example/token".into(),
+                client_id: "owner-app".into(),
+                authorize_params: vec![],
+                issuer: None,
+            }),
         },
         discovery,
         base_url: None,
@@ -1142,6 +1148,20 @@ fn a_response_off_its_documented_shape_is_reported_and_audited_as_unexpected() {
 /// A FlowCP access token for `server` and connection `conn`, carrying `upstream` as the end
 /// user's token, as the token endpoint would issue it.
 fn user_token(f: &Fixture, server: &str, conn: &str, upstream: &str, exp_ms: i64) -> String {
+    let m: Manifest =
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
+    user_token_bound(f, server, conn, upstream, exp_ms, flowcp::oauth::tokens::provider_binding(&m))
+}
+
+/// [`user_token`] issued under the given provider binding.
+fn user_token_bound(
+    f: &Fixture,
+    server: &str,
+    conn: &str,
+    upstream: &str,
+    exp_ms: i64,
+    provider: Option<String>,
+) -> String {
     use flowcp::oauth::tokens::{seal, Grant, Kind, Upstream};
     let grant = Grant {
         client_id: "fcp_cl_1".into(),
@@ -1154,7 +1174,7 @@ fn user_token(f: &Fixture, server: &str, conn: &str, upstream: &str, exp_ms: i64
             refresh_token: None,
             expires_at_ms: None,
             scope: None,
-            provider: None,
+            provider,
         },
         redirect_uri: None,
         code_challenge: None,
@@ -1197,7 +1217,13 @@ fn an_oauth_server_calls_the_api_with_the_users_own_token() {
     // token, or one sent as X-API-Key.
     let other = user_token(&f, "srv_other", "conn_user1", "upstream-user-token", far);
     let expired = user_token(&f, &f.server, "conn_user1", "upstream-user-token", 1);
+    // Issued before the owner moved the server to another provider or API origin, or unbound.
+    let moved =
+        user_token_bound(&f, &f.server, "conn_user1", "upstream-user-token", far, Some("0123456789abcdef".into()));
+    let unbound = user_token_bound(&f, &f.server, "conn_user1", "upstream-user-token", far, None);
     for (name, value) in [
+        ("authorization", format!("Bearer {moved}")),
+        ("authorization", format!("Bearer {unbound}")),
         ("authorization", format!("Bearer {other}")),
         ("authorization", format!("Bearer {expired}")),
         ("authorization", format!("Bearer {}", token.replacen("conn_user1", "conn_user2", 1))),

@@ -19,6 +19,8 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const UPSTREAM_ACCESS: &str = "gho_upstream_access_token_of_the_end_user";
 const UPSTREAM_REFRESH: &str = "ghr_upstream_refresh_token_of_the_end_user";
 const NOW: i64 = 1_800_000_000_000;
+/// The provider binding the scripted provider reports for the server.
+const BINDING: &str = "binding-of-srv_A";
 
 fn client() -> OAuthClient {
     OAuthClient {
@@ -65,7 +67,7 @@ fn upstream() -> Upstream {
         refresh_token: Some(UPSTREAM_REFRESH.into()),
         expires_at_ms: Some(NOW + 8 * 3_600_000),
         scope: Some("repo".into()),
-        provider: None,
+        provider: Some(BINDING.into()),
     }
 }
 
@@ -193,6 +195,9 @@ impl Provider for ScriptedProvider {
         answers.remove(0)
     }
     async fn pause(&self, _ms: u32) {}
+    async fn binding(&self, _server_id: &str) -> Option<String> {
+        Some(BINDING.into())
+    }
 }
 
 fn fresh(n: u32) -> Upstream {
@@ -201,7 +206,7 @@ fn fresh(n: u32) -> Upstream {
         refresh_token: Some(format!("ghr_refreshed_refresh_{n}")),
         expires_at_ms: Some(NOW + 8 * 3_600_000),
         scope: Some("repo".into()),
-        provider: None,
+        provider: Some(BINDING.into()),
     }
 }
 
@@ -331,4 +336,34 @@ fn a_refresh_the_provider_refuses_ends_the_connection_and_an_outage_is_retried()
     let conn = tokens::connection_of(&t.access_token, Kind::Access).unwrap();
     assert!(block_on(connections::get(&db, conn)).unwrap().unwrap().revoked_at.is_some());
     assert!(kv.entries.borrow().keys().any(|k| k == &format!("oconn:revoked:{conn}")));
+}
+
+/// A grace use of a previous token issues the only token of that generation that may refresh
+/// again: the rotated token it replaced turning up after all means two parties hold the grant
+/// (a thief alternating with the client), and the connection ends. A client that really lost
+/// the rotated token goes on with the one the grace use gave it.
+#[test]
+fn a_grace_use_detects_two_parties_and_spares_a_client_that_lost_its_token() {
+    let db = database();
+    let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
+    let kv = MemoryKv::default();
+    let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
+    let later = Ctx { now_ms: NOW + 60_000, ..ctx };
+    let much_later = Ctx { now_ms: NOW + 120_000, ..ctx };
+    let ok = |n| ScriptedProvider::answering(vec![Ok(fresh(n))]);
+
+    // A client whose answer was lost retries its previous token and goes on.
+    let t0 = signed_in(&ctx, &db);
+    let _lost = refresh_with(&ctx, &ok(1), &t0.refresh_token).unwrap();
+    let kept = refresh_with(&later, &ok(2), &t0.refresh_token).expect("the grace use");
+    refresh_with(&much_later, &ok(3), &kept.refresh_token).expect("the blessed token refreshes");
+
+    // A thief with the previous token and the client alternate: caught at once.
+    let t0 = signed_in(&ctx, &db);
+    let client = refresh_with(&ctx, &ok(1), &t0.refresh_token).unwrap();
+    let thief = refresh_with(&later, &ok(2), &t0.refresh_token).expect("the thief's grace use");
+    assert!(refresh_with(&much_later, &ok(3), &client.refresh_token).is_err(), "the replaced token turned up");
+    assert!(refresh_with(&much_later, &ok(4), &thief.refresh_token).is_err(), "the connection ended");
+    let conn = tokens::connection_of(&t0.access_token, Kind::Access).unwrap();
+    assert!(block_on(connections::get(&db, conn)).unwrap().unwrap().revoked_at.is_some());
 }
