@@ -130,6 +130,20 @@ async function flowcpServer(w, upstream, docText, { name = "Petstore", discovery
   return { c, P, srv, key, importMs, toolCount: imp.body.tool_count };
 }
 
+// The same Petstore server in api_key mode: the owner's key goes upstream (and every result is
+// redacted for it), as the user's token does in OAuth mode; the fair row to compare OAuth with.
+async function apiKeyServer(w, upstream, docText) {
+  const { c, P, srv, key } = await flowcpServer(w, upstream, docText, { name: "Petstore" });
+  let r = await c.patch(P(`/servers/${srv.id}`), { auth_mode: "api_key", auth_config: { in: "header", name: "X-Api-Key" } });
+  if (r.status !== 200) throw new Error(`api_key config: ${JSON.stringify(r.body)}`);
+  r = await c.put(P(`/servers/${srv.id}/credential`), { value: "bench-owner-api-key-0123456789", origin: upstream });
+  if (r.status !== 200) throw new Error(`api key: ${JSON.stringify(r.body)}`);
+  const v = await c.post(P(`/servers/${srv.id}/verify`));
+  if (v.body.state !== "verified") throw new Error(`api_key verify: ${JSON.stringify(v.body)}`);
+  await c.post(P(`/servers/${srv.id}/publish`));
+  return { url: srv.mcp_url, key };
+}
+
 // The same Petstore server in per-user OAuth mode (the upstream doubles as the provider): a
 // user signs in once; every call then opens FlowCP's sealed access token (AES-GCM) and sends
 // the user's upstream token. Returns FlowCP's access token for that user.
@@ -199,6 +213,8 @@ async function main() {
   results.costs.signup_request_ms = Math.round(performance.now() - t1);
   await measureLoad(mcpTarget("FlowCP", pet.srv.mcp_url, { Authorization: `Bearer ${pet.key}` }, (op) => op));
   try {
+    const keyed = await apiKeyServer(w, upstream, JSON.stringify(doc));
+    await measureLoad(mcpTarget("FlowCP api_key mode", keyed.url, { Authorization: `Bearer ${keyed.key}` }, (op) => op));
     const user = await oauthUser(w, upstream, JSON.stringify(doc));
     await measureLoad(mcpTarget("FlowCP oauth mode", user.url, { Authorization: `Bearer ${user.token}` }, (op) => op));
   } catch (e) {
@@ -289,6 +305,10 @@ async function main() {
     results.lists.push({ target: "FlowCP GitHub server, all pages", error: `not published: ${JSON.stringify(pub.body).slice(0, 200)}` });
   }
 
+  // What opening an OAuth access token costs (native; the rows above include it under load).
+  const tok = spawnSync(join(ROOT, "target/release/flowcp"), ["bench-token", "20000"], { encoding: "utf8" });
+  results.costs.oauth_token_open_native = tok.stdout.trim() || tok.stderr.trim();
+
   // Bundle size.
   const size = spawnSync(process.execPath, [join(ROOT, "scripts/size.mjs")], { cwd: ROOT, encoding: "utf8" });
   results.costs.bundle = size.stdout.trim();
@@ -311,9 +331,12 @@ function report() {
   const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join("  ");
   console.log("\ntools/call, Petstore (path, query and body operations round robin)");
   console.log(rows.map(line).join("\n"));
-  const oauth = Object.fromEntries(results.load.filter((r) => r.target === "FlowCP oauth mode" && !r.error).map((r) => [r.concurrency, r]));
+  // OAuth's own cost: opening the sealed access token, over api_key mode (both send a
+  // credential upstream and redact results for it).
+  const row = (name) => Object.fromEntries(results.load.filter((r) => r.target === name && !r.error).map((r) => [r.concurrency, r]));
+  const [oauth, keyed] = [row("FlowCP oauth mode"), row("FlowCP api_key mode")];
   for (const [n, o] of Object.entries(oauth)) {
-    if (flowcp[n]) console.log(`oauth mode over access-key mode, ${n} client(s): p50 ${(o.p50_ms - flowcp[n].p50_ms).toFixed(2)} ms`);
+    if (keyed[n]) console.log(`oauth mode over api_key mode, ${n} client(s): p50 ${(o.p50_ms - keyed[n].p50_ms).toFixed(2)} ms, ${(1000 / o.rps - 1000 / keyed[n].rps).toFixed(2)} ms per request at the measured req/s`);
   }
   console.log("\ntools/list");
   for (const l of results.lists) console.log(`  ${l.target}: ${l.error ?? (l.p50_ms !== undefined ? `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, ${l.rps} req/s` : `${l.tools} tools in ${l.pages} pages, ${l.total_ms} ms`)}`);

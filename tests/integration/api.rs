@@ -2551,3 +2551,51 @@ fn a_users_refresh_token_goes_only_to_the_provider_that_issued_it() {
     let list = env.call("GET", &p(&format!("/servers/{srv}/connections")), None).body.unwrap();
     assert!(list["items"][0]["revoked_at"].is_i64(), "{list}");
 }
+
+/// PX-04: the client's redirect URI is checked again at the callback: a client whose
+/// registration no longer holds the URI the user approved gets no code there.
+#[test]
+fn the_callback_checks_the_redirect_uri_again() {
+    let env = Env::new();
+    let ws = signed_up(&env, "recheck@example.com");
+    let srv = published_oauth_server(&env, &ws);
+    let json_h = vec![("content-type".to_string(), "application/json".to_string())];
+    let reg = env.raw(
+        "POST",
+        "/oauth/register",
+        json_h,
+        serde_json::to_vec(&json!({ "client_name": "Shifty", "redirect_uris": ["http://localhost/cb"] })).unwrap(),
+    );
+    let client_id = reg.body.unwrap()["client_id"].as_str().unwrap().to_string();
+    let authorize = format!(
+        "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=mcp%3A{srv}"
+    );
+    let page = env.raw("GET", &authorize, vec![], vec![]);
+    let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
+    let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
+    let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
+    let ticket = html[at..].split('"').next().unwrap().to_string();
+    let decided = env.raw(
+        "POST",
+        "/oauth/authorize",
+        vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
+        form_body(&[("ticket", &ticket), ("decision", "approve")]),
+    );
+    let state = query_of(header(&decided, "location"), "state").unwrap();
+    // Meanwhile the client's registration changed (another redirect URI).
+    block_on(env.db.execute(
+        "UPDATE oauth_clients SET redirect_uris_json = '[\"https://elsewhere.example/cb\"]' WHERE id = ?1",
+        &[client_id.as_str().into()],
+    ))
+    .unwrap();
+    let before = env.http.seen.borrow().len();
+    let cb = env.raw(
+        "GET",
+        &format!("/oauth/callback/{srv}?code=c&state={}", urlencode(&state)),
+        vec![("cookie".into(), state_cookie(&decided))],
+        vec![],
+    );
+    assert_eq!(cb.status, 400, "{:?}", cb.body);
+    assert!(cb.headers.iter().all(|(k, _)| k != "location"), "no redirect with a code");
+    assert_eq!(env.http.seen.borrow().len(), before, "no code exchange");
+}
