@@ -24,7 +24,7 @@ use super::{grant, register, OAuthError};
 use crate::api::{Request, Response, Services};
 use crate::crypto::{random_id, random_token, sha256_hex, Keyring};
 use crate::manifest::Manifest;
-use crate::net::{Http, HttpRequest};
+use crate::net::Http;
 use crate::store::oauth_clients::{self, OAuthClient};
 use crate::store::{connections, Db, Kv};
 use crate::vocab::AuthMode;
@@ -701,21 +701,7 @@ async fn call_token_endpoint<D: Db, K: Kv, H: Http>(
     };
     let url = crate::net::check_url(&oauth.token_url, svc.fetch_policy)
         .map_err(|_| UpstreamCallError::Unusable("the provider's token URL is not allowed"))?;
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in grant {
-        form.append_pair(k, v);
-    }
-    let body = form.append_pair("client_id", &oauth.client_id).append_pair("client_secret", secret).finish();
-    let req = HttpRequest {
-        method: "POST".into(),
-        url: url.to_string(),
-        headers: vec![
-            ("content-type".into(), "application/x-www-form-urlencoded".into()),
-            ("accept".into(), "application/json".into()),
-        ],
-        body: Some(body.into_bytes()),
-        timeout_ms: 10_000,
-    };
+    let req = super::providers::token_request(url.as_str(), grant, &oauth.client_id, secret, 10_000);
     let resp = svc
         .http
         .send(&req, 64 * 1024)

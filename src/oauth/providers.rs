@@ -115,6 +115,32 @@ pub fn apply_discovery(cfg: &mut Map<String, Value>, discovery_url: &str, doc: &
     Ok(())
 }
 
+/// A form POST to a provider's token endpoint (`url` already checked): the grant's
+/// parameters, then the owner's client id and secret (sent only here, in the body).
+pub fn token_request(
+    url: &str,
+    grant: &[(&str, &str)],
+    client_id: &str,
+    client_secret: &str,
+    timeout_ms: u32,
+) -> crate::net::HttpRequest {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in grant {
+        form.append_pair(k, v);
+    }
+    let body = form.append_pair("client_id", client_id).append_pair("client_secret", client_secret).finish();
+    crate::net::HttpRequest {
+        method: "POST".into(),
+        url: url.to_string(),
+        headers: vec![
+            ("content-type".into(), "application/x-www-form-urlencoded".into()),
+            ("accept".into(), "application/json".into()),
+        ],
+        body: Some(body.into_bytes()),
+        timeout_ms,
+    }
+}
+
 /// `auth_config.authorize_params`: at most 16 short text pairs, none a parameter FlowCP sets.
 pub fn authorize_params(cfg: &Value) -> Result<Vec<(String, String)>, String> {
     let bad = || {

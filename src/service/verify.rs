@@ -219,23 +219,12 @@ pub async fn provider(
         Ok(u) => u,
         Err(b) => return Finding::new("provider", false, format!("the token URL is not allowed: {}", b.0)),
     };
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", "flowcp-verification-not-a-real-code")
-        .append_pair("redirect_uri", callback)
-        .append_pair("client_id", &oauth.client_id)
-        .append_pair("client_secret", secret)
-        .finish();
-    let req = HttpRequest {
-        method: "POST".into(),
-        url: url.to_string(),
-        headers: vec![
-            ("content-type".into(), "application/x-www-form-urlencoded".into()),
-            ("accept".into(), "application/json".into()),
-        ],
-        body: Some(body.into_bytes()),
-        timeout_ms: PROBE_TIMEOUT_MS,
-    };
+    let grant = [
+        ("grant_type", "authorization_code"),
+        ("code", "flowcp-verification-not-a-real-code"),
+        ("redirect_uri", callback),
+    ];
+    let req = crate::oauth::providers::token_request(url.as_str(), &grant, &oauth.client_id, secret, PROBE_TIMEOUT_MS);
     let (ok, message) = match http.send(&req, PROBE_MAX_BYTES).await {
         Err(e) => (false, format!("the token URL could not be reached: {e}")),
         Ok(r) => {

@@ -14,11 +14,26 @@ pub struct OAuthClient {
 }
 
 pub async fn insert(db: &impl Db, c: &OAuthClient) -> Result<(), StoreError> {
+    write(db, c, "").await
+}
+
+/// Records a client fetched from its metadata document (keyed by its URL), replacing an older
+/// copy; `created_at` is when it was fetched.
+pub async fn upsert(db: &impl Db, c: &OAuthClient) -> Result<(), StoreError> {
+    let replace = " ON CONFLICT (id) DO UPDATE SET client_name = excluded.client_name, \
+                   redirect_uris_json = excluded.redirect_uris_json, application_type = excluded.application_type, \
+                   created_at = excluded.created_at";
+    write(db, c, replace).await
+}
+
+async fn write(db: &impl Db, c: &OAuthClient, on_conflict: &str) -> Result<(), StoreError> {
     let uris = serde_json::to_string(&c.redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let sql = "INSERT INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) \
-               VALUES (?1, ?2, ?3, ?4, ?5)";
+    let sql = format!(
+        "INSERT INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5){on_conflict}"
+    );
     db.execute(
-        sql,
+        &sql,
         &[
             c.id.as_str().into(),
             c.client_name.as_str().into(),
@@ -65,26 +80,4 @@ pub async fn touch(db: &impl Db, id: &str, now_ms: i64) -> Result<(), StoreError
     db.execute("UPDATE oauth_clients SET last_used_at = ?2 WHERE id = ?1", &[id.into(), now_ms.into()])
         .await
         .map(|_| ())
-}
-
-/// Records a client fetched from its metadata document (keyed by its URL), replacing an older
-/// copy; `created_at` is when it was fetched.
-pub async fn upsert(db: &impl Db, c: &OAuthClient) -> Result<(), StoreError> {
-    let uris = serde_json::to_string(&c.redirect_uris).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let sql = "INSERT INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) \
-               VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET client_name = excluded.client_name, \
-               redirect_uris_json = excluded.redirect_uris_json, application_type = excluded.application_type, \
-               created_at = excluded.created_at";
-    db.execute(
-        sql,
-        &[
-            c.id.as_str().into(),
-            c.client_name.as_str().into(),
-            uris.into(),
-            c.application_type.as_str().into(),
-            c.created_at.into(),
-        ],
-    )
-    .await
-    .map(|_| ())
 }

@@ -241,3 +241,22 @@ export async function approveInBrowser(authUrl, { deliver = false } = {}) {
   if (deliver) await fetch(toClient);
   return toClient;
 }
+
+/**
+ * Publishes a per-user OAuth server over the document at `${base}/openapi.json`, with the
+ * provider at `${base}/authorize` and `${base}/token` (client secret `owner-client-secret`,
+ * scope `read:user`). Returns the server and its verification.
+ */
+export async function publishOAuthServer(owner, ws, base) {
+  const P = (p) => `/api/v1/workspaces/${ws}${p}`;
+  const must = (r, status = 200) => { if (r.status !== status) throw new Error(`${r.status} ${JSON.stringify(r.body)}`); return r.body; };
+  const app = must(await owner.post(P("/apps"), { name: "Me" }), 201);
+  must(await owner.post(P(`/apps/${app.id}/imports`), { url: `${base}/openapi.json` }), 201);
+  const srv = must(await owner.post(P("/servers"), { app_id: app.id, name: "Me as you" }), 201);
+  must(await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "oauth", auth_config: { authorize_url: `${base}/authorize`, token_url: `${base}/token`, client_id: "owner-app", scopes: ["read:user"] } }));
+  must(await owner.put(P(`/servers/${srv.id}/credential`), { value: "owner-client-secret", origin: base }));
+  const verification = must(await owner.post(P(`/servers/${srv.id}/verify`)));
+  if (verification.state !== "verified") throw new Error(`verify: ${JSON.stringify(verification)}`);
+  must(await owner.post(P(`/servers/${srv.id}/publish`)));
+  return { srv, verification };
+}

@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { Client, ROOT, approveInBrowser, freePort, startWorker, testSecrets, sleep } from "./harness.mjs";
+import { Client, ROOT, approveInBrowser, freePort, publishOAuthServer, startWorker, testSecrets, sleep } from "./harness.mjs";
 
 let w, fake, owner, ws, server;
 const REDIRECT = "http://127.0.0.1:7777/callback";
@@ -94,24 +94,14 @@ function startFake() {
   return new Promise((r) => srv.listen(0, "127.0.0.1", () => r({ state, base, expireAll: () => state.valid.clear(), close: () => new Promise((c) => srv.close(c)) })));
 }
 
-const P = (p) => `/api/v1/workspaces/${ws}${p}`;
 
 before(async () => {
   fake = await startFake();
   w = await startWorker({ vars: { ...testSecrets(), FLOWCP_RATE_LIMITS: "off" } });
   owner = new Client(w.url);
   ws = (await owner.signup("oauth-sdk-e2e@example.com")).workspace.id;
-  const app = (await owner.post(P("/apps"), { name: "Me" })).body;
-  assert.equal((await owner.post(P(`/apps/${app.id}/imports`), { url: `${fake.base()}/openapi.json` })).status, 201);
-  const srv = (await owner.post(P("/servers"), { app_id: app.id, name: "Me as you" })).body;
-  let r = await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "oauth", auth_config: { authorize_url: `${fake.base()}/authorize`, token_url: `${fake.base()}/token`, client_id: "owner-app", scopes: ["read:user"] } });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  r = await owner.put(P(`/servers/${srv.id}/credential`), { value: "owner-client-secret", origin: fake.base() });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  const v = (await owner.post(P(`/servers/${srv.id}/verify`))).body;
-  assert.equal(v.state, "verified", JSON.stringify(v));
+  const { srv, verification: v } = await publishOAuthServer(owner, ws, fake.base());
   assert.ok(v.findings.some((f) => f.check === "provider" && f.status === "pass"), JSON.stringify(v.findings));
-  assert.equal((await owner.post(P(`/servers/${srv.id}/publish`))).status, 200);
   server = srv;
 });
 after(async () => { await w?.stop(); w?.cleanup(); await fake?.close(); });

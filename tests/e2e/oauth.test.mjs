@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
-import { Client, startWorker, testSecrets, sleep } from "./harness.mjs";
+import { Client, publishOAuthServer, startWorker, testSecrets, sleep } from "./harness.mjs";
 
 const USER_TOKEN = "gho_" + randomBytes(12).toString("hex");
 const USER_REFRESH = "ghr_" + randomBytes(12).toString("hex");
@@ -59,15 +59,7 @@ before(async () => {
   w = await startWorker({ vars: testSecrets() });
   owner = new Client(w.url);
   ws = (await owner.signup("oauth-e2e@example.com")).workspace.id;
-  const app = (await owner.post(P("/apps"), { name: "Me" })).body;
-  assert.equal((await owner.post(P(`/apps/${app.id}/imports`), { url: `${fake.base()}/openapi.json` })).status, 201);
-  const srv = (await owner.post(P("/servers"), { app_id: app.id, name: "Me as you" })).body;
-  let r = await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "oauth", auth_config: { authorize_url: `${fake.base()}/authorize`, token_url: `${fake.base()}/token`, client_id: "owner-app", scopes: ["read:user"] } });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  r = await owner.put(P(`/servers/${srv.id}/credential`), { value: "owner-client-secret", origin: fake.base() });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal((await owner.post(P(`/servers/${srv.id}/verify`))).body.state, "verified");
-  assert.equal((await owner.post(P(`/servers/${srv.id}/publish`))).status, 200);
+  const { srv } = await publishOAuthServer(owner, ws, fake.base());
   server = srv;
 });
 after(async () => { await w?.stop(); w?.cleanup(); await fake?.close(); });

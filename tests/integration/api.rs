@@ -2062,17 +2062,7 @@ fn the_authorization_code_flow_runs_end_to_end_and_stores_no_user_token() {
 
     // A second, clean sign-in to exercise refresh rotation and revocation.
     let (access, refresh0) = {
-        let page = env.raw("GET", &authorize, vec![], vec![]);
-        let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
-        let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
-        let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
-        let ticket = html[at..].split('"').next().unwrap().to_string();
-        let decided = env.raw(
-            "POST",
-            "/oauth/authorize",
-            vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
-            form_body(&[("ticket", &ticket), ("decision", "approve")]),
-        );
+        let decided = approve(&env, &authorize);
         let state = query_of(header(&decided, "location"), "state").unwrap();
         env.http.push(resp(
             200,
@@ -2315,6 +2305,23 @@ fn the_provider_is_configured_by_preset_or_discovery_and_verified_live() {
     assert_eq!(env.http.seen.borrow().len(), before, "no code exchange with a mixed-up provider");
 }
 
+/// The user's part of an authorization request: FlowCP's consent page, then "Continue" with
+/// the page's cookie; returns the decision's answer (the redirect to the provider).
+fn approve(env: &Env, authorize: &str) -> Response {
+    let page = env.raw("GET", authorize, vec![], vec![]);
+    assert_eq!(page.status, 200, "{:?}", page.body);
+    let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
+    let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
+    let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
+    let ticket = html[at..].split('"').next().unwrap().to_string();
+    env.raw(
+        "POST",
+        "/oauth/authorize",
+        vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
+        form_body(&[("ticket", &ticket), ("decision", "approve")]),
+    )
+}
+
 /// A published `oauth` server with a custom provider at idp.example.
 fn published_oauth_server(env: &Env, ws: &str) -> String {
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
@@ -2428,17 +2435,7 @@ fn sign_in(env: &Env, srv: &str) -> (Value, Vec<String>) {
     let authorize = format!(
         "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=mcp%3A{srv}"
     );
-    let page = env.raw("GET", &authorize, vec![], vec![]);
-    let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
-    let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
-    let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
-    let ticket = html[at..].split('"').next().unwrap().to_string();
-    let decided = env.raw(
-        "POST",
-        "/oauth/authorize",
-        vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
-        form_body(&[("ticket", &ticket), ("decision", "approve")]),
-    );
+    let decided = approve(env, &authorize);
     let state = query_of(header(&decided, "location"), "state").unwrap();
     env.http.push(resp(
         200,
@@ -2570,17 +2567,7 @@ fn the_callback_checks_the_redirect_uri_again() {
     let authorize = format!(
         "/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%3A1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=mcp%3A{srv}"
     );
-    let page = env.raw("GET", &authorize, vec![], vec![]);
-    let html = page.body.as_ref().unwrap().as_str().unwrap().to_string();
-    let cookie = header(&page, "set-cookie").split(';').next().unwrap().to_string();
-    let at = html.find("name=\"ticket\" value=\"").unwrap() + 21;
-    let ticket = html[at..].split('"').next().unwrap().to_string();
-    let decided = env.raw(
-        "POST",
-        "/oauth/authorize",
-        vec![("content-type".into(), FORM.into()), ("cookie".into(), cookie)],
-        form_body(&[("ticket", &ticket), ("decision", "approve")]),
-    );
+    let decided = approve(&env, &authorize);
     let state = query_of(header(&decided, "location"), "state").unwrap();
     // Meanwhile the client's registration changed (another redirect URI).
     block_on(env.db.execute(
