@@ -20,6 +20,8 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+	node scripts/gen-api-types.mjs --check
+	npx tsc -p dashboard
 
 unit:
 	cargo test --workspace
@@ -35,6 +37,7 @@ size:
 	@node scripts/size.mjs
 
 e2e:
+	sh scripts/setup-browser.sh
 	FLOWCP_SKIP_BUILD=1 node --test --test-concurrency=1 --test-timeout=900000 tests/e2e/*.test.mjs
 
 ## make bench: FlowCP vs the direct floor, the runtime floor and peers (not a test; ~10 min);

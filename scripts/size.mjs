@@ -19,6 +19,20 @@ for (const f of files("build")) {
 }
 const kib = (n) => (n / 1024).toFixed(1) + " KiB";
 console.log(`worker bundle (build/): raw ${kib(raw)}, gzip ${kib(gz)} (budget ${kib(BUDGET_GZIP)} gzip; Cloudflare limit: 3 MiB gzip)`);
+// The dashboard's first load: the scripts index.html loads (and the modules they preload).
+const DASHBOARD_BUDGET_GZIP = 150 * 1024;
+let dash = 0;
+try {
+  const html = readFileSync("dashboard/dist/index.html", "utf8");
+  for (const m of html.matchAll(/(?:src|href)="\/(assets\/[^"]+\.js)"/g)) {
+    dash += gzipSync(readFileSync(join("dashboard/dist", m[1])), { level: 9 }).length;
+  }
+} catch { /* not built */ }
+console.log(`dashboard first-load JS (dashboard/dist): gzip ${kib(dash)} (budget ${kib(DASHBOARD_BUDGET_GZIP)})`);
+if (dash === 0 || dash > DASHBOARD_BUDGET_GZIP) {
+  console.error(dash === 0 ? "size: no dashboard build; run make setup" : `size: the dashboard is over its budget by ${kib(dash - DASHBOARD_BUDGET_GZIP)}`);
+  process.exit(1);
+}
 if (raw === 0 || gz > BUDGET_GZIP) {
   console.error(raw === 0 ? "size: no bundle under build/; run make build" : `size: the bundle is over its budget by ${kib(gz - BUDGET_GZIP)}`);
   process.exit(1);

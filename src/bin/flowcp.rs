@@ -8,6 +8,7 @@
 //! flowcp bench-import FILE [RUNS]        time the import (parse + convert)
 //! flowcp hostile-docs DIR                write the amplifying documents (F3) as DIR/NAME.json
 //! flowcp bench-token [RUNS]              time opening an OAuth access token (2 KB upstream JWT)
+//! flowcp openapi                         the owner API's OpenAPI document (the dashboard's types)
 //! ```
 //! FILE may be gzip-compressed (`.gz`). Errors: exit code 1 and one line on stderr.
 
@@ -50,6 +51,7 @@ fn run(args: &[String]) -> Result<String, String> {
             let runs = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5usize);
             bench(file?, runs)
         }
+        "openapi" => pretty(&flowcp::api::contract::openapi_document("https://flowcp.example")),
         "bench-token" => bench_token(args.get(1).and_then(|r| r.parse().ok()).unwrap_or(10_000usize)),
         "hostile-docs" => {
             let dir = std::path::Path::new(file?);
@@ -67,7 +69,7 @@ fn run(args: &[String]) -> Result<String, String> {
 }
 
 fn usage() -> String {
-    "usage: flowcp tools FILE | report FILE | plan FILE TOOL 'ARGS_JSON' [BASE_URL] | bench-import FILE [RUNS] | hostile-docs DIR | bench-token [RUNS]".into()
+    "usage: flowcp tools FILE | report FILE | plan FILE TOOL 'ARGS_JSON' [BASE_URL] | bench-import FILE [RUNS] | hostile-docs DIR | bench-token [RUNS] | openapi".into()
 }
 
 /// What opening a FlowCP access token costs the runtime per OAuth call (natively; the Worker's

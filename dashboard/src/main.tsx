@@ -1,0 +1,15 @@
+import { render } from "preact";
+import { App } from "./App";
+import { handleLink } from "./links";
+import "./style.css";
+
+// The pages emailed links open (verify email, reset password, accept an invitation) are plain
+// pages of their own; everything else is the dashboard.
+async function main(): Promise<void> {
+  const root = document.getElementById("app");
+  if (!root) return;
+  if (await handleLink(root)) return;
+  render(<App />, root);
+}
+
+void main();

@@ -1,0 +1,36 @@
+// The privacy policy and the terms, linked from the sign-up consent boxes. The privacy text
+// states what FlowCP stores, mode by mode; keep it in step with docs/security.md.
+// TODO(issue 14): /.well-known/security.txt (the operator's security contact) and a link here.
+export function Legal({ page }: { page: "privacy" | "terms" }) {
+  return page === "privacy" ? <Privacy /> : <Terms />;
+}
+
+function Privacy() {
+  return (
+    <article class="prose">
+      <h1>Privacy policy</h1>
+      <p>FlowCP turns an API's OpenAPI document into a hosted MCP server. This page says what it keeps and why.</p>
+      <h2>Your account</h2>
+      <p>Your email address, display name, a password hash (Argon2id; never the password) and your workspaces and roles. Sessions are random tokens stored as hashes. You can export your data or delete your account at any time.</p>
+      <h2>What each way of calling an API keeps</h2>
+      <ul>
+        <li><strong>No auth, API key, bearer token:</strong> the key or token an owner sets is encrypted (AES-256-GCM) and sent only to the API's own address.</li>
+        <li><strong>Per-user OAuth:</strong> FlowCP keeps <em>no</em> end-user token. Each user's tokens travel sealed inside the tokens their MCP client holds; FlowCP stores only connection metadata (a hash, the client's name, scopes, times).</li>
+        <li><strong>Per-user keys and the Git integration</strong> (when offered) are the exceptions: a provider refresh token is kept, encrypted, until it is revoked or disconnected.</li>
+      </ul>
+      <h2>Activity logs</h2>
+      <p>Each tool call is logged with its time, tool, outcome, status, latency and size, and a hash of the connection or key — never a person's identity, never request or response bodies, never a credential. Logs are deleted after 30 days.</p>
+    </article>
+  );
+}
+
+function Terms() {
+  return (
+    <article class="prose">
+      <h1>Terms of service</h1>
+      <p>You may use FlowCP to publish MCP servers for APIs you are allowed to expose, with credentials you are allowed to use. You are responsible for what your servers' tools do and for who you give access to.</p>
+      <p>Do not use FlowCP to reach systems you have no right to reach, to store data you have no right to hold, or to get around an API's terms.</p>
+      <p>FlowCP is provided as is. We may suspend a server that harms others. You can delete your account and its data at any time.</p>
+    </article>
+  );
+}
