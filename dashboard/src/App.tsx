@@ -2,6 +2,7 @@
 import { useEffect } from "preact/hooks";
 import { LocationProvider, Route, Router, useLocation } from "preact-iso";
 import { Legal } from "./screens/Legal";
+import { AppPage } from "./screens/AppPage";
 import { Home } from "./screens/Home";
 import { SignIn } from "./screens/SignIn";
 import { SignUp } from "./screens/SignUp";
@@ -58,6 +59,7 @@ export function App() {
         ) : (
           <Router>
             <Route path="/" component={Home} />
+            <Route path="/apps/:id" component={AppPage} />
             <Route path="/sign-in" component={SignIn} />
             <Route path="/sign-up" component={SignUp} />
             <Route path="/privacy" component={() => <Legal page="privacy" />} />

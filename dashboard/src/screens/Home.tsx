@@ -45,7 +45,7 @@ export function Home() {
       ) : (
         <ul class="list" aria-label="Apps">
           {apps.map((a) => (
-            <li key={a.id}>{a.name}</li>
+            <li key={a.id}><a href={`/apps/${a.id}`}>{a.name}</a></li>
           ))}
         </ul>
       )}

@@ -1,0 +1,202 @@
+// One app: import its OpenAPI document (URL, file or drop), read the import report, and curate
+// its tools in a table that stays fast for GitHub's 1,223 (windowed rendering).
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { useRoute } from "preact-iso";
+import { api, errorMessage, type Schemas } from "../api/client";
+import { ErrorLine, Field } from "../forms";
+import { workspaceId } from "../workspace";
+
+type Tool = Schemas["ToolView"];
+type ImportRecord = Schemas["ImportRecord"];
+
+export function AppPage() {
+  const { params } = useRoute();
+  const ws = workspaceId.value;
+  const appId = params.id;
+  const [app, setApp] = useState<Schemas["App"] | null>(null);
+  const [tools, setTools] = useState<Tool[] | null>(null);
+  const [report, setReport] = useState<ImportRecord | null>(null);
+  const [error, setError] = useState("");
+  const path = { ws: ws ?? "", app: appId };
+
+  const loadTools = async () => {
+    const all: Tool[] = [];
+    let cursor: string | undefined;
+    do {
+      const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/apps/{app}/tools", {
+        params: { path, query: { limit: 200, ...(cursor ? { cursor } : {}) } },
+      });
+      if (!data) return setError(errorMessage(err, response.status));
+      all.push(...data.items);
+      cursor = data.next_cursor ?? undefined;
+    } while (cursor);
+    setTools(all);
+  };
+  useEffect(() => {
+    if (!ws) return;
+    void (async () => {
+      const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/apps/{app}", { params: { path } });
+      if (!data) return setError(errorMessage(err, response.status));
+      setApp(data);
+      await loadTools();
+    })();
+  }, [ws, appId]);
+
+  if (!ws) return null;
+  return (
+    <section>
+      <p><a href="/">← Apps</a></p>
+      <h1>{app?.name ?? "App"}</h1>
+      <ErrorLine>{error}</ErrorLine>
+      <Importer path={path} onDone={async (r) => { setReport(r); await loadTools(); }} />
+      {report && <Report record={report} />}
+      <h2>Tools</h2>
+      {tools === null ? <p aria-busy="true">Loading…</p> : <ToolTable tools={tools} path={path} onChanged={setTools} />}
+    </section>
+  );
+}
+
+function Importer({ path, onDone }: { path: { ws: string; app: string }; onDone: (r: ImportRecord) => void | Promise<void> }) {
+  const [url, setUrl] = useState("");
+  const [busy, setBusy] = useState("");
+  const [error, setError] = useState("");
+  const send = async (what: string, init: { body: unknown; contentType: string }) => {
+    setBusy(what);
+    setError("");
+    const { data, error: err, response } = await api.POST("/api/v1/workspaces/{ws}/apps/{app}/imports", {
+      params: { path },
+      body: init.body as Schemas["ImportUrlBody"],
+      bodySerializer: (b: unknown) => (typeof b === "string" ? b : JSON.stringify(b)),
+      headers: { "content-type": init.contentType },
+    });
+    setBusy("");
+    if (!data) return setError(errorMessage(err, response.status));
+    await onDone(data);
+  };
+  const fromFile = async (file: File | undefined) => {
+    if (!file) return;
+    const text = await file.text();
+    const yaml = /\.ya?ml$/i.test(file.name) || !text.trimStart().startsWith("{");
+    await send(`Importing ${file.name}…`, { body: text, contentType: yaml ? "application/yaml" : "application/json" });
+  };
+  return (
+    <div class="card">
+      <h2>Import an OpenAPI or Swagger document</h2>
+      <form class="inline" onSubmit={(e) => { e.preventDefault(); void send("Fetching…", { body: { url }, contentType: "application/json" }); }}>
+        <Field label="Document URL" name="doc_url" value={url} onInput={setUrl} hint="JSON or YAML, fetched once." />
+        <button type="submit" disabled={!!busy}>Import from URL</button>
+      </form>
+      <div
+        class="drop"
+        onDragOver={(e) => e.preventDefault()}
+        onDrop={(e) => { e.preventDefault(); void fromFile(e.dataTransfer?.files[0]); }}
+      >
+        <label for="doc-file">Or drop a file here, or choose one</label>
+        <input id="doc-file" type="file" accept=".json,.yaml,.yml,application/json,application/yaml" onChange={(e) => void fromFile((e.currentTarget as HTMLInputElement).files?.[0])} />
+      </div>
+      {busy && <p aria-live="polite" aria-busy="true">{busy}</p>}
+      <ErrorLine>{error}</ErrorLine>
+    </div>
+  );
+}
+
+function Report({ record }: { record: ImportRecord }) {
+  const r = record.report;
+  const warnings = r.problems;
+  return (
+    <div class="card" aria-label="Import report">
+      <h2>Import report: {record.title ?? r.title} {record.api_version ? `(${record.api_version})` : ""}</h2>
+      <p>
+        {r.operations_total} operations, <strong>{record.tool_count} tools</strong>, {record.warning_count} warnings.
+        {" "}{record.added_count} added, {record.removed_count} removed, {record.changed_count} changed; curation kept.
+      </p>
+      {warnings.length > 0 && (
+        <details>
+          <summary>Warnings and skipped operations ({warnings.length})</summary>
+          <ul class="problems">
+            {warnings.slice(0, 200).map((p, i) => (
+              <li key={i}><code>{p.pointer}</code> {p.severity}: {p.message}</li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </div>
+  );
+}
+
+const ROW = 40;
+const VISIBLE = 16;
+
+function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: string; app: string }; onChanged: (t: Tool[]) => void }) {
+  const [q, setQ] = useState("");
+  const [show, setShow] = useState<"all" | "enabled" | "disabled">("all");
+  const [tag, setTag] = useState("");
+  const [top, setTop] = useState(0);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [error, setError] = useState("");
+  const tags = useMemo(() => [...new Set(tools.flatMap((t) => t.tags))].sort(), [tools]);
+  const shown = useMemo(() => {
+    const needle = q.trim().toLowerCase();
+    return tools.filter((t) =>
+      (show === "all" || t.enabled === (show === "enabled")) &&
+      (!tag || t.tags.includes(tag)) &&
+      (!needle || t.name.toLowerCase().includes(needle) || t.path.toLowerCase().includes(needle) || t.description.toLowerCase().includes(needle)));
+  }, [tools, q, show, tag]);
+  const first = Math.max(0, Math.floor(top / ROW) - 4);
+  const rows = shown.slice(first, first + VISIBLE + 8);
+  const bulk = async (enabled: boolean) => {
+    const ids = [...selected];
+    if (ids.length === 0) return;
+    setError("");
+    const { error: err, response } = await api.POST("/api/v1/workspaces/{ws}/apps/{app}/tools/bulk", { params: { path }, body: { tool_ids: ids, enabled } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    onChanged(tools.map((t) => (selected.has(t.id) ? { ...t, enabled } : t)));
+    setSelected(new Set());
+  };
+  const toggle = (id: string) => {
+    const next = new Set(selected);
+    if (next.has(id)) next.delete(id); else next.add(id);
+    setSelected(next);
+  };
+  return (
+    <div>
+      <div class="inline filters">
+        <Field label="Search tools" name="tool_q" value={q} onInput={setQ} required={false} />
+        <p class="field">
+          <label for="f-show">Show</label>
+          <select id="f-show" value={show} onChange={(e) => setShow((e.currentTarget as HTMLSelectElement).value as typeof show)}>
+            <option value="all">All</option><option value="enabled">Enabled</option><option value="disabled">Disabled</option>
+          </select>
+        </p>
+        <p class="field">
+          <label for="f-tag">Tag</label>
+          <select id="f-tag" value={tag} onChange={(e) => setTag((e.currentTarget as HTMLSelectElement).value)}>
+            <option value="">Any</option>
+            {tags.map((t) => <option key={t} value={t}>{t}</option>)}
+          </select>
+        </p>
+      </div>
+      <p class="inline">
+        <span aria-live="polite">{shown.length} of {tools.length} tools; {selected.size} selected</span>
+        <button type="button" onClick={() => setSelected(new Set(shown.map((t) => t.id)))}>Select shown</button>
+        <button type="button" disabled={!selected.size} onClick={() => void bulk(true)}>Enable selected</button>
+        <button type="button" disabled={!selected.size} onClick={() => void bulk(false)}>Disable selected</button>
+      </p>
+      <ErrorLine>{error}</ErrorLine>
+      <div class="table" role="table" aria-label="Tools" aria-rowcount={shown.length}
+        style={{ height: `${Math.min(shown.length, VISIBLE) * ROW}px` }}
+        onScroll={(e) => setTop((e.currentTarget as HTMLElement).scrollTop)}>
+        <div style={{ height: `${shown.length * ROW}px`, position: "relative" }}>
+          {rows.map((t, i) => (
+            <div role="row" key={t.id} class={`row ${t.enabled ? "" : "off"}`} aria-rowindex={first + i + 1} style={{ top: `${(first + i) * ROW}px` }}>
+              <span role="cell"><input type="checkbox" aria-label={`Select ${t.name}`} checked={selected.has(t.id)} onChange={() => toggle(t.id)} /></span>
+              <span role="cell" class="name">{t.name}</span>
+              <span role="cell" class="op"><code>{t.method} {t.path}</code></span>
+              <span role="cell" class="state">{t.enabled ? "enabled" : "disabled"}</span>
+            </div>
+          ))}
+        </div>
+      </div>
+    </div>
+  );
+}
