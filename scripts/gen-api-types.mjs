@@ -19,7 +19,7 @@ const dir = mkdtempSync(join(tmpdir(), "flowcp-api-"));
 const json = join(dir, "openapi.json");
 const ts = join(dir, "schema.d.ts");
 writeFileSync(json, doc.stdout);
-const gen = spawnSync(process.execPath, [join(ROOT, "node_modules/openapi-typescript/bin/cli.js"), json, "-o", ts], { encoding: "utf8" });
+const gen = spawnSync(process.execPath, [join(ROOT, "node_modules/openapi-typescript/bin/cli.js"), json, "--default-non-nullable", "false", "-o", ts], { encoding: "utf8" });
 if (gen.status !== 0) {
   console.error(gen.stdout, gen.stderr);
   process.exit(1);

@@ -2,7 +2,9 @@
 import { useEffect } from "preact/hooks";
 import { LocationProvider, Route, Router, useLocation } from "preact-iso";
 import { Legal } from "./screens/Legal";
+import { Activity } from "./screens/Activity";
 import { AppPage } from "./screens/AppPage";
+import { ServerPage } from "./screens/ServerPage";
 import { Home } from "./screens/Home";
 import { SignIn } from "./screens/SignIn";
 import { SignUp } from "./screens/SignUp";
@@ -16,7 +18,11 @@ function Header() {
   const user = me.value;
   return (
     <header class="top">
-      <a href="/" class="brand">FlowCP</a>
+      <span class="links">
+        <a href="/" class="brand">FlowCP</a>
+        {user && <a href="/">Apps</a>}
+        {user && <a href="/activity">Activity</a>}
+      </span>
       {user && (
         <nav aria-label="Account">
           <label for="ws-switch" class="sr-only">Workspace</label>
@@ -60,6 +66,8 @@ export function App() {
           <Router>
             <Route path="/" component={Home} />
             <Route path="/apps/:id" component={AppPage} />
+            <Route path="/servers/:id" component={ServerPage} />
+            <Route path="/activity" component={Activity} />
             <Route path="/sign-in" component={SignIn} />
             <Route path="/sign-up" component={SignUp} />
             <Route path="/privacy" component={() => <Legal page="privacy" />} />

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
-import { ROOT, startWorker, testSecrets } from "./harness.mjs";
+import { Client, ROOT, startWorker, testSecrets } from "./harness.mjs";
 
 const CHROMIUM = process.env.FLOWCP_CHROMIUM ?? "/usr/bin/chromium";
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -93,27 +93,38 @@ test("deep links and the legal pages load as the dashboard", async () => {
   await noSeriousViolations("privacy");
 });
 
-// The Petstore document served on 127.0.0.1 (an import by URL), GitHub's 13 MB one uploaded.
+// The Petstore document served on 127.0.0.1 (an import by URL) by a fake of its API, which
+// answers its operations; GitHub's 13 MB one uploaded.
 const CORPUS = join(ROOT, "../shared/corpus/openapi");
+let petApi, petServer;
+before(async () => {
+  petServer = createServer((req, res) => {
+    const json = (v) => { res.writeHead(200, { "content-type": "application/json" }); res.end(JSON.stringify(v)); };
+    if (req.url === "/petstore.json") {
+      const doc = JSON.parse(readFileSync(join(CORPUS, "examples/3.0/petstore.json"), "utf8"));
+      doc.servers = [{ url: `${petApi}/v2` }];
+      return json(doc);
+    }
+    if (req.url.startsWith("/v2/store/inventory")) return json({ available: 3, sold: 1 });
+    if (req.url.startsWith("/v2/pet/")) return json({ id: 7, name: "rex", photoUrls: [], status: "available" });
+    json({});
+  });
+  await new Promise((r) => petServer.listen(0, "127.0.0.1", r));
+  petApi = `http://127.0.0.1:${petServer.address().port}`;
+});
+after(() => petServer?.close());
 
 test("an owner imports Petstore by URL and GitHub by upload, and curates GitHub's 1,223 tools", { timeout: 300_000 }, async () => {
-  const petstore = readFileSync(join(CORPUS, "examples/3.0/petstore.json"));
-  const docs = createServer((req, res) => { res.writeHead(200, { "content-type": "application/json" }); res.end(petstore); });
-  await new Promise((r) => docs.listen(0, "127.0.0.1", r));
-  try {
-    await page.goto(`${w.url}/`);
-    await page.getByRole("link", { name: "Petstore" }).click();
-    await page.getByRole("heading", { name: "Petstore" }).waitFor();
-    await page.getByLabel("Document URL").fill(`http://127.0.0.1:${docs.address().port}/petstore.json`);
-    await page.getByRole("button", { name: "Import from URL" }).click();
-    const report = page.getByLabel("Import report");
-    await report.waitFor();
-    assert.match(await report.textContent(), /\d+ tools/);
-    await page.getByRole("table", { name: "Tools" }).getByText("getPetById").waitFor();
-    await noSeriousViolations("app");
-  } finally {
-    docs.close();
-  }
+  await page.goto(`${w.url}/`);
+  await page.getByRole("link", { name: "Petstore" }).click();
+  await page.getByRole("heading", { name: "Petstore" }).waitFor();
+  await page.getByLabel("Document URL").fill(`${petApi}/petstore.json`);
+  await page.getByRole("button", { name: "Import from URL" }).click();
+  const report = page.getByLabel("Import report");
+  await report.waitFor();
+  assert.match(await report.textContent(), /\d+ tools/);
+  await page.getByRole("table", { name: "Tools" }).getByText("getPetById").waitFor();
+  await noSeriousViolations("app");
 
   // GitHub: a new app, the document uploaded as a file.
   await page.goto(`${w.url}/`);
@@ -153,4 +164,44 @@ test("an owner imports Petstore by URL and GitHub by upload, and curates GitHub'
   await page.getByLabel("Show").selectOption("disabled");
   await page.getByText(`${shown} of 1223 tools`).waitFor();
   console.log(`dashboard: GitHub upload to table ${importMs} ms; filter 1,223 tools ${filterMs.toFixed(1)} ms; ${rowsInDom} rows in the DOM`);
+});
+
+test("the owner creates a server, verifies, publishes, copies the config, an MCP client calls a tool, and the call shows in the activity", { timeout: 300_000 }, async () => {
+  // Publishing needs a verified address: the emailed link, opened in this browser.
+  const token = await new Client(w.url).linkToken("ada-dashboard@example.com", "/verify-email");
+  await page.goto(`${w.url}/verify-email#token=${token}`);
+  await page.getByText("Your email address is verified.").waitFor();
+  await page.goto(`${w.url}/`);
+  await page.getByRole("link", { name: "Petstore" }).click();
+  await page.getByRole("button", { name: "Create a server" }).click();
+  await page.waitForURL(/\/servers\/srv_/);
+  await page.getByRole("heading", { name: "Verify and publish" }).waitFor();
+  await page.getByLabel("Authentication").selectOption("none");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").waitFor();
+  await page.getByRole("button", { name: "Verify" }).click();
+  await page.getByText("Verification: verified").waitFor();
+  const findings = await page.getByRole("list", { name: "Verification findings" }).textContent();
+  assert.match(findings, /probe \(pass\)/, findings);
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.getByText("Live", { exact: true }).waitFor();
+  await page.getByRole("button", { name: "Create an access key" }).click();
+  const key = await page.getByLabel("Your new key (copy it now)").inputValue();
+  assert.match(key, /^fcp_sk_/);
+  await noSeriousViolations("server");
+  // The VS Code configuration, as copied from the page, is what the client uses.
+  const vscode = JSON.parse(await page.getByLabel("VS Code (.vscode/mcp.json) configuration").textContent());
+  const entry = Object.values(vscode.servers)[0];
+  assert.equal(entry.headers.Authorization, `Bearer ${key}`);
+  const { Client: McpClient } = await import("@modelcontextprotocol/sdk/client/index.js");
+  const { StreamableHTTPClientTransport } = await import("@modelcontextprotocol/sdk/client/streamableHttp.js");
+  const client = new McpClient({ name: "dashboard-e2e", version: "1" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(entry.url), { requestInit: { headers: entry.headers } }));
+  const r = await client.callTool({ name: "getInventory", arguments: {} });
+  assert.equal(r.isError, undefined, JSON.stringify(r));
+  await client.close();
+  // The call is in the activity view, with the key's connection hash.
+  await page.getByRole("link", { name: "Activity" }).click();
+  await page.getByRole("table", { name: "Tool calls" }).getByText("getInventory").waitFor();
+  await noSeriousViolations("activity");
 });

@@ -868,38 +868,38 @@ export interface components {
         /** @description What an import found: the document's facts, its problems and the change to the app's tools. */
         ImportSummary: {
             /** @default  */
-            title: string;
+            title?: string;
             /** @default  */
-            version: string;
+            version?: string;
             /**
              * @description As written: `2.0`, `3.0.3`, `3.1.0`.
              * @default
              */
-            spec_version: string;
+            spec_version?: string;
             /** @default [] */
-            servers: string[];
+            servers?: string[];
             /** @default [] */
-            security_schemes: components["schemas"]["SecuritySchemeInfo"][];
+            security_schemes?: components["schemas"]["SecuritySchemeInfo"][];
             /**
              * Format: uint64
              * @description Operations found, including skipped ones.
              * @default 0
              */
-            operations_total: number;
+            operations_total?: number;
             /**
              * @description Warnings and errors, each located by a JSON pointer into the document.
              * @default []
              */
-            problems: components["schemas"]["Problem"][];
+            problems?: components["schemas"]["Problem"][];
             /**
              * @description Tool names added, removed and changed by this import.
              * @default []
              */
-            added: string[];
+            added?: string[];
             /** @default [] */
-            removed: string[];
+            removed?: string[];
             /** @default [] */
-            changed: string[];
+            changed?: string[];
         };
         /** @description A named security scheme of the document. */
         SecuritySchemeInfo: {
@@ -1013,7 +1013,7 @@ export interface components {
              * @description `null` restores the generated description.
              * @default null
              */
-            description: string | null;
+            description?: string | null;
             enabled?: boolean | null;
         };
         BulkUpdated: {
@@ -1202,18 +1202,18 @@ export interface components {
              * @description Overrides the document's server URL; `null` clears it.
              * @default null
              */
-            base_url: string | null;
+            base_url?: string | null;
             /**
              * @description The tool verification calls (a safe GET by default); `null` clears it.
              * @default null
              */
-            probe_tool: string | null;
+            probe_tool?: string | null;
             /**
              * @description Browser origins (`https://app.example`, at most 32) allowed to call the published
              *     server; `null` allows any origin. Takes effect at the next publish.
              * @default null
              */
-            allowed_origins: string[] | null;
+            allowed_origins?: string[] | null;
         };
         /** @description Whether a credential is stored, and the one origin it is sent to. */
         CredentialState: {
@@ -1462,7 +1462,7 @@ export interface components {
              * @description Enabled tools when it ran.
              * @default 0
              */
-            tool_count: number;
+            tool_count?: number;
         };
         /**
          * @example {

@@ -1,7 +1,7 @@
 // One app: import its OpenAPI document (URL, file or drop), read the import report, and curate
 // its tools in a table that stays fast for GitHub's 1,223 (windowed rendering).
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { useRoute } from "preact-iso";
+import { useLocation, useRoute } from "preact-iso";
 import { api, errorMessage, type Schemas } from "../api/client";
 import { ErrorLine, Field } from "../forms";
 import { workspaceId } from "../workspace";
@@ -50,6 +50,7 @@ export function AppPage() {
       <ErrorLine>{error}</ErrorLine>
       <Importer path={path} onDone={async (r) => { setReport(r); await loadTools(); }} />
       {report && <Report record={report} />}
+      <Servers ws={ws} appId={appId} />
       <h2>Tools</h2>
       {tools === null ? <p aria-busy="true">Loading…</p> : <ToolTable tools={tools} path={path} onChanged={setTools} />}
     </section>
@@ -102,12 +103,12 @@ function Importer({ path, onDone }: { path: { ws: string; app: string }; onDone:
 
 function Report({ record }: { record: ImportRecord }) {
   const r = record.report;
-  const warnings = r.problems;
+  const warnings = r.problems ?? [];
   return (
     <div class="card" aria-label="Import report">
       <h2>Import report: {record.title ?? r.title} {record.api_version ? `(${record.api_version})` : ""}</h2>
       <p>
-        {r.operations_total} operations, <strong>{record.tool_count} tools</strong>, {record.warning_count} warnings.
+        {r.operations_total ?? 0} operations, <strong>{record.tool_count} tools</strong>, {record.warning_count} warnings.
         {" "}{record.added_count} added, {record.removed_count} removed, {record.changed_count} changed; curation kept.
       </p>
       {warnings.length > 0 && (
@@ -183,7 +184,7 @@ function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: stri
         <button type="button" disabled={!selected.size} onClick={() => void bulk(false)}>Disable selected</button>
       </p>
       <ErrorLine>{error}</ErrorLine>
-      <div class="table" role="table" aria-label="Tools" aria-rowcount={shown.length}
+      <div class="table" role="table" tabIndex={0} aria-label="Tools" aria-rowcount={shown.length}
         style={{ height: `${Math.min(shown.length, VISIBLE) * ROW}px` }}
         onScroll={(e) => setTop((e.currentTarget as HTMLElement).scrollTop)}>
         <div style={{ height: `${shown.length * ROW}px`, position: "relative" }}>
@@ -197,6 +198,37 @@ function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: stri
           ))}
         </div>
       </div>
+    </div>
+  );
+}
+
+/** The app's MCP servers, and a new one. */
+function Servers({ ws, appId }: { ws: string; appId: string }) {
+  const { route } = useLocation();
+  const [list, setList] = useState<Schemas["ServerView"][] | null>(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    void (async () => {
+      const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers", { params: { path: { ws } } });
+      if (!data) return setError(errorMessage(err, response.status));
+      setList(data.items.filter((s) => s.app_id === appId));
+    })();
+  }, [ws, appId]);
+  const create = async () => {
+    const { data, error: err, response } = await api.POST("/api/v1/workspaces/{ws}/servers", { params: { path: { ws } }, body: { app_id: appId } });
+    if (!data) return setError(errorMessage(err, response.status));
+    route(`/servers/${data.id}`);
+  };
+  return (
+    <div class="card">
+      <h2>MCP servers</h2>
+      {list && list.length > 0 && (
+        <ul class="list" aria-label="Servers">
+          {list.map((s) => <li key={s.id}><a href={`/servers/${s.id}`}>{s.name}</a> · {s.published ? "live" : "draft"} · {s.auth_mode}</li>)}
+        </ul>
+      )}
+      <button type="button" onClick={() => void create()}>Create a server</button>
+      <ErrorLine>{error}</ErrorLine>
     </div>
   );
 }

@@ -1,0 +1,163 @@
+// One server: its auth (mode, placement, write-only credential with its bound origin), verify
+// (the findings as a checklist), publish, access keys (shown once), and how to connect clients.
+import { useEffect, useState } from "preact/hooks";
+import { useRoute } from "preact-iso";
+import { api, errorMessage, type Schemas } from "../api/client";
+import { ErrorLine, Field } from "../forms";
+import { workspaceId } from "../workspace";
+
+type Server = Schemas["ServerView"];
+
+export function ServerPage() {
+  const { params } = useRoute();
+  const ws = workspaceId.value;
+  const path = { ws: ws ?? "", srv: params.id };
+  const [s, setS] = useState<Server | null>(null);
+  const [error, setError] = useState("");
+  const [key, setKey] = useState("");
+  const load = async () => {
+    const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers/{srv}", { params: { path } });
+    if (!data) return setError(errorMessage(err, response.status));
+    setS(data);
+  };
+  useEffect(() => { if (ws) void load(); }, [ws, params.id]);
+  if (!ws || !s) return error ? <ErrorLine>{error}</ErrorLine> : <p aria-busy="true">Loading…</p>;
+  const act = async (what: "verify" | "publish" | "unpublish") => {
+    setError("");
+    const p = { params: { path } };
+    const { error: err, response } =
+      what === "verify" ? await api.POST("/api/v1/workspaces/{ws}/servers/{srv}/verify", p)
+        : what === "publish" ? await api.POST("/api/v1/workspaces/{ws}/servers/{srv}/publish", p)
+          : await api.POST("/api/v1/workspaces/{ws}/servers/{srv}/unpublish", p);
+    if (!response.ok) setError(errorMessage(err, response.status));
+    await load();
+  };
+  const newKey = async () => {
+    const { data, error: err, response } = await api.POST("/api/v1/workspaces/{ws}/servers/{srv}/keys", { params: { path }, body: {} });
+    if (!data) return setError(errorMessage(err, response.status));
+    setKey(data.key);
+  };
+  const v = s.verification;
+  return (
+    <section>
+      <p><a href={`/apps/${s.app_id}`}>← App</a></p>
+      <h1>{s.name}</h1>
+      <p>
+        {s.published ? <strong>Live</strong> : "Not published"}
+        {s.published && s.has_draft_changes ? " · changed since publishing" : ""} · MCP URL <code>{s.mcp_url}</code>
+      </p>
+      <ErrorLine>{error}</ErrorLine>
+      <Auth server={s} path={path} onSaved={load} />
+      <div class="card">
+        <h2>Verify and publish</h2>
+        <p>Verification: <strong>{v.state}</strong></p>
+        {v.findings.length > 0 && (
+          <ul class="checklist" aria-label="Verification findings">
+            {v.findings.map((f) => (
+              <li key={f.check} class={f.status}><span class="mark" aria-hidden="true">{f.status === "pass" ? "✓" : f.status === "fail" ? "✗" : "–"}</span> <strong>{f.check}</strong> ({f.status}): {f.message}</li>
+            ))}
+          </ul>
+        )}
+        <p class="inline">
+          <button type="button" onClick={() => void act("verify")}>Verify</button>
+          <button type="button" disabled={v.state !== "verified"} onClick={() => void act("publish")}>Publish</button>
+          {s.published && <button type="button" onClick={() => void act("unpublish")}>Unpublish</button>}
+        </p>
+      </div>
+      <div class="card">
+        <h2>Access keys</h2>
+        <p>MCP clients send a key as <code>Authorization: Bearer …</code>. A key is shown once.</p>
+        <button type="button" onClick={() => void newKey()}>Create an access key</button>
+        {key && (
+          <p>
+            <label for="new-key">Your new key (copy it now)</label>{" "}
+            <input id="new-key" readOnly value={key} size={48} /> <Copy text={key} />
+          </p>
+        )}
+      </div>
+      <Connect server={s} accessKey={key} />
+    </section>
+  );
+}
+
+function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; srv: string }; onSaved: () => Promise<void> }) {
+  const [mode, setMode] = useState(server.auth_mode);
+  const [name, setName] = useState(server.auth_config.name ?? "X-Api-Key");
+  const [secret, setSecret] = useState("");
+  const [origin, setOrigin] = useState(server.auth_config.credential_origin ?? "");
+  const [error, setError] = useState("");
+  const [saved, setSaved] = useState("");
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    setSaved("");
+    const auth_config = mode === "api_key" ? { in: "header" as const, name } : {};
+    const r = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", { params: { path }, body: { auth_mode: mode, auth_config } });
+    if (!r.response.ok) return setError(errorMessage(r.error, r.response.status));
+    if (secret) {
+      const c = await api.PUT("/api/v1/workspaces/{ws}/servers/{srv}/credential", { params: { path }, body: { value: secret, origin: origin || null } });
+      if (!c.response.ok) return setError(errorMessage(c.error, c.response.status));
+      setSecret("");
+    }
+    setSaved("Saved. Verify again before publishing.");
+    await onSaved();
+  };
+  return (
+    <form class="card" onSubmit={save}>
+      <h2>How FlowCP calls the API</h2>
+      <p class="field">
+        <label for="f-mode">Authentication</label>
+        <select id="f-mode" value={mode} onChange={(e) => setMode((e.currentTarget as HTMLSelectElement).value as Server["auth_mode"])}>
+          <option value="none">None</option>
+          <option value="api_key">API key in a header</option>
+          <option value="bearer">Bearer token</option>
+          <option value="oauth">Each user signs in (OAuth)</option>
+        </select>
+      </p>
+      {mode === "api_key" && <Field label="Header name" name="key_header" value={name} onInput={setName} />}
+      {(mode === "api_key" || mode === "bearer") && (
+        <>
+          <Field label={server.credential_set ? "Replace the stored credential" : "Credential"} name="secret" type="password" value={secret} onInput={setSecret} required={false}
+            hint={server.credential_set ? `Stored, write-only; sent only to ${server.auth_config.credential_origin ?? "its origin"}.` : "Write-only: never shown again."} />
+          <Field label="API origin the credential may go to" name="origin" value={origin} onInput={setOrigin} required={false} hint="https://host of the API; required unless the server has a base URL." />
+        </>
+      )}
+      {mode === "oauth" && <p>Configure the provider with the API for now (presets: GitHub, Google, Entra ID, OpenID discovery); see docs/oauth.md.</p>}
+      <button type="submit">Save</button>
+      <ErrorLine>{error}</ErrorLine>
+      {saved && <p role="status">{saved}</p>}
+    </form>
+  );
+}
+
+function Copy({ text }: { text: string }) {
+  const [done, setDone] = useState(false);
+  return (
+    <button type="button" class="secondary" onClick={async () => { await navigator.clipboard.writeText(text).catch(() => {}); setDone(true); }}>
+      {done ? "Copied" : "Copy"}
+    </button>
+  );
+}
+
+function Connect({ server, accessKey }: { server: Server; accessKey: string }) {
+  const withKey = (t: string) => (accessKey ? t.replaceAll("<your server access key>", accessKey) : t);
+  const cfg = server.client_config;
+  const entries: [string, string][] = [
+    ["Claude Code", withKey(cfg.claude_code)],
+    ["Cursor (~/.cursor/mcp.json)", withKey(JSON.stringify(cfg.cursor, null, 2))],
+    ["VS Code (.vscode/mcp.json)", withKey(JSON.stringify(cfg.vscode, null, 2))],
+    ["Claude.ai and ChatGPT", `Settings › Connectors › Add custom connector: ${server.mcp_url}`],
+  ];
+  return (
+    <div class="card">
+      <h2>Connect a client</h2>
+      {entries.map(([label, text]) => (
+        <div key={label} class="snippet">
+          <h3>{label}</h3>
+          <pre tabIndex={0} aria-label={`${label} configuration`}><code>{text}</code></pre>
+          <Copy text={text} />
+        </div>
+      ))}
+    </div>
+  );
+}
