@@ -220,3 +220,24 @@ test("the owner creates a server, verifies, publishes, copies the config, an MCP
   await page.getByRole("table", { name: "Tool calls" }).getByText("getInventory").waitFor();
   await noSeriousViolations("activity");
 });
+
+test("the OAuth wizard configures a provider preset and shows the callback to register", async () => {
+  await page.goto(`${w.url}/`);
+  await page.getByRole("link", { name: "Petstore" }).click();
+  await page.getByRole("list", { name: "Servers" }).getByRole("link").first().click();
+  await page.getByLabel("Authentication").selectOption("oauth");
+  await page.getByLabel("Sign-in provider").selectOption("github");
+  await page.getByLabel("Client ID").fill("Iv1.dashboard");
+  await page.getByLabel("Scopes").fill("repo read:user");
+  await page.getByLabel("Client secret").fill("dashboard-client-secret");
+  await page.getByLabel("API origin").fill(petApi);
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").waitFor();
+  const callback = await page.getByText("Register this callback at the provider").textContent();
+  assert.match(callback, new RegExp(`${w.url}/oauth/callback/srv_`));
+  await page.reload();
+  assert.equal(await page.getByLabel("Sign-in provider").inputValue(), "github");
+  assert.match(await page.getByLabel("Replace the stored client secret").getAttribute("aria-describedby"), /hint/);
+  // The secret never comes back to the page.
+  assert.ok(!(await page.content()).includes("dashboard-client-secret"));
+});

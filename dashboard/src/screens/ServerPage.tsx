@@ -80,18 +80,45 @@ export function ServerPage() {
   );
 }
 
+const PRESETS = [
+  ["github", "GitHub"],
+  ["google", "Google"],
+  ["entra", "Microsoft Entra ID"],
+  ["oidc", "Any OpenID Connect provider (discovery URL)"],
+  ["custom", "Other OAuth 2 provider (endpoints)"],
+] as const;
+
 function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; srv: string }; onSaved: () => Promise<void> }) {
+  const cfg = server.auth_config;
   const [mode, setMode] = useState(server.auth_mode);
-  const [name, setName] = useState(server.auth_config.name ?? "X-Api-Key");
+  const [name, setName] = useState(cfg.name ?? "X-Api-Key");
   const [secret, setSecret] = useState("");
-  const [origin, setOrigin] = useState(server.auth_config.credential_origin ?? "");
+  const [origin, setOrigin] = useState(cfg.credential_origin ?? "");
+  const [o, setO] = useState({
+    provider: cfg.provider ?? "github",
+    client_id: cfg.client_id ?? "",
+    scopes: (cfg.scopes ?? []).join(" "),
+    tenant: cfg.tenant ?? "",
+    discovery_url: cfg.discovery_url ?? "",
+    authorize_url: cfg.authorize_url ?? "",
+    token_url: cfg.token_url ?? "",
+  });
+  const setOf = (k: keyof typeof o) => (v: string) => setO({ ...o, [k]: v });
   const [error, setError] = useState("");
   const [saved, setSaved] = useState("");
   const save = async (e: Event) => {
     e.preventDefault();
     setError("");
     setSaved("");
-    const auth_config = mode === "api_key" ? { in: "header" as const, name } : {};
+    const oauth = {
+      provider: o.provider,
+      client_id: o.client_id,
+      scopes: o.scopes.split(/\s+/).filter(Boolean),
+      ...(o.provider === "entra" && o.tenant ? { tenant: o.tenant } : {}),
+      ...(o.provider === "oidc" ? { discovery_url: o.discovery_url } : {}),
+      ...(o.provider === "custom" ? { authorize_url: o.authorize_url, token_url: o.token_url } : {}),
+    };
+    const auth_config = mode === "api_key" ? { in: "header" as const, name } : mode === "oauth" ? oauth : {};
     const r = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", { params: { path }, body: { auth_mode: mode, auth_config } });
     if (!r.response.ok) return setError(errorMessage(r.error, r.response.status));
     if (secret) {
@@ -102,6 +129,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
     setSaved("Saved. Verify again before publishing.");
     await onSaved();
   };
+  const secretLabel = mode === "oauth" ? "Client secret" : "Credential";
   return (
     <form class="card" onSubmit={save}>
       <h2>How FlowCP calls the API</h2>
@@ -115,14 +143,35 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
         </select>
       </p>
       {mode === "api_key" && <Field label="Header name" name="key_header" value={name} onInput={setName} />}
-      {(mode === "api_key" || mode === "bearer") && (
+      {mode === "oauth" && (
         <>
-          <Field label={server.credential_set ? "Replace the stored credential" : "Credential"} name="secret" type="password" value={secret} onInput={setSecret} required={false}
-            hint={server.credential_set ? `Stored, write-only; sent only to ${server.auth_config.credential_origin ?? "its origin"}.` : "Write-only: never shown again."} />
-          <Field label="API origin the credential may go to" name="origin" value={origin} onInput={setOrigin} required={false} hint="https://host of the API; required unless the server has a base URL." />
+          <p class="field">
+            <label for="f-provider">Sign-in provider</label>
+            <select id="f-provider" value={o.provider} onChange={(e) => setOf("provider")((e.currentTarget as HTMLSelectElement).value)}>
+              {PRESETS.map(([v, l]) => <option key={v} value={v}>{l}</option>)}
+            </select>
+          </p>
+          {o.provider === "entra" && <Field label="Tenant" name="tenant" value={o.tenant} onInput={setOf("tenant")} required={false} hint="Tenant id or domain; organizations by default." />}
+          {o.provider === "oidc" && <Field label="Discovery URL" name="discovery_url" value={o.discovery_url} onInput={setOf("discovery_url")} hint="https://issuer/.well-known/openid-configuration" />}
+          {o.provider === "custom" && (
+            <>
+              <Field label="Authorize URL" name="authorize_url" value={o.authorize_url} onInput={setOf("authorize_url")} />
+              <Field label="Token URL" name="token_url" value={o.token_url} onInput={setOf("token_url")} />
+            </>
+          )}
+          <Field label="Client ID" name="client_id" value={o.client_id} onInput={setOf("client_id")} />
+          <Field label="Scopes" name="scopes" value={o.scopes} onInput={setOf("scopes")} required={false} hint="Space-separated, as the provider names them (Entra: add offline_access)." />
+          <p>Register this callback at the provider: <code>{location.origin}/oauth/callback/{server.id}</code></p>
         </>
       )}
-      {mode === "oauth" && <p>Configure the provider with the API for now (presets: GitHub, Google, Entra ID, OpenID discovery); see docs/oauth.md.</p>}
+      {mode !== "none" && (
+        <>
+          <Field label={server.credential_set ? `Replace the stored ${secretLabel.toLowerCase()}` : secretLabel} name="secret" type="password" value={secret} onInput={setSecret} required={false}
+            hint={server.credential_set ? `Stored, write-only; bound to ${cfg.credential_origin ?? "its origin"}.` : "Write-only: never shown again."} />
+          <Field label="API origin" name="origin" value={origin} onInput={setOrigin} required={false}
+            hint={mode === "oauth" ? "https://host of the API: the only place users' tokens are sent." : "https://host of the API: the only place the credential is sent (required unless the server has a base URL)."} />
+        </>
+      )}
       <button type="submit">Save</button>
       <ErrorLine>{error}</ErrorLine>
       {saved && <p role="status">{saved}</p>}
