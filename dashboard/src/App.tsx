@@ -2,6 +2,7 @@
 import { useEffect } from "preact/hooks";
 import { LocationProvider, Route, Router, useLocation } from "preact-iso";
 import { Legal } from "./screens/Legal";
+import { Account } from "./screens/Account";
 import { Activity } from "./screens/Activity";
 import { AppPage } from "./screens/AppPage";
 import { ServerPage } from "./screens/ServerPage";
@@ -31,7 +32,7 @@ function Header() {
               <option key={w.id} value={w.id}>{w.name}</option>
             ))}
           </select>
-          <span class="who">{user.user.display_name}</span>
+          <a href="/account" class="who">{user.user.display_name}</a>
           <button type="button" class="link" onClick={async () => { await signOut(); route("/sign-in"); }}>Sign out</button>
         </nav>
       )}
@@ -68,6 +69,7 @@ export function App() {
             <Route path="/apps/:id" component={AppPage} />
             <Route path="/servers/:id" component={ServerPage} />
             <Route path="/activity" component={Activity} />
+            <Route path="/account" component={Account} />
             <Route path="/sign-in" component={SignIn} />
             <Route path="/sign-up" component={SignUp} />
             <Route path="/privacy" component={() => <Legal page="privacy" />} />

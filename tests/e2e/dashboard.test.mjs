@@ -241,3 +241,25 @@ test("the OAuth wizard configures a provider preset and shows the callback to re
   // The secret never comes back to the page.
   assert.ok(!(await page.content()).includes("dashboard-client-secret"));
 });
+
+test("the account page changes the password, exports the data and deletes the account", async () => {
+  await page.goto(`${w.url}/account`);
+  await page.getByRole("heading", { name: "Your account", exact: true }).waitFor();
+  await noSeriousViolations("account");
+  await page.getByLabel("Current password").fill("correct horse battery staple");
+  await page.getByLabel("New password").fill("a brand new passphrase 42");
+  await page.getByRole("button", { name: "Change password" }).click();
+  await page.getByRole("status").filter({ hasText: "Password changed" }).waitFor();
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download the export" }).click()]);
+  const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.ok(JSON.stringify(exported).includes("ada-dashboard@example.com"));
+  assert.ok(!JSON.stringify(exported).includes("a brand new passphrase 42"));
+  page.once("dialog", (d) => d.accept());
+  await page.getByLabel("Password to confirm").fill("a brand new passphrase 42");
+  await page.getByRole("button", { name: "Delete my account" }).click();
+  await page.waitForURL(`${w.url}/sign-in`);
+  await page.getByLabel("Email").fill("ada-dashboard@example.com");
+  await page.getByLabel("Password").fill("a brand new passphrase 42");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").waitFor();
+});

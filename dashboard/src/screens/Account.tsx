@@ -1,0 +1,112 @@
+// The account: email verification, password change, data export, account deletion.
+// TODO(issue 14): change the display name and email (the API has no route for them yet).
+import { useState } from "preact/hooks";
+import { useLocation } from "preact-iso";
+import { api, errorMessage, forgetCsrf, rememberCsrf } from "../api/client";
+import { ErrorLine, Field } from "../forms";
+import { loadMe, me } from "../session";
+
+export function Account() {
+  const user = me.value?.user;
+  if (!user) return null;
+  return (
+    <section>
+      <h1>Your account</h1>
+      <p>{user.display_name} · <code>{user.email}</code> · {user.email_verified ? "verified" : "not verified"}</p>
+      {!user.email_verified && <Resend />}
+      <ChangePassword />
+      <Export />
+      <DeleteAccount />
+    </section>
+  );
+}
+
+function Resend() {
+  const [said, setSaid] = useState("");
+  const send = async () => {
+    const { error, response } = await api.POST("/api/v1/me/verification");
+    setSaid(response.ok ? "A new verification link is on its way." : errorMessage(error, response.status));
+  };
+  return (
+    <div class="card">
+      <h2>Verify your address</h2>
+      <p>Publishing and access keys need a verified address.</p>
+      <button type="button" onClick={() => void send()}>Email a new link</button>
+      {said && <p role="status">{said}</p>}
+    </div>
+  );
+}
+
+function ChangePassword() {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [error, setError] = useState("");
+  const [done, setDone] = useState("");
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    setDone("");
+    const { data, error: err, response } = await api.POST("/api/v1/me/password", { body: { current_password: current, new_password: next } });
+    if (!data) return setError(errorMessage(err, response.status));
+    rememberCsrf(data);
+    setCurrent("");
+    setNext("");
+    setDone("Password changed; every other session was signed out.");
+  };
+  return (
+    <form class="card" onSubmit={submit}>
+      <h2>Change password</h2>
+      <Field label="Current password" name="current_password" type="password" value={current} onInput={setCurrent} autoComplete="current-password" />
+      <Field label="New password" name="new_password" type="password" value={next} onInput={setNext} autoComplete="new-password" minLength={10} hint="10 characters or more, not a common password." />
+      <button type="submit">Change password</button>
+      <ErrorLine>{error}</ErrorLine>
+      {done && <p role="status">{done}</p>}
+    </form>
+  );
+}
+
+function Export() {
+  const [error, setError] = useState("");
+  const download = async () => {
+    const { data, error: err, response } = await api.GET("/api/v1/me/export");
+    if (!data) return setError(errorMessage(err, response.status));
+    const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = "flowcp-export.json";
+    a.click();
+    URL.revokeObjectURL(url);
+  };
+  return (
+    <div class="card">
+      <h2>Export your data</h2>
+      <p>Everything FlowCP holds about your account and workspaces, as JSON; never a secret value, hash or token.</p>
+      <button type="button" onClick={() => void download()}>Download the export</button>
+      <ErrorLine>{error}</ErrorLine>
+    </div>
+  );
+}
+
+function DeleteAccount() {
+  const { route } = useLocation();
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState("");
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    if (!confirm("Delete your account? Workspaces you alone own are deleted with their servers.")) return;
+    const { error: err, response } = await api.DELETE("/api/v1/me", { body: { password } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    forgetCsrf();
+    await loadMe();
+    route("/sign-in");
+  };
+  return (
+    <form class="card danger-zone" onSubmit={submit}>
+      <h2>Delete your account</h2>
+      <p>Workspaces you alone own are deleted, with their apps, servers and logs; published servers go off the air.</p>
+      <Field label="Password to confirm" name="delete_password" type="password" value={password} onInput={setPassword} autoComplete="current-password" />
+      <button type="submit" class="danger">Delete my account</button>
+      <ErrorLine>{error}</ErrorLine>
+    </form>
+  );
+}
