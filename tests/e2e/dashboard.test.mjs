@@ -178,6 +178,17 @@ test("an owner imports Petstore by URL and GitHub by upload, and curates GitHub'
   await page.getByLabel("Search tools").fill("");
   await page.getByLabel("Show").selectOption("disabled");
   await page.getByText(`${shown} of 1223 tools`).waitFor();
+  // Rename one tool and curate its description, beside the generated text.
+  await page.getByLabel("Show").selectOption("all");
+  await page.getByLabel("Search tools").fill("meta");
+  await page.getByRole("table", { name: "Tools" }).getByRole("button").first().click();
+  const editor = page.getByRole("form", { name: /^Edit / });
+  await editor.getByLabel("Tool name").fill("github_api_root");
+  await editor.getByLabel("Description clients see").fill("The GitHub API's root: links to every resource.");
+  await editor.getByRole("button", { name: "Save tool" }).click();
+  await editor.waitFor({ state: "detached" });
+  await page.getByLabel("Search tools").fill("github_api_root");
+  await page.getByRole("table", { name: "Tools" }).getByRole("button", { name: "github_api_root" }).waitFor();
   console.log(`dashboard: GitHub upload to table ${importMs} ms; filter 1,223 tools ${filterMs.toFixed(1)} ms; ${rowsInDom} rows in the DOM`);
 });
 
@@ -215,6 +226,17 @@ test("the owner creates a server, verifies, publishes, copies the config, an MCP
   const r = await client.callTool({ name: "getInventory", arguments: {} });
   assert.equal(r.isError, undefined, JSON.stringify(r));
   await client.close();
+  // Revoking the key in the page ends it for clients.
+  const prefix = key.slice(0, 12);
+  await page.getByRole("button", { name: new RegExp(`^Revoke ${prefix}`) }).click();
+  await page.getByRole("list", { name: "Access keys" }).waitFor({ state: "detached" });
+  const revokedCall = await fetch(entry.url, { method: "POST", headers: { ...entry.headers, "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }) });
+  let status = revokedCall.status;
+  for (let i = 0; i < 20 && status !== 401; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    status = (await fetch(entry.url, { method: "POST", headers: { ...entry.headers, "content-type": "application/json", accept: "application/json, text/event-stream" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" }) })).status;
+  }
+  assert.equal(status, 401, "a revoked key stops working");
   // The call is in the activity view, with the key's connection hash.
   await page.getByRole("link", { name: "Activity" }).click();
   await page.getByRole("table", { name: "Tool calls" }).getByText("getInventory").waitFor();

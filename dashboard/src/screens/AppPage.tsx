@@ -135,6 +135,7 @@ function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: stri
   const [top, setTop] = useState(0);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [error, setError] = useState("");
+  const [editing, setEditing] = useState<Tool | null>(null);
   const tags = useMemo(() => [...new Set(tools.flatMap((t) => t.tags))].sort(), [tools]);
   const shown = useMemo(() => {
     const needle = q.trim().toLowerCase();
@@ -184,6 +185,11 @@ function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: stri
         <button type="button" disabled={!selected.size} onClick={() => void bulk(false)}>Disable selected</button>
       </p>
       <ErrorLine>{error}</ErrorLine>
+      {editing && (
+        <ToolEditor key={editing.id} tool={editing} path={path}
+          onClose={() => setEditing(null)}
+          onSaved={(t) => { onChanged(tools.map((x) => (x.id === t.id ? t : x))); setEditing(null); }} />
+      )}
       <div class="table" role="table" tabIndex={0} aria-label="Tools" aria-rowcount={shown.length}
         style={{ height: `${Math.min(shown.length, VISIBLE) * ROW}px` }}
         onScroll={(e) => setTop((e.currentTarget as HTMLElement).scrollTop)}>
@@ -191,7 +197,7 @@ function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: stri
           {rows.map((t, i) => (
             <div role="row" key={t.id} class={`row ${t.enabled ? "" : "off"}`} aria-rowindex={first + i + 1} style={{ top: `${(first + i) * ROW}px` }}>
               <span role="cell"><input type="checkbox" aria-label={`Select ${t.name}`} checked={selected.has(t.id)} onChange={() => toggle(t.id)} /></span>
-              <span role="cell" class="name">{t.name}</span>
+              <span role="cell" class="name"><button type="button" class="link" onClick={() => setEditing(t)}>{t.name}</button></span>
               <span role="cell" class="op"><code>{t.method} {t.path}</code></span>
               <span role="cell" class="state">{t.enabled ? "enabled" : "disabled"}</span>
             </div>
@@ -230,5 +236,45 @@ function Servers({ ws, appId }: { ws: string; appId: string }) {
       <button type="button" onClick={() => void create()}>Create a server</button>
       <ErrorLine>{error}</ErrorLine>
     </div>
+  );
+}
+
+/** Rename a tool and edit its description, with the generated text beside the curated one. */
+function ToolEditor({ tool, path, onClose, onSaved }: { tool: Tool; path: { ws: string; app: string }; onClose: () => void; onSaved: (t: Tool) => void }) {
+  const [name, setName] = useState(tool.name);
+  const [description, setDescription] = useState(tool.description);
+  const [error, setError] = useState("");
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    const body = {
+      ...(name !== tool.name ? { name } : {}),
+      ...(description !== tool.description ? { description: description === tool.generated_description ? null : description } : {}),
+    };
+    const { data, error: err, response } = await api.PATCH("/api/v1/workspaces/{ws}/apps/{app}/tools/{tool}", { params: { path: { ...path, tool: tool.id } }, body });
+    if (!data) return setError(errorMessage(err, response.status));
+    onSaved(data);
+  };
+  return (
+    <form class="card" onSubmit={save} aria-label={`Edit ${tool.name}`}>
+      <h3>{tool.method} {tool.path}</h3>
+      <Field label="Tool name" name="tool_name" value={name} onInput={setName} hint="1 to 64 letters, digits, _ or -, unique in the app; clients see this name." />
+      <div class="two">
+        <p class="field">
+          <label for="f-description">Description clients see</label>
+          <textarea id="f-description" rows={6} value={description} onInput={(e) => setDescription((e.currentTarget as HTMLTextAreaElement).value)} />
+        </p>
+        <div>
+          <p><strong>Generated from the document</strong></p>
+          <p class="muted">{tool.generated_description || "(none)"}</p>
+          <button type="button" class="secondary" onClick={() => setDescription(tool.generated_description)}>Use the generated text</button>
+        </div>
+      </div>
+      {tool.annotations && (
+        <p class="muted">Annotations: {Object.entries(tool.annotations).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `${k}: ${String(v)}`).join(", ")}</p>
+      )}
+      <p class="inline"><button type="submit">Save tool</button><button type="button" class="secondary" onClick={onClose}>Close</button></p>
+      <ErrorLine>{error}</ErrorLine>
+    </form>
   );
 }

@@ -67,6 +67,7 @@ export function ServerPage() {
       <div class="card">
         <h2>Access keys</h2>
         <p>MCP clients send a key as <code>Authorization: Bearer …</code>. A key is shown once.</p>
+        <Keys path={path} fresh={key} />
         <button type="button" onClick={() => void newKey()}>Create an access key</button>
         {key && (
           <p>
@@ -208,5 +209,39 @@ function Connect({ server, accessKey }: { server: Server; accessKey: string }) {
         </div>
       ))}
     </div>
+  );
+}
+
+/** The server's access keys (never their secrets), with revoke. */
+function Keys({ path, fresh }: { path: { ws: string; srv: string }; fresh: string }) {
+  const [keys, setKeys] = useState<Schemas["AccessKey"][]>([]);
+  const [error, setError] = useState("");
+  const load = async () => {
+    const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers/{srv}/keys", { params: { path } });
+    if (!data) return setError(errorMessage(err, response.status));
+    setKeys(data.items);
+  };
+  useEffect(() => { void load(); }, [path.srv, fresh]);
+  const revoke = async (id: string) => {
+    const { error: err, response } = await api.DELETE("/api/v1/workspaces/{ws}/servers/{srv}/keys/{key}", { params: { path: { ...path, key: id } } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    await load();
+  };
+  const live = keys.filter((k) => !k.revoked_at);
+  return (
+    <>
+      {live.length > 0 && (
+        <ul class="list" aria-label="Access keys">
+          {live.map((k) => (
+            <li key={k.id}>
+              <code>{k.prefix}…</code> created {new Date(k.created_at).toISOString().slice(0, 10)}
+              {k.last_used_at ? `, last used ${new Date(k.last_used_at).toISOString().slice(0, 10)}` : ", never used"}{" "}
+              <button type="button" class="link" onClick={() => void revoke(k.id)}>Revoke {k.prefix}</button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <ErrorLine>{error}</ErrorLine>
+    </>
   );
 }
