@@ -5,6 +5,7 @@ import { Legal } from "./screens/Legal";
 import { Account } from "./screens/Account";
 import { Activity } from "./screens/Activity";
 import { AppPage } from "./screens/AppPage";
+import { Secrets } from "./screens/Secrets";
 import { ServerPage } from "./screens/ServerPage";
 import { Home } from "./screens/Home";
 import { SignIn } from "./screens/SignIn";
@@ -23,6 +24,7 @@ function Header() {
         <a href="/" class="brand">FlowCP</a>
         {user && <a href="/">Apps</a>}
         {user && <a href="/activity">Activity</a>}
+        {user && <a href="/secrets">Secrets</a>}
       </span>
       {user && (
         <nav aria-label="Account">
@@ -70,6 +72,7 @@ export function App() {
             <Route path="/servers/:id" component={ServerPage} />
             <Route path="/activity" component={Activity} />
             <Route path="/account" component={Account} />
+            <Route path="/secrets" component={Secrets} />
             <Route path="/sign-in" component={SignIn} />
             <Route path="/sign-up" component={SignUp} />
             <Route path="/privacy" component={() => <Legal page="privacy" />} />

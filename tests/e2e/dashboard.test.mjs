@@ -264,6 +264,19 @@ test("the OAuth wizard configures a provider preset and shows the callback to re
   assert.ok(!(await page.content()).includes("dashboard-client-secret"));
 });
 
+test("secrets are set write-only, listed by name and deleted", async () => {
+  await page.goto(`${w.url}/secrets`);
+  await page.getByRole("heading", { name: "Secrets" }).waitFor();
+  await page.getByLabel("Name").fill("STRIPE_KEY");
+  await page.getByLabel("Value").fill("sk_test_dashboard_value_123");
+  await page.getByRole("button", { name: "Save secret" }).click();
+  await page.getByRole("list", { name: "Secrets" }).getByText("STRIPE_KEY", { exact: true }).waitFor();
+  assert.ok(!(await page.content()).includes("sk_test_dashboard_value_123"), "the value is never shown");
+  await noSeriousViolations("secrets");
+  await page.getByRole("button", { name: "Delete STRIPE_KEY" }).click();
+  await page.getByText("No secret yet.").waitFor();
+});
+
 test("the account page changes the password, exports the data and deletes the account", async () => {
   await page.goto(`${w.url}/account`);
   await page.getByRole("heading", { name: "Your account", exact: true }).waitFor();

@@ -111,6 +111,13 @@ function Report({ record }: { record: ImportRecord }) {
         {r.operations_total ?? 0} operations, <strong>{record.tool_count} tools</strong>, {record.warning_count} warnings.
         {" "}{record.added_count} added, {record.removed_count} removed, {record.changed_count} changed; curation kept.
       </p>
+      {[["Added", r.added], ["Removed", r.removed], ["Changed", r.changed]].map(([label, names]) =>
+        (names as string[] | undefined)?.length ? (
+          <details key={label as string}>
+            <summary>{label as string} ({(names as string[]).length})</summary>
+            <p class="names">{(names as string[]).slice(0, 300).join(", ")}</p>
+          </details>
+        ) : null)}
       {warnings.length > 0 && (
         <details>
           <summary>Warnings and skipped operations ({warnings.length})</summary>

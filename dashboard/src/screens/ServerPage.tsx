@@ -76,6 +76,7 @@ export function ServerPage() {
           </p>
         )}
       </div>
+      {s.auth_mode === "oauth" && <Connections path={path} />}
       <Connect server={s} accessKey={key} />
     </section>
   );
@@ -243,5 +244,45 @@ function Keys({ path, fresh }: { path: { ws: string; srv: string }; fresh: strin
       )}
       <ErrorLine>{error}</ErrorLine>
     </>
+  );
+}
+
+/** End users' OAuth connections (metadata only: no token exists to show), with revoke. */
+function Connections({ path }: { path: { ws: string; srv: string } }) {
+  const [list, setList] = useState<Schemas["Connection"][] | null>(null);
+  const [error, setError] = useState("");
+  const load = async () => {
+    const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers/{srv}/connections", { params: { path } });
+    if (!data) return setError(errorMessage(err, response.status));
+    setList(data.items);
+  };
+  useEffect(() => { void load(); }, [path.srv]);
+  const revoke = async (hash: string) => {
+    const { error: err, response } = await api.DELETE("/api/v1/workspaces/{ws}/servers/{srv}/connections/{conn}", { params: { path: { ...path, conn: hash } } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    await load();
+  };
+  return (
+    <div class="card">
+      <h2>Connections</h2>
+      {!list || list.length === 0 ? <p>No user has connected yet.</p> : (
+        <table class="grid" aria-label="Connections">
+          <thead><tr><th>Client</th><th>Scopes</th><th>Connected</th><th>Last refreshed</th><th>Connection</th><th></th></tr></thead>
+          <tbody>
+            {list.map((c) => (
+              <tr key={c.connection_hash}>
+                <td>{c.client_name ?? "MCP client"}</td>
+                <td><code>{c.scopes ?? ""}</code></td>
+                <td>{new Date(c.created_at).toISOString().slice(0, 10)}</td>
+                <td>{c.last_used_at ? new Date(c.last_used_at).toISOString().slice(0, 10) : "never"}</td>
+                <td><code>{c.connection_hash}</code></td>
+                <td>{c.revoked_at ? "revoked" : <button type="button" class="link" onClick={() => void revoke(c.connection_hash)}>Revoke</button>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <ErrorLine>{error}</ErrorLine>
+    </div>
   );
 }
