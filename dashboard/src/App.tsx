@@ -5,6 +5,7 @@ import { Legal } from "./screens/Legal";
 import { Account } from "./screens/Account";
 import { Activity } from "./screens/Activity";
 import { AppPage } from "./screens/AppPage";
+import { Members } from "./screens/Members";
 import { Secrets } from "./screens/Secrets";
 import { ServerPage } from "./screens/ServerPage";
 import { Home } from "./screens/Home";
@@ -25,6 +26,7 @@ function Header() {
         {user && <a href="/">Apps</a>}
         {user && <a href="/activity">Activity</a>}
         {user && <a href="/secrets">Secrets</a>}
+        {user && <a href="/members">Members</a>}
       </span>
       {user && (
         <nav aria-label="Account">
@@ -73,6 +75,7 @@ export function App() {
             <Route path="/activity" component={Activity} />
             <Route path="/account" component={Account} />
             <Route path="/secrets" component={Secrets} />
+            <Route path="/members" component={Members} />
             <Route path="/sign-in" component={SignIn} />
             <Route path="/sign-up" component={SignUp} />
             <Route path="/privacy" component={() => <Legal page="privacy" />} />

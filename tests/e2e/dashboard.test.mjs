@@ -277,6 +277,17 @@ test("secrets are set write-only, listed by name and deleted", async () => {
   await page.getByText("No secret yet.").waitFor();
 });
 
+test("members are listed and an invitation is sent and withdrawn", async () => {
+  await page.goto(`${w.url}/members`);
+  await page.getByRole("table", { name: "Members" }).getByText("Ada (you)").waitFor();
+  await page.getByLabel("Email to invite").fill("grace-dashboard@example.com");
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await page.getByRole("list", { name: "Invitations" }).getByText(/grace-dashboard@example.com as member/).waitFor();
+  await noSeriousViolations("members");
+  await page.getByRole("button", { name: "Withdraw grace-dashboard@example.com" }).click();
+  await page.getByRole("list", { name: "Invitations" }).waitFor({ state: "detached" });
+});
+
 test("the account page changes the password, exports the data and deletes the account", async () => {
   await page.goto(`${w.url}/account`);
   await page.getByRole("heading", { name: "Your account", exact: true }).waitFor();

@@ -1,0 +1,87 @@
+// The workspace's members and roles, and invitations (admins invite; owners promote).
+import { useEffect, useState } from "preact/hooks";
+import { api, errorMessage, type Schemas } from "../api/client";
+import { ErrorLine, Field } from "../forms";
+import { me } from "../session";
+import { workspaceId } from "../workspace";
+
+export function Members() {
+  const ws = workspaceId.value;
+  const [members, setMembers] = useState<Schemas["Member"][] | null>(null);
+  const [invites, setInvites] = useState<Schemas["Invitation"][]>([]);
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<Schemas["Role"]>("member");
+  const [error, setError] = useState("");
+  const [said, setSaid] = useState("");
+  const load = async () => {
+    if (!ws) return;
+    const m = await api.GET("/api/v1/workspaces/{ws}/members", { params: { path: { ws } } });
+    if (!m.data) return setError(errorMessage(m.error, m.response.status));
+    setMembers(m.data.items);
+    // Only admins see pending invitations; members get 403 here, which is not an error to show.
+    const i = await api.GET("/api/v1/workspaces/{ws}/invitations", { params: { path: { ws } } });
+    setInvites(i.data?.items ?? []);
+  };
+  useEffect(() => { void load(); }, [ws]);
+  if (!ws) return null;
+  const invite = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    setSaid("");
+    const { error: err, response } = await api.POST("/api/v1/workspaces/{ws}/invitations", { params: { path: { ws } }, body: { email, role } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    setSaid(`An invitation is on its way to ${email}.`);
+    setEmail("");
+    await load();
+  };
+  const withdraw = async (id: string) => {
+    const { error: err, response } = await api.DELETE("/api/v1/workspaces/{ws}/invitations/{inv}", { params: { path: { ws, inv: id } } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    await load();
+  };
+  const myId = me.value?.user.id;
+  return (
+    <section>
+      <h1>Members</h1>
+      {members && (
+        <table class="grid" aria-label="Members">
+          <thead><tr><th>Name</th><th>Email</th><th>Role</th><th>Since</th></tr></thead>
+          <tbody>
+            {members.map((m) => (
+              <tr key={m.user_id}>
+                <td>{m.display_name}{m.user_id === myId ? " (you)" : ""}</td>
+                <td>{m.email}</td>
+                <td>{m.role}</td>
+                <td>{new Date(m.added_at).toISOString().slice(0, 10)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {invites.length > 0 && (
+        <>
+          <h2>Pending invitations</h2>
+          <ul class="list" aria-label="Invitations">
+            {invites.map((i) => (
+              <li key={i.id}>{i.email} as {i.role}, expires {new Date(i.expires_at).toISOString().slice(0, 10)} <button type="button" class="link" onClick={() => void withdraw(i.id)}>Withdraw {i.email}</button></li>
+            ))}
+          </ul>
+        </>
+      )}
+      <form class="card" onSubmit={invite}>
+        <h2>Invite someone</h2>
+        <Field label="Email to invite" name="invite_email" type="email" value={email} onInput={setEmail} />
+        <p class="field">
+          <label for="f-role">Role</label>
+          <select id="f-role" value={role} onChange={(e) => setRole((e.currentTarget as HTMLSelectElement).value as Schemas["Role"])}>
+            <option value="member">Member</option>
+            <option value="admin">Admin</option>
+          </select>
+        </p>
+        <button type="submit">Send invitation</button>
+        <ErrorLine>{error}</ErrorLine>
+        {said && <p role="status">{said}</p>}
+      </form>
+    </section>
+  );
+}
