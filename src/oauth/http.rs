@@ -189,10 +189,31 @@ struct Approval {
     exp_ms: i64,
 }
 
+/// A `__Host-` cookie of FlowCP's OAuth pages (`Max-Age=0` clears it).
+fn host_cookie(name: &str, value: &str, max_age_s: i64) -> String {
+    format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age_s}")
+}
+
+/// A list kept in a sealed cookie (the purpose is in the AAD); empty when absent or altered.
+fn sealed_list<T: serde::de::DeserializeOwned>(req: &Request, keyring: &Keyring, name: &str, purpose: &str) -> Vec<T> {
+    let Some(sealed) = cookie(req, name).filter(|c| c.len() <= 4096) else { return Vec::new() };
+    keyring.open(&sealed, purpose.as_bytes()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// The cookie holding `list` sealed; `None` when it would outgrow a cookie.
+fn sealed_list_cookie<T: Serialize>(
+    keyring: &Keyring,
+    name: &str,
+    purpose: &str,
+    list: &[T],
+    max_age_s: i64,
+) -> Option<String> {
+    let sealed = keyring.seal(&serde_json::to_vec(list).ok()?, purpose.as_bytes()).ok()?;
+    (sealed.len() <= 3500).then(|| host_cookie(name, &sealed, max_age_s))
+}
+
 fn approvals(req: &Request, keyring: &Keyring, now_ms: i64) -> Vec<Approval> {
-    let Some(sealed) = cookie(req, APPROVALS_COOKIE).filter(|c| c.len() <= 4096) else { return Vec::new() };
-    let Ok(bytes) = keyring.open(&sealed, b"oauth|approvals") else { return Vec::new() };
-    let list: Vec<Approval> = serde_json::from_slice(&bytes).unwrap_or_default();
+    let list: Vec<Approval> = sealed_list(req, keyring, APPROVALS_COOKIE, "oauth|approvals");
     list.into_iter().filter(|a| a.exp_ms > now_ms).collect()
 }
 
@@ -219,13 +240,7 @@ fn remember(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest,
         (&a.client_id, &a.server_id, &a.redirect_uri) != (&new.client_id, &new.server_id, &new.redirect_uri)
     }));
     list.truncate(MAX_APPROVALS);
-    let sealed = keyring.seal(&serde_json::to_vec(&list).ok()?, b"oauth|approvals").ok()?;
-    (sealed.len() <= 3500).then(|| {
-        format!(
-            "{APPROVALS_COOKIE}={sealed}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={}",
-            APPROVAL_TTL_MS / 1000
-        )
-    })
+    sealed_list_cookie(keyring, APPROVALS_COOKIE, "oauth|approvals", &list, APPROVAL_TTL_MS / 1000)
 }
 
 fn escape(s: &str) -> String {
@@ -398,10 +413,7 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
         ticket = escape(&ticket),
         origin_note = escape(&origin_note),
     );
-    html(200, page("Allow access?", &inner)).with_header(
-        "set-cookie",
-        format!("{CONSENT_COOKIE}={nonce}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"),
-    )
+    html(200, page("Allow access?", &inner)).with_header("set-cookie", host_cookie(CONSENT_COOKIE, &nonce, 600))
 }
 
 /// The connections made in this browser (their ids, newest first): the end user's own list,
@@ -412,22 +424,14 @@ pub const CONNECTIONS_PATH: &str = "/oauth/connections";
 const MAX_REMEMBERED_CONNECTIONS: usize = 20;
 
 fn my_connection_ids(req: &Request, keyring: &Keyring) -> Vec<String> {
-    let Some(sealed) = cookie(req, CONNECTIONS_COOKIE).filter(|c| c.len() <= 4096) else { return Vec::new() };
-    keyring
-        .open(&sealed, b"oauth|connections")
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Vec<String>>(&b).ok())
-        .unwrap_or_default()
+    sealed_list(req, keyring, CONNECTIONS_COOKIE, "oauth|connections")
 }
 
 fn remember_connection(req: &Request, keyring: &Keyring, connection_id: &str) -> Option<String> {
     let mut ids = vec![connection_id.to_string()];
     ids.extend(my_connection_ids(req, keyring).into_iter().filter(|i| i != connection_id));
     ids.truncate(MAX_REMEMBERED_CONNECTIONS);
-    let sealed = keyring.seal(&serde_json::to_vec(&ids).ok()?, b"oauth|connections").ok()?;
-    let max_age = super::tokens::REFRESH_TTL_MS / 1000;
-    (sealed.len() <= 3500)
-        .then(|| format!("{CONNECTIONS_COOKIE}={sealed}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"))
+    sealed_list_cookie(keyring, CONNECTIONS_COOKIE, "oauth|connections", &ids, super::tokens::REFRESH_TTL_MS / 1000)
 }
 
 /// `YYYY-MM-DD` (UTC) of a time in ms (H. Hinnant's days-to-civil algorithm).
@@ -593,11 +597,8 @@ fn to_provider<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, r: AuthorizeR
         &oauth.authorize_params,
     ) {
         Some(to) => redirect(&to)
-            .with_header("set-cookie", format!("{CONSENT_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"))
-            .with_header(
-                "set-cookie",
-                format!("{STATE_COOKIE}={browser}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600"),
-            ),
+            .with_header("set-cookie", host_cookie(CONSENT_COOKIE, "", 0))
+            .with_header("set-cookie", host_cookie(STATE_COOKIE, &browser, 600)),
         None => error_page("the server's sign-in provider is misconfigured (its authorize URL must be https)"),
     }
 }
@@ -668,15 +669,12 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         Ok(u) => u,
         Err(why) => return fail("server_error", why),
     };
-    let ctx = grant::Ctx { db: svc.db, kv: svc.kv, keyring, origin: &svc.origin, now_ms: svc.now_ms };
+    let ctx = grant_ctx(svc);
     match grant::issue_code(&ctx, &m.workspace_id, &client, r, upstream).await {
         Ok((code, connection_id)) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin)
         {
             Some(to) => {
-                let resp = redirect(&to).with_header(
-                    "set-cookie",
-                    format!("{STATE_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"),
-                );
+                let resp = redirect(&to).with_header("set-cookie", host_cookie(STATE_COOKIE, "", 0));
                 match remember_connection(req, keyring, &connection_id) {
                     Some(c) => resp.with_header("set-cookie", c),
                     None => resp,
@@ -766,15 +764,37 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
     })
 }
 
-/// The refresh side of the provider, for [`grant::exchange_refresh`].
-struct ServerProvider<'s, 'a, D: Db, K: Kv, H: Http>(&'s Services<'a, D, K, H>);
+fn grant_ctx<'s, D: Db, K: Kv, H: Http>(svc: &'s Services<'_, D, K, H>) -> grant::Ctx<'s, D, K> {
+    grant::Ctx { db: svc.db, kv: svc.kv, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms }
+}
+
+/// The refresh side of the provider, for [`grant::exchange_refresh`]. The server's published
+/// manifest is read once per request (the binding check, then the refresh).
+struct ServerProvider<'s, 'a, D: Db, K: Kv, H: Http> {
+    svc: &'s Services<'a, D, K, H>,
+    manifest: std::cell::OnceCell<Option<Manifest>>,
+}
+
+impl<'s, 'a, D: Db, K: Kv, H: Http> ServerProvider<'s, 'a, D, K, H> {
+    fn new(svc: &'s Services<'a, D, K, H>) -> Self {
+        ServerProvider { svc, manifest: std::cell::OnceCell::new() }
+    }
+
+    async fn manifest(&self, server_id: &str) -> Option<&Manifest> {
+        if self.manifest.get().is_none() {
+            let m = published(self.svc.kv, server_id, self.svc.now_ms).await;
+            let _ = self.manifest.set(m);
+        }
+        self.manifest.get()?.as_ref().filter(|m| m.server_id == server_id)
+    }
+}
 
 impl<D: Db, K: Kv, H: Http> grant::Provider for ServerProvider<'_, '_, D, K, H> {
     async fn refresh(&self, server_id: &str, current: &Upstream) -> Result<Upstream, grant::UpstreamFailure> {
         use grant::UpstreamFailure::{Revoked, Unavailable};
-        let svc = self.0;
+        let svc = self.svc;
         let refresh_token = current.refresh_token.as_deref().ok_or(Unavailable)?;
-        let m = published(svc.kv, server_id, svc.now_ms).await.ok_or(Unavailable)?;
+        let m = self.manifest(server_id).await.ok_or(Unavailable)?;
         let Some(secret_ref) = m.auth.credential_ref.as_deref() else { return Err(Unavailable) };
         let secret = crate::manifest::open_credential(svc.kv, &svc.secrets.keyring, server_id, secret_ref)
             .await
@@ -782,19 +802,18 @@ impl<D: Db, K: Kv, H: Http> grant::Provider for ServerProvider<'_, '_, D, K, H> 
             .flatten()
             .ok_or(Unavailable)?;
         let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-        call_token_endpoint(svc, &m, &secret, &grant).await.map_err(|e| match e {
+        call_token_endpoint(svc, m, &secret, &grant).await.map_err(|e| match e {
             UpstreamCallError::Refused(true) => Revoked,
             _ => Unavailable,
         })
     }
 
     async fn pause(&self, ms: u32) {
-        self.0.http.pause(ms).await;
+        self.svc.http.pause(ms).await;
     }
 
     async fn binding(&self, server_id: &str) -> Option<String> {
-        let m = published(self.0.kv, server_id, self.0.now_ms).await?;
-        super::tokens::provider_binding(&m)
+        super::tokens::provider_binding(self.manifest(server_id).await?)
     }
 }
 
@@ -807,11 +826,10 @@ async fn token<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request
         ));
     }
     let params = form_params(req);
-    let ctx =
-        grant::Ctx { db: svc.db, kv: svc.kv, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms };
+    let ctx = grant_ctx(svc);
     let issued = match params.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str()) {
         Some("authorization_code") => grant::exchange_code(&ctx, &params).await?,
-        Some("refresh_token") => grant::exchange_refresh(&ctx, &ServerProvider(svc), &params).await?,
+        Some("refresh_token") => grant::exchange_refresh(&ctx, &ServerProvider::new(svc), &params).await?,
         _ => {
             return Err(OAuthError::new(
                 400,
@@ -828,13 +846,7 @@ async fn token<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request
 async fn revoke<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
     let params = form_params(req);
     if let Some(t) = params.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()) {
-        let ctx = grant::Ctx {
-            db: svc.db,
-            kv: svc.kv,
-            keyring: &svc.secrets.keyring,
-            origin: &svc.origin,
-            now_ms: svc.now_ms,
-        };
+        let ctx = grant_ctx(svc);
         if let Some(conn) = grant::connection_of_any(&ctx, t).await {
             let _ = grant::revoke_connection(&ctx, &conn).await;
         }
