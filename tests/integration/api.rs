@@ -2198,8 +2198,13 @@ fn the_provider_is_configured_by_preset_or_discovery_and_verified_live() {
         let r = patch(bad.clone());
         assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (422, json!("invalid_auth_config")), "{bad}");
     }
-    // A discovery document whose issuer is not its own is refused; a matching one fills in.
+    // A discovery document that is missing, or whose issuer is not its own, is refused; a
+    // matching one fills in.
     let discovery = "https://id.example/.well-known/openid-configuration";
+    env.http.push(resp(404, &[("content-type", "text/html")], b"<html>not here</html>"));
+    let r = patch(json!({ "provider": "oidc", "discovery_url": discovery, "client_id": "c" }));
+    assert_eq!(r.status, 422);
+    assert!(r.body.unwrap()["error"]["message"].as_str().unwrap().contains("HTTP 404"));
     env.http.push(resp(200, &[("content-type", "application/json")], br#"{"issuer":"https://evil.example","authorization_endpoint":"https://evil.example/a","token_endpoint":"https://evil.example/t"}"#));
     assert_eq!(patch(json!({ "provider": "oidc", "discovery_url": discovery, "client_id": "c" })).status, 422);
     env.http.push(resp(200, &[("content-type", "application/json")], br#"{"issuer":"https://id.example","authorization_endpoint":"https://id.example/authorize","token_endpoint":"https://id.example/token","code_challenge_methods_supported":["S256"]}"#));
