@@ -18,6 +18,7 @@ pub mod mcp;
 pub mod net;
 pub mod oauth;
 pub mod redact;
+pub mod security_txt;
 pub mod service;
 pub mod store;
 pub mod vocab;

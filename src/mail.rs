@@ -136,6 +136,33 @@ pub fn verification(origin: &str, to: &str, token: &str) -> Email {
     }
 }
 
+/// The link that moves an account to a new address, sent to that address.
+pub fn email_change(origin: &str, to: &str, token: &str) -> Email {
+    Email {
+        to: to.to_string(),
+        subject: "Confirm your new email address for FlowCP".into(),
+        text: format!(
+            "Someone signed in to FlowCP asked to use {to} as their account's address. To confirm, \
+             open this link within 24 hours while signed in to that account:\n\n\
+             {origin}/confirm-email#token={token}\n\n\
+             Until you do, the account keeps its current address. If you did not ask for this, \
+             ignore this message."
+        ),
+    }
+}
+
+/// The notice sent to an account's previous address once it moved to a new one.
+pub fn email_changed(to: &str, new_email: &str) -> Email {
+    Email {
+        to: to.to_string(),
+        subject: "Your FlowCP address was changed".into(),
+        text: format!(
+            "The FlowCP account that used {to} now uses {new_email}. If you did not make this change, \
+             reset your password from the sign-in page at once and contact us."
+        ),
+    }
+}
+
 /// The password-reset message.
 pub fn password_reset(origin: &str, to: &str, token: &str) -> Email {
     Email {

@@ -232,6 +232,98 @@ pub async fn change_password<D: Db, K: Kv, H: Http>(
     Ok(Response::ok(&PasswordChanged { csrf_token: csrf })?.with_header("set-cookie", cookie))
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeBody {
+    /// 1 to 100 characters.
+    display_name: String,
+}
+
+/// Changes the display name.
+pub async fn update_me<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    let body: UpdateMeBody = req.json(limits::API_JSON)?;
+    let name = clean_name(&body.display_name, "display name")?;
+    users::set_display_name(svc.db, &s.user_id, &name, svc.now_ms).await?;
+    Response::ok(&UserView {
+        id: s.user_id.clone(),
+        email: s.email.clone(),
+        display_name: name,
+        email_verified: s.email_verified,
+    })
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmailBody {
+    new_email: String,
+    current_password: String,
+}
+
+/// Asks to move the account to a new address: a link goes to that address, and the address
+/// changes only when the account's own session redeems it (`POST /auth/confirm-email`). The
+/// answer is the same whether or not another account uses the new address (then no link is
+/// sent), so it says nothing about other accounts.
+pub async fn change_email<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    let body: ChangeEmailBody = req.json(limits::API_JSON)?;
+    let new_email = body.new_email.trim();
+    if !valid_email(new_email) {
+        return Err(ApiError::new(ErrorCode::InvalidEmail, "Enter a valid email address."));
+    }
+    if new_email.eq_ignore_ascii_case(&s.email) {
+        return Err(ApiError::new(ErrorCode::InvalidEmail, "This is already the account's address."));
+    }
+    let user = users::find_by_id(svc.db, &s.user_id).await?.ok_or_else(ApiError::not_found)?;
+    reauthenticate(svc, req, s, &user, &body.current_password, "The current password is wrong.").await?;
+    let keys = throttle::LoginKeys::mail_to("change", new_email, req.client_addr.as_deref());
+    throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    if users::find_by_email(svc.db, new_email).await?.is_none() {
+        let origin = svc.link_origin()?;
+        let token = issue_link(svc, Purpose::ChangeEmail, &s.user_id, new_email, VERIFY_TTL_MS).await?;
+        send_mail(svc, &mail::email_change(origin, new_email, &token)).await?;
+    }
+    Response::view(
+        202,
+        &MailAccepted {
+            message: format!(
+                "A confirmation link is on its way to {new_email}. Your address changes when you open it, signed in."
+            ),
+        },
+    )
+}
+
+/// Redeems an address-change link, signed in as the account it was sent for: the account moves
+/// to the new address (verified, since the link proved the mailbox), and the previous address
+/// gets a notice.
+pub async fn confirm_email<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    let body: TokenBody = req.json(limits::API_JSON)?;
+    let hash = sha256_hex(body.token.trim().as_bytes());
+    let redeemed =
+        tokens::redeem(svc.db, &hash, Purpose::ChangeEmail, Some(&s.user_id), svc.now_ms).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::LinkInvalid,
+                "This confirmation link is not valid: it may have expired, been used or belong to another account.",
+            )
+        })?;
+    if !users::change_email(svc.db, &s.user_id, &redeemed.email, svc.now_ms).await? {
+        return Err(ApiError::new(ErrorCode::EmailTaken, "Another account uses this address now."));
+    }
+    // Best effort: the change is made; a notice that cannot be sent does not undo it.
+    let _ = send_mail(svc, &mail::email_changed(&s.email, &redeemed.email)).await;
+    Response::ok(&EmailVerified { email: redeemed.email, email_verified: true })
+}
+
 /// A password check inside a session (change password, delete account), throttled like a login
 /// but keyed by the session (and the client's address): a stolen session cookie cannot be used
 /// to guess the password at argon2 speed, nor to lock the owner's own login or password change.

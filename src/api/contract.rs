@@ -84,6 +84,14 @@ const TOOL_FILTERS: &[Query] = &[
     Query { name: "enabled", description: "Only enabled (true) or disabled (false) tools", schema: boolean_text },
     Query { name: "include", description: "schema: add each tool's input and output schema", schema: include },
 ];
+const ACTIVITY_FILTERS: &[Query] = &[
+    Query { name: "server", description: "Only this server's calls", schema: text },
+    Query { name: "tool", description: "Only this tool's calls", schema: text },
+    Query { name: "outcome", description: "Only calls that ended so", schema: outcome },
+    Query { name: "since", description: "From this time (ms, inclusive; default: 24 hours ago)", schema: ms },
+    Query { name: "until", description: "Before this time (ms; default: now)", schema: ms },
+    Query { name: "bucket", description: "Bucket width in ms (default: about 60 buckets)", schema: ms },
+];
 const AUDIT_FILTERS: &[Query] = &[
     Query { name: "limit", description: "Items per page, 1 to 200", schema: limit },
     Query { name: "cursor", description: "next_cursor of the previous page", schema: text },
@@ -111,6 +119,9 @@ pub fn contract(id: RouteId) -> Contract {
         AcceptInvitation => c(200, json(of::<accounts::TokenBody>), Some(of::<Workspace>)),
         Me => c(200, Body::None, Some(of::<views::Me>)),
         ChangePassword => c(200, json(of::<accounts::ChangePasswordBody>), Some(of::<PasswordChanged>)),
+        UpdateMe => c(200, json(of::<accounts::UpdateMeBody>), Some(of::<UserView>)),
+        ChangeEmail => c(202, json(of::<accounts::ChangeEmailBody>), Some(of::<MailAccepted>)),
+        ConfirmEmail => c(200, json(of::<accounts::TokenBody>), Some(of::<EmailVerified>)),
         ListWorkspaces => c(200, Body::None, Some(of::<Items<Workspace>>)),
         CreateWorkspace => c(201, json(of::<workspaces::CreateBody>), Some(of::<Workspace>)),
         GetWorkspace => c(200, Body::None, Some(of::<Workspace>)),
@@ -148,6 +159,9 @@ pub fn contract(id: RouteId) -> Contract {
         ListSecrets => c(200, Body::None, Some(of::<Items<SecretInfo>>)),
         PutSecret => c(200, json(of::<data::SecretBody>), Some(of::<SecretSet>)),
         DeleteSecret => c(204, Body::None, None),
+        ListVersions => c(200, Body::None, Some(of::<Versions>)),
+        TryTool => c(200, json(of::<servers::TryBody>), Some(of::<TryOutcome>)),
+        Activity => Contract { query: ACTIVITY_FILTERS, ..c(200, Body::None, Some(of::<ActivitySeries>)) },
         ListAudit => Contract { query: AUDIT_FILTERS, ..c(200, Body::None, Some(of::<Page<AuditRow>>)) },
         DeleteWorkspace => c(204, Body::None, None),
         DeleteAccount => c(204, json(of::<data::DeleteAccountBody>), None),
@@ -400,6 +414,8 @@ mod tests {
             (RouteId::ListTools, &["limit", "cursor", "enabled", "include"][..]),
             (RouteId::ListAudit, &["limit", "cursor", "outcome", "since"][..]),
             (RouteId::ChangePassword, &["current_password", "new_password"][..]),
+            (RouteId::ChangeEmail, &["current_password"][..]),
+            (RouteId::Activity, &["outcome", "since"][..]),
             (RouteId::CreateServer, &["app_id"][..]),
             (RouteId::Invite, &["email", "role"][..]),
             (RouteId::ConfirmPasswordReset, &["token", "new_password"][..]),

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use super::context::{Member, SessionUser};
 use super::input::{cursor_int, page_cursor, page_limit};
 use super::views::{
-    Export, ExportedApp, ExportedServer, ExportedUser, ExportedWorkspace, Items, Page, SecretSet, ToolView,
+    ActivitySeries, Export, ExportedApp, ExportedServer, ExportedUser, ExportedWorkspace, Items, Page, SecretSet,
+    ToolView,
 };
 use super::{Request, Response, Services};
 use crate::crypto::aad_workspace_secret;
@@ -112,6 +113,60 @@ pub async fn list_audit<D: Db, K: Kv, H: Http>(
         None
     };
     Response::ok(&Page { items: rows, next_cursor: next })
+}
+
+/// The widest activity window: the audit retention.
+const ACTIVITY_MAX_RANGE_MS: i64 = 31 * 24 * 3600 * 1000;
+/// The most buckets one answer holds.
+const ACTIVITY_MAX_BUCKETS: i64 = 500;
+
+/// Calls, errors and p50/p95 latency over time, with the busiest tools, filtered like the
+/// audit log. The window defaults to the last 24 hours in about 60 buckets of whole minutes.
+pub async fn activity<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+) -> Result<Response, ApiError> {
+    let bad = |what: &str| ApiError::new(ErrorCode::InvalidFilter, format!("{what} is not valid."));
+    let num = |name: &str| -> Result<Option<i64>, ApiError> {
+        req.query_param(name).map(|v| v.parse::<i64>().map_err(|_| bad(name))).transpose()
+    };
+    let until = num("until")?.unwrap_or(svc.now_ms);
+    let since = num("since")?.unwrap_or(until - 24 * 3600 * 1000);
+    if since < 0 || until <= since || until - since > ACTIVITY_MAX_RANGE_MS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidFilter,
+            "since must be before until, at most 31 days apart (the audit log keeps 30 days).",
+        ));
+    }
+    let range = until - since;
+    let bucket = match num("bucket")? {
+        Some(b) if b < 1000 || range / b > ACTIVITY_MAX_BUCKETS => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidFilter,
+                format!("bucket must be at least 1000 ms and make at most {ACTIVITY_MAX_BUCKETS} buckets."),
+            ))
+        }
+        Some(b) => b,
+        None => ((range / 60 + 59_999) / 60_000).max(1) * 60_000,
+    };
+    let outcome = match req.query_param("outcome") {
+        Some(o) => Some(Outcome::parse(o).ok_or_else(|| bad("outcome"))?),
+        None => None,
+    };
+    let filter = AuditFilter {
+        server: req.query_param("server").map(str::to_string),
+        tool: req.query_param("tool").map(str::to_string),
+        outcome,
+        since: Some(since),
+        until: Some(until),
+    };
+    let buckets = audit::series(svc.db, &m.workspace_id, &filter, (since, until), bucket).await?;
+    let tools = audit::by_tool(svc.db, &m.workspace_id, &filter, (since, until)).await?;
+    let total = audit::series(svc.db, &m.workspace_id, &filter, (since, until), range).await?;
+    let total =
+        total.into_iter().next().map(|b| b.stats).unwrap_or(audit::Stats { calls: 0, errors: 0, p50_ms: 0, p95_ms: 0 });
+    Response::ok(&ActivitySeries { since, until, bucket_ms: bucket, buckets, total, tools })
 }
 
 /// Deletes a workspace: KV keys first (documents, server keys, secrets), then audit rows, then

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 
 use super::context::Member;
 use super::input::clean_name;
-use super::views::{CreatedKey, CredentialState, Items, Published, PublishedManifest, ServerView, Verified};
+use super::views::{
+    CreatedKey, CredentialState, DraftDiff, Items, Published, PublishedManifest, ServerView, TryOutcome, Verified,
+    Versions,
+};
 use super::{Request, Response, Services};
 use crate::crypto::{aad_server_credential, random_id, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
@@ -723,7 +726,14 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         ));
     }
     lifecycle::publish(svc.kv, &s, version, &bytes).await?;
-    store::set_published(svc.db, &m.workspace_id, &s.id, Some(version), svc.now_ms).await?;
+    let row = store::VersionRow {
+        version,
+        published_at: svc.now_ms,
+        published_by: Some(m.user_id.clone()),
+        tool_count: manifest.tools.len() as i64,
+        bytes: bytes.len() as i64,
+    };
+    store::record_publish(svc.db, &m.workspace_id, &s.id, &row, svc.now_ms).await?;
     let s = load(svc, m, id).await?;
     Response::ok(&Published {
         server: ServerView::of(&svc.origin, &s),
@@ -741,4 +751,135 @@ pub async fn unpublish<D: Db, K: Kv, H: Http>(
     lifecycle::retract(svc.kv, &s).await?;
     store::set_published(svc.db, &m.workspace_id, &s.id, None, svc.now_ms).await?;
     get(svc, m, id).await
+}
+
+/// Published versions and what the draft changes against the live manifest.
+pub async fn versions<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    let versions = store::list_versions(svc.db, &m.workspace_id, &s.id).await?;
+    let draft = match s.published_version {
+        None => None,
+        Some(v) => {
+            let live = match svc.kv.get(&manifest::manifest_key(&s.id, v)).await? {
+                Some(bytes) => serde_json::from_slice::<Manifest>(&bytes)
+                    .map_err(|e| ApiError::internal(format!("manifest {} v{v}: {e}", s.id)))?,
+                None => return Err(ApiError::internal(format!("manifest {} v{v} is missing", s.id))),
+            };
+            let (_, tools) = curated_tools(svc, &s).await?;
+            Some(draft_diff(&s, &tools, &live))
+        }
+    };
+    Response::ok(&Versions { live_version: s.published_version, versions, draft })
+}
+
+/// The draft's tools and settings against a live manifest.
+fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
+    use std::collections::BTreeMap;
+    let as_map = |tools: &[ToolDef]| -> BTreeMap<String, Value> {
+        tools.iter().map(|t| (t.name.clone(), serde_json::to_value(t).unwrap_or(Value::Null))).collect()
+    };
+    let (d, l) = (as_map(draft), as_map(&live.tools));
+    let mut diff = DraftDiff {
+        added: d.keys().filter(|k| !l.contains_key(*k)).cloned().collect(),
+        removed: l.keys().filter(|k| !d.contains_key(*k)).cloned().collect(),
+        changed: d.iter().filter(|(k, v)| l.get(*k).is_some_and(|lv| lv != *v)).map(|(k, _)| k.clone()).collect(),
+        settings: Vec::new(),
+    };
+    let a = &live.auth;
+    for (name, differs) in [
+        ("name", s.name != live.name),
+        ("auth_mode", s.auth_mode != a.mode),
+        ("public", s.is_public != a.public),
+        ("placement", placement_of(s) != a.placement),
+        ("credential_origin", credential_origin_of(s) != a.credential_origin),
+        ("oauth", (s.auth_mode == AuthMode::Oauth).then(|| oauth_of(s)).flatten() != a.oauth),
+        ("base_url", s.base_url_override != live.base_url),
+        ("discovery_mode", s.discovery_mode != live.discovery),
+        ("allowed_origins", s.allowed_origins != live.allowed_origins),
+    ] {
+        if differs {
+            diff.settings.push(name.to_string());
+        }
+    }
+    diff
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "tool": "getPetById", "arguments": { "petId": 1 }, "run": false }))]
+pub struct TryBody {
+    /// The tool's (curated) name; enabled or not.
+    tool: String,
+    /// The arguments an MCP client would send.
+    #[serde(default)]
+    arguments: Value,
+    /// Send the request to the API with the server's credential (admins; not for `oauth`
+    /// servers, which call as a signed-in user).
+    #[serde(default)]
+    run: bool,
+}
+
+/// "Try it": the exact request a tool call would send with the server's draft settings, and
+/// with `run`, its answer.
+pub async fn try_tool<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let body: TryBody = req.json(limits::API_JSON)?;
+    if body.run {
+        // Opens the credential and sends a live request, as verification does.
+        m.require_admin()?;
+    }
+    let s = load(svc, m, id).await?;
+    let row =
+        apps_store::tool_by_name(svc.db, &m.workspace_id, &s.app_id, body.tool.trim()).await?.ok_or_else(|| {
+            ApiError::new(ErrorCode::NotFound, format!("The app has no tool named {:?}.", body.tool.trim()))
+        })?;
+    let mut tool: ToolDef = serde_json::from_str(&row.def_json)
+        .map_err(|_| ApiError::internal(format!("tool {} has a corrupt definition", row.id)))?;
+    tool.name = row.name.clone();
+    let placement = placement_of(&s);
+    let shown = match s.auth_mode {
+        AuthMode::Oauth => Credential::Bearer("[the signed-in user's token]".into()),
+        mode => manifest::place_credential(mode, placement.as_ref(), Some(verify::SHOWN_CREDENTIAL.into()))
+            .unwrap_or(Credential::None),
+    };
+    let send = match (body.run, s.auth_mode) {
+        (false, _) => None,
+        (true, AuthMode::Oauth) => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "An oauth server calls the API as the signed-in user: try the tool from an MCP client.",
+            ))
+        }
+        (true, mode) => {
+            let value = open_credential(svc, &s).await?;
+            let missing = || ApiError::new(ErrorCode::BadRequest, "Set the server's credential before running a tool.");
+            if mode != AuthMode::None && value.is_none() {
+                return Err(missing());
+            }
+            Some(manifest::place_credential(mode, placement.as_ref(), value).ok_or_else(missing)?)
+        }
+    };
+    let origin = credential_origin_of(&s);
+    let outcome = verify::try_call(
+        svc.http,
+        &verify::Trial {
+            tool: &tool,
+            arguments: &body.arguments,
+            shown: &shown,
+            send: send.as_ref(),
+            credential_origin: origin.as_deref(),
+            base_url_override: s.base_url_override.as_deref(),
+            fetch_policy: svc.fetch_policy,
+        },
+    )
+    .await;
+    Response::ok::<TryOutcome>(&outcome)
 }

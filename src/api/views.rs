@@ -377,3 +377,41 @@ pub struct ExportedServer {
     pub credential_set: bool,
     pub access_keys: Vec<AccessKey>,
 }
+
+/// A server's published versions, and what publishing the draft now would change.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Versions {
+    /// The version on the air (`null` when unpublished).
+    pub live_version: Option<i64>,
+    /// Newest first (versions published before the history was kept are not listed).
+    pub versions: Vec<crate::store::servers::VersionRow>,
+    /// The draft against the live version; `null` when nothing is live.
+    pub draft: Option<DraftDiff>,
+}
+
+/// The draft (enabled tools with curation applied, and settings) against the live manifest.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct DraftDiff {
+    /// Tool names the draft adds, removes, and changes (description, schemas or request).
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// Server settings that differ, by name (`auth_mode`, `public`, `base_url`, ...).
+    pub settings: Vec<String>,
+}
+
+pub use crate::service::verify::{PlannedRequest, TriedResponse, TryOutcome};
+
+/// Activity over time, filtered like the audit log.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActivitySeries {
+    pub since: i64,
+    pub until: i64,
+    pub bucket_ms: i64,
+    /// Buckets with at least one call, oldest first.
+    pub buckets: Vec<crate::store::audit::Bucket>,
+    /// The whole window.
+    pub total: crate::store::audit::Stats,
+    /// The 20 busiest tools of the window.
+    pub tools: Vec<crate::store::audit::ToolStats>,
+}

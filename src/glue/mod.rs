@@ -102,6 +102,16 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     if path == "/ops/reseal" {
         return Ok((reseal(&req, env, &settings).await?, None));
     }
+    if path == "/.well-known/security.txt" {
+        let url =
+            req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+        let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
+        let origin = public_origin(&url, &host, &settings).ok_or_else(ApiError::not_found)?;
+        let body = crate::security_txt::render(settings.security_contact.as_deref(), &origin, now_ms());
+        let mut resp = Response::ok(body).map_err(|e| ApiError::internal(e.to_string()))?;
+        let _ = resp.headers_mut().set("content-type", "text/plain; charset=utf-8");
+        return Ok((resp, None));
+    }
     if let Some(server_id) = path.strip_prefix("/.well-known/oauth-protected-resource/mcp/") {
         return Ok((protected_resource(&req, env, server_id).await?, None));
     }
@@ -516,6 +526,8 @@ struct Settings {
     /// `FLOWCP_RATE_LIMITS` is not `off`: the `/mcp` rate limiters apply (the benchmarks turn
     /// them off to measure the runtime itself).
     rate_limits: bool,
+    /// `FLOWCP_SECURITY_CONTACT`: the `Contact` of `/.well-known/security.txt`.
+    security_contact: Option<String>,
 }
 
 thread_local! {
@@ -568,6 +580,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         operator_token: config::operator_token(|name| env.secret(name).ok().map(|s| s.to_string())),
         mailer,
         rate_limits: env.var("FLOWCP_RATE_LIMITS").map(|v| v.to_string() != "off").unwrap_or(true),
+        security_contact: env.var("FLOWCP_SECURITY_CONTACT").ok().map(|v| v.to_string()).filter(|v| !v.is_empty()),
     });
     SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
     Ok(s)

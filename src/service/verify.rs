@@ -2,6 +2,8 @@
 //! configuration ([`static_findings`], pure), one live probe of a safe operation ([`probe`]),
 //! and the verdict. A failed check names what to fix; the probe never shows the credential.
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::invoke::{build_request, Credential};
@@ -192,6 +194,120 @@ pub async fn probe(http: &impl Http, p: &Probe<'_>) -> Finding {
     let mut f = Finding::new("probe", result.is_ok(), message);
     f.tool = Some(tool.name.clone());
     f
+}
+
+/// The exact upstream request of one tool call, and, when it was run, the answer.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct TryOutcome {
+    /// Why the arguments would be refused (as the MCP client would be told); empty when valid.
+    pub problems: Vec<String>,
+    /// The request, with the credential shown as `[credential]`; `null` when it cannot be built.
+    pub request: Option<PlannedRequest>,
+    /// Why the request cannot be built or sent.
+    pub error: Option<String>,
+    /// The upstream's answer, when `run` was asked for and the request was sent.
+    pub response: Option<TriedResponse>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PlannedRequest {
+    pub method: String,
+    pub url: String,
+    /// Name and value pairs, in the order they are sent.
+    pub headers: Vec<(String, String)>,
+    /// The body as text (a binary body is described, not shown).
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TriedResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// At most 64 KiB of the body as text, with the credential redacted in every spelling.
+    pub body: String,
+    pub truncated: bool,
+}
+
+/// What the credential looks like in a shown request.
+pub const SHOWN_CREDENTIAL: &str = "[credential]";
+
+/// One "try it": the tool, its arguments, and the credential twice: placed with the
+/// placeholder for the request shown, and with its value for the request sent (`None`: only
+/// show it).
+pub struct Trial<'a> {
+    pub tool: &'a ToolDef,
+    pub arguments: &'a Value,
+    pub shown: &'a Credential,
+    pub send: Option<&'a Credential>,
+    pub credential_origin: Option<&'a str>,
+    pub base_url_override: Option<&'a str>,
+    pub fetch_policy: FetchPolicy,
+}
+
+/// Plans a tool call as the runtime would (the same argument validation and request builder)
+/// and, when asked, sends it under the runtime's rules: the SSRF guard, and the credential only
+/// to the origin it was set for. Redirects are not followed. The credential never appears in
+/// the outcome: the shown request carries the placeholder, and the answer is redacted.
+pub async fn try_call(http: &impl Http, t: &Trial<'_>) -> TryOutcome {
+    let problems = crate::invoke::validate_tool_arguments(t.tool, t.arguments);
+    if !problems.is_empty() {
+        return TryOutcome { problems, ..Default::default() };
+    }
+    let shown = match build_request(t.tool, t.arguments, t.shown, t.base_url_override) {
+        Ok(plan) => plan,
+        Err(e) => {
+            return TryOutcome { error: Some(format!("The request could not be built: {e}.")), ..Default::default() }
+        }
+    };
+    let request = Some(PlannedRequest {
+        method: shown.method.clone(),
+        url: shown.url.replace("%5Bcredential%5D", SHOWN_CREDENTIAL),
+        headers: shown.headers.clone(),
+        body: shown.body.as_ref().map(|b| match std::str::from_utf8(b) {
+            Ok(text) => text.to_string(),
+            Err(_) => format!("({} bytes of binary data)", b.len()),
+        }),
+    });
+    let Some(credential) = t.send else { return TryOutcome { request, ..Default::default() } };
+    let redactor = Redactor::of_values(credential.secret());
+    let sent = async {
+        let plan = build_request(t.tool, t.arguments, credential, t.base_url_override)
+            .map_err(|e| format!("The request could not be built: {e}."))?;
+        check_url(&plan.url, t.fetch_policy).map_err(|b| format!("The URL is not allowed: {}.", b.0))?;
+        if *credential != Credential::None && origin_of(&plan.url).as_deref() != t.credential_origin {
+            return Err(format!(
+                "The API address {} is not the one the credential was set for ({}); set the credential again.",
+                origin_of(&plan.url).unwrap_or_default(),
+                t.credential_origin.unwrap_or("none")
+            ));
+        }
+        let req = HttpRequest {
+            method: plan.method,
+            url: plan.url,
+            headers: plan.headers,
+            body: plan.body,
+            timeout_ms: PROBE_TIMEOUT_MS,
+        };
+        http.send(&req, PROBE_MAX_BYTES).await.map_err(|e| format!("The API could not be reached: {e}."))
+    }
+    .await;
+    match sent {
+        Ok(r) => TryOutcome {
+            request,
+            response: Some(TriedResponse {
+                status: r.status,
+                content_type: r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                    .map(|(_, v)| redactor.text(v)),
+                body: redactor.text(&String::from_utf8_lossy(&r.body)),
+                truncated: r.truncated,
+            }),
+            ..Default::default()
+        },
+        Err(e) => TryOutcome { request, error: Some(redactor.text(&e)), ..Default::default() },
+    }
 }
 
 /// An `oauth` server's provider, checked live: its authorize URL must be https (loopback http

@@ -309,6 +309,15 @@ pub async fn get_tool(db: &impl Db, ws: &str, app_id: &str, tool_id: &str) -> Re
     db.query(&sql, &[ws.into(), app_id.into(), tool_id.into()]).await?.first().map(tool_row).transpose()
 }
 
+/// The live tool of the app with this (curated) name.
+pub async fn tool_by_name(db: &impl Db, ws: &str, app_id: &str, name: &str) -> Result<Option<ToolRow>, StoreError> {
+    let sql = format!(
+        "SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 AND name = ?3 AND removed_at IS NULL \
+         ORDER BY id LIMIT 1"
+    );
+    db.query(&sql, &[ws.into(), app_id.into(), name.into()]).await?.first().map(tool_row).transpose()
+}
+
 /// Is `name` used by another live tool of the app?
 pub async fn name_taken(
     db: &impl Db,

@@ -218,6 +218,106 @@ pub async fn page(
     db.query(&sql, &params).await?.iter().map(audit_row).collect()
 }
 
+/// Calls, errors and nearest-rank p50/p95 latency of one group of events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Stats {
+    pub calls: i64,
+    /// Calls that did not end `ok`.
+    pub errors: i64,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
+}
+
+/// One time bucket of [`series`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Bucket {
+    /// The bucket's first millisecond.
+    pub start: i64,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+/// One tool's share of [`by_tool`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ToolStats {
+    pub server_id: String,
+    pub tool_name: String,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+/// The events of `ws` matching `f` (whose `since` and `until` must be set), numbered within
+/// each group of `group` by latency, so that the nearest-rank percentiles are one `MIN` each:
+/// the p-th percentile of n values is the smallest with rank >= p% of n. All in SQL: only the
+/// groups leave the database.
+fn grouped(group: &str, select: &str) -> String {
+    format!(
+        "WITH e AS (SELECT server_id, tool_name, latency_ms, outcome, {group} AS g, \
+           ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, \
+           COUNT(*) OVER (PARTITION BY {group}) AS n \
+         FROM audit_events WHERE workspace_id = ?1 AND ts >= ?2 AND ts < ?3 \
+           AND (?4 IS NULL OR server_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR outcome = ?6)) \
+         SELECT {select}, COUNT(*) AS calls, SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors, \
+           MIN(CASE WHEN rn * 100 >= n * 50 THEN latency_ms END) AS p50, \
+           MIN(CASE WHEN rn * 100 >= n * 95 THEN latency_ms END) AS p95 \
+         FROM e GROUP BY g"
+    )
+}
+
+fn window_params(ws: &str, f: &AuditFilter, since: i64, until: i64) -> Vec<SqlValue> {
+    vec![
+        ws.into(),
+        since.into(),
+        until.into(),
+        f.server.clone().into(),
+        f.tool.clone().into(),
+        f.outcome.map(|o| o.as_str().to_string()).into(),
+    ]
+}
+
+fn stats(r: &Row) -> Result<Stats, StoreError> {
+    Ok(Stats {
+        calls: row_i64(r, "calls")?,
+        errors: row_i64(r, "errors")?,
+        p50_ms: row_i64(r, "p50")?,
+        p95_ms: row_i64(r, "p95")?,
+    })
+}
+
+/// Buckets of `bucket_ms` from `since` to `until` that hold at least one event, oldest first.
+pub async fn series(
+    db: &impl Db,
+    ws: &str,
+    f: &AuditFilter,
+    (since, until): (i64, i64),
+    bucket_ms: i64,
+) -> Result<Vec<Bucket>, StoreError> {
+    let sql = grouped("(ts - ?2) / ?7", "g") + " ORDER BY g";
+    let mut params = window_params(ws, f, since, until);
+    params.push(bucket_ms.into());
+    db.query(&sql, &params)
+        .await?
+        .iter()
+        .map(|r| Ok(Bucket { start: since + row_i64(r, "g")? * bucket_ms, stats: stats(r)? }))
+        .collect()
+}
+
+/// The 20 busiest tools from `since` to `until`.
+pub async fn by_tool(
+    db: &impl Db,
+    ws: &str,
+    f: &AuditFilter,
+    (since, until): (i64, i64),
+) -> Result<Vec<ToolStats>, StoreError> {
+    let sql = grouped("server_id || '/' || tool_name", "MIN(server_id) AS server_id, MIN(tool_name) AS tool_name")
+        + " ORDER BY calls DESC, tool_name LIMIT 20";
+    db.query(&sql, &window_params(ws, f, since, until))
+        .await?
+        .iter()
+        .map(|r| Ok(ToolStats { server_id: text(r, "server_id")?, tool_name: text(r, "tool_name")?, stats: stats(r)? }))
+        .collect()
+}
+
 /// The newest 10,000 events of a workspace (the data export).
 pub async fn export(db: &impl Db, ws: &str) -> Result<Vec<AuditRow>, StoreError> {
     db.query(

@@ -193,6 +193,62 @@ pub async fn set_published(db: &impl Db, ws: &str, id: &str, version: Option<i64
     db.execute(sql, &[ws.into(), id.into(), version.into(), SqlValue::Integer(now)]).await.map(|_| ())
 }
 
+/// One published version of a server (the manifest itself is in KV).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct VersionRow {
+    pub version: i64,
+    pub published_at: i64,
+    /// Who published it (`null` once their account is gone).
+    pub published_by: Option<String>,
+    pub tool_count: i64,
+    pub bytes: i64,
+}
+
+/// Records a publish, and the server's live version with it, in one batch.
+pub async fn record_publish(db: &impl Db, ws: &str, id: &str, v: &VersionRow, now: i64) -> Result<(), StoreError> {
+    let set = "UPDATE servers SET published_version = ?3, published_at = ?4, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
+    let insert =
+        "INSERT OR REPLACE INTO server_versions (server_id, version, published_at, published_by, tool_count, bytes) \
+                  SELECT id, ?3, ?4, ?5, ?6, ?7 FROM servers WHERE workspace_id = ?1 AND id = ?2";
+    db.batch(&[
+        (set, vec![ws.into(), id.into(), v.version.into(), SqlValue::Integer(now)]),
+        (
+            insert,
+            vec![
+                ws.into(),
+                id.into(),
+                v.version.into(),
+                v.published_at.into(),
+                v.published_by.clone().into(),
+                v.tool_count.into(),
+                v.bytes.into(),
+            ],
+        ),
+    ])
+    .await
+    .map(|_| ())
+}
+
+/// The newest 50 published versions of a server of workspace `ws`, newest first.
+pub async fn list_versions(db: &impl Db, ws: &str, id: &str) -> Result<Vec<VersionRow>, StoreError> {
+    let sql = "SELECT v.version, v.published_at, v.published_by, v.tool_count, v.bytes FROM server_versions v \
+               JOIN servers s ON s.id = v.server_id WHERE s.workspace_id = ?1 AND s.id = ?2 \
+               ORDER BY v.version DESC LIMIT 50";
+    db.query(sql, &[ws.into(), id.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(VersionRow {
+                version: row_i64(r, "version")?,
+                published_at: row_i64(r, "published_at")?,
+                published_by: opt_text(r, "published_by"),
+                tool_count: row_i64(r, "tool_count")?,
+                bytes: row_i64(r, "bytes")?,
+            })
+        })
+        .collect()
+}
+
 pub async fn delete(db: &impl Db, ws: &str, id: &str) -> Result<bool, StoreError> {
     Ok(db.execute("DELETE FROM servers WHERE workspace_id = ?1 AND id = ?2", &[ws.into(), id.into()]).await? == 1)
 }

@@ -1,5 +1,5 @@
 //! The `email_tokens` table: single-use links sent by email (address verification, password
-//! reset). Only the SHA-256 of a token is stored, so a copy of the database opens nothing; a
+//! reset, address change). Only the SHA-256 of a token is stored, so a copy of the database opens nothing; a
 //! token is redeemed by the one statement that deletes its row, so it works once, even under a
 //! burst of parallel redemptions.
 
@@ -10,6 +10,8 @@ use super::{text, Db, SqlValue, StoreError};
 pub enum Purpose {
     VerifyEmail,
     ResetPassword,
+    /// A new address for an account: it takes effect when the link is redeemed.
+    ChangeEmail,
 }
 
 impl Purpose {
@@ -17,6 +19,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => "verify_email",
             Purpose::ResetPassword => "reset_password",
+            Purpose::ChangeEmail => "change_email",
         }
     }
 }

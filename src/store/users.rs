@@ -143,6 +143,21 @@ pub async fn mark_verified(db: &impl Db, user_id: &str, email: &str, now_ms: i64
     Ok(db.execute(MARK_VERIFIED, &[user_id.into(), email.into(), now_ms.into()]).await? > 0)
 }
 
+/// Moves an account to a proved new address (verified, since its link was redeemed), unless
+/// another account took the address meanwhile. Returns whether it moved.
+pub const CHANGE_EMAIL: &str = "UPDATE users SET email = ?2, email_verified_at = ?3, updated_at = ?3 \
+    WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM users WHERE email = ?2 AND id != ?1)";
+
+pub async fn change_email(db: &impl Db, user_id: &str, email: &str, now_ms: i64) -> Result<bool, StoreError> {
+    Ok(db.execute(CHANGE_EMAIL, &[user_id.into(), email.into(), now_ms.into()]).await? > 0)
+}
+
+const RENAME: &str = "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1";
+
+pub async fn set_display_name(db: &impl Db, user_id: &str, name: &str, now_ms: i64) -> Result<(), StoreError> {
+    db.execute(RENAME, &[user_id.into(), name.into(), now_ms.into()]).await.map(|_| ())
+}
+
 const REHASH: &str = "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2";
 
 /// Replaces the password hash only if it is still `old_hash` (a rehash at login with today's

@@ -2591,3 +2591,251 @@ fn the_callback_checks_the_redirect_uri_again() {
     assert!(cb.headers.iter().all(|(k, _)| k != "location"), "no redirect with a code");
     assert_eq!(env.http.seen.borrow().len(), before, "no code exchange");
 }
+
+/// Issue 14: an address changes only when the new mailbox confirms it, from the account's own
+/// session; the old address is told; the answer says nothing about other accounts.
+#[test]
+fn an_address_changes_only_when_the_new_mailbox_confirms_it() {
+    let env = Env::new();
+    signed_up(&env, "taken@example.com");
+    let (other_cookie, other_csrf) = env.session();
+    signed_up(&env, "old@example.com");
+    let change = |to: &str, pw: &str| {
+        env.call("POST", "/api/v1/me/email", Some(json!({ "new_email": to, "current_password": pw })))
+    };
+    let wrong = change("new@example.com", "not the password");
+    assert_eq!((wrong.status, wrong.body.unwrap()["error"]["code"].clone()), (403, json!("wrong_password")));
+    assert_eq!(change("not an address", "a long enough password").status, 422);
+    assert_eq!(change("OLD@example.com", "a long enough password").status, 422);
+    // A taken address gets the same answer, and no link.
+    let taken = change("taken@example.com", "a long enough password");
+    let asked = change("new@example.com", "a long enough password");
+    assert_eq!((taken.status, asked.status), (202, 202));
+    assert_eq!(
+        taken.body.unwrap()["message"].as_str().unwrap().replace("taken@", "new@"),
+        asked.body.unwrap()["message"].as_str().unwrap()
+    );
+    assert!(env.link_token("taken@example.com", "/confirm-email").is_none());
+    let me = env.call("GET", "/api/v1/me", None).body.unwrap();
+    assert_eq!(me["user"]["email"], "old@example.com", "nothing changes before the link is redeemed");
+    let token = env.link_token("new@example.com", "/confirm-email").expect("a link went to the new address");
+    // Another account's session cannot redeem it.
+    let stolen = env.call_as(
+        "POST",
+        "/api/v1/auth/confirm-email",
+        other_cookie.as_deref(),
+        other_csrf.as_deref(),
+        Some(json!({ "token": token })),
+    );
+    assert_eq!(stolen.status, 404, "{:?}", stolen.body);
+    let done = env.call("POST", "/api/v1/auth/confirm-email", Some(json!({ "token": token })));
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(done.body.unwrap(), json!({ "email": "new@example.com", "email_verified": true }));
+    let me = env.call("GET", "/api/v1/me", None).body.unwrap();
+    assert_eq!(
+        (me["user"]["email"].clone(), me["user"]["email_verified"].clone()),
+        (json!("new@example.com"), json!(true))
+    );
+    let notice = block_on(flowcp::mail::outbox(&env.kv, "old@example.com")).unwrap();
+    assert!(notice.iter().any(|m| m.text.contains("now uses new@example.com")), "{notice:?}");
+    // Used once.
+    assert_eq!(env.call("POST", "/api/v1/auth/confirm-email", Some(json!({ "token": token }))).status, 404);
+    // The new address signs in; the old one does not.
+    let login = |email: &str| {
+        env.call("POST", "/api/v1/auth/login", Some(json!({ "email": email, "password": "a long enough password" })))
+            .status
+    };
+    assert_eq!((login("old@example.com"), login("new@example.com")), (401, 200));
+
+    // An address taken between the link and its redemption is not stolen.
+    assert_eq!(change("later@example.com", "a long enough password").status, 202);
+    let token = env.link_token("later@example.com", "/confirm-email").unwrap();
+    let (mine_cookie, mine_csrf) = env.session();
+    signed_up(&env, "later@example.com");
+    let raced = env.call_as(
+        "POST",
+        "/api/v1/auth/confirm-email",
+        mine_cookie.as_deref(),
+        mine_csrf.as_deref(),
+        Some(json!({ "token": token })),
+    );
+    assert_eq!((raced.status, raced.body.unwrap()["error"]["code"].clone()), (409, json!("email_taken")));
+}
+
+#[test]
+fn the_display_name_changes_and_refuses_format_characters() {
+    let env = Env::new();
+    signed_up(&env, "name@example.com");
+    let r = env.call("PATCH", "/api/v1/me", Some(json!({ "display_name": "  Ada Lovelace " })));
+    assert_eq!((r.status, r.body.unwrap()["display_name"].clone()), (200, json!("Ada Lovelace")));
+    let bad = env.call("PATCH", "/api/v1/me", Some(json!({ "display_name": "Ada\u{202e}" })));
+    assert_eq!(bad.status, 422);
+    assert_eq!(env.call("PATCH", "/api/v1/me", Some(json!({ "email": "x@example.com" }))).status, 400);
+    assert_eq!(env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["display_name"], "Ada Lovelace");
+}
+
+/// Issue 14: "try it" shows the exact request with the credential as a placeholder, sends
+/// nothing unless asked, runs only for admins, and redacts the credential from the answer.
+#[test]
+fn try_it_shows_the_exact_request_and_runs_it_only_for_admins_with_the_credential_redacted() {
+    let env = Env::new();
+    let ws = signed_up(&env, "try@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
+    let try_it = |body: Value| env.call("POST", &p(&format!("/servers/{srv}/try")), Some(body));
+    let plan = try_it(json!({ "tool": "listThings" }));
+    assert_eq!(plan.status, 200, "{:?}", plan.body);
+    let plan = plan.body.unwrap();
+    assert_eq!(plan["request"]["url"], "https://api.example.com/v1/things?api_key=[credential]", "{plan}");
+    assert_eq!((plan["request"]["method"].clone(), plan["response"].clone()), (json!("GET"), Value::Null));
+    assert!(env.http.seen.borrow().is_empty(), "a plan sends nothing");
+    assert_eq!(plan["problems"], json!([]));
+    assert_eq!(try_it(json!({ "tool": "noSuchTool" })).status, 404);
+    assert_eq!(
+        try_it(json!({ "tool": "listThings", "arguments": "x" })).body.unwrap()["problems"].as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // Run: the upstream echoes the credential back; the answer never shows it.
+    env.http.push(resp(
+        200,
+        &[("content-type", "application/json")],
+        format!("{{\"echo\":\"{CREDENTIAL}\"}}").as_bytes(),
+    ));
+    let ran = try_it(json!({ "tool": "listThings", "run": true })).body.unwrap();
+    assert_eq!(ran["response"]["status"], 200, "{ran}");
+    assert_eq!(env.http.seen.borrow()[0].url, format!("https://api.example.com/v1/things?api_key={CREDENTIAL}"));
+    assert!(!ran.to_string().contains(CREDENTIAL) && ran.to_string().contains("[REDACTED]"), "{ran}");
+
+    // A member sees the plan but cannot run it; another workspace sees nothing.
+    let (owner_cookie, owner_csrf) = env.session();
+    signed_up(&env, "try-member@example.com");
+    let member = env.session();
+    invite_and_accept(&env, &ws, &(owner_cookie, owner_csrf), &member, "try-member@example.com", "member");
+    let as_member = |body: Value| {
+        env.call_as("POST", &p(&format!("/servers/{srv}/try")), member.0.as_deref(), member.1.as_deref(), Some(body))
+    };
+    assert_eq!(as_member(json!({ "tool": "listThings" })).status, 200);
+    assert_eq!(as_member(json!({ "tool": "listThings", "run": true })).status, 403);
+    let stranger_ws = signed_up(&env, "try-stranger@example.com");
+    let r = env.call(
+        "POST",
+        &format!("/api/v1/workspaces/{stranger_ws}/servers/{srv}/try"),
+        Some(json!({ "tool": "listThings" })),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(env.http.seen.borrow().len(), 1, "only the one run reached the API");
+}
+
+/// Issue 14: each publish is recorded as a version, and the draft is compared with the live
+/// manifest: tools added, removed and changed, and the settings that differ.
+#[test]
+fn versions_are_listed_and_the_draft_is_compared_with_the_live_manifest() {
+    let env = Env::new();
+    let ws = signed_up(&env, "versions@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (app, srv) = api_key_server(&env, &ws);
+    let versions = || env.call("GET", &p(&format!("/servers/{srv}/versions")), None).body.unwrap();
+    assert_eq!(versions(), json!({ "live_version": null, "versions": [], "draft": null }));
+    env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": CREDENTIAL, "origin": "https://api.example.com" })),
+    );
+    let publish = || {
+        env.http.push(resp(200, &[], b"[]"));
+        assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+        assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/publish")), None).status, 200);
+    };
+    publish();
+    let v = versions();
+    assert_eq!(v["live_version"], 1);
+    assert_eq!((v["versions"][0]["version"].clone(), v["versions"][0]["tool_count"].clone()), (json!(1), json!(1)));
+    assert_eq!(v["draft"], json!({ "added": [], "removed": [], "changed": [], "settings": [] }));
+
+    // Rename the tool, and make the server public: the draft now differs.
+    let tools = env.call("GET", &p(&format!("/apps/{app}/tools")), None).body.unwrap();
+    let tool = tools["items"][0]["id"].as_str().unwrap().to_string();
+    let renamed = env.call("PATCH", &p(&format!("/apps/{app}/tools/{tool}")), Some(json!({ "name": "list_things" })));
+    assert_eq!(renamed.status, 200, "{:?}", renamed.body);
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "base_url": "https://api.example.com/v2" })));
+    let d = versions()["draft"].clone();
+    assert_eq!(d["added"], json!(["list_things"]), "{d}");
+    assert_eq!(d["removed"], json!(["listThings"]), "{d}");
+    assert_eq!(d["settings"], json!(["base_url"]), "{d}");
+    env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "base_url": null })));
+    env.call(
+        "PATCH",
+        &p(&format!("/apps/{app}/tools/{tool}")),
+        Some(json!({ "name": "listThings", "description": "Lists things." })),
+    );
+    let d = versions()["draft"].clone();
+    assert_eq!(d, json!({ "added": [], "removed": [], "changed": ["listThings"], "settings": [] }));
+    publish();
+    let v = versions();
+    assert_eq!((v["live_version"].clone(), v["versions"].as_array().unwrap().len()), (json!(2), 2));
+    assert_eq!(v["versions"][0]["version"], 2, "newest first");
+    // Another workspace: 404.
+    let other = signed_up(&env, "versions-other@example.com");
+    assert_eq!(env.call("GET", &format!("/api/v1/workspaces/{other}/servers/{srv}/versions"), None).status, 404);
+}
+
+/// Issue 14: activity buckets count calls and errors and give nearest-rank p50/p95, filtered
+/// like the audit log; bad windows are refused; another workspace's events never count.
+#[test]
+fn activity_counts_calls_errors_and_percentiles_per_bucket() {
+    use flowcp::store::audit::{insert_many, AuditEvent, Outcome};
+    let env = Env::new();
+    let other = signed_up(&env, "activity-other@example.com");
+    let ws = signed_up(&env, "activity@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let t0 = 1_790_000_000_000 - 3_600_000;
+    let ev = |ws: &str, minute: i64, tool: &str, outcome: Outcome, latency: i64| AuditEvent {
+        ts_ms: t0 + minute * 60_000 + 5,
+        workspace_id: ws.to_string(),
+        server_id: "srv_a".into(),
+        tool_name: tool.into(),
+        outcome,
+        upstream_status: Some(200),
+        latency_ms: latency,
+        request_bytes: 0,
+        response_bytes: 0,
+        connection_hash: None,
+    };
+    let mut events: Vec<AuditEvent> = (1..=20).map(|l| ev(&ws, 0, "a", Outcome::Ok, l)).collect();
+    events.push(ev(&ws, 1, "b", Outcome::UpstreamError, 300));
+    events.push(ev(&ws, 1, "a", Outcome::Ok, 100));
+    events.push(ev(&other, 0, "a", Outcome::Ok, 9_999));
+    block_on(insert_many(&env.db, &events)).unwrap();
+    let q = format!("/activity?since={t0}&until={}&bucket=60000", t0 + 3_600_000);
+    let a = env.call("GET", &p(&q), None).body.unwrap();
+    assert_eq!(a["bucket_ms"], 60_000);
+    assert_eq!(a["buckets"].as_array().unwrap().len(), 2, "{a}");
+    // 1..=20 ms: the nearest-rank p50 is the 10th value, the p95 the 19th.
+    assert_eq!(a["buckets"][0], json!({ "start": t0, "calls": 20, "errors": 0, "p50_ms": 10, "p95_ms": 19 }));
+    assert_eq!(a["buckets"][1], json!({ "start": t0 + 60_000, "calls": 2, "errors": 1, "p50_ms": 100, "p95_ms": 300 }));
+    assert_eq!((a["total"]["calls"].clone(), a["total"]["errors"].clone()), (json!(22), json!(1)));
+    assert_eq!((a["tools"][0]["tool_name"].clone(), a["tools"][0]["calls"].clone()), (json!("a"), json!(21)));
+    let only_b = env.call("GET", &p(&format!("{q}&tool=b")), None).body.unwrap();
+    assert_eq!(only_b["total"], json!({ "calls": 1, "errors": 1, "p50_ms": 300, "p95_ms": 300 }));
+    let errors = env.call("GET", &p(&format!("{q}&outcome=upstream_error")), None).body.unwrap();
+    assert_eq!(errors["total"]["calls"], 1);
+    // The default window is the last 24 hours in whole minutes.
+    let d = env.call("GET", &p("/activity"), None).body.unwrap();
+    assert_eq!((d["bucket_ms"].clone(), d["total"]["calls"].clone()), (json!(1_440_000), json!(22)));
+    for bad in [
+        format!("/activity?since={t0}&until={t0}"),
+        format!("/activity?since=0&until={}", 40 * 24 * 3_600_000i64),
+        format!("/activity?since={t0}&until={}&bucket=1000", t0 + 3_600_000),
+        "/activity?bucket=x".to_string(),
+        "/activity?outcome=maybe".to_string(),
+    ] {
+        let r = env.call("GET", &p(&bad), None);
+        assert_eq!((r.status, r.body.unwrap()["error"]["code"].clone()), (400, json!("invalid_filter")), "{bad}");
+    }
+}

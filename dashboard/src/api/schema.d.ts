@@ -122,7 +122,8 @@ export interface paths {
         delete: operations["deleteAccount"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change the display name */
+        patch: operations["updateMe"];
         trace?: never;
     };
     "/api/v1/me/password": {
@@ -136,6 +137,40 @@ export interface paths {
         put?: never;
         /** Change the password (ends every session; answers a new one) */
         post: operations["changePassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ask to change the address: a link goes to the new one, which takes effect when redeemed */
+        post: operations["changeEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/confirm-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Redeem an emailed address-change link (signed in as its account) */
+        post: operations["confirmEmail"];
         delete?: never;
         options?: never;
         head?: never;
@@ -563,6 +598,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{ws}/servers/{srv}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Published versions, and what the draft changes against the live one */
+        get: operations["listVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/servers/{srv}/try": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The exact request a tool call would send (credential redacted); with run, send it (admins) */
+        post: operations["tryTool"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{ws}/secrets": {
         parameters: {
             query?: never;
@@ -607,6 +676,23 @@ export interface paths {
         };
         /** Audit events, newest first, cursor paged */
         get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/activity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Calls, errors and p50/p95 latency per time bucket, filtered like the audit log */
+        get: operations["activity"];
         put?: never;
         post?: never;
         delete?: never;
@@ -765,6 +851,14 @@ export interface components {
         ChangePasswordBody: {
             current_password: string;
             new_password: string;
+        };
+        UpdateMeBody: {
+            /** @description 1 to 100 characters. */
+            display_name: string;
+        };
+        ChangeEmailBody: {
+            new_email: string;
+            current_password: string;
         };
         /** @description A list. */
         WorkspaceList: {
@@ -1313,6 +1407,94 @@ export interface components {
             /** Format: uint64 */
             bytes: number;
         };
+        /** @description A server's published versions, and what publishing the draft now would change. */
+        Versions: {
+            /**
+             * Format: int64
+             * @description The version on the air (`null` when unpublished).
+             */
+            live_version?: number | null;
+            /** @description Newest first (versions published before the history was kept are not listed). */
+            versions: components["schemas"]["VersionRow"][];
+            /** @description The draft against the live version; `null` when nothing is live. */
+            draft?: components["schemas"]["DraftDiff"] | null;
+        };
+        /** @description One published version of a server (the manifest itself is in KV). */
+        VersionRow: {
+            /** Format: int64 */
+            version: number;
+            /** Format: int64 */
+            published_at: number;
+            /** @description Who published it (`null` once their account is gone). */
+            published_by?: string | null;
+            /** Format: int64 */
+            tool_count: number;
+            /** Format: int64 */
+            bytes: number;
+        };
+        /** @description The draft (enabled tools with curation applied, and settings) against the live manifest. */
+        DraftDiff: {
+            /** @description Tool names the draft adds, removes, and changes (description, schemas or request). */
+            added: string[];
+            removed: string[];
+            changed: string[];
+            /** @description Server settings that differ, by name (`auth_mode`, `public`, `base_url`, ...). */
+            settings: string[];
+        };
+        /** @description The exact upstream request of one tool call, and, when it was run, the answer. */
+        TryOutcome: {
+            /** @description Why the arguments would be refused (as the MCP client would be told); empty when valid. */
+            problems: string[];
+            /** @description The request, with the credential shown as `[credential]`; `null` when it cannot be built. */
+            request?: components["schemas"]["PlannedRequest"] | null;
+            /** @description Why the request cannot be built or sent. */
+            error?: string | null;
+            /** @description The upstream's answer, when `run` was asked for and the request was sent. */
+            response?: components["schemas"]["TriedResponse"] | null;
+        };
+        PlannedRequest: {
+            method: string;
+            url: string;
+            /** @description Name and value pairs, in the order they are sent. */
+            headers: [
+                string,
+                string
+            ][];
+            /** @description The body as text (a binary body is described, not shown). */
+            body?: string | null;
+        };
+        TriedResponse: {
+            /** Format: uint16 */
+            status: number;
+            content_type?: string | null;
+            /** @description At most 64 KiB of the body as text, with the credential redacted in every spelling. */
+            body: string;
+            truncated: boolean;
+        };
+        /**
+         * @example {
+         *       "tool": "getPetById",
+         *       "arguments": {
+         *         "petId": 1
+         *       },
+         *       "run": false
+         *     }
+         */
+        TryBody: {
+            /** @description The tool's (curated) name; enabled or not. */
+            tool: string;
+            /**
+             * @description The arguments an MCP client would send.
+             * @default null
+             */
+            arguments?: unknown;
+            /**
+             * @description Send the request to the API with the server's credential (admins; not for `oauth`
+             *     servers, which call as a signed-in user).
+             * @default false
+             */
+            run?: boolean;
+        };
         /** @description A list. */
         SecretInfoList: {
             items: components["schemas"]["SecretInfo"][];
@@ -1369,6 +1551,70 @@ export interface components {
          *     nothing writes: an upstream failure is `upstream_error`.)
          */
         Outcome: ("ok" | "upstream_error" | "denied" | "invalid") | "unexpected_response";
+        /** @description Activity over time, filtered like the audit log. */
+        ActivitySeries: {
+            /** Format: int64 */
+            since: number;
+            /** Format: int64 */
+            until: number;
+            /** Format: int64 */
+            bucket_ms: number;
+            /** @description Buckets with at least one call, oldest first. */
+            buckets: components["schemas"]["Bucket"][];
+            /** @description The whole window. */
+            total: components["schemas"]["Stats"];
+            /** @description The 20 busiest tools of the window. */
+            tools: components["schemas"]["ToolStats"][];
+        };
+        /** @description One time bucket of [`series`]. */
+        Bucket: {
+            /**
+             * Format: int64
+             * @description The bucket's first millisecond.
+             */
+            start: number;
+            /** Format: int64 */
+            calls: number;
+            /**
+             * Format: int64
+             * @description Calls that did not end `ok`.
+             */
+            errors: number;
+            /** Format: int64 */
+            p50_ms: number;
+            /** Format: int64 */
+            p95_ms: number;
+        };
+        /** @description Calls, errors and nearest-rank p50/p95 latency of one group of events. */
+        Stats: {
+            /** Format: int64 */
+            calls: number;
+            /**
+             * Format: int64
+             * @description Calls that did not end `ok`.
+             */
+            errors: number;
+            /** Format: int64 */
+            p50_ms: number;
+            /** Format: int64 */
+            p95_ms: number;
+        };
+        /** @description One tool's share of [`by_tool`]. */
+        ToolStats: {
+            server_id: string;
+            tool_name: string;
+            /** Format: int64 */
+            calls: number;
+            /**
+             * Format: int64
+             * @description Calls that did not end `ok`.
+             */
+            errors: number;
+            /** Format: int64 */
+            p50_ms: number;
+            /** Format: int64 */
+            p95_ms: number;
+        };
         DeleteAccountBody: {
             password: string;
         };
@@ -1739,6 +1985,39 @@ export interface operations {
             };
         };
     };
+    updateMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateMeBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     changePassword: {
         parameters: {
             query?: never;
@@ -1759,6 +2038,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PasswordChanged"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    changeEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangeEmailBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MailAccepted"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    confirmEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailVerified"];
                 };
             };
             /** @description Error */
@@ -2996,6 +3341,74 @@ export interface operations {
             };
         };
     };
+    listVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                srv: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Versions"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    tryTool: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                srv: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TryBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TryOutcome"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     listSecrets: {
         parameters: {
             query?: never;
@@ -3126,6 +3539,50 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditRowPage"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    activity: {
+        parameters: {
+            query?: {
+                /** @description Only this server's calls */
+                server?: string;
+                /** @description Only this tool's calls */
+                tool?: string;
+                /** @description Only calls that ended so */
+                outcome?: "ok" | "upstream_error" | "denied" | "invalid" | "unexpected_response";
+                /** @description From this time (ms, inclusive; default: 24 hours ago) */
+                since?: number;
+                /** @description Before this time (ms; default: now) */
+                until?: number;
+                /** @description Bucket width in ms (default: about 60 buckets) */
+                bucket?: number;
+            };
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActivitySeries"];
                 };
             };
             /** @description Error */
