@@ -25,6 +25,7 @@ lint:
 
 unit:
 	cargo test --workspace
+	npm test -w dashboard
 
 ## a short coverage-guided run of every fuzz target (FUZZ_SECONDS=300 for a longer one)
 fuzz:

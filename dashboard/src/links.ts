@@ -1,9 +1,10 @@
-// The pages emailed links open: /verify-email, /reset-password and /invitations/accept. The
+// The pages emailed links open: /verify-email, /confirm-email, /reset-password and
+// /invitations/accept. The
 // token travels in the URL fragment (never sent to a server, never in a Referer); the page
 // takes it, clears it from the address bar and posts it. Verifying an address and accepting an
 // invitation need the session of the right account, so those pages sign in first if needed.
 
-type Page = "/verify-email" | "/reset-password" | "/invitations/accept";
+type Page = "/verify-email" | "/confirm-email" | "/reset-password" | "/invitations/accept";
 
 interface Answer {
   status: number;
@@ -67,7 +68,7 @@ async function withSession(root: HTMLElement, why: string, then: () => Promise<v
 
 export async function handleLink(root: HTMLElement): Promise<boolean> {
   const page = location.pathname as Page;
-  if (!["/verify-email", "/reset-password", "/invitations/accept"].includes(page)) return false;
+  if (!["/verify-email", "/confirm-email", "/reset-password", "/invitations/accept"].includes(page)) return false;
   const token = new URLSearchParams(location.hash.slice(1)).get("token") ?? "";
   history.replaceState(null, "", location.pathname); // the token leaves the address bar
   if (!token) {
@@ -78,6 +79,11 @@ export async function handleLink(root: HTMLElement): Promise<boolean> {
     await withSession(root, "Sign in as the account this address belongs to, to verify it.", async () => {
       const r = await api("POST", "/api/v1/auth/verify-email", { token });
       say(root, r.status === 200 ? "Your email address is verified." : message(r));
+    });
+  } else if (page === "/confirm-email") {
+    await withSession(root, "Sign in to the account that asked for this address, to confirm it.", async () => {
+      const r = await api("POST", "/api/v1/auth/confirm-email", { token });
+      say(root, r.status === 200 ? `Your account now uses ${String(r.body?.email ?? "the new address")}.` : message(r));
     });
   } else if (page === "/invitations/accept") {
     await withSession(root, "Sign in (or sign up) as the invited address to accept.", async () => {

@@ -1,5 +1,5 @@
-// The account: email verification, password change, data export, account deletion.
-// TODO(issue 14): change the display name and email (the API has no route for them yet).
+// The account: display name, address (changed only once the new mailbox confirms it), email
+// verification, password change, data export, account deletion.
 import { useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
 import { api, errorMessage, forgetCsrf, rememberCsrf } from "../api/client";
@@ -14,6 +14,8 @@ export function Account() {
       <h1>Your account</h1>
       <p>{user.display_name} · <code>{user.email}</code> · {user.email_verified ? "verified" : "not verified"}</p>
       {!user.email_verified && <Resend />}
+      <Profile name={user.display_name} />
+      <ChangeEmail current={user.email} />
       <ChangePassword />
       <Export />
       <DeleteAccount />
@@ -34,6 +36,58 @@ function Resend() {
       <button type="button" onClick={() => void send()}>Email a new link</button>
       {said && <p role="status">{said}</p>}
     </div>
+  );
+}
+
+function Profile({ name }: { name: string }) {
+  const [value, setValue] = useState(name);
+  const [error, setError] = useState("");
+  const [done, setDone] = useState("");
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    setDone("");
+    const { data, error: err, response } = await api.PATCH("/api/v1/me", { body: { display_name: value } });
+    if (!data) return setError(errorMessage(err, response.status));
+    await loadMe();
+    setDone("Name saved.");
+  };
+  return (
+    <form class="card" onSubmit={submit}>
+      <h2>Display name</h2>
+      <Field label="Display name" name="display_name" value={value} onInput={setValue} autoComplete="name" hint="Shown to the members of your workspaces; 1 to 100 characters." />
+      <button type="submit">Save name</button>
+      <ErrorLine>{error}</ErrorLine>
+      {done && <p role="status">{done}</p>}
+    </form>
+  );
+}
+
+function ChangeEmail({ current }: { current: string }) {
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState("");
+  const [done, setDone] = useState("");
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    setDone("");
+    if (email.trim().toLowerCase() === current.toLowerCase()) return setError("This is already your address.");
+    const { data, error: err, response } = await api.POST("/api/v1/me/email", { body: { new_email: email.trim(), current_password: password } });
+    if (!data) return setError(errorMessage(err, response.status));
+    setPassword("");
+    setDone(data.message);
+  };
+  return (
+    <form class="card" onSubmit={submit}>
+      <h2>Change email address</h2>
+      <p>We email a link to the new address; your address changes when you open it while signed in. Until then you keep using <code>{current}</code>.</p>
+      <Field label="New email address" name="new_email" type="email" value={email} onInput={setEmail} autoComplete="email" />
+      <Field label="Current password" name="email_password" type="password" value={password} onInput={setPassword} autoComplete="current-password" />
+      <button type="submit">Send the confirmation link</button>
+      <ErrorLine>{error}</ErrorLine>
+      {done && <p role="status">{done}</p>}
+    </form>
   );
 }
 

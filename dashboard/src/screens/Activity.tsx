@@ -1,35 +1,81 @@
-// The audit log: every tool call of the workspace, newest first, filtered by server, tool and
-// outcome. Calls are identified by a connection hash, never a person.
-import { useEffect, useState } from "preact/hooks";
+// Activity: calls, errors and p50/p95 latency over time (uPlot, loaded with this screen only),
+// the busiest tools, and the audit log, all filtered by time window, server, tool and outcome.
+// Calls are identified by a connection hash, never a person.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorMessage, type Schemas } from "../api/client";
 import { ErrorLine, Field } from "../forms";
+import { errorRate, toColumns, WINDOWS, type Columns } from "../lib/series";
 import { workspaceId } from "../workspace";
 
 type Row = Schemas["AuditRow"];
+type Series = Schemas["ActivitySeries"];
 const OUTCOMES = ["ok", "upstream_error", "denied", "invalid", "unexpected_response"] as const;
+
+interface Filters {
+  window: number;
+  server: string;
+  tool: string;
+  outcome: string;
+}
 
 export function Activity() {
   const ws = workspaceId.value;
-  const [rows, setRows] = useState<Row[] | null>(null);
+  const [filters, setFilters] = useState<Filters>({ window: WINDOWS[1].ms, server: "", tool: "", outcome: "" });
   const [tool, setTool] = useState("");
-  const [outcome, setOutcome] = useState("");
+  const [servers, setServers] = useState<Schemas["ServerView"][]>([]);
+  const [series, setSeries] = useState<Series | null>(null);
+  const [rows, setRows] = useState<Row[] | null>(null);
   const [error, setError] = useState("");
-  const load = async () => {
+  useEffect(() => {
     if (!ws) return;
-    const query = { limit: 200, ...(tool ? { tool } : {}), ...(outcome ? { outcome: outcome as (typeof OUTCOMES)[number] } : {}) };
-    const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/audit", { params: { path: { ws }, query } });
-    if (!data) return setError(errorMessage(err, response.status));
-    setRows(data.items);
+    void api.GET("/api/v1/workspaces/{ws}/servers", { params: { path: { ws } } }).then(({ data }) => setServers(data?.items ?? []));
+  }, [ws]);
+  const load = async (f: Filters) => {
+    if (!ws) return;
+    setError("");
+    const until = Date.now();
+    const common = {
+      since: until - f.window,
+      until,
+      ...(f.server ? { server: f.server } : {}),
+      ...(f.tool ? { tool: f.tool } : {}),
+      ...(f.outcome ? { outcome: f.outcome as (typeof OUTCOMES)[number] } : {}),
+    };
+    const [s, a] = await Promise.all([
+      api.GET("/api/v1/workspaces/{ws}/activity", { params: { path: { ws }, query: common } }),
+      api.GET("/api/v1/workspaces/{ws}/audit", { params: { path: { ws }, query: { limit: 200, ...common } } }),
+    ]);
+    if (!s.data) return setError(errorMessage(s.error, s.response.status));
+    if (!a.data) return setError(errorMessage(a.error, a.response.status));
+    setSeries(s.data);
+    setRows(a.data.items);
   };
-  useEffect(() => { void load(); }, [ws, outcome]);
+  useEffect(() => { void load(filters); }, [ws, filters]);
+  const set = (patch: Partial<Filters>) => setFilters({ ...filters, ...patch });
+  const serverName = (id: string) => servers.find((s) => s.id === id)?.name ?? id;
+  const total = series?.total;
+  const columns = useMemo(() => (series ? toColumns(series.buckets, series.since, series.until, series.bucket_ms) : null), [series]);
   return (
     <section>
       <h1>Activity</h1>
-      <form class="inline filters" onSubmit={(e) => { e.preventDefault(); void load(); }}>
+      <form class="inline filters" aria-label="Filters" onSubmit={(e) => { e.preventDefault(); set({ tool: tool.trim() }); }}>
+        <p class="field">
+          <label for="f-window">Window</label>
+          <select id="f-window" value={String(filters.window)} onChange={(e) => set({ window: Number((e.currentTarget as HTMLSelectElement).value) })}>
+            {WINDOWS.map((w) => <option key={w.ms} value={String(w.ms)}>{w.label}</option>)}
+          </select>
+        </p>
+        <p class="field">
+          <label for="f-server">Server</label>
+          <select id="f-server" value={filters.server} onChange={(e) => set({ server: (e.currentTarget as HTMLSelectElement).value })}>
+            <option value="">All servers</option>
+            {servers.map((s) => <option key={s.id} value={s.id}>{s.name}</option>)}
+          </select>
+        </p>
         <Field label="Tool" name="audit_tool" value={tool} onInput={setTool} required={false} />
         <p class="field">
           <label for="f-outcome">Outcome</label>
-          <select id="f-outcome" value={outcome} onChange={(e) => setOutcome((e.currentTarget as HTMLSelectElement).value)}>
+          <select id="f-outcome" value={filters.outcome} onChange={(e) => set({ outcome: (e.currentTarget as HTMLSelectElement).value })}>
             <option value="">Any</option>
             {OUTCOMES.map((o) => <option key={o} value={o}>{o}</option>)}
           </select>
@@ -37,13 +83,46 @@ export function Activity() {
         <button type="submit">Filter</button>
       </form>
       <ErrorLine>{error}</ErrorLine>
-      {rows === null ? <p aria-busy="true">Loading…</p> : rows.length === 0 ? <p>No call yet.</p> : (
+      {series && total && columns && (
+        <>
+          <p class="stats" aria-label="Summary">
+            <span><strong>{total.calls}</strong> calls</span>
+            <span><strong>{total.errors}</strong> errors ({errorRate(total.calls, total.errors)})</span>
+            <span>p50 <strong>{total.calls ? `${total.p50_ms} ms` : "–"}</strong></span>
+            <span>p95 <strong>{total.calls ? `${total.p95_ms} ms` : "–"}</strong></span>
+          </p>
+          <div class="two">
+            <Chart title="Calls and errors" columns={columns} kind="calls" summary={`${total.calls} calls and ${total.errors} errors`} />
+            <Chart title="Latency (ms)" columns={columns} kind="latency" summary={total.calls ? `p50 ${total.p50_ms} ms, p95 ${total.p95_ms} ms` : "no calls"} />
+          </div>
+          {series.tools.length > 0 && (
+            <table class="grid" aria-label="Busiest tools">
+              <thead><tr><th>Tool</th><th>Server</th><th>Calls</th><th>Errors</th><th>p50</th><th>p95</th></tr></thead>
+              <tbody>
+                {series.tools.map((t) => (
+                  <tr key={`${t.server_id}/${t.tool_name}`}>
+                    <td><button type="button" class="link" onClick={() => { setTool(t.tool_name); set({ tool: t.tool_name, server: t.server_id }); }}>{t.tool_name}</button></td>
+                    <td>{serverName(t.server_id)}</td>
+                    <td>{t.calls}</td>
+                    <td>{t.errors} ({errorRate(t.calls, t.errors)})</td>
+                    <td>{t.p50_ms} ms</td>
+                    <td>{t.p95_ms} ms</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+      <h2>Calls</h2>
+      {rows === null ? <p aria-busy="true">Loading…</p> : rows.length === 0 ? <p>No call in this window.</p> : (
         <table class="grid" aria-label="Tool calls">
-          <thead><tr><th>Time (UTC)</th><th>Tool</th><th>Outcome</th><th>Status</th><th>Latency</th><th>Connection</th></tr></thead>
+          <thead><tr><th>Time (UTC)</th><th>Server</th><th>Tool</th><th>Outcome</th><th>Status</th><th>Latency</th><th>Connection</th></tr></thead>
           <tbody>
             {rows.map((r) => (
               <tr key={r.id}>
                 <td>{new Date(r.ts).toISOString().replace("T", " ").slice(0, 19)}</td>
+                <td>{serverName(r.server_id)}</td>
                 <td>{r.tool_name}</td>
                 <td>{r.outcome}</td>
                 <td>{r.upstream_status ?? "–"}</td>
@@ -55,5 +134,38 @@ export function Activity() {
         </table>
       )}
     </section>
+  );
+}
+
+/** One uPlot chart; the canvas is described for screen readers by `summary`. */
+function Chart({ title, columns, kind, summary }: { title: string; columns: Columns; kind: "calls" | "latency"; summary: string }) {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    let plot: { destroy(): void } | null = null;
+    let gone = false;
+    void Promise.all([import("uplot"), import("uplot/dist/uPlot.min.css")]).then(([{ default: UPlot }]) => {
+      if (gone) return;
+      const css = getComputedStyle(document.documentElement);
+      const color = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
+      const axis = { stroke: color("--muted", "#666"), grid: { stroke: color("--line", "#ddd"), width: 1 } };
+      const series = kind === "calls"
+        ? [{ label: "calls", stroke: color("--accent", "#2563eb"), width: 2 }, { label: "errors", stroke: color("--bad", "#dc2626"), width: 2 }]
+        : [{ label: "p50 ms", stroke: color("--accent", "#2563eb"), width: 2, spanGaps: false }, { label: "p95 ms", stroke: color("--warn", "#d97706"), width: 2, spanGaps: false }];
+      const data = kind === "calls" ? [columns[0], columns[1], columns[2]] : [columns[0], columns[3], columns[4]];
+      plot = new UPlot(
+        { width: Math.max(280, el.clientWidth), height: 200, series: [{}, ...series], axes: [axis, axis], legend: { show: true } },
+        data as never,
+        el,
+      );
+    });
+    return () => { gone = true; plot?.destroy(); };
+  }, [columns, kind]);
+  return (
+    <figure class="chart">
+      <figcaption>{title}</figcaption>
+      <div ref={box} role="img" aria-label={`${title}: ${summary}`} />
+    </figure>
   );
 }

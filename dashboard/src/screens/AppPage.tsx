@@ -1,9 +1,12 @@
-// One app: import its OpenAPI document (URL, file or drop), read the import report, and curate
-// its tools in a table that stays fast for GitHub's 1,223 (windowed rendering).
+// One app: import its OpenAPI document (URL, file or drop), read the import report and the
+// history of imports with what each changed, and curate its tools in a table that stays fast for
+// GitHub's 1,223 (windowed rendering); a tool's schemas read as trees, and "try it" shows the
+// exact request a call would send.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { useLocation, useRoute } from "preact-iso";
 import { api, errorMessage, type Schemas } from "../api/client";
 import { ErrorLine, Field } from "../forms";
+import { argumentFields, buildArguments, schemaTree, type SchemaNode } from "../lib/schema";
 import { workspaceId } from "../workspace";
 
 type Tool = Schemas["ToolView"];
@@ -16,8 +19,20 @@ export function AppPage() {
   const [app, setApp] = useState<Schemas["App"] | null>(null);
   const [tools, setTools] = useState<Tool[] | null>(null);
   const [report, setReport] = useState<ImportRecord | null>(null);
+  const [history, setHistory] = useState<ImportRecord[]>([]);
+  const [servers, setServers] = useState<Schemas["ServerView"][] | null>(null);
   const [error, setError] = useState("");
   const path = { ws: ws ?? "", app: appId };
+
+  const loadHistory = async () => {
+    const { data } = await api.GET("/api/v1/workspaces/{ws}/apps/{app}/imports", { params: { path } });
+    setHistory(data?.items ?? []);
+  };
+  const loadServers = async () => {
+    const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers", { params: { path: { ws: path.ws } } });
+    if (!data) return setError(errorMessage(err, response.status));
+    setServers(data.items.filter((x) => x.app_id === appId));
+  };
 
   const loadTools = async () => {
     const all: Tool[] = [];
@@ -38,7 +53,7 @@ export function AppPage() {
       const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/apps/{app}", { params: { path } });
       if (!data) return setError(errorMessage(err, response.status));
       setApp(data);
-      await loadTools();
+      await Promise.all([loadTools(), loadHistory(), loadServers()]);
     })();
   }, [ws, appId]);
 
@@ -48,11 +63,12 @@ export function AppPage() {
       <p><a href="/">← Apps</a></p>
       <h1>{app?.name ?? "App"}</h1>
       <ErrorLine>{error}</ErrorLine>
-      <Importer path={path} onDone={async (r) => { setReport(r); await loadTools(); }} />
+      <Importer path={path} onDone={async (r) => { setReport(r); await Promise.all([loadTools(), loadHistory()]); }} />
       {report && <Report record={report} />}
-      <Servers ws={ws} appId={appId} />
+      <History items={history} />
+      <Servers ws={ws} appId={appId} list={servers} />
       <h2>Tools</h2>
-      {tools === null ? <p aria-busy="true">Loading…</p> : <ToolTable tools={tools} path={path} onChanged={setTools} />}
+      {tools === null ? <p aria-busy="true">Loading…</p> : <ToolTable tools={tools} path={path} servers={servers ?? []} onChanged={setTools} />}
     </section>
   );
 }
@@ -132,10 +148,38 @@ function Report({ record }: { record: ImportRecord }) {
   );
 }
 
+/** Every import of the app, newest first; each opens its report and the tools it changed. */
+function History({ items }: { items: ImportRecord[] }) {
+  const [open, setOpen] = useState<string | null>(null);
+  if (items.length === 0) return null;
+  const shown = items.find((i) => i.id === open);
+  return (
+    <div class="card">
+      <h2>Import history</h2>
+      <table class="grid" aria-label="Imports">
+        <thead><tr><th>When (UTC)</th><th>Source</th><th>Document</th><th>Tools</th><th>Changes</th><th><span class="sr-only">Report</span></th></tr></thead>
+        <tbody>
+          {items.map((i) => (
+            <tr key={i.id}>
+              <td>{new Date(i.created_at).toISOString().replace("T", " ").slice(0, 16)}</td>
+              <td>{i.source_url ? <code title={i.source_url}>{i.source_url.length > 40 ? `${i.source_url.slice(0, 40)}…` : i.source_url}</code> : "upload"}</td>
+              <td>{i.title ?? "–"} {i.api_version ? `(${i.api_version})` : ""} <small class="muted">{i.spec_version ?? ""} · sha256 {i.document_sha256.slice(0, 8)}</small></td>
+              <td>{i.tool_count}</td>
+              <td><span class="added">+{i.added_count}</span> <span class="removed">−{i.removed_count}</span> <span class="changed">~{i.changed_count}</span></td>
+              <td><button type="button" class="link" aria-expanded={open === i.id} onClick={() => setOpen(open === i.id ? null : i.id)}>{open === i.id ? "Hide" : "Show"} report</button></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {shown && <Report record={shown} />}
+    </div>
+  );
+}
+
 const ROW = 40;
 const VISIBLE = 16;
 
-function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: string; app: string }; onChanged: (t: Tool[]) => void }) {
+function ToolTable({ tools, path, servers, onChanged }: { tools: Tool[]; path: { ws: string; app: string }; servers: Schemas["ServerView"][]; onChanged: (t: Tool[]) => void }) {
   const [q, setQ] = useState("");
   const [show, setShow] = useState<"all" | "enabled" | "disabled">("all");
   const [tag, setTag] = useState("");
@@ -193,7 +237,7 @@ function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: stri
       </p>
       <ErrorLine>{error}</ErrorLine>
       {editing && (
-        <ToolEditor key={editing.id} tool={editing} path={path}
+        <ToolEditor key={editing.id} tool={editing} path={path} servers={servers}
           onClose={() => setEditing(null)}
           onSaved={(t) => { onChanged(tools.map((x) => (x.id === t.id ? t : x))); setEditing(null); }} />
       )}
@@ -216,17 +260,9 @@ function ToolTable({ tools, path, onChanged }: { tools: Tool[]; path: { ws: stri
 }
 
 /** The app's MCP servers, and a new one. */
-function Servers({ ws, appId }: { ws: string; appId: string }) {
+function Servers({ ws, appId, list }: { ws: string; appId: string; list: Schemas["ServerView"][] | null }) {
   const { route } = useLocation();
-  const [list, setList] = useState<Schemas["ServerView"][] | null>(null);
   const [error, setError] = useState("");
-  useEffect(() => {
-    void (async () => {
-      const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers", { params: { path: { ws } } });
-      if (!data) return setError(errorMessage(err, response.status));
-      setList(data.items.filter((s) => s.app_id === appId));
-    })();
-  }, [ws, appId]);
   const create = async () => {
     const { data, error: err, response } = await api.POST("/api/v1/workspaces/{ws}/servers", { params: { path: { ws } }, body: { app_id: appId } });
     if (!data) return setError(errorMessage(err, response.status));
@@ -247,8 +283,17 @@ function Servers({ ws, appId }: { ws: string; appId: string }) {
 }
 
 /** Rename a tool and edit its description, with the generated text beside the curated one. */
-function ToolEditor({ tool, path, onClose, onSaved }: { tool: Tool; path: { ws: string; app: string }; onClose: () => void; onSaved: (t: Tool) => void }) {
+function ToolEditor({ tool, path, servers, onClose, onSaved }: { tool: Tool; path: { ws: string; app: string }; servers: Schemas["ServerView"][]; onClose: () => void; onSaved: (t: Tool) => void }) {
   const [name, setName] = useState(tool.name);
+  const [schemas, setSchemas] = useState<{ input: unknown; output: unknown } | null>(null);
+  useEffect(() => {
+    void (async () => {
+      // The list with schemas, searched by the tool's path (few tools share one), then by id.
+      const { data } = await api.GET("/api/v1/workspaces/{ws}/apps/{app}/tools", { params: { path, query: { q: tool.path, include: "schema", limit: 200 } } });
+      const found = data?.items.find((t) => t.id === tool.id);
+      setSchemas({ input: found?.input_schema ?? null, output: found?.output_schema ?? null });
+    })();
+  }, [tool.id]);
   const [description, setDescription] = useState(tool.description);
   const [error, setError] = useState("");
   const save = async (e: Event) => {
@@ -263,7 +308,8 @@ function ToolEditor({ tool, path, onClose, onSaved }: { tool: Tool; path: { ws: 
     onSaved(data);
   };
   return (
-    <form class="card" onSubmit={save} aria-label={`Edit ${tool.name}`}>
+    <div class="card">
+    <form onSubmit={save} aria-label={`Edit ${tool.name}`}>
       <h3>{tool.method} {tool.path}</h3>
       <Field label="Tool name" name="tool_name" value={name} onInput={setName} hint="1 to 64 letters, digits, _ or -, unique in the app; clients see this name." />
       <div class="two">
@@ -283,5 +329,113 @@ function ToolEditor({ tool, path, onClose, onSaved }: { tool: Tool; path: { ws: 
       <p class="inline"><button type="submit">Save tool</button><button type="button" class="secondary" onClick={onClose}>Close</button></p>
       <ErrorLine>{error}</ErrorLine>
     </form>
+      {schemas === null ? <p aria-busy="true">Loading the schemas…</p> : (
+        <>
+          <div class="two">
+            <div>
+              <h4>Input</h4>
+              <Tree nodes={schemaTree(schemas.input)} empty="No arguments." />
+            </div>
+            <div>
+              <h4>Output</h4>
+              <Tree nodes={schemaTree(schemas.output)} empty={schemas.output ? "Not an object (see the raw schema)." : "No JSON answer is documented."} />
+            </div>
+          </div>
+          <details>
+            <summary>Raw JSON schemas</summary>
+            <pre class="code">{JSON.stringify({ input: schemas.input, output: schemas.output }, null, 2)}</pre>
+          </details>
+          <TryIt tool={{ ...tool, name }} input={schemas.input} servers={servers} ws={path.ws} />
+        </>
+      )}
+    </div>
+  );
+}
+
+/** A schema's properties as a nested list: name, type, required, notes and description. */
+function Tree({ nodes, empty }: { nodes: SchemaNode[]; empty: string }) {
+  if (nodes.length === 0) return <p class="muted">{empty}</p>;
+  return (
+    <ul class="tree">
+      {nodes.map((n) => (
+        <li key={n.name}>
+          <code>{n.name}</code> <span class="type">{n.type}</span>{n.required && <strong class="req"> required</strong>}
+          {n.notes.length > 0 && <small class="muted"> · {n.notes.join("; ")}</small>}
+          {n.description && <div class="muted">{n.description}</div>}
+          {n.children.length > 0 && <Tree nodes={n.children} empty="" />}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/**
+ * "Try it": arguments from a form built from the input schema, the exact request FlowCP would
+ * send with a server's settings (credential shown as [credential]), and for admins the answer
+ * of the API itself.
+ */
+function TryIt({ tool, input, servers, ws }: { tool: Tool; input: unknown; servers: Schemas["ServerView"][]; ws: string }) {
+  const fields = useMemo(() => argumentFields(input), [input]);
+  const [values, setValues] = useState<Record<string, string>>({});
+  const [server, setServer] = useState(servers[0]?.id ?? "");
+  const [outcome, setOutcome] = useState<Schemas["TryOutcome"] | null>(null);
+  const [error, setError] = useState("");
+  if (servers.length === 0) return <p class="muted">Create a server for this app to try its tools.</p>;
+  const send = async (run: boolean) => {
+    setError("");
+    const { args, errors } = buildArguments(fields, values);
+    if (errors.length) return setError(errors.join(" "));
+    if (run && tool.method !== "GET" && !confirm(`Send ${tool.method} ${tool.path} to the API for real? It may change data.`)) return;
+    const { data, error: err, response } = await api.POST("/api/v1/workspaces/{ws}/servers/{srv}/try", { params: { path: { ws, srv: server } }, body: { tool: tool.name, arguments: args, run } });
+    if (!data) return setError(errorMessage(err, response.status));
+    setOutcome(data as Schemas["TryOutcome"]);
+  };
+  const req = outcome?.request;
+  return (
+    <fieldset class="try">
+      <legend>Try it</legend>
+      {servers.length > 1 && (
+        <p class="field">
+          <label for="f-try-server">With the settings of</label>
+          <select id="f-try-server" value={server} onChange={(e) => setServer((e.currentTarget as HTMLSelectElement).value)}>
+            {servers.map((x) => <option key={x.id} value={x.id}>{x.name}</option>)}
+          </select>
+        </p>
+      )}
+      {fields.map((f) => (
+        <p class="field" key={f.name}>
+          <label for={`try-${f.name}`}>{f.name}{f.required ? " (required)" : ""} <small class="muted">{f.kind}</small></label>
+          {f.options.length > 0 || f.kind === "boolean" ? (
+            <select id={`try-${f.name}`} value={values[f.name] ?? ""} onChange={(e) => setValues({ ...values, [f.name]: (e.currentTarget as HTMLSelectElement).value })}>
+              <option value="">{f.required ? "Choose…" : "(leave out)"}</option>
+              {(f.kind === "boolean" ? ["true", "false"] : f.options).map((o) => <option key={o} value={o}>{o}</option>)}
+            </select>
+          ) : (
+            <input id={`try-${f.name}`} value={values[f.name] ?? ""} placeholder={f.kind === "json" ? "JSON" : ""} onInput={(e) => setValues({ ...values, [f.name]: (e.currentTarget as HTMLInputElement).value })} />
+          )}
+          {f.description && <small class="muted">{f.description}</small>}
+        </p>
+      ))}
+      <p class="inline">
+        <button type="button" class="secondary" onClick={() => void send(false)}>Show the request</button>
+        <button type="button" class="secondary" onClick={() => void send(true)}>Send it to the API</button>
+      </p>
+      <ErrorLine>{error}</ErrorLine>
+      {outcome && (
+        <div aria-label="Request plan" role="region">
+          {outcome.problems.length > 0 && <ErrorLine>{`The arguments would be refused: ${outcome.problems.join(" ")}`}</ErrorLine>}
+          {outcome.error && <ErrorLine>{outcome.error}</ErrorLine>}
+          {req && (
+            <pre class="code">{[`${req.method} ${req.url}`, ...req.headers.map(([k, v]) => `${k}: ${v}`), ...(req.body ? ["", req.body] : [])].join("\n")}</pre>
+          )}
+          {outcome.response && (
+            <>
+              <p>The API answered <strong>HTTP {outcome.response.status}</strong> {outcome.response.content_type ? <code>{outcome.response.content_type}</code> : null}{outcome.response.truncated ? " (cut at 64 KiB)" : ""}</p>
+              <pre class="code">{outcome.response.body}</pre>
+            </>
+          )}
+        </div>
+      )}
+    </fieldset>
   );
 }

@@ -1,6 +1,6 @@
 // The privacy policy and the terms, linked from the sign-up consent boxes. The privacy text
 // states what FlowCP stores, mode by mode; keep it in step with docs/security.md.
-// TODO(issue 14): /.well-known/security.txt (the operator's security contact) and a link here.
+// The security contact is the Worker's /.well-known/security.txt (RFC 9116).
 export function Legal({ page }: { page: "privacy" | "terms" }) {
   return page === "privacy" ? <Privacy /> : <Terms />;
 }
@@ -20,6 +20,8 @@ function Privacy() {
       </ul>
       <h2>Activity logs</h2>
       <p>Each tool call is logged with its time, tool, outcome, status, latency and size, and a hash of the connection or key — never a person's identity, never request or response bodies, never a credential. Logs are deleted after 30 days.</p>
+      <h2 id="security">Reporting a security problem</h2>
+      <p>The operator's security contact is in <a href="/.well-known/security.txt">/.well-known/security.txt</a>. Please report vulnerabilities there rather than in public, and give us time to fix them before you disclose.</p>
     </article>
   );
 }

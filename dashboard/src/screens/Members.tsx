@@ -1,8 +1,9 @@
-// The workspace's members and roles, and invitations (admins invite; owners promote).
+// The workspace's members and roles, and invitations: admins invite and remove members, owners
+// change roles, anyone may leave (the API enforces each rule; the screen only offers them).
 import { useEffect, useState } from "preact/hooks";
 import { api, errorMessage, type Schemas } from "../api/client";
 import { ErrorLine, Field } from "../forms";
-import { me } from "../session";
+import { loadMe, me } from "../session";
 import { workspaceId } from "../workspace";
 
 export function Members() {
@@ -40,19 +41,52 @@ export function Members() {
     await load();
   };
   const myId = me.value?.user.id;
+  const myRole = members?.find((m) => m.user_id === myId)?.role;
+  const setMemberRole = async (m: Schemas["Member"], next: Schemas["Role"]) => {
+    setError("");
+    const { error: err, response } = await api.PATCH("/api/v1/workspaces/{ws}/members/{user}", { params: { path: { ws, user: m.user_id } }, body: { role: next } });
+    if (!response.ok) setError(errorMessage(err, response.status));
+    await load();
+  };
+  const remove = async (m: Schemas["Member"]) => {
+    const self = m.user_id === myId;
+    if (!confirm(self ? "Leave this workspace?" : `Remove ${m.email} from this workspace? Access keys they created are revoked.`)) return;
+    setError("");
+    const { error: err, response } = await api.DELETE("/api/v1/workspaces/{ws}/members/{user}", { params: { path: { ws, user: m.user_id } } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    if (self) {
+      await loadMe();
+      return;
+    }
+    setSaid(`${m.email} was removed.`);
+    await load();
+  };
   return (
     <section>
       <h1>Members</h1>
       {members && (
         <table class="grid" aria-label="Members">
-          <thead><tr><th>Name</th><th>Email</th><th>Role</th><th>Since</th></tr></thead>
+          <thead><tr><th>Name</th><th>Email</th><th>Role</th><th>Since</th><th><span class="sr-only">Actions</span></th></tr></thead>
           <tbody>
             {members.map((m) => (
               <tr key={m.user_id}>
                 <td>{m.display_name}{m.user_id === myId ? " (you)" : ""}</td>
                 <td>{m.email}</td>
-                <td>{m.role}</td>
+                <td>
+                  {myRole === "owner" && m.user_id !== myId ? (
+                    <select aria-label={`Role of ${m.email}`} value={m.role} onChange={(e) => void setMemberRole(m, (e.currentTarget as HTMLSelectElement).value as Schemas["Role"])}>
+                      <option value="owner">Owner</option>
+                      <option value="admin">Admin</option>
+                      <option value="member">Member</option>
+                    </select>
+                  ) : m.role}
+                </td>
                 <td>{new Date(m.added_at).toISOString().slice(0, 10)}</td>
+                <td>
+                  {(m.user_id === myId || ((myRole === "owner" || myRole === "admin") && m.role !== "owner")) && (
+                    <button type="button" class="link" onClick={() => void remove(m)}>{m.user_id === myId ? "Leave" : `Remove ${m.email}`}</button>
+                  )}
+                </td>
               </tr>
             ))}
           </tbody>

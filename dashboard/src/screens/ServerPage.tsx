@@ -1,5 +1,6 @@
 // One server: its auth (mode, placement, write-only credential with its bound origin), verify
-// (the findings as a checklist), publish, access keys (shown once), and how to connect clients.
+// (the findings as a checklist), publish with the draft-vs-live diff and the versions, access
+// keys (shown once), and how to connect clients.
 import { useEffect, useState } from "preact/hooks";
 import { useRoute } from "preact-iso";
 import { api, errorMessage, type Schemas } from "../api/client";
@@ -63,6 +64,7 @@ export function ServerPage() {
           <button type="button" disabled={v.state !== "verified"} onClick={() => void act("publish")}>Publish</button>
           {s.published && <button type="button" onClick={() => void act("unpublish")}>Unpublish</button>}
         </p>
+        <Versions path={path} stamp={`${s.published_version ?? ""}|${s.updated_at}`} />
       </div>
       <div class="card">
         <h2>Access keys</h2>
@@ -178,6 +180,55 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
       <ErrorLine>{error}</ErrorLine>
       {saved && <p role="status">{saved}</p>}
     </form>
+  );
+}
+
+/** What publishing now would change against the live version, and the versions published. */
+function Versions({ path, stamp }: { path: { ws: string; srv: string }; stamp: string }) {
+  const [v, setV] = useState<Schemas["Versions"] | null>(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    void (async () => {
+      const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers/{srv}/versions", { params: { path } });
+      if (!data) return setError(errorMessage(err, response.status));
+      setV(data);
+    })();
+  }, [path.srv, stamp]);
+  if (error) return <ErrorLine>{error}</ErrorLine>;
+  if (!v) return null;
+  const d = v.draft;
+  const changes = d ? d.added.length + d.removed.length + d.changed.length + d.settings.length : 0;
+  return (
+    <div aria-label="Draft and versions" role="region">
+      <h3>Draft against live</h3>
+      {!d ? <p class="muted">Nothing is live: publishing puts every enabled tool on the air.</p>
+        : changes === 0 ? <p>The draft is the same as live version {v.live_version}.</p> : (
+          <ul class="diff">
+            {d.added.length > 0 && <li class="added">Adds {d.added.length}: {d.added.slice(0, 50).join(", ")}{d.added.length > 50 ? "…" : ""}</li>}
+            {d.removed.length > 0 && <li class="removed">Removes {d.removed.length}: {d.removed.slice(0, 50).join(", ")}{d.removed.length > 50 ? "…" : ""}</li>}
+            {d.changed.length > 0 && <li class="changed">Changes {d.changed.length}: {d.changed.slice(0, 50).join(", ")}{d.changed.length > 50 ? "…" : ""}</li>}
+            {d.settings.length > 0 && <li class="changed">Settings: {d.settings.join(", ")}</li>}
+          </ul>
+        )}
+      {v.versions.length > 0 && (
+        <details>
+          <summary>Versions ({v.versions.length})</summary>
+          <table class="grid" aria-label="Versions">
+            <thead><tr><th>Version</th><th>Published (UTC)</th><th>Tools</th><th>Size</th></tr></thead>
+            <tbody>
+              {v.versions.map((x) => (
+                <tr key={x.version}>
+                  <td>v{x.version}{x.version === v.live_version ? <strong> live</strong> : ""}</td>
+                  <td>{new Date(x.published_at).toISOString().replace("T", " ").slice(0, 16)}</td>
+                  <td>{x.tool_count}</td>
+                  <td>{(x.bytes / 1024).toFixed(1)} KiB</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </details>
+      )}
+    </div>
   );
 }
 
