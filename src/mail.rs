@@ -152,13 +152,20 @@ pub fn email_change(origin: &str, to: &str, token: &str) -> Email {
 }
 
 /// The notice sent to an account's previous address once it moved to a new one.
+/// The new address is masked (`a•••@example.com`): the old mailbox may no longer be the
+/// owner's.
 pub fn email_changed(to: &str, new_email: &str) -> Email {
+    let masked = match new_email.split_once('@') {
+        Some((local, domain)) => format!("{}•••@{domain}", local.chars().next().unwrap_or('•')),
+        None => "•••".to_string(),
+    };
     Email {
         to: to.to_string(),
         subject: "Your FlowCP address was changed".into(),
         text: format!(
-            "The FlowCP account that used {to} now uses {new_email}. If you did not make this change, \
-             reset your password from the sign-in page at once and contact us."
+            "The FlowCP account that used {to} now uses {masked}. Links sent to {to} before the change \
+             no longer work. If you did not make this change, contact the operator at once (see \
+             /.well-known/security.txt)."
         ),
     }
 }

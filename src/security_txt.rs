@@ -9,7 +9,11 @@ const VALID_FOR_MS: i64 = 180 * 24 * 3600 * 1000;
 pub fn render(contact: Option<&str>, origin: &str, now_ms: i64) -> String {
     let host = origin.split_once("://").map_or(origin, |(_, h)| h);
     let host = host.split(':').next().unwrap_or(host);
-    let contact = match contact.map(str::trim).filter(|c| c.starts_with("mailto:") || c.starts_with("https://")) {
+    let usable = |c: &&str| {
+        (c.starts_with("mailto:") || c.starts_with("https://"))
+            && !c.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+    };
+    let contact = match contact.map(str::trim).filter(usable) {
         Some(c) => c.to_string(),
         None => format!("mailto:security@{host}"),
     };
@@ -59,7 +63,9 @@ mod tests {
         assert!(render(Some("https://example.com/report"), "http://127.0.0.1:8787", now)
             .contains("Contact: https://example.com/report\n"));
         // Anything but a mailto: or https: URI (a header injection, say) is not used.
-        let odd = render(Some("x\nContact: evil"), "http://127.0.0.1:8787", now);
-        assert!(odd.contains("Contact: mailto:security@127.0.0.1\n") && !odd.contains("evil"), "{odd}");
+        for odd in ["x\nContact: evil", "mailto:a@b.c\nPolicy: evil", "https://a.example/ evil"] {
+            let doc = render(Some(odd), "http://127.0.0.1:8787", now);
+            assert!(doc.contains("Contact: mailto:security@127.0.0.1\n") && !doc.contains("evil"), "{doc}");
+        }
     }
 }

@@ -284,10 +284,13 @@ pub async fn change_email<D: Db, K: Kv, H: Http>(
     reauthenticate(svc, req, s, &user, &body.current_password, "The current password is wrong.").await?;
     let keys = throttle::LoginKeys::mail_to("change", new_email, req.client_addr.as_deref());
     throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
+    let origin = svc.link_origin()?;
+    // The same work whether or not the address is taken (a link that replaces the earlier one,
+    // which a taken address could never redeem), and a failed send is not reported: neither
+    // the answer nor the account's other links say whether another account uses the address.
+    let token = issue_link(svc, Purpose::ChangeEmail, &s.user_id, new_email, VERIFY_TTL_MS).await?;
     if users::find_by_email(svc.db, new_email).await?.is_none() {
-        let origin = svc.link_origin()?;
-        let token = issue_link(svc, Purpose::ChangeEmail, &s.user_id, new_email, VERIFY_TTL_MS).await?;
-        send_mail(svc, &mail::email_change(origin, new_email, &token)).await?;
+        let _ = send_mail(svc, &mail::email_change(origin, new_email, &token)).await;
     }
     Response::view(
         202,
@@ -316,7 +319,7 @@ pub async fn confirm_email<D: Db, K: Kv, H: Http>(
                 "This confirmation link is not valid: it may have expired, been used or belong to another account.",
             )
         })?;
-    if !users::change_email(svc.db, &s.user_id, &redeemed.email, svc.now_ms).await? {
+    if !crate::service::accounts::change_email(svc.db, &s.user_id, &redeemed.email, svc.now_ms).await? {
         return Err(ApiError::new(ErrorCode::EmailTaken, "Another account uses this address now."));
     }
     // Best effort: the change is made; a notice that cannot be sent does not undo it.

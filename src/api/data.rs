@@ -132,7 +132,10 @@ pub async fn activity<D: Db, K: Kv, H: Http>(
         req.query_param(name).map(|v| v.parse::<i64>().map_err(|_| bad(name))).transpose()
     };
     let until = num("until")?.unwrap_or(svc.now_ms);
-    let since = num("since")?.unwrap_or(until - 24 * 3600 * 1000);
+    let since = match num("since")? {
+        Some(s) => s,
+        None => until.checked_sub(24 * 3600 * 1000).ok_or_else(|| bad("until"))?,
+    };
     if since < 0 || until <= since || until - since > ACTIVITY_MAX_RANGE_MS {
         return Err(ApiError::new(
             ErrorCode::InvalidFilter,
@@ -166,7 +169,8 @@ pub async fn activity<D: Db, K: Kv, H: Http>(
     let total = audit::series(svc.db, &m.workspace_id, &filter, (since, until), range).await?;
     let total =
         total.into_iter().next().map(|b| b.stats).unwrap_or(audit::Stats { calls: 0, errors: 0, p50_ms: 0, p95_ms: 0 });
-    Response::ok(&ActivitySeries { since, until, bucket_ms: bucket, buckets, total, tools })
+    let capped = total.calls >= audit::SERIES_MAX_EVENTS;
+    Response::ok(&ActivitySeries { since, until, bucket_ms: bucket, buckets, total, tools, capped })
 }
 
 /// Deletes a workspace: KV keys first (documents, server keys, secrets), then audit rows, then

@@ -779,8 +779,9 @@ pub async fn versions<D: Db, K: Kv, H: Http>(
 /// The draft's tools and settings against a live manifest.
 fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
     use std::collections::BTreeMap;
-    let as_map = |tools: &[ToolDef]| -> BTreeMap<String, Value> {
-        tools.iter().map(|t| (t.name.clone(), serde_json::to_value(t).unwrap_or(Value::Null))).collect()
+    // One digest per tool, not a copy of each definition: a manifest may be tens of MB.
+    let as_map = |tools: &[ToolDef]| -> BTreeMap<String, String> {
+        tools.iter().map(|t| (t.name.clone(), sha256_hex(&serde_json::to_vec(t).unwrap_or_default()))).collect()
     };
     let (d, l) = (as_map(draft), as_map(&live.tools));
     let mut diff = DraftDiff {
@@ -833,8 +834,15 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let body: TryBody = req.json(limits::API_JSON)?;
     if body.run {
-        // Opens the credential and sends a live request, as verification does.
+        // Opens the credential and sends a live request, as verification does: an admin with a
+        // verified address, a bounded number of times; each run is audited like a tool call.
         m.require_admin()?;
+        m.require_verified()?;
+        let keys = crate::auth::throttle::LoginKeys::counter(
+            &format!("try:{}", m.user_id),
+            crate::auth::throttle::Policy::TRY_RUNS_PER_USER,
+        );
+        crate::auth::throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
     }
     let s = load(svc, m, id).await?;
     let row =
@@ -881,5 +889,24 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
         },
     )
     .await;
+    if send.is_some() {
+        let event = crate::store::audit::AuditEvent {
+            ts_ms: svc.now_ms,
+            workspace_id: s.workspace_id.clone(),
+            server_id: s.id.clone(),
+            tool_name: tool.name.clone(),
+            outcome: match &outcome.response {
+                Some(r) if (200..300).contains(&r.status) => crate::store::audit::Outcome::Ok,
+                _ => crate::store::audit::Outcome::UpstreamError,
+            },
+            upstream_status: outcome.response.as_ref().map(|r| r.status),
+            latency_ms: 0,
+            request_bytes: 0,
+            response_bytes: outcome.response.as_ref().map_or(0, |r| r.body.len() as i64),
+            // The owner's runs show as their own connection: a hash of "try-it" and the user.
+            connection_hash: Some(crate::crypto::sha256_hex_truncated(format!("try-it|{}", m.user_id).as_bytes(), 16)),
+        };
+        crate::store::audit::insert(svc.db, &event).await?;
+    }
     Response::ok::<TryOutcome>(&outcome)
 }

@@ -414,4 +414,7 @@ pub struct ActivitySeries {
     pub total: crate::store::audit::Stats,
     /// The 20 busiest tools of the window.
     pub tools: Vec<crate::store::audit::ToolStats>,
+    /// The window held more events than one answer reads (the newest 100,000 were counted):
+    /// narrow it for exact figures.
+    pub capped: bool,
 }

@@ -18,6 +18,20 @@ pub async fn change_password(
             (users::UPDATE_PASSWORD, vec![user_id.into(), new_hash.into(), now_ms.into()]),
             (sessions::REVOKE_ALL_FOR_USER_EXCEPT, vec![user_id.into(), now_ms.into(), keep_session.into()]),
             (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ResetPassword.as_str().into()]),
+            (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ChangeEmail.as_str().into()]),
+        ])
+        .await?;
+    Ok(changed.first().copied().unwrap_or(0) > 0)
+}
+
+/// Moves the account to a proved new address, unless another account took it meanwhile, and
+/// voids every emailed link of the account (reset and verification links in the old mailbox
+/// among them) in the same batch. Returns whether it moved.
+pub async fn change_email(db: &impl Db, user_id: &str, new_email: &str, now_ms: i64) -> Result<bool, StoreError> {
+    let changed = db
+        .batch(&[
+            (users::CHANGE_EMAIL, vec![user_id.into(), new_email.into(), now_ms.into()]),
+            (tokens::DELETE_ALL_IF_MOVED, vec![user_id.into(), new_email.into()]),
         ])
         .await?;
     Ok(changed.first().copied().unwrap_or(0) > 0)
@@ -37,6 +51,7 @@ pub async fn reset_password(
             (users::UPDATE_PASSWORD, vec![user_id.into(), new_hash.into(), now_ms.into()]),
             (sessions::REVOKE_ALL_FOR_USER_EXCEPT, vec![user_id.into(), now_ms.into(), None::<&str>.into()]),
             (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ResetPassword.as_str().into()]),
+            (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ChangeEmail.as_str().into()]),
             (users::MARK_VERIFIED, vec![user_id.into(), sent_to.into(), now_ms.into()]),
         ])
         .await?;

@@ -273,7 +273,7 @@ pub async fn try_call(http: &impl Http, t: &Trial<'_>) -> TryOutcome {
     let sent = async {
         let plan = build_request(t.tool, t.arguments, credential, t.base_url_override)
             .map_err(|e| format!("The request could not be built: {e}."))?;
-        check_url(&plan.url, t.fetch_policy).map_err(|b| format!("The URL is not allowed: {}.", b.0))?;
+        let url = check_url(&plan.url, t.fetch_policy).map_err(|b| format!("The URL is not allowed: {}.", b.0))?;
         if *credential != Credential::None && origin_of(&plan.url).as_deref() != t.credential_origin {
             return Err(format!(
                 "The API address {} is not the one the credential was set for ({}); set the credential again.",
@@ -283,7 +283,7 @@ pub async fn try_call(http: &impl Http, t: &Trial<'_>) -> TryOutcome {
         }
         let req = HttpRequest {
             method: plan.method,
-            url: plan.url,
+            url: url.to_string(),
             headers: plan.headers,
             body: plan.body,
             timeout_ms: PROBE_TIMEOUT_MS,
@@ -301,7 +301,8 @@ pub async fn try_call(http: &impl Http, t: &Trial<'_>) -> TryOutcome {
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                     .map(|(_, v)| redactor.text(v)),
-                body: redactor.text(&String::from_utf8_lossy(&r.body)),
+                // A body cut at the cap may end inside the credential: the cut is masked too.
+                body: String::from_utf8_lossy(&redactor.capped_body(r.body, r.truncated)).into_owned(),
                 truncated: r.truncated,
             }),
             ..Default::default()

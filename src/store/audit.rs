@@ -250,13 +250,19 @@ pub struct ToolStats {
 /// each group of `group` by latency, so that the nearest-rank percentiles are one `MIN` each:
 /// the p-th percentile of n values is the smallest with rank >= p% of n. All in SQL: only the
 /// groups leave the database.
+/// At most this many events (the newest) are read by one query: a busy workspace's 30 days
+/// cost a bounded sort, not one that holds the shared database.
+pub const SERIES_MAX_EVENTS: i64 = 100_000;
+
 fn grouped(group: &str, select: &str) -> String {
     format!(
-        "WITH e AS (SELECT server_id, tool_name, latency_ms, outcome, {group} AS g, \
+        "WITH w AS (SELECT ts, server_id, tool_name, latency_ms, outcome FROM audit_events \
+           WHERE workspace_id = ?1 AND ts >= ?2 AND ts < ?3 \
+           AND (?4 IS NULL OR server_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR outcome = ?6) \
+           ORDER BY ts DESC LIMIT {SERIES_MAX_EVENTS}), \
+         e AS (SELECT server_id, tool_name, latency_ms, outcome, {group} AS g, \
            ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn, \
-           COUNT(*) OVER (PARTITION BY {group}) AS n \
-         FROM audit_events WHERE workspace_id = ?1 AND ts >= ?2 AND ts < ?3 \
-           AND (?4 IS NULL OR server_id = ?4) AND (?5 IS NULL OR tool_name = ?5) AND (?6 IS NULL OR outcome = ?6)) \
+           COUNT(*) OVER (PARTITION BY {group}) AS n FROM w) \
          SELECT {select}, COUNT(*) AS calls, SUM(CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END) AS errors, \
            MIN(CASE WHEN rn * 100 >= n * 50 THEN latency_ms END) AS p50, \
            MIN(CASE WHEN rn * 100 >= n * 95 THEN latency_ms END) AS p95 \
@@ -292,7 +298,7 @@ pub async fn series(
     (since, until): (i64, i64),
     bucket_ms: i64,
 ) -> Result<Vec<Bucket>, StoreError> {
-    let sql = grouped("(ts - ?2) / ?7", "g") + " ORDER BY g";
+    let sql = grouped("(ts - ?2) / CAST(?7 AS INTEGER)", "g") + " ORDER BY g";
     let mut params = window_params(ws, f, since, until);
     params.push(bucket_ms.into());
     db.query(&sql, &params)

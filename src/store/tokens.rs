@@ -28,12 +28,20 @@ pub const INSERT: &str = "INSERT INTO email_tokens (token_hash, purpose, user_id
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// Redeems a live token (only if it is `?4`'s, when `?4` is not NULL): deletes its row and
-/// returns who it was for.
+/// returns who it was for. A verification or reset link works only while the account still uses
+/// the address it was sent to (a link in a mailbox the account has left opens nothing); an
+/// address-change link is sent to the address the account does not use yet.
 pub const REDEEM: &str = "DELETE FROM email_tokens WHERE token_hash = ?1 AND purpose = ?2 AND expires_at > ?3 \
-    AND (?4 IS NULL OR user_id = ?4) RETURNING user_id, email";
+    AND (?4 IS NULL OR user_id = ?4) \
+    AND (purpose = 'change_email' OR email = (SELECT u.email FROM users u WHERE u.id = email_tokens.user_id)) \
+    RETURNING user_id, email";
 
 /// Forgets every token of one purpose of a user (a redeemed reset voids the others).
 pub const DELETE_FOR_USER: &str = "DELETE FROM email_tokens WHERE user_id = ?1 AND purpose = ?2";
+
+/// Every token of a user, if the account now uses `?2` (an address change voids every link).
+pub const DELETE_ALL_IF_MOVED: &str =
+    "DELETE FROM email_tokens WHERE user_id = ?1 AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND email = ?2)";
 
 /// Every token of a user (account deletion).
 pub const DELETE_ALL_FOR_USER: &str = "DELETE FROM email_tokens WHERE user_id = ?1";

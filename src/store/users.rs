@@ -148,10 +148,6 @@ pub async fn mark_verified(db: &impl Db, user_id: &str, email: &str, now_ms: i64
 pub const CHANGE_EMAIL: &str = "UPDATE users SET email = ?2, email_verified_at = ?3, updated_at = ?3 \
     WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM users WHERE email = ?2 AND id != ?1)";
 
-pub async fn change_email(db: &impl Db, user_id: &str, email: &str, now_ms: i64) -> Result<bool, StoreError> {
-    Ok(db.execute(CHANGE_EMAIL, &[user_id.into(), email.into(), now_ms.into()]).await? > 0)
-}
-
 const RENAME: &str = "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1";
 
 pub async fn set_display_name(db: &impl Db, user_id: &str, name: &str, now_ms: i64) -> Result<(), StoreError> {

@@ -2600,6 +2600,12 @@ fn an_address_changes_only_when_the_new_mailbox_confirms_it() {
     signed_up(&env, "taken@example.com");
     let (other_cookie, other_csrf) = env.session();
     signed_up(&env, "old@example.com");
+    // A reset link sent to the old mailbox before the change opens nothing after it.
+    assert_eq!(
+        env.call("POST", "/api/v1/auth/password-reset", Some(json!({ "email": "old@example.com" }))).status,
+        202
+    );
+    let old_reset = env.link_token("old@example.com", "/reset-password").expect("a reset link");
     let change = |to: &str, pw: &str| {
         env.call("POST", "/api/v1/me/email", Some(json!({ "new_email": to, "current_password": pw })))
     };
@@ -2637,7 +2643,8 @@ fn an_address_changes_only_when_the_new_mailbox_confirms_it() {
         (json!("new@example.com"), json!(true))
     );
     let notice = block_on(flowcp::mail::outbox(&env.kv, "old@example.com")).unwrap();
-    assert!(notice.iter().any(|m| m.text.contains("now uses new@example.com")), "{notice:?}");
+    assert!(notice.iter().any(|m| m.text.contains("now uses n•••@example.com")), "{notice:?}");
+    assert!(notice.iter().all(|m| !m.text.contains("new@example.com")), "the old mailbox is not told the new one");
     // Used once.
     assert_eq!(env.call("POST", "/api/v1/auth/confirm-email", Some(json!({ "token": token }))).status, 404);
     // The new address signs in; the old one does not.
@@ -2646,6 +2653,12 @@ fn an_address_changes_only_when_the_new_mailbox_confirms_it() {
             .status
     };
     assert_eq!((login("old@example.com"), login("new@example.com")), (401, 200));
+    let reset = env.call(
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        Some(json!({ "token": old_reset, "new_password": "the attacker's new password" })),
+    );
+    assert_eq!(reset.status, 404, "{:?}", reset.body);
 
     // An address taken between the link and its redemption is not stolen.
     assert_eq!(change("later@example.com", "a long enough password").status, 202);
@@ -2711,6 +2724,23 @@ fn try_it_shows_the_exact_request_and_runs_it_only_for_admins_with_the_credentia
     assert_eq!(ran["response"]["status"], 200, "{ran}");
     assert_eq!(env.http.seen.borrow()[0].url, format!("https://api.example.com/v1/things?api_key={CREDENTIAL}"));
     assert!(!ran.to_string().contains(CREDENTIAL) && ran.to_string().contains("[REDACTED]"), "{ran}");
+    // The run is audited like a tool call, under the owner's own connection hash.
+    let audit = env.call("GET", &p("/audit"), None).body.unwrap();
+    assert_eq!(
+        (audit["items"][0]["tool_name"].clone(), audit["items"][0]["upstream_status"].clone()),
+        (json!("listThings"), json!(200))
+    );
+    // A body cut at the cap in the middle of the credential shows no part of it.
+    let cut = format!("{{\"echo\":\"{}", &CREDENTIAL[..CREDENTIAL.len() - 3]);
+    env.http.push(Ok(flowcp::net::HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: cut.into_bytes(),
+        truncated: true,
+    }));
+    let ran = try_it(json!({ "tool": "listThings", "run": true })).body.unwrap();
+    assert_eq!(ran["response"]["truncated"], true, "{ran}");
+    assert!(!ran.to_string().contains(&CREDENTIAL[..12]), "{ran}");
 
     // A member sees the plan but cannot run it; another workspace sees nothing.
     let (owner_cookie, owner_csrf) = env.session();
@@ -2729,7 +2759,7 @@ fn try_it_shows_the_exact_request_and_runs_it_only_for_admins_with_the_credentia
         Some(json!({ "tool": "listThings" })),
     );
     assert_eq!(r.status, 404);
-    assert_eq!(env.http.seen.borrow().len(), 1, "only the one run reached the API");
+    assert_eq!(env.http.seen.borrow().len(), 2, "only the two runs reached the API");
 }
 
 /// Issue 14: each publish is recorded as a version, and the draft is compared with the live

@@ -1565,6 +1565,11 @@ export interface components {
             total: components["schemas"]["Stats"];
             /** @description The 20 busiest tools of the window. */
             tools: components["schemas"]["ToolStats"][];
+            /**
+             * @description The window held more events than one answer reads (the newest 100,000 were counted):
+             *     narrow it for exact figures.
+             */
+            capped: boolean;
         };
         /** @description One time bucket of [`series`]. */
         Bucket: {

@@ -83,7 +83,7 @@ function ChangeEmail({ current }: { current: string }) {
       <h2>Change email address</h2>
       <p>We email a link to the new address; your address changes when you open it while signed in. Until then you keep using <code>{current}</code>.</p>
       <Field label="New email address" name="new_email" type="email" value={email} onInput={setEmail} autoComplete="email" />
-      <Field label="Current password" name="email_password" type="password" value={password} onInput={setPassword} autoComplete="current-password" />
+      <Field label="Your password" name="email_password" type="password" value={password} onInput={setPassword} autoComplete="current-password" />
       <button type="submit">Send the confirmation link</button>
       <ErrorLine>{error}</ErrorLine>
       {done && <p role="status">{done}</p>}

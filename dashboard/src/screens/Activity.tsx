@@ -91,6 +91,7 @@ export function Activity() {
             <span>p50 <strong>{total.calls ? `${total.p50_ms} ms` : "–"}</strong></span>
             <span>p95 <strong>{total.calls ? `${total.p95_ms} ms` : "–"}</strong></span>
           </p>
+          {series.capped && <p class="muted">This window holds more calls than one view counts; the figures cover the newest 100,000. Narrow the window or filter by server for exact figures.</p>}
           <div class="two">
             <Chart title="Calls and errors" columns={columns} kind="calls" summary={`${total.calls} calls and ${total.errors} errors`} />
             <Chart title="Latency (ms)" columns={columns} kind="latency" summary={total.calls ? `p50 ${total.p50_ms} ms, p95 ${total.p95_ms} ms` : "no calls"} />
