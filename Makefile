@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit fuzz e2e size bench profile clean
+.PHONY: dev test setup build lint unit fuzz e2e size bench profile deploy clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -52,6 +52,11 @@ bench: setup build
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build
 	FLOWCP_SKIP_BUILD=1 node bench/profile.mjs
+
+## make deploy: build and deploy to Cloudflare (FLOWCP_DEPLOY=pages for the dashboard on Pages;
+## DRY_RUN=1 to build and check without uploading); see docs/operations.md
+deploy:
+	sh scripts/deploy.sh
 
 clean:
 	rm -rf build target dashboard/dist .wrangler

@@ -298,7 +298,8 @@ pub async fn series(
     (since, until): (i64, i64),
     bucket_ms: i64,
 ) -> Result<Vec<Bucket>, StoreError> {
-    let sql = grouped("(ts - ?2) / CAST(?7 AS INTEGER)", "g") + " ORDER BY g";
+    // D1 binds numbers as JS numbers: CAST keeps the bucket arithmetic integral.
+    let sql = grouped("(ts - CAST(?2 AS INTEGER)) / CAST(?7 AS INTEGER)", "g") + " ORDER BY g";
     let mut params = window_params(ws, f, since, until);
     params.push(bucket_ms.into());
     db.query(&sql, &params)

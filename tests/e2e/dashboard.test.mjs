@@ -1,7 +1,8 @@
-// Issue 14 (first part): the owners' dashboard in a real browser — Debian's Chromium driven by
-// playwright-core — against the Worker under wrangler dev. Sign up through the form (consent
-// boxes), land in the workspace, create an app, sign out, sign back in; deep links and the
-// legal pages; no console error; no serious or critical axe-core violation on these screens.
+// Issue 14: the owners' dashboard in a real browser — Debian's Chromium driven by playwright-core
+// — against the Worker under wrangler dev and fake APIs on 127.0.0.1. Every owner journey: sign
+// up through the form (consent boxes), import and re-import, curate, try a tool, configure,
+// verify, publish, connect an MCP client, read the activity, manage members and the account;
+// keyboard-only use; no console error; no serious or critical axe-core violation on any screen.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -31,10 +32,12 @@ after(async () => { await browser?.close(); await w?.stop(); w?.cleanup(); });
 const SHOTS = join(ROOT, "docs/screenshots");
 mkdirSync(SHOTS, { recursive: true });
 
-async function noSeriousViolations(what) {
-  await page.evaluate(() => window.scrollTo(0, 0));
+async function noSeriousViolations(what, { top = true } = {}) {
+  if (top) await page.evaluate(() => window.scrollTo(0, 0));
   for (const scheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme: scheme });
+    // Charts redraw in the new scheme's colors on the media change.
+    await page.waitForTimeout(150);
     await page.screenshot({ path: join(SHOTS, `${what.replace(/\W+/g, "-")}-${scheme}.png`) });
   }
   await page.emulateMedia({ colorScheme: "light" });
@@ -106,6 +109,10 @@ test("deep links and the legal pages load as the dashboard", async () => {
   await page.goto(`${w.url}/privacy`);
   assert.match(await page.textContent("article"), /keeps no end-user token|keeps\s+no\s+end-user token/i);
   await noSeriousViolations("privacy");
+  // The security contact the privacy page links to (RFC 9116: Contact and Expires).
+  const txt = await (await fetch(`${w.url}/.well-known/security.txt`)).text();
+  assert.match(txt, /^Contact: mailto:security@127\.0\.0\.1$/m);
+  assert.ok(new Date(txt.match(/^Expires: (.+)$/m)[1]) > new Date(), txt);
 });
 
 // The Petstore document served on 127.0.0.1 (an import by URL) by a fake of its API, which
@@ -115,9 +122,11 @@ let petApi, petServer;
 before(async () => {
   petServer = createServer((req, res) => {
     const json = (v) => { res.writeHead(200, { "content-type": "application/json" }); res.end(JSON.stringify(v)); };
-    if (req.url === "/petstore.json") {
+    if (req.url === "/petstore.json" || req.url === "/petstore.json?v=2") {
       const doc = JSON.parse(readFileSync(join(CORPUS, "examples/3.0/petstore.json"), "utf8"));
       doc.servers = [{ url: `${petApi}/v2` }];
+      // The document's next version adds one operation.
+      if (req.url.endsWith("v=2")) doc.paths["/pet/{petId}/vaccinations"] = { get: { operationId: "listVaccinations", summary: "A pet's vaccinations", parameters: [{ name: "petId", in: "path", required: true, schema: { type: "integer" } }], responses: { 200: { description: "ok" } } } };
       return json(doc);
     }
     if (req.url.startsWith("/v2/store/inventory")) return json({ available: 3, sold: 1 });
@@ -139,6 +148,17 @@ test("an owner imports Petstore by URL and GitHub by upload, and curates GitHub'
   await report.waitFor();
   assert.match(await report.textContent(), /\d+ tools/);
   await page.getByRole("table", { name: "Tools" }).getByText("getPetById").waitFor();
+  // Re-import the document's next version: the report names the tool it added, and the
+  // history keeps both imports with their changes.
+  await page.getByLabel("Document URL").fill(`${petApi}/petstore.json?v=2`);
+  await page.getByRole("button", { name: "Import from URL" }).click();
+  await page.getByLabel("Import report").filter({ hasText: "1 added" }).waitFor();
+  await page.getByLabel("Import report").getByText("Added (1)").click();
+  await page.getByLabel("Import report").getByText("listVaccinations").waitFor();
+  const imports = page.getByRole("table", { name: "Imports" });
+  await imports.locator("tbody tr").nth(1).waitFor();
+  assert.equal(await imports.locator("tbody tr").count(), 2);
+  assert.match(await imports.locator("tbody tr").first().textContent(), /\+1\s*−0\s*~0/);
   await noSeriousViolations("app");
 
   // GitHub: a new app, the document uploaded as a file.
@@ -192,6 +212,50 @@ test("an owner imports Petstore by URL and GitHub by upload, and curates GitHub'
   console.log(`dashboard: GitHub upload to table ${importMs} ms; filter 1,223 tools ${filterMs.toFixed(1)} ms; ${rowsInDom} rows in the DOM`);
 });
 
+/** Presses Tab until the focused element's text or label matches `name` (at most 80 times). */
+async function tabTo(name) {
+  for (let i = 0; i < 80; i++) {
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => {
+      const e = document.activeElement;
+      const label = e?.id ? document.querySelector(`label[for="${e.id}"]`)?.textContent : "";
+      return { text: `${e?.getAttribute("aria-label") ?? ""} ${label ?? ""} ${e?.textContent ?? ""}`.trim(), outline: getComputedStyle(e).outlineStyle };
+    });
+    if (name.test(focused.text)) {
+      assert.notEqual(focused.outline, "none", `the focus on ${focused.text} is visible`);
+      return;
+    }
+  }
+  assert.fail(`Tab never reached ${name}`);
+}
+
+test("keyboard only: navigate, open an app, curate a tool and filter the activity without a mouse", async () => {
+  await page.goto(`${w.url}/`);
+  await page.getByRole("list", { name: "Apps" }).waitFor();
+  await tabTo(/^Petstore$/);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Petstore" }).waitFor();
+  await tabTo(/^Search tools/);
+  await page.keyboard.type("getPetById");
+  await tabTo(/^getPetById$/);
+  await page.keyboard.press("Enter");
+  await page.getByRole("form", { name: "Edit getPetById" }).waitFor();
+  await tabTo(/^Description clients see/);
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type("Finds one pet by its id.");
+  await tabTo(/^Save tool$/);
+  await page.keyboard.press("Enter");
+  await page.getByRole("form", { name: "Edit getPetById" }).waitFor({ state: "detached" });
+  await page.keyboard.press("Shift+Tab");
+  await page.goto(`${w.url}/`);
+  await tabTo(/^Activity$/);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Activity" }).waitFor();
+  await tabTo(/^Window/);
+  await page.keyboard.press("ArrowDown");
+  await page.waitForFunction(() => document.getElementById("f-window").value === String(7 * 86_400_000));
+});
+
 test("the owner creates a server, verifies, publishes, copies the config, an MCP client calls a tool, and the call shows in the activity", { timeout: 300_000 }, async () => {
   // Publishing needs a verified address: the emailed link, opened in this browser.
   const token = await new Client(w.url).linkToken("ada-dashboard@example.com", "/verify-email");
@@ -211,6 +275,9 @@ test("the owner creates a server, verifies, publishes, copies the config, an MCP
   assert.match(findings, /probe \(pass\)/, findings);
   await page.getByRole("button", { name: "Publish" }).click();
   await page.getByText("Live", { exact: true }).waitFor();
+  await page.getByText("The draft is the same as live version 1.").waitFor();
+  await page.getByText("Versions (1)").click();
+  assert.match(await page.getByRole("table", { name: "Versions" }).textContent(), /v1 live/);
   await page.getByRole("button", { name: "Create an access key" }).click();
   const key = await page.getByLabel("Your new key (copy it now)").inputValue();
   assert.match(key, /^fcp_sk_/);
@@ -240,7 +307,37 @@ test("the owner creates a server, verifies, publishes, copies the config, an MCP
   // The call is in the activity view, with the key's connection hash.
   await page.getByRole("link", { name: "Activity" }).click();
   await page.getByRole("table", { name: "Tool calls" }).getByText("getInventory").waitFor();
+  assert.match(await page.getByLabel("Summary").textContent(), /1 calls/);
+  await page.getByRole("table", { name: "Busiest tools" }).getByText("getInventory").waitFor();
+  await page.locator(".chart canvas").nth(1).waitFor();
   await noSeriousViolations("activity");
+  // Filtering by an outcome no call had empties the log and the summary.
+  await page.getByLabel("Outcome").selectOption("denied");
+  await page.getByText("No call in this window.").waitFor();
+});
+
+test("try it shows a tool's schema and the exact request, and sends it to the API", async () => {
+  await page.goto(`${w.url}/`);
+  await page.getByRole("link", { name: "Petstore" }).click();
+  await page.getByLabel("Search tools").fill("getPetById");
+  await page.getByRole("table", { name: "Tools" }).getByRole("button", { name: "getPetById" }).click();
+  const tree = page.locator(".tree").first();
+  await tree.getByText("petId").waitFor();
+  assert.match(await tree.textContent(), /petId\s*integer\s*required/);
+  await page.getByLabel(/^petId/).fill("7");
+  await page.getByRole("button", { name: "Show the request" }).click();
+  const plan = page.getByRole("region", { name: "Request plan" });
+  await plan.getByText(`GET ${petApi}/v2/pet/7`).waitFor();
+  // An argument of the wrong type is refused in the page, before anything is sent.
+  await page.getByLabel(/^petId/).fill("seven");
+  await page.getByRole("button", { name: "Show the request" }).click();
+  await page.getByRole("alert").filter({ hasText: "petId must be a whole number" }).waitFor();
+  await page.getByLabel(/^petId/).fill("7");
+  await page.getByRole("button", { name: "Send it to the API" }).click();
+  await plan.getByText("HTTP 200").waitFor();
+  assert.match(await plan.textContent(), /"name":\s*"rex"/);
+  await page.getByRole("button", { name: "Show the request" }).scrollIntoViewIfNeeded();
+  await noSeriousViolations("try it", { top: false });
 });
 
 test("the OAuth wizard configures a provider preset and shows the callback to register", async () => {
@@ -286,12 +383,34 @@ test("members are listed and an invitation is sent and withdrawn", async () => {
   await noSeriousViolations("members");
   await page.getByRole("button", { name: "Withdraw grace-dashboard@example.com" }).click();
   await page.getByRole("list", { name: "Invitations" }).waitFor({ state: "detached" });
+  // Grace accepts a new invitation from her own session; the owner makes her an admin, then
+  // removes her.
+  const grace = new Client(w.url);
+  await grace.signup("grace-dashboard@example.com");
+  await page.getByLabel("Email to invite").fill("grace-dashboard@example.com");
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await page.getByRole("list", { name: "Invitations" }).waitFor();
+  const invite = await grace.linkToken("grace-dashboard@example.com", "/invitations/accept");
+  assert.equal((await grace.post("/api/v1/invitations/accept", { token: invite })).status, 200);
+  await page.reload();
+  await page.getByLabel("Role of grace-dashboard@example.com").selectOption("admin");
+  await page.waitForFunction(() => document.querySelector("[aria-label='Role of grace-dashboard@example.com']")?.value === "admin");
+  const ws = (await grace.get("/api/v1/workspaces")).body.items.find((x) => x.name === "Ada's APIs");
+  const graceRole = (await grace.get(`/api/v1/workspaces/${ws.id}/members`)).body.items.find((m) => m.email === "grace-dashboard@example.com").role;
+  assert.equal(graceRole, "admin");
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Remove grace-dashboard@example.com" }).click();
+  await page.getByRole("status").filter({ hasText: "grace-dashboard@example.com was removed." }).waitFor();
+  assert.equal((await grace.get(`/api/v1/workspaces/${ws.id}/members`)).status, 404);
 });
 
 test("the account page changes the password, exports the data and deletes the account", async () => {
   await page.goto(`${w.url}/account`);
   await page.getByRole("heading", { name: "Your account", exact: true }).waitFor();
   await noSeriousViolations("account");
+  await page.getByLabel("Display name").fill("Ada Lovelace");
+  await page.getByRole("button", { name: "Save name" }).click();
+  await page.locator("header").getByText("Ada Lovelace").waitFor();
   await page.getByLabel("Current password").fill("correct horse battery staple");
   await page.getByLabel("New password").fill("a brand new passphrase 42");
   await page.getByRole("button", { name: "Change password" }).click();
@@ -300,11 +419,22 @@ test("the account page changes the password, exports the data and deletes the ac
   const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
   assert.ok(JSON.stringify(exported).includes("ada-dashboard@example.com"));
   assert.ok(!JSON.stringify(exported).includes("a brand new passphrase 42"));
+  // A new address takes effect only once its emailed link is opened, signed in.
+  await page.getByLabel("New email address").fill("ada-new@example.com");
+  await page.getByLabel("Your password").fill("a brand new passphrase 42");
+  await page.getByRole("button", { name: "Send the confirmation link" }).click();
+  await page.getByRole("status").filter({ hasText: "on its way to ada-new@example.com" }).waitFor();
+  assert.match(await page.locator("section > p").first().textContent(), /ada-dashboard@example\.com/);
+  const token = await new Client(w.url).linkToken("ada-new@example.com", "/confirm-email");
+  await page.goto(`${w.url}/confirm-email#token=${token}`);
+  await page.getByText("Your account now uses ada-new@example.com.").waitFor();
+  await page.goto(`${w.url}/account`);
+  await page.locator("section > p").first().getByText("ada-new@example.com").waitFor();
   page.once("dialog", (d) => d.accept());
   await page.getByLabel("Password to confirm").fill("a brand new passphrase 42");
   await page.getByRole("button", { name: "Delete my account" }).click();
   await page.waitForURL(`${w.url}/sign-in`);
-  await page.getByLabel("Email").fill("ada-dashboard@example.com");
+  await page.getByLabel("Email").fill("ada-new@example.com");
   await page.getByLabel("Password").fill("a brand new passphrase 42");
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("alert").waitFor();

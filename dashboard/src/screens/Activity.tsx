@@ -45,10 +45,11 @@ export function Activity() {
       api.GET("/api/v1/workspaces/{ws}/activity", { params: { path: { ws }, query: common } }),
       api.GET("/api/v1/workspaces/{ws}/audit", { params: { path: { ws }, query: { limit: 200, ...common } } }),
     ]);
-    if (!s.data) return setError(errorMessage(s.error, s.response.status));
-    if (!a.data) return setError(errorMessage(a.error, a.response.status));
-    setSeries(s.data);
-    setRows(a.data.items);
+    // Each part shows what it got: the log does not wait for the charts, nor the reverse.
+    setSeries(s.data ?? null);
+    setRows(a.data?.items ?? []);
+    if (!s.data) setError(errorMessage(s.error, s.response.status));
+    else if (!a.data) setError(errorMessage(a.error, a.response.status));
   };
   useEffect(() => { void load(filters); }, [ws, filters]);
   const set = (patch: Partial<Filters>) => setFilters({ ...filters, ...patch });
@@ -146,14 +147,20 @@ function Chart({ title, columns, kind, summary }: { title: string; columns: Colu
     if (!el) return;
     let plot: { destroy(): void } | null = null;
     let gone = false;
-    void Promise.all([import("uplot"), import("uplot/dist/uPlot.min.css")]).then(([{ default: UPlot }]) => {
+    // Colors come from the page's CSS variables, so the chart is drawn again when the color
+    // scheme changes.
+    const scheme = matchMedia("(prefers-color-scheme: dark)");
+    const draw = () => void Promise.all([import("uplot"), import("uplot/dist/uPlot.min.css")]).then(([{ default: UPlot }]) => {
       if (gone) return;
+      plot?.destroy();
       const css = getComputedStyle(document.documentElement);
       const color = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
-      const axis = { stroke: color("--muted", "#666"), grid: { stroke: color("--line", "#ddd"), width: 1 } };
+      const axis = { stroke: color("--muted", "#666"), grid: { stroke: color("--line", "#ddd"), width: 1 }, ticks: { stroke: color("--line", "#ddd") } };
+      // Isolated buckets show as points (a line needs two neighbours).
+      const points = { show: true, size: 5 };
       const series = kind === "calls"
         ? [{ label: "calls", stroke: color("--accent", "#2563eb"), width: 2 }, { label: "errors", stroke: color("--bad", "#dc2626"), width: 2 }]
-        : [{ label: "p50 ms", stroke: color("--accent", "#2563eb"), width: 2, spanGaps: false }, { label: "p95 ms", stroke: color("--warn", "#d97706"), width: 2, spanGaps: false }];
+        : [{ label: "p50 ms", stroke: color("--accent", "#2563eb"), width: 2, spanGaps: false, points }, { label: "p95 ms", stroke: color("--warn", "#d97706"), width: 2, spanGaps: false, points }];
       const data = kind === "calls" ? [columns[0], columns[1], columns[2]] : [columns[0], columns[3], columns[4]];
       plot = new UPlot(
         { width: Math.max(280, el.clientWidth), height: 200, series: [{}, ...series], axes: [axis, axis], legend: { show: true } },
@@ -161,7 +168,9 @@ function Chart({ title, columns, kind, summary }: { title: string; columns: Colu
         el,
       );
     });
-    return () => { gone = true; plot?.destroy(); };
+    draw();
+    scheme.addEventListener("change", draw);
+    return () => { gone = true; scheme.removeEventListener("change", draw); plot?.destroy(); };
   }, [columns, kind]);
   return (
     <figure class="chart">
