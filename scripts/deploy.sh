@@ -11,6 +11,7 @@
 # Needs CLOUDFLARE_API_TOKEN (Workers Scripts, D1, KV and, for Pages, Pages: Edit) unless DRY_RUN,
 # and the D1 and KV ids in wrangler.toml (docs/operations.md, "Deploying").
 set -eu
+set -f # the route patterns below hold `*`: no pathname expansion anywhere in this script
 cd "$(dirname "$0")/.."
 target=${FLOWCP_DEPLOY:-worker}
 dry=${DRY_RUN:-}
@@ -52,7 +53,7 @@ fi
 # unknown paths (deep links) since the build has no 404.html. One origin, so the __Host-
 # session cookie stays first-party.
 routes=""
-for p in /api/* /mcp/* /mcp /oauth/* /.well-known/* /healthz /ops/*; do
+for p in /api/* /mcp/* /mcp /oauth/* /.well-known/* /healthz /ops/* /demo/* /dev/*; do
   routes="$routes --route $FLOWCP_DOMAIN$p"
 done
 say "deploying the Worker on its routes of $FLOWCP_DOMAIN"
@@ -64,6 +65,7 @@ if [ -n "$dry" ]; then
   exit 0
 fi
 say "deploying the dashboard to the Pages project $project"
-npx wrangler pages project create "$project" --production-branch main 2>/dev/null || true
+# Creating a project that exists fails: that one failure is expected (any other shows below).
+npx wrangler pages project create "$project" --production-branch main || true
 npx wrangler pages deploy dashboard/dist --project-name "$project" --branch main --commit-dirty=true
 say "once: add $FLOWCP_DOMAIN as a custom domain of $project (dashboard › Workers & Pages › $project › Custom domains)"

@@ -151,6 +151,20 @@ pub fn email_change(origin: &str, to: &str, token: &str) -> Email {
     }
 }
 
+/// Sent instead of the link when another account already uses the asked-for address (so the
+/// request costs the same either way, and the address's owner hears of the attempt).
+pub fn email_change_refused(to: &str) -> Email {
+    Email {
+        to: to.to_string(),
+        subject: "Someone asked to move a FlowCP account to your address".into(),
+        text: format!(
+            "Someone signed in to a FlowCP account asked to use {to} as its address. Your account \
+             already uses it, so nothing changed and nothing needs doing. If this keeps happening, \
+             tell the operator (see /.well-known/security.txt)."
+        ),
+    }
+}
+
 /// The notice sent to an account's previous address once it moved to a new one.
 /// The new address is masked (`a•••@example.com`): the old mailbox may no longer be the
 /// owner's.

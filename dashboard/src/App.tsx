@@ -64,6 +64,11 @@ export function App() {
     <LocationProvider>
       <Header />
       <Guard />
+      {me.value && !me.value.user.email_verified && (
+        <p class="banner" role="note">
+          Verify <strong>{me.value.user.email}</strong> with the emailed link to publish, create access keys and join workspaces. <a href="/account">Send a new link</a>
+        </p>
+      )}
       <main>
         {me.value === undefined ? (
           <p aria-busy="true">Loading…</p>

@@ -285,13 +285,16 @@ pub async fn change_email<D: Db, K: Kv, H: Http>(
     let keys = throttle::LoginKeys::mail_to("change", new_email, req.client_addr.as_deref());
     throttle::reserve(svc.db, &keys, svc.now_ms).await?.into_result()?;
     let origin = svc.link_origin()?;
-    // The same work whether or not the address is taken (a link that replaces the earlier one,
-    // which a taken address could never redeem), and a failed send is not reported: neither
-    // the answer nor the account's other links say whether another account uses the address.
+    // The same work whether or not the address is taken: a link that replaces the earlier one
+    // (a taken address could never redeem it) and one message to the address (the link, or a
+    // notice to its owner); a failed send is not reported. Neither the answer, nor the
+    // account's other links, nor the provider call says whether another account uses it.
     let token = issue_link(svc, Purpose::ChangeEmail, &s.user_id, new_email, VERIFY_TTL_MS).await?;
-    if users::find_by_email(svc.db, new_email).await?.is_none() {
-        let _ = send_mail(svc, &mail::email_change(origin, new_email, &token)).await;
-    }
+    let message = match users::find_by_email(svc.db, new_email).await? {
+        None => mail::email_change(origin, new_email, &token),
+        Some(_) => mail::email_change_refused(new_email),
+    };
+    let _ = send_mail(svc, &message).await;
     Response::view(
         202,
         &MailAccepted {

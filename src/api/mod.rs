@@ -134,6 +134,8 @@ pub struct Services<'a, D: Db, K: Kv, H: Http> {
     /// How email leaves (`crate::mail`).
     pub mailer: &'a crate::mail::Mailer,
     pub now_ms: i64,
+    /// Milliseconds since the epoch, read when called (durations: a try-it run's latency).
+    pub clock: fn() -> i64,
     /// `https://host` as clients see it (MCP URLs and client configuration are built from it).
     pub origin: String,
     /// The origin emailed links point at: the request's origin only when its host is one this

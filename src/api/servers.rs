@@ -876,6 +876,7 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
         }
     };
     let origin = credential_origin_of(&s);
+    let started = (svc.clock)();
     let outcome = verify::try_call(
         svc.http,
         &verify::Trial {
@@ -889,7 +890,8 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
         },
     )
     .await;
-    if send.is_some() {
+    // Each request that left FlowCP is audited (best effort: the owner still gets the answer).
+    if outcome.sent {
         let event = crate::store::audit::AuditEvent {
             ts_ms: svc.now_ms,
             workspace_id: s.workspace_id.clone(),
@@ -900,13 +902,13 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
                 _ => crate::store::audit::Outcome::UpstreamError,
             },
             upstream_status: outcome.response.as_ref().map(|r| r.status),
-            latency_ms: 0,
+            latency_ms: (svc.clock)() - started,
             request_bytes: 0,
             response_bytes: outcome.response.as_ref().map_or(0, |r| r.body.len() as i64),
             // The owner's runs show as their own connection: a hash of "try-it" and the user.
             connection_hash: Some(crate::crypto::sha256_hex_truncated(format!("try-it|{}", m.user_id).as_bytes(), 16)),
         };
-        crate::store::audit::insert(svc.db, &event).await?;
+        let _ = crate::store::audit::insert(svc.db, &event).await;
     }
     Response::ok::<TryOutcome>(&outcome)
 }

@@ -67,13 +67,6 @@ impl Policy {
         max_lock_ms: 60 * MINUTE_MS,
     };
     /// Invitations sent by one person (in any workspace): 10 per hour.
-    /// "Try it" runs (live requests to an API) per user: 60 per 15 minutes.
-    pub const TRY_RUNS_PER_USER: Policy = Policy {
-        max_failures: 60,
-        window_ms: 15 * MINUTE_MS,
-        base_lock_ms: 15 * MINUTE_MS,
-        max_lock_ms: 60 * MINUTE_MS,
-    };
     pub const INVITES_PER_INVITER: Policy = Policy {
         max_failures: 10,
         window_ms: 60 * MINUTE_MS,
@@ -85,6 +78,13 @@ impl Policy {
         max_failures: 30,
         window_ms: 60 * MINUTE_MS,
         base_lock_ms: 60 * MINUTE_MS,
+        max_lock_ms: 60 * MINUTE_MS,
+    };
+    /// "Try it" runs (live requests to an API) per user: 60 per 15 minutes.
+    pub const TRY_RUNS_PER_USER: Policy = Policy {
+        max_failures: 60,
+        window_ms: 15 * MINUTE_MS,
+        base_lock_ms: 15 * MINUTE_MS,
         max_lock_ms: 60 * MINUTE_MS,
     };
 

@@ -159,6 +159,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             secrets,
             mailer: &settings.mailer,
             now_ms: now_ms(),
+            clock: now_ms,
             origin,
             link_origin,
         };

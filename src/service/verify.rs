@@ -207,6 +207,9 @@ pub struct TryOutcome {
     pub error: Option<String>,
     /// The upstream's answer, when `run` was asked for and the request was sent.
     pub response: Option<TriedResponse>,
+    /// The request left FlowCP (a run that got an answer or failed on the network).
+    #[serde(skip)]
+    pub sent: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -288,12 +291,13 @@ pub async fn try_call(http: &impl Http, t: &Trial<'_>) -> TryOutcome {
             body: plan.body,
             timeout_ms: PROBE_TIMEOUT_MS,
         };
-        http.send(&req, PROBE_MAX_BYTES).await.map_err(|e| format!("The API could not be reached: {e}."))
+        Ok(http.send(&req, PROBE_MAX_BYTES).await)
     }
     .await;
     match sent {
-        Ok(r) => TryOutcome {
+        Ok(Ok(r)) => TryOutcome {
             request,
+            sent: true,
             response: Some(TriedResponse {
                 status: r.status,
                 content_type: r
@@ -301,13 +305,30 @@ pub async fn try_call(http: &impl Http, t: &Trial<'_>) -> TryOutcome {
                     .iter()
                     .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
                     .map(|(_, v)| redactor.text(v)),
-                // A body cut at the cap may end inside the credential: the cut is masked too.
-                body: String::from_utf8_lossy(&redactor.capped_body(r.body, r.truncated)).into_owned(),
+                body: shown_body(&redactor, r.body, r.truncated),
                 truncated: r.truncated,
             }),
             ..Default::default()
         },
+        Ok(Err(e)) => TryOutcome {
+            request,
+            sent: true,
+            error: Some(redactor.text(&format!("The API could not be reached: {e}."))),
+            ..Default::default()
+        },
         Err(e) => TryOutcome { request, error: Some(redactor.text(&e)), ..Default::default() },
+    }
+}
+
+/// An upstream body as text for the owner, with the credential redacted in every spelling: in
+/// any encoding (a Latin-1 page is redacted as its lossy UTF-8 text, not passed through as
+/// bytes), and at a cut by the byte cap that ends inside it.
+fn shown_body(redactor: &Redactor, body: Vec<u8>, truncated: bool) -> String {
+    let text = redactor.text(&String::from_utf8_lossy(&redactor.capped_body(body, truncated)));
+    if truncated {
+        redactor.tail(&text)
+    } else {
+        text
     }
 }
 

@@ -282,6 +282,15 @@ test("accounts: sign up, log in and out, me, change password; 401 without a sess
   expect(await anon.post("/api/v1/auth/password-reset", { email: "contract-late@example.com" }), 202, "ask for a reset");
   const resetToken = await anon.linkToken("contract-late@example.com", "/reset-password");
   expect(await anon.post("/api/v1/auth/password-reset/confirm", { token: resetToken, new_password: NEW_PASSWORD }), 204, "reset");
+  // The reset ended late's sessions: sign in again, then rename and move the account.
+  expect(await late.post("/api/v1/auth/login", { email: "contract-late@example.com", password: NEW_PASSWORD }), 200, "login after the reset");
+  expect(await late.patch("/api/v1/me", { display_name: "Late Comer" }), 200, "change the display name");
+  expect(await late.patch("/api/v1/me", { display_name: "" }), 422, "an empty display name");
+  expect(await late.post("/api/v1/me/email", { new_email: "contract-moved@example.com", current_password: "not it" }), 403, "address change, wrong password");
+  expect(await late.post("/api/v1/me/email", { new_email: "contract-moved@example.com", current_password: NEW_PASSWORD }), 202, "ask to change the address");
+  const moveToken = await late.linkToken("contract-moved@example.com", "/confirm-email");
+  expect(await late.post("/api/v1/auth/confirm-email", { token: moveToken }), 200, "confirm the new address");
+  expect(await late.post("/api/v1/auth/confirm-email", { token: moveToken }), 404, "a used address-change link");
   expect(await anon.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: "wrong password here" }), 401, "wrong login");
   const second = client();
   expect(await second.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: PASSWORD }), 200, "login");
@@ -393,6 +402,16 @@ test("servers: configure api_key auth, credential, verify, publish, keys, an MCP
   const auditPage = expect(await owner.get(P("/audit?limit=1")), 200, "audit page");
   assert.equal(typeof auditPage.next_cursor, "string");
   expect(await owner.get(P("/audit?outcome=sideways")), 400, "bad audit filter");
+  const activity = expect(await owner.get(P("/activity")), 200, "activity");
+  assert.equal(activity.total.calls, 2, JSON.stringify(activity));
+  expect(await owner.get(P(`/activity?server=${srv.id}&tool=listWidgets&since=${Date.now() - 3_600_000}&bucket=60000`)), 200, "activity, filtered");
+  expect(await owner.get(P("/activity?since=5&until=5")), 400, "an empty activity window");
+  const versions = expect(await owner.get(P(`/servers/${srv.id}/versions`)), 200, "versions");
+  assert.ok(versions.live_version >= 1 && versions.versions.length >= 1, JSON.stringify(versions));
+  const plan = expect(await owner.post(P(`/servers/${srv.id}/try`), { tool: "listWidgets" }), 200, "try: the request plan");
+  assert.ok(plan.request.url.startsWith(up.url), JSON.stringify(plan));
+  expect(await owner.post(P(`/servers/${srv.id}/try`), { tool: "listWidgets", run: true }), 200, "try: run it");
+  expect(await owner.post(P(`/servers/${srv.id}/try`), { tool: "noSuchTool" }), 404, "try an unknown tool");
 
   expect(await owner.del(P(`/servers/${srv.id}/credential`)), 200, "clear credential");
   expect(await owner.post(P(`/servers/${srv.id}/unpublish`)), 200, "unpublish");

@@ -266,8 +266,12 @@ test("the owner creates a server, verifies, publishes, copies the config, an MCP
   await page.getByRole("button", { name: "Create a server" }).click();
   await page.waitForURL(/\/servers\/srv_/);
   await page.getByRole("heading", { name: "Verify and publish" }).waitFor();
+  // The public switch says what it means before anything is saved.
+  await page.getByLabel("Public: no access key needed").check();
+  await page.getByText("Warning: anyone who finds the URL").waitFor();
+  await page.getByLabel("Public: no access key needed").uncheck();
   await page.getByLabel("Authentication").selectOption("none");
-  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("button", { name: "Save", exact: true }).click();
   await page.getByRole("status").waitFor();
   await page.getByRole("button", { name: "Verify" }).click();
   await page.getByText("Verification: verified").waitFor();
@@ -350,7 +354,7 @@ test("the OAuth wizard configures a provider preset and shows the callback to re
   await page.getByLabel("Scopes").fill("repo read:user");
   await page.getByLabel("Client secret").fill("dashboard-client-secret");
   await page.getByLabel("API origin").fill(petApi);
-  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("button", { name: "Save", exact: true }).click();
   await page.getByRole("status").waitFor();
   const callback = await page.getByText("Register this callback at the provider").textContent();
   assert.match(callback, new RegExp(`${w.url}/oauth/callback/srv_`));

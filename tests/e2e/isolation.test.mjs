@@ -104,6 +104,7 @@ function validBody(operationId) {
     putCredential: { value: "bob-credential" },
     createKey: {},
     putSecret: { value: "bob-value" },
+    tryTool: { tool: "listWidgets", run: true },
   }[operationId];
 }
 

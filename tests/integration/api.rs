@@ -97,6 +97,7 @@ impl Env {
             secrets: &self.secrets,
             mailer: &flowcp::mail::Mailer::Outbox,
             now_ms: self.now.get(),
+            clock: || 1_790_000_000_000,
             origin: "https://flowcp.example".into(),
             link_origin: Some("https://flowcp.example".into()),
         };
@@ -1393,6 +1394,7 @@ fn a_parallel_burst_of_logins_gets_no_more_guesses_than_a_serial_one() {
         secrets: &env.secrets,
         mailer: &flowcp::mail::Mailer::Outbox,
         now_ms: env.now.get(),
+        clock: || 1_790_000_000_000,
         origin: "https://flowcp.example".into(),
         link_origin: None,
     };
@@ -2622,6 +2624,8 @@ fn an_address_changes_only_when_the_new_mailbox_confirms_it() {
         asked.body.unwrap()["message"].as_str().unwrap()
     );
     assert!(env.link_token("taken@example.com", "/confirm-email").is_none());
+    let told = block_on(flowcp::mail::outbox(&env.kv, "taken@example.com")).unwrap();
+    assert!(told.iter().any(|m| m.text.contains("nothing changed")), "{told:?}");
     let me = env.call("GET", "/api/v1/me", None).body.unwrap();
     assert_eq!(me["user"]["email"], "old@example.com", "nothing changes before the link is redeemed");
     let token = env.link_token("new@example.com", "/confirm-email").expect("a link went to the new address");
@@ -2741,6 +2745,13 @@ fn try_it_shows_the_exact_request_and_runs_it_only_for_admins_with_the_credentia
     let ran = try_it(json!({ "tool": "listThings", "run": true })).body.unwrap();
     assert_eq!(ran["response"]["truncated"], true, "{ran}");
     assert!(!ran.to_string().contains(&CREDENTIAL[..12]), "{ran}");
+    // A body that is not UTF-8 (a Latin-1 error page echoing the key) is redacted too.
+    let mut latin1 = b"Cl\xe9 invalide: ".to_vec();
+    latin1.extend_from_slice(CREDENTIAL.as_bytes());
+    env.http.push(resp(401, &[("content-type", "text/html; charset=iso-8859-1")], &latin1));
+    let ran = try_it(json!({ "tool": "listThings", "run": true })).body.unwrap();
+    assert_eq!(ran["response"]["status"], 401, "{ran}");
+    assert!(!ran.to_string().contains(CREDENTIAL) && ran.to_string().contains("[REDACTED]"), "{ran}");
 
     // A member sees the plan but cannot run it; another workspace sees nothing.
     let (owner_cookie, owner_csrf) = env.session();
@@ -2759,7 +2770,7 @@ fn try_it_shows_the_exact_request_and_runs_it_only_for_admins_with_the_credentia
         Some(json!({ "tool": "listThings" })),
     );
     assert_eq!(r.status, 404);
-    assert_eq!(env.http.seen.borrow().len(), 2, "only the two runs reached the API");
+    assert_eq!(env.http.seen.borrow().len(), 3, "only the three runs reached the API");
 }
 
 /// Issue 14: each publish is recorded as a version, and the draft is compared with the live

@@ -49,6 +49,7 @@ export function ServerPage() {
       </p>
       <ErrorLine>{error}</ErrorLine>
       <Auth server={s} path={path} onSaved={load} />
+      <Options server={s} path={path} onSaved={load} />
       <div class="card">
         <h2>Verify and publish</h2>
         <p>Verification: <strong>{v.state}</strong></p>
@@ -96,6 +97,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
   const cfg = server.auth_config;
   const [mode, setMode] = useState(server.auth_mode);
   const [name, setName] = useState(cfg.name ?? "X-Api-Key");
+  const [place, setPlace] = useState<"header" | "query" | "cookie">(cfg.in ?? "header");
   const [secret, setSecret] = useState("");
   const [origin, setOrigin] = useState(cfg.credential_origin ?? "");
   const [o, setO] = useState({
@@ -122,7 +124,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
       ...(o.provider === "oidc" ? { discovery_url: o.discovery_url } : {}),
       ...(o.provider === "custom" ? { authorize_url: o.authorize_url, token_url: o.token_url } : {}),
     };
-    const auth_config = mode === "api_key" ? { in: "header" as const, name } : mode === "oauth" ? oauth : {};
+    const auth_config = mode === "api_key" ? { in: place, name } : mode === "oauth" ? oauth : {};
     const r = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", { params: { path }, body: { auth_mode: mode, auth_config } });
     if (!r.response.ok) return setError(errorMessage(r.error, r.response.status));
     if (secret) {
@@ -141,12 +143,24 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
         <label for="f-mode">Authentication</label>
         <select id="f-mode" value={mode} onChange={(e) => setMode((e.currentTarget as HTMLSelectElement).value as Server["auth_mode"])}>
           <option value="none">None</option>
-          <option value="api_key">API key in a header</option>
+          <option value="api_key">API key</option>
           <option value="bearer">Bearer token</option>
           <option value="oauth">Each user signs in (OAuth)</option>
         </select>
       </p>
-      {mode === "api_key" && <Field label="Header name" name="key_header" value={name} onInput={setName} />}
+      {mode === "api_key" && (
+        <div class="inline">
+          <p class="field">
+            <label for="f-place">Key goes in</label>
+            <select id="f-place" value={place} onChange={(e) => setPlace((e.currentTarget as HTMLSelectElement).value as typeof place)}>
+              <option value="header">a header</option>
+              <option value="query">the query string</option>
+              <option value="cookie">a cookie</option>
+            </select>
+          </p>
+          <Field label={place === "header" ? "Header name" : place === "query" ? "Query parameter" : "Cookie name"} name="key_header" value={name} onInput={setName} />
+        </div>
+      )}
       {mode === "oauth" && (
         <>
           <p class="field">
@@ -177,6 +191,56 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
         </>
       )}
       <button type="submit">Save</button>
+      <ErrorLine>{error}</ErrorLine>
+      {saved && <p role="status">{saved}</p>}
+    </form>
+  );
+}
+
+/** Name, who may call (the public switch), discovery mode, base URL, probe tool, browser origins. */
+function Options({ server, path, onSaved }: { server: Server; path: { ws: string; srv: string }; onSaved: () => Promise<void> }) {
+  const [name, setName] = useState(server.name);
+  const [isPublic, setPublic] = useState(server.is_public);
+  const [discovery, setDiscovery] = useState(server.discovery_mode);
+  const [baseUrl, setBaseUrl] = useState(server.base_url ?? "");
+  const [probe, setProbe] = useState(server.probe_tool ?? "");
+  const [origins, setOrigins] = useState((server.allowed_origins ?? []).join(" "));
+  const [error, setError] = useState("");
+  const [saved, setSaved] = useState("");
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    setSaved("");
+    if (isPublic && !server.is_public && !confirm("Make this server public? Anyone with its URL can call its tools, with your credential, without an access key.")) return;
+    const list = origins.split(/[\s,]+/).filter(Boolean);
+    const { error: err, response } = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", {
+      params: { path },
+      body: { name, is_public: isPublic, discovery_mode: discovery, base_url: baseUrl.trim() || null, probe_tool: probe.trim() || null, allowed_origins: list.length ? list : null },
+    });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    setSaved("Saved. Changes reach clients at the next publish.");
+    await onSaved();
+  };
+  return (
+    <form class="card" onSubmit={save} aria-label="Server options">
+      <h2>Access and options</h2>
+      <Field label="Server name" name="server_name" value={name} onInput={setName} />
+      <p class="check">
+        <input id="f-public" type="checkbox" checked={isPublic} aria-describedby="f-public-hint" onChange={(e) => setPublic((e.currentTarget as HTMLInputElement).checked)} />
+        <label for="f-public">Public: no access key needed</label>
+      </p>
+      <p id="f-public-hint" class={isPublic ? "error" : "muted"}>
+        {isPublic ? "Warning: anyone who finds the URL can call every enabled tool, with the server's credential. Keep it for APIs that are public anyway." : "Clients need an access key (or, for OAuth servers, a signed-in user)."}
+      </p>
+      <p class="check">
+        <input id="f-discovery" type="checkbox" checked={discovery} aria-describedby="f-discovery-hint" onChange={(e) => setDiscovery((e.currentTarget as HTMLInputElement).checked)} />
+        <label for="f-discovery">Discovery mode</label>
+      </p>
+      <p id="f-discovery-hint" class="muted">For large APIs: clients see a few tools that search and call the others, instead of every tool at once.</p>
+      <Field label="Base URL" name="base_url" value={baseUrl} onInput={setBaseUrl} required={false} hint="Overrides the document's server URL (https://api.example.com/v1); empty uses the document's." />
+      <Field label="Probe tool" name="probe_tool" value={probe} onInput={setProbe} required={false} hint="The tool verification calls; empty picks the first GET without required arguments." />
+      <Field label="Allowed browser origins" name="allowed_origins" value={origins} onInput={setOrigins} required={false} hint="Space-separated (https://app.example); empty allows any origin." />
+      <button type="submit">Save options</button>
       <ErrorLine>{error}</ErrorLine>
       {saved && <p role="status">{saved}</p>}
     </form>
