@@ -18,6 +18,7 @@ mod cache;
 mod call;
 mod discovery;
 pub mod jsonrpc;
+pub mod management;
 mod methods;
 mod modern;
 mod results;

@@ -7,6 +7,7 @@ mod cli;
 mod crypto_envelopes;
 mod golden;
 mod health;
+mod management;
 mod mcp;
 mod net;
 mod oauth;
