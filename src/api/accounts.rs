@@ -189,13 +189,17 @@ pub async fn logout<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Sess
 pub async fn me<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
     // The token the session was issued with: by the current secret, or during a rotation by
     // the previous one.
-    let csrf = svc
-        .secrets
-        .session_secrets()
-        .map(|secret| session::csrf_token(secret, &s.id_hash))
-        .find(|t| crate::crypto::sha256_hex(t.as_bytes()) == s.csrf_hash)
-        .unwrap_or_else(|| session::csrf_token(&svc.secrets.session_secret, &s.id_hash));
-    let ws = workspaces::list_visible(svc.db, &s.user_id, s.email_verified).await?;
+    // A grant has no browser session, hence no CSRF token (it is never sent as a cookie).
+    let csrf = if s.is_grant() {
+        String::new()
+    } else {
+        svc.secrets
+            .session_secrets()
+            .map(|secret| session::csrf_token(secret, &s.id_hash))
+            .find(|t| crate::crypto::sha256_hex(t.as_bytes()) == s.csrf_hash)
+            .unwrap_or_else(|| session::csrf_token(&svc.secrets.session_secret, &s.id_hash))
+    };
+    let ws = super::context::visible_workspaces(svc, s).await?;
     Response::ok(&Me {
         user: UserView {
             id: s.user_id.clone(),

@@ -1,12 +1,14 @@
-//! Who is calling: the signed-in user behind a request (session cookie, CSRF) and their
-//! membership of the workspace a route names. Every session and workspace route passes here
-//! first (`api::handle`); non-members get the same 404 as a workspace that does not exist.
+//! Who is calling: the signed-in user behind a request (session cookie, CSRF), or a grant to
+//! one workspace (FlowCP's own MCP server), and their membership of the workspace a route names.
+//! Every session and workspace route passes here first (`api::handle_as`); non-members, and a
+//! grant naming another workspace, get the same 404 as a workspace that does not exist.
 
 use super::{Request, Services};
 use crate::auth::session;
 use crate::error::{ApiError, ErrorCode};
 use crate::net::Http;
-use crate::store::{sessions, workspaces, Db, Kv};
+use crate::store::workspaces::Workspace;
+use crate::store::{sessions, users, workspaces, Db, Kv};
 use crate::vocab::Role;
 
 /// The signed-in user behind a request.
@@ -19,8 +21,52 @@ pub struct SessionUser {
     /// Whether the account proved it owns `email`.
     pub email_verified: bool,
     /// SHA-256 of the session's CSRF token (which session secret made it tells `GET /me`
-    /// which token to hand back during a rotation).
+    /// which token to hand back during a rotation). Empty for a grant.
     pub csrf_hash: String,
+    /// A grant's one workspace: no other is visible or reachable.
+    pub only_workspace: Option<String>,
+}
+
+impl SessionUser {
+    /// Whether this caller is a workspace grant (no browser session, no CSRF token).
+    pub fn is_grant(&self) -> bool {
+        self.only_workspace.is_some()
+    }
+}
+
+/// The workspaces the caller may see: its memberships (verified rules apply), and for a grant
+/// only its workspace.
+pub async fn visible_workspaces<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    s: &SessionUser,
+) -> Result<Vec<Workspace>, ApiError> {
+    let all = workspaces::list_visible(svc.db, &s.user_id, s.email_verified).await?;
+    Ok(match &s.only_workspace {
+        Some(ws) => all.into_iter().filter(|w| &w.id == ws).collect(),
+        None => all,
+    })
+}
+
+/// The caller of a grant: its account as it is now (a deleted account is unauthenticated), bound
+/// to `workspace_id`. No CSRF applies: a grant is presented as a bearer token, never a cookie.
+pub async fn grant_user<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    user_id: &str,
+    workspace_id: &str,
+) -> Result<SessionUser, ApiError> {
+    let user = users::find_by_id(svc.db, user_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "This connection's account no longer exists."))?;
+    let email_verified = user.email_verified();
+    Ok(SessionUser {
+        user_id: user.id,
+        email: user.email,
+        display_name: user.display_name,
+        id_hash: String::new(),
+        email_verified,
+        csrf_hash: String::new(),
+        only_workspace: Some(workspace_id.to_string()),
+    })
 }
 
 fn is_safe_method(m: &str) -> bool {
@@ -56,6 +102,7 @@ pub async fn require_session<D: Db, K: Kv, H: Http>(
         id_hash,
         email_verified,
         csrf_hash: rec.csrf_hash,
+        only_workspace: None,
     })
 }
 
@@ -108,6 +155,9 @@ pub async fn require_member<D: Db, K: Kv, H: Http>(
     s: &SessionUser,
     ws: &str,
 ) -> Result<Member, ApiError> {
+    if s.only_workspace.as_deref().is_some_and(|only| only != ws) {
+        return Err(ApiError::not_found());
+    }
     match workspaces::get_for_user(svc.db, &s.user_id, ws, s.email_verified).await? {
         Some(w) => Ok(Member {
             user_id: s.user_id.clone(),

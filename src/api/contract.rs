@@ -170,7 +170,8 @@ pub fn contract(id: RouteId) -> Contract {
     }
 }
 
-fn operation_id(id: RouteId) -> String {
+/// The operationId of a route in the API document (`ListApps` -> `listApps`).
+pub fn operation_id(id: RouteId) -> String {
     let name = format!("{id:?}");
     let mut chars = name.chars();
     chars.next().map(|c| c.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()

@@ -158,11 +158,36 @@ impl<D: Db, K: Kv, H: Http> Services<'_, D, K, H> {
 /// Finds the route, checks the session and workspace membership its access level asks for,
 /// then calls the handler.
 pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Result<Response, ApiError> {
+    handle_as(svc, req, &Principal::Cookie).await
+}
+
+/// Who a request acts for.
+#[derive(Debug, Clone, Copy)]
+pub enum Principal<'p> {
+    /// The session cookie (the dashboard, API clients), with CSRF on state-changing methods.
+    Cookie,
+    /// A grant to one workspace, made in-process by FlowCP's own MCP server: the user as they are
+    /// now, only `workspace_id` (any other answers 404, as if it did not exist), only `routes`
+    /// (any other answers 404), roles as in the API.
+    Grant { user_id: &'p str, workspace_id: &'p str, routes: &'p [routes::RouteId] },
+}
+
+/// [`handle`] for a given principal.
+pub async fn handle_as<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    principal: &Principal<'_>,
+) -> Result<Response, ApiError> {
     use routes::{Access, RouteId::*};
     let (route, params) = routes::find(&req.method, &req.path)?;
-    let session = match route.access {
-        Access::Public => None,
-        Access::Session | Access::Workspace => Some(context::require_session(svc, req).await?),
+    let session = match (principal, route.access) {
+        (Principal::Grant { routes, .. }, _) if !routes.contains(&route.id) => return Err(ApiError::not_found()),
+        (Principal::Grant { .. }, Access::Public) => return Err(ApiError::not_found()),
+        (_, Access::Public) => None,
+        (Principal::Cookie, Access::Session | Access::Workspace) => Some(context::require_session(svc, req).await?),
+        (Principal::Grant { user_id, workspace_id, .. }, Access::Session | Access::Workspace) => {
+            Some(context::grant_user(svc, user_id, workspace_id).await?)
+        }
     };
     let ctx = match (&session, route.access) {
         (Some(s), Access::Workspace) => Some(context::require_member(svc, s, params.get("ws")).await?),

@@ -20,7 +20,7 @@ use crate::store::{users, workspaces, Db, Kv};
 use crate::vocab::Role;
 
 pub async fn list<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &SessionUser) -> Result<Response, ApiError> {
-    let items = workspaces::list_visible(svc.db, &s.user_id, s.email_verified).await?;
+    let items = super::context::visible_workspaces(svc, s).await?;
     Response::ok(&Items { items })
 }
 

@@ -4,14 +4,23 @@
 //! its reason). Nothing here is written by hand per tool, so a new API route shows up as an
 //! undecided operation (a failing test), not as a silently missing or silently exposed tool.
 //!
-//! TODO(issue 15): the `/mcp` endpoint itself (the runtime serving these tools with the calls
-//! dispatched in-process to `api::handle`), the OAuth sign-in with workspace choice, the
+//! The tools' calls never leave the Worker: [`InProcess`] is the runtime's `Http` port for this
+//! server, and hands each request to `api::handle_as` as a grant to one workspace and to the
+//! exposed routes only.
+//!
+//! TODO(issue 15): the `/mcp` endpoint itself (the runtime serving these tools through
+//! [`InProcess`]), the OAuth sign-in with workspace choice that issues the grant, the
 //! `onboard_api` tool and `docs/mcp-management.md`.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+use crate::api::routes::{RouteId, ROUTES};
+use crate::api::{self, Principal, Services};
+use crate::net::{Http, HttpError, HttpRequest, HttpResponse};
+use crate::store::{Db, Kv};
 use crate::tools::{Annotations, ToolDef};
 
 /// The curation, as committed.
@@ -86,4 +95,63 @@ pub fn tools(origin: &str) -> Result<Vec<ToolDef>, String> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The routes agents may call: the curation's exposed operations (read once per isolate; a
+/// curation that does not parse exposes nothing).
+pub fn exposed_routes() -> &'static [RouteId] {
+    static EXPOSED: OnceLock<Vec<RouteId>> = OnceLock::new();
+    EXPOSED.get_or_init(|| {
+        let decisions = curation().unwrap_or_default();
+        ROUTES
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| {
+                matches!(decisions.get(&crate::api::contract::operation_id(*id)), Some(Decision::Expose { .. }))
+            })
+            .collect()
+    })
+}
+
+/// The management server's upstream: FlowCP's own API, called in-process as `user_id` with a
+/// grant to `workspace_id`. Anything but `<origin>/api/v1/...` is refused: this server never
+/// calls out.
+pub struct InProcess<'s, 'a, D: Db, K: Kv, H: Http> {
+    pub svc: &'s Services<'a, D, K, H>,
+    pub user_id: String,
+    pub workspace_id: String,
+}
+
+impl<D: Db, K: Kv, H: Http> Http for InProcess<'_, '_, D, K, H> {
+    async fn send(&self, req: &HttpRequest, max_body: usize) -> Result<HttpResponse, HttpError> {
+        let refused = || HttpError::Network("FlowCP's own MCP server calls only FlowCP's API".into());
+        let url = url::Url::parse(&req.url).map_err(|_| refused())?;
+        if url.origin().ascii_serialization() != self.svc.origin || !url.path().starts_with("/api/v1/") {
+            return Err(refused());
+        }
+        let call = api::Request {
+            method: req.method.clone(),
+            path: url.path().to_string(),
+            query: url.query_pairs().into_owned().collect(),
+            headers: req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+            body: req.body.clone().unwrap_or_default(),
+            client_addr: None,
+        };
+        let grant =
+            Principal::Grant { user_id: &self.user_id, workspace_id: &self.workspace_id, routes: exposed_routes() };
+        let resp = match api::handle_as(self.svc, &call, &grant).await {
+            Ok(r) => r,
+            Err(e) => api::Response::from_error(&e),
+        };
+        let mut body = resp.body.map(|v| serde_json::to_vec(&v).unwrap_or_default()).unwrap_or_default();
+        let truncated = body.len() > max_body;
+        body.truncate(max_body);
+        // Nothing an exposed route answers sets a cookie; none would reach an agent anyway.
+        let mut headers: Vec<(String, String)> =
+            resp.headers.into_iter().filter(|(k, _)| !k.eq_ignore_ascii_case("set-cookie")).collect();
+        if !body.is_empty() {
+            headers.push(("content-type".into(), "application/json".into()));
+        }
+        Ok(HttpResponse { status: resp.status, headers, body, truncated })
+    }
 }

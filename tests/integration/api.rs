@@ -14,18 +14,18 @@ use crate::support::{resp, ScriptedHttp, SqliteDb};
 
 const CREDENTIAL: &str = "sk_live_do_not_leak_42";
 
-struct Env {
-    db: SqliteDb,
-    kv: MemoryKv,
-    http: ScriptedHttp,
-    secrets: Secrets,
+pub(crate) struct Env {
+    pub(crate) db: SqliteDb,
+    pub(crate) kv: MemoryKv,
+    pub(crate) http: ScriptedHttp,
+    pub(crate) secrets: Secrets,
     cookie: RefCell<Option<String>>,
     csrf: RefCell<Option<String>>,
-    now: std::cell::Cell<i64>,
+    pub(crate) now: std::cell::Cell<i64>,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Env {
             db: SqliteDb::migrated(),
             kv: MemoryKv::default(),
@@ -42,7 +42,7 @@ impl Env {
     }
 
     /// The token of the newest link to `page` (`/verify-email`, say) in `to`'s outbox.
-    fn link_token(&self, to: &str, page: &str) -> Option<String> {
+    pub(crate) fn link_token(&self, to: &str, page: &str) -> Option<String> {
         let messages = block_on(flowcp::mail::outbox(&self.kv, to)).unwrap();
         let marker = format!("{page}#token=");
         messages.iter().rev().find_map(|m| {
@@ -52,13 +52,13 @@ impl Env {
     }
 
     /// Redeems the newest verification link sent to `to`.
-    fn verify_email(&self, to: &str) {
+    pub(crate) fn verify_email(&self, to: &str) {
         let token = self.link_token(to, "/verify-email").expect("a verification link was sent");
         let r = self.call("POST", "/api/v1/auth/verify-email", Some(json!({ "token": token })));
         assert_eq!(r.status, 200, "{:?}", r.body);
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         if let Some(c) = self.cookie.borrow().as_ref() {
             headers.push(("cookie".into(), c.clone()));
@@ -78,8 +78,24 @@ impl Env {
         resp
     }
 
+    /// The handlers' ports and settings, as `raw` gives them.
+    pub(crate) fn services(&self) -> Services<'_, SqliteDb, MemoryKv, ScriptedHttp> {
+        Services {
+            db: &self.db,
+            kv: &self.kv,
+            http: &self.http,
+            fetch_policy: FetchPolicy::default(),
+            secrets: &self.secrets,
+            mailer: &flowcp::mail::Mailer::Outbox,
+            now_ms: self.now.get(),
+            clock: || 1_790_000_000_000,
+            origin: "https://flowcp.example".into(),
+            link_origin: Some("https://flowcp.example".into()),
+        }
+    }
+
     /// One request exactly as given (`path` may carry a query), no session bookkeeping.
-    fn raw(&self, method: &str, path: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Response {
+    pub(crate) fn raw(&self, method: &str, path: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Response {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let req = Request {
             method: method.into(),
@@ -110,7 +126,7 @@ impl Env {
     }
 }
 
-fn document() -> Value {
+pub(crate) fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Keys", "version": "1" },
@@ -247,7 +263,7 @@ fn an_import_of_many_operations_stores_every_tool_once() {
     assert_eq!((names[0], names[24]), ("item00", "item24"));
 }
 
-fn signed_up(env: &Env, email: &str) -> String {
+pub(crate) fn signed_up(env: &Env, email: &str) -> String {
     let r = env.call(
         "POST",
         "/api/v1/auth/signup",
@@ -262,7 +278,7 @@ fn signed_up(env: &Env, email: &str) -> String {
 
 /// The owner (`owner` session) invites `email` as `role`; its account (`invitee` session,
 /// verified) accepts the emailed link.
-fn invite_and_accept(
+pub(crate) fn invite_and_accept(
     env: &Env,
     ws: &str,
     owner: &(Option<String>, Option<String>),
@@ -290,7 +306,7 @@ fn invite_and_accept(
 }
 
 /// An app imported from `document()` and an `api_key` server for it: (app id, server id).
-fn api_key_server(env: &Env, ws: &str) -> (String, String) {
+pub(crate) fn api_key_server(env: &Env, ws: &str) -> (String, String) {
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let id = |r: Response| r.body.unwrap()["id"].as_str().unwrap().to_string();
     let app = id(env.call("POST", &p("/apps"), Some(json!({ "name": "Keys" }))));
@@ -353,7 +369,7 @@ fn deleting_an_app_takes_its_published_servers_off_the_air() {
 
 impl Env {
     /// Sends with an explicit cookie and CSRF token (None: no header), leaving the jar alone.
-    fn call_as(
+    pub(crate) fn call_as(
         &self,
         method: &str,
         path: &str,
@@ -377,7 +393,7 @@ impl Env {
         self.kv.entries.borrow().keys().filter(|k| !k.starts_with("outbox:")).cloned().collect()
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         block_on(flowcp::store::Db::query(&self.db, sql, &[])).unwrap()[0]["n"].as_i64().unwrap()
     }
 }
@@ -657,7 +673,7 @@ fn a_batch_is_all_or_nothing() {
 // ---- Security review 2026-11 (issue 11): one test per finding, named after the property ----
 
 impl Env {
-    fn session(&self) -> (Option<String>, Option<String>) {
+    pub(crate) fn session(&self) -> (Option<String>, Option<String>) {
         (self.cookie.borrow().clone(), self.csrf.borrow().clone())
     }
 }

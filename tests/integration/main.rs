@@ -1,6 +1,6 @@
 //! All Rust integration tests in one binary (keeps link time down on 2 cores).
 
-mod api;
+pub(crate) mod api;
 mod architecture;
 mod auth;
 mod cli;

@@ -73,3 +73,111 @@ fn a_decision_must_be_one_or_the_other() {
     let neither = serde_json::json!({ "name": "x" });
     assert!(serde_json::from_value::<Decision>(neither).is_err());
 }
+
+/// The in-process upstream of the management server: a grant reaches one workspace and the
+/// exposed routes only, with the API's role rules, and never leaves FlowCP.
+#[test]
+fn a_grant_reaches_only_its_workspace_and_the_exposed_routes() {
+    use crate::api::{api_key_server, invite_and_accept, signed_up, Env};
+    use flowcp::mcp::management::InProcess;
+    use flowcp::net::{Http, HttpRequest};
+    use flowcp::store::block_on;
+
+    let env = Env::new();
+    let ws_b = signed_up(&env, "grant-owner@example.com");
+    let owner = env.session();
+    let ws_a = env.call("POST", "/api/v1/workspaces", Some(serde_json::json!({ "name": "A" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (app_a, srv_a) = api_key_server(&env, &ws_a);
+    let (_, srv_b) = api_key_server(&env, &ws_b);
+    let owner_id = env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["id"].as_str().unwrap().to_string();
+    let svc = env.services();
+    let grant = InProcess { svc: &svc, user_id: owner_id.clone(), workspace_id: ws_a.clone() };
+    let send = |http: &InProcess<'_, '_, _, _, _>, method: &str, path: &str, body: Option<Value>| {
+        let req = HttpRequest {
+            method: method.into(),
+            url: format!("https://flowcp.example{path}"),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.map(|b| serde_json::to_vec(&b).unwrap()),
+            timeout_ms: 1000,
+        };
+        let r = block_on(http.send(&req, 1 << 20)).expect("answered in-process");
+        (r.status, serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null))
+    };
+
+    // Its own workspace works, with no cookie and no CSRF token.
+    let (status, apps) = send(&grant, "GET", &format!("/api/v1/workspaces/{ws_a}/apps"), None);
+    assert_eq!((status, apps["items"][0]["id"].as_str()), (200, Some(app_a.as_str())));
+    let (status, _) = send(
+        &grant,
+        "POST",
+        &format!("/api/v1/workspaces/{ws_a}/apps"),
+        Some(serde_json::json!({ "name": "Via MCP" })),
+    );
+    assert_eq!(status, 201);
+    // Another workspace of the same user does not exist for this grant, nor do its servers.
+    for path in [
+        format!("/api/v1/workspaces/{ws_b}"),
+        format!("/api/v1/workspaces/{ws_b}/apps"),
+        format!("/api/v1/workspaces/{ws_b}/servers/{srv_b}"),
+        format!("/api/v1/workspaces/{ws_a}/servers/{srv_b}"),
+    ] {
+        let (status, body) = send(&grant, "GET", &path, None);
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (_, list) = send(&grant, "GET", "/api/v1/workspaces", None);
+    let ids: Vec<&str> = list["items"].as_array().unwrap().iter().filter_map(|w| w["id"].as_str()).collect();
+    assert_eq!(ids, vec![ws_a.as_str()], "only the bound workspace is listed");
+    let (_, me) = send(&grant, "GET", "/api/v1/me", None);
+    assert_eq!(me["workspaces"].as_array().map(Vec::len), Some(1), "{me}");
+    assert_eq!(me["csrf_token"], "", "a grant gets no CSRF token");
+    // Excluded routes answer as if they did not exist: account deletion, password, sign-up, export.
+    for (method, path, body) in [
+        ("DELETE", "/api/v1/me".to_string(), Some(serde_json::json!({ "password": "a long enough password" }))),
+        (
+            "POST",
+            "/api/v1/me/password".to_string(),
+            Some(
+                serde_json::json!({ "current_password": "a long enough password", "new_password": "another long password" }),
+            ),
+        ),
+        ("GET", "/api/v1/me/export".to_string(), None),
+        ("POST", "/api/v1/auth/logout".to_string(), None),
+        ("DELETE", format!("/api/v1/workspaces/{ws_a}"), None),
+    ] {
+        let (status, body) = send(&grant, method, &path, body);
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+    assert_eq!(
+        env.call_as("GET", "/api/v1/me", owner.0.as_deref(), owner.1.as_deref(), None).status,
+        200,
+        "the account is intact"
+    );
+    // Never anything but FlowCP's own API.
+    for url in
+        ["https://api.example.com/v1/things", "https://flowcp.example/mcp/srv_x", "http://flowcp.example/api/v1/me"]
+    {
+        let req = HttpRequest { method: "GET".into(), url: url.into(), headers: vec![], body: None, timeout_ms: 1000 };
+        assert!(block_on(grant.send(&req, 1024)).is_err(), "{url} was called");
+    }
+    assert!(env.http.seen.borrow().is_empty(), "nothing left the Worker");
+
+    // A member's grant: reads and curates, but cannot publish or see credentials' keys.
+    signed_up(&env, "grant-member@example.com");
+    let member = env.session();
+    invite_and_accept(&env, &ws_a, &owner, &member, "grant-member@example.com", "member");
+    let member_id = env.call_as("GET", "/api/v1/me", member.0.as_deref(), member.1.as_deref(), None).body.unwrap()
+        ["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_member = InProcess { svc: &svc, user_id: member_id, workspace_id: ws_a.clone() };
+    assert_eq!(send(&as_member, "GET", &format!("/api/v1/workspaces/{ws_a}/servers/{srv_a}"), None).0, 200);
+    let (status, body) = send(&as_member, "POST", &format!("/api/v1/workspaces/{ws_a}/servers/{srv_a}/publish"), None);
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    // A grant of a workspace the user is not a member of reaches nothing.
+    let stranger = InProcess { svc: &svc, user_id: owner_id, workspace_id: "ws_not_theirs".into() };
+    assert_eq!(send(&stranger, "GET", "/api/v1/workspaces/ws_not_theirs/apps", None).0, 404);
+}
