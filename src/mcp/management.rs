@@ -19,9 +19,11 @@ use serde::Deserialize;
 
 use crate::api::routes::{RouteId, ROUTES};
 use crate::api::{self, Principal, Services};
+use crate::manifest::{self, Manifest, ManifestAuth};
 use crate::net::{Http, HttpError, HttpRequest, HttpResponse};
 use crate::store::{Db, Kv};
 use crate::tools::{Annotations, ToolDef};
+use crate::vocab::AuthMode;
 
 /// The curation, as committed.
 pub const CURATION_JSON: &str = include_str!("management_tools.json");
@@ -95,6 +97,41 @@ pub fn tools(origin: &str) -> Result<Vec<ToolDef>, String> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The management server's id in its manifest and in audit rows.
+pub const SERVER_ID: &str = "flowcp";
+
+/// The management server's manifest for a deployment at `origin`: never published, built in
+/// the isolate. No upstream credential (each call is the caller's grant, in-process); browser
+/// callers only from FlowCP's own origin.
+pub fn manifest(origin: &str) -> Result<Manifest, String> {
+    Ok(Manifest {
+        format: manifest::FORMAT,
+        server_id: SERVER_ID.into(),
+        workspace_id: String::new(),
+        version: 1,
+        published_at: 0,
+        name: "FlowCP".into(),
+        auth: ManifestAuth {
+            mode: AuthMode::None,
+            public: false,
+            placement: None,
+            credential_ref: None,
+            scopes: Vec::new(),
+            credential_origin: None,
+            oauth: None,
+        },
+        discovery: false,
+        base_url: Some(origin.to_string()),
+        allowed_origins: Some(Vec::new()),
+        tools: tools(origin)?,
+    })
+}
+
+/// [`manifest`] prepared for the runtime.
+pub fn loaded(origin: &str) -> Result<super::cache::Loaded, String> {
+    Ok(super::cache::prepare(manifest(origin)?, 0))
 }
 
 /// The routes agents may call: the curation's exposed operations (read once per isolate; a

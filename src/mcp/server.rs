@@ -120,18 +120,60 @@ async fn serve_post<K: Kv, H: Http>(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let auth_done = (rt.clock)();
-    let body = match transport::parse_body(req.body, &pre) {
+    let phases = [("manifest", manifest_done - started), ("auth", (rt.clock)() - manifest_done)];
+    respond(rt, &loaded, &caller, &pre, req, started, &phases).await
+}
+
+/// FlowCP's own management server (issue 15): `loaded` is built in-process, not published,
+/// and the caller was authorized by its grant before (`connection`: the audit's connection
+/// hash). The transport rules, origin check and dispatch are those of every published server.
+pub async fn handle_builtin<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    loaded: &Loaded,
+    connection: Option<&str>,
+    req: &McpRequest<'_>,
+) -> McpResponse {
+    let started = (rt.clock)();
+    let origin = header(req.headers, "origin");
+    if let Some(o) = origin {
+        if !transport::origin_allowed(o, &rt.origin, loaded.manifest.allowed_origins.as_deref()) {
+            return transport::forbidden_origin().into();
+        }
+    }
+    let pre = match transport::preflight(req.method, req.headers, &rt.origin) {
+        Ok(p) => p,
+        Err(r) => return r.into(),
+    };
+    let caller = super::access::Caller { connection: connection.map(str::to_string), upstream_token: None };
+    let mut out = respond(rt, loaded, &caller, &pre, req, started, &[]).await;
+    if let Some(o) = origin {
+        out.headers.extend(transport::cors_headers(o));
+    }
+    out
+}
+
+/// The answer to an accepted request: its messages dispatched, with the Server-Timing phases
+/// that came before (`phases`).
+async fn respond<K: Kv, H: Http>(
+    rt: &Runtime<'_, K, H>,
+    loaded: &Loaded,
+    caller: &super::access::Caller,
+    pre: &transport::Preflight,
+    req: &McpRequest<'_>,
+    started: i64,
+    phases: &[(&'static str, i64)],
+) -> McpResponse {
+    let body = match transport::parse_body(req.body, pre) {
         Ok(b) => b,
         Err(r) => return r.into(),
     };
     let ctx = CallCtx {
         rt,
-        loaded: &loaded,
+        loaded,
         connection: caller.connection.as_deref(),
         upstream_token: caller.upstream_token.as_deref(),
         upstream_refused: std::cell::Cell::new(None),
-        pre: &pre,
+        pre,
         timings: RefCell::new(Vec::new()),
     };
     let mut audit = Vec::new();
@@ -166,7 +208,7 @@ async fn serve_post<K: Kv, H: Http>(
     }
     // Server-Timing: where the wall time of this request went (I/O waits dominate; on Workers
     // the clock only advances across I/O, so pure CPU phases read as 0).
-    let mut phases = vec![("manifest", manifest_done - started), ("auth", auth_done - manifest_done)];
+    let mut phases = phases.to_vec();
     phases.extend(ctx.timings.borrow().iter().copied());
     phases.push(("total", (rt.clock)() - started));
     let header = phases.iter().map(|(n, d)| format!("{n};dur={d}")).collect::<Vec<_>>().join(", ");

@@ -181,3 +181,87 @@ fn a_grant_reaches_only_its_workspace_and_the_exposed_routes() {
     let stranger = InProcess { svc: &svc, user_id: owner_id, workspace_id: "ws_not_theirs".into() };
     assert_eq!(send(&stranger, "GET", "/api/v1/workspaces/ws_not_theirs/apps", None).0, 404);
 }
+
+/// The management server end to end on the host: the MCP runtime serves the generated tools,
+/// and each call goes in-process to the API as the grant. Another workspace's id is a tool
+/// error saying it does not exist; nothing leaves the Worker.
+#[test]
+fn the_runtime_serves_the_management_tools_through_the_grant() {
+    use crate::api::{api_key_server, signed_up, Env};
+    use flowcp::crypto::Keyring;
+    use flowcp::mcp::management::{loaded, InProcess};
+    use flowcp::mcp::server::{handle_builtin, ManifestCache, McpRequest, Runtime};
+    use flowcp::net::FetchPolicy;
+    use flowcp::store::block_on;
+    use serde_json::json;
+
+    let env = Env::new();
+    let other_ws = signed_up(&env, "agent-owner@example.com");
+    let ws = env.call("POST", "/api/v1/workspaces", Some(json!({ "name": "Billing" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (app, _) = api_key_server(&env, &ws);
+    let user = env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["id"].as_str().unwrap().to_string();
+    let svc = env.services();
+    let http = InProcess { svc: &svc, user_id: user, workspace_id: ws.clone() };
+    let cache = ManifestCache::default();
+    let keyring = Keyring::parse("k1:2222222222222222222222222222222222222222222222222222222222222222").unwrap();
+    let clock = || 1_790_000_000_000i64;
+    let rt = Runtime {
+        kv: &env.kv,
+        cache: &cache,
+        http: &http,
+        keyring: &keyring,
+        fetch_policy: FetchPolicy::default(),
+        origin: "https://flowcp.example".into(),
+        clock: &clock,
+        upstream_timeout_ms: 1000,
+    };
+    let server = loaded("https://flowcp.example").expect("the management manifest builds");
+    let headers: Vec<(String, String)> = vec![
+        ("content-type".into(), "application/json".into()),
+        ("accept".into(), "application/json, text/event-stream".into()),
+        ("mcp-protocol-version".into(), "2025-06-18".into()),
+    ];
+    let rpc = |method: &str, params: Value| {
+        let body =
+            serde_json::to_vec(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })).unwrap();
+        let r = block_on(handle_builtin(
+            &rt,
+            &server,
+            Some("grant-hash"),
+            &McpRequest { method: "POST", headers: &headers, body: &body },
+        ));
+        assert_eq!(r.status, 200, "{method}: {:?}", r.body);
+        r
+    };
+    let list = rpc("tools/list", json!({}));
+    let names: Vec<&str> = list.body.as_ref().unwrap()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"import_document") && names.contains(&"publish_server"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("password") || n.contains("delete_account")), "{names:?}");
+
+    let apps = rpc("tools/call", json!({ "name": "list_apps", "arguments": { "ws": ws } }));
+    let result = &apps.body.as_ref().unwrap()["result"];
+    assert_eq!(result["isError"], Value::Null, "{result}");
+    assert!(result.to_string().contains(&app), "{result}");
+    assert_eq!(apps.audit.len(), 1, "the call is audited");
+    assert_eq!(apps.audit[0].connection_hash.as_deref(), Some("grant-hash"));
+
+    let other = rpc("tools/call", json!({ "name": "list_apps", "arguments": { "ws": other_ws } }));
+    let result = &other.body.as_ref().unwrap()["result"];
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(result.to_string().contains("404"), "{result}");
+    // A path argument cannot climb out of its segment.
+    let climb = rpc(
+        "tools/call",
+        json!({ "name": "get_workspace", "arguments": { "ws": format!("../workspaces/{other_ws}") } }),
+    );
+    assert_eq!(climb.body.as_ref().unwrap()["result"]["isError"], true);
+    assert!(env.http.seen.borrow().is_empty(), "nothing left the Worker");
+}
