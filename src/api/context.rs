@@ -47,17 +47,23 @@ pub async fn visible_workspaces<D: Db, K: Kv, H: Http>(
     })
 }
 
-/// The caller of a grant: its account as it is now (a deleted account is unauthenticated), bound
-/// to `workspace_id`. No CSRF applies: a grant is presented as a bearer token, never a cookie.
+/// The caller of a grant: its account as it is now, bound to `workspace_id` (a deleted account,
+/// or one no longer a member there, is unauthenticated). No CSRF applies: a grant is presented
+/// as a bearer token, never a cookie.
+// TODO(issue 15): the OAuth token store that issues grants must end them when the account's
+// password is changed or reset (as sessions end), e.g. by a per-user epoch checked here.
 pub async fn grant_user<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     user_id: &str,
     workspace_id: &str,
 ) -> Result<SessionUser, ApiError> {
-    let user = users::find_by_id(svc.db, user_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "This connection's account no longer exists."))?;
+    let gone =
+        || ApiError::new(ErrorCode::Unauthenticated, "This connection no longer reaches its workspace; connect again.");
+    let user = users::find_by_id(svc.db, user_id).await?.ok_or_else(gone)?;
     let email_verified = user.email_verified();
+    // A grant lives only as long as the membership it was given for (checked on every call,
+    // so a removed member's connection is dead for every route, `me` included).
+    workspaces::get_for_user(svc.db, &user.id, workspace_id, email_verified).await?.ok_or_else(gone)?;
     Ok(SessionUser {
         user_id: user.id,
         email: user.email,

@@ -183,6 +183,12 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
     let session = match (principal, route.access) {
         (Principal::Grant { routes, .. }, _) if !routes.contains(&route.id) => return Err(ApiError::not_found()),
         (Principal::Grant { .. }, Access::Public) => return Err(ApiError::not_found()),
+        // The only account-level routes a grant may reach, whatever a curation says: every
+        // other one (export, invitations, new workspaces, the account itself) spans or leaves
+        // the grant's workspace.
+        (Principal::Grant { .. }, Access::Session) if !matches!(route.id, Me | ListWorkspaces) => {
+            return Err(ApiError::not_found())
+        }
         (_, Access::Public) => None,
         (Principal::Cookie, Access::Session | Access::Workspace) => Some(context::require_session(svc, req).await?),
         (Principal::Grant { user_id, workspace_id, .. }, Access::Session | Access::Workspace) => {

@@ -28,6 +28,29 @@ use crate::vocab::AuthMode;
 /// The curation, as committed.
 pub const CURATION_JSON: &str = include_str!("management_tools.json");
 
+/// A JSON object's entries in order, duplicates kept.
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of decisions")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// What is done with one owner-API operation.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
@@ -43,10 +66,21 @@ pub enum Decision {
     },
 }
 
-/// The decisions by operationId (the `_about` note left out).
+/// The decisions by operationId (the `_about` note left out). A key written twice is an error
+/// (a JSON map would silently keep the last, so a second entry could undo an exclusion).
 pub fn curation() -> Result<BTreeMap<String, Decision>, String> {
-    let mut raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(CURATION_JSON).map_err(|e| format!("management_tools.json: {e}"))?;
+    curation_of(CURATION_JSON)
+}
+
+/// [`curation`] of a given text.
+pub fn curation_of(text: &str) -> Result<BTreeMap<String, Decision>, String> {
+    let entries: Entries = serde_json::from_str(text).map_err(|e| format!("management_tools.json: {e}"))?;
+    let mut raw = BTreeMap::new();
+    for (k, v) in entries.0 {
+        if raw.insert(k.clone(), v).is_some() {
+            return Err(format!("management_tools.json: {k} is decided twice"));
+        }
+    }
     raw.remove("_about");
     raw.into_iter()
         .map(|(op, v)| serde_json::from_value::<Decision>(v).map(|d| (op.clone(), d)).map_err(|e| format!("{op}: {e}")))

@@ -67,6 +67,14 @@ fn the_tools_are_generated_named_and_described_as_curated() {
 }
 
 #[test]
+fn a_decision_written_twice_is_refused() {
+    let twice = r#"{ "export": { "exclude": "The person's own data export, in the dashboard." },
+                    "export": { "name": "export", "description": "Everything, for the agent to read." } }"#;
+    let err = flowcp::mcp::management::curation_of(twice).unwrap_err();
+    assert!(err.contains("export is decided twice"), "{err}");
+}
+
+#[test]
 fn a_decision_must_be_one_or_the_other() {
     let mixed = serde_json::json!({ "exclude": "because it is not for agents", "name": "x", "description": "y" });
     assert!(serde_json::from_value::<Decision>(mixed).is_err(), "a decision with both shapes is refused");
@@ -177,9 +185,81 @@ fn a_grant_reaches_only_its_workspace_and_the_exposed_routes() {
     assert_eq!(send(&as_member, "GET", &format!("/api/v1/workspaces/{ws_a}/servers/{srv_a}"), None).0, 200);
     let (status, body) = send(&as_member, "POST", &format!("/api/v1/workspaces/{ws_a}/servers/{srv_a}/publish"), None);
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
-    // A grant of a workspace the user is not a member of reaches nothing.
-    let stranger = InProcess { svc: &svc, user_id: owner_id, workspace_id: "ws_not_theirs".into() };
-    assert_eq!(send(&stranger, "GET", "/api/v1/workspaces/ws_not_theirs/apps", None).0, 404);
+    // A grant of a workspace the user is not a member of is dead: 401 (connect again) everywhere.
+    let stranger = InProcess { svc: &svc, user_id: owner_id.clone(), workspace_id: "ws_not_theirs".into() };
+    assert_eq!(send(&stranger, "GET", "/api/v1/workspaces/ws_not_theirs/apps", None).0, 401);
+    assert_eq!(send(&stranger, "GET", &format!("/api/v1/workspaces/{ws_a}/apps"), None).0, 401);
+    assert_eq!(send(&stranger, "GET", "/api/v1/me", None).0, 401);
+
+    // Roles and membership are read at every call: promoted, the member publishes past the role
+    // check (verification is what stops it now); demoted again, refused; removed, the grant is dead.
+    let member_path = format!("/api/v1/workspaces/{ws_a}/members/{}", as_member.user_id);
+    let promote = env.call_as(
+        "PATCH",
+        &member_path,
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        Some(serde_json::json!({ "role": "admin" })),
+    );
+    assert_eq!(promote.status, 200, "{:?}", promote.body);
+    let (status, body) = send(&as_member, "POST", &format!("/api/v1/workspaces/{ws_a}/servers/{srv_a}/publish"), None);
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("not_verified")), "{body}");
+    env.call_as(
+        "PATCH",
+        &member_path,
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        Some(serde_json::json!({ "role": "member" })),
+    );
+    assert_eq!(send(&as_member, "POST", &format!("/api/v1/workspaces/{ws_a}/servers/{srv_a}/publish"), None).0, 403);
+    assert_eq!(env.call_as("DELETE", &member_path, owner.0.as_deref(), owner.1.as_deref(), None).status, 204);
+    assert_eq!(send(&as_member, "GET", &format!("/api/v1/workspaces/{ws_a}/apps"), None).0, 401);
+    assert_eq!(send(&as_member, "GET", "/api/v1/me", None).0, 401);
+    assert_eq!(send(&as_member, "GET", "/api/v1/workspaces", None).0, 401);
+}
+
+/// Whatever a curation exposes, a grant reaches no account-level route but `me` and the
+/// workspace list (export, invitations and new workspaces span or leave its workspace).
+#[test]
+fn a_grant_never_reaches_account_level_routes_even_if_exposed() {
+    use crate::api::{signed_up, Env};
+    use flowcp::api::routes::RouteId;
+    use flowcp::api::{handle_as, Principal, Request};
+    use flowcp::store::block_on;
+
+    let env = Env::new();
+    let ws = signed_up(&env, "wide@example.com");
+    let user = env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["id"].as_str().unwrap().to_string();
+    let svc = env.services();
+    let every: Vec<RouteId> = ROUTES.iter().map(|r| r.id).collect();
+    let grant = Principal::Grant { user_id: &user, workspace_id: &ws, routes: &every };
+    let call = |method: &str, path: &str, body: &str| {
+        let req = Request {
+            method: method.into(),
+            path: path.into(),
+            query: vec![],
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+            client_addr: None,
+        };
+        match block_on(handle_as(&svc, &req, &grant)) {
+            Ok(r) => r.status,
+            Err(e) => flowcp::api::Response::from_error(&e).status,
+        }
+    };
+    assert_eq!(call("GET", "/api/v1/me", ""), 200);
+    assert_eq!(call("GET", "/api/v1/workspaces", ""), 200);
+    for (method, path, body) in [
+        ("GET", "/api/v1/me/export", ""),
+        ("POST", "/api/v1/workspaces", r#"{"name":"Elsewhere"}"#),
+        ("POST", "/api/v1/invitations/accept", r#"{"token":"x"}"#),
+        ("PATCH", "/api/v1/me", r#"{"display_name":"Agent"}"#),
+        ("DELETE", "/api/v1/me", r#"{"password":"a long enough password"}"#),
+        ("POST", "/api/v1/auth/login", r#"{"email":"wide@example.com","password":"a long enough password"}"#),
+    ] {
+        assert_eq!(call(method, path, body), 404, "{method} {path}");
+    }
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM workspaces"), 1, "no workspace was made");
 }
 
 /// The management server end to end on the host: the MCP runtime serves the generated tools,
