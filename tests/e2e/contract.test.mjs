@@ -266,6 +266,19 @@ after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
 let ws, scratchWs, memberId, appA, appB, tools, srv, spare, accessKey;
 const P = (p) => `/api/v1/workspaces/${ws}${p}`;
 
+// Issue 15 (no drift): FlowCP's own MCP tools are decided per operation of the live document;
+// a route added without a decision in src/mcp/management_tools.json fails here too.
+test("the management curation decides every operation of the live document, and nothing else", async () => {
+  const { readFileSync } = await import("node:fs");
+  const curation = JSON.parse(readFileSync(new URL("../../src/mcp/management_tools.json", import.meta.url), "utf8"));
+  delete curation._about;
+  const live = new Set(Object.values(doc.paths).flatMap((item) => Object.values(item).map((op) => op.operationId)));
+  const decided = new Set(Object.keys(curation));
+  assert.deepEqual([...live].filter((op) => !decided.has(op)), [], "operations without a decision");
+  assert.deepEqual([...decided].filter((op) => !live.has(op)), [], "decisions without an operation");
+  for (const op of ["deleteAccount", "changePassword", "signup"]) assert.ok(curation[op].exclude, `${op} must stay excluded`);
+});
+
 test("accounts: sign up, log in and out, me, change password; 401 without a session", async () => {
   expect(await anon.get("/api/v1/me"), 401, "me without a session");
   const s = await owner.signup("contract-owner@example.com", PASSWORD, "Contract");
