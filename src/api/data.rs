@@ -79,32 +79,42 @@ pub async fn delete_secret<D: Db, K: Kv, H: Http>(
     Ok(Response::no_content())
 }
 
+fn bad_filter(what: &str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidFilter, format!("{what} is not valid."))
+}
+
+/// A query parameter in ms (or any integer).
+fn query_int(req: &Request, name: &str) -> Result<Option<i64>, ApiError> {
+    req.query_param(name).map(|v| v.parse::<i64>().map_err(|_| bad_filter(name))).transpose()
+}
+
+/// The audit log's filters, shared by the listing and the activity series.
+fn audit_filter(req: &Request) -> Result<AuditFilter, ApiError> {
+    let outcome = match req.query_param("outcome") {
+        Some(o) => Some(Outcome::parse(o).ok_or_else(|| bad_filter("outcome"))?),
+        None => None,
+    };
+    Ok(AuditFilter {
+        server: req.query_param("server").map(str::to_string),
+        tool: req.query_param("tool").map(str::to_string),
+        outcome,
+        since: query_int(req, "since")?,
+        until: query_int(req, "until")?,
+    })
+}
+
 /// `GET .../audit`: newest first; filters `server`, `tool`, `outcome`, `since`, `until` (ms).
 pub async fn list_audit<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
     m: &Member,
 ) -> Result<Response, ApiError> {
-    let bad = |what: &str| ApiError::new(ErrorCode::InvalidFilter, format!("{what} is not valid."));
-    let num = |name: &str| -> Result<Option<i64>, ApiError> {
-        req.query_param(name).map(|v| v.parse::<i64>().map_err(|_| bad(name))).transpose()
-    };
     let limit = i64::from(page_limit(req)?);
     let (before_ts, before_id) = match page_cursor(req, 2)? {
         None => (i64::MAX, i64::MAX),
         Some(p) => (cursor_int(&p[0])?, cursor_int(&p[1])?),
     };
-    let outcome = match req.query_param("outcome") {
-        Some(o) => Some(Outcome::parse(o).ok_or_else(|| bad("outcome"))?),
-        None => None,
-    };
-    let filter = AuditFilter {
-        server: req.query_param("server").map(str::to_string),
-        tool: req.query_param("tool").map(str::to_string),
-        outcome,
-        since: num("since")?,
-        until: num("until")?,
-    };
+    let filter = audit_filter(req)?;
     let mut rows = audit::page(svc.db, &m.workspace_id, &filter, (before_ts, before_id), limit).await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -127,14 +137,11 @@ pub async fn activity<D: Db, K: Kv, H: Http>(
     req: &Request,
     m: &Member,
 ) -> Result<Response, ApiError> {
-    let bad = |what: &str| ApiError::new(ErrorCode::InvalidFilter, format!("{what} is not valid."));
-    let num = |name: &str| -> Result<Option<i64>, ApiError> {
-        req.query_param(name).map(|v| v.parse::<i64>().map_err(|_| bad(name))).transpose()
-    };
-    let until = num("until")?.unwrap_or(svc.now_ms);
-    let since = match num("since")? {
+    let mut filter = audit_filter(req)?;
+    let until = filter.until.unwrap_or(svc.now_ms);
+    let since = match filter.since {
         Some(s) => s,
-        None => until.checked_sub(24 * 3600 * 1000).ok_or_else(|| bad("until"))?,
+        None => until.checked_sub(24 * 3600 * 1000).ok_or_else(|| bad_filter("until"))?,
     };
     if since < 0 || until <= since || until - since > ACTIVITY_MAX_RANGE_MS {
         return Err(ApiError::new(
@@ -143,7 +150,7 @@ pub async fn activity<D: Db, K: Kv, H: Http>(
         ));
     }
     let range = until - since;
-    let bucket = match num("bucket")? {
+    let bucket = match query_int(req, "bucket")? {
         Some(b) if b < 1000 || range / b > ACTIVITY_MAX_BUCKETS => {
             return Err(ApiError::new(
                 ErrorCode::InvalidFilter,
@@ -153,17 +160,7 @@ pub async fn activity<D: Db, K: Kv, H: Http>(
         Some(b) => b,
         None => ((range / 60 + 59_999) / 60_000).max(1) * 60_000,
     };
-    let outcome = match req.query_param("outcome") {
-        Some(o) => Some(Outcome::parse(o).ok_or_else(|| bad("outcome"))?),
-        None => None,
-    };
-    let filter = AuditFilter {
-        server: req.query_param("server").map(str::to_string),
-        tool: req.query_param("tool").map(str::to_string),
-        outcome,
-        since: Some(since),
-        until: Some(until),
-    };
+    (filter.since, filter.until) = (Some(since), Some(until));
     let buckets = audit::series(svc.db, &m.workspace_id, &filter, (since, until), bucket).await?;
     let tools = audit::by_tool(svc.db, &m.workspace_id, &filter, (since, until)).await?;
     let total = audit::series(svc.db, &m.workspace_id, &filter, (since, until), range).await?;

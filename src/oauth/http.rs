@@ -434,20 +434,6 @@ fn remember_connection(req: &Request, keyring: &Keyring, connection_id: &str) ->
     sealed_list_cookie(keyring, CONNECTIONS_COOKIE, "oauth|connections", &ids, super::tokens::REFRESH_TTL_MS / 1000)
 }
 
-/// `YYYY-MM-DD` (UTC) of a time in ms (H. Hinnant's days-to-civil algorithm).
-fn utc_date(ms: i64) -> String {
-    let z = ms.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// The form's CSRF token: bound to this browser's connections cookie (a page rendered for
 /// another browser, or a cross-site form, does not carry it).
 fn connections_csrf(req: &Request, keyring: &Keyring) -> Option<String> {
@@ -467,7 +453,7 @@ async fn my_connections<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req:
             .flatten()
             .map_or_else(|| "a deleted server".to_string(), |s| s.name);
         let state = match c.revoked_at {
-            Some(at) => format!("disconnected {}", utc_date(at)),
+            Some(at) => format!("disconnected {}", crate::civil::utc_date(at)),
             None => format!(
                 "<form method=\"post\" action=\"{CONNECTIONS_PATH}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
                  <button name=\"connection\" value=\"{}\">Disconnect</button></form>",
@@ -480,8 +466,8 @@ async fn my_connections<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req:
             escape(&server),
             escape(c.client_name.as_deref().unwrap_or("an MCP client")),
             escape(c.scopes.as_deref().unwrap_or("")),
-            utc_date(c.created_at),
-            c.last_used_at.map(utc_date).unwrap_or_else(|| "never".into()),
+            crate::civil::utc_date(c.created_at),
+            c.last_used_at.map(crate::civil::utc_date).unwrap_or_else(|| "never".into()),
         ));
     }
     let inner = if rows.is_empty() {

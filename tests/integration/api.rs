@@ -105,18 +105,7 @@ impl Env {
             body,
             client_addr: None,
         };
-        let svc = Services {
-            db: &self.db,
-            kv: &self.kv,
-            http: &self.http,
-            fetch_policy: FetchPolicy::default(),
-            secrets: &self.secrets,
-            mailer: &flowcp::mail::Mailer::Outbox,
-            now_ms: self.now.get(),
-            clock: || 1_790_000_000_000,
-            origin: "https://flowcp.example".into(),
-            link_origin: Some("https://flowcp.example".into()),
-        };
+        let svc = self.services();
         if path.starts_with("/oauth/") || flowcp::oauth::http::is_metadata_path(path) {
             block_on(flowcp::oauth::http::handle(&svc, &req))
                 .unwrap_or_else(|| panic!("not an authorization-server path: {method} {path}"))
