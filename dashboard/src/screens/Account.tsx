@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
 import { api, errorMessage, forgetCsrf, rememberCsrf } from "../api/client";
-import { ErrorLine, Field } from "../forms";
+import { ErrorLine, Field, useSubmit } from "../forms";
 import { loadMe, me } from "../session";
 
 export function Account() {
@@ -41,24 +41,18 @@ function Resend() {
 
 function Profile({ name }: { name: string }) {
   const [value, setValue] = useState(name);
-  const [error, setError] = useState("");
-  const [done, setDone] = useState("");
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError("");
-    setDone("");
+  const { submit, outcome } = useSubmit(async () => {
     const { data, error: err, response } = await api.PATCH("/api/v1/me", { body: { display_name: value } });
-    if (!data) return setError(errorMessage(err, response.status));
+    if (!data) return { error: errorMessage(err, response.status) };
     await loadMe();
-    setDone("Name saved.");
-  };
+    return { done: "Name saved." };
+  });
   return (
     <form class="card" onSubmit={submit}>
       <h2>Display name</h2>
       <Field label="Display name" name="display_name" value={value} onInput={setValue} autoComplete="name" hint="Shown to the members of your workspaces; 1 to 100 characters." />
       <button type="submit">Save name</button>
-      <ErrorLine>{error}</ErrorLine>
-      {done && <p role="status">{done}</p>}
+      {outcome}
     </form>
   );
 }
@@ -66,18 +60,13 @@ function Profile({ name }: { name: string }) {
 function ChangeEmail({ current }: { current: string }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState("");
-  const [done, setDone] = useState("");
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError("");
-    setDone("");
-    if (email.trim().toLowerCase() === current.toLowerCase()) return setError("This is already your address.");
+  const { submit, outcome } = useSubmit(async () => {
+    if (email.trim().toLowerCase() === current.toLowerCase()) return { error: "This is already your address." };
     const { data, error: err, response } = await api.POST("/api/v1/me/email", { body: { new_email: email.trim(), current_password: password } });
-    if (!data) return setError(errorMessage(err, response.status));
+    if (!data) return { error: errorMessage(err, response.status) };
     setPassword("");
-    setDone(data.message);
-  };
+    return { done: data.message };
+  });
   return (
     <form class="card" onSubmit={submit}>
       <h2>Change email address</h2>
@@ -85,8 +74,7 @@ function ChangeEmail({ current }: { current: string }) {
       <Field label="New email address" name="new_email" type="email" value={email} onInput={setEmail} autoComplete="email" />
       <Field label="Your password" name="email_password" type="password" value={password} onInput={setPassword} autoComplete="current-password" />
       <button type="submit">Send the confirmation link</button>
-      <ErrorLine>{error}</ErrorLine>
-      {done && <p role="status">{done}</p>}
+      {outcome}
     </form>
   );
 }
@@ -94,27 +82,21 @@ function ChangeEmail({ current }: { current: string }) {
 function ChangePassword() {
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
-  const [error, setError] = useState("");
-  const [done, setDone] = useState("");
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    setError("");
-    setDone("");
+  const { submit, outcome } = useSubmit(async () => {
     const { data, error: err, response } = await api.POST("/api/v1/me/password", { body: { current_password: current, new_password: next } });
-    if (!data) return setError(errorMessage(err, response.status));
+    if (!data) return { error: errorMessage(err, response.status) };
     rememberCsrf(data);
     setCurrent("");
     setNext("");
-    setDone("Password changed; every other session was signed out.");
-  };
+    return { done: "Password changed; every other session was signed out." };
+  });
   return (
     <form class="card" onSubmit={submit}>
       <h2>Change password</h2>
       <Field label="Current password" name="current_password" type="password" value={current} onInput={setCurrent} autoComplete="current-password" />
       <Field label="New password" name="new_password" type="password" value={next} onInput={setNext} autoComplete="new-password" minLength={10} hint="10 characters or more, not a common password." />
       <button type="submit">Change password</button>
-      <ErrorLine>{error}</ErrorLine>
-      {done && <p role="status">{done}</p>}
+      {outcome}
     </form>
   );
 }

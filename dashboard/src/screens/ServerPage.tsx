@@ -4,7 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { useRoute } from "preact-iso";
 import { api, errorMessage, type Schemas } from "../api/client";
-import { ErrorLine, Field } from "../forms";
+import { ErrorLine, Field, useSubmit } from "../forms";
 import { workspaceId } from "../workspace";
 
 type Server = Schemas["ServerView"];
@@ -110,12 +110,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
     token_url: cfg.token_url ?? "",
   });
   const setOf = (k: keyof typeof o) => (v: string) => setO({ ...o, [k]: v });
-  const [error, setError] = useState("");
-  const [saved, setSaved] = useState("");
-  const save = async (e: Event) => {
-    e.preventDefault();
-    setError("");
-    setSaved("");
+  const { submit: save, outcome } = useSubmit(async () => {
     const oauth = {
       provider: o.provider,
       client_id: o.client_id,
@@ -126,15 +121,15 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
     };
     const auth_config = mode === "api_key" ? { in: place, name } : mode === "oauth" ? oauth : {};
     const r = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", { params: { path }, body: { auth_mode: mode, auth_config } });
-    if (!r.response.ok) return setError(errorMessage(r.error, r.response.status));
+    if (!r.response.ok) return { error: errorMessage(r.error, r.response.status) };
     if (secret) {
       const c = await api.PUT("/api/v1/workspaces/{ws}/servers/{srv}/credential", { params: { path }, body: { value: secret, origin: origin || null } });
-      if (!c.response.ok) return setError(errorMessage(c.error, c.response.status));
+      if (!c.response.ok) return { error: errorMessage(c.error, c.response.status) };
       setSecret("");
     }
-    setSaved("Saved. Verify again before publishing.");
     await onSaved();
-  };
+    return { done: "Saved. Verify again before publishing." };
+  });
   const secretLabel = mode === "oauth" ? "Client secret" : "Credential";
   return (
     <form class="card" onSubmit={save}>
@@ -191,8 +186,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
         </>
       )}
       <button type="submit">Save</button>
-      <ErrorLine>{error}</ErrorLine>
-      {saved && <p role="status">{saved}</p>}
+      {outcome}
     </form>
   );
 }
@@ -205,22 +199,17 @@ function Options({ server, path, onSaved }: { server: Server; path: { ws: string
   const [baseUrl, setBaseUrl] = useState(server.base_url ?? "");
   const [probe, setProbe] = useState(server.probe_tool ?? "");
   const [origins, setOrigins] = useState((server.allowed_origins ?? []).join(" "));
-  const [error, setError] = useState("");
-  const [saved, setSaved] = useState("");
-  const save = async (e: Event) => {
-    e.preventDefault();
-    setError("");
-    setSaved("");
+  const { submit: save, outcome } = useSubmit(async () => {
     if (isPublic && !server.is_public && !confirm("Make this server public? Anyone with its URL can call its tools, with your credential, without an access key.")) return;
     const list = origins.split(/[\s,]+/).filter(Boolean);
     const { error: err, response } = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", {
       params: { path },
       body: { name, is_public: isPublic, discovery_mode: discovery, base_url: baseUrl.trim() || null, probe_tool: probe.trim() || null, allowed_origins: list.length ? list : null },
     });
-    if (!response.ok) return setError(errorMessage(err, response.status));
-    setSaved("Saved. Changes reach clients at the next publish.");
+    if (!response.ok) return { error: errorMessage(err, response.status) };
     await onSaved();
-  };
+    return { done: "Saved. Changes reach clients at the next publish." };
+  });
   return (
     <form class="card" onSubmit={save} aria-label="Server options">
       <h2>Access and options</h2>
@@ -241,8 +230,7 @@ function Options({ server, path, onSaved }: { server: Server; path: { ws: string
       <Field label="Probe tool" name="probe_tool" value={probe} onInput={setProbe} required={false} hint="The tool verification calls; empty picks the first GET without required arguments." />
       <Field label="Allowed browser origins" name="allowed_origins" value={origins} onInput={setOrigins} required={false} hint="Space-separated (https://app.example); empty allows any origin." />
       <button type="submit">Save options</button>
-      <ErrorLine>{error}</ErrorLine>
-      {saved && <p role="status">{saved}</p>}
+      {outcome}
     </form>
   );
 }
