@@ -11,6 +11,7 @@ import { ServerPage } from "./screens/ServerPage";
 import { Home } from "./screens/Home";
 import { SignIn } from "./screens/SignIn";
 import { SignUp } from "./screens/SignUp";
+import { continueTo, safeNext } from "./next";
 import { loadMe, me, signOut } from "./session";
 import { chooseWorkspace, workspaceId } from "./workspace";
 
@@ -51,7 +52,12 @@ function Guard() {
     if (me.value === undefined) return;
     const open = PUBLIC.includes(path);
     if (!me.value && !open) route("/sign-in", true);
-    if (me.value && (path === "/sign-in" || path === "/sign-up")) route("/", true);
+    if (me.value && (path === "/sign-in" || path === "/sign-up")) {
+      // Signed in already, and an agent's sign-in sent the browser here: straight back to it.
+      const next = safeNext();
+      if (next) continueTo(next);
+      else route("/", true);
+    }
   }, [path, me.value]);
   return null;
 }

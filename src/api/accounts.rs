@@ -334,6 +334,30 @@ pub async fn confirm_email<D: Db, K: Kv, H: Http>(
     Response::ok(&EmailVerified { email: redeemed.email, email_verified: true })
 }
 
+/// `GET /me/connections`: the agents connected to FlowCP's own MCP server as this account, with
+/// the workspace each was given, newest first (metadata only: no token exists to show).
+pub async fn agent_connections<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    s: &SessionUser,
+) -> Result<Response, ApiError> {
+    let items = crate::store::connections::list_for_user(svc.db, &s.user_id).await?;
+    Response::ok(&super::views::Items { items })
+}
+
+/// `DELETE /me/connections/<hash>`: the agent's refresh and access tokens stop at once (every
+/// call re-reads the connection). Another account's connection is not found.
+pub async fn revoke_agent_connection<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    s: &SessionUser,
+    hash: &str,
+) -> Result<Response, ApiError> {
+    let conn = crate::store::connections::get_for_user_by_hash(svc.db, &s.user_id, hash)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    crate::oauth::grant::revoke(svc.db, svc.kv, &conn.id, svc.now_ms).await?;
+    Ok(Response::no_content())
+}
+
 /// A password check inside a session (change password, delete account), throttled like a login
 /// but keyed by the session (and the client's address): a stolen session cookie cannot be used
 /// to guess the password at argon2 speed, nor to lock the owner's own login or password change.

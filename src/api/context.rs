@@ -50,8 +50,6 @@ pub async fn visible_workspaces<D: Db, K: Kv, H: Http>(
 /// The caller of a grant: its account as it is now, bound to `workspace_id` (a deleted account,
 /// or one no longer a member there, is unauthenticated). No CSRF applies: a grant is presented
 /// as a bearer token, never a cookie.
-// TODO(issue 15): the OAuth token store that issues grants must end them when the account's
-// password is changed or reset (as sessions end), e.g. by a per-user epoch checked here.
 pub async fn grant_user<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     user_id: &str,
@@ -84,6 +82,24 @@ pub async fn require_session<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
 ) -> Result<SessionUser, ApiError> {
+    find_session(svc, req, true).await
+}
+
+/// The live session of the request's cookie, for a server-rendered page whose form carries its
+/// own proof of origin (the OAuth consent page's sealed ticket bound to a cookie nonce): no
+/// `X-CSRF-Token` header is asked for.
+pub async fn signed_in_user<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+) -> Result<SessionUser, ApiError> {
+    find_session(svc, req, false).await
+}
+
+async fn find_session<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    check_csrf: bool,
+) -> Result<SessionUser, ApiError> {
     let unauthenticated = || ApiError::new(ErrorCode::Unauthenticated, "Log in to continue.");
     let cookie = req.header("cookie").ok_or_else(unauthenticated)?;
     // The current session secret, then the one being rotated out.
@@ -93,7 +109,7 @@ pub async fn require_session<D: Db, K: Kv, H: Http>(
         .find_map(|secret| session::session_id_hash_from_cookie_header(cookie, secret))
         .ok_or_else(unauthenticated)?;
     let (rec, user) = sessions::find_live(svc.db, &id_hash, svc.now_ms).await?.ok_or_else(unauthenticated)?;
-    if !is_safe_method(&req.method) && !session::csrf_ok(req.header("x-csrf-token"), &rec.csrf_hash) {
+    if check_csrf && !is_safe_method(&req.method) && !session::csrf_ok(req.header("x-csrf-token"), &rec.csrf_hash) {
         return Err(ApiError::new(
             ErrorCode::CsrfFailed,
             "The X-CSRF-Token header is missing or wrong; reload and try again.",

@@ -122,6 +122,8 @@ pub fn contract(id: RouteId) -> Contract {
         UpdateMe => c(200, json(of::<accounts::UpdateMeBody>), Some(of::<UserView>)),
         ChangeEmail => c(202, json(of::<accounts::ChangeEmailBody>), Some(of::<MailAccepted>)),
         ConfirmEmail => c(200, json(of::<accounts::TokenBody>), Some(of::<EmailVerified>)),
+        ListAgentConnections => c(200, Body::None, Some(of::<Items<crate::store::connections::AgentConnection>>)),
+        RevokeAgentConnection => c(204, Body::None, None),
         ListWorkspaces => c(200, Body::None, Some(of::<Items<Workspace>>)),
         CreateWorkspace => c(201, json(of::<workspaces::CreateBody>), Some(of::<Workspace>)),
         GetWorkspace => c(200, Body::None, Some(of::<Workspace>)),

@@ -213,6 +213,8 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
         (UpdateMe, Some(s), _) => accounts::update_me(svc, req, &s).await,
         (ChangeEmail, Some(s), _) => accounts::change_email(svc, req, &s).await,
         (ConfirmEmail, Some(s), _) => accounts::confirm_email(svc, req, &s).await,
+        (ListAgentConnections, Some(s), _) => accounts::agent_connections(svc, &s).await,
+        (RevokeAgentConnection, Some(s), _) => accounts::revoke_agent_connection(svc, &s, params.get("conn")).await,
         (ListWorkspaces, Some(s), _) => workspaces::list(svc, &s).await,
         (CreateWorkspace, Some(s), _) => workspaces::create(svc, req, &s).await,
         (GetWorkspace, _, Some(m)) => workspaces::get(svc, &m).await,

@@ -99,6 +99,9 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     if let Some(server_id) = path.strip_prefix("/mcp/") {
         return mcp(&mut req, env, ctx, &settings, server_id).await;
     }
+    if path == crate::mcp::management::PATH {
+        return management_mcp(&mut req, env, ctx, &settings).await;
+    }
     if path == "/ops/reseal" {
         return Ok((reseal(&req, env, &settings).await?, None));
     }
@@ -110,6 +113,16 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         let body = crate::security_txt::render(settings.security_contact.as_deref(), &origin, now_ms());
         let mut resp = Response::ok(body).map_err(|e| ApiError::internal(e.to_string()))?;
         let _ = resp.headers_mut().set("content-type", "text/plain; charset=utf-8");
+        return Ok((resp, None));
+    }
+    if path == "/.well-known/oauth-protected-resource/mcp" {
+        let url =
+            req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+        let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
+        let origin = public_origin(&url, &host, &settings).ok_or_else(ApiError::not_found)?;
+        let body = crate::mcp::management::protected_resource_metadata(&origin);
+        let mut resp = json_response(&JsonResponse { status: 200, body })?;
+        let _ = resp.headers_mut().set("access-control-allow-origin", "*");
         return Ok((resp, None));
     }
     if let Some(server_id) = path.strip_prefix("/.well-known/oauth-protected-resource/mcp/") {
@@ -292,6 +305,60 @@ async fn mcp(
     let out =
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
+    let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
+    if !audit.is_empty() {
+        queue_audit(env, ctx, audit, settings);
+    }
+    Ok((from_core_response(CoreResponse { status, body, headers })?, internal))
+}
+
+/// `POST /mcp`: FlowCP's own MCP server (issue 15). Its tools call the owner API in-process, as
+/// the signed-in account with a grant to one workspace. Audit events are written after the
+/// response, as for published servers.
+async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &Settings) -> Result<Answer, ApiError> {
+    let db = D1Db::new(env, D1_BINDING)?;
+    let kv = KvStorePort::new(env, KV_BINDING)?;
+    let url =
+        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
+    // The token audience and the tools' base URL are the allow-listed public origin only.
+    let Some(origin) = public_origin(&url, &host, settings) else {
+        let body = crate::mcp::jsonrpc::error(
+            serde_json::Value::Null,
+            crate::mcp::jsonrpc::INVALID_REQUEST,
+            "Forbidden: this host is not served here.",
+        );
+        return Ok((from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() })?, None));
+    };
+    let headers: Vec<(String, String)> = req.headers().entries().collect();
+    let method = req.method().to_string();
+    let body = if method == "POST" { read_body(req, limits::MCP_MESSAGE).await? } else { Vec::new() };
+    if settings.rate_limits {
+        if let Some(retry_after) = rate_limited(env, crate::mcp::management::SERVER_ID, &headers, &body).await {
+            let body = crate::mcp::jsonrpc::error(
+                serde_json::Value::Null,
+                crate::mcp::jsonrpc::RATE_LIMITED,
+                "Too many requests: slow down and retry after the Retry-After seconds.",
+            );
+            let headers = vec![("retry-after".to_string(), retry_after.to_string())];
+            return Ok((from_core_response(CoreResponse { status: 429, body: Some(body), headers })?, None));
+        }
+    }
+    let svc = Services {
+        db: &db,
+        kv: &kv,
+        http: &FetchHttp,
+        fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
+        secrets: &settings.secrets,
+        mailer: &settings.mailer,
+        now_ms: now_ms(),
+        clock: now_ms,
+        link_origin: Some(origin.clone()),
+        origin,
+    };
+    let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
+    let request = mcp_server::McpRequest { method: &method, headers: &headers, body: &body };
+    let out = crate::mcp::management::serve(&svc, &cache, settings.upstream_timeout_ms, &request).await;
     let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
     if !audit.is_empty() {
         queue_audit(env, ctx, audit, settings);

@@ -8,19 +8,29 @@
 //! server, and hands each request to `api::handle_as` as a grant to one workspace and to the
 //! exposed routes only.
 //!
-//! TODO(issue 15): the `/mcp` endpoint itself (the runtime serving these tools through
-//! [`InProcess`]), the OAuth sign-in with workspace choice that issues the grant, the
-//! `onboard_api` tool and `docs/mcp-management.md`.
+//! [`serve`] answers `<origin>/mcp`: the caller's FlowCP access token (issued by the sign-in
+//! of `oauth::account`) is opened, its connection, account and membership checked, and the
+//! request goes through the same runtime as a published server's.
+//!
+//! TODO(issue 15): the `onboard_api` tool.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+use super::cache::ManifestCache;
+use super::runtime::{header, reject, McpRequest, McpResponse, Runtime};
+use super::transport;
 use crate::api::routes::{RouteId, ROUTES};
 use crate::api::{self, Principal, Services};
 use crate::manifest::{self, Manifest, ManifestAuth};
 use crate::net::{Http, HttpError, HttpRequest, HttpResponse};
+use crate::oauth::resource::Target;
+use crate::oauth::tokens;
+use crate::store::connections::{self, Connection};
 use crate::store::{Db, Kv};
 use crate::tools::{Annotations, ToolDef};
 use crate::vocab::AuthMode;
@@ -225,4 +235,135 @@ impl<D: Db, K: Kv, H: Http> Http for InProcess<'_, '_, D, K, H> {
         }
         Ok(HttpResponse { status: resp.status, headers, body, truncated })
     }
+}
+
+/// The path of FlowCP's own MCP server.
+pub const PATH: &str = "/mcp";
+
+/// The URL of its protected-resource metadata (RFC 9728, path-inserted).
+pub fn resource_metadata_url(origin: &str) -> String {
+    format!("{origin}/.well-known/oauth-protected-resource{PATH}")
+}
+
+/// RFC 9728 metadata of `<origin>/mcp`: FlowCP itself is the authorization server.
+pub fn protected_resource_metadata(origin: &str) -> serde_json::Value {
+    serde_json::json!({
+        "resource": format!("{origin}{PATH}"),
+        "authorization_servers": [origin],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "FlowCP",
+        "resource_documentation": format!("{origin}/docs/mcp-management"),
+    })
+}
+
+thread_local! {
+    /// The management manifest, built once per isolate (and origin) from FlowCP's own document.
+    static LOADED: RefCell<Option<(String, Rc<super::cache::Loaded>)>> = const { RefCell::new(None) };
+}
+
+/// [`loaded`] for `origin`, from the isolate's copy when it has one.
+pub fn cached_loaded(origin: &str) -> Result<Rc<super::cache::Loaded>, String> {
+    if let Some(l) = LOADED.with(|c| c.borrow().as_ref().filter(|(o, _)| o == origin).map(|(_, l)| Rc::clone(l))) {
+        return Ok(l);
+    }
+    let l = Rc::new(loaded(origin)?);
+    LOADED.with(|c| *c.borrow_mut() = Some((origin.to_string(), Rc::clone(&l))));
+    Ok(l)
+}
+
+/// The 401 of `/mcp`: where its metadata is, and `invalid_token` when a token was presented
+/// but cannot be used (the client refreshes it or signs in again).
+fn challenge(origin: &str, invalid: bool, message: &str) -> McpResponse {
+    let error = if invalid { "error=\"invalid_token\", " } else { "" };
+    let www = format!("Bearer {error}resource_metadata=\"{}\"", resource_metadata_url(origin));
+    let mut r = reject(401, message);
+    r.headers.push(("www-authenticate".into(), www));
+    r
+}
+
+/// Whose grant a presented token is: its connection (live, an account's) and the account's
+/// membership of the connection's workspace as it is now. `Err`: the 401 to answer.
+async fn grant_of<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    headers: &[(String, String)],
+) -> Result<Connection, McpResponse> {
+    let origin = svc.origin.as_str();
+    let Some(token) = super::access::presented_key(headers) else {
+        return Err(challenge(origin, false, "Unauthorized: sign in to FlowCP (OAuth) to use its MCP server."));
+    };
+    let invalid = || challenge(origin, true, "Unauthorized: this token is invalid, expired or revoked; sign in again.");
+    let audience = Target::Management.canonical(origin);
+    let (id, _) = tokens::open(&svc.secrets.keyring, tokens::Kind::Access, &audience, token, svc.now_ms)
+        .map_err(|_| invalid())?;
+    let conn = match connections::get(svc.db, &id).await {
+        Ok(Some(c)) if c.revoked_at.is_none() && c.server_id.is_none() && c.user_id.is_some() => c,
+        Ok(_) => return Err(invalid()),
+        Err(_) => return Err(reject(503, "FlowCP could not check this token; try again.")),
+    };
+    let user_id = conn.user_id.as_deref().unwrap_or_default();
+    match crate::api::context::grant_user(svc, user_id, &conn.workspace_id).await {
+        Ok(_) => Ok(conn),
+        Err(e) if e.status == 401 => Err(challenge(
+            origin,
+            true,
+            "Unauthorized: this connection no longer reaches its workspace (the account left it or was removed); sign in again.",
+        )),
+        Err(_) => Err(reject(503, "FlowCP could not check this token; try again.")),
+    }
+}
+
+/// Answers `<origin>/mcp` (POST, or the CORS preflight): the caller's grant, then the runtime
+/// with the management manifest and [`InProcess`] as its upstream. Audit rows go to the
+/// grant's workspace, under the connection's hash.
+pub async fn serve<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    cache: &ManifestCache,
+    upstream_timeout_ms: u32,
+    req: &McpRequest<'_>,
+) -> McpResponse {
+    let origin = svc.origin.as_str();
+    if req.method == "OPTIONS" {
+        // Browser callers only from FlowCP's own origin (the manifest allows no other).
+        return match header(req.headers, "origin") {
+            Some(o) if !transport::origin_allowed(o, origin, Some(&[])) => transport::forbidden_origin().into(),
+            o => {
+                let mut r =
+                    McpResponse { status: 204, body: None, headers: Vec::new(), audit: Vec::new(), internal: None };
+                r.headers.push(("allow".into(), "POST, OPTIONS".into()));
+                if let Some(o) = o {
+                    r.headers.extend(transport::cors_preflight(o));
+                }
+                r
+            }
+        };
+    }
+    let conn = match grant_of(svc, req.headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let loaded = match cached_loaded(origin) {
+        Ok(l) => l,
+        Err(e) => {
+            let mut r = reject(503, "FlowCP's own MCP server is not available; try again later.");
+            r.internal = Some(e);
+            return r;
+        }
+    };
+    let http =
+        InProcess { svc, user_id: conn.user_id.clone().unwrap_or_default(), workspace_id: conn.workspace_id.clone() };
+    let rt = Runtime {
+        kv: svc.kv,
+        cache,
+        http: &http,
+        keyring: &svc.secrets.keyring,
+        fetch_policy: svc.fetch_policy,
+        origin: origin.to_string(),
+        clock: &svc.clock,
+        upstream_timeout_ms,
+    };
+    let mut out = super::server::handle_builtin(&rt, &loaded, Some(&conn.connection_hash), req).await;
+    for e in &mut out.audit {
+        e.workspace_id = conn.workspace_id.clone();
+    }
+    out
 }

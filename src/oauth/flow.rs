@@ -22,10 +22,20 @@ pub struct AuthorizeRequest {
     pub redirect_uri: String,
     pub state: Option<String>,
     pub code_challenge: String,
-    /// The server (a grant is for one published server).
-    pub server_id: String,
+    /// What the grant is for: one published server, or FlowCP's own MCP server.
+    pub target: Target,
     /// FlowCP scopes asked for (space-separated, as sent).
     pub scope: String,
+}
+
+impl AuthorizeRequest {
+    /// The published server the request is for (`None`: FlowCP's own MCP server).
+    pub fn server_id(&self) -> Option<&str> {
+        match &self.target {
+            Target::Server(id) => Some(id),
+            Target::Management => None,
+        }
+    }
 }
 
 /// Where an authorization error goes.
@@ -88,15 +98,12 @@ pub fn validate_authorize(
     }
     let target = target_of(param(params, "resource"), Some(&scope), origin)
         .map_err(|_| fail("invalid_target", "resource does not name an MCP server of this authorization server"))?;
-    let Target::Server(server_id) = target else {
-        return Err(fail("invalid_target", "FlowCP's own MCP server does not take OAuth clients yet"));
-    };
     Ok(AuthorizeRequest {
         client_id: client.id.clone(),
         redirect_uri,
         state,
         code_challenge: challenge.unwrap_or_default().to_string(),
-        server_id,
+        target,
         scope,
     })
 }
@@ -238,13 +245,13 @@ mod tests {
     #[test]
     fn a_request_as_real_clients_send_it_is_valid() {
         let r = validate_authorize(&params(&good()), Some(&client()), O).unwrap();
-        assert_eq!(r.server_id, "srv_A");
+        assert_eq!(r.server_id(), Some("srv_A"));
         assert_eq!(r.redirect_uri, "http://localhost:51234/callback");
         assert_eq!(r.state.as_deref(), Some("xyz"));
         // Without resource (Claude Code 2.1.251): the server scope decides.
         let mut p = good();
         p.retain(|(k, _)| *k != "resource");
-        assert_eq!(validate_authorize(&params(&p), Some(&client()), O).unwrap().server_id, "srv_A");
+        assert_eq!(validate_authorize(&params(&p), Some(&client()), O).unwrap().server_id(), Some("srv_A"));
     }
 
     #[test]

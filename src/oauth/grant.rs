@@ -58,21 +58,45 @@ pub struct Ctx<'a, D: Db, K: Kv> {
     pub now_ms: i64,
 }
 
-/// At the callback, after the upstream code exchange: record the connection and seal the code.
-/// Returns the code and the new connection's id.
+/// What a grant is for, as its connection records it.
+pub fn target_of_connection(conn: &Connection) -> Target {
+    match &conn.server_id {
+        Some(id) => Target::Server(id.clone()),
+        None => Target::Management,
+    }
+}
+
+/// Whose grant it is: an end user of a published server (known to FlowCP only by their upstream
+/// tokens), or a FlowCP account on FlowCP's own MCP server (no upstream tokens).
+pub enum Grantor<'a> {
+    EndUser(Upstream),
+    Account { user_id: &'a str },
+}
+
+/// At the callback, after the upstream code exchange (or at the consent of FlowCP's own MCP
+/// server): record the connection and seal the code. Returns the code and the new connection's
+/// id.
 pub async fn issue_code<D: Db, K: Kv>(
     ctx: &Ctx<'_, D, K>,
     workspace_id: &str,
     client: &OAuthClient,
     req: &AuthorizeRequest,
-    upstream: Upstream,
+    grantor: Grantor<'_>,
 ) -> Result<(String, String), OAuthError> {
+    let (user_id, upstream) = match grantor {
+        Grantor::EndUser(u) => (None, u),
+        Grantor::Account { user_id } => (Some(user_id.to_string()), Upstream::none()),
+    };
+    if user_id.is_some() != (req.target == Target::Management) {
+        return Err(server_error("a grant to FlowCP's own server is an account's, and only that"));
+    }
     let (db, keyring, origin, now_ms) = (ctx.db, ctx.keyring, ctx.origin, ctx.now_ms);
     let id = random_id("conn_").map_err(server_error)?;
     let conn = Connection {
         connection_hash: sha256_hex_truncated(id.as_bytes(), 16),
         id: id.clone(),
-        server_id: req.server_id.clone(),
+        server_id: req.server_id().map(str::to_string),
+        user_id,
         workspace_id: workspace_id.to_string(),
         client_id: Some(client.id.clone()),
         client_name: Some(client.client_name.clone()),
@@ -94,7 +118,7 @@ pub async fn issue_code<D: Db, K: Kv>(
         code_challenge: Some(req.code_challenge.clone()),
         jti: None,
     };
-    let audience = Target::Server(req.server_id.clone()).canonical(origin);
+    let audience = req.target.canonical(origin);
     let code = tokens::seal(keyring, Kind::Code, &audience, &id, &grant).map_err(server_error)?;
     Ok((code, id))
 }
@@ -122,7 +146,7 @@ async fn open_live<D: Db, K: Kv>(
     if conn.revoked_at.is_some() {
         return Err(invalid());
     }
-    let target = Target::Server(conn.server_id.clone());
+    let target = target_of_connection(&conn);
     if let Some(resource) = form(params, "resource") {
         if target_of_resource(resource, ctx.origin).ok().as_ref() != Some(&target) {
             return Err(OAuthError::new(400, "invalid_target", "resource is not the server this grant is for"));
@@ -332,14 +356,20 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
         return Err(OAuthError::new(401, "invalid_client", "the client is no longer registered; register again"));
     }
     // The user's tokens go only to the provider and API they were issued for: after the owner
-    // changed either, the connection ends and the user signs in again.
-    match provider.binding(&conn.server_id).await {
-        Some(b) if grant.upstream.provider.as_deref() == Some(b.as_str()) => {}
-        Some(_) => {
-            revoke_connection(ctx, &connection_id).await?;
-            return Err(invalid_refresh());
+    // changed either, the connection ends and the user signs in again. (An account's grant to
+    // FlowCP's own server carries no upstream tokens, and refreshes none.)
+    let server_id = conn.server_id.clone().unwrap_or_default();
+    if conn.server_id.is_some() {
+        match provider.binding(&server_id).await {
+            Some(b) if grant.upstream.provider.as_deref() == Some(b.as_str()) => {}
+            Some(_) => {
+                revoke_connection(ctx, &connection_id).await?;
+                return Err(invalid_refresh());
+            }
+            None => return Err(invalid_refresh()),
         }
-        None => return Err(invalid_refresh()),
+    } else if grant.upstream != Upstream::none() {
+        return Err(invalid_refresh());
     }
     let _ = oauth_clients::touch(db, &grant.client_id, now_ms).await;
     let next = grant.generation + 1;
@@ -378,7 +408,7 @@ pub async fn exchange_refresh<D: Db, K: Kv>(
     let upstream = if let Some(led) = follows {
         follow(ctx, provider, &led, &grant, token, &jti).await?
     } else {
-        let result = refresh_upstream(provider, &conn.server_id, &grant.upstream).await;
+        let result = refresh_upstream(provider, &server_id, &grant.upstream).await;
         let outcome = match &result {
             Ok(u) => Outcome::Refreshed(u.clone()),
             Err(f) => Outcome::Failed(*f),
@@ -473,7 +503,8 @@ async fn follow<D: Db, K: Kv>(
         return Err(invalid_refresh());
     }
     connections::use_once(ctx.db, &blessed_marker(&conn.id, next, jti), exp).await.map_err(server_error)?;
-    refresh_upstream(provider, &conn.server_id, &grant.upstream).await.map_err(|f| match f {
+    let server_id = conn.server_id.as_deref().unwrap_or_default();
+    refresh_upstream(provider, server_id, &grant.upstream).await.map_err(|f| match f {
         UpstreamFailure::Revoked => invalid_refresh(),
         UpstreamFailure::Unavailable => provider_unavailable(),
     })
@@ -484,7 +515,7 @@ pub async fn connection_of_any<D: Db, K: Kv>(ctx: &Ctx<'_, D, K>, token: &str) -
     for kind in [Kind::Refresh, Kind::Access] {
         let Some(id) = tokens::connection_of(token, kind) else { continue };
         let conn = connections::get(ctx.db, id).await.ok()??;
-        let audience = Target::Server(conn.server_id.clone()).canonical(ctx.origin);
+        let audience = target_of_connection(&conn).canonical(ctx.origin);
         if tokens::open(ctx.keyring, kind, &audience, token, ctx.now_ms).is_ok() {
             return Some(id.to_string());
         }

@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::flow::{self, AuthorizeError, AuthorizeRequest};
+use super::pages::{
+    authorize_error_redirect, cookie, error_page, escape, form_params, grant_ctx, host_cookie, html, page, redirect,
+    Pending, CONSENT_COOKIE, TICKET_TTL_MS,
+};
 use super::tokens::Upstream;
 use super::{grant, register, OAuthError};
 use crate::api::{Request, Response, Services};
@@ -122,9 +126,6 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     })
 }
 
-/// How long a consent page and an upstream round trip may take.
-const TICKET_TTL_MS: i64 = 10 * 60_000;
-const CONSENT_COOKIE: &str = "__Host-fcp_consent";
 /// Binds the upstream round trip to the browser that approved (a state captured by someone
 /// else does not complete in a victim's browser).
 const STATE_COOKIE: &str = "__Host-fcp_state";
@@ -136,39 +137,6 @@ pub const CALLBACK_PREFIX: &str = "/oauth/callback/";
 /// A server's callback URL.
 pub fn callback_url(origin: &str, server_id: &str) -> String {
     format!("{origin}{CALLBACK_PREFIX}{server_id}")
-}
-
-/// What the consent page carries to the decision, and the upstream round trip to the callback:
-/// sealed (AAD names the purpose), never stored.
-#[derive(Serialize, Deserialize)]
-struct Pending {
-    #[serde(flatten)]
-    request: AuthorizeRequest,
-    exp_ms: i64,
-    /// SHA-256 of the cookie nonce that binds this step to one browser (the consent page's,
-    /// then the upstream round trip's).
-    nonce_hash: String,
-    /// Upstream leg: FlowCP's own PKCE verifier for the provider.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    upstream_verifier: Option<String>,
-}
-
-impl Pending {
-    /// Does the request carry the cookie this step was bound to?
-    fn bound_to(&self, req: &Request, cookie_name: &str) -> bool {
-        cookie(req, cookie_name)
-            .is_some_and(|n| crate::crypto::ct_eq(sha256_hex(n.as_bytes()).as_bytes(), self.nonce_hash.as_bytes()))
-    }
-    fn seal(&self, keyring: &Keyring, purpose: &str) -> Option<String> {
-        keyring.seal(&serde_json::to_vec(self).ok()?, purpose.as_bytes()).ok()
-    }
-    fn open(keyring: &Keyring, sealed: &str, purpose: &str, now_ms: i64) -> Option<Self> {
-        if sealed.len() > 16 * 1024 {
-            return None;
-        }
-        let p: Pending = serde_json::from_slice(&keyring.open(sealed, purpose.as_bytes()).ok()?).ok()?;
-        (now_ms < p.exp_ms).then_some(p)
-    }
 }
 
 /// Approvals this browser gave, remembered for 30 days in a sealed `__Host-` cookie: the same
@@ -187,11 +155,6 @@ struct Approval {
     /// The upstream scopes the user saw: an owner who asks for more shows the page again.
     scopes: String,
     exp_ms: i64,
-}
-
-/// A `__Host-` cookie of FlowCP's OAuth pages (`Max-Age=0` clears it).
-fn host_cookie(name: &str, value: &str, max_age_s: i64) -> String {
-    format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age_s}")
 }
 
 /// A list kept in a sealed cookie (the purpose is in the AAD); empty when absent or altered.
@@ -220,7 +183,7 @@ fn approvals(req: &Request, keyring: &Keyring, now_ms: i64) -> Vec<Approval> {
 fn approval_of(r: &AuthorizeRequest, m: &Manifest, exp_ms: i64) -> Approval {
     Approval {
         client_id: r.client_id.clone(),
-        server_id: r.server_id.clone(),
+        server_id: r.server_id().unwrap_or_default().to_string(),
         redirect_uri: r.redirect_uri.clone(),
         scopes: m.auth.scopes.join(" "),
         exp_ms,
@@ -241,40 +204,6 @@ fn remember(req: &Request, keyring: &Keyring, now_ms: i64, r: &AuthorizeRequest,
     }));
     list.truncate(MAX_APPROVALS);
     sealed_list_cookie(keyring, APPROVALS_COOKIE, "oauth|approvals", &list, APPROVAL_TTL_MS / 1000)
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
-/// An HTML page (the glue sends a string body with this content type as is).
-fn html(status: u16, body: String) -> Response {
-    Response::json(status, Value::String(body))
-        .with_header("content-type", "text/html; charset=utf-8")
-        .with_header(
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'",
-        )
-        .with_header("x-frame-options", "DENY")
-        .with_header("referrer-policy", "no-referrer")
-}
-
-fn page(title: &str, inner: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
-         <style>body{{font:16px system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#111}}\
-         button{{font:inherit;padding:.5rem 1rem;margin-right:.5rem}}code{{background:#f3f3f3;padding:0 .2rem}}</style></head>\
-         <body><h1>{t}</h1>{inner}</body></html>",
-        t = escape(title)
-    )
-}
-
-fn error_page(why: &str) -> Response {
-    html(400, page("This sign-in request cannot continue", &format!("<p>{}</p>", escape(why))))
-}
-
-fn redirect(to: &str) -> Response {
-    Response { status: 302, body: None, headers: vec![("location".into(), to.to_string())] }
 }
 
 /// Before the user did anything on FlowCP's page, an error is not redirected automatically:
@@ -302,18 +231,6 @@ fn error_page_with_link(e: &AuthorizeError, issuer: &str) -> Response {
     }
 }
 
-fn authorize_error_redirect(e: &AuthorizeError, issuer: &str) -> Response {
-    match e {
-        AuthorizeError::Page(why) => error_page(why),
-        AuthorizeError::Redirect { redirect_uri, state, error, description } => {
-            match flow::error_redirect(redirect_uri, error, description, state.as_deref(), issuer) {
-                Some(to) => redirect(&to),
-                None => error_page(description),
-            }
-        }
-    }
-}
-
 /// The published manifest of a server (no isolate cache here: these routes are rare).
 async fn published(kv: &impl Kv, server_id: &str, now_ms: i64) -> Option<Manifest> {
     let cache = crate::mcp::server::ManifestCache::default();
@@ -321,22 +238,17 @@ async fn published(kv: &impl Kv, server_id: &str, now_ms: i64) -> Option<Manifes
     Some(loaded.manifest.clone())
 }
 
-fn cookie(req: &Request, name: &str) -> Option<String> {
-    req.header("cookie")?.split(';').find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
-}
-
 /// Does the authorize request's `resource` (or server scope) name a server published with
-/// OAuth sign-in?
+/// OAuth sign-in, or FlowCP's own MCP server?
 async fn names_oauth_server<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> bool {
     let q = |k: &str| req.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let Ok(super::resource::Target::Server(id)) = super::resource::target_of(q("resource"), q("scope"), &svc.origin)
-    else {
-        return false;
-    };
-    published(svc.kv, &id, svc.now_ms).await.is_some_and(|m| m.auth.mode == AuthMode::Oauth && m.auth.oauth.is_some())
+    match super::resource::target_of(q("resource"), q("scope"), &svc.origin) {
+        Ok(super::resource::Target::Server(id)) => published(svc.kv, &id, svc.now_ms)
+            .await
+            .is_some_and(|m| m.auth.mode == AuthMode::Oauth && m.auth.oauth.is_some()),
+        Ok(super::resource::Target::Management) => true,
+        Err(_) => false,
+    }
 }
 
 async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
@@ -360,7 +272,10 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
         Err(e) => return error_page_with_link(&e, &svc.origin),
     };
     let Some(client) = client else { return error_page("the client is not registered here") };
-    let m = match published(svc.kv, &r.server_id, svc.now_ms).await {
+    let Some(server_id) = r.server_id() else {
+        return super::account::consent_page(svc, req, r, &client).await;
+    };
+    let m = match published(svc.kv, server_id, svc.now_ms).await {
         Some(m) if m.auth.mode == AuthMode::Oauth && m.auth.oauth.is_some() => m,
         _ => {
             let e = AuthorizeError::Redirect {
@@ -382,6 +297,7 @@ async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &
         exp_ms: svc.now_ms + TICKET_TTL_MS,
         nonce_hash: sha256_hex(nonce.as_bytes()),
         upstream_verifier: None,
+        user_id: None,
     };
     let Some(ticket) = pending.seal(&svc.secrets.keyring, "oauth|consent") else {
         return error_page("the request could not be sealed; try again");
@@ -447,7 +363,8 @@ async fn my_connections<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req:
     let mut rows = String::new();
     for id in my_connection_ids(req, keyring) {
         let Ok(Some(c)) = connections::get(svc.db, &id).await else { continue };
-        let server = crate::store::servers::get(svc.db, &c.workspace_id, &c.server_id)
+        let Some(server_id) = c.server_id.as_deref() else { continue };
+        let server = crate::store::servers::get(svc.db, &c.workspace_id, server_id)
             .await
             .ok()
             .flatten()
@@ -511,10 +428,6 @@ async fn disconnect<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     Response { status: 303, body: None, headers: vec![("location".into(), CONNECTIONS_PATH.into())] }
 }
 
-fn form_params(req: &Request) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(&req.body).into_owned().collect()
-}
-
 async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
     if req.media_type().as_deref() != Some("application/x-www-form-urlencoded") || req.body.len() > 32 * 1024 {
         return error_page("send the form as it was shown");
@@ -522,6 +435,10 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     let params = form_params(req);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let keyring = &svc.secrets.keyring;
+    if let Some(p) = get("ticket").and_then(|t| Pending::open(keyring, t, super::account::CONSENT_PURPOSE, svc.now_ms))
+    {
+        return super::account::decide(svc, req, p, &params).await;
+    }
     let Some(p) = get("ticket").and_then(|t| Pending::open(keyring, t, "oauth|consent", svc.now_ms)) else {
         return error_page("this consent page has expired or was altered; start again from the app");
     };
@@ -539,7 +456,7 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
         };
         return authorize_error_redirect(&e, &svc.origin);
     }
-    let Some(m) = published(svc.kv, &r.server_id, svc.now_ms).await else {
+    let Some(m) = published(svc.kv, r.server_id().unwrap_or_default(), svc.now_ms).await else {
         return error_page("the server is no longer published");
     };
     let remembered = remember(req, keyring, svc.now_ms, &r, &m);
@@ -562,12 +479,13 @@ fn to_provider<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, r: AuthorizeR
         return error_page("no randomness; try again");
     };
     let challenge = super::pkce::challenge_s256(&verifier);
-    let server_id = r.server_id.clone();
+    let server_id = r.server_id().unwrap_or_default().to_string();
     let upstream = Pending {
         request: r,
         exp_ms: svc.now_ms + TICKET_TTL_MS,
         nonce_hash: sha256_hex(browser.as_bytes()),
         upstream_verifier: Some(verifier),
+        user_id: None,
     };
     let Some(state) = upstream.seal(keyring, "oauth|state") else {
         return error_page("the request could not be sealed");
@@ -596,7 +514,7 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         return error_page("this sign-in has expired or was not started here; start again from the app");
     };
     // The state belongs to this server's callback, and to the browser that approved it.
-    if p.request.server_id != server_id || !p.bound_to(req, STATE_COOKIE) {
+    if p.request.server_id() != Some(server_id) || !p.bound_to(req, STATE_COOKIE) {
         return error_page("this sign-in was not started in this browser; start again from the app");
     }
     // Single use (PX-03): a state redeemed twice is refused.
@@ -621,7 +539,7 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         Ok(Some(c)) if c.redirect_uris.iter().any(|u| super::redirect::matches(u, &r.redirect_uri)) => c,
         _ => return error_page("the client's registration changed; start again from the app"),
     };
-    let Some(m) = published(svc.kv, &r.server_id, svc.now_ms).await else {
+    let Some(m) = published(svc.kv, server_id, svc.now_ms).await else {
         return fail("server_error", "the server is no longer published");
     };
     let (Some(oauth), Some(secret_ref)) = (m.auth.oauth.as_ref(), m.auth.credential_ref.as_deref()) else {
@@ -656,7 +574,7 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
         Err(why) => return fail("server_error", why),
     };
     let ctx = grant_ctx(svc);
-    match grant::issue_code(&ctx, &m.workspace_id, &client, r, upstream).await {
+    match grant::issue_code(&ctx, &m.workspace_id, &client, r, grant::Grantor::EndUser(upstream)).await {
         Ok((code, connection_id)) => match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin)
         {
             Some(to) => {
@@ -748,10 +666,6 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
         UpstreamCallError::Refused(_) => "the API's provider refused the sign-in",
         UpstreamCallError::Unusable(why) => why,
     })
-}
-
-fn grant_ctx<'s, D: Db, K: Kv, H: Http>(svc: &'s Services<'_, D, K, H>) -> grant::Ctx<'s, D, K> {
-    grant::Ctx { db: svc.db, kv: svc.kv, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms }
 }
 
 /// The refresh side of the provider, for [`grant::exchange_refresh`]. The server's published

@@ -13,13 +13,18 @@
 //! - [`cimd`]: clients identified by their metadata document URL (fetched, cached).
 //! - [`providers`]: the owner's upstream provider: presets, OpenID discovery, extra parameters.
 //! - [`grant`]: codes and tokens as the callback and the token endpoint issue them; refresh.
+//! - [`account`]: FlowCP's own MCP server (`<origin>/mcp`): a FlowCP account signs in and
+//!   grants an agent one of its workspaces (no upstream provider).
+//! - [`pages`]: what the OAuth pages share (the sealed consent ticket, cookies, HTML).
 //! - [`http`]: the endpoints: metadata, registration, authorize and consent, callback, token,
 //!   revocation.
 
+pub mod account;
 pub mod cimd;
 pub mod flow;
 pub mod grant;
 pub mod http;
+pub mod pages;
 pub mod pkce;
 pub mod providers;
 pub mod redirect;

@@ -9,7 +9,8 @@
 //! server-scoped scope `mcp:<server id>` that FlowCP puts in its challenges names the server.
 
 /// What a grant is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Target {
     /// A published server (its id).
     Server(String),

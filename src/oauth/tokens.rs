@@ -54,6 +54,13 @@ pub struct Upstream {
     pub provider: Option<String>,
 }
 
+impl Upstream {
+    /// No upstream tokens: the grant of a FlowCP account to FlowCP's own MCP server.
+    pub fn none() -> Self {
+        Upstream { access_token: String::new(), refresh_token: None, expires_at_ms: None, scope: None, provider: None }
+    }
+}
+
 /// Truncated SHA-256 of a published `oauth` server's token URL, client id and API origin;
 /// `None` for a server without OAuth sign-in.
 pub fn provider_binding(m: &crate::manifest::Manifest) -> Option<String> {

@@ -1,11 +1,12 @@
 //! Account use cases that touch several tables, each one atomic (`Db::batch`).
 
 use crate::store::tokens::{self, Purpose};
-use crate::store::{sessions, users, workspaces, Db, StoreError};
+use crate::store::{connections, sessions, users, workspaces, Db, StoreError};
 
-/// Replaces the password hash and revokes every other session of the user (a password change is
-/// what a user does when they suspect someone else is signed in); `keep_session` is the id hash
-/// of the session making the change, if any. Both or neither. Returns whether the user exists.
+/// Replaces the password hash and revokes every other session of the user and every agent
+/// connection (a password change is what a user does when they suspect someone else is signed
+/// in); `keep_session` is the id hash of the session making the change, if any. All or none.
+/// Returns whether the user exists.
 pub async fn change_password(
     db: &impl Db,
     user_id: &str,
@@ -17,6 +18,7 @@ pub async fn change_password(
         .batch(&[
             (users::UPDATE_PASSWORD, vec![user_id.into(), new_hash.into(), now_ms.into()]),
             (sessions::REVOKE_ALL_FOR_USER_EXCEPT, vec![user_id.into(), now_ms.into(), keep_session.into()]),
+            (connections::REVOKE_ALL_FOR_USER, vec![user_id.into(), now_ms.into()]),
             (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ResetPassword.as_str().into()]),
             (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ChangeEmail.as_str().into()]),
         ])
@@ -37,8 +39,9 @@ pub async fn change_email(db: &impl Db, user_id: &str, new_email: &str, now_ms: 
     Ok(changed.first().copied().unwrap_or(0) > 0)
 }
 
-/// A redeemed password-reset link: the new hash, every session revoked, every other reset link
-/// voided, and the address verified if it is still the one the link was sent to. All or none.
+/// A redeemed password-reset link: the new hash, every session and agent connection revoked,
+/// every other reset link voided, and the address verified if it is still the one the link was
+/// sent to. All or none.
 pub async fn reset_password(
     db: &impl Db,
     user_id: &str,
@@ -50,6 +53,7 @@ pub async fn reset_password(
         .batch(&[
             (users::UPDATE_PASSWORD, vec![user_id.into(), new_hash.into(), now_ms.into()]),
             (sessions::REVOKE_ALL_FOR_USER_EXCEPT, vec![user_id.into(), now_ms.into(), None::<&str>.into()]),
+            (connections::REVOKE_ALL_FOR_USER, vec![user_id.into(), now_ms.into()]),
             (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ResetPassword.as_str().into()]),
             (tokens::DELETE_FOR_USER, vec![user_id.into(), Purpose::ChangeEmail.as_str().into()]),
             (users::MARK_VERIFIED, vec![user_id.into(), sent_to.into(), now_ms.into()]),
@@ -66,6 +70,7 @@ pub async fn delete_user(db: &impl Db, user_id: &str) -> Result<bool, StoreError
     let changed = db
         .batch(&[
             (sessions::DELETE_FOR_USER, vec![user_id.into()]),
+            (connections::DELETE_FOR_USER, vec![user_id.into()]),
             (tokens::DELETE_ALL_FOR_USER, vec![user_id.into()]),
             (crate::store::invitations::DELETE_ALL_BY_INVITER, vec![user_id.into()]),
             (workspaces::DELETE_MEMBERSHIPS_OF_USER, vec![user_id.into()]),

@@ -1,5 +1,7 @@
-//! The `connections` table: one end user's OAuth grant to one published server, as metadata
-//! only (DESIGN §5): the user's upstream tokens live in the sealed tokens the client holds.
+//! The `connections` table: one end user's OAuth grant to one published server, or one FlowCP
+//! account's grant to an agent on FlowCP's own MCP server (bound to one workspace), as metadata
+//! only (DESIGN §5): the tokens, and the user's upstream tokens in them, are sealed and held by
+//! the client.
 //! And `oauth_used`: single-use markers (a code or state, by hash) until they expire.
 
 use schemars::JsonSchema;
@@ -13,8 +15,12 @@ use super::{opt_i64, opt_text, row_i64, text, Db, StoreError};
 pub struct Connection {
     #[serde(skip)]
     pub id: String,
+    /// The published server; `None` for a connection to FlowCP's own MCP server.
     #[serde(skip)]
-    pub server_id: String,
+    pub server_id: Option<String>,
+    /// FlowCP's own MCP server: the account the agent acts as (`None` for a published server).
+    #[serde(skip)]
+    pub user_id: Option<String>,
     #[serde(skip)]
     pub workspace_id: String,
     /// Truncated SHA-256 of the id: what the audit log and the owner see.
@@ -32,7 +38,8 @@ pub struct Connection {
 fn connection(r: &super::Row) -> Result<Connection, StoreError> {
     Ok(Connection {
         id: text(r, "id")?,
-        server_id: text(r, "server_id")?,
+        server_id: opt_text(r, "server_id"),
+        user_id: opt_text(r, "user_id"),
         workspace_id: text(r, "workspace_id")?,
         connection_hash: text(r, "connection_hash")?,
         client_id: opt_text(r, "client_id"),
@@ -46,13 +53,14 @@ fn connection(r: &super::Row) -> Result<Connection, StoreError> {
 }
 
 pub async fn insert(db: &impl Db, c: &Connection) -> Result<(), StoreError> {
-    let sql = "INSERT INTO connections (id, server_id, workspace_id, connection_hash, client_id, client_name, scopes, \
-               created_at, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    let sql = "INSERT INTO connections (id, server_id, user_id, workspace_id, connection_hash, client_id, \
+               client_name, scopes, created_at, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
     db.execute(
         sql,
         &[
             c.id.as_str().into(),
-            c.server_id.as_str().into(),
+            c.server_id.clone().into(),
+            c.user_id.clone().into(),
             c.workspace_id.as_str().into(),
             c.connection_hash.as_str().into(),
             c.client_id.clone().into(),
@@ -87,6 +95,61 @@ pub async fn get_by_hash(
     let sql = "SELECT * FROM connections WHERE workspace_id = ?1 AND server_id = ?2 AND connection_hash = ?3";
     db.query(sql, &[ws.into(), server_id.into(), hash.into()]).await?.first().map(connection).transpose()
 }
+
+/// One agent connection of an account, as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct AgentConnection {
+    /// Truncated SHA-256 of the connection's id: how the user names it to revoke it, and what
+    /// the workspace's audit log shows for the agent's calls.
+    pub connection_hash: String,
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub workspace_id: String,
+    /// `None` once the workspace is gone.
+    pub workspace_name: Option<String>,
+    pub created_at: i64,
+    /// The last token refresh.
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// An account's agent connections (FlowCP's own MCP server), newest first, at most 200.
+pub async fn list_for_user(db: &impl Db, user_id: &str) -> Result<Vec<AgentConnection>, StoreError> {
+    let sql = "SELECT c.connection_hash, c.client_id, c.client_name, c.workspace_id, w.name AS workspace_name, \
+               c.created_at, c.last_used_at, c.revoked_at FROM connections c \
+               LEFT JOIN workspaces w ON w.id = c.workspace_id \
+               WHERE c.user_id = ?1 ORDER BY c.created_at DESC, c.id LIMIT 200";
+    db.query(sql, &[user_id.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AgentConnection {
+                connection_hash: text(r, "connection_hash")?,
+                client_id: opt_text(r, "client_id"),
+                client_name: opt_text(r, "client_name"),
+                workspace_id: text(r, "workspace_id")?,
+                workspace_name: opt_text(r, "workspace_name"),
+                created_at: row_i64(r, "created_at")?,
+                last_used_at: opt_i64(r, "last_used_at")?,
+                revoked_at: opt_i64(r, "revoked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// An account's agent connection by its hash (`None` for another account's).
+pub async fn get_for_user_by_hash(db: &impl Db, user_id: &str, hash: &str) -> Result<Option<Connection>, StoreError> {
+    let sql = "SELECT * FROM connections WHERE user_id = ?1 AND connection_hash = ?2";
+    db.query(sql, &[user_id.into(), hash.into()]).await?.first().map(connection).transpose()
+}
+
+/// Revokes every live agent connection of an account (`?1` user id, `?2` now): a password
+/// change or reset ends them, as it ends the account's other sessions. For `Db::batch`.
+pub const REVOKE_ALL_FOR_USER: &str =
+    "UPDATE connections SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
+
+/// Deletes an account's agent connections (`?1` user id). For `Db::batch`.
+pub const DELETE_FOR_USER: &str = "DELETE FROM connections WHERE user_id = ?1";
 
 /// Revokes a connection (idempotent): its refresh tokens stop at once.
 pub async fn revoke(db: &impl Db, id: &str, now_ms: i64) -> Result<(), StoreError> {

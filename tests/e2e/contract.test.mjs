@@ -9,7 +9,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
-import { Client, sleep, startWorker, testSecrets } from "./harness.mjs";
+import { Client, connectAgent, sleep, startWorker, testSecrets } from "./harness.mjs";
 import { startFakeUpstream } from "./fake-upstream.mjs";
 
 const DOC_ID = "flowcp-api";
@@ -304,6 +304,14 @@ test("accounts: sign up, log in and out, me, change password; 401 without a sess
   const moveToken = await late.linkToken("contract-moved@example.com", "/confirm-email");
   expect(await late.post("/api/v1/auth/confirm-email", { token: moveToken }), 200, "confirm the new address");
   expect(await late.post("/api/v1/auth/confirm-email", { token: moveToken }), 404, "a used address-change link");
+  // Agents connected to FlowCP's own MCP server as this account.
+  expect(await late.get("/api/v1/me/connections"), 200, "no agent connections");
+  const lateWs = expect(await late.get("/api/v1/workspaces"), 200, "late's workspaces").items[0].id;
+  await connectAgent(w.url, late, lateWs, { clientName: "Contract agent" });
+  const agents = expect(await late.get("/api/v1/me/connections"), 200, "agent connections").items;
+  assert.equal(agents.length, 1);
+  expect(await late.del("/api/v1/me/connections/0000000000000000"), 404, "an unknown agent connection");
+  expect(await late.del(`/api/v1/me/connections/${agents[0].connection_hash}`), 204, "disconnect an agent");
   expect(await anon.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: "wrong password here" }), 401, "wrong login");
   const second = client();
   expect(await second.post("/api/v1/auth/login", { email: "contract-owner@example.com", password: PASSWORD }), 200, "login");

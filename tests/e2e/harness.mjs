@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = join(ROOT, "node_modules/.bin/wrangler");
@@ -259,4 +259,45 @@ export async function publishOAuthServer(owner, ws, base) {
   if (verification.state !== "verified") throw new Error(`verify: ${JSON.stringify(verification)}`);
   must(await owner.post(P(`/servers/${srv.id}/publish`)));
   return { srv, verification };
+}
+
+/**
+ * Connects an agent to FlowCP's own MCP server (`/mcp`) as `user` (a signed-in Client), bound
+ * to workspace `ws`, the way a browser would: registration, the authorize page (consent with
+ * the workspace choice), the decision, and the code exchanged with PKCE. Returns the tokens.
+ */
+export async function connectAgent(base, user, ws, { clientName = "Agent", redirect = "http://127.0.0.1:7799/callback" } = {}) {
+  const manual = (url, init = {}) => fetch(url, { redirect: "manual", ...init });
+  const reg = await fetch(`${base}/oauth/register`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ client_name: clientName, redirect_uris: [redirect], token_endpoint_auth_method: "none" }),
+  });
+  if (reg.status !== 201) throw new Error(`register: ${reg.status}`);
+  const clientId = (await reg.json()).client_id;
+  const verifier = randomBytes(32).toString("base64url");
+  const challenge = createHash("sha256").update(verifier).digest("base64url");
+  const authUrl = new URL(`${base}/oauth/authorize`);
+  for (const [k, v] of Object.entries({ response_type: "code", client_id: clientId, redirect_uri: redirect, code_challenge: challenge, code_challenge_method: "S256", state: "s", resource: `${base}/mcp` })) {
+    authUrl.searchParams.set(k, v);
+  }
+  const page = await manual(authUrl, { headers: { cookie: user.cookie } });
+  const html = await page.text();
+  if (page.status !== 200) throw new Error(`consent page: ${page.status} ${html.slice(0, 300)}`);
+  const nonce = page.headers.get("set-cookie").split(";")[0];
+  const ticket = html.match(/name="ticket" value="([^"]+)"/)[1];
+  const decided = await manual(`${base}/oauth/authorize`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", cookie: `${user.cookie}; ${nonce}` },
+    body: new URLSearchParams({ ticket, workspace: ws, decision: "approve" }).toString(),
+  });
+  if (decided.status !== 302) throw new Error(`decision: ${decided.status} ${(await decided.text()).slice(0, 300)}`);
+  const code = new URL(decided.headers.get("location")).searchParams.get("code");
+  const t = await fetch(`${base}/oauth/token`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ grant_type: "authorization_code", code, client_id: clientId, redirect_uri: redirect, code_verifier: verifier }).toString(),
+  });
+  if (t.status !== 200) throw new Error(`token: ${t.status}`);
+  return { clientId, ...(await t.json()) };
 }

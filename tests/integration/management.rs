@@ -345,3 +345,306 @@ fn the_runtime_serves_the_management_tools_through_the_grant() {
     assert_eq!(climb.body.as_ref().unwrap()["result"]["isError"], true);
     assert!(env.http.seen.borrow().is_empty(), "nothing left the Worker");
 }
+
+/// A browser and an agent against FlowCP's authorization server and `/mcp`, on the host.
+mod sign_in {
+    use crate::api::Env;
+    use flowcp::api::Response;
+    use flowcp::mcp::server::{ManifestCache, McpRequest, McpResponse};
+    use flowcp::store::block_on;
+    use serde_json::{json, Value};
+
+    pub const ORIGIN: &str = "https://flowcp.example";
+    pub const REDIRECT: &str = "http://127.0.0.1:5555/cb";
+    pub const VERIFIER: &str = "a-pkce-verifier-that-is-long-enough-0123456789";
+
+    pub fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+        r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn html(r: &Response) -> String {
+        r.body.as_ref().and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+
+    /// A dynamically registered client.
+    pub fn register(env: &Env) -> String {
+        let r = env.raw(
+            "POST",
+            "/oauth/register",
+            vec![("content-type".into(), "application/json".into())],
+            serde_json::to_vec(&json!({ "client_name": "Claude Code", "redirect_uris": [REDIRECT] })).unwrap(),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body.unwrap()["client_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn authorize_path(client_id: &str) -> String {
+        let q: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("code_challenge", &flowcp::oauth::pkce::challenge_s256(VERIFIER))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "st-1")
+            .append_pair("resource", &format!("{ORIGIN}/mcp"))
+            .finish();
+        format!("/oauth/authorize?{q}")
+    }
+
+    /// The consent page shown to `session_cookie`: its ticket, the consent cookie, the page.
+    pub fn consent(env: &Env, client_id: &str, session_cookie: &str) -> (String, String, String) {
+        let r = env.raw("GET", &authorize_path(client_id), vec![("cookie".into(), session_cookie.into())], vec![]);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let page = html(&r);
+        let at = page.find("name=\"ticket\" value=\"").expect("a ticket") + "name=\"ticket\" value=\"".len();
+        let ticket = page[at..].split('"').next().unwrap().to_string();
+        let set = header(&r, "set-cookie").expect("the consent cookie");
+        let nonce = set.split(';').next().unwrap().to_string();
+        (ticket, nonce, page)
+    }
+
+    pub fn decide(env: &Env, cookies: &str, ticket: &str, ws: &str, decision: &str) -> Response {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("ticket", ticket)
+            .append_pair("workspace", ws)
+            .append_pair("decision", decision)
+            .finish();
+        env.raw(
+            "POST",
+            "/oauth/authorize",
+            vec![
+                ("content-type".into(), "application/x-www-form-urlencoded".into()),
+                ("cookie".into(), cookies.into()),
+            ],
+            body.into_bytes(),
+        )
+    }
+
+    pub fn token(env: &Env, params: &[(&str, &str)]) -> Response {
+        let body: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        env.raw(
+            "POST",
+            "/oauth/token",
+            vec![("content-type".into(), "application/x-www-form-urlencoded".into())],
+            body.into_bytes(),
+        )
+    }
+
+    /// The whole browser leg for `ws`: the code's tokens (access, refresh).
+    pub fn connect(env: &Env, client_id: &str, session_cookie: &str, ws: &str) -> (String, String) {
+        let (ticket, nonce, _) = consent(env, client_id, session_cookie);
+        let r = decide(env, &format!("{session_cookie}; {nonce}"), &ticket, ws, "approve");
+        assert_eq!(r.status, 302, "{:?}", r.body);
+        let to = url::Url::parse(header(&r, "location").unwrap()).unwrap();
+        let q = |k: &str| to.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+        assert_eq!((q("state").as_deref(), q("iss").as_deref()), (Some("st-1"), Some(ORIGIN)));
+        let code = q("code").expect("a code");
+        let t = token(
+            env,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("client_id", client_id),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+        );
+        assert_eq!(t.status, 200, "{:?}", t.body);
+        let b = t.body.unwrap();
+        (b["access_token"].as_str().unwrap().to_string(), b["refresh_token"].as_str().unwrap().to_string())
+    }
+
+    /// One JSON-RPC request to `/mcp` with `bearer`.
+    pub fn mcp(env: &Env, bearer: Option<&str>, method: &str, params: Value) -> McpResponse {
+        let mut headers: Vec<(String, String)> = vec![
+            ("content-type".into(), "application/json".into()),
+            ("accept".into(), "application/json, text/event-stream".into()),
+            ("mcp-protocol-version".into(), "2025-06-18".into()),
+        ];
+        if let Some(b) = bearer {
+            headers.push(("authorization".into(), format!("Bearer {b}")));
+        }
+        let body =
+            serde_json::to_vec(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })).unwrap();
+        let cache = ManifestCache::default();
+        let svc = env.services();
+        block_on(flowcp::mcp::management::serve(
+            &svc,
+            &cache,
+            1000,
+            &McpRequest { method: "POST", headers: &headers, body: &body },
+        ))
+    }
+}
+
+/// Issue 15, the sign-in: an agent's authorization request for `/mcp` sends a signed-out browser
+/// to FlowCP's sign-in; signed in, the consent page offers the account's workspaces; the token
+/// it leads to reaches only the chosen workspace; the connection is listed and revocable by its
+/// account, and a password change ends it.
+#[test]
+fn an_agent_signs_in_with_a_flowcp_account_and_its_token_is_bound_to_one_workspace() {
+    use crate::api::{signed_up, Env};
+    use serde_json::json;
+    use sign_in::*;
+
+    let env = Env::new();
+    let ws_b = signed_up(&env, "agent-signin@example.com");
+    let owner = env.session();
+    let cookie = owner.0.clone().unwrap();
+    let ws_a = env.call("POST", "/api/v1/workspaces", Some(json!({ "name": "Billing team" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client_id = register(&env);
+
+    // Signed out: to the dashboard's sign-in, which comes back to this very request.
+    let r = env.raw("GET", &authorize_path(&client_id), vec![], vec![]);
+    assert_eq!(r.status, 302, "{:?}", r.body);
+    let to = header(&r, "location").unwrap();
+    let next = url::Url::parse(&format!("{ORIGIN}{to}")).unwrap();
+    assert_eq!(next.path(), "/sign-in");
+    let back = next.query_pairs().find(|(k, _)| k == "next").unwrap().1.into_owned();
+    assert_eq!(back, authorize_path(&client_id), "the same request, re-encoded");
+
+    // Signed in: the page names the client, the account and the workspaces with their roles.
+    let (ticket, nonce, page) = consent(&env, &client_id, &cookie);
+    assert!(page.contains("Claude Code") && page.contains("agent-signin@example.com"), "{page}");
+    assert!(page.contains("Billing team (owner)") && page.contains(&ws_b), "{page}");
+    assert!(page.contains("127.0.0.1"), "the redirect host is shown: {page}");
+    // The decision needs the page's cookie, the same account, and one of its workspaces.
+    let both = format!("{cookie}; {nonce}");
+    assert_eq!(decide(&env, &cookie, &ticket, &ws_a, "approve").status, 400, "no consent cookie");
+    assert_eq!(decide(&env, &nonce, &ticket, &ws_a, "approve").status, 400, "signed out meanwhile");
+    assert_eq!(decide(&env, &both, &ticket, "ws_someone_elses", "approve").status, 400, "not a workspace of theirs");
+    assert_eq!(decide(&env, &both, &format!("{ticket}x"), &ws_a, "approve").status, 400, "altered ticket");
+    let no = decide(&env, &both, &ticket, &ws_a, "deny");
+    assert_eq!(no.status, 302);
+    assert!(header(&no, "location").unwrap().contains("error=access_denied"));
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM connections"), 0, "nothing recorded before an approval");
+    // Another account's session cannot use this account's page.
+    signed_up(&env, "someone-else@example.com");
+    let other = env.session();
+    let other_cookie = other.0.clone().unwrap();
+    assert_eq!(decide(&env, &format!("{other_cookie}; {nonce}"), &ticket, &ws_a, "approve").status, 400);
+
+    let (access, refresh) = connect(&env, &client_id, &cookie, &ws_a);
+    assert!(access.starts_with("fcp_at.") && !access.contains(&ws_a), "opaque, sealed");
+
+    // `/mcp`: no token is a challenge that names the metadata; a token works for its workspace.
+    let r = mcp(&env, None, "tools/list", json!({}));
+    assert_eq!(r.status, 401);
+    let www = r.headers.iter().find(|(k, _)| k == "www-authenticate").unwrap().1.clone();
+    assert_eq!(www, format!("Bearer resource_metadata=\"{ORIGIN}/.well-known/oauth-protected-resource/mcp\""));
+    let list = mcp(&env, Some(&access), "tools/list", json!({}));
+    assert_eq!(list.status, 200, "{:?}", list.body);
+    let mine = mcp(&env, Some(&access), "tools/call", json!({ "name": "get_workspace", "arguments": { "ws": ws_a } }));
+    let result = &mine.body.as_ref().unwrap()["result"];
+    assert_eq!(result["isError"], Value::Null, "{result}");
+    assert!(result.to_string().contains("Billing team"), "{result}");
+    assert_eq!(mine.audit.len(), 1);
+    assert_eq!(mine.audit[0].workspace_id, ws_a, "the agent's calls are in the workspace's log");
+    assert_eq!(mine.audit[0].server_id, "flowcp");
+    // The account's other workspace does not exist for this token, for any tool naming it.
+    for (tool, args) in [
+        ("get_workspace", json!({ "ws": ws_b })),
+        ("list_apps", json!({ "ws": ws_b })),
+        ("create_app", json!({ "ws": ws_b, "name": "Sneaky" })),
+        ("list_servers", json!({ "ws": ws_b })),
+    ] {
+        let r = mcp(&env, Some(&access), "tools/call", json!({ "name": tool, "arguments": args }));
+        let result = &r.body.as_ref().unwrap()["result"];
+        assert_eq!(result["isError"], true, "{tool}: {result}");
+        assert!(result.to_string().contains("404"), "{tool}: {result}");
+    }
+    assert_eq!(env.count(&format!("SELECT COUNT(*) AS n FROM apps WHERE workspace_id = '{ws_b}'")), 0);
+    // Tokens of another kind or audience are not access tokens for `/mcp`.
+    for bad in [refresh.as_str(), "fcp_at.conn_x.fcp1.k1.AAAA", "not-a-token"] {
+        let r = mcp(&env, Some(bad), "tools/list", json!({}));
+        assert_eq!(r.status, 401, "{bad}");
+        assert!(r.headers.iter().any(|(k, v)| k == "www-authenticate" && v.contains("invalid_token")));
+    }
+
+    // The account sees the connection (and the other account does not), and refresh works.
+    let listed = env.call_as("GET", "/api/v1/me/connections", owner.0.as_deref(), owner.1.as_deref(), None);
+    let items = listed.body.unwrap()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        (items[0]["client_name"].as_str(), items[0]["workspace_name"].as_str()),
+        (Some("Claude Code"), Some("Billing team"))
+    );
+    let hash = items[0]["connection_hash"].as_str().unwrap().to_string();
+    let theirs = env.call_as("GET", "/api/v1/me/connections", other.0.as_deref(), other.1.as_deref(), None);
+    assert_eq!(theirs.body.unwrap()["items"], json!([]));
+    let gone =
+        env.call_as("DELETE", &format!("/api/v1/me/connections/{hash}"), other.0.as_deref(), other.1.as_deref(), None);
+    assert_eq!(gone.status, 404, "another account's connection is not found");
+    let t = token(&env, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &client_id)]);
+    assert_eq!(t.status, 200, "{:?}", t.body);
+    let access2 = t.body.unwrap()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(mcp(&env, Some(&access2), "tools/list", json!({})).status, 200);
+
+    // Revoked by its account: every token of it stops at once.
+    let r =
+        env.call_as("DELETE", &format!("/api/v1/me/connections/{hash}"), owner.0.as_deref(), owner.1.as_deref(), None);
+    assert_eq!(r.status, 204);
+    assert_eq!(mcp(&env, Some(&access2), "tools/list", json!({})).status, 401);
+    assert_eq!(mcp(&env, Some(&access), "tools/list", json!({})).status, 401);
+
+    // A password change ends every agent connection of the account.
+    let (access3, refresh3) = connect(&env, &client_id, &cookie, &ws_b);
+    assert_eq!(mcp(&env, Some(&access3), "tools/list", json!({})).status, 200);
+    let r = env.call_as(
+        "POST",
+        "/api/v1/me/password",
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        Some(json!({ "current_password": "a long enough password", "new_password": "a brand new long password" })),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(mcp(&env, Some(&access3), "tools/list", json!({})).status, 401);
+    let t = token(&env, &[("grant_type", "refresh_token"), ("refresh_token", &refresh3), ("client_id", &client_id)]);
+    assert_eq!((t.status, t.body.unwrap()["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+/// A member's token acts with the member's role: it reads and curates but cannot publish, and
+/// once the membership ends the token is refused at the door (the client signs in again).
+#[test]
+fn a_members_token_cannot_publish_and_dies_with_the_membership() {
+    use crate::api::{api_key_server, invite_and_accept, signed_up, Env};
+    use serde_json::json;
+    use sign_in::*;
+
+    let env = Env::new();
+    let ws = signed_up(&env, "mgmt-owner@example.com");
+    let owner = env.session();
+    let (_, srv) = api_key_server(&env, &ws);
+    signed_up(&env, "mgmt-member@example.com");
+    let member = env.session();
+    invite_and_accept(&env, &ws, &owner, &member, "mgmt-member@example.com", "member");
+    let client_id = register(&env);
+    let (access, _) = connect(&env, &client_id, member.0.as_deref().unwrap(), &ws);
+    let call = |tool: &str, args: Value| {
+        let r = mcp(&env, Some(&access), "tools/call", json!({ "name": tool, "arguments": args }));
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body.unwrap()["result"].clone()
+    };
+    assert_eq!(call("get_server", json!({ "ws": ws, "srv": srv }))["isError"], Value::Null);
+    let publish = call("publish_server", json!({ "ws": ws, "srv": srv }));
+    assert_eq!(publish["isError"], true, "{publish}");
+    assert!(publish.to_string().contains("403"), "{publish}");
+    let member_id = env.call_as("GET", "/api/v1/me", member.0.as_deref(), member.1.as_deref(), None).body.unwrap()
+        ["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let removed = env.call_as(
+        "DELETE",
+        &format!("/api/v1/workspaces/{ws}/members/{member_id}"),
+        owner.0.as_deref(),
+        owner.1.as_deref(),
+        None,
+    );
+    assert_eq!(removed.status, 204);
+    let r = mcp(&env, Some(&access), "tools/list", json!({}));
+    assert_eq!(r.status, 401, "{:?}", r.body);
+}

@@ -6,7 +6,7 @@ use flowcp::crypto::Keyring;
 use flowcp::oauth::flow::AuthorizeRequest;
 use std::cell::RefCell;
 
-use flowcp::oauth::grant::{exchange_code, exchange_refresh, issue_code, Ctx, Provider, UpstreamFailure};
+use flowcp::oauth::grant::{exchange_code, exchange_refresh, issue_code, Ctx, Grantor, Provider, UpstreamFailure};
 use flowcp::oauth::tokens::{self, Kind, Upstream};
 use flowcp::store::oauth_clients::OAuthClient;
 use flowcp::store::{block_on, connections, Db, MemoryKv};
@@ -39,7 +39,7 @@ fn request() -> AuthorizeRequest {
         redirect_uri: "http://localhost:5555/callback".into(),
         state: Some("s".into()),
         code_challenge: CHALLENGE.into(),
-        server_id: "srv_A".into(),
+        target: flowcp::oauth::resource::Target::Server("srv_A".into()),
         scope: "mcp:srv_A repo".into(),
     }
 }
@@ -77,7 +77,7 @@ fn a_code_is_redeemed_once_and_a_replay_revokes_the_connection() {
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
     let kv = MemoryKv::default();
     let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
-    let (code, _) = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let (code, _) = block_on(issue_code(&ctx, "ws_1", &client(), &request(), Grantor::EndUser(upstream()))).unwrap();
     assert!(code.starts_with("fcp_ac.conn_"), "{code}");
     let good = [
         ("grant_type", "authorization_code"),
@@ -152,7 +152,7 @@ fn a_code_for_an_unknown_or_revoked_connection_is_refused() {
     let ring = Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333").unwrap();
     let kv = MemoryKv::default();
     let ctx = Ctx { db: &db, kv: &kv, keyring: &ring, origin: ORIGIN, now_ms: NOW };
-    let (code, _) = block_on(issue_code(&ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let (code, _) = block_on(issue_code(&ctx, "ws_1", &client(), &request(), Grantor::EndUser(upstream()))).unwrap();
     let conn = tokens::connection_of(&code, Kind::Code).unwrap().to_string();
     block_on(connections::revoke(&db, &conn, NOW)).unwrap();
     let p = form(&[
@@ -213,7 +213,7 @@ fn fresh(n: u32) -> Upstream {
 /// A connection signed in through `ctx`, and its first tokens.
 fn signed_in(ctx: &Ctx<'_, SqliteDb, MemoryKv>, db: &SqliteDb) -> flowcp::oauth::grant::Issued {
     let _ = block_on(db.execute("INSERT OR IGNORE INTO oauth_clients (id, client_name, redirect_uris_json, application_type, created_at) VALUES ('fcp_cl_test', 'C', '[]', 'native', 0)", &[]));
-    let (code, _) = block_on(issue_code(ctx, "ws_1", &client(), &request(), upstream())).unwrap();
+    let (code, _) = block_on(issue_code(ctx, "ws_1", &client(), &request(), Grantor::EndUser(upstream()))).unwrap();
     let p = form(&[
         ("code", &code),
         ("client_id", "fcp_cl_test"),

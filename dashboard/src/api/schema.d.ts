@@ -177,6 +177,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Agents connected to FlowCP's own MCP server as this account (no tokens) */
+        get: operations["listAgentConnections"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/connections/{conn}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Disconnect an agent: its tokens stop working at once */
+        delete: operations["revokeAgentConnection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/me/verification": {
         parameters: {
             query?: never;
@@ -859,6 +893,32 @@ export interface components {
         ChangeEmailBody: {
             new_email: string;
             current_password: string;
+        };
+        /** @description A list. */
+        AgentConnectionList: {
+            items: components["schemas"]["AgentConnection"][];
+        };
+        /** @description One agent connection of an account, as its user sees it. */
+        AgentConnection: {
+            /**
+             * @description Truncated SHA-256 of the connection's id: how the user names it to revoke it, and what
+             *     the workspace's audit log shows for the agent's calls.
+             */
+            connection_hash: string;
+            client_id?: string | null;
+            client_name?: string | null;
+            workspace_id: string;
+            /** @description `None` once the workspace is gone. */
+            workspace_name?: string | null;
+            /** Format: int64 */
+            created_at: number;
+            /**
+             * Format: int64
+             * @description The last token refresh.
+             */
+            last_used_at?: number | null;
+            /** Format: int64 */
+            revoked_at?: number | null;
         };
         /** @description A list. */
         WorkspaceList: {
@@ -2110,6 +2170,64 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["EmailVerified"];
                 };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAgentConnections: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentConnectionList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revokeAgentConnection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Error */
             default: {

@@ -1,8 +1,8 @@
 // The account: display name, address (changed only once the new mailbox confirms it), email
 // verification, password change, data export, account deletion.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
-import { api, errorMessage, forgetCsrf, rememberCsrf } from "../api/client";
+import { api, errorMessage, forgetCsrf, rememberCsrf, type Schemas } from "../api/client";
 import { ErrorLine, Field, useSubmit } from "../forms";
 import { loadMe, me } from "../session";
 
@@ -17,6 +17,7 @@ export function Account() {
       <Profile name={user.display_name} />
       <ChangeEmail current={user.email} />
       <ChangePassword />
+      <Agents />
       <Export />
       <DeleteAccount />
     </section>
@@ -98,6 +99,60 @@ function ChangePassword() {
       <button type="submit">Change password</button>
       {outcome}
     </form>
+  );
+}
+
+type AgentConnection = Schemas["AgentConnection"];
+
+/** Agents connected to FlowCP's own MCP server (`/mcp`) as this account, and disconnecting them. */
+function Agents() {
+  const [items, setItems] = useState<AgentConnection[] | null>(null);
+  const [error, setError] = useState("");
+  const load = async () => {
+    const { data, error: err, response } = await api.GET("/api/v1/me/connections");
+    if (!data) return setError(errorMessage(err, response.status));
+    setItems(data.items);
+  };
+  useEffect(() => void load(), []);
+  const disconnect = async (c: AgentConnection) => {
+    if (!confirm(`Disconnect ${c.client_name ?? "this agent"}? It stops working at once.`)) return;
+    const { error: err, response } = await api.DELETE("/api/v1/me/connections/{conn}", { params: { path: { conn: c.connection_hash } } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    setError("");
+    await load();
+  };
+  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  return (
+    <div class="card">
+      <h2>Connected agents</h2>
+      <p>
+        Agents such as Claude Code or Cursor that you connected to FlowCP's own MCP server at <code>{window.location.origin}/mcp</code>.
+        Each one works in the one workspace you chose, with your role there. Changing your password disconnects them all.
+      </p>
+      {items === null && !error && <p aria-busy="true">Loading…</p>}
+      {items && items.length === 0 && <p>No agent is connected.</p>}
+      {items && items.length > 0 && (
+        <table>
+          <thead><tr><th>Agent</th><th>Workspace</th><th>Connected</th><th>Last refreshed</th><th></th></tr></thead>
+          <tbody>
+            {items.map((c) => (
+              <tr key={c.connection_hash}>
+                <td>{c.client_name ?? "An MCP client"}</td>
+                <td>{c.workspace_name ?? "a deleted workspace"}</td>
+                <td>{day(c.created_at)}</td>
+                <td>{c.last_used_at ? day(c.last_used_at) : "never"}</td>
+                <td>
+                  {c.revoked_at
+                    ? `disconnected ${day(c.revoked_at)}`
+                    : <button type="button" onClick={() => void disconnect(c)} aria-label={`Disconnect ${c.client_name ?? "agent"} (${c.workspace_name ?? ""})`}>Disconnect</button>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <ErrorLine>{error}</ErrorLine>
+    </div>
   );
 }
 

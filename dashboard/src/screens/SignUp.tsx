@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import { useLocation } from "preact-iso";
 import { api, errorMessage } from "../api/client";
 import { ErrorLine, Field } from "../forms";
+import { continueTo, safeNext } from "../next";
 import { loadMe } from "../session";
 
 export function SignUp() {
@@ -21,6 +22,8 @@ export function SignUp() {
     const { error: err, response } = await api.POST("/api/v1/auth/signup", { body });
     setBusy(false);
     if (!response.ok) return setError(errorMessage(err, response.status));
+    const next = safeNext();
+    if (next) return continueTo(next);
     await loadMe();
     route("/");
   };
@@ -43,7 +46,7 @@ export function SignUp() {
         <ErrorLine>{error}</ErrorLine>
         <button type="submit" disabled={busy}>{busy ? "Creating…" : "Create account"}</button>
       </form>
-      <p>Already have an account? <a href="/sign-in">Sign in</a></p>
+      <p>Already have an account? <a href={"/sign-in" + window.location.search}>Sign in</a></p>
     </section>
   );
 }
