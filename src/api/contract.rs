@@ -163,6 +163,7 @@ pub fn contract(id: RouteId) -> Contract {
         DeleteSecret => c(204, Body::None, None),
         ListVersions => c(200, Body::None, Some(of::<Versions>)),
         TryTool => c(200, json(of::<servers::TryBody>), Some(of::<TryOutcome>)),
+        Onboard => c(200, json(of::<super::onboard::OnboardBody>), Some(of::<super::onboard::Onboarded>)),
         Activity => Contract { query: ACTIVITY_FILTERS, ..c(200, Body::None, Some(of::<ActivitySeries>)) },
         ListAudit => Contract { query: AUDIT_FILTERS, ..c(200, Body::None, Some(of::<Page<AuditRow>>)) },
         DeleteWorkspace => c(204, Body::None, None),

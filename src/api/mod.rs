@@ -14,6 +14,7 @@ pub mod contract;
 pub mod data;
 pub mod health;
 pub mod input;
+pub mod onboard;
 pub mod routes;
 pub mod servers;
 pub mod views;
@@ -253,6 +254,7 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
         (Unpublish, _, Some(m)) => servers::unpublish(svc, &m, params.get("srv")).await,
         (ListVersions, _, Some(m)) => servers::versions(svc, &m, params.get("srv")).await,
         (TryTool, _, Some(m)) => servers::try_tool(svc, req, &m, params.get("srv")).await,
+        (Onboard, _, Some(m)) => onboard::onboard(svc, req, &m).await,
         (ListSecrets, _, Some(m)) => data::list_secrets(svc, &m).await,
         (PutSecret, _, Some(m)) => data::put_secret(svc, req, &m, params.get("name")).await,
         (DeleteSecret, _, Some(m)) => data::delete_secret(svc, &m, params.get("name")).await,

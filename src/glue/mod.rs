@@ -334,7 +334,8 @@ async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &
     let method = req.method().to_string();
     let body = if method == "POST" { read_body(req, limits::MCP_MESSAGE).await? } else { Vec::new() };
     if settings.rate_limits {
-        if let Some(retry_after) = rate_limited(env, crate::mcp::management::SERVER_ID, &headers, &body).await {
+        let addr = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_default();
+        if let Some(retry_after) = management_rate_limited(env, &headers, &body, &addr).await {
             let body = crate::mcp::jsonrpc::error(
                 serde_json::Value::Null,
                 crate::mcp::jsonrpc::RATE_LIMITED,
@@ -410,6 +411,35 @@ const RATE_PERIOD_S: u32 = 60;
 // a keyed server's id can spend its minute budget; count keyed servers after `authorize` (the
 // limiter as a runtime port) and limit unauthenticated requests per client address.
 async fn rate_limited(env: &Env, server_id: &str, headers: &[(String, String)], body: &[u8]) -> Option<u32> {
+    let bearer = crate::mcp::access::presented_key(headers);
+    let mut keys = vec![(SERVER_LIMITER, format!("srv:{server_id}"))];
+    if let Some(b) = bearer {
+        keys.push((KEY_LIMITER, format!("key:{}", crate::crypto::sha256_hex_truncated(b.as_bytes(), 32))));
+    }
+    over_limit(env, &keys, body).await
+}
+
+/// The limits of FlowCP's own `/mcp`: per connection (the id a token names; a forged one only
+/// spends a bucket of its own), and per client address without a token. No server-wide bucket:
+/// one caller could spend it for every account.
+async fn management_rate_limited(
+    env: &Env,
+    headers: &[(String, String)],
+    body: &[u8],
+    client_addr: &str,
+) -> Option<u32> {
+    let key = match crate::mcp::access::presented_key(headers) {
+        Some(b) => match crate::oauth::tokens::connection_of(b, crate::oauth::tokens::Kind::Access) {
+            Some(conn) => format!("mgmt:conn:{conn}"),
+            None => format!("mgmt:key:{}", crate::crypto::sha256_hex_truncated(b.as_bytes(), 32)),
+        },
+        None => format!("mgmt:addr:{}", crate::auth::throttle::address_key(client_addr)),
+    };
+    over_limit(env, &[(KEY_LIMITER, key)], body).await
+}
+
+/// Whether any of `keys` is over its limiter's budget, counting each message of a batch.
+async fn over_limit(env: &Env, keys: &[(&str, String)], body: &[u8]) -> Option<u32> {
     let messages = if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(body)
             .map(|v| v.len())
@@ -418,12 +448,8 @@ async fn rate_limited(env: &Env, server_id: &str, headers: &[(String, String)], 
     } else {
         1
     };
-    let bearer = crate::mcp::access::presented_key(headers);
-    let mut keys = vec![(SERVER_LIMITER, format!("srv:{server_id}"))];
-    if let Some(b) = bearer {
-        keys.push((KEY_LIMITER, format!("key:{}", crate::crypto::sha256_hex_truncated(b.as_bytes(), 32))));
-    }
     for (binding, key) in keys {
+        let binding = *binding;
         let Ok(limiter) = env.rate_limiter(binding) else { continue };
         for _ in 0..messages {
             if matches!(limiter.limit(key.clone()).await, Ok(o) if !o.success) {

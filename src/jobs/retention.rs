@@ -45,6 +45,8 @@ pub struct RetentionReport {
     pub oauth_clients_deleted: u64,
     /// Expired single-use markers (codes, states) deleted.
     pub oauth_markers_deleted: u64,
+    /// Agent connections whose authorization code was never redeemed, deleted.
+    pub unredeemed_connections_deleted: u64,
 }
 
 pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<RetentionReport, StoreError> {
@@ -72,6 +74,13 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
             .await
             .unwrap_or(0)
             + crate::store::connections::delete_expired_refresh_results(db, now_ms, 10 * limit).await.unwrap_or(0),
+        unredeemed_connections_deleted: crate::store::connections::delete_unredeemed(
+            db,
+            now_ms - crate::store::connections::UNREDEEMED_TTL_MS,
+            limit,
+        )
+        .await
+        .unwrap_or(0),
     };
     while report.batches < policy.max_batches {
         let n = audit::delete_older_than(db, cutoff_ms, policy.batch_size).await?;

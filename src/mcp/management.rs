@@ -12,7 +12,8 @@
 //! of `oauth::account`) is opened, its connection, account and membership checked, and the
 //! request goes through the same runtime as a published server's.
 //!
-//! TODO(issue 15): the `onboard_api` tool.
+//! `onboard_api` is no exception: it is the curated tool of `POST /workspaces/{ws}/onboard`
+//! (`api::onboard`), which runs the single routes' handlers in order and reports each step.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -27,7 +27,7 @@ use crate::api::{Request, Response, Services};
 use crate::crypto::{random_token, sha256_hex};
 use crate::net::Http;
 use crate::store::oauth_clients::{self, OAuthClient};
-use crate::store::{workspaces, Db, Kv};
+use crate::store::{connections, workspaces, Db, Kv};
 
 /// The AAD purpose of this consent page's ticket (another than the published servers' page,
 /// so neither ticket is taken for the other).
@@ -44,6 +44,11 @@ fn sign_in_url(req: &Request) -> String {
     format!("{SIGN_IN_PATH}?{q}")
 }
 
+/// The signed-out browser's way to the dashboard's sign-in, and back.
+pub(super) fn sign_in_redirect(req: &Request) -> Response {
+    redirect(&sign_in_url(req)).with_header("cache-control", "no-store")
+}
+
 fn redirect_host(redirect_uri: &str) -> String {
     url::Url::parse(redirect_uri)
         .ok()
@@ -58,9 +63,7 @@ pub(super) async fn consent_page<D: Db, K: Kv, H: Http>(
     r: AuthorizeRequest,
     client: &OAuthClient,
 ) -> Response {
-    let Ok(user) = signed_in_user(svc, req).await else {
-        return redirect(&sign_in_url(req)).with_header("cache-control", "no-store");
-    };
+    let Ok(user) = signed_in_user(svc, req).await else { return sign_in_redirect(req) };
     let spaces = match workspaces::list_visible(svc.db, &user.user_id, user.email_verified).await {
         Ok(w) => w,
         Err(_) => return error_page("your workspaces could not be read; try again"),
@@ -159,6 +162,22 @@ pub(super) async fn decide<D: Db, K: Kv, H: Http>(
         Ok(Some(_)) => {}
         Ok(None) => return error_page("choose one of your workspaces"),
         Err(_) => return error_page("your workspaces could not be read; try again"),
+    }
+    // A list the person can review: past the cap, old connections are ended first.
+    match connections::count_live_for_user(svc.db, &user.user_id).await {
+        Ok(n) if n < connections::MAX_LIVE_PER_USER => {}
+        Ok(_) => {
+            return error_page(&format!(
+                "you have {} connected agents; disconnect some in the dashboard (Account) first",
+                connections::MAX_LIVE_PER_USER
+            ))
+        }
+        Err(_) => return error_page("your connections could not be read; try again"),
+    }
+    // One approval per page: the ticket is spent (a resubmitted form makes no second grant).
+    let ticket = get("ticket").unwrap_or("");
+    if connections::use_once(svc.db, &sha256_hex(ticket.as_bytes()), p.exp_ms).await != Ok(true) {
+        return error_page("this page was already used; start again from the app");
     }
     // The client and its redirect URI, checked again (PX-04): a registration that changed
     // meanwhile does not receive the code.

@@ -75,7 +75,8 @@ pub async fn resolve(
         .await
         .map_err(|_| invalid("the client's metadata document could not be fetched"))?;
     if resp.status != 200 {
-        return Err(invalid(format!("the client's metadata document answered HTTP {}", resp.status)));
+        // Not the status itself: the page must not become a probe of other hosts' answers.
+        return Err(invalid("the client's metadata document could not be fetched"));
     }
     if resp.truncated {
         return Err(invalid("the client's metadata document is larger than 5 KB"));

@@ -146,6 +146,14 @@ async fn open_live<D: Db, K: Kv>(
     if conn.revoked_at.is_some() {
         return Err(invalid());
     }
+    // An account's grant lives only as long as the account and its membership of the workspace
+    // (removal revokes it too; this also covers a membership that ended some other way).
+    if let Some(user_id) = conn.user_id.as_deref() {
+        if !account_reaches(ctx.db, user_id, &conn.workspace_id).await.map_err(server_error)? {
+            revoke_connection(ctx, &conn.id).await?;
+            return Err(invalid());
+        }
+    }
     let target = target_of_connection(&conn);
     if let Some(resource) = form(params, "resource") {
         if target_of_resource(resource, ctx.origin).ok().as_ref() != Some(&target) {
@@ -155,6 +163,13 @@ async fn open_live<D: Db, K: Kv>(
     let audience = target.canonical(ctx.origin);
     let (_, grant) = tokens::open(ctx.keyring, kind, &audience, token, ctx.now_ms).map_err(|_| invalid())?;
     Ok((conn, audience, grant))
+}
+
+/// Is `user_id` still an account with access to `workspace_id` (the API's verification rules)?
+async fn account_reaches(db: &impl Db, user_id: &str, workspace_id: &str) -> Result<bool, crate::store::StoreError> {
+    let Some(user) = crate::store::users::find_by_id(db, user_id).await? else { return Ok(false) };
+    let verified = user.email_verified();
+    Ok(crate::store::workspaces::get_for_user(db, user_id, workspace_id, verified).await?.is_some())
 }
 
 /// `grant_type=authorization_code` at the token endpoint (form parameters as sent).
@@ -175,6 +190,7 @@ pub async fn exchange_code<D: Db, K: Kv>(
         return Err(invalid_grant());
     }
     let _ = oauth_clients::touch(db, client_id, now_ms).await;
+    connections::mark_redeemed(db, connection_id, now_ms).await.map_err(server_error)?;
     let jti = random_id("rt_").map_err(server_error)?;
     issue_tokens(keyring, &audience, &conn, grant, now_ms, jti)
 }

@@ -253,6 +253,16 @@ async fn names_oauth_server<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, 
 
 async fn consent_page<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Response {
     let client_id = req.query.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str()).unwrap_or("");
+    // FlowCP's own MCP server: only a signed-in account's request goes on (nothing, not even a
+    // client's metadata document, is fetched for a signed-out one).
+    let q = |k: &str| req.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if matches!(
+        super::resource::target_of(q("resource"), q("scope"), &svc.origin),
+        Ok(super::resource::Target::Management)
+    ) && crate::api::context::signed_in_user(svc, req).await.is_err()
+    {
+        return super::account::sign_in_redirect(req);
+    }
     let is_document = super::cimd::is_document_url(client_id, svc.fetch_policy);
     if is_document && !names_oauth_server(svc, req).await {
         // Fetch a client's document only for a request that could go on (no fetches on

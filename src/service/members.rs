@@ -59,7 +59,8 @@ fn last_owner() -> ApiError {
 }
 
 /// Removes a member and, in the same atomic write, revokes every live access key they created
-/// in the workspace (they may have copied them) and withdraws the invitations they sent; then
+/// in the workspace (they may have copied them) and every agent connection they gave it (a
+/// re-invited member connects again), and withdraws the invitations they sent; then
 /// the keys' KV mirrors go, so the MCP hot path stops accepting them at once.
 pub async fn remove_and_revoke_keys(
     db: &impl Db,
@@ -72,6 +73,7 @@ pub async fn remove_and_revoke_keys(
     db.batch(&[
         (workspaces::REMOVE_MEMBER, vec![ws.into(), user_id.into()]),
         (servers::REVOKE_KEYS_CREATED_BY, vec![ws.into(), user_id.into(), now_ms.into()]),
+        (crate::store::connections::REVOKE_FOR_MEMBER, vec![ws.into(), user_id.into(), now_ms.into()]),
         (invitations::DELETE_BY_INVITER, vec![ws.into(), user_id.into()]),
     ])
     .await?;

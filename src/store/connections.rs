@@ -96,6 +96,9 @@ pub async fn get_by_hash(
     db.query(sql, &[ws.into(), server_id.into(), hash.into()]).await?.first().map(connection).transpose()
 }
 
+/// Most live agent connections one account may have.
+pub const MAX_LIVE_PER_USER: i64 = 50;
+
 /// One agent connection of an account, as its user sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct AgentConnection {
@@ -113,12 +116,15 @@ pub struct AgentConnection {
     pub revoked_at: Option<i64>,
 }
 
-/// An account's agent connections (FlowCP's own MCP server), newest first, at most 200.
+/// An account's agent connections (FlowCP's own MCP server) whose code was redeemed: the live
+/// ones first (at most [`MAX_LIVE_PER_USER`] exist), then the ended ones, newest first; at most
+/// 200 in all.
 pub async fn list_for_user(db: &impl Db, user_id: &str) -> Result<Vec<AgentConnection>, StoreError> {
     let sql = "SELECT c.connection_hash, c.client_id, c.client_name, c.workspace_id, w.name AS workspace_name, \
                c.created_at, c.last_used_at, c.revoked_at FROM connections c \
                LEFT JOIN workspaces w ON w.id = c.workspace_id \
-               WHERE c.user_id = ?1 ORDER BY c.created_at DESC, c.id LIMIT 200";
+               WHERE c.user_id = ?1 AND c.last_used_at IS NOT NULL \
+               ORDER BY c.revoked_at IS NULL DESC, c.created_at DESC, c.id LIMIT 200";
     db.query(sql, &[user_id.into()])
         .await?
         .iter()
@@ -147,6 +153,35 @@ pub async fn get_for_user_by_hash(db: &impl Db, user_id: &str, hash: &str) -> Re
 /// change or reset ends them, as it ends the account's other sessions. For `Db::batch`.
 pub const REVOKE_ALL_FOR_USER: &str =
     "UPDATE connections SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
+
+/// Revokes the live agent connections an account gave one workspace (`?1` workspace, `?2`
+/// user, `?3` now): its membership ended. For `Db::batch`.
+pub const REVOKE_FOR_MEMBER: &str =
+    "UPDATE connections SET revoked_at = ?3 WHERE workspace_id = ?1 AND user_id = ?2 AND revoked_at IS NULL";
+
+/// Marks an agent connection's code redeemed (its first `last_used_at`): until then it is a
+/// consent nobody completed, not listed, and deleted by retention after [`UNREDEEMED_TTL_MS`].
+pub async fn mark_redeemed(db: &impl Db, id: &str, now_ms: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE connections SET last_used_at = ?2 WHERE id = ?1 AND user_id IS NOT NULL AND last_used_at IS NULL";
+    db.execute(sql, &[id.into(), now_ms.into()]).await.map(|_| ())
+}
+
+/// How long an agent connection may wait for its code to be redeemed (the code lives a minute).
+pub const UNREDEEMED_TTL_MS: i64 = 10 * 60_000;
+
+/// Agent connections whose code was never redeemed, older than `before_ms`, at most `limit`.
+pub async fn delete_unredeemed(db: &impl Db, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+    let sql = "DELETE FROM connections WHERE id IN (SELECT id FROM connections \
+               WHERE user_id IS NOT NULL AND last_used_at IS NULL AND created_at < ?1 LIMIT ?2)";
+    db.execute(sql, &[before_ms.into(), limit.into()]).await
+}
+
+/// How many live agent connections an account has (a cap keeps the list reviewable).
+pub async fn count_live_for_user(db: &impl Db, user_id: &str) -> Result<i64, StoreError> {
+    let sql = "SELECT COUNT(*) AS n FROM connections WHERE user_id = ?1 AND revoked_at IS NULL";
+    let rows = db.query(sql, &[user_id.into()]).await?;
+    rows.first().map(|r| row_i64(r, "n")).transpose().map(|n| n.unwrap_or(0))
+}
 
 /// Deletes an account's agent connections (`?1` user id). For `Db::batch`.
 pub const DELETE_FOR_USER: &str = "DELETE FROM connections WHERE user_id = ?1";

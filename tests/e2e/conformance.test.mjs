@@ -3,18 +3,21 @@
 // headers, so the server is public. Expected failures are listed and explained in
 // tests/conformance/expected-failures.yml; the 2026-07-28-era scenarios, which only the newer
 // (alpha) package has, run check by check against tests/conformance/expected-failures-2026.json.
+// FlowCP's own MCP server (`/mcp`, issue 15) needs an OAuth token: the same scenarios run
+// against it through a proxy on 127.0.0.1 that adds the agent's bearer token (and passes every
+// other header, a rebinding Host among them, as sent).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Client, ROOT, startWorker } from "./harness.mjs";
+import { Client, ROOT, connectAgent, startWorker } from "./harness.mjs";
 
 const CONFORMANCE = "@modelcontextprotocol/conformance@0.1.16";
-let w, url;
+let w, url, proxy, managementUrl;
 
-function conformance(args, pkg = CONFORMANCE) {
-  const r = spawnSync("npx", ["-y", "-p", "node@22", "-p", pkg, "--", "conformance", "server", "--url", url, ...args], {
+function conformance(args, pkg = CONFORMANCE, target = url) {
+  const r = spawnSync("npx", ["-y", "-p", "node@22", "-p", pkg, "--", "conformance", "server", "--url", target, ...args], {
     cwd: ROOT, encoding: "utf8", timeout: 600_000, env: { ...process.env, npm_config_yes: "true" },
   });
   return { status: r.status, out: `${r.stdout}\n${r.stderr}` };
@@ -32,8 +35,16 @@ before(async () => {
   assert.equal((await c.post(P(`/servers/${srv.id}/verify`))).body.state, "verified");
   assert.equal((await c.post(P(`/servers/${srv.id}/publish`))).status, 200);
   url = srv.mcp_url;
+  // FlowCP's own server, as an agent signed in with this account and bound to its workspace.
+  const { access_token } = await connectAgent(w.url, c, ws, { clientName: "Conformance" });
+  proxy = spawn(process.execPath, [join(ROOT, "tests/e2e/bearer-proxy.mjs"), w.url, access_token], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise((resolve, reject) => {
+    proxy.stdout.on("data", (d) => { const m = String(d).match(/listening (\d+)/); if (m) resolve(m[1]); });
+    proxy.on("exit", (code) => reject(new Error(`the proxy exited (${code})`)));
+  });
+  managementUrl = `http://127.0.0.1:${port}/mcp`;
 });
-after(async () => { await w?.stop(); w?.cleanup(); });
+after(async () => { proxy?.kill(); await w?.stop(); w?.cleanup(); });
 
 for (const scenario of ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]) {
   test(`conformance scenario ${scenario} passes`, () => {
@@ -47,8 +58,23 @@ for (const scenario of ["server-initialize", "ping", "tools-list", "dns-rebindin
   });
 }
 
+for (const scenario of ["server-initialize", "ping", "tools-list", "dns-rebinding-protection"]) {
+  test(`conformance scenario ${scenario} passes against FlowCP's own /mcp`, () => {
+    const r = conformance(["--scenario", scenario], CONFORMANCE, managementUrl);
+    assert.equal(r.status, 0, r.out);
+    const out = r.out.replace(/\x1b\[[0-9;]*m/g, "");
+    assert.match(out, /^Passed: ([1-9]\d*)\/\1, 0 failed, 0 warnings$/m, out);
+    assert.doesNotMatch(out, /\] (FAILURE|WARNING) /, out);
+  });
+}
+
 test("the active suite fails only the listed, explained scenarios", () => {
   const r = conformance(["--expected-failures", join(ROOT, "tests/conformance/expected-failures.yml")]);
+  assert.equal(r.status, 0, r.out.slice(-4000));
+});
+
+test("the active suite against FlowCP's own /mcp fails only the same listed scenarios", () => {
+  const r = conformance(["--expected-failures", join(ROOT, "tests/conformance/expected-failures.yml")], CONFORMANCE, managementUrl);
   assert.equal(r.status, 0, r.out.slice(-4000));
 });
 

@@ -396,6 +396,9 @@ test("servers: configure api_key auth, credential, verify, publish, keys, an MCP
   const v = expect(await owner.post(P(`/servers/${srv.id}/verify`)), 200, "verify");
   assert.equal(v.state, "verified", JSON.stringify(v));
   expect(await owner.post(P(`/servers/${srv.id}/publish`)), 200, "publish");
+  const onboarded = expect(await owner.post(P("/onboard"), { url: `${up.url}/openapi.json`, name: "Onboarded", read_only: true, credential: UPSTREAM_KEY, credential_origin: up.url }), 200, "onboard in one call");
+  assert.equal(onboarded.published, true, JSON.stringify(onboarded.steps));
+  expect(await owner.post(P("/onboard"), { url: `${up.url}/openapi.json`, auth_mode: "oauth" }), 400, "onboard with oauth");
   const key = expect(await owner.post(P(`/servers/${srv.id}/keys`), { name: "laptop" }), 201, "create key");
   accessKey = key.key;
   expect(await owner.post(P(`/servers/${srv.id}/keys`)), 201, "create key without a body");

@@ -7,6 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { createRequire } from "node:module";
@@ -406,6 +407,61 @@ test("members are listed and an invitation is sent and withdrawn", async () => {
   await page.getByRole("button", { name: "Remove grace-dashboard@example.com" }).click();
   await page.getByRole("status").filter({ hasText: "grace-dashboard@example.com was removed." }).waitFor();
   assert.equal((await grace.get(`/api/v1/workspaces/${ws.id}/members`)).status, 404);
+});
+
+test("an agent's sign-in goes through the dashboard's sign-in and the consent page; the account lists and disconnects it", async () => {
+  // The agent's side: a registered client, PKCE, and a callback that records the code.
+  let code = null;
+  const callback = createServer((req, res) => { code = new URL(req.url, "http://x").searchParams.get("code"); res.end("ok"); });
+  await new Promise((r) => callback.listen(0, "127.0.0.1", r));
+  const redirect = `http://127.0.0.1:${callback.address().port}/cb`;
+  const reg = await (await fetch(`${w.url}/oauth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ client_name: "Dashboard agent", redirect_uris: [redirect] }) })).json();
+  const verifier = randomBytes(32).toString("base64url");
+  const auth = new URL(`${w.url}/oauth/authorize`);
+  for (const [k, v] of Object.entries({ response_type: "code", client_id: reg.client_id, redirect_uri: redirect, code_challenge: createHash("sha256").update(verifier).digest("base64url"), code_challenge_method: "S256", state: "st", resource: `${w.url}/mcp` })) auth.searchParams.set(k, v);
+
+  // Signed out, the browser lands on the sign-in page, which brings it back to the consent page.
+  await page.goto(`${w.url}/`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(`${w.url}/sign-in`);
+  await page.goto(auth.toString());
+  await page.waitForURL((u) => u.pathname === "/sign-in");
+  await page.getByRole("note").filter({ hasText: "An app asked to connect to FlowCP" }).waitFor();
+  await page.getByLabel("Email").fill("ada-dashboard@example.com");
+  await page.getByLabel("Password").fill("correct horse battery staple");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((u) => u.pathname === "/oauth/authorize");
+  await page.getByRole("heading", { name: "Connect an agent to FlowCP?" }).waitFor();
+  assert.match(await page.locator("body").innerText(), /Dashboard agent wants to manage FlowCP as you, ada-dashboard@example\.com/);
+  // The page's CSP (no script at all) stops axe: it is checked in a second tab that bypasses it.
+  const axeContext = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } });
+  await axeContext.addCookies(await page.context().cookies());
+  const main = page;
+  page = await axeContext.newPage();
+  await page.goto(main.url());
+  await page.getByRole("heading", { name: "Connect an agent to FlowCP?" }).waitFor();
+  await noSeriousViolations("agent consent");
+  await axeContext.close();
+  page = main;
+  const options = await page.getByLabel("Workspace").locator("option").allInnerTexts();
+  assert.ok(options.includes("Ada's APIs (owner)"), options.join());
+  await page.getByLabel("Workspace").selectOption({ label: "Ada's APIs (owner)" });
+  await page.getByRole("button", { name: "Allow" }).click();
+  await page.waitForURL((u) => u.toString().startsWith(redirect));
+  assert.ok(code, "the agent got its code");
+  const t = await (await fetch(`${w.url}/oauth/token`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams({ grant_type: "authorization_code", code, client_id: reg.client_id, redirect_uri: redirect, code_verifier: verifier }).toString() })).json();
+  const list = () => fetch(`${w.url}/mcp`, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18", authorization: `Bearer ${t.access_token}` }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }) });
+  assert.equal((await list()).status, 200);
+  callback.close();
+
+  // The account page lists the agent with its workspace, and disconnects it.
+  await page.goto(`${w.url}/account`);
+  const row = page.getByRole("row").filter({ hasText: "Dashboard agent" });
+  await row.getByText("Ada's APIs").waitFor();
+  page.once("dialog", (d) => d.accept());
+  await row.getByRole("button", { name: /^Disconnect/ }).click();
+  await row.getByText(/^disconnected /).waitFor();
+  assert.equal((await list()).status, 401);
 });
 
 test("the account page changes the password, exports the data and deletes the account", async () => {

@@ -105,6 +105,7 @@ function validBody(operationId) {
     createKey: {},
     putSecret: { value: "bob-value" },
     tryTool: { tool: "listWidgets", run: true },
+    onboard: { url: `${up.url}/openapi.json` },
   }[operationId];
 }
 

@@ -162,6 +162,27 @@ test("an agent signs in with DCR, FlowCP's login and a workspace choice, and onb
   assert.ok(audit.body.items.every((e) => e.server_id === "flowcp" && e.connection_hash), JSON.stringify(audit.body.items[0]));
 });
 
+test("onboard_api does the whole job in one call, and reports every step", async () => {
+  const out = await call(agent.client, "onboard_api", {
+    ws: wsA, url: `${up.url}/openapi.json`, name: "Widgets (read-only)", read_only: true,
+    auth_mode: "api_key", credential: UPSTREAM_KEY, credential_origin: up.url,
+  });
+  assert.equal(out.published, true, JSON.stringify(out.steps));
+  assert.deepEqual(out.steps.map((s) => s.step), ["create the app", "import the document", "choose the tools", "create the server", "configure auth", "set the credential", "verify", "publish", "create an access key"]);
+  const served = new McpClient({ name: "end-user", version: "1" });
+  await served.connect(new StreamableHTTPClientTransport(new URL(out.server.mcp_url), { requestInit: { headers: { authorization: `Bearer ${out.access_key}` } } }));
+  assert.deepEqual((await served.listTools()).tools.map((t) => t.name).sort(), ["getWidget", "listWidgets"], "read-only tools only");
+  const r = await served.callTool({ name: "getWidget", arguments: { widgetId: 1 } });
+  assert.notEqual(r.isError, true, JSON.stringify(r));
+  await served.close();
+  // A bad URL stops at the import, with the reason, and names what was made.
+  const bad = await call(agent.client, "onboard_api", { ws: wsA, url: `${up.url}/no-such-document.json` });
+  assert.equal(bad.published, false);
+  assert.deepEqual(bad.steps.map((s) => [s.step, s.ok]), [["create the app", true], ["import the document", false]]);
+  assert.match(bad.steps[1].detail, /import_document/);
+  assert.ok(bad.app_id);
+});
+
 // A value of the right shape for a required argument, so that a refusal is about the workspace.
 function filler(schema = {}) {
   if (schema.enum) return schema.enum[0];

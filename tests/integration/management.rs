@@ -622,7 +622,7 @@ fn a_members_token_cannot_publish_and_dies_with_the_membership() {
     let member = env.session();
     invite_and_accept(&env, &ws, &owner, &member, "mgmt-member@example.com", "member");
     let client_id = register(&env);
-    let (access, _) = connect(&env, &client_id, member.0.as_deref().unwrap(), &ws);
+    let (access, refresh) = connect(&env, &client_id, member.0.as_deref().unwrap(), &ws);
     let call = |tool: &str, args: Value| {
         let r = mcp(&env, Some(&access), "tools/call", json!({ "name": tool, "arguments": args }));
         assert_eq!(r.status, 200, "{:?}", r.body);
@@ -632,6 +632,10 @@ fn a_members_token_cannot_publish_and_dies_with_the_membership() {
     let publish = call("publish_server", json!({ "ws": ws, "srv": srv }));
     assert_eq!(publish["isError"], true, "{publish}");
     assert!(publish.to_string().contains("403"), "{publish}");
+    let onboard = call("onboard_api", json!({ "ws": ws, "url": "https://api.example.com/openapi.json" }));
+    assert_eq!(onboard["isError"], true, "{onboard}");
+    assert!(onboard.to_string().contains("Ask one to onboard"), "the error names the way on: {onboard}");
+    assert!(env.http.seen.borrow().is_empty(), "nothing was fetched for a member");
     let member_id = env.call_as("GET", "/api/v1/me", member.0.as_deref(), member.1.as_deref(), None).body.unwrap()
         ["user"]["id"]
         .as_str()
@@ -647,4 +651,186 @@ fn a_members_token_cannot_publish_and_dies_with_the_membership() {
     assert_eq!(removed.status, 204);
     let r = mcp(&env, Some(&access), "tools/list", json!({}));
     assert_eq!(r.status, 401, "{:?}", r.body);
+    // The removal revoked the connection: no refresh, and re-inviting the person does not bring
+    // the old agent back (they connect again, with a new consent).
+    let t = token(&env, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &client_id)]);
+    assert_eq!((t.status, t.body.unwrap()["error"].as_str()), (400, Some("invalid_grant")));
+    let listed = env.call_as("GET", "/api/v1/me/connections", member.0.as_deref(), member.1.as_deref(), None);
+    assert!(listed.body.unwrap()["items"][0]["revoked_at"].is_i64(), "shown as ended");
+    invite_and_accept(&env, &ws, &owner, &member, "mgmt-member@example.com", "admin");
+    assert_eq!(mcp(&env, Some(&access), "tools/list", json!({})).status, 401);
+}
+
+/// The account's other exits end its agent connections too: a password reset revokes them, and
+/// account deletion deletes them. A code's connection is listed only once the code is redeemed,
+/// a consent page approves once, and a token for a published server never opens at `/mcp`.
+#[test]
+fn resets_deletion_unredeemed_codes_reused_pages_and_other_audiences() {
+    use crate::api::{signed_up, Env};
+    use flowcp::oauth::tokens::{self, Grant, Kind, Upstream};
+    use serde_json::json;
+    use sign_in::*;
+
+    let env = Env::new();
+    let ws = signed_up(&env, "exits@example.com");
+    let owner = env.session();
+    let cookie = owner.0.clone().unwrap();
+    let client_id = register(&env);
+
+    // A consent page approves once; an approval whose code is never redeemed is not listed, and
+    // retention deletes it.
+    let (ticket, nonce, _) = consent(&env, &client_id, &cookie);
+    let both = format!("{cookie}; {nonce}");
+    assert_eq!(decide(&env, &both, &ticket, &ws, "approve").status, 302);
+    assert_eq!(decide(&env, &both, &ticket, &ws, "approve").status, 400, "the page was already used");
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM connections"), 1);
+    let listed = env.call_as("GET", "/api/v1/me/connections", owner.0.as_deref(), owner.1.as_deref(), None);
+    assert_eq!(listed.body.unwrap()["items"], json!([]), "not listed before its code is redeemed");
+    let later = env.now.get() + flowcp::store::connections::UNREDEEMED_TTL_MS + 1;
+    let report = flowcp::store::block_on(flowcp::jobs::retention::run(&env.db, later, Default::default())).unwrap();
+    assert_eq!(report.unredeemed_connections_deleted, 1);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM connections"), 0);
+
+    // A token sealed for a published server's audience, naming a real agent connection, is
+    // not an access token for `/mcp` (nor the other way round).
+    let (access, _) = connect(&env, &client_id, &cookie, &ws);
+    let conn = tokens::connection_of(&access, Kind::Access).unwrap().to_string();
+    let grant = Grant {
+        client_id: client_id.clone(),
+        scope: String::new(),
+        iat_ms: env.now.get(),
+        exp_ms: env.now.get() + 60_000,
+        generation: 0,
+        upstream: Upstream::none(),
+        redirect_uri: None,
+        code_challenge: None,
+        jti: None,
+    };
+    let other =
+        tokens::seal(&env.secrets.keyring, Kind::Access, &format!("{ORIGIN}/mcp/srv_x"), &conn, &grant).unwrap();
+    assert_eq!(mcp(&env, Some(&other), "tools/list", json!({})).status, 401);
+    assert!(tokens::open(&env.secrets.keyring, Kind::Access, &format!("{ORIGIN}/mcp/srv_x"), &access, env.now.get())
+        .is_err());
+    assert_eq!(mcp(&env, Some(&access), "tools/list", json!({})).status, 200);
+
+    // A password reset ends it.
+    let r = env.call("POST", "/api/v1/auth/password-reset", Some(json!({ "email": "exits@example.com" })));
+    assert_eq!(r.status, 202);
+    let link = env.link_token("exits@example.com", "/reset-password").unwrap();
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/password-reset/confirm",
+        Some(json!({ "token": link, "new_password": "a fresh long password" })),
+    );
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(mcp(&env, Some(&access), "tools/list", json!({})).status, 401);
+
+    // Deleting the account deletes its connections.
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({ "email": "exits@example.com", "password": "a fresh long password" })),
+    );
+    assert_eq!(r.status, 200);
+    let session = env.session();
+    let (access, _) = connect(&env, &client_id, session.0.as_deref().unwrap(), &ws);
+    assert_eq!(mcp(&env, Some(&access), "tools/list", json!({})).status, 200);
+    let r = env.call("DELETE", "/api/v1/me", Some(json!({ "password": "a fresh long password" })));
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(env.count("SELECT COUNT(*) AS n FROM connections"), 0);
+    assert_eq!(mcp(&env, Some(&access), "tools/list", json!({})).status, 401);
+}
+
+/// `onboard_api`: one tool call takes a document URL to a published server, reporting every
+/// step; a failing step stops the run, says what to fix and keeps what was made.
+#[test]
+fn onboard_api_takes_a_document_url_to_a_published_server_and_reports_each_step() {
+    use crate::api::{signed_up, Env};
+    use crate::support::resp;
+    use serde_json::json;
+    use sign_in::*;
+
+    let env = Env::new();
+    let ws = signed_up(&env, "onboarder@example.com");
+    let owner = env.session();
+    let client_id = register(&env);
+    let (access, _) = connect(&env, &client_id, owner.0.as_deref().unwrap(), &ws);
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Billing API", "version": "1" },
+        "servers": [{ "url": "https://billing.example.com/v1" }],
+        "components": { "securitySchemes": { "k": { "type": "apiKey", "in": "header", "name": "X-API-Key" } } },
+        "security": [{ "k": [] }],
+        "paths": {
+            "/invoices": {
+                "get": { "operationId": "listInvoices", "tags": ["invoices"], "responses": { "200": { "description": "ok" } } },
+                "post": { "operationId": "createInvoice", "tags": ["invoices"], "responses": { "201": { "description": "ok" } } }
+            },
+            "/customers": { "get": { "operationId": "listCustomers", "tags": ["customers"], "responses": { "200": { "description": "ok" } } } }
+        }
+    });
+    let json_type = [("content-type", "application/json")];
+    env.http.push(resp(200, &json_type, doc.to_string().as_bytes())); // the document
+    env.http.push(resp(200, &json_type, br#"{"items":[]}"#)); // verification's probe
+    let onboard = |args: Value| {
+        let r = mcp(&env, Some(&access), "tools/call", json!({ "name": "onboard_api", "arguments": args }));
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body.unwrap()["result"].clone()
+    };
+    let result = onboard(json!({
+        "ws": ws, "url": "https://billing.example.com/openapi.json", "read_only": true, "tags": ["invoices"],
+        "auth_mode": "api_key", "credential": "sk_billing_secret_1", "credential_origin": "https://billing.example.com"
+    }));
+    assert_eq!(result["isError"], Value::Null, "{result}");
+    let out = &result["structuredContent"];
+    let steps: Vec<(&str, bool)> =
+        out["steps"].as_array().unwrap().iter().map(|s| (s["step"].as_str().unwrap(), s["ok"] == true)).collect();
+    assert_eq!(
+        steps,
+        [
+            ("create the app", true),
+            ("import the document", true),
+            ("choose the tools", true),
+            ("create the server", true),
+            ("configure auth", true),
+            ("set the credential", true),
+            ("verify", true),
+            ("publish", true),
+            ("create an access key", true)
+        ],
+        "{out}"
+    );
+    assert_eq!(out["published"], true);
+    assert!(out["steps"][2]["detail"].as_str().unwrap().starts_with("1 tools served, 2 disabled"), "{out}");
+    assert!(out["access_key"].as_str().is_some_and(|k| k.len() > 20), "{out}");
+    assert!(out["server"]["mcp_url"].as_str().unwrap().starts_with("https://flowcp.example/mcp/"), "{out}");
+    assert!(!result.to_string().contains("sk_billing_secret_1"), "the credential never comes back");
+    let apps =
+        env.call_as("GET", &format!("/api/v1/workspaces/{ws}/apps"), owner.0.as_deref(), owner.1.as_deref(), None);
+    assert_eq!(apps.body.unwrap()["items"][0]["name"], "Billing API", "named after the document's title");
+    let seen = env.http.seen.borrow();
+    let probe = seen.last().unwrap();
+    assert_eq!(probe.url, "https://billing.example.com/v1/invoices", "the probe called the one served tool");
+    assert!(probe.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-api-key") && v == "sk_billing_secret_1"));
+    drop(seen);
+
+    // Without the origin confirmation the run stops at the credential, keeps the app and the
+    // server, and says what to send.
+    env.http.push(resp(200, &json_type, doc.to_string().as_bytes()));
+    let result = onboard(
+        json!({ "ws": ws, "url": "https://billing.example.com/openapi.json", "credential": "sk_billing_secret_2" }),
+    );
+    let out = &result["structuredContent"];
+    assert_eq!(out["published"], false, "{out}");
+    let last = out["steps"].as_array().unwrap().last().unwrap();
+    assert_eq!((last["step"].as_str(), last["ok"].as_bool()), (Some("set the credential"), Some(false)), "{out}");
+    assert!(last["detail"].as_str().unwrap().contains("origin"), "{last}");
+    assert!(out["app_id"].is_string() && out["server"]["id"].is_string(), "what was made is named: {out}");
+    // A choice that serves nothing stops before any server is made.
+    env.http.push(resp(200, &json_type, doc.to_string().as_bytes()));
+    let out = onboard(json!({ "ws": ws, "url": "https://billing.example.com/openapi.json", "tags": ["nope"] }))
+        ["structuredContent"]
+        .clone();
+    assert_eq!(out["steps"].as_array().unwrap().last().unwrap()["step"], "choose the tools", "{out}");
+    assert_eq!(out["server"], Value::Null);
 }

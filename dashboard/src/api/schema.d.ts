@@ -581,6 +581,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{ws}/onboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** From a document URL to a verified, published server in one call, with a report of every step (admins) */
+        post: operations["onboard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{ws}/servers/{srv}/verify": {
         parameters: {
             query?: never;
@@ -1447,6 +1464,71 @@ export interface components {
             last_used_at?: number | null;
             /** Format: int64 */
             revoked_at?: number | null;
+        };
+        /** @description What the onboarding did. */
+        Onboarded: {
+            /** @description Whether the server is on the air. */
+            published: boolean;
+            steps: components["schemas"]["Step"][];
+            app_id?: string | null;
+            /** @description The server as it is at the end (MCP URL and client configuration). */
+            server?: components["schemas"]["ServerView"] | null;
+            /** @description The access key for the server's users: shown once, stored only as a hash. */
+            access_key?: string | null;
+        };
+        /** @description One step's outcome. */
+        Step: {
+            step: string;
+            ok: boolean;
+            /** @description What was done, or why it failed and what to do. */
+            detail: string;
+        };
+        /** @description What to onboard, and how. */
+        OnboardBody: {
+            /** @description The OpenAPI 3.x or Swagger 2.0 document's http(s) URL (fetched once). */
+            url: string;
+            /** @description The app's and server's name; defaults to the document's title. */
+            name?: string | null;
+            /**
+             * @description Serve only read-only operations (GET and HEAD).
+             * @default false
+             */
+            read_only?: boolean;
+            /**
+             * @description Serve only operations with one of these tags.
+             * @default []
+             */
+            tags?: string[];
+            /**
+             * @description Serve only these tools (their generated names); combined with the other filters.
+             * @default []
+             */
+            tools?: string[];
+            /**
+             * @description How FlowCP authenticates to the API: `none` (default without a credential), `api_key`
+             *     (where the document's security scheme says) or `bearer`. OAuth per user needs the
+             *     provider's settings: configure it with the server routes instead.
+             */
+            auth_mode?: components["schemas"]["AuthMode"] | null;
+            /** @description The API key or token (write-only; never shown again). */
+            credential?: string | null;
+            /**
+             * @description The API origin the credential may be sent to (`https://host[:port]`): confirms the
+             *     origin the document names.
+             */
+            credential_origin?: string | null;
+            /**
+             * @description Anyone with the URL may call the server, without an access key (default false).
+             * @default false
+             */
+            public?: boolean;
+            /** @description Publish when verification passes (default true). */
+            publish?: boolean | null;
+            /**
+             * @description Create an access key for the server's users (default true for a server that is not
+             *     public and is published).
+             */
+            access_key?: boolean | null;
         };
         Verified: {
             state: components["schemas"]["VerificationState"];
@@ -3356,6 +3438,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    onboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OnboardBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Onboarded"];
+                };
             };
             /** @description Error */
             default: {
