@@ -16,9 +16,25 @@ use super::views::ServerView;
 use super::{apps, servers, Request, Response, Services};
 use crate::error::{limits, ApiError};
 use crate::net::Http;
-use crate::store::apps::{self as apps_store, ToolFilter};
+use std::collections::HashSet;
+
+use crate::store::apps as apps_store;
 use crate::store::{Db, Kv};
 use crate::vocab::AuthMode;
+
+/// The most tools one onboarding chooses among (beyond it, curate with the single routes).
+const MAX_TOOLS: i64 = 20_000;
+
+/// Is the caller still an admin of the workspace (membership and role read again)?
+async fn still_admin<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<(), String> {
+    let now = crate::store::workspaces::get_for_user(svc.db, &m.user_id, &m.workspace_id, m.email_verified)
+        .await
+        .map_err(|e| ApiError::from(e).message)?;
+    match now {
+        Some(w) if w.role.can_admin() => Ok(()),
+        _ => Err("You are no longer an owner or admin of this workspace; nothing was published.".into()),
+    }
+}
 
 /// What to onboard, and how.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -194,15 +210,24 @@ async fn steps<D: Db, K: Kv, H: Http>(
     }
 
     // 3. The tools to serve.
-    let filter = ToolFilter { limit: 100_000, ..Default::default() };
-    let rows = match apps_store::list_tools(svc.db, &m.workspace_id, &app, &filter).await {
+    let rows = match apps_store::tool_heads(svc.db, &m.workspace_id, &app, MAX_TOOLS + 1).await {
         Ok(r) => r,
         Err(e) => return run.failed("choose the tools", ApiError::from(e).message),
     };
-    let keep = |t: &apps_store::ToolRow| {
+    if rows.len() as i64 > MAX_TOOLS {
+        return run.failed(
+            "choose the tools",
+            format!(
+                "The document made more than {MAX_TOOLS} tools: choose them with list_tools and set_tools_enabled."
+            ),
+        );
+    }
+    let tags: HashSet<&str> = body.tags.iter().map(String::as_str).collect();
+    let names: HashSet<&str> = body.tools.iter().map(String::as_str).collect();
+    let keep = |t: &apps_store::ToolHead| {
         (!body.read_only || matches!(t.method.to_ascii_uppercase().as_str(), "GET" | "HEAD"))
-            && (body.tags.is_empty() || t.tags.iter().any(|g| body.tags.contains(g)))
-            && (body.tools.is_empty() || body.tools.contains(&t.name))
+            && (tags.is_empty() || t.tags.iter().any(|g| tags.contains(g.as_str())))
+            && (names.is_empty() || names.contains(t.name.as_str()))
     };
     let off: Vec<String> = rows.iter().filter(|t| t.enabled && !keep(t)).map(|t| t.id.clone()).collect();
     let served = rows.iter().filter(|t| t.enabled && keep(t)).count();
@@ -280,12 +305,20 @@ async fn steps<D: Db, K: Kv, H: Http>(
         run.ok("publish", "not asked for: publish with publish_server when ready");
         return Some(None);
     }
+    // The run may have taken a while (a slow document, the probe): the caller must still be an
+    // admin here before anything goes on the air or a key is made in their name.
+    if let Err(why) = still_admin(svc, m).await {
+        return run.failed("publish", why);
+    }
     if let Err(e) = servers::publish(svc, m, &srv).await {
         return run.failed("publish", e.message);
     }
     run.ok("publish", "on the air");
     if body.public || !body.access_key.unwrap_or(true) {
         return Some(None);
+    }
+    if let Err(why) = still_admin(svc, m).await {
+        return run.failed("create an access key", why);
     }
     let key = json_request(req, json!({ "name": "onboarding" }));
     match servers::create_key(svc, &key, m, &srv).await {

@@ -335,7 +335,7 @@ async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &
     let body = if method == "POST" { read_body(req, limits::MCP_MESSAGE).await? } else { Vec::new() };
     if settings.rate_limits {
         let addr = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_default();
-        if let Some(retry_after) = management_rate_limited(env, &headers, &body, &addr).await {
+        if let Some(retry_after) = management_rate_limited(env, settings, &origin, &headers, &body, &addr).await {
             let body = crate::mcp::jsonrpc::error(
                 serde_json::Value::Null,
                 crate::mcp::jsonrpc::RATE_LIMITED,
@@ -419,20 +419,23 @@ async fn rate_limited(env: &Env, server_id: &str, headers: &[(String, String)], 
     over_limit(env, &keys, body).await
 }
 
-/// The limits of FlowCP's own `/mcp`: per connection (the id a token names; a forged one only
-/// spends a bucket of its own), and per client address without a token. No server-wide bucket:
-/// one caller could spend it for every account.
+/// The limits of FlowCP's own `/mcp`: per connection for an authentic token (opened here, no
+/// I/O: a forged or foreign token cannot spend someone's bucket), else per client address. No
+/// server-wide bucket: one caller could spend it for every account.
 async fn management_rate_limited(
     env: &Env,
+    settings: &Settings,
+    origin: &str,
     headers: &[(String, String)],
     body: &[u8],
     client_addr: &str,
 ) -> Option<u32> {
-    let key = match crate::mcp::access::presented_key(headers) {
-        Some(b) => match crate::oauth::tokens::connection_of(b, crate::oauth::tokens::Kind::Access) {
-            Some(conn) => format!("mgmt:conn:{conn}"),
-            None => format!("mgmt:key:{}", crate::crypto::sha256_hex_truncated(b.as_bytes(), 32)),
-        },
+    use crate::oauth::tokens::{self, Kind};
+    let audience = crate::oauth::resource::Target::Management.canonical(origin);
+    let connection = crate::mcp::access::presented_key(headers)
+        .and_then(|b| tokens::open(&settings.secrets.keyring, Kind::Access, &audience, b, now_ms()).ok());
+    let key = match connection {
+        Some((conn, _)) => format!("mgmt:conn:{conn}"),
         None => format!("mgmt:addr:{}", crate::auth::throttle::address_key(client_addr)),
     };
     over_limit(env, &[(KEY_LIMITER, key)], body).await

@@ -164,7 +164,8 @@ pub(super) async fn decide<D: Db, K: Kv, H: Http>(
         Err(_) => return error_page("your workspaces could not be read; try again"),
     }
     // A list the person can review: past the cap, old connections are ended first.
-    match connections::count_live_for_user(svc.db, &user.user_id).await {
+    let since = svc.now_ms - super::tokens::REFRESH_TTL_MS;
+    match connections::count_live_for_user(svc.db, &user.user_id, since).await {
         Ok(n) if n < connections::MAX_LIVE_PER_USER => {}
         Ok(_) => {
             return error_page(&format!(
@@ -188,7 +189,7 @@ pub(super) async fn decide<D: Db, K: Kv, H: Http>(
     let ctx = grant_ctx(svc);
     let code = match grant::issue_code(&ctx, ws, &client, &r, Grantor::Account { user_id: &user.user_id }).await {
         Ok((code, _)) => code,
-        Err(_) => return error_page("the connection could not be recorded; try again"),
+        Err(_) => return error_page("the connection could not be recorded; start again from the app"),
     };
     match flow::code_redirect(&r.redirect_uri, &code, r.state.as_deref(), &svc.origin) {
         Some(to) => clear(redirect(&to)),

@@ -146,14 +146,6 @@ async fn open_live<D: Db, K: Kv>(
     if conn.revoked_at.is_some() {
         return Err(invalid());
     }
-    // An account's grant lives only as long as the account and its membership of the workspace
-    // (removal revokes it too; this also covers a membership that ended some other way).
-    if let Some(user_id) = conn.user_id.as_deref() {
-        if !account_reaches(ctx.db, user_id, &conn.workspace_id).await.map_err(server_error)? {
-            revoke_connection(ctx, &conn.id).await?;
-            return Err(invalid());
-        }
-    }
     let target = target_of_connection(&conn);
     if let Some(resource) = form(params, "resource") {
         if target_of_resource(resource, ctx.origin).ok().as_ref() != Some(&target) {
@@ -162,6 +154,15 @@ async fn open_live<D: Db, K: Kv>(
     }
     let audience = target.canonical(ctx.origin);
     let (_, grant) = tokens::open(ctx.keyring, kind, &audience, token, ctx.now_ms).map_err(|_| invalid())?;
+    // Once the token proved authentic: an account's grant lives only as long as the account and
+    // its membership of the workspace (removal revokes it too; this also covers a membership
+    // that ended some other way).
+    if let Some(user_id) = conn.user_id.as_deref() {
+        if !account_reaches(ctx.db, user_id, &conn.workspace_id).await.map_err(server_error)? {
+            revoke_connection(ctx, &conn.id).await?;
+            return Err(invalid());
+        }
+    }
     Ok((conn, audience, grant))
 }
 

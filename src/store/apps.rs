@@ -302,6 +302,35 @@ pub async fn list_tools(db: &impl Db, ws: &str, app_id: &str, f: &ToolFilter) ->
     db.query(&sql, &params).await?.iter().map(tool_row).collect()
 }
 
+/// A live tool as a choice sees it (no definition read).
+#[derive(Debug, Clone)]
+pub struct ToolHead {
+    pub id: String,
+    pub name: String,
+    pub method: String,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+}
+
+/// An app's live tools, without their definitions (at most `limit`).
+pub async fn tool_heads(db: &impl Db, ws: &str, app_id: &str, limit: i64) -> Result<Vec<ToolHead>, StoreError> {
+    let sql = "SELECT id, name, method, tags_json, enabled FROM tools \
+               WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL ORDER BY name, id LIMIT ?3";
+    db.query(sql, &[ws.into(), app_id.into(), limit.into()])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ToolHead {
+                id: text(r, "id")?,
+                name: text(r, "name")?,
+                method: text(r, "method")?,
+                tags: serde_json::from_str(&text(r, "tags_json")?).unwrap_or_default(),
+                enabled: row_i64(r, "enabled")? != 0,
+            })
+        })
+        .collect()
+}
+
 pub async fn get_tool(db: &impl Db, ws: &str, app_id: &str, tool_id: &str) -> Result<Option<ToolRow>, StoreError> {
     let sql = format!(
         "SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 AND id = ?3 AND removed_at IS NULL"

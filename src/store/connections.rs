@@ -176,10 +176,12 @@ pub async fn delete_unredeemed(db: &impl Db, before_ms: i64, limit: i64) -> Resu
     db.execute(sql, &[before_ms.into(), limit.into()]).await
 }
 
-/// How many live agent connections an account has (a cap keeps the list reviewable).
-pub async fn count_live_for_user(db: &impl Db, user_id: &str) -> Result<i64, StoreError> {
-    let sql = "SELECT COUNT(*) AS n FROM connections WHERE user_id = ?1 AND revoked_at IS NULL";
-    let rows = db.query(sql, &[user_id.into()]).await?;
+/// How many live agent connections an account has (a cap keeps the list reviewable): redeemed,
+/// not revoked, and used since `since_ms` (a connection idle longer has no refresh token left).
+pub async fn count_live_for_user(db: &impl Db, user_id: &str, since_ms: i64) -> Result<i64, StoreError> {
+    let sql = "SELECT COUNT(*) AS n FROM connections WHERE user_id = ?1 AND revoked_at IS NULL \
+               AND last_used_at IS NOT NULL AND last_used_at > ?2";
+    let rows = db.query(sql, &[user_id.into(), since_ms.into()]).await?;
     rows.first().map(|r| row_i64(r, "n")).transpose().map(|n| n.unwrap_or(0))
 }
 

@@ -506,6 +506,14 @@ fn an_agent_signs_in_with_a_flowcp_account_and_its_token_is_bound_to_one_workspa
     let back = next.query_pairs().find(|(k, _)| k == "next").unwrap().1.into_owned();
     assert_eq!(back, authorize_path(&client_id), "the same request, re-encoded");
 
+    // Nothing is fetched for a signed-out browser, not even a client's metadata document.
+    let cimd = authorize_path(&client_id)
+        .replace(&format!("client_id={client_id}"), "client_id=https%3A%2F%2Fagent.example%2Fclient.json");
+    let r = env.raw("GET", &cimd, vec![], vec![]);
+    assert_eq!(r.status, 302);
+    assert!(header(&r, "location").unwrap().starts_with("/sign-in?next="), "{:?}", r.headers);
+    assert!(env.http.seen.borrow().is_empty(), "no fetch before sign-in");
+
     // Signed in: the page names the client, the account and the workspaces with their roles.
     let (ticket, nonce, page) = consent(&env, &client_id, &cookie);
     assert!(page.contains("Claude Code") && page.contains("agent-signin@example.com"), "{page}");
@@ -651,12 +659,13 @@ fn a_members_token_cannot_publish_and_dies_with_the_membership() {
     assert_eq!(removed.status, 204);
     let r = mcp(&env, Some(&access), "tools/list", json!({}));
     assert_eq!(r.status, 401, "{:?}", r.body);
-    // The removal revoked the connection: no refresh, and re-inviting the person does not bring
-    // the old agent back (they connect again, with a new consent).
-    let t = token(&env, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &client_id)]);
-    assert_eq!((t.status, t.body.unwrap()["error"].as_str()), (400, Some("invalid_grant")));
+    // The removal itself revoked the connection (shown as ended before anything else touched
+    // it): no refresh, and re-inviting the person does not bring the old agent back (they
+    // connect again, with a new consent).
     let listed = env.call_as("GET", "/api/v1/me/connections", member.0.as_deref(), member.1.as_deref(), None);
     assert!(listed.body.unwrap()["items"][0]["revoked_at"].is_i64(), "shown as ended");
+    let t = token(&env, &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &client_id)]);
+    assert_eq!((t.status, t.body.unwrap()["error"].as_str()), (400, Some("invalid_grant")));
     invite_and_accept(&env, &ws, &owner, &member, "mgmt-member@example.com", "admin");
     assert_eq!(mcp(&env, Some(&access), "tools/list", json!({})).status, 401);
 }
@@ -682,7 +691,9 @@ fn resets_deletion_unredeemed_codes_reused_pages_and_other_audiences() {
     let (ticket, nonce, _) = consent(&env, &client_id, &cookie);
     let both = format!("{cookie}; {nonce}");
     assert_eq!(decide(&env, &both, &ticket, &ws, "approve").status, 302);
-    assert_eq!(decide(&env, &both, &ticket, &ws, "approve").status, 400, "the page was already used");
+    let again = decide(&env, &both, &ticket, &ws, "approve");
+    assert_eq!(again.status, 400);
+    assert!(html(&again).contains("this page was already used"), "{}", html(&again));
     assert_eq!(env.count("SELECT COUNT(*) AS n FROM connections"), 1);
     let listed = env.call_as("GET", "/api/v1/me/connections", owner.0.as_deref(), owner.1.as_deref(), None);
     assert_eq!(listed.body.unwrap()["items"], json!([]), "not listed before its code is redeemed");
@@ -833,4 +844,92 @@ fn onboard_api_takes_a_document_url_to_a_published_server_and_reports_each_step(
         .clone();
     assert_eq!(out["steps"].as_array().unwrap().last().unwrap()["step"], "choose the tools", "{out}");
     assert_eq!(out["server"], Value::Null);
+}
+
+/// At most 50 live agent connections per account: the 51st approval is refused with the way out.
+#[test]
+fn an_account_has_at_most_fifty_live_agent_connections() {
+    use crate::api::{signed_up, Env};
+    use flowcp::store::Db;
+    use sign_in::*;
+
+    let env = Env::new();
+    let ws = signed_up(&env, "capped@example.com");
+    let owner = env.session();
+    let cookie = owner.0.clone().unwrap();
+    let user = env.call("GET", "/api/v1/me", None).body.unwrap()["user"]["id"].as_str().unwrap().to_string();
+    let client_id = register(&env);
+    let now = env.now.get();
+    for i in 0..flowcp::store::connections::MAX_LIVE_PER_USER {
+        let sql = "INSERT INTO connections (id, user_id, workspace_id, connection_hash, created_at, last_used_at) \
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
+        let (id, hash) = (format!("conn_seed_{i}"), format!("seedhash{i:08}"));
+        flowcp::store::block_on(env.db.execute(
+            sql,
+            &[id.as_str().into(), user.as_str().into(), ws.as_str().into(), hash.as_str().into(), now.into()],
+        ))
+        .unwrap();
+    }
+    let (ticket, nonce, _) = consent(&env, &client_id, &cookie);
+    let r = decide(&env, &format!("{cookie}; {nonce}"), &ticket, &ws, "approve");
+    assert_eq!(r.status, 400);
+    assert!(html(&r).contains("you have 50 connected agents; disconnect some"), "{}", html(&r));
+    // One ended: room again (the same page still works, its ticket was not spent).
+    let listed = env.call_as("GET", "/api/v1/me/connections", owner.0.as_deref(), owner.1.as_deref(), None);
+    let hash = listed.body.unwrap()["items"][0]["connection_hash"].as_str().unwrap().to_string();
+    let gone =
+        env.call_as("DELETE", &format!("/api/v1/me/connections/{hash}"), owner.0.as_deref(), owner.1.as_deref(), None);
+    assert_eq!(gone.status, 204);
+    assert_eq!(decide(&env, &format!("{cookie}; {nonce}"), &ticket, &ws, "approve").status, 302);
+}
+
+/// The onboarding keeps the single routes' rules: an unverified owner's run stops at publishing
+/// with the reason, and a document URL on a private address is refused at the import.
+#[test]
+fn onboarding_keeps_the_verification_rule_and_the_ssrf_guard() {
+    use crate::api::Env;
+    use crate::support::resp;
+    use serde_json::json;
+
+    let env = Env::new();
+    let r = env.call(
+        "POST",
+        "/api/v1/auth/signup",
+        Some(json!({
+            "email": "unverified-onboarder@example.com", "password": "a long enough password", "display_name": "U",
+            "workspace_name": "W", "accept_terms": true, "accept_privacy": true
+        })),
+    );
+    let ws = r.body.unwrap()["workspace"]["id"].as_str().unwrap().to_string();
+    let doc = json!({
+        "openapi": "3.0.3", "info": { "title": "Open", "version": "1" },
+        "servers": [{ "url": "https://open.example.com" }],
+        "paths": { "/ping": { "get": { "operationId": "ping", "responses": { "200": { "description": "ok" } } } } }
+    });
+    let json_type = [("content-type", "application/json")];
+    env.http.push(resp(200, &json_type, doc.to_string().as_bytes()));
+    env.http.push(resp(200, &json_type, b"{}"));
+    let out = env.call(
+        "POST",
+        &format!("/api/v1/workspaces/{ws}/onboard"),
+        Some(json!({ "url": "https://open.example.com/openapi.json" })),
+    );
+    assert_eq!(out.status, 200, "{:?}", out.body);
+    let out = out.body.unwrap();
+    let last = out["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["step"].as_str(), last["ok"].as_bool()), (Some("publish"), Some(false)), "{out}");
+    assert!(last["detail"].as_str().unwrap().to_lowercase().contains("verif"), "{last}");
+    assert_eq!(out["published"], false);
+    let seen = env.http.seen.borrow().len();
+    for url in ["http://127.0.0.1:8080/openapi.json", "http://169.254.169.254/latest/meta-data", "file:///etc/passwd"] {
+        let out =
+            env.call("POST", &format!("/api/v1/workspaces/{ws}/onboard"), Some(json!({ "url": url }))).body.unwrap();
+        let last = out["steps"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            (last["step"].as_str(), last["ok"].as_bool()),
+            (Some("import the document"), Some(false)),
+            "{url}: {out}"
+        );
+    }
+    assert_eq!(env.http.seen.borrow().len(), seen, "nothing was fetched from a private address");
 }
