@@ -1,4 +1,5 @@
-//! Accounts: password hashing, server-side sessions and failed-login throttling (DESIGN §7).
+//! Accounts: password hashing, server-side sessions and failed-login throttling (DESIGN §7), and
+//! the per-user API keys of `user_key` servers ([`user_key`], issue 16).
 //!
 //! Everything here is pure and host-testable: no Worker types, no clock (callers pass `now_ms`),
 //! and storage only through the `Db` port (`crate::store::{users, sessions}`). The HTTP handlers
@@ -11,6 +12,7 @@
 pub mod password;
 pub mod session;
 pub mod throttle;
+pub mod user_key;
 
 use crate::crypto::CryptoError;
 use crate::error::{ApiError, ErrorCode};
