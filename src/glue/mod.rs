@@ -251,6 +251,18 @@ fn public_origin(url: &worker::Url, host: &str, settings: &Settings) -> Option<S
     })
 }
 
+/// A JSON-RPC refusal of an MCP request before the runtime (no id: none was read).
+fn mcp_refusal(status: u16, message: &str, headers: Vec<(String, String)>) -> Result<Answer, ApiError> {
+    let code = if status == 429 { crate::mcp::jsonrpc::RATE_LIMITED } else { crate::mcp::jsonrpc::INVALID_REQUEST };
+    let body = crate::mcp::jsonrpc::error(serde_json::Value::Null, code, message);
+    Ok((from_core_response(CoreResponse { status, body: Some(body), headers })?, None))
+}
+
+/// 429 with the seconds to wait.
+fn too_many(message: &str, retry_after: u32) -> Result<Answer, ApiError> {
+    mcp_refusal(429, message, vec![("retry-after".to_string(), retry_after.to_string())])
+}
+
 /// `POST /mcp/<server id>`: the MCP runtime. Audit events are written after the response.
 async fn mcp(
     req: &mut Request,
@@ -270,24 +282,16 @@ async fn mcp(
     let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
     // The allow-listed public origin: the same one the OAuth issuer and token audiences use.
     let Some(origin) = public_origin(&url, &host, settings) else {
-        let body = crate::mcp::jsonrpc::error(
-            serde_json::Value::Null,
-            crate::mcp::jsonrpc::INVALID_REQUEST,
-            "Forbidden: this host is not served here.",
-        );
-        return Ok((from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() })?, None));
+        return mcp_refusal(403, "Forbidden: this host is not served here.", Vec::new());
     };
     let method = req.method().to_string();
     let body = if method == "POST" { read_body(req, limits::MCP_MESSAGE).await? } else { Vec::new() };
     if settings.rate_limits {
         if let Some(retry_after) = rate_limited(env, server_id, &headers, &body).await {
-            let body = crate::mcp::jsonrpc::error(
-                serde_json::Value::Null,
-                crate::mcp::jsonrpc::RATE_LIMITED,
+            return too_many(
                 "Too many requests to this server: slow down and retry after the Retry-After seconds.",
+                retry_after,
             );
-            let headers = vec![("retry-after".to_string(), retry_after.to_string())];
-            return Ok((from_core_response(CoreResponse { status: 429, body: Some(body), headers })?, None));
         }
     }
     let clock = now_ms;
@@ -323,12 +327,7 @@ async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &
     let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
     // The token audience and the tools' base URL are the allow-listed public origin only.
     let Some(origin) = public_origin(&url, &host, settings) else {
-        let body = crate::mcp::jsonrpc::error(
-            serde_json::Value::Null,
-            crate::mcp::jsonrpc::INVALID_REQUEST,
-            "Forbidden: this host is not served here.",
-        );
-        return Ok((from_core_response(CoreResponse { status: 403, body: Some(body), headers: Vec::new() })?, None));
+        return mcp_refusal(403, "Forbidden: this host is not served here.", Vec::new());
     };
     let headers: Vec<(String, String)> = req.headers().entries().collect();
     let method = req.method().to_string();
@@ -336,13 +335,7 @@ async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &
     if settings.rate_limits {
         let addr = req.headers().get("cf-connecting-ip").ok().flatten().unwrap_or_default();
         if let Some(retry_after) = management_rate_limited(env, settings, &origin, &headers, &body, &addr).await {
-            let body = crate::mcp::jsonrpc::error(
-                serde_json::Value::Null,
-                crate::mcp::jsonrpc::RATE_LIMITED,
-                "Too many requests: slow down and retry after the Retry-After seconds.",
-            );
-            let headers = vec![("retry-after".to_string(), retry_after.to_string())];
-            return Ok((from_core_response(CoreResponse { status: 429, body: Some(body), headers })?, None));
+            return too_many("Too many requests: slow down and retry after the Retry-After seconds.", retry_after);
         }
     }
     let svc = Services {

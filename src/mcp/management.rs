@@ -282,8 +282,8 @@ fn challenge(origin: &str, invalid: bool, message: &str) -> McpResponse {
     r
 }
 
-/// Whose grant a presented token is: its connection (live, an account's) and the account's
-/// membership of the connection's workspace as it is now. `Err`: the 401 to answer.
+/// Whose grant a presented token is: its live connection, an account's. `Err`: the 401 to
+/// answer.
 async fn grant_of<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     headers: &[(String, String)],
@@ -296,19 +296,12 @@ async fn grant_of<D: Db, K: Kv, H: Http>(
     let audience = Target::Management.canonical(origin);
     let (id, _) = tokens::open(&svc.secrets.keyring, tokens::Kind::Access, &audience, token, svc.now_ms)
         .map_err(|_| invalid())?;
-    let conn = match connections::get(svc.db, &id).await {
-        Ok(Some(c)) if c.revoked_at.is_none() && c.server_id.is_none() && c.user_id.is_some() => c,
-        Ok(_) => return Err(invalid()),
-        Err(_) => return Err(reject(503, "FlowCP could not check this token; try again.")),
-    };
-    let user_id = conn.user_id.as_deref().unwrap_or_default();
-    match crate::api::context::grant_user(svc, user_id, &conn.workspace_id).await {
-        Ok(_) => Ok(conn),
-        Err(e) if e.status == 401 => Err(challenge(
-            origin,
-            true,
-            "Unauthorized: this connection no longer reaches its workspace (the account left it or was removed); sign in again.",
-        )),
+    // Every way a grant ends revokes or deletes its connection (disconnect, password change or
+    // reset, removal from or leaving the workspace, account or workspace deletion); the account
+    // and its membership are read again by every API call the tools make (`api::handle_as`).
+    match connections::get(svc.db, &id).await {
+        Ok(Some(c)) if c.revoked_at.is_none() && c.server_id.is_none() && c.user_id.is_some() => Ok(c),
+        Ok(_) => Err(invalid()),
         Err(_) => Err(reject(503, "FlowCP could not check this token; try again.")),
     }
 }

@@ -16,11 +16,10 @@
 //! `<origin>/mcp`); each call re-checks the connection, the account and the membership
 //! (`mcp::management`), and a password change or reset revokes the account's connections.
 
-use super::flow::{self, AuthorizeError, AuthorizeRequest};
+use super::flow::{self, AuthorizeRequest};
 use super::grant::{self, Grantor};
 use super::pages::{
-    authorize_error_redirect, cookie, error_page, escape, grant_ctx, host_cookie, html, page, redirect, Pending,
-    CONSENT_COOKIE, TICKET_TTL_MS,
+    declined, error_page, escape, grant_ctx, host_cookie, html, page, redirect, Pending, CONSENT_COOKIE, TICKET_TTL_MS,
 };
 use crate::api::context::signed_in_user;
 use crate::api::{Request, Response, Services};
@@ -135,7 +134,7 @@ pub(super) async fn decide<D: Db, K: Kv, H: Http>(
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     // CSRF: the decision comes from the browser the page was shown to (its cookie nonce), and
     // that browser is still signed in as the account the page named.
-    if !p.bound_to(req, CONSENT_COOKIE) || cookie(req, CONSENT_COOKIE).is_none() {
+    if !p.bound_to(req, CONSENT_COOKIE) {
         return error_page("this decision did not come from the page FlowCP showed; start again from the app");
     }
     let user = match signed_in_user(svc, req).await {
@@ -149,13 +148,7 @@ pub(super) async fn decide<D: Db, K: Kv, H: Http>(
     let r = p.request;
     let clear = |resp: Response| resp.with_header("set-cookie", host_cookie(CONSENT_COOKIE, "", 0));
     if get("decision") != Some("approve") {
-        let e = AuthorizeError::Redirect {
-            redirect_uri: r.redirect_uri,
-            state: r.state,
-            error: "access_denied",
-            description: "the user declined",
-        };
-        return clear(authorize_error_redirect(&e, &svc.origin));
+        return clear(declined(r, &svc.origin));
     }
     let ws = get("workspace").unwrap_or("");
     match workspaces::get_for_user(svc.db, &user.user_id, ws, user.email_verified).await {

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use super::flow::{self, AuthorizeError, AuthorizeRequest};
 use super::pages::{
-    authorize_error_redirect, cookie, error_page, escape, form_params, grant_ctx, host_cookie, html, page, redirect,
-    Pending, CONSENT_COOKIE, TICKET_TTL_MS,
+    authorize_error_redirect, cookie, declined, error_page, escape, form_params, grant_ctx, host_cookie, html, page,
+    redirect, Pending, CONSENT_COOKIE, TICKET_TTL_MS,
 };
 use super::tokens::Upstream;
 use super::{grant, register, OAuthError};
@@ -458,13 +458,7 @@ async fn decide<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     }
     let r = p.request;
     if get("decision") != Some("approve") {
-        let e = AuthorizeError::Redirect {
-            redirect_uri: r.redirect_uri,
-            state: r.state,
-            error: "access_denied",
-            description: "the user declined",
-        };
-        return authorize_error_redirect(&e, &svc.origin);
+        return declined(r, &svc.origin);
     }
     let Some(m) = published(svc.kv, r.server_id().unwrap_or_default(), svc.now_ms).await else {
         return error_page("the server is no longer published");

@@ -116,3 +116,14 @@ pub(super) fn form_params(req: &Request) -> Vec<(String, String)> {
 pub(super) fn grant_ctx<'s, D: Db, K: Kv, H: Http>(svc: &'s Services<'_, D, K, H>) -> grant::Ctx<'s, D, K> {
     grant::Ctx { db: svc.db, kv: svc.kv, keyring: &svc.secrets.keyring, origin: &svc.origin, now_ms: svc.now_ms }
 }
+
+/// The user declined on a consent page: `access_denied` back to the client.
+pub(super) fn declined(r: AuthorizeRequest, issuer: &str) -> Response {
+    let e = AuthorizeError::Redirect {
+        redirect_uri: r.redirect_uri,
+        state: r.state,
+        error: "access_denied",
+        description: "the user declined",
+    };
+    authorize_error_redirect(&e, issuer)
+}
