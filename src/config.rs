@@ -15,6 +15,10 @@ pub const SESSION_SECRET: &str = "FLOWCP_SESSION_SECRET";
 pub const SESSION_SECRET_PREVIOUS: &str = "FLOWCP_SESSION_SECRET_PREVIOUS";
 
 /// Hosts the MCP endpoints answer for (a var, not a secret).
+/// Signs the per-user API keys of `user_key` servers (issue 16): `kid:hex[,kid:hex]`, 32-byte
+/// secrets, the first signs and all verify. Optional: without it `user_key` servers cannot be
+/// published and answer 503.
+pub const TOKEN_SECRET: &str = "FLOWCP_TOKEN_SECRET";
 pub const ALLOWED_HOSTS: &str = "FLOWCP_ALLOWED_HOSTS";
 /// Optional secret: `Authorization: Bearer <it>` on `/healthz` asks for the deep check.
 pub const OPERATOR_TOKEN: &str = "FLOWCP_OPERATOR_TOKEN";
@@ -84,6 +88,8 @@ pub struct Secrets {
     pub session_secret: Vec<u8>,
     /// Still verifies sessions signed before a rotation.
     pub previous_session_secret: Option<Vec<u8>>,
+    /// [`TOKEN_SECRET`], when set.
+    pub token_secrets: Option<crate::auth::user_key::TokenSecrets>,
 }
 
 impl Secrets {
@@ -139,7 +145,19 @@ pub fn load_secrets(get: impl Fn(&str) -> Option<String>) -> Result<Secrets, Con
         }
         Some(p) => Some(p.trim().as_bytes().to_vec()),
     };
-    Ok(Secrets { keyring, session_secret: session.trim().as_bytes().to_vec(), previous_session_secret: previous })
+    let token_secrets = match get(TOKEN_SECRET).filter(|v| !v.trim().is_empty()) {
+        None => None,
+        Some(spec) => Some(
+            crate::auth::user_key::TokenSecrets::parse(&spec)
+                .map_err(|e| ConfigError::Invalid { name: TOKEN_SECRET, reason: format!("{e:?}") })?,
+        ),
+    };
+    Ok(Secrets {
+        keyring,
+        session_secret: session.trim().as_bytes().to_vec(),
+        previous_session_secret: previous,
+        token_secrets,
+    })
 }
 
 /// The deployment's secret texts as a log redactor must know them: the session secret, the
@@ -157,7 +175,8 @@ pub fn redaction_values(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
             out.push(t.trim().to_string());
         }
     }
-    if let Some(keys) = get(ENCRYPTION_KEYS) {
+    for name in [ENCRYPTION_KEYS, TOKEN_SECRET] {
+        let Some(keys) = get(name) else { continue };
         out.push(keys.trim().to_string());
         for part in keys.split(',') {
             out.push(part.trim().to_string());
@@ -257,6 +276,20 @@ mod tests {
         assert!(v.contains(&SESSION.to_string()));
         assert!(v.contains(&"1".repeat(64)) && v.contains(&"2".repeat(64)), "{}", v.len());
         assert!(v.contains(&two));
+    }
+
+    #[test]
+    fn the_token_secret_is_optional_checked_and_redacted() {
+        let base = [(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, SESSION)];
+        assert!(load_secrets(env(&base)).unwrap().token_secrets.is_none());
+        let hex = "ab".repeat(32);
+        let spec = format!("t1:{hex}");
+        let with = [(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, SESSION), (TOKEN_SECRET, spec.as_str())];
+        assert!(load_secrets(env(&with)).unwrap().token_secrets.is_some());
+        assert!(redaction_values(env(&with)).contains(&hex));
+        let short = [(ENCRYPTION_KEYS, KEYS), (SESSION_SECRET, SESSION), (TOKEN_SECRET, "t1:abcd")];
+        let err = load_secrets(env(&short)).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: TOKEN_SECRET, .. }) && !err.to_string().contains("abcd"));
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn place_credential(mode: AuthMode, placement: Option<&Placement>, value: Op
                 ApiKeyLocation::Cookie => Credential::Cookie { name, value },
             })
         }
-        (AuthMode::Bearer | AuthMode::ApiKey, None) | (AuthMode::Oauth, _) => None,
+        (AuthMode::Bearer | AuthMode::ApiKey, None) | (AuthMode::Oauth | AuthMode::UserKey, _) => None,
     }
 }
 

@@ -22,10 +22,14 @@ pub enum AuthMode {
     Bearer,
     /// Per-user OAuth (the end user's own upstream token).
     Oauth,
+    /// Per-user API keys (issue 16): the end user signs in once at the server's portal, FlowCP
+    /// keeps their upstream refresh token sealed and calls as them for the holder of their key.
+    UserKey,
 }
 
 impl AuthMode {
-    pub const ALL: [AuthMode; 4] = [AuthMode::None, AuthMode::ApiKey, AuthMode::Bearer, AuthMode::Oauth];
+    pub const ALL: [AuthMode; 5] =
+        [AuthMode::None, AuthMode::ApiKey, AuthMode::Bearer, AuthMode::Oauth, AuthMode::UserKey];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,7 +37,14 @@ impl AuthMode {
             AuthMode::ApiKey => "api_key",
             AuthMode::Bearer => "bearer",
             AuthMode::Oauth => "oauth",
+            AuthMode::UserKey => "user_key",
         }
+    }
+
+    /// Does the server call the API as each end user, signed in at its OAuth provider (`oauth`,
+    /// `user_key`)? Such a server has a provider configuration and no shared credential.
+    pub fn signs_in_users(self) -> bool {
+        matches!(self, AuthMode::Oauth | AuthMode::UserKey)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -152,7 +163,7 @@ pub fn is_plain_id(s: &str, max: usize) -> bool {
 #[allow(dead_code)]
 fn all_lists_are_complete(m: AuthMode, r: Role, v: VerificationState) {
     match m {
-        AuthMode::None | AuthMode::ApiKey | AuthMode::Bearer | AuthMode::Oauth => {}
+        AuthMode::None | AuthMode::ApiKey | AuthMode::Bearer | AuthMode::Oauth | AuthMode::UserKey => {}
     }
     match r {
         Role::Owner | Role::Admin | Role::Member => {}

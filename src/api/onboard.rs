@@ -147,10 +147,11 @@ pub async fn onboard<D: Db, K: Kv, H: Http>(
             AuthMode::parse(m).ok_or_else(|| ApiError::bad_request("auth_mode must be none, api_key or bearer."))?
         }
     };
-    if mode == AuthMode::Oauth {
-        return Err(ApiError::bad_request(
-            "auth_mode oauth needs the provider's endpoints and client: create the server, then configure it with auth_mode oauth and auth_config.",
-        ));
+    if mode.signs_in_users() {
+        return Err(ApiError::bad_request(format!(
+            "auth_mode {0} needs the provider's endpoints and client: create the server, then configure it with auth_mode {0} and auth_config.",
+            mode.as_str()
+        )));
     }
     let mut run = Run { steps: Vec::new(), app_id: None, server_id: None };
     let key = steps(svc, req, m, &body, mode, &mut run).await;

@@ -208,7 +208,7 @@ fn validate_auth_config(mode: AuthMode, cfg: &Value) -> Result<(), ApiError> {
                 }
             }
         }
-        AuthMode::Oauth => {
+        AuthMode::Oauth | AuthMode::UserKey => {
             crate::oauth::providers::authorize_params(cfg)
                 .map_err(|e| ApiError::new(ErrorCode::InvalidAuthConfig, e))?;
             for k in ["authorize_url", "token_url", "discovery_url", "issuer"] {
@@ -284,11 +284,11 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     let (old_mode, old_token_url) = (s.auth_mode, token_url(&s.auth_config));
     if let Some(mode) = &body.auth_mode {
         s.auth_mode = AuthMode::parse(mode).ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidAuthMode, "auth_mode must be none, api_key, bearer or oauth.")
+            ApiError::new(ErrorCode::InvalidAuthMode, "auth_mode must be none, api_key, bearer, oauth or user_key.")
         })?;
     }
     if let Some(mut cfg) = body.auth_config {
-        if s.auth_mode == AuthMode::Oauth {
+        if s.auth_mode.signs_in_users() {
             resolve_provider(svc, &mut cfg).await?;
         }
         // The credential's origin is recorded by PUT .../credential only, never by a client.
@@ -303,7 +303,7 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     // The OAuth client secret goes to the token URL, an API key or token to the API: entering
     // or leaving OAuth mode, or a new token URL, needs the secret entered again (an admin cannot
     // send the stored, write-only secret to a host of their choosing).
-    let oauth_involved = old_mode == AuthMode::Oauth || s.auth_mode == AuthMode::Oauth;
+    let oauth_involved = old_mode.signs_in_users() || s.auth_mode.signs_in_users();
     if s.credential_key.is_some()
         && oauth_involved
         && (old_mode != s.auth_mode || old_token_url != token_url(&s.auth_config))
@@ -644,7 +644,7 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
         has_placement: placement.is_some(),
         fetch_policy: svc.fetch_policy,
     });
-    if s.auth_mode == AuthMode::Oauth {
+    if s.auth_mode.signs_in_users() {
         if let Some(oauth) = oauth_of(&s) {
             let callback = crate::oauth::http::callback_url(svc.link_origin.as_deref().unwrap_or(&svc.origin), &s.id);
             findings.push(verify::provider(svc.http, &oauth, credential.as_deref(), &callback, svc.fetch_policy).await);
@@ -681,6 +681,12 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
             "Verify the server (POST .../verify) before publishing; changes since the last verification reset it.",
         ));
     }
+    if s.auth_mode == AuthMode::UserKey && svc.secrets.token_secrets.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::NotConfigured,
+            "Per-user keys need the deployment's key-signing secret (FLOWCP_TOKEN_SECRET); ask its operator to set it.",
+        ));
+    }
     let (_, tools) = curated_tools(svc, &s).await?;
     let version = lifecycle::latest_version(svc.kv, &s.id).await? + 1;
     let manifest = Manifest {
@@ -702,7 +708,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default(),
-            oauth: (s.auth_mode == AuthMode::Oauth).then(|| oauth_of(&s)).flatten(),
+            oauth: s.auth_mode.signs_in_users().then(|| oauth_of(&s)).flatten(),
         },
         discovery: s.discovery_mode,
         base_url: s.base_url_override.clone(),
@@ -797,7 +803,7 @@ fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
         ("public", s.is_public != a.public),
         ("placement", placement_of(s) != a.placement),
         ("credential_origin", credential_origin_of(s) != a.credential_origin),
-        ("oauth", (s.auth_mode == AuthMode::Oauth).then(|| oauth_of(s)).flatten() != a.oauth),
+        ("oauth", s.auth_mode.signs_in_users().then(|| oauth_of(s)).flatten() != a.oauth),
         ("base_url", s.base_url_override != live.base_url),
         ("discovery_mode", s.discovery_mode != live.discovery),
         ("allowed_origins", s.allowed_origins != live.allowed_origins),
@@ -854,16 +860,16 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
     tool.name = row.name.clone();
     let placement = placement_of(&s);
     let shown = match s.auth_mode {
-        AuthMode::Oauth => Credential::Bearer("[the signed-in user's token]".into()),
+        AuthMode::Oauth | AuthMode::UserKey => Credential::Bearer("[the signed-in user's token]".into()),
         mode => manifest::place_credential(mode, placement.as_ref(), Some(verify::SHOWN_CREDENTIAL.into()))
             .unwrap_or(Credential::None),
     };
     let send = match (body.run, s.auth_mode) {
         (false, _) => None,
-        (true, AuthMode::Oauth) => {
+        (true, AuthMode::Oauth | AuthMode::UserKey) => {
             return Err(ApiError::new(
                 ErrorCode::BadRequest,
-                "An oauth server calls the API as the signed-in user: try the tool from an MCP client.",
+                "This server calls the API as each signed-in user: try the tool from an MCP client.",
             ))
         }
         (true, mode) => {

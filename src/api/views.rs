@@ -231,6 +231,8 @@ pub struct ServerView {
     /// Published, and changed since: the live manifest is older than this configuration.
     pub has_draft_changes: bool,
     pub mcp_url: String,
+    /// `user_key` servers: the page where end users sign in and get their key.
+    pub portal_url: Option<String>,
     pub client_config: ClientConfig,
     pub created_at: i64,
     pub updated_at: i64,
@@ -239,19 +241,23 @@ pub struct ServerView {
 impl ServerView {
     pub fn of(origin: &str, s: &Server) -> Self {
         let url = format!("{origin}/mcp/{}", s.id);
-        let key_note = match s.auth_mode {
-            _ if s.is_public => None,
+        let portal = crate::oauth::keys::portal_url(origin, &s.id);
+        let headers = match s.auth_mode {
+            _ if s.is_public && s.auth_mode != AuthMode::UserKey => None,
             AuthMode::Oauth => None,
-            AuthMode::None | AuthMode::ApiKey | AuthMode::Bearer => Some("<your server access key>"),
+            // Each end user's own key, from the server's portal.
+            AuthMode::UserKey => Some(BTreeMap::from([("X-API-Key".to_string(), format!("<your key from {portal}>"))])),
+            AuthMode::None | AuthMode::ApiKey | AuthMode::Bearer => {
+                Some(BTreeMap::from([("Authorization".to_string(), "Bearer <your server access key>".to_string())]))
+            }
         };
-        let headers = key_note.map(|k| BTreeMap::from([("Authorization".to_string(), format!("Bearer {k}"))]));
         let slug: String =
             s.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-        let remote = RemoteEntry { kind: "http".into(), url: url.clone(), headers };
-        let claude_code = match key_note {
-            Some(k) => format!("claude mcp add --transport http {slug} {url} --header \"Authorization: Bearer {k}\""),
+        let claude_code = match headers.as_ref().and_then(|h| h.iter().next()) {
+            Some((name, value)) => format!("claude mcp add --transport http {slug} {url} --header \"{name}: {value}\""),
             None => format!("claude mcp add --transport http {slug} {url}"),
         };
+        let remote = RemoteEntry { kind: "http".into(), url: url.clone(), headers };
         let bridge = CommandEntry { command: "npx".into(), args: vec!["-y".into(), "mcp-remote".into(), url.clone()] };
         let report = s.verification.as_ref();
         ServerView {
@@ -276,6 +282,7 @@ impl ServerView {
             published_at: s.published_at,
             has_draft_changes: s.published_version.is_some() && s.draft_changed_at > s.published_at,
             mcp_url: url,
+            portal_url: (s.auth_mode == AuthMode::UserKey).then_some(portal),
             client_config: ClientConfig {
                 claude_desktop: McpServersOf { mcpServers: BTreeMap::from([(slug.clone(), bridge)]) },
                 claude_code,

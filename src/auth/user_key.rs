@@ -184,31 +184,38 @@ pub const EPOCH_CACHE_TTL_MS: i64 = 10_000;
 /// Most users an isolate remembers (each entry is ~100 bytes); past it the oldest half goes.
 const EPOCH_CACHE_ENTRIES: usize = 10_000;
 
-/// The isolate's copy of users' current epochs, keyed by (server, user).
-#[derive(Debug, Default)]
-pub struct EpochCache {
-    entries: HashMap<(String, String), (i64, i64)>,
+/// The isolate's copy of what it read of users from D1, keyed by (server, user): their epoch
+/// (`T = i64`), or a larger snapshot holding it (the gate's, with the sealed access token).
+#[derive(Debug)]
+pub struct EpochCache<T = i64> {
+    entries: HashMap<(String, String), (T, i64)>,
 }
 
-impl EpochCache {
-    /// The epoch read at most [`EPOCH_CACHE_TTL_MS`] ago, if any.
-    pub fn get(&self, server_id: &str, user_id: &str, now_ms: i64) -> Option<i64> {
-        let (epoch, read_at) = self.entries.get(&(server_id.to_string(), user_id.to_string()))?;
-        (now_ms - read_at < EPOCH_CACHE_TTL_MS && now_ms >= *read_at).then_some(*epoch)
+impl<T> Default for EpochCache<T> {
+    fn default() -> Self {
+        EpochCache { entries: HashMap::new() }
+    }
+}
+
+impl<T: Clone> EpochCache<T> {
+    /// The value read at most [`EPOCH_CACHE_TTL_MS`] ago, if any.
+    pub fn get(&self, server_id: &str, user_id: &str, now_ms: i64) -> Option<T> {
+        let (value, read_at) = self.entries.get(&(server_id.to_string(), user_id.to_string()))?;
+        (now_ms - read_at < EPOCH_CACHE_TTL_MS && now_ms >= *read_at).then(|| value.clone())
     }
 
-    /// Remembers an epoch read from D1 at `now_ms`.
-    pub fn put(&mut self, server_id: &str, user_id: &str, epoch: i64, now_ms: i64) {
+    /// Remembers a value read from D1 at `now_ms`.
+    pub fn put(&mut self, server_id: &str, user_id: &str, value: T, now_ms: i64) {
         if self.entries.len() >= EPOCH_CACHE_ENTRIES {
             let mut by_age: Vec<i64> = self.entries.values().map(|(_, at)| *at).collect();
             by_age.sort_unstable();
             let median = by_age[by_age.len() / 2];
             self.entries.retain(|_, (_, at)| *at > median);
         }
-        self.entries.insert((server_id.to_string(), user_id.to_string()), (epoch, now_ms));
+        self.entries.insert((server_id.to_string(), user_id.to_string()), (value, now_ms));
     }
 
-    /// Forgets a user's epoch (this isolate revoked or re-issued: no stale read here).
+    /// Forgets a user (this isolate revoked or re-issued: no stale read here).
     pub fn forget(&mut self, server_id: &str, user_id: &str) {
         self.entries.remove(&(server_id.to_string(), user_id.to_string()));
     }

@@ -296,15 +296,30 @@ async fn mcp(
     }
     let clock = now_ms;
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
+    let db = D1Db::new(env, D1_BINDING)?;
+    let key_users = crate::oauth::keys::isolate_cache();
+    let fetch_policy = FetchPolicy { allow_loopback: settings.allow_local_fetch };
+    let gate = crate::oauth::keys::Gate {
+        db: &db,
+        kv: &kv,
+        http: &FetchHttp,
+        keyring: &settings.secrets.keyring,
+        secrets: settings.secrets.token_secrets.as_ref(),
+        fetch_policy,
+        origin: &origin,
+        clock: &clock,
+        cache: &key_users,
+    };
     let rt = mcp_server::Runtime {
         kv: &kv,
         cache: &cache,
         http: &FetchHttp,
         keyring: &settings.secrets.keyring,
-        fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
-        origin,
+        fetch_policy,
+        origin: origin.clone(),
         clock: &clock,
         upstream_timeout_ms: settings.upstream_timeout_ms,
+        key_gate: Some(&gate),
     };
     let out =
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })

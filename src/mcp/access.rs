@@ -57,8 +57,11 @@ pub(crate) struct Caller {
     /// connection hash); `None` for a public server.
     pub(crate) connection: Option<String>,
     /// OAuth servers: the end user's upstream access token, opened from their FlowCP token
-    /// (never stored; never the FlowCP token itself, RS-06).
+    /// (never stored; never the FlowCP token itself, RS-06). `user_key` servers: the user's
+    /// access token from the gate.
     pub(crate) upstream_token: Option<String>,
+    /// `user_key` servers: why the user's calls cannot reach the API (sign in again).
+    pub(crate) upstream_problem: Option<String>,
 }
 
 /// KV key marking a revoked OAuth connection: the runtime refuses its access tokens within the
@@ -118,6 +121,17 @@ pub(crate) async fn authorize<K: Kv, H: Http>(
     if m.auth.mode == AuthMode::Oauth {
         return authorize_oauth(rt, m, req).await;
     }
+    if m.auth.mode == AuthMode::UserKey {
+        let Some(gate) = rt.key_gate else {
+            return Err(reject(503, "Per-user keys are not available on this deployment."));
+        };
+        let a = gate.admit(m, presented_key(req.headers)).await?;
+        return Ok(Caller {
+            connection: Some(a.connection),
+            upstream_token: a.upstream_token,
+            upstream_problem: a.problem,
+        });
+    }
     if m.auth.public {
         return Ok(Caller::default());
     }
@@ -147,7 +161,11 @@ pub(crate) async fn authorize<K: Kv, H: Http>(
         return Err(denied("Unauthorized: the access key is not valid for this server (revoked or mistyped)."));
     }
     let key_id = mirror.get("key_id").and_then(Value::as_str).unwrap_or("");
-    Ok(Caller { connection: Some(sha256_hex_truncated(key_id.as_bytes(), 16)), upstream_token: None })
+    Ok(Caller {
+        connection: Some(sha256_hex_truncated(key_id.as_bytes(), 16)),
+        upstream_token: None,
+        upstream_problem: None,
+    })
 }
 
 /// An OAuth server: a FlowCP access token (`Authorization: Bearer fcp_at...` only; never the
@@ -192,5 +210,6 @@ async fn authorize_oauth<K: Kv, H: Http>(
     Ok(Caller {
         connection: Some(sha256_hex_truncated(connection.as_bytes(), 16)),
         upstream_token: Some(grant.upstream.access_token),
+        upstream_problem: None,
     })
 }

@@ -37,8 +37,9 @@ pub(crate) async fn credential<K: Kv, H: Http>(
             manifest::open_credential(rt.kv, rt.keyring, &m.server_id, key).await.map_err(|_| MISSING)?
         }
         (AuthMode::ApiKey | AuthMode::Bearer, None) => return Err(MISSING),
-        // The end user's own token, opened from their FlowCP access token by `authorize`.
-        (AuthMode::Oauth, _) => {
+        // The end user's own token, opened from their FlowCP access token (`oauth`) or given by
+        // the key gate (`user_key`) in `authorize`.
+        (AuthMode::Oauth | AuthMode::UserKey, _) => {
             return upstream_token
                 .map(|t| Credential::Bearer(t.to_string()))
                 .ok_or("This server calls the API as the signed-in user; no user token came with the request.")
@@ -98,6 +99,10 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     if !problems.is_empty() {
         event.outcome = Outcome::Invalid;
         return invalid_arguments_result(&problems);
+    }
+    if let Some(problem) = ctx.upstream_problem {
+        event.outcome = Outcome::Denied;
+        return CallToolResult::error(problem.to_string());
     }
     let rt = ctx.rt;
     let t0 = (rt.clock)();

@@ -22,7 +22,7 @@ pub mod management;
 mod methods;
 mod modern;
 mod results;
-mod runtime;
+pub mod runtime;
 pub mod server;
 pub mod transport;
 pub mod version;

@@ -31,6 +31,30 @@ pub struct Runtime<'a, K: Kv, H: Http> {
     pub clock: &'a dyn Fn() -> i64,
     /// Upstream call budget (`FLOWCP_UPSTREAM_TIMEOUT_MS`, default [`UPSTREAM_TIMEOUT_MS`]).
     pub upstream_timeout_ms: u32,
+    /// How `user_key` servers admit a key (`None`: they answer 503).
+    pub key_gate: Option<&'a dyn KeyGate>,
+}
+
+/// A `user_key` server's caller, admitted by its key (issue 16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Truncated SHA-256 of the opaque user id: the audit's connection hash.
+    pub connection: String,
+    /// The user's upstream access token for this request.
+    pub upstream_token: Option<String>,
+    /// Why the user's calls cannot reach the API now (their sign-in at the provider ended): every
+    /// tool call answers this as a tool error.
+    pub problem: Option<String>,
+}
+
+/// The future a [`KeyGate`] returns.
+pub type GateFuture<'g> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Admitted, McpResponse>> + 'g>>;
+
+/// Admits the holder of a per-user key of a `user_key` server, or answers why not (401, 503).
+/// It needs D1 (the user's epoch and sealed tokens) and the provider, which the runtime does not
+/// otherwise reach: the glue passes `oauth::keys::Gate`.
+pub trait KeyGate {
+    fn admit<'g>(&'g self, m: &'g crate::manifest::Manifest, key: Option<&'g str>) -> GateFuture<'g>;
 }
 
 /// The HTTP request as the runtime sees it (header names in any case).
@@ -113,6 +137,8 @@ pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
     pub(crate) connection: Option<&'c str>,
     /// OAuth servers: the end user's upstream access token for this request.
     pub(crate) upstream_token: Option<&'c str>,
+    /// `user_key` servers whose user must sign in again: the tool error every call answers.
+    pub(crate) upstream_problem: Option<&'c str>,
     /// Set when the upstream refused that token: the request is answered with the OAuth
     /// challenge, so the client refreshes, re-authorises or asks for more scopes.
     pub(crate) upstream_refused: std::cell::Cell<Option<Refused>>,

@@ -25,7 +25,7 @@ pub use super::cache::{load_manifest, Loaded, ManifestCache, ManifestError, KV_T
 pub use super::call::UPSTREAM_MAX_BYTES;
 pub use super::methods::PAGE_SIZE;
 pub use super::runtime::UPSTREAM_TIMEOUT_MS;
-pub use super::runtime::{internal_error, McpRequest, McpResponse, Runtime};
+pub use super::runtime::{internal_error, Admitted, GateFuture, KeyGate, McpRequest, McpResponse, Runtime};
 
 /// Handles one request to `/mcp/<server_id>` (POST, or the CORS preflight). A browser caller
 /// whose Origin the server allows gets CORS headers on every answer; one it does not allow
@@ -144,7 +144,11 @@ pub async fn handle_builtin<K: Kv, H: Http>(
         Ok(p) => p,
         Err(r) => return r.into(),
     };
-    let caller = super::access::Caller { connection: connection.map(str::to_string), upstream_token: None };
+    let caller = super::access::Caller {
+        connection: connection.map(str::to_string),
+        upstream_token: None,
+        upstream_problem: None,
+    };
     let mut out = respond(rt, loaded, &caller, &pre, req, started, &[]).await;
     if let Some(o) = origin {
         out.headers.extend(transport::cors_headers(o));
@@ -172,6 +176,7 @@ async fn respond<K: Kv, H: Http>(
         loaded,
         connection: caller.connection.as_deref(),
         upstream_token: caller.upstream_token.as_deref(),
+        upstream_problem: caller.upstream_problem.as_deref(),
         upstream_refused: std::cell::Cell::new(None),
         pre,
         timings: RefCell::new(Vec::new()),

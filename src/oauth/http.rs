@@ -68,6 +68,9 @@ fn cors(r: Response) -> Response {
 /// Answers the authorization server's paths; `None` for any other path.
 pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request) -> Option<Response> {
     let path = req.path.as_str();
+    if path.starts_with(super::portal::PREFIX) {
+        return super::portal::handle(svc, req).await;
+    }
     let known =
         matches!(path, "/oauth/register" | "/oauth/authorize" | "/oauth/token" | "/oauth/revoke" | CONNECTIONS_PATH)
             || is_metadata_path(path)
@@ -126,18 +129,8 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     })
 }
 
-/// Binds the upstream round trip to the browser that approved (a state captured by someone
-/// else does not complete in a victim's browser).
-const STATE_COOKIE: &str = "__Host-fcp_state";
-/// Each server has its own callback (`<origin>/oauth/callback/<server id>`), registered at the
-/// provider by its owner: a server whose owner copied another's client id cannot receive the
-/// other's codes (mix-up).
-pub const CALLBACK_PREFIX: &str = "/oauth/callback/";
-
-/// A server's callback URL.
-pub fn callback_url(origin: &str, server_id: &str) -> String {
-    format!("{origin}{CALLBACK_PREFIX}{server_id}")
-}
+pub use super::pages::{callback_url, CALLBACK_PREFIX};
+use super::pages::{published, STATE_COOKIE};
 
 /// Approvals this browser gave, remembered for 30 days in a sealed `__Host-` cookie: the same
 /// client asking again for the same server with the same redirect URI goes straight to the
@@ -229,13 +222,6 @@ fn error_page_with_link(e: &AuthorizeError, issuer: &str) -> Response {
             }
         }
     }
-}
-
-/// The published manifest of a server (no isolate cache here: these routes are rare).
-async fn published(kv: &impl Kv, server_id: &str, now_ms: i64) -> Option<Manifest> {
-    let cache = crate::mcp::server::ManifestCache::default();
-    let loaded = crate::mcp::server::load_manifest(kv, &cache, server_id, now_ms).await.ok()??;
-    Some(loaded.manifest.clone())
 }
 
 /// Does the authorize request's `resource` (or server scope) name a server published with
@@ -513,6 +499,9 @@ fn to_provider<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, r: AuthorizeR
 
 async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, server_id: &str) -> Response {
     let q = |k: &str| req.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if q("state").is_some_and(|s| super::portal::is_portal_state(svc, s)) {
+        return super::portal::finish(svc, req, server_id).await;
+    }
     let keyring = &svc.secrets.keyring;
     let Some(p) = q("state").and_then(|s| Pending::open(keyring, s, "oauth|state", svc.now_ms)) else {
         return error_page("this sign-in has expired or was not started here; start again from the app");
@@ -594,63 +583,6 @@ async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Requ
     }
 }
 
-/// The provider's token endpoint, with the owner's client secret (sent only there): the code
-/// exchange at the callback and the refresh at FlowCP's token endpoint.
-async fn call_token_endpoint<D: Db, K: Kv, H: Http>(
-    svc: &Services<'_, D, K, H>,
-    m: &Manifest,
-    secret: &str,
-    grant: &[(&str, &str)],
-) -> Result<Upstream, UpstreamCallError> {
-    let (Some(oauth), Some(binding)) = (m.auth.oauth.as_ref(), super::tokens::provider_binding(m)) else {
-        return Err(UpstreamCallError::Unusable("the server's sign-in provider is not configured"));
-    };
-    let url = crate::net::check_url(&oauth.token_url, svc.fetch_policy)
-        .map_err(|_| UpstreamCallError::Unusable("the provider's token URL is not allowed"))?;
-    let req = super::providers::token_request(url.as_str(), grant, &oauth.client_id, secret, 10_000);
-    let resp = svc
-        .http
-        .send(&req, 64 * 1024)
-        .await
-        .map_err(|_| UpstreamCallError::Unusable("the API's provider could not be reached"))?;
-    let v: Option<Value> = serde_json::from_slice(&resp.body).ok();
-    // Some providers (GitHub) answer errors with 200 and an `error` member.
-    if let Some(error) = v.as_ref().and_then(|v| v.get("error")).and_then(Value::as_str) {
-        // GitHub says `bad_refresh_token` for an expired or revoked one.
-        return Err(UpstreamCallError::Refused(matches!(error, "invalid_grant" | "bad_refresh_token")));
-    }
-    if !(200..300).contains(&resp.status) {
-        return Err(UpstreamCallError::Refused(false));
-    }
-    let v = v.ok_or(UpstreamCallError::Unusable("the API's provider answered something unreadable"))?;
-    // Bounded so the sealed tokens stay under their 8 KB limit.
-    let text = |k: &str, max: usize| {
-        v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= max).map(str::to_string)
-    };
-    let access_token = text("access_token", 3 * 1024)
-        .ok_or(UpstreamCallError::Unusable("the API's provider returned no usable access token"))?;
-    Ok(Upstream {
-        access_token,
-        refresh_token: text("refresh_token", 2 * 1024),
-        expires_at_ms: v
-            .get("expires_in")
-            .and_then(Value::as_i64)
-            .filter(|s| *s > 0)
-            .map(|s| svc.now_ms.saturating_add(s.min(400 * 86_400).saturating_mul(1000))),
-        scope: text("scope", 512),
-        provider: Some(binding),
-    })
-}
-
-/// Why the provider's token endpoint gave no tokens.
-enum UpstreamCallError {
-    /// It answered an OAuth error; `true` for `invalid_grant` (the code or the user's grant is
-    /// no longer valid).
-    Refused(bool),
-    /// It could not be used (why, safe to show).
-    Unusable(&'static str),
-}
-
 async fn exchange_upstream<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     m: &Manifest,
@@ -666,10 +598,13 @@ async fn exchange_upstream<D: Db, K: Kv, H: Http>(
         ("redirect_uri", callback.as_str()),
         ("code_verifier", verifier),
     ];
-    call_token_endpoint(svc, m, secret, &grant).await.map_err(|e| match e {
-        UpstreamCallError::Refused(_) => "the API's provider refused the sign-in",
-        UpstreamCallError::Unusable(why) => why,
-    })
+    super::upstream::token_call(svc.http, svc.fetch_policy, svc.now_ms, m, secret, &grant)
+        .await
+        .map(|a| a.upstream)
+        .map_err(|e| match e {
+            super::upstream::CallError::Refused(_) => "the API's provider refused the sign-in",
+            super::upstream::CallError::Unusable(why) => why,
+        })
 }
 
 /// The refresh side of the provider, for [`grant::exchange_refresh`]. The server's published
@@ -706,10 +641,13 @@ impl<D: Db, K: Kv, H: Http> grant::Provider for ServerProvider<'_, '_, D, K, H> 
             .flatten()
             .ok_or(Unavailable)?;
         let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-        call_token_endpoint(svc, m, &secret, &grant).await.map_err(|e| match e {
-            UpstreamCallError::Refused(true) => Revoked,
-            _ => Unavailable,
-        })
+        super::upstream::token_call(svc.http, svc.fetch_policy, svc.now_ms, m, &secret, &grant)
+            .await
+            .map(|a| a.upstream)
+            .map_err(|e| match e {
+                super::upstream::CallError::Refused(true) => Revoked,
+                _ => Unavailable,
+            })
     }
 
     async fn pause(&self, ms: u32) {

@@ -24,13 +24,16 @@ pub mod cimd;
 pub mod flow;
 pub mod grant;
 pub mod http;
+pub mod keys;
 pub mod pages;
 pub mod pkce;
+pub mod portal;
 pub mod providers;
 pub mod redirect;
 pub mod register;
 pub mod resource;
 pub mod tokens;
+pub mod upstream;
 
 use serde_json::json;
 

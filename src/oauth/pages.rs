@@ -8,12 +8,26 @@ use super::flow::{self, AuthorizeError, AuthorizeRequest};
 use super::grant;
 use crate::api::{Request, Response, Services};
 use crate::crypto::{sha256_hex, Keyring};
+use crate::manifest::Manifest;
 use crate::net::Http;
 use crate::store::{Db, Kv};
 
 /// How long a consent page and an upstream round trip may take.
 pub(super) const TICKET_TTL_MS: i64 = 10 * 60_000;
 pub(super) const CONSENT_COOKIE: &str = "__Host-fcp_consent";
+/// Binds the upstream round trip to the browser that approved or started it (a state captured
+/// by someone else does not complete in a victim's browser).
+pub(super) const STATE_COOKIE: &str = "__Host-fcp_state";
+
+/// Each server has its own callback (`<origin>/oauth/callback/<server id>`), registered at the
+/// provider by its owner: a server whose owner copied another's client id cannot receive the
+/// other's codes (mix-up).
+pub const CALLBACK_PREFIX: &str = "/oauth/callback/";
+
+/// A server's callback URL.
+pub fn callback_url(origin: &str, server_id: &str) -> String {
+    format!("{origin}{CALLBACK_PREFIX}{server_id}")
+}
 
 /// What the consent page carries to the decision, and the upstream round trip to the callback:
 /// sealed (AAD names the purpose), never stored.
@@ -126,4 +140,11 @@ pub(super) fn declined(r: AuthorizeRequest, issuer: &str) -> Response {
         description: "the user declined",
     };
     authorize_error_redirect(&e, issuer)
+}
+
+/// The server's published manifest, read afresh (no isolate cache: sign-in pages are rare).
+pub(super) async fn published(kv: &impl Kv, server_id: &str, now_ms: i64) -> Option<Manifest> {
+    let cache = crate::mcp::server::ManifestCache::default();
+    let loaded = crate::mcp::server::load_manifest(kv, &cache, server_id, now_ms).await.ok()??;
+    Some(loaded.manifest.clone())
 }

@@ -64,7 +64,7 @@ impl Upstream {
 /// Truncated SHA-256 of a published `oauth` server's token URL, client id and API origin;
 /// `None` for a server without OAuth sign-in.
 pub fn provider_binding(m: &crate::manifest::Manifest) -> Option<String> {
-    let oauth = m.auth.oauth.as_ref().filter(|_| m.auth.mode == crate::vocab::AuthMode::Oauth)?;
+    let oauth = m.auth.oauth.as_ref().filter(|_| m.auth.mode.signs_in_users())?;
     let api = m.auth.credential_origin.as_deref().unwrap_or("");
     Some(crate::crypto::sha256_hex_truncated(format!("{}\n{}\n{api}", oauth.token_url, oauth.client_id).as_bytes(), 16))
 }

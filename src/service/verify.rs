@@ -93,15 +93,15 @@ pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
         AuthMode::Bearer if !s.has_credential => Some("bearer mode needs a token (PUT .../credential)".to_string()),
         AuthMode::ApiKey if !s.has_credential => Some("api_key mode needs a key (PUT .../credential)".to_string()),
         AuthMode::ApiKey if !s.has_placement => Some("api_key mode needs auth_config {in, name}".to_string()),
-        AuthMode::Oauth => {
+        AuthMode::Oauth | AuthMode::UserKey => {
             let missing: Vec<&str> = ["authorize_url", "token_url", "client_id"]
                 .into_iter()
                 .filter(|k| s.auth_config.get(*k).and_then(Value::as_str).is_none())
                 .collect();
             if !missing.is_empty() {
-                Some(format!("oauth mode needs auth_config fields {missing:?}"))
+                Some(format!("{} mode needs auth_config fields {missing:?}", s.auth_mode.as_str()))
             } else if !s.has_credential {
-                Some("oauth mode needs the client secret (PUT .../credential)".into())
+                Some(format!("{} mode needs the client secret (PUT .../credential)", s.auth_mode.as_str()))
             } else {
                 None
             }
@@ -149,7 +149,9 @@ pub fn origin_of(url: &str) -> Option<String> {
 /// and never appears in the finding, in any spelling.
 pub async fn probe(http: &impl Http, p: &Probe<'_>) -> Finding {
     let tool = match (p.tool, p.auth_mode) {
-        (_, AuthMode::Oauth) => return Finding::skipped("probe", "OAuth servers are probed by a signed-in user"),
+        (_, AuthMode::Oauth | AuthMode::UserKey) => {
+            return Finding::skipped("probe", "servers that sign users in are probed by a signed-in user")
+        }
         (None, _) => {
             return Finding::skipped("probe", "no GET tool without required arguments; pick one with probe_tool")
         }

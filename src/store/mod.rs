@@ -13,6 +13,7 @@ pub mod audit;
 pub mod connections;
 pub mod envelopes;
 pub mod invitations;
+pub mod key_users;
 pub mod oauth_clients;
 pub mod secrets;
 pub mod servers;

@@ -93,7 +93,11 @@ fn server(r: &Row) -> Result<Server, StoreError> {
         workspace_id: text(r, "workspace_id")?,
         app_id: text(r, "app_id")?,
         name: text(r, "name")?,
-        auth_mode: parsed(r, "auth_mode", AuthMode::parse)?,
+        auth_mode: match (parsed(r, "auth_mode", AuthMode::parse)?, opt_i64(r, "user_keys")) {
+            // Stored as `oauth` with the `user_keys` flag (migration 0010).
+            (AuthMode::Oauth, Some(1)) => AuthMode::UserKey,
+            (mode, _) => mode,
+        },
         auth_config: json(r, "auth_config_json")?.unwrap_or(Value::Object(Default::default())),
         credential_key: opt_text(r, "credential_key"),
         is_public: row_i64(r, "is_public")? != 0,
@@ -128,11 +132,21 @@ pub async fn get(db: &impl Db, ws: &str, id: &str) -> Result<Option<Server>, Sto
     db.query(sql, &[ws.into(), id.into()]).await?.first().map(server).transpose()
 }
 
+/// The `auth_mode` column's value: its CHECK (migration 0001) predates `user_key`, which is
+/// stored as `oauth` with `user_keys = 1` (a SQLite CHECK cannot change without rebuilding the
+/// table, and dropping `servers` would cascade to every table that references it).
+fn stored_mode(mode: AuthMode) -> AuthMode {
+    match mode {
+        AuthMode::UserKey => AuthMode::Oauth,
+        m => m,
+    }
+}
+
 /// Saves the editable configuration and resets verification (any change makes it a draft).
 pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), StoreError> {
     let sql =
         "UPDATE servers SET name = ?3, auth_mode = ?4, auth_config_json = ?5, credential_key = ?6, is_public = ?7, \
-               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, \
+               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, user_keys = ?13, \
                verification_state = 'unverified', verification_json = NULL, verified_at = NULL, \
                draft_changed_at = ?11, updated_at = ?11 \
                WHERE workspace_id = ?1 AND id = ?2";
@@ -142,7 +156,7 @@ pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), Store
             s.workspace_id.as_str().into(),
             s.id.as_str().into(),
             s.name.as_str().into(),
-            s.auth_mode.as_str().into(),
+            stored_mode(s.auth_mode).as_str().into(),
             s.auth_config.to_string().into(),
             s.credential_key.clone().into(),
             i64::from(s.is_public).into(),
@@ -151,6 +165,7 @@ pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), Store
             s.probe_tool.clone().into(),
             now.into(),
             s.allowed_origins.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default()).into(),
+            i64::from(s.auth_mode == AuthMode::UserKey).into(),
         ],
     )
     .await

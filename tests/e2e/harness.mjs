@@ -30,6 +30,7 @@ export function testSecrets() {
   return {
     FLOWCP_ENCRYPTION_KEYS: "k1:" + randomBytes(32).toString("hex"),
     FLOWCP_SESSION_SECRET: randomBytes(32).toString("hex"),
+    FLOWCP_TOKEN_SECRET: "t1:" + randomBytes(32).toString("hex"),
     // Opens the deep /healthz check (version, D1 and KV round trip, memory).
     FLOWCP_OPERATOR_TOKEN: randomBytes(32).toString("hex"),
     FLOWCP_ALLOW_LOCAL_FETCH: "1",

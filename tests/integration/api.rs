@@ -34,6 +34,9 @@ impl Env {
                 keyring: Keyring::parse("k1:2222222222222222222222222222222222222222222222222222222222222222").unwrap(),
                 session_secret: b"0123456789abcdef0123456789abcdef".to_vec(),
                 previous_session_secret: None,
+                token_secrets: Some(
+                    flowcp::auth::user_key::TokenSecrets::parse(&format!("t1:{}", "33".repeat(32))).unwrap(),
+                ),
             },
             cookie: RefCell::new(None),
             csrf: RefCell::new(None),
@@ -851,6 +854,7 @@ fn a_new_credential_changes_nothing_live_until_the_next_publish() {
         origin: "https://flowcp.example".into(),
         clock: &clock,
         upstream_timeout_ms: 1000,
+        key_gate: None,
     };
     let headers = vec![
         ("content-type".to_string(), "application/json".to_string()),

@@ -98,6 +98,7 @@ fn respond(request: &Value) -> Value {
         origin: "https://flowcp.example".into(),
         clock: &clock,
         upstream_timeout_ms: 1000,
+        key_gate: None,
     };
     let method = request["method"].as_str().unwrap_or("POST");
     let r = block_on(handle(&rt, SERVER, &McpRequest { method, headers: &headers, body: &body }));

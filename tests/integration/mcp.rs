@@ -154,6 +154,7 @@ fn request(
         origin: ORIGIN.into(),
         clock: &clock,
         upstream_timeout_ms: 1000,
+        key_gate: None,
     };
     block_on(handle(&rt, &f.server, &McpRequest { method, headers, body }))
 }
@@ -210,6 +211,7 @@ fn wrong_or_missing_access_key_is_401_and_right_one_passes() {
         origin: ORIGIN.into(),
         clock: &clock,
         upstream_timeout_ms: 1000,
+        key_gate: None,
     };
     let body = serde_json::to_vec(&rpc("ping", json!({}))).unwrap();
     let r = block_on(handle(&rt, &f.server, &McpRequest { method: "POST", headers: &headers, body: &body }));

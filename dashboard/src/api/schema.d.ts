@@ -1225,6 +1225,8 @@ export interface components {
             /** @description Published, and changed since: the live manifest is older than this configuration. */
             has_draft_changes: boolean;
             mcp_url: string;
+            /** @description `user_key` servers: the page where end users sign in and get their key. */
+            portal_url?: string | null;
             client_config: components["schemas"]["ClientConfig"];
             /** Format: int64 */
             created_at: number;
@@ -1232,7 +1234,7 @@ export interface components {
             updated_at: number;
         };
         /** @description How a published server authenticates to the upstream API. */
-        AuthMode: "none" | "api_key" | "bearer" | "oauth";
+        AuthMode: "none" | "api_key" | "bearer" | "oauth" | "user_key";
         /**
          * @description The documented shape of a server's `auth_config`: the API accepts these fields only (an
          *     allow-list, so no secret can hide under another name).

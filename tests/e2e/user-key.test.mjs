@@ -1,0 +1,354 @@
+// Issue 16: `user_key` servers through the real runtime (wrangler dev). An end user signs in at
+// the server's portal through a fake Entra ID on 127.0.0.1 (authorize, token with rotating
+// refresh tokens and an ID token), gets a per-user key, and the official MCP SDK client calls
+// with it as `X-API-Key`; the fake API sees that user's own delegated token. Then re-issue,
+// revocation, forged/expired/foreign keys, a refresh with rotation, consent revoked at the
+// provider ("sign in again"), and a scan of D1 and KV for the tokens in clear.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { createHmac, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { Client, d1, sleep, startWorker, testSecrets } from "./harness.mjs";
+
+const CLIENT_ID = "pa-client-id";
+const CLIENT_SECRET = "entra-client-secret-" + randomBytes(8).toString("hex");
+let w, fake, owner, ws, server, other, secrets;
+
+/** A fake Entra ID (authorize, token) and a fake Power Automate API in one server. */
+function startFake() {
+  const state = {
+    nextUser: "alice",
+    expiresIn: 3600,
+    issued: [], // every token handed out (the scan looks for them)
+    current: new Map(), // user -> { access, refresh }
+    revoked: new Set(), // users whose consent was revoked
+    tokenRequests: [],
+    apiAuth: [],
+    down: false,
+  };
+  const srv = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const url = new URL(req.url, "http://x");
+      const body = Buffer.concat(chunks).toString();
+      const json = (status, v) => { res.writeHead(status, { "content-type": "application/json" }); res.end(JSON.stringify(v)); };
+      const base = `http://127.0.0.1:${srv.address().port}`;
+      if (url.pathname === "/openapi.json") {
+        return json(200, {
+          openapi: "3.0.3", info: { title: "Power Automate (fake)", version: "1" }, servers: [{ url: base }],
+          paths: {
+            "/environments/{environment}/flows": { get: { operationId: "list_live_flows", summary: "List the flows of an environment",
+              parameters: [{ name: "environment", in: "path", required: true, schema: { type: "string" } }],
+              responses: { 200: { description: "ok", content: { "application/json": { schema: { type: "object", properties: { value: { type: "array", items: { type: "object" } } } } } } } } } },
+          },
+        });
+      }
+      if (url.pathname === "/tenant/oauth2/v2.0/authorize") {
+        const back = new URL(url.searchParams.get("redirect_uri"));
+        back.searchParams.set("code", `code-${state.nextUser}-${randomBytes(4).toString("hex")}`);
+        back.searchParams.set("state", url.searchParams.get("state"));
+        state.lastAuthorize = Object.fromEntries(url.searchParams);
+        res.writeHead(302, { location: back.toString() });
+        return res.end();
+      }
+      if (url.pathname === "/tenant/oauth2/v2.0/token") {
+        const p = Object.fromEntries(new URLSearchParams(body));
+        state.tokenRequests.push(p);
+        if (p.client_id !== CLIENT_ID || p.client_secret !== CLIENT_SECRET) return json(401, { error: "invalid_client" });
+        let user;
+        if (p.grant_type === "authorization_code") {
+          user = p.code.split("-")[1];
+          state.revoked.delete(user);
+        } else if (p.grant_type === "refresh_token") {
+          user = [...state.current.entries()].find(([, t]) => t.refresh === p.refresh_token)?.[0];
+          if (!user || state.revoked.has(user)) return json(400, { error: "invalid_grant", error_description: "AADSTS70008: the refresh token has expired or was revoked" });
+        } else return json(400, { error: "unsupported_grant_type" });
+        const t = { access: `eyJ0eXAi.at-${user}-${randomBytes(6).toString("hex")}`, refresh: `0.AR-rt-${user}-${randomBytes(6).toString("hex")}` };
+        state.current.set(user, t); // Entra rotates: the previous refresh token no longer works here
+        state.issued.push(t.access, t.refresh);
+        const idToken = [{ alg: "RS256" }, { iss: `${base}/tenant/v2.0`, sub: `sub-${user}`, aud: CLIENT_ID, name: user }, "sig"]
+          .map((x, i) => (i < 2 ? Buffer.from(JSON.stringify(x)).toString("base64url") : x)).join(".");
+        return json(200, { token_type: "Bearer", access_token: t.access, refresh_token: t.refresh, expires_in: state.expiresIn, id_token: idToken, scope: "https://service.flow.microsoft.com//.default" });
+      }
+      const m = url.pathname.match(/^\/environments\/([^/]+)\/flows$/);
+      if (m) {
+        const auth = req.headers.authorization ?? "";
+        state.apiAuth.push(auth);
+        if (state.down) return json(503, { error: "down" });
+        const user = [...state.current.entries()].find(([, t]) => auth === `Bearer ${t.access}`)?.[0];
+        if (!user) return json(401, { error: { code: "InvalidAuthenticationToken" } });
+        return json(200, { value: [{ name: `flow-of-${user}`, environment: m[1] }] });
+      }
+      json(404, {});
+    });
+  });
+  const base = () => `http://127.0.0.1:${srv.address().port}`;
+  return new Promise((r) => srv.listen(0, "127.0.0.1", () => r({ state, base, close: () => new Promise((c) => srv.close(c)) })));
+}
+
+const P = (p) => `/api/v1/workspaces/${ws}${p}`;
+const must = (r, status = 200) => { if (r.status !== status) throw new Error(`${r.status} ${JSON.stringify(r.body)}`); return r.body; };
+
+async function publishUserKeyServer(name) {
+  const app = must(await owner.post(P("/apps"), { name }), 201);
+  must(await owner.post(P(`/apps/${app.id}/imports`), { url: `${fake.base()}/openapi.json` }), 201);
+  const srv = must(await owner.post(P("/servers"), { app_id: app.id, name }), 201);
+  const base = fake.base();
+  must(await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "user_key", auth_config: { authorize_url: `${base}/tenant/oauth2/v2.0/authorize`, token_url: `${base}/tenant/oauth2/v2.0/token`, client_id: CLIENT_ID, scopes: ["https://service.flow.microsoft.com//.default"] } }));
+  must(await owner.put(P(`/servers/${srv.id}/credential`), { value: CLIENT_SECRET, origin: base }));
+  const v = must(await owner.post(P(`/servers/${srv.id}/verify`)));
+  assert.equal(v.state, "verified", JSON.stringify(v));
+  must(await owner.post(P(`/servers/${srv.id}/publish`)));
+  return must(await owner.get(P(`/servers/${srv.id}`)));
+}
+
+before(async () => {
+  fake = await startFake();
+  secrets = testSecrets();
+  w = await startWorker({ vars: secrets });
+  owner = new Client(w.url);
+  ws = (await owner.signup("user-key-e2e@example.com")).workspace.id;
+  server = await publishUserKeyServer("Power Automate as you");
+  other = await publishUserKeyServer("Another server");
+});
+after(async () => { await w?.stop(); w?.cleanup(); await fake?.close(); });
+
+const manual = (url, init = {}) => fetch(url, { redirect: "manual", ...init });
+
+/** The portal's sign-in as a browser does it: FlowCP, the fake Entra, the callback. */
+async function portalSignIn(srv, user) {
+  fake.state.nextUser = user;
+  const start = await manual(`${w.url}/oauth/portal/${srv.id}/sign-in`);
+  assert.equal(start.status, 302);
+  const toProvider = new URL(start.headers.get("location"));
+  assert.equal(toProvider.origin + toProvider.pathname, `${fake.base()}/tenant/oauth2/v2.0/authorize`);
+  const scopes = toProvider.searchParams.get("scope").split(" ");
+  assert.ok(scopes.includes("openid") && scopes.includes("https://service.flow.microsoft.com//.default"), scopes.join(" "));
+  assert.equal(toProvider.searchParams.get("code_challenge_method"), "S256");
+  const stateCookie = start.headers.get("set-cookie").split(";")[0];
+  const callback = (await manual(toProvider)).headers.get("location");
+  assert.ok(callback.startsWith(`${w.url}/oauth/callback/${srv.id}?`), callback);
+  assert.equal((await manual(callback)).status, 400, "the callback needs the browser that started the sign-in");
+  const back = await manual(callback, { headers: { cookie: stateCookie } });
+  assert.equal(back.status, 302, await back.text());
+  assert.equal(back.headers.get("location"), `${w.url}/portal/${srv.id}`);
+  assert.equal((await manual(callback, { headers: { cookie: stateCookie } })).status, 400, "the state is single use");
+  const session = back.headers.getSetCookie().map((c) => c.split(";")[0]).find((c) => c.startsWith("__Host-fcp_portal="));
+  assert.ok(session, "the portal session cookie");
+  return session;
+}
+
+async function portal(srv, session, method, action = "", { origin = w.url } = {}) {
+  const headers = { cookie: session };
+  if (origin) headers.origin = origin;
+  const r = await fetch(`${w.url}/oauth/portal/${srv.id}${action ? `/${action}` : ""}`, { method, headers });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null, headers: r.headers };
+}
+
+async function newKey(srv, session) {
+  const r = await portal(srv, session, "POST", "key");
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.equal(r.headers.get("cache-control"), "no-store");
+  return r.body.key;
+}
+
+/** One raw tools/call with a key in a header. */
+async function rawCall(srv, headers, name = "list_live_flows", args = { environment: "Default-1" }) {
+  const r = await fetch(srv.mcp_url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args } }) });
+  return { status: r.status, body: await r.json() };
+}
+
+async function sdk(srv, key) {
+  const transport = new StreamableHTTPClientTransport(new URL(srv.mcp_url), { requestInit: { headers: { "x-api-key": key } } });
+  const client = new McpClient({ name: "user-key-e2e", version: "1" });
+  await client.connect(transport);
+  return client;
+}
+
+/** Signs a key as FlowCP would (the test knows the deployment's secret): forged claims. */
+function mint(claims, { kid = "t1", alg = "HS256", secret = secrets.FLOWCP_TOKEN_SECRET.split(":")[1] } = {}) {
+  const enc = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+  const input = `${enc({ alg, typ: "JWT", kid })}.${enc(claims)}`;
+  return `${input}.${createHmac("sha256", Buffer.from(secret, "hex")).update(input).digest("base64url")}`;
+}
+const claimsOf = (key) => JSON.parse(Buffer.from(key.split(".")[1], "base64url").toString());
+
+let aliceSession, aliceKey;
+
+test("an end user signs in at the portal, gets a key, and the SDK client calls as them with X-API-Key", async () => {
+  assert.ok(server.portal_url.endsWith(`/portal/${server.id}`), "the owner's view names the portal");
+  assert.deepEqual(Object.keys(server.client_config.cursor.mcpServers[Object.keys(server.client_config.cursor.mcpServers)[0]].headers), ["X-API-Key"]);
+  // Before signing in: no key, and the server refuses without one.
+  const none = await rawCall(server, {});
+  assert.equal(none.status, 401);
+  assert.match(none.body.error.message, new RegExp(`/portal/${server.id}`));
+  aliceSession = await portalSignIn(server, "alice");
+  const status = await portal(server, aliceSession, "GET");
+  assert.equal(status.status, 200);
+  assert.equal(status.body.signed_in, true);
+  assert.equal(status.body.user.status, "active");
+  assert.equal(status.body.server.key_header, "X-API-Key");
+  assert.equal(fake.state.tokenRequests.at(-1).client_secret, CLIENT_SECRET, "the owner's secret went to the token endpoint");
+  // Changes need FlowCP's own origin.
+  assert.equal((await portal(server, aliceSession, "POST", "key", { origin: "https://evil.example" })).status, 403);
+  assert.equal((await portal(server, aliceSession, "POST", "key", { origin: null })).status, 403);
+  aliceKey = await newKey(server, aliceSession);
+  const c = claimsOf(aliceKey);
+  assert.equal(c.aud, server.mcp_url);
+  assert.equal(c.exp - c.iat, 30 * 86400, "30 days");
+
+  const client = await sdk(server, aliceKey);
+  const tools = (await client.listTools()).tools.map((t) => t.name);
+  assert.ok(tools.includes("list_live_flows"), tools.join(","));
+  const r = await client.callTool({ name: "list_live_flows", arguments: { environment: "Default-1" } });
+  assert.ok(!r.isError, JSON.stringify(r));
+  assert.equal(r.structuredContent.value[0].name, "flow-of-alice");
+  assert.equal(fake.state.apiAuth.at(-1), `Bearer ${fake.state.current.get("alice").access}`, "the API got alice's delegated token");
+  await client.close();
+  // Also as a Bearer, for clients that only send that.
+  const bearer = await rawCall(server, { authorization: `Bearer ${aliceKey}` });
+  assert.equal(bearer.status, 200);
+  assert.equal(bearer.body.result.structuredContent.value[0].name, "flow-of-alice");
+
+  // The call is audited under the user's hash, with latency and bytes.
+  let rows = [];
+  for (let i = 0; i < 40 && rows.length < 2; i++) {
+    await sleep(100);
+    rows = must(await owner.get(P(`/audit?server=${server.id}&limit=50`))).items;
+  }
+  const row = rows.find((e) => e.tool_name === "list_live_flows");
+  assert.ok(row, JSON.stringify(rows));
+  assert.equal(row.connection_hash, status.body.user.user_hash);
+  assert.equal(row.upstream_status, 200);
+  assert.ok(row.response_bytes > 0 && row.latency_ms >= 0, JSON.stringify(row));
+});
+
+test("a second user is kept apart, and forged, expired and foreign keys are refused", async () => {
+  const bobSession = await portalSignIn(server, "bob");
+  const bobKey = await newKey(server, bobSession);
+  const r = await rawCall(server, { "x-api-key": bobKey });
+  assert.equal(r.body.result.structuredContent.value[0].name, "flow-of-bob");
+  assert.notEqual(claimsOf(bobKey).sub, claimsOf(aliceKey).sub);
+  // Alice's key still works beside Bob's.
+  assert.equal((await rawCall(server, { "x-api-key": aliceKey })).body.result.structuredContent.value[0].name, "flow-of-alice");
+
+  const c = claimsOf(aliceKey);
+  const now = Math.floor(Date.now() / 1000);
+  const refused = [
+    ["a tampered signature", aliceKey.slice(0, -4) + (aliceKey.endsWith("AAAA") ? "BBBB" : "AAAA")],
+    ["claims swapped under the same signature", `${aliceKey.split(".")[0]}.${Buffer.from(JSON.stringify({ ...c, sub: claimsOf(bobKey).sub })).toString("base64url")}.${aliceKey.split(".")[2]}`],
+    ["an expired key", mint({ ...c, iat: now - 40 * 86400, exp: now - 10 * 86400 })],
+    ["a key for another server", mint({ ...c, aud: other.mcp_url })],
+    ["a key of another issuer", mint({ ...c, iss: "https://evil.example" })],
+    ["alg none", `${Buffer.from(JSON.stringify({ alg: "none", kid: "t1" })).toString("base64url")}.${aliceKey.split(".")[1]}.`],
+    ["an unknown key id", mint(c, { kid: "t9" })],
+    ["another secret", mint(c, { secret: randomBytes(32).toString("hex") })],
+    ["a stale epoch", mint({ ...c, epoch: c.epoch - 1 })],
+    ["garbage", "not-a-key"],
+  ];
+  for (const [why, key] of refused) {
+    const x = await rawCall(server, { "x-api-key": key });
+    assert.equal(x.status, 401, `${why}: ${JSON.stringify(x.body)}`);
+  }
+  // A genuine key of this server is refused by another one.
+  assert.equal((await rawCall(other, { "x-api-key": aliceKey })).status, 401);
+  // Positive control: a key minted with the right claims works (the refusals above are for
+  // their one difference).
+  assert.equal((await rawCall(server, { "x-api-key": mint(c) })).status, 200);
+});
+
+test("re-issuing ends the old key; revoking ends every key and deletes the tokens", async () => {
+  const old = aliceKey;
+  aliceKey = await newKey(server, aliceSession);
+  assert.equal((await rawCall(server, { "x-api-key": old })).status, 401, "the old key");
+  assert.equal((await rawCall(server, { "x-api-key": aliceKey })).status, 200, "the new key");
+
+  const rv = await portal(server, aliceSession, "POST", "revoke");
+  assert.equal(rv.status, 200);
+  assert.match(rv.headers.get("set-cookie"), /Max-Age=0/);
+  const after = await rawCall(server, { "x-api-key": aliceKey });
+  assert.equal(after.status, 401, JSON.stringify(after.body));
+  // Signed out by the revocation.
+  assert.equal((await portal(server, aliceSession, "POST", "key")).status, 401);
+
+  // Signing in again does not revive the revoked key; a new one works.
+  aliceSession = await portalSignIn(server, "alice");
+  assert.equal((await rawCall(server, { "x-api-key": aliceKey })).status, 401);
+  aliceKey = await newKey(server, aliceSession);
+  assert.equal((await rawCall(server, { "x-api-key": aliceKey })).body.result.structuredContent.value[0].name, "flow-of-alice");
+});
+
+test("an expired access token is refreshed once with rotation; consent revoked at the provider asks the user to sign in again", async () => {
+  // Tokens that expire in 61 s are due for refresh (the margin is 60 s) after one second.
+  fake.state.expiresIn = 61;
+  aliceSession = await portalSignIn(server, "alice");
+  aliceKey = await newKey(server, aliceSession);
+  const before = fake.state.current.get("alice");
+  await sleep(1500);
+  const refreshesBefore = fake.state.tokenRequests.filter((p) => p.grant_type === "refresh_token").length;
+  // Concurrent calls: one refresh (single flight), every call served.
+  const calls = await Promise.all([1, 2, 3, 4].map(() => rawCall(server, { "x-api-key": aliceKey })));
+  for (const r of calls) assert.equal(r.body.result?.structuredContent?.value?.[0]?.name, "flow-of-alice", JSON.stringify(r.body));
+  const refreshes = fake.state.tokenRequests.filter((p) => p.grant_type === "refresh_token");
+  assert.equal(refreshes.length - refreshesBefore, 1, "one refresh for concurrent calls");
+  assert.equal(refreshes.at(-1).refresh_token, before.refresh, "the refresh used the stored refresh token");
+  assert.notEqual(fake.state.current.get("alice").access, before.access, "a new access token");
+
+  // Next refresh uses the rotated refresh token (the old one would be invalid_grant here).
+  await sleep(1500);
+  const rotated = fake.state.current.get("alice").refresh;
+  assert.equal((await rawCall(server, { "x-api-key": aliceKey })).status, 200);
+  assert.equal(fake.state.tokenRequests.filter((p) => p.grant_type === "refresh_token").at(-1).refresh_token, rotated);
+
+  // Consent revoked at Microsoft: the refresh gets invalid_grant and the user is told to sign in again.
+  fake.state.revoked.add("alice");
+  await sleep(1500);
+  const r = await rawCall(server, { "x-api-key": aliceKey });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.result.isError, true, JSON.stringify(r.body));
+  assert.match(r.body.result.content[0].text, /sign in again/i);
+  assert.match(r.body.result.content[0].text, new RegExp(`/portal/${server.id}`));
+  assert.equal((await portal(server, aliceSession, "GET")).body.user.status, "disconnected");
+  // Listing still works; after signing in again the same key works.
+  assert.equal((await fetch(server.mcp_url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "x-api-key": aliceKey }, body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }) })).status, 200);
+  fake.state.expiresIn = 3600;
+  aliceSession = await portalSignIn(server, "alice");
+  assert.equal((await rawCall(server, { "x-api-key": aliceKey })).body.result.structuredContent.value[0].name, "flow-of-alice");
+});
+
+test("the user exports and deletes their data; the portal answers only for user_key servers", async () => {
+  const exported = await portal(server, aliceSession, "GET", "export");
+  assert.equal(exported.status, 200);
+  assert.equal(exported.body.holds_refresh_token, true);
+  assert.ok(!JSON.stringify(exported.body).includes(fake.state.current.get("alice").refresh), "no token in the export");
+  assert.equal((await portal(server, aliceSession, "DELETE", "me")).status, 200);
+  assert.equal((await rawCall(server, { "x-api-key": aliceKey })).status, 401, "the deleted user's key");
+  assert.equal((await portal(server, aliceSession, "GET")).body.signed_in, false);
+  assert.equal((await fetch(`${w.url}/oauth/portal/srv_nope`)).status, 404);
+  assert.equal((await fetch(`${w.url}/oauth/portal/..%2Fapi`)).status, 404);
+});
+
+test("no upstream token is stored in clear in D1 or KV", async () => {
+  assert.ok(fake.state.issued.length >= 8);
+  await w.stop();
+  const rows = d1(w.stateDir, "SELECT * FROM key_users");
+  assert.ok(rows.some((r) => r.refresh_sealed), "a sealed refresh token is stored");
+  const files = [];
+  const walk = (d) => { for (const f of readdirSync(d)) { const p = join(d, f); if (statSync(p).isDirectory()) walk(p); else files.push(p); } };
+  walk(w.stateDir);
+  const haystack = files.map((f) => readFileSync(f).toString("latin1")).join("\n");
+  for (const t of fake.state.issued) {
+    assert.ok(!haystack.includes(t), `a token in clear in the local D1 or KV: ${t.slice(0, 12)}…`);
+    assert.ok(!haystack.includes(t.split("-").at(-1)), "no part of a token either");
+  }
+  assert.ok(!haystack.includes(CLIENT_SECRET), "the client secret only sealed");
+  w.cleanup();
+  w = null;
+});
