@@ -1,5 +1,6 @@
 import { render } from "preact";
 import { App } from "./App";
+import { Portal, portalServer } from "./screens/Portal";
 import { handleLink } from "./links";
 import "./style.css";
 
@@ -9,6 +10,12 @@ async function main(): Promise<void> {
   const root = document.getElementById("app");
   if (!root) return;
   if (await handleLink(root)) return;
+  // The end-user portal of a per-user-key server: no FlowCP account involved.
+  const server = portalServer(location.pathname);
+  if (server) {
+    render(<Portal server={server} />, root);
+    return;
+  }
   render(<App />, root);
 }
 

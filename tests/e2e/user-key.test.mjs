@@ -12,7 +12,12 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
 import { Client, d1, sleep, startWorker, testSecrets } from "./harness.mjs";
+
+const CHROMIUM = process.env.FLOWCP_CHROMIUM ?? "/usr/bin/chromium";
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const CLIENT_ID = "pa-client-id";
 const CLIENT_SECRET = "entra-client-secret-" + randomBytes(8).toString("hex");
@@ -333,6 +338,44 @@ test("the user exports and deletes their data; the portal answers only for user_
   assert.equal((await portal(server, aliceSession, "GET")).body.signed_in, false);
   assert.equal((await fetch(`${w.url}/oauth/portal/srv_nope`)).status, 404);
   assert.equal((await fetch(`${w.url}/oauth/portal/..%2Fapi`)).status, 404);
+});
+
+test("in a real browser, the portal signs the user in, shows the key once, and revokes", async () => {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("dialog", (d) => void d.accept());
+    const axe = async (what) => {
+      await page.addScriptTag({ content: AXE });
+      const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ["violations"] }));
+      const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+      assert.deepEqual(bad.map((v) => `${v.id}: ${v.help}`), [], what);
+    };
+    fake.state.nextUser = "carol";
+    await page.goto(`${w.url}/portal/${server.id}`);
+    await page.getByRole("heading", { name: server.name }).waitFor();
+    await axe("portal, signed out");
+    await page.getByRole("link", { name: "Sign in to get your key" }).click();
+    await page.waitForURL(`${w.url}/portal/${server.id}`);
+    await page.getByRole("button", { name: "Get my key" }).click();
+    const key = await page.getByLabel("Your key").inputValue();
+    assert.equal(claimsOf(key).aud, server.mcp_url);
+    await axe("portal, key shown");
+    const r = await rawCall(server, { "x-api-key": key });
+    assert.equal(r.body.result.structuredContent.value[0].name, "flow-of-carol");
+    // Reloading does not show the key again.
+    await page.reload();
+    await page.getByRole("button", { name: "Issue a new key" }).waitFor();
+    assert.equal(await page.getByLabel("Your key").count(), 0);
+    await page.getByRole("button", { name: "Revoke access" }).click();
+    await page.getByRole("status").filter({ hasText: "Revoked" }).waitFor();
+    assert.equal((await rawCall(server, { "x-api-key": key })).status, 401);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
 });
 
 test("no upstream token is stored in clear in D1 or KV", async () => {

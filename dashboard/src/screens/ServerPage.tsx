@@ -47,6 +47,7 @@ export function ServerPage() {
         {s.published ? <strong>Live</strong> : "Not published"}
         {s.published && s.has_draft_changes ? " · changed since publishing" : ""} · MCP URL <code>{s.mcp_url}</code>
       </p>
+      {s.portal_url && <p>End users get their key at <a href={s.portal_url}>{s.portal_url}</a></p>}
       <ErrorLine>{error}</ErrorLine>
       <Auth server={s} path={path} onSaved={load} />
       <Options server={s} path={path} onSaved={load} />
@@ -119,7 +120,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
       ...(o.provider === "oidc" ? { discovery_url: o.discovery_url } : {}),
       ...(o.provider === "custom" ? { authorize_url: o.authorize_url, token_url: o.token_url } : {}),
     };
-    const auth_config = mode === "api_key" ? { in: place, name } : mode === "oauth" ? oauth : {};
+    const auth_config = mode === "api_key" ? { in: place, name } : mode === "oauth" || mode === "user_key" ? oauth : {};
     const r = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", { params: { path }, body: { auth_mode: mode, auth_config } });
     if (!r.response.ok) return { error: errorMessage(r.error, r.response.status) };
     if (secret) {
@@ -130,7 +131,8 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
     await onSaved();
     return { done: "Saved. Verify again before publishing." };
   });
-  const secretLabel = mode === "oauth" ? "Client secret" : "Credential";
+  const signsIn = mode === "oauth" || mode === "user_key";
+  const secretLabel = signsIn ? "Client secret" : "Credential";
   return (
     <form class="card" onSubmit={save}>
       <h2>How FlowCP calls the API</h2>
@@ -141,6 +143,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
           <option value="api_key">API key</option>
           <option value="bearer">Bearer token</option>
           <option value="oauth">Each user signs in (OAuth)</option>
+          <option value="user_key">Each user signs in once and gets a key (per-user keys)</option>
         </select>
       </p>
       {mode === "api_key" && (
@@ -156,7 +159,10 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
           <Field label={place === "header" ? "Header name" : place === "query" ? "Query parameter" : "Cookie name"} name="key_header" value={name} onInput={setName} />
         </div>
       )}
-      {mode === "oauth" && (
+      {mode === "user_key" && (
+        <p>Each end user signs in once at the server's portal with the provider below and copies their own key, which their MCP client sends as <code>X-API-Key</code>. FlowCP keeps each user's refresh token, encrypted, until they revoke. The provider must be OpenID Connect (it names the user).</p>
+      )}
+      {signsIn && (
         <>
           <p class="field">
             <label for="f-provider">Sign-in provider</label>
@@ -182,7 +188,7 @@ function Auth({ server, path, onSaved }: { server: Server; path: { ws: string; s
           <Field label={server.credential_set ? `Replace the stored ${secretLabel.toLowerCase()}` : secretLabel} name="secret" type="password" value={secret} onInput={setSecret} required={false}
             hint={server.credential_set ? `Stored, write-only; bound to ${cfg.credential_origin ?? "its origin"}.` : "Write-only: never shown again."} />
           <Field label="API origin" name="origin" value={origin} onInput={setOrigin} required={false}
-            hint={mode === "oauth" ? "https://host of the API: the only place users' tokens are sent." : "https://host of the API: the only place the credential is sent (required unless the server has a base URL)."} />
+            hint={signsIn ? "https://host of the API: the only place users' tokens are sent." : "https://host of the API: the only place the credential is sent (required unless the server has a base URL)."} />
         </>
       )}
       <button type="submit">Save</button>
