@@ -13,3 +13,4 @@ mod net;
 mod oauth;
 mod retention;
 mod support;
+mod user_keys;

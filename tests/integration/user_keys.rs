@@ -1,0 +1,302 @@
+//! The key gate of `user_key` servers (issue 16) on the host: a real SQLite with the migrations,
+//! the in-memory KV and a scripted provider. What the e2e test cannot make happen on demand: a
+//! revocation seen by another isolate within the cache bound, the key store failing, the
+//! provider down mid-refresh, a changed provider, corrupt rows and envelopes.
+
+use std::cell::RefCell;
+
+use flowcp::auth::user_key::{TokenSecrets, EPOCH_CACHE_TTL_MS};
+use flowcp::crypto::{aad_server_credential, Keyring};
+use flowcp::manifest::{Manifest, ManifestAuth, ManifestOAuth};
+use flowcp::mcp::server::{Admitted, KeyGate, McpResponse};
+use flowcp::net::FetchPolicy;
+use flowcp::oauth::keys::{self, Gate, GateCache};
+use flowcp::oauth::tokens::Upstream;
+use flowcp::oauth::upstream::{Answer, Identity};
+use flowcp::store::{block_on, key_users, Db, Kv, MemoryKv, Row, SqlValue, Statement, StoreError};
+use flowcp::vocab::AuthMode;
+
+use crate::support::{resp, ScriptedHttp, SqliteDb};
+
+const ORIGIN: &str = "https://flowcp.example";
+const T0: i64 = 1_800_000_000_000;
+
+struct Fx {
+    db: SqliteDb,
+    kv: MemoryKv,
+    keyring: Keyring,
+    secrets: TokenSecrets,
+    m: Manifest,
+}
+
+fn manifest(token_url: &str) -> Manifest {
+    Manifest {
+        format: flowcp::manifest::FORMAT,
+        server_id: "srv1".into(),
+        workspace_id: "ws1".into(),
+        version: 1,
+        published_at: T0,
+        name: "PA".into(),
+        auth: ManifestAuth {
+            mode: AuthMode::UserKey,
+            public: false,
+            placement: None,
+            credential_ref: Some("cred:srv1:v1".into()),
+            scopes: vec!["flows".into()],
+            credential_origin: Some("https://api.example".into()),
+            oauth: Some(ManifestOAuth {
+                authorize_url: "https://login.example/authorize".into(),
+                token_url: token_url.into(),
+                client_id: "app".into(),
+                authorize_params: Vec::new(),
+                issuer: None,
+            }),
+        },
+        discovery: false,
+        base_url: None,
+        allowed_origins: None,
+        tools: Vec::new(),
+    }
+}
+
+fn fixture() -> Fx {
+    let db = SqliteDb::migrated();
+    for sql in [
+        "INSERT INTO workspaces (id, name, created_at) VALUES ('ws1', 'W', 0)",
+        "INSERT INTO apps (id, workspace_id, name, created_at, updated_at) VALUES ('app1', 'ws1', 'A', 0, 0)",
+        "INSERT INTO servers (id, workspace_id, app_id, name, created_at, updated_at) VALUES ('srv1', 'ws1', 'app1', 'S', 0, 0)",
+    ] {
+        block_on(db.execute(sql, &[])).unwrap();
+    }
+    let keyring = Keyring::parse(&format!("k1:{}", "44".repeat(32))).unwrap();
+    let kv = MemoryKv::default();
+    let sealed = keyring.seal(b"client-secret", &aad_server_credential("srv1")).unwrap();
+    block_on(kv.put("cred:srv1:v1", sealed.as_bytes(), None)).unwrap();
+    let secrets = TokenSecrets::parse(&format!("t1:{}", "55".repeat(32))).unwrap();
+    Fx { db, kv, keyring, secrets, m: manifest("https://login.example/token") }
+}
+
+fn answer(m: &Manifest, access: &str, refresh: Option<&str>, expires_at_ms: Option<i64>, subject: &str) -> Answer {
+    Answer {
+        upstream: Upstream {
+            access_token: access.into(),
+            refresh_token: refresh.map(str::to_string),
+            expires_at_ms,
+            scope: None,
+            provider: flowcp::oauth::tokens::provider_binding(m),
+        },
+        identity: Some(Identity { issuer: "https://login.example".into(), subject: subject.into() }),
+    }
+}
+
+/// A signed-in user with a key; `expires_at_ms` of their first access token.
+fn user(fx: &Fx, subject: &str, expires_at_ms: Option<i64>) -> (String, String) {
+    let a = answer(&fx.m, &format!("at-{subject}-1"), Some(&format!("rt-{subject}-1")), expires_at_ms, subject);
+    let id = block_on(keys::sign_in(&fx.db, &fx.keyring, &fx.m, &a, T0)).unwrap();
+    let (key, _) = block_on(keys::issue_key(&fx.db, &fx.secrets, ORIGIN, "srv1", &id, T0)).unwrap().unwrap();
+    (id, key)
+}
+
+fn admit_with(
+    fx: &Fx,
+    db: &impl Db,
+    http: &ScriptedHttp,
+    cache: &GateCache,
+    m: &Manifest,
+    key: &str,
+    now: i64,
+) -> Result<Admitted, McpResponse> {
+    let clock = move || now;
+    let gate = Gate {
+        db,
+        kv: &fx.kv,
+        http,
+        keyring: &fx.keyring,
+        secrets: Some(&fx.secrets),
+        fetch_policy: FetchPolicy::default(),
+        origin: ORIGIN,
+        clock: &clock,
+        cache,
+    };
+    block_on(gate.admit(m, Some(key)))
+}
+
+fn admit(fx: &Fx, http: &ScriptedHttp, cache: &GateCache, key: &str, now: i64) -> Result<Admitted, McpResponse> {
+    admit_with(fx, &fx.db, http, cache, &fx.m, key, now)
+}
+
+fn token_answer(access: &str, refresh: &str) -> crate::support::Scripted {
+    let body = format!(r#"{{"access_token":"{access}","refresh_token":"{refresh}","expires_in":3600}}"#);
+    resp(200, &[("content-type", "application/json")], body.as_bytes())
+}
+
+#[test]
+fn a_revocation_reaches_another_isolate_within_the_cache_bound_and_this_one_at_once() {
+    let fx = fixture();
+    let (id, key) = user(&fx, "alice", None);
+    let http = ScriptedHttp::default();
+    let (here, elsewhere) = (GateCache::default(), GateCache::default());
+    assert_eq!(admit(&fx, &http, &elsewhere, &key, T0).unwrap().upstream_token.as_deref(), Some("at-alice-1"));
+    assert!(block_on(key_users::revoke(&fx.db, "srv1", &id)).unwrap());
+    // An isolate that has not seen the user reads D1: refused at once.
+    assert_eq!(admit(&fx, &http, &here, &key, T0 + 1).unwrap_err().status, 401);
+    // One that read the epoch before may accept it until its copy is EPOCH_CACHE_TTL_MS old:
+    // the documented bound, and no later.
+    assert!(admit(&fx, &http, &elsewhere, &key, T0 + EPOCH_CACHE_TTL_MS - 1).is_ok());
+    assert_eq!(admit(&fx, &http, &elsewhere, &key, T0 + EPOCH_CACHE_TTL_MS).unwrap_err().status, 401);
+    assert!(http.seen.borrow().is_empty(), "no provider call for a revoked user");
+}
+
+/// A `Db` whose every call fails (D1 down).
+struct DownDb;
+impl Db for DownDb {
+    async fn execute(&self, _: &str, _: &[SqlValue]) -> Result<u64, StoreError> {
+        Err(StoreError::Backend("D1 down".into()))
+    }
+    async fn query(&self, _: &str, _: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+        Err(StoreError::Backend("D1 down".into()))
+    }
+    async fn batch(&self, _: &[Statement<'_>]) -> Result<Vec<u64>, StoreError> {
+        Err(StoreError::Backend("D1 down".into()))
+    }
+}
+
+#[test]
+fn the_key_store_failing_answers_503_and_never_admits() {
+    let fx = fixture();
+    let (_, key) = user(&fx, "alice", None);
+    let r = admit_with(&fx, &DownDb, &ScriptedHttp::default(), &GateCache::default(), &fx.m, &key, T0).unwrap_err();
+    assert_eq!(r.status, 503);
+    assert!(r.internal.unwrap().contains("D1 down"), "the operator log says why");
+    assert!(!r.body.unwrap().to_string().contains("D1"), "the client does not");
+}
+
+#[test]
+fn an_expired_token_is_refreshed_with_rotation_and_a_provider_outage_leaves_the_next_call_a_retry() {
+    let fx = fixture();
+    let (id, key) = user(&fx, "alice", Some(T0 + 30_000)); // inside the 60 s margin: due now
+    let http = ScriptedHttp::new([resp(500, &[], b"oops")]);
+    let r = admit(&fx, &http, &GateCache::default(), &key, T0).unwrap_err();
+    assert_eq!(r.status, 503, "the provider is down: try again");
+    let row = block_on(key_users::get(&fx.db, "srv1", &id)).unwrap().unwrap();
+    assert_eq!(row.lease_until, None, "the lease is released");
+    assert_eq!(row.status, key_users::Status::Active);
+    let sent = http.seen.borrow()[0].clone();
+    let body = String::from_utf8(sent.body.unwrap()).unwrap();
+    assert!(body.contains("refresh_token=rt-alice-1") && body.contains("client_secret=client-secret"), "{body}");
+
+    http.push(token_answer("at-alice-2", "rt-alice-2"));
+    let a = admit(&fx, &http, &GateCache::default(), &key, T0 + 1).unwrap();
+    assert_eq!(a.upstream_token.as_deref(), Some("at-alice-2"));
+    let after = block_on(key_users::get(&fx.db, "srv1", &id)).unwrap().unwrap();
+    assert_eq!(after.generation, row.generation + 1);
+    assert_ne!(after.refresh_sealed, row.refresh_sealed, "the rotated refresh token replaced the old one");
+    // The next refresh sends the rotated one.
+    http.push(token_answer("at-alice-3", "rt-alice-3"));
+    let later = T0 + 3_600_000;
+    assert_eq!(
+        admit(&fx, &http, &GateCache::default(), &key, later).unwrap().upstream_token.as_deref(),
+        Some("at-alice-3")
+    );
+    let last = String::from_utf8(http.seen.borrow().last().unwrap().body.clone().unwrap()).unwrap();
+    assert!(last.contains("refresh_token=rt-alice-2"), "{last}");
+}
+
+#[test]
+fn invalid_grant_disconnects_and_signing_in_again_revives_the_same_key() {
+    let fx = fixture();
+    let (id, key) = user(&fx, "alice", Some(T0));
+    let http = ScriptedHttp::new([resp(400, &[], br#"{"error":"invalid_grant"}"#)]);
+    let a = admit(&fx, &http, &GateCache::default(), &key, T0 + 1).unwrap();
+    assert_eq!(a.upstream_token, None);
+    assert!(a.problem.as_deref().unwrap().contains("Sign in again at https://flowcp.example/portal/srv1"), "{a:?}");
+    let row = block_on(key_users::get(&fx.db, "srv1", &id)).unwrap().unwrap();
+    assert_eq!(row.status, key_users::Status::Disconnected);
+    assert_eq!((row.refresh_sealed, row.access_sealed), (None, None), "the dead tokens are deleted");
+    // A second call does not ask the provider again.
+    assert!(admit(&fx, &http, &GateCache::default(), &key, T0 + 2).unwrap().problem.is_some());
+    assert_eq!(http.seen.borrow().len(), 1);
+    // The same person signs in again: same user, same key.
+    let again = answer(&fx.m, "at-alice-9", Some("rt-alice-9"), None, "alice");
+    assert_eq!(block_on(keys::sign_in(&fx.db, &fx.keyring, &fx.m, &again, T0 + 3)).unwrap(), id);
+    let a = admit(&fx, &http, &GateCache::default(), &key, T0 + 4).unwrap();
+    assert_eq!(a.upstream_token.as_deref(), Some("at-alice-9"));
+}
+
+#[test]
+fn after_the_owner_changes_the_provider_no_old_token_is_sent_anywhere() {
+    let fx = fixture();
+    let (_, key) = user(&fx, "alice", None);
+    let moved = manifest("https://elsewhere.example/token");
+    let http = ScriptedHttp::default();
+    let a = admit_with(&fx, &fx.db, &http, &GateCache::default(), &moved, &key, T0 + 1).unwrap();
+    assert_eq!(a.upstream_token, None);
+    assert!(a.problem.as_deref().unwrap().contains("provider changed"), "{a:?}");
+    assert!(http.seen.borrow().is_empty(), "the old refresh token went nowhere");
+}
+
+#[test]
+fn corrupt_rows_and_envelopes_are_refused_not_a_panic() {
+    let fx = fixture();
+    let (id, key) = user(&fx, "alice", None);
+    let http = ScriptedHttp::new([token_answer("at-alice-2", "rt-alice-2")]);
+    // An access envelope that does not open is not used: the gate refreshes instead.
+    block_on(fx.db.execute("UPDATE key_users SET access_sealed = 'garbage' WHERE user_id = ?1", &[id.as_str().into()]))
+        .unwrap();
+    assert_eq!(
+        admit(&fx, &http, &GateCache::default(), &key, T0 + 1).unwrap().upstream_token.as_deref(),
+        Some("at-alice-2")
+    );
+    // A sealed token moved to another user's row does not open there (AAD names the user).
+    let (bob, bob_key) = user(&fx, "bob", Some(T0 + 3_600_000));
+    block_on(fx.db.execute(
+        "UPDATE key_users SET access_sealed = (SELECT access_sealed FROM key_users WHERE user_id = ?1), \
+         refresh_sealed = (SELECT refresh_sealed FROM key_users WHERE user_id = ?1) WHERE user_id = ?2",
+        &[id.as_str().into(), bob.as_str().into()],
+    ))
+    .unwrap();
+    let a = admit(&fx, &http, &GateCache::default(), &bob_key, T0 + 2).unwrap();
+    assert_eq!(a.upstream_token, None, "alice's token is never bob's");
+    assert!(a.problem.is_some());
+    // An unknown status is corrupt storage: 503, no panic.
+    block_on(fx.db.execute("UPDATE key_users SET status = 'weird' WHERE user_id = ?1", &[id.as_str().into()])).unwrap();
+    assert_eq!(admit(&fx, &http, &GateCache::default(), &key, T0 + 3).unwrap_err().status, 503);
+}
+
+#[test]
+fn a_sign_in_without_an_identity_is_refused_and_one_person_is_one_user() {
+    let fx = fixture();
+    let mut a = answer(&fx.m, "at", Some("rt"), None, "alice");
+    a.identity = None;
+    assert!(block_on(keys::sign_in(&fx.db, &fx.keyring, &fx.m, &a, T0)).unwrap_err().contains("OpenID Connect"));
+    let (first, _) = user(&fx, "alice", None);
+    let (second, _) = user(&fx, "alice", None);
+    let (other, _) = user(&fx, "bob", None);
+    assert_eq!(first, second);
+    assert_ne!(first, other);
+}
+
+#[test]
+fn without_the_token_secret_keys_are_503_and_without_a_key_401() {
+    let fx = fixture();
+    let (_, key) = user(&fx, "alice", None);
+    let clock = || T0;
+    let cache = RefCell::default();
+    let http = ScriptedHttp::default();
+    let gate = Gate {
+        db: &fx.db,
+        kv: &fx.kv,
+        http: &http,
+        keyring: &fx.keyring,
+        secrets: None,
+        fetch_policy: FetchPolicy::default(),
+        origin: ORIGIN,
+        clock: &clock,
+        cache: &cache,
+    };
+    assert_eq!(block_on(gate.admit(&fx.m, Some(&key))).unwrap_err().status, 503);
+    let gate = Gate { secrets: Some(&fx.secrets), ..gate };
+    let r = block_on(gate.admit(&fx.m, None)).unwrap_err();
+    assert_eq!(r.status, 401);
+    assert!(r.body.unwrap().to_string().contains("/portal/srv1"));
+}
