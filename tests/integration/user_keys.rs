@@ -97,6 +97,7 @@ fn user(fx: &Fx, subject: &str, expires_at_ms: Option<i64>) -> (String, String) 
     (id, key)
 }
 
+#[allow(clippy::result_large_err)] // the runtime's own answer type
 fn admit_with(
     fx: &Fx,
     db: &impl Db,
@@ -121,6 +122,7 @@ fn admit_with(
     block_on(gate.admit(m, Some(key)))
 }
 
+#[allow(clippy::result_large_err)]
 fn admit(fx: &Fx, http: &ScriptedHttp, cache: &GateCache, key: &str, now: i64) -> Result<Admitted, McpResponse> {
     admit_with(fx, &fx.db, http, cache, &fx.m, key, now)
 }
