@@ -16,7 +16,8 @@ function Privacy() {
       <ul>
         <li><strong>No auth, API key, bearer token:</strong> the key or token an owner sets is encrypted (AES-256-GCM) and sent only to the API's own address.</li>
         <li><strong>Per-user OAuth:</strong> FlowCP keeps <em>no</em> end-user token. Each user's tokens travel sealed inside the tokens their MCP client holds; FlowCP stores only connection metadata (a hash, the client's name, scopes, times).</li>
-        <li><strong>Per-user keys and the Git integration</strong> (when offered) are the exceptions: a provider refresh token is kept, encrypted, until it is revoked or disconnected.</li>
+        <li><strong>Per-user keys:</strong> the exception, by design. When you sign in at a server's portal, FlowCP keeps your provider refresh token and a short-lived access token, encrypted (AES-256-GCM), to call the API as you for the holder of your key. It stores a hash of who you are at the provider, never your name or address. Revoking in the portal deletes both tokens and ends every key at once; so does revoking consent at the provider (at the next refresh). You can export or delete your data in the portal.</li>
+        <li><strong>The Git integration</strong> (when offered) keeps FlowCP's own provider refresh token, encrypted, until it is disconnected.</li>
       </ul>
       <h2>Activity logs</h2>
       <p>Each tool call is logged with its time, tool, outcome, status, latency and size, and a hash of the connection or key — never a person's identity, never request or response bodies, never a credential. Logs are deleted after 30 days.</p>
