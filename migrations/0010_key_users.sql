@@ -11,10 +11,15 @@ CREATE TABLE key_users (
   server_id          TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
   -- Opaque, random; the key's `sub`. Logs and the owner see only its truncated SHA-256.
   user_id            TEXT NOT NULL,
+  -- Truncated SHA-256 of user_id: what the owner, the audit log and the user's portal show.
+  user_hash          TEXT NOT NULL,
   workspace_id       TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
   -- SHA-256 of the provider's issuer and subject: the same person signing in again is the same
   -- user (their usage and quota follow them). Never the subject in clear.
   subject_hash       TEXT NOT NULL,
+  -- The provider configuration the tokens came from (oauth::tokens::provider_binding): a
+  -- publish with another provider, or off user_key, revokes the rows of the old one.
+  provider           TEXT NOT NULL,
   epoch              INTEGER NOT NULL DEFAULT 0,
   -- active | disconnected (the provider refused the refresh: consent revoked) | revoked
   status             TEXT NOT NULL,
@@ -27,7 +32,8 @@ CREATE TABLE key_users (
   signed_in_at       INTEGER NOT NULL,
   key_issued_at      INTEGER,
   PRIMARY KEY (server_id, user_id),
-  UNIQUE (server_id, subject_hash)
+  UNIQUE (server_id, subject_hash),
+  UNIQUE (server_id, user_hash)
 );
 CREATE INDEX idx_key_users_workspace ON key_users(workspace_id);
 

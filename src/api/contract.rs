@@ -155,6 +155,8 @@ pub fn contract(id: RouteId) -> Contract {
         RevokeKey => c(204, Body::None, None),
         ListConnections => c(200, Body::None, Some(of::<Items<crate::store::connections::Connection>>)),
         RevokeConnection => c(204, Body::None, None),
+        ListKeyUsers => c(200, Body::None, Some(of::<Items<crate::store::key_users::KeyUser>>)),
+        RevokeKeyUser => c(204, Body::None, None),
         Verify => c(200, Body::None, Some(of::<Verified>)),
         Publish => c(200, Body::None, Some(of::<Published>)),
         Unpublish => c(200, Body::None, Some(of::<ServerView>)),

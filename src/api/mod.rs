@@ -249,6 +249,8 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
         (RevokeConnection, _, Some(m)) => {
             servers::revoke_connection(svc, &m, params.get("srv"), params.get("conn")).await
         }
+        (ListKeyUsers, _, Some(m)) => servers::list_key_users(svc, &m, params.get("srv")).await,
+        (RevokeKeyUser, _, Some(m)) => servers::revoke_key_user(svc, &m, params.get("srv"), params.get("user")).await,
         (Verify, _, Some(m)) => servers::verify(svc, &m, params.get("srv")).await,
         (Publish, _, Some(m)) => servers::publish(svc, &m, params.get("srv")).await,
         (Unpublish, _, Some(m)) => servers::unpublish(svc, &m, params.get("srv")).await,

@@ -545,6 +545,36 @@ pub async fn revoke_connection<D: Db, K: Kv, H: Http>(
     Ok(Response::no_content())
 }
 
+/// `GET .../key-users`: the end users of a `user_key` server (hashes, status, times; at most
+/// 1,000, oldest first).
+pub async fn list_key_users<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let s = load(svc, m, id).await?;
+    let rows = crate::store::key_users::list_for_server(svc.db, &m.workspace_id, &s.id).await?;
+    Response::ok(&Items { items: rows })
+}
+
+/// `DELETE .../key-users/<hash>` (admins): the user's tokens are deleted and every key of theirs
+/// ends (at once here, within the isolate cache's 10 s elsewhere); they may sign in again.
+pub async fn revoke_key_user<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+    hash: &str,
+) -> Result<Response, ApiError> {
+    m.require_admin()?;
+    let s = load(svc, m, id).await?;
+    let u = crate::store::key_users::by_hash(svc.db, &m.workspace_id, &s.id, hash)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    crate::store::key_users::revoke(svc.db, &s.id, &u.user_id).await?;
+    crate::oauth::keys::forget(&s.id, &u.user_id);
+    Ok(Response::no_content())
+}
+
 /// Enabled tools of the server's app with curation applied, ordered by name.
 async fn curated_tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
@@ -740,6 +770,11 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         bytes: bytes.len() as i64,
     };
     store::record_publish(svc.db, &m.workspace_id, &s.id, &row, svc.now_ms).await?;
+    // End users' stored tokens never outlive the provider they were given to (issue 16).
+    let keep = (manifest.auth.mode == AuthMode::UserKey).then(|| crate::oauth::tokens::provider_binding(&manifest));
+    if keep != Some(None) {
+        crate::store::key_users::revoke_stale(svc.db, &m.workspace_id, &s.id, keep.flatten().as_deref()).await?;
+    }
     let s = load(svc, m, id).await?;
     Response::ok(&Published {
         server: ServerView::of(&svc.origin, &s),

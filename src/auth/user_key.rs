@@ -181,7 +181,8 @@ pub fn verify(secrets: &TokenSecrets, key: &str, issuer: &str, audience: &str, n
 /// How long an isolate trusts a user's epoch it read from D1: a revocation or re-issue reaches
 /// every isolate within this bound (the key is refused at the next call after it).
 pub const EPOCH_CACHE_TTL_MS: i64 = 10_000;
-/// Most users an isolate remembers (each entry is ~100 bytes); past it the oldest half goes.
+/// Most users an isolate remembers by default (an epoch entry is ~100 bytes); past it the
+/// older half goes.
 const EPOCH_CACHE_ENTRIES: usize = 10_000;
 
 /// The isolate's copy of what it read of users from D1, keyed by (server, user): their epoch
@@ -189,11 +190,19 @@ const EPOCH_CACHE_ENTRIES: usize = 10_000;
 #[derive(Debug)]
 pub struct EpochCache<T = i64> {
     entries: HashMap<(String, String), (T, i64)>,
+    capacity: usize,
 }
 
 impl<T> Default for EpochCache<T> {
     fn default() -> Self {
-        EpochCache { entries: HashMap::new() }
+        Self::with_capacity(EPOCH_CACHE_ENTRIES)
+    }
+}
+
+impl<T> EpochCache<T> {
+    /// A cache of at most `capacity` users (larger values: fewer).
+    pub fn with_capacity(capacity: usize) -> Self {
+        EpochCache { entries: HashMap::new(), capacity: capacity.max(2) }
     }
 }
 
@@ -206,7 +215,7 @@ impl<T: Clone> EpochCache<T> {
 
     /// Remembers a value read from D1 at `now_ms`.
     pub fn put(&mut self, server_id: &str, user_id: &str, value: T, now_ms: i64) {
-        if self.entries.len() >= EPOCH_CACHE_ENTRIES {
+        if self.entries.len() >= self.capacity {
             let mut by_age: Vec<i64> = self.entries.values().map(|(_, at)| *at).collect();
             by_age.sort_unstable();
             let median = by_age[by_age.len() / 2];

@@ -198,6 +198,19 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
                     return Ok((from_core_response(resp)?, None));
                 }
             }
+            let signs_in = path.starts_with(crate::oauth::http::CALLBACK_PREFIX)
+                || (path.starts_with(crate::oauth::portal::PREFIX) && path.ends_with("/sign-in"));
+            if signs_in && settings.rate_limits {
+                let addr = crate::auth::throttle::address_key(core_req.client_addr.as_deref().unwrap_or(""));
+                if let Some(retry_after) = over_limit(env, &[(SIGN_IN_LIMITER, format!("signin:{addr}"))], b"").await {
+                    let e = ApiError::new(
+                        crate::error::ErrorCode::TooManyAttempts,
+                        "Too many sign-ins from this address; try again in a minute.",
+                    );
+                    let resp = crate::api::Response::from_error(&e).with_header("retry-after", retry_after.to_string());
+                    return Ok((from_core_response(resp)?, None));
+                }
+            }
             let resp = crate::oauth::http::handle(&svc, &core_req).await.ok_or_else(ApiError::not_found)?;
             return Ok((from_core_response(resp)?, None));
         }
@@ -382,6 +395,8 @@ const KEY_LIMITER: &str = "MCP_KEY_LIMITER";
 /// Dynamic client registrations per client address (an IPv6 /64 counts as one), and in all,
 /// per minute (`[[ratelimits]]`).
 const REGISTER_LIMITER: &str = "OAUTH_REGISTER_LIMITER";
+/// Sign-ins at published servers' providers, per client address (wrangler.toml).
+const SIGN_IN_LIMITER: &str = "SIGN_IN_LIMITER";
 const REGISTER_GLOBAL_LIMITER: &str = "OAUTH_REGISTER_GLOBAL_LIMITER";
 
 /// `Some(429 or 503)` when a registration must wait. Anyone may register and each one is a

@@ -35,8 +35,8 @@ pub struct Runtime<'a, K: Kv, H: Http> {
     pub key_gate: Option<&'a dyn KeyGate>,
 }
 
-/// A `user_key` server's caller, admitted by its key (issue 16).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A `user_key` server's caller, admitted by its key (issue 16). `Debug` never prints the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Admitted {
     /// Truncated SHA-256 of the opaque user id: the audit's connection hash.
     pub connection: String,
@@ -45,6 +45,16 @@ pub struct Admitted {
     /// Why the user's calls cannot reach the API now (their sign-in at the provider ended): every
     /// tool call answers this as a tool error.
     pub problem: Option<String>,
+}
+
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitted")
+            .field("connection", &self.connection)
+            .field("upstream_token", &self.upstream_token.as_ref().map(|_| "[redacted]"))
+            .field("problem", &self.problem)
+            .finish()
+    }
 }
 
 /// The future a [`KeyGate`] returns.

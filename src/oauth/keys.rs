@@ -48,7 +48,8 @@ struct Held {
     expires_at_ms: Option<i64>,
 }
 
-fn aad(kind: &str, server_id: &str, user_id: &str) -> Vec<u8> {
+/// The AAD of a user's sealed token (`kind`: `refresh` or `access`).
+pub fn aad(kind: &str, server_id: &str, user_id: &str) -> Vec<u8> {
     format!("ukey|{kind}|{server_id}|{user_id}").into_bytes()
 }
 
@@ -108,7 +109,14 @@ pub async fn sign_in(
         "the provider did not say who signed in (an OpenID Connect ID token for this app); ask the server's owner \
          to use an OpenID Connect provider",
     )?;
-    let subject_hash = sha256_hex(format!("{}\n{}\n{}", m.server_id, who.issuer, who.subject).as_bytes());
+    // The issuer the owner configured (OpenID discovery, or set by hand) is the only one
+    // accepted: a multi-tenant app must not let another tenant's users in unnoticed.
+    if m.auth.oauth.as_ref().and_then(|o| o.issuer.as_deref()).is_some_and(|iss| iss != who.issuer) {
+        return Err("the provider named another issuer than this server's; ask the server's owner");
+    }
+    // A JSON array: unambiguous whatever the fields contain.
+    let subject = serde_json::json!([m.server_id, who.issuer, who.subject]).to_string();
+    let subject_hash = sha256_hex(subject.as_bytes());
     let saved = "your sign-in could not be saved; try again";
     for _ in 0..2 {
         let user_id = match key_users::by_subject(db, &m.server_id, &subject_hash).await.map_err(|_| saved)? {
@@ -119,6 +127,7 @@ pub async fn sign_in(
         let row = KeyUser {
             server_id: m.server_id.clone(),
             user_id: user_id.clone(),
+            user_hash: user_hash(&user_id),
             workspace_id: m.workspace_id.clone(),
             epoch: 0,
             status: Status::Active,
@@ -132,7 +141,8 @@ pub async fn sign_in(
             key_issued_at: None,
         };
         // `false`: a concurrent first sign-in of the same person made the row under another id.
-        if key_users::sign_in(db, &row, &subject_hash).await.map_err(|_| saved)? {
+        let provider = answer.upstream.provider.as_deref().ok_or(saved)?;
+        if key_users::sign_in(db, &row, &subject_hash, provider).await.map_err(|_| saved)? {
             forget(&m.server_id, &user_id);
             return Ok(user_id);
         }
@@ -174,7 +184,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn of(u: &KeyUser) -> Self {
+    /// What an isolate keeps of a row it read.
+    pub fn of(u: &KeyUser) -> Self {
         Snapshot {
             epoch: u.epoch,
             status: u.status,
@@ -187,8 +198,12 @@ impl Snapshot {
 /// The isolate's users of `user_key` servers.
 pub type GateCache = RefCell<EpochCache<Snapshot>>;
 
+/// Users an isolate keeps: a snapshot holds the sealed access token (up to ~4.5 KB), so 2,000
+/// of them stay under 10 MB of the isolate's 128 MB.
+pub const GATE_CACHE_ENTRIES: usize = 2_000;
+
 thread_local! {
-    static ISOLATE_CACHE: Rc<GateCache> = Rc::default();
+    static ISOLATE_CACHE: Rc<GateCache> = Rc::new(RefCell::new(EpochCache::with_capacity(GATE_CACHE_ENTRIES)));
 }
 
 /// The isolate's [`GateCache`] (the Worker is single-threaded: one per isolate).
@@ -298,7 +313,7 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
         if let Some(token) = fresh(&snap) {
             return Ok(Admitted { connection, upstream_token: Some(token), problem: None });
         }
-        match self.refresh(m, &claims.sub, snap.generation, now).await? {
+        match self.refresh(m, &claims.sub, claims.epoch, snap.generation, now).await? {
             Ok(token) => Ok(Admitted { connection, upstream_token: Some(token), problem: None }),
             Err(why) => Ok(problem(why)),
         }
@@ -310,6 +325,7 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
         &self,
         m: &Manifest,
         user_id: &str,
+        epoch: i64,
         generation: i64,
         now: i64,
     ) -> Result<Result<String, &'static str>, McpResponse> {
@@ -321,11 +337,17 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
             .await
             .map_err(store_err)?;
         if !won {
-            return self.follow(m, user_id, generation).await;
+            return self.follow(m, user_id, epoch, generation).await;
         }
         let row = key_users::get(self.db, &m.server_id, user_id).await.map_err(store_err)?;
+        if row.as_ref().is_some_and(|r| r.epoch != epoch) {
+            // Re-issued or revoked since the snapshot: this key is over.
+            let _ = key_users::release_lease(self.db, &m.server_id, user_id, generation).await;
+            self.cache.borrow_mut().forget(&m.server_id, user_id);
+            return Err(unauthorized("Unauthorized: this key was replaced or revoked."));
+        }
         let Some(row) = row.filter(|r| r.generation == generation && r.status == Status::Active) else {
-            return self.follow(m, user_id, generation).await;
+            return self.follow(m, user_id, epoch, generation).await;
         };
         let binding = super::tokens::provider_binding(m);
         let held = row.refresh_sealed.as_deref().and_then(|s| open(self.keyring, "refresh", &m.server_id, user_id, s));
@@ -364,21 +386,29 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
                     unavailable("The key store is unavailable; try again.", "user_key seal failed".into())
                 })?;
                 let refresh = sealed.refresh.unwrap_or_default();
-                let stored = key_users::store_refreshed(
-                    self.db,
-                    &m.server_id,
-                    user_id,
-                    generation,
-                    &refresh,
-                    &sealed.access,
-                    sealed.expires_at,
-                )
-                .await
-                .map_err(store_err)?;
-                // Revoked meanwhile: the stored row wins; the caller reads it again next time.
+                // The provider has rotated: losing the new refresh token to a passing D1 error
+                // would end the grant at providers that detect reuse, so the write is tried twice.
+                let mut stored = Err(StoreError::Backend("not tried".into()));
+                for _ in 0..2 {
+                    stored = key_users::store_refreshed(
+                        self.db,
+                        &m.server_id,
+                        user_id,
+                        generation,
+                        &refresh,
+                        &sealed.access,
+                        sealed.expires_at,
+                    )
+                    .await;
+                    if stored.is_ok() {
+                        break;
+                    }
+                }
                 self.cache.borrow_mut().forget(&m.server_id, user_id);
-                if !stored {
-                    return Err(unauthorized("Unauthorized: this key was revoked."));
+                if !stored.map_err(store_err)? {
+                    // Revoked, disconnected or signed in again meanwhile: the row as it is now
+                    // decides (the key may have ended, or a newer token is there).
+                    return self.follow(m, user_id, epoch, generation).await;
                 }
                 Ok(Ok(a.upstream.access_token))
             }
@@ -402,15 +432,20 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
         &self,
         m: &Manifest,
         user_id: &str,
+        epoch: i64,
         generation: i64,
     ) -> Result<Result<String, &'static str>, McpResponse> {
         let binding = super::tokens::provider_binding(m);
-        for _ in 0..FOLLOW_POLLS {
-            self.http.pause(FOLLOW_POLL_MS).await;
+        for poll in 0..FOLLOW_POLLS {
+            if poll > 0 {
+                self.http.pause(FOLLOW_POLL_MS).await;
+            }
             let row = key_users::get(self.db, &m.server_id, user_id).await.map_err(|e| {
                 unavailable("The key store is unavailable; try again.", format!("key user read failed: {e}"))
             })?;
-            let Some(row) = row else { return Err(unauthorized("Unauthorized: this key was revoked.")) };
+            let Some(row) = row.filter(|r| r.epoch == epoch) else {
+                return Err(unauthorized("Unauthorized: this key was replaced or revoked."));
+            };
             match row.status {
                 Status::Revoked => return Err(unauthorized("Unauthorized: this key was revoked.")),
                 Status::Disconnected => {

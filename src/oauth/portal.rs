@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::keys::{self, key_audience, portal_url, user_hash};
-use super::pages::{callback_url, cookie, error_page, published, redirect, STATE_COOKIE};
+use super::pages::{callback_url, cookie, error_page, published, redirect};
 use crate::api::{Request, Response, Services};
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::{ApiError, ErrorCode};
@@ -32,6 +32,9 @@ use crate::vocab::AuthMode;
 
 pub const PREFIX: &str = "/oauth/portal/";
 const SESSION_COOKIE: &str = "__Host-fcp_portal";
+/// Binds the round trip to the provider to the browser that started it (its own name: an
+/// `oauth` sign-in under way in the same browser keeps its own).
+const STATE_COOKIE: &str = "__Host-fcp_pstate";
 const SESSION_TTL_MS: i64 = 3_600_000;
 const STATE_TTL_MS: i64 = 10 * 60_000;
 const STATE_PURPOSE: &str = "portal|state";
@@ -77,32 +80,51 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     if !crate::vocab::is_plain_id(server_id, 64) {
         return Some(error(ApiError::not_found()));
     }
-    let Some(m) = published(svc.kv, server_id, svc.now_ms).await.filter(|m| m.auth.mode == AuthMode::UserKey) else {
-        return Some(match action {
-            "sign-in" => error_page("this server is not published with per-user keys"),
-            _ => error(ApiError::new(ErrorCode::NotFound, "No published server with per-user keys at this address.")),
-        });
-    };
     let method = req.method.as_str();
     let changes = !matches!(method, "GET" | "HEAD");
     if changes && req.header("origin") != Some(svc.origin.as_str()) {
         return Some(error(ApiError::new(ErrorCode::Forbidden, "Use the portal page of this server.")));
     }
+    let live = published(svc.kv, server_id, svc.now_ms).await.filter(|m| m.auth.mode == AuthMode::UserKey);
+    let Some(m) = live else {
+        // Unpublished, or no longer a per-user-key server: a signed-in user can still see,
+        // revoke, export and delete what FlowCP holds about them; nothing else.
+        let server = Portal { id: server_id.to_string(), name: None };
+        let kept = session(svc, req, server_id).is_some();
+        return Some(match (method, action) {
+            ("GET", "") if kept => status(svc, req, &server).await,
+            ("POST", "revoke") if kept => revoke(svc, req, &server).await,
+            ("GET", "export") if kept => export(svc, req, &server).await,
+            ("DELETE", "me") if kept => delete(svc, req, &server).await,
+            ("POST", "sign-out") => Response::no_content().with_header("set-cookie", session_cookie("", 0)),
+            ("GET", "sign-in") => error_page("this server is not published with per-user keys"),
+            _ => error(ApiError::new(ErrorCode::NotFound, "No published server with per-user keys at this address.")),
+        });
+    };
+    let server = Portal { id: m.server_id.clone(), name: Some(m.name.clone()) };
     Some(match (method, action) {
         ("GET", "sign-in") => start(svc, &m),
-        ("GET", "") => status(svc, req, &m).await,
-        ("POST", "key") => new_key(svc, req, &m).await,
-        ("POST", "revoke") => revoke(svc, req, &m).await,
+        ("GET", "") => status(svc, req, &server).await,
+        ("POST", "key") => new_key(svc, req, &server).await,
+        ("POST", "revoke") => revoke(svc, req, &server).await,
         ("POST", "sign-out") => Response::no_content().with_header("set-cookie", session_cookie("", 0)),
-        ("GET", "export") => export(svc, req, &m).await,
-        ("DELETE", "me") => delete(svc, req, &m).await,
+        ("GET", "export") => export(svc, req, &server).await,
+        ("DELETE", "me") => delete(svc, req, &server).await,
         (_, "sign-in" | "" | "key" | "revoke" | "sign-out" | "export" | "me") => error(ApiError::method_not_allowed()),
         _ => error(ApiError::not_found()),
     })
 }
 
+/// The server a portal request is for: its name when it is published with per-user keys.
+struct Portal {
+    id: String,
+    name: Option<String>,
+}
+
 /// The scopes the portal asks for: the owner's, `openid` (the ID token names the person), and
-/// `offline_access` at Microsoft (no refresh token without it).
+/// `offline_access` (OpenID Connect's refresh-token scope: Entra in every cloud, Okta, Auth0
+/// and Keycloak give none without it), except at Google, which refuses the scope and takes
+/// `access_type=offline` instead (its preset sets that).
 fn sign_in_scopes(m: &Manifest) -> Vec<String> {
     let mut scopes = m.auth.scopes.clone();
     let mut add = |s: &str| {
@@ -110,13 +132,13 @@ fn sign_in_scopes(m: &Manifest) -> Vec<String> {
             scopes.insert(0, s.to_string());
         }
     };
-    let microsoft = m
+    let google = m
         .auth
         .oauth
         .as_ref()
         .and_then(|o| url::Url::parse(&o.authorize_url).ok())
-        .is_some_and(|u| u.host_str() == Some("login.microsoftonline.com"));
-    if microsoft {
+        .is_some_and(|u| u.host_str() == Some("accounts.google.com"));
+    if !google {
         add("offline_access");
     }
     add("openid");
@@ -227,29 +249,30 @@ pub async fn finish<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
 }
 
 /// The portal session of this server, if the request carries one.
-fn session<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Manifest) -> Option<Session> {
+fn session<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, server_id: &str) -> Option<Session> {
     let sealed = cookie(req, SESSION_COOKIE).filter(|c| !c.is_empty() && c.len() <= 4096)?;
     let s: Session =
         serde_json::from_slice(&svc.secrets.keyring.open(&sealed, SESSION_PURPOSE.as_bytes()).ok()?).ok()?;
-    (s.server_id == m.server_id && svc.now_ms < s.exp_ms).then_some(s)
+    (s.server_id == server_id && svc.now_ms < s.exp_ms).then_some(s)
 }
 
 fn signed_out() -> ApiError {
     ApiError::new(ErrorCode::Unauthenticated, "Sign in at this portal first.")
 }
 
-async fn status<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Manifest) -> Response {
+async fn status<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
     let server = json!({
-        "id": m.server_id,
+        "id": m.id,
         "name": m.name,
-        "mcp_url": key_audience(&svc.origin, &m.server_id),
-        "portal_url": portal_url(&svc.origin, &m.server_id),
+        "published": m.name.is_some(),
+        "mcp_url": key_audience(&svc.origin, &m.id),
+        "portal_url": portal_url(&svc.origin, &m.id),
         "key_header": "X-API-Key",
         "key_ttl_days": crate::auth::user_key::KEY_TTL_S / 86_400,
     });
-    let user = match session(svc, req, m) {
+    let user = match session(svc, req, &m.id) {
         None => None,
-        Some(s) => match key_users::get(svc.db, &m.server_id, &s.user_id).await {
+        Some(s) => match key_users::get(svc.db, &m.id, &s.user_id).await {
             Ok(u) => u,
             Err(e) => return error(ApiError::from(e)),
         },
@@ -266,17 +289,17 @@ async fn status<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     json_ok(200, json!({ "server": server, "signed_in": user.is_some(), "user": user }))
 }
 
-async fn new_key<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Manifest) -> Response {
-    let Some(s) = session(svc, req, m) else { return error(signed_out()) };
+async fn new_key<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
+    let Some(s) = session(svc, req, &m.id) else { return error(signed_out()) };
     let Some(secrets) = svc.secrets.token_secrets.as_ref() else {
         return error(ApiError::new(ErrorCode::NotConfigured, "Per-user keys are not available on this deployment."));
     };
-    let issued = keys::issue_key(svc.db, secrets, &svc.origin, &m.server_id, &s.user_id, svc.now_ms).await;
-    keys::forget(&m.server_id, &s.user_id);
+    let issued = keys::issue_key(svc.db, secrets, &svc.origin, &m.id, &s.user_id, svc.now_ms).await;
+    keys::forget(&m.id, &s.user_id);
     match issued {
         Ok(Some((key, exp_s))) => json_ok(
             201,
-            json!({ "key": key, "expires_at": exp_s * 1000, "header": "X-API-Key", "mcp_url": key_audience(&svc.origin, &m.server_id) }),
+            json!({ "key": key, "expires_at": exp_s * 1000, "header": "X-API-Key", "mcp_url": key_audience(&svc.origin, &m.id) }),
         ),
         Ok(None) => error(ApiError::new(
             ErrorCode::Unauthenticated,
@@ -286,19 +309,19 @@ async fn new_key<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reque
     }
 }
 
-async fn revoke<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Manifest) -> Response {
-    let Some(s) = session(svc, req, m) else { return error(signed_out()) };
-    let revoked = key_users::revoke(svc.db, &m.server_id, &s.user_id).await;
-    keys::forget(&m.server_id, &s.user_id);
+async fn revoke<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
+    let Some(s) = session(svc, req, &m.id) else { return error(signed_out()) };
+    let revoked = key_users::revoke(svc.db, &m.id, &s.user_id).await;
+    keys::forget(&m.id, &s.user_id);
     match revoked {
         Ok(_) => json_ok(200, json!({ "revoked": true })).with_header("set-cookie", session_cookie("", 0)),
         Err(e) => error(e.into()),
     }
 }
 
-async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Manifest) -> Response {
-    let Some(s) = session(svc, req, m) else { return error(signed_out()) };
-    let u = match key_users::get(svc.db, &m.server_id, &s.user_id).await {
+async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
+    let Some(s) = session(svc, req, &m.id) else { return error(signed_out()) };
+    let u = match key_users::get(svc.db, &m.id, &s.user_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return error(signed_out()),
         Err(e) => return error(e.into()),
@@ -307,7 +330,7 @@ async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     json_ok(
         200,
         json!({
-            "server": { "id": m.server_id, "name": m.name },
+            "server": { "id": m.id, "name": m.name },
             "user_hash": user_hash(&u.user_id),
             "status": u.status,
             "created_at": u.created_at,
@@ -320,10 +343,10 @@ async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
     .with_header("content-disposition", "attachment; filename=\"flowcp-my-data.json\"")
 }
 
-async fn delete<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Manifest) -> Response {
-    let Some(s) = session(svc, req, m) else { return error(signed_out()) };
-    let deleted = key_users::delete(svc.db, &m.server_id, &s.user_id).await;
-    keys::forget(&m.server_id, &s.user_id);
+async fn delete<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
+    let Some(s) = session(svc, req, &m.id) else { return error(signed_out()) };
+    let deleted = key_users::delete(svc.db, &m.id, &s.user_id).await;
+    keys::forget(&m.id, &s.user_id);
     match deleted {
         Ok(_) => json_ok(200, json!({ "deleted": true })).with_header("set-cookie", session_cookie("", 0)),
         Err(e) => error(e.into()),

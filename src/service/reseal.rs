@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::crypto::{aad_server_credential, aad_workspace_secret, envelope_key_id, Keyring};
 use crate::manifest;
 use crate::store::envelopes::{self, Sealed};
+use crate::store::key_users;
 use crate::store::{Db, Kv, StoreError};
 
 /// Owners read per call unless asked otherwise, and at most: each owner costs up to two
@@ -88,6 +89,35 @@ pub async fn run(
     let page = envelopes::page(db, after, limit).await?;
     let mut report = ResealReport { primary_key_id: keyring.primary_id().to_string(), dry_run, ..Default::default() };
     for (_, owner, updated_at) in &page {
+        if let Sealed::KeyUser { server_id, user_id, generation, refresh, access } = owner {
+            let mut moved = false;
+            let mut again = |sealed: &Option<String>, kind: &str| -> Result<Option<String>, StoreError> {
+                let Some(envelope) = sealed else { return Ok(None) };
+                let aad = crate::oauth::keys::aad(kind, server_id, user_id);
+                report.examined += 1;
+                let Ok(plain) = keyring.open(envelope, &aad) else {
+                    report.failed.push(format!("key_users {server_id} {user_id} {kind}"));
+                    return Ok(Some(envelope.clone()));
+                };
+                if envelope_key_id(envelope) == Some(keyring.primary_id()) {
+                    report.current += 1;
+                    return Ok(Some(envelope.clone()));
+                }
+                report.opened_with_older_key += 1;
+                moved = true;
+                keyring.seal(&plain, &aad).map(Some).map_err(|e| StoreError::Backend(format!("seal: {e}")))
+            };
+            let (r, a) = (again(refresh, "refresh")?, again(access, "access")?);
+            if !moved || dry_run {
+                continue;
+            }
+            let written = key_users::reseal(db, server_id, user_id, *generation, r.as_deref(), a.as_deref()).await?;
+            match written {
+                true => report.resealed += usize::from(r != *refresh) + usize::from(a != *access),
+                false => report.changed_meanwhile += 1,
+            }
+            continue;
+        }
         let mut pending = Vec::new();
         for (key, aad) in envelopes_of(owner) {
             if let Some(p) = examine(kv, keyring, &key, &aad, &mut report).await? {
@@ -138,6 +168,7 @@ fn envelopes_of(owner: &Sealed) -> Vec<(String, Vec<u8>)> {
         Sealed::Secret { workspace_id, name, kv_key } => {
             vec![(kv_key.clone(), aad_workspace_secret(workspace_id, name))]
         }
+        Sealed::KeyUser { .. } => Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Where sealed envelopes live, read from D1 for the re-seal job (KV cannot be listed): every
-//! server's credential (its draft `cred:<srv>` and the copy its live manifest uses) and every
-//! workspace secret, in one stable order so the job can resume after any of them.
+//! server's credential (its draft `cred:<srv>` and the copy its live manifest uses), every end
+//! user of a `user_key` server (their sealed tokens are in the row itself) and every workspace
+//! secret, in one stable order so the job can resume after any of them.
 
 use super::{opt_i64, opt_text, text, Db, StoreError};
 
@@ -11,15 +12,24 @@ pub enum Sealed {
     Server { id: String, credential_key: Option<String>, published_version: Option<i64> },
     /// A workspace secret.
     Secret { workspace_id: String, name: String, kv_key: String },
+    /// An end user of a `user_key` server: the envelopes are in D1, written back by a
+    /// compare-and-set on `generation`.
+    KeyUser { server_id: String, user_id: String, generation: i64, refresh: Option<String>, access: Option<String> },
 }
 
-/// `s|<server id>` and `w|<workspace id>|<name>` sort servers first, then secrets; ids and
-/// secret names never contain `|`.
+/// `s|<server id>`, `u|<server id>|<user id>` and `w|<workspace id>|<name>` sort servers first,
+/// then key users, then secrets; ids and secret names never contain `|`.
 const PAGE: &str = "SELECT * FROM ( \
     SELECT 's|' || id AS k, id, credential_key, published_version, NULL AS workspace_id, NULL AS name, NULL AS kv_key, \
-           updated_at FROM servers WHERE credential_key IS NOT NULL OR published_version IS NOT NULL \
+           updated_at, NULL AS user_id, NULL AS generation, NULL AS refresh_sealed, NULL AS access_sealed \
+      FROM servers WHERE credential_key IS NOT NULL OR published_version IS NOT NULL \
     UNION ALL \
-    SELECT 'w|' || workspace_id || '|' || name AS k, NULL, NULL, NULL, workspace_id, name, kv_key, updated_at \
+    SELECT 'u|' || server_id || '|' || user_id AS k, server_id, NULL, NULL, NULL, NULL, NULL, signed_in_at, user_id, \
+           generation, refresh_sealed, access_sealed \
+      FROM key_users WHERE refresh_sealed IS NOT NULL OR access_sealed IS NOT NULL \
+    UNION ALL \
+    SELECT 'w|' || workspace_id || '|' || name AS k, NULL, NULL, NULL, workspace_id, name, kv_key, updated_at, \
+           NULL, NULL, NULL, NULL \
       FROM workspace_secrets \
   ) WHERE k > ?1 ORDER BY k LIMIT ?2";
 const SERVER: &str =
@@ -42,6 +52,8 @@ pub async fn reread(db: &impl Db, owner: &Sealed) -> Result<Option<Row>, StoreEr
         Sealed::Secret { workspace_id, name, .. } => {
             db.query(SECRET, &[workspace_id.as_str().into(), name.as_str().into()]).await?
         }
+        // Written back by a compare-and-set instead (`key_users::reseal`).
+        Sealed::KeyUser { .. } => return Ok(None),
     };
     rows.first().map(row).transpose()
 }
@@ -53,6 +65,14 @@ fn row(r: &super::Row) -> Result<Row, StoreError> {
             id: text(r, "id")?,
             credential_key: opt_text(r, "credential_key"),
             published_version: opt_i64(r, "published_version")?,
+        }
+    } else if k.starts_with("u|") {
+        Sealed::KeyUser {
+            server_id: text(r, "id")?,
+            user_id: text(r, "user_id")?,
+            generation: super::row_i64(r, "generation")?,
+            refresh: opt_text(r, "refresh_sealed"),
+            access: opt_text(r, "access_sealed"),
         }
     } else {
         Sealed::Secret { workspace_id: text(r, "workspace_id")?, name: text(r, "name")?, kv_key: text(r, "kv_key")? }

@@ -32,30 +32,43 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Shown to the owner as is: the user's hash, status and times (no id, epoch or token).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct KeyUser {
+    #[serde(skip)]
     pub server_id: String,
+    #[serde(skip)]
     pub user_id: String,
+    /// Truncated SHA-256 of the user's opaque id: what the audit log and the portal show.
+    pub user_hash: String,
+    #[serde(skip)]
     pub workspace_id: String,
+    #[serde(skip)]
     pub epoch: i64,
     pub status: Status,
+    #[serde(skip)]
     pub refresh_sealed: Option<String>,
+    #[serde(skip)]
     pub access_sealed: Option<String>,
+    #[serde(skip)]
     pub access_expires_at: Option<i64>,
+    #[serde(skip)]
     pub generation: i64,
+    #[serde(skip)]
     pub lease_until: Option<i64>,
     pub created_at: i64,
     pub signed_in_at: i64,
     pub key_issued_at: Option<i64>,
 }
 
-const COLUMNS: &str = "server_id, user_id, workspace_id, epoch, status, refresh_sealed, access_sealed, \
+const COLUMNS: &str = "server_id, user_id, user_hash, workspace_id, epoch, status, refresh_sealed, access_sealed, \
                        access_expires_at, generation, lease_until, created_at, signed_in_at, key_issued_at";
 
 fn key_user(r: &super::Row) -> Result<KeyUser, StoreError> {
     Ok(KeyUser {
         server_id: text(r, "server_id")?,
         user_id: text(r, "user_id")?,
+        user_hash: text(r, "user_hash")?,
         workspace_id: text(r, "workspace_id")?,
         epoch: row_i64(r, "epoch")?,
         status: super::parsed(r, "status", Status::parse)?,
@@ -79,6 +92,17 @@ pub async fn get(db: &impl Db, server_id: &str, user_id: &str) -> Result<Option<
     one(db.query(&sql, &[server_id.into(), user_id.into()]).await?)
 }
 
+/// A user of a server by the hash the owner sees.
+pub async fn by_hash(
+    db: &impl Db,
+    workspace_id: &str,
+    server_id: &str,
+    user_hash: &str,
+) -> Result<Option<KeyUser>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM key_users WHERE workspace_id = ?1 AND server_id = ?2 AND user_hash = ?3");
+    one(db.query(&sql, &[workspace_id.into(), server_id.into(), user_hash.into()]).await?)
+}
+
 /// The user a provider subject already is on this server.
 pub async fn by_subject(db: &impl Db, server_id: &str, subject_hash: &str) -> Result<Option<KeyUser>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM key_users WHERE server_id = ?1 AND subject_hash = ?2");
@@ -86,18 +110,20 @@ pub async fn by_subject(db: &impl Db, server_id: &str, subject_hash: &str) -> Re
 }
 
 /// A sign-in: a new user's row, or the person's existing row made active with the new sealed
-/// tokens (its epoch kept: a key issued before still works after signing in again, unless it
+/// tokens (a provider that sends no refresh token on a repeated consent, Google's, leaves the
+/// stored one in place; its epoch kept: a key issued before still works after signing in again, unless it
 /// was revoked, which bumped the epoch). `user_id` must be the row's id when it exists (the
 /// envelopes' AAD names it); `false` when another sign-in created the row under another id
 /// meanwhile (read it again and seal for that id).
-pub async fn sign_in(db: &impl Db, u: &KeyUser, subject_hash: &str) -> Result<bool, StoreError> {
+pub async fn sign_in(db: &impl Db, u: &KeyUser, subject_hash: &str, provider: &str) -> Result<bool, StoreError> {
     let sql = "INSERT INTO key_users (server_id, user_id, workspace_id, subject_hash, epoch, status, refresh_sealed, \
-               access_sealed, access_expires_at, generation, created_at, signed_in_at) \
-               VALUES (?1, ?2, ?3, ?4, 0, 'active', ?5, ?6, ?7, 0, ?8, ?8) \
+               access_sealed, access_expires_at, generation, created_at, signed_in_at, user_hash, provider) \
+               VALUES (?1, ?2, ?3, ?4, 0, 'active', ?5, ?6, ?7, 0, ?8, ?8, ?9, ?10) \
                ON CONFLICT (server_id, subject_hash) DO UPDATE SET status = 'active', \
-               refresh_sealed = excluded.refresh_sealed, access_sealed = excluded.access_sealed, \
+               refresh_sealed = COALESCE(excluded.refresh_sealed, key_users.refresh_sealed), \
+               access_sealed = excluded.access_sealed, \
                access_expires_at = excluded.access_expires_at, generation = key_users.generation + 1, \
-               lease_until = NULL, signed_in_at = excluded.signed_in_at \
+               lease_until = NULL, signed_in_at = excluded.signed_in_at, provider = excluded.provider \
                WHERE key_users.user_id = excluded.user_id";
     let changed = db
         .execute(
@@ -111,6 +137,8 @@ pub async fn sign_in(db: &impl Db, u: &KeyUser, subject_hash: &str) -> Result<bo
                 u.access_sealed.clone().into(),
                 u.access_expires_at.into(),
                 u.signed_in_at.into(),
+                u.user_hash.as_str().into(),
+                provider.into(),
             ],
         )
         .await?;
@@ -137,6 +165,21 @@ pub async fn revoke(db: &impl Db, server_id: &str, user_id: &str) -> Result<bool
                access_sealed = NULL, access_expires_at = NULL, lease_until = NULL, generation = generation + 1 \
                WHERE server_id = ?1 AND user_id = ?2";
     Ok(db.execute(sql, &[server_id.into(), user_id.into()]).await? == 1)
+}
+
+/// At publish: every user whose tokens came from another provider configuration than `keep`
+/// (all of them when the server is no longer `user_key`: `None`) is revoked, so no stored token
+/// outlives the configuration it was given to, and their keys end. How many were revoked.
+pub async fn revoke_stale(
+    db: &impl Db,
+    workspace_id: &str,
+    server_id: &str,
+    keep: Option<&str>,
+) -> Result<u64, StoreError> {
+    let sql = "UPDATE key_users SET epoch = epoch + 1, status = 'revoked', refresh_sealed = NULL, \
+               access_sealed = NULL, access_expires_at = NULL, lease_until = NULL, generation = generation + 1 \
+               WHERE workspace_id = ?1 AND server_id = ?2 AND status <> 'revoked' AND (?3 IS NULL OR provider <> ?3)";
+    db.execute(sql, &[workspace_id.into(), server_id.into(), keep.into()]).await
 }
 
 /// The user's data deleted (the portal's "delete my data").
@@ -186,6 +229,26 @@ pub async fn store_refreshed(
                 access_sealed.into(),
                 access_expires_at.into(),
             ],
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
+/// The re-seal job: the same tokens under the primary key, unless the row moved on meanwhile.
+pub async fn reseal(
+    db: &impl Db,
+    server_id: &str,
+    user_id: &str,
+    generation: i64,
+    refresh_sealed: Option<&str>,
+    access_sealed: Option<&str>,
+) -> Result<bool, StoreError> {
+    let sql = "UPDATE key_users SET refresh_sealed = ?4, access_sealed = ?5 \
+               WHERE server_id = ?1 AND user_id = ?2 AND generation = ?3";
+    let changed = db
+        .execute(
+            sql,
+            &[server_id.into(), user_id.into(), generation.into(), refresh_sealed.into(), access_sealed.into()],
         )
         .await?;
     Ok(changed == 1)

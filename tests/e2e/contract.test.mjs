@@ -505,6 +505,48 @@ test("oauth connections: an end user's sign-in appears in the owner's list and c
   }
 });
 
+test("key users: an end user's portal sign-in appears in the owner's list and can be revoked", async () => {
+  // A minimal OpenID provider on 127.0.0.1: it signs the user in at once and names them.
+  const { createServer } = await import("node:http");
+  const idp = createServer((req, res) => {
+    const url = new URL(req.url, "http://x");
+    if (url.pathname === "/authorize") {
+      const back = new URL(url.searchParams.get("redirect_uri"));
+      back.searchParams.set("code", "c");
+      back.searchParams.set("state", url.searchParams.get("state"));
+      res.writeHead(302, { location: back.toString() });
+      return res.end();
+    }
+    req.resume();
+    const idToken = ["{}", JSON.stringify({ iss: "https://idp.example", sub: "u-1", aud: "owner-app" }), ""].map((x) => Buffer.from(x).toString("base64url")).join(".");
+    req.on("end", () => { res.writeHead(200, { "content-type": "application/json" }); res.end(JSON.stringify({ access_token: "user-token", refresh_token: "user-refresh", expires_in: 3600, id_token: idToken })); });
+  });
+  await new Promise((r) => idp.listen(0, "127.0.0.1", r));
+  const idpUrl = `http://127.0.0.1:${idp.address().port}`;
+  try {
+    const s = expect(await owner.post(P("/servers"), { app_id: appA.id, name: "Widgets with keys" }), 201, "create user_key server");
+    expect(await owner.patch(P(`/servers/${s.id}`), { auth_mode: "user_key", auth_config: { authorize_url: `${idpUrl}/authorize`, token_url: `${idpUrl}/token`, client_id: "owner-app", scopes: ["read"] } }), 200, "configure user_key");
+    expect(await owner.put(P(`/servers/${s.id}/credential`), { value: "owner-client-secret", origin: up.url }), 200, "set client secret");
+    expect(await owner.post(P(`/servers/${s.id}/verify`)), 200, "verify user_key server");
+    expect(await owner.post(P(`/servers/${s.id}/publish`)), 200, "publish user_key server");
+    expect(await owner.get(P(`/servers/${s.id}/key-users`)), 200, "no key users yet");
+    const start = await fetch(`${w.url}/oauth/portal/${s.id}/sign-in`, { redirect: "manual" });
+    const stateCookie = start.headers.get("set-cookie").split(";")[0];
+    const callback = (await fetch(start.headers.get("location"), { redirect: "manual" })).headers.get("location");
+    const back = await fetch(callback, { redirect: "manual", headers: { cookie: stateCookie } });
+    assert.equal(back.status, 302, await back.text());
+    const users = expect(await owner.get(P(`/servers/${s.id}/key-users`)), 200, "list key users").items;
+    assert.equal(users.length, 1);
+    assert.equal(users[0].status, "active");
+    assert.deepEqual(Object.keys(users[0]).sort(), ["created_at", "key_issued_at", "signed_in_at", "status", "user_hash"]);
+    expect(await owner.del(P(`/servers/${s.id}/key-users/${users[0].user_hash}`)), 204, "revoke a key user");
+    expect(await owner.del(P(`/servers/${s.id}/key-users/ffffffffffffffff`)), 404, "revoke an unknown key user");
+    assert.equal(expect(await owner.get(P(`/servers/${s.id}/key-users`)), 200, "list key users").items[0].status, "revoked");
+  } finally {
+    await new Promise((r) => idp.close(r));
+  }
+});
+
 test("secrets: put, list, delete", async () => {
   expect(await owner.put(P("/secrets/STRIPE_KEY"), { value: "sk_live_contract" }), 200, "put secret");
   expect(await owner.get(P("/secrets")), 200, "list secrets");

@@ -42,7 +42,7 @@ async function aliceView() {
   for (const [name, path] of [
     ["workspace", ""], ["members", "/members"], ["apps", "/apps"], ["app", `/apps/${ids.app}`],
     ["imports", `/apps/${ids.app}/imports`], ["tools", `/apps/${ids.app}/tools`], ["servers", "/servers"],
-    ["server", `/servers/${ids.srv}`], ["keys", `/servers/${ids.srv}/keys`], ["connections", `/servers/${ids.srv}/connections`],
+    ["server", `/servers/${ids.srv}`], ["keys", `/servers/${ids.srv}/keys`], ["connections", `/servers/${ids.srv}/connections`], ["key users", `/servers/${ids.srv}/key-users`],
     ["secrets", "/secrets"], ["audit", "/audit"],
     ["invitations", "/invitations"],
   ]) {

@@ -378,6 +378,39 @@ test("in a real browser, the portal signs the user in, shows the key once, and r
   }
 });
 
+test("after unpublishing, a user can still revoke, export and delete; publishing off user_key revokes every user", async () => {
+  const session = await portalSignIn(other, "dave");
+  const key = await newKey(other, session);
+  assert.equal((await rawCall(other, { "x-api-key": key })).status, 200);
+  must(await owner.post(P(`/servers/${other.id}/unpublish`)));
+  const st = await portal(other, session, "GET");
+  assert.equal(st.status, 200);
+  assert.equal(st.body.server.published, false);
+  assert.equal(st.body.user.status, "active");
+  assert.equal((await portal(other, session, "GET", "export")).status, 200);
+  assert.equal((await portal(other, session, "POST", "key")).status, 404, "no new key for a server that is not offered");
+  assert.equal((await fetch(`${w.url}/oauth/portal/${other.id}`)).status, 404, "a signed-out visitor learns nothing more");
+  // The owner publishes it again with another mode: the stored tokens go, every key ends.
+  must(await owner.patch(P(`/servers/${other.id}`), { auth_mode: "none", auth_config: {} }));
+  must(await owner.post(P(`/servers/${other.id}/verify`)));
+  must(await owner.post(P(`/servers/${other.id}/publish`)));
+  const users = must(await owner.get(P(`/servers/${other.id}/key-users`))).items;
+  assert.deepEqual(users.map((u) => u.status), ["revoked"]);
+  assert.equal((await portal(other, session, "DELETE", "me")).status, 200, "delete still works");
+  assert.deepEqual(must(await owner.get(P(`/servers/${other.id}/key-users`))).items, []);
+});
+
+test("sign-ins are rate limited per client address", async () => {
+  let limited = null;
+  for (let i = 0; i < 70 && !limited; i++) {
+    const r = await manual(`${w.url}/oauth/portal/${server.id}/sign-in`);
+    if (r.status === 429) limited = r;
+    else assert.equal(r.status, 302);
+  }
+  assert.ok(limited, "the 61st sign-in within a minute is refused");
+  assert.ok(Number(limited.headers.get("retry-after")) > 0);
+});
+
 test("no upstream token is stored in clear in D1 or KV", async () => {
   assert.ok(fake.state.issued.length >= 8);
   await w.stop();

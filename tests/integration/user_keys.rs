@@ -302,3 +302,84 @@ fn without_the_token_secret_keys_are_503_and_without_a_key_401() {
     assert_eq!(r.status, 401);
     assert!(r.body.unwrap().to_string().contains("/portal/srv1"));
 }
+
+#[test]
+fn signing_in_again_without_a_new_refresh_token_keeps_the_stored_one() {
+    let fx = fixture();
+    let (id, key) = user(&fx, "alice", Some(T0 + 30_000));
+    // Google sends a refresh token only on the first consent.
+    let again = answer(&fx.m, "at-alice-2", None, Some(T0 + 30_000), "alice");
+    assert_eq!(block_on(keys::sign_in(&fx.db, &fx.keyring, &fx.m, &again, T0 + 1)).unwrap(), id);
+    let http = ScriptedHttp::new([token_answer("at-alice-3", "rt-alice-3")]);
+    assert_eq!(
+        admit(&fx, &http, &GateCache::default(), &key, T0 + 2).unwrap().upstream_token.as_deref(),
+        Some("at-alice-3")
+    );
+    let sent = String::from_utf8(http.seen.borrow()[0].body.clone().unwrap()).unwrap();
+    assert!(sent.contains("refresh_token=rt-alice-1"), "the first sign-in's refresh token was kept: {sent}");
+}
+
+#[test]
+fn a_replaced_key_admitted_from_a_cached_epoch_is_refused_before_any_refresh() {
+    let fx = fixture();
+    let (id, old) = user(&fx, "alice", Some(T0 + 3_600_000));
+    let http = ScriptedHttp::default();
+    block_on(keys::issue_key(&fx.db, &fx.secrets, ORIGIN, "srv1", &id, T0 + 1)).unwrap().unwrap();
+    // An isolate that read the row before the re-issue (epoch 1), within the cache bound, with
+    // the old key's access token due: the refresh reads the row, sees the new epoch and stops.
+    let late = T0 + 3_600_000;
+    let stale_cache = GateCache::default();
+    stale_cache.borrow_mut().put("srv1", &id, snapshot_at_epoch(&fx, &id, 1), late);
+    assert_eq!(admit(&fx, &http, &stale_cache, &old, late).unwrap_err().status, 401);
+    assert!(http.seen.borrow().is_empty(), "no provider call for a replaced key");
+}
+
+/// What an isolate would hold had it read the row when its epoch was `epoch`.
+fn snapshot_at_epoch(fx: &Fx, user_id: &str, epoch: i64) -> keys::Snapshot {
+    let mut row = block_on(key_users::get(&fx.db, "srv1", user_id)).unwrap().unwrap();
+    row.epoch = epoch;
+    keys::Snapshot::of(&row)
+}
+
+#[test]
+fn a_configured_issuer_is_the_only_one_accepted() {
+    let mut fx = fixture();
+    if let Some(o) = fx.m.auth.oauth.as_mut() {
+        o.issuer = Some("https://login.example/tenant-a".into());
+    }
+    let mut a = answer(&fx.m, "at", Some("rt"), None, "mallory");
+    a.identity = Some(Identity { issuer: "https://login.example/tenant-b".into(), subject: "mallory".into() });
+    assert!(block_on(keys::sign_in(&fx.db, &fx.keyring, &fx.m, &a, T0)).unwrap_err().contains("another issuer"));
+    a.identity = Some(Identity { issuer: "https://login.example/tenant-a".into(), subject: "alice".into() });
+    assert!(block_on(keys::sign_in(&fx.db, &fx.keyring, &fx.m, &a, T0)).is_ok());
+}
+
+#[test]
+fn the_reseal_job_moves_key_users_tokens_to_the_primary_key() {
+    use flowcp::service::reseal;
+    let fx = fixture();
+    let (_, key) = user(&fx, "alice", None);
+    let rotating = Keyring::parse(&format!("k2:{},k1:{}", "66".repeat(32), "44".repeat(32))).unwrap();
+    let dry = block_on(reseal::run(&fx.db, &fx.kv, &rotating, "", 40, true, T0)).unwrap();
+    assert!(dry.opened_with_older_key >= 2 && dry.failed.is_empty(), "{dry:?}");
+    let run = block_on(reseal::run(&fx.db, &fx.kv, &rotating, "", 40, false, T0 + reseal::SETTLE_MS)).unwrap();
+    assert!(run.resealed >= 2, "{run:?}");
+    // Only the new key is left: the user's tokens still open.
+    let only_new = Fx { keyring: Keyring::parse(&format!("k2:{}", "66".repeat(32))).unwrap(), ..fx };
+    let sealed = only_new.keyring.seal(b"client-secret", &aad_server_credential("srv1")).unwrap();
+    block_on(only_new.kv.put("cred:srv1:v1", sealed.as_bytes(), None)).unwrap();
+    let a = admit(&only_new, &ScriptedHttp::default(), &GateCache::default(), &key, T0 + 1).unwrap();
+    assert_eq!(a.upstream_token.as_deref(), Some("at-alice-1"));
+}
+
+#[test]
+fn publishing_with_another_provider_or_mode_revokes_the_old_users() {
+    let fx = fixture();
+    let (id, key) = user(&fx, "alice", None);
+    let binding = flowcp::oauth::tokens::provider_binding(&fx.m).unwrap();
+    assert_eq!(block_on(key_users::revoke_stale(&fx.db, "ws1", "srv1", Some(&binding))).unwrap(), 0, "same provider");
+    assert_eq!(block_on(key_users::revoke_stale(&fx.db, "ws1", "srv1", Some("other"))).unwrap(), 1);
+    let row = block_on(key_users::get(&fx.db, "srv1", &id)).unwrap().unwrap();
+    assert_eq!((row.status, row.refresh_sealed, row.access_sealed), (key_users::Status::Revoked, None, None));
+    assert_eq!(admit(&fx, &ScriptedHttp::default(), &GateCache::default(), &key, T0 + 1).unwrap_err().status, 401);
+}

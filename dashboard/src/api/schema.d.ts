@@ -581,6 +581,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{ws}/servers/{srv}/key-users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** End users of a per-user-key server (hashes, no tokens) */
+        get: operations["listKeyUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/servers/{srv}/key-users/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an end user: their tokens deleted, every key ended */
+        delete: operations["revokeKeyUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{ws}/onboard": {
         parameters: {
             query?: never;
@@ -1467,6 +1501,24 @@ export interface components {
             /** Format: int64 */
             revoked_at?: number | null;
         };
+        /** @description A list. */
+        KeyUserList: {
+            items: components["schemas"]["KeyUser"][];
+        };
+        /** @description Shown to the owner as is: the user's hash, status and times (no id, epoch or token). */
+        KeyUser: {
+            /** @description Truncated SHA-256 of the user's opaque id: what the audit log and the portal show. */
+            user_hash: string;
+            status: components["schemas"]["Status"];
+            /** Format: int64 */
+            created_at: number;
+            /** Format: int64 */
+            signed_in_at: number;
+            /** Format: int64 */
+            key_issued_at?: number | null;
+        };
+        /** @description Where an end user stands. */
+        Status: "active" | "disconnected" | "revoked";
         /** @description What the onboarding did. */
         Onboarded: {
             /** @description Whether the server is on the air. */
@@ -3429,6 +3481,69 @@ export interface operations {
                 ws: string;
                 srv: string;
                 conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listKeyUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                srv: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyUserList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revokeKeyUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                srv: string;
+                user: string;
             };
             cookie?: never;
         };

@@ -7,7 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ErrorLine } from "../forms";
 
 type Status = {
-  server: { id: string; name: string; mcp_url: string; portal_url: string; key_header: string; key_ttl_days: number };
+  server: { id: string; name: string | null; published: boolean; mcp_url: string; portal_url: string; key_header: string; key_ttl_days: number };
   signed_in: boolean;
   user: null | { user_hash: string; status: "active" | "disconnected" | "revoked"; created_at: number; signed_in_at: number; key_issued_at: number | null };
 };
@@ -55,11 +55,12 @@ export function Portal({ server }: { server: string }) {
   const u = status.user;
   return (
     <main>
-      <h1>{s.name}</h1>
+      <h1>{s.name ?? "This server is no longer offered"}</h1>
+      {!s.published && <p>You can still revoke, export or delete what FlowCP holds about you.</p>}
       <p>Use this API from your AI assistant as yourself. Sign in once; FlowCP keeps your sign-in (encrypted) and gives you a personal key for your MCP client.</p>
       <ErrorLine>{error}</ErrorLine>
       {said && <p role="status">{said}</p>}
-      {!status.signed_in || !u ? (
+      {!status.signed_in || !u ? (s.published &&
         <div class="card">
           <h2>Sign in</h2>
           <p>You will sign in at the API's own provider and consent there. FlowCP never sees your password.</p>

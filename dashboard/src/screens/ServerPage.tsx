@@ -81,6 +81,7 @@ export function ServerPage() {
         )}
       </div>
       {s.auth_mode === "oauth" && <Connections path={path} />}
+      {s.auth_mode === "user_key" && <KeyUsers path={path} />}
       <Connect server={s} accessKey={key} />
     </section>
   );
@@ -386,6 +387,46 @@ function Connections({ path }: { path: { ws: string; srv: string } }) {
                 <td>{c.last_used_at ? new Date(c.last_used_at).toISOString().slice(0, 10) : "never"}</td>
                 <td><code>{c.connection_hash}</code></td>
                 <td>{c.revoked_at ? "revoked" : <button type="button" class="link" onClick={() => void revoke(c.connection_hash)}>Revoke</button>}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <ErrorLine>{error}</ErrorLine>
+    </div>
+  );
+}
+
+/** End users of a per-user-key server (hashes and status; no identity, no token), with revoke. */
+function KeyUsers({ path }: { path: { ws: string; srv: string } }) {
+  const [list, setList] = useState<Schemas["KeyUser"][] | null>(null);
+  const [error, setError] = useState("");
+  const load = async () => {
+    const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers/{srv}/key-users", { params: { path } });
+    if (!data) return setError(errorMessage(err, response.status));
+    setList(data.items);
+  };
+  useEffect(() => { void load(); }, [path.srv]);
+  const revoke = async (hash: string) => {
+    const { error: err, response } = await api.DELETE("/api/v1/workspaces/{ws}/servers/{srv}/key-users/{user}", { params: { path: { ...path, user: hash } } });
+    if (!response.ok) return setError(errorMessage(err, response.status));
+    await load();
+  };
+  const day = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().slice(0, 10) : "never");
+  return (
+    <div class="card">
+      <h2>Users</h2>
+      {!list || list.length === 0 ? <p>No user has signed in at the portal yet.</p> : (
+        <table class="grid" aria-label="Users">
+          <thead><tr><th>User</th><th>Status</th><th>Signed in</th><th>Key issued</th><th></th></tr></thead>
+          <tbody>
+            {list.map((u) => (
+              <tr key={u.user_hash}>
+                <td><code>{u.user_hash}</code></td>
+                <td>{u.status}</td>
+                <td>{day(u.signed_in_at)}</td>
+                <td>{day(u.key_issued_at)}</td>
+                <td>{u.status === "revoked" ? "" : <button type="button" class="link" onClick={() => void revoke(u.user_hash)}>Revoke</button>}</td>
               </tr>
             ))}
           </tbody>
