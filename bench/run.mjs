@@ -167,6 +167,29 @@ async function oauthUser(w, upstream, docText) {
   return { url: srv.mcp_url, token: t.access_token };
 }
 
+// The same Petstore server in user_key mode: a user signs in once at the portal and gets a
+// per-user key; every call verifies the key (HS256), checks the user's epoch (isolate cache over
+// D1) and opens their sealed access token. Returns the key.
+async function userKeyUser(w, upstream, docText) {
+  const { c, P, srv } = await flowcpServer(w, upstream, docText, { name: "Petstore" });
+  let r = await c.patch(P(`/servers/${srv.id}`), { auth_mode: "user_key", auth_config: { authorize_url: `${upstream}/oauth/authorize`, token_url: `${upstream}/oauth/token`, client_id: "bench-app" } });
+  if (r.status !== 200) throw new Error(`user_key config: ${JSON.stringify(r.body)}`);
+  r = await c.put(P(`/servers/${srv.id}/credential`), { value: "bench-client-secret", origin: upstream });
+  if (r.status !== 200) throw new Error(`client secret: ${JSON.stringify(r.body)}`);
+  const v = await c.post(P(`/servers/${srv.id}/verify`));
+  if (v.body.state !== "verified") throw new Error(`user_key verify: ${JSON.stringify(v.body)}`);
+  await c.post(P(`/servers/${srv.id}/publish`));
+  const start = await fetch(`${w.url}/oauth/portal/${srv.id}/sign-in`, { redirect: "manual" });
+  const state = start.headers.get("set-cookie").split(";")[0];
+  const callback = (await fetch(start.headers.get("location"), { redirect: "manual" })).headers.get("location");
+  const back = await fetch(callback, { redirect: "manual", headers: { cookie: state } });
+  const session = back.headers.getSetCookie().map((x) => x.split(";")[0]).find((x) => x.startsWith("__Host-fcp_portal="));
+  if (!session) throw new Error(`portal sign-in: ${back.status} ${await back.text()}`);
+  const k = await (await fetch(`${w.url}/oauth/portal/${srv.id}/key`, { method: "POST", headers: { cookie: session, origin: w.url } })).json();
+  if (!k.key) throw new Error(`portal key: ${JSON.stringify(k)}`);
+  return { url: srv.mcp_url, key: k.key };
+}
+
 function workerdRss() {
   // Peak resident memory of the workerd processes (the Worker's isolate lives there).
   const r = spawnSync("sh", ["-c", "for p in $(pgrep -f 'workerd serve'); do grep VmHWM /proc/$p/status; done"], { encoding: "utf8" });
@@ -220,6 +243,13 @@ async function main() {
   } catch (e) {
     log("oauth mode failed:", e.message);
     results.load.push({ target: "FlowCP oauth mode", error: e.message });
+  }
+  try {
+    const holder = await userKeyUser(w, upstream, JSON.stringify(doc));
+    await measureLoad(mcpTarget("FlowCP user_key mode", holder.url, { "x-api-key": holder.key }, (op) => op));
+  } catch (e) {
+    log("user_key mode failed:", e.message);
+    results.load.push({ target: "FlowCP user_key mode", error: e.message });
   }
 
   if (BASELINE) {
@@ -334,9 +364,11 @@ function report() {
   // OAuth's own cost: opening the sealed access token, over api_key mode (both send a
   // credential upstream and redact results for it).
   const row = (name) => Object.fromEntries(results.load.filter((r) => r.target === name && !r.error).map((r) => [r.concurrency, r]));
-  const [oauth, keyed] = [row("FlowCP oauth mode"), row("FlowCP api_key mode")];
-  for (const [n, o] of Object.entries(oauth)) {
-    if (keyed[n]) console.log(`oauth mode over api_key mode, ${n} client(s): p50 ${(o.p50_ms - keyed[n].p50_ms).toFixed(2)} ms, ${(1000 / o.rps - 1000 / keyed[n].rps).toFixed(2)} ms per request at the measured req/s`);
+  const keyed = row("FlowCP api_key mode");
+  for (const mode of ["oauth", "user_key"]) {
+    for (const [n, o] of Object.entries(row(`FlowCP ${mode} mode`))) {
+      if (keyed[n]) console.log(`${mode} mode over api_key mode, ${n} client(s): p50 ${(o.p50_ms - keyed[n].p50_ms).toFixed(2)} ms, ${(1000 / o.rps - 1000 / keyed[n].rps).toFixed(2)} ms per request at the measured req/s`);
+    }
   }
   console.log("\ntools/list");
   for (const l of results.lists) console.log(`  ${l.target}: ${l.error ?? (l.p50_ms !== undefined ? `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, ${l.rps} req/s` : `${l.tools} tools in ${l.pages} pages, ${l.total_ms} ms`)}`);

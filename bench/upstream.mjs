@@ -24,7 +24,10 @@ const server = createServer((req, res) => {
     if (url.pathname === "/oauth/token") {
       const p = new URLSearchParams(Buffer.concat(chunks).toString());
       const ok = p.get("code") === "bench-code" || p.get("grant_type") === "refresh_token";
-      const text = JSON.stringify(ok ? { access_token: "bench-user-token", refresh_token: "bench-user-refresh", expires_in: 28800, token_type: "bearer" } : { error: "invalid_grant" });
+      // An OpenID ID token (the user_key row's portal identifies the user by it).
+      const idToken = [{ alg: "none" }, { iss: "https://bench-idp.example", sub: "bench-user", aud: p.get("client_id") }, {}]
+        .map((x, i) => (i < 2 ? Buffer.from(JSON.stringify(x)).toString("base64url") : "")).join(".");
+      const text = JSON.stringify(ok ? { access_token: "bench-user-token", refresh_token: "bench-user-refresh", expires_in: 28800, token_type: "bearer", id_token: idToken } : { error: "invalid_grant" });
       res.writeHead(ok ? 200 : 400, { "content-type": "application/json" });
       return res.end(text);
     }

@@ -104,8 +104,49 @@ pub struct Manifest {
     /// Browser origins allowed to call (besides FlowCP's own); `None` allows any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
+    /// Skills (issue 16): `list_skills` and `tool_search` over named bundles of the tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<Skills>,
     /// Enabled tools with the owner's curation applied, in a stable order (by name).
     pub tools: Vec<ToolDef>,
+}
+
+/// A named bundle of a server's tools (a skill).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter or digit.
+    pub name: String,
+    pub description: String,
+    /// Tool names (as curated), in the order `tool_search` returns them.
+    pub tools: Vec<String>,
+}
+
+/// How a server with skills lists its tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkillsMode {
+    /// `list_skills` and `tool_search` first, then every tool.
+    Alongside,
+    /// Only `list_skills` and `tool_search`; every tool is still called by name.
+    Instead,
+}
+
+/// The owner's skills setting of a server: the mode, and the bundles (`null`: one bundle per
+/// tag of the enabled tools, made at publish).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkillsConfig {
+    pub mode: SkillsMode,
+    #[serde(default)]
+    pub bundles: Option<Vec<Bundle>>,
+}
+
+/// The skills a manifest publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skills {
+    pub mode: SkillsMode,
+    pub bundles: Vec<Bundle>,
 }
 
 /// KV key of one manifest version.

@@ -126,6 +126,114 @@ pub struct UpdateBody {
     /// server; `null` allows any origin. Takes effect at the next publish.
     #[serde(default, deserialize_with = "super::double_option")]
     allowed_origins: Option<Option<Vec<String>>>,
+    /// Skills (`list_skills` and `tool_search`): the mode and the bundles (`bundles: null`: one
+    /// per tag, made at publish); `null` turns skills off. Not with discovery mode.
+    #[serde(default, deserialize_with = "super::double_option")]
+    skills: Option<Option<crate::manifest::SkillsConfig>>,
+}
+
+/// Most skills a server may define, and tools per skill.
+const MAX_BUNDLES: usize = 64;
+const MAX_BUNDLE_TOOLS: usize = 500;
+
+fn bundle_name_ok(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !n.starts_with('-')
+}
+
+/// The shape of an owner's skills (names, sizes); that the tools exist is checked at publish.
+fn check_skills(k: &crate::manifest::SkillsConfig) -> Result<(), ApiError> {
+    let bad = |m: String| Err(ApiError::new(ErrorCode::BadRequest, m));
+    let Some(bundles) = &k.bundles else { return Ok(()) };
+    if bundles.is_empty() || bundles.len() > MAX_BUNDLES {
+        return bad(format!("skills.bundles holds 1 to {MAX_BUNDLES} skills (or null for one per tag)."));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for b in bundles {
+        if !bundle_name_ok(&b.name) {
+            return bad(format!(
+                "skill name {:?}: 1 to 64 of a-z, 0-9 and -, not starting with -.",
+                b.name.chars().take(80).collect::<String>()
+            ));
+        }
+        if !seen.insert(b.name.as_str()) {
+            return bad(format!("skill {:?} is defined twice.", b.name));
+        }
+        if b.description.chars().count() > 1024 || b.description.chars().any(|c| c.is_control() && c != '\n') {
+            return bad(format!("skill {:?}: the description is at most 1,024 characters of text.", b.name));
+        }
+        if b.tools.is_empty() || b.tools.len() > MAX_BUNDLE_TOOLS || !b.tools.iter().all(|t| is_valid_tool_name(t)) {
+            return bad(format!("skill {:?} lists 1 to {MAX_BUNDLE_TOOLS} tool names.", b.name));
+        }
+    }
+    Ok(())
+}
+
+/// The skills a publish writes: the owner's bundles with every tool checked, or one bundle per
+/// tag (and `other` for untagged tools) when they defined none.
+fn resolve_skills(k: &crate::manifest::SkillsConfig, tools: &[ToolDef]) -> Result<crate::manifest::Skills, ApiError> {
+    use crate::manifest::{Bundle, Skills};
+    let bad = |m: String| Err(ApiError::new(ErrorCode::BadRequest, m));
+    if let Some(t) = tools.iter().find(|t| crate::mcp::skills::META_TOOLS.contains(&t.name.as_str())) {
+        return bad(format!(
+            "A tool is named {:?}, a name skills keep for themselves: rename it or turn skills off.",
+            t.name
+        ));
+    }
+    let names: std::collections::HashSet<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    let bundles = match &k.bundles {
+        Some(b) => {
+            for bundle in b {
+                let unknown: Vec<&str> =
+                    bundle.tools.iter().map(String::as_str).filter(|t| !names.contains(t)).take(5).collect();
+                if !unknown.is_empty() {
+                    return bad(format!(
+                        "Skill {:?} names tools that are not enabled on this server: {}.",
+                        bundle.name,
+                        unknown.join(", ")
+                    ));
+                }
+            }
+            b.clone()
+        }
+        None => {
+            let mut by_tag: std::collections::BTreeMap<String, (String, Vec<String>)> = Default::default();
+            for t in tools {
+                let tags: Vec<&str> =
+                    if t.tags.is_empty() { vec!["other"] } else { t.tags.iter().map(String::as_str).collect() };
+                for tag in tags {
+                    let mut slug: String = tag
+                        .to_lowercase()
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                        .collect::<String>()
+                        .trim_matches('-')
+                        .chars()
+                        .take(64)
+                        .collect();
+                    if slug.is_empty() {
+                        slug = "other".into();
+                    }
+                    let entry = by_tag.entry(slug).or_insert_with(|| (tag.to_string(), Vec::new()));
+                    if !entry.1.contains(&t.name) {
+                        entry.1.push(t.name.clone());
+                    }
+                }
+            }
+            if by_tag.len() > MAX_BUNDLES {
+                return bad(format!(
+                    "The tools have {} tags, more than {MAX_BUNDLES} skills: define the skills yourself.",
+                    by_tag.len()
+                ));
+            }
+            by_tag
+                .into_iter()
+                .map(|(name, (tag, tools))| Bundle { description: format!("Operations tagged {tag}."), name, tools })
+                .collect()
+        }
+    };
+    Ok(Skills { mode: k.mode, bundles })
 }
 
 /// Origins one server may list.
@@ -342,6 +450,17 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     }
     if let Some(o) = body.allowed_origins {
         s.allowed_origins = o.map(clean_origins).transpose()?;
+    }
+    if let Some(k) = body.skills {
+        if let Some(k) = &k {
+            check_skills(k)?;
+        }
+        s.skills = k;
+    }
+    if s.skills.is_some() && s.discovery_mode {
+        return Err(ApiError::bad_request(
+            "Skills and discovery mode are two ways of not listing every tool: turn one of them off.",
+        ));
     }
     store::save_config(svc.db, &s, svc.now_ms).await?;
     get(svc, m, id).await
@@ -743,6 +862,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         discovery: s.discovery_mode,
         base_url: s.base_url_override.clone(),
         allowed_origins: s.allowed_origins.clone(),
+        skills: s.skills.as_ref().map(|k| resolve_skills(k, &tools)).transpose()?,
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
@@ -842,6 +962,7 @@ fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
         ("base_url", s.base_url_override != live.base_url),
         ("discovery_mode", s.discovery_mode != live.discovery),
         ("allowed_origins", s.allowed_origins != live.allowed_origins),
+        ("skills", s.skills.as_ref().map(|k| k.mode) != live.skills.as_ref().map(|k| k.mode)),
     ] {
         if differs {
             diff.settings.push(name.to_string());

@@ -224,6 +224,8 @@ pub struct ServerView {
     pub probe_tool: Option<String>,
     /// Browser origins allowed to call the published server; `null`: any origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// Skills: `list_skills` and `tool_search` over named bundles (`null`: off).
+    pub skills: Option<crate::manifest::SkillsConfig>,
     pub verification: VerificationView,
     pub published: bool,
     pub published_version: Option<i64>,
@@ -272,6 +274,7 @@ impl ServerView {
             base_url: s.base_url_override.clone(),
             probe_tool: s.probe_tool.clone(),
             allowed_origins: s.allowed_origins.clone(),
+            skills: s.skills.clone(),
             verification: VerificationView {
                 state: s.verification_state,
                 checked_at: s.verified_at,

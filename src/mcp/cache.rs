@@ -56,10 +56,13 @@ impl From<StoreError> for ManifestError {
 /// A manifest with what the hot path derives from it once per isolate.
 pub struct Loaded {
     pub manifest: Manifest,
-    /// In discovery mode, the three discovery tools as `tools/list` shows them; otherwise
-    /// `tools/list` renders the page it returns (a second copy of every schema would double
-    /// what a cached manifest takes).
-    pub discovery: Option<Vec<Value>>,
+    /// The meta-tools `tools/list` shows first: the three discovery tools (discovery mode) or
+    /// `list_skills` and `tool_search` (skills). The tools themselves are rendered per page
+    /// (a second copy of every schema would double what a cached manifest takes).
+    pub meta: Vec<Value>,
+    /// Whether every tool follows the meta-tools in `tools/list` (not in discovery mode or
+    /// with skills `instead`).
+    pub lists_tools: bool,
     /// Tool name -> index in `manifest.tools`.
     pub index: HashMap<String, usize>,
     /// Estimated memory (bytes) this entry holds, charged to the cache.
@@ -69,18 +72,19 @@ pub struct Loaded {
 impl Loaded {
     /// How many tools `tools/list` shows.
     pub fn listed_len(&self) -> usize {
-        match &self.discovery {
-            Some(d) => d.len(),
-            None => self.manifest.tools.len(),
-        }
+        self.meta.len() + if self.lists_tools { self.manifest.tools.len() } else { 0 }
     }
 
     /// `tools/list` entries `start..end` (bounded by [`Loaded::listed_len`]).
     pub fn listed(&self, start: usize, end: usize) -> Vec<Value> {
-        match &self.discovery {
-            Some(d) => d.get(start..end).unwrap_or_default().to_vec(),
-            None => self.manifest.tools.get(start..end).unwrap_or_default().iter().map(ToolDef::to_mcp_json).collect(),
+        let end = end.min(self.listed_len());
+        let n = self.meta.len();
+        let mut out: Vec<Value> = self.meta.get(start.min(n)..end.min(n)).unwrap_or_default().to_vec();
+        if self.lists_tools && end > n {
+            let tools = self.manifest.tools.get(start.max(n) - n..end - n).unwrap_or_default();
+            out.extend(tools.iter().map(ToolDef::to_mcp_json));
         }
+        out
     }
 }
 
@@ -186,9 +190,15 @@ pub(crate) async fn live_version(
 /// Prepare a manifest parsed from `json_len` bytes of JSON.
 pub(crate) fn prepare(manifest: Manifest, json_len: usize) -> Loaded {
     let index: HashMap<String, usize> = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-    let discovery = manifest.discovery.then(|| discovery_tools(manifest.tools.len()));
+    let (meta, lists_tools) = if manifest.discovery {
+        (discovery_tools(manifest.tools.len()), false)
+    } else if let Some(s) = &manifest.skills {
+        (super::skills::meta_tools(s, manifest.tools.len()), s.mode == manifest::SkillsMode::Alongside)
+    } else {
+        (Vec::new(), true)
+    };
     let cost = manifest::cost(&manifest, json_len);
-    Loaded { manifest, discovery, index, cost }
+    Loaded { manifest, meta, lists_tools, index, cost }
 }
 
 /// The live manifest of a server: one KV read for the live version, then the isolate cache

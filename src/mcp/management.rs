@@ -170,6 +170,7 @@ pub fn manifest(origin: &str) -> Result<Manifest, String> {
         discovery: false,
         base_url: Some(origin.to_string()),
         allowed_origins: Some(Vec::new()),
+        skills: None,
         tools: tools(origin)?,
     })
 }

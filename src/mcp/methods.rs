@@ -8,6 +8,7 @@ use super::call::call_upstream;
 use super::discovery::{search, CALL, DESCRIBE, SEARCH};
 use super::results::{Capabilities, InitializeResult, ListToolsResult, ServerInfo};
 use super::runtime::{CallCtx, CallToolResult, RpcError};
+use super::skills::{self, LIST_SKILLS, TOOL_SEARCH};
 use super::{Era, ProtocolVersion};
 use crate::manifest::Manifest;
 use crate::net::Http;
@@ -38,6 +39,15 @@ pub(crate) fn initialize<K: Kv, H: Http>(ctx: &CallCtx<'_, '_, K, H>, params: &V
 }
 
 pub(crate) fn instructions(m: &Manifest) -> String {
+    if let (Some(s), false) = (&m.skills, m.discovery) {
+        let names: Vec<&str> = s.bundles.iter().map(|b| b.name.as_str()).collect();
+        return format!(
+            "{} has {} tools in skills ({}). Call list_skills, then tool_search with skill:<name> to load a skill's tools, and call them by name.",
+            m.name,
+            m.tools.len(),
+            names.join(", ")
+        );
+    }
     if m.discovery {
         format!(
             "{} exposes {} API operations through three tools: search_tools to find one, describe_tool to read its input schema, call_tool to call it.",
@@ -87,6 +97,19 @@ pub(crate) async fn tools_call<K: Kv, H: Http>(
         Some(_) => return Err(RpcError::invalid_params("Invalid params: arguments must be an object")),
     };
     let loaded = ctx.loaded;
+    if let (Some(skills), false) = (&loaded.manifest.skills, loaded.manifest.discovery) {
+        // The meta-tools: no upstream call, no audit row, no quota.
+        match name {
+            LIST_SKILLS => return Ok(CallToolResult::structured(skills::list(skills))),
+            TOOL_SEARCH => {
+                return Ok(match skills::search(&loaded.manifest, &loaded.index, skills, &args) {
+                    Ok(v) => CallToolResult::structured(v),
+                    Err(message) => CallToolResult::error(message),
+                })
+            }
+            _ => {}
+        }
+    }
     if loaded.manifest.discovery {
         return match name {
             SEARCH => Ok(CallToolResult::structured(search(&loaded.manifest, &args))),

@@ -24,6 +24,7 @@ mod modern;
 mod results;
 pub mod runtime;
 pub mod server;
+pub mod skills;
 pub mod transport;
 pub mod version;
 

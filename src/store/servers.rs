@@ -68,6 +68,8 @@ pub struct Server {
     /// Browser origins (`https://app.example`) allowed to call the published server; `null`
     /// allows any origin (credentials travel in headers, so there is no cookie to protect).
     pub allowed_origins: Option<Vec<String>>,
+    /// Skills: `list_skills` and `tool_search` over named bundles of the tools (issue 16).
+    pub skills: Option<crate::manifest::SkillsConfig>,
     pub verification_state: VerificationState,
     pub verification: Option<VerificationReport>,
     pub verified_at: Option<i64>,
@@ -105,6 +107,7 @@ fn server(r: &Row) -> Result<Server, StoreError> {
         base_url_override: opt_text(r, "base_url_override"),
         probe_tool: opt_text(r, "probe_tool"),
         allowed_origins: json(r, "allowed_origins_json")?,
+        skills: json(r, "skills_json")?,
         verification_state: parsed(r, "verification_state", VerificationState::parse)?,
         verification: json(r, "verification_json")?,
         verified_at: opt_i64(r, "verified_at"),
@@ -146,7 +149,7 @@ fn stored_mode(mode: AuthMode) -> AuthMode {
 pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), StoreError> {
     let sql =
         "UPDATE servers SET name = ?3, auth_mode = ?4, auth_config_json = ?5, credential_key = ?6, is_public = ?7, \
-               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, user_keys = ?13, \
+               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, user_keys = ?13, skills_json = ?14, \
                verification_state = 'unverified', verification_json = NULL, verified_at = NULL, \
                draft_changed_at = ?11, updated_at = ?11 \
                WHERE workspace_id = ?1 AND id = ?2";
@@ -166,6 +169,7 @@ pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), Store
             now.into(),
             s.allowed_origins.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default()).into(),
             i64::from(s.auth_mode == AuthMode::UserKey).into(),
+            s.skills.as_ref().map(|k| serde_json::to_string(k).unwrap_or_default()).into(),
         ],
     )
     .await

@@ -290,6 +290,60 @@ test("re-issuing ends the old key; revoking ends every key and deletes the token
   assert.equal((await rawCall(server, { "x-api-key": aliceKey })).body.result.structuredContent.value[0].name, "flow-of-alice");
 });
 
+test("skills: list_skills and tool_search over the owner's bundles, never audited; `instead` lists only them", async () => {
+  const auditCount = async () => must(await owner.get(P(`/audit?server=${server.id}&limit=200`))).items.length;
+  const bundles = [{ name: "discover", description: "Find flows", tools: ["list_live_flows"] }];
+  // Bad skills are refused with a reason, and nothing is changed.
+  const bad = await owner.patch(P(`/servers/${server.id}`), { skills: { mode: "alongside", bundles: [{ name: "Bad Name", description: "", tools: ["list_live_flows"] }] } });
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  assert.equal((await owner.patch(P(`/servers/${server.id}`), { skills: { mode: "alongside", bundles: [{ name: "x", description: "", tools: ["no_such_tool"] }] } })).status, 200);
+  must(await owner.post(P(`/servers/${server.id}/verify`)));
+  const unknown = await owner.post(P(`/servers/${server.id}/publish`));
+  assert.equal(unknown.status, 400, "a skill naming a tool that is not enabled cannot be published");
+  assert.match(unknown.body.error.message, /no_such_tool/);
+  must(await owner.patch(P(`/servers/${server.id}`), { skills: { mode: "alongside", bundles } }));
+  must(await owner.post(P(`/servers/${server.id}/verify`)));
+  must(await owner.post(P(`/servers/${server.id}/publish`)));
+  await sleep(1100); // an isolate trusts the live-version pointer it read for 1 s
+
+  const client = await sdk(server, aliceKey); // republishing with the same provider keeps every key
+  const names = (await client.listTools()).tools.map((t) => t.name);
+  assert.deepEqual(names, ["list_skills", "tool_search", "list_live_flows"]);
+  await sleep(300);
+  const before = await auditCount();
+  const skills = await client.callTool({ name: "list_skills", arguments: {} });
+  assert.deepEqual(skills.structuredContent.skills, bundles);
+  const bySkill = await client.callTool({ name: "tool_search", arguments: { query: "skill:discover" } });
+  assert.equal(bySkill.structuredContent.tools[0].name, "list_live_flows");
+  assert.equal(bySkill.structuredContent.tools[0].inputSchema.required[0], "environment");
+  const picked = await client.callTool({ name: "tool_search", arguments: { query: "select:list_live_flows,nope" } });
+  assert.deepEqual(picked.structuredContent.missing, ["nope"]);
+  const words = await client.callTool({ name: "tool_search", arguments: { query: "flows" } });
+  assert.equal(words.structuredContent.tools[0].name, "list_live_flows");
+  const wrong = await client.callTool({ name: "tool_search", arguments: { query: "skill:nope" } });
+  assert.equal(wrong.isError, true);
+  await sleep(500);
+  assert.equal(await auditCount(), before, "meta-tool calls write no audit row (they never count)");
+  await client.close();
+
+  // `instead`: only the meta-tools are listed; the tools are still called by name.
+  must(await owner.patch(P(`/servers/${server.id}`), { skills: { mode: "instead", bundles: null } }));
+  must(await owner.post(P(`/servers/${server.id}/verify`)));
+  must(await owner.post(P(`/servers/${server.id}/publish`)));
+  await sleep(1100);
+  const lean = await sdk(server, aliceKey);
+  assert.deepEqual((await lean.listTools()).tools.map((t) => t.name), ["list_skills", "tool_search"]);
+  const byTag = (await lean.callTool({ name: "list_skills", arguments: {} })).structuredContent.skills;
+  assert.ok(byTag.length >= 1 && byTag.every((b) => /^[a-z0-9-]+$/.test(b.name)), JSON.stringify(byTag));
+  const called = await lean.callTool({ name: "list_live_flows", arguments: { environment: "Default-1" } });
+  assert.equal(called.structuredContent.value[0].name, "flow-of-alice");
+  await lean.close();
+  must(await owner.patch(P(`/servers/${server.id}`), { skills: null }));
+  must(await owner.post(P(`/servers/${server.id}/verify`)));
+  must(await owner.post(P(`/servers/${server.id}/publish`)));
+  await sleep(1100);
+});
+
 test("an expired access token is refreshed once with rotation; consent revoked at the provider asks the user to sign in again", async () => {
   // Tokens that expire in 61 s are due for refresh (the margin is 60 s) after one second.
   fake.state.expiresIn = 61;

@@ -65,6 +65,7 @@ fn published() -> (MemoryKv, Keyring) {
         discovery: false,
         base_url: None,
         allowed_origins: None,
+        skills: None,
         tools,
     };
     let kv = MemoryKv::default();

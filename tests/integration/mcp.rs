@@ -99,6 +99,7 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
         discovery,
         base_url: None,
         allowed_origins: None,
+        skills: None,
         tools: report.tools,
     };
     block_on(async {
@@ -1289,4 +1290,59 @@ fn an_oauth_server_calls_the_api_with_the_users_own_token() {
     let r = call(&f, tool_call("getThing0000", json!({})), &[("authorization", &bearer)]);
     assert_eq!(r.status, 401);
     assert!(challenge(&r).contains("invalid_token"));
+}
+
+/// Every name `tools/list` shows, page by page, at `now`.
+fn listed_names(f: &Fixture, now: i64) -> (Vec<String>, usize) {
+    let (mut names, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let params = cursor.as_ref().map_or(json!({}), |c| json!({ "cursor": c }));
+        let r = call_at(f, rpc("tools/list", params), &[], now);
+        let result = &r.body.as_ref().unwrap()["result"];
+        names.extend(result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()));
+        pages += 1;
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return (names, pages),
+        }
+    }
+}
+
+#[test]
+fn skills_list_their_meta_tools_first_page_through_every_tool_and_never_reach_the_upstream() {
+    use flowcp::manifest::{Bundle, Skills, SkillsMode};
+    let f = fixture(250, "none", true, false);
+    let bundle = Bundle {
+        name: "things".into(),
+        description: "Some things".into(),
+        tools: vec!["getThing0007".into(), "getThing0003".into()],
+    };
+    republish(&f, |m| m.skills = Some(Skills { mode: SkillsMode::Alongside, bundles: vec![bundle.clone()] }));
+    let now = later();
+    let (names, pages) = listed_names(&f, now);
+    assert_eq!(pages, 3);
+    assert_eq!(names.len(), 252);
+    assert_eq!(&names[..3], ["list_skills", "tool_search", "getThing0000"]);
+    assert_eq!(names.last().unwrap(), "getThing0249");
+    let unique: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), 252, "no tool twice across the page boundary");
+    let r = call_at(&f, tool_call("tool_search", json!({ "query": "skill:things" })), &[], now);
+    let result = result_of(&r);
+    let found: Vec<&str> = result["structuredContent"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, ["getThing0007", "getThing0003"]);
+    assert!(r.audit.is_empty(), "a meta-tool call writes no audit row");
+    assert!(f.http.seen.borrow().is_empty(), "and reaches no API");
+    let listed = call_at(&f, tool_call("list_skills", json!({})), &[], now);
+    assert_eq!(result_of(&listed)["structuredContent"]["skills"][0]["name"], "things");
+
+    republish(&f, |m| m.skills = Some(Skills { mode: SkillsMode::Instead, bundles: vec![bundle] }));
+    let now = later();
+    assert_eq!(listed_names(&f, now), (vec!["list_skills".to_string(), "tool_search".to_string()], 1));
+    let direct = call_at(&f, tool_call("getThing0003", json!({})), &[], now);
+    assert_eq!(direct.audit.len(), 1, "a tool is still called by name");
 }

@@ -55,6 +55,7 @@ fn manifest(token_url: &str) -> Manifest {
         discovery: false,
         base_url: None,
         allowed_origins: None,
+        skills: None,
         tools: Vec::new(),
     }
 }

@@ -1250,6 +1250,8 @@ export interface components {
             probe_tool?: string | null;
             /** @description Browser origins allowed to call the published server; `null`: any origin. */
             allowed_origins?: string[] | null;
+            /** @description Skills: `list_skills` and `tool_search` over named bundles (`null`: off). */
+            skills?: components["schemas"]["SkillsConfig"] | null;
             verification: components["schemas"]["VerificationView"];
             published: boolean;
             /** Format: int64 */
@@ -1313,6 +1315,25 @@ export interface components {
             client_id?: string | null;
             /** @description Set by FlowCP when the credential is stored: the only origin it is ever sent to. */
             credential_origin?: string | null;
+        };
+        /**
+         * @description The owner's skills setting of a server: the mode, and the bundles (`null`: one bundle per
+         *     tag of the enabled tools, made at publish).
+         */
+        SkillsConfig: {
+            mode: components["schemas"]["SkillsMode"];
+            /** @default null */
+            bundles?: components["schemas"]["Bundle"][] | null;
+        };
+        /** @description How a server with skills lists its tools. */
+        SkillsMode: "alongside" | "instead";
+        /** @description A named bundle of a server's tools (a skill). */
+        Bundle: {
+            /** @description 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter or digit. */
+            name: string;
+            description: string;
+            /** @description Tool names (as curated), in the order `tool_search` returns them. */
+            tools: string[];
         };
         /** @description A server's last verification. */
         VerificationView: {
@@ -1421,6 +1442,12 @@ export interface components {
              * @default null
              */
             allowed_origins?: string[] | null;
+            /**
+             * @description Skills (`list_skills` and `tool_search`): the mode and the bundles (`bundles: null`: one
+             *     per tag, made at publish); `null` turns skills off. Not with discovery mode.
+             * @default null
+             */
+            skills?: components["schemas"]["SkillsConfig"] | null;
         };
         /** @description Whether a credential is stored, and the one origin it is sent to. */
         CredentialState: {
@@ -1886,6 +1913,8 @@ export interface components {
              *     allows any origin (credentials travel in headers, so there is no cookie to protect).
              */
             allowed_origins?: string[] | null;
+            /** @description Skills: `list_skills` and `tool_search` over named bundles of the tools (issue 16). */
+            skills?: components["schemas"]["SkillsConfig"] | null;
             verification_state: components["schemas"]["VerificationState"];
             verification?: components["schemas"]["VerificationReport"] | null;
             /** Format: int64 */

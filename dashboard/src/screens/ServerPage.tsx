@@ -206,12 +206,19 @@ function Options({ server, path, onSaved }: { server: Server; path: { ws: string
   const [baseUrl, setBaseUrl] = useState(server.base_url ?? "");
   const [probe, setProbe] = useState(server.probe_tool ?? "");
   const [origins, setOrigins] = useState((server.allowed_origins ?? []).join(" "));
+  const [skillsMode, setSkillsMode] = useState<"off" | "alongside" | "instead">(server.skills?.mode ?? "off");
+  const [bundles, setBundles] = useState(server.skills?.bundles ? JSON.stringify(server.skills.bundles, null, 2) : "");
   const { submit: save, outcome } = useSubmit(async () => {
     if (isPublic && !server.is_public && !confirm("Make this server public? Anyone with its URL can call its tools, with your credential, without an access key.")) return;
     const list = origins.split(/[\s,]+/).filter(Boolean);
+    let parsed: Schemas["Bundle"][] | null = null;
+    if (skillsMode !== "off" && bundles.trim()) {
+      try { parsed = JSON.parse(bundles) as Schemas["Bundle"][]; } catch { return { error: "The skills must be JSON: a list of {name, description, tools}." }; }
+    }
+    const skills = skillsMode === "off" ? null : { mode: skillsMode, bundles: parsed };
     const { error: err, response } = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", {
       params: { path },
-      body: { name, is_public: isPublic, discovery_mode: discovery, base_url: baseUrl.trim() || null, probe_tool: probe.trim() || null, allowed_origins: list.length ? list : null },
+      body: { name, is_public: isPublic, discovery_mode: discovery, base_url: baseUrl.trim() || null, probe_tool: probe.trim() || null, allowed_origins: list.length ? list : null, skills },
     });
     if (!response.ok) return { error: errorMessage(err, response.status) };
     await onSaved();
@@ -233,6 +240,22 @@ function Options({ server, path, onSaved }: { server: Server; path: { ws: string
         <label for="f-discovery">Discovery mode</label>
       </p>
       <p id="f-discovery-hint" class="muted">For large APIs: clients see a few tools that search and call the others, instead of every tool at once.</p>
+      <p class="field">
+        <label for="f-skills">Skills</label>
+        <select id="f-skills" value={skillsMode} aria-describedby="f-skills-hint" onChange={(e) => setSkillsMode((e.currentTarget as HTMLSelectElement).value as typeof skillsMode)}>
+          <option value="off">Off</option>
+          <option value="alongside">list_skills and tool_search, then every tool</option>
+          <option value="instead">Only list_skills and tool_search</option>
+        </select>
+        <small id="f-skills-hint">Named bundles of tools that clients load on demand (not with discovery mode).</small>
+      </p>
+      {skillsMode !== "off" && (
+        <p class="field">
+          <label for="f-bundles">Skills as JSON</label>
+          <textarea id="f-bundles" rows={6} value={bundles} aria-describedby="f-bundles-hint" onInput={(e) => setBundles((e.currentTarget as HTMLTextAreaElement).value)} />
+          <small id="f-bundles-hint">{'[{"name": "monitor-flow", "description": "...", "tools": ["get_live_flow_runs"]}]'}; empty makes one skill per tag at publish.</small>
+        </p>
+      )}
       <Field label="Base URL" name="base_url" value={baseUrl} onInput={setBaseUrl} required={false} hint="Overrides the document's server URL (https://api.example.com/v1); empty uses the document's." />
       <Field label="Probe tool" name="probe_tool" value={probe} onInput={setProbe} required={false} hint="The tool verification calls; empty picks the first GET without required arguments." />
       <Field label="Allowed browser origins" name="allowed_origins" value={origins} onInput={setOrigins} required={false} hint="Space-separated (https://app.example); empty allows any origin." />

@@ -1,0 +1,176 @@
+//! Skills (issue 16): named bundles of a server's tools, and two meta-tools for clients that
+//! should not load every schema up front. `list_skills` names the bundles; `tool_search` answers
+//! `skill:<bundle>` (that bundle's tools), `select:a,b` (those tools) or keywords, with each
+//! tool's own schema. Results are in a fixed order (bundle order, the order asked, or score then
+//! name). Neither reaches the API, writes an audit row or counts toward a quota.
+
+use serde_json::{json, Value};
+
+use crate::manifest::{Manifest, Skills};
+
+pub(crate) const LIST_SKILLS: &str = "list_skills";
+pub(crate) const TOOL_SEARCH: &str = "tool_search";
+/// The names a server with skills keeps for itself.
+pub const META_TOOLS: [&str; 2] = [LIST_SKILLS, TOOL_SEARCH];
+/// Tools `tool_search` returns at most (each with its schema).
+pub(crate) const MAX_RESULTS: usize = 50;
+
+pub(crate) fn meta_tools(skills: &Skills, tool_count: usize) -> Vec<Value> {
+    let names: Vec<&str> = skills.bundles.iter().map(|b| b.name.as_str()).take(20).collect();
+    vec![
+        json!({
+            "name": LIST_SKILLS,
+            "title": "List the skills",
+            "description": format!("Lists the named bundles of this API's {tool_count} tools (skills), each with its description and tool names. Start here, then load a skill's tools with tool_search."),
+            "inputSchema": { "type": "object", "properties": {} },
+            "annotations": { "readOnlyHint": true, "openWorldHint": false }
+        }),
+        json!({
+            "name": TOOL_SEARCH,
+            "title": "Load tools",
+            "description": format!("Returns tools with their input schemas. query is `skill:<name>` for a skill's tools ({}), `select:<tool>,<tool>` for tools by name, or keywords. Call the tools it returns by name.", names.join(", ")),
+            "inputSchema": { "type": "object", "properties": {
+                "query": { "type": "string", "description": "skill:<name>, select:<tool>,<tool>, or keywords" },
+                "limit": { "type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "default": 20, "description": "Most keyword matches to return" }
+            }, "required": ["query"] },
+            "annotations": { "readOnlyHint": true, "openWorldHint": false }
+        }),
+    ]
+}
+
+pub(crate) fn list(skills: &Skills) -> Value {
+    let items: Vec<Value> = skills
+        .bundles
+        .iter()
+        .map(|b| json!({ "name": b.name, "description": b.description, "tools": b.tools }))
+        .collect();
+    json!({ "skills": items })
+}
+
+/// `tool_search`: `Err` is a message for a tool error.
+pub(crate) fn search(
+    m: &Manifest,
+    index: &std::collections::HashMap<String, usize>,
+    skills: &Skills,
+    args: &Value,
+) -> Result<Value, String> {
+    let query = args.get("query").and_then(Value::as_str).map(str::trim).unwrap_or("");
+    if query.is_empty() {
+        return Err("query is required: skill:<name>, select:<tool>,<tool>, or keywords.".into());
+    }
+    let schema = |i: usize| m.tools[i].to_mcp_json();
+    if let Some(name) = query.strip_prefix("skill:") {
+        let name = name.trim();
+        let Some(b) = skills.bundles.iter().find(|b| b.name == name) else {
+            let known: Vec<&str> = skills.bundles.iter().map(|b| b.name.as_str()).collect();
+            return Err(format!("No skill is named {name:?}; the skills are: {}.", known.join(", ")));
+        };
+        let tools: Vec<Value> = b.tools.iter().filter_map(|t| index.get(t).map(|&i| schema(i))).collect();
+        return Ok(json!({ "skill": b.name, "tools": tools }));
+    }
+    if let Some(list) = query.strip_prefix("select:") {
+        let mut tools = Vec::new();
+        let mut missing = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()).take(MAX_RESULTS) {
+            if !seen.insert(name) {
+                continue;
+            }
+            match index.get(name) {
+                Some(&i) => tools.push(schema(i)),
+                None => missing.push(name),
+            }
+        }
+        return Ok(json!({ "tools": tools, "missing": missing }));
+    }
+    let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(20).clamp(1, MAX_RESULTS as u64) as usize;
+    let found = super::discovery::search(m, &json!({ "query": query, "limit": limit }));
+    let tools: Vec<Value> = found["tools"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["name"].as_str().and_then(|n| index.get(n)).map(|&i| schema(i))).collect())
+        .unwrap_or_default();
+    Ok(json!({ "tools": tools, "matched": found["matched"] }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Bundle, SkillsMode};
+
+    fn manifest() -> (Manifest, std::collections::HashMap<String, usize>) {
+        let doc = json!({
+            "openapi": "3.0.3", "info": { "title": "PA", "version": "1" }, "servers": [{ "url": "https://api.example" }],
+            "paths": {
+                "/flows": { "get": { "operationId": "list_live_flows", "summary": "List the flows", "tags": ["flows"], "responses": { "200": { "description": "ok" } } } },
+                "/flows/{id}": { "get": { "operationId": "get_live_flow", "summary": "Get one flow", "tags": ["flows"], "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }], "responses": { "200": { "description": "ok" } } } },
+                "/runs": { "get": { "operationId": "get_live_flow_runs", "summary": "Runs of a flow", "tags": ["runs"], "responses": { "200": { "description": "ok" } } } }
+            }
+        });
+        let tools = crate::tools::import(doc.to_string().as_bytes()).expect("imports").tools;
+        let mut m: Manifest = serde_json::from_value(json!({
+            "format": 2, "serverId": "s", "workspaceId": "w", "version": 1, "publishedAt": 0, "name": "PA",
+            "auth": { "mode": "none", "public": true }, "discovery": false, "tools": []
+        }))
+        .unwrap();
+        m.tools = tools;
+        m.tools.sort_by(|a, b| a.name.cmp(&b.name));
+        let index = m.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        (m, index)
+    }
+
+    fn skills() -> Skills {
+        Skills {
+            mode: SkillsMode::Alongside,
+            bundles: vec![
+                Bundle {
+                    name: "monitor-flow".into(),
+                    description: "Watch runs".into(),
+                    tools: vec!["get_live_flow_runs".into(), "list_live_flows".into()],
+                },
+                Bundle {
+                    name: "discover".into(),
+                    description: "Find flows".into(),
+                    tools: vec!["list_live_flows".into()],
+                },
+            ],
+        }
+    }
+
+    fn names(v: &Value) -> Vec<String> {
+        v["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn the_grammar_answers_in_a_fixed_order_with_each_tools_schema() {
+        let (m, index) = manifest();
+        let s = skills();
+        let by_skill = search(&m, &index, &s, &json!({ "query": "skill:monitor-flow" })).unwrap();
+        assert_eq!(names(&by_skill), ["get_live_flow_runs", "list_live_flows"], "bundle order");
+        assert!(by_skill["tools"][0]["inputSchema"].is_object(), "with its schema");
+        let selected =
+            search(&m, &index, &s, &json!({ "query": "select:list_live_flows, nope ,get_live_flow,list_live_flows" }))
+                .unwrap();
+        assert_eq!(names(&selected), ["list_live_flows", "get_live_flow"], "the order asked, once each");
+        assert_eq!(selected["missing"], json!(["nope"]));
+        let words = search(&m, &index, &s, &json!({ "query": "runs" })).unwrap();
+        assert_eq!(names(&words)[0], "get_live_flow_runs");
+        assert_eq!(
+            search(&m, &index, &s, &json!({ "query": "flow" })).unwrap(),
+            search(&m, &index, &s, &json!({ "query": "flow" })).unwrap(),
+            "deterministic"
+        );
+        assert!(search(&m, &index, &s, &json!({ "query": "skill:nope" }))
+            .unwrap_err()
+            .contains("monitor-flow, discover"));
+        assert!(search(&m, &index, &s, &json!({})).is_err());
+        assert_eq!(list(&s)["skills"][0]["tools"], json!(["get_live_flow_runs", "list_live_flows"]));
+    }
+
+    #[test]
+    fn a_huge_select_is_bounded() {
+        let (m, index) = manifest();
+        let q = format!("select:{}", vec!["list_live_flows"; 10_000].join(","));
+        let r = search(&m, &index, &skills(), &json!({ "query": q })).unwrap();
+        assert_eq!(names(&r), ["list_live_flows"]);
+    }
+}
