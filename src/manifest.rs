@@ -107,6 +107,9 @@ pub struct Manifest {
     /// Skills (issue 16): `list_skills` and `tool_search` over named bundles of the tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skills: Option<Skills>,
+    /// The argument whose value each call's usage row records as its target (issue 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_target: Option<String>,
     /// Enabled tools with the owner's curation applied, in a stable order (by name).
     pub tools: Vec<ToolDef>,
 }

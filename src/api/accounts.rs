@@ -128,7 +128,13 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         && send_verification(svc, &user_id, &email).await.is_ok();
     let view = SignedUp {
         user: UserView { id: user_id, email, display_name, email_verified: false },
-        workspace: Workspace { id: ws_id, name: workspace_name, role: Role::Owner, created_at: svc.now_ms },
+        workspace: Workspace {
+            id: ws_id,
+            name: workspace_name,
+            role: Role::Owner,
+            created_at: svc.now_ms,
+            audit_retention_days: 30,
+        },
         csrf_token: csrf,
         verification_email_sent: sent,
     };

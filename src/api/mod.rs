@@ -219,6 +219,7 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
         (ListWorkspaces, Some(s), _) => workspaces::list(svc, &s).await,
         (CreateWorkspace, Some(s), _) => workspaces::create(svc, req, &s).await,
         (GetWorkspace, _, Some(m)) => workspaces::get(svc, &m).await,
+        (UpdateWorkspace, _, Some(m)) => workspaces::update(svc, req, &m).await,
         (ListMembers, _, Some(m)) => workspaces::members(svc, &m).await,
         (Invite, _, Some(m)) => workspaces::invite(svc, req, &m).await,
         (ListInvitations, _, Some(m)) => workspaces::invitations(svc, &m).await,

@@ -130,6 +130,10 @@ pub struct UpdateBody {
     /// per tag, made at publish); `null` turns skills off. Not with discovery mode.
     #[serde(default, deserialize_with = "super::double_option")]
     skills: Option<Option<crate::manifest::SkillsConfig>>,
+    /// The argument whose value each call's usage row records as its target (such as
+    /// `environment`); `null` records none. Takes effect at the next publish.
+    #[serde(default, deserialize_with = "super::double_option")]
+    usage_target: Option<Option<String>>,
 }
 
 /// Most skills a server may define, and tools per skill.
@@ -457,6 +461,17 @@ pub async fn update<D: Db, K: Kv, H: Http>(
         }
         s.skills = k;
     }
+    if let Some(t) = body.usage_target {
+        if let Some(name) = &t {
+            let ok = (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(ApiError::bad_request(
+                    "usage_target must be an argument name (1 to 128 visible characters).",
+                ));
+            }
+        }
+        s.usage_target = t;
+    }
     if s.skills.is_some() && s.discovery_mode {
         return Err(ApiError::bad_request(
             "Skills and discovery mode are two ways of not listing every tool: turn one of them off.",
@@ -673,7 +688,25 @@ pub async fn list_key_users<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let s = load(svc, m, id).await?;
     let rows = crate::store::key_users::list_for_server(svc.db, &m.workspace_id, &s.id).await?;
-    Response::ok(&Items { items: rows })
+    let counts: std::collections::HashMap<String, i64> =
+        crate::store::audit::counts_by_connection(svc.db, &s.id, svc.now_ms - 30 * 86_400_000)
+            .await?
+            .into_iter()
+            .collect();
+    let items = rows
+        .into_iter()
+        .map(|u| KeyUserUsage { calls_30d: counts.get(&u.user_hash).copied().unwrap_or(0), user: u })
+        .collect();
+    Response::ok(&Items { items })
+}
+
+/// An end user of a `user_key` server with their calls of the last 30 days.
+#[derive(serde::Serialize, JsonSchema)]
+pub struct KeyUserUsage {
+    #[serde(flatten)]
+    pub user: crate::store::key_users::KeyUser,
+    /// Their calls in the last 30 days (within the workspace's retention).
+    pub calls_30d: i64,
 }
 
 /// `DELETE .../key-users/<hash>` (admins): the user's tokens are deleted and every key of theirs
@@ -863,6 +896,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         base_url: s.base_url_override.clone(),
         allowed_origins: s.allowed_origins.clone(),
         skills: s.skills.as_ref().map(|k| resolve_skills(k, &tools)).transpose()?,
+        usage_target: s.usage_target.clone(),
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
@@ -963,6 +997,7 @@ fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
         ("discovery_mode", s.discovery_mode != live.discovery),
         ("allowed_origins", s.allowed_origins != live.allowed_origins),
         ("skills", s.skills.as_ref().map(|k| k.mode) != live.skills.as_ref().map(|k| k.mode)),
+        ("usage_target", s.usage_target != live.usage_target),
     ] {
         if differs {
             diff.settings.push(name.to_string());
@@ -1069,6 +1104,7 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
             response_bytes: outcome.response.as_ref().map_or(0, |r| r.body.len() as i64),
             // The owner's runs show as their own connection: a hash of "try-it" and the user.
             connection_hash: Some(crate::crypto::sha256_hex_truncated(format!("try-it|{}", m.user_id).as_bytes(), 16)),
+            target: None,
         };
         let _ = crate::store::audit::insert(svc.db, &event).await;
     }

@@ -226,6 +226,8 @@ pub struct ServerView {
     pub allowed_origins: Option<Vec<String>>,
     /// Skills: `list_skills` and `tool_search` over named bundles (`null`: off).
     pub skills: Option<crate::manifest::SkillsConfig>,
+    /// The argument whose value each call's usage row records as its target.
+    pub usage_target: Option<String>,
     pub verification: VerificationView,
     pub published: bool,
     pub published_version: Option<i64>,
@@ -275,6 +277,7 @@ impl ServerView {
             probe_tool: s.probe_tool.clone(),
             allowed_origins: s.allowed_origins.clone(),
             skills: s.skills.clone(),
+            usage_target: s.usage_target.clone(),
             verification: VerificationView {
                 state: s.verification_state,
                 checked_at: s.verified_at,

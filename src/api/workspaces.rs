@@ -40,7 +40,13 @@ pub async fn create<D: Db, K: Kv, H: Http>(
     let name = clean_name(&body.name, "workspace name")?;
     let id = random_id("ws_")?;
     workspaces::create(svc.db, &id, &name, &s.user_id, svc.now_ms).await?;
-    Response::created(&workspaces::Workspace { id, name, role: Role::Owner, created_at: svc.now_ms })
+    Response::created(&workspaces::Workspace {
+        id,
+        name,
+        role: Role::Owner,
+        created_at: svc.now_ms,
+        audit_retention_days: 30,
+    })
 }
 
 pub async fn get<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
@@ -48,6 +54,34 @@ pub async fn get<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Response::ok(&w)
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "audit_retention_days": 90 }))]
+pub struct UpdateWorkspaceBody {
+    name: Option<String>,
+    /// How long the audit log (the usage log) keeps a call: 7 to 90 days (30 by default).
+    audit_retention_days: Option<i64>,
+}
+
+/// `PATCH /workspaces/{ws}` (owners and admins): the name and the audit retention. A shorter
+/// retention deletes older rows at the next hourly run.
+pub async fn update<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    m: &Member,
+) -> Result<Response, ApiError> {
+    m.require_admin()?;
+    let body: UpdateWorkspaceBody = req.json(limits::API_JSON)?;
+    let name = body.name.as_deref().map(|n| clean_name(n, "workspace name")).transpose()?;
+    if let Some(d) = body.audit_retention_days {
+        if !(7..=90).contains(&d) {
+            return Err(ApiError::bad_request("audit_retention_days must be 7 to 90."));
+        }
+    }
+    workspaces::update(svc.db, &m.workspace_id, name.as_deref(), body.audit_retention_days).await?;
+    get(svc, m).await
 }
 
 pub async fn members<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {

@@ -8,6 +8,8 @@
 //! flowcp bench-import FILE [RUNS]        time the import (parse + convert)
 //! flowcp hostile-docs DIR                write the amplifying documents (F3) as DIR/NAME.json
 //! flowcp bench-token [RUNS]              time opening an OAuth access token (2 KB upstream JWT)
+//! flowcp bench-user-key [RUNS]           time the user_key gate on an isolate-cache hit, and the
+//!                                        api_key check, natively
 //! flowcp openapi                         the owner API's OpenAPI document (the dashboard's types)
 //! ```
 //! FILE may be gzip-compressed (`.gz`). Errors: exit code 1 and one line on stderr.
@@ -53,6 +55,7 @@ fn run(args: &[String]) -> Result<String, String> {
         }
         "openapi" => pretty(&flowcp::api::contract::openapi_document("https://flowcp.example")),
         "bench-token" => bench_token(args.get(1).and_then(|r| r.parse().ok()).unwrap_or(10_000usize)),
+        "bench-user-key" => bench_user_key(args.get(1).and_then(|r| r.parse().ok()).unwrap_or(10_000usize)),
         "hostile-docs" => {
             let dir = std::path::Path::new(file?);
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -69,7 +72,7 @@ fn run(args: &[String]) -> Result<String, String> {
 }
 
 fn usage() -> String {
-    "usage: flowcp tools FILE | report FILE | plan FILE TOOL 'ARGS_JSON' [BASE_URL] | bench-import FILE [RUNS] | hostile-docs DIR | bench-token [RUNS] | openapi".into()
+    "usage: flowcp tools FILE | report FILE | plan FILE TOOL 'ARGS_JSON' [BASE_URL] | bench-import FILE [RUNS] | hostile-docs DIR | bench-token [RUNS] | bench-user-key [RUNS] | openapi".into()
 }
 
 /// What opening a FlowCP access token costs the runtime per OAuth call (natively; the Worker's
@@ -108,6 +111,131 @@ fn bench_token(runs: usize) -> Result<String, String> {
     times.sort_by(f64::total_cmp);
     let median_us = times[times.len() / 2];
     Ok(json!({ "token_bytes": token.len(), "runs": times.len(), "median_us": (median_us * 10.0).round() / 10.0 })
+        .to_string())
+}
+
+/// What a `user_key` call costs the gate when the isolate has the user cached (the common case):
+/// the HS256 key verified, the cached epoch compared and the 2 KB access token opened; and what
+/// an `api_key` call's key check costs (SHA-256 of the key, the cached mirror parsed). Natively;
+/// the Worker's wasm is slower by a small factor.
+fn bench_user_key(runs: usize) -> Result<String, String> {
+    use flowcp::auth::user_key::{mint, Claims, TokenSecrets};
+    use flowcp::mcp::server::KeyGate;
+    use flowcp::oauth::keys::{Gate, GateCache, Snapshot};
+    use flowcp::store::key_users::{KeyUser, Status};
+    use flowcp::store::{block_on, MemoryKv, Row, SqlValue, Statement, StoreError};
+    struct NoDb;
+    impl flowcp::store::Db for NoDb {
+        async fn execute(&self, _: &str, _: &[SqlValue]) -> Result<u64, StoreError> {
+            Err(StoreError::Backend("not on a cache hit".into()))
+        }
+        async fn query(&self, _: &str, _: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+            Err(StoreError::Backend("not on a cache hit".into()))
+        }
+        async fn batch(&self, _: &[Statement<'_>]) -> Result<Vec<u64>, StoreError> {
+            Err(StoreError::Backend("not on a cache hit".into()))
+        }
+    }
+    struct NoHttp;
+    impl flowcp::net::Http for NoHttp {
+        async fn send(
+            &self,
+            _: &flowcp::net::HttpRequest,
+            _: usize,
+        ) -> Result<flowcp::net::HttpResponse, flowcp::net::HttpError> {
+            Err(flowcp::net::HttpError::Network("not on a cache hit".into()))
+        }
+    }
+    let origin = "https://flowcp.example";
+    let ring = flowcp::crypto::Keyring::parse("k1:3333333333333333333333333333333333333333333333333333333333333333")
+        .map_err(|e| e.to_string())?;
+    let secrets = TokenSecrets::parse(&format!("t1:{}", "44".repeat(32))).map_err(|e| format!("{e:?}"))?;
+    let m: flowcp::manifest::Manifest = serde_json::from_value(json!({
+        "format": 2, "serverId": "srv_0123456789", "workspaceId": "ws_1", "version": 1, "publishedAt": 0, "name": "B",
+        "auth": { "mode": "user_key", "public": false, "credentialOrigin": "https://api.example",
+                  "oauth": { "authorizeUrl": "https://login.example/a", "tokenUrl": "https://login.example/t", "clientId": "app" } },
+        "discovery": false, "tools": []
+    }))
+    .map_err(|e| e.to_string())?;
+    let provider = flowcp::oauth::tokens::provider_binding(&m).ok_or("no binding")?;
+    let user = "ku_0123456789abcdefghijkl";
+    let held = json!({ "token": format!("eyJ{}", "x".repeat(2045)), "provider": provider });
+    let access = ring
+        .seal(
+            &serde_json::to_vec(&held).map_err(|e| e.to_string())?,
+            &flowcp::oauth::keys::aad("access", &m.server_id, user),
+        )
+        .map_err(|e| e.to_string())?;
+    let row = KeyUser {
+        server_id: m.server_id.clone(),
+        user_id: user.into(),
+        user_hash: flowcp::oauth::keys::user_hash(user),
+        workspace_id: "ws_1".into(),
+        epoch: 1,
+        status: Status::Active,
+        refresh_sealed: None,
+        access_sealed: Some(access),
+        access_expires_at: None,
+        generation: 0,
+        lease_until: None,
+        created_at: 0,
+        signed_in_at: 0,
+        key_issued_at: None,
+    };
+    let now_s = 1_800_000_000;
+    let key = mint(
+        &secrets,
+        &Claims {
+            iss: origin.into(),
+            aud: flowcp::oauth::keys::key_audience(origin, &m.server_id),
+            sub: user.into(),
+            iat: now_s,
+            exp: now_s + 86_400,
+            jti: "k_1".into(),
+            epoch: 1,
+        },
+    );
+    let clock = || 1_800_000_000_000i64;
+    let cache = GateCache::default();
+    let (kv, http) = (MemoryKv::default(), NoHttp);
+    let gate = Gate {
+        db: &NoDb,
+        kv: &kv,
+        http: &http,
+        keyring: &ring,
+        secrets: Some(&secrets),
+        fetch_policy: flowcp::net::FetchPolicy::default(),
+        origin,
+        clock: &clock,
+        cache: &cache,
+    };
+    let median = |f: &mut dyn FnMut() -> Result<(), String>| -> Result<f64, String> {
+        let mut times = Vec::with_capacity(runs.max(1));
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            f()?;
+            times.push(t.elapsed().as_nanos() as f64 / 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok((times[times.len() / 2] * 10.0).round() / 10.0)
+    };
+    let gate_us = median(&mut || {
+        // Refreshed within the cache bound at every call, as a busy isolate's entry is.
+        cache.borrow_mut().put(&m.server_id, user, Snapshot::of(&row), clock());
+        match block_on(gate.admit(&m, Some(&key))) {
+            Ok(a) if a.upstream_token.is_some() => Ok(()),
+            Ok(a) => Err(format!("admitted without a token: {a:?}")),
+            Err(r) => Err(format!("refused: {:?}", r.body)),
+        }
+    })?;
+    let access_key = "fcp_sk_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+    let mirror = json!({ "server_id": m.server_id, "key_id": "key_0123456789", "workspace_id": "ws_1" }).to_string();
+    let api_key_us = median(&mut || {
+        let _ = flowcp::crypto::sha256_hex(access_key.as_bytes());
+        let v: Value = serde_json::from_str(&mirror).map_err(|e| e.to_string())?;
+        (v["server_id"] == m.server_id.as_str()).then_some(()).ok_or("mirror".into())
+    })?;
+    Ok(json!({ "runs": runs.max(1), "user_key_gate_median_us": gate_us, "api_key_check_median_us": api_key_us, "key_bytes": key.len() })
         .to_string())
 }
 

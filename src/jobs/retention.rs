@@ -12,6 +12,8 @@ use crate::store::sessions::{self, throttle};
 use crate::store::{audit, invitations, oauth_clients, tokens, Db, StoreError};
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// The shortest audit retention a workspace may choose (`workspaces.audit_retention_days`).
+pub const MIN_RETENTION_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -82,8 +84,10 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         .await
         .unwrap_or(0),
     };
+    // Each workspace's own retention (7 to 90 days; `retain_days` bounds the shortest).
+    let shortest = policy.retain_days.min(MIN_RETENTION_DAYS) * DAY_MS;
     while report.batches < policy.max_batches {
-        let n = audit::delete_older_than(db, cutoff_ms, policy.batch_size).await?;
+        let n = audit::delete_expired(db, now_ms, shortest, policy.batch_size).await?;
         report.batches += 1;
         report.deleted += n;
         if n < u64::from(policy.batch_size) {

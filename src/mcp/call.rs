@@ -48,6 +48,18 @@ pub(crate) async fn credential<K: Kv, H: Http>(
     manifest::place_credential(m.auth.mode, m.auth.placement.as_ref(), value).ok_or(MISSING)
 }
 
+/// A usage row's target: the named argument's value when it is a string, number or boolean,
+/// cut to 128 characters.
+fn target_of(v: &Value) -> Option<String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    Some(text.chars().filter(|c| !c.is_control()).take(128).collect())
+}
+
 /// Replaces the credential's value, in every form it can take on the wire or in an echo
 /// (see [`Redactor::text`]), in text shown to the model.
 pub(crate) fn redact_credential(text: &str, cred: &Credential) -> String {
@@ -81,6 +93,7 @@ pub(crate) async fn call_upstream<K: Kv, H: Http>(
         request_bytes: 0,
         response_bytes: 0,
         connection_hash: ctx.connection.map(str::to_string),
+        target: m.usage_target.as_deref().and_then(|name| target_of(args.get(name)?)),
     };
     let result = call_upstream_inner(ctx, m, tool, args, &mut event).await;
     event.latency_ms = (rt.clock)() - started;

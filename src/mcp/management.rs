@@ -171,6 +171,7 @@ pub fn manifest(origin: &str) -> Result<Manifest, String> {
         base_url: Some(origin.to_string()),
         allowed_origins: Some(Vec::new()),
         skills: None,
+        usage_target: None,
         tools: tools(origin)?,
     })
 }

@@ -95,6 +95,7 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
             ("GET", "") if kept => status(svc, req, &server).await,
             ("POST", "revoke") if kept => revoke(svc, req, &server).await,
             ("GET", "export") if kept => export(svc, req, &server).await,
+            ("GET", "usage") if kept => usage(svc, req, &server).await,
             ("DELETE", "me") if kept => delete(svc, req, &server).await,
             ("POST", "sign-out") => Response::no_content().with_header("set-cookie", session_cookie("", 0)),
             ("GET", "sign-in") => error_page("this server is not published with per-user keys"),
@@ -109,8 +110,11 @@ pub async fn handle<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         ("POST", "revoke") => revoke(svc, req, &server).await,
         ("POST", "sign-out") => Response::no_content().with_header("set-cookie", session_cookie("", 0)),
         ("GET", "export") => export(svc, req, &server).await,
+        ("GET", "usage") => usage(svc, req, &server).await,
         ("DELETE", "me") => delete(svc, req, &server).await,
-        (_, "sign-in" | "" | "key" | "revoke" | "sign-out" | "export" | "me") => error(ApiError::method_not_allowed()),
+        (_, "sign-in" | "" | "key" | "revoke" | "sign-out" | "export" | "usage" | "me") => {
+            error(ApiError::method_not_allowed())
+        }
         _ => error(ApiError::not_found()),
     })
 }
@@ -326,6 +330,10 @@ async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
         Ok(None) => return error(signed_out()),
         Err(e) => return error(e.into()),
     };
+    let calls = match crate::store::audit::for_connection(svc.db, &m.id, &u.user_hash, EXPORT_ROWS).await {
+        Ok(c) => c,
+        Err(e) => return error(e.into()),
+    };
     // Everything FlowCP holds about the user, except their tokens (sealed; never shown).
     json_ok(
         200,
@@ -337,14 +345,44 @@ async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
             "signed_in_at": u.signed_in_at,
             "key_issued_at": u.key_issued_at,
             "holds_refresh_token": u.refresh_sealed.is_some(),
-            "usage": [],
+            "usage": calls,
         }),
     )
     .with_header("content-disposition", "attachment; filename=\"flowcp-my-data.json\"")
 }
 
+/// Calls shown in the portal, and exported.
+const USAGE_ROWS: i64 = 200;
+const EXPORT_ROWS: i64 = 10_000;
+
+/// `GET .../usage`: the user's own calls on this server, newest first (the workspace's
+/// retention applies), and how many in the last 30 days.
+async fn usage<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
+    let Some(s) = session(svc, req, &m.id) else { return error(signed_out()) };
+    let hash = user_hash(&s.user_id);
+    let calls = match crate::store::audit::for_connection(svc.db, &m.id, &hash, USAGE_ROWS).await {
+        Ok(c) => c,
+        Err(e) => return error(e.into()),
+    };
+    let since = svc.now_ms - 30 * 86_400_000;
+    let counts = match crate::store::audit::counts_by_connection_one(svc.db, &m.id, &hash, since).await {
+        Ok(n) => n,
+        Err(e) => return error(e.into()),
+    };
+    json_ok(200, json!({ "user_hash": hash, "calls_30d": counts, "calls": calls }))
+}
+
 async fn delete<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
     let Some(s) = session(svc, req, &m.id) else { return error(signed_out()) };
+    // Their usage rows first (bounded; the rest age out with the workspace's retention).
+    let hash = user_hash(&s.user_id);
+    for _ in 0..5 {
+        match crate::store::audit::delete_for_connection(svc.db, &m.id, &hash, 5_000).await {
+            Ok(5_000) => continue,
+            Ok(_) => break,
+            Err(e) => return error(e.into()),
+        }
+    }
     let deleted = key_users::delete(svc.db, &m.id, &s.user_id).await;
     keys::forget(&m.id, &s.user_id);
     match deleted {

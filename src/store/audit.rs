@@ -14,6 +14,12 @@ use super::{opt_text, parsed, row_i64, text, Db, Row, SqlValue, StoreError};
 pub const DELETE_OLDER_THAN: &str = "DELETE FROM audit_events WHERE id IN \
     (SELECT id FROM audit_events WHERE ts < ?1 ORDER BY ts LIMIT ?2)";
 
+/// Rows past their workspace's retention (`audit_retention_days`; 30 when the workspace is gone),
+/// oldest first: `?1` is the shortest retention's cutoff (the index bound), `?2` now.
+pub const DELETE_EXPIRED: &str = "DELETE FROM audit_events WHERE id IN \
+    (SELECT a.id FROM audit_events a LEFT JOIN workspaces w ON w.id = a.workspace_id \
+     WHERE a.ts < ?1 AND a.ts < ?2 - COALESCE(w.audit_retention_days, 30) * 86400000 ORDER BY a.ts LIMIT ?3)";
+
 pub const COUNT: &str = "SELECT COUNT(*) AS n FROM audit_events";
 
 /// How a tool call ended. (The table's CHECK also admits the legacy `tool_error`, which
@@ -71,14 +77,19 @@ pub struct AuditEvent {
     pub response_bytes: i64,
     /// Truncated SHA-256 hex of the access key id or connection; `None` for public servers.
     pub connection_hash: Option<String>,
+    /// What the call was for: the value of the argument the server's owner named
+    /// (`usage_target`), cut to 128 characters.
+    pub target: Option<String>,
 }
 
 pub async fn insert(db: &impl Db, e: &AuditEvent) -> Result<(), StoreError> {
     insert_many(db, std::slice::from_ref(e)).await
 }
 
-/// D1 binds at most 100 parameters per statement: 9 rows of 10 columns per INSERT.
+/// D1 binds at most 100 parameters per statement: 9 rows of 11 columns per INSERT.
 pub const ROWS_PER_INSERT: usize = 9;
+/// Bound parameters per row (D1 allows 100 per statement).
+const PARAMS_PER_ROW: usize = 11;
 
 /// Inserts many events with multi-row INSERTs (the coalesced audit writer's path).
 /// Writes events in multi-row statements. One failing statement does not drop the others (a
@@ -89,27 +100,18 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, upstream_status, latency_ms, \
-             request_bytes, response_bytes, connection_hash) VALUES ",
+             request_bytes, response_bytes, connection_hash, target) VALUES ",
         );
-        let mut params = Vec::with_capacity(chunk.len() * 10);
+        let mut params = Vec::with_capacity(chunk.len() * PARAMS_PER_ROW);
         for (i, e) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
-            let b = i * 10;
-            sql.push_str(&format!(
-                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
-            ));
+            let b = i * PARAMS_PER_ROW;
+            let marks: Vec<String> = (1..=PARAMS_PER_ROW).map(|k| format!("?{}", b + k)).collect();
+            sql.push('(');
+            sql.push_str(&marks.join(", "));
+            sql.push(')');
             params.extend([
                 e.ts_ms.into(),
                 e.workspace_id.as_str().into(),
@@ -121,6 +123,7 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
                 e.request_bytes.into(),
                 e.response_bytes.into(),
                 e.connection_hash.clone().into(),
+                e.target.clone().into(),
             ]);
         }
         if let Err(e) = db.execute(&sql, &params).await {
@@ -132,6 +135,62 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
         None => Ok(()),
         Some((n, e)) => Err(StoreError::Backend(format!("{n} of {} audit events not written: {e}", events.len()))),
     }
+}
+
+/// One batch of [`DELETE_EXPIRED`].
+pub async fn delete_expired(db: &impl Db, now_ms: i64, min_retention_ms: i64, limit: u32) -> Result<u64, StoreError> {
+    let params =
+        [SqlValue::Integer(now_ms - min_retention_ms), SqlValue::Integer(now_ms), SqlValue::Integer(i64::from(limit))];
+    db.execute(DELETE_EXPIRED, &params).await
+}
+
+/// A `user_key` user's own calls on one server, newest first (their portal and export).
+pub async fn for_connection(
+    db: &impl Db,
+    server_id: &str,
+    connection_hash: &str,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let sql = format!("SELECT {COLS} FROM audit_events WHERE server_id = ?1 AND connection_hash = ?2 ORDER BY ts DESC, id DESC LIMIT ?3");
+    db.query(&sql, &[server_id.into(), connection_hash.into(), limit.into()]).await?.iter().map(audit_row).collect()
+}
+
+/// Deletes a `user_key` user's calls on one server (their "delete my data"), at most `limit`.
+pub async fn delete_for_connection(
+    db: &impl Db,
+    server_id: &str,
+    connection_hash: &str,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let sql = "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE server_id = ?1 AND connection_hash = ?2 LIMIT ?3)";
+    db.execute(sql, &[server_id.into(), connection_hash.into(), limit.into()]).await
+}
+
+/// One connection's calls on one server since `since_ms`.
+pub async fn counts_by_connection_one(
+    db: &impl Db,
+    server_id: &str,
+    connection_hash: &str,
+    since_ms: i64,
+) -> Result<i64, StoreError> {
+    let sql = "SELECT COUNT(*) AS n FROM audit_events WHERE server_id = ?1 AND connection_hash = ?2 AND ts >= ?3";
+    let rows = db.query(sql, &[server_id.into(), connection_hash.into(), since_ms.into()]).await?;
+    rows.first().map(|r| row_i64(r, "n")).unwrap_or(Ok(0))
+}
+
+/// Calls per connection on one server since `since_ms` (the owner's per-user usage).
+pub async fn counts_by_connection(
+    db: &impl Db,
+    server_id: &str,
+    since_ms: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let sql = "SELECT connection_hash, COUNT(*) AS n FROM audit_events WHERE server_id = ?1 AND ts >= ?2 \
+               AND connection_hash IS NOT NULL GROUP BY connection_hash";
+    db.query(sql, &[server_id.into(), since_ms.into()])
+        .await?
+        .iter()
+        .map(|r| Ok((text(r, "connection_hash")?, row_i64(r, "n")?)))
+        .collect()
 }
 
 pub async fn delete_older_than(db: &impl Db, cutoff_ms: i64, limit: u32) -> Result<u64, StoreError> {
@@ -146,7 +205,8 @@ pub async fn count(db: &impl Db) -> Result<i64, StoreError> {
 
 /// The columns an owner sees of an audit event.
 const COLS: &str =
-    "id, ts, server_id, tool_name, outcome, upstream_status, latency_ms, request_bytes, response_bytes, connection_hash";
+    "id, ts, server_id, tool_name, outcome, upstream_status, latency_ms, request_bytes, response_bytes, \
+                    connection_hash, target";
 
 /// A stored event as the owner sees it (listing and export).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -163,6 +223,8 @@ pub struct AuditRow {
     pub response_bytes: i64,
     /// Truncated SHA-256 of the access key or connection; `null` for public servers.
     pub connection_hash: Option<String>,
+    /// What the call was for (the argument the server's owner named, such as an environment).
+    pub target: Option<String>,
 }
 
 fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
@@ -177,6 +239,7 @@ fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
         request_bytes: row_i64(r, "request_bytes")?,
         response_bytes: row_i64(r, "response_bytes")?,
         connection_hash: opt_text(r, "connection_hash"),
+        target: opt_text(r, "target"),
     })
 }
 

@@ -70,6 +70,8 @@ pub struct Server {
     pub allowed_origins: Option<Vec<String>>,
     /// Skills: `list_skills` and `tool_search` over named bundles of the tools (issue 16).
     pub skills: Option<crate::manifest::SkillsConfig>,
+    /// The argument whose value each call's usage row records as its target (`environment`).
+    pub usage_target: Option<String>,
     pub verification_state: VerificationState,
     pub verification: Option<VerificationReport>,
     pub verified_at: Option<i64>,
@@ -108,6 +110,7 @@ fn server(r: &Row) -> Result<Server, StoreError> {
         probe_tool: opt_text(r, "probe_tool"),
         allowed_origins: json(r, "allowed_origins_json")?,
         skills: json(r, "skills_json")?,
+        usage_target: opt_text(r, "usage_target"),
         verification_state: parsed(r, "verification_state", VerificationState::parse)?,
         verification: json(r, "verification_json")?,
         verified_at: opt_i64(r, "verified_at"),
@@ -149,7 +152,7 @@ fn stored_mode(mode: AuthMode) -> AuthMode {
 pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), StoreError> {
     let sql =
         "UPDATE servers SET name = ?3, auth_mode = ?4, auth_config_json = ?5, credential_key = ?6, is_public = ?7, \
-               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, user_keys = ?13, skills_json = ?14, \
+               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, user_keys = ?13, skills_json = ?14, usage_target = ?15, \
                verification_state = 'unverified', verification_json = NULL, verified_at = NULL, \
                draft_changed_at = ?11, updated_at = ?11 \
                WHERE workspace_id = ?1 AND id = ?2";
@@ -170,6 +173,7 @@ pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), Store
             s.allowed_origins.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default()).into(),
             i64::from(s.auth_mode == AuthMode::UserKey).into(),
             s.skills.as_ref().map(|k| serde_json::to_string(k).unwrap_or_default()).into(),
+            s.usage_target.clone().into(),
         ],
     )
     .await

@@ -12,6 +12,8 @@ pub struct Workspace {
     pub name: String,
     pub role: Role,
     pub created_at: i64,
+    /// How long its audit rows (the usage log) are kept: 7 to 90 days, 30 by default.
+    pub audit_retention_days: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -26,14 +28,15 @@ pub struct Member {
 pub const INSERT: &str = "INSERT INTO workspaces (id, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)";
 pub const INSERT_MEMBERSHIP: &str =
     "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
-pub const LIST_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
+pub const LIST_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at, w.audit_retention_days FROM workspaces w \
     JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 ORDER BY w.created_at, w.id";
 /// `?3 = 0` (an account that has not verified its address): only the workspaces it created —
 /// a membership it got before verification existed (migration 0003) waits for verification.
-pub const GET_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
+pub const GET_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at, w.audit_retention_days FROM workspaces w \
     JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 AND w.id = ?2 \
     AND (?3 = 1 OR w.created_by = ?1)";
-pub const LIST_VISIBLE_FOR_USER: &str = "SELECT w.id, w.name, m.role, w.created_at FROM workspaces w \
+pub const LIST_VISIBLE_FOR_USER: &str =
+    "SELECT w.id, w.name, m.role, w.created_at, w.audit_retention_days FROM workspaces w \
     JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 AND (?2 = 1 OR w.created_by = ?1) \
     ORDER BY w.created_at, w.id";
 pub const LIST_MEMBERS: &str = "SELECT u.id AS user_id, u.email, u.display_name, m.role, m.created_at \
@@ -46,7 +49,21 @@ fn workspace(row: &Row) -> Result<Workspace, StoreError> {
         name: text(row, "name")?,
         role: parsed(row, "role", Role::parse)?,
         created_at: row_i64(row, "created_at")?,
+        audit_retention_days: row_i64(row, "audit_retention_days")?,
     })
+}
+
+/// Renames a workspace and sets its audit retention (each when given).
+pub async fn update(
+    db: &impl Db,
+    ws: &str,
+    name: Option<&str>,
+    retention_days: Option<i64>,
+) -> Result<bool, StoreError> {
+    let sql =
+        "UPDATE workspaces SET name = COALESCE(?2, name), audit_retention_days = COALESCE(?3, audit_retention_days) \
+               WHERE id = ?1";
+    Ok(db.execute(sql, &[ws.into(), name.into(), retention_days.into()]).await? == 1)
 }
 
 /// Creates a workspace with `user_id` as its owner.

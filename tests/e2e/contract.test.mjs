@@ -336,6 +336,10 @@ test("workspaces and members", async () => {
   expect(await owner.get(P("/members")), 200, "list members");
   expect(await owner.patch(P(`/members/${memberId}`), { role: "admin" }), 200, "change role");
   expect(await owner.del(P(`/members/${memberId}`)), 204, "remove member");
+  const renamed = expect(await owner.patch(`/api/v1/workspaces/${ws}`, { audit_retention_days: 90 }), 200, "set the audit retention");
+  assert.equal(renamed.audit_retention_days, 90);
+  expect(await owner.patch(`/api/v1/workspaces/${ws}`, { audit_retention_days: 365 }), 400, "a retention over 90 days");
+  expect(await owner.patch(`/api/v1/workspaces/${ws}`, { audit_retention_days: 30 }), 200, "set the audit retention back");
 });
 
 test("apps: create, page through, get, rename, delete; 404 on an unknown id", async () => {
@@ -538,7 +542,7 @@ test("key users: an end user's portal sign-in appears in the owner's list and ca
     const users = expect(await owner.get(P(`/servers/${s.id}/key-users`)), 200, "list key users").items;
     assert.equal(users.length, 1);
     assert.equal(users[0].status, "active");
-    assert.deepEqual(Object.keys(users[0]).sort(), ["created_at", "key_issued_at", "signed_in_at", "status", "user_hash"]);
+    assert.deepEqual(Object.keys(users[0]).sort(), ["calls_30d", "created_at", "key_issued_at", "signed_in_at", "status", "user_hash"]);
     expect(await owner.del(P(`/servers/${s.id}/key-users/${users[0].user_hash}`)), 204, "revoke a key user");
     expect(await owner.del(P(`/servers/${s.id}/key-users/ffffffffffffffff`)), 404, "revoke an unknown key user");
     assert.equal(expect(await owner.get(P(`/servers/${s.id}/key-users`)), 200, "list key users").items[0].status, "revoked");

@@ -97,6 +97,7 @@ function validBody(operationId) {
     updateMember: { role: "member" },
     addMember: { email: "alice@example.com", role: "member" },
     updateApp: { name: "hijacked" },
+    updateWorkspace: { name: "hijacked", audit_retention_days: 7 },
     createImport: { url: `${up.url}/openapi.json` },
     updateTool: { description: "hijacked" },
     bulkUpdateTools: { tool_ids: [ids.tool], enabled: false },

@@ -104,7 +104,7 @@ async function publishUserKeyServer(name) {
   must(await owner.post(P(`/apps/${app.id}/imports`), { url: `${fake.base()}/openapi.json` }), 201);
   const srv = must(await owner.post(P("/servers"), { app_id: app.id, name }), 201);
   const base = fake.base();
-  must(await owner.patch(P(`/servers/${srv.id}`), { auth_mode: "user_key", auth_config: { authorize_url: `${base}/tenant/oauth2/v2.0/authorize`, token_url: `${base}/tenant/oauth2/v2.0/token`, client_id: CLIENT_ID, scopes: ["https://service.flow.microsoft.com//.default"] } }));
+  must(await owner.patch(P(`/servers/${srv.id}`), { usage_target: "environment", auth_mode: "user_key", auth_config: { authorize_url: `${base}/tenant/oauth2/v2.0/authorize`, token_url: `${base}/tenant/oauth2/v2.0/token`, client_id: CLIENT_ID, scopes: ["https://service.flow.microsoft.com//.default"] } }));
   must(await owner.put(P(`/servers/${srv.id}/credential`), { value: CLIENT_SECRET, origin: base }));
   const v = must(await owner.post(P(`/servers/${srv.id}/verify`)));
   assert.equal(v.state, "verified", JSON.stringify(v));
@@ -233,6 +233,14 @@ test("an end user signs in at the portal, gets a key, and the SDK client calls a
   assert.equal(row.connection_hash, status.body.user.user_hash);
   assert.equal(row.upstream_status, 200);
   assert.ok(row.response_bytes > 0 && row.latency_ms >= 0, JSON.stringify(row));
+  assert.equal(row.target, "Default-1", "the usage row names the environment the call was for");
+  // The user sees their own usage; the owner sees it per user (hashed).
+  const mine = await portal(server, aliceSession, "GET", "usage");
+  assert.equal(mine.status, 200);
+  assert.ok(mine.body.calls_30d >= 2 && mine.body.calls.every((c) => c.connection_hash === status.body.user.user_hash), JSON.stringify(mine.body));
+  assert.equal(mine.body.calls[0].target, "Default-1");
+  const users = must(await owner.get(P(`/servers/${server.id}/key-users`))).items;
+  assert.ok(users.find((u) => u.user_hash === status.body.user.user_hash).calls_30d >= 2, JSON.stringify(users));
 });
 
 test("a second user is kept apart, and forged, expired and foreign keys are refused", async () => {
@@ -386,8 +394,13 @@ test("the user exports and deletes their data; the portal answers only for user_
   const exported = await portal(server, aliceSession, "GET", "export");
   assert.equal(exported.status, 200);
   assert.equal(exported.body.holds_refresh_token, true);
+  assert.ok(exported.body.usage.length >= 1, "the export holds the user's usage");
+  const hash = exported.body.user_hash;
+  const auditOf = async () => must(await owner.get(P(`/audit?server=${server.id}&limit=200`))).items.filter((e) => e.connection_hash === hash).length;
+  assert.ok((await auditOf()) >= 1);
   assert.ok(!JSON.stringify(exported.body).includes(fake.state.current.get("alice").refresh), "no token in the export");
   assert.equal((await portal(server, aliceSession, "DELETE", "me")).status, 200);
+  assert.equal(await auditOf(), 0, "deleting the user's data deletes their usage rows");
   assert.equal((await rawCall(server, { "x-api-key": aliceKey })).status, 401, "the deleted user's key");
   assert.equal((await portal(server, aliceSession, "GET")).body.signed_in, false);
   assert.equal((await fetch(`${w.url}/oauth/portal/srv_nope`)).status, 404);

@@ -193,6 +193,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
         request_bytes: 0,
         response_bytes: 2,
         connection_hash: None,
+        target: None,
     };
     block_on(flowcp::store::audit::insert_many(&env.db, &[event])).unwrap();
     let deleted = env.call("DELETE", &p(""), None);
@@ -2856,6 +2857,7 @@ fn activity_counts_calls_errors_and_percentiles_per_bucket() {
         request_bytes: 0,
         response_bytes: 0,
         connection_hash: None,
+        target: None,
     };
     let mut events: Vec<AuditEvent> = (1..=20).map(|l| ev(&ws, 0, "a", Outcome::Ok, l)).collect();
     events.push(ev(&ws, 1, "b", Outcome::UpstreamError, 300));

@@ -66,6 +66,7 @@ fn published() -> (MemoryKv, Keyring) {
         base_url: None,
         allowed_origins: None,
         skills: None,
+        usage_target: None,
         tools,
     };
     let kv = MemoryKv::default();

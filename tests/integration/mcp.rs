@@ -100,6 +100,7 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
         base_url: None,
         allowed_origins: None,
         skills: None,
+        usage_target: None,
         tools: report.tools,
     };
     block_on(async {
@@ -1328,12 +1329,8 @@ fn skills_list_their_meta_tools_first_page_through_every_tool_and_never_reach_th
     assert_eq!(unique.len(), 252, "no tool twice across the page boundary");
     let r = call_at(&f, tool_call("tool_search", json!({ "query": "skill:things" })), &[], now);
     let result = result_of(&r);
-    let found: Vec<&str> = result["structuredContent"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let found: Vec<&str> =
+        result["structuredContent"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(found, ["getThing0007", "getThing0003"]);
     assert!(r.audit.is_empty(), "a meta-tool call writes no audit row");
     assert!(f.http.seen.borrow().is_empty(), "and reaches no API");

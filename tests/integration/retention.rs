@@ -20,6 +20,7 @@ fn event(ts_ms: i64, tool: &str) -> AuditEvent {
         request_bytes: 10,
         response_bytes: 20,
         connection_hash: Some("abcd".into()),
+        target: None,
     }
 }
 
@@ -199,4 +200,42 @@ fn one_failing_audit_chunk_does_not_drop_the_others() {
     let err = block_on(audit::insert_many(&failing, &events)).unwrap_err();
     assert!(err.to_string().contains(&format!("{} of {n} audit events not written", audit::ROWS_PER_INSERT)), "{err}");
     assert_eq!(tool_names(&db).len(), n - audit::ROWS_PER_INSERT, "the chunks after the failing one were written");
+}
+
+#[test]
+fn each_workspace_keeps_its_audit_rows_as_long_as_it_chose() {
+    let db = SqliteDb::migrated();
+    block_on(async {
+        for (ws, days) in [("ws_short", 7), ("ws_long", 90), ("ws_default", 30)] {
+            db.execute(
+                "INSERT INTO workspaces (id, name, created_at, audit_retention_days) VALUES (?1, 'W', 0, ?2)",
+                &[ws.into(), days.into()],
+            )
+            .await
+            .unwrap();
+            for age in [3, 8, 31, 91] {
+                let mut e = event(NOW - age * DAY_MS, &format!("{ws}-{age}"));
+                e.workspace_id = ws.into();
+                audit::insert(&db, &e).await.unwrap();
+            }
+        }
+        // A deleted workspace's rows follow the default (30 days).
+        for age in [3, 31] {
+            let mut e = event(NOW - age * DAY_MS, &format!("gone-{age}"));
+            e.workspace_id = "ws_gone".into();
+            audit::insert(&db, &e).await.unwrap();
+        }
+    });
+    let report = block_on(retention::run(&db, NOW, RetentionPolicy::default())).unwrap();
+    assert!(report.complete);
+    let mut kept = tool_names(&db);
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["gone-3", "ws_default-3", "ws_default-8", "ws_long-3", "ws_long-31", "ws_long-8", "ws_short-3"],
+        "7 days keeps 3; 30 keeps 3 and 8; 90 keeps up to 31; nothing over 90"
+    );
+    // The setting is bounded by the schema too.
+    let bad = block_on(db.execute("UPDATE workspaces SET audit_retention_days = 365 WHERE id = 'ws_long'", &[]));
+    assert!(bad.is_err(), "a retention over 90 days is refused by the CHECK");
 }

@@ -56,6 +56,7 @@ fn manifest(token_url: &str) -> Manifest {
         base_url: None,
         allowed_origins: None,
         skills: None,
+        usage_target: None,
         tools: Vec::new(),
     }
 }

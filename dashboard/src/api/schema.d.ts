@@ -278,7 +278,8 @@ export interface paths {
         delete: operations["deleteWorkspace"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Rename the workspace or set its audit retention (owners, admins) */
+        patch: operations["updateWorkspace"];
         trace?: never;
     };
     "/api/v1/workspaces/{ws}/members": {
@@ -850,6 +851,11 @@ export interface components {
             role: components["schemas"]["Role"];
             /** Format: int64 */
             created_at: number;
+            /**
+             * Format: int64
+             * @description How long its audit rows (the usage log) are kept: 7 to 90 days, 30 by default.
+             */
+            audit_retention_days: number;
         };
         /**
          * @description A member's role in a workspace.
@@ -977,6 +983,19 @@ export interface components {
         };
         CreateWorkspaceBody: {
             name: string;
+        };
+        /**
+         * @example {
+         *       "audit_retention_days": 90
+         *     }
+         */
+        UpdateWorkspaceBody: {
+            name?: string | null;
+            /**
+             * Format: int64
+             * @description How long the audit log (the usage log) keeps a call: 7 to 90 days (30 by default).
+             */
+            audit_retention_days?: number | null;
         };
         /** @description A list. */
         MemberList: {
@@ -1252,6 +1271,8 @@ export interface components {
             allowed_origins?: string[] | null;
             /** @description Skills: `list_skills` and `tool_search` over named bundles (`null`: off). */
             skills?: components["schemas"]["SkillsConfig"] | null;
+            /** @description The argument whose value each call's usage row records as its target. */
+            usage_target?: string | null;
             verification: components["schemas"]["VerificationView"];
             published: boolean;
             /** Format: int64 */
@@ -1448,6 +1469,12 @@ export interface components {
              * @default null
              */
             skills?: components["schemas"]["SkillsConfig"] | null;
+            /**
+             * @description The argument whose value each call's usage row records as its target (such as
+             *     `environment`); `null` records none. Takes effect at the next publish.
+             * @default null
+             */
+            usage_target?: string | null;
         };
         /** @description Whether a credential is stored, and the one origin it is sent to. */
         CredentialState: {
@@ -1529,11 +1556,11 @@ export interface components {
             revoked_at?: number | null;
         };
         /** @description A list. */
-        KeyUserList: {
-            items: components["schemas"]["KeyUser"][];
+        KeyUserUsageList: {
+            items: components["schemas"]["KeyUserUsage"][];
         };
-        /** @description Shown to the owner as is: the user's hash, status and times (no id, epoch or token). */
-        KeyUser: {
+        /** @description An end user of a `user_key` server with their calls of the last 30 days. */
+        KeyUserUsage: {
             /** @description Truncated SHA-256 of the user's opaque id: what the audit log and the portal show. */
             user_hash: string;
             status: components["schemas"]["Status"];
@@ -1543,6 +1570,11 @@ export interface components {
             signed_in_at: number;
             /** Format: int64 */
             key_issued_at?: number | null;
+            /**
+             * Format: int64
+             * @description Their calls in the last 30 days (within the workspace's retention).
+             */
+            calls_30d: number;
         };
         /** @description Where an end user stands. */
         Status: "active" | "disconnected" | "revoked";
@@ -1768,6 +1800,8 @@ export interface components {
             response_bytes: number;
             /** @description Truncated SHA-256 of the access key or connection; `null` for public servers. */
             connection_hash?: string | null;
+            /** @description What the call was for (the argument the server's owner named, such as an environment). */
+            target?: string | null;
         };
         /**
          * @description How a tool call ended. (The table's CHECK also admits the legacy `tool_error`, which
@@ -1915,6 +1949,8 @@ export interface components {
             allowed_origins?: string[] | null;
             /** @description Skills: `list_skills` and `tool_search` over named bundles of the tools (issue 16). */
             skills?: components["schemas"]["SkillsConfig"] | null;
+            /** @description The argument whose value each call's usage row records as its target (`environment`). */
+            usage_target?: string | null;
             verification_state: components["schemas"]["VerificationState"];
             verification?: components["schemas"]["VerificationReport"] | null;
             /** Format: int64 */
@@ -2577,6 +2613,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateWorkspace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWorkspaceBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workspace"];
+                };
             };
             /** @description Error */
             default: {
@@ -3551,7 +3622,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["KeyUserList"];
+                    "application/json": components["schemas"]["KeyUserUsageList"];
                 };
             };
             /** @description Error */

@@ -59,6 +59,7 @@ export function Activity() {
   return (
     <section>
       <h1>Activity</h1>
+      {ws && <Retention ws={ws} />}
       <form class="inline filters" aria-label="Filters" onSubmit={(e) => { e.preventDefault(); set({ tool: tool.trim() }); }}>
         <p class="field">
           <label for="f-window">Window</label>
@@ -177,5 +178,30 @@ function Chart({ title, columns, kind, summary }: { title: string; columns: Colu
       <figcaption>{title}</figcaption>
       <div ref={box} role="img" aria-label={`${title}: ${summary}`} />
     </figure>
+  );
+}
+
+/** How long the workspace keeps its audit log (7 to 90 days); owners and admins change it. */
+function Retention({ ws }: { ws: string }) {
+  const [days, setDays] = useState<number | null>(null);
+  const [said, setSaid] = useState("");
+  useEffect(() => {
+    void api.GET("/api/v1/workspaces/{ws}", { params: { path: { ws } } }).then(({ data }) => setDays(data?.audit_retention_days ?? null));
+  }, [ws]);
+  if (days === null) return null;
+  const save = async (e: Event) => {
+    e.preventDefault();
+    const { data, error, response } = await api.PATCH("/api/v1/workspaces/{ws}", { params: { path: { ws } }, body: { audit_retention_days: days } });
+    setSaid(data ? `Calls are kept ${data.audit_retention_days} days.` : errorMessage(error, response.status));
+  };
+  return (
+    <form class="inline" aria-label="Retention" onSubmit={(e) => void save(e)}>
+      <p class="field">
+        <label for="f-retention">Keep calls for (days)</label>
+        <input id="f-retention" type="number" min={7} max={90} value={days} onInput={(e) => setDays(Number((e.currentTarget as HTMLInputElement).value))} />
+      </p>
+      <button type="submit">Save</button>
+      {said && <p role="status">{said}</p>}
+    </form>
   );
 }

@@ -422,7 +422,7 @@ function Connections({ path }: { path: { ws: string; srv: string } }) {
 
 /** End users of a per-user-key server (hashes and status; no identity, no token), with revoke. */
 function KeyUsers({ path }: { path: { ws: string; srv: string } }) {
-  const [list, setList] = useState<Schemas["KeyUser"][] | null>(null);
+  const [list, setList] = useState<Schemas["KeyUserUsage"][] | null>(null);
   const [error, setError] = useState("");
   const load = async () => {
     const { data, error: err, response } = await api.GET("/api/v1/workspaces/{ws}/servers/{srv}/key-users", { params: { path } });
@@ -441,12 +441,13 @@ function KeyUsers({ path }: { path: { ws: string; srv: string } }) {
       <h2>Users</h2>
       {!list || list.length === 0 ? <p>No user has signed in at the portal yet.</p> : (
         <table class="grid" aria-label="Users">
-          <thead><tr><th>User</th><th>Status</th><th>Signed in</th><th>Key issued</th><th></th></tr></thead>
+          <thead><tr><th>User</th><th>Status</th><th>Calls (30 days)</th><th>Signed in</th><th>Key issued</th><th></th></tr></thead>
           <tbody>
             {list.map((u) => (
               <tr key={u.user_hash}>
                 <td><code>{u.user_hash}</code></td>
                 <td>{u.status}</td>
+                <td>{u.calls_30d}</td>
                 <td>{day(u.signed_in_at)}</td>
                 <td>{day(u.key_issued_at)}</td>
                 <td>{u.status === "revoked" ? "" : <button type="button" class="link" onClick={() => void revoke(u.user_hash)}>Revoke</button>}</td>
