@@ -41,7 +41,3 @@ CREATE INDEX idx_key_users_workspace ON key_users(workspace_id);
 -- in place, and rebuilding `servers` would cascade a DROP to every table that references it, so
 -- a `user_key` server is stored as `auth_mode = 'oauth'` with this flag (store::servers).
 ALTER TABLE servers ADD COLUMN user_keys INTEGER NOT NULL DEFAULT 0 CHECK (user_keys IN (0, 1));
-
--- Skills (issue 16): the owner's bundles of a server's tools and how `tools/list` shows them,
--- as JSON (`manifest::SkillsConfig`); NULL: no skills.
-ALTER TABLE servers ADD COLUMN skills_json TEXT;

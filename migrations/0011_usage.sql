@@ -1,3 +1,7 @@
+-- Issue 16: skills, the owner's bundles of a server's tools and how `tools/list` shows them, as
+-- JSON (`manifest::SkillsConfig`); NULL: no skills.
+ALTER TABLE servers ADD COLUMN skills_json TEXT;
+
 -- Issue 16: usage. Each audit row may name the target its call was for (the value of the
 -- argument the server's owner chose, such as a Power Automate environment: `servers.usage_target`),
 -- and each workspace chooses how long its audit rows are kept (7 to 90 days, 30 by default; the

@@ -136,6 +136,16 @@ pub struct UpdateBody {
     usage_target: Option<Option<String>>,
 }
 
+/// Does the draft's skills setting differ from what is live? Bundles made from tags are
+/// compared by mode only (they are made again at publish).
+fn skills_differ(draft: Option<&crate::manifest::SkillsConfig>, live: Option<&crate::manifest::Skills>) -> bool {
+    match (draft, live) {
+        (None, None) => false,
+        (Some(d), Some(l)) => d.mode != l.mode || d.bundles.as_ref().is_some_and(|b| *b != l.bundles),
+        _ => true,
+    }
+}
+
 /// Most skills a server may define, and tools per skill.
 const MAX_BUNDLES: usize = 64;
 const MAX_BUNDLE_TOOLS: usize = 500;
@@ -169,6 +179,10 @@ fn check_skills(k: &crate::manifest::SkillsConfig) -> Result<(), ApiError> {
         }
         if b.tools.is_empty() || b.tools.len() > MAX_BUNDLE_TOOLS || !b.tools.iter().all(|t| is_valid_tool_name(t)) {
             return bad(format!("skill {:?} lists 1 to {MAX_BUNDLE_TOOLS} tool names.", b.name));
+        }
+        let distinct: std::collections::HashSet<&String> = b.tools.iter().collect();
+        if distinct.len() != b.tools.len() {
+            return bad(format!("skill {:?} lists a tool twice.", b.name));
         }
     }
     Ok(())
@@ -220,7 +234,9 @@ fn resolve_skills(k: &crate::manifest::SkillsConfig, tools: &[ToolDef]) -> Resul
                         slug = "other".into();
                     }
                     let entry = by_tag.entry(slug).or_insert_with(|| (tag.to_string(), Vec::new()));
-                    if !entry.1.contains(&t.name) {
+                    // Tools are unique and sorted by name; a skill made from a tag keeps the
+                    // first MAX_BUNDLE_TOOLS (the rest are still found by keywords).
+                    if entry.1.len() < MAX_BUNDLE_TOOLS && entry.1.last() != Some(&t.name) {
                         entry.1.push(t.name.clone());
                     }
                 }
@@ -996,7 +1012,7 @@ fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
         ("base_url", s.base_url_override != live.base_url),
         ("discovery_mode", s.discovery_mode != live.discovery),
         ("allowed_origins", s.allowed_origins != live.allowed_origins),
-        ("skills", s.skills.as_ref().map(|k| k.mode) != live.skills.as_ref().map(|k| k.mode)),
+        ("skills", skills_differ(s.skills.as_ref(), live.skills.as_ref())),
         ("usage_target", s.usage_target != live.usage_target),
     ] {
         if differs {

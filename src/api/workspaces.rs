@@ -65,8 +65,8 @@ pub struct UpdateWorkspaceBody {
     audit_retention_days: Option<i64>,
 }
 
-/// `PATCH /workspaces/{ws}` (owners and admins): the name and the audit retention. A shorter
-/// retention deletes older rows at the next hourly run.
+/// `PATCH /workspaces/{ws}`: the name (owners and admins) and the audit retention (owners: a
+/// shorter retention deletes older rows at the next hourly run, for good).
 pub async fn update<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     req: &Request,
@@ -74,6 +74,12 @@ pub async fn update<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
     let body: UpdateWorkspaceBody = req.json(limits::API_JSON)?;
+    if body.audit_retention_days.is_some() && m.role != crate::vocab::Role::Owner {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "Only an owner of the workspace sets how long its calls are kept.",
+        ));
+    }
     let name = body.name.as_deref().map(|n| clean_name(n, "workspace name")).transpose()?;
     if let Some(d) = body.audit_retention_days {
         if !(7..=90).contains(&d) {

@@ -12,8 +12,10 @@ use crate::store::sessions::{self, throttle};
 use crate::store::{audit, invitations, oauth_clients, tokens, Db, StoreError};
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-/// The shortest audit retention a workspace may choose (`workspaces.audit_retention_days`).
+/// The shortest and longest audit retention a workspace may choose
+/// (`workspaces.audit_retention_days`, 30 by default).
 pub const MIN_RETENTION_DAYS: i64 = 7;
+pub const MAX_RETENTION_DAYS: i64 = 90;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -84,15 +86,25 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         .await
         .unwrap_or(0),
     };
-    // Each workspace's own retention (7 to 90 days; `retain_days` bounds the shortest).
-    let shortest = policy.retain_days.min(MIN_RETENTION_DAYS) * DAY_MS;
+    // First everything past the longest retention (and the rows of deleted workspaces, which
+    // therefore stay at most that long), oldest first on `idx_audit_ts`; then each workspace
+    // that keeps less, on `idx_audit_workspace_ts`. Both read what they delete.
+    let longest_cutoff = now_ms - policy.retain_days.max(MAX_RETENTION_DAYS) * DAY_MS;
+    let mut by_workspace = false;
     while report.batches < policy.max_batches {
-        let n = audit::delete_expired(db, now_ms, shortest, policy.batch_size).await?;
+        let n = if by_workspace {
+            audit::delete_expired(db, now_ms, policy.batch_size).await?
+        } else {
+            audit::delete_older_than(db, longest_cutoff, policy.batch_size).await?
+        };
         report.batches += 1;
         report.deleted += n;
         if n < u64::from(policy.batch_size) {
-            report.complete = true;
-            break;
+            if by_workspace {
+                report.complete = true;
+                break;
+            }
+            by_workspace = true;
         }
     }
     Ok(report)

@@ -31,7 +31,8 @@ pub(crate) fn meta_tools(skills: &Skills, tool_count: usize) -> Vec<Value> {
             "description": format!("Returns tools with their input schemas. query is `skill:<name>` for a skill's tools ({}), `select:<tool>,<tool>` for tools by name, or keywords. Call the tools it returns by name.", names.join(", ")),
             "inputSchema": { "type": "object", "properties": {
                 "query": { "type": "string", "description": "skill:<name>, select:<tool>,<tool>, or keywords" },
-                "limit": { "type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "default": 20, "description": "Most keyword matches to return" }
+                "limit": { "type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "default": 20, "description": "Most keyword matches to return" },
+                "offset": { "type": "integer", "minimum": 0, "default": 0, "description": "skill: where to continue (next_offset of the previous answer)" }
             }, "required": ["query"] },
             "annotations": { "readOnlyHint": true, "openWorldHint": false }
         }),
@@ -59,14 +60,23 @@ pub(crate) fn search(
         return Err("query is required: skill:<name>, select:<tool>,<tool>, or keywords.".into());
     }
     let schema = |i: usize| m.tools[i].to_mcp_json();
+    // What is echoed of the caller's input is bounded.
+    let shown = |s: &str| s.chars().take(128).collect::<String>();
     if let Some(name) = query.strip_prefix("skill:") {
         let name = name.trim();
         let Some(b) = skills.bundles.iter().find(|b| b.name == name) else {
             let known: Vec<&str> = skills.bundles.iter().map(|b| b.name.as_str()).collect();
-            return Err(format!("No skill is named {name:?}; the skills are: {}.", known.join(", ")));
+            return Err(format!("No skill is named {:?}; the skills are: {}.", shown(name), known.join(", ")));
         };
-        let tools: Vec<Value> = b.tools.iter().filter_map(|t| index.get(t).map(|&i| schema(i))).collect();
-        return Ok(json!({ "skill": b.name, "tools": tools }));
+        // At most MAX_RESULTS schemas per answer, like every other query.
+        let offset = args.get("offset").and_then(Value::as_u64).unwrap_or(0).min(b.tools.len() as u64) as usize;
+        let end = (offset + MAX_RESULTS).min(b.tools.len());
+        let tools: Vec<Value> = b.tools[offset..end].iter().filter_map(|t| index.get(t).map(|&i| schema(i))).collect();
+        let mut out = json!({ "skill": b.name, "tools": tools, "total": b.tools.len() });
+        if end < b.tools.len() {
+            out["next_offset"] = json!(end);
+        }
+        return Ok(out);
     }
     if let Some(list) = query.strip_prefix("select:") {
         let mut tools = Vec::new();
@@ -78,7 +88,7 @@ pub(crate) fn search(
             }
             match index.get(name) {
                 Some(&i) => tools.push(schema(i)),
-                None => missing.push(name),
+                None => missing.push(shown(name)),
             }
         }
         return Ok(json!({ "tools": tools, "missing": missing }));
@@ -164,6 +174,29 @@ mod tests {
             .contains("monitor-flow, discover"));
         assert!(search(&m, &index, &s, &json!({})).is_err());
         assert_eq!(list(&s)["skills"][0]["tools"], json!(["get_live_flow_runs", "list_live_flows"]));
+    }
+
+    #[test]
+    fn a_big_skill_is_answered_in_pages() {
+        let (m, index) = manifest();
+        let many = Skills {
+            mode: SkillsMode::Alongside,
+            bundles: vec![Bundle {
+                name: "all".into(),
+                description: String::new(),
+                tools: vec!["list_live_flows".into(); 120],
+            }],
+        };
+        let first = search(&m, &index, &many, &json!({ "query": "skill:all" })).unwrap();
+        assert_eq!((first["tools"].as_array().unwrap().len(), &first["next_offset"]), (MAX_RESULTS, &json!(50)));
+        let last = search(&m, &index, &many, &json!({ "query": "skill:all", "offset": 100 })).unwrap();
+        assert_eq!(last["tools"].as_array().unwrap().len(), 20);
+        assert!(last.get("next_offset").is_none());
+        let past = search(&m, &index, &many, &json!({ "query": "skill:all", "offset": u64::MAX })).unwrap();
+        assert!(past["tools"].as_array().unwrap().is_empty());
+        let long =
+            search(&m, &index, &many, &json!({ "query": format!("skill:{}", "x".repeat(100_000)) })).unwrap_err();
+        assert!(long.len() < 400, "the echo is bounded");
     }
 
     #[test]

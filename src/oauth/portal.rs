@@ -374,14 +374,27 @@ async fn usage<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request
 
 async fn delete<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
     let Some(s) = session(svc, req, &m.id) else { return error(signed_out()) };
-    // Their usage rows first (bounded; the rest age out with the workspace's retention).
+    // Their usage rows first, up to 50,000 per request; the answer says whether any are left
+    // (the page offers to delete again; rows written meanwhile age out with the retention).
     let hash = user_hash(&s.user_id);
-    for _ in 0..5 {
+    let mut usage_complete = false;
+    for _ in 0..10 {
         match crate::store::audit::delete_for_connection(svc.db, &m.id, &hash, 5_000).await {
             Ok(5_000) => continue,
-            Ok(_) => break,
+            Ok(_) => {
+                usage_complete = true;
+                break;
+            }
             Err(e) => return error(e.into()),
         }
+    }
+    if !usage_complete {
+        // Nothing else is deleted yet: the user (and their session) stay until the next request
+        // finishes the usage rows.
+        return json_ok(
+            200,
+            json!({ "deleted": false, "message": "Part of your usage was deleted; delete again to finish." }),
+        );
     }
     let deleted = key_users::delete(svc.db, &m.id, &s.user_id).await;
     keys::forget(&m.id, &s.user_id);

@@ -14,11 +14,13 @@ use super::{opt_text, parsed, row_i64, text, Db, Row, SqlValue, StoreError};
 pub const DELETE_OLDER_THAN: &str = "DELETE FROM audit_events WHERE id IN \
     (SELECT id FROM audit_events WHERE ts < ?1 ORDER BY ts LIMIT ?2)";
 
-/// Rows past their workspace's retention (`audit_retention_days`; 30 when the workspace is gone),
-/// oldest first: `?1` is the shortest retention's cutoff (the index bound), `?2` now.
+/// Rows past their workspace's retention when it keeps less than the longest (90 days): each
+/// workspace's expired rows through `idx_audit_workspace_ts`, so a batch reads what it deletes
+/// (plus one probe per such workspace), never the rows other workspaces keep. `?1` now.
 pub const DELETE_EXPIRED: &str = "DELETE FROM audit_events WHERE id IN \
-    (SELECT a.id FROM audit_events a LEFT JOIN workspaces w ON w.id = a.workspace_id \
-     WHERE a.ts < ?1 AND a.ts < ?2 - COALESCE(w.audit_retention_days, 30) * 86400000 ORDER BY a.ts LIMIT ?3)";
+    (SELECT a.id FROM workspaces w JOIN audit_events a \
+       ON a.workspace_id = w.id AND a.ts < ?1 - w.audit_retention_days * 86400000 \
+     WHERE w.audit_retention_days < 90 LIMIT ?2)";
 
 pub const COUNT: &str = "SELECT COUNT(*) AS n FROM audit_events";
 
@@ -138,10 +140,8 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
 }
 
 /// One batch of [`DELETE_EXPIRED`].
-pub async fn delete_expired(db: &impl Db, now_ms: i64, min_retention_ms: i64, limit: u32) -> Result<u64, StoreError> {
-    let params =
-        [SqlValue::Integer(now_ms - min_retention_ms), SqlValue::Integer(now_ms), SqlValue::Integer(i64::from(limit))];
-    db.execute(DELETE_EXPIRED, &params).await
+pub async fn delete_expired(db: &impl Db, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
+    db.execute(DELETE_EXPIRED, &[SqlValue::Integer(now_ms), SqlValue::Integer(i64::from(limit))]).await
 }
 
 /// A `user_key` user's own calls on one server, newest first (their portal and export).

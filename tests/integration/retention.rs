@@ -24,6 +24,11 @@ fn event(ts_ms: i64, tool: &str) -> AuditEvent {
     }
 }
 
+/// The workspace `event` writes for, with the default retention (30 days).
+fn with_workspace(db: &SqliteDb) {
+    block_on(db.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'W', 0)", &[])).unwrap();
+}
+
 fn tool_names(db: &SqliteDb) -> Vec<String> {
     let rows = block_on(db.query("SELECT tool_name FROM audit_events ORDER BY ts", &[])).unwrap();
     rows.iter().map(|r| r["tool_name"].as_str().unwrap().to_string()).collect()
@@ -32,6 +37,7 @@ fn tool_names(db: &SqliteDb) -> Vec<String> {
 #[test]
 fn rows_older_than_30_days_are_deleted_and_recent_rows_kept() {
     let db = SqliteDb::migrated();
+    with_workspace(&db);
     block_on(async {
         audit::insert(&db, &event(NOW - 31 * DAY_MS, "old")).await.unwrap();
         audit::insert(&db, &event(NOW - 30 * DAY_MS - 1, "just_old")).await.unwrap();
@@ -49,17 +55,19 @@ fn rows_older_than_30_days_are_deleted_and_recent_rows_kept() {
 #[test]
 fn deletion_happens_in_bounded_batches_and_resumes() {
     let db = SqliteDb::migrated();
+    with_workspace(&db);
     block_on(async {
         for i in 0..25 {
             audit::insert(&db, &event(NOW - 40 * DAY_MS + i, "old")).await.unwrap();
         }
         audit::insert(&db, &event(NOW, "keep")).await.unwrap();
     });
-    let policy = RetentionPolicy { retain_days: 30, batch_size: 10, max_batches: 2 };
+    // One batch past the longest retention (nothing), then the workspace's own.
+    let policy = RetentionPolicy { retain_days: 30, batch_size: 10, max_batches: 3 };
     let first = block_on(retention::run(&db, NOW, policy)).unwrap();
-    assert_eq!((first.deleted, first.batches, first.complete), (20, 2, false));
+    assert_eq!((first.deleted, first.batches, first.complete), (20, 3, false));
     let second = block_on(retention::run(&db, NOW, policy)).unwrap();
-    assert_eq!((second.deleted, second.batches, second.complete), (5, 1, true));
+    assert_eq!((second.deleted, second.batches, second.complete), (5, 2, true));
     assert_eq!(tool_names(&db), ["keep"]);
 }
 
@@ -67,7 +75,7 @@ fn deletion_happens_in_bounded_batches_and_resumes() {
 fn empty_table_is_a_complete_noop() {
     let db = SqliteDb::migrated();
     let report = block_on(retention::run(&db, NOW, RetentionPolicy::default())).unwrap();
-    assert_eq!((report.deleted, report.batches, report.complete), (0, 1, true));
+    assert_eq!((report.deleted, report.batches, report.complete), (0, 2, true));
     assert_eq!(block_on(audit::count(&db)).unwrap(), 0);
 }
 
@@ -106,6 +114,7 @@ fn insert_many_writes_every_event_in_multi_row_statements() {
 #[test]
 fn retention_keeps_the_30_day_promise_at_100k_rows_per_run() {
     let db = SqliteDb::migrated();
+    with_workspace(&db);
     let old: Vec<AuditEvent> = (0..100_000).map(|i| event(NOW - 31 * DAY_MS - i, "old")).collect();
     block_on(async {
         audit::insert_many(&db, &old).await.unwrap();
@@ -219,8 +228,8 @@ fn each_workspace_keeps_its_audit_rows_as_long_as_it_chose() {
                 audit::insert(&db, &e).await.unwrap();
             }
         }
-        // A deleted workspace's rows follow the default (30 days).
-        for age in [3, 31] {
+        // A deleted workspace's rows stay at most the longest retention (90 days).
+        for age in [3, 31, 91] {
             let mut e = event(NOW - age * DAY_MS, &format!("gone-{age}"));
             e.workspace_id = "ws_gone".into();
             audit::insert(&db, &e).await.unwrap();
@@ -232,7 +241,7 @@ fn each_workspace_keeps_its_audit_rows_as_long_as_it_chose() {
     kept.sort();
     assert_eq!(
         kept,
-        ["gone-3", "ws_default-3", "ws_default-8", "ws_long-3", "ws_long-31", "ws_long-8", "ws_short-3"],
+        ["gone-3", "gone-31", "ws_default-3", "ws_default-8", "ws_long-3", "ws_long-31", "ws_long-8", "ws_short-3"],
         "7 days keeps 3; 30 keeps 3 and 8; 90 keeps up to 31; nothing over 90"
     );
     // The setting is bounded by the schema too.

@@ -109,7 +109,7 @@ export function Portal({ server }: { server: string }) {
             }}>Revoke access</button>
             <button type="button" class="danger" onClick={async () => {
               const r = await act("DELETE", "me", "Delete everything FlowCP holds about you for this server? Your keys stop working.");
-              if (r && r.status === 200) { setKey(null); setSaid("Deleted."); await load(); }
+              if (r && r.status === 200) { setKey(null); setSaid(r.body?.deleted ? "Deleted." : r.body?.message ?? "Delete again to finish."); await load(); }
             }}>Delete my data</button>
             <button type="button" class="link" onClick={async () => { await act("POST", "sign-out"); setKey(null); await load(); }}>Sign out</button>
           </div>
