@@ -120,7 +120,7 @@ export function Activity() {
       <h2>Calls</h2>
       {rows === null ? <p aria-busy="true">Loading…</p> : rows.length === 0 ? <p>No call in this window.</p> : (
         <table class="grid" aria-label="Tool calls">
-          <thead><tr><th>Time (UTC)</th><th>Server</th><th>Tool</th><th>Outcome</th><th>Status</th><th>Latency</th><th>Connection</th></tr></thead>
+          <thead><tr><th>Time (UTC)</th><th>Server</th><th>Tool</th><th>Outcome</th><th>Status</th><th>Latency</th><th>Connection</th><th>Target</th></tr></thead>
           <tbody>
             {rows.map((r) => (
               <tr key={r.id}>
@@ -131,6 +131,7 @@ export function Activity() {
                 <td>{r.upstream_status ?? "–"}</td>
                 <td>{r.latency_ms} ms</td>
                 <td><code>{r.connection_hash ?? "public"}</code></td>
+                <td>{r.target ?? ""}</td>
               </tr>
             ))}
           </tbody>
