@@ -15,9 +15,11 @@
 //! `RS256`: no algorithm confusion), an unknown `kid`, a signature that does not verify
 //! (compared in constant time), anything longer than [`MAX_KEY_CHARS`].
 //!
-//! TODO(issue 16): the `user_key` auth mode that uses these keys (the portal, the D1 table of
-//! key users with their epochs, `x-api-key` and Bearer on the hot path, the sealed upstream
-//! refresh token), and `FLOWCP_TOKEN_SECRET` in the Worker's settings.
+//! The `user_key` mode that uses these keys is `crate::oauth::keys` (the hot-path gate) and
+//! `crate::oauth::portal` (sign-in and keys); docs/user-keys.md.
+//!
+//! TODO(issue 16): plans and quotas (counters on the hot path, the plan in each usage row), the
+//! Power Automate template, store tools.
 
 use std::collections::HashMap;
 

@@ -87,7 +87,7 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         .unwrap_or(0),
     };
     // First everything past the longest retention (and the rows of deleted workspaces, which
-    // therefore stay at most that long), oldest first on `idx_audit_ts`; then each workspace
+    // therefore stay at most that long; TODO(issue 16): delete them with the workspace), oldest first on `idx_audit_ts`; then each workspace
     // that keeps less, on `idx_audit_workspace_ts`. Both read what they delete.
     let longest_cutoff = now_ms - policy.retain_days.max(MAX_RETENTION_DAYS) * DAY_MS;
     let mut by_workspace = false;

@@ -218,6 +218,9 @@ pub fn forget(server_id: &str, user_id: &str) {
 }
 
 /// The hot path's [`KeyGate`].
+///
+/// TODO(issue 16): an upstream 401 does not mark the user's access token stale (the next expiry
+/// refreshes it); a bounded "refresh on 401" needs the runtime to tell the gate.
 pub struct Gate<'a, D: Db, K: Kv, H: Http> {
     pub db: &'a D,
     pub kv: &'a K,
