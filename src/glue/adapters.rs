@@ -71,6 +71,39 @@ impl Db for D1Db {
     }
 }
 
+/// D1 bound on first use: the MCP hot path needs the database only for `user_key` servers, so
+/// other requests neither look the binding up nor fail when it is missing.
+pub struct LazyD1<'a> {
+    env: &'a Env,
+    binding: &'static str,
+    db: std::cell::OnceCell<Result<D1Db, String>>,
+}
+
+impl<'a> LazyD1<'a> {
+    pub fn new(env: &'a Env, binding: &'static str) -> Self {
+        LazyD1 { env, binding, db: std::cell::OnceCell::new() }
+    }
+
+    fn db(&self) -> Result<&D1Db, StoreError> {
+        self.db
+            .get_or_init(|| D1Db::new(self.env, self.binding).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| StoreError::Backend(e.clone()))
+    }
+}
+
+impl Db for LazyD1<'_> {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
+        self.db()?.execute(sql, params).await
+    }
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+        self.db()?.query(sql, params).await
+    }
+    async fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<u64>, StoreError> {
+        self.db()?.batch(statements).await
+    }
+}
+
 pub struct KvStorePort(KvStore);
 
 impl KvStorePort {

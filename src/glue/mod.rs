@@ -18,7 +18,7 @@ use crate::mcp::transport;
 use crate::net::FetchPolicy;
 use crate::redact::{self, Redactor};
 use crate::store::audit;
-use adapters::{D1Db, FetchHttp, KvStorePort};
+use adapters::{D1Db, FetchHttp, KvStorePort, LazyD1};
 
 pub const D1_BINDING: &str = "DB";
 pub const KV_BINDING: &str = "KV";
@@ -309,7 +309,7 @@ async fn mcp(
     }
     let clock = now_ms;
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
-    let db = D1Db::new(env, D1_BINDING)?;
+    let db = LazyD1::new(env, D1_BINDING);
     let key_users = crate::oauth::keys::isolate_cache();
     let fetch_policy = FetchPolicy { allow_loopback: settings.allow_local_fetch };
     let gate = crate::oauth::keys::Gate {

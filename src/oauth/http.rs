@@ -499,8 +499,8 @@ fn to_provider<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, r: AuthorizeR
 
 async fn callback<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, server_id: &str) -> Response {
     let q = |k: &str| req.query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if q("state").is_some_and(|s| super::portal::is_portal_state(svc, s)) {
-        return super::portal::finish(svc, req, server_id).await;
+    if let Some(state) = q("state").and_then(|s| super::portal::portal_state(svc, s)) {
+        return super::portal::finish(svc, req, server_id, state).await;
     }
     let keyring = &svc.secrets.keyring;
     let Some(p) = q("state").and_then(|s| Pending::open(keyring, s, "oauth|state", svc.now_ms)) else {

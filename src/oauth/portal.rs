@@ -42,7 +42,7 @@ const SESSION_PURPOSE: &str = "portal|session";
 
 /// The portal's round trip to the provider, sealed into its `state`.
 #[derive(Serialize, Deserialize)]
-struct PortalState {
+pub(super) struct PortalState {
     server_id: String,
     verifier: String,
     nonce_hash: String,
@@ -180,26 +180,29 @@ fn start<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Manifest) -> Re
     }
 }
 
-/// Is `state` (of the callback) a portal sign-in's? Cheap: it opens only under the portal's
-/// purpose.
-pub fn is_portal_state<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, state: &str) -> bool {
-    state.len() <= 16 * 1024 && svc.secrets.keyring.open(state, STATE_PURPOSE.as_bytes()).is_ok()
+/// The portal sign-in a callback's `state` belongs to, if it is one (it opens only under the
+/// portal's purpose; expired or not, [`finish`] says).
+pub(super) fn portal_state<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, state: &str) -> Option<PortalState> {
+    if state.len() > 16 * 1024 {
+        return None;
+    }
+    serde_json::from_slice(&svc.secrets.keyring.open(state, STATE_PURPOSE.as_bytes()).ok()?).ok()
 }
 
 /// The provider sent the end user back with a portal `state`: the sign-in is recorded and the
 /// browser goes to the portal, signed in.
-pub async fn finish<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, server_id: &str) -> Response {
+pub(super) async fn finish<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    req: &Request,
+    server_id: &str,
+    state: PortalState,
+) -> Response {
     let q = |k: &str| req.query_param(k);
     let keyring = &svc.secrets.keyring;
     let raw_state = q("state").unwrap_or("");
-    let state: Option<PortalState> = keyring
-        .open(raw_state, STATE_PURPOSE.as_bytes())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|s: &PortalState| svc.now_ms < s.exp_ms);
-    let Some(state) = state else {
+    if svc.now_ms >= state.exp_ms {
         return error_page("this sign-in has expired; start again from the portal");
-    };
+    }
     let bound = cookie(req, STATE_COOKIE)
         .is_some_and(|n| crate::crypto::ct_eq(sha256_hex(n.as_bytes()).as_bytes(), state.nonce_hash.as_bytes()));
     if state.server_id != server_id || !bound {
