@@ -201,12 +201,36 @@ pub fn allowed_hosts(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
     Ok(hosts)
 }
 
+/// The setting naming the plan of workspaces without one of their own (issue 16).
+pub const DEFAULT_PLAN: &str = "FLOWCP_DEFAULT_PLAN";
+
+/// `FLOWCP_DEFAULT_PLAN`: `free`, `pro` or `team`; unset, empty or `none`: such workspaces are
+/// unmetered (a self-hosted deployment). Anything else is a configuration error.
+pub fn default_plan(raw: Option<&str>) -> Result<Option<crate::vocab::Plan>, ConfigError> {
+    match raw.map(str::trim).unwrap_or("") {
+        "" | "none" => Ok(None),
+        p => crate::vocab::Plan::parse(p).map(Some).ok_or_else(|| ConfigError::Invalid {
+            name: DEFAULT_PLAN,
+            reason: "must be free, pro, team or none".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const KEYS: &str = "k1:1111111111111111111111111111111111111111111111111111111111111111";
     const SESSION: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn the_default_plan_is_a_plan_or_none() {
+        use crate::vocab::Plan;
+        assert_eq!(default_plan(None), Ok(None));
+        assert_eq!(default_plan(Some(" none ")), Ok(None));
+        assert_eq!(default_plan(Some("free")), Ok(Some(Plan::Free)));
+        assert!(default_plan(Some("enterprise")).is_err());
+    }
 
     #[test]
     fn the_outbox_is_for_development_only_and_http_mail_needs_its_sender_and_key() {

@@ -43,6 +43,8 @@ pub enum ErrorCode {
     ConsentRequired,
     DocumentTooLarge,
     ManifestTooLarge,
+    /// The workspace's plan does not allow it (more servers or tools than its limits).
+    PlanLimit,
     InvalidAuthConfig,
     InvalidAuthMode,
     InvalidBaseUrl,
@@ -100,6 +102,7 @@ impl ErrorCode {
         ErrorCode::ConsentRequired,
         ErrorCode::DocumentTooLarge,
         ErrorCode::ManifestTooLarge,
+        ErrorCode::PlanLimit,
         ErrorCode::InvalidAuthConfig,
         ErrorCode::InvalidAuthMode,
         ErrorCode::InvalidBaseUrl,
@@ -157,6 +160,7 @@ impl ErrorCode {
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::DocumentTooLarge => "document_too_large",
             ErrorCode::ManifestTooLarge => "manifest_too_large",
+            ErrorCode::PlanLimit => "plan_limit",
             ErrorCode::InvalidAuthConfig => "invalid_auth_config",
             ErrorCode::InvalidAuthMode => "invalid_auth_mode",
             ErrorCode::InvalidBaseUrl => "invalid_base_url",
@@ -195,7 +199,11 @@ impl ErrorCode {
             | ErrorCode::InvalidLimit
             | ErrorCode::EmptyDocument => 400,
             ErrorCode::Unauthenticated | ErrorCode::InvalidCredentials => 401,
-            ErrorCode::WrongPassword | ErrorCode::CsrfFailed | ErrorCode::Forbidden | ErrorCode::EmailUnverified => 403,
+            ErrorCode::WrongPassword
+            | ErrorCode::CsrfFailed
+            | ErrorCode::Forbidden
+            | ErrorCode::EmailUnverified
+            | ErrorCode::PlanLimit => 403,
             ErrorCode::NotFound | ErrorCode::AppNotFound | ErrorCode::LinkInvalid => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::AlreadyMember
@@ -266,6 +274,7 @@ impl ErrorCode {
             ErrorCode::ConsentRequired => "Accept the terms of service and the privacy policy to sign up.",
             ErrorCode::DocumentTooLarge => "The document is too large.",
             ErrorCode::ManifestTooLarge => "The server's tools are too large to publish.",
+            ErrorCode::PlanLimit => "The workspace's plan does not allow this.",
             ErrorCode::InvalidAuthConfig => "The auth configuration is not valid.",
             ErrorCode::InvalidAuthMode => "auth_mode must be none, api_key, bearer or oauth.",
             ErrorCode::InvalidBaseUrl => "base_url must be an absolute http(s) URL.",

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod mcp;
 pub mod net;
 pub mod oauth;
+pub mod plans;
 pub mod redact;
 pub mod security_txt;
 pub mod service;

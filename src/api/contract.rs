@@ -128,6 +128,7 @@ pub fn contract(id: RouteId) -> Contract {
         CreateWorkspace => c(201, json(of::<workspaces::CreateBody>), Some(of::<Workspace>)),
         GetWorkspace => c(200, Body::None, Some(of::<Workspace>)),
         UpdateWorkspace => c(200, json(of::<super::workspaces::UpdateWorkspaceBody>), Some(of::<Workspace>)),
+        GetPlan => c(200, Body::None, Some(of::<super::workspaces::PlanView>)),
         ListMembers => c(200, Body::None, Some(of::<Items<Member>>)),
         Invite => c(202, json(of::<workspaces::InviteBody>), Some(of::<Invitation>)),
         ListInvitations => c(200, Body::None, Some(of::<Items<Invitation>>)),

@@ -185,6 +185,9 @@ pub async fn delete_workspace_data<D: Db, K: Kv, H: Http>(
     for key in secrets_store::kv_keys(svc.db, ws).await? {
         svc.kv.delete(&key).await?;
     }
+    // The tombstone first: rows an in-flight audit flush writes after this go at the next
+    // retention run.
+    crate::store::usage::forget_workspace(svc.db, ws, svc.now_ms).await?;
     audit::delete_for_workspace(svc.db, ws).await?;
     workspaces::delete(svc.db, ws).await?;
     Ok(())

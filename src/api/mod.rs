@@ -143,6 +143,9 @@ pub struct Services<'a, D: Db, K: Kv, H: Http> {
     /// deployment serves (`FLOWCP_ALLOWED_HOSTS`), so a forged `Host` cannot send someone a
     /// link to another site; `None`: no link is sent (503 `email_unavailable`).
     pub link_origin: Option<String>,
+    /// `FLOWCP_DEFAULT_PLAN`: the plan of workspaces without one of their own (`None`:
+    /// unmetered; `crate::plans`).
+    pub default_plan: Option<crate::vocab::Plan>,
 }
 
 impl<D: Db, K: Kv, H: Http> Services<'_, D, K, H> {
@@ -220,6 +223,7 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
         (CreateWorkspace, Some(s), _) => workspaces::create(svc, req, &s).await,
         (GetWorkspace, _, Some(m)) => workspaces::get(svc, &m).await,
         (UpdateWorkspace, _, Some(m)) => workspaces::update(svc, req, &m).await,
+        (GetPlan, _, Some(m)) => workspaces::plan(svc, &m).await,
         (ListMembers, _, Some(m)) => workspaces::members(svc, &m).await,
         (Invite, _, Some(m)) => workspaces::invite(svc, req, &m).await,
         (ListInvitations, _, Some(m)) => workspaces::invitations(svc, &m).await,

@@ -64,6 +64,20 @@ pub async fn create<D: Db, K: Kv, H: Http>(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::AppNotFound, "The app does not exist in this workspace."))?;
     let name = clean_name(body.name.as_deref().unwrap_or(&app.name), "server name")?;
+    let plan = crate::plans::of_workspace(svc.db, &m.workspace_id, svc.default_plan).await?;
+    if let (Some(p), Some(l)) = (plan.plan, plan.limits) {
+        let have = crate::store::usage::server_count(svc.db, &m.workspace_id).await?;
+        if have >= l.servers {
+            return Err(ApiError::new(
+                ErrorCode::PlanLimit,
+                format!(
+                    "The {} plan allows {} servers and this workspace has {have}; delete one or move to a larger plan.",
+                    p.as_str(),
+                    l.servers
+                ),
+            ));
+        }
+    }
     let id = random_id("srv_")?;
     store::create(svc.db, &id, &m.workspace_id, &app.id, &name, svc.now_ms).await?;
     let mut s = load(svc, m, &id).await?;
@@ -886,6 +900,20 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         ));
     }
     let (_, tools) = curated_tools(svc, &s).await?;
+    let plan = crate::plans::of_workspace(svc.db, &m.workspace_id, svc.default_plan).await?;
+    if let (Some(p), Some(l)) = (plan.plan, plan.limits) {
+        if tools.len() as i64 > l.tools_per_server {
+            return Err(ApiError::new(
+                ErrorCode::PlanLimit,
+                format!(
+                    "The {} plan allows {} enabled tools per server and this server enables {}; disable some, split the API across servers or move to a larger plan.",
+                    p.as_str(),
+                    l.tools_per_server,
+                    tools.len()
+                ),
+            ));
+        }
+    }
     let version = lifecycle::latest_version(svc.kv, &s.id).await? + 1;
     let manifest = Manifest {
         format: manifest::FORMAT,
@@ -1121,6 +1149,9 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
             // The owner's runs show as their own connection: a hash of "try-it" and the user.
             connection_hash: Some(crate::crypto::sha256_hex_truncated(format!("try-it|{}", m.user_id).as_bytes(), 16)),
             target: None,
+            // The owner's trial runs are not metered.
+            plan: None,
+            metered: false,
         };
         let _ = crate::store::audit::insert(svc.db, &event).await;
     }

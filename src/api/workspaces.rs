@@ -90,6 +90,107 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     get(svc, m).await
 }
 
+/// A workspace's plan and this month's use of it (issue 16, `crate::plans`).
+#[derive(serde::Serialize, JsonSchema)]
+pub struct PlanView {
+    /// `null`: unmetered (no plan of its own and no deployment default): no limits.
+    pub plan: Option<crate::vocab::Plan>,
+    /// The plan is the deployment's default, not one set for this workspace.
+    pub default: bool,
+    /// `null` when unmetered.
+    pub limits: Option<crate::plans::Limits>,
+    /// The month counted (`YYYY-MM`, UTC) and the day its quotas reset.
+    pub month: String,
+    pub resets_on: String,
+    /// Servers the workspace has.
+    pub servers: i64,
+    /// Calls each server made this month (servers without calls are left out).
+    pub usage: Vec<ServerCalls>,
+}
+
+#[derive(serde::Serialize, JsonSchema)]
+pub struct ServerCalls {
+    pub server_id: String,
+    pub calls: i64,
+}
+
+/// `GET /workspaces/{ws}/plan`: every member sees the plan and its use.
+pub async fn plan<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
+    Response::ok(
+        &plan_view(svc.db, &m.workspace_id, svc.default_plan, svc.now_ms).await?.ok_or_else(ApiError::not_found)?,
+    )
+}
+
+/// The plan view of a workspace (`None`: no such workspace), for members and the operator.
+pub async fn plan_view(
+    db: &impl Db,
+    ws: &str,
+    default_plan: Option<crate::vocab::Plan>,
+    now_ms: i64,
+) -> Result<Option<PlanView>, ApiError> {
+    let Some((own, overrides)) = crate::store::usage::plan_of(db, ws).await? else { return Ok(None) };
+    let effective = crate::plans::effective(own, overrides.as_deref(), default_plan);
+    let month = crate::plans::month_of(now_ms);
+    let usage = crate::store::usage::server_totals(db, ws, &month)
+        .await?
+        .into_iter()
+        .map(|(server_id, calls)| ServerCalls { server_id, calls })
+        .collect();
+    Ok(Some(PlanView {
+        plan: effective.plan,
+        default: effective.default,
+        limits: effective.limits,
+        resets_on: crate::plans::resets_on(&month),
+        month,
+        servers: crate::store::usage::server_count(db, ws).await?,
+        usage,
+    }))
+}
+
+/// The operator's `PUT /ops/plan?workspace=<id>` body: a plan (`null`: the deployment's
+/// default) and overrides of single limits (a custom contract; they need a plan of its own).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlanBody {
+    #[schemars(with = "Option<crate::vocab::Plan>")]
+    plan: Option<String>,
+    #[serde(default)]
+    limits: Option<crate::plans::LimitOverrides>,
+}
+
+/// Sets a workspace's plan (the operator's `/ops/plan`; billing is out of scope). `Ok(None)`: no
+/// such workspace.
+pub async fn set_plan(
+    db: &impl Db,
+    ws: &str,
+    body: &[u8],
+    default_plan: Option<crate::vocab::Plan>,
+    now_ms: i64,
+) -> Result<Option<PlanView>, ApiError> {
+    let body: SetPlanBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid: {e}.")))?;
+    let plan = match body.plan.as_deref() {
+        None => None,
+        Some(p) => Some(
+            crate::vocab::Plan::parse(p)
+                .ok_or_else(|| ApiError::bad_request("plan must be free, pro, team or null."))?,
+        ),
+    };
+    let limits = body.limits.filter(|l| !l.is_empty());
+    if let Some(l) = &limits {
+        l.check().map_err(ApiError::bad_request)?;
+        if plan.is_none() {
+            return Err(ApiError::bad_request("limits need a plan of the workspace's own."));
+        }
+    }
+    let overrides =
+        limits.map(|l| serde_json::to_string(&l)).transpose().map_err(|e| ApiError::internal(e.to_string()))?;
+    if !crate::store::usage::set_plan(db, ws, plan, overrides.as_deref()).await? {
+        return Ok(None);
+    }
+    plan_view(db, ws, default_plan, now_ms).await
+}
+
 pub async fn members<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member) -> Result<Response, ApiError> {
     Response::ok(&Items { items: workspaces::members(svc.db, &m.workspace_id).await? })
 }

@@ -18,8 +18,7 @@
 //! The `user_key` mode that uses these keys is `crate::oauth::keys` (the hot-path gate) and
 //! `crate::oauth::portal` (sign-in and keys); docs/user-keys.md.
 //!
-//! TODO(issue 16): plans and quotas (counters on the hot path, the plan in each usage row), the
-//! Power Automate template, store tools.
+//! TODO(issue 16): the Power Automate template, store tools. (Plans and quotas: `crate::plans`.)
 
 use std::collections::HashMap;
 
@@ -224,6 +223,17 @@ impl<T: Clone> EpochCache<T> {
             self.entries.retain(|_, (_, at)| *at > median);
         }
         self.entries.insert((server_id.to_string(), user_id.to_string()), (value, now_ms));
+    }
+
+    /// Changes a fresh entry in place, keeping when it was read (`false`: none is fresh).
+    pub fn update(&mut self, server_id: &str, user_id: &str, now_ms: i64, f: impl FnOnce(&mut T)) -> bool {
+        match self.entries.get_mut(&(server_id.to_string(), user_id.to_string())) {
+            Some((value, read_at)) if now_ms - *read_at < EPOCH_CACHE_TTL_MS && now_ms >= *read_at => {
+                f(value);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Forgets a user (this isolate revoked or re-issued: no stale read here).

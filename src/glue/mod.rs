@@ -105,6 +105,9 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
     if path == "/ops/reseal" {
         return Ok((reseal(&req, env, &settings).await?, None));
     }
+    if path == "/ops/plan" {
+        return Ok((set_plan(&mut req, env, &settings).await?, None));
+    }
     if path == "/.well-known/security.txt" {
         let url =
             req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
@@ -175,6 +178,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
             clock: now_ms,
             origin,
             link_origin,
+            default_plan: settings.default_plan,
         };
         if !path.starts_with("/api/") {
             // The authorization server: its issuer is this origin only on a host this
@@ -250,6 +254,30 @@ async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Respons
     json_response(&JsonResponse { status: 200, body: serde_json::to_value(&report).unwrap_or_default() })
 }
 
+/// `PUT /ops/plan?workspace=<id>` (operator token): sets a workspace's plan and limit overrides
+/// (docs/operations.md, "Plans"); answers the workspace's plan view.
+async fn set_plan(req: &mut Request, env: &Env, settings: &Settings) -> Result<Response, ApiError> {
+    if req.method() != Method::Put {
+        return Err(ApiError::method_not_allowed());
+    }
+    let authorization = req.headers().get("authorization").ok().flatten();
+    health::require_operator(authorization.as_deref(), settings.operator_token.as_deref())?;
+    let url =
+        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    let ws = url
+        .query_pairs()
+        .find(|(k, _)| k == "workspace")
+        .map(|(_, v)| v.into_owned())
+        .filter(|w| crate::vocab::is_plain_id(w, 64))
+        .ok_or_else(|| ApiError::bad_request("`workspace` must name a workspace id."))?;
+    let body = read_body(req, crate::error::limits::API_JSON).await?;
+    let db = D1Db::new(env, D1_BINDING)?;
+    let view = api::workspaces::set_plan(&db, &ws, &body, settings.default_plan, now_ms())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    json_response(&JsonResponse { status: 200, body: serde_json::to_value(&view).unwrap_or_default() })
+}
+
 /// This deployment's origin as clients must see it (emailed links, the OAuth issuer, token
 /// audiences, protected-resource metadata): https and the bare host in production (never a
 /// scheme or port a request chose; a trailing dot dropped), the request's own origin in
@@ -323,6 +351,14 @@ async fn mcp(
         clock: &clock,
         cache: &key_users,
     };
+    let quota_cache = crate::plans::isolate_cache();
+    let quota = crate::plans::Gate {
+        db: &db,
+        default_plan: settings.default_plan,
+        clock: &clock,
+        cache: &quota_cache,
+        failure: Default::default(),
+    };
     let rt = mcp_server::Runtime {
         kv: &kv,
         cache: &cache,
@@ -333,10 +369,14 @@ async fn mcp(
         clock: &clock,
         upstream_timeout_ms: settings.upstream_timeout_ms,
         key_gate: Some(&gate),
+        quota: Some(&quota),
     };
     let out =
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
+    if let Some(e) = quota.failure.take() {
+        console_error!("quota counters of {server_id} not read (calls let through): {e}");
+    }
     let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
     if !audit.is_empty() {
         queue_audit(env, ctx, audit, settings);
@@ -376,6 +416,7 @@ async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &
         now_ms: now_ms(),
         clock: now_ms,
         link_origin: Some(origin.clone()),
+        default_plan: settings.default_plan,
         origin,
     };
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
@@ -510,12 +551,20 @@ fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, setting
         Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
         AUDIT_FLUSH_PENDING.with(|p| p.set(false));
         let batch = AUDIT_QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
-        let written = match D1Db::new(&env, D1_BINDING) {
-            Ok(db) => audit::insert_many(&db, &batch).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let db = match D1Db::new(&env, D1_BINDING) {
+            Ok(db) => db,
+            Err(e) => {
+                console_error!("audit write of {} events failed: {}", batch.len(), redactor.text(&e.to_string()));
+                return;
+            }
         };
-        if let Err(e) = written {
-            console_error!("audit write of {} events failed: {}", batch.len(), redactor.text(&e));
+        if let Err(e) = audit::insert_many(&db, &batch).await {
+            console_error!("audit write of {} events failed: {}", batch.len(), redactor.text(&e.to_string()));
+        }
+        // The plans' monthly counters, from the same events (crate::plans).
+        let increments = crate::plans::increments(&batch);
+        if let Err(e) = crate::store::usage::add_calls(&db, &increments).await {
+            console_error!("usage counters of {} events not written: {}", batch.len(), redactor.text(&e.to_string()));
         }
     });
 }
@@ -648,6 +697,8 @@ struct Settings {
     rate_limits: bool,
     /// `FLOWCP_SECURITY_CONTACT`: the `Contact` of `/.well-known/security.txt`.
     security_contact: Option<String>,
+    /// `FLOWCP_DEFAULT_PLAN`: the plan of workspaces without one of their own (`None`: unmetered).
+    default_plan: Option<crate::vocab::Plan>,
 }
 
 thread_local! {
@@ -677,6 +728,8 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
     let allowed_hosts = config::allowed_hosts(env.var(config::ALLOWED_HOSTS).ok().map(|v| v.to_string()).as_deref())
         .map_err(bad_setting)?;
     let redaction_values = config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string()));
+    let default_plan = config::default_plan(env.var(config::DEFAULT_PLAN).ok().map(|v| v.to_string()).as_deref())
+        .map_err(bad_setting)?;
     let development = env.var("FLOWCP_ENV").map(|v| v.to_string() == "development").unwrap_or(false);
     let mailer = config::mailer(
         |name| env.var(name).ok().map(|v| v.to_string()),
@@ -701,6 +754,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         mailer,
         rate_limits: env.var("FLOWCP_RATE_LIMITS").map(|v| v.to_string() != "off").unwrap_or(true),
         security_contact: env.var("FLOWCP_SECURITY_CONTACT").ok().map(|v| v.to_string()).filter(|v| !v.is_empty()),
+        default_plan,
     });
     SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
     Ok(s)
@@ -748,7 +802,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     match retention::run(&db, now_ms(), RetentionPolicy::default()).await {
         Ok(r) => console_log!(
-            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations, {} OAuth clients",
+            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations, {} OAuth clients, {} rows of deleted workspaces, {} usage counters",
             r.deleted,
             r.cutoff_ms,
             r.batches,
@@ -757,7 +811,9 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             r.throttle_deleted,
             r.tokens_deleted,
             r.invitations_deleted,
-            r.oauth_clients_deleted
+            r.oauth_clients_deleted,
+            r.deleted_workspace_rows,
+            r.usage_counters_deleted
         ),
         Err(e) => console_error!("retention failed: {}", redactor.text(&e.to_string())),
     }

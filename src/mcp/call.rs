@@ -94,6 +94,8 @@ pub(crate) async fn call_upstream<K: Kv, H: Http>(
         response_bytes: 0,
         connection_hash: ctx.connection.map(str::to_string),
         target: m.usage_target.as_deref().and_then(|name| target_of(args.get(name)?)),
+        plan: None,
+        metered: false,
     };
     let result = call_upstream_inner(ctx, m, tool, args, &mut event).await;
     event.latency_ms = (rt.clock)() - started;
@@ -147,6 +149,19 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
         return CallToolResult::error(
             "The API's address is not the one this server's credential was set for; the owner must set the credential again and publish.",
         );
+    }
+    // The plan's quotas, last before the call leaves: only a call sent upstream counts.
+    if let Some(quota) = rt.quota {
+        let t0 = (rt.clock)();
+        let reserved = quota.reserve(m, ctx.connection).await;
+        ctx.timings.borrow_mut().push(("quota", (rt.clock)() - t0));
+        match reserved {
+            Ok(p) => (event.plan, event.metered) = (p, true),
+            Err(over) => {
+                (event.outcome, event.plan) = (Outcome::Denied, Some(over.plan));
+                return CallToolResult::error(over.message);
+            }
+        }
     }
     event.request_bytes = plan.body.as_ref().map_or(0, |b| b.len() as i64);
     let mut req = HttpRequest {

@@ -357,6 +357,7 @@ pub async fn serve<D: Db, K: Kv, H: Http>(
         clock: &svc.clock,
         upstream_timeout_ms,
         key_gate: None,
+        quota: None,
     };
     let mut out = super::server::handle_builtin(&rt, &loaded, Some(&conn.connection_hash), req).await;
     for e in &mut out.audit {

@@ -33,6 +33,9 @@ pub struct Runtime<'a, K: Kv, H: Http> {
     pub upstream_timeout_ms: u32,
     /// How `user_key` servers admit a key (`None`: they answer 503).
     pub key_gate: Option<&'a dyn KeyGate>,
+    /// The plans' monthly quotas (`crate::plans::Gate`); `None`: calls are not metered (FlowCP's
+    /// own management server, host tests).
+    pub quota: Option<&'a dyn QuotaGate>,
 }
 
 /// A `user_key` server's caller, admitted by its key (issue 16). `Debug` never prints the token.
@@ -65,6 +68,25 @@ pub type GateFuture<'g> = std::pin::Pin<Box<dyn std::future::Future<Output = Res
 /// otherwise reach: the glue passes `oauth::keys::Gate`.
 pub trait KeyGate {
     fn admit<'g>(&'g self, m: &'g crate::manifest::Manifest, key: Option<&'g str>) -> GateFuture<'g>;
+}
+
+/// The future a [`QuotaGate`] returns: the workspace's plan (`None`: unmetered), or why the
+/// call is refused.
+pub type QuotaFuture<'g> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<crate::vocab::Plan>, OverQuota>> + 'g>>;
+
+/// A call refused by a quota: the plan it was refused under and what the caller is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverQuota {
+    pub plan: crate::vocab::Plan,
+    pub message: String,
+}
+
+/// Reserves one call of a published server's monthly quotas before it is sent upstream (issue
+/// 16): the server's and the caller's (`connection`). It needs D1, which the runtime does not
+/// otherwise reach: the glue passes `crate::plans::Gate`.
+pub trait QuotaGate {
+    fn reserve<'g>(&'g self, m: &'g crate::manifest::Manifest, connection: Option<&'g str>) -> QuotaFuture<'g>;
 }
 
 /// The HTTP request as the runtime sees it (header names in any case).

@@ -25,7 +25,9 @@ pub use super::cache::{load_manifest, Loaded, ManifestCache, ManifestError, KV_T
 pub use super::call::UPSTREAM_MAX_BYTES;
 pub use super::methods::PAGE_SIZE;
 pub use super::runtime::UPSTREAM_TIMEOUT_MS;
-pub use super::runtime::{internal_error, Admitted, GateFuture, KeyGate, McpRequest, McpResponse, Runtime};
+pub use super::runtime::{
+    internal_error, Admitted, GateFuture, KeyGate, McpRequest, McpResponse, OverQuota, QuotaFuture, QuotaGate, Runtime,
+};
 
 /// Handles one request to `/mcp/<server_id>` (POST, or the CORS preflight). A browser caller
 /// whose Origin the server allows gets CORS headers on every answer; one it does not allow

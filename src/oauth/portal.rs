@@ -372,7 +372,29 @@ async fn usage<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request
         Ok(n) => n,
         Err(e) => return error(e.into()),
     };
-    json_ok(200, json!({ "user_hash": hash, "calls_30d": counts, "calls": calls }))
+    // This month against the plan's per-caller quota (`null`: unmetered).
+    let month = crate::plans::month_of(svc.now_ms);
+    let (month_calls, monthly_limit) = match key_users::get(svc.db, &m.id, &s.user_id).await {
+        Ok(Some(u)) => {
+            let calls = crate::store::usage::calls_of(svc.db, &m.id, &hash, &month).await.unwrap_or(0);
+            let plan = crate::plans::of_workspace(svc.db, &u.workspace_id, svc.default_plan).await.ok();
+            (calls, plan.and_then(|p| p.limits).map(|l| l.calls_per_user_month))
+        }
+        Ok(None) => (0, None),
+        Err(e) => return error(e.into()),
+    };
+    json_ok(
+        200,
+        json!({
+            "user_hash": hash,
+            "calls_30d": counts,
+            "calls": calls,
+            "month": month,
+            "month_calls": month_calls,
+            "monthly_limit": monthly_limit,
+            "resets_on": crate::plans::resets_on(&month),
+        }),
+    )
 }
 
 async fn delete<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Request, m: &Portal) -> Response {
@@ -398,6 +420,9 @@ async fn delete<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
             200,
             json!({ "deleted": false, "message": "Part of your usage was deleted; delete again to finish." }),
         );
+    }
+    if let Err(e) = crate::store::usage::delete_for_subject(svc.db, &m.id, &hash).await {
+        return error(e.into());
     }
     let deleted = key_users::delete(svc.db, &m.id, &s.user_id).await;
     keys::forget(&m.id, &s.user_id);

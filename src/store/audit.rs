@@ -82,16 +82,21 @@ pub struct AuditEvent {
     /// What the call was for: the value of the argument the server's owner named
     /// (`usage_target`), cut to 128 characters.
     pub target: Option<String>,
+    /// The workspace's plan when the call was made (`None`: unmetered).
+    pub plan: Option<crate::vocab::Plan>,
+    /// The call counts toward the monthly quotas (it was sent upstream from a published
+    /// server): the writer adds it to `usage_counters` (`crate::plans::increments`).
+    pub metered: bool,
 }
 
 pub async fn insert(db: &impl Db, e: &AuditEvent) -> Result<(), StoreError> {
     insert_many(db, std::slice::from_ref(e)).await
 }
 
-/// D1 binds at most 100 parameters per statement: 9 rows of 11 columns per INSERT.
-pub const ROWS_PER_INSERT: usize = 9;
+/// D1 binds at most 100 parameters per statement: 8 rows of 12 columns per INSERT.
+pub const ROWS_PER_INSERT: usize = 8;
 /// Bound parameters per row (D1 allows 100 per statement).
-const PARAMS_PER_ROW: usize = 11;
+const PARAMS_PER_ROW: usize = 12;
 
 /// Inserts many events with multi-row INSERTs (the coalesced audit writer's path).
 /// Writes events in multi-row statements. One failing statement does not drop the others (a
@@ -102,7 +107,7 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, upstream_status, latency_ms, \
-             request_bytes, response_bytes, connection_hash, target) VALUES ",
+             request_bytes, response_bytes, connection_hash, target, plan) VALUES ",
         );
         let mut params = Vec::with_capacity(chunk.len() * PARAMS_PER_ROW);
         for (i, e) in chunk.iter().enumerate() {
@@ -126,6 +131,7 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
                 e.response_bytes.into(),
                 e.connection_hash.clone().into(),
                 e.target.clone().into(),
+                e.plan.map(crate::vocab::Plan::as_str).into(),
             ]);
         }
         if let Err(e) = db.execute(&sql, &params).await {
@@ -206,7 +212,7 @@ pub async fn count(db: &impl Db) -> Result<i64, StoreError> {
 /// The columns an owner sees of an audit event.
 const COLS: &str =
     "id, ts, server_id, tool_name, outcome, upstream_status, latency_ms, request_bytes, response_bytes, \
-                    connection_hash, target";
+                    connection_hash, target, plan";
 
 /// A stored event as the owner sees it (listing and export).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -225,6 +231,8 @@ pub struct AuditRow {
     pub connection_hash: Option<String>,
     /// What the call was for (the argument the server's owner named, such as an environment).
     pub target: Option<String>,
+    /// The workspace's plan when the call was made; `null`: unmetered.
+    pub plan: Option<crate::vocab::Plan>,
 }
 
 fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
@@ -240,6 +248,7 @@ fn audit_row(r: &Row) -> Result<AuditRow, StoreError> {
         response_bytes: row_i64(r, "response_bytes")?,
         connection_hash: opt_text(r, "connection_hash"),
         target: opt_text(r, "target"),
+        plan: opt_text(r, "plan").and_then(|p| crate::vocab::Plan::parse(&p)),
     })
 }
 

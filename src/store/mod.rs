@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod servers;
 pub mod sessions;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 

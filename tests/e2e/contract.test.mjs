@@ -340,6 +340,9 @@ test("workspaces and members", async () => {
   assert.equal(renamed.audit_retention_days, 90);
   expect(await owner.patch(`/api/v1/workspaces/${ws}`, { audit_retention_days: 365 }), 400, "a retention over 90 days");
   expect(await owner.patch(`/api/v1/workspaces/${ws}`, { audit_retention_days: 30 }), 200, "set the audit retention back");
+  const plan = expect(await owner.get(P("/plan")), 200, "the plan and this month's use");
+  assert.equal(plan.plan, null, "the local deployment sets no default plan: unmetered");
+  assert.match(plan.month, /^\d{4}-\d{2}$/);
 });
 
 test("apps: create, page through, get, rename, delete; 404 on an unknown id", async () => {

@@ -352,6 +352,59 @@ test("skills: list_skills and tool_search over the owner's bundles, never audite
   await sleep(1100);
 });
 
+test("quotas: the call after a caller's monthly quota is refused, and meta-tool calls are not counted", async () => {
+  const ops = (body, { token = secrets.FLOWCP_OPERATOR_TOKEN, workspace = ws } = {}) =>
+    fetch(`${w.url}/ops/plan?workspace=${workspace}`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) })
+      .then(async (r) => ({ status: r.status, body: await r.json() }));
+  // The operator sets plans; nobody else can, and bad input changes nothing.
+  assert.equal((await ops({ plan: "free" }, { token: "x".repeat(64) })).status, 401);
+  assert.equal((await ops({ plan: "gold" })).status, 400);
+  assert.equal((await ops({ plan: "free" }, { workspace: "ws_nope" })).status, 404);
+  assert.equal(must(await owner.get(P("/plan"))).plan, null, "still unmetered");
+  must(await owner.patch(P(`/servers/${server.id}`), { skills: { mode: "alongside", bundles: [{ name: "discover", description: "Find flows", tools: ["list_live_flows"] }] } }));
+  must(await owner.post(P(`/servers/${server.id}/verify`)));
+  must(await owner.post(P(`/servers/${server.id}/publish`)));
+  const set = await ops({ plan: "free", limits: { calls_per_user_month: 2 } });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  assert.deepEqual([set.body.plan, set.body.default, set.body.limits.calls_per_user_month], ["free", false, 2]);
+  await sleep(1100);
+  // A user who has not called yet: the isolate reads the new plan with their counters.
+  const dave = await portalSignIn(server, "dave");
+  const client = await sdk(server, await newKey(server, dave));
+  const call = () => client.callTool({ name: "list_live_flows", arguments: { environment: "Default-1" } });
+  for (let i = 0; i < 3; i++) {
+    assert.ok(!(await client.callTool({ name: "list_skills", arguments: {} })).isError);
+    assert.ok(!(await client.callTool({ name: "tool_search", arguments: { query: "flows" } })).isError);
+  }
+  const seen = fake.state.apiAuth.length;
+  assert.ok(!(await call()).isError, "first call");
+  assert.ok(!(await call()).isError, "second call");
+  const over = await call();
+  assert.equal(over.isError, true, JSON.stringify(over));
+  assert.match(over.content[0].text, /Monthly quota reached: each caller may make 2 calls a month to this server on its free plan/);
+  assert.match(over.content[0].text, /resets on \d{4}-\d{2}-01 \(UTC\)/);
+  assert.equal(fake.state.apiAuth.length, seen + 2, "the refused call never reached the API");
+  await client.close();
+  // The counters after the flush: the user's portal and the owner's plan view; each usage row
+  // names the plan it was made under.
+  let usage;
+  for (let i = 0; i < 40; i++) {
+    await sleep(100);
+    usage = (await portal(server, dave, "GET", "usage")).body;
+    if (usage.month_calls >= 2) break;
+  }
+  assert.deepEqual([usage.month_calls, usage.monthly_limit], [2, 2], JSON.stringify(usage));
+  assert.deepEqual(usage.calls.map((c) => [c.outcome, c.plan]), [["denied", "free"], ["ok", "free"], ["ok", "free"]]);
+  const plan = must(await owner.get(P("/plan")));
+  assert.ok(plan.usage.find((u) => u.server_id === server.id).calls >= 2, JSON.stringify(plan));
+  // Back to unmetered; isolates see it within their 10 s cache bound.
+  assert.equal((await ops({ plan: null })).body.plan, null);
+  must(await owner.patch(P(`/servers/${server.id}`), { skills: null }));
+  must(await owner.post(P(`/servers/${server.id}/verify`)));
+  must(await owner.post(P(`/servers/${server.id}/publish`)));
+  await sleep(10_100);
+});
+
 test("an expired access token is refreshed once with rotation; consent revoked at the provider asks the user to sign in again", async () => {
   // Tokens that expire in 61 s are due for refresh (the margin is 60 s) after one second.
   fake.state.expiresIn = 61;

@@ -22,6 +22,8 @@ pub(crate) struct Env {
     cookie: RefCell<Option<String>>,
     csrf: RefCell<Option<String>>,
     pub(crate) now: std::cell::Cell<i64>,
+    /// `FLOWCP_DEFAULT_PLAN` of this deployment.
+    pub(crate) default_plan: std::cell::Cell<Option<flowcp::vocab::Plan>>,
 }
 
 impl Env {
@@ -41,6 +43,7 @@ impl Env {
             cookie: RefCell::new(None),
             csrf: RefCell::new(None),
             now: std::cell::Cell::new(1_790_000_000_000),
+            default_plan: std::cell::Cell::new(None),
         }
     }
 
@@ -94,6 +97,7 @@ impl Env {
             clock: || 1_790_000_000_000,
             origin: "https://flowcp.example".into(),
             link_origin: Some("https://flowcp.example".into()),
+            default_plan: self.default_plan.get(),
         }
     }
 
@@ -194,8 +198,11 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
         response_bytes: 2,
         connection_hash: None,
         target: None,
+        plan: None,
+        metered: true,
     };
-    block_on(flowcp::store::audit::insert_many(&env.db, &[event])).unwrap();
+    block_on(flowcp::store::audit::insert_many(&env.db, std::slice::from_ref(&event))).unwrap();
+    block_on(flowcp::store::usage::add_calls(&env.db, &flowcp::plans::increments(&[event]))).unwrap();
     let deleted = env.call("DELETE", &p(""), None);
     assert_eq!(deleted.status, 204, "{:?}", deleted.body);
     let left = env.kv_keys_but_the_outbox();
@@ -210,6 +217,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
         "memberships",
         "workspaces",
         "audit_events",
+        "usage_counters",
     ] {
         let rows =
             block_on(flowcp::store::Db::query(&env.db, &format!("SELECT COUNT(*) AS n FROM {table}"), &[])).unwrap();
@@ -856,6 +864,7 @@ fn a_new_credential_changes_nothing_live_until_the_next_publish() {
         clock: &clock,
         upstream_timeout_ms: 1000,
         key_gate: None,
+        quota: None,
     };
     let headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
@@ -1407,6 +1416,7 @@ fn a_parallel_burst_of_logins_gets_no_more_guesses_than_a_serial_one() {
         clock: || 1_790_000_000_000,
         origin: "https://flowcp.example".into(),
         link_origin: None,
+        default_plan: None,
     };
     let requests: Vec<Request> = (0..20)
         .map(|i| Request {
@@ -2858,6 +2868,8 @@ fn activity_counts_calls_errors_and_percentiles_per_bucket() {
         response_bytes: 0,
         connection_hash: None,
         target: None,
+        plan: None,
+        metered: false,
     };
     let mut events: Vec<AuditEvent> = (1..=20).map(|l| ev(&ws, 0, "a", Outcome::Ok, l)).collect();
     events.push(ev(&ws, 1, "b", Outcome::UpstreamError, 300));

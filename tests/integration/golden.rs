@@ -101,6 +101,7 @@ fn respond(request: &Value) -> Value {
         clock: &clock,
         upstream_timeout_ms: 1000,
         key_gate: None,
+        quota: None,
     };
     let method = request["method"].as_str().unwrap_or("POST");
     let r = block_on(handle(&rt, SERVER, &McpRequest { method, headers: &headers, body: &body }));

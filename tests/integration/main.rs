@@ -11,6 +11,7 @@ mod management;
 mod mcp;
 mod net;
 mod oauth;
+mod plans;
 mod retention;
 mod support;
 mod user_keys;

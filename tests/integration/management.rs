@@ -298,6 +298,7 @@ fn the_runtime_serves_the_management_tools_through_the_grant() {
         clock: &clock,
         upstream_timeout_ms: 1000,
         key_gate: None,
+        quota: None,
     };
     let server = loaded("https://flowcp.example").expect("the management manifest builds");
     let headers: Vec<(String, String)> = vec![

@@ -146,6 +146,19 @@ fn request(
     body: &[u8],
     now: i64,
 ) -> McpResponse {
+    request_metered(f, http, None, method, headers, body, now)
+}
+
+/// [`request`] with the plans' quota gate.
+fn request_metered(
+    f: &Fixture,
+    http: &impl Http,
+    quota: Option<&dyn flowcp::mcp::server::QuotaGate>,
+    method: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: i64,
+) -> McpResponse {
     let clock = move || now;
     let rt = Runtime {
         kv: &f.kv,
@@ -157,6 +170,7 @@ fn request(
         clock: &clock,
         upstream_timeout_ms: 1000,
         key_gate: None,
+        quota,
     };
     block_on(handle(&rt, &f.server, &McpRequest { method, headers, body }))
 }
@@ -214,6 +228,7 @@ fn wrong_or_missing_access_key_is_401_and_right_one_passes() {
         clock: &clock,
         upstream_timeout_ms: 1000,
         key_gate: None,
+        quota: None,
     };
     let body = serde_json::to_vec(&rpc("ping", json!({}))).unwrap();
     let r = block_on(handle(&rt, &f.server, &McpRequest { method: "POST", headers: &headers, body: &body }));
@@ -1342,4 +1357,145 @@ fn skills_list_their_meta_tools_first_page_through_every_tool_and_never_reach_th
     assert_eq!(listed_names(&f, now), (vec!["list_skills".to_string(), "tool_search".to_string()], 1));
     let direct = call_at(&f, tool_call("getThing0003", json!({})), &[], now);
     assert_eq!(direct.audit.len(), 1, "a tool is still called by name");
+}
+
+/// A workspace `ws_1` (the fixture's) on the free plan with `overrides`, in a fresh database.
+fn planned_db(overrides: &str) -> crate::support::SqliteDb {
+    use flowcp::store::Db;
+    let db = crate::support::SqliteDb::migrated();
+    block_on(db.execute(
+        "INSERT INTO workspaces (id, name, created_at, plan, plan_limits) VALUES ('ws_1', 'W', 0, 'free', ?1)",
+        &[overrides.into()],
+    ))
+    .unwrap();
+    db
+}
+
+/// A tools/call through the runtime with a quota gate over `db` and `cache` at `now`.
+fn metered_call(
+    f: &Fixture,
+    db: &crate::support::SqliteDb,
+    cache: &flowcp::plans::QuotaCache,
+    name: &str,
+    args: Value,
+    now: i64,
+) -> McpResponse {
+    let clock = move || now;
+    let gate = flowcp::plans::Gate { db, default_plan: None, clock: &clock, cache, failure: Default::default() };
+    let headers: Vec<(String, String)> = vec![
+        ("content-type".into(), "application/json".into()),
+        ("accept".into(), "application/json, text/event-stream".into()),
+        ("authorization".into(), format!("Bearer {ACCESS_KEY}")),
+    ];
+    let body = serde_json::to_vec(&tool_call(name, args)).unwrap();
+    request_metered(f, &f.http, Some(&gate), "POST", &headers, &body, now)
+}
+
+/// The audit writer's flush: the rows and the counters.
+fn flush(db: &crate::support::SqliteDb, events: &[flowcp::store::audit::AuditEvent]) {
+    block_on(flowcp::store::audit::insert_many(db, events)).unwrap();
+    block_on(flowcp::store::usage::add_calls(db, &flowcp::plans::increments(events))).unwrap();
+}
+
+/// Issue 16: the call after the caller's monthly quota is refused with a clear tool error; a
+/// call refused before it left (bad arguments) does not count, a refused one is not counted
+/// either, another isolate reading the counters refuses too, and the next month starts over.
+#[test]
+fn the_call_after_the_monthly_quota_is_refused_and_only_sent_calls_count() {
+    let f = fixture(3, "api_key", false, false);
+    let db = planned_db(r#"{"calls_per_user_month":2}"#);
+    let cache = flowcp::plans::QuotaCache::default();
+    let t0 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
+    let mut events = Vec::new();
+    let ok = metered_call(&f, &db, &cache, "getThing0000", json!({}), t0);
+    assert_ne!(ok.body.as_ref().unwrap()["result"]["isError"], true, "{:?}", ok.body);
+    let e = &ok.audit[0];
+    assert_eq!((e.plan, e.metered, e.outcome), (Some(flowcp::vocab::Plan::Free), true, Outcome::Ok));
+    events.extend(ok.audit);
+    // Bad arguments: refused before the quota, not counted.
+    let bad = metered_call(&f, &db, &cache, "getThing0001", json!({}), t0 + 1);
+    assert!(!bad.audit[0].metered);
+    assert_eq!(bad.audit[0].outcome, Outcome::Invalid);
+    events.extend(bad.audit);
+    let second = metered_call(&f, &db, &cache, "getThing0002", json!({}), t0 + 2);
+    assert_ne!(second.body.as_ref().unwrap()["result"]["isError"], true);
+    events.extend(second.audit);
+    let over = metered_call(&f, &db, &cache, "getThing0000", json!({}), t0 + 3);
+    let result = &over.body.as_ref().unwrap()["result"];
+    assert_eq!(result["isError"], true);
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Monthly quota reached") && text.contains("2 calls a month") && text.contains("2027-01-01"),
+        "{text}"
+    );
+    let refused = &over.audit[0];
+    assert_eq!(
+        (refused.outcome, refused.metered, refused.plan),
+        (Outcome::Denied, false, Some(flowcp::vocab::Plan::Free))
+    );
+    assert_eq!(f.http.seen.borrow().len(), 2, "the refused call never left");
+    events.extend(over.audit);
+    flush(&db, &events);
+    let month = "2026-12";
+    assert_eq!(block_on(flowcp::store::usage::server_totals(&db, "ws_1", month)).unwrap(), vec![(f.server.clone(), 2)]);
+    // Another isolate (an empty cache) reads the counters and refuses as well.
+    let other = flowcp::plans::QuotaCache::default();
+    let there = metered_call(&f, &db, &other, "getThing0000", json!({}), t0 + 4);
+    assert_eq!(there.body.as_ref().unwrap()["result"]["isError"], true);
+    // The next month starts over (after this isolate's cache bound).
+    let next = metered_call(&f, &db, &cache, "getThing0000", json!({}), t0 + 31 * 86_400_000);
+    assert_ne!(next.body.as_ref().unwrap()["result"]["isError"], true, "{:?}", next.body);
+}
+
+/// Meta-tools never count: discovery's search and describe make no audit row and pass a used-up
+/// quota; its `call_tool` is a real call and is refused.
+#[test]
+fn meta_tools_pass_a_used_up_quota_and_real_calls_do_not() {
+    let f = fixture(3, "api_key", false, true);
+    let db = planned_db(r#"{"calls_per_server_month":1}"#);
+    let cache = flowcp::plans::QuotaCache::default();
+    let t0 = 1_796_083_200_000;
+    let call_tool =
+        |now| metered_call(&f, &db, &cache, "call_tool", json!({ "name": "getThing0000", "arguments": {} }), now);
+    assert_ne!(call_tool(t0).body.unwrap()["result"]["isError"], true);
+    for (i, name) in ["search_tools", "describe_tool", "search_tools"].iter().enumerate() {
+        let r =
+            metered_call(&f, &db, &cache, name, json!({ "query": "thing", "name": "getThing0000" }), t0 + 1 + i as i64);
+        assert_ne!(r.body.as_ref().unwrap()["result"]["isError"], true, "{name}: {:?}", r.body);
+        assert!(r.audit.is_empty(), "{name} is not metered");
+    }
+    let over = call_tool(t0 + 10);
+    let text = over.body.unwrap()["result"]["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(text.contains("this server may make 1 calls a month on its free plan"), "{text}");
+}
+
+/// An unmetered workspace (no plan, no default) has no limits; a database that cannot be read
+/// lets calls through (metering is not authorization) and says why.
+#[test]
+fn unmetered_workspaces_and_an_unreadable_database_let_calls_through() {
+    let f = fixture(2, "api_key", false, false);
+    let db = crate::support::SqliteDb::migrated();
+    block_on(flowcp::store::Db::execute(
+        &db,
+        "INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'W', 0)",
+        &[],
+    ))
+    .unwrap();
+    let cache = flowcp::plans::QuotaCache::default();
+    let r = metered_call(&f, &db, &cache, "getThing0000", json!({}), 1_796_083_200_000);
+    assert_eq!((r.audit[0].plan, r.audit[0].metered), (None, true));
+    let broken = crate::support::SqliteDb::migrated();
+    block_on(flowcp::store::Db::execute(&broken, "DROP TABLE usage_counters", &[])).unwrap();
+    let clock = || 1_796_083_200_000i64;
+    let gate = flowcp::plans::Gate {
+        db: &broken,
+        default_plan: Some(flowcp::vocab::Plan::Free),
+        clock: &clock,
+        cache: &cache,
+        failure: Default::default(),
+    };
+    let m: Manifest =
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
+    assert_eq!(block_on(gate.reserve(&m, Some("c1"))), Ok(None));
+    assert!(gate.failure.borrow().as_deref().unwrap_or("").contains("usage_counters"), "{:?}", gate.failure.borrow());
 }

@@ -21,6 +21,8 @@ fn event(ts_ms: i64, tool: &str) -> AuditEvent {
         response_bytes: 20,
         connection_hash: Some("abcd".into()),
         target: None,
+        plan: None,
+        metered: true,
     }
 }
 

@@ -282,6 +282,23 @@ export interface paths {
         patch: operations["updateWorkspace"];
         trace?: never;
     };
+    "/api/v1/workspaces/{ws}/plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plan, its limits and this month's calls per server */
+        get: operations["getPlan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{ws}/members": {
         parameters: {
             query?: never;
@@ -996,6 +1013,62 @@ export interface components {
              * @description How long the audit log (the usage log) keeps a call: 7 to 90 days (30 by default).
              */
             audit_retention_days?: number | null;
+        };
+        /** @description A workspace's plan and this month's use of it (issue 16, `crate::plans`). */
+        PlanView: {
+            /** @description `null`: unmetered (no plan of its own and no deployment default): no limits. */
+            plan?: components["schemas"]["Plan"] | null;
+            /** @description The plan is the deployment's default, not one set for this workspace. */
+            default: boolean;
+            /** @description `null` when unmetered. */
+            limits?: components["schemas"]["Limits"] | null;
+            /** @description The month counted (`YYYY-MM`, UTC) and the day its quotas reset. */
+            month: string;
+            resets_on: string;
+            /**
+             * Format: int64
+             * @description Servers the workspace has.
+             */
+            servers: number;
+            /** @description Calls each server made this month (servers without calls are left out). */
+            usage: components["schemas"]["ServerCalls"][];
+        };
+        /**
+         * @description A workspace's plan (issue 16): what it may publish and how many calls its servers may make
+         *     a month (`crate::plans`). Billing is out of scope; the operator sets it.
+         * @enum {string}
+         */
+        Plan: "free" | "pro" | "team";
+        /** @description A plan's limits. */
+        Limits: {
+            /**
+             * Format: int64
+             * @description Servers a workspace may have.
+             */
+            servers: number;
+            /**
+             * Format: int64
+             * @description Tools a published server may enable (the meta-tools do not count).
+             */
+            tools_per_server: number;
+            /**
+             * Format: int64
+             * @description Calls a server may make in a calendar month (UTC), across its callers.
+             */
+            calls_per_server_month: number;
+            /**
+             * Format: int64
+             * @description Calls one caller (an end user, an access key, an OAuth connection) may make on one server
+             *     in a calendar month.
+             */
+            calls_per_user_month: number;
+            /** @description Store tools (answered from a synced cache) are available. */
+            store_tools: boolean;
+        };
+        ServerCalls: {
+            server_id: string;
+            /** Format: int64 */
+            calls: number;
         };
         /** @description A list. */
         MemberList: {
@@ -1802,6 +1875,8 @@ export interface components {
             connection_hash?: string | null;
             /** @description What the call was for (the argument the server's owner named, such as an environment). */
             target?: string | null;
+            /** @description The workspace's plan when the call was made; `null`: unmetered. */
+            plan?: components["schemas"]["Plan"] | null;
         };
         /**
          * @description How a tool call ended. (The table's CHECK also admits the legacy `tool_error`, which
@@ -1987,7 +2062,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "bad_request" | "invalid_json" | "invalid_cursor" | "invalid_filter" | "invalid_limit" | "empty_document" | "unauthenticated" | "invalid_credentials" | "wrong_password" | "csrf_failed" | "forbidden" | "email_unverified" | "not_found" | "app_not_found" | "link_invalid" | "method_not_allowed" | "already_member" | "already_verified" | "email_taken" | "last_owner" | "not_verified" | "tool_name_taken" | "payload_too_large" | "unsupported_media_type" | "consent_required" | "document_too_large" | "manifest_too_large" | "invalid_auth_config" | "invalid_auth_mode" | "invalid_base_url" | "invalid_origin" | "invalid_credential" | "invalid_description" | "invalid_email" | "invalid_import" | "invalid_name" | "invalid_role" | "invalid_secret" | "invalid_secret_name" | "invalid_tool_ids" | "invalid_tool_name" | "no_api_origin" | "several_api_origins" | "origin_unconfirmed" | "unreadable_document" | "url_not_allowed" | "weak_password" | "too_many_attempts" | "internal" | "fetch_failed" | "not_configured" | "email_unavailable";
+                code: "bad_request" | "invalid_json" | "invalid_cursor" | "invalid_filter" | "invalid_limit" | "empty_document" | "unauthenticated" | "invalid_credentials" | "wrong_password" | "csrf_failed" | "forbidden" | "email_unverified" | "not_found" | "app_not_found" | "link_invalid" | "method_not_allowed" | "already_member" | "already_verified" | "email_taken" | "last_owner" | "not_verified" | "tool_name_taken" | "payload_too_large" | "unsupported_media_type" | "consent_required" | "document_too_large" | "manifest_too_large" | "plan_limit" | "invalid_auth_config" | "invalid_auth_mode" | "invalid_base_url" | "invalid_origin" | "invalid_credential" | "invalid_description" | "invalid_email" | "invalid_import" | "invalid_name" | "invalid_role" | "invalid_secret" | "invalid_secret_name" | "invalid_tool_ids" | "invalid_tool_name" | "no_api_origin" | "several_api_origins" | "origin_unconfirmed" | "unreadable_document" | "url_not_allowed" | "weak_password" | "too_many_attempts" | "internal" | "fetch_failed" | "not_configured" | "email_unavailable";
                 /** @description For people; safe to show */
                 message: string;
             };
@@ -2647,6 +2722,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Workspace"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getPlan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanView"];
                 };
             };
             /** @description Error */

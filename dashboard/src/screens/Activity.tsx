@@ -59,6 +59,7 @@ export function Activity() {
   return (
     <section>
       <h1>Activity</h1>
+      {ws && <Plan ws={ws} serverName={serverName} />}
       {ws && <Retention ws={ws} />}
       <form class="inline filters" aria-label="Filters" onSubmit={(e) => { e.preventDefault(); set({ tool: tool.trim() }); }}>
         <p class="field">
@@ -179,6 +180,41 @@ function Chart({ title, columns, kind, summary }: { title: string; columns: Colu
       <figcaption>{title}</figcaption>
       <div ref={box} role="img" aria-label={`${title}: ${summary}`} />
     </figure>
+  );
+}
+
+/** The workspace's plan, its limits and this month's calls per server against them. */
+function Plan({ ws, serverName }: { ws: string; serverName: (id: string) => string }) {
+  const [plan, setPlan] = useState<Schemas["PlanView"] | null>(null);
+  useEffect(() => {
+    void api.GET("/api/v1/workspaces/{ws}/plan", { params: { path: { ws } } }).then(({ data }) => setPlan(data ?? null));
+  }, [ws]);
+  if (!plan) return null;
+  const l = plan.limits;
+  const n = (v: number) => v.toLocaleString("en");
+  return (
+    <section aria-label="Plan" class="plan">
+      <h2>Plan: {plan.plan ?? "unmetered"}{plan.default && plan.plan ? " (this deployment's default)" : ""}</h2>
+      {l ? (
+        <p>
+          {n(plan.servers)} of {n(l.servers)} servers · up to {n(l.tools_per_server)} tools per server · {n(l.calls_per_server_month)} calls
+          per server and {n(l.calls_per_user_month)} per caller each month (UTC; resets on {plan.resets_on}).
+        </p>
+      ) : (
+        <p>No limits on servers, tools or calls.</p>
+      )}
+      {plan.usage.length > 0 && (
+        <table>
+          <caption>Calls in {plan.month}</caption>
+          <thead><tr><th scope="col">Server</th><th scope="col">Calls</th>{l && <th scope="col">Of</th>}</tr></thead>
+          <tbody>
+            {plan.usage.map((u) => (
+              <tr key={u.server_id}><td>{serverName(u.server_id)}</td><td>{n(u.calls)}</td>{l && <td>{n(l.calls_per_server_month)}</td>}</tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
   );
 }
 

@@ -33,11 +33,14 @@ export function Portal({ server }: { server: string }) {
   const [error, setError] = useState("");
   const [key, setKey] = useState<{ key: string; expires_at: number } | null>(null);
   const [said, setSaid] = useState("");
+  const [usage, setUsage] = useState<{ month_calls: number; monthly_limit: number | null; resets_on: string } | null>(null);
 
   const load = async () => {
     const r = await call(server, "GET");
     if (r.status !== 200) { setError(r.body?.error?.message ?? `This portal could not be loaded (HTTP ${r.status}).`); return; }
     setStatus(r.body as Status);
+    const mine = r.body?.signed_in ? await call(server, "GET", "usage") : null;
+    setUsage(mine?.status === 200 ? mine.body : null);
   };
   useEffect(() => { void load(); }, [server]);
 
@@ -94,6 +97,12 @@ export function Portal({ server }: { server: string }) {
           <div class="card">
             <h2>Your data</h2>
             <p>Your id here: <code>{u.user_hash}</code> (what the server's owner sees) · signed in {when(u.signed_in_at)}.</p>
+            {usage && (
+              <p>
+                This month: {usage.month_calls} calls
+                {usage.monthly_limit !== null ? ` of ${usage.monthly_limit} (the quota resets on ${usage.resets_on}, UTC)` : ""}.
+              </p>
+            )}
             <button type="button" onClick={async () => {
               const r = await act("GET", "export");
               if (r && r.status === 200) {

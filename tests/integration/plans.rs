@@ -1,0 +1,202 @@
+//! Plans and quotas through the owner API (issue 16): the servers and tools a plan allows, the
+//! plan view, the operator's plan changes and their bad input, and what a deleted workspace
+//! leaves for the retention job. The hot-path quota is tested in `mcp.rs`.
+
+use flowcp::api::workspaces::set_plan;
+use flowcp::store::{block_on, Db};
+use flowcp::vocab::Plan;
+use serde_json::{json, Value};
+
+use crate::api::{api_key_server, signed_up, Env};
+
+fn set(env: &Env, ws: &str, body: Value) -> Result<Option<Value>, (u16, String)> {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    block_on(set_plan(&env.db, ws, &bytes, env.default_plan.get(), env.now.get()))
+        .map(|v| v.map(|v| serde_json::to_value(v).unwrap()))
+        .map_err(|e| (e.status, e.body()["error"]["message"].as_str().unwrap_or("").to_string()))
+}
+
+#[test]
+fn a_plan_limits_servers_and_enabled_tools_and_the_owner_sees_it() {
+    let env = Env::new();
+    env.default_plan.set(Some(Plan::Free));
+    let ws = signed_up(&env, "plans@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let view = env.call("GET", &p("/plan"), None).body.unwrap();
+    assert_eq!((view["plan"].as_str(), view["default"].as_bool()), (Some("free"), Some(true)), "{view}");
+    assert_eq!(view["limits"]["servers"], 3);
+    assert_eq!(view["servers"], 0);
+    assert_eq!(view["resets_on"].as_str().unwrap().len(), 10);
+
+    // The operator's contract: one server, no tools.
+    let v =
+        set(&env, &ws, json!({ "plan": "pro", "limits": { "servers": 1, "tools_per_server": 0 } })).unwrap().unwrap();
+    assert_eq!(
+        (v["plan"].as_str(), v["default"].as_bool(), v["limits"]["servers"].as_i64()),
+        (Some("pro"), Some(false), Some(1))
+    );
+    let (app, srv) = api_key_server(&env, &ws);
+    let second = env.call("POST", &p("/servers"), Some(json!({ "app_id": app })));
+    assert_eq!(second.status, 403, "{:?}", second.body);
+    let body = second.body.unwrap();
+    assert_eq!(body["error"]["code"], "plan_limit");
+    assert!(body["error"]["message"].as_str().unwrap().contains("allows 1 servers"), "{body}");
+
+    let put = env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": "a-credential-value", "origin": "https://api.example.com" })),
+    );
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    let verified = env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
+    assert_eq!(verified.body.as_ref().unwrap()["state"], "verified", "{:?}", verified.body);
+    let refused = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    let msg = refused.body.unwrap()["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("allows 0 enabled tools per server and this server enables 1"), "{msg}");
+    assert!(env.kv.entries.borrow().keys().all(|k| !k.starts_with("manifest:")), "nothing was published");
+
+    set(&env, &ws, json!({ "plan": "pro", "limits": { "servers": 1 } })).unwrap();
+    let published = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
+    assert_eq!(published.status, 200, "{:?}", published.body);
+
+    // This month's calls per server, from the counters.
+    let month = flowcp::plans::month_of(env.now.get());
+    block_on(flowcp::store::usage::add_calls(
+        &env.db,
+        &[flowcp::store::usage::Increment {
+            workspace_id: ws.clone(),
+            server_id: srv.clone(),
+            subject: String::new(),
+            month,
+            calls: 7,
+        }],
+    ))
+    .unwrap();
+    let view = env.call("GET", &p("/plan"), None).body.unwrap();
+    assert_eq!(view["usage"], json!([{ "server_id": srv, "calls": 7 }]));
+    assert_eq!(view["servers"], 1);
+
+    // Back to the deployment's default; with none, unmetered.
+    set(&env, &ws, json!({ "plan": null })).unwrap();
+    env.default_plan.set(None);
+    let view = env.call("GET", &p("/plan"), None).body.unwrap();
+    assert_eq!((view["plan"].clone(), view["limits"].clone()), (Value::Null, Value::Null));
+    assert_eq!(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))).status, 201);
+
+    // Another account's workspace id answers 404.
+    let other = signed_up(&env, "plans-other@example.com");
+    assert_eq!(env.call("GET", &format!("/api/v1/workspaces/{ws}/plan"), None).status, 404, "{other}");
+}
+
+#[test]
+fn the_operators_plan_change_refuses_bad_input_and_changes_nothing() {
+    let env = Env::new();
+    let ws = signed_up(&env, "plans-ops@example.com");
+    set(&env, &ws, json!({ "plan": "team" })).unwrap();
+    for (body, needle) in [
+        (json!({ "plan": "gold" }), "plan must be"),
+        (json!({ "plan": null, "limits": { "servers": 5 } }), "need a plan"),
+        (json!({ "plan": "free", "limits": { "servers": -1 } }), "limits.servers"),
+        (json!({ "plan": "free", "limits": { "calls": 5 } }), "not valid"),
+        (json!({ "plan": "free", "extra": 1 }), "not valid"),
+        (json!([1]), "not valid"),
+    ] {
+        let (status, message) = set(&env, &ws, body.clone()).unwrap_err();
+        assert_eq!(status / 100, 4, "{body}");
+        assert!(message.contains(needle), "{body}: {message}");
+    }
+    let stored = block_on(flowcp::store::usage::plan_of(&env.db, &ws)).unwrap().unwrap();
+    assert_eq!(stored, (Some(Plan::Team), None), "a refused change changes nothing");
+    assert_eq!(set(&env, "ws_missing", json!({ "plan": "free" })), Ok(None));
+}
+
+#[test]
+fn a_deleted_workspaces_late_audit_rows_and_counters_go_at_the_next_retention_run() {
+    let env = Env::new();
+    let keep = signed_up(&env, "plans-keep@example.com");
+    let ws = signed_up(&env, "plans-delete@example.com");
+    let event = |ws: &str| flowcp::store::audit::AuditEvent {
+        ts_ms: env.now.get(),
+        workspace_id: ws.to_string(),
+        server_id: format!("srv_of_{ws}"),
+        tool_name: "t".into(),
+        outcome: flowcp::store::audit::Outcome::Ok,
+        upstream_status: Some(200),
+        latency_ms: 1,
+        request_bytes: 0,
+        response_bytes: 0,
+        connection_hash: Some("c1".into()),
+        target: None,
+        plan: None,
+        metered: true,
+    };
+    let flush = |events: &[flowcp::store::audit::AuditEvent]| {
+        block_on(flowcp::store::audit::insert_many(&env.db, events)).unwrap();
+        block_on(flowcp::store::usage::add_calls(&env.db, &flowcp::plans::increments(events))).unwrap();
+    };
+    flush(&[event(&ws), event(&keep)]);
+    assert_eq!(env.call("DELETE", &format!("/api/v1/workspaces/{ws}"), None).status, 204);
+    let count = |sql: &str| block_on(env.db.query(sql, &[])).unwrap()[0]["n"].as_i64().unwrap();
+    assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM usage_counters WHERE workspace_id = '{ws}'")), 0);
+    // An isolate's flush still in flight writes for the deleted workspace.
+    flush(&[event(&ws)]);
+    assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE workspace_id = '{ws}'")), 1);
+    let report = block_on(flowcp::jobs::retention::run(&env.db, env.now.get(), Default::default())).unwrap();
+    assert_eq!(report.deleted_workspace_rows, 1);
+    assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE workspace_id = '{ws}'")), 0);
+    assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM usage_counters WHERE workspace_id = '{ws}'")), 0);
+    assert_eq!(
+        count(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE workspace_id = '{keep}'")),
+        1,
+        "others keep theirs"
+    );
+    assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM usage_counters WHERE workspace_id = '{keep}'")), 2);
+    // The tombstone goes after a day.
+    block_on(flowcp::jobs::retention::run(&env.db, env.now.get() + 2 * 86_400_000, Default::default())).unwrap();
+    assert_eq!(count("SELECT COUNT(*) AS n FROM deleted_workspaces"), 0);
+    // Counters of months before the previous one go.
+    let report =
+        block_on(flowcp::jobs::retention::run(&env.db, env.now.get() + 70 * 86_400_000, Default::default())).unwrap();
+    assert_eq!(report.usage_counters_deleted, 2);
+}
+
+#[test]
+fn increments_count_metered_events_per_server_and_caller_and_month() {
+    let e = |ts: i64, conn: Option<&str>, metered: bool| flowcp::store::audit::AuditEvent {
+        ts_ms: ts,
+        workspace_id: "ws".into(),
+        server_id: "srv".into(),
+        tool_name: "t".into(),
+        outcome: flowcp::store::audit::Outcome::Ok,
+        upstream_status: Some(200),
+        latency_ms: 1,
+        request_bytes: 0,
+        response_bytes: 0,
+        connection_hash: conn.map(str::to_string),
+        target: None,
+        plan: None,
+        metered,
+    };
+    let dec = 1_796_083_200_000; // 2026-12-01
+    let got = flowcp::plans::increments(&[
+        e(dec, Some("a"), true),
+        e(dec + 1, Some("a"), true),
+        e(dec + 2, Some("b"), true),
+        e(dec + 3, None, true),
+        e(dec + 4, Some("a"), false),
+        e(dec - 1, Some("a"), true),
+    ]);
+    let summary: Vec<(String, String, i64)> =
+        got.iter().map(|i| (i.subject.clone(), i.month.clone(), i.calls)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (String::new(), "2026-12".into(), 4),
+            ("a".into(), "2026-12".into(), 2),
+            ("b".into(), "2026-12".into(), 1),
+            (String::new(), "2026-11".into(), 1),
+            ("a".into(), "2026-11".into(), 1),
+        ]
+    );
+}
