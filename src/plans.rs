@@ -45,6 +45,9 @@ pub struct Limits {
     /// Calls one caller (an end user, an access key, an OAuth connection) may make on one server
     /// in a calendar month.
     pub calls_per_user_month: i64,
+    /// Calls all of a workspace's servers may make in a calendar month, those deleted during it
+    /// included (deleting and recreating a server does not start its quota over).
+    pub calls_per_workspace_month: i64,
     /// Store tools (answered from a synced cache) are available.
     pub store_tools: bool,
 }
@@ -57,6 +60,7 @@ impl Limits {
                 tools_per_server: 100,
                 calls_per_server_month: 5_000,
                 calls_per_user_month: 500,
+                calls_per_workspace_month: 15_000,
                 store_tools: false,
             },
             Plan::Pro => Limits {
@@ -64,6 +68,7 @@ impl Limits {
                 tools_per_server: 2_000,
                 calls_per_server_month: 200_000,
                 calls_per_user_month: 20_000,
+                calls_per_workspace_month: 1_000_000,
                 store_tools: false,
             },
             Plan::Team => Limits {
@@ -71,6 +76,7 @@ impl Limits {
                 tools_per_server: 20_000,
                 calls_per_server_month: 2_000_000,
                 calls_per_user_month: 100_000,
+                calls_per_workspace_month: 10_000_000,
                 store_tools: true,
             },
         }
@@ -81,6 +87,7 @@ impl Limits {
         self.tools_per_server = o.tools_per_server.unwrap_or(self.tools_per_server);
         self.calls_per_server_month = o.calls_per_server_month.unwrap_or(self.calls_per_server_month);
         self.calls_per_user_month = o.calls_per_user_month.unwrap_or(self.calls_per_user_month);
+        self.calls_per_workspace_month = o.calls_per_workspace_month.unwrap_or(self.calls_per_workspace_month);
         self.store_tools = o.store_tools.unwrap_or(self.store_tools);
         self
     }
@@ -99,6 +106,8 @@ pub struct LimitOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_per_user_month: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_workspace_month: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_tools: Option<bool>,
 }
 
@@ -113,6 +122,7 @@ impl LimitOverrides {
             ("tools_per_server", self.tools_per_server),
             ("calls_per_server_month", self.calls_per_server_month),
             ("calls_per_user_month", self.calls_per_user_month),
+            ("calls_per_workspace_month", self.calls_per_workspace_month),
         ];
         match numbers.iter().find(|(_, v)| v.is_some_and(|v| !(0..=MAX_LIMIT).contains(&v))) {
             Some((name, _)) => Err(format!("limits.{name} must be 0 to {MAX_LIMIT}.")),
@@ -185,15 +195,19 @@ pub struct Over {
     pub message: String,
 }
 
-/// Decides a call from this month's counts: `Err` when the server's or the caller's quota is
-/// used up. `user_calls` is `None` for a caller without a connection (public servers).
-pub fn decide(
-    plan: Plan,
-    limits: &Limits,
-    month: &str,
-    server_calls: i64,
-    user_calls: Option<i64>,
-) -> Result<(), Over> {
+/// This month's calls a decision is made on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub workspace: i64,
+    pub server: i64,
+    /// `None` for a caller without a connection (public servers).
+    pub user: Option<i64>,
+}
+
+/// Decides a call from this month's counts: `Err` when the caller's, the server's or the
+/// workspace's quota is used up.
+pub fn decide(plan: Plan, limits: &Limits, month: &str, counts: Counts) -> Result<(), Over> {
+    let Counts { workspace: workspace_calls, server: server_calls, user: user_calls } = counts;
     let resets = resets_on(month);
     if user_calls.is_some_and(|n| n >= limits.calls_per_user_month) {
         return Err(Over {
@@ -213,11 +227,22 @@ pub fn decide(
             ),
         });
     }
+    if workspace_calls >= limits.calls_per_workspace_month {
+        return Err(Over {
+            message: format!(
+                "Monthly quota reached: this server's workspace may make {} calls a month in all on its {} plan. It resets on {resets} (UTC); the owner can move to a larger plan.",
+                limits.calls_per_workspace_month,
+                plan.as_str()
+            ),
+        });
+    }
     Ok(())
 }
 
 /// The counter increments of a flush of audit events: one per server and month and one per
-/// server, caller and month, for the events that count ([`AuditEvent::metered`]).
+/// server, caller and month, for the events that count ([`AuditEvent::metered`]) under a plan.
+/// An unmetered workspace's calls are not counted (no writes for a deployment without plans);
+/// a workspace put on a plan mid-month is counted from then on.
 pub fn increments(events: &[AuditEvent]) -> Vec<Increment> {
     let mut out: Vec<Increment> = Vec::new();
     let mut add = |e: &AuditEvent, subject: &str, month: &str| match out
@@ -233,7 +258,7 @@ pub fn increments(events: &[AuditEvent]) -> Vec<Increment> {
             calls: 1,
         }),
     };
-    for e in events.iter().filter(|e| e.metered) {
+    for e in events.iter().filter(|e| e.metered && e.plan.is_some()) {
         let month = month_of(e.ts_ms);
         add(e, usage::SERVER, &month);
         if let Some(c) = e.connection_hash.as_deref() {
@@ -244,12 +269,14 @@ pub fn increments(events: &[AuditEvent]) -> Vec<Increment> {
 }
 
 /// What an isolate remembers of a server (subject `""`) or a caller: the month it counted, the
-/// plan read with it, and the calls (read from D1, plus those this isolate let through since).
+/// plan read with it, and the calls (read from D1, plus those this isolate let through since);
+/// a server's entry also holds its workspace's calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counted {
     month: String,
     effective: Effective,
     calls: i64,
+    workspace_calls: i64,
 }
 
 /// The isolate's quota cache, keyed by (server, subject).
@@ -280,52 +307,66 @@ pub struct Gate<'a, D: Db> {
 }
 
 impl<D: Db> Gate<'_, D> {
-    /// Reserves one call: `Ok(plan)` (`None`: unmetered), or the refusal.
-    pub async fn reserve(&self, m: &Manifest, connection: Option<&str>) -> Result<Option<Plan>, OverQuota> {
+    /// Reserves one call of a server: `Ok(plan)` (`None`: unmetered), or the refusal.
+    pub async fn reserve_for(
+        &self,
+        workspace_id: &str,
+        server_id: &str,
+        connection: Option<&str>,
+    ) -> Result<Option<Plan>, OverQuota> {
         let now = (self.clock)();
         let month = month_of(now);
-        let subject = connection.unwrap_or(usage::SERVER);
         let fresh = |c: &Counted| c.month == month;
-        let cached = {
+        let hit = {
             let cache = self.cache.borrow();
-            let server = cache.get(&m.server_id, usage::SERVER, now).filter(fresh);
-            let user = match connection {
-                None => None,
-                Some(c) => cache.get(&m.server_id, c, now).filter(fresh),
-            };
-            match (server, connection, user) {
-                (Some(s), None, _) => Some((s, None)),
-                (Some(s), Some(_), Some(u)) => Some((s, Some(u.calls))),
-                _ => None,
-            }
+            cache.get(server_id, usage::SERVER, now).filter(fresh).is_some()
+                && connection.is_none_or(|c| cache.get(server_id, c, now).filter(fresh).is_some())
         };
-        let (server, user_calls) = match cached {
-            Some((s, u)) => (s, u),
-            None => match usage::snapshot(self.db, &m.workspace_id, &m.server_id, connection, &month).await {
-                Ok(snap) => {
-                    let effective = effective(snap.plan, snap.overrides.as_deref(), self.default_plan);
-                    let server = Counted { month: month.clone(), effective, calls: snap.server_calls };
-                    let mut cache = self.cache.borrow_mut();
-                    cache.put(&m.server_id, usage::SERVER, server.clone(), now);
-                    if connection.is_some() {
-                        let user = Counted { month: month.clone(), effective, calls: snap.user_calls };
-                        cache.put(&m.server_id, subject, user, now);
-                    }
-                    (server, connection.map(|_| snap.user_calls))
-                }
+        if !hit {
+            let snap = match usage::snapshot(self.db, workspace_id, server_id, connection, &month).await {
+                Ok(s) => s,
                 // Metering is not authorization: the call goes through, and the glue logs why.
                 Err(e) => {
                     *self.failure.borrow_mut() = Some(e.to_string());
                     return Ok(None);
                 }
-            },
-        };
-        let (Some(plan), Some(limits)) = (server.effective.plan, server.effective.limits) else { return Ok(None) };
-        decide(plan, &limits, &month, server.calls, user_calls).map_err(|o| OverQuota { plan, message: o.message })?;
+            };
+            let effective = effective(snap.plan, snap.overrides.as_deref(), self.default_plan);
+            let mut cache = self.cache.borrow_mut();
+            // Counts only grow within a month, and D1 lags this isolate (its calls are written
+            // after their responses): keep the larger of what D1 says and what it knew.
+            let before = cache.peek(server_id, usage::SERVER).filter(fresh);
+            let server = Counted {
+                month: month.clone(),
+                effective,
+                calls: snap.server_calls.max(before.as_ref().map_or(0, |c| c.calls)),
+                workspace_calls: snap.workspace_calls.max(before.as_ref().map_or(0, |c| c.workspace_calls)),
+            };
+            let user = connection.map(|c| Counted {
+                month: month.clone(),
+                effective,
+                calls: snap.user_calls.max(cache.peek(server_id, c).filter(fresh).map_or(0, |u| u.calls)),
+                workspace_calls: 0,
+            });
+            cache.put(server_id, usage::SERVER, server, now);
+            if let (Some(c), Some(u)) = (connection, user) {
+                cache.put(server_id, c, u, now);
+            }
+        }
+        // Decide and count in one step, with no await between: this isolate's concurrent calls
+        // see each other's.
         let mut cache = self.cache.borrow_mut();
-        cache.update(&m.server_id, usage::SERVER, now, |c| c.calls += 1);
+        let Some(server) = cache.peek(server_id, usage::SERVER) else { return Ok(None) };
+        let (Some(plan), Some(limits)) = (server.effective.plan, server.effective.limits) else { return Ok(None) };
+        let user = connection.map(|c| cache.peek(server_id, c).map_or(0, |u| u.calls));
+        let counts = Counts { workspace: server.workspace_calls, server: server.calls, user };
+        decide(plan, &limits, &month, counts).map_err(|o| OverQuota { plan, message: o.message })?;
+        cache.update(server_id, usage::SERVER, now, |c| {
+            c.calls += 1;
+            c.workspace_calls += 1;
+        });
         if let Some(c) = connection {
-            cache.update(&m.server_id, c, now, |u| u.calls += 1);
+            cache.update(server_id, c, now, |u| u.calls += 1);
         }
         Ok(Some(plan))
     }
@@ -333,7 +374,7 @@ impl<D: Db> Gate<'_, D> {
 
 impl<D: Db> QuotaGate for Gate<'_, D> {
     fn reserve<'g>(&'g self, m: &'g Manifest, connection: Option<&'g str>) -> QuotaFuture<'g> {
-        Box::pin(Gate::reserve(self, m, connection))
+        Box::pin(self.reserve_for(&m.workspace_id, &m.server_id, connection))
     }
 }
 
@@ -368,13 +409,17 @@ mod tests {
     #[test]
     fn a_call_past_either_quota_is_refused_with_when_it_resets() {
         let l = Limits { calls_per_server_month: 10, calls_per_user_month: 3, ..Limits::of(Plan::Free) };
-        assert!(decide(Plan::Free, &l, "2026-12", 9, Some(2)).is_ok());
-        let user = decide(Plan::Free, &l, "2026-12", 9, Some(3)).unwrap_err().message;
+        let at = |server, user| Counts { workspace: 0, server, user };
+        assert!(decide(Plan::Free, &l, "2026-12", at(9, Some(2))).is_ok());
+        let user = decide(Plan::Free, &l, "2026-12", at(9, Some(3))).unwrap_err().message;
         assert!(user.contains("3 calls a month") && user.contains("2027-01-01") && user.contains("free"), "{user}");
-        let server = decide(Plan::Free, &l, "2026-12", 10, Some(0)).unwrap_err().message;
+        let server = decide(Plan::Free, &l, "2026-12", at(10, Some(0))).unwrap_err().message;
         assert!(server.contains("this server may make 10 calls"), "{server}");
-        assert!(decide(Plan::Free, &l, "2026-12", 10, None).is_err());
-        assert!(decide(Plan::Free, &l, "2026-12", 0, None).is_ok());
+        assert!(decide(Plan::Free, &l, "2026-12", at(10, None)).is_err());
+        assert!(decide(Plan::Free, &l, "2026-12", at(0, None)).is_ok());
+        let all = Counts { workspace: l.calls_per_workspace_month, server: 0, user: Some(0) };
+        let ws = decide(Plan::Free, &l, "2026-12", all).unwrap_err().message;
+        assert!(ws.contains("workspace may make 15000 calls a month in all"), "{ws}");
     }
 
     #[test]

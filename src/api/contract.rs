@@ -125,6 +125,10 @@ pub fn contract(id: RouteId) -> Contract {
         ListAgentConnections => c(200, Body::None, Some(of::<Items<crate::store::connections::AgentConnection>>)),
         RevokeAgentConnection => c(204, Body::None, None),
         ListWorkspaces => c(200, Body::None, Some(of::<Items<Workspace>>)),
+        ListTemplates => c(200, Body::None, Some(of::<Items<super::templates::TemplateView>>)),
+        CreateFromTemplate => {
+            c(201, json(of::<super::templates::TemplateBody>), Some(of::<super::templates::FromTemplate>))
+        }
         CreateWorkspace => c(201, json(of::<workspaces::CreateBody>), Some(of::<Workspace>)),
         GetWorkspace => c(200, Body::None, Some(of::<Workspace>)),
         UpdateWorkspace => c(200, json(of::<super::workspaces::UpdateWorkspaceBody>), Some(of::<Workspace>)),

@@ -17,6 +17,7 @@ pub mod input;
 pub mod onboard;
 pub mod routes;
 pub mod servers;
+pub mod templates;
 pub mod views;
 pub mod workspaces;
 
@@ -220,10 +221,12 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
         (ListAgentConnections, Some(s), _) => accounts::agent_connections(svc, &s).await,
         (RevokeAgentConnection, Some(s), _) => accounts::revoke_agent_connection(svc, &s, params.get("conn")).await,
         (ListWorkspaces, Some(s), _) => workspaces::list(svc, &s).await,
+        (ListTemplates, Some(s), _) => templates::list(svc, &s).await,
         (CreateWorkspace, Some(s), _) => workspaces::create(svc, req, &s).await,
         (GetWorkspace, _, Some(m)) => workspaces::get(svc, &m).await,
         (UpdateWorkspace, _, Some(m)) => workspaces::update(svc, req, &m).await,
         (GetPlan, _, Some(m)) => workspaces::plan(svc, &m).await,
+        (CreateFromTemplate, _, Some(m)) => templates::create(svc, req, &m, params.get("template")).await,
         (ListMembers, _, Some(m)) => workspaces::members(svc, &m).await,
         (Invite, _, Some(m)) => workspaces::invite(svc, req, &m).await,
         (ListInvitations, _, Some(m)) => workspaces::invitations(svc, &m).await,

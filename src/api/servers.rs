@@ -34,7 +34,11 @@ const MAX_CREDENTIAL: usize = 8 * 1024;
 /// Shorter values cannot be told apart from ordinary text, so they could not be redacted.
 const MIN_CREDENTIAL: usize = 8;
 
-async fn load<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, m: &Member, id: &str) -> Result<Server, ApiError> {
+pub(crate) async fn load<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    id: &str,
+) -> Result<Server, ApiError> {
     store::get(svc.db, &m.workspace_id, id).await?.ok_or_else(ApiError::not_found)
 }
 
@@ -1116,6 +1120,24 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
             Some(manifest::place_credential(mode, placement.as_ref(), value).ok_or_else(missing)?)
         }
     };
+    // A run counts toward the plan's monthly quotas as a tool call does (the owner's runs as
+    // their own caller), and is refused past them.
+    let caller = crate::crypto::sha256_hex_truncated(format!("try-it|{}", m.user_id).as_bytes(), 16);
+    let mut plan = None;
+    if send.is_some() {
+        let cache = crate::plans::QuotaCache::default();
+        let gate = crate::plans::Gate {
+            db: svc.db,
+            default_plan: svc.default_plan,
+            clock: &svc.clock,
+            cache: &cache,
+            failure: Default::default(),
+        };
+        plan = gate
+            .reserve_for(&s.workspace_id, &s.id, Some(&caller))
+            .await
+            .map_err(|over| ApiError::new(ErrorCode::PlanLimit, over.message))?;
+    }
     let origin = credential_origin_of(&s);
     let started = (svc.clock)();
     let outcome = verify::try_call(
@@ -1147,13 +1169,13 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
             request_bytes: 0,
             response_bytes: outcome.response.as_ref().map_or(0, |r| r.body.len() as i64),
             // The owner's runs show as their own connection: a hash of "try-it" and the user.
-            connection_hash: Some(crate::crypto::sha256_hex_truncated(format!("try-it|{}", m.user_id).as_bytes(), 16)),
+            connection_hash: Some(caller),
             target: None,
-            // The owner's trial runs are not metered.
-            plan: None,
-            metered: false,
+            plan,
+            metered: true,
         };
         let _ = crate::store::audit::insert(svc.db, &event).await;
+        let _ = crate::store::usage::add_calls(svc.db, &crate::plans::increments(std::slice::from_ref(&event))).await;
     }
     Response::ok::<TryOutcome>(&outcome)
 }

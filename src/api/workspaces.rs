@@ -152,8 +152,10 @@ pub async fn plan_view(
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPlanBody {
+    /// Required: a plan, or `null` for the deployment's default.
+    #[serde(default, deserialize_with = "super::double_option")]
     #[schemars(with = "Option<crate::vocab::Plan>")]
-    plan: Option<String>,
+    plan: Option<Option<String>>,
     #[serde(default)]
     limits: Option<crate::plans::LimitOverrides>,
 }
@@ -169,7 +171,10 @@ pub async fn set_plan(
 ) -> Result<Option<PlanView>, ApiError> {
     let body: SetPlanBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("The request body is not valid: {e}.")))?;
-    let plan = match body.plan.as_deref() {
+    let Some(plan) = body.plan else {
+        return Err(ApiError::bad_request("plan is required: free, pro, team, or null for the deployment's default."));
+    };
+    let plan = match plan.as_deref() {
         None => None,
         Some(p) => Some(
             crate::vocab::Plan::parse(p)

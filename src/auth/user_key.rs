@@ -225,6 +225,11 @@ impl<T: Clone> EpochCache<T> {
         self.entries.insert((server_id.to_string(), user_id.to_string()), (value, now_ms));
     }
 
+    /// The value whether fresh or not (a newer read may keep what it knew).
+    pub fn peek(&self, server_id: &str, user_id: &str) -> Option<T> {
+        self.entries.get(&(server_id.to_string(), user_id.to_string())).map(|(v, _)| v.clone())
+    }
+
     /// Changes a fresh entry in place, keeping when it was read (`false`: none is fresh).
     pub fn update(&mut self, server_id: &str, user_id: &str, now_ms: i64, f: impl FnOnce(&mut T)) -> bool {
         match self.entries.get_mut(&(server_id.to_string(), user_id.to_string())) {

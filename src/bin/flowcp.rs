@@ -208,6 +208,7 @@ fn bench_user_key(runs: usize) -> Result<String, String> {
         origin,
         clock: &clock,
         cache: &cache,
+        admitted: Default::default(),
     };
     let median = |f: &mut dyn FnMut() -> Result<(), String>| -> Result<f64, String> {
         let mut times = Vec::with_capacity(runs.max(1));

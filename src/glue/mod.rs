@@ -275,6 +275,12 @@ async fn set_plan(req: &mut Request, env: &Env, settings: &Settings) -> Result<R
     let view = api::workspaces::set_plan(&db, &ws, &body, settings.default_plan, now_ms())
         .await?
         .ok_or_else(ApiError::not_found)?;
+    // The operator's change, for the record (no secret is in a plan).
+    console_log!(
+        "ops: plan of {ws} set to {} (limits: {})",
+        view.plan.map_or("the default", crate::vocab::Plan::as_str),
+        serde_json::to_string(&view.limits).unwrap_or_default()
+    );
     json_response(&JsonResponse { status: 200, body: serde_json::to_value(&view).unwrap_or_default() })
 }
 
@@ -350,6 +356,7 @@ async fn mcp(
         origin: &origin,
         clock: &clock,
         cache: &key_users,
+        admitted: Default::default(),
     };
     let quota_cache = crate::plans::isolate_cache();
     let quota = crate::plans::Gate {
@@ -375,7 +382,8 @@ async fn mcp(
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
     if let Some(e) = quota.failure.take() {
-        console_error!("quota counters of {server_id} not read (calls let through): {e}");
+        let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+        console_error!("quota counters of {server_id} not read (calls let through): {}", redactor.text(&e));
     }
     let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
     if !audit.is_empty() {

@@ -215,6 +215,11 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
             ctx.upstream_refused.set(Some(refused));
         }
     }
+    // A `user_key` user's cached access token refused before its expiry (revoked at the
+    // provider, rotated keys): the gate drops it, so the next call refreshes.
+    if let (AuthMode::UserKey, 401, Some(gate)) = (m.auth.mode, resp.status, rt.key_gate) {
+        gate.upstream_refused(m).await;
+    }
     // Never hand an upstream's echo of the credential back to the model, in any spelling: the
     // body is redacted whole (and on its decoded JSON strings, see `Redactor::body`) before the
     // result budget cuts it, so a cut cannot leave a prefix of the secret that no pattern

@@ -68,6 +68,12 @@ pub type GateFuture<'g> = std::pin::Pin<Box<dyn std::future::Future<Output = Res
 /// otherwise reach: the glue passes `oauth::keys::Gate`.
 pub trait KeyGate {
     fn admit<'g>(&'g self, m: &'g crate::manifest::Manifest, key: Option<&'g str>) -> GateFuture<'g>;
+    /// The API answered 401 to the token [`KeyGate::admit`] gave for this request: the gate may
+    /// drop it so the user's next call refreshes (bounded by the gate).
+    fn upstream_refused<'g>(
+        &'g self,
+        m: &'g crate::manifest::Manifest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'g>>;
 }
 
 /// The future a [`QuotaGate`] returns: the workspace's plan (`None`: unmetered), or why the

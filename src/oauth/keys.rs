@@ -217,10 +217,23 @@ pub fn forget(server_id: &str, user_id: &str) {
     ISOLATE_CACHE.with(|c| c.borrow_mut().forget(server_id, user_id));
 }
 
+/// At most one dropped access token per user per isolate in this long (the isolate cache's
+/// bound): an API that answers 401 for another reason (a missing permission) cannot make every
+/// call refresh.
+pub const DROP_INTERVAL_MS: i64 = EPOCH_CACHE_TTL_MS;
+
+thread_local! {
+    /// When this isolate last dropped each user's access token (`Gate::upstream_refused`).
+    static DROPPED: RefCell<EpochCache<i64>> = RefCell::new(EpochCache::with_capacity(GATE_CACHE_ENTRIES));
+}
+
 /// The hot path's [`KeyGate`].
 ///
-/// TODO(issue 16): an upstream 401 does not mark the user's access token stale (the next expiry
-/// refreshes it); a bounded "refresh on 401" needs the runtime to tell the gate.
+/// When the API answers 401 to a cached access token (one this request did not just get from
+/// the provider), the token is dropped in D1 for the generation it came from, so the user's
+/// next call refreshes; at most once per user per [`DROP_INTERVAL_MS`] per isolate. Other
+/// isolates holding the token stop within [`EPOCH_CACHE_TTL_MS`]. The call that got the 401
+/// answers it as any upstream error; the client's next call carries a fresh token.
 pub struct Gate<'a, D: Db, K: Kv, H: Http> {
     pub db: &'a D,
     pub kv: &'a K,
@@ -232,6 +245,9 @@ pub struct Gate<'a, D: Db, K: Kv, H: Http> {
     pub origin: &'a str,
     pub clock: &'a dyn Fn() -> i64,
     pub cache: &'a GateCache,
+    /// The cached token this request was admitted with: (user, generation). `None` when the
+    /// token came fresh from the provider in this request (a 401 to it drops nothing).
+    pub admitted: RefCell<Option<(String, i64)>>,
 }
 
 fn unauthorized(message: &str) -> McpResponse {
@@ -255,9 +271,29 @@ impl<D: Db, K: Kv, H: Http> KeyGate for Gate<'_, D, K, H> {
     fn admit<'g>(&'g self, m: &'g Manifest, key: Option<&'g str>) -> GateFuture<'g> {
         Box::pin(self.admit_key(m, key))
     }
+
+    fn upstream_refused<'g>(
+        &'g self,
+        m: &'g Manifest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'g>> {
+        Box::pin(self.drop_refused(m))
+    }
 }
 
 impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
+    /// [`KeyGate::upstream_refused`]: drops the cached token this request used (bounded).
+    async fn drop_refused(&self, m: &Manifest) {
+        let Some((user_id, generation)) = self.admitted.borrow_mut().take() else { return };
+        let now = (self.clock)();
+        if DROPPED.with(|d| d.borrow().get(&m.server_id, &user_id, now)).is_some_and(|at| now - at < DROP_INTERVAL_MS) {
+            return;
+        }
+        DROPPED.with(|d| d.borrow_mut().put(&m.server_id, &user_id, now, now));
+        self.cache.borrow_mut().forget(&m.server_id, &user_id);
+        // Best effort: when D1 fails the token stays until its expiry, as before.
+        let _ = key_users::drop_access(self.db, &m.server_id, &user_id, generation).await;
+    }
+
     async fn admit_key(&self, m: &Manifest, key: Option<&str>) -> Result<Admitted, McpResponse> {
         let portal = portal_url(self.origin, &m.server_id);
         let Some(secrets) = self.secrets else {
@@ -314,6 +350,7 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
             (live && Some(&held.provider) == binding.as_ref()).then_some(held.token)
         };
         if let Some(token) = fresh(&snap) {
+            *self.admitted.borrow_mut() = Some((claims.sub.clone(), snap.generation));
             return Ok(Admitted { connection, upstream_token: Some(token), problem: None });
         }
         match self.refresh(m, &claims.sub, claims.epoch, snap.generation, now).await? {

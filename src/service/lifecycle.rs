@@ -81,6 +81,5 @@ pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), St
     for k in store::list_keys(db, &s.workspace_id, &s.id).await? {
         kv.delete(&manifest::access_key_key(&k.key_hash)).await?;
     }
-    crate::store::usage::delete_for_server(db, &s.workspace_id, &s.id).await?;
     Ok(())
 }

@@ -261,6 +261,16 @@ pub async fn release_lease(db: &impl Db, server_id: &str, user_id: &str, generat
     Ok(())
 }
 
+/// The API refused the user's cached access token (401) before its expiry: it is dropped, so
+/// the next call refreshes. Only the generation the caller used: a token refreshed meanwhile
+/// stays. Returns whether it was dropped.
+pub async fn drop_access(db: &impl Db, server_id: &str, user_id: &str, generation: i64) -> Result<bool, StoreError> {
+    let sql = "UPDATE key_users SET access_sealed = NULL, access_expires_at = NULL \
+               WHERE server_id = ?1 AND user_id = ?2 AND generation = ?3 AND status = 'active' \
+               AND access_sealed IS NOT NULL";
+    Ok(db.execute(sql, &[server_id.into(), user_id.into(), generation.into()]).await? == 1)
+}
+
 /// The provider refused the refresh token (`invalid_grant`): tokens deleted, the user must sign
 /// in again; their keys stay (a new sign-in makes them work again).
 pub async fn disconnect(db: &impl Db, server_id: &str, user_id: &str, generation: i64) -> Result<(), StoreError> {

@@ -22,13 +22,16 @@ pub struct Snapshot {
     pub overrides: Option<String>,
     pub server_calls: i64,
     pub user_calls: i64,
+    /// Every server of the workspace, deleted ones included.
+    pub workspace_calls: i64,
     /// `false`: the workspace is gone (a server being deleted).
     pub found: bool,
 }
 
 const SNAPSHOT: &str = "SELECT w.plan, w.plan_limits, \
     (SELECT calls FROM usage_counters WHERE server_id = ?2 AND subject = '' AND month = ?3) AS server_calls, \
-    (SELECT calls FROM usage_counters WHERE server_id = ?2 AND subject = ?4 AND month = ?3) AS user_calls \
+    (SELECT calls FROM usage_counters WHERE server_id = ?2 AND subject = ?4 AND month = ?3) AS user_calls, \
+    (SELECT SUM(calls) FROM usage_counters WHERE workspace_id = ?1 AND month = ?3 AND subject = '') AS workspace_calls \
     FROM workspaces w WHERE w.id = ?1";
 
 /// One D1 read: the plan of `workspace_id` and the counts of `server_id` and `subject` in
@@ -44,7 +47,14 @@ pub async fn snapshot(
     let params = [workspace_id.into(), server_id.into(), month.into(), subject.unwrap_or("-").into()];
     let rows = db.query(SNAPSHOT, &params).await?;
     let Some(row) = rows.first() else {
-        return Ok(Snapshot { plan: None, overrides: None, server_calls: 0, user_calls: 0, found: false });
+        return Ok(Snapshot {
+            plan: None,
+            overrides: None,
+            server_calls: 0,
+            user_calls: 0,
+            workspace_calls: 0,
+            found: false,
+        });
     };
     let plan = match opt_text(row, "plan") {
         None => None,
@@ -55,6 +65,7 @@ pub async fn snapshot(
         overrides: opt_text(row, "plan_limits"),
         server_calls: opt_i64(row, "server_calls")?.unwrap_or(0),
         user_calls: opt_i64(row, "user_calls")?.unwrap_or(0),
+        workspace_calls: opt_i64(row, "workspace_calls")?.unwrap_or(0),
         found: true,
     })
 }
@@ -146,15 +157,6 @@ pub async fn server_count(db: &impl Db, workspace_id: &str) -> Result<i64, Store
     rows.first().map(|r| row_i64(r, "n")).unwrap_or(Ok(0))
 }
 
-/// Deletes a server's counters (the server is deleted).
-pub async fn delete_for_server(db: &impl Db, workspace_id: &str, server_id: &str) -> Result<u64, StoreError> {
-    db.execute(
-        "DELETE FROM usage_counters WHERE workspace_id = ?1 AND server_id = ?2",
-        &[workspace_id.into(), server_id.into()],
-    )
-    .await
-}
-
 /// Deletes one caller's counters on a server (their "delete my data").
 pub async fn delete_for_subject(db: &impl Db, server_id: &str, subject: &str) -> Result<u64, StoreError> {
     db.execute("DELETE FROM usage_counters WHERE server_id = ?1 AND subject = ?2", &[server_id.into(), subject.into()])
@@ -197,13 +199,15 @@ pub async fn sweep_deleted(db: &impl Db, now_ms: i64, limit: u32) -> Result<u64,
     let audit = db
         .execute(
             "DELETE FROM audit_events WHERE id IN (SELECT a.id FROM deleted_workspaces d \
-             JOIN audit_events a ON a.workspace_id = d.id LIMIT ?1)",
+             JOIN audit_events a ON a.workspace_id = d.id \
+             WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = d.id) LIMIT ?1)",
             std::slice::from_ref(&limit),
         )
         .await?;
     db.execute(
         "DELETE FROM usage_counters WHERE rowid IN (SELECT c.rowid FROM deleted_workspaces d \
-         JOIN usage_counters c ON c.workspace_id = d.id LIMIT ?1)",
+         JOIN usage_counters c ON c.workspace_id = d.id \
+         WHERE NOT EXISTS (SELECT 1 FROM workspaces w WHERE w.id = d.id) LIMIT ?1)",
         std::slice::from_ref(&limit),
     )
     .await?;

@@ -340,6 +340,12 @@ test("workspaces and members", async () => {
   assert.equal(renamed.audit_retention_days, 90);
   expect(await owner.patch(`/api/v1/workspaces/${ws}`, { audit_retention_days: 365 }), 400, "a retention over 90 days");
   expect(await owner.patch(`/api/v1/workspaces/${ws}`, { audit_retention_days: 30 }), 200, "set the audit retention back");
+  assert.ok(expect(await owner.get("/api/v1/templates"), 200, "list templates").items.length >= 1);
+  expect(await anon.get("/api/v1/templates"), 401, "templates need a session");
+  expect(await owner.post(P("/templates/power-automate"), { tenant: "x/../evil" }), 422, "a bad tenant makes nothing");
+  const fromTemplate = expect(await owner.post(P("/templates/power-automate"), {}), 201, "an app and a server from a template");
+  expect(await owner.del(P(`/apps/${fromTemplate.app_id}`)), 204, "delete the template's app");
+  expect(await owner.post(P("/templates/power-automate"), { surprise: 1 }), 400, "unknown fields are refused");
   const plan = expect(await owner.get(P("/plan")), 200, "the plan and this month's use");
   assert.equal(plan.plan, null, "the local deployment sets no default plan: unmetered");
   assert.match(plan.month, /^\d{4}-\d{2}$/);

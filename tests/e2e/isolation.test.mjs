@@ -31,7 +31,7 @@ before(async () => {
   const inv = (await a.post(P("/invitations"), { email: "pending@example.com", role: "member" })).body;
   // A connection hash of the right shape (alice's server has no OAuth sign-ins; every hostile
   // call must be 404 whatever the hash).
-  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id, inv: inv.id, conn: "0123456789abcdef" };
+  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id, inv: inv.id, conn: "0123456789abcdef", template: "power-automate" };
 });
 after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
 
@@ -107,6 +107,7 @@ function validBody(operationId) {
     putSecret: { value: "bob-value" },
     tryTool: { tool: "listWidgets", run: true },
     onboard: { url: `${up.url}/openapi.json` },
+    createFromTemplate: {},
   }[operationId];
 }
 

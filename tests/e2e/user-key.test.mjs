@@ -32,6 +32,7 @@ function startFake() {
     current: new Map(), // user -> { access, refresh }
     revoked: new Set(), // users whose consent was revoked
     tokenRequests: [],
+    paRequests: [],
     apiAuth: [],
     down: false,
   };
@@ -79,6 +80,17 @@ function startFake() {
         const idToken = [{ alg: "RS256" }, { iss: `${base}/tenant/v2.0`, sub: `sub-${user}`, aud: CLIENT_ID, name: user }, "sig"]
           .map((x, i) => (i < 2 ? Buffer.from(JSON.stringify(x)).toString("base64url") : x)).join(".");
         return json(200, { token_type: "Bearer", access_token: t.access, refresh_token: t.refresh, expires_in: state.expiresIn, id_token: idToken, scope: "https://service.flow.microsoft.com//.default" });
+      }
+      // The Power Automate management API as the template calls it (api-version fixed by the document).
+      const pa = url.pathname.match(/^\/providers\/Microsoft\.ProcessSimple\/environments\/([^/]+)\/flows(?:\/([^/]+)\/runs\/([^/]+)\/actions)?$/);
+      if (pa) {
+        const auth = req.headers.authorization ?? "";
+        state.paRequests.push({ path: url.pathname, query: Object.fromEntries(url.searchParams), auth });
+        if (url.searchParams.get("api-version") !== "2016-11-01") return json(400, { error: { code: "InvalidApiVersionParameter" } });
+        const user = [...state.current.entries()].find(([, t]) => auth === `Bearer ${t.access}`)?.[0];
+        if (!user) return json(401, { error: { code: "InvalidAuthenticationToken" } });
+        if (pa[2]) return json(200, { value: [{ name: "Send_an_email", properties: { status: url.searchParams.get("$filter") === "status eq 'Failed'" ? "Failed" : "?", error: { code: "ConnectionAuthorizationFailed" } } }] });
+        return json(200, { value: [{ name: `flow-of-${user}`, properties: { displayName: "Invoice approvals", state: "Started", environment: pa[1] } }] });
       }
       const m = url.pathname.match(/^\/environments\/([^/]+)\/flows$/);
       if (m) {
@@ -403,6 +415,56 @@ test("quotas: the call after a caller's monthly quota is refused, and meta-tool 
   must(await owner.post(P(`/servers/${server.id}/verify`)));
   must(await owner.post(P(`/servers/${server.id}/publish`)));
   await sleep(10_100);
+});
+
+test("the Power Automate template: one click makes the user_key server; a signed-in user's calls reach the API with its fixed api-version", async () => {
+  const list = must(await owner.get("/api/v1/templates")).items;
+  assert.ok(list.some((t) => t.id === "power-automate" && t.auth_mode === "user_key"), JSON.stringify(list));
+  assert.equal((await owner.post(P("/templates/no-such-template"), {})).status, 404);
+  const made = must(await owner.post(P("/templates/power-automate"), { tenant: "contoso.onmicrosoft.com" }), 201);
+  assert.equal(made.tools, 12);
+  const pa = made.server;
+  assert.equal(pa.auth_mode, "user_key");
+  assert.equal(pa.usage_target, "environmentName");
+  assert.deepEqual(pa.skills.bundles.map((b) => b.name), ["discover", "build-flow", "debug-flow", "monitor-flow"]);
+  assert.equal(pa.auth_config.authorize_url, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize", "the Entra preset");
+  // Here the provider and the API are fakes on 127.0.0.1: the owner points the server at them.
+  const base = fake.base();
+  must(await owner.patch(P(`/servers/${pa.id}`), { base_url: base, auth_config: { authorize_url: `${base}/tenant/oauth2/v2.0/authorize`, token_url: `${base}/tenant/oauth2/v2.0/token`, client_id: CLIENT_ID, scopes: ["https://service.flow.microsoft.com//.default"] } }));
+  must(await owner.put(P(`/servers/${pa.id}/credential`), { value: CLIENT_SECRET, origin: base }));
+  assert.equal(must(await owner.post(P(`/servers/${pa.id}/verify`))).state, "verified");
+  must(await owner.post(P(`/servers/${pa.id}/publish`)));
+  await sleep(1100);
+  const session = await portalSignIn(pa, "erin");
+  const client = await sdk(pa, await newKey(pa, session));
+  const names = (await client.listTools()).tools.map((t) => t.name);
+  assert.deepEqual(names.slice(0, 2), ["list_skills", "tool_search"]);
+  assert.ok(names.includes("list_live_flows") && names.includes("get_live_flow_run_error"), names.join(","));
+  const skills = (await client.callTool({ name: "list_skills", arguments: {} })).structuredContent.skills;
+  assert.ok(skills.find((b) => b.name === "debug-flow").tools.includes("get_live_flow_run_error"));
+  const debug = (await client.callTool({ name: "tool_search", arguments: { query: "skill:debug-flow" } })).structuredContent.tools;
+  const errorTool = debug.find((t) => t.name === "get_live_flow_run_error");
+  assert.ok(errorTool, JSON.stringify(debug.map((t) => t.name)));
+  assert.ok(!("api-version" in errorTool.inputSchema.properties) && !("$filter" in errorTool.inputSchema.properties), JSON.stringify(errorTool.inputSchema));
+  const flows = await client.callTool({ name: "list_live_flows", arguments: { environmentName: "Default-1" } });
+  assert.ok(!flows.isError, JSON.stringify(flows));
+  assert.equal(flows.structuredContent.value[0].name, "flow-of-erin");
+  let seen = fake.state.paRequests.at(-1);
+  assert.equal(seen.path, "/providers/Microsoft.ProcessSimple/environments/Default-1/flows");
+  assert.equal(seen.query["api-version"], "2016-11-01");
+  assert.equal(seen.auth, `Bearer ${fake.state.current.get("erin").access}`, "erin's own delegated token");
+  const failed = await client.callTool({ name: "get_live_flow_run_error", arguments: { environmentName: "Default-1", flowName: "f1", runName: "r1" } });
+  assert.equal(failed.structuredContent.value[0].properties.status, "Failed", JSON.stringify(failed));
+  seen = fake.state.paRequests.at(-1);
+  assert.deepEqual([seen.query["api-version"], seen.query["$filter"]], ["2016-11-01", "status eq 'Failed'"]);
+  await client.close();
+  // The usage row names the environment the call was for.
+  let rows = [];
+  for (let i = 0; i < 40 && !rows.some((r) => r.tool_name === "list_live_flows"); i++) {
+    await sleep(100);
+    rows = must(await owner.get(P(`/audit?server=${pa.id}&limit=50`))).items;
+  }
+  assert.equal(rows.find((r) => r.tool_name === "list_live_flows").target, "Default-1");
 });
 
 test("an expired access token is refreshed once with rotation; consent revoked at the provider asks the user to sign in again", async () => {

@@ -198,7 +198,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
         response_bytes: 2,
         connection_hash: None,
         target: None,
-        plan: None,
+        plan: Some(flowcp::vocab::Plan::Free),
         metered: true,
     };
     block_on(flowcp::store::audit::insert_many(&env.db, std::slice::from_ref(&event))).unwrap();

@@ -1496,6 +1496,6 @@ fn unmetered_workspaces_and_an_unreadable_database_let_calls_through() {
     };
     let m: Manifest =
         serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
-    assert_eq!(block_on(gate.reserve(&m, Some("c1"))), Ok(None));
+    assert_eq!(block_on(gate.reserve_for(&m.workspace_id, &m.server_id, Some("c1"))), Ok(None));
     assert!(gate.failure.borrow().as_deref().unwrap_or("").contains("usage_counters"), "{:?}", gate.failure.borrow());
 }

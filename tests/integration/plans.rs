@@ -128,7 +128,7 @@ fn a_deleted_workspaces_late_audit_rows_and_counters_go_at_the_next_retention_ru
         response_bytes: 0,
         connection_hash: Some("c1".into()),
         target: None,
-        plan: None,
+        plan: Some(Plan::Free),
         metered: true,
     };
     let flush = |events: &[flowcp::store::audit::AuditEvent]| {
@@ -175,7 +175,7 @@ fn increments_count_metered_events_per_server_and_caller_and_month() {
         response_bytes: 0,
         connection_hash: conn.map(str::to_string),
         target: None,
-        plan: None,
+        plan: Some(Plan::Free),
         metered,
     };
     let dec = 1_796_083_200_000; // 2026-12-01
@@ -199,4 +199,121 @@ fn increments_count_metered_events_per_server_and_caller_and_month() {
             ("a".into(), "2026-11".into(), 1),
         ]
     );
+    // An unmetered workspace's calls are not counted.
+    let unmetered = flowcp::store::audit::AuditEvent { plan: None, ..e(dec, Some("a"), true) };
+    assert!(flowcp::plans::increments(&[unmetered]).is_empty());
+}
+
+/// Review findings: a deleted server's calls still count toward its workspace's monthly total
+/// (deleting and recreating a server does not start the quota over); the owner's "try it" runs
+/// count and are refused past the quota; a plan change must name the plan.
+#[test]
+fn recreating_a_server_or_trying_tools_does_not_get_around_the_quota() {
+    let env = Env::new();
+    let ws = signed_up(&env, "plans-recreate@example.com");
+    set(&env, &ws, json!({ "plan": "free", "limits": { "calls_per_workspace_month": 2, "servers": 5 } })).unwrap();
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (app, srv) = api_key_server(&env, &ws);
+    let put = env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": "a-credential-value", "origin": "https://api.example.com" })),
+    );
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    let try_it = |srv: &str| {
+        env.call("POST", &p(&format!("/servers/{srv}/try")), Some(json!({ "tool": "listThings", "run": true })))
+    };
+    assert_eq!(try_it(&srv).status, 200);
+    assert_eq!(try_it(&srv).status, 200);
+    let over = try_it(&srv);
+    assert_eq!(over.status, 403, "{:?}", over.body);
+    assert!(over.body.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("workspace may make 2 calls a month in all"));
+    assert_eq!(env.http.seen.borrow().len(), 2, "the refused run never left");
+    assert_eq!(env.call("DELETE", &p(&format!("/servers/{srv}")), None).status, 204);
+    let again = env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(again, srv);
+    let clock = || 1_790_000_000_000i64;
+    let cache = flowcp::plans::QuotaCache::default();
+    let gate = flowcp::plans::Gate {
+        db: &env.db,
+        default_plan: None,
+        clock: &clock,
+        cache: &cache,
+        failure: Default::default(),
+    };
+    let refused = block_on(gate.reserve_for(&ws, &again, Some("c1"))).unwrap_err();
+    assert!(refused.message.contains("in all"), "{}", refused.message);
+    // A plan change must name the plan (an empty body is not "back to the default").
+    let (status, message) = set(&env, &ws, json!({})).unwrap_err();
+    assert_eq!((status, message.contains("plan is required")), (400, true), "{message}");
+}
+
+/// A tombstone of a workspace that still exists (its deletion failed half-way) deletes nothing.
+#[test]
+fn the_sweep_spares_a_workspace_that_still_exists() {
+    let env = Env::new();
+    let ws = signed_up(&env, "plans-tombstone@example.com");
+    let e = flowcp::store::audit::AuditEvent {
+        ts_ms: env.now.get(),
+        workspace_id: ws.clone(),
+        server_id: "srv_live".into(),
+        tool_name: "t".into(),
+        outcome: flowcp::store::audit::Outcome::Ok,
+        upstream_status: Some(200),
+        latency_ms: 1,
+        request_bytes: 0,
+        response_bytes: 0,
+        connection_hash: None,
+        target: None,
+        plan: Some(Plan::Free),
+        metered: true,
+    };
+    block_on(flowcp::store::audit::insert_many(&env.db, std::slice::from_ref(&e))).unwrap();
+    block_on(flowcp::store::usage::add_calls(&env.db, &flowcp::plans::increments(&[e]))).unwrap();
+    block_on(env.db.execute(
+        "INSERT INTO deleted_workspaces (id, deleted_at) VALUES (?1, ?2)",
+        &[ws.as_str().into(), env.now.get().into()],
+    ))
+    .unwrap();
+    let report = block_on(flowcp::jobs::retention::run(&env.db, env.now.get(), Default::default())).unwrap();
+    assert_eq!(report.deleted_workspace_rows, 0);
+    let n = |t: &str| {
+        block_on(env.db.query(&format!("SELECT COUNT(*) AS n FROM {t}"), &[])).unwrap()[0]["n"].as_i64().unwrap()
+    };
+    assert_eq!((n("audit_events"), n("usage_counters")), (1, 1));
+}
+
+/// The Power Automate template makes an app and a draft `user_key` server in one step, or
+/// nothing: a bad choice or a plan limit leaves no app behind.
+#[test]
+fn a_template_makes_the_app_and_server_or_nothing() {
+    let env = Env::new();
+    let ws = signed_up(&env, "plans-template@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let apps = || env.call("GET", &p("/apps"), None).body.unwrap()["items"].as_array().unwrap().len();
+    let bad = env.call("POST", &p("/templates/power-automate"), Some(json!({ "tenant": "x/../evil" })));
+    assert_eq!(bad.status, 422, "{:?}", bad.body);
+    assert_eq!(apps(), 0, "the failed template's app was deleted again");
+    assert_eq!(env.call("POST", &p("/templates/nope"), Some(json!({}))).status, 404);
+    let made = env.call("POST", &p("/templates/power-automate"), Some(json!({ "client_id": "entra-app" })));
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let made = made.body.unwrap();
+    assert_eq!(made["tools"], 12);
+    let s = &made["server"];
+    assert_eq!((s["auth_mode"].as_str(), s["usage_target"].as_str()), (Some("user_key"), Some("environmentName")));
+    assert_eq!(s["auth_config"]["client_id"], "entra-app");
+    assert_eq!(s["auth_config"]["token_url"], "https://login.microsoftonline.com/organizations/oauth2/v2.0/token");
+    assert_eq!(s["skills"]["bundles"].as_array().unwrap().len(), 4);
+    assert_eq!(apps(), 1);
+    // A plan without room for another server: refused, and nothing is left.
+    set(&env, &ws, json!({ "plan": "free", "limits": { "servers": 1 } })).unwrap();
+    let over = env.call("POST", &p("/templates/power-automate"), Some(json!({})));
+    assert_eq!(over.status, 403, "{:?}", over.body);
+    assert_eq!(apps(), 1);
 }

@@ -120,6 +120,7 @@ fn admit_with(
         origin: ORIGIN,
         clock: &clock,
         cache,
+        admitted: Default::default(),
     };
     block_on(gate.admit(m, Some(key)))
 }
@@ -297,6 +298,7 @@ fn without_the_token_secret_keys_are_503_and_without_a_key_401() {
         origin: ORIGIN,
         clock: &clock,
         cache: &cache,
+        admitted: Default::default(),
     };
     assert_eq!(block_on(gate.admit(&fx.m, Some(&key))).unwrap_err().status, 503);
     let gate = Gate { secrets: Some(&fx.secrets), ..gate };
@@ -384,4 +386,64 @@ fn publishing_with_another_provider_or_mode_revokes_the_old_users() {
     let row = block_on(key_users::get(&fx.db, "srv1", &id)).unwrap().unwrap();
     assert_eq!((row.status, row.refresh_sealed, row.access_sealed), (key_users::Status::Revoked, None, None));
     assert_eq!(admit(&fx, &ScriptedHttp::default(), &GateCache::default(), &key, T0 + 1).unwrap_err().status, 401);
+}
+
+/// One request's gate (the isolate's `cache` outlives it).
+fn with_gate<R>(
+    fx: &Fx,
+    http: &ScriptedHttp,
+    cache: &GateCache,
+    now: i64,
+    f: impl FnOnce(&Gate<'_, SqliteDb, MemoryKv, ScriptedHttp>) -> R,
+) -> R {
+    let clock = move || now;
+    let gate = Gate {
+        db: &fx.db,
+        kv: &fx.kv,
+        http,
+        keyring: &fx.keyring,
+        secrets: Some(&fx.secrets),
+        fetch_policy: FetchPolicy::default(),
+        origin: ORIGIN,
+        clock: &clock,
+        cache,
+        admitted: Default::default(),
+    };
+    f(&gate)
+}
+
+/// The API refusing a cached access token before its expiry (401) drops it, so the user's next
+/// call refreshes; a token the request just got from the provider is not dropped again, and an
+/// isolate drops a user's token at most once per bound (an API that always answers 401 cannot
+/// make every call refresh).
+#[test]
+fn an_upstream_401_to_a_cached_token_makes_the_next_call_refresh_within_a_bound() {
+    let fx = fixture();
+    let (_, key) = user(&fx, "alice", None); // no expiry: time alone never refreshes it
+    let http = ScriptedHttp::default();
+    let cache = GateCache::default();
+    let token = |a: Result<Admitted, McpResponse>| a.unwrap().upstream_token.unwrap();
+    let refused = |now: i64| {
+        with_gate(&fx, &http, &cache, now, |g| {
+            let t = token(block_on(g.admit(&fx.m, Some(&key))));
+            block_on(g.upstream_refused(&fx.m));
+            t
+        })
+    };
+    let admit_at = |now: i64| with_gate(&fx, &http, &cache, now, |g| token(block_on(g.admit(&fx.m, Some(&key)))));
+    assert_eq!(refused(T0 + 1), "at-alice-1");
+    http.push(token_answer("at-alice-2", "rt-alice-2"));
+    // The next call refreshes; a 401 to that brand-new token drops nothing.
+    assert_eq!(refused(T0 + 2), "at-alice-2");
+    assert_eq!(http.seen.borrow().len(), 1, "one refresh");
+    // Within the bound another 401 to the cached token is not acted on.
+    assert_eq!(refused(T0 + 3), "at-alice-2");
+    assert_eq!(admit_at(T0 + 4), "at-alice-2");
+    assert_eq!(http.seen.borrow().len(), 1, "no second refresh within the bound");
+    // After it, a 401 drops the token again and the next call refreshes.
+    let later = T0 + 2 + EPOCH_CACHE_TTL_MS;
+    assert_eq!(refused(later), "at-alice-2");
+    http.push(token_answer("at-alice-3", "rt-alice-3"));
+    assert_eq!(admit_at(later + 1), "at-alice-3");
+    assert_eq!(http.seen.borrow().len(), 2);
 }

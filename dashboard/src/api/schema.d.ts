@@ -245,6 +245,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** App templates: a document and server settings in one click */
+        get: operations["listTemplates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces": {
         parameters: {
             query?: never;
@@ -633,6 +650,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{ws}/templates/{template}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An app and a draft server from a template (owners, admins) */
+        post: operations["createFromTemplate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{ws}/onboard": {
         parameters: {
             query?: never;
@@ -995,6 +1029,22 @@ export interface components {
             revoked_at?: number | null;
         };
         /** @description A list. */
+        TemplateViewList: {
+            items: components["schemas"]["TemplateView"][];
+        };
+        /** @description A template as the dashboard lists it. */
+        TemplateView: {
+            id: string;
+            name: string;
+            description: string;
+            /** @description The auth mode of the server it makes. */
+            auth_mode: components["schemas"]["AuthMode"];
+            /** @description What the owner sets before publishing. */
+            needs: string;
+        };
+        /** @description How a published server authenticates to the upstream API. */
+        AuthMode: "none" | "api_key" | "bearer" | "oauth" | "user_key";
+        /** @description A list. */
         WorkspaceList: {
             items: components["schemas"]["Workspace"][];
         };
@@ -1062,6 +1112,12 @@ export interface components {
              *     in a calendar month.
              */
             calls_per_user_month: number;
+            /**
+             * Format: int64
+             * @description Calls all of a workspace's servers may make in a calendar month, those deleted during it
+             *     included (deleting and recreating a server does not start its quota over).
+             */
+            calls_per_workspace_month: number;
             /** @description Store tools (answered from a synced cache) are available. */
             store_tools: boolean;
         };
@@ -1363,8 +1419,6 @@ export interface components {
             /** Format: int64 */
             updated_at: number;
         };
-        /** @description How a published server authenticates to the upstream API. */
-        AuthMode: "none" | "api_key" | "bearer" | "oauth" | "user_key";
         /**
          * @description The documented shape of a server's `auth_config`: the API accepts these fields only (an
          *     allow-list, so no secret can hide under another name).
@@ -1651,6 +1705,30 @@ export interface components {
         };
         /** @description Where an end user stands. */
         Status: "active" | "disconnected" | "revoked";
+        /** @description What a template made. */
+        FromTemplate: {
+            app_id: string;
+            server: components["schemas"]["ServerView"];
+            /**
+             * Format: int64
+             * @description The tools the document made.
+             */
+            tools: number;
+        };
+        /**
+         * @description The owner's choices for a template's server.
+         * @example {
+         *       "tenant": "contoso.onmicrosoft.com"
+         *     }
+         */
+        TemplateBody: {
+            /** @description The app's and server's name (the template's by default). */
+            name?: string | null;
+            /** @description Entra ID: the tenant (`organizations` by default: any work or school account). */
+            tenant?: string | null;
+            /** @description The provider app's client id, when it is registered already. */
+            client_id?: string | null;
+        };
         /** @description What the onboarding did. */
         Onboarded: {
             /** @description Whether the server is on the air. */
@@ -2565,6 +2643,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Workspace"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listTemplates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateViewList"];
                 };
             };
             /** @description Error */
@@ -3761,6 +3868,42 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createFromTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                template: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FromTemplate"];
+                };
             };
             /** @description Error */
             default: {

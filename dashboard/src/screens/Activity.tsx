@@ -198,7 +198,8 @@ function Plan({ ws, serverName }: { ws: string; serverName: (id: string) => stri
       {l ? (
         <p>
           {n(plan.servers)} of {n(l.servers)} servers · up to {n(l.tools_per_server)} tools per server · {n(l.calls_per_server_month)} calls
-          per server and {n(l.calls_per_user_month)} per caller each month (UTC; resets on {plan.resets_on}).
+          per server, {n(l.calls_per_user_month)} per caller and {n(l.calls_per_workspace_month)} in all each month (UTC; resets on{" "}
+          {plan.resets_on}).
         </p>
       ) : (
         <p>No limits on servers, tools or calls.</p>

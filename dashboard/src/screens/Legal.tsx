@@ -21,7 +21,7 @@ function Privacy() {
       </ul>
       <h2>Activity logs</h2>
       <p>Each tool call is logged with its time, tool, outcome, status, latency and size, the workspace's plan, the value of one argument the server's owner names as the call's target (such as an environment), and a hash of the connection or key — never a person's identity, never request or response bodies, never a credential. Logs are kept for the workspace's retention: 30 days by default, 7 to 90 as its owner chooses, and go with the workspace.</p>
-      <p>For plans' monthly quotas FlowCP counts calls per server and per connection hash in each calendar month; the counts are deleted after the following month, with the server or workspace, or when a per-user-key user deletes their data.</p>
+      <p>For plans' monthly quotas FlowCP counts calls per server and per connection hash in each calendar month; the counts are deleted after the following month, with the workspace, or when a per-user-key user deletes their data.</p>
       <h2 id="security">Reporting a security problem</h2>
       <p>The operator's security contact is in <a href="/.well-known/security.txt">/.well-known/security.txt</a>. Please report vulnerabilities there rather than in public, and give us time to fix them before you disclose.</p>
     </article>

@@ -97,11 +97,8 @@ export function Portal({ server }: { server: string }) {
           <div class="card">
             <h2>Your data</h2>
             <p>Your id here: <code>{u.user_hash}</code> (what the server's owner sees) · signed in {when(u.signed_in_at)}.</p>
-            {usage && (
-              <p>
-                This month: {usage.month_calls} calls
-                {usage.monthly_limit !== null ? ` of ${usage.monthly_limit} (the quota resets on ${usage.resets_on}, UTC)` : ""}.
-              </p>
+            {usage && usage.monthly_limit !== null && (
+              <p>This month: {usage.month_calls} of {usage.monthly_limit} calls (the quota resets on {usage.resets_on}, UTC).</p>
             )}
             <button type="button" onClick={async () => {
               const r = await act("GET", "export");

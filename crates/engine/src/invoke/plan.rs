@@ -188,7 +188,10 @@ pub fn build_request(
         if credential.occupies(p.location, &p.wire) {
             continue;
         }
-        let value = args.get(&p.arg).filter(|v| !v.is_null());
+        let value = match &p.fixed {
+            Some(v) => Some(v),
+            None => args.get(&p.arg).filter(|v| !v.is_null()),
+        };
         let Some(value) = value else {
             if p.location == ParamLocation::Path {
                 return Err(PlanError::MissingPathParam { arg: p.arg.clone() });
@@ -335,7 +338,7 @@ fn body_value(def: &BodyDef, args: &Map<String, Value>, params: &[ParamDef]) -> 
         BodyArgs::Spread { fields, extra } => {
             let mut body = Map::new();
             for (k, v) in args {
-                let claimed_by_param = params.iter().any(|p| &p.arg == k);
+                let claimed_by_param = params.iter().any(|p| p.fixed.is_none() && &p.arg == k);
                 if fields.iter().any(|f| f == k) || (*extra && !claimed_by_param) {
                     body.insert(k.clone(), v.clone());
                 }

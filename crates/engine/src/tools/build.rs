@@ -83,6 +83,11 @@ pub(crate) fn build_tool<'a>(
     let mut params = Vec::new();
     for p in raw_params {
         if let Some((def, schema)) = build_param(ctx, &p, problems) {
+            if def.fixed.is_some() {
+                // Sent as the document fixes it; the model never sees it.
+                params.push(def);
+                continue;
+            }
             let arg = unique_arg(&def.arg, def.location, &properties);
             if def.required {
                 required.push(Value::String(arg.clone()));
@@ -359,6 +364,7 @@ fn build_param(ctx: &DocCtx, p: &ParamIn, problems: &mut Vec<Problem>) -> Option
         }
     }
     let required = location == ParamLocation::Path || v.get("required") == Some(&Value::Bool(true));
+    let fixed = if required { only_value(&schema) } else { None };
     let def = ParamDef {
         arg: arg_name(&wire),
         wire,
@@ -368,8 +374,20 @@ fn build_param(ctx: &DocCtx, p: &ParamIn, problems: &mut Vec<Problem>) -> Option
         required,
         allow_reserved: v.get("allowReserved") == Some(&Value::Bool(true)),
         json: json_content,
+        fixed,
     };
     Some((def, schema))
+}
+
+/// The one value a schema allows (`const`, or an `enum` of one), when it is a string, number or
+/// boolean.
+fn only_value(schema: &Value) -> Option<Value> {
+    let v = match (schema.get("const"), schema.get("enum").and_then(Value::as_array)) {
+        (Some(c), _) => c,
+        (None, Some(e)) if e.len() == 1 => &e[0],
+        _ => return None,
+    };
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_)).then(|| v.clone())
 }
 
 fn unique_arg(arg: &str, loc: ParamLocation, taken: &Map<String, Value>) -> String {
@@ -416,6 +434,7 @@ fn add_missing_path_params(
             required: true,
             allow_reserved: false,
             json: false,
+            fixed: None,
         });
     }
 }

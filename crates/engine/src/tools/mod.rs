@@ -89,6 +89,11 @@ pub struct ParamDef {
     /// `content: {application/json: ...}` parameters: the value is sent as JSON text.
     #[serde(default, skip_serializing_if = "is_false")]
     pub json: bool,
+    /// A required parameter whose schema allows one value (`const`, or an `enum` of one, such
+    /// as `api-version=2016-11-01`): always sent with it, never asked of the model (it is not in
+    /// the input schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<Value>,
 }
 
 fn is_false(b: &bool) -> bool {

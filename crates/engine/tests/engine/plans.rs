@@ -403,3 +403,36 @@ fn header_parameters_with_forbidden_names_are_dropped_and_never_sent() {
     assert!(plan.headers.iter().all(|(k, _)| !k.eq_ignore_ascii_case("host")), "{:?}", plan.headers);
     assert!(plan.headers.iter().any(|(k, v)| k == "X-Trace" && v == "t"));
 }
+
+/// Issue 16: a required parameter whose schema allows one value is fixed: left out of the input
+/// schema and always sent with that value, whatever the model sends; an optional one, or one
+/// with two values, stays an argument.
+#[test]
+fn a_required_single_value_parameter_is_fixed_and_never_asked_of_the_model() {
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Fixed", "version": "1"},
+        "servers": [{"url": "https://api.test"}],
+        "paths": {"/flows/{op}": {"post": {
+            "operationId": "setState",
+            "parameters": [
+                {"name": "op", "in": "path", "required": true, "schema": {"type": "string", "enum": ["start", "stop"]}},
+                {"name": "api-version", "in": "query", "required": true, "schema": {"type": "string", "enum": ["2016-11-01"]}},
+                {"name": "$filter", "in": "query", "required": true, "schema": {"const": "status eq 'Failed'"}},
+                {"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["admin"]}},
+                {"name": "X-Version", "in": "header", "required": true, "schema": {"type": "integer", "enum": [2]}}
+            ],
+            "responses": {"200": {"description": "ok"}}
+        }}}
+    });
+    let t = import_value(doc).expect("import").tools.remove(0);
+    let props = t.input_schema["properties"].as_object().unwrap();
+    let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["mode", "op"], "{}", t.input_schema);
+    assert_eq!(t.input_schema["required"], json!(["op"]));
+    let args = json!({"op": "stop", "api-version": "1999-01-01", "filter": "everything"});
+    let plan = build_request(&t, &args, &Credential::None, None).expect("plan");
+    assert_eq!(plan.url, "https://api.test/flows/stop?api-version=2016-11-01&%24filter=status%20eq%20%27Failed%27");
+    assert_eq!(plan.headers, headers(&[("X-Version", "2")]));
+}
