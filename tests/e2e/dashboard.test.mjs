@@ -366,6 +366,17 @@ test("the OAuth wizard configures a provider preset and shows the callback to re
   assert.ok(!(await page.content()).includes("dashboard-client-secret"));
 });
 
+test("the Power Automate template makes a per-user-key server in one click", async () => {
+  await page.goto(`${w.url}/`);
+  await page.getByRole("button", { name: "Create a Power Automate server" }).click();
+  await page.waitForURL(/\/servers\/srv_/);
+  assert.equal(await page.getByLabel("Authentication").inputValue(), "user_key");
+  assert.equal(await page.getByLabel("Sign-in provider").inputValue(), "entra");
+  await page.goto(`${w.url}/`);
+  await page.getByRole("list", { name: "Apps" }).getByRole("link", { name: "Power Automate" }).first().waitFor();
+  await noSeriousViolations("home");
+});
+
 test("secrets are set write-only, listed by name and deleted", async () => {
   await page.goto(`${w.url}/secrets`);
   await page.getByRole("heading", { name: "Secrets" }).waitFor();

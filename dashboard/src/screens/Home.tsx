@@ -1,5 +1,6 @@
 // The signed-in start page: the workspace switcher and the workspace's apps.
 import { useEffect, useState } from "preact/hooks";
+import { useLocation } from "preact-iso";
 import { api, errorMessage, type Schemas } from "../api/client";
 import { ErrorLine, Field } from "../forms";
 import { me } from "../session";
@@ -54,6 +55,46 @@ export function Home() {
         <button type="submit">Create app</button>
       </form>
       <ErrorLine>{error}</ErrorLine>
+      <Templates ws={ws} />
     </section>
+  );
+}
+
+/** Start from a template: an app and a draft server in one click (issue 16). */
+function Templates({ ws }: { ws: string }) {
+  const [templates, setTemplates] = useState<Schemas["TemplateView"][]>([]);
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState("");
+  const { route } = useLocation();
+  useEffect(() => {
+    void api.GET("/api/v1/templates").then(({ data }) => setTemplates(data?.items ?? []));
+  }, []);
+  if (templates.length === 0) return null;
+  const make = async (id: string) => {
+    setError("");
+    setBusy(id);
+    const { data, error: err, response } = await api.POST("/api/v1/workspaces/{ws}/templates/{template}", {
+      params: { path: { ws, template: id } },
+      body: {},
+    });
+    setBusy("");
+    if (!data) return setError(errorMessage(err, response.status));
+    route(`/servers/${data.server.id}`);
+  };
+  return (
+    <>
+      <h2>Start from a template</h2>
+      <ul class="list" aria-label="Templates">
+        {templates.map((t) => (
+          <li key={t.id}>
+            <strong>{t.name}</strong>: {t.description} <small>Before publishing: {t.needs}</small>{" "}
+            <button type="button" disabled={busy !== ""} onClick={() => void make(t.id)}>
+              {busy === t.id ? "Creating…" : `Create a ${t.name} server`}
+            </button>
+          </li>
+        ))}
+      </ul>
+      <ErrorLine>{error}</ErrorLine>
+    </>
   );
 }
