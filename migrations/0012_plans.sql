@@ -15,7 +15,6 @@ CREATE TABLE usage_counters (
   PRIMARY KEY (server_id, subject, month)
 );
 CREATE INDEX idx_usage_counters_workspace ON usage_counters(workspace_id, month);
-CREATE INDEX idx_usage_counters_month ON usage_counters(month);
 
 -- Workspaces deleted in the last day: their deletion removes their audit rows and counters, and
 -- the retention job removes those an in-flight audit flush wrote after it (then the tombstone).

@@ -110,6 +110,10 @@ pub struct Manifest {
     /// The argument whose value each call's usage row records as its target (issue 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_target: Option<String>,
+    /// Synced tools (issue 16): each user's answers are kept and served by a `*_store_*` tool
+    /// (`crate::mcp::store`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<Vec<String>>,
     /// Enabled tools with the owner's curation applied, in a stable order (by name).
     pub tools: Vec<ToolDef>,
 }

@@ -33,6 +33,10 @@ use crate::store::usage::{self, Increment};
 use crate::store::Db;
 use crate::vocab::Plan;
 
+/// Workspaces one account may make on a deployment with plans (`FLOWCP_DEFAULT_PLAN` set):
+/// each has its own quotas.
+pub const MAX_WORKSPACES_PER_ACCOUNT: i64 = 5;
+
 /// A plan's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Limits {

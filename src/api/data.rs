@@ -187,9 +187,10 @@ pub async fn delete_workspace_data<D: Db, K: Kv, H: Http>(
     }
     // The tombstone first: rows an in-flight audit flush writes after this go at the next
     // retention run.
-    crate::store::usage::forget_workspace(svc.db, ws, svc.now_ms).await?;
+    crate::store::usage::tombstone(svc.db, ws, svc.now_ms).await?;
     audit::delete_for_workspace(svc.db, ws).await?;
     workspaces::delete(svc.db, ws).await?;
+    crate::store::usage::delete_for_workspace(svc.db, ws).await?;
     Ok(())
 }
 

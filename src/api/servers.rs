@@ -152,6 +152,10 @@ pub struct UpdateBody {
     /// `environment`); `null` records none. Takes effect at the next publish.
     #[serde(default, deserialize_with = "super::double_option")]
     usage_target: Option<Option<String>>,
+    /// Synced tools (`user_key` servers, team plan): enabled GET tools whose answers FlowCP keeps
+    /// per user, refreshes hourly and serves through `*_store_*` tools; `null`: none.
+    #[serde(default, deserialize_with = "super::double_option")]
+    store_tools: Option<Option<Vec<String>>>,
 }
 
 /// Does the draft's skills setting differ from what is live? Bundles made from tags are
@@ -208,6 +212,54 @@ fn check_skills(k: &crate::manifest::SkillsConfig) -> Result<(), ApiError> {
 
 /// The skills a publish writes: the owner's bundles with every tool checked, or one bundle per
 /// tag (and `other` for untagged tools) when they defined none.
+/// The synced tools a publish puts in the manifest (issue 16): `user_key` servers only, enabled
+/// GET tools, a plan that has store tools (the team plan), no name taken twice.
+fn store_tools_of(
+    s: &Server,
+    tools: &[ToolDef],
+    plan: &crate::plans::Effective,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(names) = &s.store_tools else { return Ok(None) };
+    if s.auth_mode != AuthMode::UserKey {
+        return Err(ApiError::bad_request(
+            "Store tools keep each signed-in user's answers: they need auth_mode user_key (or clear store_tools).",
+        ));
+    }
+    if s.discovery_mode {
+        return Err(ApiError::bad_request("Store tools are not offered in discovery mode: turn one of them off."));
+    }
+    if let (Some(p), Some(l)) = (plan.plan, plan.limits) {
+        if !l.store_tools {
+            return Err(ApiError::new(
+                ErrorCode::PlanLimit,
+                format!("Store tools need the team plan; this workspace is on the {} plan.", p.as_str()),
+            ));
+        }
+    }
+    for name in names {
+        match tools.iter().find(|t| &t.name == name) {
+            Some(t) if t.request.method == crate::tools::HttpMethod::Get => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "{name} is not a list or get operation (GET): only those can be synced."
+                )))
+            }
+            None => {
+                return Err(ApiError::bad_request(format!("store_tools names {name}, which is not an enabled tool.")))
+            }
+        }
+        let store = crate::mcp::store::store_name(name);
+        if tools.iter().any(|t| t.name == store)
+            || [crate::mcp::skills::LIST_SKILLS, crate::mcp::skills::TOOL_SEARCH].contains(&store.as_str())
+        {
+            return Err(ApiError::bad_request(format!(
+                "The store tool of {name} would be named {store}, which a tool already has."
+            )));
+        }
+    }
+    Ok(Some(names.clone()))
+}
+
 fn resolve_skills(k: &crate::manifest::SkillsConfig, tools: &[ToolDef]) -> Result<crate::manifest::Skills, ApiError> {
     use crate::manifest::{Bundle, Skills};
     let bad = |m: String| Err(ApiError::new(ErrorCode::BadRequest, m));
@@ -505,6 +557,17 @@ pub async fn update<D: Db, K: Kv, H: Http>(
             }
         }
         s.usage_target = t;
+    }
+    if let Some(t) = body.store_tools {
+        if let Some(names) = &t {
+            if names.len() > crate::mcp::store::MAX_SYNCED || names.iter().any(|n| !is_valid_tool_name(n)) {
+                return Err(ApiError::bad_request(format!(
+                    "store_tools must be at most {} tool names.",
+                    crate::mcp::store::MAX_SYNCED
+                )));
+            }
+        }
+        s.store_tools = t.filter(|n| !n.is_empty());
     }
     if s.skills.is_some() && s.discovery_mode {
         return Err(ApiError::bad_request(
@@ -945,6 +1008,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         allowed_origins: s.allowed_origins.clone(),
         skills: s.skills.as_ref().map(|k| resolve_skills(k, &tools)).transpose()?,
         usage_target: s.usage_target.clone(),
+        store: store_tools_of(&s, &tools, &plan)?,
         tools,
     };
     let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
@@ -1046,6 +1110,7 @@ fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
         ("allowed_origins", s.allowed_origins != live.allowed_origins),
         ("skills", skills_differ(s.skills.as_ref(), live.skills.as_ref())),
         ("usage_target", s.usage_target != live.usage_target),
+        ("store_tools", s.store_tools != live.store),
     ] {
         if differs {
             diff.settings.push(name.to_string());

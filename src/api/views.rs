@@ -228,6 +228,8 @@ pub struct ServerView {
     pub skills: Option<crate::manifest::SkillsConfig>,
     /// The argument whose value each call's usage row records as its target.
     pub usage_target: Option<String>,
+    /// Synced tools: each user's answers are kept and served by `*_store_*` tools (team plan).
+    pub store_tools: Option<Vec<String>>,
     pub verification: VerificationView,
     pub published: bool,
     pub published_version: Option<i64>,
@@ -278,6 +280,7 @@ impl ServerView {
             allowed_origins: s.allowed_origins.clone(),
             skills: s.skills.clone(),
             usage_target: s.usage_target.clone(),
+            store_tools: s.store_tools.clone(),
             verification: VerificationView {
                 state: s.verification_state,
                 checked_at: s.verified_at,

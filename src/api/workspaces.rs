@@ -38,6 +38,19 @@ pub async fn create<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     let body: CreateBody = req.json(limits::API_JSON)?;
     let name = clean_name(&body.name, "workspace name")?;
+    // Under plans, every workspace has its own quotas: an account makes a bounded number of them.
+    if svc.default_plan.is_some() {
+        let made = crate::store::usage::workspaces_created_by(svc.db, &s.user_id).await?;
+        if made >= crate::plans::MAX_WORKSPACES_PER_ACCOUNT {
+            return Err(ApiError::new(
+                ErrorCode::PlanLimit,
+                format!(
+                    "An account can own at most {} workspaces on this deployment; delete one or ask its operator.",
+                    crate::plans::MAX_WORKSPACES_PER_ACCOUNT
+                ),
+            ));
+        }
+    }
     let id = random_id("ws_")?;
     workspaces::create(svc.db, &id, &name, &s.user_id, svc.now_ms).await?;
     Response::created(&workspaces::Workspace {

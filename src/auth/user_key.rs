@@ -18,7 +18,8 @@
 //! The `user_key` mode that uses these keys is `crate::oauth::keys` (the hot-path gate) and
 //! `crate::oauth::portal` (sign-in and keys); docs/user-keys.md.
 //!
-//! TODO(issue 16): the Power Automate template, store tools. (Plans and quotas: `crate::plans`.)
+//! Plans and quotas: `crate::plans`; store tools: `crate::mcp::store` and
+//! `crate::oauth::store_tools`; the Power Automate template: `crate::api::templates`.
 
 use std::collections::HashMap;
 

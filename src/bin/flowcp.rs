@@ -209,6 +209,8 @@ fn bench_user_key(runs: usize) -> Result<String, String> {
         clock: &clock,
         cache: &cache,
         admitted: Default::default(),
+        user: Default::default(),
+        default_plan: None,
     };
     let median = |f: &mut dyn FnMut() -> Result<(), String>| -> Result<f64, String> {
         let mut times = Vec::with_capacity(runs.max(1));

@@ -357,6 +357,8 @@ async fn mcp(
         clock: &clock,
         cache: &key_users,
         admitted: Default::default(),
+        user: Default::default(),
+        default_plan: settings.default_plan,
     };
     let quota_cache = crate::plans::isolate_cache();
     let quota = crate::plans::Gate {
@@ -797,10 +799,48 @@ fn with_common_headers(mut r: Response) -> Response {
     r
 }
 
+/// The cron of the store tools' refresh (wrangler.toml; the other one is retention's).
+const STORE_CRON: &str = "*/5 * * * *";
+
+/// Every five minutes: store tools' entries due for their hourly refresh, a few per run (each
+/// run stays inside the Free plan's 50 subrequests; docs/operations.md).
+async fn refresh_store(env: &Env) {
+    let (settings, db, kv) = match (settings(env), D1Db::new(env, D1_BINDING), KvStorePort::new(env, KV_BINDING)) {
+        (Ok(s), Ok(d), Ok(k)) => (s, d, k),
+        _ => {
+            console_error!("store refresh: not configured (settings, D1 or KV missing)");
+            return;
+        }
+    };
+    let clock = now_ms;
+    let cache = crate::oauth::keys::GateCache::default();
+    let gate = crate::oauth::keys::Gate {
+        db: &db,
+        kv: &kv,
+        http: &FetchHttp,
+        keyring: &settings.secrets.keyring,
+        secrets: settings.secrets.token_secrets.as_ref(),
+        fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
+        origin: "",
+        clock: &clock,
+        cache: &cache,
+        admitted: Default::default(),
+        user: Default::default(),
+        default_plan: settings.default_plan,
+    };
+    let r = crate::oauth::store_refresh::refresh_due(&gate, now_ms()).await;
+    if r.refreshed + r.kept + r.dropped > 0 {
+        console_log!("store refresh: {} refreshed, {} kept, {} dropped", r.refreshed, r.kept, r.dropped);
+    }
+}
+
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
     let redactor = Redactor::of_values(config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string())));
+    if event.cron() == STORE_CRON {
+        return refresh_store(&env).await;
+    }
     let db = match D1Db::new(&env, D1_BINDING) {
         Ok(db) => db,
         Err(e) => {
@@ -810,7 +850,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     match retention::run(&db, now_ms(), RetentionPolicy::default()).await {
         Ok(r) => console_log!(
-            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations, {} OAuth clients, {} rows of deleted workspaces, {} usage counters",
+            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations, {} OAuth clients, {} rows of deleted workspaces, {} usage counters, {} store entries",
             r.deleted,
             r.cutoff_ms,
             r.batches,
@@ -821,7 +861,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             r.invitations_deleted,
             r.oauth_clients_deleted,
             r.deleted_workspace_rows,
-            r.usage_counters_deleted
+            r.usage_counters_deleted,
+            r.store_entries_deleted
         ),
         Err(e) => console_error!("retention failed: {}", redactor.text(&e.to_string())),
     }

@@ -4,9 +4,9 @@
 //!
 //! Each batch is one bounded `DELETE` (see `store::audit::DELETE_OLDER_THAN`). The run stops when
 //! a batch deletes fewer rows than its size (nothing older is left) or after `max_batches`, so one
-//! cron invocation stays inside the Worker's limits: at most 13 + `max_batches` = 49 queries (the
+//! cron invocation stays inside the Worker's limits: at most 14 + `max_batches` = 49 queries (the
 //! Free plan allows 50 per invocation). The cron runs hourly, so the next run continues well
-//! within the day (180,000 audit rows per run, 4.3 million a day).
+//! within the day (175,000 audit rows per run, 4.2 million a day).
 
 use crate::store::sessions::{self, throttle};
 use crate::store::{audit, invitations, oauth_clients, tokens, Db, StoreError};
@@ -26,7 +26,7 @@ pub struct RetentionPolicy {
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
-        RetentionPolicy { retain_days: 30, batch_size: 5_000, max_batches: 36 }
+        RetentionPolicy { retain_days: 30, batch_size: 5_000, max_batches: 35 }
     }
 }
 
@@ -55,6 +55,8 @@ pub struct RetentionReport {
     pub deleted_workspace_rows: u64,
     /// Monthly call counters of months before the previous one (`crate::plans`).
     pub usage_counters_deleted: u64,
+    /// Store tools' answers not fetched for 30 days (`crate::oauth::store_tools`).
+    pub store_entries_deleted: u64,
 }
 
 pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<RetentionReport, StoreError> {
@@ -90,6 +92,13 @@ pub async fn run(db: &impl Db, now_ms: i64, policy: RetentionPolicy) -> Result<R
         .await
         .unwrap_or(0),
         deleted_workspace_rows: crate::store::usage::sweep_deleted(db, now_ms, policy.batch_size).await.unwrap_or(0),
+        store_entries_deleted: crate::store::store_entries::delete_stale(
+            db,
+            now_ms - crate::oauth::store_tools::STALE_MS,
+            policy.batch_size,
+        )
+        .await
+        .unwrap_or(0),
         usage_counters_deleted: crate::store::usage::delete_before(
             db,
             &crate::plans::previous_month(&crate::plans::month_of(now_ms)),

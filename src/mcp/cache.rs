@@ -190,13 +190,15 @@ pub(crate) async fn live_version(
 /// Prepare a manifest parsed from `json_len` bytes of JSON.
 pub(crate) fn prepare(manifest: Manifest, json_len: usize) -> Loaded {
     let index: HashMap<String, usize> = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-    let (meta, lists_tools) = if manifest.discovery {
+    let (mut meta, lists_tools) = if manifest.discovery {
         (discovery_tools(manifest.tools.len()), false)
     } else if let Some(s) = &manifest.skills {
         (super::skills::meta_tools(s, manifest.tools.len()), s.mode == manifest::SkillsMode::Alongside)
     } else {
         (Vec::new(), true)
     };
+    // Store tools (issue 16) are listed with the meta-tools.
+    meta.extend(super::store::listed(&manifest));
     let cost = manifest::cost(&manifest, json_len);
     Loaded { manifest, meta, lists_tools, index, cost }
 }

@@ -232,6 +232,13 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
         }
         None => (content_type, resp.body),
     };
+    // A synced tool's good answer is kept for the user's store tool (issue 16).
+    let synced = m.store.as_ref().is_some_and(|s| s.contains(&tool.name));
+    if let (true, AuthMode::UserKey, Some(gate), 200..=299) = (synced, m.auth.mode, rt.key_gate, resp.status) {
+        if !resp.truncated && body.len() <= super::store::MAX_BODY_BYTES {
+            gate.store_write(m, &tool.name, args, &body).await;
+        }
+    }
     let (result, outcome) =
         map_response_with(tool, resp.status, content_type.as_deref(), &body, &ResponseBudget::default());
     event.outcome = match outcome {

@@ -172,6 +172,7 @@ pub fn manifest(origin: &str) -> Result<Manifest, String> {
         allowed_origins: Some(Vec::new()),
         skills: None,
         usage_target: None,
+        store: None,
         tools: tools(origin)?,
     })
 }

@@ -1,7 +1,7 @@
 //! The methods both protocol eras share: `initialize` (legacy only), `tools/list` with opaque
 //! cursors and `tools/call` (plain or through the discovery toolset).
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::cache::Loaded;
 use super::call::call_upstream;
@@ -10,10 +10,12 @@ use super::results::{Capabilities, InitializeResult, ListToolsResult, ServerInfo
 use super::runtime::{CallCtx, CallToolResult, RpcError};
 use super::skills::{self, LIST_SKILLS, TOOL_SEARCH};
 use super::{Era, ProtocolVersion};
+use crate::invoke::{invalid_arguments_result, validate_tool_arguments};
 use crate::manifest::Manifest;
 use crate::net::Http;
 use crate::store::audit::AuditEvent;
 use crate::store::Kv;
+use crate::tools::ToolDef;
 
 /// Tools per `tools/list` page.
 pub const PAGE_SIZE: usize = 100;
@@ -138,6 +140,41 @@ pub(crate) async fn tools_call<K: Kv, H: Http>(
             _ => Err(RpcError::invalid_params(format!("Unknown tool: {name}"))),
         };
     }
+    if let Some(live) = super::store::target(&loaded.manifest, name) {
+        // A store tool: the user's stored answer, no upstream call.
+        return Ok(store_call(ctx, live, &args).await);
+    }
     let &i = loaded.index.get(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
     Ok(call_upstream(ctx, &loaded.manifest.tools[i], &args, audit).await)
+}
+
+/// A store tool's call (issue 16, `super::store`): the live tool's arguments checked, then the user's stored answer.
+pub(crate) async fn store_call<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    live: &ToolDef,
+    args: &Value,
+) -> CallToolResult {
+    let problems = validate_tool_arguments(live, args);
+    if !problems.is_empty() {
+        return invalid_arguments_result(&problems);
+    }
+    let Some(gate) = ctx.rt.key_gate else {
+        return CallToolResult::error("Store tools are not available on this deployment.");
+    };
+    let now = (ctx.rt.clock)();
+    match gate.store_read(&ctx.loaded.manifest, &live.name, args).await {
+        Err(message) => CallToolResult::error(message),
+        Ok(None) => CallToolResult::error(format!(
+            "Nothing is stored for these arguments yet: call {} with them once; FlowCP keeps its answer and refreshes it hourly.",
+            live.name
+        )),
+        Ok(Some((body, fetched_at))) => {
+            let value = serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body));
+            CallToolResult::structured(json!({
+                "value": value,
+                "fetched_at": crate::civil::rfc3339_utc(fetched_at),
+                "age_seconds": ((now - fetched_at) / 1000).max(0),
+            }))
+        }
+    }
 }

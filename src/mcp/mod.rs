@@ -25,6 +25,7 @@ mod results;
 pub mod runtime;
 pub mod server;
 pub mod skills;
+pub mod store;
 pub mod transport;
 pub mod version;
 

@@ -63,6 +63,11 @@ impl std::fmt::Debug for Admitted {
 /// The future a [`KeyGate`] returns.
 pub type GateFuture<'g> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Admitted, McpResponse>> + 'g>>;
 
+/// What [`KeyGate::store_read`] answers: the stored answer and when it was fetched, `None` when
+/// nothing is stored, or why the store cannot answer.
+pub type StoreFuture<'g> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<(String, i64)>, String>> + 'g>>;
+
 /// Admits the holder of a per-user key of a `user_key` server, or answers why not (401, 503).
 /// It needs D1 (the user's epoch and sealed tokens) and the provider, which the runtime does not
 /// otherwise reach: the glue passes `oauth::keys::Gate`.
@@ -73,6 +78,17 @@ pub trait KeyGate {
     fn upstream_refused<'g>(
         &'g self,
         m: &'g crate::manifest::Manifest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'g>>;
+    /// The admitted user's stored answer of a synced tool for these arguments: the answer and
+    /// when it was fetched, `None` when nothing is stored, or why the store cannot answer.
+    fn store_read<'g>(&'g self, m: &'g crate::manifest::Manifest, tool: &'g str, args: &'g Value) -> StoreFuture<'g>;
+    /// Keeps the admitted user's fresh answer of a synced tool (best effort).
+    fn store_write<'g>(
+        &'g self,
+        m: &'g crate::manifest::Manifest,
+        tool: &'g str,
+        args: &'g Value,
+        body: &'g [u8],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'g>>;
 }
 

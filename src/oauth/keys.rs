@@ -231,7 +231,9 @@ thread_local! {
 ///
 /// When the API answers 401 to a cached access token (one this request did not just get from
 /// the provider), the token is dropped in D1 for the generation it came from, so the user's
-/// next call refreshes; at most once per user per [`DROP_INTERVAL_MS`] per isolate. Other
+/// next call refreshes; at most once per user per [`DROP_INTERVAL_MS`] per isolate and once per
+/// [`key_users::DROP_EVERY_MS`] (5 minutes) across isolates, and only when a refresh token can
+/// replace it (a provider without refresh tokens keeps the token until its expiry). Other
 /// isolates holding the token stop within [`EPOCH_CACHE_TTL_MS`]. The call that got the 401
 /// answers it as any upstream error; the client's next call carries a fresh token.
 pub struct Gate<'a, D: Db, K: Kv, H: Http> {
@@ -248,6 +250,10 @@ pub struct Gate<'a, D: Db, K: Kv, H: Http> {
     /// The cached token this request was admitted with: (user, generation). `None` when the
     /// token came fresh from the provider in this request (a 401 to it drops nothing).
     pub admitted: RefCell<Option<(String, i64)>>,
+    /// The user this request was admitted for (their store tools' cache).
+    pub user: RefCell<Option<String>>,
+    /// `FLOWCP_DEFAULT_PLAN`: store tools need a plan that has them (`crate::plans`).
+    pub default_plan: Option<crate::vocab::Plan>,
 }
 
 fn unauthorized(message: &str) -> McpResponse {
@@ -278,9 +284,39 @@ impl<D: Db, K: Kv, H: Http> KeyGate for Gate<'_, D, K, H> {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'g>> {
         Box::pin(self.drop_refused(m))
     }
+
+    fn store_read<'g>(
+        &'g self,
+        m: &'g Manifest,
+        tool: &'g str,
+        args: &'g serde_json::Value,
+    ) -> crate::mcp::runtime::StoreFuture<'g> {
+        Box::pin(super::store_tools::read(self.store_parts(), m, tool, args))
+    }
+
+    fn store_write<'g>(
+        &'g self,
+        m: &'g Manifest,
+        tool: &'g str,
+        args: &'g serde_json::Value,
+        body: &'g [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'g>> {
+        Box::pin(super::store_tools::write(self.store_parts(), m, tool, args, body))
+    }
 }
 
 impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
+    /// What the store tools' cache needs of this request.
+    fn store_parts(&self) -> super::store_tools::Parts<'_, D> {
+        super::store_tools::Parts {
+            db: self.db,
+            keyring: self.keyring,
+            default_plan: self.default_plan,
+            now: (self.clock)(),
+            user: self.user.borrow().clone(),
+        }
+    }
+
     /// [`KeyGate::upstream_refused`]: drops the cached token this request used (bounded).
     async fn drop_refused(&self, m: &Manifest) {
         let Some((user_id, generation)) = self.admitted.borrow_mut().take() else { return };
@@ -291,7 +327,7 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
         DROPPED.with(|d| d.borrow_mut().put(&m.server_id, &user_id, now, now));
         self.cache.borrow_mut().forget(&m.server_id, &user_id);
         // Best effort: when D1 fails the token stays until its expiry, as before.
-        let _ = key_users::drop_access(self.db, &m.server_id, &user_id, generation).await;
+        let _ = key_users::drop_access(self.db, &m.server_id, &user_id, generation, now).await;
     }
 
     async fn admit_key(&self, m: &Manifest, key: Option<&str>) -> Result<Admitted, McpResponse> {
@@ -334,29 +370,42 @@ impl<D: Db, K: Kv, H: Http> Gate<'_, D, K, H> {
             return Err(invalid());
         }
         let connection = user_hash(&claims.sub);
-        let problem = |why: &str| Admitted {
-            connection: connection.clone(),
-            upstream_token: None,
-            problem: Some(sign_in_again(self.origin, &m.server_id, why)),
-        };
+        *self.user.borrow_mut() = Some(claims.sub.clone());
+        match self.token(m, &claims.sub, claims.epoch, &snap, now).await? {
+            Ok(token) => Ok(Admitted { connection, upstream_token: Some(token), problem: None }),
+            Err(why) => Ok(Admitted {
+                connection,
+                upstream_token: None,
+                problem: Some(sign_in_again(self.origin, &m.server_id, why)),
+            }),
+        }
+    }
+
+    /// A user's upstream access token (cached, or refreshed single-flight), or why they must
+    /// sign in again (`Ok(Err)`), or the 503 to answer. The caller checked the epoch.
+    pub(crate) async fn token(
+        &self,
+        m: &Manifest,
+        user_id: &str,
+        epoch: i64,
+        snap: &Snapshot,
+        now: i64,
+    ) -> Result<Result<String, &'static str>, McpResponse> {
         if snap.status == Status::Disconnected {
-            return Ok(problem("Your sign-in at this API's provider has ended (consent revoked or expired)."));
+            return Ok(Err("Your sign-in at this API's provider has ended (consent revoked or expired)."));
         }
         let binding = super::tokens::provider_binding(m);
         let fresh = |s: &Snapshot| -> Option<String> {
             let sealed = s.access_sealed.as_deref()?;
-            let held = open(self.keyring, "access", &m.server_id, &claims.sub, sealed)?;
+            let held = open(self.keyring, "access", &m.server_id, user_id, sealed)?;
             let live = held.expires_at_ms.is_none_or(|exp| exp - EXPIRY_MARGIN_MS > now);
             (live && Some(&held.provider) == binding.as_ref()).then_some(held.token)
         };
-        if let Some(token) = fresh(&snap) {
-            *self.admitted.borrow_mut() = Some((claims.sub.clone(), snap.generation));
-            return Ok(Admitted { connection, upstream_token: Some(token), problem: None });
+        if let Some(token) = fresh(snap) {
+            *self.admitted.borrow_mut() = Some((user_id.to_string(), snap.generation));
+            return Ok(Ok(token));
         }
-        match self.refresh(m, &claims.sub, claims.epoch, snap.generation, now).await? {
-            Ok(token) => Ok(Admitted { connection, upstream_token: Some(token), problem: None }),
-            Err(why) => Ok(problem(why)),
-        }
+        self.refresh(m, user_id, epoch, snap.generation, now).await
     }
 
     /// The user's access token after a refresh (theirs, or a concurrent caller's), or why they

@@ -32,6 +32,8 @@ pub mod providers;
 pub mod redirect;
 pub mod register;
 pub mod resource;
+pub mod store_refresh;
+pub mod store_tools;
 pub mod tokens;
 pub mod upstream;
 

@@ -337,7 +337,9 @@ async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
         Ok(c) => c,
         Err(e) => return error(e.into()),
     };
-    // Everything FlowCP holds about the user, except their tokens (sealed; never shown).
+    let stored = crate::store::store_entries::count_for_user(svc.db, &m.id, &u.user_id).await.unwrap_or(0);
+    // Everything FlowCP holds about the user, except their tokens (sealed; never shown) and
+    // their store tools' answers (sealed copies of what the API told them; counted).
     json_ok(
         200,
         json!({
@@ -348,6 +350,7 @@ async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Reques
             "signed_in_at": u.signed_in_at,
             "key_issued_at": u.key_issued_at,
             "holds_refresh_token": u.refresh_sealed.is_some(),
+            "stored_answers": stored,
             "usage": calls,
         }),
     )

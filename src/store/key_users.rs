@@ -164,7 +164,14 @@ pub async fn revoke(db: &impl Db, server_id: &str, user_id: &str) -> Result<bool
     let sql = "UPDATE key_users SET epoch = epoch + 1, status = 'revoked', refresh_sealed = NULL, \
                access_sealed = NULL, access_expires_at = NULL, lease_until = NULL, generation = generation + 1 \
                WHERE server_id = ?1 AND user_id = ?2";
-    Ok(db.execute(sql, &[server_id.into(), user_id.into()]).await? == 1)
+    // Their store tools' cached answers go in the same transaction.
+    let changed = db
+        .batch(&[
+            (sql, vec![server_id.into(), user_id.into()]),
+            (super::store_entries::DELETE_FOR_USER, vec![server_id.into(), user_id.into()]),
+        ])
+        .await?;
+    Ok(changed.first().copied() == Some(1))
 }
 
 /// At publish: every user whose tokens came from another provider configuration than `keep`
@@ -179,7 +186,13 @@ pub async fn revoke_stale(
     let sql = "UPDATE key_users SET epoch = epoch + 1, status = 'revoked', refresh_sealed = NULL, \
                access_sealed = NULL, access_expires_at = NULL, lease_until = NULL, generation = generation + 1 \
                WHERE workspace_id = ?1 AND server_id = ?2 AND status <> 'revoked' AND (?3 IS NULL OR provider <> ?3)";
-    db.execute(sql, &[workspace_id.into(), server_id.into(), keep.into()]).await
+    let changed = db
+        .batch(&[
+            (sql, vec![workspace_id.into(), server_id.into(), keep.into()]),
+            (super::store_entries::DELETE_FOR_REVOKED, vec![server_id.into()]),
+        ])
+        .await?;
+    Ok(changed.first().copied().unwrap_or(0))
 }
 
 /// The user's data deleted (the portal's "delete my data").
@@ -261,14 +274,26 @@ pub async fn release_lease(db: &impl Db, server_id: &str, user_id: &str, generat
     Ok(())
 }
 
+/// How often a user's access token may be dropped on a 401, across isolates.
+pub const DROP_EVERY_MS: i64 = 300_000;
+
 /// The API refused the user's cached access token (401) before its expiry: it is dropped, so
-/// the next call refreshes. Only the generation the caller used: a token refreshed meanwhile
-/// stays. Returns whether it was dropped.
-pub async fn drop_access(db: &impl Db, server_id: &str, user_id: &str, generation: i64) -> Result<bool, StoreError> {
-    let sql = "UPDATE key_users SET access_sealed = NULL, access_expires_at = NULL \
+/// the next call refreshes. Only the generation the caller used (a token refreshed meanwhile
+/// stays), only when a refresh token can replace it, and at most once per [`DROP_EVERY_MS`].
+/// Returns whether it was dropped.
+pub async fn drop_access(
+    db: &impl Db,
+    server_id: &str,
+    user_id: &str,
+    generation: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let sql = "UPDATE key_users SET access_sealed = NULL, access_expires_at = NULL, access_dropped_at = ?4 \
                WHERE server_id = ?1 AND user_id = ?2 AND generation = ?3 AND status = 'active' \
-               AND access_sealed IS NOT NULL";
-    Ok(db.execute(sql, &[server_id.into(), user_id.into(), generation.into()]).await? == 1)
+               AND access_sealed IS NOT NULL AND refresh_sealed IS NOT NULL \
+               AND (access_dropped_at IS NULL OR access_dropped_at <= ?5)";
+    let params = [server_id.into(), user_id.into(), generation.into(), now_ms.into(), (now_ms - DROP_EVERY_MS).into()];
+    Ok(db.execute(sql, &params).await? == 1)
 }
 
 /// The provider refused the refresh token (`invalid_grant`): tokens deleted, the user must sign

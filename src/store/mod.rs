@@ -18,6 +18,7 @@ pub mod oauth_clients;
 pub mod secrets;
 pub mod servers;
 pub mod sessions;
+pub mod store_entries;
 pub mod tokens;
 pub mod usage;
 pub mod users;

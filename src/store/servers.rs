@@ -72,6 +72,8 @@ pub struct Server {
     pub skills: Option<crate::manifest::SkillsConfig>,
     /// The argument whose value each call's usage row records as its target (`environment`).
     pub usage_target: Option<String>,
+    /// Synced tools (issue 16): their answers are kept per user and served by `*_store_*` tools.
+    pub store_tools: Option<Vec<String>>,
     pub verification_state: VerificationState,
     pub verification: Option<VerificationReport>,
     pub verified_at: Option<i64>,
@@ -111,6 +113,7 @@ fn server(r: &Row) -> Result<Server, StoreError> {
         allowed_origins: json(r, "allowed_origins_json")?,
         skills: json(r, "skills_json")?,
         usage_target: opt_text(r, "usage_target"),
+        store_tools: json(r, "store_tools_json")?,
         verification_state: parsed(r, "verification_state", VerificationState::parse)?,
         verification: json(r, "verification_json")?,
         verified_at: opt_i64(r, "verified_at"),
@@ -152,7 +155,7 @@ fn stored_mode(mode: AuthMode) -> AuthMode {
 pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), StoreError> {
     let sql =
         "UPDATE servers SET name = ?3, auth_mode = ?4, auth_config_json = ?5, credential_key = ?6, is_public = ?7, \
-               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, user_keys = ?13, skills_json = ?14, usage_target = ?15, \
+               discovery_mode = ?8, base_url_override = ?9, probe_tool = ?10, allowed_origins_json = ?12, user_keys = ?13, skills_json = ?14, usage_target = ?15, store_tools_json = ?16, \
                verification_state = 'unverified', verification_json = NULL, verified_at = NULL, \
                draft_changed_at = ?11, updated_at = ?11 \
                WHERE workspace_id = ?1 AND id = ?2";
@@ -174,6 +177,7 @@ pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), Store
             i64::from(s.auth_mode == AuthMode::UserKey).into(),
             s.skills.as_ref().map(|k| serde_json::to_string(k).unwrap_or_default()).into(),
             s.usage_target.clone().into(),
+            s.store_tools.as_ref().map(|t| serde_json::to_string(t).unwrap_or_default()).into(),
         ],
     )
     .await

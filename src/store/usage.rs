@@ -151,6 +151,12 @@ pub async fn set_plan(
     Ok(n > 0)
 }
 
+/// How many workspaces an account made (and still exist).
+pub async fn workspaces_created_by(db: &impl Db, user_id: &str) -> Result<i64, StoreError> {
+    let rows = db.query("SELECT COUNT(*) AS n FROM workspaces WHERE created_by = ?1", &[user_id.into()]).await?;
+    rows.first().map(|r| row_i64(r, "n")).unwrap_or(Ok(0))
+}
+
 /// How many servers the workspace has (its plan limits them).
 pub async fn server_count(db: &impl Db, workspace_id: &str) -> Result<i64, StoreError> {
     let rows = db.query("SELECT COUNT(*) AS n FROM servers WHERE workspace_id = ?1", &[workspace_id.into()]).await?;
@@ -173,19 +179,22 @@ pub async fn delete_before(db: &impl Db, month: &str, limit: u32) -> Result<u64,
     .await
 }
 
-/// A workspace is being deleted: its counters go, and a tombstone lets the retention job delete
-/// what an in-flight audit flush writes after this ([`sweep_deleted`]).
-pub async fn forget_workspace(db: &impl Db, workspace_id: &str, now_ms: i64) -> Result<(), StoreError> {
-    db.batch(&[
-        ("DELETE FROM usage_counters WHERE workspace_id = ?1", vec![workspace_id.into()]),
-        (
-            "INSERT INTO deleted_workspaces (id, deleted_at) VALUES (?1, ?2) \
-             ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at",
-            vec![workspace_id.into(), now_ms.into()],
-        ),
-    ])
+/// A workspace is about to be deleted: a tombstone lets the retention job delete what an
+/// in-flight audit flush writes after the deletion ([`sweep_deleted`]; it spares a workspace
+/// that still exists, should the deletion fail half-way).
+pub async fn tombstone(db: &impl Db, workspace_id: &str, now_ms: i64) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO deleted_workspaces (id, deleted_at) VALUES (?1, ?2) \
+         ON CONFLICT (id) DO UPDATE SET deleted_at = excluded.deleted_at",
+        &[workspace_id.into(), now_ms.into()],
+    )
     .await
     .map(|_| ())
+}
+
+/// A deleted workspace's counters (after its row is gone: a failed deletion keeps its quota).
+pub async fn delete_for_workspace(db: &impl Db, workspace_id: &str) -> Result<u64, StoreError> {
+    db.execute("DELETE FROM usage_counters WHERE workspace_id = ?1", &[workspace_id.into()]).await
 }
 
 /// How long a tombstone stays: far past any flush (an isolate writes its events within seconds).

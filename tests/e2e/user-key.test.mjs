@@ -86,6 +86,7 @@ function startFake() {
       if (pa) {
         const auth = req.headers.authorization ?? "";
         state.paRequests.push({ path: url.pathname, query: Object.fromEntries(url.searchParams), auth });
+        if (state.down) return json(503, { error: "down" });
         if (url.searchParams.get("api-version") !== "2016-11-01") return json(400, { error: { code: "InvalidApiVersionParameter" } });
         const user = [...state.current.entries()].find(([, t]) => auth === `Bearer ${t.access}`)?.[0];
         if (!user) return json(401, { error: { code: "InvalidAuthenticationToken" } });
@@ -465,6 +466,40 @@ test("the Power Automate template: one click makes the user_key server; a signed
     rows = must(await owner.get(P(`/audit?server=${pa.id}&limit=50`))).items;
   }
   assert.equal(rows.find((r) => r.tool_name === "list_live_flows").target, "Default-1");
+
+  // Store tools (team plan): list_live_flows is synced; its store tool answers from the cache,
+  // with its age, after the API has gone down.
+  const ops = (body) => fetch(`${w.url}/ops/plan?workspace=${ws}`, { method: "PUT", headers: { authorization: `Bearer ${secrets.FLOWCP_OPERATOR_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.equal((await ops({ plan: "pro" })).status, 200);
+  must(await owner.patch(P(`/servers/${pa.id}`), { store_tools: ["list_live_flows"] }));
+  must(await owner.post(P(`/servers/${pa.id}/verify`)));
+  const refused = await owner.post(P(`/servers/${pa.id}/publish`));
+  assert.equal(refused.status, 403, JSON.stringify(refused.body));
+  assert.match(refused.body.error.message, /team plan/);
+  assert.equal((await ops({ plan: "team" })).status, 200);
+  must(await owner.post(P(`/servers/${pa.id}/publish`)));
+  await sleep(1100);
+  const again = await sdk(pa, await newKey(pa, session));
+  assert.ok((await again.listTools()).tools.some((t) => t.name === "list_store_flows"));
+  const before = await again.callTool({ name: "list_store_flows", arguments: { environmentName: "Default-1" } });
+  assert.equal(before.isError, true, "nothing stored yet");
+  assert.ok(!(await again.callTool({ name: "list_live_flows", arguments: { environmentName: "Default-1" } })).isError);
+  fake.state.down = true;
+  try {
+    const live = await again.callTool({ name: "list_live_flows", arguments: { environmentName: "Default-1" } });
+    assert.equal(live.isError, true, "the API is down");
+    await sleep(1100);
+    const stored = await again.callTool({ name: "list_store_flows", arguments: { environmentName: "Default-1" } });
+    assert.ok(!stored.isError, JSON.stringify(stored));
+    assert.equal(stored.structuredContent.value.value[0].name, "flow-of-erin");
+    assert.ok(stored.structuredContent.age_seconds >= 1, JSON.stringify(stored.structuredContent));
+    assert.match(stored.structuredContent.fetched_at, /^\d{4}-\d{2}-\d{2}T/);
+  } finally {
+    fake.state.down = false;
+  }
+  await again.close();
+  assert.equal((await ops({ plan: null })).status, 200);
+  await sleep(10_100); // isolates see the plan change within 10 s
 });
 
 test("an expired access token is refreshed once with rotation; consent revoked at the provider asks the user to sign in again", async () => {

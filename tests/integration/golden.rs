@@ -67,6 +67,7 @@ fn published() -> (MemoryKv, Keyring) {
         allowed_origins: None,
         skills: None,
         usage_target: None,
+        store: None,
         tools,
     };
     let kv = MemoryKv::default();

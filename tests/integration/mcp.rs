@@ -101,6 +101,7 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
         allowed_origins: None,
         skills: None,
         usage_target: None,
+        store: None,
         tools: report.tools,
     };
     block_on(async {

@@ -57,6 +57,7 @@ fn manifest(token_url: &str) -> Manifest {
         allowed_origins: None,
         skills: None,
         usage_target: None,
+        store: None,
         tools: Vec::new(),
     }
 }
@@ -121,6 +122,8 @@ fn admit_with(
         clock: &clock,
         cache,
         admitted: Default::default(),
+        user: Default::default(),
+        default_plan: None,
     };
     block_on(gate.admit(m, Some(key)))
 }
@@ -299,6 +302,8 @@ fn without_the_token_secret_keys_are_503_and_without_a_key_401() {
         clock: &clock,
         cache: &cache,
         admitted: Default::default(),
+        user: Default::default(),
+        default_plan: None,
     };
     assert_eq!(block_on(gate.admit(&fx.m, Some(&key))).unwrap_err().status, 503);
     let gate = Gate { secrets: Some(&fx.secrets), ..gate };
@@ -408,6 +413,8 @@ fn with_gate<R>(
         clock: &clock,
         cache,
         admitted: Default::default(),
+        user: Default::default(),
+        default_plan: None,
     };
     f(&gate)
 }
@@ -440,10 +447,151 @@ fn an_upstream_401_to_a_cached_token_makes_the_next_call_refresh_within_a_bound(
     assert_eq!(refused(T0 + 3), "at-alice-2");
     assert_eq!(admit_at(T0 + 4), "at-alice-2");
     assert_eq!(http.seen.borrow().len(), 1, "no second refresh within the bound");
-    // After it, a 401 drops the token again and the next call refreshes.
-    let later = T0 + 2 + EPOCH_CACHE_TTL_MS;
+    // After the bound across isolates (5 minutes), a 401 drops the token again and the next
+    // call refreshes.
+    assert_eq!(refused(T0 + 2 + EPOCH_CACHE_TTL_MS), "at-alice-2");
+    assert_eq!(admit_at(T0 + 3 + EPOCH_CACHE_TTL_MS), "at-alice-2", "within the 5 minutes: no drop");
+    assert_eq!(http.seen.borrow().len(), 1);
+    let later = T0 + 2 + flowcp::store::key_users::DROP_EVERY_MS;
     assert_eq!(refused(later), "at-alice-2");
     http.push(token_answer("at-alice-3", "rt-alice-3"));
     assert_eq!(admit_at(later + 1), "at-alice-3");
     assert_eq!(http.seen.borrow().len(), 2);
+}
+
+/// A `user_key` manifest with one synced GET tool, `list_live_flows(environmentName)`.
+fn synced_manifest(fx: &Fx) -> Manifest {
+    let doc = serde_json::json!({
+        "openapi": "3.0.3", "info": { "title": "PA", "version": "1" }, "servers": [{ "url": "https://api.example" }],
+        "paths": { "/flows": { "get": { "operationId": "list_live_flows", "description": "The flows.",
+            "parameters": [{ "name": "environmentName", "in": "query", "required": true, "schema": { "type": "string" } }],
+            "responses": { "200": { "description": "ok" } } } } }
+    });
+    let tools = flowcp::tools::import_value(doc).unwrap().tools;
+    let m = Manifest { tools, store: Some(vec!["list_live_flows".into()]), ..fx.m.clone() };
+    block_on(async {
+        fx.kv.put(&flowcp::manifest::manifest_key("srv1", 1), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
+        fx.kv.put(&flowcp::manifest::live_key("srv1"), b"1", None).await.unwrap();
+    });
+    m
+}
+
+/// One tools/call (or tools/list) with `key` through the runtime and the key gate.
+fn rpc_as(
+    fx: &Fx,
+    http: &ScriptedHttp,
+    key: &str,
+    method: &str,
+    params: serde_json::Value,
+    now: i64,
+) -> serde_json::Value {
+    let cache = GateCache::default();
+    let manifests = flowcp::mcp::server::ManifestCache::default();
+    with_gate(fx, http, &cache, now, |gate| {
+        let clock = move || now;
+        let rt = flowcp::mcp::server::Runtime {
+            kv: &fx.kv,
+            cache: &manifests,
+            http,
+            keyring: &fx.keyring,
+            fetch_policy: FetchPolicy::default(),
+            origin: ORIGIN.into(),
+            clock: &clock,
+            upstream_timeout_ms: 1000,
+            key_gate: Some(gate),
+            quota: None,
+        };
+        let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("accept".to_string(), "application/json, text/event-stream".to_string()),
+            ("x-api-key".to_string(), key.to_string()),
+        ];
+        let body = serde_json::to_vec(&body).unwrap();
+        let r = block_on(flowcp::mcp::server::handle(
+            &rt,
+            "srv1",
+            &flowcp::mcp::server::McpRequest { method: "POST", headers: &headers, body: &body },
+        ));
+        r.body.unwrap()["result"].clone()
+    })
+}
+
+/// Store tools (issue 16): a synced tool's answer is kept sealed per user and arguments, served
+/// with its age when the API is down, refreshed by the cron as the user, refused off the team
+/// plan, and deleted when the user revokes.
+#[test]
+fn a_synced_tools_answer_is_served_from_the_store_when_the_api_is_down() {
+    let fx = fixture();
+    let m = synced_manifest(&fx);
+    let (id, key) = user(&fx, "alice", None);
+    let http = ScriptedHttp::default();
+    let call = |name: &str, now: i64| {
+        rpc_as(
+            &fx,
+            &http,
+            &key,
+            "tools/call",
+            serde_json::json!({ "name": name, "arguments": { "environmentName": "Default-1" } }),
+            now,
+        )
+    };
+    let listed = rpc_as(&fx, &http, &key, "tools/list", serde_json::json!({}), T0);
+    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["list_store_flows", "list_live_flows"]);
+    let empty = call("list_store_flows", T0);
+    assert_eq!(empty["isError"], true);
+    assert!(empty["content"][0]["text"].as_str().unwrap().contains("call list_live_flows"), "{empty}");
+
+    http.push(resp(200, &[("content-type", "application/json")], br#"{"value":[{"name":"flow-1"}]}"#));
+    let live = call("list_live_flows", T0 + 1_000);
+    assert_ne!(live["isError"], true, "{live}");
+    let rows = block_on(fx.db.query("SELECT * FROM store_entries", &[])).unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = serde_json::to_string(&rows[0]).unwrap();
+    assert!(!row.contains("flow-1") && !row.contains("Default-1"), "sealed: {row}");
+
+    // The API is down: the live tool fails, the store answers with the age.
+    http.push(resp(503, &[], b"down"));
+    assert_eq!(call("list_live_flows", T0 + 61_000)["isError"], true);
+    let stored = call("list_store_flows", T0 + 61_000);
+    assert_ne!(stored["isError"], true, "{stored}");
+    assert_eq!(stored["structuredContent"]["value"]["value"][0]["name"], "flow-1");
+    assert_eq!(stored["structuredContent"]["age_seconds"], 60);
+    // Other arguments have nothing stored.
+    let other = rpc_as(
+        &fx,
+        &http,
+        &key,
+        "tools/call",
+        serde_json::json!({ "name": "list_store_flows", "arguments": { "environmentName": "Other" } }),
+        T0 + 62_000,
+    );
+    assert_eq!(other["isError"], true);
+
+    // The cron refreshes it an hour later, as the user.
+    http.push(resp(200, &[("content-type", "application/json")], br#"{"value":[{"name":"flow-2"}]}"#));
+    let later = T0 + 1_000 + flowcp::oauth::store_tools::REFRESH_EVERY_MS + 1;
+    let cache = GateCache::default();
+    let report =
+        with_gate(&fx, &http, &cache, later, |g| block_on(flowcp::oauth::store_refresh::refresh_due(g, later)));
+    assert_eq!(report.refreshed, 1, "{report:?}");
+    let sent = http.seen.borrow().last().unwrap().clone();
+    assert!(sent.url.ends_with("/flows?environmentName=Default-1"), "{}", sent.url);
+    assert!(sent.headers.iter().any(|(k, v)| k == "authorization" && v == "Bearer at-alice-1"), "as the user");
+    let fresh = call("list_store_flows", later + 5_000);
+    assert_eq!(fresh["structuredContent"]["value"]["value"][0]["name"], "flow-2");
+    assert_eq!(fresh["structuredContent"]["age_seconds"], 5);
+
+    // Off the team plan the store does not answer.
+    block_on(fx.db.execute("UPDATE workspaces SET plan = 'pro' WHERE id = 'ws1'", &[])).unwrap();
+    let refused = call("list_store_flows", later + 6_000);
+    assert!(refused["content"][0]["text"].as_str().unwrap().contains("team plan"), "{refused}");
+    block_on(fx.db.execute("UPDATE workspaces SET plan = 'team' WHERE id = 'ws1'", &[])).unwrap();
+    assert_ne!(call("list_store_flows", later + 7_000)["isError"], true);
+
+    // Revoking deletes the user's stored answers.
+    assert!(block_on(key_users::revoke(&fx.db, "srv1", &id)).unwrap());
+    assert_eq!(block_on(fx.db.query("SELECT * FROM store_entries", &[])).unwrap().len(), 0);
+    let _ = m;
 }

@@ -1402,6 +1402,8 @@ export interface components {
             skills?: components["schemas"]["SkillsConfig"] | null;
             /** @description The argument whose value each call's usage row records as its target. */
             usage_target?: string | null;
+            /** @description Synced tools: each user's answers are kept and served by `*_store_*` tools (team plan). */
+            store_tools?: string[] | null;
             verification: components["schemas"]["VerificationView"];
             published: boolean;
             /** Format: int64 */
@@ -1602,6 +1604,12 @@ export interface components {
              * @default null
              */
             usage_target?: string | null;
+            /**
+             * @description Synced tools (`user_key` servers, team plan): enabled GET tools whose answers FlowCP keeps
+             *     per user, refreshes hourly and serves through `*_store_*` tools; `null`: none.
+             * @default null
+             */
+            store_tools?: string[] | null;
         };
         /** @description Whether a credential is stored, and the one origin it is sent to. */
         CredentialState: {
@@ -2104,6 +2112,8 @@ export interface components {
             skills?: components["schemas"]["SkillsConfig"] | null;
             /** @description The argument whose value each call's usage row records as its target (`environment`). */
             usage_target?: string | null;
+            /** @description Synced tools (issue 16): their answers are kept per user and served by `*_store_*` tools. */
+            store_tools?: string[] | null;
             verification_state: components["schemas"]["VerificationState"];
             verification?: components["schemas"]["VerificationReport"] | null;
             /** Format: int64 */

@@ -208,6 +208,7 @@ function Options({ server, path, onSaved }: { server: Server; path: { ws: string
   const [origins, setOrigins] = useState((server.allowed_origins ?? []).join(" "));
   const [skillsMode, setSkillsMode] = useState<"off" | "alongside" | "instead">(server.skills?.mode ?? "off");
   const [bundles, setBundles] = useState(server.skills?.bundles ? JSON.stringify(server.skills.bundles, null, 2) : "");
+  const [synced, setSynced] = useState((server.store_tools ?? []).join(" "));
   const { submit: save, outcome } = useSubmit(async () => {
     if (isPublic && !server.is_public && !confirm("Make this server public? Anyone with its URL can call its tools, with your credential, without an access key.")) return;
     const list = origins.split(/[\s,]+/).filter(Boolean);
@@ -216,9 +217,10 @@ function Options({ server, path, onSaved }: { server: Server; path: { ws: string
       try { parsed = JSON.parse(bundles) as Schemas["Bundle"][]; } catch { return { error: "The skills must be JSON: a list of {name, description, tools}." }; }
     }
     const skills = skillsMode === "off" ? null : { mode: skillsMode, bundles: parsed };
+    const storeTools = synced.split(/[\s,]+/).filter(Boolean);
     const { error: err, response } = await api.PATCH("/api/v1/workspaces/{ws}/servers/{srv}", {
       params: { path },
-      body: { name, is_public: isPublic, discovery_mode: discovery, base_url: baseUrl.trim() || null, probe_tool: probe.trim() || null, allowed_origins: list.length ? list : null, skills },
+      body: { name, is_public: isPublic, discovery_mode: discovery, base_url: baseUrl.trim() || null, probe_tool: probe.trim() || null, allowed_origins: list.length ? list : null, skills, ...(server.auth_mode === "user_key" ? { store_tools: storeTools.length ? storeTools : null } : {}) },
     });
     if (!response.ok) return { error: errorMessage(err, response.status) };
     await onSaved();
@@ -255,6 +257,9 @@ function Options({ server, path, onSaved }: { server: Server; path: { ws: string
           <textarea id="f-bundles" rows={6} value={bundles} aria-describedby="f-bundles-hint" onInput={(e) => setBundles((e.currentTarget as HTMLTextAreaElement).value)} />
           <small id="f-bundles-hint">{'[{"name": "monitor-flow", "description": "...", "tools": ["get_live_flow_runs"]}]'}; empty makes one skill per tag at publish.</small>
         </p>
+      )}
+      {server.auth_mode === "user_key" && (
+        <Field label="Synced tools" name="store_tools" value={synced} onInput={setSynced} required={false} hint="Team plan: GET tools whose answers FlowCP keeps for each user, refreshes hourly as them, and serves through *_store_* tools when the API is down (space-separated names)." />
       )}
       <Field label="Base URL" name="base_url" value={baseUrl} onInput={setBaseUrl} required={false} hint="Overrides the document's server URL (https://api.example.com/v1); empty uses the document's." />
       <Field label="Probe tool" name="probe_tool" value={probe} onInput={setProbe} required={false} hint="The tool verification calls; empty picks the first GET without required arguments." />
