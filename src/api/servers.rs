@@ -236,6 +236,10 @@ fn store_tools_of(
             ));
         }
     }
+    let stores: std::collections::HashSet<String> = names.iter().map(|n| crate::mcp::store::store_name(n)).collect();
+    if stores.len() != names.len() {
+        return Err(ApiError::bad_request("Two synced tools would have the same store tool name: sync fewer."));
+    }
     for name in names {
         match tools.iter().find(|t| &t.name == name) {
             Some(t) if t.request.method == crate::tools::HttpMethod::Get => {}

@@ -226,16 +226,20 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
 
 // TODO-security(issue 11 review): `/ops` shares the deep `/healthz` token; give operations a
 // token of their own so monitoring never holds a key-rotation capability.
-/// `POST /ops/reseal?cursor=&limit=&dry_run=1` (operator token): one page of the re-seal job
-/// (docs/operations.md, "Key rotation").
-async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Response, ApiError> {
-    if req.method() != Method::Post {
+/// An `/ops` request: its method, then the operator token (fails closed); answers its URL.
+fn operator_request(req: &Request, method: Method, settings: &Settings) -> Result<worker::Url, ApiError> {
+    if req.method() != method {
         return Err(ApiError::method_not_allowed());
     }
     let authorization = req.headers().get("authorization").ok().flatten();
     health::require_operator(authorization.as_deref(), settings.operator_token.as_deref())?;
-    let url =
-        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))
+}
+
+/// `POST /ops/reseal?cursor=&limit=&dry_run=1` (operator token): one page of the re-seal job
+/// (docs/operations.md, "Key rotation").
+async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Response, ApiError> {
+    let url = operator_request(req, Method::Post, settings)?;
     let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
     let after = match param("cursor") {
         None => String::new(),
@@ -257,13 +261,7 @@ async fn reseal(req: &Request, env: &Env, settings: &Settings) -> Result<Respons
 /// `PUT /ops/plan?workspace=<id>` (operator token): sets a workspace's plan and limit overrides
 /// (docs/operations.md, "Plans"); answers the workspace's plan view.
 async fn set_plan(req: &mut Request, env: &Env, settings: &Settings) -> Result<Response, ApiError> {
-    if req.method() != Method::Put {
-        return Err(ApiError::method_not_allowed());
-    }
-    let authorization = req.headers().get("authorization").ok().flatten();
-    health::require_operator(authorization.as_deref(), settings.operator_token.as_deref())?;
-    let url =
-        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    let url = operator_request(req, Method::Put, settings)?;
     let ws = url
         .query_pairs()
         .find(|(k, _)| k == "workspace")

@@ -236,7 +236,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
     let synced = m.store.as_ref().is_some_and(|s| s.contains(&tool.name));
     if let (true, AuthMode::UserKey, Some(gate), 200..=299) = (synced, m.auth.mode, rt.key_gate, resp.status) {
         if !resp.truncated && body.len() <= super::store::MAX_BODY_BYTES {
-            gate.store_write(m, &tool.name, args, &body).await;
+            gate.store_write(m, &tool.name, &super::store::declared(tool, args), &body).await;
         }
     }
     let (result, outcome) =

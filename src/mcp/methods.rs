@@ -162,7 +162,7 @@ pub(crate) async fn store_call<K: Kv, H: Http>(
         return CallToolResult::error("Store tools are not available on this deployment.");
     };
     let now = (ctx.rt.clock)();
-    match gate.store_read(&ctx.loaded.manifest, &live.name, args).await {
+    match gate.store_read(&ctx.loaded.manifest, &live.name, &super::store::declared(live, args)).await {
         Err(message) => CallToolResult::error(message),
         Ok(None) => CallToolResult::error(format!(
             "Nothing is stored for these arguments yet: call {} with them once; FlowCP keeps its answer and refreshes it hourly.",

@@ -53,6 +53,21 @@ pub fn listed(m: &Manifest) -> Vec<Value> {
         .collect()
 }
 
+/// Longest arguments kept (their canonical JSON): a call with more is answered live, not stored.
+pub const MAX_ARGS_BYTES: usize = 4 * 1024;
+
+/// Only the arguments the tool declares (an extra property never reaches the API, so it must
+/// not make another entry or fill the store).
+pub fn declared(tool: &ToolDef, args: &Value) -> Value {
+    let props = tool.input_schema.get("properties").and_then(Value::as_object);
+    match (args, props) {
+        (Value::Object(a), Some(p)) => {
+            Value::Object(a.iter().filter(|(k, _)| p.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        _ => Value::Object(Map::new()),
+    }
+}
+
 /// JSON with object keys sorted at every level: equal arguments hash equally whatever their
 /// order on the wire.
 pub fn canonical(v: &Value) -> Value {

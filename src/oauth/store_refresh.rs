@@ -31,7 +31,9 @@ pub struct RefreshReport {
 /// leaves the older one (and its age shows it).
 pub async fn refresh_due<D: Db, K: Kv, H: Http>(gate: &Gate<'_, D, K, H>, now: i64) -> RefreshReport {
     let mut report = RefreshReport::default();
-    let Ok(due) = store_entries::due(gate.db, now - REFRESH_EVERY_MS, REFRESHES_PER_RUN).await else { return report };
+    let due =
+        store_entries::due(gate.db, now - REFRESH_EVERY_MS, now - super::store_tools::STALE_MS, REFRESHES_PER_RUN);
+    let Ok(due) = due.await else { return report };
     let manifests = ManifestCache::default();
     for e in due {
         // Tried now, whatever comes of it: a failing entry waits an hour.
@@ -74,16 +76,23 @@ async fn refresh_one<D: Db, K: Kv, H: Http>(
     if unavailable(gate.db, gate.default_plan, m).await.is_some() {
         return Outcome::Kept;
     }
-    let Ok(Some(row)) = key_users::get(gate.db, &e.server_id, &e.user_id).await else { return Outcome::Kept };
-    let Ok(Ok(token)) = gate.token(m, &e.user_id, row.epoch, &Snapshot::of(&row), now).await else {
-        return Outcome::Kept;
+    let row = match key_users::get(gate.db, &e.server_id, &e.user_id).await {
+        Ok(Some(r)) if r.status == key_users::Status::Active => r,
+        // Signed out for good (revoked, consent ended): nothing can refresh it.
+        Ok(_) => return Outcome::Dropped,
+        Err(_) => return Outcome::Kept,
+    };
+    let token = match gate.token(m, &e.user_id, row.epoch, &Snapshot::of(&row), now).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) => return Outcome::Dropped,
+        Err(_) => return Outcome::Kept,
     };
     let Some(args) =
         open(gate.keyring, "args", e, &e.args_sealed).and_then(|b| serde_json::from_slice::<Value>(&b).ok())
     else {
         return Outcome::Dropped;
     };
-    let Ok(plan) = build_request(tool, &args, &Credential::Bearer(token), m.base_url.as_deref()) else {
+    let Ok(plan) = build_request(tool, &args, &Credential::Bearer(token.clone()), m.base_url.as_deref()) else {
         return Outcome::Dropped;
     };
     let Ok(url) = check_url(&plan.url, gate.fetch_policy) else { return Outcome::Kept };
@@ -102,8 +111,10 @@ async fn refresh_one<D: Db, K: Kv, H: Http>(
     if !(200..300).contains(&resp.status) || resp.truncated || resp.body.len() > MAX_BODY_BYTES {
         return Outcome::Kept;
     }
+    // Never keep an upstream's echo of the user's token (as the live path does).
+    let body = crate::redact::Redactor::of_values([token.as_str()]).capped_body(resp.body, false);
     let key = (e.server_id.as_str(), e.user_id.as_str(), e.tool.as_str(), e.args_hash.as_str());
-    let Some(body_sealed) = seal(gate.keyring, "body", key, &resp.body) else { return Outcome::Kept };
+    let Some(body_sealed) = seal(gate.keyring, "body", key, &body) else { return Outcome::Kept };
     let fresh = Entry { body_sealed, fetched_at: now, refreshed_at: now, ..e.clone() };
     match store_entries::put(gate.db, &fresh).await {
         Ok(true) => Outcome::Refreshed,

@@ -14,14 +14,15 @@ use serde_json::Value;
 
 use crate::crypto::Keyring;
 use crate::manifest::Manifest;
-use crate::mcp::store::{args_hash, canonical, MAX_BODY_BYTES};
+use crate::mcp::store::{args_hash, canonical, MAX_ARGS_BYTES, MAX_BODY_BYTES};
 use crate::store::store_entries::{self, Entry};
 use crate::store::Db;
 use crate::vocab::Plan;
 
 /// Entries are refreshed when their last try is this old.
 pub const REFRESH_EVERY_MS: i64 = 3_600_000;
-/// Entries whose last successful fetch is this old are deleted (the retention job).
+/// Entries the user has not used for this long are no longer refreshed and are deleted (the
+/// retention job).
 pub const STALE_MS: i64 = 30 * 86_400_000;
 /// Refreshes one cron run makes at most: each takes up to 7 subrequests (D1 reads and writes,
 /// the manifest from KV, the API call; more when the token must be refreshed), and a run stays
@@ -84,6 +85,8 @@ pub async fn read<D: Db>(
     let body = open(p.keyring, "body", &e, &e.body_sealed)
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or("The stored answer cannot be read; call the live tool to store it again.")?;
+    // Used: refreshed and kept 30 more days (best effort).
+    let _ = store_entries::mark_used(p.db, &e, p.now).await;
     Ok(Some((body, e.fetched_at)))
 }
 
@@ -97,6 +100,9 @@ pub async fn write<D: Db>(p: Parts<'_, D>, m: &Manifest, tool: &str, args: &Valu
     let hash = args_hash(args);
     let key = (m.server_id.as_str(), user.as_str(), tool, hash.as_str());
     let canonical_args = canonical(args).to_string();
+    if canonical_args.len() > MAX_ARGS_BYTES {
+        return;
+    }
     let (Some(args_sealed), Some(body_sealed)) =
         (seal(p.keyring, "args", key, canonical_args.as_bytes()), seal(p.keyring, "body", key, body))
     else {
@@ -113,6 +119,7 @@ pub async fn write<D: Db>(p: Parts<'_, D>, m: &Manifest, tool: &str, args: &Valu
         body_sealed,
         fetched_at: now,
         refreshed_at: now,
+        used_at: now,
     };
     let _ = store_entries::put(p.db, &e).await;
 }

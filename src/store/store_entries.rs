@@ -16,6 +16,8 @@ pub struct Entry {
     pub body_sealed: String,
     pub fetched_at: i64,
     pub refreshed_at: i64,
+    /// When the user last used it (a live call of the tool, or a store read).
+    pub used_at: i64,
 }
 
 fn entry(r: &Row) -> Result<Entry, StoreError> {
@@ -29,22 +31,29 @@ fn entry(r: &Row) -> Result<Entry, StoreError> {
         body_sealed: text(r, "body_sealed")?,
         fetched_at: row_i64(r, "fetched_at")?,
         refreshed_at: row_i64(r, "refreshed_at")?,
+        used_at: row_i64(r, "used_at")?,
     })
 }
 
 /// Most entries one user keeps on one server (each distinct set of arguments is one).
 pub const MAX_PER_USER: i64 = 50;
+/// Most entries one workspace keeps (all its servers and users).
+pub const MAX_PER_WORKSPACE: i64 = 10_000;
 
-/// Stores a fresh answer (a live call or a refresh). A user's new entry beyond
-/// [`MAX_PER_USER`] is not stored (`false`).
+/// Stores a fresh answer: a live call (`e.used_at` is now) or a refresh (it keeps the stored
+/// `used_at`). Only for a user who is active (a revocation in flight does not bring an entry
+/// back), and a new entry only within [`MAX_PER_USER`] and [`MAX_PER_WORKSPACE`] (`false`).
 pub async fn put(db: &impl Db, e: &Entry) -> Result<bool, StoreError> {
     let sql = "INSERT INTO store_entries (server_id, user_id, tool, args_hash, workspace_id, args_sealed, body_sealed, \
-               fetched_at, refreshed_at) \
-               SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8 \
-               WHERE EXISTS (SELECT 1 FROM store_entries WHERE server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4) \
-                  OR (SELECT COUNT(*) FROM store_entries WHERE server_id = ?1 AND user_id = ?2) < ?9 \
+               fetched_at, refreshed_at, used_at) \
+               SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?10 \
+               WHERE EXISTS (SELECT 1 FROM key_users WHERE server_id = ?1 AND user_id = ?2 AND status = 'active') \
+                 AND (EXISTS (SELECT 1 FROM store_entries WHERE server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4) \
+                  OR ((SELECT COUNT(*) FROM store_entries WHERE server_id = ?1 AND user_id = ?2) < ?9 \
+                  AND (SELECT COUNT(*) FROM store_entries WHERE workspace_id = ?5) < ?11)) \
                ON CONFLICT (server_id, user_id, tool, args_hash) DO UPDATE SET \
-               body_sealed = excluded.body_sealed, fetched_at = excluded.fetched_at, refreshed_at = excluded.refreshed_at";
+               body_sealed = excluded.body_sealed, fetched_at = excluded.fetched_at, refreshed_at = excluded.refreshed_at, \
+               used_at = MAX(used_at, excluded.used_at)";
     let n = db
         .execute(
             sql,
@@ -58,6 +67,8 @@ pub async fn put(db: &impl Db, e: &Entry) -> Result<bool, StoreError> {
                 e.body_sealed.as_str().into(),
                 e.fetched_at.into(),
                 MAX_PER_USER.into(),
+                e.used_at.into(),
+                MAX_PER_WORKSPACE.into(),
             ],
         )
         .await?;
@@ -77,10 +88,30 @@ pub async fn get(
     rows.first().map(entry).transpose()
 }
 
-/// Entries not refreshed since `before_ms`, oldest first, at most `limit` (the hourly refresh).
-pub async fn due(db: &impl Db, before_ms: i64, limit: u32) -> Result<Vec<Entry>, StoreError> {
-    let sql = "SELECT * FROM store_entries WHERE refreshed_at < ?1 ORDER BY refreshed_at LIMIT ?2";
-    db.query(sql, &[before_ms.into(), SqlValue::Integer(i64::from(limit))]).await?.iter().map(entry).collect()
+/// Entries not refreshed since `before_ms` and used since `used_since_ms`, oldest first, at
+/// most `limit` (the hourly refresh). A row that does not read as an entry is skipped.
+pub async fn due(db: &impl Db, before_ms: i64, used_since_ms: i64, limit: u32) -> Result<Vec<Entry>, StoreError> {
+    let sql = "SELECT * FROM store_entries WHERE refreshed_at < ?1 AND used_at >= ?2 ORDER BY refreshed_at LIMIT ?3";
+    let rows = db.query(sql, &[before_ms.into(), used_since_ms.into(), SqlValue::Integer(i64::from(limit))]).await?;
+    Ok(rows.iter().filter_map(|r| entry(r).ok()).collect())
+}
+
+/// A store read used an entry: it stays refreshed and kept 30 more days.
+pub async fn mark_used(db: &impl Db, e: &Entry, now_ms: i64) -> Result<(), StoreError> {
+    let sql =
+        "UPDATE store_entries SET used_at = ?5 WHERE server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4";
+    db.execute(
+        sql,
+        &[
+            e.server_id.as_str().into(),
+            e.user_id.as_str().into(),
+            e.tool.as_str().into(),
+            e.args_hash.as_str().into(),
+            now_ms.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// A refresh was tried (whatever came of it): not tried again for an hour.
@@ -118,11 +149,11 @@ pub const DELETE_FOR_USER: &str = "DELETE FROM store_entries WHERE server_id = ?
 pub const DELETE_FOR_REVOKED: &str = "DELETE FROM store_entries WHERE server_id = ?1 AND user_id IN \
     (SELECT user_id FROM key_users WHERE server_id = ?1 AND status = 'revoked')";
 
-/// Entries whose last successful fetch is older than `before_ms` (30 days: a workspace that
-/// left the team plan is no longer refreshed), at most `limit`.
+/// Entries the user has not used since `before_ms` (30 days; a workspace off the team plan
+/// cannot use them), at most `limit`.
 pub async fn delete_stale(db: &impl Db, before_ms: i64, limit: u32) -> Result<u64, StoreError> {
     db.execute(
-        "DELETE FROM store_entries WHERE rowid IN (SELECT rowid FROM store_entries WHERE fetched_at < ?1 LIMIT ?2)",
+        "DELETE FROM store_entries WHERE rowid IN (SELECT rowid FROM store_entries WHERE used_at < ?1 LIMIT ?2)",
         &[before_ms.into(), SqlValue::Integer(i64::from(limit))],
     )
     .await

@@ -558,6 +558,11 @@ fn a_synced_tools_answer_is_served_from_the_store_when_the_api_is_down() {
     assert_ne!(stored["isError"], true, "{stored}");
     assert_eq!(stored["structuredContent"]["value"]["value"][0]["name"], "flow-1");
     assert_eq!(stored["structuredContent"]["age_seconds"], 60);
+    // Arguments the tool does not declare make no other entry (they never reach the API).
+    http.push(resp(200, &[("content-type", "application/json")], br#"{"value":[{"name":"flow-1"}]}"#));
+    let padded = serde_json::json!({ "name": "list_live_flows", "arguments": { "environmentName": "Default-1", "pad": "x".repeat(100_000) } });
+    rpc_as(&fx, &http, &key, "tools/call", padded, T0 + 61_500);
+    assert_eq!(block_on(fx.db.query("SELECT * FROM store_entries", &[])).unwrap().len(), 1);
     // Other arguments have nothing stored.
     let other = rpc_as(
         &fx,
@@ -571,7 +576,7 @@ fn a_synced_tools_answer_is_served_from_the_store_when_the_api_is_down() {
 
     // The cron refreshes it an hour later, as the user.
     http.push(resp(200, &[("content-type", "application/json")], br#"{"value":[{"name":"flow-2"}]}"#));
-    let later = T0 + 1_000 + flowcp::oauth::store_tools::REFRESH_EVERY_MS + 1;
+    let later = T0 + 61_500 + flowcp::oauth::store_tools::REFRESH_EVERY_MS + 1;
     let cache = GateCache::default();
     let report =
         with_gate(&fx, &http, &cache, later, |g| block_on(flowcp::oauth::store_refresh::refresh_due(g, later)));
@@ -590,8 +595,19 @@ fn a_synced_tools_answer_is_served_from_the_store_when_the_api_is_down() {
     block_on(fx.db.execute("UPDATE workspaces SET plan = 'team' WHERE id = 'ws1'", &[])).unwrap();
     assert_ne!(call("list_store_flows", later + 7_000)["isError"], true);
 
-    // Revoking deletes the user's stored answers.
+    // Revoking deletes the user's stored answers, and a write in flight cannot bring one back.
+    let kept = block_on(flowcp::store::store_entries::get(
+        &fx.db,
+        "srv1",
+        &id,
+        "list_live_flows",
+        &flowcp::mcp::store::args_hash(&serde_json::json!({ "environmentName": "Default-1" })),
+    ))
+    .unwrap()
+    .unwrap();
     assert!(block_on(key_users::revoke(&fx.db, "srv1", &id)).unwrap());
+    assert_eq!(block_on(fx.db.query("SELECT * FROM store_entries", &[])).unwrap().len(), 0);
+    assert!(!block_on(flowcp::store::store_entries::put(&fx.db, &kept)).unwrap());
     assert_eq!(block_on(fx.db.query("SELECT * FROM store_entries", &[])).unwrap().len(), 0);
     let _ = m;
 }
