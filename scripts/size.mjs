@@ -5,7 +5,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 
-const BUDGET_GZIP = 1024 * 1024; // 1 MiB (measured 2026-11: ~745 KiB)
+// 1.125 MiB. Measured: ~745 KiB (2026-11); 1024.5 KiB (2026-12-02, after issue 16's plans,
+// store tools and template). Raised by decision then; issue 18 owns making it smaller
+// (opt-level, wasm-opt).
+const BUDGET_GZIP = 1152 * 1024;
 
 function files(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
