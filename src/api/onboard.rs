@@ -96,7 +96,8 @@ pub struct Onboarded {
     pub access_key: Option<String>,
 }
 
-fn json_request(from: &Request, body: Value) -> Request {
+/// A POST of `body` as JSON, as an owner would send it (the steps call the single routes).
+pub(crate) fn json_request(from: &Request, body: Value) -> Request {
     Request {
         method: "POST".into(),
         path: from.path.clone(),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::context::{Member, SessionUser};
+use super::onboard::json_request;
 use super::views::{Items, ServerView};
 use super::{apps, servers, Request, Response, Services};
 use crate::error::{limits, ApiError, ErrorCode};
@@ -134,8 +135,7 @@ pub async fn create<D: Db, K: Kv, H: Http>(
         .find(|t| t.view.id == id)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("There is no template {id:?}.")))?;
     let name = body.name.clone().unwrap_or_else(|| t.view.name.to_string());
-    let app = apps::create(svc, &sub_request(req, "POST", "application/json", json!({ "name": name }).to_string()), m)
-        .await?;
+    let app = apps::create(svc, &json_request(req, json!({ "name": name })), m).await?;
     let app_id = app.body.as_ref().and_then(|b| b["id"].as_str()).unwrap_or_default().to_string();
     match fill(svc, req, m, &t, &body, &app_id, &name).await {
         Ok(made) => Response::created(&made),
@@ -144,17 +144,6 @@ pub async fn create<D: Db, K: Kv, H: Http>(
             let _ = apps::delete(svc, m, &app_id).await;
             Err(e)
         }
-    }
-}
-
-fn sub_request(from: &Request, method: &str, media_type: &str, body: String) -> Request {
-    Request {
-        method: method.into(),
-        path: from.path.clone(),
-        query: Vec::new(),
-        headers: vec![("content-type".into(), media_type.into())],
-        body: body.into_bytes(),
-        client_addr: from.client_addr.clone(),
     }
 }
 
@@ -167,18 +156,18 @@ async fn fill<D: Db, K: Kv, H: Http>(
     app_id: &str,
     name: &str,
 ) -> Result<FromTemplate, ApiError> {
-    let imported =
-        apps::import(svc, &sub_request(req, "POST", "application/json", t.document.to_string()), m, app_id).await?;
-    let tools = imported.body.as_ref().and_then(|b| b["tool_count"].as_i64()).unwrap_or(0);
-    let server = servers::create(
+    let imported = apps::import(
         svc,
-        &sub_request(req, "POST", "application/json", json!({ "app_id": app_id, "name": name }).to_string()),
+        &Request { body: t.document.as_bytes().to_vec(), ..json_request(req, Value::Null) },
         m,
+        app_id,
     )
     .await?;
+    let tools = imported.body.as_ref().and_then(|b| b["tool_count"].as_i64()).unwrap_or(0);
+    let server = servers::create(svc, &json_request(req, json!({ "app_id": app_id, "name": name })), m).await?;
     let server_id = server.body.as_ref().and_then(|b| b["id"].as_str()).unwrap_or_default().to_string();
-    let settings = (t.settings)(body).to_string();
-    servers::update(svc, &sub_request(req, "PATCH", "application/json", settings), m, &server_id).await?;
+    let patch = Request { method: "PATCH".into(), ..json_request(req, (t.settings)(body)) };
+    servers::update(svc, &patch, m, &server_id).await?;
     let server = ServerView::of(&svc.origin, &servers::load(svc, m, &server_id).await?);
     Ok(FromTemplate { app_id: app_id.to_string(), server, tools })
 }

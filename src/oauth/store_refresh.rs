@@ -13,7 +13,7 @@ use crate::store::store_entries::{self, Entry};
 use crate::store::{key_users, Db, Kv};
 use crate::vocab::AuthMode;
 
-pub use super::store_tools::{REFRESHES_PER_RUN, REFRESH_EVERY_MS};
+use super::store_tools::{REFRESHES_PER_RUN, REFRESH_EVERY_MS};
 
 /// What one cron run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -83,8 +83,12 @@ pub async fn get(
     tool: &str,
     args_hash: &str,
 ) -> Result<Option<Entry>, StoreError> {
-    let sql = "SELECT * FROM store_entries WHERE server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4";
-    let rows = db.query(sql, &[server_id.into(), user_id.into(), tool.into(), args_hash.into()]).await?;
+    let rows = db
+        .query(
+            &format!("SELECT * FROM store_entries WHERE {KEY}"),
+            &[server_id.into(), user_id.into(), tool.into(), args_hash.into()],
+        )
+        .await?;
     rows.first().map(entry).transpose()
 }
 
@@ -98,48 +102,33 @@ pub async fn due(db: &impl Db, before_ms: i64, used_since_ms: i64, limit: u32) -
 
 /// A store read used an entry: it stays refreshed and kept 30 more days.
 pub async fn mark_used(db: &impl Db, e: &Entry, now_ms: i64) -> Result<(), StoreError> {
-    let sql =
-        "UPDATE store_entries SET used_at = ?5 WHERE server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4";
-    db.execute(
-        sql,
-        &[
-            e.server_id.as_str().into(),
-            e.user_id.as_str().into(),
-            e.tool.as_str().into(),
-            e.args_hash.as_str().into(),
-            now_ms.into(),
-        ],
-    )
-    .await
-    .map(|_| ())
+    db.execute(&format!("UPDATE store_entries SET used_at = ?5 WHERE {KEY}"), &keyed(e, Some(now_ms))).await.map(|_| ())
 }
+
+/// An entry's key as the parameters `?1`..`?4` of a statement, then `extra`.
+fn keyed(e: &Entry, extra: Option<i64>) -> Vec<SqlValue> {
+    let mut p: Vec<SqlValue> = vec![
+        e.server_id.as_str().into(),
+        e.user_id.as_str().into(),
+        e.tool.as_str().into(),
+        e.args_hash.as_str().into(),
+    ];
+    p.extend(extra.map(SqlValue::Integer));
+    p
+}
+
+const KEY: &str = "server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4";
 
 /// A refresh was tried (whatever came of it): not tried again for an hour.
 pub async fn touch(db: &impl Db, e: &Entry, now_ms: i64) -> Result<(), StoreError> {
-    let sql = "UPDATE store_entries SET refreshed_at = ?5 WHERE server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4";
-    db.execute(
-        sql,
-        &[
-            e.server_id.as_str().into(),
-            e.user_id.as_str().into(),
-            e.tool.as_str().into(),
-            e.args_hash.as_str().into(),
-            now_ms.into(),
-        ],
-    )
-    .await
-    .map(|_| ())
+    db.execute(&format!("UPDATE store_entries SET refreshed_at = ?5 WHERE {KEY}"), &keyed(e, Some(now_ms)))
+        .await
+        .map(|_| ())
 }
 
 /// Deletes one entry (its tool is no longer synced, or its user cannot be called as).
 pub async fn delete(db: &impl Db, e: &Entry) -> Result<(), StoreError> {
-    let sql = "DELETE FROM store_entries WHERE server_id = ?1 AND user_id = ?2 AND tool = ?3 AND args_hash = ?4";
-    db.execute(
-        sql,
-        &[e.server_id.as_str().into(), e.user_id.as_str().into(), e.tool.as_str().into(), e.args_hash.as_str().into()],
-    )
-    .await
-    .map(|_| ())
+    db.execute(&format!("DELETE FROM store_entries WHERE {KEY}"), &keyed(e, None)).await.map(|_| ())
 }
 
 /// The user revoked (or was revoked): their cached answers go.

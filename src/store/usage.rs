@@ -24,8 +24,6 @@ pub struct Snapshot {
     pub user_calls: i64,
     /// Every server of the workspace, deleted ones included.
     pub workspace_calls: i64,
-    /// `false`: the workspace is gone (a server being deleted).
-    pub found: bool,
 }
 
 const SNAPSHOT: &str = "SELECT w.plan, w.plan_limits, \
@@ -47,14 +45,7 @@ pub async fn snapshot(
     let params = [workspace_id.into(), server_id.into(), month.into(), subject.unwrap_or("-").into()];
     let rows = db.query(SNAPSHOT, &params).await?;
     let Some(row) = rows.first() else {
-        return Ok(Snapshot {
-            plan: None,
-            overrides: None,
-            server_calls: 0,
-            user_calls: 0,
-            workspace_calls: 0,
-            found: false,
-        });
+        return Ok(Snapshot { plan: None, overrides: None, server_calls: 0, user_calls: 0, workspace_calls: 0 });
     };
     let plan = match opt_text(row, "plan") {
         None => None,
@@ -66,7 +57,6 @@ pub async fn snapshot(
         server_calls: opt_i64(row, "server_calls")?.unwrap_or(0),
         user_calls: opt_i64(row, "user_calls")?.unwrap_or(0),
         workspace_calls: opt_i64(row, "workspace_calls")?.unwrap_or(0),
-        found: true,
     })
 }
 

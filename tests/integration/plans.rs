@@ -317,3 +317,29 @@ fn a_template_makes_the_app_and_server_or_nothing() {
     assert_eq!(over.status, 403, "{:?}", over.body);
     assert_eq!(apps(), 1);
 }
+
+/// Synced tools: bad names and too many are refused when set, and a server that is not
+/// `user_key` cannot publish them; nothing is published.
+#[test]
+fn store_tools_are_refused_where_they_cannot_work() {
+    let env = Env::new();
+    let ws = signed_up(&env, "plans-store@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let (_, srv) = api_key_server(&env, &ws);
+    let patch = |body: Value| env.call("PATCH", &p(&format!("/servers/{srv}")), Some(body));
+    let many: Vec<String> = (0..21).map(|i| format!("tool{i}")).collect();
+    assert_eq!(patch(json!({ "store_tools": many })).status, 400);
+    assert_eq!(patch(json!({ "store_tools": ["not a name"] })).status, 400);
+    assert_eq!(patch(json!({ "store_tools": ["listThings"] })).status, 200);
+    let put = env.call(
+        "PUT",
+        &p(&format!("/servers/{srv}/credential")),
+        Some(json!({ "value": "a-credential-value", "origin": "https://api.example.com" })),
+    );
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/verify")), None).body.unwrap()["state"], "verified");
+    let refused = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert!(refused.body.unwrap()["error"]["message"].as_str().unwrap().contains("user_key"));
+    assert!(env.kv.entries.borrow().keys().all(|k| !k.starts_with("manifest:")), "nothing was published");
+}
