@@ -423,7 +423,8 @@ test("members are listed and an invitation is sent and withdrawn", async () => {
 test("an agent's sign-in goes through the dashboard's sign-in and the consent page; the account lists and disconnects it", async () => {
   // The agent's side: a registered client, PKCE, and a callback that records the code.
   let code = null;
-  const callback = createServer((req, res) => { code = new URL(req.url, "http://x").searchParams.get("code"); res.end("ok"); });
+  // Only /cb counts: the browser also asks this origin for /favicon.ico, which must not erase the code.
+  const callback = createServer((req, res) => { const u = new URL(req.url, "http://x"); if (u.pathname === "/cb") code = u.searchParams.get("code"); res.end("ok"); });
   await new Promise((r) => callback.listen(0, "127.0.0.1", r));
   const redirect = `http://127.0.0.1:${callback.address().port}/cb`;
   const reg = await (await fetch(`${w.url}/oauth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ client_name: "Dashboard agent", redirect_uris: [redirect] }) })).json();
