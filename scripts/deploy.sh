@@ -53,7 +53,7 @@ fi
 # unknown paths (deep links) since the build has no 404.html. One origin, so the __Host-
 # session cookie stays first-party.
 routes=""
-for p in /api/* /mcp/* /mcp /oauth/* /.well-known/* /healthz /ops/* /demo/* /dev/*; do
+for p in /api/* /mcp/* /mcp /oauth/* /git/* /.well-known/* /healthz /ops/* /demo/* /dev/*; do
   routes="$routes --route $FLOWCP_DOMAIN$p"
 done
 say "deploying the Worker on its routes of $FLOWCP_DOMAIN"

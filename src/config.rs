@@ -170,7 +170,7 @@ pub fn redaction_values(get: impl Fn(&str) -> Option<String>) -> Vec<String> {
             out.push(s.trim().to_string());
         }
     }
-    for name in [OPERATOR_TOKEN, EMAIL_API_KEY] {
+    for name in [OPERATOR_TOKEN, EMAIL_API_KEY, GITHUB_CLIENT_SECRET] {
         if let Some(t) = get(name) {
             out.push(t.trim().to_string());
         }
@@ -202,6 +202,40 @@ pub fn allowed_hosts(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
 }
 
 /// The setting naming the plan of workspaces without one of their own (issue 16).
+/// The deployment's GitHub App (or OAuth app), for the Git integration (issue 17; docs/git.md):
+/// its client id (a var) and secret (a secret), and for GitHub Enterprise Server its web and
+/// API origins. Without a client id, the integration is off.
+pub const GITHUB_CLIENT_ID: &str = "FLOWCP_GITHUB_CLIENT_ID";
+pub const GITHUB_CLIENT_SECRET: &str = "FLOWCP_GITHUB_CLIENT_SECRET";
+pub const GITHUB_URL: &str = "FLOWCP_GITHUB_URL";
+pub const GITHUB_API_URL: &str = "FLOWCP_GITHUB_API_URL";
+
+/// The GitHub settings, `None` when no client id is set. A client id without its secret, or an
+/// origin that is not https outside development, is a configuration error.
+pub fn github(
+    var: impl Fn(&str) -> Option<String>,
+    secret: impl Fn(&str) -> Option<String>,
+    development: bool,
+) -> Result<Option<crate::git::GitSettings>, ConfigError> {
+    let given = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let Some(client_id) = given(var(GITHUB_CLIENT_ID)) else { return Ok(None) };
+    let client_secret = given(secret(GITHUB_CLIENT_SECRET)).ok_or(ConfigError::Missing(GITHUB_CLIENT_SECRET))?;
+    let origin = |name: &'static str, default: &str| -> Result<String, ConfigError> {
+        let v = given(var(name)).unwrap_or_else(|| default.to_string());
+        let ok = v.starts_with("https://") || (development && v.starts_with("http://"));
+        if !ok || url::Url::parse(&v).is_err() {
+            return Err(ConfigError::Invalid { name, reason: "must be an https URL".into() });
+        }
+        Ok(v.trim_end_matches('/').to_string())
+    };
+    Ok(Some(crate::git::GitSettings {
+        client_id,
+        client_secret,
+        web_url: origin(GITHUB_URL, "https://github.com")?,
+        api_url: origin(GITHUB_API_URL, "https://api.github.com")?,
+    }))
+}
+
 pub const DEFAULT_PLAN: &str = "FLOWCP_DEFAULT_PLAN";
 
 /// `FLOWCP_DEFAULT_PLAN`: `free`, `pro` or `team`; unset, empty or `none`: such workspaces are

@@ -70,6 +70,16 @@ pub enum ErrorCode {
     FetchFailed,
     NotConfigured,
     EmailUnavailable,
+    /// A Git source names a repository, branch or path that is not well formed.
+    InvalidGitSource,
+    /// The Git connection is not usable (broken, pending, removed): connect again.
+    GitConnectionBroken,
+    /// The Git provider has no such repository, branch or file (or hides it from the connection).
+    GitNotFound,
+    /// The Git provider could not be reached or failed.
+    GitUnavailable,
+    /// An earlier import's document is no longer stored.
+    DocumentMissing,
 }
 
 impl ErrorCode {
@@ -128,6 +138,11 @@ impl ErrorCode {
         ErrorCode::FetchFailed,
         ErrorCode::NotConfigured,
         ErrorCode::EmailUnavailable,
+        ErrorCode::InvalidGitSource,
+        ErrorCode::GitConnectionBroken,
+        ErrorCode::GitNotFound,
+        ErrorCode::GitUnavailable,
+        ErrorCode::DocumentMissing,
     ];
 
     /// The code as it appears in `{"error":{"code"}}`.
@@ -186,6 +201,11 @@ impl ErrorCode {
             ErrorCode::FetchFailed => "fetch_failed",
             ErrorCode::NotConfigured => "not_configured",
             ErrorCode::EmailUnavailable => "email_unavailable",
+            ErrorCode::InvalidGitSource => "invalid_git_source",
+            ErrorCode::GitConnectionBroken => "git_connection_broken",
+            ErrorCode::GitNotFound => "git_not_found",
+            ErrorCode::GitUnavailable => "git_unavailable",
+            ErrorCode::DocumentMissing => "document_missing",
         }
     }
 
@@ -212,7 +232,9 @@ impl ErrorCode {
             | ErrorCode::LastOwner
             | ErrorCode::NotVerified
             | ErrorCode::OriginUnconfirmed
-            | ErrorCode::ToolNameTaken => 409,
+            | ErrorCode::ToolNameTaken
+            | ErrorCode::GitConnectionBroken
+            | ErrorCode::DocumentMissing => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::ConsentRequired
@@ -236,10 +258,12 @@ impl ErrorCode {
             | ErrorCode::SeveralApiOrigins
             | ErrorCode::UnreadableDocument
             | ErrorCode::UrlNotAllowed
-            | ErrorCode::WeakPassword => 422,
+            | ErrorCode::WeakPassword
+            | ErrorCode::InvalidGitSource
+            | ErrorCode::GitNotFound => 422,
             ErrorCode::TooManyAttempts => 429,
             ErrorCode::Internal => 500,
-            ErrorCode::FetchFailed => 502,
+            ErrorCode::FetchFailed | ErrorCode::GitUnavailable => 502,
             ErrorCode::NotConfigured | ErrorCode::EmailUnavailable => 503,
         }
     }
@@ -300,6 +324,11 @@ impl ErrorCode {
             ErrorCode::FetchFailed => "The URL could not be fetched.",
             ErrorCode::NotConfigured => "FlowCP is not configured.",
             ErrorCode::EmailUnavailable => "FlowCP cannot send email right now; try again later.",
+            ErrorCode::InvalidGitSource => "Name a repository (owner/name), a branch and a file path.",
+            ErrorCode::GitConnectionBroken => "The Git connection is not usable; connect again.",
+            ErrorCode::GitNotFound => "The repository, branch or file was not found.",
+            ErrorCode::GitUnavailable => "The Git provider could not be reached; try again later.",
+            ErrorCode::DocumentMissing => "That import's document is no longer stored.",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod cursor;
 pub mod demo;
 pub mod error;
+pub mod git;
 pub mod jobs;
 pub mod mail;
 pub mod manifest;

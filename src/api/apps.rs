@@ -18,7 +18,7 @@ use crate::error::{check_body_len, limits, ApiError, ErrorCode};
 use crate::net::{fetch_guarded, FetchError, Http};
 use crate::openapi::{Problem, Severity};
 use crate::service::curation;
-use crate::store::apps::{self as store, App, ImportRecord, ImportSummary, ToolFilter};
+use crate::store::apps::{self as store, App, CommitInfo, ImportRecord, ImportSummary, ToolFilter};
 use crate::store::servers as servers_store;
 use crate::store::{Db, Kv};
 use crate::tools::names::is_valid_tool_name;
@@ -155,7 +155,7 @@ pub async fn import<D: Db, K: Kv, H: Http>(
     if let Some(url) = url_import_request(req)? {
         return import_url(svc, &app, &url).await;
     }
-    let record = import_bytes(svc, &app, &req.body, "upload", None).await?;
+    let record = import_bytes(svc, &app, &req.body, Origin::kind("upload")).await?;
     Response::created(&record)
 }
 
@@ -222,12 +222,29 @@ async fn import_url<D: Db, K: Kv, H: Http>(
     if !(200..300).contains(&resp.status) {
         return Err(ApiError::new(ErrorCode::FetchFailed, format!("The URL answered HTTP {}.", resp.status)));
     }
-    let record = import_bytes(svc, app, &resp.body, "url", Some(final_url.as_str())).await?;
+    let record =
+        import_bytes(svc, app, &resp.body, Origin { url: Some(final_url.as_str()), ..Origin::kind("url") }).await?;
     store::set_source_url(svc.db, &app.workspace_id, &app.id, final_url.as_str()).await?;
     Response::created(&record)
 }
 
-/// Converts a document and merges its tools into the app. Shared by upload and URL import.
+/// Where an import's document came from.
+pub struct Origin<'a> {
+    /// `upload`, `url`, `git` or `rollback`.
+    pub kind: &'static str,
+    pub url: Option<&'a str>,
+    pub commit: Option<CommitInfo>,
+    pub restored_from: Option<&'a str>,
+}
+
+impl Origin<'_> {
+    pub fn kind(kind: &'static str) -> Self {
+        Origin { kind, url: None, commit: None, restored_from: None }
+    }
+}
+
+/// Converts a document and merges its tools into the app. Shared by upload, URL import, Git
+/// syncs and rollbacks. A document that cannot be imported changes nothing.
 // TODO-perf: the whole document, its parsed tree and the ToolDefs are in memory at once (wasm
 // high-water 75 MB for GitHub, 87 MB for Stripe, measured via /healthz); documents much larger
 // than Stripe need a streaming import to stay inside the Worker's 128 MB.
@@ -235,8 +252,7 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     app: &App,
     bytes: &[u8],
-    source_kind: &str,
-    source_url: Option<&str>,
+    origin: Origin<'_>,
 ) -> Result<ImportRecord, ApiError> {
     let report = import_document(bytes).map_err(|e| {
         // A document whose generated tools would pass the engine's output budget (F3) is too
@@ -257,8 +273,8 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         id: import_id.clone(),
         app_id: app.id.clone(),
         workspace_id: app.workspace_id.clone(),
-        source_kind: source_kind.to_string(),
-        source_url: source_url.map(str::to_string),
+        source_kind: origin.kind.to_string(),
+        source_url: origin.url.map(str::to_string),
         document_key: doc_key(&import_id),
         document_sha256: sha256_hex(bytes),
         document_bytes: bytes.len() as i64,
@@ -282,6 +298,8 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
             removed,
             changed,
         },
+        commit: origin.commit,
+        restored_from: origin.restored_from.map(str::to_string),
         created_at: svc.now_ms,
     };
     // The raw document first: an import row never points at a document that is not stored.
@@ -320,6 +338,30 @@ pub async fn imports<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     load_app(svc, m, app_id).await?;
     Response::ok(&Items { items: store::list_imports(svc.db, &m.workspace_id, app_id).await? })
+}
+
+/// `POST .../imports/{import}/restore`: rollback. The earlier import's stored document is
+/// imported again (curation kept, as any re-import), so the app's tools are those of that
+/// import; its servers go to draft, to verify and publish as after any import.
+pub async fn restore<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    m: &Member,
+    app_id: &str,
+    import_id: &str,
+) -> Result<Response, ApiError> {
+    let app = load_app(svc, m, app_id).await?;
+    let earlier =
+        store::get_import(svc.db, &m.workspace_id, app_id, import_id).await?.ok_or_else(ApiError::not_found)?;
+    let bytes = svc.kv.get(&earlier.document_key).await?.ok_or_else(|| {
+        ApiError::new(ErrorCode::DocumentMissing, "The document of that import is no longer stored; import it again.")
+    })?;
+    let origin = Origin {
+        kind: "rollback",
+        url: earlier.source_url.as_deref(),
+        commit: earlier.commit.clone(),
+        restored_from: Some(&earlier.id),
+    };
+    Response::created(&import_bytes(svc, &app, &bytes, origin).await?)
 }
 
 pub async fn tools<D: Db, K: Kv, H: Http>(

@@ -267,6 +267,8 @@ pub async fn export<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Sess
             servers,
             secrets: secrets_store::list(svc.db, &ws).await?,
             audit_events: audit::export(svc.db, &ws).await?,
+            git_connections: crate::store::git::list_connections(svc.db, &ws).await?,
+            git_sources: crate::store::git::workspace_sources(svc.db, &ws).await?,
             workspace: w,
         });
     }

@@ -12,6 +12,8 @@ pub mod apps;
 pub mod context;
 pub mod contract;
 pub mod data;
+pub mod git;
+pub mod git_sync;
 pub mod health;
 pub mod input;
 pub mod onboard;
@@ -147,6 +149,8 @@ pub struct Services<'a, D: Db, K: Kv, H: Http> {
     /// `FLOWCP_DEFAULT_PLAN`: the plan of workspaces without one of their own (`None`:
     /// unmetered; `crate::plans`).
     pub default_plan: Option<crate::vocab::Plan>,
+    /// The deployment's GitHub registration (`None`: the Git integration is off).
+    pub git: Option<&'a crate::git::GitSettings>,
 }
 
 impl<D: Db, K: Kv, H: Http> Services<'_, D, K, H> {
@@ -240,6 +244,16 @@ pub async fn handle_as<D: Db, K: Kv, H: Http>(
         (DeleteApp, _, Some(m)) => apps::delete(svc, &m, params.get("app")).await,
         (CreateImport, _, Some(m)) => apps::import(svc, req, &m, params.get("app")).await,
         (ListImports, _, Some(m)) => apps::imports(svc, &m, params.get("app")).await,
+        (RestoreImport, _, Some(m)) => apps::restore(svc, &m, params.get("app"), params.get("import")).await,
+        (ListGitConnections, _, Some(m)) => git::list_connections(svc, &m).await,
+        (ConnectGit, _, Some(m)) => git::connect(svc, req, &m).await,
+        (DisconnectGit, _, Some(m)) => git::disconnect(svc, &m, params.get("conn")).await,
+        (TestGitSource, _, Some(m)) => git::test(svc, req, &m).await,
+        (GetAppSource, _, Some(m)) => git::get_source(svc, &m, params.get("app")).await,
+        (PutAppSource, _, Some(m)) => git::put_source(svc, req, &m, params.get("app")).await,
+        (UpdateAppSource, _, Some(m)) => git::update_source(svc, req, &m, params.get("app")).await,
+        (DeleteAppSource, _, Some(m)) => git::delete_source(svc, &m, params.get("app")).await,
+        (SyncAppSource, _, Some(m)) => git::sync_now(svc, &m, params.get("app")).await,
         (ListTools, _, Some(m)) => apps::tools(svc, req, &m, params.get("app")).await,
         (UpdateTool, _, Some(m)) => apps::update_tool(svc, req, &m, params.get("app"), params.get("tool")).await,
         (BulkUpdateTools, _, Some(m)) => apps::bulk_tools(svc, req, &m, params.get("app")).await,

@@ -378,6 +378,10 @@ pub struct ExportedWorkspace {
     pub servers: Vec<ExportedServer>,
     pub secrets: Vec<SecretInfo>,
     pub audit_events: Vec<AuditRow>,
+    /// Connections to GitHub (never their tokens) and what the apps follow (never the webhook
+    /// secrets).
+    pub git_connections: Vec<crate::store::git::Connection>,
+    pub git_sources: Vec<crate::store::git::Source>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

@@ -66,7 +66,6 @@ type Answer = (Response, Option<String>);
 
 async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, ApiError> {
     let settings = settings(env)?;
-    let secrets = &settings.secrets;
     // A global ceiling before any body is read; routes apply their own tighter limits.
     let declared = req.headers().get("content-length").ok().flatten();
     check_declared_len(declared.as_deref(), limits::DOCUMENT)?;
@@ -156,6 +155,9 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         let body = serde_json::json!({ "to": to, "messages": messages });
         return Ok((json_response(&JsonResponse { status: 200, body })?, None));
     }
+    if path.starts_with("/git/") {
+        return git(&mut req, env, ctx, &settings).await;
+    }
     if path.starts_with("/api/") || path.starts_with("/oauth/") || crate::oauth::http::is_metadata_path(&path) {
         let db = D1Db::new(env, D1_BINDING)?;
         let kv = KvStorePort::new(env, KV_BINDING)?;
@@ -167,19 +169,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         // request chose); the request's own origin in development (http://127.0.0.1:8787).
         let link_origin = public_origin(&url, &host, &settings);
         let core_req = to_core_request(&mut req, &url).await?;
-        let svc = Services {
-            db: &db,
-            kv: &kv,
-            http: &FetchHttp,
-            fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
-            secrets,
-            mailer: &settings.mailer,
-            now_ms: now_ms(),
-            clock: now_ms,
-            origin,
-            link_origin,
-            default_plan: settings.default_plan,
-        };
+        let svc = services(&db, &kv, &settings, origin, link_origin);
         if !path.starts_with("/api/") {
             // The authorization server: its issuer is this origin only on a host this
             // deployment serves (a forged Host must not mint another issuer).
@@ -222,6 +212,62 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
         return Ok((from_core_response(resp)?, None));
     }
     Err(ApiError::not_found())
+}
+
+/// The handlers' ports and settings for a request answered at `origin`.
+fn services<'a>(
+    db: &'a D1Db,
+    kv: &'a KvStorePort,
+    settings: &'a Settings,
+    origin: String,
+    link_origin: Option<String>,
+) -> Services<'a, D1Db, KvStorePort, FetchHttp> {
+    Services {
+        db,
+        kv,
+        http: &FetchHttp,
+        fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
+        secrets: &settings.secrets,
+        mailer: &settings.mailer,
+        now_ms: now_ms(),
+        clock: now_ms,
+        origin,
+        link_origin,
+        default_plan: settings.default_plan,
+        git: settings.git.as_ref(),
+    }
+}
+
+/// `/git/...`: the Git provider's OAuth callback and webhook deliveries (issue 17), on a host
+/// this deployment serves. A push to a followed branch is answered at once and synced after the
+/// response (`wait_until`): providers wait about 10 s for an answer.
+async fn git(
+    req: &mut Request,
+    env: &Env,
+    ctx: &Context,
+    settings: &std::rc::Rc<Settings>,
+) -> Result<Answer, ApiError> {
+    let url =
+        req.url().map_err(|e| ApiError::bad_request("The request URL is invalid.").with_internal(e.to_string()))?;
+    let host = req.headers().get("host").ok().flatten().unwrap_or_else(|| url.host_str().unwrap_or("").to_string());
+    let origin = public_origin(&url, &host, settings).ok_or_else(ApiError::not_found)?;
+    let core_req = to_core_request(req, &url).await?;
+    let db = D1Db::new(env, D1_BINDING)?;
+    let kv = KvStorePort::new(env, KV_BINDING)?;
+    let svc = services(&db, &kv, settings, origin.clone(), Some(origin.clone()));
+    let (resp, sync) = api::git::public(&svc, &core_req).await?;
+    if let Some(source) = sync {
+        let (env, settings) = (env.clone(), settings.clone());
+        ctx.wait_until(async move {
+            let (Ok(db), Ok(kv)) = (D1Db::new(&env, D1_BINDING), KvStorePort::new(&env, KV_BINDING)) else { return };
+            let svc = services(&db, &kv, &settings, origin.clone(), Some(origin));
+            if let Err(e) = api::git_sync::sync(&svc, &source, api::git_sync::Trigger::Webhook).await {
+                let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+                console_error!("git sync of {} failed: {}", source.id, redactor.text(&e.internal.unwrap_or(e.message)));
+            }
+        });
+    }
+    Ok((from_core_response(resp)?, None))
 }
 
 // TODO-security(issue 11 review): `/ops` shares the deep `/healthz` token; give operations a
@@ -414,19 +460,7 @@ async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &
             return too_many("Too many requests: slow down and retry after the Retry-After seconds.", retry_after);
         }
     }
-    let svc = Services {
-        db: &db,
-        kv: &kv,
-        http: &FetchHttp,
-        fetch_policy: FetchPolicy { allow_loopback: settings.allow_local_fetch },
-        secrets: &settings.secrets,
-        mailer: &settings.mailer,
-        now_ms: now_ms(),
-        clock: now_ms,
-        link_origin: Some(origin.clone()),
-        default_plan: settings.default_plan,
-        origin,
-    };
+    let svc = services(&db, &kv, settings, origin.clone(), Some(origin));
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
     let request = mcp_server::McpRequest { method: &method, headers: &headers, body: &body };
     let out = crate::mcp::management::serve(&svc, &cache, settings.upstream_timeout_ms, &request).await;
@@ -644,6 +678,9 @@ async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError>
 fn api_body_limit(path: &str) -> usize {
     if path.ends_with("/imports") {
         limits::DOCUMENT
+    } else if path.starts_with(api::git::WEBHOOK_PREFIX) {
+        // A push delivery lists up to 20 commits with their files: larger than API bodies.
+        api::git::MAX_DELIVERY
     } else {
         limits::API_JSON
     }
@@ -707,6 +744,8 @@ struct Settings {
     security_contact: Option<String>,
     /// `FLOWCP_DEFAULT_PLAN`: the plan of workspaces without one of their own (`None`: unmetered).
     default_plan: Option<crate::vocab::Plan>,
+    /// `FLOWCP_GITHUB_*`: the Git integration (`None`: off).
+    git: Option<crate::git::GitSettings>,
 }
 
 thread_local! {
@@ -745,6 +784,12 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         development,
     )
     .map_err(bad_setting)?;
+    let git = config::github(
+        |name| env.var(name).ok().map(|v| v.to_string()),
+        |name| env.secret(name).ok().map(|s| s.to_string()),
+        development,
+    )
+    .map_err(bad_setting)?;
     let s = std::rc::Rc::new(Settings {
         secrets,
         redaction_values,
@@ -763,6 +808,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
         rate_limits: env.var("FLOWCP_RATE_LIMITS").map(|v| v.to_string() != "off").unwrap_or(true),
         security_contact: env.var("FLOWCP_SECURITY_CONTACT").ok().map(|v| v.to_string()).filter(|v| !v.is_empty()),
         default_plan,
+        git,
     });
     SETTINGS.with(|c| *c.borrow_mut() = Some(s.clone()));
     Ok(s)
@@ -832,12 +878,47 @@ async fn refresh_store(env: &Env) {
     }
 }
 
+/// The cron of the Git poll (wrangler.toml), in its own invocation: its own subrequest budget.
+const GIT_CRON: &str = "2-59/5 * * * *";
+
+/// Every five minutes: apps following a document in Git whose source was not checked for five
+/// minutes (issue 17, docs/git.md). Webhooks and the callback use the first allow-listed host
+/// as the public origin.
+async fn poll_git(env: &Env) {
+    let (settings, db, kv) = match (settings(env), D1Db::new(env, D1_BINDING), KvStorePort::new(env, KV_BINDING)) {
+        (Ok(s), Ok(d), Ok(k)) => (s, d, k),
+        _ => {
+            console_error!("git poll: not configured (settings, D1 or KV missing)");
+            return;
+        }
+    };
+    if settings.git.is_none() {
+        return;
+    }
+    let scheme = if settings.development { "http" } else { "https" };
+    let origin = settings.allowed_hosts.first().map(|h| format!("{scheme}://{h}")).unwrap_or_default();
+    let svc = services(&db, &kv, &settings, origin.clone(), Some(origin));
+    match crate::api::git_sync::poll_due(&svc).await {
+        Ok(p) if p.checked > 0 => {
+            console_log!("git poll: {} checked, {} imported, {} failed", p.checked, p.imported, p.failed)
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+            console_error!("git poll failed: {}", redactor.text(&e.internal.unwrap_or(e.message)))
+        }
+    }
+}
+
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     console_error_panic_hook::set_once();
     let redactor = Redactor::of_values(config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string())));
     if event.cron() == STORE_CRON {
         return refresh_store(&env).await;
+    }
+    if event.cron() == GIT_CRON {
+        return poll_git(&env).await;
     }
     let db = match D1Db::new(&env, D1_BINDING) {
         Ok(db) => db,
@@ -848,7 +929,7 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     };
     match retention::run(&db, now_ms(), RetentionPolicy::default()).await {
         Ok(r) => console_log!(
-            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations, {} OAuth clients, {} rows of deleted workspaces, {} usage counters, {} store entries",
+            "retention: deleted {} audit events older than {} ms in {} batches (complete: {}), {} sessions, {} throttle rows, {} links, {} invitations, {} OAuth clients, {} rows of deleted workspaces, {} usage counters, {} store entries, {} Git rows",
             r.deleted,
             r.cutoff_ms,
             r.batches,
@@ -860,7 +941,8 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             r.oauth_clients_deleted,
             r.deleted_workspace_rows,
             r.usage_counters_deleted,
-            r.store_entries_deleted
+            r.store_entries_deleted,
+            r.git_rows_deleted
         ),
         Err(e) => console_error!("retention failed: {}", redactor.text(&e.to_string())),
     }

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::crypto::{aad_server_credential, aad_workspace_secret, envelope_key_id, Keyring};
 use crate::manifest;
 use crate::store::envelopes::{self, Sealed};
-use crate::store::key_users;
+use crate::store::{git, key_users};
 use crate::store::{Db, Kv, StoreError};
 
 /// Owners read per call unless asked otherwise, and at most: each owner costs up to two
@@ -89,32 +89,53 @@ pub async fn run(
     let page = envelopes::page(db, after, limit).await?;
     let mut report = ResealReport { primary_key_id: keyring.primary_id().to_string(), dry_run, ..Default::default() };
     for (_, owner, updated_at) in &page {
-        if let Sealed::KeyUser { server_id, user_id, generation, refresh, access } = owner {
-            let mut moved = false;
-            let mut again = |sealed: &Option<String>, kind: &str| -> Result<Option<String>, StoreError> {
-                let Some(envelope) = sealed else { return Ok(None) };
-                let aad = crate::oauth::keys::aad(kind, server_id, user_id);
-                report.examined += 1;
-                let Ok(plain) = keyring.open(envelope, &aad) else {
-                    report.failed.push(format!("key_users {server_id} {user_id} {kind}"));
-                    return Ok(Some(envelope.clone()));
-                };
-                if envelope_key_id(envelope) == Some(keyring.primary_id()) {
-                    report.current += 1;
-                    return Ok(Some(envelope.clone()));
+        // Envelopes kept in D1 rows: opened, sealed again and written back by compare-and-set.
+        let in_row = match owner {
+            Sealed::KeyUser { server_id, user_id, generation, refresh, access } => {
+                let aad = |kind: &str| crate::oauth::keys::aad(kind, server_id, user_id);
+                let label = |kind: &str| format!("key_users {server_id} {user_id} {kind}");
+                let (mut moved, mut r, mut a) = (false, refresh.clone(), access.clone());
+                for (sealed, kind) in [(&mut r, "refresh"), (&mut a, "access")] {
+                    *sealed = again(keyring, &mut report, sealed.as_deref(), &aad(kind), &label(kind), &mut moved)?;
                 }
-                report.opened_with_older_key += 1;
-                moved = true;
-                keyring.seal(&plain, &aad).map(Some).map_err(|e| StoreError::Backend(format!("seal: {e}")))
-            };
-            let (r, a) = (again(refresh, "refresh")?, again(access, "access")?);
-            if !moved || dry_run {
-                continue;
+                Some(if !moved || dry_run {
+                    None
+                } else {
+                    let n = usize::from(r != *refresh) + usize::from(a != *access);
+                    Some((key_users::reseal(db, server_id, user_id, *generation, r.as_deref(), a.as_deref()).await?, n))
+                })
             }
-            let written = key_users::reseal(db, server_id, user_id, *generation, r.as_deref(), a.as_deref()).await?;
+            Sealed::GitConnection { id, workspace_id, generation, refresh, access } => {
+                let label = |kind: &str| format!("git_connections {id} {kind}");
+                let (mut moved, mut r, mut a) = (false, refresh.clone(), access.clone());
+                for (sealed, kind) in [(&mut r, "refresh"), (&mut a, "access")] {
+                    let aad = crate::git::token_aad(workspace_id, id, kind);
+                    *sealed = again(keyring, &mut report, sealed.as_deref(), &aad, &label(kind), &mut moved)?;
+                }
+                Some(if !moved || dry_run {
+                    None
+                } else {
+                    let n = usize::from(r != *refresh) + usize::from(a != *access);
+                    Some((git::reseal_connection(db, id, *generation, r.as_deref(), a.as_deref()).await?, n))
+                })
+            }
+            Sealed::GitHook { id, workspace_id, secret } => {
+                let mut moved = false;
+                let aad = crate::git::hook_secret_aad(workspace_id, id);
+                let new =
+                    again(keyring, &mut report, Some(secret), &aad, &format!("app_sources {id} webhook"), &mut moved)?;
+                Some(match new {
+                    Some(new) if moved && !dry_run => Some((git::reseal_hook_secret(db, id, secret, &new).await?, 1)),
+                    _ => None,
+                })
+            }
+            _ => None,
+        };
+        if let Some(written) = in_row {
             match written {
-                true => report.resealed += usize::from(r != *refresh) + usize::from(a != *access),
-                false => report.changed_meanwhile += 1,
+                Some((true, n)) => report.resealed += n,
+                Some((false, _)) => report.changed_meanwhile += 1,
+                None => {}
             }
             continue;
         }
@@ -168,8 +189,33 @@ fn envelopes_of(owner: &Sealed) -> Vec<(String, Vec<u8>)> {
         Sealed::Secret { workspace_id, name, kv_key } => {
             vec![(kv_key.clone(), aad_workspace_secret(workspace_id, name))]
         }
-        Sealed::KeyUser { .. } => Vec::new(),
+        Sealed::KeyUser { .. } | Sealed::GitConnection { .. } | Sealed::GitHook { .. } => Vec::new(),
     }
+}
+
+/// One envelope kept in a D1 row: the same, or sealed again under the primary key (`moved`
+/// set) when an older key sealed it; one that does not open is reported and kept as it is.
+fn again(
+    keyring: &Keyring,
+    report: &mut ResealReport,
+    sealed: Option<&str>,
+    aad: &[u8],
+    label: &str,
+    moved: &mut bool,
+) -> Result<Option<String>, StoreError> {
+    let Some(envelope) = sealed else { return Ok(None) };
+    report.examined += 1;
+    let Ok(plain) = keyring.open(envelope, aad) else {
+        report.failed.push(label.to_string());
+        return Ok(Some(envelope.to_string()));
+    };
+    if envelope_key_id(envelope) == Some(keyring.primary_id()) {
+        report.current += 1;
+        return Ok(Some(envelope.to_string()));
+    }
+    report.opened_with_older_key += 1;
+    *moved = true;
+    keyring.seal(&plain, aad).map(Some).map_err(|e| StoreError::Backend(format!("seal: {e}")))
 }
 
 /// Read and open one envelope; `Some` when it should be re-sealed (never in a dry run's count

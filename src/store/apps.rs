@@ -121,6 +121,18 @@ pub struct ImportSummary {
     pub changed: Vec<String>,
 }
 
+/// The commit an import came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CommitInfo {
+    pub sha: String,
+    /// The commit's author (their name as the commit records it).
+    pub author: String,
+    /// The commit message's first line.
+    pub message: String,
+    /// The document at that commit on the provider's site.
+    pub url: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ImportRecord {
     pub id: String,
@@ -138,6 +150,10 @@ pub struct ImportRecord {
     pub removed_count: i64,
     pub changed_count: i64,
     pub report: ImportSummary,
+    /// The commit a Git sync imported (`git`), or the one the restored import came from.
+    pub commit: Option<CommitInfo>,
+    /// The earlier import whose document a rollback restored (`rollback`).
+    pub restored_from: Option<String>,
     pub created_at: i64,
     #[serde(skip)]
     pub document_key: String,
@@ -148,8 +164,8 @@ pub struct ImportRecord {
 pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreError> {
     let sql = "INSERT INTO imports (id, app_id, workspace_id, source_kind, source_url, document_key, document_sha256, \
                document_bytes, spec_version, title, api_version, tool_count, warning_count, added_count, removed_count, \
-               changed_count, report_json, created_at) \
-               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+               changed_count, report_json, created_at, commit_json, restored_from) \
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
     db.execute(
         sql,
         &[
@@ -171,6 +187,8 @@ pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreEr
             i.changed_count.into(),
             serde_json::to_string(&i.report).unwrap_or_default().into(),
             i.created_at.into(),
+            i.commit.as_ref().and_then(|c| serde_json::to_string(c).ok()).into(),
+            i.restored_from.clone().into(),
         ],
     )
     .await?;
@@ -186,34 +204,40 @@ pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreEr
 pub async fn list_imports(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ImportRecord>, StoreError> {
     let sql =
         "SELECT * FROM imports WHERE workspace_id = ?1 AND app_id = ?2 ORDER BY created_at DESC, id DESC LIMIT 100";
-    db.query(sql, &[ws.into(), app_id.into()])
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(ImportRecord {
-                id: text(r, "id")?,
-                app_id: text(r, "app_id")?,
-                workspace_id: text(r, "workspace_id")?,
-                source_kind: text(r, "source_kind")?,
-                source_url: opt_text(r, "source_url"),
-                document_key: text(r, "document_key")?,
-                document_sha256: text(r, "document_sha256")?,
-                document_bytes: row_i64(r, "document_bytes")?,
-                spec_version: opt_text(r, "spec_version"),
-                title: opt_text(r, "title"),
-                api_version: opt_text(r, "api_version"),
-                tool_count: row_i64(r, "tool_count")?,
-                warning_count: row_i64(r, "warning_count")?,
-                added_count: row_i64(r, "added_count")?,
-                removed_count: row_i64(r, "removed_count")?,
-                changed_count: row_i64(r, "changed_count")?,
-                // Display-only: a report of an older or damaged shape shows as empty rather than
-                // breaking the import history, server creation and the data export.
-                report: serde_json::from_str(&text(r, "report_json")?).unwrap_or_default(),
-                created_at: row_i64(r, "created_at")?,
-            })
-        })
-        .collect()
+    db.query(sql, &[ws.into(), app_id.into()]).await?.iter().map(import_record).collect()
+}
+
+/// One import of an app of the workspace.
+pub async fn get_import(db: &impl Db, ws: &str, app_id: &str, id: &str) -> Result<Option<ImportRecord>, StoreError> {
+    let sql = "SELECT * FROM imports WHERE workspace_id = ?1 AND app_id = ?2 AND id = ?3";
+    db.query(sql, &[ws.into(), app_id.into(), id.into()]).await?.first().map(import_record).transpose()
+}
+
+fn import_record(r: &Row) -> Result<ImportRecord, StoreError> {
+    Ok(ImportRecord {
+        id: text(r, "id")?,
+        app_id: text(r, "app_id")?,
+        workspace_id: text(r, "workspace_id")?,
+        source_kind: text(r, "source_kind")?,
+        source_url: opt_text(r, "source_url"),
+        document_key: text(r, "document_key")?,
+        document_sha256: text(r, "document_sha256")?,
+        document_bytes: row_i64(r, "document_bytes")?,
+        spec_version: opt_text(r, "spec_version"),
+        title: opt_text(r, "title"),
+        api_version: opt_text(r, "api_version"),
+        tool_count: row_i64(r, "tool_count")?,
+        warning_count: row_i64(r, "warning_count")?,
+        added_count: row_i64(r, "added_count")?,
+        removed_count: row_i64(r, "removed_count")?,
+        changed_count: row_i64(r, "changed_count")?,
+        // Display-only: a report of an older or damaged shape shows as empty rather than
+        // breaking the import history, server creation and the data export.
+        report: serde_json::from_str(&text(r, "report_json")?).unwrap_or_default(),
+        commit: opt_text(r, "commit_json").and_then(|c| serde_json::from_str(&c).ok()),
+        restored_from: opt_text(r, "restored_from"),
+        created_at: row_i64(r, "created_at")?,
+    })
 }
 
 /// A tool row: the generated definition and the owner's curation.

@@ -1,7 +1,8 @@
 //! Where sealed envelopes live, read from D1 for the re-seal job (KV cannot be listed): every
 //! server's credential (its draft `cred:<srv>` and the copy its live manifest uses), every end
-//! user of a `user_key` server (their sealed tokens are in the row itself) and every workspace
-//! secret, in one stable order so the job can resume after any of them.
+//! user of a `user_key` server (their sealed tokens are in the row itself), every Git
+//! connection and Git source (sealed tokens and webhook secrets, in their rows; issue 17) and
+//! every workspace secret, in one stable order so the job can resume after any of them.
 
 use super::{opt_i64, opt_text, text, Db, StoreError};
 
@@ -15,11 +16,23 @@ pub enum Sealed {
     /// An end user of a `user_key` server: the envelopes are in D1, written back by a
     /// compare-and-set on `generation`.
     KeyUser { server_id: String, user_id: String, generation: i64, refresh: Option<String>, access: Option<String> },
+    /// A Git connection's tokens, in D1, written back by a compare-and-set on `generation`.
+    GitConnection { id: String, workspace_id: String, generation: i64, refresh: Option<String>, access: Option<String> },
+    /// A Git source's webhook secret, in D1, written back by a compare-and-set on its value.
+    GitHook { id: String, workspace_id: String, secret: String },
 }
 
-/// `s|<server id>`, `u|<server id>|<user id>` and `w|<workspace id>|<name>` sort servers first,
-/// then key users, then secrets; ids and secret names never contain `|`.
+/// `g|<connection id>`, `h|<source id>`, `s|<server id>`, `u|<server id>|<user id>` and
+/// `w|<workspace id>|<name>` sort Git connections first, then Git sources, servers, key users and
+/// secrets; ids and secret names never contain `|`.
 const PAGE: &str = "SELECT * FROM ( \
+    SELECT 'g|' || id AS k, id, NULL AS credential_key, NULL AS published_version, workspace_id, NULL AS name, \
+           NULL AS kv_key, updated_at, NULL AS user_id, generation, refresh_sealed, access_sealed \
+      FROM git_connections WHERE refresh_sealed IS NOT NULL OR access_sealed IS NOT NULL \
+    UNION ALL \
+    SELECT 'h|' || id AS k, id, NULL, NULL, workspace_id, NULL, NULL, updated_at, NULL, NULL, webhook_secret_sealed, NULL \
+      FROM app_sources \
+    UNION ALL \
     SELECT 's|' || id AS k, id, credential_key, published_version, NULL AS workspace_id, NULL AS name, NULL AS kv_key, \
            updated_at, NULL AS user_id, NULL AS generation, NULL AS refresh_sealed, NULL AS access_sealed \
       FROM servers WHERE credential_key IS NOT NULL OR published_version IS NOT NULL \
@@ -52,8 +65,8 @@ pub async fn reread(db: &impl Db, owner: &Sealed) -> Result<Option<Row>, StoreEr
         Sealed::Secret { workspace_id, name, .. } => {
             db.query(SECRET, &[workspace_id.as_str().into(), name.as_str().into()]).await?
         }
-        // Written back by a compare-and-set instead (`key_users::reseal`).
-        Sealed::KeyUser { .. } => return Ok(None),
+        // Written back by a compare-and-set instead (`key_users::reseal`, `git::reseal_*`).
+        Sealed::KeyUser { .. } | Sealed::GitConnection { .. } | Sealed::GitHook { .. } => return Ok(None),
     };
     rows.first().map(row).transpose()
 }
@@ -65,6 +78,20 @@ fn row(r: &super::Row) -> Result<Row, StoreError> {
             id: text(r, "id")?,
             credential_key: opt_text(r, "credential_key"),
             published_version: opt_i64(r, "published_version")?,
+        }
+    } else if k.starts_with("g|") {
+        Sealed::GitConnection {
+            id: text(r, "id")?,
+            workspace_id: text(r, "workspace_id")?,
+            generation: super::row_i64(r, "generation")?,
+            refresh: opt_text(r, "refresh_sealed"),
+            access: opt_text(r, "access_sealed"),
+        }
+    } else if k.starts_with("h|") {
+        Sealed::GitHook {
+            id: text(r, "id")?,
+            workspace_id: text(r, "workspace_id")?,
+            secret: text(r, "refresh_sealed")?,
         }
     } else if k.starts_with("u|") {
         Sealed::KeyUser {

@@ -12,6 +12,7 @@ pub mod apps;
 pub mod audit;
 pub mod connections;
 pub mod envelopes;
+pub mod git;
 pub mod invitations;
 pub mod key_users;
 pub mod oauth_clients;

@@ -11,6 +11,7 @@ import Ajv2020 from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { Client, connectAgent, sleep, startWorker, testSecrets } from "./harness.mjs";
 import { startFakeUpstream } from "./fake-upstream.mjs";
+import { githubVars, startFakeGitHub } from "./fake-github.mjs";
 
 const DOC_ID = "flowcp-api";
 const LOOSE = "x-contract-loose"; // top-level-open copies of components used as composition parts
@@ -222,7 +223,7 @@ const UPSTREAM_KEY = "sk_test_contract_" + Math.random().toString(36).slice(2);
 const PASSWORD = "contract password " + Math.random().toString(36).slice(2);
 const NEW_PASSWORD = "contract password two " + Math.random().toString(36).slice(2);
 const SECRET_VALUE = "sk_live_contract_" + Math.random().toString(36).slice(2);
-let w, up, doc, contract;
+let w, up, gh, doc, contract;
 const violations = [];
 // Every answer's raw text, for the leak scan at the end: a field the document declares can
 // still carry a secret (a schema derived from the same types would declare it too).
@@ -250,7 +251,8 @@ function expect(r, status, what) {
 
 before(async () => {
   up = await startFakeUpstream({ apiKey: UPSTREAM_KEY });
-  w = await startWorker({ vars: testSecrets() });
+  gh = await startFakeGitHub();
+  w = await startWorker({ vars: { ...testSecrets(), ...githubVars(gh) } });
   // The document is fetched once, raw, so its own answer is checked like every other below.
   const r = await fetch(`${w.url}/api/v1/openapi.json`);
   assert.equal(r.status, 200);
@@ -261,7 +263,7 @@ before(async () => {
   member = client();
   anon = client();
 });
-after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
+after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); await gh?.close(); });
 
 let ws, scratchWs, memberId, appA, appB, tools, srv, spare, accessKey;
 const P = (p) => `/api/v1/workspaces/${ws}${p}`;
@@ -560,6 +562,39 @@ test("key users: an end user's portal sign-in appears in the owner's list and ca
   }
 });
 
+test("git: connect GitHub, test, follow a document, sync, rollback, stop following, disconnect", async () => {
+  const api = (ops) => JSON.stringify({
+    openapi: "3.1.0", info: { title: "Git API", version: "1" }, servers: [{ url: "https://api.example.com" }],
+    paths: Object.fromEntries(ops.map((op) => [`/${op}`, { get: { operationId: op, responses: { 200: { description: "ok" } } } }])),
+  });
+  gh.addRepo("contract/api", { files: { "openapi.json": api(["ping"]) } });
+  expect(await owner.post(P("/git/connections"), { provider: "gitlab" }), 422, "an unknown provider");
+  const started = expect(await owner.post(P("/git/connections"), { provider: "github", return_to_app: appB.id }), 201, "connect GitHub");
+  // The browser: GitHub's consent (auto-approved by the fake), then FlowCP's callback, which is
+  // not an API operation (a redirect back to the dashboard).
+  const consent = await fetch(started.authorize_url, { redirect: "manual" });
+  const back = new URL(consent.headers.get("location"));
+  const browser = new Client(w.url);
+  browser.cookie = owner.cookie;
+  const landed = await browser.call("GET", back.pathname + back.search);
+  assert.equal(landed.headers.get("location"), `/apps/${appB.id}?git=connected`);
+  const conn = started.connection.id;
+  assert.equal(expect(await owner.get(P("/git/connections")), 200, "list git connections").items[0].status, "active");
+  const tested = expect(await owner.post(P("/git/test"), { connection_id: conn, repo: "contract/api", branch: "main", path: "openapi.json" }), 200, "test a git source");
+  assert.equal(tested.file.ok, true);
+  expect(await owner.put(P(`/apps/${appB.id}/source`), { connection_id: conn, repo: "contract/api", branch: "main", path: "a/../b.json" }), 422, "a path with ..");
+  expect(await owner.put(P(`/apps/${appB.id}/source`), { connection_id: conn, repo: "contract/api", branch: "main", path: "openapi.json" }), 200, "follow a document");
+  expect(await owner.get(P(`/apps/${appB.id}/source`)), 200, "the source");
+  expect(await owner.patch(P(`/apps/${appB.id}/source`), { auto_publish: true }), 200, "auto-publish on");
+  await gh.push("contract/api", "main", { "openapi.json": api(["ping", "pong"]) }, { deliver: false });
+  assert.equal(expect(await owner.post(P(`/apps/${appB.id}/source/sync`)), 200, "sync now").outcome, "imported");
+  const imports = expect(await owner.get(P(`/apps/${appB.id}/imports`)), 200, "imports").items;
+  expect(await owner.post(P(`/apps/${appB.id}/imports/${imports.at(-1).id}/restore`)), 201, "rollback");
+  expect(await owner.del(P(`/apps/${appB.id}/source`)), 204, "stop following");
+  expect(await owner.get(P(`/apps/${appB.id}/source`)), 404, "no source");
+  expect(await owner.del(P(`/git/connections/${conn}`)), 204, "disconnect");
+});
+
 test("secrets: put, list, delete", async () => {
   expect(await owner.put(P("/secrets/STRIPE_KEY"), { value: "sk_live_contract" }), 200, "put secret");
   expect(await owner.get(P("/secrets")), 200, "list secrets");
@@ -581,7 +616,8 @@ test("data rights: export, delete workspaces, delete the account (last)", async 
 // No answer carries a password, the upstream credential, a secret's value, a session cookie,
 // a KV key of a sealed value, or an access key (except the one answer that creates it).
 test("no answer of the journey carries a secret value", () => {
-  const forbidden = [UPSTREAM_KEY, PASSWORD, NEW_PASSWORD, SECRET_VALUE, "sk_live_contract", "cred:srv_", "wsec:", "akey:"];
+  const forbidden = [UPSTREAM_KEY, PASSWORD, NEW_PASSWORD, SECRET_VALUE, "sk_live_contract", "cred:srv_", "wsec:", "akey:",
+    gh.clientSecret, ...gh.tokens.flatMap((t) => [t.access_token, t.refresh_token].filter(Boolean))];
   const leaks = [];
   for (const a of answers) {
     for (const f of forbidden) if (a.text.includes(f)) leaks.push(`${a.what} carries ${f.slice(0, 12)}…`);

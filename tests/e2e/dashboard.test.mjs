@@ -13,20 +13,22 @@ import { gunzipSync } from "node:zlib";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 import { Client, ROOT, startWorker, testSecrets } from "./harness.mjs";
+import { githubVars, startFakeGitHub } from "./fake-github.mjs";
 
 const CHROMIUM = process.env.FLOWCP_CHROMIUM ?? "/usr/bin/chromium";
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-let w, browser, page;
+let w, gh, browser, page;
 const errors = [];
 
 before(async () => {
-  w = await startWorker({ vars: { ...testSecrets(), FLOWCP_RATE_LIMITS: "off" } });
+  gh = await startFakeGitHub();
+  w = await startWorker({ vars: { ...testSecrets(), ...githubVars(gh), FLOWCP_RATE_LIMITS: "off" } });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
 });
-after(async () => { await browser?.close(); await w?.stop(); w?.cleanup(); });
+after(async () => { await browser?.close(); await w?.stop(); w?.cleanup(); await gh?.close(); });
 
 // Each screen checked: axe-core, then a screenshot in light and dark mode at 1280x800 under
 // docs/screenshots/ (linked from the README).
@@ -474,6 +476,45 @@ test("an agent's sign-in goes through the dashboard's sign-in and the consent pa
   await row.getByRole("button", { name: /^Disconnect/ }).click();
   await row.getByText(/^disconnected /).waitFor();
   assert.equal((await list()).status, 401);
+});
+
+test("an app follows its document in GitHub: connect, test, follow, sync a push, restore an earlier import", async () => {
+  const doc = (ops) => JSON.stringify({
+    openapi: "3.0.3", info: { title: "Dash API", version: "1" }, servers: [{ url: "https://api.example.com" }],
+    paths: Object.fromEntries(ops.map((op) => [`/${op}`, { get: { operationId: op, summary: `Get ${op}`, responses: { 200: { description: "ok" } } } }])),
+  });
+  gh.addRepo("octo/dash", { files: { "api/openapi.json": doc(["ping"]) } });
+  await page.goto(`${w.url}/`);
+  await page.getByLabel("New app name").fill("Dash API");
+  await page.getByRole("button", { name: "Create app" }).click();
+  await page.getByRole("list", { name: "Apps" }).getByRole("link", { name: "Dash API" }).click();
+  await page.waitForURL(/\/apps\//);
+  const appPath = new URL(page.url()).pathname;
+  // GitHub's consent (the fake approves at once) and back to this app.
+  await page.getByRole("button", { name: "Connect GitHub" }).click();
+  await page.waitForURL((u) => u.pathname === appPath && u.searchParams.get("git") === "connected");
+  await page.getByRole("status").filter({ hasText: "GitHub is connected." }).waitFor();
+  await page.getByText("Connected to GitHub as octocat").waitFor();
+  await page.getByLabel("Repository").fill("octo/dash");
+  await page.getByLabel("Document path").fill("api/openapi.json");
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.getByRole("region", { name: "Test result" }).getByText("The document imports: Dash API").waitFor();
+  await page.getByRole("button", { name: "Follow", exact: true }).click();
+  const card = page.getByLabel("Git source");
+  await card.getByText("Follows octo/dash").waitFor();
+  await card.getByText("pushes arrive by webhook").waitFor();
+  await noSeriousViolations("git source", { top: false });
+  // A push without a webhook delivery: "Sync now" imports it and the report names the commit.
+  await gh.push("octo/dash", "main", { "api/openapi.json": doc(["ping", "pong"]) }, { message: "Add pong", author: "Grace", deliver: false });
+  await card.getByRole("button", { name: "Sync now" }).click();
+  await card.getByRole("status").filter({ hasText: "1 added" }).waitFor();
+  await card.getByLabel("Last sync").getByText("by Grace: Add pong").waitFor();
+  const history = page.getByRole("table", { name: "Imports" });
+  await history.getByText("Grace: Add pong").waitFor();
+  // Rollback: the first import's tools again.
+  page.once("dialog", (d) => d.accept());
+  await history.getByRole("button", { name: /^Restore/ }).last().click();
+  await page.getByLabel("Import report").getByText("0 added, 1 removed").waitFor();
 });
 
 test("the account page changes the password, exports the data and deletes the account", async () => {

@@ -9,12 +9,15 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { Client, d1, inviteAndAccept, startWorker, testSecrets } from "./harness.mjs";
 import { startFakeUpstream } from "./fake-upstream.mjs";
+import { connectGitHub, githubVars, startFakeGitHub } from "./fake-github.mjs";
 
-const secrets = testSecrets();
-let w, up, a, b, ids, bobWs;
+let secrets;
+let w, up, gh, a, b, ids, bobWs;
 
 before(async () => {
   up = await startFakeUpstream();
+  gh = await startFakeGitHub();
+  secrets = { ...testSecrets(), ...githubVars(gh) };
   w = await startWorker({ vars: secrets });
   a = new Client(w.url);
   b = new Client(w.url);
@@ -29,11 +32,17 @@ before(async () => {
   const key = (await a.post(P(`/servers/${srv.id}/keys`), {})).body;
   assert.equal((await a.put(P("/secrets/TOKEN"), { value: "alice-secret-value" })).status, 200);
   const inv = (await a.post(P("/invitations"), { email: "pending@example.com", role: "member" })).body;
+  // Alice's app also follows a document in Git (her source, connection and imports).
+  gh.addRepo("alice/api", { files: { "openapi.json": await (await fetch(`${up.url}/openapi.json`)).text() } });
+  const git = await connectGitHub(a, ws);
+  const source = await a.put(P(`/apps/${app.id}/source`), { connection_id: git.id, repo: "alice/api", branch: "main", path: "openapi.json" });
+  assert.equal(source.status, 200, JSON.stringify(source.body));
+  const imp = (await a.get(P(`/apps/${app.id}/imports`))).body.items[0];
   // A connection hash of the right shape (alice's server has no OAuth sign-ins; every hostile
   // call must be 404 whatever the hash).
-  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id, inv: inv.id, conn: "0123456789abcdef", template: "power-automate" };
+  ids = { ws, app: app.id, tool: tool?.id, srv: srv.id, key: key.id, name: "TOKEN", user: ra.user.id, inv: inv.id, conn: "0123456789abcdef", template: "power-automate", import: imp.id, gitConn: git.id };
 });
-after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); });
+after(async () => { await w?.stop(); w?.cleanup(); await up?.close(); await gh?.close(); });
 
 /** Everything alice can see of her workspace, to compare before and after hostile calls. */
 async function aliceView() {
@@ -43,7 +52,7 @@ async function aliceView() {
     ["workspace", ""], ["members", "/members"], ["apps", "/apps"], ["app", `/apps/${ids.app}`],
     ["imports", `/apps/${ids.app}/imports`], ["tools", `/apps/${ids.app}/tools`], ["servers", "/servers"],
     ["server", `/servers/${ids.srv}`], ["keys", `/servers/${ids.srv}/keys`], ["connections", `/servers/${ids.srv}/connections`], ["key users", `/servers/${ids.srv}/key-users`],
-    ["secrets", "/secrets"], ["audit", "/audit"],
+    ["secrets", "/secrets"], ["audit", "/audit"], ["git connections", "/git/connections"], ["source", `/apps/${ids.app}/source`],
     ["invitations", "/invitations"],
   ]) {
     const r = await a.get(P(path));
@@ -108,6 +117,10 @@ function validBody(operationId) {
     tryTool: { tool: "listWidgets", run: true },
     onboard: { url: `${up.url}/openapi.json` },
     createFromTemplate: {},
+    connectGit: { provider: "github" },
+    testGitSource: { connection_id: ids.gitConn, repo: "alice/api", branch: "main", path: "openapi.json" },
+    putAppSource: { connection_id: ids.gitConn, repo: "alice/api", branch: "main", path: "openapi.json", auto_publish: true },
+    updateAppSource: { auto_publish: true },
   }[operationId];
 }
 
@@ -153,6 +166,14 @@ test("cross-workspace IDOR: bob's own workspace with alice's ids in paths and bo
   r = await b.post(B(`/apps/${bobApp.id}/tools/bulk`), { tool_ids: [bobTool.id, ids.tool], enabled: false });
   assert.equal(r.status, 404, "a batch with one foreign id is refused whole");
   assert.ok((await b.get(B(`/apps/${bobApp.id}/tools`))).body.items.every((t) => t.enabled), "bob's tools changed by a refused batch");
+  // Alice's Git connection, named in bob's workspace: not found, and nothing is read with it.
+  const ghBefore = gh.requests.length;
+  assert.equal((await b.del(B(`/git/connections/${ids.gitConn}`))).status, 404);
+  r = await b.put(B(`/apps/${bobApp.id}/source`), { connection_id: ids.gitConn, repo: "alice/api", branch: "main", path: "openapi.json" });
+  assert.equal(r.status, 404, JSON.stringify(r.body));
+  r = await b.post(B("/git/test"), { connection_id: ids.gitConn, repo: "alice/api" });
+  assert.equal(r.status, 404, JSON.stringify(r.body));
+  assert.equal(gh.requests.length, ghBefore, "alice's GitHub token was not used for bob");
 
   // As alice: nothing changed, and no verify probe or import fetch went to the upstream for her.
   assert.deepEqual(await aliceView(), before);

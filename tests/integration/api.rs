@@ -24,6 +24,8 @@ pub(crate) struct Env {
     pub(crate) now: std::cell::Cell<i64>,
     /// `FLOWCP_DEFAULT_PLAN` of this deployment.
     pub(crate) default_plan: std::cell::Cell<Option<flowcp::vocab::Plan>>,
+    /// The deployment's GitHub registration (a fake GitHub answers through `http`'s router).
+    pub(crate) git: Option<flowcp::git::GitSettings>,
 }
 
 impl Env {
@@ -44,6 +46,12 @@ impl Env {
             csrf: RefCell::new(None),
             now: std::cell::Cell::new(1_790_000_000_000),
             default_plan: std::cell::Cell::new(None),
+            git: Some(flowcp::git::GitSettings {
+                client_id: "Iv1.test".into(),
+                client_secret: "github-client-secret-not-to-leak".into(),
+                web_url: "https://github.test".into(),
+                api_url: "https://api.github.test".into(),
+            }),
         }
     }
 
@@ -98,6 +106,7 @@ impl Env {
             origin: "https://flowcp.example".into(),
             link_origin: Some("https://flowcp.example".into()),
             default_plan: self.default_plan.get(),
+            git: self.git.as_ref(),
         }
     }
 
@@ -113,7 +122,9 @@ impl Env {
             client_addr: None,
         };
         let svc = self.services();
-        if path.starts_with("/oauth/") || flowcp::oauth::http::is_metadata_path(path) {
+        if path.starts_with("/git/") {
+            block_on(flowcp::api::git::public(&svc, &req)).map(|(r, _)| r).unwrap_or_else(|e| Response::from_error(&e))
+        } else if path.starts_with("/oauth/") || flowcp::oauth::http::is_metadata_path(path) {
             block_on(flowcp::oauth::http::handle(&svc, &req))
                 .unwrap_or_else(|| panic!("not an authorization-server path: {method} {path}"))
         } else {
@@ -1417,6 +1428,7 @@ fn a_parallel_burst_of_logins_gets_no_more_guesses_than_a_serial_one() {
         origin: "https://flowcp.example".into(),
         link_origin: None,
         default_plan: None,
+        git: None,
     };
     let requests: Vec<Request> = (0..20)
         .map(|i| Request {

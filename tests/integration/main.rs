@@ -5,6 +5,7 @@ mod architecture;
 mod auth;
 mod cli;
 mod crypto_envelopes;
+mod git;
 mod golden;
 mod health;
 mod management;

@@ -133,11 +133,16 @@ pub type Scripted = Result<HttpResponse, HttpError>;
 pub struct ScriptedHttp {
     pub script: RefCell<VecDeque<Scripted>>,
     pub seen: RefCell<Vec<HttpRequest>>,
+    /// Answers first when it returns one (a fake service by URL, such as a fake GitHub).
+    pub router: RefCell<Option<Router>>,
 }
+
+/// A fake service behind [`ScriptedHttp`]: an answer for the requests it serves.
+pub type Router = Box<dyn Fn(&HttpRequest) -> Option<Scripted>>;
 
 impl ScriptedHttp {
     pub fn new(script: impl IntoIterator<Item = Scripted>) -> Self {
-        ScriptedHttp { script: RefCell::new(script.into_iter().collect()), seen: RefCell::new(Vec::new()) }
+        ScriptedHttp { script: RefCell::new(script.into_iter().collect()), ..Default::default() }
     }
 
     pub fn push(&self, answer: Scripted) {
@@ -179,7 +184,11 @@ impl Http for ScriptedHttp {
         if req.body.is_some() && matches!(req.method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
             return Err(HttpError::Network("invalid URL or options for Request.".into()));
         }
-        let answer = self.script.borrow_mut().pop_front().unwrap_or_else(|| resp(200, &[], b"{}"));
+        let routed = self.router.borrow().as_ref().and_then(|r| r(req));
+        let answer = match routed {
+            Some(a) => a,
+            None => self.script.borrow_mut().pop_front().unwrap_or_else(|| resp(200, &[], b"{}")),
+        };
         answer.map(|mut r| {
             if r.body.len() > max_body {
                 r.body.truncate(max_body);

@@ -441,6 +441,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{ws}/apps/{app}/imports/{import}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rollback: import an earlier import's document again (curation kept; servers to draft) */
+        post: operations["restoreImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/git/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Git connections (no tokens) */
+        get: operations["listGitConnections"];
+        put?: never;
+        /** Connect GitHub: a pending connection and the consent URL to open (admins) */
+        post: operations["connectGit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/git/connections/{conn}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Disconnect: tokens deleted, its apps stop syncing (admins) */
+        delete: operations["disconnectGit"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/git/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Test a connection: a repository's branches and whether a document there imports */
+        post: operations["testGitSource"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/apps/{app}/source": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the app follows in Git, and its last sync */
+        get: operations["getAppSource"];
+        /** Follow a document on a branch (webhook created when allowed; first sync run) (admins) */
+        put: operations["putAppSource"];
+        post?: never;
+        /** Stop following Git (admins) */
+        delete: operations["deleteAppSource"];
+        options?: never;
+        head?: never;
+        /** Turn auto-publish on or off (admins) */
+        patch: operations["updateAppSource"];
+        trace?: never;
+    };
+    "/api/v1/workspaces/{ws}/apps/{app}/source/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sync now: import the branch head, re-verify, auto-publish (admins) */
+        post: operations["syncAppSource"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces/{ws}/apps/{app}/tools": {
         parameters: {
             query?: never;
@@ -1215,6 +1321,10 @@ export interface components {
             /** Format: int64 */
             changed_count: number;
             report: components["schemas"]["ImportSummary"];
+            /** @description The commit a Git sync imported (`git`), or the one the restored import came from. */
+            commit?: components["schemas"]["CommitInfo"] | null;
+            /** @description The earlier import whose document a rollback restored (`rollback`). */
+            restored_from?: string | null;
             /** Format: int64 */
             created_at: number;
         };
@@ -1306,6 +1416,16 @@ export interface components {
         };
         /** @description How bad a problem found during import is. */
         Severity: "warning" | "error";
+        /** @description The commit an import came from. */
+        CommitInfo: {
+            sha: string;
+            /** @description The commit's author (their name as the commit records it). */
+            author: string;
+            /** @description The commit message's first line. */
+            message: string;
+            /** @description The document at that commit on the provider's site. */
+            url?: string | null;
+        };
         /**
          * @description `POST .../imports` with a URL instead of a document.
          * @example {
@@ -1319,6 +1439,190 @@ export interface components {
         /** @description A list. */
         ImportRecordList: {
             items: components["schemas"]["ImportRecord"][];
+        };
+        /** @description A list. */
+        GitConnectionList: {
+            items: components["schemas"]["GitConnection"][];
+        };
+        /** @description A workspace's connection to a Git provider; shown to members without any token. */
+        GitConnection: {
+            id: string;
+            /** @description `github`. */
+            provider: string;
+            /** @description The provider account the tokens act as (its login), once connected. */
+            account?: string | null;
+            status: components["schemas"]["GitConnectionStatus"];
+            /** @description Why it is broken, in words for the owner. */
+            status_message?: string | null;
+            /** @description The member who connected it. */
+            created_by: string;
+            /** Format: int64 */
+            created_at: number;
+            /** Format: int64 */
+            updated_at: number;
+        };
+        /** @description Where a connection stands. */
+        GitConnectionStatus: "pending" | "active" | "broken";
+        /** @description A connection started: send the browser to `authorize_url`. */
+        Connecting: {
+            connection: components["schemas"]["GitConnection"];
+            /** @description The provider's consent page (single use, valid 10 minutes). */
+            authorize_url: string;
+        };
+        /**
+         * @example {
+         *       "provider": "github",
+         *       "return_to_app": "app_1"
+         *     }
+         */
+        ConnectBody: {
+            /** @description `github`. */
+            provider: string;
+            /** @description The app whose page the browser returns to after the consent (default: the home page). */
+            return_to_app?: string | null;
+        };
+        /** @description What "test connection" found. */
+        TestResult: {
+            /** @description The provider account the connection acts as. */
+            account?: string | null;
+            /** @description The repository's branches (at most 1,000). */
+            branches: string[];
+            branch_found?: boolean | null;
+            file?: components["schemas"]["FileCheck"] | null;
+        };
+        /** @description The document at the branch head, imported as a trial (nothing is stored). */
+        FileCheck: {
+            ok: boolean;
+            title?: string | null;
+            version?: string | null;
+            /** Format: uint64 */
+            tool_count: number;
+            /** Format: uint64 */
+            warning_count: number;
+            /** @description Why it cannot be imported. */
+            error?: string | null;
+            commit?: string | null;
+        };
+        /**
+         * @example {
+         *       "connection_id": "gitc_1",
+         *       "repo": "octo/pets",
+         *       "branch": "main",
+         *       "path": "openapi.yaml"
+         *     }
+         */
+        TestBody: {
+            connection_id: string;
+            /** @description `owner/name`. */
+            repo: string;
+            /** @description Check this branch and, with `path`, the document on it. */
+            branch?: string | null;
+            path?: string | null;
+        };
+        /** @description An app's source as members see it (no secret). */
+        SourceView: {
+            id: string;
+            app_id: string;
+            connection_id?: string | null;
+            repo: string;
+            branch: string;
+            path: string;
+            /** @description Publish the servers on the air after a sync whose verification passes. */
+            auto_publish: boolean;
+            /** @description Where the provider delivers pushes (HMAC-signed with the source's secret). */
+            webhook_url: string;
+            /** @description Whether FlowCP created the webhook (`false`: add it by hand, or rely on the 5-minute poll). */
+            webhook_created: boolean;
+            status: components["schemas"]["SyncStatus"];
+            message?: string | null;
+            /** @description The commit last synced (or found unchanged). */
+            last_sha?: string | null;
+            /** Format: int64 */
+            checked_at?: number | null;
+            /** @description The last sync's report. */
+            last_sync?: components["schemas"]["SyncReport"] | null;
+            created_by: string;
+            /** Format: int64 */
+            created_at: number;
+        };
+        /** @description How an app's last sync went. */
+        SyncStatus: "new" | "ok" | "failed" | "broken";
+        /** @description A sync's report: what changed and what happened to the servers. */
+        SyncReport: {
+            trigger: components["schemas"]["SyncTrigger"];
+            /** Format: int64 */
+            at: number;
+            outcome: components["schemas"]["SyncOutcome"];
+            /** @description One line for the owner. */
+            message: string;
+            commit?: components["schemas"]["CommitInfo"] | null;
+            import_id?: string | null;
+            /** @description Tool names the import added, removed and changed. */
+            added: string[];
+            removed: string[];
+            changed: string[];
+            servers: components["schemas"]["ServerSync"][];
+        };
+        /** @description What started a sync. */
+        SyncTrigger: "webhook" | "poll" | "manual" | "setup";
+        /** @description How a sync ended. */
+        SyncOutcome: "unchanged" | "imported" | "failed" | "unavailable" | "broken";
+        /** @description One server of the app after a sync. */
+        ServerSync: {
+            server_id: string;
+            name: string;
+            /** @description `verified`, `failed` or `unverified` (verification could not run). */
+            verification: string;
+            /**
+             * Format: int64
+             * @description The version auto-publish put on the air.
+             */
+            published_version?: number | null;
+            /** @description Why it was not verified or published. */
+            detail?: string | null;
+        };
+        /** @description The source as set, and its first sync. */
+        SourceSet: {
+            source: components["schemas"]["SourceView"];
+            /**
+             * @description Shown once, only when FlowCP could not create the webhook: add a webhook at the
+             *     repository with `webhook_url`, content type JSON, the push event and this secret.
+             */
+            webhook_secret?: string | null;
+            sync: components["schemas"]["SyncReport"];
+        };
+        /**
+         * @example {
+         *       "connection_id": "gitc_1",
+         *       "repo": "octo/pets",
+         *       "branch": "main",
+         *       "path": "openapi.yaml",
+         *       "auto_publish": true
+         *     }
+         */
+        SourceBody: {
+            connection_id: string;
+            /** @description `owner/name`. */
+            repo: string;
+            branch: string;
+            /**
+             * @description The document's path in the repository (JSON or YAML; `$ref`s to other files of the
+             *     repository are followed).
+             */
+            path: string;
+            /**
+             * @description Publish the servers on the air after a sync whose verification passes (default false).
+             * @default false
+             */
+            auto_publish?: boolean;
+        };
+        /**
+         * @example {
+         *       "auto_publish": true
+         *     }
+         */
+        UpdateSourceBody: {
+            auto_publish: boolean;
         };
         /** @description One page of a list; pass `next_cursor` back as `cursor` for the next (null on the last). */
         ToolViewPage: {
@@ -2081,6 +2385,12 @@ export interface components {
             servers: components["schemas"]["ExportedServer"][];
             secrets: components["schemas"]["SecretInfo"][];
             audit_events: components["schemas"]["AuditRow"][];
+            /**
+             * @description Connections to GitHub (never their tokens) and what the apps follow (never the webhook
+             *     secrets).
+             */
+            git_connections: components["schemas"]["GitConnection"][];
+            git_sources: components["schemas"]["GitSource"][];
         };
         ExportedApp: {
             app: components["schemas"]["App"];
@@ -2139,6 +2449,34 @@ export interface components {
              */
             tool_count?: number;
         };
+        /** @description What an app follows (as the data export shows it: no secret). */
+        GitSource: {
+            id: string;
+            app_id: string;
+            workspace_id: string;
+            connection_id?: string | null;
+            /** @description `owner/name`. */
+            repo: string;
+            branch: string;
+            /** @description The document's path in the repository. */
+            path: string;
+            auto_publish: boolean;
+            /** @description The provider's id of the webhook FlowCP created (`None`: none, or added by hand). */
+            hook_id?: string | null;
+            /** @description The commit the app's tools were last synced from (or found unchanged at). */
+            last_sha?: string | null;
+            /** Format: int64 */
+            checked_at?: number | null;
+            status: components["schemas"]["SyncStatus"];
+            message?: string | null;
+            /** @description The last sync's outcome (`api::git::SyncReport` as JSON). */
+            report_json?: string | null;
+            created_by: string;
+            /** Format: int64 */
+            created_at: number;
+            /** Format: int64 */
+            updated_at: number;
+        };
         /**
          * @example {
          *       "error": {
@@ -2150,7 +2488,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "bad_request" | "invalid_json" | "invalid_cursor" | "invalid_filter" | "invalid_limit" | "empty_document" | "unauthenticated" | "invalid_credentials" | "wrong_password" | "csrf_failed" | "forbidden" | "email_unverified" | "not_found" | "app_not_found" | "link_invalid" | "method_not_allowed" | "already_member" | "already_verified" | "email_taken" | "last_owner" | "not_verified" | "tool_name_taken" | "payload_too_large" | "unsupported_media_type" | "consent_required" | "document_too_large" | "manifest_too_large" | "plan_limit" | "invalid_auth_config" | "invalid_auth_mode" | "invalid_base_url" | "invalid_origin" | "invalid_credential" | "invalid_description" | "invalid_email" | "invalid_import" | "invalid_name" | "invalid_role" | "invalid_secret" | "invalid_secret_name" | "invalid_tool_ids" | "invalid_tool_name" | "no_api_origin" | "several_api_origins" | "origin_unconfirmed" | "unreadable_document" | "url_not_allowed" | "weak_password" | "too_many_attempts" | "internal" | "fetch_failed" | "not_configured" | "email_unavailable";
+                code: "bad_request" | "invalid_json" | "invalid_cursor" | "invalid_filter" | "invalid_limit" | "empty_document" | "unauthenticated" | "invalid_credentials" | "wrong_password" | "csrf_failed" | "forbidden" | "email_unverified" | "not_found" | "app_not_found" | "link_invalid" | "method_not_allowed" | "already_member" | "already_verified" | "email_taken" | "last_owner" | "not_verified" | "tool_name_taken" | "payload_too_large" | "unsupported_media_type" | "consent_required" | "document_too_large" | "manifest_too_large" | "plan_limit" | "invalid_auth_config" | "invalid_auth_mode" | "invalid_base_url" | "invalid_origin" | "invalid_credential" | "invalid_description" | "invalid_email" | "invalid_import" | "invalid_name" | "invalid_role" | "invalid_secret" | "invalid_secret_name" | "invalid_tool_ids" | "invalid_tool_name" | "no_api_origin" | "several_api_origins" | "origin_unconfirmed" | "unreadable_document" | "url_not_allowed" | "weak_password" | "too_many_attempts" | "internal" | "fetch_failed" | "not_configured" | "email_unavailable" | "invalid_git_source" | "git_connection_broken" | "git_not_found" | "git_unavailable" | "document_missing";
                 /** @description For people; safe to show */
                 message: string;
             };
@@ -3302,6 +3640,336 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportRecord"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    restoreImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                app: string;
+                import: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportRecord"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listGitConnections: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitConnectionList"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    connectGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConnectBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Connecting"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    disconnectGit: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                conn: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    testGitSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestResult"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAppSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceView"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putAppSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SourceBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceSet"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteAppSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateAppSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateSourceBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceView"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    syncAppSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ws: string;
+                app: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncReport"];
                 };
             };
             /** @description Error */

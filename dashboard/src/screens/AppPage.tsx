@@ -8,6 +8,7 @@ import { api, errorMessage, type Schemas } from "../api/client";
 import { ErrorLine, Field } from "../forms";
 import { argumentFields, buildArguments, schemaTree, type SchemaNode } from "../lib/schema";
 import { workspaceId } from "../workspace";
+import { GitSource } from "./GitSource";
 
 type Tool = Schemas["ToolView"];
 type ImportRecord = Schemas["ImportRecord"];
@@ -65,7 +66,8 @@ export function AppPage() {
       <ErrorLine>{error}</ErrorLine>
       <Importer path={path} onDone={async (r) => { setReport(r); await Promise.all([loadTools(), loadHistory()]); }} />
       {report && <Report record={report} />}
-      <History items={history} />
+      <GitSource ws={ws} appId={appId} onSynced={async () => { await Promise.all([loadTools(), loadHistory()]); }} />
+      <History items={history} path={path} onRestored={async (r) => { setReport(r); await Promise.all([loadTools(), loadHistory()]); }} />
       <Servers ws={ws} appId={appId} list={servers} />
       <h2>Tools</h2>
       {tools === null ? <p aria-busy="true">Loading…</p> : <ToolTable tools={tools} path={path} servers={servers ?? []} onChanged={setTools} />}
@@ -148,29 +150,46 @@ function Report({ record }: { record: ImportRecord }) {
   );
 }
 
-/** Every import of the app, newest first; each opens its report and the tools it changed. */
-function History({ items }: { items: ImportRecord[] }) {
+/** Every import of the app, newest first; each opens its report and the tools it changed, and
+ * an earlier one can be restored (rollback). */
+function History({ items, path, onRestored }: { items: ImportRecord[]; path: { ws: string; app: string }; onRestored: (r: ImportRecord) => Promise<void> }) {
   const [open, setOpen] = useState<string | null>(null);
+  const [error, setError] = useState("");
+  const restore = async (i: ImportRecord) => {
+    if (!confirm("Restore the tools of this import? The app's servers go back to draft: verify and publish them to put it on the air.")) return;
+    setError("");
+    const { data, error: err, response } = await api.POST("/api/v1/workspaces/{ws}/apps/{app}/imports/{import}/restore", { params: { path: { ...path, import: i.id } } });
+    if (!data) return setError(errorMessage(err, response.status));
+    await onRestored(data);
+  };
   if (items.length === 0) return null;
   const shown = items.find((i) => i.id === open);
   return (
     <div class="card">
       <h2>Import history</h2>
       <table class="grid" aria-label="Imports">
-        <thead><tr><th>When (UTC)</th><th>Source</th><th>Document</th><th>Tools</th><th>Changes</th><th><span class="sr-only">Report</span></th></tr></thead>
+        <thead><tr><th>When (UTC)</th><th>Source</th><th>Document</th><th>Tools</th><th>Changes</th><th><span class="sr-only">Actions</span></th></tr></thead>
         <tbody>
-          {items.map((i) => (
+          {items.map((i, n) => (
             <tr key={i.id}>
               <td>{new Date(i.created_at).toISOString().replace("T", " ").slice(0, 16)}</td>
-              <td>{i.source_url ? <code title={i.source_url}>{i.source_url.length > 40 ? `${i.source_url.slice(0, 40)}…` : i.source_url}</code> : "upload"}</td>
+              <td>
+                {i.commit ? <>{i.source_kind === "rollback" ? "rollback of " : ""}<code title={i.commit.sha}>{i.commit.sha.slice(0, 7)}</code> {i.commit.author}: {i.commit.message}</>
+                  : i.source_kind === "rollback" ? "rollback"
+                  : i.source_url ? <code title={i.source_url}>{i.source_url.length > 40 ? `${i.source_url.slice(0, 40)}…` : i.source_url}</code> : "upload"}
+              </td>
               <td>{i.title ?? "–"} {i.api_version ? `(${i.api_version})` : ""} <small class="muted">{i.spec_version ?? ""} · sha256 {i.document_sha256.slice(0, 8)}</small></td>
               <td>{i.tool_count}</td>
               <td><span class="added">+{i.added_count}</span> <span class="removed">−{i.removed_count}</span> <span class="changed">~{i.changed_count}</span></td>
-              <td><button type="button" class="link" aria-expanded={open === i.id} onClick={() => setOpen(open === i.id ? null : i.id)}>{open === i.id ? "Hide" : "Show"} report</button></td>
+              <td>
+                <button type="button" class="link" aria-expanded={open === i.id} onClick={() => setOpen(open === i.id ? null : i.id)}>{open === i.id ? "Hide" : "Show"} report</button>
+                {n > 0 && <> <button type="button" class="link" aria-label={`Restore the import of ${new Date(i.created_at).toISOString().slice(0, 16)}`} onClick={() => void restore(i)}>Restore</button></>}
+              </td>
             </tr>
           ))}
         </tbody>
       </table>
+      <ErrorLine>{error}</ErrorLine>
       {shown && <Report record={shown} />}
     </div>
   );

@@ -10,6 +10,7 @@
 //!   typed model of the whole input language, so 2.0, 3.0, 3.1 and 3.2 share one code path.
 //! - No Worker types: all of this runs on the host under `cargo test`.
 
+pub mod bundle;
 pub mod doc;
 pub mod ledger;
 pub mod load;

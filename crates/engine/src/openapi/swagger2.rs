@@ -4,7 +4,10 @@
 //! `in: body` -> requestBody per `consumes`; `formData` -> urlencoded or multipart object
 //! schema; `type: file` -> binary (in the schema normaliser); collectionFormat ->
 //! style/explode; securityDefinitions -> securitySchemes; `x-nullable` is honoured by the
-//! normaliser. Every `$ref` is rewritten to its 3.0 location.
+//! normaliser. Every `$ref` is rewritten to its 3.0 location, in root `x-` fields too (a
+//! bundled document keeps other files' nodes under `x-flowcp-bundled`, see `bundle`). A
+//! `$ref` to a parameter, response or path item outside the sections converted here (such a
+//! bundled node) is followed and the node converted in place, as it is still in 2.0 shape.
 //!
 //! Invariant: reads the 2.0 document only through `get`/`as_*`; a malformed node is skipped
 //! with a problem, never a panic. Walks are bounded by [`MAX_WALK_DEPTH`].
@@ -30,6 +33,17 @@ fn rewrite_ref(r: &str) -> String {
         }
     }
     r.to_string()
+}
+
+/// The node a parameter or response `$ref` names when it is not in `section` (`#/parameters/`,
+/// `#/responses/`, which are converted and keep their refs) and can be followed: a bundled
+/// file's node, still in 2.0 shape, is then converted where it is used. `None` otherwise.
+fn outside_section<'a>(v: &'a Value, section: &str, resolver: &Resolver<'a>) -> Option<&'a Value> {
+    let r = v.get("$ref")?.as_str()?;
+    if r.starts_with(section) {
+        return None;
+    }
+    resolver.deref_chain(v, 8).ok().map(|(target, _)| target)
 }
 
 /// Deep copy with every `$ref` rewritten.
@@ -95,20 +109,29 @@ pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>, ledger: &Ledger) -> Res
     if let Some(Value::Object(params)) = doc.get("parameters") {
         let mut converted = Map::new();
         for (name, p) in params {
+            let p = outside_section(p, "#/parameters/", &resolver).unwrap_or(p);
             if matches!(p.get("in").and_then(Value::as_str), Some("body" | "formData")) {
                 continue; // inlined where used
             }
-            converted.insert(name.clone(), convert_param(p));
+            // Charged one by one: many names may follow `$ref`s to one large node.
+            let param = convert_param(p, &resolver);
+            if !ledger.charge_value(&param) {
+                return Err(ledger.too_large());
+            }
+            converted.insert(name.clone(), param);
         }
         components.insert("parameters".into(), Value::Object(converted));
     }
     if let Some(Value::Object(responses)) = doc.get("responses") {
-        let converted =
-            Value::Object(responses.iter().map(|(k, r)| (k.clone(), convert_response(r, &produces))).collect());
-        if !ledger.charge_value(&converted) {
-            return Err(ledger.too_large());
+        let mut converted = Map::new();
+        for (name, r) in responses {
+            let response = convert_response(r, &produces, &resolver);
+            if !ledger.charge_value(&response) {
+                return Err(ledger.too_large());
+            }
+            converted.insert(name.clone(), response);
         }
-        components.insert("responses".into(), converted);
+        components.insert("responses".into(), Value::Object(converted));
     }
     if let Some(Value::Object(defs)) = doc.get("securityDefinitions") {
         let converted = defs.iter().map(|(k, s)| (k.clone(), convert_security_scheme(s))).collect();
@@ -134,7 +157,7 @@ pub fn upgrade(doc: &Value, problems: &mut Vec<Problem>, ledger: &Ledger) -> Res
     }
     for (k, v) in doc.as_object().into_iter().flatten() {
         if k.starts_with("x-") {
-            out.insert(k.clone(), v.clone());
+            out.insert(k.clone(), rewrite_refs(v, 0));
         }
     }
     Ok(Value::Object(out))
@@ -201,7 +224,8 @@ fn param_schema(p: &Value) -> Value {
     Value::Object(schema)
 }
 
-fn convert_param(p: &Value) -> Value {
+fn convert_param<'a>(p: &'a Value, resolver: &Resolver<'a>) -> Value {
+    let p = outside_section(p, "#/parameters/", resolver).unwrap_or(p);
     if let Some(r) = p.get("$ref").and_then(Value::as_str) {
         return json!({"$ref": rewrite_ref(r)});
     }
@@ -241,7 +265,8 @@ fn content_for(types: &[String], default: &str, schema: Value) -> Value {
     Value::Object(content)
 }
 
-fn convert_response(r: &Value, produces: &[String]) -> Value {
+fn convert_response<'a>(r: &'a Value, produces: &[String], resolver: &Resolver<'a>) -> Value {
+    let r = outside_section(r, "#/responses/", resolver).unwrap_or(r);
     if let Some(reference) = r.get("$ref").and_then(Value::as_str) {
         return json!({"$ref": rewrite_ref(reference)});
     }
@@ -291,12 +316,22 @@ fn convert_path_item<'a>(item: &'a Value, ctx: &Ctx<'a>, pointer: &str, problems
         problems.push(Problem::error(pointer, "a path item must be an object; skipped"));
         return json!({});
     };
+    // A `$ref` that can be followed (a bundled file's path item) is converted in place; the
+    // fields next to it win (2.0 leaves conflicts undefined).
+    let entries: Vec<(&'a String, &'a Value)> = match ctx.resolver.deref_chain(item, 8) {
+        Ok((Value::Object(target), Some(_))) => target
+            .iter()
+            .filter(|(k, _)| !map.contains_key(k.as_str()))
+            .chain(map.iter().filter(|(k, _)| k.as_str() != "$ref"))
+            .collect(),
+        _ => map.iter().collect(),
+    };
     let mut out = Map::new();
-    let shared: Vec<&Value> = match map.get("parameters") {
-        Some(Value::Array(ps)) => ps.iter().collect(),
+    let shared: Vec<&Value> = match entries.iter().find(|(k, _)| k.as_str() == "parameters") {
+        Some((_, Value::Array(ps))) => ps.iter().collect(),
         _ => Vec::new(),
     };
-    for (k, v) in map {
+    for (k, v) in entries {
         if METHODS.contains(&k.as_str()) {
             let op_pointer = format!("{pointer}/{k}");
             let before = ctx.ledger.used();
@@ -383,7 +418,7 @@ fn convert_operation<'a>(
                 body = Some(Value::Object(rb));
             }
             Some("formData") => form.add(p),
-            _ => params.push(convert_param(raw)),
+            _ => params.push(convert_param(raw, &ctx.resolver)),
         }
     }
     if !params.is_empty() {
@@ -393,7 +428,7 @@ fn convert_operation<'a>(
         out.insert("requestBody".into(), b);
     }
     if let Some(Value::Object(responses)) = map.get("responses") {
-        let r = responses.iter().map(|(k, r)| (k.clone(), convert_response(r, &produces))).collect();
+        let r = responses.iter().map(|(k, r)| (k.clone(), convert_response(r, &produces, &ctx.resolver))).collect();
         out.insert("responses".into(), Value::Object(r));
     }
     Value::Object(out)
