@@ -102,6 +102,8 @@ pub async fn update<D: Db, K: Kv, H: Http>(
     get(svc, m, app_id).await
 }
 
+// TODO(issue 17): the webhook FlowCP created for the app's Git source stays at GitHub (its
+// deliveries get 404); remove it here as `api::git::delete_source` does.
 pub async fn delete<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     m: &Member,

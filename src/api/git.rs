@@ -615,6 +615,8 @@ pub async fn sync_now<D: Db, K: Kv, H: Http>(
     Response::ok(&git_sync::sync(svc, &src, Trigger::Manual).await?)
 }
 
+// TODO(issue 17): no per-address rate limit on /git/* (a forged delivery costs a body read of at
+// most MAX_DELIVERY and one D1 read before its signature is refused).
 /// `POST /git/webhooks/{source}`: a provider's delivery. The answer, and the source to sync
 /// when it is a push to the followed branch (the caller syncs after answering: providers wait
 /// only about 10 s).

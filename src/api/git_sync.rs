@@ -268,6 +268,8 @@ pub(crate) async fn document<D: Db, H: Http, P: GitProvider>(
     serde_json::to_vec(&bundled).map_err(|e| Stop::unavailable(format!("Bundling: {e}")))
 }
 
+// TODO(issue 17): no per-source lease: a webhook during a poll can import twice (the second
+// finds the document unchanged).
 /// Syncs the app with its source now; the report is stored on the source and returned. Only a
 /// storage failure is an error.
 pub async fn sync<D: Db, K: Kv, H: Http>(

@@ -9,6 +9,8 @@ use crate::net::Http;
 use crate::store::git::{self as store, ConnStatus, Connection};
 use crate::store::{Db, StoreError};
 
+// TODO(issue 17): the lease is the generation, not its holder: a holder slower than LEASE_MS can
+// overlap a second refresher (a random lease id in the compare-and-set would close it).
 /// How long a refresh may hold the lease (the provider call's budget is 10 s).
 const LEASE_MS: i64 = 15_000;
 /// An access token this close to its expiry is refreshed first.
