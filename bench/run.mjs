@@ -27,6 +27,7 @@ const PEERS = (process.env.BENCH_PEERS ?? "fastmcp,openapi-mcp-generator").split
 const BASELINE = process.env.BENCH_BASELINE ?? "";
 const results = { started_at: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30) }, load: [], lists: [], imports: [], costs: {} };
 const cleanups = [];
+const FORWARDING = "forwarding floor (JS Worker: tools/call -> one fetch)";
 const log = (...a) => console.error("[bench]", ...a);
 
 // The three operations every target calls, round robin: path, query and body parameters.
@@ -64,12 +65,13 @@ async function startUpstream() {
   return url;
 }
 
-async function startFloor() {
+/** The floors' Worker: `floor` (trivial answer) and `forward` (one upstream fetch per call). */
+async function startFloor(upstream) {
   const port = await freePort();
-  const p = spawnLogged(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", join(ROOT, "bench/floor/wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "warn"], { cwd: ROOT, env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" } });
+  const p = spawnLogged(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", join(ROOT, "bench/floor/wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "warn", "--var", `UPSTREAM:${upstream}`], { cwd: ROOT, env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" } });
   const url = `http://127.0.0.1:${port}/mcp/floor`; // not an asset path: reaches the Worker
   await waitFor(async () => (await fetch(url, { method: "POST", body: "{}" })).ok, 60_000, "floor worker");
-  return url;
+  return { floor: url, forward: `http://127.0.0.1:${port}/mcp/forward` };
 }
 
 function mcpTarget(name, url, headers, toolName, shared = false, peer = "flowcp") {
@@ -213,9 +215,11 @@ async function main() {
   // Direct floor.
   await measureLoad({ name: "direct", makeClient: async () => null, call: async (_c, k) => { const r = await OPS[k % OPS.length].direct(upstream); await r.arrayBuffer(); if (!r.ok) throw new Error(r.status); } });
 
-  // Runtime floor.
-  const floor = await startFloor();
+  // Runtime floor, and the forwarding floor (the same MCP tools/call through the SDK client, one
+  // upstream fetch): FlowCP minus the forwarding floor is FlowCP's own cost (issue 18).
+  const { floor, forward } = await startFloor(upstream);
   await measureLoad({ name: "runtime floor (trivial Worker, same assets front)", makeClient: async () => null, call: async (_c, k) => { const r = await fetch(floor, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: k, method: "tools/call" }) }); await r.arrayBuffer(); } });
+  await measureLoad(mcpTarget(FORWARDING, forward, {}, (op) => op));
 
   // FlowCP, with cold start measured on the way up.
   const t0 = performance.now();
@@ -368,6 +372,11 @@ function report() {
   // OAuth's own cost: opening the sealed access token, over api_key mode (both send a
   // credential upstream and redact results for it).
   const row = (name) => Object.fromEntries(results.load.filter((r) => r.target === name && !r.error).map((r) => [r.concurrency, r]));
+  // FlowCP's own cost: FlowCP minus the forwarding floor, under the same runtime and client.
+  const fwd = row(FORWARDING);
+  for (const [n, f] of Object.entries(row("FlowCP"))) {
+    if (fwd[n]) console.log(`FlowCP's own cost, ${n} client(s): p50 ${(f.p50_ms - fwd[n].p50_ms).toFixed(2)} ms over the forwarding floor (${(f.p50_ms / fwd[n].p50_ms).toFixed(2)}x), req/s ${(f.rps / fwd[n].rps).toFixed(2)}x of it`);
+  }
   const keyed = row("FlowCP api_key mode");
   for (const mode of ["oauth", "user_key"]) {
     for (const [n, o] of Object.entries(row(`FlowCP ${mode} mode`))) {
