@@ -3,8 +3,8 @@
 // - `/mcp/floor`, the runtime floor: answers any POST with a small JSON-RPC-shaped body, so the
 //   benchmark can subtract what workerd and wrangler's local proxy cost by themselves.
 // - `/mcp/forward`, the forwarding floor: the least an MCP server in front of an API can do. It
-//   speaks just enough MCP for the official SDK client (initialize, notifications, tools/call,
-//   stateless), maps each Petstore tool call to the same upstream request FlowCP sends (path,
+//   speaks just enough MCP for the official SDK client (initialize, notifications, tools/list,
+//   tools/call; stateless), maps each Petstore tool call to the same upstream request FlowCP sends (path,
 //   query or JSON body) with one `fetch` to `UPSTREAM`, and returns the upstream's body as text.
 //   No validation, no auth, no audit: FlowCP's time minus this one is FlowCP's own cost.
 const ROUTES = {
@@ -22,6 +22,10 @@ async function forward(message, env) {
     return json({ jsonrpc: "2.0", id, result: { protocolVersion: params?.protocolVersion ?? "2025-06-18", capabilities: { tools: {} }, serverInfo: { name: "forwarding-floor", version: "1" } } });
   }
   if (id === null || method?.startsWith("notifications/")) return new Response(null, { status: 202 });
+  if (method === "tools/list") {
+    const tools = Object.keys(ROUTES).map((name) => ({ name, inputSchema: { type: "object" } }));
+    return json({ jsonrpc: "2.0", id, result: { tools } });
+  }
   if (method !== "tools/call") return json({ jsonrpc: "2.0", id, error: { code: -32601, message: "method not found" } });
   const route = ROUTES[params?.name];
   if (!route) return json({ jsonrpc: "2.0", id, result: { isError: true, content: [{ type: "text", text: "unknown tool" }] } });
