@@ -94,7 +94,9 @@ pub struct SyncReport {
 }
 
 /// Why a sync stopped early: its status, outcome and message, and the commit to record as
-/// dealt with (a document that does not parse is not fetched again until the next push).
+/// dealt with (imported, unchanged, or found unimportable).
+// TODO(issue 17): a source whose document failed is fetched again by every poll until a push
+// fixes it (its status is not `ok`); skipping an unmoved branch in that state would save it.
 pub(crate) struct Stop {
     status: SyncStatus,
     pub(crate) outcome: Outcome,
