@@ -258,6 +258,24 @@ mod tests {
     const SESSION: &str = "0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn the_github_settings_are_off_complete_or_refused() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let none = |_: &str| None;
+        assert!(matches!(github(none, none, false), Ok(None)), "no client id: the integration is off");
+        let id = vars(&[(GITHUB_CLIENT_ID, "Iv1.x")]);
+        assert_eq!(github(id, none, false).err(), Some(ConfigError::Missing(GITHUB_CLIENT_SECRET)));
+        let secret = vars(&[(GITHUB_CLIENT_SECRET, "s3cret")]);
+        let gh = github(id, secret, false).unwrap().unwrap();
+        assert_eq!((gh.web_url.as_str(), gh.api_url.as_str()), ("https://github.com", "https://api.github.com"));
+        let plain = vars(&[(GITHUB_CLIENT_ID, "Iv1.x"), (GITHUB_API_URL, "http://127.0.0.1:9/api/v3")]);
+        assert!(matches!(github(plain, secret, false), Err(ConfigError::Invalid { name: GITHUB_API_URL, .. })));
+        assert!(github(plain, secret, true).unwrap().is_some(), "http only in development");
+        assert!(format!("{gh:?}").find("s3cret").is_none(), "Debug never prints the secret");
+    }
+
+    #[test]
     fn the_default_plan_is_a_plan_or_none() {
         use crate::vocab::Plan;
         assert_eq!(default_plan(None), Ok(None));

@@ -18,7 +18,6 @@ use super::{Request, Response, Services};
 use crate::crypto::{random_id, random_token, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
 use crate::git::github::GitHub;
-use crate::git::tokens::Tokens;
 use crate::git::{
     hook_secret_aad, token_aad, valid_branch, valid_path, valid_repo, DeliveryError, Event, GitProvider, GitSettings,
     HeadCheck,
@@ -254,7 +253,7 @@ async fn remove_hook<D: Db, K: Kv, H: Http>(
 ) {
     let Some(hook) = src.hook_id.as_deref() else { return };
     let gh = GitHub { settings };
-    let tk = Tokens { db: svc.db, keyring: &svc.secrets.keyring, http: svc.http, provider: &gh, clock: &svc.clock };
+    let tk = git_sync::tokens(svc, &gh);
     let _ = git_sync::call(&tk, conn, |t| {
         let gh = &gh;
         async move { gh.delete_hook(svc.http, &t, &src.repo, hook).await }
@@ -379,7 +378,7 @@ pub async fn test<D: Db, K: Kv, H: Http>(
     source_fields(&body.repo, body.branch.as_deref(), body.path.as_deref())?;
     let gh = GitHub { settings: settings(svc)? };
     let conn = active_connection(svc, m, &body.connection_id).await?;
-    let tk = Tokens { db: svc.db, keyring: &svc.secrets.keyring, http: svc.http, provider: &gh, clock: &svc.clock };
+    let tk = git_sync::tokens(svc, &gh);
     let branches = git_sync::call(&tk, &conn, |t| {
         let gh = &gh;
         let repo = body.repo.clone();
@@ -532,7 +531,7 @@ pub async fn put_source<D: Db, K: Kv, H: Http>(
     let origin = public_origin(svc)?.to_string();
     let conn = active_connection(svc, m, &body.connection_id).await?;
     let gh = GitHub { settings };
-    let tk = Tokens { db: svc.db, keyring: &svc.secrets.keyring, http: svc.http, provider: &gh, clock: &svc.clock };
+    let tk = git_sync::tokens(svc, &gh);
     // The branch must exist now (a typo is caught here, not at the first poll).
     git_sync::call(&tk, &conn, |t| {
         let (gh, repo, branch) = (&gh, body.repo.clone(), body.branch.clone());
@@ -562,7 +561,7 @@ pub async fn put_source<D: Db, K: Kv, H: Http>(
     .await
     .ok();
     store::set_hook(svc.db, &id, hook.as_deref()).await?;
-    let src = store::source_by_id(svc.db, &id).await?.ok_or_else(ApiError::not_found)?;
+    let src = Source { hook_id: hook.clone(), ..src };
     let sync = git_sync::sync(svc, &src, Trigger::Setup).await?;
     let src = store::source_by_id(svc.db, &id).await?.ok_or_else(ApiError::not_found)?;
     Response::ok(&SourceSet { source: view(&origin, &src), webhook_secret: hook.is_none().then_some(secret), sync })

@@ -163,6 +163,14 @@ pub async fn admin<D: Db, K: Kv, H: Http>(
 pub const CREATOR_GONE: &str =
     "The member who connected this GitHub account is no longer an admin of the workspace; connect GitHub again.";
 
+/// The connection-token lookup of a request's services, through `provider`.
+pub(crate) fn tokens<'a, D: Db, K: Kv, H: Http, P: GitProvider>(
+    svc: &'a Services<'_, D, K, H>,
+    provider: &'a P,
+) -> Tokens<'a, D, H, P> {
+    Tokens { db: svc.db, keyring: &svc.secrets.keyring, http: svc.http, provider, clock: &svc.clock }
+}
+
 /// A provider call with the connection's token; a 401 refreshes it once (a second 401 breaks
 /// the connection).
 pub(crate) async fn call<D, H, P, T, F, Fut>(tk: &Tokens<'_, D, H, P>, conn: &Connection, f: F) -> Result<T, Stop>
@@ -351,11 +359,12 @@ async fn run<D: Db, K: Kv, H: Http>(
         Ok(c) => c,
         Err(stop) => return Ok(Err(stop)),
     };
-    if admin(svc, &src.workspace_id, &conn.created_by).await?.is_none() {
+    // The connection's creator must be an admin too (read once when it is the same member).
+    if conn.created_by != member.user_id && admin(svc, &src.workspace_id, &conn.created_by).await?.is_none() {
         return Ok(Err(Stop::broken(CREATOR_GONE)));
     }
     let gh = GitHub { settings };
-    let tk = Tokens { db: svc.db, keyring: &svc.secrets.keyring, http: svc.http, provider: &gh, clock: &svc.clock };
+    let tk = tokens(svc, &gh);
     // A poll asks "has it moved?" with the ETag; a push or the owner asks for the head itself.
     let etag = if trigger == Trigger::Poll { src.etag.clone() } else { None };
     let head = call(&tk, &conn, |t| {
@@ -495,11 +504,12 @@ fn short(sha: &str) -> &str {
 /// How often the cron polls a source (webhooks make pushes immediate; the poll catches what
 /// they miss and serves setups without them).
 pub const POLL_EVERY_MS: i64 = 5 * 60 * 1000;
-/// Sources checked per cron run. An unchanged one costs about five subrequests (three D1 reads,
-/// one conditional GitHub request, one write); a run stops after its first import, which with
-/// re-verification and publishing costs about thirty: either way a run stays within the Free
-/// plan's 50 subrequests per invocation.
-pub const POLLS_PER_RUN: u32 = 8;
+/// Sources checked per cron run. An unchanged one costs six subrequests (the claim, the
+/// creator's account and membership, the connection, one conditional GitHub request, the
+/// outcome; two more when another member made the connection); a run stops after its first
+/// import, which with re-verification and publishing costs about thirty: a run of 6 (at most 48)
+/// stays within the Free plan's 50 subrequests per invocation.
+pub const POLLS_PER_RUN: u32 = 6;
 
 /// What one cron run of the poll did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
