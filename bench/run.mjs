@@ -13,7 +13,8 @@ import { performance } from "node:perf_hooks";
 import { Client as McpClient } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { createHash, randomBytes } from "node:crypto";
-import { Client, ROOT, approveInBrowser, freePort, sleep, startWorker, testSecrets } from "../tests/e2e/harness.mjs";
+import { Client, ROOT, approveInBrowser, freePort, newState, sleep, startWorker, testSecrets } from "../tests/e2e/harness.mjs";
+import { startMiniflare } from "./miniflare.mjs";
 import { runLoad } from "./load.mjs";
 import * as peersLib from "./peers/start.mjs";
 
@@ -28,6 +29,12 @@ const BASELINE = process.env.BENCH_BASELINE ?? "";
 const results = { started_at: new Date().toISOString(), machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30) }, load: [], lists: [], imports: [], costs: {} };
 const cleanups = [];
 const FORWARDING = "forwarding floor (JS Worker: tools/call -> one fetch)";
+// Every Worker target runs under both runtimes (issue 18): wrangler dev (what `make dev` runs:
+// its proxy and middleware in front of workerd) and Miniflare's API directly (workerd with local
+// D1 and KV, nothing in front: closer to production). BENCH_RUNTIMES=miniflare runs one.
+const RUNTIMES = (process.env.BENCH_RUNTIMES ?? "miniflare,wrangler").split(",").filter(Boolean);
+const MINIFLARE = " [miniflare]";
+const suffix = (runtime) => (runtime === "miniflare" ? MINIFLARE : "");
 const log = (...a) => console.error("[bench]", ...a);
 
 // The three operations every target calls, round robin: path, query and body parameters.
@@ -66,12 +73,17 @@ async function startUpstream() {
 }
 
 /** The floors' Worker: `floor` (trivial answer) and `forward` (one upstream fetch per call). */
-async function startFloor(upstream) {
+async function startFloor(upstream, runtime, tools) {
   const port = await freePort();
-  const p = spawnLogged(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", join(ROOT, "bench/floor/wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "warn", "--var", `UPSTREAM:${upstream}`], { cwd: ROOT, env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" } });
+  if (runtime === "miniflare") {
+    const w = await startMiniflare({ config: join(ROOT, "bench/floor/wrangler.toml"), port, vars: { UPSTREAM: upstream, TOOLS: tools } });
+    cleanups.push(() => w.stop());
+    return { floor: `${w.url}/mcp/floor`, forward: `${w.url}/mcp/forward`, stop: () => w.stop() };
+  }
+  const p = spawnLogged(join(ROOT, "node_modules/.bin/wrangler"), ["dev", "--config", join(ROOT, "bench/floor/wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", "--log-level", "warn", "--var", `UPSTREAM:${upstream}`, "--var", `TOOLS:${tools}`], { cwd: ROOT, env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" } });
   const url = `http://127.0.0.1:${port}/mcp/floor`; // not an asset path: reaches the Worker
   await waitFor(async () => (await fetch(url, { method: "POST", body: "{}" })).ok, 60_000, "floor worker");
-  return { floor: url, forward: `http://127.0.0.1:${port}/mcp/forward` };
+  return { floor: url, forward: `http://127.0.0.1:${port}/mcp/forward`, stop: async () => p.stop() };
 }
 
 function mcpTarget(name, url, headers, toolName, shared = false, peer = "flowcp") {
@@ -94,14 +106,41 @@ function mcpTarget(name, url, headers, toolName, shared = false, peer = "flowcp"
   };
 }
 
+// Calls before the first measured one: V8 compiles wasm with its baseline tier first and
+// optimises hot functions later, so a short warm-up would measure the compiler, not FlowCP.
+const WARMUP_CALLS = Number(process.env.BENCH_WARMUP_CALLS ?? 300);
+
+/**
+ * The same calls as raw JSON-RPC over fetch, no SDK client: what the server costs, without the
+ * client's own work (the SDK validates structured results against each tool's outputSchema).
+ * FlowCP minus the forwarding floor here is FlowCP's own server-side cost.
+ */
+function rawTarget(name, url, headers) {
+  const post = async (body) => {
+    const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
+    const text = await r.text();
+    if (!r.ok || text.includes('"isError":true')) throw new Error(`${r.status} ${text.slice(0, 200)}`);
+    return text;
+  };
+  return {
+    name,
+    makeClient: async () => null,
+    async call(_c, k) {
+      const { op, args } = OPS[k % OPS.length];
+      await post({ jsonrpc: "2.0", id: k, method: "tools/call", params: { name: op, arguments: peersLib.argsFor("flowcp", args) } });
+    },
+    list: (_c, k = 0) => post({ jsonrpc: "2.0", id: k, method: "tools/list", params: {} }),
+  };
+}
+
 async function measureLoad(target) {
-  for (const concurrency of CONCURRENCY) {
+  for (const [i, concurrency] of CONCURRENCY.entries()) {
     log(`${target.name}: ${concurrency} concurrent clients`);
-    const r = await runLoad({ ...target, concurrency, durationMs: DURATION_MS });
+    const r = await runLoad({ ...target, concurrency, durationMs: DURATION_MS, warmupCalls: i === 0 ? WARMUP_CALLS : 20 });
     results.load.push({ target: target.name, ...r });
   }
   if (target.list) {
-    const r = await runLoad({ ...target, call: (c) => target.list(c), concurrency: 1, durationMs: 2000, warmupCalls: 5 });
+    const r = await runLoad({ ...target, call: (c, k) => target.list(c, k), concurrency: 1, durationMs: 2000, warmupCalls: 50 });
     results.lists.push({ target: target.name, ...r });
   }
 }
@@ -207,6 +246,79 @@ function nativeImport(file) {
   return { median_ms: report.median_ms ?? null, min_ms: report.min_ms ?? null, tooldefs_json_bytes: report.tooldefs_json_bytes ?? null, peak_rss_mb: Math.round(peak), ...(report.median_ms ? {} : { error: r.stderr.trim().slice(0, 200) }) };
 }
 
+/** The Worker targets under one runtime: the floors, then FlowCP in each auth mode (and the
+ * baseline). Returns the FlowCP Worker, still running, with its vars. */
+async function workerTargets(runtime, upstream, doc) {
+  const sfx = suffix(runtime);
+  // FlowCP, with cold start measured on the way up.
+  // The product default: no per-request log line (errors are still logged).
+  const vars = { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0", FLOWCP_RATE_LIMITS: "off" };
+  const stateDir = newState();
+  const t0 = performance.now();
+  const w = runtime === "miniflare"
+    ? await startMiniflare({ config: join(ROOT, "wrangler.toml"), port: await freePort(), vars, stateDir })
+    : await startWorker({ vars, logLevel: "warn", stateDir });
+  cleanups.push(() => w.stop());
+  results.costs[`cold_start_ms${sfx}`] = Math.round(performance.now() - t0);
+  let t1 = performance.now();
+  await (await fetch(`${w.url}/healthz`)).arrayBuffer();
+  results.costs[`warm_healthz_ms${sfx}`] = Math.round((performance.now() - t1) * 100) / 100;
+  const pet = await flowcpServer(w, upstream, JSON.stringify(doc));
+  await pet.c.post(pet.P(`/servers/${pet.srv.id}/publish`));
+  const signup = new Client(w.url);
+  t1 = performance.now();
+  await signup.signup(`hash-${Date.now()}@example.com`);
+  results.costs[`signup_request_ms${sfx}`] = Math.round(performance.now() - t1);
+  await sleep(1100); // the isolate trusts its cached live version for a second
+  const auth = { Authorization: `Bearer ${pet.key}` };
+  // FlowCP's tool list, word for word: the forwarding floor answers tools/list with it, so both
+  // SDK clients do the same work on what they receive.
+  const listed = await rawTarget("", pet.srv.mcp_url, auth).list(null);
+  const tools = JSON.stringify(JSON.parse(listed).result.tools);
+
+  // Runtime floor, and the forwarding floor (the same MCP tools/call through the SDK client, one
+  // upstream fetch): FlowCP minus the forwarding floor is FlowCP's own cost (issue 18).
+  const fl = await startFloor(upstream, runtime, tools);
+  const { floor, forward } = fl;
+  await measureLoad({ name: `runtime floor (trivial Worker, same assets front)${sfx}`, makeClient: async () => null, call: async (_c, k) => { const r = await fetch(floor, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: k, method: "tools/call" }) }); await r.arrayBuffer(); } });
+  await measureLoad(rawTarget(`${FORWARDING}, raw JSON-RPC${sfx}`, forward, {}));
+  await measureLoad(mcpTarget(FORWARDING + sfx, forward, {}, (op) => op));
+  await fl.stop();
+
+  await measureLoad(rawTarget(`FlowCP, raw JSON-RPC${sfx}`, pet.srv.mcp_url, auth));
+  await measureLoad(mcpTarget(`FlowCP${sfx}`, pet.srv.mcp_url, auth, (op) => op));
+  try {
+    const keyed = await apiKeyServer(w, upstream, JSON.stringify(doc));
+    await measureLoad(mcpTarget(`FlowCP api_key mode${sfx}`, keyed.url, { Authorization: `Bearer ${keyed.key}` }, (op) => op));
+    const user = await oauthUser(w, upstream, JSON.stringify(doc));
+    await measureLoad(mcpTarget(`FlowCP oauth mode${sfx}`, user.url, { Authorization: `Bearer ${user.token}` }, (op) => op));
+  } catch (e) {
+    log("oauth mode failed:", e.message);
+    results.load.push({ target: `FlowCP oauth mode${sfx}`, error: e.message });
+  }
+  try {
+    const holder = await userKeyUser(w, upstream, JSON.stringify(doc));
+    await measureLoad(mcpTarget(`FlowCP user_key mode${sfx}`, holder.url, { "x-api-key": holder.key }, (op) => op));
+  } catch (e) {
+    log("user_key mode failed:", e.message);
+    results.load.push({ target: `FlowCP user_key mode${sfx}`, error: e.message });
+  }
+
+  if (BASELINE && runtime === RUNTIMES[RUNTIMES.length - 1]) {
+    const rev = spawnSync("git", ["-C", BASELINE, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim();
+    const b = runtime === "miniflare"
+      ? await startMiniflare({ config: join(BASELINE, "wrangler.toml"), port: await freePort(), vars, stateDir: newState() })
+      : await startWorker({ vars, logLevel: "warn", config: join(BASELINE, "wrangler.toml") });
+    cleanups.push(() => b.stop());
+    const old = await flowcpServer(b, upstream, JSON.stringify(doc));
+    await old.c.post(old.P(`/servers/${old.srv.id}/publish`));
+    await measureLoad(mcpTarget(`FlowCP baseline ${rev}${sfx}`, old.srv.mcp_url, { Authorization: `Bearer ${old.key}` }, (op) => op));
+    await b.stop();
+  }
+
+  return { w, vars };
+}
+
 async function main() {
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   const upstream = await startUpstream();
@@ -215,55 +327,11 @@ async function main() {
   // Direct floor.
   await measureLoad({ name: "direct", makeClient: async () => null, call: async (_c, k) => { const r = await OPS[k % OPS.length].direct(upstream); await r.arrayBuffer(); if (!r.ok) throw new Error(r.status); } });
 
-  // Runtime floor, and the forwarding floor (the same MCP tools/call through the SDK client, one
-  // upstream fetch): FlowCP minus the forwarding floor is FlowCP's own cost (issue 18).
-  const { floor, forward } = await startFloor(upstream);
-  await measureLoad({ name: "runtime floor (trivial Worker, same assets front)", makeClient: async () => null, call: async (_c, k) => { const r = await fetch(floor, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: k, method: "tools/call" }) }); await r.arrayBuffer(); } });
-  await measureLoad(mcpTarget(FORWARDING, forward, {}, (op) => op));
-
-  // FlowCP, with cold start measured on the way up.
-  const t0 = performance.now();
-  // The product default: no per-request log line (errors are still logged).
-  const vars = { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0", FLOWCP_RATE_LIMITS: "off" };
-  const w = await startWorker({ vars, logLevel: "warn" });
-  cleanups.push(() => w.stop());
-  results.costs.cold_start_ms = Math.round(performance.now() - t0);
-  let t1 = performance.now();
-  await (await fetch(`${w.url}/healthz`)).arrayBuffer();
-  results.costs.warm_healthz_ms = Math.round((performance.now() - t1) * 100) / 100;
-  t1 = performance.now();
-  const pet = await flowcpServer(w, upstream, JSON.stringify(doc));
-  await pet.c.post(pet.P(`/servers/${pet.srv.id}/publish`));
-  const signup = new Client(w.url);
-  t1 = performance.now();
-  await signup.signup(`hash-${Date.now()}@example.com`);
-  results.costs.signup_request_ms = Math.round(performance.now() - t1);
-  await measureLoad(mcpTarget("FlowCP", pet.srv.mcp_url, { Authorization: `Bearer ${pet.key}` }, (op) => op));
-  try {
-    const keyed = await apiKeyServer(w, upstream, JSON.stringify(doc));
-    await measureLoad(mcpTarget("FlowCP api_key mode", keyed.url, { Authorization: `Bearer ${keyed.key}` }, (op) => op));
-    const user = await oauthUser(w, upstream, JSON.stringify(doc));
-    await measureLoad(mcpTarget("FlowCP oauth mode", user.url, { Authorization: `Bearer ${user.token}` }, (op) => op));
-  } catch (e) {
-    log("oauth mode failed:", e.message);
-    results.load.push({ target: "FlowCP oauth mode", error: e.message });
-  }
-  try {
-    const holder = await userKeyUser(w, upstream, JSON.stringify(doc));
-    await measureLoad(mcpTarget("FlowCP user_key mode", holder.url, { "x-api-key": holder.key }, (op) => op));
-  } catch (e) {
-    log("user_key mode failed:", e.message);
-    results.load.push({ target: "FlowCP user_key mode", error: e.message });
-  }
-
-  if (BASELINE) {
-    const rev = spawnSync("git", ["-C", BASELINE, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout.trim();
-    const b = await startWorker({ vars: { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0", FLOWCP_RATE_LIMITS: "off" }, logLevel: "warn", config: join(BASELINE, "wrangler.toml") });
-    cleanups.push(() => b.stop());
-    const old = await flowcpServer(b, upstream, JSON.stringify(doc));
-    await old.c.post(old.P(`/servers/${old.srv.id}/publish`));
-    await measureLoad(mcpTarget(`FlowCP baseline ${rev}`, old.srv.mcp_url, { Authorization: `Bearer ${old.key}` }, (op) => op));
-    await b.stop();
+  let w;
+  let vars;
+  for (const runtime of RUNTIMES) {
+    if (w) await w.stop();
+    ({ w, vars } = await workerTargets(runtime, upstream, doc));
   }
 
   // Peers.
@@ -357,12 +425,17 @@ async function main() {
 
 function report() {
   const direct = Object.fromEntries(results.load.filter((r) => r.target === "direct").map((r) => [r.concurrency, r]));
-  const flowcp = Object.fromEntries(results.load.filter((r) => r.target === "FlowCP").map((r) => [r.concurrency, r]));
+  // Each Worker row is compared with FlowCP under its own runtime; the rest (direct, peers) with
+  // FlowCP under the first runtime measured (Miniflare directly, by default).
+  const flowcpRow = (target) => {
+    const sfx = target.endsWith(MINIFLARE) ? MINIFLARE : RUNTIMES[0] === "miniflare" && !/FlowCP|floor/.test(target) ? MINIFLARE : "";
+    return Object.fromEntries(results.load.filter((r) => r.target === `FlowCP${sfx}`).map((r) => [r.concurrency, r]));
+  };
   const rows = [["target", "clients", "p50 ms", "p99 ms", "req/s", "p50 / direct", "req/s vs FlowCP", "errors"]];
   for (const r of results.load) {
     if (r.error) { rows.push([r.target, "-", "-", "-", "-", "-", "-", r.error.slice(0, 40)]); continue; }
     const d = direct[r.concurrency];
-    const f = flowcp[r.concurrency];
+    const f = flowcpRow(r.target)[r.concurrency];
     rows.push([r.target, r.concurrency, r.p50_ms, r.p99_ms, r.rps, d ? (r.p50_ms / d.p50_ms).toFixed(1) + "x" : "-", f ? (r.rps / f.rps).toFixed(2) + "x" : "-", r.errors]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
@@ -373,18 +446,58 @@ function report() {
   // credential upstream and redact results for it).
   const row = (name) => Object.fromEntries(results.load.filter((r) => r.target === name && !r.error).map((r) => [r.concurrency, r]));
   // FlowCP's own cost: FlowCP minus the forwarding floor, under the same runtime and client.
-  const fwd = row(FORWARDING);
-  for (const [n, f] of Object.entries(row("FlowCP"))) {
-    if (fwd[n]) console.log(`FlowCP's own cost, ${n} client(s): p50 ${(f.p50_ms - fwd[n].p50_ms).toFixed(2)} ms over the forwarding floor (${(f.p50_ms / fwd[n].p50_ms).toFixed(2)}x), req/s ${(f.rps / fwd[n].rps).toFixed(2)}x of it`);
-  }
-  const keyed = row("FlowCP api_key mode");
-  for (const mode of ["oauth", "user_key"]) {
-    for (const [n, o] of Object.entries(row(`FlowCP ${mode} mode`))) {
-      if (keyed[n]) console.log(`${mode} mode over api_key mode, ${n} client(s): p50 ${(o.p50_ms - keyed[n].p50_ms).toFixed(2)} ms, ${(1000 / o.rps - 1000 / keyed[n].rps).toFixed(2)} ms per request at the measured req/s`);
+  const list = (name) => results.lists.find((l) => l.target === name && l.p50_ms !== undefined);
+  const targets = [];
+  for (const runtime of RUNTIMES) {
+    const sfx = suffix(runtime);
+    const label = runtime === "miniflare" ? "under Miniflare directly" : "under wrangler dev";
+    // Server side (raw JSON-RPC, the targets) and as a user sees it (through the SDK client).
+    for (const [kind, tag] of [["raw JSON-RPC", ", raw JSON-RPC"], ["SDK client", ""]]) {
+      const fwd = row(`${FORWARDING}${tag}${sfx}`);
+      const key = `${kind === "SDK client" ? "sdk_" : ""}`;
+      const server = kind !== "SDK client";
+      for (const [n, f] of Object.entries(row(`FlowCP${tag}${sfx}`))) {
+        if (!fwd[n]) continue;
+        const own = f.p50_ms - fwd[n].p50_ms;
+        console.log(`FlowCP's own cost ${label}, ${kind}, tools/call, ${n} client(s): p50 ${own.toFixed(2)} ms over the forwarding floor (${(f.p50_ms / fwd[n].p50_ms).toFixed(2)}x), req/s ${(f.rps / fwd[n].rps).toFixed(2)}x of it`);
+        results.costs[`own_cost_${key}call_p50_ms_c${n}${sfx}`] = Math.round(own * 100) / 100;
+        if (runtime !== "miniflare" || !server) continue;
+        if (Number(n) === 1) targets.push([`own cost, tools/call p50 at c=1 <= 0.5 ms`, own <= 0.5, `${own.toFixed(2)} ms`]);
+        if (Number(n) > 1) targets.push([`req/s >= 85% of the forwarding floor's at c=${n}`, f.rps >= 0.85 * fwd[n].rps, `${(100 * f.rps / fwd[n].rps).toFixed(0)}%`]);
+      }
+      const fl = list(`${FORWARDING}${tag}${sfx}`);
+      const ol = list(`FlowCP${tag}${sfx}`);
+      if (fl && ol) {
+        const own = ol.p50_ms - fl.p50_ms;
+        console.log(`FlowCP's own cost ${label}, ${kind}, tools/list, 1 client: p50 ${own.toFixed(2)} ms over the forwarding floor (${(ol.p50_ms / fl.p50_ms).toFixed(2)}x)`);
+        results.costs[`own_cost_${key}list_p50_ms${sfx}`] = Math.round(own * 100) / 100;
+        if (runtime === "miniflare" && server) targets.push([`own cost, tools/list p50 at c=1 <= 0.5 ms`, own <= 0.5, `${own.toFixed(2)} ms`]);
+      }
+    }
+    // Against the peers, as a user sees it: FlowCP and the peers through the same SDK client.
+    for (const [n, f] of Object.entries(row(`FlowCP${sfx}`))) {
+      if (runtime !== "miniflare" || Number(n) === 1) continue;
+      for (const peer of PEERS) {
+        const p = row(peer)[n];
+        if (!p) continue;
+        targets.push([`req/s >= ${peer}'s at c=${n}`, f.rps >= p.rps, `${f.rps} vs ${p.rps}`]);
+        targets.push([`p50 <= ${peer}'s at c=${n}`, f.p50_ms <= p.p50_ms, `${f.p50_ms} vs ${p.p50_ms} ms`]);
+      }
+    }
+    const keyed = row(`FlowCP api_key mode${sfx}`);
+    for (const mode of ["oauth", "user_key"]) {
+      for (const [n, o] of Object.entries(row(`FlowCP ${mode} mode${sfx}`))) {
+        if (keyed[n]) console.log(`${mode} mode over api_key mode ${label}, ${n} client(s): p50 ${(o.p50_ms - keyed[n].p50_ms).toFixed(2)} ms, ${(1000 / o.rps - 1000 / keyed[n].rps).toFixed(2)} ms per request at the measured req/s`);
+      }
     }
   }
   console.log("\ntools/list");
   for (const l of results.lists) console.log(`  ${l.target}: ${l.error ?? (l.p50_ms !== undefined ? `p50 ${l.p50_ms} ms, p99 ${l.p99_ms} ms, ${l.rps} req/s` : `${l.tools} tools in ${l.pages} pages, ${l.total_ms} ms`)}`);
+  if (targets.length) {
+    console.log("\nissue 18's targets (Miniflare directly, this run)");
+    for (const [what, ok, value] of targets) console.log(`  ${ok ? "met    " : "NOT MET"}  ${what}: ${value}`);
+    results.targets = targets.map(([what, met, value]) => ({ what, met, value }));
+  }
   console.log("\nimports");
   for (const i of results.imports) console.log(`  ${i.document}, ${i.where}: ${JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => !["document", "where"].includes(k))))}`);
   console.log("\ncosts");

@@ -23,7 +23,9 @@ async function forward(message, env) {
   }
   if (id === null || method?.startsWith("notifications/")) return new Response(null, { status: 202 });
   if (method === "tools/list") {
-    const tools = Object.keys(ROUTES).map((name) => ({ name, inputSchema: { type: "object" } }));
+    // The benchmark passes the measured server's own tool list (TOOLS), so the clients of both
+    // do the same work on it; without it, a minimal list.
+    const tools = env.TOOLS ? JSON.parse(env.TOOLS) : Object.keys(ROUTES).map((name) => ({ name, inputSchema: { type: "object" } }));
     return json({ jsonrpc: "2.0", id, result: { tools } });
   }
   if (method !== "tools/call") return json({ jsonrpc: "2.0", id, error: { code: -32601, message: "method not found" } });
