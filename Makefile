@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit fuzz e2e size bench profile deploy clean
+.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile deploy clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -48,6 +48,11 @@ bench: setup build
 	sh bench/peers/setup.sh
 	baseline=""; if [ -n "$(BASELINE)" ]; then baseline="$$(sh scripts/bench-baseline.sh $(BASELINE))" || exit 1; fi; \
 	  BENCH_BASELINE="$$baseline" FLOWCP_SKIP_BUILD=1 node bench/run.mjs
+
+## make size-matrix: the Worker at opt-level z, s, 3, with and without wasm-opt: size, start-up and
+## hot path of each under Miniflare (not a test; ~30 min; leaves the default build in build/)
+size-matrix: setup
+	node bench/size-matrix.mjs
 
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build

@@ -16,9 +16,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { Client, ROOT, approveInBrowser, freePort, newState, sleep, startWorker, testSecrets } from "../tests/e2e/harness.mjs";
 import { startMiniflare } from "./miniflare.mjs";
 import { runLoad } from "./load.mjs";
+import { CORPUS, OPS, flowcpServer, petstoreFor, rawTarget } from "./lib.mjs";
 import * as peersLib from "./peers/start.mjs";
 
-const CORPUS = join(ROOT, "../shared/corpus/openapi");
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "1,8,32").split(",").map(Number);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 4000);
 const PEERS = (process.env.BENCH_PEERS ?? "fastmcp,openapi-mcp-generator").split(",").filter(Boolean);
@@ -36,14 +36,6 @@ const RUNTIMES = (process.env.BENCH_RUNTIMES ?? "miniflare,wrangler").split(",")
 const MINIFLARE = " [miniflare]";
 const suffix = (runtime) => (runtime === "miniflare" ? MINIFLARE : "");
 const log = (...a) => console.error("[bench]", ...a);
-
-// The three operations every target calls, round robin: path, query and body parameters.
-// Arguments are given as {params, body}; each peer gets them in its own shape (argsFor).
-const OPS = [
-  { op: "getPetById", args: { params: { petId: 7 } }, direct: (u) => fetch(`${u}/v2/pet/7`) },
-  { op: "findPetsByStatus", args: { params: { status: ["available"] } }, direct: (u) => fetch(`${u}/v2/pet/findByStatus?status=available`) },
-  { op: "addPet", args: { body: { name: "rex", photoUrls: [] } }, direct: (u) => fetch(`${u}/v2/pet`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "rex", photoUrls: [] }) }) },
-];
 
 function spawnLogged(cmd, args, opts = {}) {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, ...opts });
@@ -110,29 +102,6 @@ function mcpTarget(name, url, headers, toolName, shared = false, peer = "flowcp"
 // optimises hot functions later, so a short warm-up would measure the compiler, not FlowCP.
 const WARMUP_CALLS = Number(process.env.BENCH_WARMUP_CALLS ?? 300);
 
-/**
- * The same calls as raw JSON-RPC over fetch, no SDK client: what the server costs, without the
- * client's own work (the SDK validates structured results against each tool's outputSchema).
- * FlowCP minus the forwarding floor here is FlowCP's own server-side cost.
- */
-function rawTarget(name, url, headers) {
-  const post = async (body) => {
-    const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, body: JSON.stringify(body) });
-    const text = await r.text();
-    if (!r.ok || text.includes('"isError":true')) throw new Error(`${r.status} ${text.slice(0, 200)}`);
-    return text;
-  };
-  return {
-    name,
-    makeClient: async () => null,
-    async call(_c, k) {
-      const { op, args } = OPS[k % OPS.length];
-      await post({ jsonrpc: "2.0", id: k, method: "tools/call", params: { name: op, arguments: peersLib.argsFor("flowcp", args) } });
-    },
-    list: (_c, k = 0) => post({ jsonrpc: "2.0", id: k, method: "tools/list", params: {} }),
-  };
-}
-
 async function measureLoad(target) {
   for (const [i, concurrency] of CONCURRENCY.entries()) {
     log(`${target.name}: ${concurrency} concurrent clients`);
@@ -143,32 +112,6 @@ async function measureLoad(target) {
     const r = await runLoad({ ...target, call: (c, k) => target.list(c, k), concurrency: 1, durationMs: 2000, warmupCalls: 50 });
     results.lists.push({ target: target.name, ...r });
   }
-}
-
-function petstoreFor(upstream) {
-  const doc = JSON.parse(readFileSync(join(CORPUS, "examples/3.0/petstore.json"), "utf8"));
-  doc.servers = [{ url: `${upstream}/v2` }];
-  const path = "/tmp/flowcp-bench-petstore.json";
-  writeFileSync(path, JSON.stringify(doc));
-  return { doc, path };
-}
-
-async function flowcpServer(w, upstream, docText, { name = "Petstore", discovery = false, contentType = "application/json" } = {}) {
-  const c = new Client(w.url);
-  await c.signup(`bench-${Math.random().toString(36).slice(2)}@example.com`);
-  const ws = (await c.get("/api/v1/me")).body.workspaces[0].id;
-  const P = (p) => `/api/v1/workspaces/${ws}${p}`;
-  const app = (await c.post(P("/apps"), { name })).body;
-  const t0 = performance.now();
-  const imp = await c.call("POST", P(`/apps/${app.id}/imports`), { body: docText, contentType });
-  const importMs = performance.now() - t0;
-  if (imp.status !== 201) throw new Error(`import failed: ${imp.status} ${JSON.stringify(imp.body).slice(0, 300)}`);
-  const srv = (await c.post(P("/servers"), { app_id: app.id, name })).body;
-  await c.patch(P(`/servers/${srv.id}`), { discovery_mode: discovery, probe_tool: name === "Petstore" ? "getInventory" : null, base_url: `${upstream}/${name === "Petstore" ? "v2" : "any"}` });
-  const v = await c.post(P(`/servers/${srv.id}/verify`));
-  if (v.body.state !== "verified") throw new Error(`verify: ${JSON.stringify(v.body)}`);
-  const key = (await c.post(P(`/servers/${srv.id}/keys`), {})).body.key;
-  return { c, P, srv, key, importMs, toolCount: imp.body.tool_count };
 }
 
 // The same Petstore server in api_key mode: the owner's key goes upstream (and every result is

@@ -17,12 +17,12 @@ export FLOWCP_GIT_REV
 worker-build --release
 # worker-build's own wasm-opt download fails here (TOOLCHAIN.md); npm's binaryen (a pinned dev
 # dependency) shrinks the module instead: about 18% less gzip, measured by `make size`.
-# FLOWCP_WASM_OPT=0 skips it.
+# FLOWCP_WASM_OPT=0 skips it; FLOWCP_WASM_OPT_FLAG picks its level (bench/size-matrix.mjs compares them).
 WASM_OPT="node_modules/.bin/wasm-opt"
 if [ "${FLOWCP_WASM_OPT:-1}" != "0" ] && [ -x "$WASM_OPT" ]; then
   # The features rustc and wasm-bindgen emit, and no others (binaryen's newer encodings, such
   # as compact imports, do not load in workerd).
-  "$WASM_OPT" -Os --enable-exception-handling --enable-reference-types --enable-multivalue \
+  "$WASM_OPT" "${FLOWCP_WASM_OPT_FLAG:--Os}" --enable-exception-handling --enable-reference-types --enable-multivalue \
     --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext --enable-nontrapping-float-to-int \
     --enable-mutable-globals --enable-call-indirect-overlong \
     build/index_bg.wasm -o build/index_bg.opt.wasm
