@@ -9,9 +9,10 @@ import { dirname, join, resolve } from "node:path";
 /**
  * Starts `config`'s Worker on 127.0.0.1:`port`. `vars` are added to (and override) its vars;
  * `stateDir` is a `wrangler dev --persist-to` directory (migrations applied by newState()), so
- * D1 and KV are the same local files wrangler dev would use. Returns { url, stop }.
+ * D1 and KV are the same local files wrangler dev would use; `inspectorPort` opens the DevTools
+ * inspector (bench/profile.mjs). Returns { url, stop }.
  */
-export async function startMiniflare({ config, port, vars = {}, stateDir = null }) {
+export async function startMiniflare({ config, port, vars = {}, stateDir = null, inspectorPort = undefined }) {
   const { workerOptions, main } = unstable_getMiniflareWorkerOptions(config);
   const root = dirname(resolve(config));
   const persist = stateDir ? { d1Persist: join(stateDir, "v3/d1"), kvPersist: join(stateDir, "v3/kv"), cachePersist: join(stateDir, "v3/cache") } : {};
@@ -19,6 +20,7 @@ export async function startMiniflare({ config, port, vars = {}, stateDir = null 
     host: "127.0.0.1",
     port,
     ...persist,
+    ...(inspectorPort ? { inspectorPort } : {}),
     // workerd's own stderr reports every client that hangs up early (the SDK client closes its
     // streams) as an error; wrangler dev hides those at --log-level warn, and so does this.
     handleRuntimeStdio(stdout, stderr) {

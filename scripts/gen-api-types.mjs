@@ -8,6 +8,8 @@ import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const OUT = join(ROOT, "dashboard/src/api/schema.d.ts");
+// The Worker serves this committed copy (src/api/contract.rs explains why); a cargo test checks it.
+const DOC = join(ROOT, "src/api/openapi.json");
 const check = process.argv.includes("--check");
 
 const doc = spawnSync("cargo", ["run", "--quiet", "--bin", "flowcp", "--", "openapi"], { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 });
@@ -18,6 +20,7 @@ if (doc.status !== 0) {
 const dir = mkdtempSync(join(tmpdir(), "flowcp-api-"));
 const json = join(dir, "openapi.json");
 const ts = join(dir, "schema.d.ts");
+const docText = doc.stdout.endsWith("\n") ? doc.stdout : doc.stdout + "\n";
 writeFileSync(json, doc.stdout);
 const gen = spawnSync(process.execPath, [join(ROOT, "node_modules/openapi-typescript/bin/cli.js"), json, "--default-non-nullable", "false", "-o", ts], { encoding: "utf8" });
 if (gen.status !== 0) {
@@ -29,6 +32,12 @@ const fresh = header + readFileSync(ts, "utf8");
 if (check) {
   let current = "";
   try { current = readFileSync(OUT, "utf8"); } catch { /* missing */ }
+  let doc = "";
+  try { doc = readFileSync(DOC, "utf8"); } catch { /* missing */ }
+  if (doc !== docText) {
+    console.error("src/api/openapi.json is not the Worker's API any more: run `node scripts/gen-api-types.mjs` and commit it.");
+    process.exit(1);
+  }
   if (current !== fresh) {
     console.error("dashboard/src/api/schema.d.ts is not the Worker's API any more: run `npm run gen:api -w dashboard` and commit it.");
     process.exit(1);
@@ -36,5 +45,6 @@ if (check) {
   console.log("dashboard API types match the Worker's OpenAPI document");
 } else {
   writeFileSync(OUT, fresh);
-  console.log(`written ${OUT}`);
+  writeFileSync(DOC, docText);
+  console.log(`written ${OUT} and ${DOC}`);
 }

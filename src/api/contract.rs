@@ -2,6 +2,12 @@
 //! status and answer, as JSON Schemas derived from the Rust types the handlers read and write
 //! (`schemars`), published as `GET /api/v1/openapi.json` (OpenAPI 3.1).
 //!
+//! The document is generated on the host ([`generate`], `flowcp openapi`) and committed as
+//! `src/api/openapi.json`, which the Worker serves ([`openapi_document`]): generating it inside
+//! the Worker would link schemars and every type's schema code into the wasm (issue 18, bundle
+//! size). The test `the_committed_document_is_current` fails when the two differ; `node
+//! scripts/gen-api-types.mjs` rewrites it.
+//!
 //! [`contract`] matches every [`RouteId`] exhaustively, so a new route does not build until its
 //! contract is written; the e2e suite checks every answer of the owner journey against the
 //! document (`tests/e2e/contract.test.mjs`), so a handler that answers something else fails it.
@@ -219,8 +225,25 @@ fn error_schema() -> Value {
     })
 }
 
-/// This API's OpenAPI 3.1 document, generated from [`ROUTES`] and [`contract`].
+/// The committed document (see the module's doc), generated for [`COMMITTED_ORIGIN`].
+const COMMITTED: &str = include_str!("openapi.json");
+
+/// The origin the committed document names; [`openapi_document`] puts the deployment's in.
+pub const COMMITTED_ORIGIN: &str = "https://flowcp.example";
+
+/// This API's OpenAPI 3.1 document for a deployment at `origin`: the committed copy of
+/// [`generate`]'s, with `origin` as its server.
 pub fn openapi_document(origin: &str) -> Value {
+    // The copy is checked by a test against the generator; should it ever fail to parse, the
+    // route still answers (an empty document) rather than panicking.
+    let mut doc: Value = serde_json::from_str(COMMITTED).unwrap_or_else(|_| json!({}));
+    doc["servers"] = json!([{ "url": origin }]);
+    doc
+}
+
+/// This API's OpenAPI 3.1 document, generated from [`ROUTES`] and [`contract`] (host only in
+/// practice: the Worker serves the committed copy).
+pub fn generate(origin: &str) -> Value {
     let mut settings = SchemaSettings::draft2020_12();
     settings.definitions_path = "/components/schemas".into();
     settings.meta_schema = None;
@@ -319,7 +342,23 @@ mod tests {
     use super::*;
 
     fn doc() -> Value {
-        openapi_document("https://flowcp.example")
+        generate(COMMITTED_ORIGIN)
+    }
+
+    /// The document the Worker serves is the generator's, word for word: a contract change
+    /// without `node scripts/gen-api-types.mjs` fails here.
+    #[test]
+    fn the_committed_document_is_current() {
+        let committed: Value = serde_json::from_str(COMMITTED).expect("src/api/openapi.json is JSON");
+        assert!(
+            committed == doc(),
+            "src/api/openapi.json is not the generated document: run `node scripts/gen-api-types.mjs` and commit it"
+        );
+        assert_eq!(
+            openapi_document("https://mcp.example.com")["servers"],
+            json!([{ "url": "https://mcp.example.com" }])
+        );
+        assert_eq!(openapi_document("https://mcp.example.com")["paths"], committed["paths"]);
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn run(args: &[String]) -> Result<String, String> {
             let runs = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(5usize);
             bench(file?, runs)
         }
-        "openapi" => pretty(&flowcp::api::contract::openapi_document("https://flowcp.example")),
+        "openapi" => pretty(&flowcp::api::contract::generate(flowcp::api::contract::COMMITTED_ORIGIN)),
         "bench-token" => bench_token(args.get(1).and_then(|r| r.parse().ok()).unwrap_or(10_000usize)),
         "bench-user-key" => bench_user_key(args.get(1).and_then(|r| r.parse().ok()).unwrap_or(10_000usize)),
         "hostile-docs" => {
