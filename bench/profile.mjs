@@ -117,7 +117,7 @@ try {
   profile.samples.forEach((sid, i) => {
     const cf = byId.get(sid).callFrame;
     const g = /^wasm:/.test(cf.url) || /^js-to-wasm|^wasm-to-js/.test(cf.functionName) ? "Rust/wasm + wasm<->JS transitions"
-      : /\/build\/(index\.js|worker\/shim\.mjs)$/.test(cf.url) ? "JS glue (wasm-bindgen, worker-build shim)"
+      : /(^|\/)(index\.js|shim\.mjs)$/.test(cf.url) ? "JS glue (wasm-bindgen, worker-build shim)"
       : cf.url ? "JS outside the Worker (Miniflare's entry and assets router)"
       : ["(idle)", "(program)"].includes(cf.functionName) ? "idle / runtime (I/O waits, workerd)"
       : cf.functionName === "(garbage collector)" ? "garbage collector" : "JS builtins (fetch, URL, Response, KV/D1 bindings)";
@@ -135,7 +135,6 @@ try {
   }
 } finally {
   await w.stop();
-  w.cleanup();
   upstream.kill();
   setTimeout(() => process.exit(0), 300).unref();
 }

@@ -101,6 +101,13 @@ impl Redactor {
         sensitive_headers: impl IntoIterator<Item = (&'h str, &'h str)>,
         deployment: &[String],
     ) -> Self {
+        Self::of_values(deployment).with_request(sensitive_headers)
+    }
+
+    /// This redactor plus one inbound request's own secrets (see [`Redactor::for_request`]):
+    /// the deployment's redactor is built once per isolate and extended per logged request,
+    /// since spelling out every form of every secret is the costly part (issue 18's profile).
+    pub fn with_request<'h>(&self, sensitive_headers: impl IntoIterator<Item = (&'h str, &'h str)>) -> Self {
         let mut values: Vec<String> = Vec::new();
         for (name, value) in sensitive_headers {
             let name = name.to_ascii_lowercase();
@@ -120,8 +127,11 @@ impl Redactor {
         }
         values.retain(|v| v.len() >= MIN_REQUEST_SECRET_LEN);
         values.truncate(MAX_REQUEST_SECRETS);
-        values.extend(deployment.iter().cloned());
-        Self::new(Vec::new(), values)
+        let mut out = Self::new(self.names.clone(), values);
+        out.needles.extend(self.needles.iter().cloned());
+        out.needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        out.needles.dedup();
+        out
     }
 
     fn sensitive_name(&self, name: &str) -> bool {

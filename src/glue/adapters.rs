@@ -1,9 +1,8 @@
 //! D1, KV and fetch behind the ports (`D1Db`, `KvStorePort`, `FetchHttp`).
 
-use wasm_bindgen::JsValue;
-use worker::{
-    js_sys, AbortController, D1Database, Delay, Env, Fetch, Headers, KvStore, Method, RequestInit, RequestRedirect,
-};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{js_sys, AbortController, D1Database, Delay, Env, Headers, KvStore, Method, RequestInit, RequestRedirect};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::net::{Http, HttpError, HttpRequest, HttpResponse};
@@ -136,6 +135,17 @@ impl Kv for KvStorePort {
 /// the call is aborted after the request's timeout, and at most `max_body` bytes are kept.
 pub struct FetchHttp;
 
+/// The length of an upstream answer's body when it can be read whole: declared by
+/// `Content-Length` and not compressed (`fetch` inflates a compressed body, so its declared
+/// length says nothing about what it becomes).
+fn whole_body_len(headers: &[(String, String)]) -> Option<usize> {
+    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
+    if get("content-encoding").is_some_and(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity")) {
+        return None;
+    }
+    get("content-length")?.parse().ok()
+}
+
 impl Http for FetchHttp {
     async fn pause(&self, ms: u32) {
         Delay::from(std::time::Duration::from_millis(u64::from(ms))).await;
@@ -156,15 +166,31 @@ impl Http for FetchHttp {
         let request = worker::Request::new_with_init(&req.url, &init).map_err(|e| HttpError::Network(e.to_string()))?;
         let controller = AbortController::default();
         let signal = controller.signal();
-        let fetch = Fetch::Request(request);
         let call = async {
-            let mut resp = fetch.send_with_signal(&signal).await.map_err(|e| HttpError::Network(e.to_string()))?;
-            let status = resp.status_code();
-            let headers: Vec<(String, String)> = resp.headers().entries().collect();
-            // Read incrementally and stop at the cap: a huge answer never sits in memory whole.
+            let net = |e: JsValue| HttpError::Network(worker::Error::from(e).to_string());
+            // The global fetch, as `worker::Fetch` calls it, but keeping the runtime's response:
+            // its body can then be read whole in one call (below).
+            let init = worker::web_sys::RequestInit::new();
+            init.set_signal(Some(&signal));
+            let global: worker::web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+            let raw = JsFuture::from(global.fetch_with_request_and_init(request.inner(), &init)).await.map_err(net)?;
+            let raw: worker::web_sys::Response = raw.dyn_into().map_err(net)?;
+            let status = raw.status();
+            let headers: Vec<(String, String)> = Headers(raw.headers()).entries().collect();
             let mut body = Vec::new();
             let mut truncated = false;
-            if let Ok(mut stream) = resp.stream() {
+            if whole_body_len(&headers).is_some_and(|n| n <= max_body) {
+                // A declared length within the cap, not compressed: one read of the whole body
+                // (the runtime holds it to that length), not a wasm<->JS round per chunk.
+                let buf = JsFuture::from(raw.array_buffer().map_err(net)?).await.map_err(net)?;
+                body = js_sys::Uint8Array::new(&buf).to_vec();
+                if body.len() > max_body {
+                    body.truncate(max_body);
+                    truncated = true;
+                }
+            } else if let Ok(mut stream) = worker::Response::from(raw).stream() {
+                // Otherwise read incrementally and stop at the cap: a huge answer never sits in
+                // memory whole.
                 use futures_util::StreamExt;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| HttpError::Network(e.to_string()))?;

@@ -28,8 +28,9 @@ fn now_ms() -> i64 {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(raw: worker::web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
     console_error_panic_hook::set_once();
+    let req = without_cf(raw);
     let started = now_ms();
     let method = req.method();
     let path = req.path();
@@ -45,12 +46,15 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
     // records every invocation already, and under wrangler dev each console line costs ~2 ms.
     let settings = SETTINGS.with(|c| c.borrow().clone());
     if internal.is_some() || settings.as_ref().is_some_and(|s| s.log_requests) {
-        let deployment = settings.as_ref().map(|s| s.redaction_values.as_slice()).unwrap_or(&[]);
         let sensitive: Vec<(&str, String)> = redact::SENSITIVE_HEADERS
             .iter()
             .filter_map(|name| headers.get(name).ok().flatten().map(|v| (*name, v)))
             .collect();
-        let redactor = Redactor::for_request(sensitive.iter().map(|(k, v)| (*k, v.as_str())), deployment);
+        let sensitive = sensitive.iter().map(|(k, v)| (*k, v.as_str()));
+        let redactor = match &settings {
+            Some(s) => s.redactor.with_request(sensitive),
+            None => Redactor::default().with_request(sensitive),
+        };
         let line = redact::log_line(method.as_ref(), &path, status, now_ms() - started, internal.as_deref(), &redactor);
         if internal.is_some() {
             console_error!("{}", line);
@@ -59,6 +63,27 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response>
         }
     }
     Ok(response)
+}
+
+thread_local! {
+    /// `{ value: undefined }`, the property descriptor [`without_cf`] defines.
+    static NO_CF: worker::js_sys::Object = {
+        let d = worker::js_sys::Object::new();
+        let _ = worker::js_sys::Reflect::set(&d, &"value".into(), &worker::wasm_bindgen::JsValue::UNDEFINED);
+        d
+    };
+}
+
+/// The request as `worker::Request`, without reading `request.cf`: the conversion reads it
+/// eagerly, and the runtime builds that object anew for every request (6% of a `tools/call`'s
+/// isolate time in issue 18's profile). FlowCP never uses it (the client address comes from
+/// `CF-Connecting-IP`), so it is shadowed by an own `undefined` property first. Should the
+/// runtime refuse the definition, the conversion reads it as before.
+fn without_cf(raw: worker::web_sys::Request) -> Request {
+    NO_CF.with(|d| {
+        let _ = worker::js_sys::Reflect::define_property(&raw, &"cf".into(), d);
+    });
+    Request::from(raw)
 }
 
 /// A response and, when it is a failure on our side, the detail for the operator log.
@@ -83,7 +108,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
                 let db = D1Db::new(env, D1_BINDING)?;
                 let kv = KvStorePort::new(env, KV_BINDING)?;
                 let (mut resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
-                let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+                let redactor = std::rc::Rc::clone(&settings.redactor);
                 for p in problems {
                     console_error!("healthz: {}", redactor.text(&p));
                 }
@@ -262,7 +287,7 @@ async fn git(
             let (Ok(db), Ok(kv)) = (D1Db::new(&env, D1_BINDING), KvStorePort::new(&env, KV_BINDING)) else { return };
             let svc = services(&db, &kv, &settings, origin.clone(), Some(origin));
             if let Err(e) = api::git_sync::sync(&svc, &source, api::git_sync::Trigger::Webhook).await {
-                let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+                let redactor = std::rc::Rc::clone(&settings.redactor);
                 console_error!("git sync of {} failed: {}", source.id, redactor.text(&e.internal.unwrap_or(e.message)));
             }
         });
@@ -428,7 +453,7 @@ async fn mcp(
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
     if let Some(e) = quota.failure.take() {
-        let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+        let redactor = std::rc::Rc::clone(&settings.redactor);
         console_error!("quota counters of {server_id} not read (calls let through): {}", redactor.text(&e));
     }
     let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
@@ -588,7 +613,7 @@ fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, setting
         return; // a pending flush (kept alive by an earlier request's wait_until) takes these too
     }
     let env = env.clone();
-    let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+    let redactor = std::rc::Rc::clone(&settings.redactor);
     ctx.wait_until(async move {
         Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
         AUDIT_FLUSH_PENDING.with(|p| p.set(false));
@@ -649,6 +674,17 @@ const DRAIN_MAX: usize = 64 * 1024 * 1024;
 
 async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n <= limit) {
+        // A declared length within the limit: one read of the whole body (the runtime holds a
+        // request's body to its Content-Length), not a wasm<->JS round per chunk.
+        let body = req
+            .bytes()
+            .await
+            .map_err(|e| ApiError::bad_request("The request body could not be read.").with_internal(e.to_string()))?;
+        check_body_len(body.len(), limit)?;
+        return Ok(body);
+    }
     let Ok(mut stream) = req.stream() else { return Ok(Vec::new()) }; // no body
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -725,8 +761,9 @@ fn from_core_response(resp: CoreResponse) -> Result<Response, ApiError> {
 /// Secrets and vars, read and parsed once per isolate (bindings do not change within one).
 struct Settings {
     secrets: Secrets,
-    /// The deployment's secret texts, for log redactors.
-    redaction_values: Vec<String>,
+    /// The deployment's secrets (session secret, encryption keys, ...) in every spelling, for
+    /// log lines: built once per isolate, since spelling them out costs more than a request.
+    redactor: std::rc::Rc<Redactor>,
     allow_local_fetch: bool,
     allowed_hosts: Vec<String>,
     upstream_timeout_ms: u32,
@@ -792,7 +829,7 @@ fn settings(env: &Env) -> Result<std::rc::Rc<Settings>, ApiError> {
     .map_err(bad_setting)?;
     let s = std::rc::Rc::new(Settings {
         secrets,
-        redaction_values,
+        redactor: std::rc::Rc::new(Redactor::of_values(redaction_values)),
         allow_local_fetch: var_is_on(env, "FLOWCP_ALLOW_LOCAL_FETCH"),
         allowed_hosts,
         upstream_timeout_ms: env
@@ -904,7 +941,7 @@ async fn poll_git(env: &Env) {
         }
         Ok(_) => {}
         Err(e) => {
-            let redactor = Redactor::of_values(settings.redaction_values.iter().cloned());
+            let redactor = std::rc::Rc::clone(&settings.redactor);
             console_error!("git poll failed: {}", redactor.text(&e.internal.unwrap_or(e.message)))
         }
     }

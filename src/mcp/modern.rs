@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use super::methods::{instructions, tools_call, tools_list};
 use super::results::{self, Capabilities, DiscoverResult, ServerInfo};
-use super::runtime::{header, CallCtx};
+use super::runtime::{header, CallCtx, CallToolResult};
 use super::{Era, ProtocolVersion};
 use crate::net::Http;
 use crate::store::audit::AuditEvent;
@@ -96,7 +96,7 @@ pub async fn dispatch<K: Kv, H: Http>(
             r["cacheScope"] = json!(cache_scope);
             r
         }),
-        "tools/call" => tools_call(ctx, params, audit).await.map(|r| r.to_value()),
+        "tools/call" => tools_call(ctx, params, audit).await.map(CallToolResult::into_value),
         _ => return (404, jsonrpc::error(id, METHOD_NOT_FOUND, format!("Method not found: {method}"))),
     };
     match result {

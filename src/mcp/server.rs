@@ -14,7 +14,7 @@ use super::jsonrpc::{self, Message, INVALID_PARAMS, METHOD_NOT_FOUND};
 use super::methods::{initialize, tools_call, tools_list};
 use super::modern;
 use super::results;
-use super::runtime::{header, reject, CallCtx, RpcError};
+use super::runtime::{header, reject, CallCtx, CallToolResult, RpcError};
 use super::transport::{self, Body};
 use crate::net::Http;
 use crate::store::audit::AuditEvent;
@@ -288,7 +288,7 @@ async fn dispatch_request<K: Kv, H: Http>(
         "initialize" => Ok(results::value(&initialize(ctx, params))),
         "ping" => Ok(json!({})),
         "tools/list" => tools_list(ctx.loaded, params).map(results::ListToolsResult::into_value),
-        "tools/call" => tools_call(ctx, params, audit).await.map(|r| r.to_value()),
+        "tools/call" => tools_call(ctx, params, audit).await.map(CallToolResult::into_value),
         "resources/list" | "prompts/list" | "resources/templates/list" => {
             Err(not_found(format!("Method not found: {method} (this server offers tools only)")))
         }

@@ -2,6 +2,7 @@
 // echoes it back, and has operations for every parameter location and style, every body kind,
 // each API-key placement, and hostile responses (4xx/5xx, slow, huge, non-JSON, redirects).
 import { createServer } from "node:http";
+import { gzipSync } from "node:zlib";
 
 export async function startEchoUpstream() {
   const received = [];
@@ -19,6 +20,10 @@ export async function startEchoUpstream() {
       if (url.pathname.startsWith("/status/")) return json(Number(url.pathname.slice(8)), { error: "as requested", code: Number(url.pathname.slice(8)) });
       if (url.pathname === "/slow") { setTimeout(() => json(200, { late: true }), 5000); return; }
       if (url.pathname === "/huge") { res.writeHead(200, { "content-type": "application/json" }); res.end(JSON.stringify({ data: "x".repeat(300_000) })); return; }
+      // 6 MB (over FlowCP's 4 MiB read cap) without a Content-Length (chunked), and gzip-encoded
+      // with the small compressed length declared: both must be read incrementally and cut.
+      if (url.pathname === "/huge-chunked") { res.writeHead(200, { "content-type": "application/json" }); for (let i = 0; i < 6; i++) res.write(i === 0 ? `{"data":"${"x".repeat(1 << 20)}` : "x".repeat(1 << 20)); res.end('"}'); return; }
+      if (url.pathname === "/huge-gzip") { const z = gzipSync(JSON.stringify({ data: "x".repeat(6 << 20) })); res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip", "content-length": z.length }); res.end(z); return; }
       if (url.pathname === "/html") { res.writeHead(200, { "content-type": "text/html" }); res.end("<html><body>hello</body></html>"); return; }
       if (url.pathname === "/redirect-away") { res.writeHead(302, { location: `http://localhost:${server.address().port}/ping` }); res.end(); return; }
       if (url.pathname === "/redirect-same") { res.writeHead(302, { location: "/ping" }); res.end(); return; }
@@ -71,6 +76,8 @@ function document(base) {
       "/status/{code}": { get: { operationId: "status", parameters: [{ name: "code", in: "path", required: true, schema: { type: "integer" } }], responses: ok } },
       "/slow": { get: { operationId: "slow", responses: ok } },
       "/huge": { get: { operationId: "huge", responses: ok } },
+      "/huge-chunked": { get: { operationId: "hugeChunked", responses: ok } },
+      "/huge-gzip": { get: { operationId: "hugeGzip", responses: ok } },
       "/html": { get: { operationId: "html", responses: ok } },
       "/redirect-away": { get: { operationId: "redirectAway", responses: ok } },
       "/redirect-same": { get: { operationId: "redirectSame", responses: ok } },

@@ -85,7 +85,7 @@ test("tools/list comes from the manifest in a stable order; a bad cursor is -326
   const a = await client.listTools();
   const b = await client.listTools();
   assert.deepEqual(a.tools.map((t) => t.name), b.tools.map((t) => t.name));
-  assert.deepEqual(a.tools.map((t) => t.name).sort(), ["getItem", "html", "huge", "labelStyle", "matrixStyle", "ping", "postForm", "postJson", "postMultipart", "postText", "redirectAway", "redirectSame", "slow", "status"]);
+  assert.deepEqual(a.tools.map((t) => t.name).sort(), ["getItem", "html", "huge", "hugeChunked", "hugeGzip", "labelStyle", "matrixStyle", "ping", "postForm", "postJson", "postMultipart", "postText", "redirectAway", "redirectSame", "slow", "status"]);
   const get = a.tools.find((t) => t.name === "getItem");
   assert.equal(get.inputSchema.type, "object");
   assert.equal(get.annotations.readOnlyHint, true);
@@ -151,6 +151,14 @@ test("upstream 4xx/5xx, timeout, huge, non-JSON and redirects map to results", a
   assert.equal(r.isError, true, "a body over the budget cannot be the declared structured content");
   assert.ok(r.content[0].text.length < 100_000, "the huge body is cut to the budget");
   assert.match(r.content[0].text, /truncated/i);
+  // Over the read cap with no declared length, and compressed with only the compressed length
+  // declared: read piece by piece and cut at the cap, never read whole.
+  for (const name of ["hugeChunked", "hugeGzip"]) {
+    r = await client.callTool({ name, arguments: {} });
+    assert.equal(r.isError, true, name);
+    assert.ok(r.content[0].text.length < 100_000, `${name}: cut to the budget`);
+    assert.match(r.content[0].text, /truncated/i, name);
+  }
   r = await client.callTool({ name: "html", arguments: {} });
   assert.equal(r.isError, true, "HTML where the document declares a JSON object");
   assert.match(r.content[0].text, /hello/);
@@ -472,7 +480,7 @@ test("2026-07-28 era: server/discover, tools/list and tools/call without initial
   assert.equal(r.json.result.resultType, "complete");
   assert.equal(r.json.result.cacheScope, "private");
   assert.ok(r.json.result.ttlMs > 0);
-  assert.equal(r.json.result.tools.length, 14);
+  assert.equal(r.json.result.tools.length, 16);
   r = await raw(plain.url, { headers: modernHeaders("tools/call", "ping"), body: JSON.stringify(modern("tools/call", { name: "ping", arguments: {} })) });
   assert.equal(r.json.result.resultType, "complete");
   assert.equal(r.json.result.structuredContent.pong, true);

@@ -59,6 +59,30 @@ impl CallToolResult {
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
+
+    /// The result as JSON, moving its text and structured content rather than serialising
+    /// them into a copy (what [`CallToolResult::to_value`] does): the hot path's form.
+    pub fn into_value(self) -> Value {
+        let mut m = serde_json::Map::with_capacity(3);
+        let content = self
+            .content
+            .into_iter()
+            .map(|Content::Text { text }| {
+                let mut block = serde_json::Map::with_capacity(2);
+                block.insert("type".into(), Value::String("text".into()));
+                block.insert("text".into(), Value::String(text));
+                Value::Object(block)
+            })
+            .collect();
+        m.insert("content".into(), Value::Array(content));
+        if let Some(structured) = self.structured_content {
+            m.insert("structuredContent".into(), structured);
+        }
+        if self.is_error {
+            m.insert("isError".into(), Value::Bool(true));
+        }
+        Value::Object(m)
+    }
 }
 
 /// Size limits for what goes back to the model.
@@ -216,5 +240,24 @@ fn reason(status: u16) -> &'static str {
         _ if status >= 400 => "client error",
         _ if status >= 300 => "redirect",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallToolResult;
+    use serde_json::json;
+
+    /// The hot path's moving form says exactly what the serialised form says.
+    #[test]
+    fn into_value_is_to_value() {
+        for r in [
+            CallToolResult::text("plain"),
+            CallToolResult::error("upstream said 500"),
+            CallToolResult::structured(json!({ "id": 7, "tags": ["a", "b"], "nested": { "x": null } })),
+            CallToolResult { content: Vec::new(), structured_content: None, is_error: false },
+        ] {
+            assert_eq!(r.clone().into_value(), r.to_value(), "{r:?}");
+        }
     }
 }
