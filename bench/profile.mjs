@@ -59,7 +59,8 @@ const upPort = await freePort();
 const upstream = spawn(process.execPath, [join(ROOT, "bench/upstream.mjs"), String(upPort)], { stdio: "ignore" });
 const inspectorPort = await freePort();
 const vars = { ...testSecrets(), FLOWCP_ALLOW_LOCAL_FETCH: "1", FLOWCP_LOG_REQUESTS: "0", FLOWCP_RATE_LIMITS: "off" };
-const w = await startMiniflare({ config: join(ROOT, "wrangler.toml"), port: await freePort(), vars, stateDir: newState(), inspectorPort });
+// PROFILE_CONFIG: another checkout's wrangler.toml (an earlier build, for the profile before a change).
+const w = await startMiniflare({ config: process.env.PROFILE_CONFIG ?? join(ROOT, "wrangler.toml"), port: await freePort(), vars, stateDir: newState(), inspectorPort });
 try {
   const { op, what } = await setUp(PROFILE);
   // Warm: V8 tiers the hot wasm functions up before the profile starts.
@@ -93,7 +94,7 @@ try {
   sock.close();
   const profile = result.profile;
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
-  writeFileSync(join(ROOT, `bench/results/hot-path${PROFILE === "call" ? "" : `-${PROFILE}`}.cpuprofile`), JSON.stringify(profile));
+  writeFileSync(join(ROOT, `bench/results/hot-path${PROFILE === "call" ? "" : `-${PROFILE}`}${process.env.PROFILE_TAG ? `-${process.env.PROFILE_TAG}` : ""}.cpuprofile`), JSON.stringify(profile));
   // Self time per function from the samples.
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map();

@@ -23,6 +23,29 @@ pub struct HttpRequest {
     pub timeout_ms: u32,
 }
 
+/// The length of a body that may be read whole in one call, from its headers: a
+/// `Content-Length` of plain digits, no `Transfer-Encoding` (with both present the runtime frames
+/// the body by the encoding, so the declared length would bound nothing), and no
+/// `Content-Encoding` but `identity` (`fetch` inflates a compressed body, so its declared length
+/// says nothing about what it becomes). `None`: read it as a stream, with a running cap.
+pub fn whole_body_len(
+    content_length: Option<&str>,
+    transfer_encoding: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Option<usize> {
+    if transfer_encoding.is_some() {
+        return None;
+    }
+    if content_encoding.map(str::trim).is_some_and(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity")) {
+        return None;
+    }
+    let n = content_length?.trim();
+    if n.is_empty() || n.len() > 15 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
@@ -231,6 +254,32 @@ mod tests {
 
     const OFF: FetchPolicy = FetchPolicy { allow_loopback: false };
     const LOCAL: FetchPolicy = FetchPolicy { allow_loopback: true };
+
+    /// Only a plain declared length, on a body that is neither chunked nor compressed, may be
+    /// read whole; everything else is streamed under the running cap.
+    #[test]
+    fn only_a_plain_declared_length_is_read_whole() {
+        assert_eq!(whole_body_len(Some("1234"), None, None), Some(1234));
+        assert_eq!(whole_body_len(Some(" 0 "), None, Some("identity")), Some(0));
+        assert_eq!(whole_body_len(Some("10"), None, Some("IDENTITY")), Some(10));
+        for (length, transfer, encoding) in [
+            (None, None, None),
+            (Some(""), None, None),
+            (Some("+10"), None, None),
+            (Some("-1"), None, None),
+            (Some("10, 10"), None, None),
+            (Some("1e3"), None, None),
+            (Some("99999999999999999999"), None, None),
+            (Some("10"), Some("chunked"), None),
+            (Some("10"), Some(""), None),
+            (Some("10"), None, Some("gzip")),
+            (Some("10"), None, Some("GZIP")),
+            (Some("10"), None, Some("identity, gzip")),
+            (Some("10"), None, Some("br")),
+        ] {
+            assert_eq!(whole_body_len(length, transfer, encoding), None, "{length:?} {transfer:?} {encoding:?}");
+        }
+    }
 
     #[test]
     fn public_https_urls_pass() {

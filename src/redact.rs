@@ -127,6 +127,9 @@ impl Redactor {
         }
         values.retain(|v| v.len() >= MIN_REQUEST_SECRET_LEN);
         values.truncate(MAX_REQUEST_SECRETS);
+        if values.is_empty() {
+            return self.clone();
+        }
         let mut out = Self::new(self.names.clone(), values);
         out.needles.extend(self.needles.iter().cloned());
         out.needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));

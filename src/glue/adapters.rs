@@ -135,15 +135,10 @@ impl Kv for KvStorePort {
 /// the call is aborted after the request's timeout, and at most `max_body` bytes are kept.
 pub struct FetchHttp;
 
-/// The length of an upstream answer's body when it can be read whole: declared by
-/// `Content-Length` and not compressed (`fetch` inflates a compressed body, so its declared
-/// length says nothing about what it becomes).
+/// [`crate::net::whole_body_len`] of an upstream answer's headers.
 fn whole_body_len(headers: &[(String, String)]) -> Option<usize> {
-    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
-    if get("content-encoding").is_some_and(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity")) {
-        return None;
-    }
-    get("content-length")?.parse().ok()
+    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    crate::net::whole_body_len(get("content-length"), get("transfer-encoding"), get("content-encoding"))
 }
 
 impl Http for FetchHttp {
@@ -180,8 +175,8 @@ impl Http for FetchHttp {
             let mut body = Vec::new();
             let mut truncated = false;
             if whole_body_len(&headers).is_some_and(|n| n <= max_body) {
-                // A declared length within the cap, not compressed: one read of the whole body
-                // (the runtime holds it to that length), not a wasm<->JS round per chunk.
+                // A declared length within the cap (plain, not chunked, not compressed): one read
+                // of the whole body, not a wasm<->JS round per chunk. It is still cut to the cap.
                 let buf = JsFuture::from(raw.array_buffer().map_err(net)?).await.map_err(net)?;
                 body = js_sys::Uint8Array::new(&buf).to_vec();
                 if body.len() > max_body {

@@ -663,21 +663,25 @@ fn var_is_on(env: &Env, name: &str) -> bool {
     env.var(name).map(|v| matches!(v.to_string().as_str(), "1" | "true")).unwrap_or(false)
 }
 
-/// Reads a request body as a stream with a running limit: `413` as soon as more than `limit`
-/// bytes arrived, whatever the request declared (chunked bodies have no length), and the rest
-/// is never read. No session, database or key work has happened yet.
 /// How much of an over-limit body is read and dropped before answering 413 (memory stays
 /// flat). Under wrangler dev a smaller drain deadlocks a client that keeps writing: the answer
 /// is not forwarded until the upload ends, and the upload stalls once nobody reads it.
 // TODO-security(issue 11): the drain has no time limit; a slow sender holds the request.
 const DRAIN_MAX: usize = 64 * 1024 * 1024;
 
+/// Reads a request body with a limit; no session, database or key work has happened yet. A
+/// body whose plain `Content-Length` is within the limit (not chunked, not encoded:
+/// [`crate::net::whole_body_len`]) is read whole in one call, since the runtime delivers exactly
+/// that many bytes; any other is read as a stream with a running limit: `413` as soon as more
+/// than `limit` bytes arrived, and the rest is drained, never kept.
 async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
     use futures_util::StreamExt;
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<usize>().ok());
+    let h = req.headers();
+    let get = |name: &str| h.get(name).ok().flatten();
+    let (length, transfer, encoding) = (get("content-length"), get("transfer-encoding"), get("content-encoding"));
+    let declared = crate::net::whole_body_len(length.as_deref(), transfer.as_deref(), encoding.as_deref());
     if declared.is_some_and(|n| n <= limit) {
-        // A declared length within the limit: one read of the whole body (the runtime holds a
-        // request's body to its Content-Length), not a wasm<->JS round per chunk.
+        // One read of the whole body, not a wasm<->JS round per chunk.
         let body = req
             .bytes()
             .await
