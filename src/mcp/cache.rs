@@ -67,6 +67,8 @@ pub struct Loaded {
     pub index: HashMap<String, usize>,
     /// Estimated memory (bytes) this entry holds, charged to the cache.
     pub cost: usize,
+    /// What `search_tools` looks in (discovery mode only; empty otherwise).
+    pub(crate) search: super::discovery::SearchIndex,
 }
 
 impl Loaded {
@@ -199,8 +201,9 @@ pub(crate) fn prepare(manifest: Manifest, json_len: usize) -> Loaded {
     };
     // Store tools (issue 16) are listed with the meta-tools.
     meta.extend(super::store::listed(&manifest));
-    let cost = manifest::cost(&manifest, json_len);
-    Loaded { manifest, meta, lists_tools, index, cost }
+    let search = if manifest.discovery { super::discovery::SearchIndex::of(&manifest) } else { Default::default() };
+    let cost = manifest::cost(&manifest, json_len) + search.cost();
+    Loaded { manifest, meta, lists_tools, index, cost, search }
 }
 
 /// The live manifest of a server: one KV read for the live version, then the isolate cache

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::cache::Loaded;
 use super::call::call_upstream;
-use super::discovery::{search, CALL, DESCRIBE, SEARCH};
+use super::discovery::{search_indexed, CALL, DESCRIBE, SEARCH};
 use super::results::{Capabilities, InitializeResult, ListToolsResult, ServerInfo};
 use super::runtime::{CallCtx, CallToolResult, RpcError};
 use super::skills::{self, LIST_SKILLS, TOOL_SEARCH};
@@ -114,7 +114,7 @@ pub(crate) async fn tools_call<K: Kv, H: Http>(
     }
     if loaded.manifest.discovery {
         return match name {
-            SEARCH => Ok(CallToolResult::structured(search(&loaded.manifest, &args))),
+            SEARCH => Ok(CallToolResult::structured(search_indexed(&loaded.manifest, &loaded.search, &args))),
             DESCRIBE => {
                 let target = args.get("name").and_then(Value::as_str).unwrap_or("");
                 Ok(match loaded.index.get(target) {
