@@ -108,7 +108,7 @@ async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Answer, Ap
                 let db = D1Db::new(env, D1_BINDING)?;
                 let kv = KvStorePort::new(env, KV_BINDING)?;
                 let (mut resp, problems) = health::check(&db, &kv, now_ms(), &crate::build_version()).await;
-                let redactor = std::rc::Rc::clone(&settings.redactor);
+                let redactor = &settings.redactor;
                 for p in problems {
                     console_error!("healthz: {}", redactor.text(&p));
                 }
@@ -287,7 +287,7 @@ async fn git(
             let (Ok(db), Ok(kv)) = (D1Db::new(&env, D1_BINDING), KvStorePort::new(&env, KV_BINDING)) else { return };
             let svc = services(&db, &kv, &settings, origin.clone(), Some(origin));
             if let Err(e) = api::git_sync::sync(&svc, &source, api::git_sync::Trigger::Webhook).await {
-                let redactor = std::rc::Rc::clone(&settings.redactor);
+                let redactor = &settings.redactor;
                 console_error!("git sync of {} failed: {}", source.id, redactor.text(&e.internal.unwrap_or(e.message)));
             }
         });
@@ -453,7 +453,7 @@ async fn mcp(
         mcp_server::handle(&rt, server_id, &mcp_server::McpRequest { method: &method, headers: &headers, body: &body })
             .await;
     if let Some(e) = quota.failure.take() {
-        let redactor = std::rc::Rc::clone(&settings.redactor);
+        let redactor = &settings.redactor;
         console_error!("quota counters of {server_id} not read (calls let through): {}", redactor.text(&e));
     }
     let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
@@ -947,7 +947,7 @@ async fn poll_git(env: &Env) {
         }
         Ok(_) => {}
         Err(e) => {
-            let redactor = std::rc::Rc::clone(&settings.redactor);
+            let redactor = &settings.redactor;
             console_error!("git poll failed: {}", redactor.text(&e.internal.unwrap_or(e.message)))
         }
     }
