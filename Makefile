@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile deploy clean
+.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile import-large deploy clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -53,6 +53,12 @@ bench: setup build
 ## hot path of each under Miniflare (not a test; ~30 min; leaves the default build in build/)
 size-matrix: setup
 	node bench/size-matrix.mjs
+
+## make import-large: imports of GitHub, Stripe and a generated 10,000-operation document inside the
+## Worker under Miniflare: request time and wasm high-water mark of each (not a test; ~3 min)
+import-large: setup build
+	cargo build --release --bin flowcp
+	node bench/import-large.mjs
 
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build

@@ -22,7 +22,7 @@ use crate::store::apps::{self as store, App, CommitInfo, ImportRecord, ImportSum
 use crate::store::servers as servers_store;
 use crate::store::{Db, Kv};
 use crate::tools::names::is_valid_tool_name;
-use crate::tools::{import as import_document, ToolDef};
+use crate::tools::{Importer, IMPORT_BATCH_TOOLS};
 
 pub fn doc_key(import_id: &str) -> String {
     format!("doc:{import_id}")
@@ -256,7 +256,7 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     bytes: &[u8],
     origin: Origin<'_>,
 ) -> Result<ImportRecord, ApiError> {
-    let report = import_document(bytes).map_err(|e| {
+    let unreadable = |e: crate::openapi::LoadError| {
         // A document whose generated tools would pass the engine's output budget (F3) is too
         // large, not unreadable; the message names the operations that took the most.
         let code = match e {
@@ -266,11 +266,34 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
             _ => ErrorCode::UnreadableDocument,
         };
         ApiError::new(code, format!("The document cannot be imported: {e}"))
-    })?;
+    };
+    // Tools come in batches and are kept only as the rows they will be stored as, so memory
+    // holds the document, its member index, one batch and the rows' JSON (issue 18). Nothing
+    // is written before the whole document has been read.
+    let ledger = crate::openapi::Ledger::default();
+    let mut importer = Importer::new(bytes, &ledger).map_err(unreadable)?;
+    let head = importer.head().clone();
+    let (mut generated, mut oversized, mut tool_count) = (Vec::new(), Vec::new(), 0);
+    while let Some(batch) = importer.next_batch(IMPORT_BATCH_TOOLS).map_err(unreadable)? {
+        tool_count += batch.len();
+        for def in &batch {
+            match curation::generated_row(def, svc.now_ms) {
+                Ok(row) => generated.push(row),
+                Err(named) => oversized.push(named),
+            }
+        }
+    }
+    let tail = importer.finish();
     let import_id = random_id("imp_")?;
-    let mut problems = report.problems.clone();
-    let (added, removed, changed) = merge_tools(svc, app, &report.tools, &mut problems).await?;
-    let warning_count = report.problems.iter().filter(|p| p.severity == Severity::Warning).count();
+    let mut problems = tail.problems;
+    let warning_count = problems.iter().filter(|p| p.severity == Severity::Warning).count();
+    for (name, path) in &oversized {
+        problems.push(Problem::error(
+            format!("/paths/{}", crate::openapi::escape_token(path)),
+            format!("the tool {name} is larger than {} bytes once generated; skipped", curation::MAX_TOOL_DEF_BYTES),
+        ));
+    }
+    let (added, removed, changed) = merge_tools(svc, app, generated).await?;
     let record = ImportRecord {
         id: import_id.clone(),
         app_id: app.id.clone(),
@@ -280,21 +303,21 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         document_key: doc_key(&import_id),
         document_sha256: sha256_hex(bytes),
         document_bytes: bytes.len() as i64,
-        spec_version: Some(report.spec_version_string.clone()),
-        title: Some(report.title.clone()),
-        api_version: Some(report.version.clone()),
-        tool_count: report.tools.len() as i64,
+        spec_version: Some(head.spec_version_string.clone()),
+        title: Some(head.title.clone()),
+        api_version: Some(head.version.clone()),
+        tool_count: tool_count as i64,
         warning_count: warning_count as i64,
         added_count: added.len() as i64,
         removed_count: removed.len() as i64,
         changed_count: changed.len() as i64,
         report: ImportSummary {
-            title: report.title.clone(),
-            version: report.version.clone(),
-            spec_version: report.spec_version_string.clone(),
-            servers: report.servers.clone(),
-            security_schemes: report.security_schemes.clone(),
-            operations_total: report.operations_total as u64,
+            title: head.title,
+            version: head.version,
+            spec_version: head.spec_version_string,
+            servers: head.servers,
+            security_schemes: head.security_schemes,
+            operations_total: tail.operations_total as u64,
             problems,
             added,
             removed,
@@ -315,21 +338,14 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
 async fn merge_tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     app: &App,
-    generated: &[ToolDef],
-    problems: &mut Vec<Problem>,
+    generated: Vec<crate::store::apps::ToolRow>,
 ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ApiError> {
-    let existing = store::all_tools(svc.db, &app.workspace_id, &app.id).await?;
-    let mut plan = curation::plan_merge(&existing, generated, svc.now_ms);
-    for (name, path) in &plan.oversized {
-        problems.push(Problem::error(
-            format!("/paths/{}", crate::openapi::escape_token(path)),
-            format!("the tool {name} is larger than {} bytes once generated; skipped", curation::MAX_TOOL_DEF_BYTES),
-        ));
-    }
+    let existing = store::all_tools_without_defs(svc.db, &app.workspace_id, &app.id).await?;
+    let mut plan = curation::plan_merge(&existing, generated);
     for row in &mut plan.inserts {
         row.id = random_id("tool_")?;
     }
-    curation::apply(svc.db, &app.workspace_id, &app.id, &plan, svc.now_ms).await?;
+    curation::apply(svc.db, &app.workspace_id, &app.id, &mut plan, svc.now_ms).await?;
     Ok((plan.added, plan.removed, plan.changed))
 }
 

@@ -833,6 +833,20 @@ async fn curated_tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     s: &Server,
 ) -> Result<(Vec<ToolRow>, Vec<ToolDef>), ApiError> {
+    // Measured before anything is read: the definitions of an app's every tool (10,000 of a
+    // 20 MB document) would not fit the isolate once parsed.
+    // TODO(issue 18): a sharded manifest (format 3: a head and page shards) so that such a
+    // server publishes, its hot path loading only the shard a request needs.
+    let (count, bytes) = apps_store::enabled_size(svc.db, &s.workspace_id, &s.app_id).await?;
+    if bytes as usize > manifest::MAX_MANIFEST_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::ManifestTooLarge,
+            format!(
+                "The {count} enabled tools take {bytes} bytes of definitions; a server's manifest holds at most {} bytes. Enable fewer tools (the largest public APIs publish 600 to 1,200) or split the API across servers.",
+                manifest::MAX_MANIFEST_BYTES
+            ),
+        ));
+    }
     let filter = ToolFilter { enabled: Some(true), limit: 100_000, ..Default::default() };
     let rows = apps_store::list_tools(svc.db, &s.workspace_id, &s.app_id, &filter).await?;
     let mut defs = Vec::with_capacity(rows.len());

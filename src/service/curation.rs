@@ -24,6 +24,9 @@ const STATEMENTS_PER_BATCH: usize = 20;
 pub struct MergePlan {
     /// New tools; `id` is empty, the caller assigns one.
     pub inserts: Vec<ToolRow>,
+    /// Generated tools whose operation is already stored: (stored id, stored name, returning
+    /// from retirement, new generated part). [`settle`] turns them into refreshes.
+    pub matches: Vec<(String, String, bool, ToolRow)>,
     /// (tool id, new generated part) for tools whose definition changed or that come back.
     pub refreshes: Vec<(String, ToolRow)>,
     /// Ids of tools whose operation is gone.
@@ -32,51 +35,50 @@ pub struct MergePlan {
     pub added: Vec<String>,
     pub removed: Vec<String>,
     pub changed: Vec<String>,
-    /// (tool name, path) of generated tools too large to store.
-    pub oversized: Vec<(String, String)>,
 }
 
-/// Plans the merge of `generated` into `existing` (every stored tool of the app, retired ones
-/// too) at time `now`.
-pub fn plan_merge(existing: &[ToolRow], generated: &[ToolDef], now: i64) -> MergePlan {
+/// A generated tool as the row it would be stored as (its definition as JSON), or its
+/// (name, path) when it is too large to store.
+pub fn generated_row(def: &ToolDef, now: i64) -> Result<ToolRow, (String, String)> {
+    let def_json = serde_json::to_string(def).unwrap_or_default();
+    if def_json.is_empty() || def_json.len() > MAX_TOOL_DEF_BYTES {
+        return Err((def.name.clone(), def.request.path.clone()));
+    }
+    Ok(ToolRow {
+        id: String::new(),
+        operation_key: def.operation_key.clone(),
+        generated_name: def.name.clone(),
+        name: def.name.clone(),
+        description: None,
+        enabled: true,
+        method: def.request.method.as_str().to_string(),
+        path: def.request.path.clone(),
+        tags: def.tags.clone(),
+        removed_at: None,
+        updated_at: now,
+        def_json,
+    })
+}
+
+/// Plans the merge of `generated` rows (from [`generated_row`]) into `existing` (every
+/// stored tool of the app, retired ones too; their definitions are not needed). Matched tools
+/// are left in `matches` for [`settle`], which compares definitions a chunk at a time.
+pub fn plan_merge(existing: &[ToolRow], generated: Vec<ToolRow>) -> MergePlan {
     let by_key: BTreeMap<&str, &ToolRow> = existing.iter().map(|t| (t.operation_key.as_str(), t)).collect();
     let mut taken: BTreeSet<String> =
         existing.iter().filter(|t| t.removed_at.is_none()).map(|t| t.name.clone()).collect();
     let mut seen = BTreeSet::new();
     let mut plan = MergePlan::default();
-    for def in generated {
-        let def_json = serde_json::to_string(def).unwrap_or_default();
-        if def_json.is_empty() || def_json.len() > MAX_TOOL_DEF_BYTES {
-            plan.oversized.push((def.name.clone(), def.request.path.clone()));
-            continue;
-        }
-        seen.insert(def.operation_key.as_str());
-        let row = ToolRow {
-            id: String::new(),
-            operation_key: def.operation_key.clone(),
-            generated_name: def.name.clone(),
-            name: def.name.clone(),
-            description: None,
-            enabled: true,
-            method: def.request.method.as_str().to_string(),
-            path: def.request.path.clone(),
-            tags: def.tags.clone(),
-            removed_at: None,
-            updated_at: now,
-            def_json,
-        };
-        match by_key.get(def.operation_key.as_str()) {
+    for row in generated {
+        match by_key.get(row.operation_key.as_str()) {
             Some(old) => {
+                seen.insert(old.operation_key.as_str());
                 let returning = old.removed_at.is_some();
                 if returning {
                     taken.insert(old.name.clone());
                     plan.added.push(old.name.clone());
-                } else if old.def_json != row.def_json {
-                    plan.changed.push(old.name.clone());
                 }
-                if returning || old.def_json != row.def_json {
-                    plan.refreshes.push((old.id.clone(), row));
-                }
+                plan.matches.push((old.id.clone(), old.name.clone(), returning, row));
             }
             None => {
                 let mut row = row;
@@ -94,6 +96,24 @@ pub fn plan_merge(existing: &[ToolRow], generated: &[ToolDef], now: i64) -> Merg
     plan
 }
 
+/// Matches compared per round trip (their stored definitions are read for the comparison).
+pub const MATCHES_PER_READ: usize = 100;
+
+/// Turns the first `n` matches into refreshes (returning, or whose stored definition — from
+/// `stored`, by id — differs) and `changed` names, in generated order.
+pub fn settle(plan: &mut MergePlan, n: usize, stored: &std::collections::HashMap<String, String>) {
+    let n = n.min(plan.matches.len());
+    for (id, name, returning, row) in plan.matches.drain(..n) {
+        let differs = stored.get(&id) != Some(&row.def_json);
+        if differs && !returning {
+            plan.changed.push(name);
+        }
+        if returning || differs {
+            plan.refreshes.push((id, row));
+        }
+    }
+}
+
 /// `name`, or `name_2`, `name_3`… (cut to stay within 64 characters), whichever is free.
 pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
     if !taken.contains(name) {
@@ -109,9 +129,15 @@ pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-/// Writes a plan whose inserts have ids: multi-row inserts, then the refreshes and retirements
-/// in batches of [`STATEMENTS_PER_BATCH`] (each batch atomic).
-pub async fn apply(db: &impl Db, ws: &str, app_id: &str, plan: &MergePlan, now: i64) -> Result<(), StoreError> {
+/// Writes a plan whose inserts have ids: the matches are settled (their stored definitions
+/// read [`MATCHES_PER_READ`] at a time), then packed inserts, then the refreshes and
+/// retirements in batches of [`STATEMENTS_PER_BATCH`] (each batch atomic).
+pub async fn apply(db: &impl Db, ws: &str, app_id: &str, plan: &mut MergePlan, now: i64) -> Result<(), StoreError> {
+    while !plan.matches.is_empty() {
+        let ids: Vec<&str> = plan.matches.iter().take(MATCHES_PER_READ).map(|m| m.0.as_str()).collect();
+        let stored = store::tool_defs(db, ws, app_id, &ids).await?;
+        settle(plan, MATCHES_PER_READ, &stored);
+    }
     store::insert_tools(db, ws, app_id, &plan.inserts).await?;
     let statements: Vec<(&'static str, Vec<crate::store::SqlValue>)> = plan
         .refreshes
@@ -140,6 +166,19 @@ mod tests {
         }
         let doc = json!({ "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "paths": paths });
         crate::tools::import(&serde_json::to_vec(&doc).unwrap()).unwrap().tools
+    }
+
+    fn rows(defs: &[ToolDef], now: i64) -> Vec<ToolRow> {
+        defs.iter().map(|d| generated_row(d, now).unwrap()).collect()
+    }
+
+    /// The whole merge with the stored definitions at hand (what `apply` reads from D1).
+    fn plan_merge(existing: &[ToolRow], defs: &[ToolDef], now: i64) -> MergePlan {
+        let stored = existing.iter().map(|t| (t.id.clone(), t.def_json.clone())).collect();
+        let mut plan = super::plan_merge(existing, rows(defs, now));
+        settle(&mut plan, usize::MAX, &stored);
+        assert!(plan.matches.is_empty());
+        plan
     }
 
     /// Stored rows as an earlier import left them, with ids and optional curation.

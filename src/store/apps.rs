@@ -280,6 +280,41 @@ fn tool_row(r: &Row) -> Result<ToolRow, StoreError> {
 const TOOL_COLS: &str =
     "id, operation_key, generated_name, name, description, enabled, method, path, tags_json, removed_at, updated_at, def_json";
 
+/// Every tool of an app, removed ones included, without their definitions (`def_json` is
+/// empty): what a re-import plans its merge from, whatever the app's size.
+pub async fn all_tools_without_defs(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ToolRow>, StoreError> {
+    let cols = TOOL_COLS.replace("def_json", "'' AS def_json");
+    let sql = format!("SELECT {cols} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 ORDER BY name, id");
+    db.query(&sql, &[ws.into(), app_id.into()]).await?.iter().map(tool_row).collect()
+}
+
+/// (id, def_json) of the given tools of an app (ids given as one JSON list).
+pub async fn tool_defs(
+    db: &impl Db,
+    ws: &str,
+    app_id: &str,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let list = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(format!("ids: {e}")))?;
+    let sql = "SELECT id, def_json FROM tools WHERE workspace_id = ?1 AND app_id = ?2 \
+               AND id IN (SELECT value FROM json_each(?3))";
+    db.query(sql, &[ws.into(), app_id.into(), list.into()])
+        .await?
+        .iter()
+        .map(|r| Ok((text(r, "id")?, text(r, "def_json")?)))
+        .collect()
+}
+
+/// (count, bytes of definitions) of an app's enabled live tools: what a manifest of them
+/// would hold, measured without reading them.
+pub async fn enabled_size(db: &impl Db, ws: &str, app_id: &str) -> Result<(i64, i64), StoreError> {
+    let sql = "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(def_json)), 0) AS bytes FROM tools \
+               WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND enabled = 1";
+    let rows = db.query(sql, &[ws.into(), app_id.into()]).await?;
+    let row = rows.first().ok_or_else(|| StoreError::Corrupt("tools: no count".into()))?;
+    Ok((row_i64(row, "n")?, row_i64(row, "bytes")?))
+}
+
 /// Every tool of an app, removed ones included (for re-import diffs).
 pub async fn all_tools(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ToolRow>, StoreError> {
     let sql = format!("SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 ORDER BY name, id");
@@ -386,43 +421,43 @@ pub async fn name_taken(
 }
 
 /// Columns bound per tool row; D1 binds at most 100 parameters per statement.
-const TOOL_PARAMS: usize = 13;
-const TOOLS_PER_INSERT: usize = 100 / TOOL_PARAMS;
+/// JSON bytes of the rows one insert statement carries (one bound parameter; D1 takes 2 MB).
+const INSERT_JSON_BYTES: usize = 1 << 20;
 
-/// Inserts new tools with multi-row INSERTs (an import of 1,000+ operations is ~150 statements).
+/// Inserts new tools: rows packed as one JSON list per statement, at most [`INSERT_JSON_BYTES`]
+/// each (about 30 statements for 10,000 tools; one row per statement past the limit).
 pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]) -> Result<(), StoreError> {
-    for chunk in rows.chunks(TOOLS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, enabled, \
-             method, path, tags_json, def_json, updated_at) VALUES ",
-        );
-        let mut params = Vec::with_capacity(chunk.len() * TOOL_PARAMS);
-        for (i, t) in chunk.iter().enumerate() {
-            let placeholders: Vec<String> = (1..=TOOL_PARAMS).map(|k| format!("?{}", i * TOOL_PARAMS + k)).collect();
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            sql.push_str(&placeholders.join(", "));
-            sql.push(')');
-            let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
-            params.extend([
-                t.id.as_str().into(),
-                app_id.into(),
-                ws.into(),
-                t.operation_key.as_str().into(),
-                t.generated_name.as_str().into(),
-                t.name.as_str().into(),
-                t.description.clone().into(),
-                i64::from(t.enabled).into(),
-                t.method.as_str().into(),
-                t.path.as_str().into(),
-                SqlValue::Text(tags),
-                t.def_json.as_str().into(),
-                t.updated_at.into(),
-            ]);
+    let sql =
+        "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, enabled, \
+               method, path, tags_json, def_json, updated_at) \
+               SELECT value ->> 0, ?2, ?1, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
+               value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 FROM json_each(?3)";
+    let mut packed = String::from("[");
+    for (i, t) in rows.iter().enumerate() {
+        let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
+        let row = serde_json::json!([
+            t.id,
+            t.operation_key,
+            t.generated_name,
+            t.name,
+            t.description,
+            i64::from(t.enabled),
+            t.method,
+            t.path,
+            tags,
+            t.def_json,
+            t.updated_at
+        ]);
+        if packed.len() > 1 {
+            packed.push(',');
         }
-        db.execute(&sql, &params).await?;
+        packed.push_str(&row.to_string());
+        let next = rows.get(i + 1).map_or(0, |n| n.def_json.len() + 512);
+        if i + 1 == rows.len() || packed.len() + next > INSERT_JSON_BYTES {
+            packed.push(']');
+            db.execute(sql, &[ws.into(), app_id.into(), SqlValue::Text(std::mem::replace(&mut packed, "[".into()))])
+                .await?;
+        }
     }
     Ok(())
 }

@@ -13,12 +13,21 @@ pub const D1_MAX_PARAMS: usize = 100;
 pub const D1_MAX_SQL_BYTES: usize = 100_000;
 
 /// Fails like D1 does when a statement exceeds its limits (SQLite itself allows ~32k params).
+/// D1's largest string, BLOB or row.
+const D1_MAX_VALUE_BYTES: usize = 2_000_000;
+
 fn d1_limits(sql: &str, params: &[SqlValue]) -> Result<(), StoreError> {
     if params.len() > D1_MAX_PARAMS {
         return Err(StoreError::Backend(format!("D1: too many SQL variables ({} > {D1_MAX_PARAMS})", params.len())));
     }
     if sql.len() > D1_MAX_SQL_BYTES {
         return Err(StoreError::Backend(format!("D1: statement too long ({} bytes)", sql.len())));
+    }
+    if let Some(n) = params.iter().find_map(|p| match p {
+        SqlValue::Text(t) if t.len() > D1_MAX_VALUE_BYTES => Some(t.len()),
+        _ => None,
+    }) {
+        return Err(StoreError::Backend(format!("D1: string or blob too big ({n} bytes)")));
     }
     Ok(())
 }

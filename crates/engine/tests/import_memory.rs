@@ -46,4 +46,29 @@ fn amplifying_documents_import_within_a_bounded_peak_heap() {
         println!("{name}: {} KB document, peak {} MB, {result:?}", bytes.len() / 1024, peak >> 20);
         assert!(peak < PEAK_BOUND, "{name}: peak heap {} MB", peak >> 20);
     }
+    // Issue 18: a 20 MB document of 10,000 operations, imported as the Worker does (batches,
+    // each tool kept only as its JSON). Held: the document's bytes (not counted here), an index
+    // of its members, the tools' JSON (30 MB) and one batch.
+    let bytes = flowcp_engine::tools::large_document(10_000);
+    let base = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let ledger = flowcp_engine::openapi::Ledger::default();
+    let mut importer = flowcp_engine::tools::Importer::new(&bytes, &ledger).expect("reads");
+    let mut stored: Vec<String> = Vec::new();
+    while let Some(batch) = importer.next_batch(flowcp_engine::tools::IMPORT_BATCH_TOOLS).expect("imports") {
+        stored.extend(batch.iter().map(|t| serde_json::to_string(t).expect("json")));
+    }
+    let json: usize = stored.iter().map(String::len).sum();
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    println!(
+        "large-10000: {} KB document, {} KB of tools as JSON, peak {} MB",
+        bytes.len() / 1024,
+        json / 1024,
+        peak >> 20
+    );
+    assert_eq!(stored.len(), 10_000);
+    assert!(peak < json + LARGE_WORKING_BOUND, "large-10000: peak heap {} MB", peak >> 20);
 }
+
+/// What a batched import holds besides the tools' JSON: the member index and one batch.
+const LARGE_WORKING_BOUND: usize = 24 << 20;

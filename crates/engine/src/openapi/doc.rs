@@ -155,7 +155,11 @@ pub struct SecuritySchemeInfo {
 
 /// Security schemes from `components.securitySchemes` (2.0 is upgraded before this runs).
 pub fn security_schemes(doc: &Value) -> Vec<SecuritySchemeInfo> {
-    let resolver = Resolver::new(doc);
+    security_schemes_with(doc, Resolver::new(doc))
+}
+
+/// [`security_schemes`] of `doc`, whose `$ref`s `resolver` follows.
+pub fn security_schemes_with<'a>(doc: &'a Value, resolver: Resolver<'a>) -> Vec<SecuritySchemeInfo> {
     let Some(Value::Object(schemes)) = doc.get("components").and_then(|c| c.get("securitySchemes")) else {
         return Vec::new();
     };

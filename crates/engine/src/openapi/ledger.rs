@@ -52,7 +52,16 @@ pub struct Ledger {
     memo_hits: Cell<usize>,
     /// Bytes copied only for the time of one step (a `$ref` target overlaid with siblings).
     transient: Cell<usize>,
+    /// Bytes charged by earlier batches (handed over and dropped by the caller), and their limit.
+    total: Cell<usize>,
+    total_limit: usize,
+    over_total: Cell<bool>,
 }
+
+/// Bytes (as `Value`s) one import may produce over all its batches, when the caller stores
+/// and drops each batch ([`crate::tools::Importer`]): the bound of what one import writes.
+/// The generated 10,000-operation document takes about 100 MB.
+pub const IMPORT_TOTAL_OUTPUT_BYTES: usize = 256 << 20;
 
 /// Bytes an import may copy transiently (not kept, so not charged, but work all the same): the
 /// largest real documents copy under 100 MB this way.
@@ -78,7 +87,30 @@ impl Ledger {
             largest: RefCell::new(Vec::new()),
             memo_hits: Cell::new(0),
             transient: Cell::new(0),
+            total: Cell::new(0),
+            total_limit: IMPORT_TOTAL_OUTPUT_BYTES.max(limit),
+            over_total: Cell::new(false),
         }
+    }
+
+    /// A batch of output was handed over (and will be dropped): its bytes move to the import's
+    /// total and the batch budget starts again, with an empty memo. False (and the ledger is
+    /// over) once the total passes [`IMPORT_TOTAL_OUTPUT_BYTES`].
+    pub fn end_batch(&self) -> bool {
+        let total = self.total.get().saturating_add(self.used.get());
+        self.total.set(total);
+        self.used.set(0);
+        self.clear_memo();
+        if total > self.total_limit {
+            self.over.set(true);
+            self.over_total.set(true);
+        }
+        !self.over.get()
+    }
+
+    /// Bytes charged over every batch so far.
+    pub fn total(&self) -> usize {
+        self.total.get() + self.used.get()
     }
 
     /// Account a transient copy of `v` against the work limit ([`IMPORT_TRANSIENT_BYTES`]);
@@ -125,7 +157,8 @@ impl Ledger {
 
     /// The error an import ends with once the ledger is over.
     pub fn too_large(&self) -> super::LoadError {
-        super::LoadError::OutputTooLarge { limit: self.limit, largest: self.largest.borrow().clone() }
+        let limit = if self.over_total.get() { self.total_limit } else { self.limit };
+        super::LoadError::OutputTooLarge { limit, largest: self.largest.borrow().clone() }
     }
 
     /// Bytes charged so far.

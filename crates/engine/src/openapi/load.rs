@@ -179,34 +179,11 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Value, LoadError> {
 /// (GitHub) and 143,000 (Stripe).
 pub const MAX_DOCUMENT_VALUES: usize = 600_000;
 
-/// Whether JSON text holds at least `n` values, by a scan that counts the characters that start
-/// one (`[`, `{`, `,` outside strings: every value but the first follows one of them) and
-/// stops at `n`. An upper bound for valid JSON; invalid JSON fails to parse anyway.
+use super::lazy::json_values_within;
+
+/// Whether JSON text holds at least `n` values (see [`json_values_within`]).
 fn json_values_at_least(text: &[u8], n: usize) -> bool {
-    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
-    for &b in text {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' | b',' => {
-                count += 1;
-                if count >= n {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
+    json_values_within(text, n.saturating_sub(1)).is_none()
 }
 
 fn strip_json_position(msg: &str) -> String {
@@ -261,6 +238,128 @@ pub fn load_document_within(bytes: &[u8], ledger: &super::Ledger) -> Result<Load
 }
 
 /// Version detection and top-level checks on an already parsed `Value`.
+/// A document as an import reads it.
+pub enum Source<'doc> {
+    /// Parsed whole: YAML, Swagger 2.0 (upgraded as a tree), and JSON the parts reader leaves.
+    Tree(LoadedDocument),
+    /// An OpenAPI 3.x JSON document read piece by piece ([`super::lazy`]).
+    Parts(LazyParts<'doc>),
+}
+
+/// A JSON document's parts: the root's small members parsed (`head`), `paths` split into path
+/// items, everything else parsed when a pointer reaches it.
+pub struct LazyParts<'doc> {
+    pub doc: super::lazy::LazyDoc<'doc>,
+    /// The root without `paths`, `webhooks` and `x-` members, and with `components` reduced to
+    /// its `securitySchemes`: what the document's title, servers and schemes are read from.
+    pub head: Value,
+    pub paths: super::lazy::RawObject<'doc>,
+    pub spec_version: SpecVersion,
+    pub version_string: String,
+    webhooks: bool,
+}
+
+impl Source<'_> {
+    /// Whether the document declares webhooks (not exposed as tools).
+    pub fn has_webhooks(&self) -> bool {
+        match self {
+            Source::Tree(l) => l.doc.get("webhooks").and_then(Value::as_object).is_some_and(|w| !w.is_empty()),
+            Source::Parts(p) => p.webhooks,
+        }
+    }
+}
+
+/// Deepest nesting the parts reader takes: `serde_json` refuses past 128 levels, and a deeper
+/// document goes to the tree reader, which reports it as before.
+const PARTS_MAX_DEPTH: usize = 100;
+
+/// Read a document for an import: JSON OpenAPI 3.x piece by piece, anything else whole. Both
+/// give the same tools; the errors are the tree reader's (a document the parts reader cannot
+/// take is read whole, which reports why).
+pub fn load_source<'doc>(bytes: &'doc [u8], ledger: &super::Ledger) -> Result<Source<'doc>, LoadError> {
+    if let Some(parts) = parts_of(bytes) {
+        return Ok(Source::Parts(parts));
+    }
+    load_document_within(bytes, ledger).map(Source::Tree)
+}
+
+fn parts_of(bytes: &[u8]) -> Option<LazyParts<'_>> {
+    use super::lazy::{kind_of, LazyDoc, RawObject};
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if !text.trim_start().starts_with('{') || !json_depth_within(text.as_bytes(), PARTS_MAX_DEPTH) {
+        return None;
+    }
+    let doc = LazyDoc::parse(text).ok()?;
+    let mut head = serde_json::Map::new();
+    let mut values = 0usize;
+    let mut parse = |raw: &serde_json::value::RawValue| -> Option<Value> {
+        values += json_values_within(raw.get().as_bytes(), MAX_DOCUMENT_VALUES - values)?;
+        serde_json::from_str(raw.get()).ok()
+    };
+    for (k, raw) in doc.root().iter() {
+        if k == "paths" || k == "webhooks" || k == "components" || k.starts_with("x-") {
+            continue;
+        }
+        head.insert(k.to_string(), parse(raw)?);
+    }
+    let (spec_version, version_string) = detect_version(&head).ok()?;
+    if spec_version == SpecVersion::Swagger2 {
+        return None;
+    }
+    if let Some(c) = doc.root().get("components").filter(|c| kind_of(c) == b'{') {
+        let mut components = serde_json::Map::new();
+        if let Some(s) = RawObject::parse(c.get()).ok()?.get("securitySchemes") {
+            components.insert("securitySchemes".into(), parse(s)?);
+        }
+        head.insert("components".into(), Value::Object(components));
+    }
+    let paths = match doc.root().get("paths") {
+        None => RawObject::default(),
+        Some(p) if kind_of(p) == b'n' => RawObject::default(),
+        Some(p) if kind_of(p) == b'{' => RawObject::parse(p.get()).ok()?,
+        Some(_) => return None,
+    };
+    let webhooks = doc
+        .root()
+        .get("webhooks")
+        .filter(|w| kind_of(w) == b'{')
+        .is_some_and(|w| RawObject::parse(w.get()).is_ok_and(|o| !o.is_empty()));
+    Some(LazyParts { doc, head: Value::Object(head), paths, spec_version, version_string, webhooks })
+}
+
+/// Whether JSON text nests `[`/`{` at most `max` deep.
+fn json_depth_within(text: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 pub fn prepare(doc: Value) -> Result<LoadedDocument, LoadError> {
     prepare_within(doc, &super::Ledger::default())
 }

@@ -12,6 +12,7 @@
 
 pub mod bundle;
 pub mod doc;
+pub mod lazy;
 pub mod ledger;
 pub mod load;
 pub mod pointer;
@@ -23,7 +24,7 @@ pub use doc::{
     document_info, security_schemes, servers_of, ApiKeyLocation, DocumentInfo, OAuthFlowInfo, SecuritySchemeInfo,
     SecuritySchemeKind,
 };
-pub use ledger::{Ledger, IMPORT_OUTPUT_BYTES};
+pub use ledger::{Ledger, IMPORT_OUTPUT_BYTES, IMPORT_TOTAL_OUTPUT_BYTES};
 pub use load::{load_document, LoadError, SpecVersion, MAX_DOCUMENT_BYTES};
 pub use pointer::{escape_token, Resolver};
 pub use schema::{SchemaMode, SchemaNormaliser};

@@ -11,6 +11,27 @@ pub fn escape_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
+/// The node `pointer` (RFC 6901, `""` is `node` itself) names below `node`.
+pub fn walk<'a>(node: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return Some(node);
+    }
+    let mut node = node;
+    for raw in pointer.strip_prefix('/')?.split('/') {
+        node = match node {
+            Value::Object(map) => map.get(&unescape_token(raw))?,
+            Value::Array(items) => items.get(unescape_token(raw).parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// Unescape one reference token (RFC 6901).
+pub fn unescape_token(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
 /// Outcome of looking up a `$ref`.
 #[derive(Debug)]
 pub enum RefTarget<'a> {
@@ -21,19 +42,32 @@ pub enum RefTarget<'a> {
     Missing,
 }
 
-/// Resolves local `$ref` strings against one document.
-#[derive(Clone, Copy, Debug)]
-pub struct Resolver<'a> {
-    root: &'a Value,
+/// Where a [`Resolver`] finds what a pointer names.
+pub trait Lookup {
+    /// RFC 6901 pointer lookup (`""` is the root).
+    fn pointer(&self, pointer: &str) -> Option<&Value>;
+}
+
+/// Resolves local `$ref` strings against one document: a parsed tree, or a large JSON
+/// document parsed piece by piece as pointers name its parts ([`super::lazy`]).
+#[derive(Clone, Copy)]
+pub enum Resolver<'a> {
+    Tree(&'a Value),
+    Parts(&'a (dyn Lookup + 'a)),
+}
+
+impl std::fmt::Debug for Resolver<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Resolver::Tree(_) => "Resolver::Tree",
+            Resolver::Parts(_) => "Resolver::Parts",
+        })
+    }
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(root: &'a Value) -> Self {
-        Resolver { root }
-    }
-
-    pub fn root(&self) -> &'a Value {
-        self.root
+        Resolver::Tree(root)
     }
 
     /// Look a `$ref` string up.
@@ -50,20 +84,10 @@ impl<'a> Resolver<'a> {
 
     /// RFC 6901 pointer lookup (`""` is the root).
     pub fn pointer(&self, pointer: &str) -> Option<&'a Value> {
-        if pointer.is_empty() {
-            return Some(self.root);
+        match self {
+            Resolver::Tree(root) => walk(root, pointer),
+            Resolver::Parts(parts) => parts.pointer(pointer),
         }
-        let rest = pointer.strip_prefix('/')?;
-        let mut node = self.root;
-        for raw in rest.split('/') {
-            let token = raw.replace("~1", "/").replace("~0", "~");
-            node = match node {
-                Value::Object(map) => map.get(&token)?,
-                Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                _ => return None,
-            };
-        }
-        Some(node)
     }
 
     /// Follow a chain of `$ref` objects (a ref to a ref ...) up to `limit` hops.

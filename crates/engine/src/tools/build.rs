@@ -55,6 +55,25 @@ struct ParamIn<'a> {
     value: &'a Value,
 }
 
+type Identity<'a> = (&'a Map<String, Value>, super::HttpMethod, Option<String>, String);
+
+/// An operation's object, method, `operationId` and the tool name it would like; an error when
+/// it cannot become a tool. [`build_tool`] builds exactly the operations this accepts.
+pub(crate) fn identify<'a>(path: &str, method: &str, op: &'a Value) -> Result<Identity<'a>, String> {
+    let Value::Object(opm) = op else {
+        return Err(format!("an operation must be an object, found {}", type_name(op)));
+    };
+    let method = super::HttpMethod::parse(method).ok_or_else(|| format!("{method:?} is not an HTTP method"))?;
+    // Kept in every manifest that publishes the tool: bounded like other names.
+    let operation_id =
+        opm.get("operationId").and_then(Value::as_str).map(|id| id.chars().take(MAX_NAME_CHARS).collect::<String>());
+    let wanted_name = operation_id
+        .as_deref()
+        .and_then(super::names::tool_name)
+        .unwrap_or_else(|| super::names::fallback_tool_name(method.as_str(), path));
+    Ok((opm, method, operation_id, wanted_name))
+}
+
 pub(crate) fn build_tool<'a>(
     ctx: &DocCtx<'a>,
     path: &str,
@@ -64,18 +83,8 @@ pub(crate) fn build_tool<'a>(
     pointer: &str,
     problems: &mut Vec<Problem>,
 ) -> Result<Built, String> {
-    let Value::Object(opm) = op else {
-        return Err(format!("an operation must be an object, found {}", type_name(op)));
-    };
-    let method = super::HttpMethod::parse(method).ok_or_else(|| format!("{method:?} is not an HTTP method"))?;
+    let (opm, method, operation_id, wanted_name) = identify(path, method, op)?;
     let operation_key = format!("{method} {path}");
-    // Kept in every manifest that publishes the tool: bounded like other names.
-    let operation_id =
-        opm.get("operationId").and_then(Value::as_str).map(|id| id.chars().take(MAX_NAME_CHARS).collect::<String>());
-    let wanted_name = operation_id
-        .as_deref()
-        .and_then(super::names::tool_name)
-        .unwrap_or_else(|| super::names::fallback_tool_name(method.as_str(), path));
 
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();

@@ -73,10 +73,16 @@ pub fn hostile_documents() -> Vec<(String, Vec<u8>)> {
     ));
     // Under the budget: 12 uses of the 400 KB enum (about 40 MB in memory).
     out.push(("fits-enum-fanout".into(), enum_fanout(40_000, 12)));
-    // A document of 700,000 tiny values (1.4 MB): parsed, 56 MB of values.
-    let mut d = doc(json!({}), json!({}));
-    d["x-data"] = Value::Array(vec![json!(0); 700_000]);
-    out.push(("too-many-values".into(), d));
+    // An operation of 700,000 tiny values (1.4 MB): parsed, 56 MB of values. (Values no
+    // operation reaches are never parsed: `fits-unread-values`.)
+    let values = Value::Array(vec![json!(0); 700_000]);
+    out.push((
+        "too-many-values".into(),
+        doc(json!({"/x": {"get": {"responses": {}, "x-data": values.clone()}}}), json!({})),
+    ));
+    let mut d = doc(json!({"/x": {"get": {"responses": {}}}}), json!({}));
+    d["x-data"] = values;
+    out.push(("fits-unread-values".into(), d));
     // From the attacker review of the ledger (each would have taken gigabytes):
     // a path naming 20,000 undeclared parameters (one problem each, each with the path).
     let path: String = (0..20_000).map(|i| format!("{{a{i}}}")).collect();

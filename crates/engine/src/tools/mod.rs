@@ -12,10 +12,15 @@
 mod build;
 pub mod hostile;
 mod import;
+pub mod large;
 pub mod names;
 
 pub use hostile::hostile_documents;
-pub use import::{import, import_value, import_within, ImportError, ImportReport};
+pub use import::{
+    import, import_value, import_within, ImportError, ImportHead, ImportReport, ImportTail, Importer,
+    IMPORT_BATCH_TOOLS,
+};
+pub use large::large_document;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

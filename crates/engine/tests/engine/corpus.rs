@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use flowcp_engine::openapi::{ApiKeyLocation, Ledger, SecuritySchemeKind, Severity, IMPORT_OUTPUT_BYTES};
-use flowcp_engine::tools::{import, import_value, import_within, ImportReport, ToolDef};
+use flowcp_engine::tools::{import, import_value, import_within, ImportReport, Importer, ToolDef};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -158,7 +158,7 @@ fn real_documents_fit_the_import_output_budget_with_room() {
         let ledger = Ledger::default();
         let report = import_within(&corpus_file(rel), &ledger).unwrap_or_else(|e| panic!("{rel}: {e}"));
         let tools = serde_json::to_vec(&report.tools).expect("json").len();
-        let used = ledger.used();
+        let used = ledger.total();
         println!("{rel}: charged {used} bytes for {tools} bytes of tools; {} copied transiently", ledger.transient());
         assert!(used < IMPORT_OUTPUT_BYTES / 4 * 3, "{rel}: charged {used} of {IMPORT_OUTPUT_BYTES}");
         assert!(used >= tools, "{rel}: charged {used}, below the {tools} bytes produced");
@@ -250,4 +250,43 @@ fn nullable_becomes_a_type_array() {
             "e": {"type": ["string", "null"], "enum": ["a", null]}
         }, "required": ["n"]})
     );
+}
+
+/// The batch importer (issue 18) gives exactly what one whole import gives, whatever the batch
+/// size, and a JSON document read in parts gives exactly what its parsed tree gives.
+#[test]
+fn batches_and_parts_give_exactly_the_whole_import() {
+    for (rel, bytes) in corpus_documents() {
+        let whole = imported_doc(&rel);
+        for size in [1, 7, 200] {
+            let ledger = Ledger::default();
+            let batched = Importer::new(&bytes, &ledger).and_then(|i| i.collect(size)).expect("imports");
+            assert!(batched == *whole, "{rel}: batches of {size} differ from the whole import");
+        }
+        if rel.ends_with(".json") || rel.ends_with(".json.gz") {
+            let tree: Value = serde_json::from_slice(&bytes).expect("json");
+            let from_tree = import_value(tree).expect("imports");
+            assert!(from_tree == *whole, "{rel}: the parts reader and the tree differ");
+        }
+    }
+}
+
+/// A generated document of 10,000 operations and about 20 MB (the size of the biggest public
+/// APIs) imports in batches; one whole import of it would pass the per-batch budget.
+#[test]
+fn ten_thousand_operations_import_in_batches() {
+    let bytes = flowcp_engine::tools::large_document(10_000);
+    assert!(bytes.len() > 19_000_000 && bytes.len() <= flowcp_engine::openapi::MAX_DOCUMENT_BYTES, "{}", bytes.len());
+    let ledger = Ledger::default();
+    let mut importer = Importer::new(&bytes, &ledger).expect("reads");
+    let (mut tools, mut names) = (0, HashSet::new());
+    while let Some(batch) = importer.next_batch(flowcp_engine::tools::IMPORT_BATCH_TOOLS).expect("imports") {
+        assert!(batch.len() <= flowcp_engine::tools::IMPORT_BATCH_TOOLS + 2);
+        tools += batch.len();
+        names.extend(batch.into_iter().map(|t| t.name));
+    }
+    let tail = importer.finish();
+    assert_eq!((tools, names.len(), tail.operations_total), (10_000, 10_000, 10_000));
+    assert!(tail.problems.iter().all(|p| p.severity != Severity::Error), "{:?}", tail.problems.first());
+    assert!(matches!(import(&bytes), Err(flowcp_engine::openapi::LoadError::OutputTooLarge { .. })));
 }

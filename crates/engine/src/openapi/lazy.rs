@@ -1,0 +1,295 @@
+//! A large JSON document read piece by piece (issue 18): the text is checked and split into
+//! members without building its tree, and a part (a path item, a component) is parsed only
+//! when the import reaches it. Parts parsed for one batch of operations live in that batch's
+//! arena and are dropped with it, so an import holds the bytes, an index of member names and
+//! one batch's parts, whatever the document's size.
+//!
+//! Invariant: what a pointer names is exactly what it names in the tree `serde_json` would
+//! build (with `preserve_order`): members in document order, a repeated key keeping its first
+//! position and its last value.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use typed_arena::Arena;
+
+use super::pointer::{unescape_token, walk, Lookup};
+
+/// An object's members as raw JSON text, in document order.
+#[derive(Default)]
+pub struct RawObject<'doc> {
+    entries: Vec<(String, &'doc RawValue)>,
+    index: HashMap<String, usize>,
+}
+
+impl<'doc> RawObject<'doc> {
+    /// Split one JSON object's text into its members (the whole text is checked as JSON).
+    pub fn parse(text: &'doc str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'doc RawValue> {
+        self.index.get(key).and_then(|&i| self.entries.get(i)).map(|(_, v)| *v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &'doc RawValue)> + '_ {
+        self.entries.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry at `i` in document order.
+    pub fn entry(&self, i: usize) -> Option<(&str, &'doc RawValue)> {
+        self.entries.get(i).map(|(k, v)| (k.as_str(), *v))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> Visitor<'de> for Members {
+            type Value = RawObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = RawObject::default();
+                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    match out.index.get(&k) {
+                        Some(&i) => {
+                            if let Some(slot) = out.entries.get_mut(i) {
+                                slot.1 = v;
+                            }
+                        }
+                        None => {
+                            out.index.insert(k.clone(), out.entries.len());
+                            out.entries.push((k, v));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// How many values JSON text holds, when at most `max`: a scan that counts the characters that
+/// start one (`[`, `{`, `,` outside strings: every value but the first follows one of them) and
+/// stops past `max`. An upper bound for valid JSON; invalid JSON fails to parse anyway.
+pub fn json_values_within(text: &[u8], max: usize) -> Option<usize> {
+    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in text {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' => count += 1,
+            _ => {}
+        }
+        if count > max {
+            return None;
+        }
+    }
+    (count <= max).then_some(count)
+}
+
+/// The first significant byte of a raw value: `{`, `[`, `"`, a digit, `t`, `f` or `n`.
+pub fn kind_of(raw: &RawValue) -> u8 {
+    raw.get().bytes().find(|b| !b.is_ascii_whitespace()).unwrap_or(b'n')
+}
+
+/// Members indexed below the root on the way to a part: `/components`, then
+/// `/components/schemas`; deeper pointers parse the part they name (`/components/schemas/X`).
+const INDEXED_LEVELS: usize = 2;
+
+/// A JSON document whose root is an object, read piece by piece.
+pub struct LazyDoc<'doc> {
+    root: RawObject<'doc>,
+    /// Objects indexed below the root, by pointer.
+    objects: RefCell<HashMap<String, Rc<RawObject<'doc>>>>,
+}
+
+impl<'doc> LazyDoc<'doc> {
+    pub fn parse(text: &'doc str) -> Result<Self, serde_json::Error> {
+        Ok(LazyDoc { root: RawObject::parse(text)?, objects: RefCell::new(HashMap::new()) })
+    }
+
+    pub fn root(&self) -> &RawObject<'doc> {
+        &self.root
+    }
+
+    /// The object at `pointer` (a prefix of at most [`INDEXED_LEVELS`] tokens), indexed once.
+    fn object(&self, pointer: &str, raw: &'doc RawValue) -> Option<Rc<RawObject<'doc>>> {
+        if let Some(o) = self.objects.borrow().get(pointer) {
+            return Some(o.clone());
+        }
+        let o = Rc::new(RawObject::parse(raw.get()).ok()?);
+        self.objects.borrow_mut().insert(pointer.to_string(), o.clone());
+        Some(o)
+    }
+}
+
+/// The parts of a [`LazyDoc`] parsed for one batch, held in the batch's arena.
+pub struct Parts<'a, 'doc> {
+    doc: &'a LazyDoc<'doc>,
+    arena: &'a Arena<Value>,
+    parsed: RefCell<HashMap<String, &'a Value>>,
+    /// Values the batch may still parse (a document's values cost about 80 bytes each).
+    values_left: Cell<usize>,
+    over: Cell<bool>,
+}
+
+impl<'a, 'doc> Parts<'a, 'doc> {
+    pub fn new(doc: &'a LazyDoc<'doc>, arena: &'a Arena<Value>, values: usize) -> Self {
+        Parts {
+            doc,
+            arena,
+            parsed: RefCell::new(HashMap::new()),
+            values_left: Cell::new(values),
+            over: Cell::new(false),
+        }
+    }
+
+    /// A part parsed into the arena, charged to the batch's value budget (`None`, and the
+    /// batch is over, past it).
+    pub fn parse(&self, raw: &'doc RawValue) -> Option<&'a Value> {
+        let left = self.values_left.get();
+        let n = json_values_within(raw.get().as_bytes(), left)?;
+        self.values_left.set(left - n);
+        let v: Value = serde_json::from_str(raw.get()).ok()?;
+        Some(self.arena.alloc(v))
+    }
+
+    /// True once a part did not fit the batch's value budget: the import must stop.
+    pub fn is_over(&self) -> bool {
+        self.over.get()
+    }
+
+    fn parse_at(&self, pointer: &str, raw: &'doc RawValue) -> Option<&'a Value> {
+        if let Some(v) = self.parsed.borrow().get(pointer) {
+            return Some(v);
+        }
+        let v = self.parse(raw);
+        if v.is_none() {
+            self.over.set(true);
+        }
+        let v = v?;
+        self.parsed.borrow_mut().insert(pointer.to_string(), v);
+        Some(v)
+    }
+}
+
+impl<'doc> Lookup for Parts<'_, 'doc> {
+    fn pointer(&self, pointer: &str) -> Option<&Value> {
+        if self.over.get() {
+            return None;
+        }
+        let rest = pointer.strip_prefix('/')?;
+        let tokens: Vec<&str> = rest.split('/').collect();
+        let mut object: Option<Rc<RawObject<'doc>>> = None;
+        for (i, raw_token) in tokens.iter().enumerate() {
+            let token = unescape_token(raw_token);
+            let member = match &object {
+                None => self.doc.root.get(&token)?,
+                Some(o) => o.get(&token)?,
+            };
+            // The pointer up to and including this token.
+            let end = tokens.iter().take(i + 1).map(|t| t.len() + 1).sum::<usize>();
+            let prefix = pointer.get(..end)?;
+            let last = i + 1 == tokens.len();
+            if !last && i < INDEXED_LEVELS && kind_of(member) == b'{' {
+                object = Some(self.doc.object(prefix, member)?);
+                continue;
+            }
+            let part = self.parse_at(prefix, member)?;
+            let below = pointer.get(end..).unwrap_or("");
+            return walk(part, below);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn every_pointer(v: &Value, at: String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, c) in m {
+                    every_pointer(c, format!("{at}/{}", super::super::escape_token(k)), out)
+                }
+            }
+            Value::Array(a) => {
+                for (i, c) in a.iter().enumerate() {
+                    every_pointer(c, format!("{at}/{i}"), out)
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_pointer_names_what_it_names_in_the_tree() {
+        // Repeated keys (first position, last value), escapes in keys, arrays, scalars.
+        let text = r##"{"paths": {"/a/{x}": {"get": {"operationId": "a"}}, "/b~c": {"$ref": "#/components/pathItems/P"}},
+            "components": {"schemas": {"S": {"type": "object", "properties": {"n": {"type": "integer"}}}, "S": {"type": "string"}, "T\u0041": [1, {"k": null}]},
+            "pathItems": {"P": {"post": {}}}}, "info": {"title": "t"}, "x": [[1, 2], {"y": true}], "z": 3}"##;
+        let tree: Value = serde_json::from_str(text).unwrap();
+        let doc = LazyDoc::parse(text).unwrap();
+        let mut pointers = Vec::new();
+        every_pointer(&tree, String::new(), &mut pointers);
+        let arena = Arena::new();
+        let parts = Parts::new(&doc, &arena, 1_000);
+        for p in pointers.iter().filter(|p| !p.is_empty()) {
+            assert_eq!(Lookup::pointer(&parts, p), walk(&tree, p), "{p}");
+        }
+        for missing in ["/nope", "/components/schemas/U", "/components/schemas/S/properties/m", "/x/9", "/z/0", "x"] {
+            assert_eq!(Lookup::pointer(&parts, missing), None, "{missing}");
+        }
+        let keys: Vec<&str> = doc.root().iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["paths", "components", "info", "x", "z"]);
+        assert_eq!(Lookup::pointer(&parts, "/components/schemas/S"), Some(&json!({"type": "string"})));
+    }
+
+    #[test]
+    fn a_batch_parses_no_more_values_than_it_may() {
+        let text = r#"{"components": {"schemas": {"Big": [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "Small": {"a": 1}}}}"#;
+        let doc = LazyDoc::parse(text).unwrap();
+        let arena = Arena::new();
+        let parts = Parts::new(&doc, &arena, 5);
+        assert!(Lookup::pointer(&parts, "/components/schemas/Small").is_some());
+        assert!(!parts.is_over());
+        assert_eq!(Lookup::pointer(&parts, "/components/schemas/Big"), None);
+        assert!(parts.is_over(), "a part past the budget stops the batch");
+        assert_eq!(Lookup::pointer(&parts, "/components/schemas/Small"), None, "and every later lookup");
+    }
+
+    #[test]
+    fn bad_json_anywhere_is_an_error_even_in_parts_never_read() {
+        assert!(LazyDoc::parse(r#"{"a": {"b": [1, 2,]}}"#).is_err());
+        assert!(LazyDoc::parse(r#"[1]"#).is_err());
+    }
+}
