@@ -260,9 +260,9 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         // A document whose generated tools would pass the engine's output budget (F3) is too
         // large, not unreadable; the message names the operations that took the most.
         let code = match e {
-            crate::openapi::LoadError::OutputTooLarge { .. } | crate::openapi::LoadError::TooManyValues { .. } => {
-                ErrorCode::DocumentTooLarge
-            }
+            crate::openapi::LoadError::OutputTooLarge { .. }
+            | crate::openapi::LoadError::TooManyValues { .. }
+            | crate::openapi::LoadError::TooMuchParsing { .. } => ErrorCode::DocumentTooLarge,
             _ => ErrorCode::UnreadableDocument,
         };
         ApiError::new(code, format!("The document cannot be imported: {e}"))
@@ -273,14 +273,26 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     let ledger = crate::openapi::Ledger::default();
     let mut importer = Importer::new(bytes, &ledger).map_err(unreadable)?;
     let head = importer.head().clone();
-    let (mut generated, mut oversized, mut tool_count) = (Vec::new(), Vec::new(), 0);
+    let (mut generated, mut oversized, mut tool_count, mut json_bytes) = (Vec::new(), Vec::new(), 0, 0);
     while let Some(batch) = importer.next_batch(IMPORT_BATCH_TOOLS).map_err(unreadable)? {
         tool_count += batch.len();
         for def in &batch {
             match curation::generated_row(def, svc.now_ms) {
-                Ok(row) => generated.push(row),
+                Ok(row) => {
+                    json_bytes += row.def_json.len();
+                    generated.push(row);
+                }
                 Err(named) => oversized.push(named),
             }
+        }
+        if json_bytes > curation::MAX_IMPORT_JSON_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::DocumentTooLarge,
+                format!(
+                    "The document cannot be imported: its tools take more than {} MB as JSON after {tool_count} of them (the generated 10,000-operation document takes 30 MB). Import a smaller part of the API, or shrink the schemas its operations share.",
+                    curation::MAX_IMPORT_JSON_BYTES >> 20
+                ),
+            ));
         }
     }
     let tail = importer.finish();
@@ -340,12 +352,12 @@ async fn merge_tools<D: Db, K: Kv, H: Http>(
     app: &App,
     generated: Vec<crate::store::apps::ToolRow>,
 ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ApiError> {
-    let existing = store::all_tools_without_defs(svc.db, &app.workspace_id, &app.id).await?;
+    let (existing, lengths) = store::all_tools_without_defs(svc.db, &app.workspace_id, &app.id).await?;
     let mut plan = curation::plan_merge(&existing, generated);
     for row in &mut plan.inserts {
         row.id = random_id("tool_")?;
     }
-    curation::apply(svc.db, &app.workspace_id, &app.id, &mut plan, svc.now_ms).await?;
+    curation::apply(svc.db, &app.workspace_id, &app.id, &mut plan, &lengths, svc.now_ms).await?;
     Ok((plan.added, plan.removed, plan.changed))
 }
 

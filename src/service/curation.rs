@@ -16,6 +16,12 @@ use crate::tools::ToolDef;
 /// D1 rows are limited to about 2 MB: a generated tool larger than this (its JSON) is skipped
 /// with a problem.
 pub const MAX_TOOL_DEF_BYTES: usize = 1_500_000;
+/// The JSON of every tool one import generates (what the Worker holds until it writes them):
+/// within the isolate's 128 MB beside a 20 MB document.
+pub const MAX_IMPORT_JSON_BYTES: usize = 48 << 20;
+/// Stored definitions read per round trip when a re-import compares them (D1 answers at most
+/// 50 MB; the isolate holds them beside the new rows).
+const READ_DEF_BYTES: usize = 4 << 20;
 /// Refresh and retire statements per round trip.
 const STATEMENTS_PER_BATCH: usize = 20;
 
@@ -96,11 +102,12 @@ pub fn plan_merge(existing: &[ToolRow], generated: Vec<ToolRow>) -> MergePlan {
     plan
 }
 
-/// Matches compared per round trip (their stored definitions are read for the comparison).
+/// Matches compared per round trip at most (their stored definitions are read for it).
 pub const MATCHES_PER_READ: usize = 100;
 
 /// Turns the first `n` matches into refreshes (returning, or whose stored definition — from
-/// `stored`, by id — differs) and `changed` names, in generated order.
+/// `stored`, by id — differs) and `changed` names, in generated order. A match whose stored
+/// definition is not in `stored` differs.
 pub fn settle(plan: &mut MergePlan, n: usize, stored: &std::collections::HashMap<String, String>) {
     let n = n.min(plan.matches.len());
     for (id, name, returning, row) in plan.matches.drain(..n) {
@@ -132,11 +139,31 @@ pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
 /// Writes a plan whose inserts have ids: the matches are settled (their stored definitions
 /// read [`MATCHES_PER_READ`] at a time), then packed inserts, then the refreshes and
 /// retirements in batches of [`STATEMENTS_PER_BATCH`] (each batch atomic).
-pub async fn apply(db: &impl Db, ws: &str, app_id: &str, plan: &mut MergePlan, now: i64) -> Result<(), StoreError> {
+pub async fn apply(
+    db: &impl Db,
+    ws: &str,
+    app_id: &str,
+    plan: &mut MergePlan,
+    stored_lengths: &std::collections::HashMap<String, usize>,
+    now: i64,
+) -> Result<(), StoreError> {
     while !plan.matches.is_empty() {
-        let ids: Vec<&str> = plan.matches.iter().take(MATCHES_PER_READ).map(|m| m.0.as_str()).collect();
-        let stored = store::tool_defs(db, ws, app_id, &ids).await?;
-        settle(plan, MATCHES_PER_READ, &stored);
+        // Only a stored definition of the new one's length can be equal: those are read, up to
+        // READ_DEF_BYTES (and MATCHES_PER_READ) a round trip.
+        let (mut n, mut bytes, mut ids) = (0, 0, Vec::new());
+        for (id, _, returning, row) in plan.matches.iter().take(MATCHES_PER_READ) {
+            let len = row.def_json.len();
+            if !returning && stored_lengths.get(id) == Some(&len) {
+                if !ids.is_empty() && bytes + len > READ_DEF_BYTES {
+                    break;
+                }
+                bytes += len;
+                ids.push(id.as_str());
+            }
+            n += 1;
+        }
+        let stored = if ids.is_empty() { Default::default() } else { store::tool_defs(db, ws, app_id, &ids).await? };
+        settle(plan, n, &stored);
     }
     store::insert_tools(db, ws, app_id, &plan.inserts).await?;
     let statements: Vec<(&'static str, Vec<crate::store::SqlValue>)> = plan

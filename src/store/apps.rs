@@ -281,11 +281,24 @@ const TOOL_COLS: &str =
     "id, operation_key, generated_name, name, description, enabled, method, path, tags_json, removed_at, updated_at, def_json";
 
 /// Every tool of an app, removed ones included, without their definitions (`def_json` is
-/// empty): what a re-import plans its merge from, whatever the app's size.
-pub async fn all_tools_without_defs(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ToolRow>, StoreError> {
-    let cols = TOOL_COLS.replace("def_json", "'' AS def_json");
+/// empty), and each definition's length in bytes by id: what a re-import plans its merge
+/// from, whatever the app's size.
+pub async fn all_tools_without_defs(
+    db: &impl Db,
+    ws: &str,
+    app_id: &str,
+) -> Result<(Vec<ToolRow>, std::collections::HashMap<String, usize>), StoreError> {
+    let cols = TOOL_COLS.replace("def_json", "'' AS def_json, LENGTH(CAST(def_json AS BLOB)) AS def_len");
     let sql = format!("SELECT {cols} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 ORDER BY name, id");
-    db.query(&sql, &[ws.into(), app_id.into()]).await?.iter().map(tool_row).collect()
+    let rows = db.query(&sql, &[ws.into(), app_id.into()]).await?;
+    let mut lengths = std::collections::HashMap::with_capacity(rows.len());
+    let mut tools = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let t = tool_row(r)?;
+        lengths.insert(t.id.clone(), usize::try_from(row_i64(r, "def_len")?).unwrap_or(0));
+        tools.push(t);
+    }
+    Ok((tools, lengths))
 }
 
 /// (id, def_json) of the given tools of an app (ids given as one JSON list).
@@ -308,7 +321,7 @@ pub async fn tool_defs(
 /// (count, bytes of definitions) of an app's enabled live tools: what a manifest of them
 /// would hold, measured without reading them.
 pub async fn enabled_size(db: &impl Db, ws: &str, app_id: &str) -> Result<(i64, i64), StoreError> {
-    let sql = "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(def_json)), 0) AS bytes FROM tools \
+    let sql = "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(CAST(def_json AS BLOB))), 0) AS bytes FROM tools \
                WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND enabled = 1";
     let rows = db.query(sql, &[ws.into(), app_id.into()]).await?;
     let row = rows.first().ok_or_else(|| StoreError::Corrupt("tools: no count".into()))?;
@@ -425,39 +438,66 @@ pub async fn name_taken(
 const INSERT_JSON_BYTES: usize = 1 << 20;
 
 /// Inserts new tools: rows packed as one JSON list per statement, at most [`INSERT_JSON_BYTES`]
-/// each (about 30 statements for 10,000 tools; one row per statement past the limit).
+/// each (about 30 statements for 10,000 tools); a row whose JSON alone is larger (a definition
+/// full of escapes) is bound column by column in a statement of its own.
 pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]) -> Result<(), StoreError> {
-    let sql =
+    let packed_sql =
         "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, enabled, \
                method, path, tags_json, def_json, updated_at) \
                SELECT value ->> 0, ?2, ?1, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
                value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 FROM json_each(?3)";
     let mut packed = String::from("[");
-    for (i, t) in rows.iter().enumerate() {
+    for t in rows {
         let tags = serde_json::to_string(&t.tags).unwrap_or_else(|_| "[]".into());
-        let row = serde_json::json!([
-            t.id,
-            t.operation_key,
-            t.generated_name,
-            t.name,
-            t.description,
+        let columns = (
+            &t.id,
+            &t.operation_key,
+            &t.generated_name,
+            &t.name,
+            &t.description,
             i64::from(t.enabled),
-            t.method,
-            t.path,
-            tags,
-            t.def_json,
-            t.updated_at
-        ]);
+            &t.method,
+            &t.path,
+            &tags,
+            &t.def_json,
+            t.updated_at,
+        );
+        let row = serde_json::to_string(&columns).map_err(|e| StoreError::Corrupt(format!("tool row: {e}")))?;
+        if row.len() + 2 > INSERT_JSON_BYTES {
+            let sql = "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, \
+                       enabled, method, path, tags_json, def_json, updated_at) \
+                       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+            let params = [
+                t.id.as_str().into(),
+                app_id.into(),
+                ws.into(),
+                t.operation_key.as_str().into(),
+                t.generated_name.as_str().into(),
+                t.name.as_str().into(),
+                t.description.clone().into(),
+                i64::from(t.enabled).into(),
+                t.method.as_str().into(),
+                t.path.as_str().into(),
+                SqlValue::Text(tags),
+                t.def_json.as_str().into(),
+                t.updated_at.into(),
+            ];
+            db.execute(sql, &params).await?;
+            continue;
+        }
+        if packed.len() + row.len() + 2 > INSERT_JSON_BYTES {
+            packed.push(']');
+            let list = std::mem::replace(&mut packed, "[".into());
+            db.execute(packed_sql, &[ws.into(), app_id.into(), SqlValue::Text(list)]).await?;
+        }
         if packed.len() > 1 {
             packed.push(',');
         }
-        packed.push_str(&row.to_string());
-        let next = rows.get(i + 1).map_or(0, |n| n.def_json.len() + 512);
-        if i + 1 == rows.len() || packed.len() + next > INSERT_JSON_BYTES {
-            packed.push(']');
-            db.execute(sql, &[ws.into(), app_id.into(), SqlValue::Text(std::mem::replace(&mut packed, "[".into()))])
-                .await?;
-        }
+        packed.push_str(&row);
+    }
+    if packed.len() > 1 {
+        packed.push(']');
+        db.execute(packed_sql, &[ws.into(), app_id.into(), SqlValue::Text(packed)]).await?;
     }
     Ok(())
 }

@@ -5,6 +5,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { performance } from "node:perf_hooks";
 import { gunzipSync } from "node:zlib";
 import { startWorker, testSecrets, Client, ROOT } from "./harness.mjs";
 
@@ -89,4 +91,41 @@ test("the largest real documents and one just under the budget import, within th
   // Still serving, and nothing stored was lost.
   assert.equal((await c.get(P("/apps"))).status, 200);
   console.log(`# import memory under wrangler dev:\n# ${figures.join("\n# ")}`);
+});
+
+// Issue 18: a 20 MB document of 10,000 operations (`flowcp large-doc`), in an isolate of its
+// own so the wasm high-water mark is this import's: it imports (in batches) within the
+// platform's 128 MB, and a server of every tool is refused with a clear answer, not a crash.
+test("a 20 MB document of 10,000 operations imports within the memory limit", async () => {
+  const file = `${ROOT}/.wrangler/large-10000.json`;
+  const made = spawnSync("cargo", ["run", "-q", "--bin", "flowcp", "--", "large-doc", "10000", file], { cwd: ROOT, encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const own = await startWorker({ vars: secrets });
+  try {
+    const oc = new Client(own.url);
+    const ws = (await oc.signup("large@example.com")).workspace.id;
+    const OP = (p) => `/api/v1/workspaces/${ws}${p}`;
+    const app = (await oc.post(OP("/apps"), { name: "Large" })).body;
+    const body = readFileSync(file);
+    const t0 = performance.now();
+    const r = await oc.post(OP(`/apps/${app.id}/imports`), undefined, { body, contentType: "application/json" });
+    const ms = Math.round(performance.now() - t0);
+    assert.equal(r.status, 201, `${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    assert.equal(r.body.tool_count, 10_000);
+    const mem = (await (await fetch(`${own.url}/healthz`, { headers: { authorization: `Bearer ${secrets.FLOWCP_OPERATOR_TOKEN}` } })).json()).memory.wasm_bytes;
+    console.log(`# large-10000 (${(body.length / MB).toFixed(1)} MB): ${ms} ms, wasm high-water ${(mem / MB).toFixed(1)} MB`);
+    assert.ok(mem < LIMIT, `wasm memory ${mem} bytes`);
+    // Every tool is stored and listed, a page at a time.
+    const page = await oc.get(OP(`/apps/${app.id}/tools?limit=5`));
+    assert.equal(page.status, 200);
+    assert.equal(page.body.items.length, 5);
+    const srv = (await oc.post(OP("/servers"), { app_id: app.id })).body;
+    const v = await oc.post(OP(`/servers/${srv.id}/verify`));
+    assert.equal(v.status, 422, JSON.stringify(v.body));
+    assert.equal(v.body.error.code, "manifest_too_large");
+    assert.match(v.body.error.message, /10000 enabled tools/);
+  } finally {
+    await own.stop();
+    own.cleanup();
+  }
 });

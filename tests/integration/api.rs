@@ -312,6 +312,31 @@ fn ten_thousand_operations_import_reimport_and_are_refused_at_publish() {
     assert_eq!(r.status, 409, "never verified, never published");
 }
 
+/// A definition full of characters JSON escapes (quotes): its packed row would pass D1's 2 MB
+/// value limit, so it is bound column by column; it is stored intact beside packed rows.
+#[test]
+fn a_tool_whose_row_escapes_to_over_a_megabyte_is_stored_intact() {
+    let env = Env::new();
+    let ws = signed_up(&env, "quotes@example.com");
+    let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
+    let app = env.call("POST", &p("/apps"), Some(json!({ "name": "Quotes" }))).body.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let quotes = "\"".repeat(600_000);
+    let doc = json!({"openapi": "3.0.3", "info": {"title": "Q", "version": "1"}, "paths": {
+        "/q": {"get": {"operationId": "quoted", "responses": {"200": {"description": "ok"}},
+            "parameters": [{"name": "v", "in": "query", "schema": {"type": "string", "enum": [quotes]}}]}},
+        "/plain": {"get": {"operationId": "plain", "responses": {"200": {"description": "ok"}}}}}});
+    let imp = env.call("POST", &p(&format!("/apps/{app}/imports")), Some(doc));
+    assert_eq!(imp.status, 201, "{:?}", imp.body.map(|b| b["error"].clone()));
+    let rows =
+        block_on(flowcp::store::Db::query(&env.db, "SELECT name, def_json FROM tools ORDER BY name", &[])).unwrap();
+    assert_eq!(rows.len(), 2);
+    let def: Value = serde_json::from_str(rows[1]["def_json"].as_str().unwrap()).unwrap();
+    assert_eq!(def["inputSchema"]["properties"]["v"]["enum"][0].as_str().map(str::len), Some(600_000));
+}
+
 pub(crate) fn signed_up(env: &Env, email: &str) -> String {
     let r = env.call(
         "POST",

@@ -20,6 +20,11 @@ use typed_arena::Arena;
 
 use super::pointer::{unescape_token, walk, Lookup};
 
+/// Members one object may have to be indexed (the largest real APIs have about 1,000 paths and
+/// 2,000 schemas; a generated 10,000-operation document 5,000 paths): a document past it is
+/// read whole, which bounds it by its values.
+pub const MAX_MEMBERS: usize = 100_000;
+
 /// An object's members as raw JSON text, in document order.
 #[derive(Default)]
 pub struct RawObject<'doc> {
@@ -66,6 +71,9 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = RawObject::default();
                 while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
+                    if out.entries.len() >= MAX_MEMBERS {
+                        return Err(serde::de::Error::custom(format!("more than {MAX_MEMBERS} members")));
+                    }
                     match out.index.get(&k) {
                         Some(&i) => {
                             if let Some(slot) = out.entries.get_mut(i) {
@@ -118,20 +126,48 @@ pub fn kind_of(raw: &RawValue) -> u8 {
     raw.get().bytes().find(|b| !b.is_ascii_whitespace()).unwrap_or(b'n')
 }
 
+/// An import may parse its document's parts this many times over (each batch parses what its
+/// operations reach; the generated 10,000-operation document takes about 2x), and at least
+/// [`PARSE_WORK_MIN`] bytes.
+pub const PARSE_WORK_FACTOR: usize = 8;
+pub const PARSE_WORK_MIN: usize = 8 << 20;
+
 /// Members indexed below the root on the way to a part: `/components`, then
 /// `/components/schemas`; deeper pointers parse the part they name (`/components/schemas/X`).
 const INDEXED_LEVELS: usize = 2;
 
 /// A JSON document whose root is an object, read piece by piece.
 pub struct LazyDoc<'doc> {
+    whole: &'doc RawValue,
     root: RawObject<'doc>,
+    /// Bytes of parts parsed so far, by every batch, and how many may be: the same large part
+    /// reached from every batch is parsed once per batch, so the work is bounded per import.
+    parsed: Cell<usize>,
+    parse_limit: usize,
     /// Objects indexed below the root, by pointer.
     objects: RefCell<HashMap<String, Rc<RawObject<'doc>>>>,
 }
 
 impl<'doc> LazyDoc<'doc> {
     pub fn parse(text: &'doc str) -> Result<Self, serde_json::Error> {
-        Ok(LazyDoc { root: RawObject::parse(text)?, objects: RefCell::new(HashMap::new()) })
+        Ok(LazyDoc {
+            whole: serde_json::from_str(text)?,
+            root: RawObject::parse(text)?,
+            parsed: Cell::new(0),
+            parse_limit: PARSE_WORK_FACTOR.saturating_mul(text.len()).max(PARSE_WORK_MIN),
+            objects: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// True once the import parsed more than its work limit ([`PARSE_WORK_FACTOR`] times the
+    /// document): it must stop.
+    pub fn is_over_work(&self) -> bool {
+        self.parsed.get() > self.parse_limit
+    }
+
+    /// Bytes of parts the import may parse.
+    pub fn parse_limit(&self) -> usize {
+        self.parse_limit
     }
 
     pub fn root(&self) -> &RawObject<'doc> {
@@ -176,6 +212,11 @@ impl<'a, 'doc> Parts<'a, 'doc> {
         let left = self.values_left.get();
         let n = json_values_within(raw.get().as_bytes(), left)?;
         self.values_left.set(left - n);
+        let doc = self.doc;
+        doc.parsed.set(doc.parsed.get().saturating_add(raw.get().len()));
+        if doc.is_over_work() {
+            return None;
+        }
         let v: Value = serde_json::from_str(raw.get()).ok()?;
         Some(self.arena.alloc(v))
     }
@@ -203,6 +244,9 @@ impl<'doc> Lookup for Parts<'_, 'doc> {
     fn pointer(&self, pointer: &str) -> Option<&Value> {
         if self.over.get() {
             return None;
+        }
+        if pointer.is_empty() {
+            return self.parse_at("", self.doc.whole);
         }
         let rest = pointer.strip_prefix('/')?;
         let tokens: Vec<&str> = rest.split('/').collect();
@@ -263,8 +307,8 @@ mod tests {
         every_pointer(&tree, String::new(), &mut pointers);
         let arena = Arena::new();
         let parts = Parts::new(&doc, &arena, 1_000);
-        for p in pointers.iter().filter(|p| !p.is_empty()) {
-            assert_eq!(Lookup::pointer(&parts, p), walk(&tree, p), "{p}");
+        for p in &pointers {
+            assert_eq!(Lookup::pointer(&parts, p), walk(&tree, p), "{p:?}");
         }
         for missing in ["/nope", "/components/schemas/U", "/components/schemas/S/properties/m", "/x/9", "/z/0", "x"] {
             assert_eq!(Lookup::pointer(&parts, missing), None, "{missing}");
@@ -285,6 +329,38 @@ mod tests {
         assert_eq!(Lookup::pointer(&parts, "/components/schemas/Big"), None);
         assert!(parts.is_over(), "a part past the budget stops the batch");
         assert_eq!(Lookup::pointer(&parts, "/components/schemas/Small"), None, "and every later lookup");
+    }
+
+    #[test]
+    fn a_ref_too_long_names_nothing_in_either_reader() {
+        use super::super::pointer::{RefTarget, Resolver};
+        let text = r#"{"a": {"b": 1}}"#;
+        let tree: Value = serde_json::from_str(text).unwrap();
+        let doc = LazyDoc::parse(text).unwrap();
+        let arena = Arena::new();
+        let parts = Parts::new(&doc, &arena, 1_000);
+        let long = format!("#{}", "/".repeat(10_000_000));
+        for r in [Resolver::new(&tree), Resolver::Parts(&parts)] {
+            assert!(matches!(r.lookup(&long), RefTarget::Missing), "{r:?}");
+            assert!(matches!(r.lookup("#/a/b"), RefTarget::Found(_)), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn parsing_the_same_part_again_and_again_stops_at_the_work_limit() {
+        let big = "x".repeat(PARSE_WORK_MIN / 4);
+        let text = format!(r#"{{"h": ["{big}"], "s": {{}}}}"#);
+        let doc = LazyDoc::parse(&text).unwrap();
+        for round in 0.. {
+            // A batch of its own each time, as the import's batches are.
+            let arena = Arena::new();
+            let parts = Parts::new(&doc, &arena, 1_000);
+            if Lookup::pointer(&parts, "/h/0").is_none() {
+                assert!(doc.is_over_work() && round > 2, "stopped at round {round}");
+                break;
+            }
+            assert!(round < 100, "never stopped");
+        }
     }
 
     #[test]

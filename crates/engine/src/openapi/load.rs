@@ -71,6 +71,11 @@ pub enum LoadError {
     TooManyValues {
         limit: usize,
     },
+    /// Reading the document in parts would parse more than `limit` bytes: large parts reached
+    /// again by every batch of operations ([`super::lazy`]).
+    TooMuchParsing {
+        limit: usize,
+    },
     /// Generating the tools would produce more than `limit` bytes ([`super::Ledger`]);
     /// `largest` names the operations (JSON pointers) that took the most, with their bytes.
     OutputTooLarge {
@@ -111,6 +116,11 @@ impl fmt::Display for LoadError {
             LoadError::TooManyValues { limit } => write!(
                 f,
                 "the document holds more than {limit} values (objects, lists, strings, numbers); the largest real APIs hold under 300,000"
+            ),
+            LoadError::TooMuchParsing { limit } => write!(
+                f,
+                "reading this document would parse more than {} MB of it: large shared parts are reached from operations all over the document",
+                limit >> 20
             ),
             LoadError::OutputTooLarge { limit, largest } => {
                 write!(f, "the tools generated from this document would exceed {} MB", limit >> 20)?;
@@ -243,7 +253,7 @@ pub enum Source<'doc> {
     /// Parsed whole: YAML, Swagger 2.0 (upgraded as a tree), and JSON the parts reader leaves.
     Tree(LoadedDocument),
     /// An OpenAPI 3.x JSON document read piece by piece ([`super::lazy`]).
-    Parts(LazyParts<'doc>),
+    Parts(Box<LazyParts<'doc>>),
 }
 
 /// A JSON document's parts: the root's small members parsed (`head`), `paths` split into path
@@ -278,7 +288,7 @@ const PARTS_MAX_DEPTH: usize = 100;
 /// take is read whole, which reports why).
 pub fn load_source<'doc>(bytes: &'doc [u8], ledger: &super::Ledger) -> Result<Source<'doc>, LoadError> {
     if let Some(parts) = parts_of(bytes) {
-        return Ok(Source::Parts(parts));
+        return Ok(Source::Parts(Box::new(parts)));
     }
     load_document_within(bytes, ledger).map(Source::Tree)
 }

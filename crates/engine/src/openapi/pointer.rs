@@ -42,6 +42,10 @@ pub enum RefTarget<'a> {
     Missing,
 }
 
+/// Longest `$ref` looked up (schema refs stop at 1,024 characters; a path item ref may name a
+/// long path). A longer one names nothing: its tokens are never split.
+pub const MAX_POINTER_CHARS: usize = 8_192;
+
 /// Where a [`Resolver`] finds what a pointer names.
 pub trait Lookup {
     /// RFC 6901 pointer lookup (`""` is the root).
@@ -70,8 +74,11 @@ impl<'a> Resolver<'a> {
         Resolver::Tree(root)
     }
 
-    /// Look a `$ref` string up.
+    /// Look a `$ref` string up (one longer than [`MAX_POINTER_CHARS`] names nothing).
     pub fn lookup(&self, reference: &str) -> RefTarget<'a> {
+        if reference.len() > MAX_POINTER_CHARS {
+            return RefTarget::Missing;
+        }
         let Some(fragment) = reference.strip_prefix('#') else {
             return RefTarget::External;
         };

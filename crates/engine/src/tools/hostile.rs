@@ -83,6 +83,12 @@ pub fn hostile_documents() -> Vec<(String, Vec<u8>)> {
     let mut d = doc(json!({"/x": {"get": {"responses": {}}}}), json!({}));
     d["x-data"] = values;
     out.push(("fits-unread-values".into(), d));
+    // A 2 MB part reached from 20,000 path items (each naming chunk and batch of a document
+    // read in parts parses what it reaches): bounded by the import's parsing work.
+    let paths: Map<String, Value> = (0..20_000).map(|i| (format!("/r{i}"), json!({"$ref": "#/x-h/0"}))).collect();
+    let mut d = doc(Value::Object(paths), json!({}));
+    d["x-h"] = json!([{"get": {"responses": {}}}, "h".repeat(2 << 20)]);
+    out.push(("reparsed-part".into(), d));
     // From the attacker review of the ledger (each would have taken gigabytes):
     // a path naming 20,000 undeclared parameters (one problem each, each with the path).
     let path: String = (0..20_000).map(|i| format!("{{a{i}}}")).collect();

@@ -156,7 +156,7 @@ impl<'doc> Importer<'doc> {
                     ..head_of(&parts.head, Resolver::new(&parts.head), parts.spec_version, &parts.version_string)
                 };
                 if view.is_over() {
-                    return Err(LoadError::TooManyValues { limit: MAX_DOCUMENT_VALUES });
+                    return Err(parts_error(&parts.doc));
                 }
                 (head, Vec::new(), parts.paths.len())
             }
@@ -221,7 +221,7 @@ impl<'doc> Importer<'doc> {
                         convert_path(&ctx, path, item, names, tail, unlisted, &mut out)?;
                     }
                     if item.is_none() || view.is_over() {
-                        return Err(LoadError::TooManyValues { limit: MAX_DOCUMENT_VALUES });
+                        return Err(parts_error(&parts.doc));
                     }
                 }
             }
@@ -260,6 +260,16 @@ impl<'doc> Importer<'doc> {
             operations_total: tail.operations_total,
             portability: tail.portability,
         })
+    }
+}
+
+/// Why a part of a document read in parts could not be parsed: the import's parsing work,
+/// else the batch's value budget.
+fn parts_error(doc: &crate::openapi::lazy::LazyDoc<'_>) -> LoadError {
+    if doc.is_over_work() {
+        LoadError::TooMuchParsing { limit: doc.parse_limit() }
+    } else {
+        LoadError::TooManyValues { limit: MAX_DOCUMENT_VALUES }
     }
 }
 
@@ -321,11 +331,11 @@ fn wanted_names(source: &Source<'_>) -> Result<Vec<(String, String)>, ImportErro
                 for (path, raw) in (start..start + NAMING_CHUNK).map_while(|i| parts.paths.entry(i)) {
                     match view.parse(raw) {
                         Some(item) => add(&resolver, path, item),
-                        None => return Err(LoadError::TooManyValues { limit: MAX_DOCUMENT_VALUES }),
+                        None => return Err(parts_error(&parts.doc)),
                     }
                 }
                 if view.is_over() {
-                    return Err(LoadError::TooManyValues { limit: MAX_DOCUMENT_VALUES });
+                    return Err(parts_error(&parts.doc));
                 }
             }
         }
@@ -395,10 +405,29 @@ fn operations_of<'a>(item: &'a serde_json::Map<String, Value>, pointer: &str) ->
     if let Some(Value::Object(extra)) = item.get("additionalOperations") {
         for (k, v) in extra.iter().take(MAX_ADDITIONAL_OPERATIONS) {
             let m = k.to_ascii_lowercase();
-            if m.chars().all(|c| c.is_ascii_alphabetic()) && !m.is_empty() {
+            // A method the item already has (`get`, or twice in any case) would be a second
+            // tool with the same operation key: the first one is kept.
+            let new = !out.iter().any(|(seen, _, _)| *seen == m);
+            if m.chars().all(|c| c.is_ascii_alphabetic()) && !m.is_empty() && new {
                 out.push((m, v, format!("{pointer}/additionalOperations/{}", escape_token(k))));
             }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_method_repeated_in_additional_operations_is_one_tool() {
+        let doc = json!({"openapi": "3.2.0", "info": {"title": "t", "version": "1"}, "paths": {"/a": {
+            "get": {"operationId": "first", "responses": {}},
+            "additionalOperations": {"GET": {"operationId": "again", "responses": {}},
+                "PURGE": {"operationId": "purge", "responses": {}}, "purge": {"operationId": "twice", "responses": {}}}}}});
+        let report = super::import(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        let names: Vec<&str> = report.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["first", "purge"]);
+    }
 }

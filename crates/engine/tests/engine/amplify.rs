@@ -19,6 +19,7 @@ fn too_large(name: &str, bytes: &[u8]) -> Vec<(String, usize)> {
             largest
         }
         Err(LoadError::TooManyValues { limit }) => vec![(format!("the whole document (over {limit} values)"), 0)],
+        Err(LoadError::TooMuchParsing { limit }) => vec![(format!("the document's parts (over {limit} bytes)"), 0)],
         Err(e) => panic!("{name}: expected OutputTooLarge, got {e}"),
         Ok(r) => panic!("{name}: imported {} tools; expected OutputTooLarge", r.tools.len()),
     }
