@@ -93,12 +93,11 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
     }
 }
 
-/// How many values JSON text holds, when at most `max`: a scan that counts the characters that
-/// start one (`[`, `{`, `,` outside strings: every value but the first follows one of them) and
-/// stops past `max`. An upper bound for valid JSON; invalid JSON fails to parse anyway.
-pub fn json_values_within(text: &[u8], max: usize) -> Option<usize> {
-    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
-    for &b in text {
+/// The bytes of JSON text outside its strings (the structure: brackets, braces, commas,
+/// colons and the characters of numbers and literals).
+pub fn structure(text: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let (mut in_string, mut escaped) = (false, false);
+    text.iter().copied().filter(move |&b| {
         if in_string {
             if escaped {
                 escaped = false;
@@ -107,15 +106,27 @@ pub fn json_values_within(text: &[u8], max: usize) -> Option<usize> {
             } else if b == b'"' {
                 in_string = false;
             }
-            continue;
+            return false;
         }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' | b',' => count += 1,
-            _ => {}
+        if b == b'"' {
+            in_string = true;
+            return false;
         }
-        if count > max {
-            return None;
+        true
+    })
+}
+
+/// How many values JSON text holds, when at most `max`: a scan that counts the characters that
+/// start one (`[`, `{`, `,` outside strings: every value but the first follows one of them) and
+/// stops past `max`. An upper bound for valid JSON; invalid JSON fails to parse anyway.
+pub fn json_values_within(text: &[u8], max: usize) -> Option<usize> {
+    let mut count = 1usize;
+    for b in structure(text) {
+        if matches!(b, b'[' | b'{' | b',') {
+            count += 1;
+            if count > max {
+                return None;
+            }
         }
     }
     (count <= max).then_some(count)
@@ -144,9 +155,15 @@ pub struct LazyDoc<'doc> {
     /// reached from every batch is parsed once per batch, so the work is bounded per import.
     parsed: Cell<usize>,
     parse_limit: usize,
-    /// Objects indexed below the root, by pointer.
-    objects: RefCell<HashMap<String, Rc<RawObject<'doc>>>>,
+    /// Objects indexed below the root, by their (unescaped) tokens; the members they hold
+    /// together; whether one could not be indexed (the import must stop).
+    objects: RefCell<HashMap<Vec<String>, Rc<RawObject<'doc>>>>,
+    indexed: Cell<usize>,
+    broken: Cell<bool>,
 }
+
+/// Members the indexes of one import may hold together (about 100 bytes each).
+pub const MAX_INDEXED_MEMBERS: usize = 300_000;
 
 impl<'doc> LazyDoc<'doc> {
     pub fn parse(text: &'doc str) -> Result<Self, serde_json::Error> {
@@ -156,7 +173,15 @@ impl<'doc> LazyDoc<'doc> {
             parsed: Cell::new(0),
             parse_limit: PARSE_WORK_FACTOR.saturating_mul(text.len()).max(PARSE_WORK_MIN),
             objects: RefCell::new(HashMap::new()),
+            indexed: Cell::new(0),
+            broken: Cell::new(false),
         })
+    }
+
+    /// True once an object on the way to a part could not be indexed (over [`MAX_MEMBERS`], or
+    /// the import's [`MAX_INDEXED_MEMBERS`]): the import must stop.
+    pub fn is_broken(&self) -> bool {
+        self.broken.get()
     }
 
     /// True once the import parsed more than its work limit ([`PARSE_WORK_FACTOR`] times the
@@ -174,13 +199,21 @@ impl<'doc> LazyDoc<'doc> {
         &self.root
     }
 
-    /// The object at `pointer` (a prefix of at most [`INDEXED_LEVELS`] tokens), indexed once.
-    fn object(&self, pointer: &str, raw: &'doc RawValue) -> Option<Rc<RawObject<'doc>>> {
-        if let Some(o) = self.objects.borrow().get(pointer) {
+    /// The object at `path` (at most [`INDEXED_LEVELS`] tokens), indexed once; its scan is
+    /// charged to the parsing work and its members to [`MAX_INDEXED_MEMBERS`].
+    fn object(&self, path: &[String], raw: &'doc RawValue) -> Option<Rc<RawObject<'doc>>> {
+        if let Some(o) = self.objects.borrow().get(path) {
             return Some(o.clone());
         }
-        let o = Rc::new(RawObject::parse(raw.get()).ok()?);
-        self.objects.borrow_mut().insert(pointer.to_string(), o.clone());
+        self.parsed.set(self.parsed.get().saturating_add(raw.get().len()));
+        let o = RawObject::parse(raw.get()).ok().filter(|o| self.indexed.get() + o.len() <= MAX_INDEXED_MEMBERS);
+        let Some(o) = o.filter(|_| !self.is_over_work()) else {
+            self.broken.set(true);
+            return None;
+        };
+        self.indexed.set(self.indexed.get() + o.len());
+        let o = Rc::new(o);
+        self.objects.borrow_mut().insert(path.to_vec(), o.clone());
         Some(o)
     }
 }
@@ -189,7 +222,8 @@ impl<'doc> LazyDoc<'doc> {
 pub struct Parts<'a, 'doc> {
     doc: &'a LazyDoc<'doc>,
     arena: &'a Arena<Value>,
-    parsed: RefCell<HashMap<String, &'a Value>>,
+    /// Parts parsed in this batch, by their (unescaped) tokens.
+    parsed: RefCell<HashMap<Vec<String>, &'a Value>>,
     /// Values the batch may still parse (a document's values cost about 80 bytes each).
     values_left: Cell<usize>,
     over: Cell<bool>,
@@ -226,8 +260,8 @@ impl<'a, 'doc> Parts<'a, 'doc> {
         self.over.get()
     }
 
-    fn parse_at(&self, pointer: &str, raw: &'doc RawValue) -> Option<&'a Value> {
-        if let Some(v) = self.parsed.borrow().get(pointer) {
+    fn parse_at(&self, path: &[String], raw: &'doc RawValue) -> Option<&'a Value> {
+        if let Some(v) = self.parsed.borrow().get(path) {
             return Some(v);
         }
         let v = self.parse(raw);
@@ -235,39 +269,47 @@ impl<'a, 'doc> Parts<'a, 'doc> {
             self.over.set(true);
         }
         let v = v?;
-        self.parsed.borrow_mut().insert(pointer.to_string(), v);
+        self.parsed.borrow_mut().insert(path.to_vec(), v);
         Some(v)
     }
 }
 
 impl<'doc> Lookup for Parts<'_, 'doc> {
     fn pointer(&self, pointer: &str) -> Option<&Value> {
-        if self.over.get() {
+        if self.over.get() || self.doc.is_broken() {
+            self.over.set(true);
             return None;
         }
         if pointer.is_empty() {
-            return self.parse_at("", self.doc.whole);
+            return self.parse_at(&[], self.doc.whole);
         }
         let rest = pointer.strip_prefix('/')?;
-        let tokens: Vec<&str> = rest.split('/').collect();
         let mut object: Option<Rc<RawObject<'doc>>> = None;
-        for (i, raw_token) in tokens.iter().enumerate() {
+        // The tokens read so far, unescaped (the key of what is indexed or parsed), and the
+        // length of the pointer they were written as.
+        let (mut path, mut end) = (Vec::new(), 0usize);
+        let mut tokens = rest.split('/').peekable();
+        while let Some(raw_token) = tokens.next() {
             let token = unescape_token(raw_token);
             let member = match &object {
                 None => self.doc.root.get(&token)?,
                 Some(o) => o.get(&token)?,
             };
-            // The pointer up to and including this token.
-            let end = tokens.iter().take(i + 1).map(|t| t.len() + 1).sum::<usize>();
-            let prefix = pointer.get(..end)?;
-            let last = i + 1 == tokens.len();
-            if !last && i < INDEXED_LEVELS && kind_of(member) == b'{' {
-                object = Some(self.doc.object(prefix, member)?);
+            end += raw_token.len() + 1;
+            path.push(token);
+            let last = tokens.peek().is_none();
+            if !last && path.len() <= INDEXED_LEVELS && kind_of(member) == b'{' {
+                match self.doc.object(&path, member) {
+                    Some(o) => object = Some(o),
+                    None => {
+                        self.over.set(true);
+                        return None;
+                    }
+                }
                 continue;
             }
-            let part = self.parse_at(prefix, member)?;
-            let below = pointer.get(end..).unwrap_or("");
-            return walk(part, below);
+            let part = self.parse_at(&path, member)?;
+            return walk(part, pointer.get(end..).unwrap_or(""));
         }
         None
     }
@@ -361,6 +403,23 @@ mod tests {
             }
             assert!(round < 100, "never stopped");
         }
+    }
+
+    #[test]
+    fn an_object_is_indexed_once_however_its_pointer_is_spelled_and_one_too_large_stops_the_import() {
+        let members: Vec<String> = (0..=MAX_MEMBERS).map(|i| format!("\"k{i}\":0")).collect();
+        let text = format!(r#"{{"x-~~": {{"a": {{"b": 1}}}}, "x-big": {{{}}}}}"#, members.join(","));
+        let doc = LazyDoc::parse(&text).unwrap();
+        let arena = Arena::new();
+        let parts = Parts::new(&doc, &arena, 1_000);
+        // "~~", "~0~" and "~~0" all unescape to "~~".
+        for p in ["/x-~~/a/b", "/x-~0~/a/b", "/x-~~0/a/b"] {
+            assert_eq!(Lookup::pointer(&parts, p), Some(&json!(1)), "{p}");
+        }
+        assert_eq!(doc.objects.borrow().len(), 2, "/x-~~ and /x-~~/a, once each");
+        assert_eq!(Lookup::pointer(&parts, "/x-big/k0"), None);
+        assert!(doc.is_broken() && parts.is_over(), "an object past MAX_MEMBERS stops the import");
+        assert_eq!(Lookup::pointer(&parts, "/x-~~/a/b"), None, "and every later lookup");
     }
 
     #[test]

@@ -337,26 +337,16 @@ fn parts_of(bytes: &[u8]) -> Option<LazyParts<'_>> {
         .root()
         .get("webhooks")
         .filter(|w| kind_of(w) == b'{')
-        .is_some_and(|w| RawObject::parse(w.get()).is_ok_and(|o| !o.is_empty()));
+        // A webhooks object too large to index is not empty either.
+        .is_some_and(|w| RawObject::parse(w.get()).map_or(true, |o| !o.is_empty()));
     Some(LazyParts { doc, head: Value::Object(head), paths, spec_version, version_string, webhooks })
 }
 
 /// Whether JSON text nests `[`/`{` at most `max` deep.
 fn json_depth_within(text: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in text {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    for b in super::lazy::structure(text) {
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {

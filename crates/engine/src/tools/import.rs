@@ -266,7 +266,9 @@ impl<'doc> Importer<'doc> {
 /// Why a part of a document read in parts could not be parsed: the import's parsing work,
 /// else the batch's value budget.
 fn parts_error(doc: &crate::openapi::lazy::LazyDoc<'_>) -> LoadError {
-    if doc.is_over_work() {
+    if doc.is_broken() {
+        LoadError::TooManyValues { limit: crate::openapi::lazy::MAX_INDEXED_MEMBERS }
+    } else if doc.is_over_work() {
         LoadError::TooMuchParsing { limit: doc.parse_limit() }
     } else {
         LoadError::TooManyValues { limit: MAX_DOCUMENT_VALUES }
