@@ -151,10 +151,8 @@ impl<'doc> Importer<'doc> {
             Source::Parts(parts) => {
                 let arena = Arena::new();
                 let view = Parts::new(&parts.doc, &arena, MAX_DOCUMENT_VALUES);
-                let head = ImportHead {
-                    security_schemes: security_schemes_with(&parts.head, Resolver::Parts(&view)),
-                    ..head_of(&parts.head, Resolver::new(&parts.head), parts.spec_version, &parts.version_string)
-                };
+                // The schemes' `$ref`s may point anywhere in the document, not only the head.
+                let head = head_of(&parts.head, Resolver::Parts(&view), parts.spec_version, &parts.version_string);
                 if view.is_over() {
                     return Err(parts_error(&parts.doc));
                 }
