@@ -36,7 +36,10 @@ const server = createServer((req, res) => {
     else if (req.method === "POST" && url.pathname === "/v2/pet") {
       try { body = { ...JSON.parse(Buffer.concat(chunks).toString() || "{}"), id: 99 }; } catch { status = 400; body = { error: "bad json" }; }
     } else if (req.method === "GET" && url.pathname === "/v2/store/inventory") body = { available: 3, sold: 1 };
-    else if (req.method === "GET") body = {}; // any other GET (probes of big documents' servers)
+    else if (req.method === "GET" && /^\/any\/g\d+\/res\d+\/[^/]+$/.test(url.pathname)) {
+      // One resource of the generated 10,000-operation API (`flowcp large-doc`), as its schema says.
+      body = { id: url.pathname.split("/").pop(), name: "resource" };
+    } else if (req.method === "GET") body = {}; // any other GET (probes of big documents' servers)
     else { status = 404; body = { error: "not found" }; }
     const text = JSON.stringify(body);
     res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });

@@ -14,22 +14,26 @@ use crate::store::Kv;
 use crate::tools::ToolDef;
 use crate::vocab::AuthMode;
 
-/// The format publish writes: 2 is uniformly camelCase, like the tool definitions inside it.
-pub const FORMAT: u32 = 2;
+/// The format publish writes. 2 is uniformly camelCase, like the tool definitions inside it, and
+/// holds every tool; 3 (issue 18) is a head holding the settings and a [`Layout`], with the tools
+/// in shards of [`SHARD_TOOLS`] under keys of their own (`crate::mcp::shards`), so a server of
+/// 10,000 tools publishes and each request loads only the part it needs.
+pub const FORMAT: u32 = 3;
 
-/// The largest manifest `publish` writes (JSON bytes). KV takes 25 MiB, but a manifest is held
-/// by every isolate that serves it (about 5x its JSON as values, within the isolate's 128 MB);
-/// the tools of the largest real APIs take 4.6 MB (GitHub, 1,223) and 9.3 MB (Stripe, 588).
-pub const MAX_MANIFEST_BYTES: usize = 12 << 20;
+/// The last format that holds every tool in one value (still read; tests write it to check so).
+pub const WHOLE_FORMAT: u32 = 2;
 
-/// The most memory ([`cost`]) a published manifest may take: what an isolate's manifest cache
-/// holds at most, so every manifest that can be published can be cached (one that could not
-/// would be parsed again on every request). Stripe's whole API costs about 55 MB.
+/// Tools per shard of a format-3 manifest, and entries per pre-serialised `tools/list` page.
+pub const SHARD_TOOLS: usize = 100;
+
+/// The most memory ([`cost`]) the whole manifests (formats 1 and 2, published before format 3)
+/// an isolate caches may take; format 2 publishing refused larger ones. Format-3 heads are
+/// small; their parts have a cache of their own (`crate::mcp::server::PART_CACHE_BYTES`).
 pub const MAX_MANIFEST_COST: usize = 64 << 20;
 
 /// Formats the runtime reads. Format 1 (snake_case keys: `server_id`, `credential_ref`...) is
 /// read through serde aliases, so a manifest published before format 2 keeps answering until
-/// its next publish rewrites it as format 2; nothing needs migrating.
+/// its next publish rewrites it; nothing needs migrating. Format 2 keeps being read beside 3.
 pub const READABLE_FORMATS: std::ops::RangeInclusive<u32> = 1..=FORMAT;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,8 +118,56 @@ pub struct Manifest {
     /// (`crate::mcp::store`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<Vec<String>>,
-    /// Enabled tools with the owner's curation applied, in a stable order (by name).
+    /// Enabled tools with the owner's curation applied, in a stable order (by name). Empty in
+    /// a format-3 head, whose tools are in shards ([`Manifest::layout`]).
     pub tools: Vec<ToolDef>,
+    /// Format 3: where the tools are (absent in formats 1 and 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
+}
+
+impl Manifest {
+    /// KV key of one of this format-3 manifest's parts (`None` for formats 1 and 2).
+    pub fn part_key(&self, part: &str) -> Option<String> {
+        self.layout.as_ref().map(|l| part_key(&self.server_id, self.version, &l.id, part))
+    }
+
+    /// How many tools the server publishes (whatever the format).
+    pub fn tool_count(&self) -> usize {
+        self.layout.as_ref().map_or(self.tools.len(), |l| l.tools)
+    }
+
+    /// The definition of a synced tool (`store`) by name: in a format-3 head they are kept in
+    /// the layout, so store tools need no shard.
+    pub fn synced_tool(&self, name: &str) -> Option<&ToolDef> {
+        let tools = self.layout.as_ref().map_or(&self.tools, |l| &l.synced);
+        tools.iter().find(|t| t.name == name)
+    }
+}
+
+/// Where a format-3 manifest's tools are (`crate::mcp::shards` writes and reads them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Layout {
+    /// This publish's own id (random): part keys carry it, so two publishes that take the same
+    /// version number (KV's latest-version read is eventually consistent) never mix parts, and
+    /// the parts of a publish that failed halfway are never read.
+    pub id: String,
+    /// How many tools there are, in shards of at most [`SHARD_TOOLS`] in name order.
+    pub tools: usize,
+    /// The first tool name of each shard (sorted): which shard holds a name is a binary search.
+    pub shards: Vec<String>,
+    /// How many entries the pre-serialised `tools/list` pages hold (meta-tools, then tools),
+    /// as written: the stored pages are served whatever a later build's meta-tools would be.
+    pub listed: usize,
+    /// How many pre-serialised `tools/list` pages there are (0 when `tools/list` shows only
+    /// the meta-tools: discovery mode, skills `instead`).
+    pub pages: usize,
+    /// Whether a search part was written (discovery mode and skills search it).
+    pub search: bool,
+    /// The definitions of the synced tools (`Manifest::store`, at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub synced: Vec<ToolDef>,
 }
 
 /// A named bundle of a server's tools (a skill).
@@ -159,6 +211,27 @@ pub struct Skills {
 /// KV key of one manifest version.
 pub fn manifest_key(server_id: &str, version: i64) -> String {
     format!("manifest:{server_id}:{version}")
+}
+
+impl Layout {
+    /// A publish's layout before its tools are written: `tools` counted, the synced tools'
+    /// definitions, and a fresh random id (the writer fills in the rest).
+    pub fn new(tools: usize, synced: Vec<ToolDef>) -> Result<Layout, String> {
+        let id: [u8; 8] = crate::crypto::random_bytes().map_err(|e| e.to_string())?;
+        let id = id.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Layout { id, tools, listed: 0, shards: Vec::new(), pages: 0, search: false, synced })
+    }
+
+    /// Whether a stored id can be part of a key: 1 to 32 lowercase hex digits.
+    pub fn id_ok(&self) -> bool {
+        (1..=32).contains(&self.id.len()) && self.id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+}
+
+/// KV key of one part of a format-3 manifest version written by publish `id`: `s<k>` (tool
+/// shard k), `p<k>` (page k of `tools/list`) or `q` (the search texts).
+pub fn part_key(server_id: &str, version: i64, id: &str, part: &str) -> String {
+    format!("manifest:{server_id}:{version}:{id}:{part}")
 }
 
 /// KV key naming the version on the air (absent when the server is not published).
@@ -235,14 +308,20 @@ pub fn place_credential(mode: AuthMode, placement: Option<&Placement>, value: Op
 /// measure) plus its JSON length, which bounds every string it holds (names, ids, tags, paths,
 /// servers, descriptions), plus the name index.
 pub fn cost(m: &Manifest, json_len: usize) -> usize {
+    let layout = m.layout.as_ref().map_or(0, |l| tools_cost(&l.synced, 0) + l.shards.len() * 48);
+    tools_cost(&m.tools, json_len) + layout
+}
+
+/// The memory of parsed tool definitions read from `json_len` bytes of JSON (a whole manifest's,
+/// or one shard's): their schemas as values, the JSON length and an index entry each.
+pub fn tools_cost(tools: &[ToolDef], json_len: usize) -> usize {
     use crate::openapi::ledger::value_size_within;
-    let schemas: usize = m
-        .tools
+    let schemas: usize = tools
         .iter()
         .map(|t| {
             value_size_within(&t.input_schema, usize::MAX).unwrap_or(0)
                 + t.output_schema.as_ref().and_then(|o| value_size_within(o, usize::MAX)).unwrap_or(0)
         })
         .sum();
-    schemas + json_len + m.tools.len() * 256
+    schemas + json_len + tools.len() * 256
 }

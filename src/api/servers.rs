@@ -20,10 +20,11 @@ use crate::crypto::{aad_server_credential, random_id, sha256_hex};
 use crate::error::{limits, ApiError, ErrorCode};
 use crate::invoke::Credential;
 use crate::manifest::{self, Manifest, ManifestAuth, Placement};
+use crate::mcp::shards;
 use crate::net::Http;
 use crate::openapi::{ApiKeyLocation, SecuritySchemeKind};
 use crate::service::{lifecycle, verify};
-use crate::store::apps::{self as apps_store, ToolFilter, ToolRow};
+use crate::store::apps::{self as apps_store, ToolRow};
 use crate::store::servers::{self as store, AccessKey, Server};
 use crate::store::{Db, Kv};
 use crate::tools::names::is_valid_tool_name;
@@ -216,7 +217,7 @@ fn check_skills(k: &crate::manifest::SkillsConfig) -> Result<(), ApiError> {
 /// GET tools, a plan that has store tools (the team plan), no name taken twice.
 fn store_tools_of(
     s: &Server,
-    tools: &[ToolDef],
+    tools: &[apps_store::ToolHead],
     plan: &crate::plans::Effective,
 ) -> Result<Option<Vec<String>>, ApiError> {
     let Some(names) = &s.store_tools else { return Ok(None) };
@@ -242,7 +243,7 @@ fn store_tools_of(
     }
     for name in names {
         match tools.iter().find(|t| &t.name == name) {
-            Some(t) if t.request.method == crate::tools::HttpMethod::Get => {}
+            Some(t) if t.method == crate::tools::HttpMethod::Get.as_str() => {}
             Some(_) => {
                 return Err(ApiError::bad_request(format!(
                     "{name} is not a list or get operation (GET): only those can be synced."
@@ -264,7 +265,10 @@ fn store_tools_of(
     Ok(Some(names.clone()))
 }
 
-fn resolve_skills(k: &crate::manifest::SkillsConfig, tools: &[ToolDef]) -> Result<crate::manifest::Skills, ApiError> {
+fn resolve_skills(
+    k: &crate::manifest::SkillsConfig,
+    tools: &[apps_store::ToolHead],
+) -> Result<crate::manifest::Skills, ApiError> {
     use crate::manifest::{Bundle, Skills};
     let bad = |m: String| Err(ApiError::new(ErrorCode::BadRequest, m));
     if let Some(t) = tools.iter().find(|t| crate::mcp::skills::META_TOOLS.contains(&t.name.as_str())) {
@@ -828,38 +832,77 @@ pub async fn revoke_key_user<D: Db, K: Kv, H: Http>(
     Ok(Response::no_content())
 }
 
-/// Enabled tools of the server's app with curation applied, ordered by name.
-async fn curated_tools<D: Db, K: Kv, H: Http>(
+/// Most enabled tools a publish reads the names of: one more than a manifest holds, so a
+/// server over it is refused by the writer with its reason.
+const MAX_SERVER_TOOLS: i64 = (shards::MAX_SHARDS / 2 * manifest::SHARD_TOOLS + 1) as i64;
+
+/// Enabled tools read per batch: at most 100, and 4 MB of definitions (at least one tool).
+const CURATED_BATCH: u32 = 100;
+const CURATED_BATCH_BYTES: usize = 4 << 20;
+
+/// The enabled tools of a server's app with curation applied, in name order, read a batch at a
+/// time (issue 18): 10,000 definitions would not fit a Worker parsed, so no caller holds them
+/// all; verification summarises them, publish writes them to shards, the draft diff digests them.
+struct Curated {
+    after: Option<(String, String)>,
+    done: bool,
+}
+
+impl Curated {
+    fn new() -> Self {
+        Curated { after: None, done: false }
+    }
+
+    /// The next batch (`None` after the last).
+    async fn next<D: Db, K: Kv, H: Http>(
+        &mut self,
+        svc: &Services<'_, D, K, H>,
+        s: &Server,
+    ) -> Result<Option<Vec<ToolDef>>, ApiError> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = apps_store::enabled_tools_after(
+            svc.db,
+            &s.workspace_id,
+            &s.app_id,
+            self.after.as_ref(),
+            CURATED_BATCH,
+            CURATED_BATCH_BYTES,
+        )
+        .await?;
+        // A batch cut by bytes is not the last: only an empty one is.
+        self.done = rows.is_empty();
+        self.after = rows.last().map(|r| (r.name.clone(), r.id.clone()));
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.iter().map(curated_def).collect::<Result<Vec<_>, _>>().map(Some)
+    }
+}
+
+/// A stored tool with the owner's curation applied (name, description).
+fn curated_def(r: &ToolRow) -> Result<ToolDef, ApiError> {
+    let mut def: ToolDef = serde_json::from_str(&r.def_json)
+        .map_err(|_| ApiError::internal(format!("tool {} has a corrupt definition", r.id)))?;
+    def.name = r.name.clone();
+    if let Some(d) = &r.description {
+        def.description = d.clone();
+    }
+    Ok(def)
+}
+
+/// What verification and the credential's origin need of the enabled tools, read a batch at a time.
+async fn curated_summary<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     s: &Server,
-) -> Result<(Vec<ToolRow>, Vec<ToolDef>), ApiError> {
-    // Measured before anything is read: the definitions of an app's every tool (10,000 of a
-    // 20 MB document) would not fit the isolate once parsed.
-    // TODO(issue 18): a sharded manifest (format 3: a head and page shards) so that such a
-    // server publishes, its hot path loading only the shard a request needs.
-    let (count, bytes) = apps_store::enabled_size(svc.db, &s.workspace_id, &s.app_id).await?;
-    if bytes as usize > manifest::MAX_MANIFEST_BYTES {
-        return Err(ApiError::new(
-            ErrorCode::ManifestTooLarge,
-            format!(
-                "The {count} enabled tools take {bytes} bytes of definitions; a server's manifest holds at most {} bytes. Enable fewer tools (the largest public APIs publish 600 to 1,200) or split the API across servers.",
-                manifest::MAX_MANIFEST_BYTES
-            ),
-        ));
+) -> Result<verify::Summary, ApiError> {
+    let mut summary = verify::Summary::new(s.probe_tool.as_deref());
+    let mut tools = Curated::new();
+    while let Some(batch) = tools.next(svc, s).await? {
+        batch.iter().for_each(|t| summary.add(t));
     }
-    let filter = ToolFilter { enabled: Some(true), limit: 100_000, ..Default::default() };
-    let rows = apps_store::list_tools(svc.db, &s.workspace_id, &s.app_id, &filter).await?;
-    let mut defs = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let mut def: ToolDef = serde_json::from_str(&r.def_json)
-            .map_err(|_| ApiError::internal(format!("tool {} has a corrupt definition", r.id)))?;
-        def.name = r.name.clone();
-        if let Some(d) = &r.description {
-            def.description = d.clone();
-        }
-        defs.push(def);
-    }
-    Ok((rows, defs))
+    Ok(summary)
 }
 
 async fn open_credential<D: Db, K: Kv, H: Http>(
@@ -898,9 +941,8 @@ async fn api_origin<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, s: &Serv
         return origin_of(b)
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidBaseUrl, "base_url must be an absolute URL."));
     }
-    let (_, defs) = curated_tools(svc, s).await?;
-    let mut origins: Vec<String> =
-        defs.iter().filter_map(|d| d.request.servers.first()).filter_map(|u| origin_of(u)).collect();
+    let summary = curated_summary(svc, s).await?;
+    let mut origins: Vec<String> = summary.servers.iter().filter_map(|u| origin_of(u)).collect();
     origins.sort();
     origins.dedup();
     match origins.as_slice() {
@@ -929,11 +971,11 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     // Verification opens the credential and sends a live request: an admin's act.
     m.require_admin()?;
     let s = load(svc, m, id).await?;
-    let (rows, defs) = curated_tools(svc, &s).await?;
+    let summary = curated_summary(svc, &s).await?;
     let credential = open_credential(svc, &s).await?;
     let placement = placement_of(&s);
     let mut findings = verify::static_findings(&verify::Subject {
-        tools: &defs,
+        tools: &summary,
         auth_mode: s.auth_mode,
         auth_config: &s.auth_config,
         base_url_override: s.base_url_override.as_deref(),
@@ -951,7 +993,7 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     let credential_origin = credential_origin_of(&s);
     let probe = verify::Probe {
         auth_mode: s.auth_mode,
-        tool: verify::probe_target(&defs, s.probe_tool.as_deref()),
+        tool: summary.probe.as_ref(),
         credential: &placed,
         credential_origin: credential_origin.as_deref(),
         base_url_override: s.base_url_override.as_deref(),
@@ -959,7 +1001,7 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     };
     findings.push(verify::probe(svc.http, &probe).await);
     let state = verify::verdict(&findings);
-    let report = VerificationReport { findings, tool_count: rows.len() as u64 };
+    let report = VerificationReport { findings, tool_count: summary.count as u64 };
     store::set_verification(svc.db, &m.workspace_id, &s.id, state, &report, svc.now_ms).await?;
     Response::ok(&Verified { state, findings: report.findings, checked_at: svc.now_ms })
 }
@@ -984,7 +1026,8 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
             "Per-user keys need the deployment's key-signing secret (FLOWCP_TOKEN_SECRET); ask its operator to set it.",
         ));
     }
-    let (_, tools) = curated_tools(svc, &s).await?;
+    // What the settings need of the enabled tools (names, methods, tags), without definitions.
+    let tools = apps_store::enabled_tool_heads(svc.db, &s.workspace_id, &s.app_id, MAX_SERVER_TOOLS).await?;
     let plan = crate::plans::of_workspace(svc.db, &m.workspace_id, svc.default_plan).await?;
     if let (Some(p), Some(l)) = (plan.plan, plan.limits) {
         if tools.len() as i64 > l.tools_per_server {
@@ -1000,7 +1043,18 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         }
     }
     let version = lifecycle::latest_version(svc.kv, &s.id).await? + 1;
-    let manifest = Manifest {
+    let skills = s.skills.as_ref().map(|k| resolve_skills(k, &tools)).transpose()?;
+    let synced_names = store_tools_of(&s, &tools, &plan)?;
+    let synced = match &synced_names {
+        Some(names) => apps_store::enabled_tools_named(svc.db, &s.workspace_id, &s.app_id, names)
+            .await?
+            .iter()
+            .map(curated_def)
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let tool_count = tools.len();
+    let head = Manifest {
         format: manifest::FORMAT,
         server_id: s.id.clone(),
         workspace_id: s.workspace_id.clone(),
@@ -1024,34 +1078,33 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         discovery: s.discovery_mode,
         base_url: s.base_url_override.clone(),
         allowed_origins: s.allowed_origins.clone(),
-        skills: s.skills.as_ref().map(|k| resolve_skills(k, &tools)).transpose()?,
+        skills,
         usage_target: s.usage_target.clone(),
-        store: store_tools_of(&s, &tools, &plan)?,
-        tools,
+        store: synced_names,
+        tools: Vec::new(),
+        layout: Some(manifest::Layout::new(tool_count, synced).map_err(ApiError::internal)?),
     };
-    let bytes = serde_json::to_vec(&manifest).map_err(|e| ApiError::internal(format!("manifest: {e}")))?;
-    // Two measures: its JSON (what KV and every read move) and its memory once parsed (what
-    // every isolate serving it holds; a manifest over the cache budget could not be cached).
-    let cost = manifest::cost(&manifest, bytes.len());
-    if bytes.len() > manifest::MAX_MANIFEST_BYTES || cost > manifest::MAX_MANIFEST_COST {
-        return Err(ApiError::new(
-            ErrorCode::ManifestTooLarge,
-            format!(
-                "The enabled tools make a manifest of {} bytes ({} MB in memory); the limits are {} bytes and {} MB. Enable fewer tools, turn on discovery mode or split the API across servers.",
-                bytes.len(),
-                cost >> 20,
-                manifest::MAX_MANIFEST_BYTES,
-                manifest::MAX_MANIFEST_COST >> 20
-            ),
-        ));
-    }
-    lifecycle::publish(svc.kv, &s, version, &bytes).await?;
+    // Format 3 (issue 18): the parts are written as each completes, in name order, so a
+    // publish holds one shard at a time; the head goes last, then the live pointer.
+    let too_large = |e: shards::TooLarge| ApiError::new(ErrorCode::ManifestTooLarge, e.0);
+    let mut written = Vec::new();
+    let done = match write_parts(svc, &s, shards::Writer::new(head.clone()).map_err(too_large)?, &mut written).await {
+        Ok(done) => done,
+        Err(e) => {
+            // Nothing names them (no head was written), but they take room: gone at once.
+            lifecycle::discard_parts(svc.kv, &written).await;
+            return Err(e);
+        }
+    };
+    let bytes = done.bytes;
+    lifecycle::publish(svc.kv, &s, version, &done.head).await?;
+    let manifest = head;
     let row = store::VersionRow {
         version,
         published_at: svc.now_ms,
         published_by: Some(m.user_id.clone()),
-        tool_count: manifest.tools.len() as i64,
-        bytes: bytes.len() as i64,
+        tool_count: tool_count as i64,
+        bytes: bytes as i64,
     };
     store::record_publish(svc.db, &m.workspace_id, &s.id, &row, svc.now_ms).await?;
     // End users' stored tokens never outlive the provider they were given to (issue 16).
@@ -1062,8 +1115,32 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     let s = load(svc, m, id).await?;
     Response::ok(&Published {
         server: ServerView::of(&svc.origin, &s),
-        manifest: PublishedManifest { version, tools: manifest.tools.len() as u64, bytes: bytes.len() as u64 },
+        manifest: PublishedManifest { version, tools: tool_count as u64, bytes: bytes as u64 },
     })
+}
+
+/// Writes every part of a manifest (not its head), tool by tool from D1 in name order; `written`
+/// collects the keys, so a failed publish can take them back.
+async fn write_parts<D: Db, K: Kv, H: Http>(
+    svc: &Services<'_, D, K, H>,
+    s: &Server,
+    mut writer: shards::Writer,
+    written: &mut Vec<String>,
+) -> Result<shards::Finished, ApiError> {
+    let too_large = |e: shards::TooLarge| ApiError::new(ErrorCode::ManifestTooLarge, e.0);
+    let mut batches = Curated::new();
+    while let Some(batch) = batches.next(svc, s).await? {
+        for t in batch {
+            let parts = writer.push(t).map_err(too_large)?;
+            written.extend(parts.iter().map(|(k, _)| k.clone()));
+            lifecycle::write_parts(svc.kv, parts).await?;
+        }
+    }
+    let mut done = writer.finish().map_err(too_large)?;
+    let parts = std::mem::take(&mut done.parts);
+    written.extend(parts.iter().map(|(k, _)| k.clone()));
+    lifecycle::write_parts(svc.kv, parts).await?;
+    Ok(done)
 }
 
 pub async fn unpublish<D: Db, K: Kv, H: Http>(
@@ -1094,21 +1171,38 @@ pub async fn versions<D: Db, K: Kv, H: Http>(
                     .map_err(|e| ApiError::internal(format!("manifest {} v{v}: {e}", s.id)))?,
                 None => return Err(ApiError::internal(format!("manifest {} v{v} is missing", s.id))),
             };
-            let (_, tools) = curated_tools(svc, &s).await?;
-            Some(draft_diff(&s, &tools, &live))
+            // One digest per live tool, read a shard at a time: a manifest may be tens of MB.
+            let mut digests = std::collections::BTreeMap::new();
+            shards::for_each_tool(svc.kv, &live, &s.id, v, |t| {
+                digests.insert(t.name.clone(), tool_digest(t));
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("manifest {} v{v}: {e}", s.id)))?;
+            let mut draft = std::collections::BTreeMap::new();
+            let mut tools = Curated::new();
+            while let Some(batch) = tools.next(svc, &s).await? {
+                draft.extend(batch.iter().map(|t| (t.name.clone(), tool_digest(t))));
+            }
+            Some(draft_diff(&s, &draft, &live, &digests))
         }
     };
     Response::ok(&Versions { live_version: s.published_version, versions, draft })
 }
 
-/// The draft's tools and settings against a live manifest.
-fn draft_diff(s: &Server, draft: &[ToolDef], live: &Manifest) -> DraftDiff {
-    use std::collections::BTreeMap;
+/// A digest of a tool's definition (what the draft diff compares).
+fn tool_digest(t: &ToolDef) -> String {
+    sha256_hex(&serde_json::to_vec(t).unwrap_or_default())
+}
+
+/// The draft's tools and settings against a live manifest (`live_digests`: its tools' digests).
+fn draft_diff(
+    s: &Server,
+    draft_digests: &std::collections::BTreeMap<String, String>,
+    live: &Manifest,
+    live_digests: &std::collections::BTreeMap<String, String>,
+) -> DraftDiff {
     // One digest per tool, not a copy of each definition: a manifest may be tens of MB.
-    let as_map = |tools: &[ToolDef]| -> BTreeMap<String, String> {
-        tools.iter().map(|t| (t.name.clone(), sha256_hex(&serde_json::to_vec(t).unwrap_or_default()))).collect()
-    };
-    let (d, l) = (as_map(draft), as_map(&live.tools));
+    let (d, l) = (draft_digests, live_digests);
     let mut diff = DraftDiff {
         added: d.keys().filter(|k| !l.contains_key(*k)).cloned().collect(),
         removed: l.keys().filter(|k| !d.contains_key(*k)).cloned().collect(),

@@ -456,11 +456,7 @@ async fn mcp(
         let redactor = &settings.redactor;
         console_error!("quota counters of {server_id} not read (calls let through): {}", redactor.text(&e));
     }
-    let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
-    if !audit.is_empty() {
-        queue_audit(env, ctx, audit, settings);
-    }
-    Ok((from_core_response(CoreResponse { status, body, headers })?, internal))
+    mcp_answer(out, env, ctx, settings)
 }
 
 /// `POST /mcp`: FlowCP's own MCP server (issue 15). Its tools call the owner API in-process, as
@@ -489,11 +485,28 @@ async fn management_mcp(req: &mut Request, env: &Env, ctx: &Context, settings: &
     let cache = MANIFEST_CACHE.with(std::rc::Rc::clone);
     let request = mcp_server::McpRequest { method: &method, headers: &headers, body: &body };
     let out = crate::mcp::management::serve(&svc, &cache, settings.upstream_timeout_ms, &request).await;
-    let mcp_server::McpResponse { status, body, headers, audit, internal } = out;
+    mcp_answer(out, env, ctx, settings)
+}
+
+/// An MCP answer as sent, its audit events queued for after the response. A stored
+/// `tools/list` page goes out as its bytes, spliced into the answer (never parsed again).
+fn mcp_answer(out: mcp_server::McpResponse, env: &Env, ctx: &Context, settings: &Settings) -> Result<Answer, ApiError> {
+    let spliced = out.page.is_some().then(|| out.body_bytes()).flatten();
+    let mcp_server::McpResponse { status, body, headers, audit, internal, .. } = out;
     if !audit.is_empty() {
         queue_audit(env, ctx, audit, settings);
     }
-    Ok((from_core_response(CoreResponse { status, body, headers })?, internal))
+    let Some(bytes) = spliced else {
+        return Ok((from_core_response(CoreResponse { status, body, headers })?, internal));
+    };
+    let mut resp =
+        Response::from_bytes(bytes).map_err(|e| ApiError::internal(format!("response: {e}")))?.with_status(status);
+    let h = resp.headers_mut();
+    h.set("content-type", "application/json").map_err(|e| ApiError::internal(format!("header: {e}")))?;
+    for (k, v) in &headers {
+        h.append(k, v).map_err(|e| ApiError::internal(format!("header: {e}")))?;
+    }
+    Ok((with_common_headers(resp), internal))
 }
 
 /// The Workers Rate Limiting bindings of `/mcp` (`[[ratelimits]]` in wrangler.toml; they run

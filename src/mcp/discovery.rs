@@ -1,9 +1,9 @@
 //! The discovery toolset (`search_tools`, `describe_tool`, `call_tool`) that a server in
 //! discovery mode shows instead of every tool.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::manifest::Manifest;
 use crate::tools::ToolDef;
 
 pub(crate) const SEARCH: &str = "search_tools";
@@ -48,48 +48,88 @@ pub(crate) fn discovery_tools(count: usize) -> Vec<Value> {
 pub(crate) const MAX_QUERY_CHARS: usize = 256;
 pub(crate) const MAX_QUERY_WORDS: usize = 16;
 
-/// The lowercased texts `search_tools` looks in, per tool (in manifest order): built once per
-/// isolate for a discovery server ([`super::cache::prepare`]) instead of for every tool on every
-/// search (issue 18: that was most of a search's time on GitHub's 1,223 tools).
-#[derive(Default)]
+/// One tool as `search_tools` sees it: what it answers (name, title, one-line summary, tags,
+/// operation) and the lowercased text it looks in. A format-3 manifest stores these in its
+/// search part (`crate::mcp::shards`), so a search loads no tool shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SearchEntry {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    summary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    operation: String,
+    /// Lowercased "name title description operation".
+    text: String,
+    /// Lowercased name (derived when read).
+    #[serde(skip)]
+    lower_name: String,
+}
+
+impl SearchEntry {
+    pub(crate) fn of(t: &ToolDef) -> Self {
+        let lower_name = t.name.to_lowercase();
+        let text = format!("{} {} {} {}", lower_name, t.title.as_deref().unwrap_or(""), t.description, t.operation_key)
+            .to_lowercase();
+        SearchEntry {
+            name: t.name.clone(),
+            title: t.title.clone(),
+            summary: t.description.lines().next().unwrap_or("").chars().take(160).collect(),
+            tags: t.tags.clone(),
+            operation: t.operation_key.clone(),
+            text,
+            lower_name,
+        }
+    }
+}
+
+/// What `search_tools` looks in, per tool (in name order): built once per isolate for a
+/// discovery server ([`super::cache::prepare`], or read from a format-3 search part) instead of
+/// for every tool on every search (issue 18: that was most of a search's time on GitHub's 1,223
+/// tools).
+#[derive(Debug, Default)]
 pub(crate) struct SearchIndex {
-    /// (lowercased name, lowercased "name title description operation").
-    texts: Vec<(String, String)>,
+    entries: Vec<SearchEntry>,
 }
 
 impl SearchIndex {
-    pub(crate) fn of(manifest: &Manifest) -> Self {
-        let texts = manifest
-            .tools
-            .iter()
-            .map(|t| {
-                let name = t.name.to_lowercase();
-                let hay =
-                    format!("{} {} {} {}", name, t.title.as_deref().unwrap_or(""), t.description, t.operation_key)
-                        .to_lowercase();
-                (name, hay)
-            })
-            .collect();
-        SearchIndex { texts }
+    pub(crate) fn of(tools: &[ToolDef]) -> Self {
+        SearchIndex { entries: tools.iter().map(SearchEntry::of).collect() }
+    }
+
+    /// An index of stored entries (their lowercased names derived here).
+    pub(crate) fn from_entries(mut entries: Vec<SearchEntry>) -> Self {
+        for e in &mut entries {
+            e.lower_name = e.name.to_lowercase();
+        }
+        SearchIndex { entries }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 
     /// Bytes it holds, charged to the isolate's manifest cache.
     pub(crate) fn cost(&self) -> usize {
-        self.texts.iter().map(|(n, h)| n.len() + h.len() + 48).sum()
+        self.entries.iter().map(Self::entry_cost).sum()
+    }
+
+    /// Bytes one entry holds once read.
+    pub(crate) fn entry_cost(e: &SearchEntry) -> usize {
+        2 * e.name.len()
+            + e.title.as_ref().map_or(0, String::len)
+            + e.summary.len()
+            + e.tags.iter().map(|t| t.len() + 24).sum::<usize>()
+            + e.operation.len()
+            + e.text.len()
+            + 160
     }
 }
 
-/// `search_tools` without a prepared index (the skills' search): builds one for this call.
-pub(crate) fn search(manifest: &Manifest, args: &Value) -> Value {
-    search_indexed(manifest, &SearchIndex::of(manifest), args)
-}
-
-/// `search_tools` over `index`, which must be `manifest`'s (an index of another length is
-/// rebuilt, so a mismatch costs time, never a wrong answer).
-pub(crate) fn search_indexed(manifest: &Manifest, index: &SearchIndex, args: &Value) -> Value {
-    if index.texts.len() != manifest.tools.len() {
-        return search(manifest, args);
-    }
+/// `search_tools` over `index`.
+pub(crate) fn search_indexed(index: &SearchIndex, args: &Value) -> Value {
     let query = args.get("query").and_then(Value::as_str).unwrap_or("");
     let query = match query.char_indices().nth(MAX_QUERY_CHARS) {
         Some((cut, _)) => &query[..cut],
@@ -98,18 +138,17 @@ pub(crate) fn search_indexed(manifest: &Manifest, index: &SearchIndex, args: &Va
     let words: Vec<String> = query.split_whitespace().take(MAX_QUERY_WORDS).map(str::to_lowercase).collect();
     let tag = args.get("tag").and_then(Value::as_str);
     let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(20).clamp(1, 50) as usize;
-    let mut scored: Vec<(usize, &ToolDef)> = manifest
-        .tools
+    let mut scored: Vec<(usize, &SearchEntry)> = index
+        .entries
         .iter()
-        .zip(&index.texts)
-        .filter(|(t, _)| tag.is_none_or(|g| t.tags.iter().any(|x| x.eq_ignore_ascii_case(g))))
-        .filter_map(|(t, (name, hay))| {
+        .filter(|e| tag.is_none_or(|g| e.tags.iter().any(|x| x.eq_ignore_ascii_case(g))))
+        .filter_map(|e| {
             if words.is_empty() {
-                return Some((0, t));
+                return Some((0, e));
             }
-            let hits = words.iter().filter(|w| hay.contains(w.as_str())).count();
-            let bonus = words.iter().filter(|w| name.contains(w.as_str())).count();
-            (hits > 0).then_some((hits * 2 + bonus, t))
+            let hits = words.iter().filter(|w| e.text.contains(w.as_str())).count();
+            let bonus = words.iter().filter(|w| e.lower_name.contains(w.as_str())).count();
+            (hits > 0).then_some((hits * 2 + bonus, e))
         })
         .collect();
     scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
@@ -117,10 +156,7 @@ pub(crate) fn search_indexed(manifest: &Manifest, index: &SearchIndex, args: &Va
     let items: Vec<Value> = scored
         .into_iter()
         .take(limit)
-        .map(|(_, t)| {
-            let summary: String = t.description.lines().next().unwrap_or("").chars().take(160).collect();
-            json!({ "name": t.name, "title": t.title, "summary": summary, "tags": t.tags, "operation": t.operation_key })
-        })
+        .map(|(_, e)| json!({ "name": e.name, "title": e.title, "summary": e.summary, "tags": e.tags, "operation": e.operation }))
         .collect();
     json!({ "tools": items, "matched": total })
 }
@@ -129,7 +165,7 @@ pub(crate) fn search_indexed(manifest: &Manifest, index: &SearchIndex, args: &Va
 mod tests {
     use super::*;
 
-    fn manifest() -> Manifest {
+    fn tools() -> Vec<ToolDef> {
         let doc = json!({
             "openapi": "3.0.3", "info": { "title": "T", "version": "1" }, "servers": [{ "url": "https://api.example" }],
             "paths": {
@@ -138,22 +174,18 @@ mod tests {
                 "/gists": { "get": { "operationId": "list_gists", "description": "Lists GISTS\nof the user", "tags": ["gists"], "responses": { "200": { "description": "ok" } } } }
             }
         });
-        let mut m: Manifest = serde_json::from_value(json!({
-            "format": 2, "serverId": "s", "workspaceId": "w", "version": 1, "publishedAt": 0, "name": "T",
-            "auth": { "mode": "none", "public": true }, "discovery": true, "tools": []
-        }))
-        .unwrap();
-        m.tools = crate::tools::import(doc.to_string().as_bytes()).expect("imports").tools;
-        m
+        crate::tools::import(doc.to_string().as_bytes()).expect("imports").tools
     }
 
-    /// The prepared index answers exactly what a search without one answers (case-insensitive
-    /// words, tags, limits, no words), and an index of another manifest is not trusted.
+    /// An index read back from its stored entries (a format-3 search part) answers exactly what
+    /// the index built from the tools answers (case-insensitive words, tags, limits, no words).
     #[test]
-    fn the_prepared_index_answers_what_a_fresh_search_answers() {
-        let m = manifest();
-        let index = SearchIndex::of(&m);
-        assert!(index.cost() > 0);
+    fn a_stored_index_answers_what_the_built_one_answers() {
+        let tools = tools();
+        let built = SearchIndex::of(&tools);
+        let stored: Vec<SearchEntry> = serde_json::from_slice(&serde_json::to_vec(&built.entries).unwrap()).unwrap();
+        let read = SearchIndex::from_entries(stored);
+        assert_eq!((built.cost(), read.len()), (read.cost(), 3));
         for args in [
             json!({ "query": "PULL request" }),
             json!({ "query": "gists" }),
@@ -162,11 +194,17 @@ mod tests {
             json!({}),
             json!({ "query": "nothing-matches" }),
         ] {
-            let fresh = search(&m, &args);
-            assert_eq!(search_indexed(&m, &index, &args).to_string(), fresh.to_string(), "{args}");
-            assert_eq!(search_indexed(&m, &SearchIndex::default(), &args).to_string(), fresh.to_string(), "{args}");
+            assert_eq!(search_indexed(&read, &args).to_string(), search_indexed(&built, &args).to_string(), "{args}");
         }
-        assert_eq!(search(&m, &json!({ "query": "pull" }))["matched"], 2);
-        assert_eq!(search(&m, &json!({ "query": "pull", "tag": "issues" }))["tools"][0]["name"], "comment_pull");
+        assert_eq!(search_indexed(&built, &json!({ "query": "pull" }))["matched"], 2);
+        assert_eq!(
+            search_indexed(&built, &json!({ "query": "pull", "tag": "issues" }))["tools"][0]["name"],
+            "comment_pull"
+        );
+        let gists = search_indexed(&read, &json!({ "query": "GISTS" }));
+        assert_eq!(
+            gists["tools"][0],
+            json!({ "name": "list_gists", "title": null, "summary": "Lists GISTS", "tags": ["gists"], "operation": "GET /gists" })
+        );
     }
 }

@@ -152,7 +152,8 @@ pub const SERVER_ID: &str = "flowcp";
 /// callers only from FlowCP's own origin.
 pub fn manifest(origin: &str) -> Result<Manifest, String> {
     Ok(Manifest {
-        format: manifest::FORMAT,
+        // Whole: built in the isolate, never stored.
+        format: manifest::WHOLE_FORMAT,
         server_id: SERVER_ID.into(),
         workspace_id: String::new(),
         version: 1,
@@ -174,6 +175,7 @@ pub fn manifest(origin: &str) -> Result<Manifest, String> {
         usage_target: None,
         store: None,
         tools: tools(origin)?,
+        layout: None,
     })
 }
 
@@ -324,8 +326,7 @@ pub async fn serve<D: Db, K: Kv, H: Http>(
         return match header(req.headers, "origin") {
             Some(o) if !transport::origin_allowed(o, origin, Some(&[])) => transport::forbidden_origin().into(),
             o => {
-                let mut r =
-                    McpResponse { status: 204, body: None, headers: Vec::new(), audit: Vec::new(), internal: None };
+                let mut r = McpResponse::new(204, None);
                 r.headers.push(("allow".into(), "POST, OPTIONS".into()));
                 if let Some(o) = o {
                     r.headers.extend(transport::cors_preflight(o));

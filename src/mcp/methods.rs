@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::cache::Loaded;
+use super::cache::Page;
 use super::call::call_upstream;
 use super::discovery::{search_indexed, CALL, DESCRIBE, SEARCH};
 use super::results::{Capabilities, InitializeResult, ListToolsResult, ServerInfo};
@@ -18,7 +18,7 @@ use crate::store::Kv;
 use crate::tools::ToolDef;
 
 /// Tools per `tools/list` page.
-pub const PAGE_SIZE: usize = 100;
+pub const PAGE_SIZE: usize = crate::manifest::SHARD_TOOLS;
 
 pub(crate) fn initialize<K: Kv, H: Http>(ctx: &CallCtx<'_, '_, K, H>, params: &Value) -> InitializeResult {
     // The version the client asks for (else the one its header declares), if we speak it in
@@ -46,7 +46,7 @@ pub(crate) fn instructions(m: &Manifest) -> String {
         return format!(
             "{} has {} tools in skills ({}). Call list_skills, then tool_search with skill:<name> to load a skill's tools, and call them by name.",
             m.name,
-            m.tools.len(),
+            m.tool_count(),
             names.join(", ")
         );
     }
@@ -54,7 +54,7 @@ pub(crate) fn instructions(m: &Manifest) -> String {
         format!(
             "{} exposes {} API operations through three tools: search_tools to find one, describe_tool to read its input schema, call_tool to call it.",
             m.name,
-            m.tools.len()
+            m.tool_count()
         )
     } else {
         format!("Tools of {} generated from its OpenAPI document by FlowCP.", m.name)
@@ -70,7 +70,13 @@ pub(crate) fn decode_cursor(c: &str, len: usize) -> Option<usize> {
     (offset <= len).then_some(offset)
 }
 
-pub(crate) fn tools_list(loaded: &Loaded, params: &Value) -> Result<ListToolsResult, RpcError> {
+/// `tools/list`: a page of the meta-tools and tools. A format-3 page is stored pre-serialised:
+/// the answer to a single message carries its bytes ([`CallCtx::page`]) instead of values.
+pub(crate) async fn tools_list<K: Kv, H: Http>(
+    ctx: &CallCtx<'_, '_, K, H>,
+    params: &Value,
+) -> Result<ListToolsResult, RpcError> {
+    let loaded = ctx.loaded;
     let total = loaded.listed_len();
     let start = match params.get("cursor") {
         None | Some(Value::Null) => 0,
@@ -81,7 +87,15 @@ pub(crate) fn tools_list(loaded: &Loaded, params: &Value) -> Result<ListToolsRes
     };
     let end = (start + PAGE_SIZE).min(total);
     let next_cursor = (end < total).then(|| encode_cursor(end));
-    Ok(ListToolsResult { tools: loaded.listed(start, end), next_cursor })
+    let tools = match loaded.page_at(&ctx.reads, start).await.map_err(|e| ctx.unreadable(e))? {
+        Page::Values(v) => v,
+        Page::Raw(page) if ctx.single => {
+            *ctx.page.borrow_mut() = Some(page);
+            Vec::new()
+        }
+        Page::Raw(page) => page.to_values(),
+    };
+    Ok(ListToolsResult { tools, next_cursor })
 }
 
 pub(crate) async fn tools_call<K: Kv, H: Http>(
@@ -104,37 +118,47 @@ pub(crate) async fn tools_call<K: Kv, H: Http>(
         match name {
             LIST_SKILLS => return Ok(CallToolResult::structured(skills::list(skills))),
             TOOL_SEARCH => {
-                return Ok(match skills::search(&loaded.manifest, &loaded.index, skills, &args) {
-                    Ok(v) => CallToolResult::structured(v),
-                    Err(message) => CallToolResult::error(message),
-                })
+                let q = match skills::parse(skills, &args) {
+                    Ok(q) => q,
+                    Err(message) => return Ok(CallToolResult::error(message)),
+                };
+                let index = match q {
+                    skills::Query::Keywords { .. } => {
+                        loaded.search_index(&ctx.reads).await.map_err(|e| ctx.unreadable(e))?
+                    }
+                    _ => Default::default(),
+                };
+                let (names, matched) = skills::names(&q, &index);
+                let mut found = Vec::with_capacity(names.len());
+                for n in &names {
+                    found.push(
+                        loaded.tool(&ctx.reads, n).await.map_err(|e| ctx.unreadable(e))?.map(|t| t.to_mcp_json()),
+                    );
+                }
+                return Ok(CallToolResult::structured(skills::answer(&q, &names, found, matched)));
             }
             _ => {}
         }
     }
     if loaded.manifest.discovery {
+        let target = args.get("name").and_then(Value::as_str).unwrap_or("");
+        let unknown =
+            || CallToolResult::error(format!("No operation is named {target:?}; use search_tools to find one."));
         return match name {
-            SEARCH => Ok(CallToolResult::structured(search_indexed(&loaded.manifest, &loaded.search, &args))),
-            DESCRIBE => {
-                let target = args.get("name").and_then(Value::as_str).unwrap_or("");
-                Ok(match loaded.index.get(target) {
-                    Some(&i) => CallToolResult::structured(loaded.manifest.tools[i].to_mcp_json()),
-                    None => CallToolResult::error(format!(
-                        "No operation is named {target:?}; use search_tools to find one."
-                    )),
-                })
+            SEARCH => {
+                let index = loaded.search_index(&ctx.reads).await.map_err(|e| ctx.unreadable(e))?;
+                Ok(CallToolResult::structured(search_indexed(&index, &args)))
             }
+            DESCRIBE => Ok(match loaded.tool(&ctx.reads, target).await.map_err(|e| ctx.unreadable(e))? {
+                Some(t) => CallToolResult::structured(t.to_mcp_json()),
+                None => unknown(),
+            }),
             CALL => {
-                let target = args.get("name").and_then(Value::as_str).unwrap_or("");
                 let inner = args.get("arguments").cloned().unwrap_or(Value::Object(Map::new()));
-                match loaded.index.get(target) {
-                    Some(&i) if inner.is_object() => {
-                        Ok(call_upstream(ctx, &loaded.manifest.tools[i], &inner, audit).await)
-                    }
+                match loaded.tool(&ctx.reads, target).await.map_err(|e| ctx.unreadable(e))? {
+                    Some(t) if inner.is_object() => Ok(call_upstream(ctx, &t, &inner, audit).await),
                     Some(_) => Ok(CallToolResult::error("arguments must be an object")),
-                    None => Ok(CallToolResult::error(format!(
-                        "No operation is named {target:?}; use search_tools to find one."
-                    ))),
+                    None => Ok(unknown()),
                 }
             }
             _ => Err(RpcError::invalid_params(format!("Unknown tool: {name}"))),
@@ -144,8 +168,12 @@ pub(crate) async fn tools_call<K: Kv, H: Http>(
         // A store tool: the user's stored answer, no upstream call.
         return Ok(store_call(ctx, live, &args).await);
     }
-    let &i = loaded.index.get(name).ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
-    Ok(call_upstream(ctx, &loaded.manifest.tools[i], &args, audit).await)
+    let tool = loaded
+        .tool(&ctx.reads, name)
+        .await
+        .map_err(|e| ctx.unreadable(e))?
+        .ok_or_else(|| RpcError::invalid_params(format!("Unknown tool: {name}")))?;
+    Ok(call_upstream(ctx, &tool, &args, audit).await)
 }
 
 /// A store tool's call (issue 16, `super::store`): the live tool's arguments checked, then the user's stored answer.

@@ -24,6 +24,7 @@ mod modern;
 mod results;
 pub mod runtime;
 pub mod server;
+pub mod shards;
 pub mod skills;
 pub mod store;
 pub mod transport;

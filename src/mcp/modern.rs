@@ -90,7 +90,7 @@ pub async fn dispatch<K: Kv, H: Http>(
             cache_scope,
         })),
         // The 2026-07-28 era adds its cache hints to the list.
-        "tools/list" => tools_list(ctx.loaded, params).map(|r| {
+        "tools/list" => tools_list(ctx, params).await.map(|r| {
             let mut r = r.into_value();
             r["ttlMs"] = json!(TTL_MS);
             r["cacheScope"] = json!(cache_scope);
@@ -105,6 +105,14 @@ pub async fn dispatch<K: Kv, H: Http>(
             r["_meta"] = json!({ "io.modelcontextprotocol/serverInfo": server_info });
             (200, jsonrpc::result(id, r))
         }
-        Err(e) => (if e.code == INVALID_PARAMS { 200 } else { 400 }, jsonrpc::error(id, e.code, e.message)),
+        // A part of the manifest that could not be read (try again) is the server's failure.
+        Err(e) => {
+            let status = match e.code {
+                INVALID_PARAMS => 200,
+                jsonrpc::INTERNAL_ERROR => 503,
+                _ => 400,
+            };
+            (status, jsonrpc::error(id, e.code, e.message))
+        }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::cache::{Loaded, ManifestCache};
 use super::jsonrpc::{self, INTERNAL_ERROR};
+use super::shards::RawPage;
 use super::transport::{Preflight, Rejection};
 use crate::crypto::Keyring;
 use crate::net::{FetchPolicy, Http};
@@ -121,7 +122,11 @@ pub struct McpRequest<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct McpResponse {
     pub status: u16,
+    /// The JSON-RPC answer; with [`McpResponse::page`], its `result.tools` is a placeholder.
     pub body: Option<Value>,
+    /// A stored `tools/list` page (format 3) that the body's `result.tools` stands for: sent as
+    /// its bytes ([`McpResponse::body_bytes`]), never re-parsed.
+    pub page: Option<std::rc::Rc<RawPage>>,
     pub headers: Vec<(String, String)>,
     /// One event per `tools/call`, to be written after the response.
     pub audit: Vec<AuditEvent>,
@@ -130,20 +135,70 @@ pub struct McpResponse {
     pub internal: Option<String>,
 }
 
+impl McpResponse {
+    /// A response without a page.
+    pub fn new(status: u16, body: Option<Value>) -> Self {
+        McpResponse { status, body, page: None, headers: Vec::new(), audit: Vec::new(), internal: None }
+    }
+
+    /// The body as sent: JSON, with a stored page spliced in as its bytes.
+    pub fn body_bytes(&self) -> Option<Vec<u8>> {
+        let body = self.body.as_ref()?;
+        let bytes = match &self.page {
+            Some(page) => serde_json::to_vec(&Spliced { value: body, page: page.raw(), depth: 0 }),
+            None => serde_json::to_vec(body),
+        };
+        // Values and raw JSON always serialise.
+        Some(bytes.unwrap_or_default())
+    }
+
+    /// The body as a value (the page parsed in): for tests and callers that inspect answers.
+    pub fn body_json(&self) -> Option<Value> {
+        match &self.page {
+            None => self.body.clone(),
+            Some(_) => serde_json::from_slice(&self.body_bytes()?).ok(),
+        }
+    }
+}
+
+/// Serialises a JSON-RPC answer with `page` in place of `result.tools`.
+struct Spliced<'a> {
+    value: &'a Value,
+    page: &'a serde_json::value::RawValue,
+    depth: u8,
+}
+
+impl serde::Serialize for Spliced<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(m) = self.value else { return self.value.serialize(s) };
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            match (self.depth, k.as_str()) {
+                (0, "result") => map.serialize_entry(k, &Spliced { value: v, page: self.page, depth: 1 })?,
+                (1, "tools") => map.serialize_entry(k, self.page)?,
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
+    }
+}
+
 impl From<Rejection> for McpResponse {
     fn from(r: Rejection) -> Self {
-        McpResponse { status: r.status, body: r.body, headers: r.headers, audit: Vec::new(), internal: None }
+        McpResponse {
+            status: r.status,
+            body: r.body,
+            page: None,
+            headers: r.headers,
+            audit: Vec::new(),
+            internal: None,
+        }
     }
 }
 
 pub(crate) fn reject(status: u16, message: &str) -> McpResponse {
-    McpResponse {
-        status,
-        body: Some(jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, message)),
-        headers: Vec::new(),
-        audit: Vec::new(),
-        internal: None,
-    }
+    McpResponse::new(status, Some(jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, message)))
 }
 
 pub(crate) use crate::net::header;
@@ -199,6 +254,32 @@ pub(crate) struct CallCtx<'c, 'a, K: Kv, H: Http> {
     pub(crate) pre: &'c Preflight,
     /// Named I/O phases of this request (ms), reported in `Server-Timing`.
     pub(crate) timings: RefCell<Vec<(&'static str, i64)>>,
+    /// Whether the request is a single message (not a batch): its `tools/list` answer may carry
+    /// a stored page as bytes ([`CallCtx::page`]).
+    pub(crate) single: bool,
+    /// A stored `tools/list` page that goes in the answer's `result.tools` ([`McpResponse::page`]).
+    pub(crate) page: RefCell<Option<std::rc::Rc<RawPage>>>,
+    /// Why a part of the manifest could not be read, for the operator log.
+    pub(crate) problem: RefCell<Option<String>>,
+    /// Where parts of a format-3 manifest are read from, within a per-request budget.
+    pub(crate) reads: super::cache::Reads<'c, K>,
+}
+
+impl<K: Kv, H: Http> CallCtx<'_, '_, K, H> {
+    /// A part of the published manifest could not be read: the caller gets an internal error
+    /// (try again), the operator log the reason.
+    pub(crate) fn unreadable(&self, e: super::cache::ManifestError) -> RpcError {
+        if e == super::cache::ManifestError::TooManyParts {
+            return RpcError::invalid_params(
+                "This request names tools from too many parts of this server's manifest at once; ask for fewer per request.",
+            );
+        }
+        *self.problem.borrow_mut() = Some(format!("manifest of {}: {e}", self.loaded.manifest.server_id));
+        RpcError {
+            code: jsonrpc::INTERNAL_ERROR,
+            message: "This server's published configuration could not be read; try again.".into(),
+        }
+    }
 }
 
 /// A JSON-RPC error: code and message (the spec's codes are in `jsonrpc`).

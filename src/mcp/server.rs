@@ -21,7 +21,10 @@ use crate::store::audit::AuditEvent;
 use crate::store::Kv;
 
 pub use super::access::{protected_resource_metadata, resource_metadata_url};
-pub use super::cache::{load_manifest, Loaded, ManifestCache, ManifestError, KV_TTL_MS, MANIFEST_CACHE_BYTES};
+pub use super::cache::{
+    load_manifest, Loaded, ManifestCache, ManifestError, Reads, ToolRef, KV_TTL_MS, MANIFEST_CACHE_BYTES,
+    MAX_PART_LOADS, PART_CACHE_BYTES,
+};
 pub use super::call::UPSTREAM_MAX_BYTES;
 pub use super::methods::PAGE_SIZE;
 pub use super::runtime::UPSTREAM_TIMEOUT_MS;
@@ -56,8 +59,7 @@ async fn serve<K: Kv, H: Http>(
                     (transport::forbidden_origin().into(), false)
                 }
                 _ => {
-                    let mut r =
-                        McpResponse { status: 204, body: None, headers: Vec::new(), audit: Vec::new(), internal: None };
+                    let mut r = McpResponse::new(204, None);
                     r.headers.push(("allow".into(), "POST, OPTIONS".into()));
                     if let Some(o) = origin {
                         // `handle` adds the common CORS headers.
@@ -182,14 +184,16 @@ async fn respond<K: Kv, H: Http>(
         upstream_refused: std::cell::Cell::new(None),
         pre,
         timings: RefCell::new(Vec::new()),
+        single: matches!(body, Body::Single(_)),
+        page: RefCell::new(None),
+        problem: RefCell::new(None),
+        reads: super::cache::Reads::new(rt.kv, rt.cache),
     };
     let mut audit = Vec::new();
     let mut out = match body {
         Body::Single(v) => match dispatch_single(&ctx, &v, req.headers, &mut audit).await {
-            Some((status, resp)) => {
-                McpResponse { status, body: Some(resp), headers: Vec::new(), audit, internal: None }
-            }
-            None => McpResponse { status: 202, body: None, headers: Vec::new(), audit, internal: None },
+            Some((status, resp)) => McpResponse::new(status, Some(resp)),
+            None => McpResponse::new(202, None),
         },
         Body::Batch(items) => {
             let mut out = Vec::new();
@@ -200,12 +204,16 @@ async fn respond<K: Kv, H: Http>(
             }
             one_invalid_row(&mut audit);
             if out.is_empty() {
-                McpResponse { status: 202, body: None, headers: Vec::new(), audit, internal: None }
+                McpResponse::new(202, None)
             } else {
-                McpResponse { status: 200, body: Some(Value::Array(out)), headers: Vec::new(), audit, internal: None }
+                McpResponse::new(200, Some(Value::Array(out)))
             }
         }
     };
+    out.audit = audit;
+    out.internal = ctx.problem.take();
+    // A stored page stands for `result.tools` only in a successful answer.
+    out.page = ctx.page.take().filter(|_| out.body.as_ref().is_some_and(|b| b.get("result").is_some()));
     if let Some(refused) = ctx.upstream_refused.get() {
         // The upstream refused the end user's token: an OAuth challenge, not a tool result, so
         // the client refreshes, re-authorises or asks for the scopes (the audit rows are kept).
@@ -287,7 +295,7 @@ async fn dispatch_request<K: Kv, H: Http>(
     let result = match method {
         "initialize" => Ok(results::value(&initialize(ctx, params))),
         "ping" => Ok(json!({})),
-        "tools/list" => tools_list(ctx.loaded, params).map(results::ListToolsResult::into_value),
+        "tools/list" => tools_list(ctx, params).await.map(results::ListToolsResult::into_value),
         "tools/call" => tools_call(ctx, params, audit).await.map(CallToolResult::into_value),
         "resources/list" | "prompts/list" | "resources/templates/list" => {
             Err(not_found(format!("Method not found: {method} (this server offers tools only)")))

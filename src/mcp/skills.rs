@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::manifest::{Manifest, Skills};
+use crate::manifest::Skills;
 
 pub(crate) const LIST_SKILLS: &str = "list_skills";
 pub(crate) const TOOL_SEARCH: &str = "tool_search";
@@ -48,20 +48,22 @@ pub(crate) fn list(skills: &Skills) -> Value {
     json!({ "skills": items })
 }
 
-/// `tool_search`: `Err` is a message for a tool error.
-pub(crate) fn search(
-    m: &Manifest,
-    index: &std::collections::HashMap<String, usize>,
-    skills: &Skills,
-    args: &Value,
-) -> Result<Value, String> {
+/// What a `tool_search` call asks for.
+pub(crate) enum Query {
+    /// A skill's tools `offset..offset+MAX_RESULTS` (`names`), of `total`.
+    Skill { skill: String, names: Vec<String>, total: usize, next_offset: Option<usize> },
+    /// Tools by name, in the order asked, once each.
+    Select(Vec<String>),
+    /// Keywords, searched like `search_tools`.
+    Keywords { query: String, limit: usize },
+}
+
+/// Reads a `tool_search` call: `Err` is a message for a tool error.
+pub(crate) fn parse(skills: &Skills, args: &Value) -> Result<Query, String> {
     let query = args.get("query").and_then(Value::as_str).map(str::trim).unwrap_or("");
     if query.is_empty() {
         return Err("query is required: skill:<name>, select:<tool>,<tool>, or keywords.".into());
     }
-    let schema = |i: usize| m.tools[i].to_mcp_json();
-    // What is echoed of the caller's input is bounded.
-    let shown = |s: &str| s.chars().take(128).collect::<String>();
     if let Some(name) = query.strip_prefix("skill:") {
         let name = name.trim();
         let Some(b) = skills.bundles.iter().find(|b| b.name == name) else {
@@ -71,43 +73,82 @@ pub(crate) fn search(
         // At most MAX_RESULTS schemas per answer, like every other query.
         let offset = args.get("offset").and_then(Value::as_u64).unwrap_or(0).min(b.tools.len() as u64) as usize;
         let end = (offset + MAX_RESULTS).min(b.tools.len());
-        let tools: Vec<Value> = b.tools[offset..end].iter().filter_map(|t| index.get(t).map(|&i| schema(i))).collect();
-        let mut out = json!({ "skill": b.name, "tools": tools, "total": b.tools.len() });
-        if end < b.tools.len() {
-            out["next_offset"] = json!(end);
-        }
-        return Ok(out);
+        return Ok(Query::Skill {
+            skill: b.name.clone(),
+            names: b.tools[offset..end].to_vec(),
+            total: b.tools.len(),
+            next_offset: (end < b.tools.len()).then_some(end),
+        });
     }
     if let Some(list) = query.strip_prefix("select:") {
-        let mut tools = Vec::new();
-        let mut missing = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()).take(MAX_RESULTS) {
-            if !seen.insert(name) {
-                continue;
-            }
-            match index.get(name) {
-                Some(&i) => tools.push(schema(i)),
-                None => missing.push(shown(name)),
-            }
-        }
-        return Ok(json!({ "tools": tools, "missing": missing }));
+        let names = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .take(MAX_RESULTS)
+            .filter(|n| seen.insert(*n))
+            .map(str::to_string)
+            .collect();
+        return Ok(Query::Select(names));
     }
     let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(20).clamp(1, MAX_RESULTS as u64) as usize;
-    let found = super::discovery::search(m, &json!({ "query": query, "limit": limit }));
-    let tools: Vec<Value> = found["tools"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|t| t["name"].as_str().and_then(|n| index.get(n)).map(|&i| schema(i))).collect())
-        .unwrap_or_default();
-    Ok(json!({ "tools": tools, "matched": found["matched"] }))
+    Ok(Query::Keywords { query: query.to_string(), limit })
+}
+
+/// What is echoed of the caller's input is bounded.
+fn shown(s: &str) -> String {
+    s.chars().take(128).collect()
+}
+
+/// The tool names a query answers with, and (keywords) how many matched: a keyword query is
+/// searched in `index`.
+pub(crate) fn names(q: &Query, index: &super::discovery::SearchIndex) -> (Vec<String>, Value) {
+    match q {
+        Query::Skill { names, .. } | Query::Select(names) => (names.clone(), Value::Null),
+        Query::Keywords { query, limit } => {
+            let found = super::discovery::search_indexed(index, &json!({ "query": query, "limit": limit }));
+            let names = found["tools"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t["name"].as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            (names, found["matched"].clone())
+        }
+    }
+}
+
+/// The answer, given each name's tool as MCP shows it (`found[i]` for `names[i]`; `None`: the
+/// server has no such tool).
+pub(crate) fn answer(q: &Query, names: &[String], found: Vec<Option<Value>>, matched: Value) -> Value {
+    let missing: Vec<String> = names.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(n, _)| shown(n)).collect();
+    let tools: Vec<Value> = found.into_iter().flatten().collect();
+    match q {
+        Query::Skill { skill, total, next_offset, .. } => {
+            let mut out = json!({ "skill": skill, "tools": tools, "total": total });
+            if let Some(n) = next_offset {
+                out["next_offset"] = json!(n);
+            }
+            out
+        }
+        Query::Select(_) => json!({ "tools": tools, "missing": missing }),
+        Query::Keywords { .. } => json!({ "tools": tools, "matched": matched }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Bundle, SkillsMode};
+    use crate::manifest::{Bundle, Manifest, SkillsMode};
 
-    fn manifest() -> (Manifest, std::collections::HashMap<String, usize>) {
+    /// `tool_search` over a whole manifest, composed as the runtime composes it.
+    fn search(m: &Manifest, skills: &Skills, args: &Value) -> Result<Value, String> {
+        let q = parse(skills, args)?;
+        let (wanted, matched) = super::names(&q, &crate::mcp::discovery::SearchIndex::of(&m.tools));
+        let found = wanted.iter().map(|n| m.tools.iter().find(|t| &t.name == n).map(|t| t.to_mcp_json())).collect();
+        Ok(answer(&q, &wanted, found, matched))
+    }
+
+    fn manifest() -> Manifest {
         let doc = json!({
             "openapi": "3.0.3", "info": { "title": "PA", "version": "1" }, "servers": [{ "url": "https://api.example" }],
             "paths": {
@@ -124,8 +165,7 @@ mod tests {
         .unwrap();
         m.tools = tools;
         m.tools.sort_by(|a, b| a.name.cmp(&b.name));
-        let index = m.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        (m, index)
+        m
     }
 
     fn skills() -> Skills {
@@ -152,33 +192,30 @@ mod tests {
 
     #[test]
     fn the_grammar_answers_in_a_fixed_order_with_each_tools_schema() {
-        let (m, index) = manifest();
+        let m = manifest();
         let s = skills();
-        let by_skill = search(&m, &index, &s, &json!({ "query": "skill:monitor-flow" })).unwrap();
+        let by_skill = search(&m, &s, &json!({ "query": "skill:monitor-flow" })).unwrap();
         assert_eq!(names(&by_skill), ["get_live_flow_runs", "list_live_flows"], "bundle order");
         assert!(by_skill["tools"][0]["inputSchema"].is_object(), "with its schema");
         let selected =
-            search(&m, &index, &s, &json!({ "query": "select:list_live_flows, nope ,get_live_flow,list_live_flows" }))
-                .unwrap();
+            search(&m, &s, &json!({ "query": "select:list_live_flows, nope ,get_live_flow,list_live_flows" })).unwrap();
         assert_eq!(names(&selected), ["list_live_flows", "get_live_flow"], "the order asked, once each");
         assert_eq!(selected["missing"], json!(["nope"]));
-        let words = search(&m, &index, &s, &json!({ "query": "runs" })).unwrap();
+        let words = search(&m, &s, &json!({ "query": "runs" })).unwrap();
         assert_eq!(names(&words)[0], "get_live_flow_runs");
         assert_eq!(
-            search(&m, &index, &s, &json!({ "query": "flow" })).unwrap(),
-            search(&m, &index, &s, &json!({ "query": "flow" })).unwrap(),
+            search(&m, &s, &json!({ "query": "flow" })).unwrap(),
+            search(&m, &s, &json!({ "query": "flow" })).unwrap(),
             "deterministic"
         );
-        assert!(search(&m, &index, &s, &json!({ "query": "skill:nope" }))
-            .unwrap_err()
-            .contains("monitor-flow, discover"));
-        assert!(search(&m, &index, &s, &json!({})).is_err());
+        assert!(search(&m, &s, &json!({ "query": "skill:nope" })).unwrap_err().contains("monitor-flow, discover"));
+        assert!(search(&m, &s, &json!({})).is_err());
         assert_eq!(list(&s)["skills"][0]["tools"], json!(["get_live_flow_runs", "list_live_flows"]));
     }
 
     #[test]
     fn a_big_skill_is_answered_in_pages() {
-        let (m, index) = manifest();
+        let m = manifest();
         let many = Skills {
             mode: SkillsMode::Alongside,
             bundles: vec![Bundle {
@@ -187,23 +224,22 @@ mod tests {
                 tools: vec!["list_live_flows".into(); 120],
             }],
         };
-        let first = search(&m, &index, &many, &json!({ "query": "skill:all" })).unwrap();
+        let first = search(&m, &many, &json!({ "query": "skill:all" })).unwrap();
         assert_eq!((first["tools"].as_array().unwrap().len(), &first["next_offset"]), (MAX_RESULTS, &json!(50)));
-        let last = search(&m, &index, &many, &json!({ "query": "skill:all", "offset": 100 })).unwrap();
+        let last = search(&m, &many, &json!({ "query": "skill:all", "offset": 100 })).unwrap();
         assert_eq!(last["tools"].as_array().unwrap().len(), 20);
         assert!(last.get("next_offset").is_none());
-        let past = search(&m, &index, &many, &json!({ "query": "skill:all", "offset": u64::MAX })).unwrap();
+        let past = search(&m, &many, &json!({ "query": "skill:all", "offset": u64::MAX })).unwrap();
         assert!(past["tools"].as_array().unwrap().is_empty());
-        let long =
-            search(&m, &index, &many, &json!({ "query": format!("skill:{}", "x".repeat(100_000)) })).unwrap_err();
+        let long = search(&m, &many, &json!({ "query": format!("skill:{}", "x".repeat(100_000)) })).unwrap_err();
         assert!(long.len() < 400, "the echo is bounded");
     }
 
     #[test]
     fn a_huge_select_is_bounded() {
-        let (m, index) = manifest();
+        let m = manifest();
         let q = format!("select:{}", vec!["list_live_flows"; 10_000].join(","));
-        let r = search(&m, &index, &skills(), &json!({ "query": q })).unwrap();
+        let r = search(&m, &skills(), &json!({ "query": q })).unwrap();
         assert_eq!(names(&r), ["list_live_flows"]);
     }
 }

@@ -30,7 +30,7 @@ pub fn store_name(live: &str) -> String {
 pub fn target<'m>(m: &'m Manifest, name: &str) -> Option<&'m ToolDef> {
     let synced = m.store.as_ref()?;
     let live = synced.iter().find(|t| store_name(t) == name)?;
-    m.tools.iter().find(|t| &t.name == live)
+    m.synced_tool(live)
 }
 
 /// The `tools/list` entries of a manifest's store tools.
@@ -38,7 +38,7 @@ pub fn listed(m: &Manifest) -> Vec<Value> {
     let Some(synced) = &m.store else { return Vec::new() };
     synced
         .iter()
-        .filter_map(|name| m.tools.iter().find(|t| &t.name == name))
+        .filter_map(|name| m.synced_tool(name))
         .map(|t| {
             json!({
                 "name": store_name(&t.name),

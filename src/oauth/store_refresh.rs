@@ -62,15 +62,14 @@ async fn refresh_one<D: Db, K: Kv, H: Http>(
     e: &Entry,
     now: i64,
 ) -> Outcome {
-    let m = match load_manifest(gate.kv, manifests, &e.server_id, now).await {
+    let loaded = match load_manifest(gate.kv, manifests, &e.server_id, now).await {
         Ok(Some(l)) => l,
         // Unpublished for now (or unreadable): kept; it ages out if it stays so.
         _ => return Outcome::Kept,
     };
-    let m = &m.manifest;
+    let m = &loaded.manifest;
     let synced = m.store.as_ref().is_some_and(|s| s.contains(&e.tool));
-    let Some(tool) = m.tools.iter().find(|t| t.name == e.tool).filter(|_| synced && m.auth.mode == AuthMode::UserKey)
-    else {
+    let Some(tool) = m.synced_tool(&e.tool).filter(|_| synced && m.auth.mode == AuthMode::UserKey) else {
         return Outcome::Dropped;
     };
     if unavailable(gate.db, gate.default_plan, m).await.is_some() {

@@ -16,12 +16,28 @@ pub async fn latest_version(kv: &impl Kv, server_id: &str) -> Result<i64, StoreE
     Ok(raw.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(0))
 }
 
-/// Puts manifest `version` on the air. The draft credential is copied for this version first
+/// Writes parts of a manifest version (format 3: `crate::mcp::shards`), before its head.
+pub async fn write_parts(kv: &impl Kv, parts: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+    for (key, bytes) in parts {
+        kv.put(&key, &bytes, None).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the parts of a publish that failed before its head was written (best effort: they
+/// are unreachable either way, since part keys carry the publish's own id).
+pub async fn discard_parts(kv: &impl Kv, keys: &[String]) {
+    for key in keys {
+        let _ = kv.delete(key).await;
+    }
+}
+
+/// Puts manifest `version` on the air (its parts already written). The draft credential is copied for this version first
 /// (its manifest names the copy, so a credential entered later changes nothing live until the
 /// next publish); then the manifest, then the live pointer; then the copy of the version that
 /// was live before, which nothing references any more. A credential the owner cleared while the
 /// previous version was live is deleted now.
-pub async fn publish(kv: &impl Kv, s: &Server, version: i64, manifest_bytes: &[u8]) -> Result<(), StoreError> {
+pub async fn publish(kv: &impl Kv, s: &Server, version: i64, head: &[u8]) -> Result<(), StoreError> {
     match &s.credential_key {
         Some(draft) => {
             let sealed = kv.get(draft).await?.ok_or_else(|| StoreError::Corrupt(format!("{draft} is missing")))?;
@@ -29,7 +45,7 @@ pub async fn publish(kv: &impl Kv, s: &Server, version: i64, manifest_bytes: &[u
         }
         None => kv.delete(&manifest::credential_key(&s.id)).await?,
     }
-    kv.put(&manifest::manifest_key(&s.id, version), manifest_bytes, None).await?;
+    kv.put(&manifest::manifest_key(&s.id, version), head, None).await?;
     kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await?;
     kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
     if let Some(previous) = s.published_version.filter(|p| *p != version) {
@@ -69,7 +85,15 @@ pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), St
     kv.delete(&manifest::live_key(&s.id)).await?;
     let latest = latest_version(kv, &s.id).await?;
     for v in 1..=s.published_version.unwrap_or(0).max(latest) {
-        kv.delete(&manifest::manifest_key(&s.id, v)).await?;
+        let key = manifest::manifest_key(&s.id, v);
+        // A format-3 head names its parts.
+        // TODO(issue 19): a server of many large versions can exceed one invocation's KV
+        // operations here; sweep superseded versions from the cron, a budget per run.
+        let head = kv.get(&key).await?.unwrap_or_default();
+        for part in crate::mcp::shards::part_keys(&head, &s.id, v) {
+            kv.delete(&part).await?;
+        }
+        kv.delete(&key).await?;
     }
     // Only the live and the newest versions can still have a credential copy (older ones were
     // given an expiry when they were superseded).

@@ -17,10 +17,56 @@ use crate::vocab::{AuthMode, FindingStatus, VerificationState};
 const PROBE_TIMEOUT_MS: u32 = 10_000;
 const PROBE_MAX_BYTES: usize = 64 * 1024;
 
+/// What the static checks and the probe need of a server's enabled tools, gathered one tool
+/// at a time: a server's tools are read in batches (10,000 of them would not fit a Worker
+/// parsed), never all at once.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub count: usize,
+    pub names: Vec<String>,
+    /// Tools whose input schema is not an object schema.
+    pub bad_schemas: Vec<String>,
+    /// The tools' first servers, each once.
+    pub servers: std::collections::BTreeSet<String>,
+    /// What the live probe calls: the owner's pick, else the first safe GET ([`probe_target`]).
+    pub probe: Option<ToolDef>,
+    pick: Option<String>,
+}
+
+impl Summary {
+    /// An empty summary; `pick` is the owner's probe tool.
+    pub fn new(pick: Option<&str>) -> Self {
+        Summary { pick: pick.map(str::to_string), ..Default::default() }
+    }
+
+    pub fn of(tools: &[ToolDef], pick: Option<&str>) -> Self {
+        let mut s = Summary::new(pick);
+        tools.iter().for_each(|t| s.add(t));
+        s
+    }
+
+    /// Takes in the next enabled tool (in name order).
+    pub fn add(&mut self, d: &ToolDef) {
+        self.count += 1;
+        self.names.push(d.name.clone());
+        if d.input_schema.get("type").and_then(Value::as_str) != Some("object")
+            || !d.input_schema.get("properties").is_none_or(Value::is_object)
+        {
+            self.bad_schemas.push(d.name.clone());
+        }
+        if let Some(server) = d.request.servers.first() {
+            self.servers.insert(server.clone());
+        }
+        if self.probe.is_none() && probes(d, self.pick.as_deref()) {
+            self.probe = Some(d.clone());
+        }
+    }
+}
+
 /// What the static checks look at.
 pub struct Subject<'a> {
     /// Enabled tools with curation applied.
-    pub tools: &'a [ToolDef],
+    pub tools: &'a Summary,
     pub auth_mode: AuthMode,
     pub auth_config: &'a Value,
     pub base_url_override: Option<&'a str>,
@@ -31,9 +77,10 @@ pub struct Subject<'a> {
 
 /// The checks that need no network: tools, names, schemas, base URL, auth configuration.
 pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
-    let mut out = vec![Finding::new("tools_enabled", !s.tools.is_empty(), format!("{} enabled tools", s.tools.len()))];
+    let t = s.tools;
+    let mut out = vec![Finding::new("tools_enabled", t.count > 0, format!("{} enabled tools", t.count))];
 
-    let mut names: Vec<&str> = s.tools.iter().map(|d| d.name.as_str()).collect();
+    let mut names: Vec<&str> = t.names.iter().map(String::as_str).collect();
     let invalid: Vec<&str> = names.iter().copied().filter(|n| !is_valid_tool_name(n)).collect();
     names.sort_unstable();
     let dupes: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
@@ -48,15 +95,7 @@ pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
         },
     ));
 
-    let bad_schemas: Vec<&str> = s
-        .tools
-        .iter()
-        .filter(|d| {
-            d.input_schema.get("type").and_then(Value::as_str) != Some("object")
-                || !d.input_schema.get("properties").is_none_or(Value::is_object)
-        })
-        .map(|d| d.name.as_str())
-        .collect();
+    let bad_schemas = &t.bad_schemas;
     out.push(Finding::new(
         "schemas",
         bad_schemas.is_empty(),
@@ -70,12 +109,7 @@ pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
     // Base URL: the override, else every tool's first server, must be allowed.
     let bases: Vec<String> = match s.base_url_override {
         Some(b) => vec![b.to_string()],
-        None => {
-            let mut v: Vec<String> = s.tools.iter().filter_map(|d| d.request.servers.first().cloned()).collect();
-            v.sort();
-            v.dedup();
-            v
-        }
+        None => t.servers.iter().cloned().collect(),
     };
     let base_problems: Vec<String> = if bases.is_empty() {
         vec!["the document names no absolute server URL; set base_url".into()]
@@ -119,12 +153,17 @@ pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
 /// The tool the live probe calls: the owner's pick, else the first GET without required
 /// arguments.
 pub fn probe_target<'a>(tools: &'a [ToolDef], probe_tool: Option<&str>) -> Option<&'a ToolDef> {
-    match probe_tool {
-        Some(name) => tools.iter().find(|d| d.name == name),
-        None => tools.iter().find(|d| {
+    tools.iter().find(|d| probes(d, probe_tool))
+}
+
+/// Whether the probe may call `d`: the owner's pick, or with none, a GET that needs no argument.
+fn probes(d: &ToolDef, pick: Option<&str>) -> bool {
+    match pick {
+        Some(name) => d.name == name,
+        None => {
             d.request.method == crate::tools::HttpMethod::Get
                 && d.input_schema.get("required").and_then(Value::as_array).is_none_or(|r| r.is_empty())
-        }),
+        }
     }
 }
 
@@ -407,7 +446,7 @@ mod tests {
             "paths": { "/pets": { "get": { "operationId": "listPets", "responses": { "200": { "description": "ok" } } } } } }))
     }
 
-    fn subject<'a>(tools: &'a [ToolDef], cfg: &'a Value) -> Subject<'a> {
+    fn subject<'a>(tools: &'a Summary, cfg: &'a Value) -> Subject<'a> {
         Subject {
             tools,
             auth_mode: AuthMode::None,
@@ -426,12 +465,14 @@ mod tests {
     #[test]
     fn static_checks_name_what_to_fix() {
         let cfg = json!({});
-        let pets = petstore();
+        let defs = petstore();
+        let none = Summary::new(None);
+        let pets = Summary::of(&defs, None);
         let ok = subject(&pets, &cfg);
         assert_eq!(failed(&static_findings(&ok)), Vec::<&str>::new());
         assert_eq!(verdict(&static_findings(&ok)), VerificationState::Verified);
         let cases: Vec<(Subject, Vec<&str>)> = vec![
-            (Subject { tools: &[], ..subject(&pets, &cfg) }, vec!["tools_enabled", "base_url"]),
+            (Subject { tools: &none, ..subject(&pets, &cfg) }, vec!["tools_enabled", "base_url"]),
             (Subject { auth_mode: AuthMode::Bearer, ..subject(&pets, &cfg) }, vec!["auth"]),
             (Subject { auth_mode: AuthMode::ApiKey, has_credential: true, ..subject(&pets, &cfg) }, vec!["auth"]),
             (
@@ -451,10 +492,11 @@ mod tests {
             assert_eq!(failed(&f), want, "{:?}", f);
             assert_eq!(verdict(&f) == VerificationState::Failed, !want.is_empty());
         }
-        let mut dup = pets.clone();
-        dup.extend(pets.clone());
+        let mut dup = defs.clone();
+        dup.extend(defs.clone());
         dup[1].name = "bad name".into();
-        dup.push(pets[0].clone());
+        dup.push(defs[0].clone());
+        let dup = Summary::of(&dup, None);
         assert_eq!(failed(&static_findings(&subject(&dup, &cfg))), ["tool_names"]);
     }
 
@@ -470,6 +512,9 @@ mod tests {
         assert_eq!(probe_target(&t, None).map(|d| d.name.as_str()), Some("listC"));
         assert_eq!(probe_target(&t, Some("postB")).map(|d| d.name.as_str()), Some("postB"));
         assert!(probe_target(&t, Some("nope")).is_none());
+        // Gathered a tool at a time, the summary picks the same.
+        assert_eq!(Summary::of(&t, None).probe.map(|d| d.name), Some("listC".to_string()));
+        assert_eq!(Summary::of(&t, Some("postB")).probe.map(|d| d.name), Some("postB".to_string()));
         let skipped = Finding::skipped("probe", "x");
         assert_eq!(
             serde_json::to_value(&skipped).unwrap(),

@@ -318,16 +318,6 @@ pub async fn tool_defs(
         .collect()
 }
 
-/// (count, bytes of definitions) of an app's enabled live tools: what a manifest of them
-/// would hold, measured without reading them.
-pub async fn enabled_size(db: &impl Db, ws: &str, app_id: &str) -> Result<(i64, i64), StoreError> {
-    let sql = "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(CAST(def_json AS BLOB))), 0) AS bytes FROM tools \
-               WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND enabled = 1";
-    let rows = db.query(sql, &[ws.into(), app_id.into()]).await?;
-    let row = rows.first().ok_or_else(|| StoreError::Corrupt("tools: no count".into()))?;
-    Ok((row_i64(row, "n")?, row_i64(row, "bytes")?))
-}
-
 /// Every tool of an app, removed ones included (for re-import diffs).
 pub async fn all_tools(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ToolRow>, StoreError> {
     let sql = format!("SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 ORDER BY name, id");
@@ -374,6 +364,51 @@ pub async fn list_tools(db: &impl Db, ws: &str, app_id: &str, f: &ToolFilter) ->
     db.query(&sql, &params).await?.iter().map(tool_row).collect()
 }
 
+/// The next enabled live tools of an app after `after` (name, id) in name order: at most
+/// `limit`, and no more than fit `max_bytes` of definitions (at least one), so a reader holds a
+/// bounded amount whatever the definitions' sizes.
+pub async fn enabled_tools_after(
+    db: &impl Db,
+    ws: &str,
+    app_id: &str,
+    after: Option<&(String, String)>,
+    limit: u32,
+    max_bytes: usize,
+) -> Result<Vec<ToolRow>, StoreError> {
+    let (after_name, after_id) = after.cloned().unwrap_or_default();
+    let sql = format!(
+        "SELECT {TOOL_COLS} FROM (SELECT *, SUM(LENGTH(CAST(def_json AS BLOB))) OVER (ORDER BY name, id ROWS UNBOUNDED PRECEDING) \
+           - LENGTH(CAST(def_json AS BLOB)) AS before FROM tools \
+           WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND enabled = 1 \
+           AND (name > ?3 OR (name = ?3 AND id > ?4)) ORDER BY name, id LIMIT ?5) \
+         WHERE before < ?6 ORDER BY name, id"
+    );
+    let params = [
+        ws.into(),
+        app_id.into(),
+        after_name.into(),
+        after_id.into(),
+        i64::from(limit).into(),
+        (max_bytes as i64).into(),
+    ];
+    db.query(&sql, &params).await?.iter().map(tool_row).collect()
+}
+
+/// Enabled live tools of an app with these names (a server's synced tools: a few).
+pub async fn enabled_tools_named(
+    db: &impl Db,
+    ws: &str,
+    app_id: &str,
+    names: &[String],
+) -> Result<Vec<ToolRow>, StoreError> {
+    let sql = format!(
+        "SELECT {TOOL_COLS} FROM tools WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND enabled = 1 \
+         AND name IN (SELECT value FROM json_each(?3)) ORDER BY name, id"
+    );
+    let names = serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+    db.query(&sql, &[ws.into(), app_id.into(), names.into()]).await?.iter().map(tool_row).collect()
+}
+
 /// A live tool as a choice sees it (no definition read).
 #[derive(Debug, Clone)]
 pub struct ToolHead {
@@ -386,9 +421,19 @@ pub struct ToolHead {
 
 /// An app's live tools, without their definitions (at most `limit`).
 pub async fn tool_heads(db: &impl Db, ws: &str, app_id: &str, limit: i64) -> Result<Vec<ToolHead>, StoreError> {
+    heads(db, ws, app_id, limit, false).await
+}
+
+/// An app's enabled live tools, without their definitions (at most `limit`).
+pub async fn enabled_tool_heads(db: &impl Db, ws: &str, app_id: &str, limit: i64) -> Result<Vec<ToolHead>, StoreError> {
+    heads(db, ws, app_id, limit, true).await
+}
+
+async fn heads(db: &impl Db, ws: &str, app_id: &str, limit: i64, enabled: bool) -> Result<Vec<ToolHead>, StoreError> {
     let sql = "SELECT id, name, method, tags_json, enabled FROM tools \
-               WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL ORDER BY name, id LIMIT ?3";
-    db.query(sql, &[ws.into(), app_id.into(), limit.into()])
+               WHERE workspace_id = ?1 AND app_id = ?2 AND removed_at IS NULL AND (?4 = 0 OR enabled = 1) \
+               ORDER BY name, id LIMIT ?3";
+    db.query(sql, &[ws.into(), app_id.into(), limit.into(), i64::from(enabled).into()])
         .await?
         .iter()
         .map(|r| {

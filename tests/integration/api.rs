@@ -7,7 +7,7 @@ use flowcp::api::{handle, Request, Response, Services};
 use flowcp::config::Secrets;
 use flowcp::crypto::Keyring;
 use flowcp::net::{FetchPolicy, HttpError};
-use flowcp::store::{block_on, Db, MemoryKv};
+use flowcp::store::{block_on, Db, Kv, MemoryKv};
 use serde_json::{json, Value};
 
 use crate::support::{resp, ScriptedHttp, SqliteDb};
@@ -279,7 +279,7 @@ fn an_import_of_many_operations_stores_every_tool_once() {
 /// statement within D1's limits), re-imports unchanged, and a server of all its tools is
 /// refused with a clear answer, measured before any definition is read, instead of a crash.
 #[test]
-fn ten_thousand_operations_import_reimport_and_are_refused_at_publish() {
+fn ten_thousand_operations_import_reimport_verify_and_publish() {
     let env = Env::new();
     let ws = signed_up(&env, "large@example.com");
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
@@ -303,13 +303,35 @@ fn ten_thousand_operations_import_reimport_and_are_refused_at_publish() {
     for k in ["added", "removed", "changed"] {
         assert_eq!(report[k].as_array().map(Vec::len), Some(0), "{k}");
     }
+    // Verified and published with every tool enabled (format 3: shards, pages, a head), the
+    // definitions read a batch at a time.
     let srv = id(env.call("POST", &p("/servers"), Some(json!({ "app_id": app }))));
-    let r = env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
-    let body = r.body.unwrap();
-    assert_eq!((r.status, body["error"]["code"].as_str()), (422, Some("manifest_too_large")), "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("10000 enabled tools"), "{body}");
+    let patched =
+        env.call("PATCH", &p(&format!("/servers/{srv}")), Some(json!({ "auth_mode": "none", "discovery_mode": true })));
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let v = env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
+    let body = v.body.unwrap();
+    assert_eq!((v.status, &body["state"]), (200, &json!("verified")), "{body}");
     let r = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
-    assert_eq!(r.status, 409, "never verified, never published");
+    let body = r.body.unwrap();
+    assert_eq!((r.status, &body["manifest"]["tools"]), (200, &json!(10_000)), "{body}");
+    let head: flowcp::manifest::Manifest =
+        serde_json::from_slice(&block_on(env.kv.get(&flowcp::manifest::manifest_key(&srv, 1))).unwrap().unwrap())
+            .unwrap();
+    let layout = head.layout.clone().unwrap();
+    assert_eq!((head.format, head.tools.len(), layout.tools), (3, 0, 10_000));
+    assert!(layout.shards.len() >= 100 && layout.search && layout.pages == 0, "discovery: no pages");
+    let mut largest = 0;
+    for k in flowcp::mcp::shards::part_keys(&serde_json::to_vec(&head).unwrap(), &srv, 1) {
+        let part = block_on(env.kv.get(&k)).unwrap().unwrap_or_else(|| panic!("{k} was written"));
+        largest = largest.max(part.len());
+    }
+    assert!(largest <= flowcp::mcp::shards::MAX_PART_BYTES, "{largest}");
+    // Nothing changed since: the draft diff reads both sides a batch / a shard at a time.
+    let versions = env.call("GET", &p(&format!("/servers/{srv}/versions")), None).body.unwrap();
+    for k in ["added", "removed", "changed"] {
+        assert_eq!(versions["draft"][k].as_array().map(Vec::len), Some(0), "{k}: {versions}");
+    }
 }
 
 /// A definition full of characters JSON escapes (quotes): its packed row would pass D1's 2 MB
@@ -1694,23 +1716,50 @@ fn sign_up_loops_cannot_flood_a_mailbox() {
     assert_eq!(block_on(flowcp::mail::outbox(&env.kv, "flooded@example.com")).unwrap().len(), 3);
 }
 
-/// Security review F4(c): `publish` refuses a manifest above the documented cap
-/// (`manifest::MAX_MANIFEST_BYTES`) with 422, and nothing goes live.
+/// Security review F4(c): `publish` refuses a manifest above the documented cap with 422, and
+/// nothing goes live. Format 3 caps each part it writes (`shards::MAX_PART_BYTES`): here the
+/// first `tools/list` page.
 #[test]
 fn publish_refuses_a_manifest_above_the_cap() {
     let env = Env::new();
-    // Ten operations sharing a parameter with 11,500 enum values of 110 characters: each tool
-    // about 1.3 MB (under the per-tool cap), the manifest about 13 MB, the import well under
-    // its memory budget (long strings are cheap in memory for their size).
+    // Fourteen operations sharing a parameter with 11,500 enum values of 110 characters: each
+    // tool about 1.3 MB (under the per-tool cap), the first page about 18 MB, the import well
+    // under its memory budget (long strings are cheap in memory for their size).
     let values: Vec<String> = (0..11_500).map(|i| format!("{i:0110}")).collect();
     let schema = json!({"type": "string", "enum": values});
-    let (ws, srv, r) = publish_operations_sharing_a_parameter(&env, "big@example.com", 10, schema);
+    let (ws, srv, r) = publish_operations_sharing_a_parameter(&env, "big@example.com", 14, schema);
     let body = r.body.unwrap();
     assert_eq!(r.status, 422, "{}", body["error"]);
     assert_eq!(body["error"]["code"], "manifest_too_large");
-    assert!(body["error"]["message"].as_str().unwrap().contains(&flowcp::manifest::MAX_MANIFEST_BYTES.to_string()));
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Part p0") && message.contains(&flowcp::mcp::shards::MAX_PART_BYTES.to_string()),
+        "{message}"
+    );
+    // The shards written before the page was refused are taken back.
+    let prefix = format!("manifest:{srv}:");
+    let left: Vec<String> = env.kv.entries.borrow().keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+    assert!(left.is_empty(), "{left:?}");
     let server = env.call("GET", &format!("/api/v1/workspaces/{ws}/servers/{srv}"), None).body.unwrap();
     assert_eq!(server["published_version"], Value::Null);
+    // Publish read those definitions at most 4 MB at a time (at least one each), in name order,
+    // every one once.
+    let app = server["app_id"].as_str().unwrap();
+    let (mut after, mut seen, mut batches) = (None, Vec::new(), 0);
+    loop {
+        let rows =
+            block_on(flowcp::store::apps::enabled_tools_after(&env.db, &ws, app, after.as_ref(), 100, 4 << 20)).unwrap();
+        let Some(last) = rows.last() else { break };
+        let bytes: usize = rows.iter().map(|r| r.def_json.len()).sum();
+        assert!(bytes - rows.last().unwrap().def_json.len() < 4 << 20, "batch {batches}: {bytes} bytes");
+        after = Some((last.name.clone(), last.id.clone()));
+        seen.extend(rows.iter().map(|r| r.name.clone()));
+        batches += 1;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!((seen.len(), &seen), (14, &sorted));
+    assert!(batches >= 4, "{batches} batches for 14 definitions of 1.3 MB");
 }
 
 /// Signs up `email`, imports `count` operations that share one query parameter with `schema`,
@@ -1867,10 +1916,18 @@ fn a_session_signed_with_the_previous_secret_survives_a_rotation() {
 fn publish_refuses_a_manifest_too_large_in_memory() {
     let env = Env::new();
     // Six tools sharing an enum of 160,000 small numbers: about 2 MB of JSON, about 66 MiB as
-    // values once parsed (under the import's budget, over the cache's).
+    // values once parsed (over an isolate's cache as one manifest): each gets a shard of its own
+    // (format 3), so a request loads about 11 MB of them, and the server publishes.
     let values: Vec<u32> = (0..160_000).map(|i| i % 10).collect();
     let schema = json!({"type": "integer", "enum": values});
     let (_, _, r) = publish_operations_sharing_a_parameter(&env, "dense@example.com", 6, schema);
+    let body = r.body.unwrap();
+    assert_eq!(r.status, 200, "{body}");
+    assert_eq!(body["manifest"]["tools"], 6);
+    // One tool of about 26 MB once parsed cannot be held by a request: refused, with why.
+    let values: Vec<u32> = (0..400_000).map(|i| i % 10).collect();
+    let schema = json!({"type": "integer", "enum": values});
+    let (_, _, r) = publish_operations_sharing_a_parameter(&env, "denser@example.com", 1, schema);
     let body = r.body.unwrap();
     assert_eq!((r.status, body["error"]["code"].clone()), (422, json!("manifest_too_large")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("MB in memory"), "{body}");

@@ -69,10 +69,11 @@ fn published() -> (MemoryKv, Keyring) {
         usage_target: None,
         store: None,
         tools,
+        layout: None,
     };
     let kv = MemoryKv::default();
+    crate::support::put_manifest(&kv, &m);
     block_on(async {
-        kv.put(&manifest::manifest_key(SERVER, 1), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
         kv.put(&manifest::live_key(SERVER), b"1", None).await.unwrap();
         let mirror = json!({ "server_id": SERVER, "key_id": "key_golden" }).to_string();
         kv.put(&manifest::access_key_key(&sha256_hex(ACCESS_KEY.as_bytes())), mirror.as_bytes(), None).await.unwrap();
@@ -111,7 +112,7 @@ fn respond(request: &Value) -> Value {
     json!({
         "status": r.status,
         "headers": headers,
-        "body": r.body,
+        "body": r.body_json(),
         "audit": r.audit.iter().map(|e| json!({ "tool": e.tool_name, "outcome": e.outcome.as_str(), "upstream_status": e.upstream_status })).collect::<Vec<_>>(),
     })
 }

@@ -50,6 +50,8 @@ fn doc(n: usize) -> Vec<u8> {
 
 struct Fixture {
     kv: MemoryKv,
+    /// The whole manifest as last published (the store holds its format-3 parts).
+    whole: std::cell::RefCell<Manifest>,
     /// This fixture's own isolate caches (fixtures never share a cached manifest).
     cache: ManifestCache,
     http: FakeUpstream,
@@ -103,16 +105,17 @@ fn fixture(tools: usize, mode: &str, public: bool, discovery: bool) -> Fixture {
         usage_target: None,
         store: None,
         tools: report.tools,
+        layout: None,
     };
+    crate::support::put_manifest(&kv, &m);
     block_on(async {
-        kv.put(&manifest::manifest_key(&server, 1), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
         kv.put(&manifest::live_key(&server), b"1", None).await.unwrap();
         let mirror = json!({ "server_id": server, "key_id": "key_1" }).to_string();
         kv.put(&manifest::access_key_key(&sha256_hex(ACCESS_KEY.as_bytes())), mirror.as_bytes(), None).await.unwrap();
         let sealed = keyring.seal(b"upstream-secret-value", &aad_server_credential(&server)).unwrap();
         kv.put(&manifest::credential_key(&server), sealed.as_bytes(), None).await.unwrap();
     });
-    Fixture { kv, cache: ManifestCache::default(), http: FakeUpstream::default(), keyring, server }
+    Fixture { kv, whole: m.into(), cache: ManifestCache::default(), http: FakeUpstream::default(), keyring, server }
 }
 
 fn call(f: &Fixture, body: Value, extra: &[(&str, &str)]) -> McpResponse {
@@ -173,7 +176,10 @@ fn request_metered(
         key_gate: None,
         quota,
     };
-    block_on(handle(&rt, &f.server, &McpRequest { method, headers, body }))
+    let mut r = block_on(handle(&rt, &f.server, &McpRequest { method, headers, body }));
+    // A stored page as the client reads it (the page stays, to tell a stored page was sent).
+    r.body = r.body_json();
+    r
 }
 
 /// A clock reading later than every earlier call's (past the isolate's 1 s KV cache).
@@ -280,14 +286,7 @@ fn invalid_arguments_never_reach_the_upstream() {
 fn private_base_urls_are_refused_at_call_time() {
     let f = fixture(1, "none", true, false);
     // Re-publish with a base URL override pointing at the metadata service.
-    let mut m: Manifest =
-        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
-    m.version = 2;
-    m.base_url = Some("https://169.254.169.254/latest".into());
-    block_on(async {
-        f.kv.put(&manifest::manifest_key(&f.server, 2), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
-        f.kv.put(&manifest::live_key(&f.server), b"2", None).await.unwrap();
-    });
+    republish(&f, |m| m.base_url = Some("https://169.254.169.254/latest".into()));
     let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000" })), &[]);
     assert_eq!(r.body.unwrap()["result"]["isError"], true);
     assert!(f.http.seen.borrow().is_empty());
@@ -461,15 +460,12 @@ fn republish(f: &Fixture, edit: impl FnOnce(&mut Manifest)) {
         .unwrap()
         .parse()
         .unwrap();
-    let mut m: Manifest =
-        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, live))).unwrap().unwrap())
-            .unwrap();
+    let mut m = f.whole.borrow().clone();
     m.version = live + 1;
     edit(&mut m);
-    block_on(async {
-        f.kv.put(&manifest::manifest_key(&f.server, m.version), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
-        f.kv.put(&manifest::live_key(&f.server), m.version.to_string().as_bytes(), None).await.unwrap();
-    });
+    crate::support::put_manifest(&f.kv, &m);
+    block_on(f.kv.put(&manifest::live_key(&f.server), m.version.to_string().as_bytes(), None)).unwrap();
+    *f.whole.borrow_mut() = m;
 }
 
 /// Seals `value` as the fixture's credential.
@@ -857,7 +853,15 @@ fn a_credential_echoed_in_the_content_type_of_a_binary_answer_is_redacted() {
 fn a_published_format_1_manifest_keeps_working_and_format_2_is_camel_case() {
     let f = fixture(1, "api_key", false, false);
     let key = manifest::manifest_key(&f.server, 1);
-    let v2: Value = serde_json::from_slice(&block_on(f.kv.get(&key)).unwrap().unwrap()).unwrap();
+    // The same manifest as format 2 wrote it: whole, in one value.
+    let mut whole = f.whole.borrow().clone();
+    whole.format = manifest::WHOLE_FORMAT;
+    let v2 = serde_json::to_value(&whole).unwrap();
+    block_on(f.kv.put(&key, v2.to_string().as_bytes(), None)).unwrap();
+    let r = call(&f, rpc("tools/call", json!({ "name": "getThing0000", "arguments": {} })), &[]);
+    assert_eq!((r.status, f.http.seen.borrow().len()), (200, 1), "a format-2 manifest answers: {:?}", r.body);
+    f.http.seen.borrow_mut().clear();
+    let f = Fixture { cache: ManifestCache::default(), ..f };
     assert_eq!(v2["format"], 2);
     for k in ["serverId", "workspaceId", "publishedAt"] {
         assert!(v2.get(k).is_some(), "format 2 has {k}: {v2:#}");
@@ -891,9 +895,16 @@ fn a_published_format_1_manifest_keeps_working_and_format_2_is_camel_case() {
         sent[0].headers
     );
 
+    // Format 3 without a layout (a whole manifest claiming the new format), and a format this
+    // runtime does not know, are refused.
     let mut future = v2;
-    future["format"] = json!(3);
+    future["format"] = json!(4);
     block_on(f.kv.put(&key, future.to_string().as_bytes(), None)).unwrap();
+    let f = Fixture { cache: ManifestCache::default(), ..f };
+    assert_eq!(call(&f, rpc("tools/call", tool.clone()), &[]).status, 503);
+    let mut no_layout = serde_json::to_value(&whole).unwrap();
+    no_layout["format"] = json!(3);
+    block_on(f.kv.put(&key, no_layout.to_string().as_bytes(), None)).unwrap();
     let f = Fixture { cache: ManifestCache::default(), ..f };
     assert_eq!(call(&f, rpc("tools/call", tool), &[]).status, 503);
 }
@@ -1009,12 +1020,18 @@ fn the_manifest_cache_is_bounded_by_bytes_not_only_by_count() {
     use flowcp::mcp::server::{load_manifest, MANIFEST_CACHE_BYTES};
     let cache = ManifestCache::default();
     let words = |n: usize| Value::Array((0..n).map(|i| Value::String(format!("w{i:08}"))).collect());
-    // Each about 23 MB (250,000 enum entries as values, plus their JSON); the last about
-    // 80 MB alone. Two fit the budget: the third evicts only the least recently used.
+    // Whole (format-2) manifests, each about 23 MB (250,000 enum entries as values, plus their
+    // JSON); the last about 80 MB alone. Two fit the budget: the third evicts only the least
+    // recently used.
     let mut seen: Vec<String> = Vec::new();
     for (i, n) in [250_000usize, 250_000, 250_000, 900_000].into_iter().enumerate() {
         let f = fixture(1, "none", true, false);
-        republish(&f, |m| m.tools[0].input_schema = json!({"type": "object", "properties": {"e": {"enum": words(n)}}}));
+        let mut m = f.whole.borrow().clone();
+        m.format = manifest::WHOLE_FORMAT;
+        m.version = 2;
+        m.tools[0].input_schema = json!({"type": "object", "properties": {"e": {"enum": words(n)}}});
+        block_on(f.kv.put(&manifest::manifest_key(&f.server, 2), &serde_json::to_vec(&m).unwrap(), None)).unwrap();
+        block_on(f.kv.put(&manifest::live_key(&f.server), b"2", None)).unwrap();
         let loaded = block_on(load_manifest(&f.kv, &cache, &f.server, 1_000_000 + i as i64 * 10_000))
             .expect("loads")
             .expect("published");
@@ -1027,6 +1044,44 @@ fn the_manifest_cache_is_bounded_by_bytes_not_only_by_count() {
     assert!(!cache.holds(&seen[0], 2), "the least recently used was evicted");
     assert!(cache.holds(&seen[1], 2) && cache.holds(&seen[2], 2), "the others stay");
     assert!(!cache.holds(&seen[3], 2), "one larger than the budget is served, not kept");
+}
+
+/// Format 3: an isolate holds the heads of the servers it serves and only the shards their
+/// requests needed, within [`PART_CACHE_BYTES`]; a tool too large for a shard is refused at
+/// publish, and a server's tools are split into shards of bounded memory.
+#[test]
+fn the_part_cache_is_bounded_by_bytes_and_shards_by_memory() {
+    use flowcp::mcp::server::{load_manifest, Reads, PART_CACHE_BYTES};
+    let cache = ManifestCache::default();
+    let words = |n: usize| Value::Array((0..n).map(|i| Value::String(format!("w{i:08}"))).collect());
+    // Each server's one tool takes about 9 MB once parsed: five of them exceed the budget.
+    for i in 0..6 {
+        let f = fixture(3, "none", true, false);
+        republish(&f, |m| {
+            m.tools[1].input_schema = json!({"type": "object", "properties": {"e": {"enum": words(100_000)}}})
+        });
+        let now = 5_000_000 + i * 10_000;
+        let loaded = block_on(load_manifest(&f.kv, &cache, &f.server, now)).expect("loads").expect("published");
+        assert!(loaded.sharded() && loaded.manifest.tools.is_empty(), "the head holds no tool");
+        let layout = loaded.manifest.layout.clone().unwrap();
+        assert_eq!(
+            layout.shards,
+            ["getThing0000", "getThing0001", "getThing0002"],
+            "the large tool has a shard of its own, and the next one starts another"
+        );
+        let reads = Reads::new(&f.kv, &cache);
+        let big = block_on(loaded.tool(&reads, "getThing0001")).expect("reads").expect("found");
+        assert_eq!(big.name, "getThing0001");
+        assert!(block_on(loaded.tool(&reads, "getThing0003")).expect("reads").is_none());
+        assert!(block_on(loaded.tool(&reads, "aaa")).expect("reads").is_none());
+        let held = cache.part_bytes();
+        assert!(held <= PART_CACHE_BYTES && held > 8 << 20, "after server {i}: {held} bytes of parts cached");
+    }
+    let f = fixture(1, "none", true, false);
+    let mut m = f.whole.borrow().clone();
+    m.tools[0].input_schema = json!({"type": "object", "properties": {"e": {"enum": words(250_000)}}});
+    let refused = flowcp::mcp::shards::encode(&m).unwrap_err();
+    assert!(refused.0.contains("getThing0000") && refused.0.contains("at most 16 MB"), "{refused:?}");
 }
 
 /// Security review S4: discovery search reads at most `MAX_QUERY_WORDS` words of at most
@@ -1499,4 +1554,193 @@ fn unmetered_workspaces_and_an_unreadable_database_let_calls_through() {
         serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
     assert_eq!(block_on(gate.reserve_for(&m.workspace_id, &m.server_id, Some("c1"))), Ok(None));
     assert!(gate.failure.borrow().as_deref().unwrap_or("").contains("usage_counters"), "{:?}", gate.failure.borrow());
+}
+
+/// The fixture's manifest written whole (format 2) as the next version: what a server published
+/// before format 3 serves.
+fn as_whole(f: &Fixture) {
+    let live: i64 = String::from_utf8(block_on(f.kv.get(&manifest::live_key(&f.server))).unwrap().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut m = f.whole.borrow().clone();
+    m.format = manifest::WHOLE_FORMAT;
+    m.version = live + 1;
+    block_on(async {
+        f.kv.put(&manifest::manifest_key(&f.server, m.version), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
+        f.kv.put(&manifest::live_key(&f.server), m.version.to_string().as_bytes(), None).await.unwrap();
+    });
+}
+
+/// Every answer that reads the tools, from a format-3 manifest (shards, stored pages, search
+/// part) and from the same manifest whole (format 2): the same JSON, byte for byte once parsed.
+#[test]
+fn a_sharded_manifest_answers_exactly_what_the_whole_one_answers() {
+    use flowcp::manifest::{Bundle, Skills, SkillsMode};
+    let cursor = |offset: usize| flowcp::cursor::encode(&[&offset.to_string()]);
+    let lists = [
+        json!({}),
+        json!({ "cursor": cursor(100) }),
+        json!({ "cursor": cursor(200) }),
+        json!({ "cursor": cursor(37) }),
+        json!({ "cursor": cursor(250) }),
+        json!({ "cursor": cursor(251) }),
+    ];
+    let calls = [
+        json!({ "name": "getThing0000" }),
+        json!({ "name": "getThing0249", "arguments": {} }),
+        json!({ "name": "getThing0250" }),
+        json!({ "name": "" }),
+        json!({ "name": "aaa" }),
+        json!({ "name": "zzz" }),
+    ];
+    let bundle = Bundle {
+        name: "some".into(),
+        description: "d".into(),
+        tools: vec!["getThing0007".into(), "nope".into(), "getThing0199".into()],
+    };
+    let skills = |mode| Some(Skills { mode, bundles: vec![bundle.clone()] });
+    let setups = [
+        ("plain", false, None),
+        ("discovery", true, None),
+        ("skills alongside", false, skills(SkillsMode::Alongside)),
+        ("skills instead", false, skills(SkillsMode::Instead)),
+    ];
+    for (what, discovery, skills) in setups {
+        let f = fixture(250, "none", true, false);
+        republish(&f, |m| {
+            m.discovery = discovery;
+            m.skills = skills;
+        });
+        let mut asks: Vec<Value> = lists.iter().map(|p| rpc("tools/list", p.clone())).collect();
+        asks.extend(calls.iter().map(|p| rpc("tools/call", p.clone())));
+        for (tool, args) in [
+            ("search_tools", json!({ "query": "thing 0012" })),
+            ("search_tools", json!({ "query": "get", "limit": 50 })),
+            ("describe_tool", json!({ "name": "getThing0123" })),
+            ("describe_tool", json!({ "name": "getThing9999" })),
+            ("call_tool", json!({ "name": "getThing0042", "arguments": {} })),
+            ("tool_search", json!({ "query": "skill:some" })),
+            ("tool_search", json!({ "query": "select:getThing0150,nope,getThing0001" })),
+            ("tool_search", json!({ "query": "thing 0033" })),
+            ("list_skills", json!({})),
+        ] {
+            asks.push(rpc("tools/call", json!({ "name": tool, "arguments": args })));
+        }
+        asks.push(rpc("initialize", json!({ "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } })));
+        let sharded: Vec<McpResponse> = asks.iter().map(|a| call(&f, a.clone(), &[])).collect();
+        assert!(
+            sharded[0].page.is_some() || what.contains("instead") || what == "discovery",
+            "{what}: the first page is sent as stored bytes"
+        );
+        // A batch answers with values, not stored bytes, and the same entries.
+        let batch = call(&f, Value::Array(vec![asks[0].clone()]), &[("mcp-protocol-version", "2025-03-26")]);
+        assert!(batch.page.is_none(), "{what}");
+        let sent = f.http.seen.borrow().len();
+        as_whole(&f);
+        let whole: Vec<McpResponse> = asks.iter().map(|a| call(&f, a.clone(), &[])).collect();
+        for ((ask, s), w) in asks.iter().zip(&sharded).zip(&whole) {
+            assert!(w.page.is_none());
+            let mut w = w.clone();
+            if ask["method"] == "initialize" {
+                // The one difference: the whole manifest is the next version.
+                w.body.as_mut().unwrap()["result"]["serverInfo"]["version"] = json!("2");
+            }
+            assert_eq!((s.status, &s.body), (w.status, &w.body), "{what}: {ask}");
+        }
+        let batch_whole = call(&f, Value::Array(vec![asks[0].clone()]), &[("mcp-protocol-version", "2025-03-26")]);
+        assert_eq!(batch.body, batch_whole.body, "{what}");
+        assert_eq!(f.http.seen.borrow().len(), 2 * sent, "{what}: the same upstream calls");
+    }
+}
+
+/// A part of a format-3 manifest that is missing or corrupt in KV answers an internal JSON-RPC
+/// error (try again) and tells the operator which, never a panic or another tool; a head whose
+/// layout does not fit it is not served at all.
+#[test]
+fn a_missing_or_corrupt_part_is_an_internal_error_and_a_bad_layout_is_refused() {
+    let f = fixture(150, "none", true, false);
+    let head_of = |f: &Fixture| -> Manifest {
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap()
+    };
+    let page2 = rpc("tools/list", json!({ "cursor": flowcp::cursor::encode(&["100"]) }));
+    let cases: [(&str, Option<&[u8]>); 5] = [
+        ("s1", None),
+        ("s1", Some(b"[{\"name\":1}]")),
+        ("p1", Some(b"{\"not\":\"a page\"}")),
+        ("p1", Some(b"[1,")),
+        ("p1", None),
+    ];
+    for (part, bad) in cases {
+        let f = fixture(150, "none", true, false);
+        let key = head_of(&f).part_key(part).unwrap();
+        match bad {
+            Some(b) => block_on(f.kv.put(&key, b, None)).unwrap(),
+            None => block_on(f.kv.delete(&key)).unwrap(),
+        }
+        let ask = if part == "s1" { tool_call("getThing0120", json!({})) } else { page2.clone() };
+        let r = call(&f, ask, &[]);
+        let body = r.body.clone().unwrap();
+        assert_eq!((r.status, &body["error"]["code"]), (200, &json!(-32603)), "{key}: {body}");
+        assert!(r.internal.as_deref().unwrap_or("").contains("manifest of"), "{key}: {:?}", r.internal);
+        assert!(f.http.seen.borrow().is_empty());
+        // What does not need the part still answers.
+        assert_eq!(call(&f, tool_call("getThing0000", json!({})), &[]).status, 200, "{key}");
+    }
+    // Heads whose layout does not fit: shards out of order, a missing page, a tool count the
+    // shards cannot hold.
+    let head: Value =
+        serde_json::from_slice(&block_on(f.kv.get(&manifest::manifest_key(&f.server, 1))).unwrap().unwrap()).unwrap();
+    for (i, edit) in [
+        json!({ "shards": ["getThing0100", "getThing0000"] }),
+        json!({ "pages": 1 }),
+        json!({ "tools": 900 }),
+        json!({ "search": true }),
+        json!({ "listed": 99 }),
+        json!({ "tools": u64::MAX }),
+        json!({ "id": "../../other" }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut h = head.clone();
+        for (k, v) in edit.as_object().unwrap() {
+            h["layout"][k] = v.clone();
+        }
+        let v = 10 + i as i64;
+        h["version"] = json!(v);
+        block_on(f.kv.put(&manifest::manifest_key(&f.server, v), h.to_string().as_bytes(), None)).unwrap();
+        block_on(f.kv.put(&manifest::live_key(&f.server), v.to_string().as_bytes(), None)).unwrap();
+        assert_eq!(call(&f, rpc("tools/list", json!({})), &[]).status, 503, "{edit}");
+    }
+    // A head stored under another version than it names (a copy): refused too.
+    block_on(f.kv.put(&manifest::manifest_key(&f.server, 30), &serde_json::to_vec(&head).unwrap(), None)).unwrap();
+    block_on(f.kv.put(&manifest::live_key(&f.server), b"30", None)).unwrap();
+    assert_eq!(call(&f, rpc("tools/list", json!({})), &[]).status, 503);
+}
+
+/// One request reads at most `MAX_PART_LOADS` parts from KV: naming tools across more shards
+/// is refused with a clear answer (cached parts are free), so a request cannot make an isolate
+/// read and parse a whole large server.
+#[test]
+fn one_request_reads_a_bounded_number_of_parts() {
+    use flowcp::manifest::{Bundle, Skills, SkillsMode};
+    use flowcp::mcp::server::MAX_PART_LOADS;
+    let f = fixture(2_000, "none", true, false);
+    let bundle = Bundle { name: "all".into(), description: "d".into(), tools: vec!["getThing0000".into()] };
+    republish(&f, |m| m.skills = Some(Skills { mode: SkillsMode::Instead, bundles: vec![bundle] }));
+    let select = |shards: std::ops::Range<usize>| {
+        let names: Vec<String> = shards.map(|k| format!("getThing{:04}", k * 100 + 5)).collect();
+        tool_call("tool_search", json!({ "query": format!("select:{}", names.join(",")) }))
+    };
+    let many = call(&f, select(0..MAX_PART_LOADS as usize + 1), &[]);
+    let body = many.body.unwrap();
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("too many parts"), "{body}");
+    // Within the budget it answers (and what it read is now cached, so it answers again).
+    for _ in 0..2 {
+        let r = call(&f, select(0..MAX_PART_LOADS as usize), &[]);
+        let found = &r.body.as_ref().unwrap()["result"]["structuredContent"];
+        assert_eq!(found["tools"].as_array().map(Vec::len), Some(MAX_PART_LOADS as usize), "{:?}", r.body);
+    }
 }

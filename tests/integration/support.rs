@@ -207,3 +207,15 @@ impl Http for ScriptedHttp {
         })
     }
 }
+
+/// Publishes `m` (a whole manifest) into `kv` as FlowCP does: its format-3 parts, then the head.
+/// The live pointer is the caller's.
+pub fn put_manifest(kv: &flowcp::store::MemoryKv, m: &flowcp::manifest::Manifest) {
+    use flowcp::store::Kv;
+    let parts = flowcp::mcp::shards::encode(m).expect("the manifest encodes");
+    flowcp::store::block_on(async {
+        for (key, bytes) in parts {
+            kv.put(&key, &bytes, None).await.expect("KV put");
+        }
+    });
+}

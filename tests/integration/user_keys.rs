@@ -59,6 +59,7 @@ fn manifest(token_url: &str) -> Manifest {
         usage_target: None,
         store: None,
         tools: Vec::new(),
+        layout: None,
     }
 }
 
@@ -470,7 +471,7 @@ fn synced_manifest(fx: &Fx) -> Manifest {
     let tools = flowcp::tools::import_value(doc).unwrap().tools;
     let m = Manifest { tools, store: Some(vec!["list_live_flows".into()]), ..fx.m.clone() };
     block_on(async {
-        fx.kv.put(&flowcp::manifest::manifest_key("srv1", 1), &serde_json::to_vec(&m).unwrap(), None).await.unwrap();
+        crate::support::put_manifest(&fx.kv, &m);
         fx.kv.put(&flowcp::manifest::live_key("srv1"), b"1", None).await.unwrap();
     });
     m
@@ -513,7 +514,7 @@ fn rpc_as(
             "srv1",
             &flowcp::mcp::server::McpRequest { method: "POST", headers: &headers, body: &body },
         ));
-        r.body.unwrap()["result"].clone()
+        r.body_json().unwrap()["result"].clone()
     })
 }
 
