@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile import-large deploy clean
+.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile import-large large-servers deploy clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -59,6 +59,13 @@ size-matrix: setup
 import-large: setup build
 	cargo build --release --bin flowcp
 	node bench/import-large.mjs
+
+## make large-servers: GitHub's server (every tools/list page, discovery search) and a published
+## server of 10,000 tools (publish, pages, tools/call beside Petstore's) under Miniflare (~4 min);
+## BASELINE_CONFIG=<checkout>/wrangler.toml measures another build in the same run
+large-servers: setup build
+	cargo build --release --bin flowcp
+	node bench/large-servers.mjs
 
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build

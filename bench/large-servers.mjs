@@ -33,7 +33,8 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rpc = async (s, body) => {
   const r = await fetch(s.srv.mcp_url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json", authorization: `Bearer ${s.key}` }, body: JSON.stringify(body) });
   const text = await r.text();
-  if (r.status !== 200 || text.includes('"isError":true') || text.includes('"error":')) throw new Error(`${r.status} ${text.slice(0, 200)}`);
+  const v = JSON.parse(text);
+  if (r.status !== 200 || v.error || v.result?.isError) throw new Error(`${r.status} ${text.slice(0, 300)}`);
   return text;
 };
 /** Every tools/list page as raw JSON-RPC: total ms, pages, bytes. */
@@ -93,7 +94,7 @@ for (const [build, config] of builds) {
       await sleep(1100);
       row.large_pages = await pagesMedian(big);
       const id = "0b6e5f4e-9a51-4c43-9a53-2f8e7e0c7777";
-      row.large_call = await p50Of((k) => rpc(big, { jsonrpc: "2.0", id: k, method: "tools/call", params: { name: `getRes${2_500 + (k % 400)}`, arguments: { id } } }));
+      row.large_call = await p50Of((k) => rpc(big, { jsonrpc: "2.0", id: k, method: "tools/call", params: { name: `getRes${1_800 + (k % 400)}`, arguments: { id } } }));
       row.petstore_call_after = await p50Of((k) => rpc(pet, { jsonrpc: "2.0", id: k, method: "tools/call", params: { name: "getPetById", arguments: { petId: 7 } } }));
     }
   } catch (e) {
