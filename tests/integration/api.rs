@@ -1747,8 +1747,8 @@ fn publish_refuses_a_manifest_above_the_cap() {
     let app = server["app_id"].as_str().unwrap();
     let (mut after, mut seen, mut batches) = (None, Vec::new(), 0);
     loop {
-        let rows =
-            block_on(flowcp::store::apps::enabled_tools_after(&env.db, &ws, app, after.as_ref(), 100, 4 << 20)).unwrap();
+        let rows = block_on(flowcp::store::apps::enabled_tools_after(&env.db, &ws, app, after.as_ref(), 100, 4 << 20))
+            .unwrap();
         let Some(last) = rows.last() else { break };
         let bytes: usize = rows.iter().map(|r| r.def_json.len()).sum();
         assert!(bytes - rows.last().unwrap().def_json.len() < 4 << 20, "batch {batches}: {bytes} bytes");
