@@ -977,6 +977,7 @@ pub async fn verify<D: Db, K: Kv, H: Http>(
     let mut findings = verify::static_findings(&verify::Subject {
         tools: &summary,
         auth_mode: s.auth_mode,
+        discovery: s.discovery_mode,
         auth_config: &s.auth_config,
         base_url_override: s.base_url_override.as_deref(),
         has_credential: credential.is_some(),

@@ -63,11 +63,16 @@ impl Summary {
     }
 }
 
+/// Above this many enabled tools, verification recommends discovery mode (issue 18).
+pub const MANY_TOOLS: usize = 500;
+
 /// What the static checks look at.
 pub struct Subject<'a> {
     /// Enabled tools with curation applied.
     pub tools: &'a Summary,
     pub auth_mode: AuthMode,
+    /// Discovery mode: clients see three tools and search the rest.
+    pub discovery: bool,
     pub auth_config: &'a Value,
     pub base_url_override: Option<&'a str>,
     pub has_credential: bool,
@@ -78,7 +83,13 @@ pub struct Subject<'a> {
 /// The checks that need no network: tools, names, schemas, base URL, auth configuration.
 pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
     let t = s.tools;
-    let mut out = vec![Finding::new("tools_enabled", t.count > 0, format!("{} enabled tools", t.count))];
+    let mut message = format!("{} enabled tools", t.count);
+    if t.count > MANY_TOOLS && !s.discovery {
+        message.push_str(&format!(
+            "; with more than {MANY_TOOLS}, turn on discovery mode: clients then see three tools (search, describe, call) instead of loading every schema, which takes a client seconds"
+        ));
+    }
+    let mut out = vec![Finding::new("tools_enabled", t.count > 0, message)];
 
     let mut names: Vec<&str> = t.names.iter().map(String::as_str).collect();
     let invalid: Vec<&str> = names.iter().copied().filter(|n| !is_valid_tool_name(n)).collect();
@@ -450,6 +461,7 @@ mod tests {
         Subject {
             tools,
             auth_mode: AuthMode::None,
+            discovery: false,
             auth_config: cfg,
             base_url_override: None,
             has_credential: false,
@@ -498,6 +510,16 @@ mod tests {
         dup.push(defs[0].clone());
         let dup = Summary::of(&dup, None);
         assert_eq!(failed(&static_findings(&subject(&dup, &cfg))), ["tool_names"]);
+        // Past MANY_TOOLS, discovery mode is recommended (not required), unless it is on.
+        let many: Vec<ToolDef> =
+            (0..=MANY_TOOLS).map(|i| ToolDef { name: format!("t{i:04}"), ..defs[0].clone() }).collect();
+        let many = Summary::of(&many, None);
+        let first = |s: &Subject| static_findings(s).remove(0);
+        let advice = first(&subject(&many, &cfg));
+        assert_eq!(advice.status, FindingStatus::Pass);
+        assert!(advice.message.contains("turn on discovery mode"), "{advice:?}");
+        assert!(!first(&Subject { discovery: true, ..subject(&many, &cfg) }).message.contains("discovery"));
+        assert!(!first(&ok).message.contains("discovery"));
     }
 
     #[test]

@@ -132,6 +132,8 @@ test("a 20 MB document of 10,000 operations imports, publishes and serves within
     assert.equal(patched.status, 200, JSON.stringify(patched.body));
     const v = await oc.post(OP(`/servers/${srv.id}/verify`));
     assert.equal(v.body.state, "verified", JSON.stringify(v.body).slice(0, 600));
+    // With every tool listed, verification recommends discovery mode (it is not required).
+    assert.match(v.body.findings.find((f) => f.check === "tools_enabled").message, /10000 enabled tools; .*turn on discovery mode/);
     t0 = performance.now();
     const pub = await oc.post(OP(`/servers/${srv.id}/publish`));
     const publishMs = Math.round(performance.now() - t0);

@@ -312,6 +312,8 @@ fn ten_thousand_operations_import_reimport_verify_and_publish() {
     let v = env.call("POST", &p(&format!("/servers/{srv}/verify")), None);
     let body = v.body.unwrap();
     assert_eq!((v.status, &body["state"]), (200, &json!("verified")), "{body}");
+    let advice = body["findings"].as_array().unwrap().iter().find(|f| f["check"] == "tools_enabled").unwrap();
+    assert!(!advice["message"].as_str().unwrap().contains("turn on discovery mode"), "discovery is on: {advice}");
     let r = env.call("POST", &p(&format!("/servers/{srv}/publish")), None);
     let body = r.body.unwrap();
     assert_eq!((r.status, &body["manifest"]["tools"]), (200, &json!(10_000)), "{body}");
