@@ -26,11 +26,6 @@ pub const WHOLE_FORMAT: u32 = 2;
 /// Tools per shard of a format-3 manifest, and entries per pre-serialised `tools/list` page.
 pub const SHARD_TOOLS: usize = 100;
 
-/// The most memory ([`cost`]) the whole manifests (formats 1 and 2, published before format 3)
-/// an isolate caches may take; format 2 publishing refused larger ones. Format-3 heads are
-/// small; their parts have a cache of their own (`crate::mcp::server::PART_CACHE_BYTES`).
-pub const MAX_MANIFEST_COST: usize = 64 << 20;
-
 /// Formats the runtime reads. Format 1 (snake_case keys: `server_id`, `credential_ref`...) is
 /// read through serde aliases, so a manifest published before format 2 keeps answering until
 /// its next publish rewrites it; nothing needs migrating. Format 2 keeps being read beside 3.

@@ -834,7 +834,7 @@ pub async fn revoke_key_user<D: Db, K: Kv, H: Http>(
 
 /// Most enabled tools a publish reads the names of: one more than a manifest holds, so a
 /// server over it is refused by the writer with its reason.
-const MAX_SERVER_TOOLS: i64 = (shards::MAX_SHARDS / 2 * manifest::SHARD_TOOLS + 1) as i64;
+const MAX_SERVER_TOOLS: i64 = shards::MAX_TOOLS as i64 + 1;
 
 /// Enabled tools read per batch: at most 100, and 4 MB of definitions (at least one tool).
 const CURATED_BATCH: u32 = 100;
@@ -845,12 +845,11 @@ const CURATED_BATCH_BYTES: usize = 4 << 20;
 /// all; verification summarises them, publish writes them to shards, the draft diff digests them.
 struct Curated {
     after: Option<(String, String)>,
-    done: bool,
 }
 
 impl Curated {
     fn new() -> Self {
-        Curated { after: None, done: false }
+        Curated { after: None }
     }
 
     /// The next batch (`None` after the last).
@@ -859,9 +858,6 @@ impl Curated {
         svc: &Services<'_, D, K, H>,
         s: &Server,
     ) -> Result<Option<Vec<ToolDef>>, ApiError> {
-        if self.done {
-            return Ok(None);
-        }
         let rows = apps_store::enabled_tools_after(
             svc.db,
             &s.workspace_id,
@@ -872,7 +868,6 @@ impl Curated {
         )
         .await?;
         // A batch cut by bytes is not the last: only an empty one is.
-        self.done = rows.is_empty();
         self.after = rows.last().map(|r| (r.name.clone(), r.id.clone()));
         if rows.is_empty() {
             return Ok(None);
@@ -1087,7 +1082,6 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     };
     // Format 3 (issue 18): the parts are written as each completes, in name order, so a
     // publish holds one shard at a time; the head goes last, then the live pointer.
-    let too_large = |e: shards::TooLarge| ApiError::new(ErrorCode::ManifestTooLarge, e.0);
     let mut written = Vec::new();
     let done = match write_parts(svc, &s, shards::Writer::new(head.clone()).map_err(too_large)?, &mut written).await {
         Ok(done) => done,
@@ -1120,6 +1114,11 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     })
 }
 
+/// A manifest the writer refuses, with its reason.
+fn too_large(e: shards::TooLarge) -> ApiError {
+    ApiError::new(ErrorCode::ManifestTooLarge, e.0)
+}
+
 /// Writes every part of a manifest (not its head), tool by tool from D1 in name order; `written`
 /// collects the keys, so a failed publish can take them back.
 async fn write_parts<D: Db, K: Kv, H: Http>(
@@ -1128,7 +1127,6 @@ async fn write_parts<D: Db, K: Kv, H: Http>(
     mut writer: shards::Writer,
     written: &mut Vec<String>,
 ) -> Result<shards::Finished, ApiError> {
-    let too_large = |e: shards::TooLarge| ApiError::new(ErrorCode::ManifestTooLarge, e.0);
     let mut batches = Curated::new();
     while let Some(batch) = batches.next(svc, s).await? {
         for t in batch {

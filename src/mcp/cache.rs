@@ -15,10 +15,11 @@ use crate::store::{Kv, StoreError};
 use crate::tools::ToolDef;
 
 pub(crate) const MANIFEST_CACHE_ENTRIES: usize = 64;
-/// Memory the cached manifests of one isolate may take ([`crate::manifest::cost`]). It is the
-/// publish limit too, so only a manifest published before that limit can exceed it: such a
-/// one is used but not kept.
-pub const MANIFEST_CACHE_BYTES: usize = crate::manifest::MAX_MANIFEST_COST;
+/// Memory the cached manifests of one isolate may take ([`crate::manifest::cost`]): format-3
+/// heads are small; whole manifests (formats 1 and 2, published before format 3) were refused
+/// at publish above this, so each can be cached. Parts have a cache of their own
+/// ([`PART_CACHE_BYTES`]).
+pub const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
 /// Why a published server's manifest could not be used. The client sees 503; the operator log
 /// gets this (it names no secret: KV keys and versions only).
@@ -72,18 +73,12 @@ pub struct Loaded {
     pub lists_tools: bool,
     /// Estimated memory (bytes) this entry holds, charged to the cache.
     pub cost: usize,
-    tools: Tools,
+    /// Tool name -> index in `manifest.tools` (empty for a format-3 head: its tools are found
+    /// through the layout).
+    index: HashMap<String, usize>,
     /// What `search_tools` looks in: built here for a whole manifest in discovery mode (a
     /// format-3 one reads its search part through the cache).
     search: Option<Rc<SearchIndex>>,
-}
-
-/// Where a loaded manifest's tools are.
-enum Tools {
-    /// In `manifest.tools`, by name -> index.
-    Whole(HashMap<String, usize>),
-    /// In shards of `SHARD_TOOLS` under the version's part keys.
-    Sharded,
 }
 
 /// A tool definition of a loaded manifest: borrowed from a whole one, or held in a cached shard.
@@ -147,7 +142,7 @@ impl Loaded {
 
     /// Whether the tools are in shards (format 3).
     pub fn sharded(&self) -> bool {
-        matches!(self.tools, Tools::Sharded)
+        self.manifest.layout.is_some()
     }
 
     /// `tools/list` entries `start..end` (bounded by [`Loaded::listed_len`]) of a whole
@@ -189,10 +184,8 @@ impl Loaded {
 
     /// A tool by name; `Ok(None)` when the server has no such tool.
     pub async fn tool(&self, r: &Reads<'_, impl Kv>, name: &str) -> Result<Option<ToolRef<'_>>, ManifestError> {
-        let layout = match (&self.tools, &self.manifest.layout) {
-            (Tools::Whole(index), _) => return Ok(index.get(name).map(|&i| ToolRef::Whole(&self.manifest.tools[i]))),
-            (Tools::Sharded, Some(l)) => l,
-            (Tools::Sharded, None) => return Err(ManifestError::Foreign),
+        let Some(layout) = &self.manifest.layout else {
+            return Ok(self.index.get(name).map(|&i| ToolRef::Whole(&self.manifest.tools[i])));
         };
         // The shard whose first name is the greatest not after `name`.
         let Some(k) = layout.shards.partition_point(|first| first.as_str() <= name).checked_sub(1) else {
@@ -224,7 +217,7 @@ impl Loaded {
         let (kv, cache) = (r.kv, r.cache);
         let m = &self.manifest;
         let key = m.part_key(name).ok_or(ManifestError::Foreign)?;
-        if let Some(hit) = cache.parts.hit(&key) {
+        if let Some(hit) = cache.parts.borrow_mut().hit(key.as_str()) {
             return Ok(hit);
         }
         if r.loads.get() >= MAX_PART_LOADS {
@@ -249,7 +242,7 @@ impl Loaded {
                 (Part::Search(Rc::new(index)), cost)
             }
         };
-        cache.parts.keep(key, part.clone(), cost);
+        cache.parts.borrow_mut().keep(key, part.clone(), cost);
         Ok(part)
     }
 }
@@ -326,7 +319,8 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> Lru<K, V> {
 /// make their own.
 pub struct ManifestCache {
     manifests: RefCell<Lru<ManifestKey, Rc<Loaded>>>,
-    pub(crate) parts: PartCache,
+    /// Parts of format-3 manifests by KV key.
+    parts: RefCell<Lru<String, Part>>,
     /// KV key -> (value, read at): short-lived cache of small KV entries (negative ones too).
     small: RefCell<HashMap<String, CachedValue>>,
 }
@@ -335,22 +329,9 @@ impl Default for ManifestCache {
     fn default() -> Self {
         ManifestCache {
             manifests: RefCell::new(Lru::new(MANIFEST_CACHE_ENTRIES, MANIFEST_CACHE_BYTES)),
-            parts: PartCache(RefCell::new(Lru::new(PART_CACHE_ENTRIES, PART_CACHE_BYTES))),
+            parts: RefCell::new(Lru::new(PART_CACHE_ENTRIES, PART_CACHE_BYTES)),
             small: RefCell::default(),
         }
-    }
-}
-
-/// The parts of format-3 manifests, by KV key.
-pub(crate) struct PartCache(RefCell<Lru<String, Part>>);
-
-impl PartCache {
-    fn hit(&self, key: &str) -> Option<Part> {
-        self.0.borrow_mut().hit(key)
-    }
-
-    fn keep(&self, key: String, part: Part, cost: usize) {
-        self.0.borrow_mut().keep(key, part, cost)
     }
 }
 
@@ -360,8 +341,7 @@ impl ManifestCache {
         self.manifests.borrow_mut().hit(key)
     }
 
-    /// Keep a prepared manifest within [`MANIFEST_CACHE_ENTRIES`] and [`MANIFEST_CACHE_BYTES`]
-    /// (publish refuses a whole manifest over that: [`crate::manifest::MAX_MANIFEST_COST`]).
+    /// Keep a prepared manifest within [`MANIFEST_CACHE_ENTRIES`] and [`MANIFEST_CACHE_BYTES`].
     fn keep(&self, key: (String, i64), loaded: Rc<Loaded>) {
         let cost = loaded.cost;
         self.manifests.borrow_mut().keep(key, loaded, cost)
@@ -369,12 +349,12 @@ impl ManifestCache {
 
     /// Estimated bytes the cached manifests and parts hold (for tests and the deep health check).
     pub fn manifest_bytes(&self) -> usize {
-        self.manifests.borrow().held + self.parts.0.borrow().held
+        self.manifests.borrow().held + self.parts.borrow().held
     }
 
     /// Estimated bytes the cached parts of format-3 manifests hold.
     pub fn part_bytes(&self) -> usize {
-        self.parts.0.borrow().held
+        self.parts.borrow().held
     }
 
     /// Whether a (server, version) is cached.
@@ -417,15 +397,12 @@ pub(crate) async fn live_version(
 /// built in-process), or a format-3 head.
 pub(crate) fn prepare(manifest: Manifest, json_len: usize) -> Loaded {
     let (meta, lists_tools) = shards::meta_of(&manifest);
-    let tools = match manifest.layout {
-        Some(_) => Tools::Sharded,
-        None => Tools::Whole(manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect()),
-    };
+    let index = manifest.tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
     let search = (manifest.discovery && manifest.layout.is_none()).then(|| Rc::new(SearchIndex::of(&manifest.tools)));
     let meta_cost: usize =
         meta.iter().map(|v| crate::openapi::ledger::value_size_within(v, usize::MAX).unwrap_or(0)).sum();
     let cost = manifest::cost(&manifest, json_len) + search.as_ref().map_or(0, |s| s.cost()) + meta_cost;
-    Loaded { manifest, meta, lists_tools, cost, tools, search }
+    Loaded { manifest, meta, lists_tools, cost, index, search }
 }
 
 /// Whether a stored manifest is one this runtime serves for `server_id`: its own, of a format it
@@ -439,7 +416,7 @@ fn readable(m: &Manifest, server_id: &str, version: i64) -> Result<(), ManifestE
     };
     let lists_tools = shards::meta_of(m).1;
     // Checked before any arithmetic on them: a head holds at most MAX_SHARDS of SHARD_TOOLS.
-    let tools_ok = l.tools <= shards::MAX_SHARDS * manifest::SHARD_TOOLS && l.listed <= l.tools + manifest::SHARD_TOOLS;
+    let tools_ok = l.tools <= shards::MAX_TOOLS && l.listed <= l.tools + manifest::SHARD_TOOLS;
     let fits = tools_ok
         && m.format == manifest::FORMAT
         && m.tools.is_empty()

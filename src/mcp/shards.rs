@@ -33,6 +33,40 @@ pub const MAX_SEARCH_COST: usize = 32 << 20;
 /// At most this many shards: a publish writes a part per shard and per page (at most as many),
 /// within a Worker invocation's 1,000 KV operations.
 pub const MAX_SHARDS: usize = 400;
+/// The most tools a server publishes: half the shards full (the rest for shards cut by memory).
+pub const MAX_TOOLS: usize = MAX_SHARDS / 2 * SHARD_TOOLS;
+
+/// A JSON array written element by element, closed when taken.
+#[derive(Default)]
+struct JsonArray {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl JsonArray {
+    /// Appends an element given as JSON text.
+    fn push_raw(&mut self, json: &[u8]) {
+        self.buf.push(if self.len == 0 { b'[' } else { b',' });
+        self.buf.extend_from_slice(json);
+        self.len += 1;
+    }
+
+    fn push(&mut self, v: &impl serde::Serialize) {
+        // Serialising a Value, a tool or a search entry to a Vec cannot fail.
+        self.push_raw(&serde_json::to_vec(v).unwrap_or_default());
+    }
+
+    /// The array's JSON, leaving this one empty.
+    fn take(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        if self.len == 0 {
+            out.push(b'[');
+        }
+        out.push(b']');
+        self.len = 0;
+        out
+    }
+}
 
 /// Part names within a version.
 pub(crate) fn shard_part(k: usize) -> String {
@@ -53,15 +87,13 @@ pub struct Writer {
     head: Manifest,
     meta_len: usize,
     lists_tools: bool,
-    /// The open shard: its JSON so far, tool count, memory and first name.
-    shard: Vec<u8>,
-    shard_tools: usize,
+    /// The open shard: its tools, memory and first name.
+    shard: JsonArray,
     shard_cost: usize,
     shard_first: String,
-    page: Vec<u8>,
-    page_entries: usize,
+    page: JsonArray,
     pages: usize,
-    search: Option<Vec<u8>>,
+    search: Option<JsonArray>,
     search_cost: usize,
     shards: Vec<String>,
     seen: usize,
@@ -79,27 +111,24 @@ impl Writer {
         let Some(layout) = head.layout.as_mut().filter(|l| l.id_ok()) else {
             return Err(TooLarge("the manifest has no layout".into()));
         };
-        let shard_count = layout.tools.div_ceil(SHARD_TOOLS);
-        if shard_count > MAX_SHARDS / 2 {
+        if layout.tools > MAX_TOOLS {
             return Err(TooLarge(format!(
-                "The server enables {} tools; a server publishes at most {}. Split the API across servers.",
-                layout.tools,
-                MAX_SHARDS / 2 * SHARD_TOOLS
+                "The server enables {} tools; a server publishes at most {MAX_TOOLS}. Split the API across servers.",
+                layout.tools
             )));
         }
+        let shard_count = layout.tools.div_ceil(SHARD_TOOLS);
         layout.search = head.discovery || head.skills.is_some();
         let (meta, lists_tools) = meta_of(&head);
         let mut w = Writer {
             meta_len: meta.len(),
             lists_tools,
-            shard: Vec::new(),
-            shard_tools: 0,
+            shard: JsonArray::default(),
             shard_cost: 0,
             shard_first: String::new(),
-            page: Vec::new(),
-            page_entries: 0,
+            page: JsonArray::default(),
             pages: 0,
-            search: head.layout.as_ref().is_some_and(|l| l.search).then(|| b"[".to_vec()),
+            search: head.layout.as_ref().is_some_and(|l| l.search).then(JsonArray::default),
             search_cost: 0,
             shards: Vec::with_capacity(shard_count),
             seen: 0,
@@ -107,20 +136,10 @@ impl Writer {
             bytes: 0,
             head,
         };
-        w.page.push(b'[');
         for entry in &meta {
-            w.add_listed(entry);
+            w.page.push(entry);
         }
         Ok(w)
-    }
-
-    fn add_listed(&mut self, entry: &impl serde::Serialize) {
-        if self.page_entries > 0 {
-            self.page.push(b',');
-        }
-        // Serialising a Value or a tool's MCP form to a Vec cannot fail.
-        serde_json::to_writer(&mut self.page, entry).unwrap_or_default();
-        self.page_entries += 1;
     }
 
     fn key(&self, part: &str) -> String {
@@ -140,18 +159,14 @@ impl Writer {
     }
 
     fn flush_page(&mut self, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), TooLarge> {
-        let mut page = std::mem::replace(&mut self.page, b"[".to_vec());
-        page.push(b']');
-        self.page_entries = 0;
+        let page = self.page.take();
         let part = page_part(self.pages);
         self.pages += 1;
         self.emit(&part, page, out)
     }
 
     fn flush_shard(&mut self, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), TooLarge> {
-        let mut bytes = std::mem::take(&mut self.shard);
-        bytes.insert(0, b'[');
-        bytes.push(b']');
+        let bytes = self.shard.take();
         let part = shard_part(self.shards.len());
         if self.shards.len() >= MAX_SHARDS {
             return Err(TooLarge(format!(
@@ -159,7 +174,6 @@ impl Writer {
             )));
         }
         self.shards.push(std::mem::take(&mut self.shard_first));
-        self.shard_tools = 0;
         self.shard_cost = 0;
         self.emit(&part, bytes, out)
     }
@@ -177,16 +191,13 @@ impl Writer {
                 MAX_SHARD_COST >> 20
             )));
         }
-        if self.shard_tools > 0 && (self.shard_tools == SHARD_TOOLS || self.shard_cost + cost > SHARD_TARGET_COST) {
+        if self.shard.len > 0 && (self.shard.len == SHARD_TOOLS || self.shard_cost + cost > SHARD_TARGET_COST) {
             self.flush_shard(out)?;
         }
-        if self.shard_tools == 0 {
+        if self.shard.len == 0 {
             self.shard_first = tool.name.clone();
-        } else {
-            self.shard.push(b',');
         }
-        self.shard.extend_from_slice(&json);
-        self.shard_tools += 1;
+        self.shard.push_raw(&json);
         self.shard_cost += cost;
         Ok(())
     }
@@ -205,12 +216,9 @@ impl Writer {
         let mut out = Vec::new();
         if let Some(search) = &mut self.search {
             let entry = SearchEntry::of(&tool);
-            if search.len() > 1 {
-                search.push(b',');
-            }
-            serde_json::to_writer(&mut *search, &entry).unwrap_or_default();
+            search.push(&entry);
             self.search_cost += super::discovery::SearchIndex::entry_cost(&entry);
-            if search.len() > MAX_PART_BYTES || self.search_cost > MAX_SEARCH_COST {
+            if search.buf.len() > MAX_PART_BYTES || self.search_cost > MAX_SEARCH_COST {
                 return Err(TooLarge(format!(
                     "The tools' search texts exceed {} MB; shorten the descriptions or enable fewer tools.",
                     MAX_PART_BYTES.min(MAX_SEARCH_COST) >> 20
@@ -218,8 +226,8 @@ impl Writer {
             }
         }
         if self.lists_tools {
-            self.add_listed(&tool.to_mcp_json());
-            if self.page_entries == SHARD_TOOLS {
+            self.page.push(&tool.to_mcp_json());
+            if self.page.len == SHARD_TOOLS {
                 self.flush_page(&mut out)?;
             }
         }
@@ -235,15 +243,14 @@ impl Writer {
             return Err(TooLarge(format!("{} tools were written of the {expected} counted", self.seen)));
         }
         let mut out = Vec::new();
-        if self.shard_tools > 0 {
+        if self.shard.len > 0 {
             self.flush_shard(&mut out)?;
         }
-        if self.lists_tools && (self.page_entries > 0 || self.pages == 0) {
+        if self.lists_tools && (self.page.len > 0 || self.pages == 0) {
             self.flush_page(&mut out)?;
         }
         if let Some(mut search) = self.search.take() {
-            search.push(b']');
-            self.emit(SEARCH_PART, search, &mut out)?;
+            self.emit(SEARCH_PART, search.take(), &mut out)?;
         }
         let meta_len = self.meta_len;
         let layout = self.head.layout.as_mut().ok_or_else(|| TooLarge("no layout".into()))?;
@@ -269,8 +276,8 @@ pub struct Finished {
     pub bytes: usize,
 }
 
-/// A whole manifest (formats 1 and 2, or as tests and the management server build one) as
-/// format 3: every part, then the head last (`(key, bytes)`).
+/// A whole manifest (as formats 1 and 2 held it, or as tests build one) as format 3: every
+/// part, then the head last (`(key, bytes)`).
 pub fn encode(m: &Manifest) -> Result<Vec<(String, Vec<u8>)>, TooLarge> {
     let mut tools = m.tools.clone();
     tools.sort_by(|a, b| a.name.cmp(&b.name));
@@ -451,6 +458,6 @@ mod tests {
         let mut w = Writer::new(head(1)).unwrap();
         w.push(m.tools[0].clone()).unwrap();
         assert!(w.push(m.tools[1].clone()).is_err(), "more than counted");
-        assert!(Writer::new(head(MAX_SHARDS / 2 * SHARD_TOOLS + 1)).is_err(), "too many tools");
+        assert!(Writer::new(head(MAX_TOOLS + 1)).is_err(), "too many tools");
     }
 }

@@ -32,11 +32,11 @@ pub async fn discard_parts(kv: &impl Kv, keys: &[String]) {
     }
 }
 
-/// Puts manifest `version` on the air (its parts already written). The draft credential is copied for this version first
-/// (its manifest names the copy, so a credential entered later changes nothing live until the
-/// next publish); then the manifest, then the live pointer; then the copy of the version that
-/// was live before, which nothing references any more. A credential the owner cleared while the
-/// previous version was live is deleted now.
+/// Puts manifest `version` on the air (its parts already written). The draft credential is
+/// copied for this version first (its manifest names the copy, so a credential entered later
+/// changes nothing live until the next publish); then the head, then the live pointer; then the
+/// copy of the version that was live before, which nothing references any more. A credential
+/// the owner cleared while the previous version was live is deleted now.
 pub async fn publish(kv: &impl Kv, s: &Server, version: i64, head: &[u8]) -> Result<(), StoreError> {
     match &s.credential_key {
         Some(draft) => {

@@ -28,7 +28,7 @@ pub struct Summary {
     pub bad_schemas: Vec<String>,
     /// The tools' first servers, each once.
     pub servers: std::collections::BTreeSet<String>,
-    /// What the live probe calls: the owner's pick, else the first safe GET ([`probe_target`]).
+    /// What the live probe calls: the owner's pick, else the first safe GET ([`probes`]).
     pub probe: Option<ToolDef>,
     pick: Option<String>,
 }
@@ -163,10 +163,6 @@ pub fn static_findings(s: &Subject<'_>) -> Vec<Finding> {
 
 /// The tool the live probe calls: the owner's pick, else the first GET without required
 /// arguments.
-pub fn probe_target<'a>(tools: &'a [ToolDef], probe_tool: Option<&str>) -> Option<&'a ToolDef> {
-    tools.iter().find(|d| probes(d, probe_tool))
-}
-
 /// Whether the probe may call `d`: the owner's pick, or with none, a GET that needs no argument.
 fn probes(d: &ToolDef, pick: Option<&str>) -> bool {
     match pick {
@@ -531,12 +527,10 @@ mod tests {
                 "/b": { "post": { "operationId": "postB", "responses": { "200": { "description": "ok" } } } },
                 "/c": { "get": { "operationId": "listC", "responses": { "200": { "description": "ok" } } } }
             } }));
-        assert_eq!(probe_target(&t, None).map(|d| d.name.as_str()), Some("listC"));
-        assert_eq!(probe_target(&t, Some("postB")).map(|d| d.name.as_str()), Some("postB"));
-        assert!(probe_target(&t, Some("nope")).is_none());
-        // Gathered a tool at a time, the summary picks the same.
-        assert_eq!(Summary::of(&t, None).probe.map(|d| d.name), Some("listC".to_string()));
-        assert_eq!(Summary::of(&t, Some("postB")).probe.map(|d| d.name), Some("postB".to_string()));
+        let probe = |pick| Summary::of(&t, pick).probe.map(|d| d.name);
+        assert_eq!(probe(None).as_deref(), Some("listC"));
+        assert_eq!(probe(Some("postB")).as_deref(), Some("postB"));
+        assert!(probe(Some("nope")).is_none());
         let skipped = Finding::skipped("probe", "x");
         assert_eq!(
             serde_json::to_value(&skipped).unwrap(),
