@@ -16,8 +16,9 @@
 //! in one D1 query, keeps them [`crate::auth::user_key::EPOCH_CACHE_TTL_MS`] (10 s) in the
 //! isolate and adds the calls it lets through at once, so one isolate never lets more calls
 //! through than the limit; across isolates a quota can be overshot by what other isolates let
-//! through in those 10 s. The counters themselves are written by the audit writer, after the
-//! response, in the same flush as the audit rows. When D1 cannot be read the call goes through
+//! through in those 10 s. The counters themselves are written with the audit rows, by the
+//! trigger of migration 0015, when the audit queue's consumer (or the direct writer) inserts
+//! them: a few seconds after the call. When D1 cannot be read the call goes through
 //! (quotas are metering, not authorization) and the operator log says so.
 
 use std::cell::RefCell;
@@ -28,8 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::user_key::EpochCache;
 use crate::manifest::Manifest;
 use crate::mcp::server::{OverQuota, QuotaFuture, QuotaGate};
-use crate::store::audit::AuditEvent;
-use crate::store::usage::{self, Increment};
+use crate::store::usage;
 use crate::store::Db;
 use crate::vocab::Plan;
 
@@ -241,35 +241,6 @@ pub fn decide(plan: Plan, limits: &Limits, month: &str, counts: Counts) -> Resul
         });
     }
     Ok(())
-}
-
-/// The counter increments of a flush of audit events: one per server and month and one per
-/// server, caller and month, for the events that count ([`AuditEvent::metered`]) under a plan.
-/// An unmetered workspace's calls are not counted (no writes for a deployment without plans);
-/// a workspace put on a plan mid-month is counted from then on.
-pub fn increments(events: &[AuditEvent]) -> Vec<Increment> {
-    let mut out: Vec<Increment> = Vec::new();
-    let mut add = |e: &AuditEvent, subject: &str, month: &str| match out
-        .iter_mut()
-        .find(|i| i.server_id == e.server_id && i.subject == subject && i.month == month)
-    {
-        Some(i) => i.calls += 1,
-        None => out.push(Increment {
-            workspace_id: e.workspace_id.clone(),
-            server_id: e.server_id.clone(),
-            subject: subject.to_string(),
-            month: month.to_string(),
-            calls: 1,
-        }),
-    };
-    for e in events.iter().filter(|e| e.metered && e.plan.is_some()) {
-        let month = month_of(e.ts_ms);
-        add(e, usage::SERVER, &month);
-        if let Some(c) = e.connection_hash.as_deref() {
-            add(e, c, &month);
-        }
-    }
-    out
 }
 
 /// What an isolate remembers of a server (subject `""`) or a caller: the month it counted, the

@@ -1332,6 +1332,7 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
     // Each request that left FlowCP is audited (best effort: the owner still gets the answer).
     if outcome.sent {
         let event = crate::store::audit::AuditEvent {
+            id: crate::store::audit::event_id(svc.now_ms),
             ts_ms: svc.now_ms,
             workspace_id: s.workspace_id.clone(),
             server_id: s.id.clone(),
@@ -1351,7 +1352,6 @@ pub async fn try_tool<D: Db, K: Kv, H: Http>(
             metered: true,
         };
         let _ = crate::store::audit::insert(svc.db, &event).await;
-        let _ = crate::store::usage::add_calls(svc.db, &crate::plans::increments(std::slice::from_ref(&event))).await;
     }
     Response::ok::<TryOutcome>(&outcome)
 }

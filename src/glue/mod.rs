@@ -612,41 +612,144 @@ thread_local! {
     static MANIFEST_CACHE: std::rc::Rc<mcp_server::ManifestCache> = std::rc::Rc::default();
     static AUDIT_QUEUE: std::cell::RefCell<Vec<audit::AuditEvent>> = const { std::cell::RefCell::new(Vec::new()) };
     static AUDIT_FLUSH_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Events this isolate wrote directly because the queue refused them (logged with each).
+    static AUDIT_FALLBACKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Messages the consumer's injected fault already failed once (development only).
+    static AUDIT_FAULT_SEEN: std::cell::RefCell<std::collections::HashSet<String>> = std::cell::RefCell::default();
 }
 
 /// How long audit events of concurrent calls are gathered before one multi-row write.
 const AUDIT_COALESCE_MS: u64 = 25;
 
-/// The one audit writer (DESIGN §2): events are queued in the isolate and written after the
-/// response by a single pending `wait_until` task, which coalesces the calls of a short window
-/// into multi-row INSERTs. A Queue consumer can replace this function alone.
+/// The audit queue's producer binding (wrangler.toml); without it, events are written directly.
+const AUDIT_QUEUE_BINDING: &str = "AUDIT_QUEUE";
+
+/// The audit writer (DESIGN §2, issue 19): after the response, each call's event goes to the
+/// audit queue, whose consumer ([`audit_queue`]) writes it to D1. Where the deployment has no
+/// queue, or the send fails, the events are written directly ([`write_audit_directly`]): nothing
+/// is dropped silently, and each fallback is logged with the isolate's running count.
 fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, settings: &Settings) {
+    let redactor = std::rc::Rc::clone(&settings.redactor);
+    let Ok(queue) = env.queue(AUDIT_QUEUE_BINDING) else {
+        return write_audit_directly(env, ctx, events, redactor);
+    };
+    // Local fault injection for the e2e tests: every send fails.
+    let fault = settings.development && env.var("FLOWCP_FAULT_AUDIT_QUEUE").is_ok_and(|v| v.to_string() == "send");
+    let env = env.clone();
+    ctx.wait_until(async move {
+        let sent = if fault { Err("fault injected (FLOWCP_FAULT_AUDIT_QUEUE=send)".into()) } else { send_audit(&queue, &events).await };
+        if let Err(e) = sent {
+            let total = AUDIT_FALLBACKS.with(|n| {
+                n.set(n.get() + events.len() as u64);
+                n.get()
+            });
+            console_error!(
+                "audit queue: a send of {} events failed ({}); writing them directly ({total} events so far in this isolate)",
+                events.len(),
+                redactor.text(&e)
+            );
+            insert_directly(&env, &events, &redactor).await;
+        }
+    });
+}
+
+/// Sends a request's events, 100 per `sendBatch`. An error means none of them may be counted
+/// as sent (a re-send is harmless: the insert is idempotent).
+async fn send_audit(queue: &worker::Queue, events: &[audit::AuditEvent]) -> Result<(), String> {
+    for chunk in events.chunks(crate::jobs::audit::SEND_BATCH) {
+        let bodies =
+            chunk.iter().map(crate::jobs::audit::encode).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        queue.send_batch(bodies).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The direct writer: events are gathered in the isolate and written after the response by a
+/// single pending `wait_until` task, which coalesces the calls of a short window into
+/// multi-row INSERTs (idempotent by event id, like the consumer's).
+fn write_audit_directly(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, redactor: std::rc::Rc<Redactor>) {
     AUDIT_QUEUE.with(|q| q.borrow_mut().extend(events));
     if AUDIT_FLUSH_PENDING.with(|p| p.replace(true)) {
         return; // a pending flush (kept alive by an earlier request's wait_until) takes these too
     }
     let env = env.clone();
-    let redactor = std::rc::Rc::clone(&settings.redactor);
     ctx.wait_until(async move {
         Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
         AUDIT_FLUSH_PENDING.with(|p| p.set(false));
         let batch = AUDIT_QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
-        let db = match D1Db::new(&env, D1_BINDING) {
-            Ok(db) => db,
-            Err(e) => {
-                console_error!("audit write of {} events failed: {}", batch.len(), redactor.text(&e.to_string()));
-                return;
-            }
-        };
-        if let Err(e) = audit::insert_many(&db, &batch).await {
-            console_error!("audit write of {} events failed: {}", batch.len(), redactor.text(&e.to_string()));
-        }
-        // The plans' monthly counters, from the same events (crate::plans).
-        let increments = crate::plans::increments(&batch);
-        if let Err(e) = crate::store::usage::add_calls(&db, &increments).await {
-            console_error!("usage counters of {} events not written: {}", batch.len(), redactor.text(&e.to_string()));
-        }
+        insert_directly(&env, &batch, &redactor).await;
     });
+}
+
+async fn insert_directly(env: &Env, events: &[audit::AuditEvent], redactor: &Redactor) {
+    let written = match D1Db::new(env, D1_BINDING) {
+        Ok(db) => audit::insert_many(&db, events).await,
+        Err(e) => Err(crate::store::StoreError::Backend(e.to_string())),
+    };
+    if let Err(e) = written {
+        console_error!("audit write of {} events failed: {}", events.len(), redactor.text(&e.to_string()));
+    }
+}
+
+/// The audit queue's consumer: writes a delivery to D1 and acknowledges each message written;
+/// the others are retried (then dead-lettered). The handler reads any queue of audit events, so
+/// pointing a consumer at the dead-letter queue replays it.
+#[event(queue)]
+async fn audit_queue(batch: worker::MessageBatch<String>, env: Env, _ctx: Context) -> worker::Result<()> {
+    use worker::MessageExt;
+    console_error_panic_hook::set_once();
+    let mut messages: Vec<worker::RawMessage> = batch.raw_iter().collect();
+    let redactor = Redactor::of_values(config::redaction_values(|name| env.secret(name).ok().map(|s| s.to_string())));
+    // Local fault injection for the e2e tests: the first delivery of every message fails (and
+    // the redelivered ones of the same batch are written as usual).
+    let development = env.var("FLOWCP_ENV").is_ok_and(|v| v.to_string() == "development");
+    if development && env.var("FLOWCP_FAULT_AUDIT_CONSUMER").is_ok_and(|v| v.to_string() == "fail-first") {
+        let (fresh, seen): (Vec<_>, Vec<_>) =
+            messages.into_iter().partition(|m| AUDIT_FAULT_SEEN.with(|s| s.borrow_mut().insert(m.id())));
+        if !fresh.is_empty() {
+            console_log!("audit queue: fault injected, retrying {} first deliveries", fresh.len());
+        }
+        for m in &fresh {
+            m.retry();
+        }
+        messages = seen;
+    }
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let db = match D1Db::new(&env, D1_BINDING) {
+        Ok(db) => db,
+        Err(e) => {
+            console_error!(
+                "audit queue: no D1 ({}); retrying {} events",
+                redactor.text(&e.to_string()),
+                messages.len()
+            );
+            for m in &messages {
+                m.retry();
+            }
+            return Ok(());
+        }
+    };
+    let bodies: Vec<Option<String>> = messages.iter().map(|m| m.body().as_string()).collect();
+    let d = crate::jobs::audit::consume(&db, &bodies).await;
+    for (m, v) in messages.iter().zip(&d.verdicts) {
+        match v {
+            crate::jobs::audit::Verdict::Ack => m.ack(),
+            crate::jobs::audit::Verdict::Retry => m.retry(),
+        }
+    }
+    if d.failed + d.undecodable > 0 {
+        console_error!(
+            "audit queue: wrote {} events, retrying {} (write failed: {}, unreadable: {}): {}",
+            d.written,
+            d.failed + d.undecodable,
+            d.failed,
+            d.undecodable,
+            redactor.text(d.first_error.as_deref().unwrap_or(""))
+        );
+    }
+    Ok(())
 }
 
 /// RFC 9728 metadata for OAuth-mode servers; 404 for other or unpublished servers.

@@ -83,6 +83,7 @@ pub(crate) async fn call_upstream<K: Kv, H: Http>(
     let m = &ctx.loaded.manifest;
     let started = (rt.clock)();
     let mut event = AuditEvent {
+        id: crate::store::audit::event_id(started),
         ts_ms: started,
         workspace_id: m.workspace_id.clone(),
         server_id: m.server_id.clone(),

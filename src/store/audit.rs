@@ -1,11 +1,12 @@
 //! The `audit_events` table: one row per `tools/call` (DESIGN §8).
 //!
 //! Rows never hold a body, a token, a key or personal data: the caller is identified only by a
-//! truncated SHA-256 connection hash. All audit writes go through [`insert`] so that moving them
-//! to a Queue later is a local change.
+//! truncated SHA-256 connection hash. Every write goes through [`insert_chunks`]: idempotent by
+//! the event's id (a Queue delivers at least once, `crate::jobs::audit`), and it keeps the
+//! plans' counters through migration 0015's trigger.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{opt_text, parsed, row_i64, text, Db, Row, SqlValue, StoreError};
 
@@ -26,7 +27,7 @@ pub const COUNT: &str = "SELECT COUNT(*) AS n FROM audit_events";
 
 /// How a tool call ended. (The table's CHECK also admits the legacy `tool_error`, which
 /// nothing writes: an upstream failure is `upstream_error`.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
@@ -66,8 +67,12 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One audited call: a row of `audit_events`, and the body of a message on the audit queue
+/// (`crate::jobs::audit`, which bounds what it accepts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
+    /// Random, made where the call ends ([`event_id`]): a redelivered event is written once.
+    pub id: String,
     pub ts_ms: i64,
     pub workspace_id: String,
     pub server_id: String,
@@ -85,29 +90,43 @@ pub struct AuditEvent {
     /// The workspace's plan when the call was made (`None`: unmetered).
     pub plan: Option<crate::vocab::Plan>,
     /// The call counts toward the monthly quotas (it was sent upstream from a published
-    /// server): the writer adds it to `usage_counters` (`crate::plans::increments`).
+    /// server): its insert adds it to `usage_counters` (migration 0015).
     pub metered: bool,
+}
+
+/// A new event id: 128 random bits in hex. Should the random source fail (it does not on
+/// Workers), the time and an isolate counter still make it unique enough not to drop events.
+pub fn event_id(now_ms: i64) -> String {
+    match crate::crypto::random_bytes::<16>() {
+        Ok(b) => hex::encode(b),
+        Err(_) => {
+            thread_local!(static N: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+            format!("t{now_ms:x}-{:x}", N.with(|n| n.replace(n.get() + 1)))
+        }
+    }
 }
 
 pub async fn insert(db: &impl Db, e: &AuditEvent) -> Result<(), StoreError> {
     insert_many(db, std::slice::from_ref(e)).await
 }
 
-/// D1 binds at most 100 parameters per statement: 8 rows of 12 columns per INSERT.
-pub const ROWS_PER_INSERT: usize = 8;
+/// D1 binds at most 100 parameters per statement: 7 rows of 14 columns per INSERT.
+pub const ROWS_PER_INSERT: usize = 7;
 /// Bound parameters per row (D1 allows 100 per statement).
-const PARAMS_PER_ROW: usize = 12;
+const PARAMS_PER_ROW: usize = 14;
 
-/// Inserts many events with multi-row INSERTs (the coalesced audit writer's path).
-/// Writes events in multi-row statements. One failing statement does not drop the others (a
-/// flush holds every tenant's events of an isolate): every chunk is tried, and the error says
-/// how many events were not written.
-pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), StoreError> {
-    let mut failed: Option<(usize, StoreError)> = None;
-    for chunk in events.chunks(ROWS_PER_INSERT) {
+/// Writes events with multi-row statements, each its own transaction (with the counters its
+/// rows add). An event whose id is already stored is skipped, and so is one of a workspace
+/// that no longer exists (a late delivery after the workspace's deletion). One failing
+/// statement does not drop the others: every chunk is tried, and the failed ones come back as
+/// index ranges into `events`, with their error.
+pub async fn insert_chunks(db: &impl Db, events: &[AuditEvent]) -> Vec<(std::ops::Range<usize>, StoreError)> {
+    let mut failed = Vec::new();
+    for (k, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
         let mut sql = String::from(
-            "INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, upstream_status, latency_ms, \
-             request_bytes, response_bytes, connection_hash, target, plan) VALUES ",
+            "INSERT INTO audit_events (event_id, ts, workspace_id, server_id, tool_name, outcome, upstream_status, \
+             latency_ms, request_bytes, response_bytes, connection_hash, target, plan, metered) \
+             SELECT v.* FROM (VALUES ",
         );
         let mut params = Vec::with_capacity(chunk.len() * PARAMS_PER_ROW);
         for (i, e) in chunk.iter().enumerate() {
@@ -120,6 +139,7 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
             sql.push_str(&marks.join(", "));
             sql.push(')');
             params.extend([
+                e.id.as_str().into(),
                 e.ts_ms.into(),
                 e.workspace_id.as_str().into(),
                 e.server_id.as_str().into(),
@@ -132,16 +152,29 @@ pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), Stor
                 e.connection_hash.clone().into(),
                 e.target.clone().into(),
                 e.plan.map(crate::vocab::Plan::as_str).into(),
+                i64::from(e.metered).into(),
             ]);
         }
+        // `column3` is the workspace id. The WHERE also settles the upsert's parse (SQLite).
+        sql.push_str(
+            ") AS v WHERE EXISTS (SELECT 1 FROM workspaces w WHERE w.id = v.column3) \
+             ON CONFLICT (event_id) DO NOTHING",
+        );
         if let Err(e) = db.execute(&sql, &params).await {
-            let (n, _) = failed.get_or_insert((0, e));
-            *n += chunk.len();
+            let start = k * ROWS_PER_INSERT;
+            failed.push((start..start + chunk.len(), e));
         }
     }
-    match failed {
+    failed
+}
+
+/// [`insert_chunks`], with one error that says how many events were not written.
+pub async fn insert_many(db: &impl Db, events: &[AuditEvent]) -> Result<(), StoreError> {
+    let failed = insert_chunks(db, events).await;
+    let n: usize = failed.iter().map(|(r, _)| r.len()).sum();
+    match failed.into_iter().next() {
         None => Ok(()),
-        Some((n, e)) => Err(StoreError::Backend(format!("{n} of {} audit events not written: {e}", events.len()))),
+        Some((_, e)) => Err(StoreError::Backend(format!("{n} of {} audit events not written: {e}", events.len()))),
     }
 }
 

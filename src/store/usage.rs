@@ -2,9 +2,10 @@
 //! monthly call counts that quotas are checked against, so no quota ever scans the log.
 //!
 //! One row per server and month (`subject` = `''`) and one per server, caller and month
-//! (`subject` = the audit's connection hash). The audit writer adds to them in the same flush
-//! as the audit rows ([`add_calls`]); the hot path reads a server's and a caller's counts with
-//! the workspace's plan in one query ([`snapshot`]).
+//! (`subject` = the audit's connection hash). Migration 0015's trigger adds to them as each
+//! metered audit row is inserted, in the same transaction (a redelivered event counts nothing);
+//! the hot path reads a server's and a caller's counts with the workspace's plan in one query
+//! ([`snapshot`]).
 
 use super::{opt_i64, opt_text, row_i64, text, Db, SqlValue, StoreError};
 use crate::vocab::Plan;
@@ -58,42 +59,6 @@ pub async fn snapshot(
         user_calls: opt_i64(row, "user_calls")?.unwrap_or(0),
         workspace_calls: opt_i64(row, "workspace_calls")?.unwrap_or(0),
     })
-}
-
-/// Calls to add to one counter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Increment {
-    pub workspace_id: String,
-    pub server_id: String,
-    pub subject: String,
-    pub month: String,
-    pub calls: i64,
-}
-
-const ADD: &str = "INSERT INTO usage_counters (server_id, subject, month, workspace_id, calls) \
-    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (server_id, subject, month) DO UPDATE SET calls = calls + excluded.calls";
-
-/// Adds to the counters, in one transaction (the audit writer's flush: a few statements).
-pub async fn add_calls(db: &impl Db, increments: &[Increment]) -> Result<(), StoreError> {
-    if increments.is_empty() {
-        return Ok(());
-    }
-    let statements: Vec<super::Statement<'_>> = increments
-        .iter()
-        .map(|i| {
-            (
-                ADD,
-                vec![
-                    i.server_id.as_str().into(),
-                    i.subject.as_str().into(),
-                    i.month.as_str().into(),
-                    i.workspace_id.as_str().into(),
-                    i.calls.into(),
-                ],
-            )
-        })
-        .collect();
-    db.batch(&statements).await.map(|_| ())
 }
 
 /// Each server's calls in `month`, for a workspace (the owner's plan view).

@@ -198,6 +198,7 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
     assert_eq!(env.call("POST", &p(&format!("/servers/{srv}/keys")), Some(json!({}))).status, 201);
     assert!(env.kv.entries.borrow().keys().any(|k| k.starts_with("akey:")), "the key is mirrored before the delete");
     let event = flowcp::store::audit::AuditEvent {
+        id: flowcp::store::audit::event_id(1),
         ts_ms: 1,
         workspace_id: ws.clone(),
         server_id: srv.clone(),
@@ -213,7 +214,6 @@ fn the_published_manifest_references_the_credential_but_never_holds_it() {
         metered: true,
     };
     block_on(flowcp::store::audit::insert_many(&env.db, std::slice::from_ref(&event))).unwrap();
-    block_on(flowcp::store::usage::add_calls(&env.db, &flowcp::plans::increments(&[event]))).unwrap();
     let deleted = env.call("DELETE", &p(""), None);
     assert_eq!(deleted.status, 204, "{:?}", deleted.body);
     let left = env.kv_keys_but_the_outbox();
@@ -2994,6 +2994,7 @@ fn activity_counts_calls_errors_and_percentiles_per_bucket() {
     let p = |s: &str| format!("/api/v1/workspaces/{ws}{s}");
     let t0 = 1_790_000_000_000 - 3_600_000;
     let ev = |ws: &str, minute: i64, tool: &str, outcome: Outcome, latency: i64| AuditEvent {
+        id: flowcp::store::audit::event_id(0),
         ts_ms: t0 + minute * 60_000 + 5,
         workspace_id: ws.to_string(),
         server_id: "srv_a".into(),

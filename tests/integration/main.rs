@@ -2,6 +2,7 @@
 
 pub(crate) mod api;
 mod architecture;
+mod audit_queue;
 mod auth;
 mod cli;
 mod crypto_envelopes;

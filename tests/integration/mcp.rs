@@ -1447,10 +1447,9 @@ fn metered_call(
     request_metered(f, &f.http, Some(&gate), "POST", &headers, &body, now)
 }
 
-/// The audit writer's flush: the rows and the counters.
+/// The audit writer's flush: the rows, and with them the counters (migration 0015's trigger).
 fn flush(db: &crate::support::SqliteDb, events: &[flowcp::store::audit::AuditEvent]) {
     block_on(flowcp::store::audit::insert_many(db, events)).unwrap();
-    block_on(flowcp::store::usage::add_calls(db, &flowcp::plans::increments(events))).unwrap();
 }
 
 /// Issue 16: the call after the caller's monthly quota is refused with a clear tool error; a

@@ -62,15 +62,9 @@ fn a_plan_limits_servers_and_enabled_tools_and_the_owner_sees_it() {
 
     // This month's calls per server, from the counters.
     let month = flowcp::plans::month_of(env.now.get());
-    block_on(flowcp::store::usage::add_calls(
-        &env.db,
-        &[flowcp::store::usage::Increment {
-            workspace_id: ws.clone(),
-            server_id: srv.clone(),
-            subject: String::new(),
-            month,
-            calls: 7,
-        }],
+    block_on(env.db.execute(
+        "INSERT INTO usage_counters (server_id, subject, month, workspace_id, calls) VALUES (?1, '', ?2, ?3, 7)",
+        &[srv.as_str().into(), month.as_str().into(), ws.as_str().into()],
     ))
     .unwrap();
     let view = env.call("GET", &p("/plan"), None).body.unwrap();
@@ -117,6 +111,7 @@ fn a_deleted_workspaces_late_audit_rows_and_counters_go_at_the_next_retention_ru
     let keep = signed_up(&env, "plans-keep@example.com");
     let ws = signed_up(&env, "plans-delete@example.com");
     let event = |ws: &str| flowcp::store::audit::AuditEvent {
+        id: flowcp::store::audit::event_id(0),
         ts_ms: env.now.get(),
         workspace_id: ws.to_string(),
         server_id: format!("srv_of_{ws}"),
@@ -133,15 +128,22 @@ fn a_deleted_workspaces_late_audit_rows_and_counters_go_at_the_next_retention_ru
     };
     let flush = |events: &[flowcp::store::audit::AuditEvent]| {
         block_on(flowcp::store::audit::insert_many(&env.db, events)).unwrap();
-        block_on(flowcp::store::usage::add_calls(&env.db, &flowcp::plans::increments(events))).unwrap();
     };
     flush(&[event(&ws), event(&keep)]);
     assert_eq!(env.call("DELETE", &format!("/api/v1/workspaces/{ws}"), None).status, 204);
     let count = |sql: &str| block_on(env.db.query(sql, &[])).unwrap()[0]["n"].as_i64().unwrap();
     assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM usage_counters WHERE workspace_id = '{ws}'")), 0);
-    // An isolate's flush still in flight writes for the deleted workspace.
+    // A late delivery for the deleted workspace is not written, nor counted.
     flush(&[event(&ws)]);
-    assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE workspace_id = '{ws}'")), 1);
+    assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE workspace_id = '{ws}'")), 0);
+    // One that raced the deletion (inserted between its deletes and the workspace row's) is
+    // swept by the retention job.
+    block_on(env.db.execute(
+        "INSERT INTO audit_events (ts, workspace_id, server_id, tool_name, outcome, latency_ms, request_bytes, \
+         response_bytes, metered) VALUES (?1, ?2, 'srv', 't', 'ok', 1, 0, 0, 1)",
+        &[env.now.get().into(), ws.as_str().into()],
+    ))
+    .unwrap();
     let report = block_on(flowcp::jobs::retention::run(&env.db, env.now.get(), Default::default())).unwrap();
     assert_eq!(report.deleted_workspace_rows, 1);
     assert_eq!(count(&format!("SELECT COUNT(*) AS n FROM audit_events WHERE workspace_id = '{ws}'")), 0);
@@ -161,11 +163,17 @@ fn a_deleted_workspaces_late_audit_rows_and_counters_go_at_the_next_retention_ru
     assert_eq!(report.usage_counters_deleted, 2);
 }
 
+/// Issue 19: the counters come from the rows actually inserted (migration 0015's trigger): per
+/// server and per caller, per UTC month of the event ([`flowcp::plans::month_of`]), only for
+/// metered events under a plan, and a redelivered event (same id) counts nothing.
 #[test]
-fn increments_count_metered_events_per_server_and_caller_and_month() {
-    let e = |ts: i64, conn: Option<&str>, metered: bool| flowcp::store::audit::AuditEvent {
+fn inserted_metered_events_count_per_server_caller_and_month_and_redeliveries_do_not() {
+    let env = Env::new();
+    let ws = signed_up(&env, "plans-trigger@example.com");
+    let e = |id: &str, ts: i64, conn: Option<&str>, metered: bool| flowcp::store::audit::AuditEvent {
+        id: id.into(),
         ts_ms: ts,
-        workspace_id: "ws".into(),
+        workspace_id: ws.clone(),
         server_id: "srv".into(),
         tool_name: "t".into(),
         outcome: flowcp::store::audit::Outcome::Ok,
@@ -179,16 +187,31 @@ fn increments_count_metered_events_per_server_and_caller_and_month() {
         metered,
     };
     let dec = 1_796_083_200_000; // 2026-12-01
-    let got = flowcp::plans::increments(&[
-        e(dec, Some("a"), true),
-        e(dec + 1, Some("a"), true),
-        e(dec + 2, Some("b"), true),
-        e(dec + 3, None, true),
-        e(dec + 4, Some("a"), false),
-        e(dec - 1, Some("a"), true),
-    ]);
-    let summary: Vec<(String, String, i64)> =
-        got.iter().map(|i| (i.subject.clone(), i.month.clone(), i.calls)).collect();
+    let events = [
+        e("e1", dec, Some("a"), true),
+        e("e2", dec + 1, Some("a"), true),
+        e("e3", dec + 2, Some("b"), true),
+        e("e4", dec + 3, None, true),
+        e("e5", dec + 4, Some("a"), false),
+        e("e6", dec - 1, Some("a"), true),
+        // An unmetered workspace's calls are not counted.
+        flowcp::store::audit::AuditEvent { plan: None, ..e("e7", dec, Some("a"), true) },
+    ];
+    block_on(flowcp::store::audit::insert_many(&env.db, &events)).unwrap();
+    // Redelivered: the whole batch again, and a single event twice within one batch.
+    block_on(flowcp::store::audit::insert_many(&env.db, &events)).unwrap();
+    block_on(flowcp::store::audit::insert_many(&env.db, &[events[0].clone(), events[0].clone()])).unwrap();
+    let rows = block_on(env.db.query(
+        "SELECT subject, month, calls FROM usage_counters WHERE server_id = 'srv' ORDER BY month DESC, subject",
+        &[],
+    ))
+    .unwrap();
+    let summary: Vec<(String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (r["subject"].as_str().unwrap().into(), r["month"].as_str().unwrap().into(), r["calls"].as_i64().unwrap())
+        })
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -199,9 +222,10 @@ fn increments_count_metered_events_per_server_and_caller_and_month() {
             ("a".into(), "2026-11".into(), 1),
         ]
     );
-    // An unmetered workspace's calls are not counted.
-    let unmetered = flowcp::store::audit::AuditEvent { plan: None, ..e(dec, Some("a"), true) };
-    assert!(flowcp::plans::increments(&[unmetered]).is_empty());
+    assert_eq!(flowcp::plans::month_of(dec), "2026-12");
+    assert_eq!(flowcp::plans::month_of(dec - 1), "2026-11", "the trigger's month is the Rust one");
+    let n = block_on(env.db.query("SELECT COUNT(*) AS n FROM audit_events WHERE server_id = 'srv'", &[])).unwrap();
+    assert_eq!(n[0]["n"], 7, "one row per event id");
 }
 
 /// Review findings: a deleted server's calls still count toward its workspace's monthly total
@@ -260,6 +284,7 @@ fn the_sweep_spares_a_workspace_that_still_exists() {
     let env = Env::new();
     let ws = signed_up(&env, "plans-tombstone@example.com");
     let e = flowcp::store::audit::AuditEvent {
+        id: flowcp::store::audit::event_id(0),
         ts_ms: env.now.get(),
         workspace_id: ws.clone(),
         server_id: "srv_live".into(),
@@ -275,7 +300,6 @@ fn the_sweep_spares_a_workspace_that_still_exists() {
         metered: true,
     };
     block_on(flowcp::store::audit::insert_many(&env.db, std::slice::from_ref(&e))).unwrap();
-    block_on(flowcp::store::usage::add_calls(&env.db, &flowcp::plans::increments(&[e]))).unwrap();
     block_on(env.db.execute(
         "INSERT INTO deleted_workspaces (id, deleted_at) VALUES (?1, ?2)",
         &[ws.as_str().into(), env.now.get().into()],

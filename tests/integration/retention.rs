@@ -10,6 +10,7 @@ const NOW: i64 = 1_790_000_000_000;
 
 fn event(ts_ms: i64, tool: &str) -> AuditEvent {
     AuditEvent {
+        id: flowcp::store::audit::event_id(ts_ms),
         ts_ms,
         workspace_id: "ws_1".into(),
         server_id: "srv_1".into(),
@@ -99,6 +100,7 @@ fn audit_outcome_outside_the_schema_is_refused_by_sqlite() {
 #[test]
 fn insert_many_writes_every_event_in_multi_row_statements() {
     let db = SqliteDb::migrated();
+    with_workspace(&db);
     let events: Vec<AuditEvent> = (0..25).map(|i| event(NOW + i, &format!("t{i:02}"))).collect();
     block_on(audit::insert_many(&db, &events)).unwrap();
     assert_eq!(block_on(audit::count(&db)).unwrap(), 25);
@@ -174,38 +176,9 @@ fn retention_deletes_expired_sessions_and_idle_throttle_rows() {
 /// and the error says how many.
 #[test]
 fn one_failing_audit_chunk_does_not_drop_the_others() {
-    struct FailSecond<'a> {
-        inner: &'a SqliteDb,
-        calls: std::cell::Cell<u32>,
-    }
-    impl Db for FailSecond<'_> {
-        async fn execute(
-            &self,
-            sql: &str,
-            params: &[flowcp::store::SqlValue],
-        ) -> Result<u64, flowcp::store::StoreError> {
-            self.calls.set(self.calls.get() + 1);
-            if self.calls.get() == 2 {
-                return Err(flowcp::store::StoreError::Backend("injected".into()));
-            }
-            self.inner.execute(sql, params).await
-        }
-        async fn query(
-            &self,
-            sql: &str,
-            params: &[flowcp::store::SqlValue],
-        ) -> Result<Vec<flowcp::store::Row>, flowcp::store::StoreError> {
-            self.inner.query(sql, params).await
-        }
-        async fn batch(
-            &self,
-            statements: &[flowcp::store::Statement<'_>],
-        ) -> Result<Vec<u64>, flowcp::store::StoreError> {
-            self.inner.batch(statements).await
-        }
-    }
     let db = SqliteDb::migrated();
-    let failing = FailSecond { inner: &db, calls: std::cell::Cell::new(0) };
+    with_workspace(&db);
+    let failing = crate::support::FaultyDb::new(&db, &[1]);
     let n = audit::ROWS_PER_INSERT * 3;
     let events: Vec<AuditEvent> = (0..n).map(|i| event(NOW + i as i64, "t")).collect();
     let err = block_on(audit::insert_many(&failing, &events)).unwrap_err();
@@ -231,11 +204,13 @@ fn each_workspace_keeps_its_audit_rows_as_long_as_it_chose() {
             }
         }
         // A deleted workspace's rows stay at most the longest retention (90 days).
+        db.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('ws_gone', 'W', 0)", &[]).await.unwrap();
         for age in [3, 31, 91] {
             let mut e = event(NOW - age * DAY_MS, &format!("gone-{age}"));
             e.workspace_id = "ws_gone".into();
             audit::insert(&db, &e).await.unwrap();
         }
+        db.execute("DELETE FROM workspaces WHERE id = 'ws_gone'", &[]).await.unwrap();
     });
     let report = block_on(retention::run(&db, NOW, RetentionPolicy::default())).unwrap();
     assert!(report.complete);

@@ -126,6 +126,45 @@ impl Db for SqliteDb {
     }
 }
 
+/// A [`Db`] that fails on command (issue 19's fault injection): the statements `fail` names,
+/// counted from 0 over `execute` and `batch` calls, throw as D1 does when a write fails; the
+/// others reach the inner database.
+pub struct FaultyDb<'a> {
+    pub inner: &'a SqliteDb,
+    pub fail: Vec<usize>,
+    pub calls: std::cell::Cell<usize>,
+}
+
+impl<'a> FaultyDb<'a> {
+    pub fn new(inner: &'a SqliteDb, fail: &[usize]) -> Self {
+        FaultyDb { inner, fail: fail.to_vec(), calls: std::cell::Cell::new(0) }
+    }
+
+    fn fault(&self) -> Result<(), StoreError> {
+        let n = self.calls.replace(self.calls.get() + 1);
+        if self.fail.contains(&n) {
+            return Err(StoreError::Backend(format!("D1_ERROR: injected fault on write {n}")));
+        }
+        Ok(())
+    }
+}
+
+impl Db for FaultyDb<'_> {
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
+        self.fault()?;
+        self.inner.execute(sql, params).await
+    }
+
+    async fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<u64>, StoreError> {
+        self.fault()?;
+        self.inner.batch(statements).await
+    }
+
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+        self.inner.query(sql, params).await
+    }
+}
+
 fn hex_string(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
