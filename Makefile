@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile import-large large-servers deploy clean
+.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile import-large large-servers retention-volume deploy clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -66,6 +66,11 @@ import-large: setup build
 large-servers: setup build
 	cargo build --release --bin flowcp
 	node bench/large-servers.mjs
+
+## make retention-volume: the hourly cron against 1,000,000 expired audit rows in a local D1
+## (ROWS=<n> to change), run until none is left: rows and time per run, time per 100k rows
+retention-volume: setup build
+	node bench/retention-volume.mjs
 
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build

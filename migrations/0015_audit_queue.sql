@@ -1,10 +1,11 @@
 -- Issue 19: audit events travel through a Cloudflare Queue (at-least-once delivery), so their
 -- insert must be idempotent. Each event carries a random id made where the call ends; a
--- redelivered or re-sent event is ignored by the unique index (`ON CONFLICT (event_id) DO
--- NOTHING`). Rows written before this migration have no id (NULLs are distinct in a unique
--- index).
+-- redelivered or re-sent event is ignored by the unique index (`ON CONFLICT (workspace_id,
+-- event_id) DO NOTHING`). The index is per workspace, so no id, however made, can suppress
+-- another workspace's event. Rows written before this migration have no id (NULLs are distinct
+-- in a unique index).
 ALTER TABLE audit_events ADD COLUMN event_id TEXT;
-CREATE UNIQUE INDEX idx_audit_event_id ON audit_events(event_id);
+CREATE UNIQUE INDEX idx_audit_event_id ON audit_events(workspace_id, event_id);
 
 -- The plans' monthly counters (migration 0012) are now kept by this trigger, from the rows
 -- actually inserted: an event ignored as a duplicate counts nothing, and the row and its counts

@@ -648,7 +648,9 @@ fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, setting
                 events.len(),
                 redactor.text(&e)
             );
-            insert_directly(&env, &events, &redactor).await;
+            if let Some(flush) = coalesce_audit(&env, events, redactor) {
+                flush.await;
+            }
         }
     });
 }
@@ -668,17 +670,30 @@ async fn send_audit(queue: &worker::Queue, events: &[audit::AuditEvent]) -> Resu
 /// single pending `wait_until` task, which coalesces the calls of a short window into
 /// multi-row INSERTs (idempotent by event id, like the consumer's).
 fn write_audit_directly(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, redactor: std::rc::Rc<Redactor>) {
+    if let Some(flush) = coalesce_audit(env, events, redactor) {
+        ctx.wait_until(flush);
+    }
+}
+
+/// Adds events to the isolate's pending batch. Returns the flush to run (after the window) when
+/// none is pending; else the pending one, kept alive by an earlier request's `wait_until`,
+/// takes these too.
+fn coalesce_audit(
+    env: &Env,
+    events: Vec<audit::AuditEvent>,
+    redactor: std::rc::Rc<Redactor>,
+) -> Option<impl std::future::Future<Output = ()>> {
     AUDIT_QUEUE.with(|q| q.borrow_mut().extend(events));
     if AUDIT_FLUSH_PENDING.with(|p| p.replace(true)) {
-        return; // a pending flush (kept alive by an earlier request's wait_until) takes these too
+        return None;
     }
     let env = env.clone();
-    ctx.wait_until(async move {
+    Some(async move {
         Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
         AUDIT_FLUSH_PENDING.with(|p| p.set(false));
         let batch = AUDIT_QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
         insert_directly(&env, &batch, &redactor).await;
-    });
+    })
 }
 
 async fn insert_directly(env: &Env, events: &[audit::AuditEvent], redactor: &Redactor) {
@@ -704,13 +719,21 @@ async fn audit_queue(batch: worker::MessageBatch<String>, env: Env, _ctx: Contex
     // the redelivered ones of the same batch are written as usual).
     let development = env.var("FLOWCP_ENV").is_ok_and(|v| v.to_string() == "development");
     if development && env.var("FLOWCP_FAULT_AUDIT_CONSUMER").is_ok_and(|v| v.to_string() == "fail-first") {
-        let (fresh, seen): (Vec<_>, Vec<_>) =
-            messages.into_iter().partition(|m| AUDIT_FAULT_SEEN.with(|s| s.borrow_mut().insert(m.id())));
+        let (fresh, seen): (Vec<_>, Vec<_>) = messages.into_iter().partition(|m| {
+            AUDIT_FAULT_SEEN.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() > 100_000 {
+                    s.clear(); // bounded: a long local run may fail a message twice
+                }
+                s.insert(m.id())
+            })
+        });
         if !fresh.is_empty() {
             console_log!("audit queue: fault injected, retrying {} first deliveries", fresh.len());
         }
+        let soon = worker::QueueRetryOptionsBuilder::new().with_delay_seconds(1).build();
         for m in &fresh {
-            m.retry();
+            m.retry_with_options(&soon);
         }
         messages = seen;
     }
@@ -732,7 +755,7 @@ async fn audit_queue(batch: worker::MessageBatch<String>, env: Env, _ctx: Contex
         }
     };
     let bodies: Vec<Option<String>> = messages.iter().map(|m| m.body().as_string()).collect();
-    let d = crate::jobs::audit::consume(&db, &bodies).await;
+    let d = crate::jobs::audit::consume(&db, &bodies, now_ms()).await;
     for (m, v) in messages.iter().zip(&d.verdicts) {
         match v {
             crate::jobs::audit::Verdict::Ack => m.ack(),

@@ -22,12 +22,18 @@ pub fn encode(e: &AuditEvent) -> Result<String, serde_json::Error> {
     serde_json::to_string(e)
 }
 
-/// Reads one message's body, refusing what the hot path never sends.
-pub fn decode(body: &str) -> Result<AuditEvent, String> {
+/// How far ahead of the consumer's clock an event's time may be (clock skew between isolates).
+const MAX_CLOCK_SKEW_MS: i64 = 86_400_000;
+
+/// Reads one message's body, refusing what the hot path never sends. Errors name the problem,
+/// never a field's value (they are logged).
+pub fn decode(body: &str, now_ms: i64) -> Result<AuditEvent, String> {
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(format!("a message of {} bytes (at most {MAX_MESSAGE_BYTES})", body.len()));
     }
-    let e: AuditEvent = serde_json::from_str(body).map_err(|e| format!("not an audit event: {e}"))?;
+    let e: AuditEvent = serde_json::from_str(body).map_err(|e| {
+        format!("not an audit event ({:?} error at line {} column {})", e.classify(), e.line(), e.column())
+    })?;
     let short = |name: &str, v: &str, max: usize| {
         if v.is_empty() || v.len() > max {
             Err(format!("`{name}` is empty or longer than {max} bytes"))
@@ -50,6 +56,10 @@ pub fn decode(body: &str) -> Result<AuditEvent, String> {
     }
     if e.ts_ms < 0 || e.latency_ms < 0 || e.request_bytes < 0 || e.response_bytes < 0 {
         return Err("a negative time or size".into());
+    }
+    // A time the hot path cannot have made; it would also start a counter for a future month.
+    if e.ts_ms > now_ms.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Err("a time more than a day in the future".into());
     }
     Ok(e)
 }
@@ -79,12 +89,16 @@ pub struct Delivery {
 }
 
 /// Writes one delivery: `bodies[i]` is message i's body (`None`: not text).
-pub async fn consume(db: &impl Db, bodies: &[Option<String>]) -> Delivery {
+pub async fn consume(db: &impl Db, bodies: &[Option<String>], now_ms: i64) -> Delivery {
     let mut d = Delivery { verdicts: vec![Verdict::Retry; bodies.len()], ..Delivery::default() };
     let mut events = Vec::with_capacity(bodies.len());
     let mut index = Vec::with_capacity(bodies.len());
     for (i, body) in bodies.iter().enumerate() {
-        match body.as_deref().ok_or_else(|| "a message body that is not text".to_string()).and_then(decode) {
+        let decoded = match body.as_deref() {
+            Some(text) => decode(text, now_ms),
+            None => Err("a message body that is not text".to_string()),
+        };
+        match decoded {
             Ok(e) => {
                 events.push(e);
                 index.push(i);

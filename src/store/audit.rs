@@ -68,7 +68,8 @@ impl Outcome {
 }
 
 /// One audited call: a row of `audit_events`, and the body of a message on the audit queue
-/// (`crate::jobs::audit`, which bounds what it accepts).
+/// (`crate::jobs::audit`, which bounds what it accepts). A field added later needs
+/// `#[serde(default)]`: messages already queued (or dead-lettered) lack it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Random, made where the call ends ([`event_id`]): a redelivered event is written once.
@@ -117,55 +118,68 @@ const PARAMS_PER_ROW: usize = 14;
 
 /// Writes events with multi-row statements, each its own transaction (with the counters its
 /// rows add). An event whose id is already stored is skipped, and so is one of a workspace
-/// that no longer exists (a late delivery after the workspace's deletion). One failing
-/// statement does not drop the others: every chunk is tried, and the failed ones come back as
-/// index ranges into `events`, with their error.
+/// that no longer exists (a late delivery after the workspace's deletion). A failing statement
+/// is tried again one row at a time, so one bad event cannot hold back the others of its chunk
+/// (other tenants' among them); the events still not written come back as index ranges into
+/// `events`, with their error.
 pub async fn insert_chunks(db: &impl Db, events: &[AuditEvent]) -> Vec<(std::ops::Range<usize>, StoreError)> {
     let mut failed = Vec::new();
     for (k, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
-        let mut sql = String::from(
-            "INSERT INTO audit_events (event_id, ts, workspace_id, server_id, tool_name, outcome, upstream_status, \
-             latency_ms, request_bytes, response_bytes, connection_hash, target, plan, metered) \
-             SELECT v.* FROM (VALUES ",
-        );
-        let mut params = Vec::with_capacity(chunk.len() * PARAMS_PER_ROW);
-        for (i, e) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            let b = i * PARAMS_PER_ROW;
-            let marks: Vec<String> = (1..=PARAMS_PER_ROW).map(|k| format!("?{}", b + k)).collect();
-            sql.push('(');
-            sql.push_str(&marks.join(", "));
-            sql.push(')');
-            params.extend([
-                e.id.as_str().into(),
-                e.ts_ms.into(),
-                e.workspace_id.as_str().into(),
-                e.server_id.as_str().into(),
-                e.tool_name.as_str().into(),
-                e.outcome.as_str().into(),
-                e.upstream_status.map(i64::from).into(),
-                e.latency_ms.into(),
-                e.request_bytes.into(),
-                e.response_bytes.into(),
-                e.connection_hash.clone().into(),
-                e.target.clone().into(),
-                e.plan.map(crate::vocab::Plan::as_str).into(),
-                i64::from(e.metered).into(),
-            ]);
+        let start = k * ROWS_PER_INSERT;
+        let Err(e) = insert_rows(db, chunk).await else { continue };
+        if chunk.len() == 1 {
+            failed.push((start..start + 1, e));
+            continue;
         }
-        // `column3` is the workspace id. The WHERE also settles the upsert's parse (SQLite).
-        sql.push_str(
-            ") AS v WHERE EXISTS (SELECT 1 FROM workspaces w WHERE w.id = v.column3) \
-             ON CONFLICT (event_id) DO NOTHING",
-        );
-        if let Err(e) = db.execute(&sql, &params).await {
-            let start = k * ROWS_PER_INSERT;
-            failed.push((start..start + chunk.len(), e));
+        for (i, row) in chunk.iter().enumerate() {
+            if let Err(e) = insert_rows(db, std::slice::from_ref(row)).await {
+                failed.push((start + i..start + i + 1, e));
+            }
         }
     }
     failed
+}
+
+/// One multi-row INSERT of at most [`ROWS_PER_INSERT`] events.
+async fn insert_rows(db: &impl Db, rows: &[AuditEvent]) -> Result<u64, StoreError> {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (event_id, ts, workspace_id, server_id, tool_name, outcome, upstream_status, \
+         latency_ms, request_bytes, response_bytes, connection_hash, target, plan, metered) \
+         SELECT v.* FROM (VALUES ",
+    );
+    let mut params = Vec::with_capacity(rows.len() * PARAMS_PER_ROW);
+    for (i, e) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let b = i * PARAMS_PER_ROW;
+        let marks: Vec<String> = (1..=PARAMS_PER_ROW).map(|k| format!("?{}", b + k)).collect();
+        sql.push('(');
+        sql.push_str(&marks.join(", "));
+        sql.push(')');
+        params.extend([
+            e.id.as_str().into(),
+            e.ts_ms.into(),
+            e.workspace_id.as_str().into(),
+            e.server_id.as_str().into(),
+            e.tool_name.as_str().into(),
+            e.outcome.as_str().into(),
+            e.upstream_status.map(i64::from).into(),
+            e.latency_ms.into(),
+            e.request_bytes.into(),
+            e.response_bytes.into(),
+            e.connection_hash.clone().into(),
+            e.target.clone().into(),
+            e.plan.map(crate::vocab::Plan::as_str).into(),
+            i64::from(e.metered).into(),
+        ]);
+    }
+    // `column3` is the workspace id. The WHERE also settles the upsert's parse (SQLite).
+    sql.push_str(
+        ") AS v WHERE EXISTS (SELECT 1 FROM workspaces w WHERE w.id = v.column3) \
+         ON CONFLICT (workspace_id, event_id) DO NOTHING",
+    );
+    db.execute(&sql, &params).await
 }
 
 /// [`insert_chunks`], with one error that says how many events were not written.

@@ -60,7 +60,7 @@ async function settle(setup, n) {
     if (seen >= n) break;
   }
   assert.equal(seen, n, `audited calls after the load: ${seen} of ${n}`);
-  await sleep(6_000); // a redelivery (retry_delay = 5 s) would land within this
+  await sleep(6_000); // a duplicate redelivery (the fault's retries come after 1 s) would land within this
   assert.equal(await calls(), n, "no late duplicate");
   await w.stop();
   const [rows] = d1(w.stateDir, `SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS ids FROM audit_events WHERE server_id = '${srv.id}'`);
