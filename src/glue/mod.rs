@@ -618,45 +618,54 @@ thread_local! {
     static AUDIT_FAULT_SEEN: std::cell::RefCell<std::collections::HashSet<String>> = std::cell::RefCell::default();
 }
 
-/// How long audit events of concurrent calls are gathered before one multi-row write.
+/// How long audit events of concurrent calls are gathered before one send (or one write).
 const AUDIT_COALESCE_MS: u64 = 25;
 
 /// The audit queue's producer binding (wrangler.toml); without it, events are written directly.
 const AUDIT_QUEUE_BINDING: &str = "AUDIT_QUEUE";
 
-/// The audit writer (DESIGN §2, issue 19): after the response, each call's event goes to the
-/// audit queue, whose consumer ([`audit_queue`]) writes it to D1. Where the deployment has no
-/// queue, or the send fails, the events are written directly ([`write_audit_directly`]): nothing
-/// is dropped silently, and each fallback is logged with the isolate's running count.
+/// The audit writer (DESIGN §2, issue 19): events are gathered in the isolate and, after the
+/// response, a single pending `wait_until` task sends those of a short window to the audit
+/// queue in one `sendBatch` (one send per window, not per call); the queue's consumer
+/// ([`audit_queue`]) writes them to D1. Where the deployment has no queue, or the send fails,
+/// they are written directly, in multi-row INSERTs ([`insert_directly`]): nothing is dropped
+/// silently, and each fallback is logged with the isolate's running count.
 fn queue_audit(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, settings: &Settings) {
+    AUDIT_QUEUE.with(|q| q.borrow_mut().extend(events));
+    if AUDIT_FLUSH_PENDING.with(|p| p.replace(true)) {
+        return; // a pending flush (kept alive by an earlier request's wait_until) takes these too
+    }
+    let env = env.clone();
     let redactor = std::rc::Rc::clone(&settings.redactor);
-    let Ok(queue) = env.queue(AUDIT_QUEUE_BINDING) else {
-        return write_audit_directly(env, ctx, events, redactor);
-    };
     // Local fault injection for the e2e tests: every send fails.
     let fault = settings.development && env.var("FLOWCP_FAULT_AUDIT_QUEUE").is_ok_and(|v| v.to_string() == "send");
-    let env = env.clone();
     ctx.wait_until(async move {
-        let sent = if fault { Err("fault injected (FLOWCP_FAULT_AUDIT_QUEUE=send)".into()) } else { send_audit(&queue, &events).await };
-        if let Err(e) = sent {
+        Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
+        AUDIT_FLUSH_PENDING.with(|p| p.set(false));
+        let batch = AUDIT_QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
+        if let Ok(queue) = env.queue(AUDIT_QUEUE_BINDING) {
+            let sent = if fault {
+                Err("fault injected (FLOWCP_FAULT_AUDIT_QUEUE=send)".to_string())
+            } else {
+                send_audit(&queue, &batch).await
+            };
+            let Err(e) = sent else { return };
             let total = AUDIT_FALLBACKS.with(|n| {
-                n.set(n.get() + events.len() as u64);
+                n.set(n.get() + batch.len() as u64);
                 n.get()
             });
             console_error!(
                 "audit queue: a send of {} events failed ({}); writing them directly ({total} events so far in this isolate)",
-                events.len(),
+                batch.len(),
                 redactor.text(&e)
             );
-            if let Some(flush) = coalesce_audit(&env, events, redactor) {
-                flush.await;
-            }
         }
+        insert_directly(&env, &batch, &redactor).await;
     });
 }
 
-/// Sends a request's events, 100 per `sendBatch`. An error means none of them may be counted
-/// as sent (a re-send is harmless: the insert is idempotent).
+/// Sends events, 100 per `sendBatch`. An error means none of them may be counted as sent (a
+/// re-send is harmless: the insert is idempotent).
 async fn send_audit(queue: &worker::Queue, events: &[audit::AuditEvent]) -> Result<(), String> {
     for chunk in events.chunks(crate::jobs::audit::SEND_BATCH) {
         let bodies =
@@ -664,36 +673,6 @@ async fn send_audit(queue: &worker::Queue, events: &[audit::AuditEvent]) -> Resu
         queue.send_batch(bodies).await.map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// The direct writer: events are gathered in the isolate and written after the response by a
-/// single pending `wait_until` task, which coalesces the calls of a short window into
-/// multi-row INSERTs (idempotent by event id, like the consumer's).
-fn write_audit_directly(env: &Env, ctx: &Context, events: Vec<audit::AuditEvent>, redactor: std::rc::Rc<Redactor>) {
-    if let Some(flush) = coalesce_audit(env, events, redactor) {
-        ctx.wait_until(flush);
-    }
-}
-
-/// Adds events to the isolate's pending batch. Returns the flush to run (after the window) when
-/// none is pending; else the pending one, kept alive by an earlier request's `wait_until`,
-/// takes these too.
-fn coalesce_audit(
-    env: &Env,
-    events: Vec<audit::AuditEvent>,
-    redactor: std::rc::Rc<Redactor>,
-) -> Option<impl std::future::Future<Output = ()>> {
-    AUDIT_QUEUE.with(|q| q.borrow_mut().extend(events));
-    if AUDIT_FLUSH_PENDING.with(|p| p.replace(true)) {
-        return None;
-    }
-    let env = env.clone();
-    Some(async move {
-        Delay::from(std::time::Duration::from_millis(AUDIT_COALESCE_MS)).await;
-        AUDIT_FLUSH_PENDING.with(|p| p.set(false));
-        let batch = AUDIT_QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut()));
-        insert_directly(&env, &batch, &redactor).await;
-    })
 }
 
 async fn insert_directly(env: &Env, events: &[audit::AuditEvent], redactor: &Redactor) {
