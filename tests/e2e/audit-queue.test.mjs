@@ -11,13 +11,20 @@ import { Client, startWorker, testSecrets, sleep, d1 } from "./harness.mjs";
 import { startEchoUpstream } from "./echo-upstream.mjs";
 
 const up = await startEchoUpstream();
-after(async () => { await up.close(); });
+// Every Worker started here is stopped at the end, also when a test fails half-way (a leaked
+// wrangler dev keeps a core busy and skews whatever runs next).
+const workers = [];
+after(async () => {
+  for (const w of workers) await w.stop();
+  await up.close();
+});
 
 /** A Worker with one published api_key server; `faults` are the development-only fault vars. */
 async function setUp(faults) {
   const w = await startWorker({
     vars: { ...testSecrets(), FLOWCP_RATE_LIMITS: "off", FLOWCP_DEFAULT_PLAN: "pro", ...faults },
   });
+  workers.push(w);
   const owner = new Client(w.url);
   const ws = (await owner.signup(`queue-${Math.random().toString(36).slice(2)}@example.com`)).workspace.id;
   const P = (p) => `/api/v1/workspaces/${ws}${p}`;
