@@ -150,23 +150,10 @@ fn request(
     body: &[u8],
     now: i64,
 ) -> McpResponse {
-    request_metered(f, http, None, method, headers, body, now)
+    request_with(f, &f.kv, http, None, method, headers, body, now)
 }
 
-/// [`request`] with the plans' quota gate.
-fn request_metered(
-    f: &Fixture,
-    http: &impl Http,
-    quota: Option<&dyn flowcp::mcp::server::QuotaGate>,
-    method: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    now: i64,
-) -> McpResponse {
-    request_with(f, &f.kv, http, quota, method, headers, body, now)
-}
-
-/// [`request_metered`] reading KV through `kv` (a fault-injecting one, say).
+/// [`request`] reading KV through `kv` (a fault-injecting one, say), with the plans' quota gate.
 #[allow(clippy::too_many_arguments)]
 fn request_with(
     f: &Fixture,
@@ -1459,7 +1446,7 @@ fn metered_call(
         ("authorization".into(), format!("Bearer {ACCESS_KEY}")),
     ];
     let body = serde_json::to_vec(&tool_call(name, args)).unwrap();
-    request_metered(f, &f.http, Some(&gate), "POST", &headers, &body, now)
+    request_with(f, &f.kv, &f.http, Some(&gate), "POST", &headers, &body, now)
 }
 
 /// The audit writer's flush: the rows, and with them the counters (migration 0015's trigger).
