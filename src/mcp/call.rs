@@ -240,10 +240,14 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
             gate.store_write(m, &tool.name, &super::store::declared(tool, args), &body).await;
         }
     }
-    // TODO(issue 19): `resp.truncated` is not passed on: a 2xx body cut at the size limit reaches
-    // the model as if whole (found by tests/integration/mcp.rs's upstream fault test).
-    let (result, outcome) =
-        map_response_with(tool, resp.status, content_type.as_deref(), &body, &ResponseBudget::default());
+    let (result, outcome) = map_response_with(
+        tool,
+        resp.status,
+        content_type.as_deref(),
+        &body,
+        resp.truncated,
+        &ResponseBudget::default(),
+    );
     event.outcome = match outcome {
         ResponseOutcome::Ok => Outcome::Ok,
         ResponseOutcome::UpstreamError => Outcome::UpstreamError,

@@ -1865,4 +1865,15 @@ fn upstream_faults_are_tool_errors_audited_once() {
             r.audit[0].outcome
         );
     }
+    // A 2xx the transport stopped reading at its size limit: the call went through, so it is no
+    // error, but the model is told it sees only the start (the engine's tests cover the output
+    // schema case, where a fragment is never structured content).
+    let f = fixture(3, "api_key", false, false);
+    let cut = Scripted(Ok(answer(200, "{\"id\": 7, \"name\": \"ab", true)));
+    let r = call_through(&f, &f.kv, &cut, "getThing0000");
+    let result = result_of(&r);
+    assert!(result.get("isError").is_none(), "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.ends_with("…[truncated: showing 21 of more than 21 bytes]"), "{text}");
+    assert_eq!((r.audit.len(), r.audit[0].outcome), (1, Outcome::Ok));
 }

@@ -115,7 +115,7 @@ pub enum ResponseOutcome {
 
 /// Map with the default budget.
 pub fn map_response(tool: &ToolDef, status: u16, content_type: Option<&str>, body: &[u8]) -> CallToolResult {
-    map_response_with(tool, status, content_type, body, &ResponseBudget::default()).0
+    map_response_with(tool, status, content_type, body, false, &ResponseBudget::default()).0
 }
 
 /// Most differences from the documented shape listed in a result.
@@ -128,17 +128,21 @@ const MAX_DIFFERENCES_SHOWN: usize = 5;
 /// does not conform. When it does not, the result is `isError` with text that says the API
 /// answered 2xx, that the call may have taken effect, where the body differs from the
 /// documented shape, and the body itself (already redacted by the caller; capped here).
+///
+/// `cut` says the body is only the first part of the answer (the transport stopped reading at
+/// its size limit): the text says so, and such a body is never structured content.
 pub fn map_response_with(
     tool: &ToolDef,
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
+    cut: bool,
     budget: &ResponseBudget,
 ) -> (CallToolResult, ResponseOutcome) {
     let ok = (200..300).contains(&status);
     let ct = content_type.unwrap_or("");
     let limit = if ok { budget.max_text_bytes } else { budget.max_error_bytes };
-    let body_text = describe_body(body, ct, limit);
+    let body_text = describe_body(body, cut, ct, limit);
     if !ok {
         let text = if body.is_empty() {
             format!("HTTP {status} {}", reason(status))
@@ -153,7 +157,12 @@ pub fn map_response_with(
     };
     // MCP: a tool that declares an output schema returns structured content with every
     // successful result, and strict clients validate it.
-    let why = if body.len() > budget.max_text_bytes {
+    let why = if cut {
+        format!(
+            "the response is larger than the {} bytes FlowCP reads, so only its start is returned, as text",
+            body.len()
+        )
+    } else if body.len() > budget.max_text_bytes {
         "the response is larger than the result budget, so it is returned as text only".to_string()
     } else {
         match serde_json::from_slice::<Value>(body) {
@@ -205,19 +214,29 @@ pub fn invalid_arguments_result(problems: &[String]) -> CallToolResult {
     CallToolResult::error(format!("Invalid arguments:\n- {}", problems.join("\n- ")))
 }
 
-fn describe_body(body: &[u8], ct: &str, limit: usize) -> String {
-    let Ok(text) = std::str::from_utf8(body) else {
-        let ct = if ct.is_empty() { "unknown" } else { ct };
-        return format!("[binary response body: {} bytes, content-type {ct}; not shown]", body.len());
+/// The body as text for the model, cut at `limit` bytes with a visible marker. `cut_before`:
+/// the body is already the first part of a longer answer, so its last character may be split
+/// (not a sign of a binary body) and the marker says the whole was longer.
+fn describe_body(body: &[u8], cut_before: bool, ct: &str, limit: usize) -> String {
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        // Only an incomplete character at the very end, where the transport stopped reading.
+        Err(e) if cut_before && e.error_len().is_none() => std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or(""),
+        Err(_) => {
+            let ct = if ct.is_empty() { "unknown" } else { ct };
+            let more = if cut_before { "more than " } else { "" };
+            return format!("[binary response body: {more}{} bytes, content-type {ct}; not shown]", body.len());
+        }
     };
-    if text.len() <= limit {
+    if text.len() <= limit && !cut_before {
         return text.to_string();
     }
-    let mut cut = limit;
+    let mut cut = limit.min(text.len());
     while cut > 0 && !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}\n…[truncated: showing {cut} of {} bytes]", text.get(..cut).unwrap_or(""), text.len())
+    let whole = if cut_before { format!("more than {}", body.len()) } else { text.len().to_string() };
+    format!("{}\n…[truncated: showing {cut} of {whole} bytes]", text.get(..cut).unwrap_or(""))
 }
 
 fn reason(status: u16) -> &'static str {
