@@ -2,7 +2,8 @@
 # A short, coverage-guided run of every fuzz target on stable Rust (part of `make test`, so the
 # targets keep compiling and the parsers meet a few hundred thousand hostile inputs per run).
 # cargo-fuzz needs nightly for sanitizers; the coverage instrumentation libFuzzer steers by is
-# stable (the same flags cargo-fuzz passes). Long runs: FUZZ_SECONDS=300 sh scripts/fuzz-smoke.sh
+# stable (the same flags cargo-fuzz passes). Long runs: FUZZ_SECONDS=300 sh scripts/fuzz-smoke.sh;
+# one target: FUZZ_TARGETS=dispatch.
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -18,27 +19,33 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 cargo build --release --manifest-path fuzz/Cargo.toml --target-dir target/fuzz --target "$TARGET"
 BIN="target/fuzz/$TARGET/release"
 
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-mkdir -p "$WORK/import" "$WORK/parsers"
-# Seeds: small real documents, and the shapes the parsers see.
+TARGETS="${FUZZ_TARGETS:-import parsers dispatch request sealed}"
+# FUZZ_CORPUS_DIR keeps the grown corpus (long runs); by default it is thrown away.
+if [ -n "${FUZZ_CORPUS_DIR:-}" ]; then
+  WORK="$FUZZ_CORPUS_DIR"
+else
+  WORK="$(mktemp -d)"
+  trap 'rm -rf "$WORK"' EXIT
+fi
+# Seeds: the committed corpus per target (fuzz/seeds/<target>), and small real documents.
+for t in $TARGETS; do
+  mkdir -p "$WORK/$t"
+  cp fuzz/seeds/"$t"/* "$WORK/$t/"
+done
 for f in ../shared/corpus/openapi/examples/3.0/petstore.json ../shared/corpus/openapi/examples/2.0/petstore-simple.json \
          ../shared/corpus/openapi/examples/3.1/webhooks.json; do
-  [ -f "$f" ] && cp "$f" "$WORK/import/"
+  [ -f "$f" ] && [ -d "$WORK/import" ] && cp "$f" "$WORK/import/"
 done
-printf '%s' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{}}}' > "$WORK/parsers/call"
-printf '%s' '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"n"}]' > "$WORK/parsers/batch"
-printf '%s' '__Host-flowcp_session=AAAA.BBBB; other=1' > "$WORK/parsers/cookie"
-printf '%s' 'https://[::ffff:10.0.0.1]:443/x?api_key=1' > "$WORK/parsers/url"
 
-for t in import parsers; do
+mkdir -p target/fuzz-artifacts
+for t in $TARGETS; do
   echo "fuzz: $t for ${SECONDS_PER_TARGET} s"
   "$BIN/$t" -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -max_len=65536 \
-    -artifact_prefix="$WORK/" -print_final_stats=1 "$WORK/$t" 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==|SUMMARY)" || true
+    -artifact_prefix="target/fuzz-artifacts/$t-" -print_final_stats=1 "$WORK/$t" 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==|SUMMARY|thread .* panicked)" || true
   # libFuzzer exits non-zero on a crash; re-run the crash's artifact check explicitly.
-  if ls "$WORK"/crash-* "$WORK"/leak-* "$WORK"/timeout-* "$WORK"/oom-* >/dev/null 2>&1; then
-    echo "fuzz: $t found a failing input:" >&2
-    ls "$WORK"/crash-* "$WORK"/leak-* "$WORK"/timeout-* "$WORK"/oom-* 2>/dev/null >&2
+  if ls target/fuzz-artifacts/"$t"-* >/dev/null 2>&1; then
+    echo "fuzz: $t found a failing input (kept; make it a regression test, then delete it):" >&2
+    ls target/fuzz-artifacts/"$t"-* >&2
     exit 1
   fi
 done
