@@ -25,7 +25,7 @@ use crate::mail;
 use crate::net::Http;
 use crate::store::tokens::{self, Purpose};
 use crate::store::workspaces::Workspace;
-use crate::store::{sessions, users, workspaces, Db, Kv};
+use crate::store::{sessions, users, Db, Kv};
 use crate::vocab::Role;
 
 #[derive(Deserialize, JsonSchema)]
@@ -108,7 +108,8 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
         terms_accepted_at: svc.now_ms,
         privacy_accepted_at: svc.now_ms,
     };
-    let user_id = users::create(svc.db, &new_user, svc.now_ms)
+    let ws_id = random_id("ws_")?;
+    let user_id = users::create(svc.db, &new_user, (&ws_id, &workspace_name), svc.now_ms)
         .await?
         .ok_or_else(|| {
             ApiError::new(ErrorCode::EmailTaken, "An account with this email already exists; log in instead.")
@@ -117,8 +118,6 @@ pub async fn signup<D: Db, K: Kv, H: Http>(svc: &Services<'_, D, K, H>, req: &Re
     if let Some(((taken, t), _)) = &held {
         throttle::give_back(svc.db, taken, t).await?;
     }
-    let ws_id = random_id("ws_")?;
-    workspaces::create(svc.db, &ws_id, &workspace_name, &user_id, svc.now_ms).await?;
     let (cookie, csrf) = start_session(svc, &user_id).await?;
     // The account exists either way; a message that did not go out is resent on request. The
     // message counts against the address's mail budget, so sign-up and delete loops cannot

@@ -117,10 +117,13 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
     for srv in servers_store::list(svc.db, &m.workspace_id).await?.iter().filter(|s| s.app_id == app_id) {
         crate::service::lifecycle::delete_all(svc.db, svc.kv, srv).await?;
     }
-    store::delete_app(svc.db, &m.workspace_id, app_id).await?;
+    // The stored documents go before the rows that name them: a failure in between leaves an
+    // app whose documents are gone (sending the delete again finishes), never a document that
+    // no row names and nothing would ever delete.
     for k in keys {
         svc.kv.delete(&k).await?;
     }
+    store::delete_app(svc.db, &m.workspace_id, app_id).await?;
     Ok(Response::no_content())
 }
 
@@ -341,8 +344,11 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     };
     // The raw document first: an import row never points at a document that is not stored.
     svc.kv.put(&record.document_key, bytes, None).await?;
-    store::insert_import(svc.db, &record).await?;
-    servers_store::reset_for_app(svc.db, &app.workspace_id, &app.id, svc.now_ms).await?;
+    if let Err(e) = store::insert_import(svc.db, &record).await {
+        // No row names the document: it goes (best effort), or nothing would ever delete it.
+        let _ = svc.kv.delete(&record.document_key).await;
+        return Err(e.into());
+    }
     Ok(record)
 }
 

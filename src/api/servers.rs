@@ -84,13 +84,13 @@ pub async fn create<D: Db, K: Kv, H: Http>(
         }
     }
     let id = random_id("srv_")?;
-    store::create(svc.db, &id, &m.workspace_id, &app.id, &name, svc.now_ms).await?;
-    let mut s = load(svc, m, &id).await?;
     // Default credential placement from the document's first apiKey scheme, if any.
-    if let Some(p) = default_placement(svc, &app.workspace_id, &app.id).await? {
-        s.auth_config = json!({ "in": p.location, "name": p.name });
-        store::save_config(svc.db, &s, svc.now_ms).await?;
-    }
+    let config = match default_placement(svc, &app.workspace_id, &app.id).await? {
+        Some(p) => json!({ "in": p.location, "name": p.name }),
+        None => json!({}),
+    };
+    store::create(svc.db, &id, &m.workspace_id, &app.id, &name, &config, svc.now_ms).await?;
+    let s = load(svc, m, &id).await?;
     Response::created(&ServerView::of(&svc.origin, &s))
 }
 
@@ -728,7 +728,12 @@ pub async fn create_key<D: Db, K: Kv, H: Http>(
     };
     store::create_key(svc.db, &m.workspace_id, &s.id, &key).await?;
     let mirror = json!({ "server_id": s.id, "key_id": key.id, "workspace_id": m.workspace_id });
-    svc.kv.put(&manifest::access_key_key(&key.key_hash), mirror.to_string().as_bytes(), None).await?;
+    if let Err(e) = svc.kv.put(&manifest::access_key_key(&key.key_hash), mirror.to_string().as_bytes(), None).await {
+        // The key never worked and its secret is never shown: no row lists it (best effort; a
+        // row left behind is a key that cannot be used, which the owner can revoke).
+        let _ = store::delete_key(svc.db, &m.workspace_id, &key.id).await;
+        return Err(e.into());
+    }
     Response::created(&CreatedKey { info: key, key: secret, note: "Copy this key now: it is shown only once.".into() })
 }
 
@@ -749,9 +754,13 @@ pub async fn revoke_key<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
     let s = load(svc, m, id).await?;
-    let hash =
-        store::revoke_key(svc.db, &m.workspace_id, &s.id, key_id, svc.now_ms).await?.ok_or_else(ApiError::not_found)?;
+    let hash = store::key_hash(svc.db, &m.workspace_id, &s.id, key_id).await?.ok_or_else(ApiError::not_found)?;
+    // The mirror the MCP hot path admits keys by goes first: if the row's update then fails, the
+    // key is already refused and still listed as live, and sending the request again finishes.
+    // (In the other order a failed mirror delete left a key that works but shows as revoked,
+    // and a second revoke found nothing to do.)
     svc.kv.delete(&manifest::access_key_key(&hash)).await?;
+    store::revoke_key(svc.db, &m.workspace_id, key_id, svc.now_ms).await?;
     Ok(Response::no_content())
 }
 
@@ -1092,7 +1101,7 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         }
     };
     let bytes = done.bytes;
-    lifecycle::publish(svc.kv, &s, version, &done.head).await?;
+    lifecycle::stage(svc.kv, &s, version, &done.head).await?;
     let manifest = head;
     let row = store::VersionRow {
         version,
@@ -1101,12 +1110,18 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
         tool_count: tool_count as i64,
         bytes: bytes as i64,
     };
-    store::record_publish(svc.db, &m.workspace_id, &s.id, &row, svc.now_ms).await?;
-    // End users' stored tokens never outlive the provider they were given to (issue 16).
+    // D1 records the version before the live pointer names it: a failure between the two leaves
+    // the previous version on the air while the owner sees this one recorded and an error, and
+    // publishing again finishes. (In the other order a failed record left a server on the air
+    // that its owner's view called unpublished.)
+    // End users' stored tokens never outlive the provider they were given to (issue 16): they
+    // go before the version that changes the provider is recorded or live.
     let keep = (manifest.auth.mode == AuthMode::UserKey).then(|| crate::oauth::tokens::provider_binding(&manifest));
     if keep != Some(None) {
         crate::store::key_users::revoke_stale(svc.db, &m.workspace_id, &s.id, keep.flatten().as_deref()).await?;
     }
+    store::record_publish(svc.db, &m.workspace_id, &s.id, &row, svc.now_ms).await?;
+    lifecycle::go_live(svc.kv, &s, version).await?;
     let s = load(svc, m, id).await?;
     Response::ok(&Published {
         server: ServerView::of(&svc.origin, &s),

@@ -32,12 +32,13 @@ pub async fn discard_parts(kv: &impl Kv, keys: &[String]) {
     }
 }
 
-/// Puts manifest `version` on the air (its parts already written). The draft credential is
-/// copied for this version first (its manifest names the copy, so a credential entered later
-/// changes nothing live until the next publish); then the head, then the live pointer; then the
-/// copy of the version that was live before, which nothing references any more. A credential
-/// the owner cleared while the previous version was live is deleted now.
-pub async fn publish(kv: &impl Kv, s: &Server, version: i64, head: &[u8]) -> Result<(), StoreError> {
+/// Stores manifest `version` (its parts already written), not yet on the air. The draft
+/// credential is copied for this version first (its manifest names the copy, so a credential
+/// entered later changes nothing live until the next publish); then the head, and the highest
+/// version written. A credential the owner cleared while the previous version was live is
+/// deleted now. The caller records the version in D1, then calls [`go_live`]: nothing is
+/// served that D1 does not record, and a failure in between leaves the server as it was.
+pub async fn stage(kv: &impl Kv, s: &Server, version: i64, head: &[u8]) -> Result<(), StoreError> {
     match &s.credential_key {
         Some(draft) => {
             let sealed = kv.get(draft).await?.ok_or_else(|| StoreError::Corrupt(format!("{draft} is missing")))?;
@@ -46,7 +47,12 @@ pub async fn publish(kv: &impl Kv, s: &Server, version: i64, head: &[u8]) -> Res
         None => kv.delete(&manifest::credential_key(&s.id)).await?,
     }
     kv.put(&manifest::manifest_key(&s.id, version), head, None).await?;
-    kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await?;
+    kv.put(&manifest::latest_key(&s.id), version.to_string().as_bytes(), None).await
+}
+
+/// Puts a staged manifest version on the air: the live pointer; then the credential copy of the
+/// version that was live before, which nothing references any more, is given an expiry.
+pub async fn go_live(kv: &impl Kv, s: &Server, version: i64) -> Result<(), StoreError> {
     kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
     if let Some(previous) = s.published_version.filter(|p| *p != version) {
         expire_soon(kv, &manifest::published_credential_key(&s.id, previous)).await?;

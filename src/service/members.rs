@@ -60,8 +60,10 @@ fn last_owner() -> ApiError {
 
 /// Removes a member and, in the same atomic write, revokes every live access key they created
 /// in the workspace (they may have copied them) and every agent connection they gave it (a
-/// re-invited member connects again), and withdraws the invitations they sent; then
-/// the keys' KV mirrors go, so the MCP hot path stops accepting them at once.
+/// re-invited member connects again), and withdraws the invitations they sent. The keys' KV
+/// mirrors go first, so the MCP hot path stops accepting them at once: if the write then fails,
+/// the keys are refused but still listed, and the same removal sent again finishes (in the
+/// other order a failed mirror delete left working keys that no later call would find).
 pub async fn remove_and_revoke_keys(
     db: &impl Db,
     kv: &impl Kv,
@@ -70,6 +72,9 @@ pub async fn remove_and_revoke_keys(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let hashes = servers::live_key_hashes_created_by(db, ws, user_id).await?;
+    for h in &hashes {
+        kv.delete(&crate::manifest::access_key_key(h)).await?;
+    }
     db.batch(&[
         (workspaces::REMOVE_MEMBER, vec![ws.into(), user_id.into()]),
         (servers::REVOKE_KEYS_CREATED_BY, vec![ws.into(), user_id.into(), now_ms.into()]),
@@ -77,9 +82,6 @@ pub async fn remove_and_revoke_keys(
         (invitations::DELETE_BY_INVITER, vec![ws.into(), user_id.into()]),
     ])
     .await?;
-    for h in hashes {
-        kv.delete(&crate::manifest::access_key_key(&h)).await?;
-    }
     Ok(())
 }
 
@@ -92,11 +94,11 @@ pub async fn revoke_keys_created_by(
     user_id: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let hashes = servers::live_key_hashes_created_by(db, ws, user_id).await?;
-    servers::revoke_keys_created_by(db, ws, user_id, now_ms).await?;
-    for h in hashes {
+    // Mirrors first, as in [`remove_and_revoke_keys`].
+    for h in servers::live_key_hashes_created_by(db, ws, user_id).await? {
         kv.delete(&crate::manifest::access_key_key(&h)).await?;
     }
+    servers::revoke_keys_created_by(db, ws, user_id, now_ms).await?;
     Ok(())
 }
 

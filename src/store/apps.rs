@@ -161,42 +161,42 @@ pub struct ImportRecord {
     pub workspace_id: String,
 }
 
+/// Records an import in one atomic write: its row, the app's current import, and the app's
+/// servers back to unverified (their tools changed).
 pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreError> {
     let sql = "INSERT INTO imports (id, app_id, workspace_id, source_kind, source_url, document_key, document_sha256, \
                document_bytes, spec_version, title, api_version, tool_count, warning_count, added_count, removed_count, \
                changed_count, report_json, created_at, commit_json, restored_from) \
                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
-    db.execute(
-        sql,
-        &[
-            i.id.as_str().into(),
-            i.app_id.as_str().into(),
-            i.workspace_id.as_str().into(),
-            i.source_kind.as_str().into(),
-            i.source_url.clone().into(),
-            i.document_key.as_str().into(),
-            i.document_sha256.as_str().into(),
-            i.document_bytes.into(),
-            i.spec_version.clone().into(),
-            i.title.clone().into(),
-            i.api_version.clone().into(),
-            i.tool_count.into(),
-            i.warning_count.into(),
-            i.added_count.into(),
-            i.removed_count.into(),
-            i.changed_count.into(),
-            serde_json::to_string(&i.report).unwrap_or_default().into(),
-            i.created_at.into(),
-            i.commit.as_ref().and_then(|c| serde_json::to_string(c).ok()).into(),
-            i.restored_from.clone().into(),
-        ],
-    )
-    .await?;
-    let sql = "UPDATE apps SET current_import_id = ?3, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
-    db.execute(
-        sql,
-        &[i.workspace_id.as_str().into(), i.app_id.as_str().into(), i.id.as_str().into(), i.created_at.into()],
-    )
+    let row = vec![
+        i.id.as_str().into(),
+        i.app_id.as_str().into(),
+        i.workspace_id.as_str().into(),
+        i.source_kind.as_str().into(),
+        i.source_url.clone().into(),
+        i.document_key.as_str().into(),
+        i.document_sha256.as_str().into(),
+        i.document_bytes.into(),
+        i.spec_version.clone().into(),
+        i.title.clone().into(),
+        i.api_version.clone().into(),
+        i.tool_count.into(),
+        i.warning_count.into(),
+        i.added_count.into(),
+        i.removed_count.into(),
+        i.changed_count.into(),
+        serde_json::to_string(&i.report).unwrap_or_default().into(),
+        i.created_at.into(),
+        i.commit.as_ref().and_then(|c| serde_json::to_string(c).ok()).into(),
+        i.restored_from.clone().into(),
+    ];
+    let current = "UPDATE apps SET current_import_id = ?3, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
+    let (ws, app) = (SqlValue::from(i.workspace_id.as_str()), SqlValue::from(i.app_id.as_str()));
+    db.batch(&[
+        (sql, row),
+        (current, vec![ws.clone(), app.clone(), i.id.as_str().into(), i.created_at.into()]),
+        (super::servers::RESET_FOR_APP, vec![ws, app, i.created_at.into()]),
+    ])
     .await
     .map(|_| ())
 }

@@ -125,10 +125,20 @@ fn server(r: &Row) -> Result<Server, StoreError> {
     })
 }
 
-pub async fn create(db: &impl Db, id: &str, ws: &str, app_id: &str, name: &str, now: i64) -> Result<(), StoreError> {
-    let sql = "INSERT INTO servers (id, workspace_id, app_id, name, created_at, updated_at, draft_changed_at) \
-               VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)";
-    db.execute(sql, &[id.into(), ws.into(), app_id.into(), name.into(), now.into()]).await.map(|_| ())
+/// A new server with its first auth configuration (`{}` for none), in one write.
+pub async fn create(
+    db: &impl Db,
+    id: &str,
+    ws: &str,
+    app_id: &str,
+    name: &str,
+    auth_config: &Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    let sql = "INSERT INTO servers (id, workspace_id, app_id, name, auth_config_json, created_at, updated_at, \
+               draft_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)";
+    let config = auth_config.to_string();
+    db.execute(sql, &[id.into(), ws.into(), app_id.into(), name.into(), config.into(), now.into()]).await.map(|_| ())
 }
 
 pub async fn list(db: &impl Db, ws: &str) -> Result<Vec<Server>, StoreError> {
@@ -185,10 +195,12 @@ pub async fn save_config(db: &impl Db, s: &Server, now: i64) -> Result<(), Store
 }
 
 /// Tool curation changed: every server of the app goes back to unverified draft.
+/// Every server of an app back to unverified (`?1` workspace, `?2` app, `?3` now).
+pub const RESET_FOR_APP: &str = "UPDATE servers SET verification_state = 'unverified', verification_json = NULL, \
+    verified_at = NULL, draft_changed_at = ?3 WHERE workspace_id = ?1 AND app_id = ?2";
+
 pub async fn reset_for_app(db: &impl Db, ws: &str, app_id: &str, now: i64) -> Result<(), StoreError> {
-    let sql = "UPDATE servers SET verification_state = 'unverified', verification_json = NULL, verified_at = NULL, \
-               draft_changed_at = ?3 WHERE workspace_id = ?1 AND app_id = ?2";
-    db.execute(sql, &[ws.into(), app_id.into(), now.into()]).await.map(|_| ())
+    db.execute(RESET_FOR_APP, &[ws.into(), app_id.into(), now.into()]).await.map(|_| ())
 }
 
 pub async fn set_verification(
@@ -350,17 +362,20 @@ pub async fn list_keys(db: &impl Db, ws: &str, server_id: &str) -> Result<Vec<Ac
         .collect()
 }
 
-/// Revokes a key; returns its hash when it was live.
-pub async fn revoke_key(
-    db: &impl Db,
-    ws: &str,
-    server_id: &str,
-    key_id: &str,
-    now: i64,
-) -> Result<Option<String>, StoreError> {
-    let keys = list_keys(db, ws, server_id).await?;
-    let Some(k) = keys.into_iter().find(|k| k.id == key_id) else { return Ok(None) };
-    let sql = "UPDATE server_access_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1";
-    db.execute(sql, &[key_id.into(), now.into()]).await?;
-    Ok(Some(k.key_hash))
+/// The hash of one of a server's keys (revoked or not), or `None` when it has no such key.
+pub async fn key_hash(db: &impl Db, ws: &str, server_id: &str, key_id: &str) -> Result<Option<String>, StoreError> {
+    let sql = "SELECT key_hash FROM server_access_keys WHERE workspace_id = ?1 AND server_id = ?2 AND id = ?3";
+    db.query(sql, &[ws.into(), server_id.into(), key_id.into()]).await?.first().map(|r| text(r, "key_hash")).transpose()
+}
+
+/// Marks a key revoked (a revoked key keeps its first revocation time).
+pub async fn revoke_key(db: &impl Db, ws: &str, key_id: &str, now: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE server_access_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE workspace_id = ?1 AND id = ?2";
+    db.execute(sql, &[ws.into(), key_id.into(), now.into()]).await.map(|_| ())
+}
+
+/// Deletes a key's row (a key whose KV mirror could not be written: it never worked).
+pub async fn delete_key(db: &impl Db, ws: &str, key_id: &str) -> Result<(), StoreError> {
+    let sql = "DELETE FROM server_access_keys WHERE workspace_id = ?1 AND id = ?2";
+    db.execute(sql, &[ws.into(), key_id.into()]).await.map(|_| ())
 }

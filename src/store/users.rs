@@ -14,6 +14,11 @@ pub const INSERT: &str = "INSERT INTO users \
     (id, email, display_name, password_hash, terms_accepted_at, privacy_accepted_at, created_at, updated_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT(email) DO NOTHING";
 
+const INSERT_FIRST_WORKSPACE: &str = "INSERT INTO workspaces (id, name, created_by, created_at) \
+    SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?3)";
+const INSERT_FIRST_MEMBERSHIP: &str = "INSERT INTO memberships (workspace_id, user_id, role, created_at) \
+    SELECT ?1, ?2, 'owner', ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2)";
+
 pub const SELECT_BY_EMAIL: &str = "SELECT id, email, display_name, password_hash, terms_accepted_at, \
     privacy_accepted_at, created_at, updated_at, email_verified_at FROM users WHERE email = ?1";
 
@@ -90,23 +95,38 @@ pub(crate) fn user_from_row(row: &Row, prefix: &str) -> Result<User, StoreError>
 }
 
 /// Creates an account with a fresh `usr_` id. `Ok(None)`: the email (in any case) is taken.
-pub async fn create(db: &impl Db, new: &NewUser<'_>, now_ms: i64) -> Result<Option<User>, StoreError> {
+/// Creates an account and its first workspace `(id, name)` in one atomic write: a failure leaves
+/// no account without a workspace (whose address could not sign up again). `None` when the
+/// address is taken (nothing is written).
+pub async fn create(
+    db: &impl Db,
+    new: &NewUser<'_>,
+    workspace: (&str, &str),
+    now_ms: i64,
+) -> Result<Option<User>, StoreError> {
     let id = random_id("usr_").map_err(|e| StoreError::Backend(format!("user id: {e}")))?;
+    let user = (
+        INSERT,
+        vec![
+            SqlValue::from(id.as_str()),
+            new.email.into(),
+            new.display_name.into(),
+            new.password_hash.into(),
+            new.terms_accepted_at.into(),
+            new.privacy_accepted_at.into(),
+            now_ms.into(),
+        ],
+    );
+    // The workspace rows are written only when the user row was (a taken address writes none).
+    let (ws, owner) = (workspace.0, SqlValue::from(id.as_str()));
     let changed = db
-        .execute(
-            INSERT,
-            &[
-                SqlValue::from(id.as_str()),
-                new.email.into(),
-                new.display_name.into(),
-                new.password_hash.into(),
-                new.terms_accepted_at.into(),
-                new.privacy_accepted_at.into(),
-                now_ms.into(),
-            ],
-        )
+        .batch(&[
+            user,
+            (INSERT_FIRST_WORKSPACE, vec![ws.into(), workspace.1.into(), owner.clone(), now_ms.into()]),
+            (INSERT_FIRST_MEMBERSHIP, vec![ws.into(), owner, now_ms.into()]),
+        ])
         .await?;
-    if changed == 0 {
+    if changed.first() != Some(&1) {
         return Ok(None);
     }
     Ok(Some(User {

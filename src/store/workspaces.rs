@@ -67,10 +67,15 @@ pub async fn update(
 }
 
 /// Creates a workspace with `user_id` as its owner.
+/// A workspace and its owner's membership, in one atomic write (never a workspace without an
+/// owner). A sign-up's first workspace is written with its account (`users::create`).
 pub async fn create(db: &impl Db, id: &str, name: &str, user_id: &str, now: i64) -> Result<(), StoreError> {
-    db.execute(INSERT, &[id.into(), name.into(), user_id.into(), now.into()]).await?;
-    db.execute(INSERT_MEMBERSHIP, &[id.into(), user_id.into(), "owner".into(), now.into()]).await?;
-    Ok(())
+    db.batch(&[
+        (INSERT, vec![id.into(), name.into(), user_id.into(), now.into()]),
+        (INSERT_MEMBERSHIP, vec![id.into(), user_id.into(), "owner".into(), now.into()]),
+    ])
+    .await
+    .map(|_| ())
 }
 
 /// Every workspace the user is a member of (their data export, their account's deletion).

@@ -73,6 +73,18 @@ impl Env {
     }
 
     pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Response {
+        self.call_via(&self.db, &self.kv, method, path, body)
+    }
+
+    /// [`Env::call`] through other stores (fault-injecting ones, say).
+    pub(crate) fn call_via(
+        &self,
+        db: &impl Db,
+        kv: &impl Kv,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         if let Some(c) = self.cookie.borrow().as_ref() {
             headers.push(("cookie".into(), c.clone()));
@@ -80,7 +92,14 @@ impl Env {
         if let Some(t) = self.csrf.borrow().as_ref() {
             headers.push(("x-csrf-token".into(), t.clone()));
         }
-        let resp = self.raw(method, path, headers, body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default());
+        let resp = self.raw_via(
+            db,
+            kv,
+            method,
+            path,
+            headers,
+            body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default(),
+        );
         for (k, v) in &resp.headers {
             if k == "set-cookie" {
                 *self.cookie.borrow_mut() = Some(v.split(';').next().unwrap().to_string());
@@ -94,9 +113,13 @@ impl Env {
 
     /// The handlers' ports and settings, as `raw` gives them.
     pub(crate) fn services(&self) -> Services<'_, SqliteDb, MemoryKv, ScriptedHttp> {
+        self.services_via(&self.db, &self.kv)
+    }
+
+    fn services_via<'a, D: Db, K: Kv>(&'a self, db: &'a D, kv: &'a K) -> Services<'a, D, K, ScriptedHttp> {
         Services {
-            db: &self.db,
-            kv: &self.kv,
+            db,
+            kv,
             http: &self.http,
             fetch_policy: FetchPolicy::default(),
             secrets: &self.secrets,
@@ -112,6 +135,18 @@ impl Env {
 
     /// One request exactly as given (`path` may carry a query), no session bookkeeping.
     pub(crate) fn raw(&self, method: &str, path: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Response {
+        self.raw_via(&self.db, &self.kv, method, path, headers, body)
+    }
+
+    fn raw_via(
+        &self,
+        db: &impl Db,
+        kv: &impl Kv,
+        method: &str,
+        path: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Response {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let req = Request {
             method: method.into(),
@@ -121,7 +156,7 @@ impl Env {
             body,
             client_addr: None,
         };
-        let svc = self.services();
+        let svc = self.services_via(db, kv);
         if path.starts_with("/git/") {
             block_on(flowcp::api::git::public(&svc, &req)).map(|(r, _)| r).unwrap_or_else(|e| Response::from_error(&e))
         } else if path.starts_with("/oauth/") || flowcp::oauth::http::is_metadata_path(path) {
@@ -475,8 +510,21 @@ impl Env {
         csrf: Option<&str>,
         body: Option<Value>,
     ) -> Response {
+        self.call_as_via(&self.db, &self.kv, method, path, (cookie, csrf), body)
+    }
+
+    /// [`Env::call_as`] through other stores (fault-injecting ones, say).
+    pub(crate) fn call_as_via(
+        &self,
+        db: &impl Db,
+        kv: &impl Kv,
+        method: &str,
+        path: &str,
+        (cookie, csrf): (Option<&str>, Option<&str>),
+        body: Option<Value>,
+    ) -> Response {
         let (c, t) = (self.cookie.replace(cookie.map(str::to_string)), self.csrf.replace(csrf.map(str::to_string)));
-        let r = self.call(method, path, body);
+        let r = self.call_via(db, kv, method, path, body);
         *self.cookie.borrow_mut() = c;
         *self.csrf.borrow_mut() = t;
         r

@@ -35,7 +35,7 @@ fn new_user<'a>(email: &'a str) -> NewUser<'a> {
 }
 
 fn signed_up(db: &SqliteDb, email: &str) -> User {
-    block_on(users::create(db, &new_user(email), NOW)).unwrap().expect("email free")
+    block_on(users::create(db, &new_user(email), (&next_ws(), "W"), NOW)).unwrap().expect("email free")
 }
 
 /// Issues a session for `user_id` at `at` and stores it; returns the cookie value and id hash.
@@ -434,14 +434,24 @@ fn email_lookup_is_case_insensitive() {
     assert_eq!((stored.terms_accepted_at, stored.privacy_accepted_at, stored.created_at), (NOW - 5, NOW - 4, NOW));
 }
 
+/// A fresh workspace id for each account made here (a sign-up makes its first workspace).
+fn next_ws() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!("ws_auth{}", N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 #[test]
 fn sign_up_with_the_same_email_differently_cased_fails() {
     let db = SqliteDb::migrated();
     let first = signed_up(&db, "ada@example.com");
-    assert_eq!(block_on(users::create(&db, &new_user("ADA@Example.COM"), NOW + 1)).unwrap(), None);
-    assert_eq!(block_on(users::create(&db, &new_user("ada@example.com"), NOW + 1)).unwrap(), None);
+    assert_eq!(block_on(users::create(&db, &new_user("ADA@Example.COM"), (&next_ws(), "W"), NOW + 1)).unwrap(), None);
+    assert_eq!(block_on(users::create(&db, &new_user("ada@example.com"), (&next_ws(), "W"), NOW + 1)).unwrap(), None);
     let n = block_on(db.query("SELECT COUNT(*) AS n FROM users", &[])).unwrap();
     assert_eq!(n[0]["n"], 1);
+    // A taken address writes nothing else either: no workspace, no membership (one write).
+    let n =
+        block_on(db.query("SELECT (SELECT COUNT(*) FROM workspaces) + (SELECT COUNT(*) FROM memberships) AS n", &[]));
+    assert_eq!(n.unwrap()[0]["n"], 2, "only the first sign-up's workspace and membership");
     // The schema itself refuses it, whatever code path inserts.
     let raw = block_on(db.execute(
         "INSERT INTO users (id, email, display_name, password_hash, terms_accepted_at, privacy_accepted_at, created_at, updated_at) \
@@ -464,7 +474,7 @@ fn deleting_a_user_removes_the_account_and_its_sessions() {
     let n = block_on(db.query("SELECT COUNT(*) AS n FROM sessions", &[])).unwrap();
     assert_eq!(n[0]["n"], 0);
     // The email is free again.
-    assert!(block_on(users::create(&db, &new_user("ada@example.com"), NOW)).unwrap().is_some());
+    assert!(block_on(users::create(&db, &new_user("ada@example.com"), (&next_ws(), "W"), NOW)).unwrap().is_some());
 }
 
 #[test]
@@ -473,7 +483,7 @@ fn user_debug_output_hides_the_password_hash() {
     let mut nu = new_user("ada@example.com");
     let h = stored_hash();
     nu.password_hash = h;
-    let user = block_on(users::create(&db, &nu, NOW)).unwrap().unwrap();
+    let user = block_on(users::create(&db, &nu, (&next_ws(), "W"), NOW)).unwrap().unwrap();
     let shown = format!("{user:?}");
     let tag = h.rsplit('$').next().unwrap();
     assert!(!shown.contains(tag) && !shown.contains("argon2id"), "{shown}");

@@ -6,6 +6,7 @@ mod audit_queue;
 mod auth;
 mod cli;
 mod crypto_envelopes;
+mod faults;
 mod git;
 mod golden;
 mod health;

@@ -10,6 +10,8 @@ use flowcp::net::{FetchPolicy, Http, HttpError, HttpRequest, HttpResponse};
 use flowcp::store::audit::Outcome;
 use flowcp::store::{block_on, Kv, MemoryKv};
 use flowcp::vocab::AuthMode;
+
+use crate::support::{FaultyKv, KvFault};
 use serde_json::{json, Value};
 
 const KEY: &str = "k1:1111111111111111111111111111111111111111111111111111111111111111";
@@ -1746,38 +1748,6 @@ fn one_request_reads_a_bounded_number_of_parts() {
     }
 }
 
-/// Issue 19's fault injection for KV: reads of keys under `prefix` throw (as a KV outage does)
-/// or return bytes that are no stored value.
-#[derive(Clone, Copy, Debug)]
-enum KvFault {
-    Throw,
-    Corrupt,
-}
-
-struct FaultyKv<'a> {
-    inner: &'a MemoryKv,
-    prefix: String,
-    fault: KvFault,
-}
-
-impl Kv for FaultyKv<'_> {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, flowcp::store::StoreError> {
-        if !key.starts_with(&self.prefix) {
-            return self.inner.get(key).await;
-        }
-        match self.fault {
-            KvFault::Throw => Err(flowcp::store::StoreError::Backend("KV GET failed (injected)".into())),
-            KvFault::Corrupt => Ok(Some(b"\xff\x00{\"not\": json".to_vec())),
-        }
-    }
-    async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), flowcp::store::StoreError> {
-        self.inner.put(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), flowcp::store::StoreError> {
-        self.inner.delete(key).await
-    }
-}
-
 /// A tools/call through `kv`, at a time past every cache of the fixture.
 fn call_through(f: &Fixture, kv: &impl Kv, http: &impl Http, name: &str) -> McpResponse {
     let headers: Vec<(String, String)> = vec![
@@ -1806,7 +1776,7 @@ fn kv_faults_on_the_hot_path_fail_closed_without_reaching_the_upstream() {
         for fault in [KvFault::Throw, KvFault::Corrupt] {
             // A fresh fixture (and isolate cache) each time: the fault is met, not a cached read.
             let f = fixture(3, "api_key", false, false);
-            let kv = FaultyKv { inner: &f.kv, prefix: prefix_of(&f.server), fault };
+            let kv = FaultyKv::reads(&f.kv, &prefix_of(&f.server), fault);
             let r = call_through(&f, &kv, &f.http, "getThing0000");
             let body = r.body.clone().unwrap_or(Value::Null);
             let refused = r.status >= 400 || body["error"].is_object() || body["result"]["isError"] == true;

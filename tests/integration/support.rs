@@ -57,6 +57,36 @@ impl SqliteDb {
         }
         SqliteDb { conn }
     }
+
+    /// Every row of every table, as text, by table: to compare the database before and after.
+    pub fn dump(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut tables =
+            self.conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").expect("tables");
+        let names: Vec<String> =
+            tables.query_map([], |r| r.get(0)).expect("tables").map(|n| n.expect("name")).collect();
+        names
+            .into_iter()
+            .map(|t| {
+                let mut stmt = self.conn.prepare(&format!("SELECT * FROM \"{t}\"")).expect("select");
+                let n = stmt.column_count();
+                let mut rows: Vec<String> = stmt
+                    .query_map([], |r| {
+                        let cell = |i| match r.get_ref(i) {
+                            Ok(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                            Ok(ValueRef::Integer(x)) => x.to_string(),
+                            Ok(other) => format!("{other:?}"),
+                            Err(e) => format!("<{e}>"),
+                        };
+                        Ok((0..n).map(cell).collect::<Vec<_>>().join("|"))
+                    })
+                    .expect("rows")
+                    .map(|r| r.expect("row"))
+                    .collect();
+                rows.sort();
+                (t, rows)
+            })
+            .collect()
+    }
 }
 
 fn to_sql(v: &SqlValue) -> SqlV {
@@ -162,6 +192,75 @@ impl Db for FaultyDb<'_> {
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
         self.inner.query(sql, params).await
+    }
+}
+
+/// Issue 19's fault injection for KV: reads of keys under a prefix throw (as a KV outage does)
+/// or return bytes that are no stored value; and the writes (`put`, `delete`) that `fail_writes`
+/// names, counted from 0, throw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvFault {
+    Throw,
+    Corrupt,
+}
+
+pub struct FaultyKv<'a> {
+    pub inner: &'a flowcp::store::MemoryKv,
+    pub read_fault: Option<(String, KvFault)>,
+    pub fail_writes: Vec<usize>,
+    pub writes: std::cell::Cell<usize>,
+    /// Writes of keys under this prefix are neither counted nor failed ("": none spared).
+    pub spare: &'static str,
+}
+
+impl<'a> FaultyKv<'a> {
+    /// Reads under `prefix` meet `fault`.
+    pub fn reads(inner: &'a flowcp::store::MemoryKv, prefix: &str, fault: KvFault) -> Self {
+        FaultyKv {
+            inner,
+            read_fault: Some((prefix.to_string(), fault)),
+            fail_writes: Vec::new(),
+            writes: Default::default(),
+            spare: "",
+        }
+    }
+
+    /// The writes `fail` names throw.
+    pub fn writes(inner: &'a flowcp::store::MemoryKv, fail: &[usize]) -> Self {
+        FaultyKv { inner, read_fault: None, fail_writes: fail.to_vec(), writes: Default::default(), spare: "" }
+    }
+
+    fn write_fault(&self, key: &str) -> Result<(), StoreError> {
+        if !self.spare.is_empty() && key.starts_with(self.spare) {
+            return Ok(());
+        }
+        let n = self.writes.replace(self.writes.get() + 1);
+        if self.fail_writes.contains(&n) {
+            return Err(StoreError::Backend(format!("KV PUT failed (injected, write {n})")));
+        }
+        Ok(())
+    }
+}
+
+impl flowcp::store::Kv for FaultyKv<'_> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.read_fault {
+            Some((prefix, KvFault::Throw)) if key.starts_with(prefix.as_str()) => {
+                Err(StoreError::Backend("KV GET failed (injected)".into()))
+            }
+            Some((prefix, KvFault::Corrupt)) if key.starts_with(prefix.as_str()) => {
+                Ok(Some(b"\xff\x00{\"not\": json".to_vec()))
+            }
+            _ => self.inner.get(key).await,
+        }
+    }
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
+        self.write_fault(key)?;
+        self.inner.put(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.write_fault(key)?;
+        self.inner.delete(key).await
     }
 }
 
