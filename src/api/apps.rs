@@ -343,10 +343,18 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         created_at: svc.now_ms,
     };
     // The raw document first: an import row never points at a document that is not stored.
-    svc.kv.put(&record.document_key, bytes, None).await?;
-    if let Err(e) = store::insert_import(svc.db, &record).await {
-        // No row names the document: it goes (best effort), or nothing would ever delete it.
+    if let Err(e) = svc.kv.put(&record.document_key, bytes, None).await {
+        // The write may have gone through: no row will name it (best effort).
         let _ = svc.kv.delete(&record.document_key).await;
+        return Err(e.into());
+    }
+    if let Err(e) = store::insert_import(svc.db, &record).await {
+        // No row names the document: it goes, or nothing would ever delete it. Unless the write
+        // went through after all (an error after the commit): it stays when the row is there
+        // or that cannot be told.
+        if let Ok(None) = store::get_import(svc.db, &app.workspace_id, &app.id, &record.id).await {
+            let _ = svc.kv.delete(&record.document_key).await;
+        }
         return Err(e.into());
     }
     Ok(record)

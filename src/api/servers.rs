@@ -728,11 +728,19 @@ pub async fn create_key<D: Db, K: Kv, H: Http>(
     };
     store::create_key(svc.db, &m.workspace_id, &s.id, &key).await?;
     let mirror = json!({ "server_id": s.id, "key_id": key.id, "workspace_id": m.workspace_id });
-    if let Err(e) = svc.kv.put(&manifest::access_key_key(&key.key_hash), mirror.to_string().as_bytes(), None).await {
-        // The key never worked and its secret is never shown: no row lists it (best effort; a
-        // row left behind is a key that cannot be used, which the owner can revoke).
+    let mirror_key = manifest::access_key_key(&key.key_hash);
+    if let Err(e) = svc.kv.put(&mirror_key, mirror.to_string().as_bytes(), None).await {
+        // The key's secret is never shown, so it never works: neither its row nor (if the write
+        // went through after all) its mirror stays (best effort both).
+        let _ = svc.kv.delete(&mirror_key).await;
         let _ = store::delete_key(svc.db, &m.workspace_id, &key.id).await;
         return Err(e.into());
+    }
+    // Its creator removed, or its server deleted, while this ran: the departure's own sweep may
+    // have missed this mirror, so it goes here (its secret is never shown).
+    if !store::key_admitted(svc.db, &m.workspace_id, &key.id).await? {
+        svc.kv.delete(&mirror_key).await?;
+        return Err(ApiError::not_found());
     }
     Response::created(&CreatedKey { info: key, key: secret, note: "Copy this key now: it is shown only once.".into() })
 }
@@ -1114,14 +1122,31 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     // the previous version on the air while the owner sees this one recorded and an error, and
     // publishing again finishes. (In the other order a failed record left a server on the air
     // that its owner's view called unpublished.)
+    if !store::record_publish(svc.db, &m.workspace_id, &s.id, &row, svc.now_ms).await? {
+        // Deleted while this ran: what was staged goes (its deletion may not have seen it).
+        lifecycle::discard_version(svc.kv, &s, version, &done.head).await;
+        return Err(ApiError::not_found());
+    }
     // End users' stored tokens never outlive the provider they were given to (issue 16): they
-    // go before the version that changes the provider is recorded or live.
+    // go before the version that changes the provider is live.
     let keep = (manifest.auth.mode == AuthMode::UserKey).then(|| crate::oauth::tokens::provider_binding(&manifest));
     if keep != Some(None) {
         crate::store::key_users::revoke_stale(svc.db, &m.workspace_id, &s.id, keep.flatten().as_deref()).await?;
     }
-    store::record_publish(svc.db, &m.workspace_id, &s.id, &row, svc.now_ms).await?;
-    lifecycle::go_live(svc.kv, &s, version).await?;
+    if let Err(e) = lifecycle::go_live(svc.kv, &s, version).await {
+        // If the live pointer surely does not name this version, the owner's view goes back to
+        // the one on the air (best effort). When in doubt (the write may have gone through) the
+        // record stays: D1 ahead of KV is the side that serves nothing unrecorded.
+        if matches!(lifecycle::live_version(svc.kv, &s.id).await, Ok(v) if v != Some(version)) {
+            let _ = store::unrecord_publish(svc.db, &m.workspace_id, &s.id, version, s.published_version).await;
+        }
+        return Err(e.into());
+    }
+    if store::get(svc.db, &m.workspace_id, &s.id).await?.is_none() {
+        // Deleted between the record and the live pointer: off the air again, staged parts gone.
+        lifecycle::discard_version(svc.kv, &s, version, &done.head).await;
+        return Err(ApiError::not_found());
+    }
     let s = load(svc, m, id).await?;
     Response::ok(&Published {
         server: ServerView::of(&svc.origin, &s),

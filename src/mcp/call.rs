@@ -245,7 +245,7 @@ pub(crate) async fn call_upstream_inner<K: Kv, H: Http>(
         resp.status,
         content_type.as_deref(),
         &body,
-        resp.truncated,
+        resp.truncated.then_some(UPSTREAM_MAX_BYTES),
         &ResponseBudget::default(),
     );
     event.outcome = match outcome {

@@ -136,9 +136,10 @@ pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-// TODO(issue 18): the inserts, refreshes and retirements are separate round trips, so a D1
-// failure between them leaves a half-merged app and no import record; stage the rows or record a
-// pending import that a retry finishes.
+// TODO(issue 19): the inserts, refreshes and retirements are separate round trips, so a D1
+// failure between them leaves a half-merged app and no import record until the import is sent
+// again (which settles the rows as unchanged: tests/integration/faults.rs); stage the rows or
+// record a pending import that a retry or the cron finishes.
 /// Writes a plan whose inserts have ids: the matches are settled (their stored definitions
 /// read [`MATCHES_PER_READ`] at a time), then packed inserts, then the refreshes and
 /// retirements in batches of [`STATEMENTS_PER_BATCH`] (each batch atomic).

@@ -52,12 +52,36 @@ pub async fn stage(kv: &impl Kv, s: &Server, version: i64, head: &[u8]) -> Resul
 
 /// Puts a staged manifest version on the air: the live pointer; then the credential copy of the
 /// version that was live before, which nothing references any more, is given an expiry.
+/// The version the live pointer names (what KV serves, which after a failed publish can be
+/// older than what D1 records) and the one D1 recorded are both superseded.
 pub async fn go_live(kv: &impl Kv, s: &Server, version: i64) -> Result<(), StoreError> {
+    let live = live_version(kv, &s.id).await?;
     kv.put(&manifest::live_key(&s.id), version.to_string().as_bytes(), None).await?;
-    if let Some(previous) = s.published_version.filter(|p| *p != version) {
+    let mut superseded: Vec<i64> =
+        [live, s.published_version].into_iter().flatten().filter(|p| *p != version).collect();
+    superseded.dedup();
+    for previous in superseded {
         expire_soon(kv, &manifest::published_credential_key(&s.id, previous)).await?;
     }
     Ok(())
+}
+
+/// The version a server's live pointer names (`None`: not on the air).
+pub async fn live_version(kv: &impl Kv, server_id: &str) -> Result<Option<i64>, StoreError> {
+    Ok(kv.get(&manifest::live_key(server_id)).await?.and_then(|b| String::from_utf8(b).ok()?.trim().parse().ok()))
+}
+
+/// Takes back a staged version that must not go on the air (its server was deleted while it
+/// was published): the live pointer if it names it, its head, parts and credential copy (best
+/// effort: each is unreachable without the pointer).
+pub async fn discard_version(kv: &impl Kv, s: &Server, version: i64, head: &[u8]) {
+    let live = kv.get(&manifest::live_key(&s.id)).await.ok().flatten();
+    if live.as_deref() == Some(version.to_string().as_bytes()) {
+        let _ = kv.delete(&manifest::live_key(&s.id)).await;
+    }
+    discard_parts(kv, &crate::mcp::shards::part_keys(head, &s.id, version)).await;
+    let _ = kv.delete(&manifest::manifest_key(&s.id, version)).await;
+    let _ = kv.delete(&manifest::published_credential_key(&s.id, version)).await;
 }
 
 /// How long a superseded credential copy outlives its manifest: KV takes up to about a minute
@@ -100,10 +124,8 @@ pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), St
             kv.delete(&part).await?;
         }
         kv.delete(&key).await?;
-    }
-    // Only the live and the newest versions can still have a credential copy (older ones were
-    // given an expiry when they were superseded).
-    for v in [s.published_version.unwrap_or(0), latest].into_iter().filter(|v| *v > 0) {
+        // Superseded copies expire by themselves, but a publish that failed before its live
+        // pointer leaves one that does not.
         kv.delete(&manifest::published_credential_key(&s.id, v)).await?;
     }
     kv.delete(&manifest::latest_key(&s.id)).await?;

@@ -244,7 +244,9 @@ pub struct VersionRow {
 }
 
 /// Records a publish, and the server's live version with it, in one batch.
-pub async fn record_publish(db: &impl Db, ws: &str, id: &str, v: &VersionRow, now: i64) -> Result<(), StoreError> {
+/// Records a published version; `false` when the server is gone (deleted meanwhile): nothing is
+/// recorded then.
+pub async fn record_publish(db: &impl Db, ws: &str, id: &str, v: &VersionRow, now: i64) -> Result<bool, StoreError> {
     let set = "UPDATE servers SET published_version = ?3, published_at = ?4, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
     let insert =
         "INSERT OR REPLACE INTO server_versions (server_id, version, published_at, published_by, tool_count, bytes) \
@@ -265,7 +267,21 @@ pub async fn record_publish(db: &impl Db, ws: &str, id: &str, v: &VersionRow, no
         ),
     ])
     .await
-    .map(|_| ())
+    .map(|changed| changed.first() == Some(&1))
+}
+
+/// Puts back the version recorded before `version`, if `version` is still the recorded one (a
+/// publish whose live pointer could not be written; a later publish is left alone).
+pub async fn unrecord_publish(
+    db: &impl Db,
+    ws: &str,
+    id: &str,
+    version: i64,
+    before: Option<i64>,
+) -> Result<(), StoreError> {
+    let sql =
+        "UPDATE servers SET published_version = ?4 WHERE workspace_id = ?1 AND id = ?2 AND published_version = ?3";
+    db.execute(sql, &[ws.into(), id.into(), version.into(), before.into()]).await.map(|_| ())
 }
 
 /// The newest 50 published versions of a server of workspace `ws`, newest first.
@@ -313,6 +329,22 @@ pub const REVOKE_KEYS_CREATED_BY: &str = "UPDATE server_access_keys SET revoked_
 
 pub async fn revoke_keys_created_by(db: &impl Db, ws: &str, user_id: &str, now: i64) -> Result<u64, StoreError> {
     db.execute(REVOKE_KEYS_CREATED_BY, &[ws.into(), user_id.into(), now.into()]).await
+}
+
+/// The hashes of every key a user created in a workspace, revoked or not (a removal deletes
+/// their mirrors again after its write: a key created while it ran is caught).
+pub async fn key_hashes_created_by(db: &impl Db, ws: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
+    let sql = "SELECT key_hash FROM server_access_keys WHERE workspace_id = ?1 AND created_by = ?2";
+    db.query(sql, &[ws.into(), user_id.into()]).await?.iter().map(|r| text(r, "key_hash")).collect()
+}
+
+/// Whether a key is still one to admit: not revoked, its server there, its creator still a
+/// member (a key made while its creator was being removed, or its server deleted, is not).
+pub async fn key_admitted(db: &impl Db, ws: &str, key_id: &str) -> Result<bool, StoreError> {
+    let sql = "SELECT 1 AS ok FROM server_access_keys k JOIN servers s ON s.id = k.server_id \
+               JOIN memberships m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by \
+               WHERE k.workspace_id = ?1 AND k.id = ?2 AND k.revoked_at IS NULL";
+    Ok(!db.query(sql, &[ws.into(), key_id.into()]).await?.is_empty())
 }
 
 /// The hashes of the live keys a user created in a workspace (their KV mirrors go with them).

@@ -184,3 +184,43 @@ fn an_event_id_is_unique_per_workspace_only() {
     block_on(flowcp::store::audit::insert_many(&db, &[a.clone(), b, a])).unwrap();
     assert_eq!(count(&db, "SELECT COUNT(*) AS n FROM audit_events"), 2);
 }
+
+/// Not a test: what one audit row costs a single SQLite (D1 is one SQLite per database, on one
+/// thread): the consumer's own statements (7 rows each, with the usage trigger) for 200,000
+/// events of 1,000 servers and 100 callers each, in deliveries of 100; prints rows/s, µs per
+/// row and bytes per row (table and indexes). docs/scale.md uses it.
+/// `cargo test --release --test integration -- --ignored audit_rows_cost --nocapture`
+#[test]
+#[ignore]
+fn audit_rows_cost() {
+    let db = SqliteDb::migrated();
+    block_on(db.execute("INSERT INTO workspaces (id, name, created_at) VALUES ('ws_q', 'W', 0)", &[])).unwrap();
+    let rows_before = count(
+        &db,
+        "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) AS n",
+    );
+    let n = 200_000i64;
+    let events: Vec<AuditEvent> = (0..n)
+        .map(|i| AuditEvent {
+            server_id: format!("srv_{:04}", i % 1000),
+            connection_hash: Some(format!("{:016x}", (i / 1000) % 100)),
+            ..event("ws_q", i)
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    for delivery in events.chunks(100) {
+        assert!(block_on(flowcp::store::audit::insert_chunks(&db, delivery)).is_empty());
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let bytes = count(
+        &db,
+        "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) AS n",
+    ) - rows_before;
+    assert_eq!(count(&db, "SELECT COUNT(*) AS n FROM audit_events"), n);
+    println!(
+        "audit rows: {n} in {secs:.2} s = {:.0} rows/s, {:.1} µs/row; {} bytes/row (table, indexes, counters)",
+        n as f64 / secs,
+        secs * 1e6 / n as f64,
+        bytes / n
+    );
+}

@@ -1844,6 +1844,6 @@ fn upstream_faults_are_tool_errors_audited_once() {
     let result = result_of(&r);
     assert!(result.get("isError").is_none(), "{result}");
     let text = result["content"][0]["text"].as_str().unwrap_or_default();
-    assert!(text.ends_with("…[truncated: showing 21 of more than 21 bytes]"), "{text}");
+    assert!(text.ends_with("…[truncated: showing 21 of more than 4194304 bytes]"), "{text}");
     assert_eq!((r.audit.len(), r.audit[0].outcome), (1, Outcome::Ok));
 }

@@ -163,31 +163,49 @@ pub struct FaultyDb<'a> {
     pub inner: &'a SqliteDb,
     pub fail: Vec<usize>,
     pub calls: std::cell::Cell<usize>,
+    /// The failing write is made, then reported failed (a timeout after the commit).
+    pub late: bool,
 }
 
 impl<'a> FaultyDb<'a> {
     pub fn new(inner: &'a SqliteDb, fail: &[usize]) -> Self {
-        FaultyDb { inner, fail: fail.to_vec(), calls: std::cell::Cell::new(0) }
+        FaultyDb { inner, fail: fail.to_vec(), calls: std::cell::Cell::new(0), late: false }
     }
 
-    fn fault(&self) -> Result<(), StoreError> {
+    /// Whether this write fails; `Err` at once unless the fault is `late`.
+    fn fault(&self) -> Result<bool, StoreError> {
         let n = self.calls.replace(self.calls.get() + 1);
         if self.fail.contains(&n) {
-            return Err(StoreError::Backend(format!("D1_ERROR: injected fault on write {n}")));
+            if !self.late {
+                return Err(injected(n));
+            }
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
+}
+
+fn injected(n: usize) -> StoreError {
+    StoreError::Backend(format!("D1_ERROR: injected fault on write {n}"))
 }
 
 impl Db for FaultyDb<'_> {
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
-        self.fault()?;
-        self.inner.execute(sql, params).await
+        let late = self.fault()?;
+        let r = self.inner.execute(sql, params).await;
+        if late {
+            return Err(injected(self.calls.get() - 1));
+        }
+        r
     }
 
     async fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<u64>, StoreError> {
-        self.fault()?;
-        self.inner.batch(statements).await
+        let late = self.fault()?;
+        let r = self.inner.batch(statements).await;
+        if late {
+            return Err(injected(self.calls.get() - 1));
+        }
+        r
     }
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
@@ -211,6 +229,8 @@ pub struct FaultyKv<'a> {
     pub writes: std::cell::Cell<usize>,
     /// Writes of keys under this prefix are neither counted nor failed ("": none spared).
     pub spare: &'static str,
+    /// The failing write is made, then reported failed.
+    pub late: bool,
 }
 
 impl<'a> FaultyKv<'a> {
@@ -222,23 +242,35 @@ impl<'a> FaultyKv<'a> {
             fail_writes: Vec::new(),
             writes: Default::default(),
             spare: "",
+            late: false,
         }
     }
 
     /// The writes `fail` names throw.
     pub fn writes(inner: &'a flowcp::store::MemoryKv, fail: &[usize]) -> Self {
-        FaultyKv { inner, read_fault: None, fail_writes: fail.to_vec(), writes: Default::default(), spare: "" }
+        FaultyKv {
+            inner,
+            read_fault: None,
+            fail_writes: fail.to_vec(),
+            writes: Default::default(),
+            spare: "",
+            late: false,
+        }
     }
 
-    fn write_fault(&self, key: &str) -> Result<(), StoreError> {
+    /// Whether this write fails; `Err` at once unless the fault is `late`.
+    fn write_fault(&self, key: &str) -> Result<bool, StoreError> {
         if !self.spare.is_empty() && key.starts_with(self.spare) {
-            return Ok(());
+            return Ok(false);
         }
         let n = self.writes.replace(self.writes.get() + 1);
         if self.fail_writes.contains(&n) {
-            return Err(StoreError::Backend(format!("KV PUT failed (injected, write {n})")));
+            if !self.late {
+                return Err(StoreError::Backend(format!("KV PUT failed (injected, write {n})")));
+            }
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -255,12 +287,20 @@ impl flowcp::store::Kv for FaultyKv<'_> {
         }
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<(), StoreError> {
-        self.write_fault(key)?;
-        self.inner.put(key, value, ttl).await
+        let late = self.write_fault(key)?;
+        self.inner.put(key, value, ttl).await?;
+        if late {
+            return Err(StoreError::Backend("KV PUT failed (injected, after the write)".into()));
+        }
+        Ok(())
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.write_fault(key)?;
-        self.inner.delete(key).await
+        let late = self.write_fault(key)?;
+        self.inner.delete(key).await?;
+        if late {
+            return Err(StoreError::Backend("KV PUT failed (injected, after the write)".into()));
+        }
+        Ok(())
     }
 }
 

@@ -115,7 +115,7 @@ pub enum ResponseOutcome {
 
 /// Map with the default budget.
 pub fn map_response(tool: &ToolDef, status: u16, content_type: Option<&str>, body: &[u8]) -> CallToolResult {
-    map_response_with(tool, status, content_type, body, false, &ResponseBudget::default()).0
+    map_response_with(tool, status, content_type, body, None, &ResponseBudget::default()).0
 }
 
 /// Most differences from the documented shape listed in a result.
@@ -129,14 +129,16 @@ const MAX_DIFFERENCES_SHOWN: usize = 5;
 /// answered 2xx, that the call may have taken effect, where the body differs from the
 /// documented shape, and the body itself (already redacted by the caller; capped here).
 ///
-/// `cut` says the body is only the first part of the answer (the transport stopped reading at
-/// its size limit): the text says so, and such a body is never structured content.
+/// `cut`: the body is only the first part of the answer, because the transport stopped reading
+/// at that many bytes: the text says so (naming the limit, not the body's length, which after
+/// redaction would tell the length of what was redacted), and such a body is never structured
+/// content.
 pub fn map_response_with(
     tool: &ToolDef,
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
-    cut: bool,
+    cut: Option<usize>,
     budget: &ResponseBudget,
 ) -> (CallToolResult, ResponseOutcome) {
     let ok = (200..300).contains(&status);
@@ -157,11 +159,8 @@ pub fn map_response_with(
     };
     // MCP: a tool that declares an output schema returns structured content with every
     // successful result, and strict clients validate it.
-    let why = if cut {
-        format!(
-            "the response is larger than the {} bytes FlowCP reads, so only its start is returned, as text",
-            body.len()
-        )
+    let why = if let Some(read) = cut {
+        format!("the response is larger than the {read} bytes FlowCP reads, so only its start is returned, as text")
     } else if body.len() > budget.max_text_bytes {
         "the response is larger than the result budget, so it is returned as text only".to_string()
     } else {
@@ -217,25 +216,32 @@ pub fn invalid_arguments_result(problems: &[String]) -> CallToolResult {
 /// The body as text for the model, cut at `limit` bytes with a visible marker. `cut_before`:
 /// the body is already the first part of a longer answer, so its last character may be split
 /// (not a sign of a binary body) and the marker says the whole was longer.
-fn describe_body(body: &[u8], cut_before: bool, ct: &str, limit: usize) -> String {
+fn describe_body(body: &[u8], cut_before: Option<usize>, ct: &str, limit: usize) -> String {
     let text = match std::str::from_utf8(body) {
         Ok(text) => text,
         // Only an incomplete character at the very end, where the transport stopped reading.
-        Err(e) if cut_before && e.error_len().is_none() => std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or(""),
+        Err(e) if cut_before.is_some() && e.error_len().is_none() => {
+            std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or("")
+        }
         Err(_) => {
             let ct = if ct.is_empty() { "unknown" } else { ct };
-            let more = if cut_before { "more than " } else { "" };
-            return format!("[binary response body: {more}{} bytes, content-type {ct}; not shown]", body.len());
+            return match cut_before {
+                Some(read) => format!("[binary response body: more than {read} bytes, content-type {ct}; not shown]"),
+                None => format!("[binary response body: {} bytes, content-type {ct}; not shown]", body.len()),
+            };
         }
     };
-    if text.len() <= limit && !cut_before {
+    if text.len() <= limit && cut_before.is_none() {
         return text.to_string();
     }
     let mut cut = limit.min(text.len());
     while cut > 0 && !text.is_char_boundary(cut) {
         cut -= 1;
     }
-    let whole = if cut_before { format!("more than {}", body.len()) } else { text.len().to_string() };
+    let whole = match cut_before {
+        Some(read) => format!("more than {read}"),
+        None => text.len().to_string(),
+    };
     format!("{}\n…[truncated: showing {cut} of {whole} bytes]", text.get(..cut).unwrap_or(""))
 }
 

@@ -43,7 +43,7 @@ fn upstream_error_is_a_tool_error_with_bounded_excerpt() {
 fn oversized_body_is_cut_on_a_char_boundary_with_marker() {
     let body = "é".repeat(10);
     let budget = ResponseBudget { max_text_bytes: 5, max_error_bytes: 5 };
-    let r = map_response_with(&tool(false), 200, None, body.as_bytes(), false, &budget).0.to_value();
+    let r = map_response_with(&tool(false), 200, None, body.as_bytes(), None, &budget).0.to_value();
     assert_eq!(r["content"][0]["text"], json!("éé\n…[truncated: showing 4 of 20 bytes]"));
 }
 
@@ -57,19 +57,20 @@ fn a_body_cut_by_the_transport_says_so_and_is_never_structured() {
     // Fits the budget, but is a fragment; the last "é" is split by the cut.
     let mut fragment = br#"{"id":1,"name":"caf"#.to_vec();
     fragment.extend_from_slice(&"é".as_bytes()[..1]);
-    let (r, outcome) = map_response_with(&tool(false), 200, Some("application/json"), &fragment, true, &budget);
+    let (r, outcome) = map_response_with(&tool(false), 200, Some("application/json"), &fragment, Some(20), &budget);
     assert_eq!((outcome, r.is_error), (ResponseOutcome::Ok, false));
     assert_eq!(r.first_text(), "{\"id\":1,\"name\":\"caf\n…[truncated: showing 19 of more than 20 bytes]");
     // The same bytes whole would be binary: the split is only forgiven at a cut.
-    let (r, _) = map_response_with(&tool(false), 200, None, &fragment, false, &budget);
+    let (r, _) = map_response_with(&tool(false), 200, None, &fragment, None, &budget);
     assert!(r.first_text().starts_with("[binary response body: 20 bytes"), "{}", r.first_text());
     // A complete JSON object that conforms, but cut: not structured content.
-    let (r, outcome) = map_response_with(&tool(true), 200, Some("application/json"), br#"{"id":1}"#, true, &budget);
+    let (r, outcome) = map_response_with(&tool(true), 200, Some("application/json"), br#"{"id":1}"#, Some(8), &budget);
     assert_eq!((outcome, r.is_error, r.structured_content.is_none()), (ResponseOutcome::Unexpected, true, true));
     assert!(r.first_text().contains("larger than the 8 bytes FlowCP reads"), "{}", r.first_text());
-    // Garbage in the middle stays binary, cut or not.
-    let (r, _) = map_response_with(&tool(false), 200, None, &[b'a', 0xff, b'b', 0xc3], true, &budget);
-    assert_eq!(r.first_text(), "[binary response body: more than 4 bytes, content-type unknown; not shown]");
+    // Garbage in the middle stays binary, cut or not; the total named is the read limit, not
+    // the (redacted) body's length.
+    let (r, _) = map_response_with(&tool(false), 200, None, &[b'a', 0xff, b'b', 0xc3], Some(4096), &budget);
+    assert_eq!(r.first_text(), "[binary response body: more than 4096 bytes, content-type unknown; not shown]");
 }
 
 #[test]
@@ -96,12 +97,12 @@ fn a_2xx_that_breaks_the_output_schema_is_an_error_that_may_have_taken_effect() 
     // Missing fields and `null` conform: the output schema only describes.
     for ok in [r#"{}"#, r#"{"id":null}"#, r#"{"id":7,"extra":[1]}"#] {
         let (r, outcome) =
-            map_response_with(&t, 200, Some("application/json"), ok.as_bytes(), false, &ResponseBudget::default());
+            map_response_with(&t, 200, Some("application/json"), ok.as_bytes(), None, &ResponseBudget::default());
         assert_eq!((outcome, r.is_error), (ResponseOutcome::Ok, false), "{ok}");
         assert!(r.structured_content.is_some(), "{ok}");
     }
     let (r, outcome) =
-        map_response_with(&t, 201, Some("application/json"), br#"{"id":"7"}"#, false, &ResponseBudget::default());
+        map_response_with(&t, 201, Some("application/json"), br#"{"id":"7"}"#, None, &ResponseBudget::default());
     assert_eq!(outcome, ResponseOutcome::Unexpected);
     let v = r.to_value();
     assert_eq!(v["isError"], json!(true));
@@ -112,7 +113,7 @@ fn a_2xx_that_breaks_the_output_schema_is_an_error_that_may_have_taken_effect() 
     assert!(text.ends_with("The response as received:\n{\"id\":\"7\"}"), "{text}");
     for (body, kind) in [("[1]", "an array"), ("\"x\"", "a string"), ("null", "null")] {
         let (r, outcome) =
-            map_response_with(&t, 200, Some("application/json"), body.as_bytes(), false, &ResponseBudget::default());
+            map_response_with(&t, 200, Some("application/json"), body.as_bytes(), None, &ResponseBudget::default());
         assert_eq!(outcome, ResponseOutcome::Unexpected, "{body}");
         assert!(r.first_text().contains(&format!("the response is {kind}, not the JSON object")), "{}", r.first_text());
     }
@@ -126,9 +127,9 @@ fn a_2xx_that_breaks_the_output_schema_is_an_error_that_may_have_taken_effect() 
         import_value(doc).expect("import").tools.remove(0)
     };
     let body = serde_json::to_vec(&many).unwrap();
-    let (r, _) = map_response_with(&schema_tool, 200, None, &body, false, &ResponseBudget::default());
+    let (r, _) = map_response_with(&schema_tool, 200, None, &body, None, &ResponseBudget::default());
     assert!(r.first_text().contains("\n- and 4 more."), "{}", r.first_text());
     // Upstream errors stay upstream errors.
-    let (_, outcome) = map_response_with(&t, 500, None, b"{}", false, &ResponseBudget::default());
+    let (_, outcome) = map_response_with(&t, 500, None, b"{}", None, &ResponseBudget::default());
     assert_eq!(outcome, ResponseOutcome::UpstreamError);
 }
