@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 PORT ?= 8787
 
-.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile import-large large-servers retention-volume deploy clean
+.PHONY: dev test setup build lint unit fuzz e2e size bench size-matrix profile import-large large-servers retention-volume soak deploy clean
 
 ## make dev: install what is missing, build, migrate local D1, serve http://127.0.0.1:$(PORT)
 dev: setup
@@ -71,6 +71,12 @@ large-servers: setup build
 ## (ROWS=<n> to change), run until none is left: rows and time per run, time per 100k rows
 retention-volume: setup build
 	node bench/retention-volume.mjs
+
+## make soak: N SDK clients over M servers for 10 minutes against a faulty upstream: req/s,
+## p50/p99, results by kind, audit rows = calls, workerd RSS over time (SOAK_CLIENTS=32,
+## SOAK_SERVERS=4, SOAK_SECONDS=600; bench/soak.mjs)
+soak: setup build
+	node bench/soak.mjs
 
 ## make profile: a CPU profile of the Worker's tools/call hot path (bench/results/hot-path.cpuprofile)
 profile: setup build

@@ -1797,10 +1797,9 @@ fn kv_faults_on_the_hot_path_fail_closed_without_reaching_the_upstream() {
     assert_eq!(f.http.seen.borrow().len(), 1);
 }
 
-/// Upstream faults: a timeout, a connection reset mid-body, a 5xx with and without a body.
-// TODO(issue 19): a 2xx body cut at the size limit (`HttpResponse::truncated`) reaches the model
-// as if whole, with no `isError` or note; add that case here once `call_upstream` says so. Each is a tool error the model can read (JSON-RPC
-/// success carrying `isError`), audited once as the upstream's failure.
+/// Upstream faults: a timeout, a connection reset mid-body, a 5xx with and without a body. Each
+/// is a tool error the model can read (JSON-RPC success carrying `isError`), audited once as the
+/// upstream's failure. And a 2xx cut at the read limit, which says so.
 #[test]
 fn upstream_faults_are_tool_errors_audited_once() {
     struct Scripted(Result<HttpResponse, HttpError>);
