@@ -308,7 +308,9 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
             format!("the tool {name} is larger than {} bytes once generated; skipped", curation::MAX_TOOL_DEF_BYTES),
         ));
     }
-    let (added, removed, changed) = merge_tools(svc, app, generated).await?;
+    let mut plan = merge_tools(svc, app, generated).await?;
+    let (added, removed, changed) =
+        (std::mem::take(&mut plan.added), std::mem::take(&mut plan.removed), std::mem::take(&mut plan.changed));
     let record = ImportRecord {
         id: import_id.clone(),
         app_id: app.id.clone(),
@@ -348,7 +350,21 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         let _ = svc.kv.delete(&record.document_key).await;
         return Err(e.into());
     }
-    if let Err(e) = store::insert_import(svc.db, &record).await {
+    // The tools' writes and the record in one atomic batch when they fit (at most 8 MB
+    // of new and changed definitions, 80 refreshes and retirements); a larger import writes
+    // its tools first (`service::curation`).
+    let written = if curation::fits_one_batch(&plan) {
+        let mut all = curation::statements(&app.workspace_id, &app.id, &plan, svc.now_ms)?;
+        drop(plan);
+        all.extend(store::import_statements(&record));
+        svc.db.batch(&all).await.map(|_| ())
+    } else {
+        match curation::write(svc.db, &app.workspace_id, &app.id, &plan, svc.now_ms).await {
+            Ok(()) => store::insert_import(svc.db, &record).await,
+            Err(e) => Err(e),
+        }
+    };
+    if let Err(e) = written {
         // No row names the document: it goes, or nothing would ever delete it. Unless the write
         // went through after all (an error after the commit): it stays when the row is there
         // or that cannot be told.
@@ -360,19 +376,20 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
     Ok(record)
 }
 
-/// Merges a new import's tools into the app, keeping curation (`service::curation`).
+/// A new import's tools merged into the app's, keeping curation (`service::curation`): the
+/// settled plan, not written yet.
 async fn merge_tools<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     app: &App,
     generated: Vec<crate::store::apps::ToolRow>,
-) -> Result<(Vec<String>, Vec<String>, Vec<String>), ApiError> {
+) -> Result<curation::MergePlan, ApiError> {
     let (existing, lengths) = store::all_tools_without_defs(svc.db, &app.workspace_id, &app.id).await?;
     let mut plan = curation::plan_merge(&existing, generated);
     for row in &mut plan.inserts {
         row.id = random_id("tool_")?;
     }
-    curation::apply(svc.db, &app.workspace_id, &app.id, &mut plan, &lengths, svc.now_ms).await?;
-    Ok((plan.added, plan.removed, plan.changed))
+    curation::settle_all(svc.db, &app.workspace_id, &app.id, &mut plan, &lengths).await?;
+    Ok(plan)
 }
 
 pub async fn imports<D: Db, K: Kv, H: Http>(

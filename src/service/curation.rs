@@ -136,20 +136,20 @@ pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-// TODO(issue 19): the inserts, refreshes and retirements are separate round trips, so a D1
-// failure between them leaves a half-merged app and no import record until the import is sent
-// again (which settles the rows as unchanged: tests/integration/faults.rs); stage the rows or
-// record a pending import that a retry or the cron finishes.
-/// Writes a plan whose inserts have ids: the matches are settled (their stored definitions
-/// read [`MATCHES_PER_READ`] at a time), then packed inserts, then the refreshes and
-/// retirements in batches of [`STATEMENTS_PER_BATCH`] (each batch atomic).
-pub async fn apply(
+// An import's tool writes and its record are one atomic batch when they fit
+// ([`fits_one_batch`]: at most 8 MB of new and changed definitions, 80 other changes). TODO(import staging): a larger one
+// is written in several batches before its record, so a D1 failure between them leaves a
+// half-merged app and no import record until the import is sent again (which settles the rows
+// as unchanged: tests/integration/faults.rs); stage the rows or record a pending import that a
+// retry or the cron finishes.
+/// Settles a plan's matches against the stored definitions (read [`MATCHES_PER_READ`] at a
+/// time): afterwards its inserts, refreshes and retirements are final.
+pub async fn settle_all(
     db: &impl Db,
     ws: &str,
     app_id: &str,
     plan: &mut MergePlan,
     stored_lengths: &std::collections::HashMap<String, usize>,
-    now: i64,
 ) -> Result<(), StoreError> {
     while !plan.matches.is_empty() {
         // Only a stored definition of the new one's length can be equal: those are read, up to
@@ -169,8 +169,41 @@ pub async fn apply(
         let stored = if ids.is_empty() { Default::default() } else { store::tool_defs(db, ws, app_id, &ids).await? };
         settle(plan, n, &stored);
     }
+    Ok(())
+}
+
+/// The writes of a settled plan whose inserts have ids, as statements: packed inserts, then
+/// the refreshes and retirements (for [`fits_one_batch`] plans: they are held all at once).
+pub fn statements(
+    ws: &str,
+    app_id: &str,
+    plan: &MergePlan,
+    now: i64,
+) -> Result<Vec<crate::store::Statement<'static>>, StoreError> {
+    let mut out = store::insert_tools_statements(ws, app_id, &plan.inserts)?;
+    out.extend(plan.refreshes.iter().map(|(id, row)| store::refresh_statement(ws, app_id, id, row, now)));
+    out.extend(plan.retired.iter().map(|id| store::retire_statement(ws, app_id, id, now)));
+    Ok(out)
+}
+
+/// The most refreshes and retirements, and definition bytes, an import writes in one atomic
+/// batch with its record (about 100 statements, 8 MB); a larger one (thousands of changed tools,
+/// or tens of MB of definitions) is written by [`write`] first and recorded after (see the TODO
+/// above).
+pub const ATOMIC_IMPORT_CHANGES: usize = 80;
+pub const ATOMIC_IMPORT_BYTES: usize = 8 << 20;
+
+/// Whether a settled plan is written in one batch with its import's record.
+pub fn fits_one_batch(plan: &MergePlan) -> bool {
+    let bytes: usize = plan.inserts.iter().chain(plan.refreshes.iter().map(|(_, r)| r)).map(|r| r.def_json.len()).sum();
+    plan.refreshes.len() + plan.retired.len() <= ATOMIC_IMPORT_CHANGES && bytes <= ATOMIC_IMPORT_BYTES
+}
+
+/// Writes a settled plan too large for one batch: packed inserts one statement at a time, then
+/// the refreshes and retirements in batches of [`STATEMENTS_PER_BATCH`] (each batch atomic).
+pub async fn write(db: &impl Db, ws: &str, app_id: &str, plan: &MergePlan, now: i64) -> Result<(), StoreError> {
     store::insert_tools(db, ws, app_id, &plan.inserts).await?;
-    let statements: Vec<(&'static str, Vec<crate::store::SqlValue>)> = plan
+    let statements: Vec<crate::store::Statement<'static>> = plan
         .refreshes
         .iter()
         .map(|(id, row)| store::refresh_statement(ws, app_id, id, row, now))

@@ -11,6 +11,9 @@ use crate::store::servers::{self as store, Server};
 use crate::store::{Db, Kv, StoreError};
 
 /// The highest manifest version ever written for a server (0 when none).
+/// TODO(scale): KV is read-your-writes only where it was written, so two publishes of one server
+/// from two locations within a minute could pick the same number; number versions from D1
+/// (`server_versions`) before 100x (docs/scale.md).
 pub async fn latest_version(kv: &impl Kv, server_id: &str) -> Result<i64, StoreError> {
     let raw = kv.get(&manifest::latest_key(server_id)).await?;
     Ok(raw.and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(0))
@@ -117,7 +120,7 @@ pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), St
     for v in 1..=s.published_version.unwrap_or(0).max(latest) {
         let key = manifest::manifest_key(&s.id, v);
         // A format-3 head names its parts.
-        // TODO(issue 19): a server of many large versions can exceed one invocation's KV
+        // TODO(kv-budget): a server of many large versions can exceed one invocation's KV
         // operations here; sweep superseded versions from the cron, a budget per run.
         let head = kv.get(&key).await?.unwrap_or_default();
         for part in crate::mcp::shards::part_keys(&head, &s.id, v) {

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{opt_text, row_i64, text, Db, Row, SqlValue, StoreError};
+use super::{opt_text, row_i64, text, Db, Row, SqlValue, Statement, StoreError};
 use crate::openapi::{Problem, SecuritySchemeInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -164,6 +164,11 @@ pub struct ImportRecord {
 /// Records an import in one atomic write: its row, the app's current import, and the app's
 /// servers back to unverified (their tools changed).
 pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreError> {
+    db.batch(&import_statements(i)).await.map(|_| ())
+}
+
+/// The statements of [`insert_import`] (also the tail of an import written in one batch).
+pub fn import_statements(i: &ImportRecord) -> Vec<Statement<'static>> {
     let sql = "INSERT INTO imports (id, app_id, workspace_id, source_kind, source_url, document_key, document_sha256, \
                document_bytes, spec_version, title, api_version, tool_count, warning_count, added_count, removed_count, \
                changed_count, report_json, created_at, commit_json, restored_from) \
@@ -192,13 +197,11 @@ pub async fn insert_import(db: &impl Db, i: &ImportRecord) -> Result<(), StoreEr
     ];
     let current = "UPDATE apps SET current_import_id = ?3, updated_at = ?4 WHERE workspace_id = ?1 AND id = ?2";
     let (ws, app) = (SqlValue::from(i.workspace_id.as_str()), SqlValue::from(i.app_id.as_str()));
-    db.batch(&[
+    vec![
         (sql, row),
         (current, vec![ws.clone(), app.clone(), i.id.as_str().into(), i.created_at.into()]),
         (super::servers::RESET_FOR_APP, vec![ws, app, i.created_at.into()]),
-    ])
-    .await
-    .map(|_| ())
+    ]
 }
 
 pub async fn list_imports(db: &impl Db, ws: &str, app_id: &str) -> Result<Vec<ImportRecord>, StoreError> {
@@ -482,10 +485,33 @@ pub async fn name_taken(
 /// JSON bytes of the rows one insert statement carries (one bound parameter; D1 takes 2 MB).
 const INSERT_JSON_BYTES: usize = 1 << 20;
 
-/// Inserts new tools: rows packed as one JSON list per statement, at most [`INSERT_JSON_BYTES`]
-/// each (about 30 statements for 10,000 tools); a row whose JSON alone is larger (a definition
-/// full of escapes) is bound column by column in a statement of its own.
+/// Inserts new tools, one packed statement at a time (so a 10,000-tool import holds one
+/// statement's JSON, not all of them): [`insert_tools_statements`] for runs of rows.
 pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]) -> Result<(), StoreError> {
+    let mut start = 0;
+    while start < rows.len() {
+        let (mut end, mut bytes) = (start, 0);
+        while end < rows.len() && (end == start || bytes + rows[end].def_json.len() < INSERT_JSON_BYTES / 2) {
+            bytes += rows[end].def_json.len();
+            end += 1;
+        }
+        for (sql, params) in insert_tools_statements(ws, app_id, &rows[start..end])? {
+            db.execute(sql, &params).await?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The statements that insert new tools: rows packed as one JSON list per statement, at most
+/// [`INSERT_JSON_BYTES`] each (about 30 statements for 10,000 tools); a row whose JSON alone is
+/// larger (a definition full of escapes) is bound column by column in a statement of its own.
+pub fn insert_tools_statements(
+    ws: &str,
+    app_id: &str,
+    rows: &[ToolRow],
+) -> Result<Vec<Statement<'static>>, StoreError> {
+    let mut out: Vec<Statement<'static>> = Vec::new();
     let packed_sql =
         "INSERT INTO tools (id, app_id, workspace_id, operation_key, generated_name, name, description, enabled, \
                method, path, tags_json, def_json, updated_at) \
@@ -527,13 +553,13 @@ pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]
                 t.def_json.as_str().into(),
                 t.updated_at.into(),
             ];
-            db.execute(sql, &params).await?;
+            out.push((sql, params.to_vec()));
             continue;
         }
         if packed.len() + row.len() + 2 > INSERT_JSON_BYTES {
             packed.push(']');
             let list = std::mem::replace(&mut packed, "[".into());
-            db.execute(packed_sql, &[ws.into(), app_id.into(), SqlValue::Text(list)]).await?;
+            out.push((packed_sql, vec![ws.into(), app_id.into(), SqlValue::Text(list)]));
         }
         if packed.len() > 1 {
             packed.push(',');
@@ -542,9 +568,9 @@ pub async fn insert_tools(db: &impl Db, ws: &str, app_id: &str, rows: &[ToolRow]
     }
     if packed.len() > 1 {
         packed.push(']');
-        db.execute(packed_sql, &[ws.into(), app_id.into(), SqlValue::Text(packed)]).await?;
+        out.push((packed_sql, vec![ws.into(), app_id.into(), SqlValue::Text(packed)]));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The statement that replaces the generated part of a tool (re-import), keeping the
