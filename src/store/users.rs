@@ -94,10 +94,10 @@ pub(crate) fn user_from_row(row: &Row, prefix: &str) -> Result<User, StoreError>
     })
 }
 
-/// Creates an account with a fresh `usr_` id. `Ok(None)`: the email (in any case) is taken.
-/// Creates an account and its first workspace `(id, name)` in one atomic write: a failure leaves
-/// no account without a workspace (whose address could not sign up again). `None` when the
-/// address is taken (nothing is written).
+/// Creates an account with a fresh `usr_` id and its first workspace `(id, name)` with the owner's
+/// membership, in one atomic write: a failure leaves no account without a workspace (whose
+/// address could not sign up again). `Ok(None)`: the email (in any case) is taken, and nothing
+/// is written.
 pub async fn create(
     db: &impl Db,
     new: &NewUser<'_>,
