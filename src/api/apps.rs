@@ -114,8 +114,10 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
     let keys = store::document_keys(svc.db, &m.workspace_id, app_id).await?;
     // The app's servers go with it (ON DELETE CASCADE): take them off the air first, or their
     // KV manifests, credentials and access keys would keep answering with no row to revoke.
-    for srv in servers_store::list(svc.db, &m.workspace_id).await?.iter().filter(|s| s.app_id == app_id) {
-        crate::service::lifecycle::delete_all(svc.db, svc.kv, srv).await?;
+    let mut seen = Vec::new();
+    for srv in servers_store::list(svc.db, &m.workspace_id).await?.into_iter().filter(|s| s.app_id == app_id) {
+        let v = crate::service::lifecycle::delete_all(svc.db, svc.kv, &srv).await?;
+        seen.push((srv, v));
     }
     // The stored documents go before the rows that name them: a failure in between leaves an
     // app whose documents are gone (sending the delete again finishes), never a document that
@@ -124,6 +126,10 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
         svc.kv.delete(&k).await?;
     }
     store::delete_app(svc.db, &m.workspace_id, app_id).await?;
+    // Versions a racing publish staged after `delete_all` looked (`lifecycle::sweep_after_delete`).
+    for (srv, v) in &seen {
+        crate::service::lifecycle::sweep_after_delete(svc.kv, srv, *v).await;
+    }
     Ok(Response::no_content())
 }
 

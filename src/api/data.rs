@@ -176,8 +176,10 @@ pub async fn delete_workspace_data<D: Db, K: Kv, H: Http>(
     svc: &Services<'_, D, K, H>,
     ws: &str,
 ) -> Result<(), ApiError> {
+    let mut seen = Vec::new();
     for s in servers_store::list(svc.db, ws).await? {
-        crate::service::lifecycle::delete_all(svc.db, svc.kv, &s).await?;
+        let v = crate::service::lifecycle::delete_all(svc.db, svc.kv, &s).await?;
+        seen.push((s, v));
     }
     for key in apps_store::workspace_document_keys(svc.db, ws).await? {
         svc.kv.delete(&key).await?;
@@ -190,6 +192,10 @@ pub async fn delete_workspace_data<D: Db, K: Kv, H: Http>(
     crate::store::usage::tombstone(svc.db, ws, svc.now_ms).await?;
     audit::delete_for_workspace(svc.db, ws).await?;
     workspaces::delete(svc.db, ws).await?;
+    // Versions a racing publish staged after `delete_all` looked (`lifecycle::sweep_after_delete`).
+    for (s, v) in &seen {
+        crate::service::lifecycle::sweep_after_delete(svc.kv, s, *v).await;
+    }
     crate::store::usage::delete_for_workspace(svc.db, ws).await?;
     Ok(())
 }
@@ -238,7 +244,12 @@ pub async fn delete_account<D: Db, K: Kv, H: Http>(
             crate::service::members::revoke_keys_created_by(svc.db, svc.kv, &w.id, &s.user_id, svc.now_ms).await?;
         }
     }
-    crate::service::accounts::delete_user(svc.db, &s.user_id).await?;
+    crate::service::accounts::delete_user(svc.db, &s.user_id, svc.now_ms).await?;
+    // The mirrors of every key the account revoked now, in any workspace, go again: one made
+    // by another of its sessions while this ran is caught here.
+    for h in servers_store::key_hashes_created_by(svc.db, None, &s.user_id, svc.now_ms).await? {
+        svc.kv.delete(&crate::manifest::access_key_key(&h)).await?;
+    }
     Ok(Response::no_content().with_header("set-cookie", crate::auth::session::clear_cookie()))
 }
 

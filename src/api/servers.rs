@@ -620,8 +620,11 @@ pub async fn delete<D: Db, K: Kv, H: Http>(
 ) -> Result<Response, ApiError> {
     m.require_admin()?;
     let s = load(svc, m, id).await?;
-    lifecycle::delete_all(svc.db, svc.kv, &s).await?;
+    let seen = lifecycle::delete_all(svc.db, svc.kv, &s).await?;
     store::delete(svc.db, &m.workspace_id, id).await?;
+    // A publish that raced the deletion may have staged (and pointed to) a version after
+    // `delete_all` read the highest one: it goes now that no row can record another.
+    lifecycle::sweep_after_delete(svc.kv, &s, seen).await;
     Ok(Response::no_content())
 }
 
@@ -740,6 +743,7 @@ pub async fn create_key<D: Db, K: Kv, H: Http>(
     // have missed this mirror, so it goes here (its secret is never shown).
     if !store::key_admitted(svc.db, &m.workspace_id, &key.id).await? {
         svc.kv.delete(&mirror_key).await?;
+        let _ = store::revoke_key(svc.db, &m.workspace_id, &key.id, svc.now_ms).await;
         return Err(ApiError::not_found());
     }
     Response::created(&CreatedKey { info: key, key: secret, note: "Copy this key now: it is shown only once.".into() })
@@ -1133,19 +1137,22 @@ pub async fn publish<D: Db, K: Kv, H: Http>(
     if keep != Some(None) {
         crate::store::key_users::revoke_stale(svc.db, &m.workspace_id, &s.id, keep.flatten().as_deref()).await?;
     }
-    if let Err(e) = lifecycle::go_live(svc.kv, &s, version).await {
-        // If the live pointer surely does not name this version, the owner's view goes back to
-        // the one on the air (best effort). When in doubt (the write may have gone through) the
-        // record stays: D1 ahead of KV is the side that serves nothing unrecorded.
-        if matches!(lifecycle::live_version(svc.kv, &s.id).await, Ok(v) if v != Some(version)) {
-            let _ = store::unrecord_publish(svc.db, &m.workspace_id, &s.id, version, s.published_version).await;
-        }
-        return Err(e.into());
-    }
+    let went_live = lifecycle::go_live(svc.kv, &s, version).await;
     if store::get(svc.db, &m.workspace_id, &s.id).await?.is_none() {
         // Deleted between the record and the live pointer: off the air again, staged parts gone.
         lifecycle::discard_version(svc.kv, &s, version, &done.head).await;
         return Err(ApiError::not_found());
+    }
+    if let Err(e) = went_live {
+        // If the live pointer surely does not name this version, the owner's view goes back to
+        // the version it does name (best effort). When in doubt (the write may have gone
+        // through) the record stays: D1 ahead of KV is the side that serves nothing unrecorded.
+        if let Ok(live) = lifecycle::live_version(svc.kv, &s.id).await {
+            if live != Some(version) {
+                let _ = store::unrecord_publish(svc.db, &m.workspace_id, &s.id, version, live).await;
+            }
+        }
+        return Err(e.into());
     }
     let s = load(svc, m, id).await?;
     Response::ok(&Published {

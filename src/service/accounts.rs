@@ -66,9 +66,11 @@ pub async fn reset_password(
 /// ON DELETE CASCADE, so it holds even where foreign keys are off). Workspaces are the caller's
 /// decision first (`api::data::delete_account` deletes those the user alone owns). Returns
 /// whether the user existed.
-pub async fn delete_user(db: &impl Db, user_id: &str) -> Result<bool, StoreError> {
+pub async fn delete_user(db: &impl Db, user_id: &str, now_ms: i64) -> Result<bool, StoreError> {
     let changed = db
         .batch(&[
+            // A key the user made while the deletion ran (another session) goes with them too.
+            (crate::store::servers::REVOKE_ALL_KEYS_CREATED_BY, vec![user_id.into(), now_ms.into()]),
             (sessions::DELETE_FOR_USER, vec![user_id.into()]),
             (connections::DELETE_FOR_USER, vec![user_id.into()]),
             (tokens::DELETE_ALL_FOR_USER, vec![user_id.into()]),

@@ -191,7 +191,8 @@ pub fn statements(
 /// or tens of MB of definitions) is written by [`write`] first and recorded after (see the TODO
 /// above).
 pub const ATOMIC_IMPORT_CHANGES: usize = 80;
-pub const ATOMIC_IMPORT_BYTES: usize = 8 << 20;
+/// (JSON escaping can double definitions in the packed statements: about 8 MB at most.)
+pub const ATOMIC_IMPORT_BYTES: usize = 4 << 20;
 
 /// Whether a settled plan is written in one batch with its import's record.
 pub fn fits_one_batch(plan: &MergePlan) -> bool {

@@ -113,8 +113,9 @@ pub async fn retract(kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
 }
 
 /// Deletes every KV key of a server: live pointer, manifests, credential, access keys. Called
-/// before the server's rows go (server, app, workspace or account deletion).
-pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), StoreError> {
+/// before the server's rows go (server, app, workspace or account deletion). Returns the
+/// highest version it saw, for [`sweep_after_delete`].
+pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<i64, StoreError> {
     kv.delete(&manifest::live_key(&s.id)).await?;
     let latest = latest_version(kv, &s.id).await?;
     for v in 1..=s.published_version.unwrap_or(0).max(latest) {
@@ -136,5 +137,19 @@ pub async fn delete_all(db: &impl Db, kv: &impl Kv, s: &Server) -> Result<(), St
     for k in store::list_keys(db, &s.workspace_id, &s.id).await? {
         kv.delete(&manifest::access_key_key(&k.key_hash)).await?;
     }
-    Ok(())
+    Ok(s.published_version.unwrap_or(0).max(latest))
+}
+
+/// After a server's row is gone: the live pointer and any version above `seen` (staged by a
+/// publish that raced the deletion) go (best effort; without a row nothing else would).
+pub async fn sweep_after_delete(kv: &impl Kv, s: &Server, seen: i64) {
+    let _ = kv.delete(&manifest::live_key(&s.id)).await;
+    let latest = latest_version(kv, &s.id).await.unwrap_or(seen);
+    for v in seen + 1..=latest {
+        let head = kv.get(&manifest::manifest_key(&s.id, v)).await.ok().flatten().unwrap_or_default();
+        discard_version(kv, s, v, &head).await;
+    }
+    if latest > seen {
+        let _ = kv.delete(&manifest::latest_key(&s.id)).await;
+    }
 }

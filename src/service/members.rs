@@ -82,7 +82,7 @@ pub async fn remove_and_revoke_keys(
         (invitations::DELETE_BY_INVITER, vec![ws.into(), user_id.into()]),
     ])
     .await?;
-    drop_mirrors_created_by(db, kv, ws, user_id).await
+    drop_mirrors_created_by(db, kv, ws, user_id, now_ms).await
 }
 
 /// Revokes every live access key a user created in a workspace (account deletion, where the
@@ -99,14 +99,20 @@ pub async fn revoke_keys_created_by(
         kv.delete(&crate::manifest::access_key_key(&h)).await?;
     }
     servers::revoke_keys_created_by(db, ws, user_id, now_ms).await?;
-    drop_mirrors_created_by(db, kv, ws, user_id).await
+    drop_mirrors_created_by(db, kv, ws, user_id, now_ms).await
 }
 
 /// After a departure's write: the mirrors of every key the user created in the workspace go
 /// (again). A key whose row or mirror was written while the departure ran would otherwise keep
 /// working (`create_key` checks its own key once its mirror is written, for the other order).
-async fn drop_mirrors_created_by(db: &impl Db, kv: &impl Kv, ws: &str, user_id: &str) -> Result<(), StoreError> {
-    for h in servers::key_hashes_created_by(db, ws, user_id).await? {
+async fn drop_mirrors_created_by(
+    db: &impl Db,
+    kv: &impl Kv,
+    ws: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for h in servers::key_hashes_created_by(db, Some(ws), user_id, now).await? {
         kv.delete(&crate::manifest::access_key_key(&h)).await?;
     }
     Ok(())

@@ -331,17 +331,31 @@ pub async fn revoke_keys_created_by(db: &impl Db, ws: &str, user_id: &str, now: 
     db.execute(REVOKE_KEYS_CREATED_BY, &[ws.into(), user_id.into(), now.into()]).await
 }
 
-/// The hashes of every key a user created in a workspace, revoked or not (a removal deletes
-/// their mirrors again after its write: a key created while it ran is caught).
-pub async fn key_hashes_created_by(db: &impl Db, ws: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
-    let sql = "SELECT key_hash FROM server_access_keys WHERE workspace_id = ?1 AND created_by = ?2";
-    db.query(sql, &[ws.into(), user_id.into()]).await?.iter().map(|r| text(r, "key_hash")).collect()
+/// The hashes of the keys a user created in a workspace (every workspace: `ws` `None`) that are
+/// live or were revoked at `now` or later: what a departure revoked, whose mirrors it deletes
+/// again after its write (a key created while it ran is caught; older revocations are not
+/// swept again, so the sweep stays bounded).
+pub async fn key_hashes_created_by(
+    db: &impl Db,
+    ws: Option<&str>,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let sql = "SELECT key_hash FROM server_access_keys WHERE (?1 IS NULL OR workspace_id = ?1) AND created_by = ?2 \
+               AND (revoked_at IS NULL OR revoked_at >= ?3)";
+    db.query(sql, &[ws.into(), user_id.into(), now.into()]).await?.iter().map(|r| text(r, "key_hash")).collect()
 }
+
+/// Revokes every key a user created, in every workspace (`?1` user, `?2` now): part of an
+/// account's deletion.
+pub const REVOKE_ALL_KEYS_CREATED_BY: &str =
+    "UPDATE server_access_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE created_by = ?1";
 
 /// Whether a key is still one to admit: not revoked, its server there, its creator still a
 /// member (a key made while its creator was being removed, or its server deleted, is not).
 pub async fn key_admitted(db: &impl Db, ws: &str, key_id: &str) -> Result<bool, StoreError> {
-    let sql = "SELECT 1 AS ok FROM server_access_keys k JOIN servers s ON s.id = k.server_id \
+    let sql = "SELECT 1 AS ok FROM server_access_keys k \
+               JOIN servers s ON s.id = k.server_id AND s.workspace_id = k.workspace_id \
                JOIN memberships m ON m.workspace_id = k.workspace_id AND m.user_id = k.created_by \
                WHERE k.workspace_id = ?1 AND k.id = ?2 AND k.revoked_at IS NULL";
     Ok(!db.query(sql, &[ws.into(), key_id.into()]).await?.is_empty())

@@ -467,8 +467,8 @@ fn deleting_a_user_removes_the_account_and_its_sessions() {
     let db = SqliteDb::migrated();
     let user = signed_up(&db, "ada@example.com");
     let s = logged_in(&db, &user.id, NOW);
-    assert!(block_on(flowcp::service::accounts::delete_user(&db, &user.id)).unwrap());
-    assert!(!block_on(flowcp::service::accounts::delete_user(&db, &user.id)).unwrap());
+    assert!(block_on(flowcp::service::accounts::delete_user(&db, &user.id, NOW)).unwrap());
+    assert!(!block_on(flowcp::service::accounts::delete_user(&db, &user.id, NOW)).unwrap());
     assert_eq!(block_on(users::find_by_id(&db, &user.id)).unwrap(), None);
     assert!(block_on(sessions::find_live(&db, &s.id_hash, NOW)).unwrap().is_none());
     let n = block_on(db.query("SELECT COUNT(*) AS n FROM sessions", &[])).unwrap();
