@@ -356,7 +356,7 @@ pub async fn import_bytes<D: Db, K: Kv, H: Http>(
         let _ = svc.kv.delete(&record.document_key).await;
         return Err(e.into());
     }
-    // The tools' writes and the record in one atomic batch when they fit (at most 8 MB
+    // The tools' writes and the record in one atomic batch when they fit (at most 4 MB
     // of new and changed definitions, 80 refreshes and retirements); a larger import writes
     // its tools first (`service::curation`).
     let written = if curation::fits_one_batch(&plan) {

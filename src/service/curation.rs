@@ -137,8 +137,8 @@ pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
 }
 
 // An import's tool writes and its record are one atomic batch when they fit
-// ([`fits_one_batch`]: at most 8 MB of new and changed definitions, 80 other changes). TODO(import staging): a larger one
-// is written in several batches before its record, so a D1 failure between them leaves a
+// ([`fits_one_batch`]: at most 4 MB of new and changed definitions, 80 other changes).
+// TODO(import staging): a larger one is written in several batches before its record, so a D1 failure between them leaves a
 // half-merged app and no import record until the import is sent again (which settles the rows
 // as unchanged: tests/integration/faults.rs); stage the rows or record a pending import that a
 // retry or the cron finishes.
@@ -187,9 +187,9 @@ pub fn statements(
 }
 
 /// The most refreshes and retirements, and definition bytes, an import writes in one atomic
-/// batch with its record (about 100 statements, 8 MB); a larger one (thousands of changed tools,
-/// or tens of MB of definitions) is written by [`write`] first and recorded after (see the TODO
-/// above).
+/// batch with its record (about 100 statements, 4 MB of definitions); a larger one (thousands
+/// of changed tools, or many MB of definitions) is written by [`write`] first and recorded
+/// after (see the TODO above).
 pub const ATOMIC_IMPORT_CHANGES: usize = 80;
 /// (JSON escaping can double definitions in the packed statements: about 8 MB at most.)
 pub const ATOMIC_IMPORT_BYTES: usize = 4 << 20;
