@@ -138,10 +138,10 @@ pub fn unique_name(name: &str, taken: &BTreeSet<String>) -> String {
 
 // An import's tool writes and its record are one atomic batch when they fit
 // ([`fits_one_batch`]: at most 4 MB of new and changed definitions, 80 other changes).
-// TODO(import staging): a larger one is written in several batches before its record, so a D1 failure between them leaves a
-// half-merged app and no import record until the import is sent again (which settles the rows
-// as unchanged: tests/integration/faults.rs); stage the rows or record a pending import that a
-// retry or the cron finishes.
+// TODO(import staging): a larger one is written in several batches before its record, so a D1
+// failure between them leaves a half-merged app and no import record until the import is sent
+// again (which settles the rows as unchanged: tests/integration/faults.rs); stage the rows or
+// record a pending import that a retry or the cron finishes.
 /// Settles a plan's matches against the stored definitions (read [`MATCHES_PER_READ`] at a
 /// time): afterwards its inserts, refreshes and retirements are final.
 pub async fn settle_all(
